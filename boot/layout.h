@@ -1,0 +1,46 @@
+/*
+ * Offsets and constants shared by boot/head.S and firmware/src/arch.
+ * Keep in step with firmware/src/arch/lowcore.rs and arch/interrupt.rs
+ * (compile-time asserts there check the Rust side).
+ */
+#ifndef ZVTEST_LAYOUT_H
+#define ZVTEST_LAYOUT_H
+
+#define STACK_FRAME_OVERHEAD	160
+
+/* Interrupt classes, in lowcore order. */
+#define CLASS_RESTART		0
+#define CLASS_EXTERNAL		1
+#define CLASS_SVC		2
+#define CLASS_PROGRAM		3
+#define CLASS_MCCK		4
+#define CLASS_IO		5
+
+#define LC_OLD_PSWS		0x120
+#define LC_NEW_PSWS		0x1a0
+#define LC_NEW_PSWS_LEN		96
+/* Software area of the lowcore: one 128-byte register save area a class. */
+#define LC_SAVE_AREA		0x200
+#define LC_SAVE_AREA_STRIDE	0x80
+#define LC_SAVE_AREA_SHIFT	7
+#define LC_RESUME_PSW		0x580
+
+/* Interrupt frame: ABI save area, then struct InterruptContext. */
+#define CTX			STACK_FRAME_OVERHEAD
+#define CTX_GPRS		(CTX + 0)
+#define CTX_PSW			(CTX + 128)
+#define CTX_FPC			(CTX + 144)
+#define CTX_FPRS		(CTX + 152)
+#define FRAME_SIZE		(CTX + 280)
+
+/* struct Recovery used by zvtest_try_call / zvtest_try_abort. */
+#define REC_GPRS		0
+#define REC_FPRS		80
+
+#define PSW_MASK_64		0x0000000180000000
+#define PSW_MASK_DISABLED_WAIT	0x0002000180000000
+/* Bits 45 (AFP registers) and 54 (service signal) over the reset value 0xe0. */
+#define CR0_INITIAL		0x00000000000402e0
+#define WAIT_CODE_MAIN_RETURNED	0x0dead002
+
+#endif

@@ -1,0 +1,126 @@
+//! The SCLP console: ASCII (VT220) and line mode, one SCCB per line.
+//!
+//! Output is collected a line at a time and written to every console the
+//! SCLP says it accepts. `Console` is a ufmt sink; use the `out!` macro.
+
+pub mod sclp;
+
+pub(crate) use sclp::on_service_signal;
+
+use crate::arch::interrupt::Global;
+use crate::arch::timer;
+use crate::sccb;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const TO_ASCII: u8 = 1;
+const TO_LINE_MODE: u8 = 2;
+static TARGETS: AtomicU8 = AtomicU8::new(TO_ASCII | TO_LINE_MODE);
+
+const LINE_MAX: usize = 512;
+
+#[derive(Clone, Copy)]
+struct Line {
+    buf: [u8; LINE_MAX],
+    len: usize,
+}
+
+static LINE: Global<Line> = Global::new(Line {
+    buf: [0; LINE_MAX],
+    len: 0,
+});
+
+/// Sets the event mask and learns which consoles exist. Without an answer
+/// both are tried on every line (z/VM advertises a VT220 that rejects data).
+pub fn init() {
+    let accepted = sclp::request(
+        sccb::CMD_WRITE_EVENT_MASK,
+        sccb::build_event_mask,
+        |s| (sccb::response_code(s) == sccb::RC_NORMAL).then(|| sccb::sclp_receive_mask(s)),
+    );
+    if let Ok(Some(mask)) = accepted {
+        let mut t = 0;
+        if u64::from(mask) & sccb::event_mask_bit(sccb::EVENT_ASCII, 4) != 0 {
+            t |= TO_ASCII;
+        }
+        if u64::from(mask) & sccb::event_mask_bit(sccb::EVENT_MESSAGE, 4) != 0 {
+            t |= TO_LINE_MODE;
+        }
+        if t != 0 {
+            TARGETS.store(t, Ordering::SeqCst);
+        }
+    }
+}
+
+fn write_line(text: &[u8]) {
+    let targets = TARGETS.load(Ordering::SeqCst);
+    if targets & TO_ASCII != 0 {
+        let ok = sclp::request(
+            sccb::CMD_WRITE_EVENT_DATA,
+            |s| sccb::build_ascii_write(s, text),
+            |s| sccb::response_code(s) == sccb::RC_NORMAL,
+        );
+        // A VT220 that refuses data is not used again; line mode remains.
+        if ok == Ok(false) && targets & TO_LINE_MODE != 0 {
+            TARGETS.fetch_and(!TO_ASCII, Ordering::SeqCst);
+        }
+    }
+    if targets & TO_LINE_MODE != 0 {
+        let body = text.strip_suffix(b"\n").unwrap_or(text);
+        let _ = sclp::request(
+            sccb::CMD_WRITE_EVENT_DATA,
+            |s| sccb::build_line_write(s, body),
+            |_| (),
+        );
+    }
+}
+
+/// Writes out a partial line, if any.
+pub fn flush() {
+    timer::critical(|| {
+        let mut line = LINE.get();
+        if line.len > 0 {
+            write_line(&line.buf[..line.len]);
+            line.len = 0;
+            LINE.set(line);
+        }
+    });
+}
+
+/// A ufmt sink for the console.
+pub struct Console;
+
+impl ufmt::uWrite for Console {
+    type Error = core::convert::Infallible;
+
+    fn write_str(&mut self, s: &str) -> Result<(), Self::Error> {
+        timer::critical(|| {
+            let mut line = LINE.get();
+            for &b in s.as_bytes() {
+                line.buf[line.len] = b;
+                line.len += 1;
+                if b == b'\n' || line.len == LINE_MAX {
+                    write_line(&line.buf[..line.len]);
+                    line.len = 0;
+                }
+            }
+            LINE.set(line);
+        });
+        Ok(())
+    }
+}
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let _ = ufmt::uWrite::write_str(self, s);
+        Ok(())
+    }
+}
+
+/// `out!("fmt", args..)`: ufmt-formatted console output.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut c = $crate::console::Console;
+        let _ = ufmt::uwrite!(c, $($arg)*);
+    }};
+}

@@ -1,0 +1,94 @@
+//! Memory sizing and the heap.
+//!
+//! The heap covers free RAM between the image (`_end`, which includes the
+//! stacks) and the area QEMU loads its s390-ccw BIOS into, 2-3 MiB under
+//! min(RAM, 2 GiB); we stay 4 MiB clear. Everything stays below 2 GiB so
+//! heap buffers are valid format-1 CCW data addresses.
+
+use crate::arch::{irq_disable, irq_restore, symbols};
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
+use linked_list_allocator::Heap;
+
+pub const BIOS_RESERVE: u64 = 4 << 20;
+const LOW_LIMIT: u64 = 2 << 30;
+
+/// linked_list_allocator's heap with interrupts disabled around each call:
+/// one CPU, and a check timeout can then never cut through the free list.
+pub struct IrqSafeHeap(UnsafeCell<Heap>);
+
+// SAFETY: one CPU; every access runs with interrupts disabled.
+unsafe impl Sync for IrqSafeHeap {}
+
+#[global_allocator]
+static HEAP: IrqSafeHeap = IrqSafeHeap(UnsafeCell::new(Heap::empty()));
+
+/// Size of the last request the heap could not satisfy (0 if none).
+pub static EXHAUSTED_AT: AtomicU64 = AtomicU64::new(0);
+
+impl IrqSafeHeap {
+    fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
+        let m = irq_disable();
+        // SAFETY: interrupts are off and nothing here re-enters the heap.
+        let r = f(unsafe { &mut *self.0.get() });
+        irq_restore(m);
+        r
+    }
+}
+
+// SAFETY: allocation is delegated to linked_list_allocator, serialised by
+// disabling interrupts.
+unsafe impl GlobalAlloc for IrqSafeHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.with(|h| h.allocate_first_fit(layout)) {
+            Ok(p) => p.as_ptr(),
+            Err(()) => {
+                EXHAUSTED_AT.store(layout.size() as u64, Ordering::SeqCst);
+                core::ptr::null_mut()
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            // SAFETY: `ptr` came from `alloc` with this layout.
+            self.with(|h| unsafe { h.deallocate(p, layout) });
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Where the heap goes for `memory` bytes of RAM; None if nothing is left.
+pub fn heap_range(memory: u64) -> Option<HeapRange> {
+    let start = (symbols::image_end() + 0xfff) & !0xfff;
+    let end = memory.min(LOW_LIMIT).checked_sub(BIOS_RESERVE)?;
+    (end > start).then_some(HeapRange { start, end })
+}
+
+/// Hands `range` to the allocator. Called once, before any allocation.
+pub fn init_heap(range: HeapRange) {
+    // SAFETY: `range` is free RAM that nothing else uses (see heap_range).
+    HEAP.with(|h| unsafe { h.init(range.start as *mut u8, (range.end - range.start) as usize) });
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeapStats {
+    pub size: u64,
+    pub used: u64,
+    pub free: u64,
+}
+
+pub fn heap_stats() -> HeapStats {
+    HEAP.with(|h| HeapStats {
+        size: h.size() as u64,
+        used: h.used() as u64,
+        free: h.free() as u64,
+    })
+}

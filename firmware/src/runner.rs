@@ -1,0 +1,307 @@
+//! The run: start-up, the TAP report, every selected check under a timeout,
+//! and the verdict in the final wait PSW.
+
+use crate::arch::interrupt::{
+    self, class_name, disarm_expectations, try_call, Global, InterruptContext, Recovery,
+    ABORT_TIMEOUT, CLASS_EXTERNAL, CLASS_IO, CLASS_PROGRAM,
+};
+use crate::arch::{self, lowcore, timer};
+use crate::check::{Check, Outcome};
+use crate::cmdline::{self, Config};
+use crate::console::{self, sclp, Console};
+use crate::decode::{external_code_name, program_code_has_teid, program_code_name};
+use crate::fmt::{Hex, HexW};
+use crate::host::{self, FacilityRanges, HostKind};
+use crate::memory::{self, HeapRange};
+use crate::tap::TapWriter;
+use crate::verdict::{wait_address, Abort};
+use crate::{out, suites};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// What the checks get to work with.
+pub struct Machine {
+    pub cfg: Config,
+    /// Storage size reported by SCLP.
+    pub memory: u64,
+    pub cpus: u16,
+    pub heap: HeapRange,
+    pub host: HostInfo,
+}
+
+pub struct HostInfo {
+    pub kind: HostKind,
+    pub level: u8,
+    pub manufacturer: String,
+    pub machine_type: String,
+    pub control_program: String,
+    pub facilities: [u64; 4],
+}
+
+impl HostInfo {
+    pub fn has_facility(&self, bit: usize) -> bool {
+        bit < 256 && self.facilities[bit / 64] & (1 << (63 - bit % 64)) != 0
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RunState {
+    tap: TapWriter,
+    qemu: bool,
+    current: &'static str,
+}
+
+static STATE: Global<RunState> = Global::new(RunState {
+    tap: TapWriter::new(),
+    qemu: true,
+    current: "",
+});
+
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+fn ebcdic_string(field: &[u8]) -> String {
+    let mut buf = [0u8; 16];
+    String::from(crate::ebcdic::decode_field(field, &mut buf))
+}
+
+fn probe_host() -> HostInfo {
+    let level = arch::stsi_level();
+    let mut page = alloc::boxed::Box::new(Page([0; 4096]));
+    let (mut manufacturer, mut machine_type, mut control_program) =
+        (String::new(), String::new(), String::new());
+    if arch::stsi(&mut page.0, 1, 1, 1) == 0 {
+        manufacturer = ebcdic_string(&page.0[32..48]);
+        machine_type = ebcdic_string(&page.0[48..52]);
+    }
+    if level >= 3 && arch::stsi(&mut page.0, 3, 2, 2) == 0 && page.0[31] > 0 {
+        control_program = ebcdic_string(&page.0[56..72]);
+    }
+    let mut facilities = [0u64; 4];
+    arch::stfle(&mut facilities);
+    HostInfo {
+        kind: host::classify(level, &manufacturer, &control_program),
+        level,
+        manufacturer,
+        machine_type,
+        control_program,
+        facilities,
+    }
+}
+
+/// Entered from boot/head.S with interrupts disabled and new PSWs installed.
+#[no_mangle]
+extern "C" fn zvtest_main() -> ! {
+    timer::init();
+    console::init();
+    let _ = TapWriter::header(&mut Console);
+    out!("# zvtest {}\n", env!("CARGO_PKG_VERSION"));
+
+    let Some(scp) = sclp::read_scp_info() else {
+        bail_out(Abort::NoMemoryInfo, "SCLP Read SCP Info gave no storage size");
+    };
+    let Some(heap) = memory::heap_range(scp.memory) else {
+        bail_out(Abort::NoMemoryInfo, "no free storage for a heap");
+    };
+    memory::init_heap(heap);
+    let raw_cmdline = lowcore::ipl_cmdline();
+    let parsed = cmdline::parse(raw_cmdline);
+    let host = probe_host();
+    set_qemu(host.kind.is_qemu());
+
+    out!(
+        "# host: {} (STSI level {}, manufacturer '{}', type '{}', control program '{}')\n",
+        host.kind.name(),
+        host.level,
+        host.manufacturer.as_str(),
+        host.machine_type.as_str(),
+        host.control_program.as_str()
+    );
+    out!("# memory: {} MiB, cpus: {}\n", scp.memory >> 20, scp.cpus);
+    out!(
+        "# heap: {}-{} ({} MiB)\n",
+        Hex(heap.start),
+        Hex(heap.end),
+        (heap.end - heap.start) >> 20
+    );
+    out!("# facilities: {}\n", FacilityRanges(&host.facilities));
+    let shown = raw_cmdline.iter().position(|&b| b == 0).unwrap_or(raw_cmdline.len());
+    out!(
+        "# command line: '{}'\n",
+        core::str::from_utf8(&raw_cmdline[..shown]).unwrap_or("(not ASCII)")
+    );
+
+    let cfg = match parsed {
+        Ok(cfg) => cfg,
+        Err(e) => bail_out(
+            Abort::CommandLine,
+            &crate::format!("command line: {}", e),
+        ),
+    };
+    let mut machine = Machine {
+        cfg,
+        memory: scp.memory,
+        cpus: scp.cpus,
+        heap,
+        host,
+    };
+    let selected: Vec<&Check<Machine>> = suites::ALL
+        .iter()
+        .filter(|c| c.is_selected(&machine.cfg))
+        .collect();
+    let _ = TapWriter::plan(&mut Console, selected.len() as u32);
+    for check in selected {
+        let outcome = run_check(&mut machine, check);
+        let mut st = STATE.get();
+        let _ = st.tap.result(&mut Console, check.name, &outcome);
+        STATE.set(st);
+    }
+    finish(None)
+}
+
+fn set_qemu(qemu: bool) {
+    let mut st = STATE.get();
+    st.qemu = qemu;
+    STATE.set(st);
+}
+
+fn run_check(m: &mut Machine, check: &Check<Machine>) -> Outcome {
+    let mut st = STATE.get();
+    st.current = check.name;
+    STATE.set(st);
+    let timeout_ms = check.timeout_ms.unwrap_or(m.cfg.timeout_ms);
+    let mut outcome: Option<Outcome> = None;
+    let mut rec = Recovery::default();
+    timer::start_check(&mut rec, timeout_ms * 1000);
+    let code = try_call(&mut rec, || {
+        arch::ext_enable();
+        outcome = Some((check.run)(m));
+    });
+    arch::irq_disable();
+    timer::end_check();
+    timer::stop_cpu_timer();
+    disarm_expectations();
+    let mut st = STATE.get();
+    st.current = "";
+    STATE.set(st);
+    match (code, outcome) {
+        (0, Some(o)) => o,
+        (ABORT_TIMEOUT, _) => Outcome::mismatch(
+            "timeout: the check did not finish in time",
+            crate::format!("done within {} ms", timeout_ms).as_str(),
+            "still running",
+        ),
+        (c, _) => Outcome::mismatch("check ended abnormally", "0", c),
+    }
+}
+
+/// Ends the run: summary line, then the wait PSW carrying the verdict.
+fn finish(abort: Option<Abort>) -> ! {
+    let st = STATE.get();
+    let _ = TapWriter::summary(st.tap.tally, &mut Console);
+    console::flush();
+    arch::disabled_wait(wait_address(st.qemu, st.tap.tally, abort))
+}
+
+/// Stops the run with a TAP bail out and `reason`.
+pub fn bail_out(abort: Abort, reason: &str) -> ! {
+    timer::end_check();
+    let _ = TapWriter::bail_out(&mut Console, reason);
+    finish(Some(abort))
+}
+
+/// Reports an interrupt nobody expected, with the decoded context, and ends the run.
+pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
+    timer::end_check();
+    disarm_expectations();
+    let current = STATE.get().current;
+    let mut reason = crate::format!("unexpected {} interrupt", class_name(class));
+    match class {
+        CLASS_PROGRAM => {
+            let p = interrupt::last_program_interrupt();
+            reason.push_str(&crate::format!(
+                ": {} exception (code {}, ILC {})",
+                program_code_name(p.code),
+                HexW(u64::from(p.code), 4),
+                p.ilc
+            ));
+            if program_code_has_teid(p.code) {
+                reason.push_str(&crate::format!(", TEID {}", Hex(p.teid)));
+            }
+        }
+        CLASS_EXTERNAL => {
+            // SAFETY: lowcore field of the external interruption.
+            let code = unsafe { lowcore::read::<u16>(lowcore::EXT_CODE) };
+            reason.push_str(&crate::format!(
+                ": code {} ({})",
+                HexW(u64::from(code), 4),
+                external_code_name(code)
+            ));
+        }
+        CLASS_IO => {
+            // SAFETY: lowcore field of the I/O interruption.
+            let sid = unsafe { lowcore::read::<u32>(lowcore::SUBCHANNEL_ID) };
+            reason.push_str(&crate::format!(": subchannel {}", Hex(u64::from(sid))));
+        }
+        _ => {}
+    }
+    if !current.is_empty() {
+        reason.push_str(&crate::format!(" in check {}", current));
+    }
+    let _ = TapWriter::bail_out(&mut Console, &reason);
+    out!(
+        "# old PSW: {} {}\n",
+        HexW(ctx.psw.mask, 16),
+        HexW(ctx.psw.addr, 16)
+    );
+    for row in 0..4 {
+        let r = &ctx.gprs[row * 4..row * 4 + 4];
+        out!(
+            "# r{}-r{}: {} {} {} {}\n",
+            row * 4,
+            row * 4 + 3,
+            HexW(r[0], 16),
+            HexW(r[1], 16),
+            HexW(r[2], 16),
+            HexW(r[3], 16)
+        );
+    }
+    out!("# fpc: {}\n", HexW(u64::from(ctx.fpc), 8));
+    finish(Some(Abort::UnexpectedInterrupt))
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    static PANICKING: Global<bool> = Global::new(false);
+    if PANICKING.get() {
+        arch::disabled_wait(crate::verdict::WAIT_ABORT | (Abort::Panic as u64) << 1);
+    }
+    PANICKING.set(true);
+    timer::end_check();
+    let _ = Console.write_str("Bail out! panic");
+    let current = STATE.get().current;
+    if !current.is_empty() {
+        let _ = write!(Console, " in check {}", current);
+    }
+    let _ = write!(Console, ": {}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(Console, " at {}:{}", loc.file(), loc.line());
+    }
+    let exhausted = memory::EXHAUSTED_AT.load(core::sync::atomic::Ordering::SeqCst);
+    if exhausted != 0 {
+        let s = memory::heap_stats();
+        let _ = write!(
+            Console,
+            " (heap exhausted: {} bytes requested, {} of {} bytes free)",
+            exhausted, s.free, s.size
+        );
+    }
+    let _ = Console.write_str("\n");
+    finish(Some(Abort::Panic))
+}
+
+/// The prebuilt `alloc` refers to this; with panic=abort it is never called.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,224 @@
+//! Service-call control blocks (SCLP), built and decoded as plain bytes so
+//! the layout is checked on the host.
+//!
+//! Every SCCB starts with an 8-byte header: length (u16), function code,
+//! control mask (3 bytes), response code (u16). All fields are big-endian.
+
+pub const CMD_READ_SCP_INFO: u32 = 0x0002_0001;
+pub const CMD_READ_SCP_INFO_FORCED: u32 = 0x0012_0001;
+pub const CMD_WRITE_EVENT_DATA: u32 = 0x0076_0005;
+pub const CMD_WRITE_EVENT_MASK: u32 = 0x0078_0005;
+
+pub const RC_NORMAL_READ: u16 = 0x0010;
+pub const RC_NORMAL: u16 = 0x0020;
+
+pub const EVENT_MESSAGE: u8 = 0x02;
+pub const EVENT_ASCII: u8 = 0x1a;
+
+/// The SCCB page: SCCBs must not cross a 4 KiB boundary.
+pub const SCCB_SIZE: usize = 4096;
+const HEADER: usize = 8;
+const EVENT_HEADER: usize = 6;
+/// Line mode: MDB header (12), GO object (56), MTO header (10).
+const MDB_HEADER: usize = 12;
+const GO_LEN: usize = 56;
+const MTO_HEADER: usize = 10;
+/// Longest text one SCCB carries, whichever console it goes to.
+pub const MAX_TEXT: usize = SCCB_SIZE - HEADER - EVENT_HEADER - MDB_HEADER - GO_LEN - MTO_HEADER;
+
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+}
+
+pub fn get16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+pub fn get32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+pub fn get64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
+}
+
+pub fn response_code(sccb: &[u8]) -> u16 {
+    get16(sccb, 6)
+}
+
+fn header(sccb: &mut [u8], len: usize) {
+    sccb[..HEADER].fill(0);
+    put16(sccb, 0, len as u16);
+}
+
+/// Bit of event type `t` in an event mask of `len` bytes (type 1 is the top bit).
+pub fn event_mask_bit(t: u8, len: usize) -> u64 {
+    1u64 << (len * 8 - usize::from(t))
+}
+
+/// Write Event Mask with 4-byte masks: we receive nothing, we send both
+/// console kinds.
+pub fn build_event_mask(sccb: &mut [u8]) -> usize {
+    let len = HEADER + 4 + 4 * 4;
+    sccb[..len].fill(0);
+    header(sccb, len);
+    put16(sccb, HEADER + 2, 4);
+    let send = event_mask_bit(EVENT_MESSAGE, 4) | event_mask_bit(EVENT_ASCII, 4);
+    put32(sccb, HEADER + 4 + 4, send as u32);
+    len
+}
+
+/// The event types the SCLP accepts from us, from a Write Event Mask reply.
+pub fn sclp_receive_mask(sccb: &[u8]) -> u32 {
+    get32(sccb, HEADER + 4 + 8)
+}
+
+/// Write Event Data, VT220 (ASCII) event carrying `text` unchanged.
+pub fn build_ascii_write(sccb: &mut [u8], text: &[u8]) -> usize {
+    let text = &text[..text.len().min(MAX_TEXT)];
+    let ev = EVENT_HEADER + text.len();
+    let len = HEADER + ev;
+    header(sccb, len);
+    put16(sccb, HEADER, ev as u16);
+    sccb[HEADER + 2] = EVENT_ASCII;
+    sccb[HEADER + 3..HEADER + EVENT_HEADER].fill(0);
+    sccb[HEADER + EVENT_HEADER..len].copy_from_slice(text);
+    len
+}
+
+/// Write Event Data, line-mode message: one MDB with a general object and a
+/// message-text object holding one line of `text` in EBCDIC (no newline).
+pub fn build_line_write(sccb: &mut [u8], text: &[u8]) -> usize {
+    let text = &text[..text.len().min(MAX_TEXT)];
+    let mto = MTO_HEADER + text.len();
+    let mdb = MDB_HEADER + GO_LEN + mto;
+    let ev = EVENT_HEADER + mdb;
+    let len = HEADER + ev;
+    sccb[..len].fill(0);
+    header(sccb, len);
+    let mut at = HEADER;
+    put16(sccb, at, ev as u16);
+    sccb[at + 2] = EVENT_MESSAGE;
+    at += EVENT_HEADER;
+    put16(sccb, at, mdb as u16);
+    put16(sccb, at + 2, 0x0001);
+    put32(sccb, at + 4, 0xd4c4_c240); // "MDB " in EBCDIC
+    put32(sccb, at + 8, 1);
+    at += MDB_HEADER;
+    put16(sccb, at, GO_LEN as u16);
+    put16(sccb, at + 2, 0x0001);
+    at += GO_LEN;
+    put16(sccb, at, mto as u16);
+    put16(sccb, at + 2, 0x0004);
+    put16(sccb, at + 4, 0x1000); // end of text
+    at += MTO_HEADER;
+    for (o, &c) in sccb[at..len].iter_mut().zip(text) {
+        *o = crate::ebcdic::to_ebcdic(c);
+    }
+    len
+}
+
+/// Read SCP Info request over a whole page.
+pub fn build_read_info(sccb: &mut [u8]) -> usize {
+    sccb[..SCCB_SIZE].fill(0);
+    header(sccb, SCCB_SIZE);
+    SCCB_SIZE
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScpInfo {
+    /// Bytes of storage: increment size times increments.
+    pub memory: u64,
+    pub cpus: u16,
+}
+
+/// Decodes Read SCP Info: memory = rnsize MiB × rnmax, with the wide
+/// fields used when the short ones are zero.
+pub fn parse_read_info(sccb: &[u8]) -> Option<ScpInfo> {
+    let rnmax = match get16(sccb, 8) {
+        0 => get64(sccb, 104),
+        n => u64::from(n),
+    };
+    let rnsize = match sccb[10] {
+        0 => u64::from(get32(sccb, 100)),
+        n => u64::from(n),
+    };
+    let memory = rnmax.checked_mul(rnsize)?.checked_mul(1 << 20)?;
+    (memory != 0).then_some(ScpInfo {
+        memory,
+        cpus: get16(sccb, 16),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_event_layout() {
+        let mut b = [0u8; SCCB_SIZE];
+        let n = build_ascii_write(&mut b, b"ok 1\n");
+        assert_eq!(n, 8 + 6 + 5);
+        assert_eq!(get16(&b, 0), n as u16);
+        assert_eq!(get16(&b, 8), 11);
+        assert_eq!(b[10], 0x1a);
+        assert_eq!(&b[14..19], b"ok 1\n");
+    }
+
+    #[test]
+    fn line_event_layout() {
+        let mut b = [0xffu8; SCCB_SIZE];
+        let n = build_line_write(&mut b, b"Hi");
+        assert_eq!(n, 8 + 6 + 12 + 56 + 10 + 2);
+        assert_eq!(get16(&b, 8) as usize, n - 8);
+        assert_eq!(b[10], 0x02);
+        assert_eq!(get16(&b, 14) as usize, n - 14);
+        assert_eq!(get32(&b, 18), 0xd4c4c240);
+        assert_eq!(get16(&b, 26), 56);
+        assert_eq!(get16(&b, 82), 12);
+        assert_eq!(get16(&b, 84), 4);
+        assert_eq!(&b[92..94], &[0xc8, 0x89]);
+    }
+
+    #[test]
+    fn long_text_is_cut_to_one_page() {
+        let mut b = [0u8; SCCB_SIZE];
+        let text = [b'x'; 5000];
+        assert_eq!(build_line_write(&mut b, &text), SCCB_SIZE);
+        assert!(build_ascii_write(&mut b, &text) <= SCCB_SIZE);
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(event_mask_bit(EVENT_ASCII, 4), 0x40);
+        assert_eq!(event_mask_bit(EVENT_MESSAGE, 4), 0x4000_0000);
+        let mut b = [0u8; SCCB_SIZE];
+        assert_eq!(build_event_mask(&mut b), 24);
+        assert_eq!(get32(&b, 16), 0x4000_0040);
+    }
+
+    #[test]
+    fn read_info() {
+        let mut b = [0u8; SCCB_SIZE];
+        b[8..10].copy_from_slice(&128u16.to_be_bytes());
+        b[10] = 1;
+        b[16..18].copy_from_slice(&2u16.to_be_bytes());
+        assert_eq!(
+            parse_read_info(&b),
+            Some(ScpInfo { memory: 128 << 20, cpus: 2 })
+        );
+        b[8..10].fill(0);
+        b[10] = 0;
+        b[100..104].copy_from_slice(&256u32.to_be_bytes());
+        b[104..112].copy_from_slice(&16u64.to_be_bytes());
+        assert_eq!(parse_read_info(&b).unwrap().memory, 4 << 30);
+        b[104..112].fill(0);
+        assert_eq!(parse_read_info(&b), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! The heap under random allocation patterns, and its limits.
+
+use crate::check::Outcome;
+use crate::format;
+use crate::fmt::Hex;
+use crate::memory::heap_stats;
+use crate::runner::Machine;
+use alloc::alloc::{alloc, dealloc, Layout};
+use alloc::vec::Vec;
+
+/// xorshift64*: small, seedable, good enough to vary sizes and order.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Block {
+    ptr: *mut u8,
+    layout: Layout,
+    tag: u64,
+}
+
+fn pattern(tag: u64, i: usize) -> u8 {
+    (tag.wrapping_mul(31).wrapping_add(i as u64 * 7) >> 3) as u8
+}
+
+/// Frees `b` after checking every byte still holds its pattern.
+fn verify_and_free(b: Block) -> Result<(), Outcome> {
+    // SAFETY: `b.ptr` is a live allocation of `b.layout.size()` bytes.
+    let bytes = unsafe { core::slice::from_raw_parts(b.ptr, b.layout.size()) };
+    let bad = bytes
+        .iter()
+        .enumerate()
+        .find(|&(i, &v)| v != pattern(b.tag, i));
+    // SAFETY: allocated below with this layout, freed once.
+    unsafe { dealloc(b.ptr, b.layout) };
+    match bad {
+        None => Ok(()),
+        Some((i, &v)) => Err(Outcome::mismatch(
+            &format!("block {} at {} corrupted at offset {}", b.tag, Hex(b.ptr as u64), i),
+            pattern(b.tag, i),
+            v,
+        )),
+    }
+}
+
+const LIVE_MAX: usize = 256;
+
+pub fn stress(m: &mut Machine) -> Outcome {
+    let baseline = heap_stats().used;
+    let mut rng = Rng::new(m.cfg.seed);
+    let mut live: Vec<Block> = Vec::with_capacity(LIVE_MAX);
+    let rounds = 3000 * u64::from(m.cfg.stress);
+    for tag in 0..rounds {
+        if live.len() == LIVE_MAX || (!live.is_empty() && rng.below(3) == 0) {
+            let b = live.swap_remove(rng.below(live.len() as u64) as usize);
+            if let Err(o) = verify_and_free(b) {
+                return o;
+            }
+            continue;
+        }
+        // Mostly small blocks, one in eight up to 64 KiB.
+        let limit = if rng.below(8) == 0 { 64 << 10 } else { 512 };
+        let size = 1 + rng.below(limit) as usize;
+        let align = 1usize << rng.below(13);
+        let Ok(layout) = Layout::from_size_align(size, align) else {
+            return Outcome::fail("invalid layout");
+        };
+        // SAFETY: non-zero size.
+        let ptr = unsafe { alloc(layout) };
+        if ptr.is_null() {
+            return Outcome::mismatch(
+                &format!("allocation of {} bytes (align {}) failed", size, align),
+                "a block",
+                "null",
+            );
+        }
+        if ptr as usize % align != 0 {
+            return Outcome::mismatch("block alignment", align, Hex(ptr as u64));
+        }
+        // SAFETY: freshly allocated, `size` bytes.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(ptr, size) };
+        for (i, v) in bytes.iter_mut().enumerate() {
+            *v = pattern(tag, i);
+        }
+        live.push(Block { ptr, layout, tag });
+    }
+    for b in live.drain(..) {
+        if let Err(o) = verify_and_free(b) {
+            return o;
+        }
+    }
+    drop(live);
+    Outcome::expect_eq("heap bytes in use after freeing everything", baseline, heap_stats().used)
+}
+
+pub fn exhaustion(_: &mut Machine) -> Outcome {
+    let before = heap_stats();
+    let mut v: Vec<u8> = Vec::new();
+    if v.try_reserve_exact(before.size as usize + 1).is_ok() {
+        return Outcome::mismatch(
+            "reserving more than the whole heap",
+            "an error",
+            "success",
+        );
+    }
+    let half = before.free as usize / 2;
+    if v.try_reserve_exact(half).is_err() {
+        return Outcome::mismatch(
+            &format!("reserving half of the free heap ({} bytes)", half),
+            "success",
+            "an error",
+        );
+    }
+    drop(v);
+    crate::memory::EXHAUSTED_AT.store(0, core::sync::atomic::Ordering::SeqCst);
+    Outcome::expect_eq("heap bytes in use afterwards", before.used, heap_stats().used)
+}
