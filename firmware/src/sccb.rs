@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(event_mask_bit(EVENT_ASCII, 4), 0x40);
         assert_eq!(event_mask_bit(EVENT_MESSAGE, 4), 0x4000_0000);
         let mut b = [0u8; SCCB_SIZE];
-        assert_eq!(build_event_mask(&mut b), 24);
+        assert_eq!(build_event_mask(&mut b), 28);
         assert_eq!(get32(&b, 16), 0x4000_0040);
     }
 

@@ -90,8 +90,11 @@ pub fn try_call<F: FnOnce()>(rec: &mut Recovery, f: F) -> u64 {
 }
 
 /// Makes the interrupted context resume by aborting to `rec` with `code`.
-pub fn resume_at_abort(ctx: &mut InterruptContext, rec: *mut Recovery, code: u64) {
-    // SAFETY: `rec` was armed by a live `try_call` further up this stack.
+///
+/// # Safety
+/// `rec` must belong to a `try_call` still running below the interrupted code.
+pub unsafe fn resume_at_abort(ctx: &mut InterruptContext, rec: *mut Recovery, code: u64) {
+    // SAFETY: guaranteed by the caller.
     let mask = unsafe { (*rec).mask };
     ctx.psw = Psw {
         mask,
@@ -291,7 +294,8 @@ fn program(ctx: &mut InterruptContext) -> bool {
     if rec.is_null() {
         return false;
     }
-    resume_at_abort(ctx, rec, ABORT_PROGRAM);
+    // SAFETY: PGM_EXPECT holds a recovery only while its try_call runs.
+    unsafe { resume_at_abort(ctx, rec, ABORT_PROGRAM) };
     true
 }
 

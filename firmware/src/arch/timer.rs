@@ -89,7 +89,8 @@ pub(super) fn on_clock_comparator(ctx: &mut InterruptContext) {
         return;
     }
     CHECK_DEADLINE.store(0, Ordering::SeqCst);
-    resume_at_abort(ctx, rec, ABORT_TIMEOUT);
+    // SAFETY: CHECK_RECOVERY is set only while its check runs.
+    unsafe { resume_at_abort(ctx, rec, ABORT_TIMEOUT) };
 }
 
 pub(super) fn on_cpu_timer() {

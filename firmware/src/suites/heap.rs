@@ -87,7 +87,7 @@ pub fn stress(m: &mut Machine) -> Outcome {
                 "null",
             );
         }
-        if ptr as usize % align != 0 {
+        if !(ptr as usize).is_multiple_of(align) {
             return Outcome::mismatch("block alignment", align, Hex(ptr as u64));
         }
         // SAFETY: freshly allocated, `size` bytes.
