@@ -124,7 +124,10 @@ extern "C" fn zvtest_main() -> ! {
         Hex(heap.end),
         (heap.end - heap.start) >> 20
     );
-    out!("# facilities: {}\n", FacilityRanges(&host.facilities));
+    let verbose = parsed.as_ref().map_or(1, |c| c.verbose);
+    if verbose >= 1 {
+        out!("# facilities: {}\n", FacilityRanges(&host.facilities));
+    }
     let shown = raw_cmdline.iter().position(|&b| b == 0).unwrap_or(raw_cmdline.len());
     out!(
         "# command line: '{}'\n",
@@ -151,10 +154,21 @@ extern "C" fn zvtest_main() -> ! {
         .collect();
     let _ = TapWriter::plan(&mut Console, selected.len() as u32);
     for check in selected {
+        let start = arch::tod();
         let outcome = run_check(&mut machine, check);
+        let took_us = (arch::tod() - start) / arch::TOD_PER_US;
         let mut st = STATE.get();
         let _ = st.tap.result(&mut Console, check.name, &outcome);
         STATE.set(st);
+        if machine.cfg.verbose >= 2 {
+            let heap = memory::heap_stats();
+            out!(
+                "# {}: {} us, heap in use {} bytes\n",
+                check.name,
+                took_us,
+                heap.used
+            );
+        }
     }
     finish(None)
 }
