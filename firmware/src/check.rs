@@ -132,9 +132,15 @@ mod tests {
         let Outcome::Fail(f) = Outcome::expect_eq("code", 2u32, 6u32) else {
             panic!("must fail")
         };
-        assert_eq!((f.expected.unwrap(), f.got.unwrap()), ("2".into(), "6".into()));
+        assert_eq!(
+            (f.expected.unwrap(), f.got.unwrap()),
+            ("2".into(), "6".into())
+        );
         let first = Outcome::fail("a").and_then(|| Outcome::fail("b"));
         assert_eq!(first, Outcome::fail("a"));
-        assert_eq!(Outcome::Pass.and_then(|| Outcome::skip("s")), Outcome::skip("s"));
+        assert_eq!(
+            Outcome::Pass.and_then(|| Outcome::skip("s")),
+            Outcome::skip("s")
+        );
     }
 }

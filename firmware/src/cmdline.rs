@@ -33,7 +33,10 @@ impl Inject {
     ];
 
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, v)| *v == self).map_or("?", |(n, _)| n)
+        Self::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
     }
 }
 
@@ -52,6 +55,8 @@ pub struct Config {
     /// Memory size the host says it configured, in bytes.
     pub expect_mem: Option<u64>,
     pub inject: Vec<Inject>,
+    /// Channel-subsystem devices the host configured (`devices=`).
+    pub devices: Option<Vec<crate::inventory::Entry>>,
 }
 
 impl Default for Config {
@@ -65,6 +70,7 @@ impl Default for Config {
             timeout_ms: 5000,
             expect_mem: None,
             inject: Vec::new(),
+            devices: None,
         }
     }
 }
@@ -117,14 +123,22 @@ type Setter = fn(&mut Config, &str) -> Option<()>;
 
 /// Every option: name, what its value looks like, how to apply it.
 const OPTIONS: &[(&str, &str, Setter)] = &[
-    ("only", "comma-separated check names, globs or groups", |c, v| {
-        c.only.extend(list(v)?);
-        Some(())
-    }),
-    ("skip", "comma-separated check names, globs or groups", |c, v| {
-        c.skip.extend(list(v)?);
-        Some(())
-    }),
+    (
+        "only",
+        "comma-separated check names, globs or groups",
+        |c, v| {
+            c.only.extend(list(v)?);
+            Some(())
+        },
+    ),
+    (
+        "skip",
+        "comma-separated check names, globs or groups",
+        |c, v| {
+            c.skip.extend(list(v)?);
+            Some(())
+        },
+    ),
     ("seed", "a number (decimal or 0x hex)", |c, v| {
         c.seed = number(v)?;
         Some(())
@@ -141,10 +155,22 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         c.timeout_ms = ranged(v, 1, 600_000)?;
         Some(())
     }),
-    ("expect-mem", "a size such as 134217728, 128M or 2G", |c, v| {
-        c.expect_mem = Some(size(v)?);
-        Some(())
-    }),
+    (
+        "expect-mem",
+        "a size such as 134217728, 128M or 2G",
+        |c, v| {
+            c.expect_mem = Some(size(v)?);
+            Some(())
+        },
+    ),
+    (
+        "devices",
+        "none, or comma-separated busid:name (fe.0.0001:blk)",
+        |c, v| {
+            c.devices = Some(crate::inventory::parse_expected(v)?);
+            Some(())
+        },
+    ),
     ("inject", "fail, hang, pgm, forever or oom", |c, v| {
         for word in list(v)? {
             let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
@@ -189,7 +215,10 @@ fn size(v: &str) -> Option<u64> {
 pub fn parse(raw: &[u8]) -> Result<Config, CmdlineError> {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     let text = core::str::from_utf8(&raw[..end]).map_err(|_| CmdlineError::NotAscii)?;
-    if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t' || b == b'\n') {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t' || b == b'\n')
+    {
         return Err(CmdlineError::NotAscii);
     }
     let mut cfg = Config::default();
@@ -233,6 +262,15 @@ mod tests {
         assert_eq!(c.inject, [Inject::Fail, Inject::Hang]);
         assert_eq!(parse(b"expect-mem=2G").unwrap().expect_mem, Some(2 << 30));
         assert_eq!(parse(b"expect-mem=4096").unwrap().expect_mem, Some(4096));
+        assert_eq!(parse(b"devices=none").unwrap().devices, Some(Vec::new()));
+        assert_eq!(
+            parse(b"devices=fe.0.0001:blk")
+                .unwrap()
+                .devices
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -240,8 +278,14 @@ mod tests {
         let e = parse(b"seed=1 bogus=1").unwrap_err();
         assert_eq!(e, CmdlineError::UnknownOption("bogus".into()));
         let msg = crate::format!("{}", e);
-        assert!(msg.contains("'bogus'") && msg.contains("expect-mem"), "{msg}");
-        assert_eq!(parse(b"verbose").unwrap_err(), CmdlineError::NotKeyValue("verbose".into()));
+        assert!(
+            msg.contains("'bogus'") && msg.contains("expect-mem"),
+            "{msg}"
+        );
+        assert_eq!(
+            parse(b"verbose").unwrap_err(),
+            CmdlineError::NotKeyValue("verbose".into())
+        );
         for bad in [
             &b"stress=0"[..],
             b"stress=1001",
@@ -255,6 +299,7 @@ mod tests {
             b"inject=nothing",
             b"only=",
             b"only=a,,b",
+            b"devices=fe.9.0001:blk",
         ] {
             assert!(
                 matches!(parse(bad), Err(CmdlineError::BadValue { .. })),
@@ -263,7 +308,10 @@ mod tests {
             );
         }
         let msg = crate::format!("{}", parse(b"stress=0").unwrap_err());
-        assert_eq!(msg, "bad value '0' for stress: expected a number from 1 to 1000");
+        assert_eq!(
+            msg,
+            "bad value '0' for stress: expected a number from 1 to 1000"
+        );
         assert_eq!(parse(b"seed=\x01").unwrap_err(), CmdlineError::NotAscii);
         assert_eq!(parse(&[0xff, 0xfe]).unwrap_err(), CmdlineError::NotAscii);
     }

@@ -74,6 +74,9 @@ mod tests {
         assert_eq!(crate::format!("{}", Hex(0x2401)), "0x2401");
         assert_eq!(crate::format!("{}", Hex(u64::MAX)), "0xffffffffffffffff");
         assert_eq!(crate::format!("{}", HexW(0x1a, 4)), "001a");
-        assert_eq!(crate::format!("{}", HexW(0x180000000, 16)), "0000000180000000");
+        assert_eq!(
+            crate::format!("{}", HexW(0x180000000, 16)),
+            "0000000180000000"
+        );
     }
 }

@@ -8,20 +8,25 @@
 extern crate alloc;
 
 pub mod check;
-pub mod decode;
 pub mod cmdline;
+pub mod css;
+pub mod decode;
 pub mod ebcdic;
 pub mod fmt;
 pub mod glob;
 pub mod host;
+pub mod inventory;
 pub mod sccb;
 pub mod tap;
 pub mod verdict;
+pub mod virtio;
 
 #[cfg(target_arch = "s390x")]
 pub mod arch;
 #[cfg(target_arch = "s390x")]
 pub mod console;
+#[cfg(target_arch = "s390x")]
+pub mod discovery;
 #[cfg(target_arch = "s390x")]
 pub mod memory;
 #[cfg(target_arch = "s390x")]

@@ -27,6 +27,7 @@ pub struct Machine {
     pub cpus: u16,
     pub heap: HeapRange,
     pub host: HostInfo,
+    pub inventory: crate::discovery::Inventory,
 }
 
 pub struct HostInfo {
@@ -57,9 +58,6 @@ static STATE: Global<RunState> = Global::new(RunState {
     current: "",
 });
 
-#[repr(C, align(4096))]
-struct Page([u8; 4096]);
-
 fn ebcdic_string(field: &[u8]) -> String {
     let mut buf = [0u8; 16];
     String::from(crate::ebcdic::decode_field(field, &mut buf))
@@ -67,7 +65,7 @@ fn ebcdic_string(field: &[u8]) -> String {
 
 fn probe_host() -> HostInfo {
     let level = arch::stsi_level();
-    let mut page = alloc::boxed::Box::new(Page([0; 4096]));
+    let mut page = alloc::boxed::Box::new(arch::Page([0; 4096]));
     let (mut manufacturer, mut machine_type, mut control_program) =
         (String::new(), String::new(), String::new());
     if arch::stsi(&mut page.0, 1, 1, 1) == 0 {
@@ -98,7 +96,10 @@ extern "C" fn zvtest_main() -> ! {
     out!("# zvtest {}\n", env!("CARGO_PKG_VERSION"));
 
     let Some(scp) = sclp::read_scp_info() else {
-        bail_out(Abort::NoMemoryInfo, "SCLP Read SCP Info gave no storage size");
+        bail_out(
+            Abort::NoMemoryInfo,
+            "SCLP Read SCP Info gave no storage size",
+        );
     };
     let Some(heap) = memory::heap_range(scp.memory) else {
         bail_out(Abort::NoMemoryInfo, "no free storage for a heap");
@@ -128,7 +129,10 @@ extern "C" fn zvtest_main() -> ! {
     if verbose >= 1 {
         out!("# facilities: {}\n", FacilityRanges(&host.facilities));
     }
-    let shown = raw_cmdline.iter().position(|&b| b == 0).unwrap_or(raw_cmdline.len());
+    let shown = raw_cmdline
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw_cmdline.len());
     out!(
         "# command line: '{}'\n",
         core::str::from_utf8(&raw_cmdline[..shown]).unwrap_or("(not ASCII)")
@@ -136,17 +140,17 @@ extern "C" fn zvtest_main() -> ! {
 
     let cfg = match parsed {
         Ok(cfg) => cfg,
-        Err(e) => bail_out(
-            Abort::CommandLine,
-            &crate::format!("command line: {}", e),
-        ),
+        Err(e) => bail_out(Abort::CommandLine, &crate::format!("command line: {}", e)),
     };
+    let inventory = crate::discovery::discover();
+    inventory.print();
     let mut machine = Machine {
         cfg,
         memory: scp.memory,
         cpus: scp.cpus,
         heap,
         host,
+        inventory,
     };
     let selected: Vec<&Check<Machine>> = suites::ALL
         .iter()

@@ -211,7 +211,10 @@ mod tests {
         b[16..18].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
             parse_read_info(&b),
-            Some(ScpInfo { memory: 128 << 20, cpus: 2 })
+            Some(ScpInfo {
+                memory: 128 << 20,
+                cpus: 2
+            })
         );
         b[8..10].fill(0);
         b[10] = 0;

@@ -35,7 +35,11 @@ fn yaml_str<W: uWrite + ?Sized>(w: &mut W, s: &str) -> Result<(), W::Error> {
 /// Keeps a name or directive on one line and free of `#`.
 fn one_line<W: uWrite + ?Sized>(w: &mut W, s: &str) -> Result<(), W::Error> {
     for c in s.chars() {
-        w.write_char(if c == '\n' || c == '\r' || c == '#' { ' ' } else { c })?;
+        w.write_char(if c == '\n' || c == '\r' || c == '#' {
+            ' '
+        } else {
+            c
+        })?;
     }
     Ok(())
 }
@@ -145,8 +149,12 @@ mod tests {
         TapWriter::diag(&mut out, "host: QEMU\nmemory: 128 MiB").unwrap();
         TapWriter::plan(&mut out, 3).unwrap();
         tap.result(&mut out, "a.one", &Outcome::Pass).unwrap();
-        tap.result(&mut out, "a.two", &Outcome::mismatch("code \"x\"", 2u32, 6u32))
-            .unwrap();
+        tap.result(
+            &mut out,
+            "a.two",
+            &Outcome::mismatch("code \"x\"", 2u32, 6u32),
+        )
+        .unwrap();
         tap.result(&mut out, "a.three", &Outcome::skip("no # device\nhere"))
             .unwrap();
         TapWriter::summary(tap.tally, &mut out).unwrap();

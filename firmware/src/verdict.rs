@@ -38,13 +38,20 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let ok = Tally { passed: 3, failed: 0, skipped: 1 };
+        let ok = Tally {
+            passed: 3,
+            failed: 0,
+            skipped: 1,
+        };
         let bad = Tally { failed: 2, ..ok };
         assert_eq!(wait_address(true, ok, None), 0xfff);
         assert_eq!(wait_address(false, ok, None), 0x600d_0000);
         assert_eq!(wait_address(true, bad, None), 0x0bad_0004);
         assert_eq!(wait_address(true, ok, Some(Abort::Panic)), 0x0dea_d006);
-        let many = Tally { failed: 100_000, ..ok };
+        let many = Tally {
+            failed: 100_000,
+            ..ok
+        };
         assert_eq!(wait_address(false, many, None), 0x0bad_fffe);
         // Every code but QEMU's pass is even: odd addresses fault on hardware.
         assert_eq!(wait_address(false, many, Some(Abort::MainReturned)) & 1, 0);

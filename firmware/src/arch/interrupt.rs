@@ -19,10 +19,17 @@ pub const CLASS_MCCK: u64 = 4;
 pub const CLASS_IO: u64 = 5;
 
 pub fn class_name(class: u64) -> &'static str {
-    ["restart", "external", "supervisor call", "program", "machine check", "I/O"]
-        .get(class as usize)
-        .copied()
-        .unwrap_or("?")
+    [
+        "restart",
+        "external",
+        "supervisor call",
+        "program",
+        "machine check",
+        "I/O",
+    ]
+    .get(class as usize)
+    .copied()
+    .unwrap_or("?")
 }
 
 /// The interrupted context as saved by boot/head.S (see layout.h).

@@ -2,6 +2,7 @@
 //! narrow, named capability over one privileged instruction or lowcore field.
 
 pub mod interrupt;
+pub mod io;
 pub mod lowcore;
 pub mod probe;
 pub mod timer;
@@ -19,6 +20,10 @@ pub const PSW_MASK_64: u64 = 0x0000_0001_8000_0000;
 pub const CR0_CLOCK_COMPARATOR: u32 = 52;
 pub const CR0_CPU_TIMER: u32 = 53;
 pub const CR0_SERVICE_SIGNAL: u32 = 54;
+
+/// A page-aligned 4 KiB block (STSI, CHSC).
+#[repr(C, align(4096))]
+pub struct Page(pub [u8; 4096]);
 
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -153,7 +158,10 @@ pub unsafe fn service_call(command: u32, sccb: u64) -> u32 {
 
 /// STSI: stores SYSIB `fc.sel1.sel2` in `page`. Returns the cc (0 stored, 3 not available).
 pub fn stsi(page: &mut [u8; 4096], fc: u64, sel1: u64, sel2: u64) -> u32 {
-    assert!((page.as_ptr() as usize) & 0xfff == 0, "STSI needs a page-aligned block");
+    assert!(
+        (page.as_ptr() as usize) & 0xfff == 0,
+        "STSI needs a page-aligned block"
+    );
     let cc: u32;
     // SAFETY: STSI stores at most one page into the page-aligned `page`.
     unsafe {

@@ -32,11 +32,9 @@ static LINE: Global<Line> = Global::new(Line {
 /// Sets the event mask and learns which consoles exist. Without an answer
 /// both are tried on every line (z/VM advertises a VT220 that rejects data).
 pub fn init() {
-    let accepted = sclp::request(
-        sccb::CMD_WRITE_EVENT_MASK,
-        sccb::build_event_mask,
-        |s| (sccb::response_code(s) == sccb::RC_NORMAL).then(|| sccb::sclp_receive_mask(s)),
-    );
+    let accepted = sclp::request(sccb::CMD_WRITE_EVENT_MASK, sccb::build_event_mask, |s| {
+        (sccb::response_code(s) == sccb::RC_NORMAL).then(|| sccb::sclp_receive_mask(s))
+    });
     if let Ok(Some(mask)) = accepted {
         let mut t = 0;
         if u64::from(mask) & sccb::event_mask_bit(sccb::EVENT_ASCII, 4) != 0 {

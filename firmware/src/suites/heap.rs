@@ -1,8 +1,8 @@
 //! The heap under random allocation patterns, and its limits.
 
 use crate::check::Outcome;
-use crate::format;
 use crate::fmt::Hex;
+use crate::format;
 use crate::memory::heap_stats;
 use crate::runner::Machine;
 use alloc::alloc::{alloc, dealloc, Layout};
@@ -49,7 +49,12 @@ fn verify_and_free(b: Block) -> Result<(), Outcome> {
     match bad {
         None => Ok(()),
         Some((i, &v)) => Err(Outcome::mismatch(
-            &format!("block {} at {} corrupted at offset {}", b.tag, Hex(b.ptr as u64), i),
+            &format!(
+                "block {} at {} corrupted at offset {}",
+                b.tag,
+                Hex(b.ptr as u64),
+                i
+            ),
             pattern(b.tag, i),
             v,
         )),
@@ -103,18 +108,18 @@ pub fn stress(m: &mut Machine) -> Outcome {
         }
     }
     drop(live);
-    Outcome::expect_eq("heap bytes in use after freeing everything", baseline, heap_stats().used)
+    Outcome::expect_eq(
+        "heap bytes in use after freeing everything",
+        baseline,
+        heap_stats().used,
+    )
 }
 
 pub fn exhaustion(_: &mut Machine) -> Outcome {
     let before = heap_stats();
     let mut v: Vec<u8> = Vec::new();
     if v.try_reserve_exact(before.size as usize + 1).is_ok() {
-        return Outcome::mismatch(
-            "reserving more than the whole heap",
-            "an error",
-            "success",
-        );
+        return Outcome::mismatch("reserving more than the whole heap", "an error", "success");
     }
     let half = before.free as usize / 2;
     if v.try_reserve_exact(half).is_err() {
@@ -126,5 +131,9 @@ pub fn exhaustion(_: &mut Machine) -> Outcome {
     }
     drop(v);
     crate::memory::EXHAUSTED_AT.store(0, core::sync::atomic::Ordering::SeqCst);
-    Outcome::expect_eq("heap bytes in use afterwards", before.used, heap_stats().used)
+    Outcome::expect_eq(
+        "heap bytes in use afterwards",
+        before.used,
+        heap_stats().used,
+    )
 }

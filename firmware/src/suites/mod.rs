@@ -2,6 +2,7 @@
 //! selected with `only=`/`skip=` on the command line.
 
 mod boot;
+mod css;
 mod heap;
 mod inject;
 mod timer;
@@ -17,6 +18,12 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("pgm.specification", boot::specification_exception),
     Check::new("pgm.addressing", boot::addressing_exception),
     Check::new("sclp.memory", boot::sclp_memory),
+    Check::new("css.characteristics", css::characteristics),
+    Check::new("css.sense-id", css::sense_id),
+    Check::new("css.inventory", css::inventory),
+    Check::new("css.chaining", css::chaining),
+    Check::new("css.command-reject", css::command_reject),
+    Check::new("css.clear", css::clear),
     Check::new("heap.stress", heap::stress),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),

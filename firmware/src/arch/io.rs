@@ -1,0 +1,137 @@
+//! Channel-subsystem instructions. Each takes the subsystem-identification
+//! word in r1 and returns the condition code.
+
+use core::arch::asm;
+
+/// A control block with the word alignment the I/O instructions demand.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug)]
+pub struct Block<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Block<N> {
+    pub const fn zeroed() -> Self {
+        Block([0; N])
+    }
+}
+
+macro_rules! io_instruction {
+    ($(#[$doc:meta])* $name:ident, $mnemonic:literal, $n:ident) => {
+        $(#[$doc])*
+        pub fn $name<const $n: usize>(sid: u32, block: &mut Block<$n>) -> u32 {
+            let cc: u32;
+            // SAFETY: the instruction reads or stores at most the block,
+            // which is word aligned; r1 holds the subchannel id.
+            unsafe {
+                asm!(
+                    concat!($mnemonic, " 0({addr})"),
+                    "ipm {cc}",
+                    "srl {cc}, 28",
+                    addr = in(reg_addr) block.0.as_mut_ptr(),
+                    cc = lateout(reg) cc,
+                    in("r1") u64::from(sid),
+                    options(nostack),
+                )
+            };
+            cc
+        }
+    };
+}
+
+io_instruction!(
+    /// STORE SUBCHANNEL: 0 stored, 3 not operational.
+    store_subchannel, "stsch", N
+);
+io_instruction!(
+    /// MODIFY SUBCHANNEL: 0 done, 1 status pending, 2 busy, 3 not operational.
+    modify_subchannel, "msch", N
+);
+io_instruction!(
+    /// START SUBCHANNEL with the ORB in `block`: 0 started, 1 status pending, 2 busy, 3 n/o.
+    start_subchannel, "ssch", N
+);
+io_instruction!(
+    /// TEST SUBCHANNEL into the IRB in `block`: 0 status stored, 1 not pending, 3 n/o.
+    test_subchannel, "tsch", N
+);
+
+macro_rules! io_function {
+    ($(#[$doc:meta])* $name:ident, $mnemonic:literal) => {
+        $(#[$doc])*
+        pub fn $name(sid: u32) -> u32 {
+            let cc: u32;
+            // SAFETY: the instruction only acts on the subchannel in r1.
+            unsafe {
+                asm!(
+                    $mnemonic,
+                    "ipm {cc}",
+                    "srl {cc}, 28",
+                    cc = lateout(reg) cc,
+                    in("r1") u64::from(sid),
+                    options(nostack, nomem),
+                )
+            };
+            cc
+        }
+    };
+}
+
+io_function!(
+    /// CLEAR SUBCHANNEL: 0 initiated, 3 not operational.
+    clear_subchannel, "csch"
+);
+io_function!(
+    /// HALT SUBCHANNEL: 0 initiated, 1 status pending, 2 busy, 3 n/o.
+    halt_subchannel, "hsch"
+);
+
+/// STORE CHANNEL REPORT WORD: Some(crw) if one was pending.
+pub fn store_crw() -> Option<u32> {
+    let mut crw = 0u32;
+    let cc: u32;
+    // SAFETY: STCRW stores one word into `crw`.
+    unsafe {
+        asm!(
+            "stcrw 0({addr})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            addr = in(reg_addr) &mut crw,
+            cc = lateout(reg) cc,
+            options(nostack),
+        )
+    };
+    (cc == 0).then_some(crw)
+}
+
+/// CHSC with a page-aligned request/response area. Returns the cc.
+pub fn chsc(area: &mut super::Page) -> u32 {
+    let cc: u32;
+    // SAFETY: CHSC reads the request and stores the response in the page.
+    unsafe {
+        asm!(
+            ".insn rre, 0xb25f0000, {addr}, 0",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            addr = in(reg) area.0.as_mut_ptr(),
+            cc = lateout(reg) cc,
+            options(nostack),
+        )
+    };
+    cc
+}
+
+/// Enables I/O interruption subclass `isc` in CR6.
+pub fn enable_isc(isc: u8) {
+    let mut cr6 = 0u64;
+    // SAFETY: CR6 is read, one ISC bit set, written back.
+    unsafe {
+        asm!(
+            "stctg %c6, %c6, 0({a})",
+            "og {bit}, 0({a})",
+            "stg {bit}, 0({a})",
+            "lctlg %c6, %c6, 0({a})",
+            a = in(reg_addr) &mut cr6,
+            bit = inout(reg) 1u64 << (31 - u32::from(isc & 7)) => _,
+            options(nostack),
+        )
+    };
+}

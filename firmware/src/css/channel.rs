@@ -1,0 +1,293 @@
+//! Channel-subsystem driver: enumeration over every subchannel set,
+//! enabling with an ISC, channel programs completed by I/O interrupts with
+//! a timeout, unit checks answered by BASIC SENSE, CSCH to recover.
+
+use super::blocks::{self, Ccw1, Irb, Pmcw, SenseId, IRB_SIZE, SCHIB_SIZE};
+use crate::arch::interrupt::{set_io_hook, Global};
+use crate::arch::io::{self, Block};
+use crate::arch::{timer, Page};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+/// The interruption subclass our subchannels use.
+pub const ISC: u8 = 3;
+pub const IO_TIMEOUT_US: u64 = 1_000_000;
+const MAX_SSID: u8 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoError {
+    NotOperational,
+    Busy,
+    /// No final status within the timeout (the subchannel was cleared).
+    Timeout,
+    UnitCheck {
+        sense0: u8,
+    },
+    ChannelStatus(u8),
+    DeviceStatus(u8),
+    /// MSCH did not leave the subchannel in the state asked for.
+    NotEnabled,
+}
+
+impl ufmt::uDisplay for IoError {
+    fn fmt<W: ufmt::uWrite + ?Sized>(
+        &self,
+        f: &mut ufmt::Formatter<'_, W>,
+    ) -> Result<(), W::Error> {
+        use crate::fmt::Hex;
+        match *self {
+            IoError::NotOperational => f.write_str("not operational (cc 3)"),
+            IoError::Busy => f.write_str("busy (cc 2)"),
+            IoError::Timeout => f.write_str("no final status before the timeout"),
+            IoError::UnitCheck { sense0 } => {
+                ufmt::uwrite!(f, "unit check, sense byte 0 {}", Hex(sense0.into()))
+            }
+            IoError::ChannelStatus(s) => ufmt::uwrite!(f, "subchannel status {}", Hex(s.into())),
+            IoError::DeviceStatus(s) => ufmt::uwrite!(f, "device status {}", Hex(s.into())),
+            IoError::NotEnabled => f.write_str("MSCH did not take effect"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subchannel {
+    /// Subsystem-identification word used with the I/O instructions.
+    pub sid: u32,
+    pub ssid: u8,
+    pub number: u16,
+    pub pmcw: Pmcw,
+}
+
+/// Interrupt-side state: the subchannel being waited for and its status.
+#[derive(Clone, Copy)]
+struct Completion {
+    waiting: u32,
+    irb: Option<Irb>,
+    unsolicited: u32,
+}
+
+static COMPLETION: Global<Completion> = Global::new(Completion {
+    waiting: 0,
+    irb: None,
+    unsolicited: 0,
+});
+
+fn on_io_interrupt(sid: u32, _param: u32, _word: u32) -> bool {
+    let mut irb = Block::<IRB_SIZE>::zeroed();
+    let mut c = COMPLETION.get();
+    if io::test_subchannel(sid, &mut irb) == 0 {
+        if sid == c.waiting {
+            c.irb = Some(Irb::parse(&irb.0));
+        } else {
+            c.unsolicited += 1;
+        }
+    }
+    COMPLETION.set(c);
+    true
+}
+
+/// Interrupts that arrived for subchannels nobody was waiting on.
+pub fn unsolicited_interrupts() -> u32 {
+    COMPLETION.get().unsolicited
+}
+
+/// Installs the I/O interrupt handler and enables our ISC.
+pub fn init() {
+    set_io_hook(on_io_interrupt);
+    io::enable_isc(ISC);
+}
+
+/// CHSC request: header (length, code, three parameters) in a page.
+fn chsc_call(code: u16, len: u16, param0: u32) -> Option<(u16, Box<Page>)> {
+    let mut page = Box::new(Page([0; 4096]));
+    page.0[0..2].copy_from_slice(&len.to_be_bytes());
+    page.0[2..4].copy_from_slice(&code.to_be_bytes());
+    page.0[4..8].copy_from_slice(&param0.to_be_bytes());
+    if io::chsc(&mut page) != 0 {
+        return None;
+    }
+    let at = usize::from(len);
+    let rc = u16::from_be_bytes([page.0[at + 2], page.0[at + 3]]);
+    Some((rc, page))
+}
+
+/// CHSC response code meaning success.
+pub const CHSC_OK: u16 = 0x0001;
+
+/// CHSC Set Domain Attributes: operation 0 enables multiple channel-subsystem
+/// images (MCSS-E), 2 multiple subchannel sets (MSS). Returns the response code.
+pub fn set_domain_attributes(operation: u16) -> Option<u16> {
+    chsc_call(0x0031, 0x0400, u32::from(operation)).map(|(rc, _)| rc)
+}
+
+/// CHSC Store Channel Subsystem Characteristics: response code and the
+/// first general-characteristics words.
+pub fn store_characteristics() -> Option<(u16, [u32; 4])> {
+    chsc_call(0x0010, 0x0010, 0).map(|(rc, page)| {
+        let mut w = [0u32; 4];
+        for (i, v) in w.iter_mut().enumerate() {
+            let at = 0x10 + 8 + 4 * i;
+            *v = u32::from_be_bytes([page.0[at], page.0[at + 1], page.0[at + 2], page.0[at + 3]]);
+        }
+        (rc, w)
+    })
+}
+
+pub fn store_schib(sid: u32) -> Option<Block<SCHIB_SIZE>> {
+    let mut schib = Block::<SCHIB_SIZE>::zeroed();
+    (io::store_subchannel(sid, &mut schib) == 0).then_some(schib)
+}
+
+/// Every subchannel with a valid device number in subchannel sets
+/// 0..=`max_ssid`, with `id` forming the identification word.
+pub fn scan_with(max_ssid: u8, id: impl Fn(u8, u16) -> u32) -> Vec<Subchannel> {
+    let mut found = Vec::new();
+    for ssid in 0..=max_ssid.min(MAX_SSID) {
+        for number in 0..=u16::MAX {
+            let sid = id(ssid, number);
+            let Some(schib) = store_schib(sid) else {
+                break; // cc 3: past the last subchannel of this set
+            };
+            let pmcw = blocks::parse_pmcw(&schib.0);
+            if pmcw.devno_valid() {
+                found.push(Subchannel {
+                    sid,
+                    ssid,
+                    number,
+                    pmcw,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// Enables (or disables) a subchannel for I/O with our ISC; the
+/// interruption parameter is the subchannel id.
+pub fn set_enabled(sid: u32, on: bool) -> Result<(), IoError> {
+    for _ in 0..8 {
+        let mut schib = store_schib(sid).ok_or(IoError::NotOperational)?;
+        if blocks::parse_pmcw(&schib.0).enabled() == on {
+            return Ok(());
+        }
+        blocks::set_enabled(&mut schib.0, on, ISC, sid);
+        match io::modify_subchannel(sid, &mut schib) {
+            0 => {}
+            1 => {
+                // Status pending: collect it and try again.
+                let mut irb = Block::<IRB_SIZE>::zeroed();
+                io::test_subchannel(sid, &mut irb);
+            }
+            2 => {
+                timer::wait_until(1000, false, || false);
+            }
+            _ => return Err(IoError::NotOperational),
+        }
+    }
+    Err(IoError::NotEnabled)
+}
+
+fn set_waiting(sid: u32) {
+    let mut c = COMPLETION.get();
+    c.waiting = sid;
+    c.irb = None;
+    COMPLETION.set(c);
+}
+
+/// Starts `ccws` and returns the final IRB, whatever its status. On a
+/// timeout the subchannel is cleared.
+fn start_and_wait(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoError> {
+    set_waiting(sid);
+    let mut orb = Block::<{ blocks::ORB_SIZE }>::zeroed();
+    orb.0 = blocks::build_orb(sid, ccws.as_ptr() as u32);
+    match io::start_subchannel(sid, &mut orb) {
+        0 => {}
+        1 | 2 => return Err(IoError::Busy),
+        _ => return Err(IoError::NotOperational),
+    }
+    let done = timer::wait_until(timeout_us, true, || {
+        COMPLETION.get().irb.is_some_and(|irb| irb.scsw.is_final())
+    });
+    let irb = COMPLETION.get().irb.filter(|_| done);
+    set_waiting(0);
+    irb.ok_or_else(|| {
+        recover(sid);
+        IoError::Timeout
+    })
+}
+
+/// Runs the channel program `ccws` (which must stay put, below 2 GiB) and
+/// checks its final status: a unit check is answered with BASIC SENSE.
+pub fn run_program(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoError> {
+    let irb = start_and_wait(sid, ccws, timeout_us)?;
+    if irb.scsw.dstat & blocks::DEV_UNIT_CHECK != 0 {
+        let sense0 = basic_sense(sid).map_or(0xff, |s| s[0]);
+        return Err(IoError::UnitCheck { sense0 });
+    }
+    if irb.scsw.cstat & !blocks::SCH_INCORRECT_LENGTH != 0 {
+        return Err(IoError::ChannelStatus(irb.scsw.cstat));
+    }
+    let expected = blocks::DEV_CHANNEL_END | blocks::DEV_DEVICE_END;
+    if irb.scsw.dstat & !expected != 0 {
+        return Err(IoError::DeviceStatus(irb.scsw.dstat));
+    }
+    Ok(irb)
+}
+
+/// CLEAR SUBCHANNEL and wait for the clear to complete; returns its status.
+pub fn clear(sid: u32) -> Result<Irb, IoError> {
+    set_waiting(sid);
+    let r = match io::clear_subchannel(sid) {
+        0 => {
+            timer::wait_until(IO_TIMEOUT_US, true, || COMPLETION.get().irb.is_some());
+            COMPLETION.get().irb.ok_or(IoError::Timeout)
+        }
+        _ => Err(IoError::NotOperational),
+    };
+    set_waiting(0);
+    r
+}
+
+/// Brings a subchannel whose channel program did not finish back to idle.
+pub fn recover(sid: u32) {
+    let _ = clear(sid);
+}
+
+/// A buffer for channel data, 8-byte aligned and below 2 GiB (the heap is).
+pub fn dma_buffer(len: usize) -> Vec<u64> {
+    alloc::vec![0u64; len.div_ceil(8)]
+}
+
+fn as_bytes(buf: &[u64]) -> &[u8] {
+    // SAFETY: u64 storage viewed as bytes, same length.
+    unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 8) }
+}
+
+/// BASIC SENSE: the first 32 sense bytes.
+pub fn basic_sense(sid: u32) -> Result<[u8; 32], IoError> {
+    let buf = dma_buffer(32);
+    let ccw = [Ccw1::new(
+        blocks::CMD_BASIC_SENSE,
+        blocks::CCW_SLI,
+        32,
+        buf.as_ptr() as u32,
+    )];
+    start_and_wait(sid, &ccw, IO_TIMEOUT_US)?;
+    let mut sense = [0u8; 32];
+    sense.copy_from_slice(&as_bytes(&buf)[..32]);
+    Ok(sense)
+}
+
+/// SENSE ID.
+pub fn sense_id(sid: u32) -> Result<SenseId, IoError> {
+    let buf = dma_buffer(256);
+    let ccw = [Ccw1::new(
+        blocks::CMD_SENSE_ID,
+        blocks::CCW_SLI,
+        256,
+        buf.as_ptr() as u32,
+    )];
+    let irb = run_program(sid, &ccw, IO_TIMEOUT_US)?;
+    let got = 256usize.saturating_sub(usize::from(irb.scsw.count));
+    blocks::parse_sense_id(&as_bytes(&buf)[..got]).ok_or(IoError::DeviceStatus(irb.scsw.dstat))
+}

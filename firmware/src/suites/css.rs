@@ -1,0 +1,140 @@
+//! The channel subsystem: CHSC, SENSE ID on every device, the inventory
+//! against what the host configured, and channel-program mechanics.
+
+use crate::check::Outcome;
+use crate::css::blocks::{self, Ccw1, FCTL_CLEAR};
+use crate::css::channel::{self, IoError, CHSC_OK, IO_TIMEOUT_US};
+use crate::fmt::Hex;
+use crate::format;
+use crate::inventory::{diff, list};
+use crate::runner::Machine;
+use alloc::vec::Vec;
+
+pub fn characteristics(_: &mut Machine) -> Outcome {
+    match channel::store_characteristics() {
+        None => Outcome::skip("CHSC is not available (condition code not 0)"),
+        Some((rc, _)) => Outcome::expect_eq(
+            "CHSC SCSC response code",
+            Hex(CHSC_OK.into()),
+            Hex(rc.into()),
+        ),
+    }
+}
+
+pub fn sense_id(m: &mut Machine) -> Outcome {
+    let failed: Vec<_> = m
+        .inventory
+        .devices
+        .iter()
+        .filter(|d| d.sense.is_err())
+        .collect();
+    match failed.first() {
+        None => Outcome::Pass,
+        Some(d) => Outcome::mismatch(
+            &format!(
+                "SENSE ID failed on {} of {} devices",
+                failed.len(),
+                m.inventory.devices.len()
+            ),
+            "identification data",
+            format!("{}: {}", d.bus_id(), d.sense.err().unwrap_or(IoError::Busy)).as_str(),
+        ),
+    }
+}
+
+pub fn inventory(m: &mut Machine) -> Outcome {
+    let Some(expected) = &m.cfg.devices else {
+        return Outcome::skip("no devices= on the command line");
+    };
+    let found = m.inventory.entries();
+    let (missing, extra) = diff(expected, &found);
+    if missing.is_empty() && extra.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::mismatch(
+        &format!(
+            "device inventory differs: missing {}; unexpected {}",
+            list(&missing).as_str(),
+            list(&extra).as_str()
+        ),
+        list(expected).as_str(),
+        list(&found).as_str(),
+    )
+}
+
+/// The first device that answered SENSE ID, for mechanics checks.
+fn first_device(m: &Machine) -> Option<u32> {
+    m.inventory
+        .devices
+        .iter()
+        .find(|d| d.sense.is_ok())
+        .map(|d| d.subchannel.sid)
+}
+
+pub fn chaining(m: &mut Machine) -> Outcome {
+    let Some(sid) = first_device(m) else {
+        return Outcome::skip("no identified device");
+    };
+    // NOOP, command-chained to a TIC that jumps over a command that would
+    // be rejected, to a final NOOP.
+    let mut prog = channel::dma_buffer(32);
+    let base = prog.as_ptr() as u32;
+    let ccws = [
+        Ccw1::new(blocks::CMD_NOOP, blocks::CCW_CHAIN_COMMAND, 0, 0),
+        Ccw1::new(blocks::CMD_TIC, 0, 0, base + 24),
+        Ccw1::new(0xf3, 0, 0, 0),
+        Ccw1::new(blocks::CMD_NOOP, 0, 0, 0),
+    ];
+    for (slot, c) in prog.iter_mut().zip(ccws) {
+        *slot = u64::from_be_bytes(c.to_bytes());
+    }
+    // SAFETY: `prog` holds four CCWs in the hardware layout.
+    let program = unsafe { core::slice::from_raw_parts(prog.as_ptr() as *const Ccw1, 4) };
+    match channel::run_program(sid, program, IO_TIMEOUT_US) {
+        Ok(irb) => Outcome::expect_eq(
+            "CCW address in the SCSW (last CCW + 8)",
+            Hex((base + 32).into()),
+            Hex(irb.scsw.ccw_addr.into()),
+        ),
+        Err(e) => Outcome::mismatch(
+            "chained NOOP-TIC-NOOP",
+            "channel end + device end",
+            format!("{}", e).as_str(),
+        ),
+    }
+}
+
+pub fn command_reject(m: &mut Machine) -> Outcome {
+    let Some(sid) = first_device(m) else {
+        return Outcome::skip("no identified device");
+    };
+    let buf = channel::dma_buffer(8);
+    let ccw = [Ccw1::new(0xf3, blocks::CCW_SLI, 8, buf.as_ptr() as u32)];
+    match channel::run_program(sid, &ccw, IO_TIMEOUT_US) {
+        Err(IoError::UnitCheck { sense0 }) => Outcome::expect_eq(
+            "sense byte 0 after an unknown command",
+            Hex(0x80),
+            Hex(sense0.into()),
+        ),
+        Ok(_) => Outcome::mismatch("unknown command 0xf3", "unit check", "normal completion"),
+        Err(e) => Outcome::mismatch(
+            "unknown command 0xf3",
+            "unit check",
+            format!("{}", e).as_str(),
+        ),
+    }
+}
+
+pub fn clear(m: &mut Machine) -> Outcome {
+    let Some(sid) = first_device(m) else {
+        return Outcome::skip("no identified device");
+    };
+    match channel::clear(sid) {
+        Ok(irb) => Outcome::expect_eq(
+            "function control after CSCH",
+            Hex(FCTL_CLEAR.into()),
+            Hex(irb.scsw.fctl().into()),
+        ),
+        Err(e) => Outcome::mismatch("CSCH", "clear completion", format!("{}", e).as_str()),
+    }
+}
