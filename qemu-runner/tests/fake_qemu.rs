@@ -1,0 +1,262 @@
+//! Drives `run` and the binary with shell scripts standing in for QEMU, so
+//! process handling (exit codes, timeouts, pipes held open) is tested on any host.
+
+use qemu_runner::{run, Exit, Outcome, RunOptions, Scenario, STDERR_PREFIX};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const GOOD_TAP: &str = "TAP version 14
+# zvtest 0.1.0
+1..2
+ok 1 - boot.vectors
+ok 2 - boot.memory
+2 passed, 0 failed, 0 skipped";
+
+fn dir(test: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("fake-qemu")
+        .join(test);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes an executable script standing in for qemu-system-s390x.
+fn fake_qemu(test: &str, body: &str) -> PathBuf {
+    let path = dir(test).join("qemu");
+    // Written to a temporary name first: executing a file another thread
+    // still holds open for writing fails with ETXTBSY.
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn kernel(test: &str) -> PathBuf {
+    let k = dir(test).join("zvtest.elf");
+    fs::write(&k, b"not really an ELF").unwrap();
+    k
+}
+
+fn boot(test: &str, script: &str, scenario: Scenario) -> Outcome {
+    let qemu = fake_qemu(test, script);
+    let opts = RunOptions::default().log(dir(test).join("console.log"));
+    run(&scenario.qemu(qemu), &kernel(test), &opts).expect("run")
+}
+
+fn print_tap(tap: &str) -> String {
+    format!("cat <<'EOF'\n{tap}\nEOF")
+}
+
+#[test]
+fn passing_run() {
+    let script = format!("echo 'qemu: warning: fake' >&2\n{}", print_tap(GOOD_TAP));
+    let o = boot("pass", &script, Scenario::new("pass"));
+    assert!(o.passed(), "{}", o.failure_report());
+    assert_eq!(o.exit, Exit::Code(0));
+    assert!(o.time_to_tap.is_some());
+    assert!(o.time_to_tap.unwrap() <= o.duration);
+    assert_eq!(o.tap.results.len(), 2);
+    let console = o.console();
+    assert!(console.contains("ok 2 - boot.memory\n"), "{console}");
+    assert!(console.contains(&format!("{STDERR_PREFIX}qemu: warning: fake\n")));
+    assert!(
+        o.summary_line().starts_with("pass: PASS in "),
+        "{}",
+        o.summary_line()
+    );
+    assert_eq!(o.command[0], dir("pass").join("qemu").to_str().unwrap());
+}
+
+#[test]
+fn arguments_reach_qemu_and_stdin_is_null() {
+    // Prints its arguments as diagnostics, then whether stdin is at EOF.
+    let script = format!(
+        "for a in \"$@\"; do echo \"# arg: $a\"; done\n\
+         if read -r line; then echo '# stdin: data'; else echo '# stdin: eof'; fi\n{}",
+        print_tap(GOOD_TAP)
+    );
+    let scenario = Scenario::new("args")
+        .memory_mib(512)
+        .smp(2)
+        .append("only=boot.*");
+    let o = boot("args", &script, scenario);
+    assert!(o.passed(), "{}", o.failure_report());
+    let d = &o.tap.diagnostics;
+    let args: Vec<&str> = d.iter().filter_map(|l| l.strip_prefix("arg: ")).collect();
+    let kernel = kernel("args");
+    let expect = [
+        "-m",
+        "512",
+        "-smp",
+        "2",
+        "-kernel",
+        kernel.to_str().unwrap(),
+        "-append",
+        "expect-mem=512M only=boot.*",
+    ];
+    assert!(args.windows(expect.len()).any(|w| w == expect), "{args:?}");
+    assert!(d.iter().any(|l| l == "stdin: eof"), "{d:?}");
+    assert_eq!(o.command.len(), args.len() + 1);
+}
+
+#[test]
+fn guest_panic_exit_status_fails() {
+    let script = format!("{}\nexit 1", print_tap(GOOD_TAP));
+    let o = boot("exit1", &script, Scenario::new("exit1"));
+    assert_eq!(o.exit, Exit::Code(1));
+    assert_eq!(o.verdict.reasons, ["QEMU exit status 1"]);
+    let report = o.failure_report();
+    assert!(report.contains("  - QEMU exit status 1\n"), "{report}");
+    assert!(report.contains("ok 1 - boot.vectors"), "{report}");
+    assert!(report.contains("command: "), "{report}");
+}
+
+#[test]
+fn hang_is_killed_at_the_timeout() {
+    let script = "echo 'TAP version 14'\nexec sleep 60";
+    let scenario = Scenario::new("hang").timeout(Duration::from_secs(1));
+    let t = Instant::now();
+    let o = boot("hang", script, scenario);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(o.exit, Exit::TimedOut(Duration::from_secs(1)));
+    assert!(!o.passed());
+    assert_eq!(o.verdict.reasons[0], "timed out after 1 s");
+    assert!(o.time_to_tap.is_some());
+    assert!(o.console().contains("TAP version 14"));
+}
+
+#[test]
+fn silent_hang_with_closed_pipes_is_killed_too() {
+    // QEMU closed its output but keeps running: only the timeout ends it.
+    let script = "exec >/dev/null 2>&1\nexec sleep 60";
+    let scenario = Scenario::new("closed").timeout(Duration::from_secs(1));
+    let t = Instant::now();
+    let o = boot("closed", script, scenario);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(o.exit.is_timed_out());
+    assert!(o.time_to_tap.is_none());
+}
+
+#[test]
+fn pipe_held_open_after_exit_does_not_block() {
+    // A child of "QEMU" keeps the pipes open after QEMU itself is gone.
+    let script = format!("sleep 8 &\n{}", print_tap(GOOD_TAP));
+    let scenario = Scenario::new("held").timeout(Duration::from_secs(30));
+    let t = Instant::now();
+    let o = boot("held", &script, scenario);
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    assert!(o.passed(), "{}", o.failure_report());
+}
+
+#[test]
+fn flood_of_output_still_times_out() {
+    let script = "echo 'TAP version 14'\nwhile :; do echo '# spam spam spam spam'; done";
+    let scenario = Scenario::new("flood").timeout(Duration::from_secs(1));
+    let t = Instant::now();
+    let o = boot("flood", script, scenario);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(o.exit.is_timed_out());
+    assert!(o.console_tail(1000).len() < 1100);
+}
+
+#[test]
+fn last_line_without_newline_is_parsed() {
+    let script = format!("printf '{}'", GOOD_TAP.replace('\n', "\\n"));
+    let o = boot("nonl", &script, Scenario::new("nonl"));
+    assert!(o.passed(), "{}", o.failure_report());
+}
+
+#[test]
+fn missing_qemu_or_kernel_is_an_error() {
+    let k = kernel("missing");
+    let s = Scenario::new("missing").qemu("/nonexistent/qemu-system-s390x");
+    let e = run(&s, &k, &RunOptions::default()).unwrap_err();
+    assert!(
+        e.to_string().contains("/nonexistent/qemu-system-s390x"),
+        "{e}"
+    );
+    let e = run(&s, &k.with_extension("gone"), &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not found"), "{e}");
+    let e = run(&s.smp(0), &k, &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("smp"), "{e}");
+}
+
+#[test]
+fn default_log_goes_to_a_fresh_file() {
+    let qemu = fake_qemu("deflog", &print_tap(GOOD_TAP));
+    let s = Scenario::new("deflog").qemu(qemu);
+    let a = run(&s, &kernel("deflog"), &RunOptions::default()).unwrap();
+    let b = run(&s, &kernel("deflog"), &RunOptions::default()).unwrap();
+    assert_ne!(a.log_path, b.log_path);
+    assert!(a.console().contains("TAP version 14"));
+    let _ = fs::remove_file(&a.log_path);
+    let _ = fs::remove_file(&b.log_path);
+}
+
+fn runner(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_qemu-runner"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn binary_exit_codes() {
+    let k = kernel("bin");
+    let k = k.to_str().unwrap();
+    let log = dir("bin").join("console.log");
+    let log = log.to_str().unwrap();
+
+    let pass = fake_qemu("bin-pass", &print_tap(GOOD_TAP));
+    let (code, out, err) = runner(&["--qemu", pass.to_str().unwrap(), "--log", log, k]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok 2 - boot.memory"), "console echoed: {out}");
+    assert!(err.contains("PASS"), "{err}");
+
+    let fail = fake_qemu("bin-fail", &format!("{}\nexit 1", print_tap(GOOD_TAP)));
+    let (code, out, err) = runner(&["--quiet", "--qemu", fail.to_str().unwrap(), "--log", log, k]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "quiet: {out}");
+    assert!(err.contains("QEMU exit status 1"), "{err}");
+    assert!(
+        err.contains("ok 2 - boot.memory"),
+        "console shown on FAIL: {err}"
+    );
+
+    let (code, _, err) = runner(&["--bogus", k]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown option '--bogus'"), "{err}");
+    let (code, _, err) = runner(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing KERNEL"), "{err}");
+    let (code, _, err) = runner(&["/nonexistent/zvtest.elf"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not found"), "{err}");
+    let (code, out, _) = runner(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("usage: qemu-runner"));
+}
+
+#[test]
+fn binary_default_log_sits_next_to_the_kernel() {
+    let k = kernel("binlog");
+    let pass = fake_qemu("binlog", &print_tap(GOOD_TAP));
+    let (code, out, err) = runner(&[
+        "--quiet",
+        "--qemu",
+        pass.to_str().unwrap(),
+        k.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = dir("binlog").join("zvtest.elf.console.log");
+    assert!(fs::read_to_string(log).unwrap().contains("TAP version 14"));
+}

@@ -1,0 +1,92 @@
+//! The firmware's failure paths, injected on request: each must FAIL in its
+//! own recognisable way (and never by hanging unnoticed).
+
+mod common;
+
+use common::{boot, check, check_summary, elf, failure_text, scenario};
+use std::time::Duration;
+
+#[test]
+fn injected_failure() {
+    let o = boot(&scenario("inject-fail").append("inject=fail"), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.exit.code().is_some_and(|c| c != 0),
+        "QEMU to exit by itself with a non-zero status",
+    );
+    check(
+        &o,
+        o.tap.failures().any(|r| r.name == "inject.fail"),
+        "`not ok ... - inject.fail`",
+    );
+    check_summary(&o);
+}
+
+#[test]
+fn injected_program_interrupt() {
+    let o = boot(&scenario("inject-pgm").append("inject=pgm"), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.tap
+            .bail_out
+            .as_deref()
+            .is_some_and(|r| r.contains("program interrupt")),
+        "a Bail out naming the program interrupt",
+    );
+    check(&o, o.console().contains("PSW"), "the PSW on the console");
+    check_summary(&o);
+}
+
+#[test]
+fn injected_hang_is_caught_by_the_firmware() {
+    let o = boot(&scenario("inject-hang").append("inject=hang"), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        !o.exit.is_timed_out(),
+        "QEMU to end by itself, before the host timeout",
+    );
+    let hang = o.tap.failures().find(|r| r.name == "inject.hang");
+    check(&o, hang.is_some(), "`not ok ... - inject.hang`");
+    let says_timeout = hang
+        .and_then(|r| r.yaml.as_ref())
+        .is_some_and(|y| y.lines.iter().any(|l| l.contains("timeout")));
+    check(&o, says_timeout, "`timeout` in the YAML of inject.hang");
+    check_summary(&o);
+}
+
+#[test]
+fn endless_loop_is_caught_by_the_host_timeout() {
+    let s = scenario("inject-forever")
+        .append("inject=forever")
+        .timeout(Duration::from_secs(5));
+    let o = boot(&s, &elf());
+    check(&o, o.exit.is_timed_out(), "the host timeout to kill QEMU");
+    check(&o, !o.passed(), "FAIL");
+}
+
+#[test]
+fn unknown_option_is_rejected() {
+    let o = boot(&scenario("bogus-option").append("bogus=1"), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        failure_text(&o).contains("bogus"),
+        "the failure to name the option `bogus`",
+    );
+    check_summary(&o);
+}
+
+#[test]
+fn heap_exhaustion_is_reported() {
+    let o = boot(&scenario("inject-oom").append("inject=oom"), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        failure_text(&o).contains("heap"),
+        "the failure to mention the heap",
+    );
+    check_summary(&o);
+}

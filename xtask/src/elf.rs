@@ -1,0 +1,241 @@
+//! Raw flat image from the firmware ELF: what QEMU loads at address 0 when
+//! `-kernel` is not an ELF, and what a reader-deck IPL needs.
+
+/// No firmware image comes near this; a corrupt header must not make us
+/// allocate gigabytes.
+const MAX_IMAGE: u64 = 256 << 20;
+
+const PT_LOAD: u32 = 1;
+const EM_S390: u16 = 22;
+const ET_EXEC: u16 = 2;
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// One PT_LOAD program header, the fields the image needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: u64,
+    pub paddr: u64,
+    pub filesz: u64,
+}
+
+/// The PT_LOAD segments of a big-endian ELF64 s390x executable.
+pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment>, String> {
+    let short = || "ELF file is truncated".to_string();
+    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
+        return Err("not an ELF file".into());
+    }
+    if elf.get(4) != Some(&2) {
+        return Err("not a 64-bit ELF".into());
+    }
+    if elf.get(5) != Some(&2) {
+        return Err("not a big-endian ELF".into());
+    }
+    let machine = be16(elf, 0x12).ok_or_else(short)?;
+    if machine != EM_S390 {
+        return Err(format!("ELF machine {machine}, expected s390 ({EM_S390})"));
+    }
+    let kind = be16(elf, 0x10).ok_or_else(short)?;
+    if kind != ET_EXEC {
+        return Err(format!(
+            "ELF type {kind}, expected an executable ({ET_EXEC})"
+        ));
+    }
+    let phoff = be64(elf, 0x20).ok_or_else(short)?;
+    let phentsize = u64::from(be16(elf, 0x36).ok_or_else(short)?);
+    let phnum = u64::from(be16(elf, 0x38).ok_or_else(short)?);
+    if phentsize < 56 {
+        return Err(format!("program header size {phentsize}, expected >= 56"));
+    }
+    let mut segments = Vec::new();
+    for i in 0..phnum {
+        let at = phoff
+            .checked_add(i * phentsize)
+            .and_then(|a| usize::try_from(a).ok())
+            .ok_or_else(short)?;
+        let field64 = |off: usize| be64(elf, at + off).ok_or_else(short);
+        if be32(elf, at).ok_or_else(short)? != PT_LOAD {
+            continue;
+        }
+        let seg = Segment {
+            offset: field64(8)?,
+            paddr: field64(24)?,
+            filesz: field64(32)?,
+        };
+        let file_end = seg.offset.checked_add(seg.filesz);
+        if file_end.is_none_or(|end| end > elf.len() as u64) {
+            return Err(format!("segment {i} lies outside the file"));
+        }
+        segments.push(seg);
+    }
+    Ok(segments)
+}
+
+/// Bytes from physical address 0 to the end of the last segment's file data,
+/// each PT_LOAD segment's file bytes at its physical address, gaps zero.
+/// Memory-only parts (bss) are left out: the firmware clears them itself.
+pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, String> {
+    let mut segments = load_segments(elf)?;
+    segments.retain(|s| s.filesz > 0);
+    if segments.is_empty() {
+        return Err("ELF has no loadable data".into());
+    }
+    segments.sort_by_key(|s| s.paddr);
+    let mut end = 0u64;
+    for s in &segments {
+        if s.paddr < end {
+            return Err(format!(
+                "segment at {:#x} overlaps the one before (ending at {end:#x})",
+                s.paddr
+            ));
+        }
+        end = s
+            .paddr
+            .checked_add(s.filesz)
+            .filter(|&e| e <= MAX_IMAGE)
+            .ok_or_else(|| format!("segment at {:#x} ends beyond {MAX_IMAGE:#x}", s.paddr))?;
+    }
+    let mut image = vec![0u8; end as usize];
+    for s in &segments {
+        let (from, to) = (s.offset as usize, s.paddr as usize);
+        let len = s.filesz as usize;
+        image[to..to + len].copy_from_slice(&elf[from..from + len]);
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (p_type, offset, paddr, filesz, data written at offset)
+    type Seg<'a> = (u32, u64, u64, u64, &'a [u8]);
+
+    /// A minimal ELF64 big-endian s390x executable with these program headers.
+    fn elf(segments: &[Seg]) -> Vec<u8> {
+        let phoff = 64u64;
+        let mut b = vec![0u8; 0x1000];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2; // ELFCLASS64
+        b[5] = 2; // ELFDATA2MSB
+        b[6] = 1;
+        b[0x10..0x12].copy_from_slice(&ET_EXEC.to_be_bytes());
+        b[0x12..0x14].copy_from_slice(&EM_S390.to_be_bytes());
+        b[0x20..0x28].copy_from_slice(&phoff.to_be_bytes());
+        b[0x36..0x38].copy_from_slice(&56u16.to_be_bytes());
+        b[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_be_bytes());
+        for (i, &(kind, offset, paddr, filesz, data)) in segments.iter().enumerate() {
+            let at = phoff as usize + i * 56;
+            b[at..at + 4].copy_from_slice(&kind.to_be_bytes());
+            b[at + 8..at + 16].copy_from_slice(&offset.to_be_bytes());
+            // vaddr deliberately differs: the image follows the physical address.
+            b[at + 16..at + 24].copy_from_slice(&paddr.wrapping_add(0x1000_0000).to_be_bytes());
+            b[at + 24..at + 32].copy_from_slice(&paddr.to_be_bytes());
+            b[at + 32..at + 40].copy_from_slice(&filesz.to_be_bytes());
+            b[at + 40..at + 48].copy_from_slice(&(filesz + 0x100).to_be_bytes());
+            let o = offset as usize;
+            if o + data.len() > b.len() {
+                b.resize(o + data.len(), 0);
+            }
+            b[o..o + data.len()].copy_from_slice(data);
+        }
+        b
+    }
+
+    #[test]
+    fn segments_land_at_physical_addresses_with_zero_gaps() {
+        let psw = [0, 8, 0, 0, 0x80, 1, 0, 0];
+        let e = elf(&[
+            (PT_LOAD, 0x400, 0, 8, &psw),
+            (6, 0x40, 0x9999, 0x38, &[]), // PT_PHDR: ignored
+            (PT_LOAD, 0x800, 0x20, 4, b"CODE"),
+            (PT_LOAD, 0x900, 0x100, 0, &[]), // bss only
+        ]);
+        let img = flat_image(&e).unwrap();
+        assert_eq!(img.len(), 0x24);
+        assert_eq!(img[..8], psw);
+        assert!(img[8..0x20].iter().all(|&b| b == 0));
+        assert_eq!(&img[0x20..], b"CODE");
+    }
+
+    #[test]
+    fn order_of_headers_does_not_matter() {
+        let a = elf(&[
+            (PT_LOAD, 0x800, 0x10, 2, b"hi"),
+            (PT_LOAD, 0x400, 0, 2, b"lo"),
+        ]);
+        let img = flat_image(&a).unwrap();
+        assert_eq!(&img[..2], b"lo");
+        assert_eq!(&img[0x10..], b"hi");
+    }
+
+    #[test]
+    fn first_segment_above_zero_is_padded_from_zero() {
+        let img = flat_image(&elf(&[(PT_LOAD, 0x400, 0x10000, 2, b"go")])).unwrap();
+        assert_eq!(img.len(), 0x10002);
+        assert_eq!(&img[0x10000..], b"go");
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_s390x_executable() {
+        let good = elf(&[(PT_LOAD, 0x400, 0, 2, b"ok")]);
+        let broken = |i: usize, v: u8| {
+            let mut e = good.clone();
+            e[i] = v;
+            flat_image(&e).unwrap_err()
+        };
+        assert_eq!(broken(0, 0), "not an ELF file");
+        assert_eq!(broken(4, 1), "not a 64-bit ELF");
+        assert_eq!(broken(5, 1), "not a big-endian ELF");
+        assert!(broken(0x13, 62).contains("machine 62"));
+        assert!(broken(0x11, 3).contains("type 3"));
+        assert!(broken(0x37, 8).contains("program header size"));
+        assert_eq!(
+            flat_image(&good[..0x30]).unwrap_err(),
+            "ELF file is truncated"
+        );
+        assert_eq!(flat_image(b"").unwrap_err(), "not an ELF file");
+    }
+
+    #[test]
+    fn rejects_bad_segments() {
+        let outside = elf(&[(PT_LOAD, 0xfff, 0, 2, &[])]);
+        assert!(flat_image(&outside)
+            .unwrap_err()
+            .contains("outside the file"));
+        let overlap = elf(&[(PT_LOAD, 0x400, 0, 8, &[]), (PT_LOAD, 0x400, 4, 8, &[])]);
+        assert!(flat_image(&overlap).unwrap_err().contains("overlaps"));
+        let huge = elf(&[(PT_LOAD, 0x400, 1 << 40, 2, b"xx")]);
+        assert!(flat_image(&huge).unwrap_err().contains("beyond"));
+        let wrap = elf(&[(PT_LOAD, 0x400, u64::MAX, 2, b"xx")]);
+        assert!(flat_image(&wrap).unwrap_err().contains("beyond"));
+        let none = elf(&[(PT_LOAD, 0x400, 0, 0, &[])]);
+        assert_eq!(flat_image(&none).unwrap_err(), "ELF has no loadable data");
+        let mut many = elf(&[]);
+        many[0x38..0x3a].copy_from_slice(&1000u16.to_be_bytes());
+        assert_eq!(flat_image(&many).unwrap_err(), "ELF file is truncated");
+    }
+
+    #[test]
+    fn headers_are_read() {
+        let e = elf(&[(PT_LOAD, 0x400, 0x20, 3, b"abc")]);
+        assert_eq!(
+            load_segments(&e).unwrap(),
+            [Segment {
+                offset: 0x400,
+                paddr: 0x20,
+                filesz: 3
+            }]
+        );
+    }
+}
