@@ -57,6 +57,12 @@ pub struct Config {
     pub inject: Vec<Inject>,
     /// Channel-subsystem devices the host configured (`devices=`).
     pub devices: Option<Vec<crate::inventory::Entry>>,
+    /// Devices the host will plug (`+`) and unplug (`-`) while we wait.
+    pub hotplug: Vec<(bool, crate::inventory::Entry)>,
+    /// Where storage ends, for the legacy device page (default: SCLP's size).
+    pub ram_end: Option<u64>,
+    /// Legacy s390-virtio devices expected on the device page: (name, queues).
+    pub legacy_devices: Option<Vec<(String, u8)>>,
 }
 
 impl Default for Config {
@@ -71,6 +77,9 @@ impl Default for Config {
             expect_mem: None,
             inject: Vec::new(),
             devices: None,
+            hotplug: Vec::new(),
+            ram_end: None,
+            legacy_devices: None,
         }
     }
 }
@@ -171,6 +180,44 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
             Some(())
         },
     ),
+    (
+        "hotplug",
+        "comma-separated +busid:name or -busid:name",
+        |c, v| {
+            for item in v.split(',') {
+                let (add, rest) = match item.as_bytes().first()? {
+                    b'+' => (true, &item[1..]),
+                    b'-' => (false, &item[1..]),
+                    _ => return None,
+                };
+                let mut e = crate::inventory::parse_expected(rest)?;
+                c.hotplug.push((add, e.pop().filter(|_| e.is_empty())?));
+            }
+            Some(())
+        },
+    ),
+    ("ram-end", "an address such as 0x7c80000 or 124M", |c, v| {
+        c.ram_end = Some(number(v).or_else(|| size(v))?);
+        Some(())
+    }),
+    (
+        "legacy-devices",
+        "none, or comma-separated name:queues (console:2)",
+        |c, v| {
+            let mut out = Vec::new();
+            if v != "none" {
+                for item in v.split(',') {
+                    let (name, n) = item.split_once(':')?;
+                    if name.is_empty() {
+                        return None;
+                    }
+                    out.push((name.to_string(), n.parse().ok()?));
+                }
+            }
+            c.legacy_devices = Some(out);
+            Some(())
+        },
+    ),
     ("inject", "fail, hang, pgm, forever or oom", |c, v| {
         for word in list(v)? {
             let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
@@ -263,6 +310,25 @@ mod tests {
         assert_eq!(parse(b"expect-mem=2G").unwrap().expect_mem, Some(2 << 30));
         assert_eq!(parse(b"expect-mem=4096").unwrap().expect_mem, Some(4096));
         assert_eq!(parse(b"devices=none").unwrap().devices, Some(Vec::new()));
+        let h = parse(b"hotplug=+fe.0.0007:rng,-fe.0.0001:blk")
+            .unwrap()
+            .hotplug;
+        assert_eq!((h.len(), h[0].0, h[1].0), (2, true, false));
+        assert_eq!(crate::format!("{}", h[1].1), "fe.0.0001:blk");
+        assert_eq!(
+            parse(b"ram-end=0x7c80000").unwrap().ram_end,
+            Some(0x7c8_0000)
+        );
+        assert_eq!(parse(b"ram-end=124M").unwrap().ram_end, Some(124 << 20));
+        let l = parse(b"legacy-devices=console:2,blk:1")
+            .unwrap()
+            .legacy_devices
+            .unwrap();
+        assert_eq!(l, [("console".to_string(), 2), ("blk".to_string(), 1)]);
+        assert_eq!(
+            parse(b"legacy-devices=none").unwrap().legacy_devices,
+            Some(Vec::new())
+        );
         assert_eq!(
             parse(b"devices=fe.0.0001:blk")
                 .unwrap()
@@ -300,6 +366,13 @@ mod tests {
             b"only=",
             b"only=a,,b",
             b"devices=fe.9.0001:blk",
+            b"hotplug=fe.0.0001:blk",
+            b"hotplug=+fe.0.0001",
+            b"hotplug=+fe.0.0001:blk,",
+            b"ram-end=xyz",
+            b"legacy-devices=console",
+            b"legacy-devices=:2",
+            b"legacy-devices=console:300",
         ] {
             assert!(
                 matches!(parse(bad), Err(CmdlineError::BadValue { .. })),

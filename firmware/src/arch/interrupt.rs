@@ -245,6 +245,7 @@ extern "C" fn zvtest_interrupt(ctx: &mut InterruptContext, class: u64) {
         CLASS_PROGRAM => program(ctx),
         CLASS_SVC => svc(ctx),
         CLASS_IO => io(),
+        CLASS_MCCK => machine_check(),
         _ => false,
     };
     if !handled {
@@ -325,6 +326,21 @@ fn svc(ctx: &mut InterruptContext) -> bool {
         let count = LAST_SVC.get().count + 1;
         LAST_SVC.set(SvcInterrupt { code, ilc, count });
     }
+    true
+}
+
+/// MCIC bit 9: a channel report is pending (the only machine check we take).
+const MCIC_CHANNEL_REPORT: u64 = 1 << (63 - 9);
+/// Channel-report machine checks seen so far.
+pub static CHANNEL_REPORTS: AtomicUsize = AtomicUsize::new(0);
+
+fn machine_check() -> bool {
+    // SAFETY: lowcore field of the machine-check interruption.
+    let mcic = unsafe { lowcore::read::<u64>(lowcore::MCCK_CODE) };
+    if mcic & MCIC_CHANNEL_REPORT == 0 {
+        return false;
+    }
+    CHANNEL_REPORTS.fetch_add(1, Ordering::SeqCst);
     true
 }
 

@@ -1,6 +1,7 @@
 //! The architecture layer: the only place with `asm!`. Each function is a
 //! narrow, named capability over one privileged instruction or lowcore field.
 
+pub mod hypercall;
 pub mod interrupt;
 pub mod io;
 pub mod lowcore;
@@ -73,6 +74,21 @@ fn write_cr0(v: u64) {
     unsafe { asm!("lctlg %c0, %c0, 0({0})", in(reg_addr) &v, options(nostack)) };
 }
 
+/// CR14 bit 35: channel-report-pending machine checks.
+pub fn enable_channel_reports() {
+    let mut cr14 = 0u64;
+    // SAFETY: CR14 is read, the channel-report subclass bit set, written back.
+    unsafe {
+        asm!(
+            "stctg %c14, %c14, 0({a})",
+            "oi 4({a}), 0x10",
+            "lctlg %c14, %c14, 0({a})",
+            a = in(reg_addr) &mut cr14,
+            options(nostack),
+        )
+    };
+}
+
 /// Enables or disables one CR0 external-interruption subclass.
 pub fn cr0_subclass(bit: u32, on: bool) {
     let m = 1u64 << (63 - bit);
@@ -108,7 +124,13 @@ pub fn ext_enable() {
 /// the caller's interrupt mask is restored before returning.
 pub fn enabled_wait(io: bool) {
     let old = irq_disable();
-    let mask = PSW_MASK_64 | PSW_MASK_EXT | PSW_MASK_WAIT | if io { PSW_MASK_IO } else { 0 };
+    // Machine checks are open too: the only ones enabled in CR14 are channel
+    // reports (when asked for) and damage, which is reported.
+    let mask = PSW_MASK_64
+        | PSW_MASK_EXT
+        | PSW_MASK_MCHECK
+        | PSW_MASK_WAIT
+        | if io { PSW_MASK_IO } else { 0 };
     let mut psw = Psw { mask, addr: 0 };
     // SAFETY: the wait PSW resumes at label 0 in 64-bit supervisor state; the
     // interrupt handlers return there with all registers restored.

@@ -1,6 +1,8 @@
 //! The channel subsystem: CHSC, SENSE ID on every device, the inventory
 //! against what the host configured, and channel-program mechanics.
 
+use crate::arch::interrupt::CHANNEL_REPORTS;
+use crate::arch::{self, io, timer};
 use crate::check::Outcome;
 use crate::css::blocks::{self, Ccw1, FCTL_CLEAR};
 use crate::css::channel::{self, IoError, CHSC_OK, IO_TIMEOUT_US};
@@ -9,6 +11,7 @@ use crate::format;
 use crate::inventory::{diff, list};
 use crate::runner::Machine;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 pub fn characteristics(_: &mut Machine) -> Outcome {
     match channel::store_characteristics() {
@@ -137,4 +140,76 @@ pub fn clear(m: &mut Machine) -> Outcome {
         ),
         Err(e) => Outcome::mismatch("CSCH", "clear completion", format!("{}", e).as_str()),
     }
+}
+
+/// How long the host has to plug and unplug after we say we are ready.
+const HOTPLUG_WAIT_US: u64 = 20_000_000;
+
+/// Waits for the host's hot-plug steps (announced with `hotplug=`), taking
+/// channel-report machine checks, and checks the rescanned inventory.
+pub fn hotplug(m: &mut Machine) -> Outcome {
+    if m.cfg.hotplug.is_empty() {
+        return Outcome::skip("no hotplug= on the command line");
+    }
+    let mut want = m.inventory.entries();
+    for (add, e) in &m.cfg.hotplug {
+        if *add {
+            want.push(e.clone());
+        } else {
+            want.retain(|x| x != e);
+        }
+    }
+    want.sort();
+    arch::enable_channel_reports();
+    let reports_before = CHANNEL_REPORTS.load(Ordering::SeqCst);
+    let mut crws: Vec<u32> = Vec::new();
+    crate::out!("# zvtest: hotplug ready\n");
+    let deadline = timer::deadline_after_us(HOTPLUG_WAIT_US);
+    let mut found = m.inventory.entries();
+    // Reports counted before "ready" was printed are taken as new too.
+    let mut handled = reports_before;
+    loop {
+        let remaining = deadline.saturating_sub(arch::tod()) / arch::TOD_PER_US;
+        if remaining == 0 {
+            break;
+        }
+        timer::wait_until(remaining, true, || {
+            CHANNEL_REPORTS.load(Ordering::SeqCst) != handled
+        });
+        while let Some(crw) = io::store_crw() {
+            crws.push(crw);
+        }
+        let now = CHANNEL_REPORTS.load(Ordering::SeqCst);
+        if now == handled {
+            continue;
+        }
+        handled = now;
+        m.inventory = crate::discovery::discover();
+        found = m.inventory.entries();
+        if found == want {
+            break;
+        }
+    }
+    crate::out!(
+        "# hotplug: {} channel-report machine checks, {} CRWs stored\n",
+        CHANNEL_REPORTS.load(Ordering::SeqCst) - reports_before,
+        crws.len()
+    );
+    m.inventory.print();
+    if crws.is_empty() {
+        return Outcome::mismatch("channel report words after hot plug", ">= 1", 0u32);
+    }
+    let (missing, extra) = diff(&want, &found);
+    if missing.is_empty() && extra.is_empty() {
+        return Outcome::Pass;
+    }
+    Outcome::mismatch(
+        &format!(
+            "inventory after hot plug differs: missing {}; unexpected {}",
+            list(&missing).as_str(),
+            list(&extra).as_str()
+        ),
+        list(&want).as_str(),
+        list(&found).as_str(),
+    )
 }

@@ -5,6 +5,7 @@ mod boot;
 mod css;
 mod heap;
 mod inject;
+mod legacy;
 mod timer;
 
 use crate::check::Check;
@@ -24,6 +25,9 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("css.chaining", css::chaining),
     Check::new("css.command-reject", css::command_reject),
     Check::new("css.clear", css::clear),
+    Check::new("css.hotplug", css::hotplug).timeout(30_000),
+    Check::new("legacy.page", legacy::page),
+    Check::new("legacy.hypercalls", legacy::hypercalls),
     Check::new("heap.stress", heap::stress),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),

@@ -1,0 +1,153 @@
+//! The legacy s390-virtio transport: the device page above storage and
+//! its hypercalls. Absent on every current QEMU (one SKIP line); a test
+//! scenario places a synthetic page and passes `ram-end=`.
+
+use crate::arch::hypercall::{diag500, LEGACY_RESET, LEGACY_SET_STATUS};
+use crate::arch::interrupt::{expect_program_interrupt, set_external_hook, InterruptContext};
+use crate::arch::{probe, Page};
+use crate::check::Outcome;
+use crate::decode::program_code_name;
+use crate::fmt::Hex;
+use crate::format;
+use crate::runner::Machine;
+use crate::virtio::ids::DeviceName;
+use crate::virtio::legacy_page::{self, LegacyDevice};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Copies the page at `addr`; None if its first doubleword is not storage.
+/// A page cut short by the end of storage keeps zeros past that point.
+fn read_page(addr: u64) -> Option<Box<Page>> {
+    let mut page = Box::new(Page([0; 4096]));
+    let mut read = 0usize;
+    let buf = &mut page.0;
+    let read_ref = &mut read;
+    expect_program_interrupt(|| {
+        for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+            chunk.copy_from_slice(&probe::load_u64(addr + 8 * i as u64).to_be_bytes());
+            *read_ref += 8;
+        }
+    });
+    (read > 0).then_some(page)
+}
+
+fn page_address(m: &Machine) -> u64 {
+    m.cfg.ram_end.unwrap_or(m.memory)
+}
+
+fn describe(devs: &[LegacyDevice]) -> String {
+    let parts: Vec<String> = devs
+        .iter()
+        .map(|d| format!("{}:{}", DeviceName(d.device_type.into()), d.queues.len()))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+pub fn page(m: &mut Machine) -> Outcome {
+    let addr = page_address(m);
+    let Some(page) = read_page(addr) else {
+        return Outcome::skip(&format!(
+            "no s390-virtio device page at {} (addressing exception: storage ends there)",
+            Hex(addr)
+        ));
+    };
+    let devs = match legacy_page::parse(&page.0) {
+        Ok(d) => d,
+        Err(e) => {
+            return Outcome::mismatch(
+                "device page at ram-end",
+                "a well-formed page",
+                format!("{}", e).as_str(),
+            )
+        }
+    };
+    for d in &devs {
+        crate::out!(
+            "# legacy device {} at {}: {}, {} queues, {} feature bytes, {} config bytes, status {}\n",
+            d.index,
+            Hex(addr + d.offset as u64),
+            DeviceName(d.device_type.into()),
+            d.queues.len(),
+            d.host_features.len(),
+            d.config.len(),
+            Hex(d.status.into())
+        );
+    }
+    let got = describe(&devs);
+    match &m.cfg.legacy_devices {
+        None => Outcome::Pass,
+        Some(want) => {
+            let want: Vec<String> = want
+                .iter()
+                .map(|(n, q)| format!("{}:{}", n.as_str(), q))
+                .collect();
+            let want = if want.is_empty() {
+                String::from("none")
+            } else {
+                want.join(",")
+            };
+            Outcome::expect_eq("legacy devices (name:queues)", want.as_str(), got.as_str())
+        }
+    }
+}
+
+static VIRTIO_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+fn on_external(code: u16, _param: u32, _ctx: &mut InterruptContext) -> bool {
+    if code == 0x2603 {
+        VIRTIO_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+        return true;
+    }
+    false
+}
+
+/// Drives each device of the page through RESET and SET_STATUS, where the
+/// host serves those hypercalls.
+pub fn hypercalls(m: &mut Machine) -> Outcome {
+    let addr = page_address(m);
+    let Some(devs) = read_page(addr).and_then(|p| legacy_page::parse(&p.0).ok()) else {
+        return Outcome::skip("no legacy device page");
+    };
+    let Some(first) = devs.first() else {
+        return Outcome::skip("the legacy device page lists no devices");
+    };
+    set_external_hook(on_external);
+    let desc = addr + first.offset as u64;
+    if let Some(p) = expect_program_interrupt(|| {
+        diag500(LEGACY_RESET, [desc, 0, 0, 0, 0, 0]);
+    }) {
+        return Outcome::skip(&format!(
+            "the host does not serve s390-virtio RESET ({} exception): no legacy host behind this page",
+            program_code_name(p.code)
+        ));
+    }
+    for d in &devs {
+        let desc = addr + d.offset as u64;
+        let status_at = addr + d.status_offset() as u64;
+        // ACKNOWLEDGE | DRIVER, then SET_STATUS; RESET must clear it again.
+        // SAFETY: the page is host storage we just read; the status byte
+        // is ours to write.
+        unsafe { core::ptr::write_volatile(status_at as *mut u8, 3) };
+        let rc = diag500(LEGACY_SET_STATUS, [desc, 0, 0, 0, 0, 0]);
+        if rc != 0 {
+            return Outcome::mismatch(&format!("SET_STATUS of device {}", d.index), 0u64, rc);
+        }
+        let rc = diag500(LEGACY_RESET, [desc, 0, 0, 0, 0, 0]);
+        // SAFETY: as above, a read of the status byte.
+        let status = unsafe { core::ptr::read_volatile(status_at as *const u8) };
+        if rc != 0 || status != 0 {
+            return Outcome::mismatch(
+                &format!("RESET of device {} (result, status byte)", d.index),
+                "0, 0",
+                format!("{}, {}", rc, status).as_str(),
+            );
+        }
+    }
+    Outcome::Pass
+}
