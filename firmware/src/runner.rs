@@ -36,6 +36,8 @@ pub struct HostInfo {
     pub manufacturer: String,
     pub machine_type: String,
     pub control_program: String,
+    /// LPAR name and number (STSI 2.2.2), where we run in or under one.
+    pub lpar: Option<(String, u16)>,
     pub facilities: [u64; 4],
 }
 
@@ -72,6 +74,13 @@ fn probe_host() -> HostInfo {
         manufacturer = ebcdic_string(&page.0[32..48]);
         machine_type = ebcdic_string(&page.0[48..52]);
     }
+    let mut lpar = None;
+    if level >= 2 && arch::stsi(&mut page.0, 2, 2, 2) == 0 {
+        lpar = Some((
+            ebcdic_string(&page.0[44..52]),
+            u16::from_be_bytes([page.0[32], page.0[33]]),
+        ));
+    }
     if level >= 3 && arch::stsi(&mut page.0, 3, 2, 2) == 0 && page.0[31] > 0 {
         control_program = ebcdic_string(&page.0[56..72]);
     }
@@ -83,6 +92,7 @@ fn probe_host() -> HostInfo {
         manufacturer,
         machine_type,
         control_program,
+        lpar,
         facilities,
     }
 }
@@ -118,6 +128,9 @@ extern "C" fn zvtest_main() -> ! {
         host.machine_type.as_str(),
         host.control_program.as_str()
     );
+    if let Some((name, number)) = &host.lpar {
+        out!("# LPAR: '{}' number {}\n", name.as_str(), number);
+    }
     out!("# memory: {} MiB, cpus: {}\n", scp.memory >> 20, scp.cpus);
     out!(
         "# heap: {}-{} ({} MiB)\n",

@@ -248,6 +248,21 @@ pub fn clear(sid: u32) -> Result<Irb, IoError> {
     r
 }
 
+/// HALT SUBCHANNEL and wait for the halt to complete; returns its status.
+pub fn halt(sid: u32) -> Result<Irb, IoError> {
+    set_waiting(sid);
+    let r = match io::halt_subchannel(sid) {
+        0 => {
+            timer::wait_until(IO_TIMEOUT_US, true, || COMPLETION.get().irb.is_some());
+            COMPLETION.get().irb.ok_or(IoError::Timeout)
+        }
+        1 | 2 => Err(IoError::Busy),
+        _ => Err(IoError::NotOperational),
+    };
+    set_waiting(0);
+    r
+}
+
 /// Brings a subchannel whose channel program did not finish back to idle.
 pub fn recover(sid: u32) {
     let _ = clear(sid);

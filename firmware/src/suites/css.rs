@@ -4,7 +4,7 @@
 use crate::arch::interrupt::CHANNEL_REPORTS;
 use crate::arch::{self, io, timer};
 use crate::check::Outcome;
-use crate::css::blocks::{self, Ccw1, FCTL_CLEAR};
+use crate::css::blocks::{self, Ccw1, FCTL_CLEAR, FCTL_HALT};
 use crate::css::channel::{self, IoError, CHSC_OK, IO_TIMEOUT_US};
 use crate::fmt::Hex;
 use crate::format;
@@ -139,6 +139,20 @@ pub fn clear(m: &mut Machine) -> Outcome {
             Hex(irb.scsw.fctl().into()),
         ),
         Err(e) => Outcome::mismatch("CSCH", "clear completion", format!("{}", e).as_str()),
+    }
+}
+
+pub fn halt(m: &mut Machine) -> Outcome {
+    let Some(sid) = first_device(m) else {
+        return Outcome::skip("no identified device");
+    };
+    match channel::halt(sid) {
+        Ok(irb) => Outcome::expect_eq(
+            "function control after HSCH",
+            Hex(FCTL_HALT.into()),
+            Hex(irb.scsw.fctl().into()),
+        ),
+        Err(e) => Outcome::mismatch("HSCH", "halt completion", format!("{}", e).as_str()),
     }
 }
 

@@ -25,6 +25,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("css.chaining", css::chaining),
     Check::new("css.command-reject", css::command_reject),
     Check::new("css.clear", css::clear),
+    Check::new("css.halt", css::halt),
     Check::new("css.hotplug", css::hotplug).timeout(30_000),
     Check::new("legacy.page", legacy::page),
     Check::new("legacy.hypercalls", legacy::hypercalls),
