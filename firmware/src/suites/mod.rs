@@ -7,6 +7,7 @@ mod heap;
 mod inject;
 mod legacy;
 mod timer;
+mod virtio;
 
 use crate::check::Check;
 use crate::runner::Machine;
@@ -29,6 +30,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("css.hotplug", css::hotplug).timeout(30_000),
     Check::new("legacy.page", legacy::page),
     Check::new("legacy.hypercalls", legacy::hypercalls),
+    Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
     Check::new("heap.stress", heap::stress),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),

@@ -1,7 +1,10 @@
 //! Virtio: device identities and the transports the firmware knows about.
 //!
-//! Everything here is pure logic over plain bytes, so it builds and is
-//! unit-tested on the host as well as on s390x.
+//! Everything here but the CCW transport is pure logic over plain bytes, so
+//! it builds and is unit-tested on the host as well as on s390x.
 
+#[cfg(target_arch = "s390x")]
+pub mod ccw;
 pub mod ids;
 pub mod legacy_page;
+pub mod transport;

@@ -1,0 +1,247 @@
+//! The virtio-ccw transport: virtio commands as channel programs on the
+//! device's subchannel, notification through DIAG 0x500 function 3.
+//!
+//! Control blocks are big-endian; feature words are little-endian (the
+//! virtio-ccw layout), which `u32::to_le_bytes` spells out.
+
+use super::transport::{QueueAddresses, Transport, TransportError};
+use crate::arch::hypercall::diag500;
+use crate::css::blocks::{Ccw1, CCW_SLI};
+use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
+use alloc::vec::Vec;
+
+pub const CMD_WRITE_FEAT: u8 = 0x11;
+pub const CMD_READ_FEAT: u8 = 0x12;
+pub const CMD_SET_VQ: u8 = 0x13;
+pub const CMD_WRITE_CONF: u8 = 0x21;
+pub const CMD_READ_CONF: u8 = 0x22;
+pub const CMD_WRITE_STATUS: u8 = 0x31;
+pub const CMD_READ_VQ_CONF: u8 = 0x32;
+pub const CMD_VDEV_RESET: u8 = 0x33;
+pub const CMD_SET_IND: u8 = 0x43;
+pub const CMD_SET_CONF_IND: u8 = 0x53;
+pub const CMD_READ_STATUS: u8 = 0x72;
+pub const CMD_SET_IND_ADAPTER: u8 = 0x73;
+pub const CMD_SET_VIRTIO_REV: u8 = 0x83;
+
+/// DIAG 0x500 function 3: virtio-ccw notify.
+pub const HYPERCALL_CCW_NOTIFY: u64 = 3;
+
+/// The legacy layout's ring alignment (revision 0).
+pub const LEGACY_ALIGN: u32 = 4096;
+
+/// Largest config space we read in one go.
+const BUF_LEN: usize = 256;
+
+pub struct CcwTransport {
+    sid: u32,
+    revision: u8,
+    buf: Vec<u64>,
+    /// The host's cookie for each queue, fed back on the next notify.
+    cookies: Vec<u64>,
+}
+
+impl CcwTransport {
+    /// Resets the subchannel's virtio revision (disable, enable), then
+    /// asks for the highest revision up to `max`; falls back to legacy.
+    pub fn open(sid: u32, max: u8) -> Result<Self, TransportError> {
+        let io = |_| TransportError::Io { what: "MSCH" };
+        channel::set_enabled(sid, false).map_err(io)?;
+        channel::set_enabled(sid, true).map_err(io)?;
+        let mut t = CcwTransport {
+            sid,
+            revision: 0,
+            buf: channel::dma_buffer(BUF_LEN),
+            cookies: Vec::new(),
+        };
+        for rev in (1..=max.min(2)).rev() {
+            let mut info = [0u8; 4];
+            info[..2].copy_from_slice(&u16::from(rev).to_be_bytes());
+            match t.command(CMD_SET_VIRTIO_REV, &info, 0, "SET_VIRTIO_REV") {
+                Ok(_) => {
+                    t.revision = rev;
+                    return Ok(t);
+                }
+                Err(TransportError::Rejected { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(t)
+    }
+
+    pub fn subchannel(&self) -> u32 {
+        self.sid
+    }
+
+    /// Runs one command: `out` is sent; `read` bytes come back. Lengths
+    /// must match the device's exactly unless `flags` has SLI.
+    fn run(
+        &mut self,
+        cmd: u8,
+        flags: u8,
+        out: &[u8],
+        read: usize,
+        what: &'static str,
+    ) -> Result<&[u8], TransportError> {
+        let len = out.len().max(read);
+        if len > BUF_LEN {
+            return Err(TransportError::Io { what });
+        }
+        // SAFETY: `buf` is BUF_LEN bytes of u64 storage, viewed as bytes.
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut u8, BUF_LEN) };
+        bytes[..len].fill(0);
+        bytes[..out.len()].copy_from_slice(out);
+        let ccw = [Ccw1::new(cmd, flags, len as u16, bytes.as_ptr() as u32)];
+        match channel::run_program(self.sid, &ccw, IO_TIMEOUT_US) {
+            Ok(_) => Ok(&bytes[..read]),
+            Err(IoError::UnitCheck { sense0: 0x80 }) => Err(TransportError::Rejected { what }),
+            Err(_) => Err(TransportError::Io { what }),
+        }
+    }
+
+    fn command(
+        &mut self,
+        cmd: u8,
+        out: &[u8],
+        read: usize,
+        what: &'static str,
+    ) -> Result<&[u8], TransportError> {
+        self.run(cmd, 0, out, read, what)
+    }
+
+    /// SET_IND and SET_CONF_IND: classic 64-bit indicators.
+    pub fn set_classic_indicators(&mut self, queues: u64, config: u64) -> Result<(), TransportError> {
+        self.command(CMD_SET_IND, &queues.to_be_bytes(), 0, "SET_IND")?;
+        self.command(CMD_SET_CONF_IND, &config.to_be_bytes(), 0, "SET_CONF_IND")?;
+        Ok(())
+    }
+
+    /// SET_IND_ADAPTER: summary byte, indicator bits from `bit`, and the ISC.
+    pub fn set_adapter_indicators(&mut self, summary: u64, indicators: u64, bit: u64, isc: u8) -> Result<(), TransportError> {
+        let mut b = [0u8; 25];
+        b[0..8].copy_from_slice(&summary.to_be_bytes());
+        b[8..16].copy_from_slice(&indicators.to_be_bytes());
+        b[16..24].copy_from_slice(&bit.to_be_bytes());
+        b[24] = isc;
+        self.command(CMD_SET_IND_ADAPTER, &b, 0, "SET_IND_ADAPTER")?;
+        Ok(())
+    }
+
+    /// Revision-0 SET_VQ: one area, 4096-aligned used ring.
+    pub fn set_queue_legacy(&mut self, index: u16, size: u16, area: u64) -> Result<(), TransportError> {
+        let mut b = [0u8; 16];
+        b[0..8].copy_from_slice(&area.to_be_bytes());
+        b[8..12].copy_from_slice(&LEGACY_ALIGN.to_be_bytes());
+        b[12..14].copy_from_slice(&index.to_be_bytes());
+        b[14..16].copy_from_slice(&size.to_be_bytes());
+        self.command(CMD_SET_VQ, &b, 0, "SET_VQ")?;
+        Ok(())
+    }
+
+    /// DIAG 0x500 function 3 with an explicit cookie; returns the result.
+    pub fn notify_raw(&self, queue_word: u64, cookie: u64) -> i64 {
+        diag500(HYPERCALL_CCW_NOTIFY, [u64::from(self.sid), queue_word, cookie, 0, 0, 0]) as i64
+    }
+}
+
+impl Transport for CcwTransport {
+    fn revision(&self) -> u8 {
+        self.revision
+    }
+
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.cookies.clear();
+        self.command(CMD_VDEV_RESET, &[], 0, "VDEV_RESET").map(|_| ())
+    }
+
+    fn device_features(&mut self) -> Result<u64, TransportError> {
+        let words = if self.revision >= 1 { 2 } else { 1 };
+        let mut features = 0u64;
+        for index in 0..words {
+            let mut b = [0u8; 5];
+            b[4] = index as u8;
+            let got = self.command(CMD_READ_FEAT, &b, 5, "READ_FEAT")?;
+            let word = u32::from_le_bytes([got[0], got[1], got[2], got[3]]);
+            features |= u64::from(word) << (32 * index);
+        }
+        Ok(features)
+    }
+
+    fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError> {
+        let words = if self.revision >= 1 { 2 } else { 1 };
+        for index in 0..words {
+            let mut b = [0u8; 5];
+            b[..4].copy_from_slice(&((features >> (32 * index)) as u32).to_le_bytes());
+            b[4] = index as u8;
+            self.command(CMD_WRITE_FEAT, &b, 0, "WRITE_FEAT")?;
+        }
+        Ok(())
+    }
+
+    fn set_status(&mut self, status: u8) -> Result<(), TransportError> {
+        self.command(CMD_WRITE_STATUS, &[status], 0, "WRITE_STATUS").map(|_| ())
+    }
+
+    fn status(&mut self) -> Result<Option<u8>, TransportError> {
+        if self.revision < 2 {
+            return Ok(None);
+        }
+        let got = self.command(CMD_READ_STATUS, &[], 1, "READ_STATUS")?;
+        Ok(Some(got[0]))
+    }
+
+    fn read_config(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {
+        let got = self.run(CMD_READ_CONF, CCW_SLI, &[], buf.len(), "READ_CONF")?;
+        buf.copy_from_slice(got);
+        Ok(())
+    }
+
+    fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError> {
+        self.run(CMD_WRITE_CONF, CCW_SLI, buf, 0, "WRITE_CONF").map(|_| ())
+    }
+
+    fn queue_max(&mut self, index: u16) -> Result<u16, TransportError> {
+        let mut b = [0u8; 4];
+        b[..2].copy_from_slice(&index.to_be_bytes());
+        match self.command(CMD_READ_VQ_CONF, &b, 4, "READ_VQ_CONF") {
+            Ok(got) => Ok(u16::from_be_bytes([got[2], got[3]])),
+            Err(TransportError::Rejected { .. }) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn set_queue(&mut self, index: u16, size: u16, at: QueueAddresses) -> Result<(), TransportError> {
+        if self.revision == 0 {
+            return self.set_queue_legacy(index, size, at.desc);
+        }
+        let mut b = [0u8; 32];
+        b[0..8].copy_from_slice(&at.desc.to_be_bytes());
+        b[12..14].copy_from_slice(&index.to_be_bytes());
+        b[14..16].copy_from_slice(&size.to_be_bytes());
+        b[16..24].copy_from_slice(&at.driver.to_be_bytes());
+        b[24..32].copy_from_slice(&at.device.to_be_bytes());
+        self.command(CMD_SET_VQ, &b, 0, "SET_VQ")?;
+        Ok(())
+    }
+
+    fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError> {
+        let slot = usize::from(index);
+        if self.cookies.len() <= slot {
+            self.cookies.resize(slot + 1, 0);
+        }
+        let word = match data {
+            Some(d) => (u64::from(d) << 16) | u64::from(index),
+            None => u64::from(index),
+        };
+        let r = self.notify_raw(word, self.cookies[slot]);
+        if r < 0 {
+            return Err(TransportError::Hypercall {
+                what: "virtio-ccw notify",
+                result: r,
+            });
+        }
+        self.cookies[slot] = r as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! What a virtio transport offers device code, so devices and checks do
+//! not know whether CCW or the legacy s390-virtio page carries them.
+
+use ufmt::{uDisplay, uWrite, Formatter};
+
+/// Device status bits.
+pub const STATUS_ACKNOWLEDGE: u8 = 1;
+pub const STATUS_DRIVER: u8 = 2;
+pub const STATUS_DRIVER_OK: u8 = 4;
+pub const STATUS_FEATURES_OK: u8 = 8;
+pub const STATUS_NEEDS_RESET: u8 = 0x40;
+pub const STATUS_FAILED: u8 = 0x80;
+
+/// Device-independent feature bits.
+pub const F_NOTIFY_ON_EMPTY: u32 = 24;
+pub const F_ANY_LAYOUT: u32 = 27;
+pub const F_INDIRECT_DESC: u32 = 28;
+pub const F_EVENT_IDX: u32 = 29;
+pub const F_VERSION_1: u32 = 32;
+pub const F_ACCESS_PLATFORM: u32 = 33;
+pub const F_RING_PACKED: u32 = 34;
+pub const F_IN_ORDER: u32 = 35;
+pub const F_NOTIFICATION_DATA: u32 = 38;
+
+pub fn has(features: u64, bit: u32) -> bool {
+    features & (1 << bit) != 0
+}
+
+/// Where a queue's rings are, as handed to the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueAddresses {
+    pub desc: u64,
+    pub driver: u64,
+    pub device: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportError {
+    /// The device rejected the command (unit check, command reject).
+    Rejected { what: &'static str },
+    /// The channel program failed otherwise (details in the text).
+    Io { what: &'static str },
+    /// The device did not keep a status we set.
+    StatusNotKept { wrote: u8, read: u8 },
+    /// The feature set we accepted was refused (FEATURES_OK not kept).
+    FeaturesRefused,
+    NoSuchQueue { index: u16 },
+    Hypercall { what: &'static str, result: i64 },
+}
+
+impl uDisplay for TransportError {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        use crate::fmt::Hex;
+        match *self {
+            TransportError::Rejected { what } => ufmt::uwrite!(f, "{} rejected by the device", what),
+            TransportError::Io { what } => ufmt::uwrite!(f, "{} failed on the channel", what),
+            TransportError::StatusNotKept { wrote, read } => ufmt::uwrite!(
+                f,
+                "status {} written, {} read back",
+                Hex(wrote.into()),
+                Hex(read.into())
+            ),
+            TransportError::FeaturesRefused => f.write_str("FEATURES_OK refused"),
+            TransportError::NoSuchQueue { index } => ufmt::uwrite!(f, "queue {} does not exist", index),
+            TransportError::Hypercall { what, result } => {
+                ufmt::uwrite!(f, "{} hypercall returned {}", what, result)
+            }
+        }
+    }
+}
+
+/// The operations device code needs from a transport.
+pub trait Transport {
+    /// The virtio revision in use (0 = legacy).
+    fn revision(&self) -> u8;
+    fn reset(&mut self) -> Result<(), TransportError>;
+    fn device_features(&mut self) -> Result<u64, TransportError>;
+    fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError>;
+    fn set_status(&mut self, status: u8) -> Result<(), TransportError>;
+    /// None where the transport cannot read the status back.
+    fn status(&mut self) -> Result<Option<u8>, TransportError>;
+    fn read_config(&mut self, buf: &mut [u8]) -> Result<(), TransportError>;
+    fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError>;
+    /// The queue's maximum size; 0 when the queue does not exist.
+    fn queue_max(&mut self, index: u16) -> Result<u16, TransportError>;
+    fn set_queue(&mut self, index: u16, size: u16, at: QueueAddresses) -> Result<(), TransportError>;
+    /// Tells the device a queue has new buffers; `data` is the notification
+    /// data where VIRTIO_F_NOTIFICATION_DATA was negotiated.
+    fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError>;
+}
+
+/// Feature negotiation as the spec orders it: reset, ACKNOWLEDGE, DRIVER,
+/// read the offer, accept `wanted ∩ offer`, FEATURES_OK (revision ≥ 1)
+/// and check it stuck. Returns the accepted set.
+pub fn negotiate<T: Transport + ?Sized>(t: &mut T, wanted: u64) -> Result<u64, TransportError> {
+    t.reset()?;
+    t.set_status(STATUS_ACKNOWLEDGE)?;
+    t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)?;
+    let offer = t.device_features()?;
+    let mut accept = offer & wanted;
+    if t.revision() >= 1 {
+        accept |= offer & (1 << F_VERSION_1);
+    }
+    t.set_driver_features(accept)?;
+    if t.revision() >= 1 {
+        let s = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
+        t.set_status(s)?;
+        if let Some(read) = t.status()? {
+            if read & STATUS_FEATURES_OK == 0 {
+                return Err(TransportError::FeaturesRefused);
+            }
+        }
+    }
+    Ok(accept)
+}
