@@ -63,6 +63,12 @@ pub struct Config {
     pub ram_end: Option<u64>,
     /// Legacy s390-virtio devices expected on the device page: (name, queues).
     pub legacy_devices: Option<Vec<(String, u8)>>,
+    /// The QEMU version the runner started (major, minor).
+    pub qemu_version: Option<(u16, u16)>,
+    /// Whether a diag288 watchdog is configured.
+    pub diag288: bool,
+    /// Let the watchdog expire (the host injects a restart interrupt).
+    pub diag288_expire: bool,
 }
 
 impl Default for Config {
@@ -80,6 +86,9 @@ impl Default for Config {
             hotplug: Vec::new(),
             ram_end: None,
             legacy_devices: None,
+            qemu_version: None,
+            diag288: false,
+            diag288_expire: false,
         }
     }
 }
@@ -215,6 +224,24 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
                 }
             }
             c.legacy_devices = Some(out);
+            Some(())
+        },
+    ),
+    ("qemu-version", "major.minor, such as 7.2", |c, v| {
+        let (major, minor) = v.split_once('.')?;
+        c.qemu_version = Some((major.parse().ok()?, minor.parse().ok()?));
+        Some(())
+    }),
+    (
+        "diag288",
+        "absent, present, or expire (present, and let it expire)",
+        |c, v| {
+            (c.diag288, c.diag288_expire) = match v {
+                "absent" => (false, false),
+                "present" => (true, false),
+                "expire" => (true, true),
+                _ => return None,
+            };
             Some(())
         },
     ),
@@ -373,6 +400,9 @@ mod tests {
             b"legacy-devices=console",
             b"legacy-devices=:2",
             b"legacy-devices=console:300",
+            b"qemu-version=7",
+            b"qemu-version=a.b",
+            b"diag288=yes",
         ] {
             assert!(
                 matches!(parse(bad), Err(CmdlineError::BadValue { .. })),

@@ -15,6 +15,7 @@ pub mod ebcdic;
 pub mod fmt;
 pub mod glob;
 pub mod host;
+pub mod hypercalls;
 pub mod inventory;
 pub mod sccb;
 pub mod tap;

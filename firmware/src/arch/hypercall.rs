@@ -29,3 +29,44 @@ pub fn diag500(nr: u64, args: [u64; 6]) -> u64 {
 pub const LEGACY_NOTIFY: u64 = 0;
 pub const LEGACY_RESET: u64 = 1;
 pub const LEGACY_SET_STATUS: u64 = 2;
+
+/// Any other DIAGNOSE `CODE` in the form `diag %r2, %r4, CODE`: R1 is the
+/// even/odd pair r2/r3 (`pair`), R3 is r4. Returns the pair afterwards.
+pub fn diag<const CODE: u16>(pair: (u64, u64), r3: u64) -> (u64, u64) {
+    let (a, b): (u64, u64);
+    // SAFETY: the host reads the registers and may write the pair; a code
+    // it does not serve raises a program interrupt the caller expects.
+    unsafe {
+        asm!(
+            "diag %r2, %r4, {code}",
+            code = const CODE,
+            inout("r2") pair.0 => a,
+            inout("r3") pair.1 => b,
+            in("r4") r3,
+            options(nostack),
+        )
+    };
+    (a, b)
+}
+
+/// DIAGNOSE `CODE` with an odd R1 (r3), which pair-taking codes refuse.
+pub fn diag_odd_r1<const CODE: u16>(r1: u64, r3: u64) {
+    // SAFETY: as for `diag`; the host is expected to refuse the form.
+    unsafe {
+        asm!(
+            "diag %r3, %r4, {code}",
+            code = const CODE,
+            in("r3") r1,
+            in("r4") r3,
+            options(nostack),
+        )
+    };
+}
+
+/// STAP: this CPU's address.
+pub fn cpu_address() -> u16 {
+    let mut a = 0u16;
+    // SAFETY: STAP stores two bytes into `a`.
+    unsafe { asm!("stap 0({0})", in(reg_addr) &mut a, options(nostack)) };
+    a
+}

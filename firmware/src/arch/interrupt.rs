@@ -9,7 +9,7 @@ use super::{lowcore, Psw, PSW_MASK_64, PSW_MASK_PSTATE, PSW_MASK_WAIT};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 pub const CLASS_RESTART: u64 = 0;
 pub const CLASS_EXTERNAL: u64 = 1;
@@ -246,6 +246,12 @@ extern "C" fn zvtest_interrupt(ctx: &mut InterruptContext, class: u64) {
         CLASS_SVC => svc(ctx),
         CLASS_IO => io(),
         CLASS_MCCK => machine_check(),
+        CLASS_RESTART => {
+            RESTARTS_EXPECTED.load(Ordering::SeqCst) && {
+                RESTARTS.fetch_add(1, Ordering::SeqCst);
+                true
+            }
+        }
         _ => false,
     };
     if !handled {
@@ -328,6 +334,11 @@ fn svc(ctx: &mut InterruptContext) -> bool {
     }
     true
 }
+
+/// Restart interrupts are taken (counted) only while a check expects one,
+/// e.g. a watchdog set to inject one; otherwise they end the run.
+pub static RESTARTS_EXPECTED: AtomicBool = AtomicBool::new(false);
+pub static RESTARTS: AtomicUsize = AtomicUsize::new(0);
 
 /// MCIC bit 9: a channel report is pending (the only machine check we take).
 const MCIC_CHANNEL_REPORT: u64 = 1 << (63 - 9);

@@ -4,6 +4,7 @@
 mod boot;
 mod css;
 mod heap;
+mod hypercalls;
 mod inject;
 mod legacy;
 mod timer;
@@ -31,6 +32,47 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("legacy.page", legacy::page),
     Check::new("legacy.hypercalls", legacy::hypercalls),
     Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
+    Check::new("hcall.diag500.printk-inside", hypercalls::printk_inside),
+    Check::new("hcall.diag500.printk-outside", hypercalls::printk_outside),
+    Check::new("hcall.diag500.reset", hypercalls::legacy_reset),
+    Check::new("hcall.diag500.set-status", hypercalls::legacy_set_status),
+    Check::new("hcall.diag500.notify", hypercalls::notify_configured),
+    Check::new(
+        "hcall.diag500.notify-not-set-up",
+        hypercalls::notify_not_set_up,
+    ),
+    Check::new(
+        "hcall.diag500.notify-past-queues",
+        hypercalls::notify_past_queues,
+    ),
+    Check::new(
+        "hcall.diag500.notify-queue-limit",
+        hypercalls::notify_queue_limit,
+    ),
+    Check::new(
+        "hcall.diag500.notify-bad-subchannel",
+        hypercalls::notify_bad_subchannel,
+    ),
+    Check::new("hcall.diag500.storage-limit", hypercalls::storage_limit),
+    Check::new("hcall.diag500.function-5", hypercalls::function_5),
+    Check::new("hcall.diag500.function-ffff", hypercalls::function_ffff),
+    Check::new("hcall.diag500.function-2pow63", hypercalls::function_2pow63),
+    Check::new("hcall.diag500.problem-state", hypercalls::problem_state),
+    Check::new("hcall.diag10", hypercalls::diag10),
+    Check::new("hcall.diag44", hypercalls::diag44),
+    Check::new("hcall.diag9c.self", hypercalls::diag9c_self),
+    Check::new("hcall.diag9c.other", hypercalls::diag9c_other),
+    Check::new("hcall.diag9c.missing", hypercalls::diag9c_missing),
+    Check::new("hcall.diag258", hypercalls::diag258),
+    Check::new("hcall.diag288.start", hypercalls::diag288_start),
+    Check::new("hcall.diag288.cancel", hypercalls::diag288_cancel),
+    Check::new("hcall.diag288.odd-register", hypercalls::diag288_odd),
+    Check::new("hcall.diag288.expiry", hypercalls::diag288_expiry).timeout(40_000),
+    Check::new("hcall.diag308.store", hypercalls::diag308_store),
+    Check::new("hcall.diag308.bad-subcode", hypercalls::diag308_bad_subcode),
+    Check::new("hcall.diag308.odd-register", hypercalls::diag308_odd),
+    Check::new("hcall.diag318", hypercalls::diag318),
+    Check::new("hcall.diag501", hypercalls::diag501),
     Check::new("heap.stress", heap::stress),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),

@@ -17,7 +17,10 @@ use alloc::vec::Vec;
 
 /// Devices that accept nothing below revision 1.
 fn modern_only(id: u32) -> bool {
-    matches!(id, ids::GPU | ids::INPUT | ids::CRYPTO | ids::VSOCK | ids::FS)
+    matches!(
+        id,
+        ids::GPU | ids::INPUT | ids::CRYPTO | ids::VSOCK | ids::FS
+    )
 }
 
 const WANTED: u64 = 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | 1 << F_RING_PACKED;
@@ -26,8 +29,14 @@ const WANTED: u64 = 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | 1 << F_RING_PACKED
 /// accepted features.
 fn bring_up(t: &mut CcwTransport) -> Result<u64, TransportError> {
     let features = negotiate(t, WANTED)?;
-    let ok = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK
-        | if t.revision() >= 1 { STATUS_FEATURES_OK } else { 0 };
+    let ok = STATUS_ACKNOWLEDGE
+        | STATUS_DRIVER
+        | STATUS_DRIVER_OK
+        | if t.revision() >= 1 {
+            STATUS_FEATURES_OK
+        } else {
+            0
+        };
     t.set_status(ok)?;
     if let Some(read) = t.status()? {
         if read != ok {
@@ -65,7 +74,9 @@ fn device_revisions(d: &Device) -> (String, Option<String>) {
         }
     }
     if modern_only(id) && accepted.contains(&0) {
-        failure.get_or_insert_with(|| format!("{}: modern-only device accepted revision 0", d.bus_id()));
+        failure.get_or_insert_with(|| {
+            format!("{}: modern-only device accepted revision 0", d.bus_id())
+        });
     }
     if accepted.is_empty() {
         failure = Some(format!(
@@ -79,7 +90,12 @@ fn device_revisions(d: &Device) -> (String, Option<String>) {
 }
 
 pub fn revisions(m: &mut Machine) -> Outcome {
-    let devices: Vec<&Device> = m.inventory.devices.iter().filter(|d| d.is_virtio()).collect();
+    let devices: Vec<&Device> = m
+        .inventory
+        .devices
+        .iter()
+        .filter(|d| d.is_virtio())
+        .collect();
     if devices.is_empty() {
         return Outcome::skip("no virtio-ccw device");
     }
@@ -92,7 +108,11 @@ pub fn revisions(m: &mut Machine) -> Outcome {
     match failures.first() {
         None => Outcome::Pass,
         Some(first) => Outcome::mismatch(
-            &format!("{} devices could not be driven: {}", failures.len(), first.as_str()),
+            &format!(
+                "{} devices could not be driven: {}",
+                failures.len(),
+                first.as_str()
+            ),
             "DRIVER_OK at every accepted revision",
             failures.join("; ").as_str(),
         ),

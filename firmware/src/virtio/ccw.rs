@@ -111,14 +111,24 @@ impl CcwTransport {
     }
 
     /// SET_IND and SET_CONF_IND: classic 64-bit indicators.
-    pub fn set_classic_indicators(&mut self, queues: u64, config: u64) -> Result<(), TransportError> {
+    pub fn set_classic_indicators(
+        &mut self,
+        queues: u64,
+        config: u64,
+    ) -> Result<(), TransportError> {
         self.command(CMD_SET_IND, &queues.to_be_bytes(), 0, "SET_IND")?;
         self.command(CMD_SET_CONF_IND, &config.to_be_bytes(), 0, "SET_CONF_IND")?;
         Ok(())
     }
 
     /// SET_IND_ADAPTER: summary byte, indicator bits from `bit`, and the ISC.
-    pub fn set_adapter_indicators(&mut self, summary: u64, indicators: u64, bit: u64, isc: u8) -> Result<(), TransportError> {
+    pub fn set_adapter_indicators(
+        &mut self,
+        summary: u64,
+        indicators: u64,
+        bit: u64,
+        isc: u8,
+    ) -> Result<(), TransportError> {
         let mut b = [0u8; 25];
         b[0..8].copy_from_slice(&summary.to_be_bytes());
         b[8..16].copy_from_slice(&indicators.to_be_bytes());
@@ -129,7 +139,12 @@ impl CcwTransport {
     }
 
     /// Revision-0 SET_VQ: one area, 4096-aligned used ring.
-    pub fn set_queue_legacy(&mut self, index: u16, size: u16, area: u64) -> Result<(), TransportError> {
+    pub fn set_queue_legacy(
+        &mut self,
+        index: u16,
+        size: u16,
+        area: u64,
+    ) -> Result<(), TransportError> {
         let mut b = [0u8; 16];
         b[0..8].copy_from_slice(&area.to_be_bytes());
         b[8..12].copy_from_slice(&LEGACY_ALIGN.to_be_bytes());
@@ -141,7 +156,10 @@ impl CcwTransport {
 
     /// DIAG 0x500 function 3 with an explicit cookie; returns the result.
     pub fn notify_raw(&self, queue_word: u64, cookie: u64) -> i64 {
-        diag500(HYPERCALL_CCW_NOTIFY, [u64::from(self.sid), queue_word, cookie, 0, 0, 0]) as i64
+        diag500(
+            HYPERCALL_CCW_NOTIFY,
+            [u64::from(self.sid), queue_word, cookie, 0, 0, 0],
+        ) as i64
     }
 }
 
@@ -152,7 +170,8 @@ impl Transport for CcwTransport {
 
     fn reset(&mut self) -> Result<(), TransportError> {
         self.cookies.clear();
-        self.command(CMD_VDEV_RESET, &[], 0, "VDEV_RESET").map(|_| ())
+        self.command(CMD_VDEV_RESET, &[], 0, "VDEV_RESET")
+            .map(|_| ())
     }
 
     fn device_features(&mut self) -> Result<u64, TransportError> {
@@ -180,7 +199,8 @@ impl Transport for CcwTransport {
     }
 
     fn set_status(&mut self, status: u8) -> Result<(), TransportError> {
-        self.command(CMD_WRITE_STATUS, &[status], 0, "WRITE_STATUS").map(|_| ())
+        self.command(CMD_WRITE_STATUS, &[status], 0, "WRITE_STATUS")
+            .map(|_| ())
     }
 
     fn status(&mut self) -> Result<Option<u8>, TransportError> {
@@ -198,7 +218,8 @@ impl Transport for CcwTransport {
     }
 
     fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError> {
-        self.run(CMD_WRITE_CONF, CCW_SLI, buf, 0, "WRITE_CONF").map(|_| ())
+        self.run(CMD_WRITE_CONF, CCW_SLI, buf, 0, "WRITE_CONF")
+            .map(|_| ())
     }
 
     fn queue_max(&mut self, index: u16) -> Result<u16, TransportError> {
@@ -211,7 +232,12 @@ impl Transport for CcwTransport {
         }
     }
 
-    fn set_queue(&mut self, index: u16, size: u16, at: QueueAddresses) -> Result<(), TransportError> {
+    fn set_queue(
+        &mut self,
+        index: u16,
+        size: u16,
+        at: QueueAddresses,
+    ) -> Result<(), TransportError> {
         if self.revision == 0 {
             return self.set_queue_legacy(index, size, at.desc);
         }

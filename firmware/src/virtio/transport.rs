@@ -37,22 +37,36 @@ pub struct QueueAddresses {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportError {
     /// The device rejected the command (unit check, command reject).
-    Rejected { what: &'static str },
+    Rejected {
+        what: &'static str,
+    },
     /// The channel program failed otherwise (details in the text).
-    Io { what: &'static str },
+    Io {
+        what: &'static str,
+    },
     /// The device did not keep a status we set.
-    StatusNotKept { wrote: u8, read: u8 },
+    StatusNotKept {
+        wrote: u8,
+        read: u8,
+    },
     /// The feature set we accepted was refused (FEATURES_OK not kept).
     FeaturesRefused,
-    NoSuchQueue { index: u16 },
-    Hypercall { what: &'static str, result: i64 },
+    NoSuchQueue {
+        index: u16,
+    },
+    Hypercall {
+        what: &'static str,
+        result: i64,
+    },
 }
 
 impl uDisplay for TransportError {
     fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
         use crate::fmt::Hex;
         match *self {
-            TransportError::Rejected { what } => ufmt::uwrite!(f, "{} rejected by the device", what),
+            TransportError::Rejected { what } => {
+                ufmt::uwrite!(f, "{} rejected by the device", what)
+            }
             TransportError::Io { what } => ufmt::uwrite!(f, "{} failed on the channel", what),
             TransportError::StatusNotKept { wrote, read } => ufmt::uwrite!(
                 f,
@@ -61,7 +75,9 @@ impl uDisplay for TransportError {
                 Hex(read.into())
             ),
             TransportError::FeaturesRefused => f.write_str("FEATURES_OK refused"),
-            TransportError::NoSuchQueue { index } => ufmt::uwrite!(f, "queue {} does not exist", index),
+            TransportError::NoSuchQueue { index } => {
+                ufmt::uwrite!(f, "queue {} does not exist", index)
+            }
             TransportError::Hypercall { what, result } => {
                 ufmt::uwrite!(f, "{} hypercall returned {}", what, result)
             }
@@ -83,7 +99,12 @@ pub trait Transport {
     fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError>;
     /// The queue's maximum size; 0 when the queue does not exist.
     fn queue_max(&mut self, index: u16) -> Result<u16, TransportError>;
-    fn set_queue(&mut self, index: u16, size: u16, at: QueueAddresses) -> Result<(), TransportError>;
+    fn set_queue(
+        &mut self,
+        index: u16,
+        size: u16,
+        at: QueueAddresses,
+    ) -> Result<(), TransportError>;
     /// Tells the device a queue has new buffers; `data` is the notification
     /// data where VIRTIO_F_NOTIFICATION_DATA was negotiated.
     fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError>;

@@ -1,0 +1,200 @@
+//! What each hypercall must do on each host: one table, readable on its
+//! own (docs/hypercalls.md prints the same), so the same image gives an
+//! exact verdict everywhere.
+
+use crate::host::HostKind;
+
+/// The host as far as expectations differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostProfile {
+    pub kind: HostKind,
+    /// QEMU's version (major, minor), from the runner's `qemu-version=`.
+    pub qemu_version: Option<(u16, u16)>,
+    /// A diag288 watchdog device is configured (`diag288=present`).
+    pub diag288: bool,
+}
+
+/// The outcome a call must have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Completes, r2 holds this value.
+    Returns(u64),
+    /// Completes, r2 (signed) is not negative.
+    NonNegative,
+    /// Completes; no result is architected.
+    Completes,
+    /// Completes with this return code in R1+1.
+    Rc(u64),
+    /// Takes this program interruption.
+    Exception(u16),
+    /// Nothing is recorded for this host: the check is skipped.
+    Unknown,
+}
+
+pub const SPECIFICATION: u16 = 0x06;
+pub const PRIVILEGED: u16 = 0x02;
+const EINVAL: u64 = -22i64 as u64;
+
+/// Every case the hypercall suite runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// DIAG 0x500 function 0 with an address inside storage.
+    Diag500PrintkInside,
+    /// ... and at the end of storage.
+    Diag500PrintkOutside,
+    Diag500Reset,
+    Diag500SetStatus,
+    Diag500NotifyConfigured,
+    Diag500NotifyNotSetUp,
+    /// A queue index past the device's queues but below the transport limit.
+    Diag500NotifyPastQueues,
+    /// A queue index at the transport limit (1024).
+    Diag500NotifyQueueLimit,
+    Diag500NotifyBadSubchannel,
+    Diag500StorageLimit,
+    Diag500Function5,
+    Diag500FunctionFfff,
+    Diag500Function2Pow63,
+    Diag500ProblemState,
+    Diag10,
+    Diag44,
+    Diag9cSelf,
+    Diag9cOther,
+    Diag9cMissing,
+    Diag258,
+    Diag288Start,
+    Diag288Cancel,
+    Diag288OddRegister,
+    Diag308Store,
+    Diag308BadSubcode,
+    Diag308OddRegister,
+    Diag318,
+    Diag501,
+}
+
+impl HostProfile {
+    fn qemu_at_least(&self, major: u16, minor: u16) -> Option<bool> {
+        self.qemu_version.map(|v| v >= (major, minor))
+    }
+}
+
+/// The table. `memory` is the storage size, for the storage-limit call.
+pub fn expect(case: Case, host: &HostProfile, memory: u64) -> Expect {
+    use Case::*;
+    use Expect::*;
+    let qemu = host.kind.is_qemu();
+    let tcg = host.kind == HostKind::QemuTcg;
+    match case {
+        // QEMU keeps function 0 as a check of early-printk addresses.
+        Diag500PrintkInside if qemu => Returns(0),
+        Diag500PrintkOutside if qemu => Returns(EINVAL),
+        // The legacy transport's functions are gone from today's QEMU.
+        Diag500Reset | Diag500SetStatus if qemu => Exception(SPECIFICATION),
+        Diag500NotifyConfigured | Diag500NotifyNotSetUp | Diag500NotifyPastQueues if qemu => {
+            NonNegative
+        }
+        Diag500NotifyQueueLimit | Diag500NotifyBadSubchannel if qemu => Returns(EINVAL),
+        Diag500StorageLimit if qemu => match host.qemu_at_least(10, 0) {
+            Some(true) => Returns(memory - 1),
+            Some(false) => Exception(SPECIFICATION),
+            None => Unknown,
+        },
+        Diag500Function5 | Diag500FunctionFfff | Diag500Function2Pow63 if qemu => {
+            Exception(SPECIFICATION)
+        }
+        // DIAG is privileged everywhere.
+        Diag500ProblemState => Exception(PRIVILEGED),
+        // Under TCG only 0x44, 0x288, 0x308 and 0x500 exist.
+        Diag44 if qemu => Completes,
+        Diag10 | Diag9cSelf | Diag9cOther | Diag9cMissing | Diag258 | Diag318 | Diag501 if tcg => {
+            Exception(SPECIFICATION)
+        }
+        // The KVM kernel serves 0x10 and 0x9c (a yield hint, whatever the target).
+        Diag10 | Diag9cSelf | Diag9cOther | Diag9cMissing if qemu => Completes,
+        Diag288Start | Diag288Cancel if qemu => {
+            if host.diag288 {
+                Completes
+            } else {
+                Exception(SPECIFICATION)
+            }
+        }
+        Diag288OddRegister if qemu => Exception(SPECIFICATION),
+        // No IPL parameters were set by -kernel: "no configuration" (0x102).
+        Diag308Store if qemu => Rc(0x0102),
+        Diag308BadSubcode | Diag308OddRegister if qemu => Exception(SPECIFICATION),
+        _ => Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcg(v: Option<(u16, u16)>) -> HostProfile {
+        HostProfile {
+            kind: HostKind::QemuTcg,
+            qemu_version: v,
+            diag288: false,
+        }
+    }
+
+    #[test]
+    fn storage_limit_depends_on_version() {
+        let mem = 128 << 20;
+        assert_eq!(
+            expect(Case::Diag500StorageLimit, &tcg(Some((10, 0))), mem),
+            Expect::Returns(mem - 1)
+        );
+        assert_eq!(
+            expect(Case::Diag500StorageLimit, &tcg(Some((7, 2))), mem),
+            Expect::Exception(SPECIFICATION)
+        );
+        assert_eq!(
+            expect(Case::Diag500StorageLimit, &tcg(None), mem),
+            Expect::Unknown
+        );
+    }
+
+    #[test]
+    fn tcg_refuses_kvm_only_codes() {
+        for c in [
+            Case::Diag10,
+            Case::Diag9cSelf,
+            Case::Diag258,
+            Case::Diag318,
+            Case::Diag501,
+        ] {
+            assert_eq!(expect(c, &tcg(None), 0), Expect::Exception(SPECIFICATION));
+        }
+        let kvm = HostProfile {
+            kind: HostKind::Kvm,
+            ..tcg(None)
+        };
+        assert_eq!(expect(Case::Diag10, &kvm, 0), Expect::Completes);
+        assert_eq!(expect(Case::Diag318, &kvm, 0), Expect::Unknown);
+    }
+
+    #[test]
+    fn watchdog_needs_the_device() {
+        let mut h = tcg(None);
+        assert_eq!(
+            expect(Case::Diag288Start, &h, 0),
+            Expect::Exception(SPECIFICATION)
+        );
+        h.diag288 = true;
+        assert_eq!(expect(Case::Diag288Start, &h, 0), Expect::Completes);
+    }
+
+    #[test]
+    fn unknown_hosts_have_no_expectations_but_privilege() {
+        let zvm = HostProfile {
+            kind: HostKind::ZVm,
+            ..tcg(None)
+        };
+        assert_eq!(expect(Case::Diag500Reset, &zvm, 0), Expect::Unknown);
+        assert_eq!(
+            expect(Case::Diag500ProblemState, &zvm, 0),
+            Expect::Exception(PRIVILEGED)
+        );
+    }
+}

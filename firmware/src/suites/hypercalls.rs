@@ -1,0 +1,486 @@
+//! Every DIAGNOSE the hosts we know offer, and the ones they must refuse,
+//! judged against the table in `crate::hypercalls`.
+
+use crate::arch::hypercall::{cpu_address, diag, diag500, diag_odd_r1};
+use crate::arch::interrupt::{
+    expect_program_interrupt, in_problem_state, RESTARTS, RESTARTS_EXPECTED,
+};
+use crate::arch::timer;
+use crate::arch::{tod, Page, TOD_PER_US};
+use crate::check::Outcome;
+use crate::decode::program_code_name;
+use crate::fmt::Hex;
+use crate::format;
+use crate::hypercalls::{expect, Case, Expect, HostProfile};
+use crate::runner::Machine;
+use crate::virtio::ccw::CcwTransport;
+use crate::virtio::transport::{
+    negotiate, QueueAddresses, Transport, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
+};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use ufmt::{uDisplay, uWrite, Formatter};
+
+/// What a call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Observed {
+    /// Completed: r2 and the odd register of the pair (R1+1).
+    Done {
+        r2: u64,
+        rc: u64,
+    },
+    Exception(u16),
+}
+
+impl uDisplay for Observed {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        match *self {
+            Observed::Done { r2, rc } => ufmt::uwrite!(
+                f,
+                "completed, r2 {} ({}), R1+1 {}",
+                Hex(r2),
+                r2 as i64,
+                Hex(rc)
+            ),
+            Observed::Exception(c) => {
+                ufmt::uwrite!(f, "{} exception ({})", program_code_name(c), Hex(c.into()))
+            }
+        }
+    }
+}
+
+struct ExpectText(Expect);
+
+impl uDisplay for ExpectText {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        match self.0 {
+            Expect::Returns(v) => ufmt::uwrite!(f, "completed, r2 {} ({})", Hex(v), v as i64),
+            Expect::NonNegative => f.write_str("completed, r2 >= 0"),
+            Expect::Completes => f.write_str("completed"),
+            Expect::Rc(rc) => ufmt::uwrite!(f, "completed, R1+1 {}", Hex(rc)),
+            Expect::Exception(c) => {
+                ufmt::uwrite!(f, "{} exception ({})", program_code_name(c), Hex(c.into()))
+            }
+            Expect::Unknown => f.write_str("nothing recorded"),
+        }
+    }
+}
+
+fn observe(call: impl FnOnce() -> (u64, u64)) -> Observed {
+    let mut out = (0, 0);
+    let slot = &mut out;
+    match expect_program_interrupt(|| *slot = call()) {
+        Some(p) => Observed::Exception(p.code & 0x7f),
+        None => Observed::Done {
+            r2: out.0,
+            rc: out.1,
+        },
+    }
+}
+
+fn matches(e: Expect, o: Observed) -> bool {
+    match (e, o) {
+        (Expect::Returns(v), Observed::Done { r2, .. }) => r2 == v,
+        (Expect::NonNegative, Observed::Done { r2, .. }) => (r2 as i64) >= 0,
+        (Expect::Completes, Observed::Done { .. }) => true,
+        (Expect::Rc(v), Observed::Done { rc, .. }) => rc == v,
+        (Expect::Exception(c), Observed::Exception(got)) => c == got,
+        _ => false,
+    }
+}
+
+fn profile(m: &Machine) -> HostProfile {
+    HostProfile {
+        kind: m.host.kind,
+        qemu_version: m.cfg.qemu_version,
+        diag288: m.cfg.diag288,
+    }
+}
+
+const LATENCY_RUNS: usize = 64;
+
+/// Median, minimum and maximum of repeated calls, as a TAP diagnostic.
+fn latency(name: &str, mut call: impl FnMut() -> Observed) {
+    let mut ns: Vec<u64> = (0..LATENCY_RUNS)
+        .map(|_| {
+            let t0 = tod();
+            call();
+            (tod() - t0) * 1000 / TOD_PER_US
+        })
+        .collect();
+    ns.sort_unstable();
+    crate::out!(
+        "# latency {}: median {} ns, min {} ns, max {} ns ({} calls)\n",
+        name,
+        ns[ns.len() / 2],
+        ns[0],
+        ns[ns.len() - 1],
+        LATENCY_RUNS
+    );
+}
+
+/// Runs `call`, compares with the table, and (if `timed`) reports latency.
+fn judge(
+    m: &Machine,
+    case: Case,
+    name: &str,
+    timed: bool,
+    call: &mut dyn FnMut() -> (u64, u64),
+) -> Outcome {
+    let want = expect(case, &profile(m), m.memory);
+    let got = observe(&mut *call);
+    if want == Expect::Unknown {
+        return Outcome::skip(&format!(
+            "no expectation recorded for {} (observed: {})",
+            m.host.kind.name(),
+            got
+        ));
+    }
+    if timed && matches(want, got) {
+        latency(name, || observe(&mut *call));
+    }
+    if matches(want, got) {
+        Outcome::Pass
+    } else {
+        Outcome::mismatch(
+            &format!("{} on {}", name, m.host.kind.name()),
+            ExpectText(want),
+            got,
+        )
+    }
+}
+
+fn d500(f: u64, a: u64, b: u64, c: u64) -> (u64, u64) {
+    (diag500(f, [a, b, c, 0, 0, 0]), 0)
+}
+
+/// A check that makes one call needing nothing from the machine.
+macro_rules! simple {
+    ($fn:ident, $case:expr, $name:literal, $timed:expr, $call:expr) => {
+        pub fn $fn(m: &mut Machine) -> Outcome {
+            judge(m, $case, $name, $timed, &mut $call)
+        }
+    };
+}
+
+simple!(
+    printk_inside,
+    Case::Diag500PrintkInside,
+    "diag500.printk-inside",
+    true,
+    || d500(0, 0x1000, 0, 0)
+);
+simple!(
+    legacy_reset,
+    Case::Diag500Reset,
+    "diag500.reset",
+    false,
+    || d500(1, 0, 0, 0)
+);
+simple!(
+    legacy_set_status,
+    Case::Diag500SetStatus,
+    "diag500.set-status",
+    false,
+    || d500(2, 0, 0, 0)
+);
+simple!(
+    notify_bad_subchannel,
+    Case::Diag500NotifyBadSubchannel,
+    "diag500.notify-bad-subchannel",
+    true,
+    || d500(3, 0x0001_fff0, 0, 0)
+);
+simple!(
+    storage_limit,
+    Case::Diag500StorageLimit,
+    "diag500.storage-limit",
+    true,
+    || d500(4, 0, 0, 0)
+);
+simple!(
+    function_5,
+    Case::Diag500Function5,
+    "diag500.function-5",
+    true,
+    || d500(5, 0, 0, 0)
+);
+simple!(
+    function_ffff,
+    Case::Diag500FunctionFfff,
+    "diag500.function-ffff",
+    false,
+    || d500(0xffff, 0, 0, 0)
+);
+simple!(
+    function_2pow63,
+    Case::Diag500Function2Pow63,
+    "diag500.function-2pow63",
+    false,
+    || d500(1 << 63, 0, 0, 0)
+);
+simple!(
+    problem_state,
+    Case::Diag500ProblemState,
+    "diag500.problem-state",
+    false,
+    || {
+        in_problem_state(|| {
+            d500(0, 0x1000, 0, 0);
+        });
+        (0, 0)
+    }
+);
+simple!(diag44, Case::Diag44, "diag44", true, || diag::<0x44>(
+    (0, 0),
+    0
+));
+simple!(
+    diag9c_self,
+    Case::Diag9cSelf,
+    "diag9c.self",
+    true,
+    || diag::<0x9c>((cpu_address().into(), 0), 0)
+);
+simple!(
+    diag9c_other,
+    Case::Diag9cOther,
+    "diag9c.other",
+    false,
+    || diag::<0x9c>((u64::from(cpu_address()) ^ 1, 0), 0)
+);
+simple!(
+    diag9c_missing,
+    Case::Diag9cMissing,
+    "diag9c.missing",
+    false,
+    || diag::<0x9c>((0xffff, 0), 0)
+);
+simple!(diag258, Case::Diag258, "diag258", false, || diag::<0x258>(
+    (0, 0),
+    0
+));
+simple!(
+    diag288_start,
+    Case::Diag288Start,
+    "diag288.start",
+    false,
+    || diag::<0x288>((0, 30), 0)
+);
+simple!(
+    diag288_cancel,
+    Case::Diag288Cancel,
+    "diag288.cancel",
+    false,
+    || diag::<0x288>((2, 0), 0)
+);
+simple!(
+    diag288_odd,
+    Case::Diag288OddRegister,
+    "diag288.odd-register",
+    false,
+    || {
+        diag_odd_r1::<0x288>(0, 0);
+        (0, 0)
+    }
+);
+simple!(
+    diag308_bad_subcode,
+    Case::Diag308BadSubcode,
+    "diag308.bad-subcode",
+    false,
+    || diag::<0x308>((0, 0), 0x1_0000)
+);
+simple!(
+    diag308_odd,
+    Case::Diag308OddRegister,
+    "diag308.odd-register",
+    false,
+    || {
+        diag_odd_r1::<0x308>(0, 6);
+        (0, 0)
+    }
+);
+simple!(diag318, Case::Diag318, "diag318", false, || diag::<0x318>(
+    (0, 0),
+    0
+));
+simple!(diag501, Case::Diag501, "diag501", false, || diag::<0x501>(
+    (0, 0),
+    0
+));
+
+pub fn printk_outside(m: &mut Machine) -> Outcome {
+    let end = m.memory;
+    judge(
+        m,
+        Case::Diag500PrintkOutside,
+        "diag500.printk-outside",
+        true,
+        &mut || d500(0, end, 0, 0),
+    )
+}
+
+pub fn diag10(m: &mut Machine) -> Outcome {
+    let page = Box::new(Page([0; 4096]));
+    let at = page.0.as_ptr() as u64;
+    judge(m, Case::Diag10, "diag10", false, &mut || {
+        diag::<0x10>((at, 0), at)
+    })
+}
+
+pub fn diag308_store(m: &mut Machine) -> Outcome {
+    let mut page = Box::new(Page([0; 4096]));
+    let at = page.0.as_mut_ptr() as u64;
+    // Subcode 6 stores the IPL parameters; R1+1 gets the return code.
+    judge(m, Case::Diag308Store, "diag308.store", false, &mut || {
+        diag::<0x308>((at, 0), 6)
+    })
+}
+
+/// A virtio-ccw device brought to DRIVER_OK with queue 0 set up over
+/// zeroed rings (nothing made available), for the notify cases.
+struct NotifyTarget {
+    transport: CcwTransport,
+    queues: u16,
+    _rings: Box<[Page; 3]>,
+}
+
+fn notify_target(m: &Machine) -> Option<NotifyTarget> {
+    let dev = m.inventory.devices.iter().find(|d| d.is_virtio())?;
+    let mut t = CcwTransport::open(dev.subchannel.sid, 2).ok()?;
+    negotiate(&mut t, 0).ok()?;
+    let size = t.queue_max(0).ok().filter(|&n| n > 0)?.min(16);
+    let mut queues = 1;
+    while queues < 1024 && t.queue_max(queues).ok()? > 0 {
+        queues += 1;
+    }
+    let rings = Box::new([Page([0; 4096]), Page([0; 4096]), Page([0; 4096])]);
+    let base = rings.as_ptr() as u64;
+    let at = QueueAddresses {
+        desc: base,
+        driver: base + 4096,
+        device: base + 8192,
+    };
+    t.set_queue(0, size, at).ok()?;
+    let ok = STATUS_ACKNOWLEDGE
+        | STATUS_DRIVER
+        | STATUS_DRIVER_OK
+        | if t.revision() >= 1 {
+            STATUS_FEATURES_OK
+        } else {
+            0
+        };
+    t.set_status(ok).ok()?;
+    Some(NotifyTarget {
+        transport: t,
+        queues,
+        _rings: rings,
+    })
+}
+
+fn with_target(
+    m: &mut Machine,
+    case: Case,
+    name: &str,
+    timed: bool,
+    queue: impl Fn(&NotifyTarget) -> u64,
+) -> Outcome {
+    let Some(mut target) = notify_target(m) else {
+        return Outcome::skip("no virtio-ccw device that reaches DRIVER_OK with queue 0 set up");
+    };
+    let q = queue(&target);
+    let mut cookie = 0u64;
+    let t = &target;
+    let r = judge(m, case, name, timed, &mut || {
+        let r = t.transport.notify_raw(q, cookie);
+        if r >= 0 {
+            cookie = r as u64;
+        }
+        (r as u64, 0)
+    });
+    let _ = target.transport.reset();
+    r
+}
+
+pub fn notify_configured(m: &mut Machine) -> Outcome {
+    with_target(
+        m,
+        Case::Diag500NotifyConfigured,
+        "diag500.notify",
+        true,
+        |_| 0,
+    )
+}
+
+pub fn notify_not_set_up(m: &mut Machine) -> Outcome {
+    // Queue 1 exists on most devices but was not set up; else the last one.
+    with_target(
+        m,
+        Case::Diag500NotifyNotSetUp,
+        "diag500.notify-not-set-up",
+        false,
+        |t| u64::from(t.queues.saturating_sub(1).max(1)),
+    )
+}
+
+pub fn notify_past_queues(m: &mut Machine) -> Outcome {
+    with_target(
+        m,
+        Case::Diag500NotifyPastQueues,
+        "diag500.notify-past-queues",
+        false,
+        |t| u64::from(t.queues),
+    )
+}
+
+pub fn notify_queue_limit(m: &mut Machine) -> Outcome {
+    with_target(
+        m,
+        Case::Diag500NotifyQueueLimit,
+        "diag500.notify-queue-limit",
+        false,
+        |_| 1024,
+    )
+}
+
+/// Seconds the watchdog runs before it expires (the host's minimum is 15).
+const WATCHDOG_S: u64 = 15;
+
+/// Starts the diag288 watchdog and lets it expire; the host is set to
+/// inject a restart interrupt, which we wait for.
+pub fn diag288_expiry(m: &mut Machine) -> Outcome {
+    if !m.cfg.diag288_expire {
+        return Outcome::skip("no diag288=expire on the command line");
+    }
+    let before = RESTARTS.load(Ordering::SeqCst);
+    RESTARTS_EXPECTED.store(true, Ordering::SeqCst);
+    let started = observe(|| diag::<0x288>((0, WATCHDOG_S), 0));
+    crate::out!("# zvtest: diag288 armed for {} s\n", WATCHDOG_S);
+    let t0 = tod();
+    let fired = timer::wait_until((WATCHDOG_S + 10) * 1_000_000, false, || {
+        RESTARTS.load(Ordering::SeqCst) != before
+    });
+    let waited_ms = (tod() - t0) / TOD_PER_US / 1000;
+    RESTARTS_EXPECTED.store(false, Ordering::SeqCst);
+    if !matches!(started, Observed::Done { .. }) {
+        return Outcome::mismatch("diag288 start", "completed", started);
+    }
+    if !fired {
+        return Outcome::mismatch(
+            "restart interrupt from the expired watchdog",
+            format!("within {} s", WATCHDOG_S + 10).as_str(),
+            "none",
+        );
+    }
+    if waited_ms < WATCHDOG_S * 1000 - 1000 {
+        return Outcome::mismatch(
+            "watchdog expired early (ms)",
+            format!(">= {}", WATCHDOG_S * 1000).as_str(),
+            waited_ms,
+        );
+    }
+    Outcome::Pass
+}
