@@ -72,6 +72,40 @@ pub enum Case {
     Diag501,
 }
 
+impl Case {
+    /// Every case with its check name (after `hcall.`) and what it calls.
+    pub const ALL: &'static [(Case, &'static str, &'static str)] = &[
+        (Case::Diag500PrintkInside, "diag500.printk-inside", "DIAG 0x500 r1=0, r2 inside storage"),
+        (Case::Diag500PrintkOutside, "diag500.printk-outside", "DIAG 0x500 r1=0, r2 = storage size"),
+        (Case::Diag500Reset, "diag500.reset", "DIAG 0x500 r1=1 (legacy RESET)"),
+        (Case::Diag500SetStatus, "diag500.set-status", "DIAG 0x500 r1=2 (legacy SET_STATUS)"),
+        (Case::Diag500NotifyConfigured, "diag500.notify", "DIAG 0x500 r1=3, a set-up queue"),
+        (Case::Diag500NotifyNotSetUp, "diag500.notify-not-set-up", "DIAG 0x500 r1=3, a queue not set up"),
+        (Case::Diag500NotifyPastQueues, "diag500.notify-past-queues", "DIAG 0x500 r1=3, queue past the device's"),
+        (Case::Diag500NotifyQueueLimit, "diag500.notify-queue-limit", "DIAG 0x500 r1=3, queue 1024"),
+        (Case::Diag500NotifyBadSubchannel, "diag500.notify-bad-subchannel", "DIAG 0x500 r1=3, no such subchannel"),
+        (Case::Diag500StorageLimit, "diag500.storage-limit", "DIAG 0x500 r1=4"),
+        (Case::Diag500Function5, "diag500.function-5", "DIAG 0x500 r1=5"),
+        (Case::Diag500FunctionFfff, "diag500.function-ffff", "DIAG 0x500 r1=0xffff"),
+        (Case::Diag500Function2Pow63, "diag500.function-2pow63", "DIAG 0x500 r1=2^63"),
+        (Case::Diag500ProblemState, "diag500.problem-state", "DIAG 0x500 in problem state"),
+        (Case::Diag10, "diag10", "DIAG 0x10 on one page"),
+        (Case::Diag44, "diag44", "DIAG 0x44"),
+        (Case::Diag9cSelf, "diag9c.self", "DIAG 0x9c to this CPU"),
+        (Case::Diag9cOther, "diag9c.other", "DIAG 0x9c to another CPU address"),
+        (Case::Diag9cMissing, "diag9c.missing", "DIAG 0x9c to CPU 0xffff"),
+        (Case::Diag258, "diag258", "DIAG 0x258, r1=0"),
+        (Case::Diag288Start, "diag288.start", "DIAG 0x288 start, 30 s"),
+        (Case::Diag288Cancel, "diag288.cancel", "DIAG 0x288 cancel"),
+        (Case::Diag288OddRegister, "diag288.odd-register", "DIAG 0x288 with odd R1"),
+        (Case::Diag308Store, "diag308.store", "DIAG 0x308 subcode 6 (store IPL parameters)"),
+        (Case::Diag308BadSubcode, "diag308.bad-subcode", "DIAG 0x308 subcode 0x10000"),
+        (Case::Diag308OddRegister, "diag308.odd-register", "DIAG 0x308 subcode 6, odd R1"),
+        (Case::Diag318, "diag318", "DIAG 0x318"),
+        (Case::Diag501, "diag501", "DIAG 0x501"),
+    ];
+}
+
 impl HostProfile {
     fn qemu_at_least(&self, major: u16, minor: u16) -> Option<bool> {
         self.qemu_version.map(|v| v >= (major, minor))
@@ -126,9 +160,74 @@ pub fn expect(case: Case, host: &HostProfile, memory: u64) -> Expect {
     }
 }
 
+/// The table as Markdown, one column per host profile; docs/hypercalls.md
+/// carries the same text (a unit test keeps them equal).
+pub fn markdown_table(memory: u64) -> alloc::string::String {
+    use crate::fmt::Hex;
+    use alloc::string::String;
+    let profile = |kind, v| HostProfile {
+        kind,
+        qemu_version: v,
+        diag288: false,
+    };
+    let hosts = [
+        ("QEMU TCG 7.2", profile(HostKind::QemuTcg, Some((7, 2)))),
+        ("QEMU TCG 10.0", profile(HostKind::QemuTcg, Some((10, 0)))),
+        ("KVM", profile(HostKind::Kvm, None)),
+        ("z/VM", profile(HostKind::ZVm, None)),
+        ("LPAR", profile(HostKind::Lpar, None)),
+    ];
+    let mut out = String::from("| check (`hcall.`) | call |");
+    for (name, _) in &hosts {
+        out.push_str(&crate::format!(" {} |", *name));
+    }
+    out.push_str("\n|---|---|");
+    for _ in &hosts {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for (case, name, what) in Case::ALL {
+        out.push_str(&crate::format!("| {} | {} |", *name, *what));
+        for (_, host) in &hosts {
+            let cell = match expect(*case, host, memory) {
+                Expect::Returns(v) if v == memory - 1 => String::from("r2 = storage size - 1"),
+                Expect::Returns(v) => crate::format!("r2 = {}", v as i64),
+                Expect::NonNegative => String::from("r2 >= 0"),
+                Expect::Completes => String::from("completes"),
+                Expect::Rc(rc) => crate::format!("rc {}", Hex(rc)),
+                Expect::Exception(SPECIFICATION) => String::from("specification exc."),
+                Expect::Exception(PRIVILEGED) => String::from("privileged-op. exc."),
+                Expect::Exception(c) => crate::format!("exception {}", Hex(c.into())),
+                Expect::Unknown => String::from("(skipped)"),
+            };
+            out.push_str(&crate::format!(" {} |", cell.as_str()));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_carry_the_table() {
+        let doc = include_str!("../../docs/hypercalls.md");
+        let table = markdown_table(128 << 20);
+        assert!(
+            doc.contains(&table),
+            "docs/hypercalls.md is out of date; its table must read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_case_is_listed_once() {
+        for (i, (c, _, _)) in Case::ALL.iter().enumerate() {
+            assert!(!Case::ALL[i + 1..].iter().any(|(d, _, _)| d == c));
+        }
+        assert_eq!(Case::ALL.len(), 28);
+    }
 
     fn tcg(v: Option<(u16, u16)>) -> HostProfile {
         HostProfile {
