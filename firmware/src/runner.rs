@@ -3,7 +3,7 @@
 
 use crate::arch::interrupt::{
     self, class_name, disarm_expectations, try_call, Global, InterruptContext, Recovery,
-    ABORT_TIMEOUT, CLASS_EXTERNAL, CLASS_IO, CLASS_PROGRAM,
+    ABORT_TIMEOUT, CLASS_EXTERNAL, CLASS_IO, CLASS_MCCK, CLASS_PROGRAM,
 };
 use crate::arch::{self, lowcore, timer};
 use crate::check::{Check, Outcome};
@@ -273,6 +273,11 @@ pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
             // SAFETY: lowcore field of the I/O interruption.
             let sid = unsafe { lowcore::read::<u32>(lowcore::SUBCHANNEL_ID) };
             reason.push_str(&crate::format!(": subchannel {}", Hex(u64::from(sid))));
+        }
+        CLASS_MCCK => {
+            // SAFETY: lowcore field of the machine-check interruption.
+            let mcic = unsafe { lowcore::read::<u64>(lowcore::MCCK_CODE) };
+            reason.push_str(&crate::format!(": interruption code {}", HexW(mcic, 16)));
         }
         _ => {}
     }
