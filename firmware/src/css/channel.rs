@@ -8,6 +8,7 @@ use crate::arch::io::{self, Block};
 use crate::arch::{timer, Page};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// The interruption subclass our subchannels use.
 pub const ISC: u8 = 3;
@@ -72,7 +73,16 @@ static COMPLETION: Global<Completion> = Global::new(Completion {
     unsolicited: 0,
 });
 
-fn on_io_interrupt(sid: u32, _param: u32, _word: u32) -> bool {
+/// Interruption-word bit of an adapter (thin) interrupt: no subchannel.
+const IO_WORD_ADAPTER: u32 = 0x8000_0000;
+/// Adapter interrupts seen, for any ISC.
+pub static ADAPTER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+fn on_io_interrupt(sid: u32, _param: u32, word: u32) -> bool {
+    if word & IO_WORD_ADAPTER != 0 {
+        ADAPTER_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+        return true;
+    }
     let mut irb = Block::<IRB_SIZE>::zeroed();
     let mut c = COMPLETION.get();
     if io::test_subchannel(sid, &mut irb) == 0 {

@@ -2,18 +2,23 @@
 //! accepts, feature negotiation, status, DRIVER_OK.
 
 use crate::check::Outcome;
+use crate::css::channel;
 use crate::discovery::Device;
 use crate::fmt::Hex;
 use crate::format;
 use crate::runner::Machine;
 use crate::virtio::ccw::CcwTransport;
+use crate::virtio::driver::{setup_queue, DmaMemory, USED_TIMEOUT_US};
 use crate::virtio::ids;
+use crate::virtio::ring::{Buffer, RingMemory};
 use crate::virtio::transport::{
-    negotiate, Transport, TransportError, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED,
-    STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    has, negotiate, Transport, TransportError, F_EVENT_IDX, F_INDIRECT_DESC, F_NOTIFICATION_DATA,
+    F_RING_PACKED, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
 };
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use ufmt::uDisplay;
 
 /// Devices that accept nothing below revision 1.
 fn modern_only(id: u32) -> bool {
@@ -117,4 +122,236 @@ pub fn revisions(m: &mut Machine) -> Outcome {
             failures.join("; ").as_str(),
         ),
     }
+}
+
+/// ISC for adapter (thin) interrupts, apart from the subchannels' own.
+const ADAPTER_ISC: u8 = 4;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Indicators {
+    Classic,
+    Adapter,
+}
+
+/// Indicator memory: classic queue/config indicators, or the adapter
+/// summary byte and indicator bits.
+struct IndicatorArea(DmaMemory);
+
+impl IndicatorArea {
+    fn install(t: &mut CcwTransport, mode: Indicators) -> Result<Self, TransportError> {
+        let area = IndicatorArea(DmaMemory::new(4096));
+        let base = area.0.addr();
+        match mode {
+            Indicators::Classic => t.set_classic_indicators(base, base + 8)?,
+            Indicators::Adapter => {
+                crate::arch::io::enable_isc(ADAPTER_ISC);
+                t.set_adapter_indicators(base, base + 64, 0, ADAPTER_ISC)?
+            }
+        }
+        Ok(area)
+    }
+
+    /// Clears what the host set, as a driver does once it has looked: the
+    /// host raises an adapter interrupt only when the summary goes 0 -> 1.
+    fn acknowledge(&mut self) {
+        self.0.bytes()[..128].fill(0);
+        core::sync::atomic::fence(Ordering::SeqCst);
+    }
+
+    /// Whether the host flagged queue `q`.
+    fn queue_flagged(&mut self, mode: Indicators, q: u16) -> bool {
+        let b = self.0.bytes();
+        match mode {
+            Indicators::Classic => {
+                let v = u64::from_be_bytes(b[0..8].try_into().unwrap_or([0; 8]));
+                v & (1 << q) != 0
+            }
+            Indicators::Adapter => b[0] != 0 && b[64 + usize::from(q / 8)] & (0x80 >> (q % 8)) != 0,
+        }
+    }
+}
+
+/// Requests on an entropy device's queue 0 in one configuration.
+fn rng_round(
+    sid: u32,
+    rev: u8,
+    packed: bool,
+    mode: Indicators,
+    rounds: u32,
+    rng: &mut u64,
+) -> Result<Option<String>, String> {
+    let fail = |what: &str, e: &dyn ErrorText| format!("{}: {}", what, e.text().as_str());
+    let mut t = CcwTransport::open(sid, rev).map_err(|e| fail("open", &e))?;
+    if t.revision() != rev {
+        return Ok(None);
+    }
+    // The ring format follows the negotiated features: ask for packed
+    // only when driving a packed ring.
+    let ring = if packed { 1 << F_RING_PACKED } else { 0 };
+    let wanted = (WANTED & !(1 << F_RING_PACKED)) | ring | 1 << F_NOTIFICATION_DATA;
+    let features = negotiate(&mut t, wanted).map_err(|e| fail("negotiate", &e))?;
+    if packed && !has(features, F_RING_PACKED) {
+        return Ok(None);
+    }
+    let mut ind = IndicatorArea::install(&mut t, mode).map_err(|e| fail("indicators", &e))?;
+    let mut q = setup_queue(&mut t, 0, features, packed).map_err(|e| fail("queue 0", &e))?;
+    let ok = STATUS_ACKNOWLEDGE
+        | STATUS_DRIVER
+        | STATUS_DRIVER_OK
+        | if rev >= 1 { STATUS_FEATURES_OK } else { 0 };
+    t.set_status(ok).map_err(|e| fail("DRIVER_OK", &e))?;
+    let interrupts_before =
+        channel::unsolicited_interrupts() + channel::ADAPTER_INTERRUPTS.load(Ordering::SeqCst);
+    let indirect = has(features, F_INDIRECT_DESC);
+    let mut data = DmaMemory::new(4096);
+    let table = DmaMemory::new(4096);
+    let mut total = 0u64;
+    let mut flagged = false;
+    for round in 0..rounds {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let len = 8 + (*rng % 249) as u32;
+        let base = data.addr();
+        data.bytes()[..len as usize].fill(0xa5);
+        // Two elements on odd rounds, indirect on every third where offered.
+        let half = len / 2;
+        let chain2 = [
+            Buffer {
+                addr: base,
+                len: half,
+                device_writable: true,
+            },
+            Buffer {
+                addr: base + u64::from(half),
+                len: len - half,
+                device_writable: true,
+            },
+        ];
+        let chain1 = [Buffer {
+            addr: base,
+            len,
+            device_writable: true,
+        }];
+        let chain: &[Buffer] = if round % 2 == 1 { &chain2 } else { &chain1 };
+        // SAFETY: `table` is ours and idle until this chain comes back.
+        let tbl = (indirect && round % 3 == 2)
+            .then(|| unsafe { RingMemory::new(table.addr(), table.len()) });
+        flagged |= ind.queue_flagged(mode, 0);
+        ind.acknowledge();
+        let token = q
+            .submit(&mut t, chain, tbl)
+            .map_err(|e| fail("submit", &e))?;
+        let used = q.wait_used().map_err(|e| fail("wait", &e))?;
+        if used.token != token {
+            return Err(format!(
+                "round {}: used token {} for submitted {}",
+                round, used.token, token
+            ));
+        }
+        if used.len == 0 || used.len > len {
+            return Err(format!(
+                "round {}: used length {} for a {}-byte buffer",
+                round, used.len, len
+            ));
+        }
+        if data.bytes()[..used.len as usize].iter().all(|&b| b == 0xa5) {
+            return Err(format!(
+                "round {}: {} bytes reported but the buffer is untouched",
+                round, used.len
+            ));
+        }
+        total += u64::from(used.len);
+    }
+    // Buffers can be used before we ever wait, leaving the interrupt
+    // pending: open the I/O mask until it arrives.
+    let seen =
+        || channel::unsolicited_interrupts() + channel::ADAPTER_INTERRUPTS.load(Ordering::SeqCst);
+    crate::arch::timer::wait_until(USED_TIMEOUT_US, true, || seen() != interrupts_before);
+    let interrupts = seen() - interrupts_before;
+    flagged |= ind.queue_flagged(mode, 0);
+    let _ = t.reset();
+    if !flagged {
+        return Err(String::from(
+            "the host never flagged queue 0 in the indicators",
+        ));
+    }
+    if interrupts == 0 {
+        return Err(String::from("no interrupt arrived for used buffers"));
+    }
+    Ok(Some(format!(
+        "{} requests, {} bytes, {} interrupts",
+        rounds, total, interrupts
+    )))
+}
+
+/// Formats any ufmt-displayable error into a String (object-safe).
+trait ErrorText {
+    fn text(&self) -> String;
+}
+
+impl<T: uDisplay> ErrorText for T {
+    fn text(&self) -> String {
+        format!("{}", *self)
+    }
+}
+
+pub fn rng(m: &mut Machine) -> Outcome {
+    let devices: Vec<u32> = m
+        .inventory
+        .devices
+        .iter()
+        .filter(|d| d.is_virtio() && d.sense.is_ok_and(|s| u32::from(s.cu_model) == ids::RNG))
+        .map(|d| d.subchannel.sid)
+        .collect();
+    if devices.is_empty() {
+        return Outcome::skip("no virtio-rng-ccw device");
+    }
+    let rounds = 16 * m.cfg.stress;
+    let mut seed = m.cfg.seed | 1;
+    let mut ran = 0;
+    for sid in devices {
+        for rev in [2u8, 1, 0] {
+            for packed in [false, true] {
+                for mode in [Indicators::Classic, Indicators::Adapter] {
+                    let label = format!(
+                        "{} rev {} {} {}",
+                        crate::fmt::Hex(sid.into()),
+                        rev,
+                        if packed { "packed" } else { "split" },
+                        if mode == Indicators::Classic {
+                            "classic"
+                        } else {
+                            "adapter"
+                        }
+                    );
+                    let t0 = crate::arch::tod();
+                    match rng_round(sid, rev, packed, mode, rounds, &mut seed) {
+                        Ok(Some(summary)) => {
+                            ran += 1;
+                            let ms = (crate::arch::tod() - t0) / crate::arch::TOD_PER_US / 1000;
+                            crate::out!(
+                                "# virtio rng {}: {} in {} ms\n",
+                                label.as_str(),
+                                summary.as_str(),
+                                ms
+                            );
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            return Outcome::mismatch(
+                                &format!("virtio-rng {}", label.as_str()),
+                                "every request returned with fresh data",
+                                e.as_str(),
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if ran == 0 {
+        return Outcome::fail("no configuration of the rng device could be driven");
+    }
+    Outcome::Pass
 }

@@ -5,6 +5,9 @@
 
 #[cfg(target_arch = "s390x")]
 pub mod ccw;
+#[cfg(target_arch = "s390x")]
+pub mod driver;
 pub mod ids;
 pub mod legacy_page;
+pub mod ring;
 pub mod transport;

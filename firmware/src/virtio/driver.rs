@@ -1,0 +1,212 @@
+//! Driving a device's queues over any transport: ring memory, set-up,
+//! notification, and waiting for used buffers with a timeout.
+
+use super::ring::packed::PackedQueue;
+use super::ring::split::{split_layout, SplitQueue};
+use super::ring::{Buffer, Endian, QueueError, RingMemory, Used, Virtqueue};
+use super::transport::{
+    has, QueueAddresses, Transport, TransportError, F_EVENT_IDX, F_NOTIFICATION_DATA, F_RING_PACKED,
+};
+use crate::arch::timer;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriveError {
+    Transport(TransportError),
+    Queue(QueueError),
+    /// The device never returned the buffer.
+    Timeout {
+        queue: u16,
+        in_flight: u16,
+    },
+    /// The queue does not exist or has no room.
+    NoQueue {
+        queue: u16,
+    },
+}
+
+impl From<TransportError> for DriveError {
+    fn from(e: TransportError) -> Self {
+        DriveError::Transport(e)
+    }
+}
+
+impl From<QueueError> for DriveError {
+    fn from(e: QueueError) -> Self {
+        DriveError::Queue(e)
+    }
+}
+
+impl uDisplay for DriveError {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        match self {
+            DriveError::Transport(e) => ufmt::uwrite!(f, "{}", e),
+            DriveError::Queue(e) => ufmt::uwrite!(f, "{}", e),
+            DriveError::Timeout { queue, in_flight } => ufmt::uwrite!(
+                f,
+                "queue {}: no used buffer within the timeout ({} in flight)",
+                queue,
+                in_flight
+            ),
+            DriveError::NoQueue { queue } => ufmt::uwrite!(f, "queue {} does not exist", queue),
+        }
+    }
+}
+
+/// Page-aligned, zeroed memory that stays put while a device may use it.
+pub struct DmaMemory {
+    pages: Vec<crate::arch::Page>,
+}
+
+impl DmaMemory {
+    pub fn new(bytes: usize) -> Self {
+        let n = bytes.div_ceil(4096).max(1);
+        let mut pages = Vec::with_capacity(n);
+        pages.resize_with(n, || crate::arch::Page([0; 4096]));
+        DmaMemory { pages }
+    }
+
+    pub fn addr(&self) -> u64 {
+        self.pages.as_ptr() as u64
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages.len() * 4096
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    pub fn bytes(&mut self) -> &mut [u8] {
+        // SAFETY: the pages are contiguous, owned, and `len` bytes long.
+        unsafe { core::slice::from_raw_parts_mut(self.pages.as_mut_ptr() as *mut u8, self.len()) }
+    }
+
+    fn ring(&self) -> RingMemory {
+        // SAFETY: this memory is owned by the queue that gets it and lives
+        // as long as that queue (both are fields of `Queue`).
+        unsafe { RingMemory::new(self.addr(), self.len()) }
+    }
+}
+
+/// A set-up queue and the memory it lives in.
+pub struct Queue {
+    pub index: u16,
+    pub ring: Box<dyn Virtqueue>,
+    pub packed: bool,
+    notification_data: bool,
+    _mem: DmaMemory,
+}
+
+/// Largest queue we set up: enough for stress, small enough for TCG.
+pub const QUEUE_SIZE_MAX: u16 = 128;
+
+/// Sets up queue `index` with a split or packed ring, as `features` allow.
+pub fn setup_queue<T: Transport + ?Sized>(
+    t: &mut T,
+    index: u16,
+    features: u64,
+    packed: bool,
+) -> Result<Queue, DriveError> {
+    let max = t.queue_max(index)?;
+    if max == 0 {
+        return Err(DriveError::NoQueue { queue: index });
+    }
+    let event_idx = has(features, F_EVENT_IDX);
+    let legacy = t.revision() == 0;
+    let packed = packed && has(features, F_RING_PACKED) && !legacy;
+    // Split sizes are powers of two; a legacy queue must keep the device's size.
+    let mut size = if legacy { max } else { max.min(QUEUE_SIZE_MAX) };
+    if !packed && !size.is_power_of_two() {
+        size = 1 << (15 - size.leading_zeros());
+    }
+    let (ring, mem): (Box<dyn Virtqueue>, DmaMemory) = if packed {
+        let layout = super::ring::packed::packed_layout(size)?;
+        let mem = DmaMemory::new(layout.total);
+        (
+            Box::new(PackedQueue::new(mem.ring(), size, event_idx)?),
+            mem,
+        )
+    } else {
+        let layout = split_layout(size, legacy.then_some(super::ccw::LEGACY_ALIGN))?;
+        let mem = DmaMemory::new(layout.total);
+        let endian = if legacy { Endian::Big } else { Endian::Little };
+        (
+            Box::new(SplitQueue::new(
+                mem.ring(),
+                size,
+                endian,
+                legacy,
+                event_idx,
+            )?),
+            mem,
+        )
+    };
+    let at = QueueAddresses {
+        desc: ring.desc_area(),
+        driver: ring.driver_area(),
+        device: ring.device_area(),
+    };
+    t.set_queue(index, size, at)?;
+    Ok(Queue {
+        index,
+        ring,
+        packed,
+        notification_data: has(features, F_NOTIFICATION_DATA),
+        _mem: mem,
+    })
+}
+
+/// How long a device may take to return a buffer.
+pub const USED_TIMEOUT_US: u64 = 2_000_000;
+
+impl Queue {
+    /// Makes `chain` available (indirectly when `table` is given) and
+    /// notifies the device if the ring says so. Returns the token.
+    pub fn submit<T: Transport + ?Sized>(
+        &mut self,
+        t: &mut T,
+        chain: &[Buffer],
+        table: Option<RingMemory>,
+    ) -> Result<u16, DriveError> {
+        let token = match table {
+            Some(mem) => self.ring.add_indirect(chain, mem)?,
+            None => self.ring.add(chain)?,
+        };
+        if self.ring.should_notify() {
+            let data = self
+                .notification_data
+                .then(|| u32::from(self.ring.next_avail_index()));
+            t.notify(self.index, data)?;
+        }
+        Ok(token)
+    }
+
+    /// Waits for the next used buffer.
+    pub fn wait_used(&mut self) -> Result<Used, DriveError> {
+        let mut got = None;
+        let mut err = None;
+        let ring = &mut self.ring;
+        timer::wait_until(USED_TIMEOUT_US, true, || match ring.pop_used() {
+            Ok(Some(u)) => {
+                got = Some(u);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                err = Some(e);
+                true
+            }
+        });
+        if let Some(e) = err {
+            return Err(e.into());
+        }
+        got.ok_or(DriveError::Timeout {
+            queue: self.index,
+            in_flight: self.ring.in_flight(),
+        })
+    }
+}

@@ -1,0 +1,216 @@
+//! Host tests of both ring formats against device models that share
+//! nothing with the driver code but the memory.
+
+mod mem;
+mod model;
+mod packed;
+mod random;
+mod split;
+
+use super::*;
+use mem::TestMem;
+use model::Chain;
+
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Byte `i` of what the device writes for a chain whose readable bytes
+/// are `read`: depends on both, so misplaced or stale data shows.
+pub fn output_byte(read: &[u8], i: usize) -> u8 {
+    let r = if read.is_empty() {
+        0x5a
+    } else {
+        read[i % read.len()]
+    };
+    r.wrapping_mul(31).wrapping_add(i as u8)
+}
+
+/// The device's work on a chain: read every readable byte, write `len`
+/// bytes of output from the first writable element on.
+pub fn device_fill(mem: &TestMem, chain: &Chain, len: u32) {
+    let mut read = Vec::new();
+    for e in chain.elems.iter().filter(|e| !e.writable) {
+        read.extend(mem.read(e.addr, e.len as usize));
+    }
+    let mut i = 0usize;
+    for e in chain.elems.iter().filter(|e| e.writable) {
+        let n = (len as usize - i).min(e.len as usize);
+        let out: Vec<u8> = (i..i + n).map(|k| output_byte(&read, k)).collect();
+        mem.write(e.addr, &out);
+        i += n;
+    }
+    assert_eq!(i, len as usize, "len past the writable bytes");
+}
+
+/// Indirect table memory for `n` descriptors.
+pub fn table(mem: &TestMem, n: usize) -> RingMemory {
+    mem.ring(16 * n, 16)
+}
+
+pub fn rd(addr: u64, len: u32) -> Buffer {
+    Buffer {
+        addr,
+        len,
+        device_writable: false,
+    }
+}
+
+pub fn wr(addr: u64, len: u32) -> Buffer {
+    Buffer {
+        addr,
+        len,
+        device_writable: true,
+    }
+}
+
+#[test]
+fn chain_rules() {
+    assert_eq!(check_chain(&[]), Err(QueueError::EmptyChain));
+    assert_eq!(
+        check_chain(&[rd(0x1000, 4), wr(0x2000, 8), rd(0x3000, 1)]),
+        Err(QueueError::ReadableAfterWritable { index: 2 })
+    );
+    assert_eq!(
+        check_chain(&[rd(0x1000, 4), wr(0x2000, 8), wr(0x3000, 1)]),
+        Ok(9)
+    );
+    assert_eq!(
+        check_chain(&[rd(u64::MAX - 2, 4)]),
+        Err(QueueError::BufferWraps {
+            index: 0,
+            addr: u64::MAX - 2,
+            len: 4
+        })
+    );
+    // Ending exactly at the top of memory is fine; so is length 0 there.
+    assert_eq!(check_chain(&[wr(u64::MAX - 3, 4), wr(u64::MAX, 0)]), Ok(4));
+    // At most 2^32 bytes in total.
+    assert_eq!(
+        check_chain(&[rd(0x1000, u32::MAX), wr(0x1_0000_1000, 1)]),
+        Ok(1)
+    );
+    assert_eq!(
+        check_chain(&[rd(0x1000, u32::MAX), wr(0x1_0000_1000, 2)]),
+        Err(QueueError::ChainTooLong {
+            bytes: (1 << 32) + 1
+        })
+    );
+}
+
+#[test]
+fn need_event_arithmetic() {
+    // Published 0..1 with event 0: hit. 1..2: miss.
+    assert!(passed_event(0, 1, 0));
+    assert!(!passed_event(0, 2, 1));
+    // Across the 16-bit wrap.
+    assert!(passed_event(0xffff, 1, 0xfffe));
+    assert!(passed_event(0, 1, 0xfffe));
+    assert!(!passed_event(1, 1, 0xfffe));
+    assert!(!passed_event(5, 5, 5));
+}
+
+#[test]
+fn error_messages() {
+    let msg = |e: QueueError| crate::format!("{}", e);
+    assert_eq!(msg(QueueError::ZeroSize), "virtqueue: size 0");
+    assert_eq!(
+        msg(QueueError::SizeNotPowerOfTwo { size: 100 }),
+        "virtqueue: size 100 is not a power of two (split rings need one)"
+    );
+    assert_eq!(
+        msg(QueueError::SizeTooLarge { size: 40000 }),
+        "virtqueue: size 40000 is above the maximum 32768"
+    );
+    assert_eq!(
+        msg(QueueError::Misaligned {
+            what: "ring memory",
+            addr: 0x12345,
+            align: 4096
+        }),
+        "virtqueue: ring memory at 0x12345 is not 4096-byte aligned"
+    );
+    assert_eq!(
+        msg(QueueError::QueueFull { needed: 3, free: 2 }),
+        "virtqueue: full: the chain needs 3 descriptors, 2 are free"
+    );
+    assert_eq!(
+        msg(QueueError::UnknownId { id: 300, size: 256 }),
+        "virtqueue: device returned id 300, but the queue has only 256 entries"
+    );
+    assert_eq!(
+        msg(QueueError::NotInFlight { id: 7 }),
+        "virtqueue: device returned id 7, which is not a chain in flight"
+    );
+    assert_eq!(
+        msg(QueueError::UsedLenTooLong {
+            id: 4,
+            len: 513,
+            writable: 512
+        }),
+        "virtqueue: device says it wrote 513 bytes to id 4, which has only 512 device-writable bytes"
+    );
+    assert_eq!(
+        msg(QueueError::UsedIndexAhead {
+            used_idx: 2,
+            last_used: 65534,
+            in_flight: 3
+        }),
+        "virtqueue: used index 2 is 4 past the last one seen (65534), but only 3 chains are in flight"
+    );
+    assert_eq!(
+        msg(QueueError::BadUsedFlags {
+            offset: 5,
+            flags: 0x8000,
+            wrap: true,
+            in_flight: 2
+        }),
+        "virtqueue: packed descriptor 5 has flags 0x8000 (avail 0, used 1) with wrap counter 1 and 2 chains in flight: neither available nor used in this lap"
+    );
+    assert!(msg(QueueError::BadUsedFlags {
+        offset: 0,
+        flags: 0x8080,
+        wrap: true,
+        in_flight: 0
+    })
+    .ends_with("a used or available descriptor where none can be"));
+    // Every variant formats to something.
+    for e in [
+        QueueError::BadAlign { align: 3 },
+        QueueError::MemoryTooSmall {
+            needed: 38,
+            len: 37,
+        },
+        QueueError::EmptyChain,
+        QueueError::ReadableAfterWritable { index: 1 },
+        QueueError::BufferWraps {
+            index: 0,
+            addr: u64::MAX,
+            len: 2,
+        },
+        QueueError::ChainTooLong { bytes: 1 << 33 },
+        QueueError::IndirectTooLong {
+            descriptors: 9,
+            size: 8,
+        },
+        QueueError::IndirectTableTooSmall {
+            needed: 32,
+            len: 16,
+        },
+    ] {
+        assert!(msg(e).len() > "virtqueue: ".len() + 5, "{e:?}");
+    }
+}
