@@ -1,5 +1,6 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
+use crate::qmp::{self, SocketDir};
 use crate::scenario::Scenario;
 use crate::tap::{TapParser, TapReport};
 use crate::verdict::{judge, Exit, Verdict};
@@ -8,8 +9,9 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -58,6 +60,9 @@ pub struct Outcome {
     pub duration: Duration,
     /// From spawn until the `TAP version` line arrived.
     pub time_to_tap: Option<Duration>,
+    /// For a scenario with hot-plug steps: every step was performed over
+    /// QMP without an error (failures are among the verdict's reasons).
+    pub hotplug_done: bool,
     pub log_path: PathBuf,
     pub tap: TapReport,
     pub verdict: Verdict,
@@ -192,7 +197,16 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         )
     })?;
 
-    let args = scenario.qemu_args(kernel);
+    let mut args = scenario.qemu_args(kernel);
+    // Hot plug: QEMU serves QMP on a private socket; we connect as it boots.
+    let qmp_dir = if scenario.hotplug.is_empty() {
+        None
+    } else {
+        let dir = SocketDir::new()?;
+        args.push("-qmp".into());
+        args.push(dir.qemu_arg().into());
+        Some(dir)
+    };
     let mut command = vec![scenario.qemu.to_string_lossy().into_owned()];
     command.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
 
@@ -225,10 +239,41 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         parser: TapParser::new(),
         start,
         time_to_tap: None,
+        ready: None,
+        qmp_log: None,
+    };
+    let ended = Arc::new(AtomicBool::new(false));
+    let job = match &qmp_dir {
+        None => None,
+        Some(dir) => {
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let (log_tx, log_rx) = mpsc::channel();
+            console.ready = Some(ready_tx);
+            console.qmp_log = Some(log_rx);
+            Some(qmp::spawn(
+                dir.path.clone(),
+                scenario.hotplug.clone(),
+                ready_rx,
+                Arc::clone(&ended),
+                log_tx,
+            )?)
+        }
     };
     let (status, timed_out) = supervise(&mut child.0, &rx, &mut console, start + scenario.timeout)?;
     let duration = start.elapsed();
+    // QEMU is gone: a job still waiting for the ready line stops now, one
+    // in the middle of a step sees the socket close.
+    ended.store(true, Ordering::Relaxed);
+    console.ready = None;
+    let hotplug = job.map(|j| {
+        j.join().unwrap_or_else(|_| qmp::HotplugReport {
+            errors: vec!["the QMP thread panicked".into()],
+            done: false,
+        })
+    });
+    console.drain_qmp()?;
     console.log.flush()?;
+    drop(qmp_dir);
 
     let exit = if timed_out {
         Exit::TimedOut(scenario.timeout)
@@ -238,13 +283,19 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         Exit::Signal(status.signal().unwrap_or(0))
     };
     let tap = console.parser.finish();
-    let verdict = judge(&exit, &tap);
+    let mut verdict = judge(&exit, &tap);
+    let mut hotplug_done = false;
+    if let Some(report) = hotplug {
+        verdict.reasons.extend(report.errors);
+        hotplug_done = report.done;
+    }
     Ok(Outcome {
         scenario: scenario.name.clone(),
         command,
         exit,
         duration,
         time_to_tap: console.time_to_tap,
+        hotplug_done,
         log_path,
         tap,
         verdict,
@@ -279,12 +330,18 @@ fn supervise(
                 return Ok((status, killed));
             }
         }
+        console.drain_qmp()?;
         if !pipes_open {
             thread::sleep(POLL);
             continue;
         }
         match rx.recv_timeout(POLL) {
-            Ok(event) => console.take(event)?,
+            // QMP lines logged by now were sent before this console line
+            // arrived: log them first, so the log shows cause before effect.
+            Ok(event) => {
+                console.drain_qmp()?;
+                console.take(event)?
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => pipes_open = false,
         }
@@ -299,6 +356,10 @@ struct Console {
     parser: TapParser,
     start: Instant,
     time_to_tap: Option<Duration>,
+    /// Told (once) when the firmware prints the hot-plug ready line.
+    ready: Option<Sender<()>>,
+    /// The QMP traffic, for the log.
+    qmp_log: Option<Receiver<String>>,
 }
 
 impl Console {
@@ -307,6 +368,12 @@ impl Console {
             Event::Stdout(at, line) => {
                 if self.time_to_tap.is_none() && line.trim().starts_with("TAP version") {
                     self.time_to_tap = Some(at.duration_since(self.start));
+                }
+                if line.trim() == qmp::READY_LINE {
+                    if let Some(ready) = self.ready.take() {
+                        // The job may have failed already; its reasons say why.
+                        let _ = ready.send(());
+                    }
                 }
                 if self.echo {
                     let mut out = io::stdout().lock();
@@ -322,6 +389,21 @@ impl Console {
                 }
                 self.write_log(&format!("{STDERR_PREFIX}{line}"))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Logs the QMP lines that arrived so far.
+    fn drain_qmp(&mut self) -> io::Result<()> {
+        let lines: Vec<String> = match &self.qmp_log {
+            Some(rx) => rx.try_iter().collect(),
+            None => return Ok(()),
+        };
+        for line in lines {
+            if self.echo {
+                eprintln!("{}{line}", qmp::LOG_PREFIX);
+            }
+            self.write_log(&format!("{}{line}", qmp::LOG_PREFIX))?;
         }
         Ok(())
     }

@@ -1,7 +1,10 @@
 //! One way of booting the firmware: machine, memory, devices, command line.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Overrides the QEMU binary for every scenario (e.g. a QEMU 10 build).
@@ -28,6 +31,222 @@ pub struct Scenario {
     pub append: Vec<String>,
     pub timeout: Duration,
     pub qemu: PathBuf,
+    /// Channel-subsystem devices present at boot, each with its backends
+    /// and its expected inventory entry ([`Scenario::ccw_device`]).
+    pub ccw_devices: Vec<CcwDevice>,
+    /// What `devices=` tells the firmware to find at boot; `None` leaves
+    /// the word out (the firmware then skips `css.inventory`).
+    pub expected_devices: Option<Vec<ExpectedDevice>>,
+    /// Hot plug and unplug over QMP once the firmware is ready.
+    pub hotplug: Vec<HotplugStep>,
+    /// A synthetic legacy s390-virtio device page loaded into guest memory.
+    pub legacy_page: Option<LegacyPage>,
+    /// Mistakes made while building (a malformed bus id, ...); reported
+    /// by [`Scenario::validate`].
+    pub errors: Vec<String>,
+}
+
+/// A channel-subsystem bus id as QEMU writes it: `cssid.ssid.devno` in
+/// hex, e.g. `fe.1.0005` (devno always 4 digits, ssid 0-3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BusId {
+    pub cssid: u8,
+    pub ssid: u8,
+    pub devno: u16,
+}
+
+impl FromStr for BusId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| Err(format!("bad bus id '{s}': {why}"));
+        let parts: Vec<&str> = s.split('.').collect();
+        let [c, ss, d] = parts[..] else {
+            return bad("expected cssid.ssid.devno, e.g. fe.0.0001");
+        };
+        let hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(c) || c.len() > 2 {
+            return bad("cssid must be 1 or 2 hex digits");
+        }
+        if ss.len() != 1 || !matches!(ss.as_bytes()[0], b'0'..=b'3') {
+            return bad("ssid must be 0, 1, 2 or 3");
+        }
+        if d.len() != 4 || !hex(d) {
+            return bad("devno must be 4 hex digits");
+        }
+        // All three checked to be short hex numbers.
+        Ok(BusId {
+            cssid: u8::from_str_radix(c, 16).map_err(|e| e.to_string())?,
+            ssid: ss.as_bytes()[0] - b'0',
+            devno: u16::from_str_radix(d, 16).map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+impl fmt::Display for BusId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{:x}.{:04x}", self.cssid, self.ssid, self.devno)
+    }
+}
+
+/// One entry of the firmware's device inventory: `fe.0.0001:blk`.
+/// Ordered as the firmware sorts them: by bus id, then name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExpectedDevice {
+    pub bus: BusId,
+    /// virtio short name (`blk`, `net`, ...), `virtio-N`, or `cu-XXXX`.
+    pub name: String,
+}
+
+impl fmt::Display for ExpectedDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.bus, self.name)
+    }
+}
+
+/// A channel-subsystem device: its QEMU model and id, where it sits, what
+/// the firmware should call it, and the backends QEMU needs for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CcwDevice {
+    /// QEMU driver, e.g. `virtio-blk-ccw`.
+    pub model: String,
+    /// QEMU id (`-device ...,id=`, QMP `device_del`): [`CcwDevice::default_id`].
+    pub id: String,
+    pub bus: BusId,
+    /// Expected inventory name.
+    pub name: String,
+    /// Properties besides `devno` and `id`, e.g. `drive=...`.
+    pub properties: Vec<(String, String)>,
+    /// QEMU arguments creating its backends (`-blockdev ...`), present from
+    /// boot even when the device itself is hot-plugged later.
+    pub backend_args: Vec<String>,
+}
+
+impl CcwDevice {
+    /// A device of `model` at `bus`, with whatever backend the model needs
+    /// to start without host privileges (see [`model_setup`]).
+    pub fn new(model: impl Into<String>, bus: BusId, name: impl Into<String>) -> Self {
+        let model = model.into();
+        let id = Self::default_id(bus);
+        let (properties, backend_args) = model_setup(&model, &id, bus);
+        CcwDevice {
+            model,
+            id,
+            bus,
+            name: name.into(),
+            properties,
+            backend_args,
+        }
+    }
+
+    /// `ccw-fe.0.0001`: unique per bus id, valid as a QEMU id.
+    pub fn default_id(bus: BusId) -> String {
+        format!("ccw-{bus}")
+    }
+
+    /// The `-device` value: `model,devno=BUS,id=ID,prop=value,...`.
+    pub fn device_arg(&self) -> String {
+        let mut s = format!("{},devno={},id={}", self.model, self.bus, self.id);
+        for (k, v) in &self.properties {
+            s.push_str(&format!(",{k}={v}"));
+        }
+        s
+    }
+
+    /// The QMP `device_add` properties besides driver and id.
+    pub fn qmp_properties(&self) -> Vec<(String, String)> {
+        let mut p = vec![("devno".to_string(), self.bus.to_string())];
+        p.extend(self.properties.iter().cloned());
+        p
+    }
+
+    pub fn entry(&self) -> ExpectedDevice {
+        ExpectedDevice {
+            bus: self.bus,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Properties and backend arguments a ccw model needs, none of which needs
+/// host privileges or files: a `null-co` block node for blk, a user-mode
+/// (slirp, `restrict=on`) netdev for net, the `synth` 9p backend, the
+/// built-in crypto backend, a null chardev for the 3270 terminal. vhost
+/// models get their mandatory properties, but need host devices
+/// (`/dev/vhost-vsock`, `/dev/vhost-scsi` with a configured target) that
+/// QEMU opens itself. Other models need nothing.
+pub fn model_setup(model: &str, id: &str, bus: BusId) -> (Vec<(String, String)>, Vec<String>) {
+    let p = |k: &str, v: String| (k.to_string(), v);
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match model {
+        "virtio-blk-ccw" => {
+            let node = format!("{id}-disk");
+            let backend = format!("driver=null-co,node-name={node},read-zeroes=on");
+            (vec![p("drive", node)], args(&["-blockdev", &backend]))
+        }
+        "virtio-net-ccw" => {
+            let net = format!("{id}-net");
+            let backend = format!("user,id={net},restrict=on");
+            (vec![p("netdev", net)], args(&["-netdev", &backend]))
+        }
+        "virtio-9p-ccw" => {
+            let fs = format!("{id}-fs");
+            let backend = format!("synth,id={fs}");
+            (
+                vec![p("fsdev", fs), p("mount_tag", "zvtest".into())],
+                args(&["-fsdev", &backend]),
+            )
+        }
+        "virtio-crypto-ccw" => {
+            let c = format!("{id}-crypto");
+            let backend = format!("cryptodev-backend-builtin,id={c}");
+            (vec![p("cryptodev", c)], args(&["-object", &backend]))
+        }
+        "x-terminal3270" => {
+            let c = format!("{id}-chr");
+            let backend = format!("null,id={c}");
+            (vec![p("chardev", c)], args(&["-chardev", &backend]))
+        }
+        // A context id unique per bus id (3 is the first a guest may have).
+        "vhost-vsock-ccw" => {
+            let cid =
+                3 + (u64::from(bus.cssid) << 18 | u64::from(bus.ssid) << 16) + u64::from(bus.devno);
+            (vec![p("guest-cid", cid.to_string())], Vec::new())
+        }
+        "vhost-scsi-ccw" => (
+            vec![p(
+                "wwpn",
+                format!("naa.5001405{:09x}", u64::from(bus.devno)),
+            )],
+            Vec::new(),
+        ),
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// One hot-plug step, performed over QMP after the firmware printed
+/// `# zvtest: hotplug ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HotplugStep {
+    /// `device_add` of this device (its backends exist from boot).
+    Add(CcwDevice),
+    /// `device_del` of the device with this QEMU id, then wait for its
+    /// `DEVICE_DELETED` event.
+    Remove { id: String },
+}
+
+/// A legacy s390-virtio device page in a file, loaded raw at `addr`, and
+/// the devices the firmware should find on it (`name`, `num_vq`), in page order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPage {
+    pub file: PathBuf,
+    pub addr: u64,
+    pub devices: Vec<(String, u32)>,
+}
+
+/// Inventory and legacy names: what the firmware's `devices=` accepts.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl Scenario {
@@ -49,6 +268,11 @@ impl Scenario {
             append: Vec::new(),
             timeout: Duration::from_secs(60),
             qemu,
+            ccw_devices: Vec::new(),
+            expected_devices: None,
+            hotplug: Vec::new(),
+            legacy_page: None,
+            errors: Vec::new(),
         }
     }
 
@@ -110,10 +334,166 @@ impl Scenario {
         self
     }
 
-    /// The firmware command line: `expect-mem=<M>M` first, then our words.
+    /// Adds a channel-subsystem device of `model` at bus id `bus`
+    /// (`fe.0.0002`) with the QEMU id [`CcwDevice::default_id`] and the
+    /// backends the model needs, and expects it in the inventory as `name`:
+    /// the command line then carries `devices=` with every expected entry.
+    /// A malformed bus id is reported by [`Scenario::validate`].
+    pub fn ccw_device(mut self, model: &str, bus: &str, name: &str) -> Self {
+        match bus.parse() {
+            Ok(bus) => {
+                let dev = CcwDevice::new(model, bus, name);
+                self.expected_devices
+                    .get_or_insert_with(Vec::new)
+                    .push(dev.entry());
+                self.ccw_devices.push(dev);
+            }
+            Err(e) => self.errors.push(format!("device {model}: {e}")),
+        }
+        self
+    }
+
+    /// [`Scenario::ccw_device`] for a virtio model:
+    /// `.virtio_ccw("virtio-rng-ccw", "fe.0.0002", "rng")`.
+    pub fn virtio_ccw(self, model: &str, bus: &str, name: &str) -> Self {
+        self.ccw_device(model, bus, name)
+    }
+
+    /// Expects an inventory entry without adding a device (to test a
+    /// wrong expectation, or a device added with [`Scenario::device`]).
+    pub fn expect_device(mut self, bus: &str, name: &str) -> Self {
+        match bus.parse() {
+            Ok(bus) => self
+                .expected_devices
+                .get_or_insert_with(Vec::new)
+                .push(ExpectedDevice {
+                    bus,
+                    name: name.into(),
+                }),
+            Err(e) => self.errors.push(format!("expected device {name}: {e}")),
+        }
+        self
+    }
+
+    /// Makes the command line say `devices=none` unless devices are added.
+    pub fn expect_no_devices(mut self) -> Self {
+        self.expected_devices.get_or_insert_with(Vec::new);
+        self
+    }
+
+    /// A hot-plug step: `device_add` of `model` at `bus` (QEMU id
+    /// [`CcwDevice::default_id`]); the firmware is told to expect `+bus:name`.
+    pub fn hot_plug(mut self, model: &str, bus: &str, name: &str) -> Self {
+        match bus.parse() {
+            Ok(bus) => self
+                .hotplug
+                .push(HotplugStep::Add(CcwDevice::new(model, bus, name))),
+            Err(e) => self.errors.push(format!("hot plug {model}: {e}")),
+        }
+        self
+    }
+
+    /// A hot-unplug step: `device_del` of the device with QEMU id `id`
+    /// (added at boot or by an earlier step); the firmware is told to
+    /// expect `-bus:name` of that device.
+    pub fn hot_unplug(mut self, id: &str) -> Self {
+        self.hotplug.push(HotplugStep::Remove { id: id.into() });
+        self
+    }
+
+    /// Loads `file` (a legacy s390-virtio device page) raw at guest address
+    /// `addr` and tells the firmware `ram-end=<addr>` and
+    /// `legacy-devices=<name:num_vq,...>` (or `none`).
+    pub fn legacy_page(
+        mut self,
+        file: impl Into<PathBuf>,
+        addr: u64,
+        devices: &[(&str, u32)],
+    ) -> Self {
+        self.legacy_page = Some(LegacyPage {
+            file: file.into(),
+            addr,
+            devices: devices.iter().map(|(n, q)| (n.to_string(), *q)).collect(),
+        });
+        self
+    }
+
+    /// The `devices=` entries, sorted as the firmware sorts its inventory.
+    pub fn expected_device_list(&self) -> Option<Vec<ExpectedDevice>> {
+        let mut list = self.expected_devices.clone()?;
+        list.sort();
+        Some(list)
+    }
+
+    /// The hot-plug steps as the firmware's `hotplug=` items, `+fe.0.0007:rng`
+    /// and `-fe.0.0001:blk`, in step order; an error names a step that
+    /// removes an unknown id, adds a second device at one bus id, or
+    /// reuses a QEMU id.
+    pub fn hotplug_changes(&self) -> Result<Vec<String>, String> {
+        let mut present: BTreeMap<&str, &CcwDevice> = BTreeMap::new();
+        for d in &self.ccw_devices {
+            if present.insert(d.id.as_str(), d).is_some() {
+                return Err(format!("two devices with QEMU id {}", d.id));
+            }
+        }
+        let mut changes = Vec::new();
+        for (i, step) in self.hotplug.iter().enumerate() {
+            match step {
+                HotplugStep::Add(d) => {
+                    if present.values().any(|p| p.bus == d.bus) {
+                        return Err(format!(
+                            "hot-plug step {}: bus id {} is taken",
+                            i + 1,
+                            d.bus
+                        ));
+                    }
+                    if present.insert(d.id.as_str(), d).is_some() {
+                        return Err(format!(
+                            "hot-plug step {}: QEMU id {} is taken",
+                            i + 1,
+                            d.id
+                        ));
+                    }
+                    changes.push(format!("+{}", d.entry()));
+                }
+                HotplugStep::Remove { id } => match present.remove(id.as_str()) {
+                    Some(d) => changes.push(format!("-{}", d.entry())),
+                    None => {
+                        return Err(format!(
+                            "hot-plug step {}: no device with QEMU id '{id}' to remove",
+                            i + 1
+                        ))
+                    }
+                },
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The firmware command line: `expect-mem=<M>M` first, then our words,
+    /// then what the devices imply: `devices=`, `hotplug=`, `ram-end=` and
+    /// `legacy-devices=`.
     pub fn command_line(&self) -> String {
         let mut words = vec![format!("expect-mem={}M", self.memory_mib)];
         words.extend(self.append.iter().cloned());
+        if let Some(list) = self.expected_device_list() {
+            words.push(format!("devices={}", join_or_none(&list)));
+        }
+        // An invalid step sequence is left out here; validate() reports it.
+        if let Ok(changes) = self.hotplug_changes() {
+            if !changes.is_empty() {
+                words.push(format!("hotplug={}", changes.join(",")));
+            }
+        }
+        if let Some(page) = &self.legacy_page {
+            words.push(format!("ram-end={:#x}", page.addr));
+            let items: Vec<String> = page
+                .devices
+                .iter()
+                .map(|(n, q)| format!("{n}:{q}"))
+                .collect();
+            words.push(format!("legacy-devices={}", join_or_none(&items)));
+        }
         words.join(" ")
     }
 
@@ -127,6 +507,46 @@ impl Scenario {
         }
         if self.timeout.is_zero() {
             return Err(format!("scenario {}: timeout must be > 0", self.name));
+        }
+        if let Some(e) = self.errors.first() {
+            return Err(format!("scenario {}: {e}", self.name));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        if let Some(list) = &self.expected_devices {
+            names.extend(list.iter().map(|e| e.name.as_str()));
+        }
+        for step in &self.hotplug {
+            if let HotplugStep::Add(d) = step {
+                names.push(&d.name);
+            }
+        }
+        if let Some(page) = &self.legacy_page {
+            names.extend(page.devices.iter().map(|(n, _)| n.as_str()));
+        }
+        if let Some(bad) = names.iter().find(|n| !valid_name(n)) {
+            return Err(format!(
+                "scenario {}: device name '{bad}' is not letters, digits and '-'",
+                self.name
+            ));
+        }
+        if let Some(list) = self.expected_device_list() {
+            if let Some(w) = list.windows(2).find(|w| w[0].bus == w[1].bus) {
+                return Err(format!(
+                    "scenario {}: two devices expected at {}",
+                    self.name, w[0].bus
+                ));
+            }
+        }
+        self.hotplug_changes()
+            .map_err(|e| format!("scenario {}: {e}", self.name))?;
+        if let Some(page) = &self.legacy_page {
+            if page.file.to_string_lossy().contains(',') {
+                return Err(format!(
+                    "scenario {}: legacy page file {} has a comma (QEMU option syntax)",
+                    self.name,
+                    page.file.display()
+                ));
+            }
         }
         let line = self.command_line();
         if line.len() > MAX_APPEND_LEN {
@@ -166,6 +586,26 @@ impl Scenario {
         for d in &self.devices {
             add(&["-device", d]);
         }
+        // Backends first (QEMU creates them before devices either way),
+        // including those of devices that are only hot-plugged later.
+        let plugged = self.hotplug.iter().filter_map(|s| match s {
+            HotplugStep::Add(d) => Some(d),
+            HotplugStep::Remove { .. } => None,
+        });
+        for d in self.ccw_devices.iter().chain(plugged) {
+            args.extend(d.backend_args.iter().map(OsString::from));
+        }
+        for d in &self.ccw_devices {
+            args.push("-device".into());
+            args.push(d.device_arg().into());
+        }
+        if let Some(page) = &self.legacy_page {
+            let mut loader = OsString::from("loader,file=");
+            loader.push(&page.file);
+            loader.push(format!(",addr={:#x},force-raw=on", page.addr));
+            args.push("-device".into());
+            args.push(loader);
+        }
         args.extend(self.extra_args.iter().map(OsString::from));
         args.push("-kernel".into());
         args.push(kernel.into());
@@ -175,6 +615,19 @@ impl Scenario {
             args.push(line.into());
         }
         args
+    }
+}
+
+/// `a,b,c`, or `none` for an empty list.
+fn join_or_none<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -277,5 +730,252 @@ mod tests {
         let long = "x".repeat(MAX_APPEND_LEN);
         let err = Scenario::new("long").append(long).validate().unwrap_err();
         assert!(err.contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn bus_ids() {
+        let b: BusId = "fe.1.0005".parse().unwrap();
+        assert_eq!(
+            b,
+            BusId {
+                cssid: 0xfe,
+                ssid: 1,
+                devno: 5
+            }
+        );
+        assert_eq!(b.to_string(), "fe.1.0005");
+        assert_eq!(
+            "FE.3.ABCD".parse::<BusId>().unwrap().to_string(),
+            "fe.3.abcd"
+        );
+        assert_eq!("0.0.0001".parse::<BusId>().unwrap().to_string(), "0.0.0001");
+        assert_eq!("a.2.1234".parse::<BusId>().unwrap().to_string(), "a.2.1234");
+        for bad in [
+            "",
+            "fe",
+            "fe.0",
+            "fe.0.001",
+            "fe.0.00001",
+            "fe.4.0001",
+            "fe.00.0001",
+            "100.0.0001",
+            "fe.0.000g",
+            "x.0.0001",
+            "fe.0.0001.1",
+            ".0.0001",
+            "fe.-1.0001",
+        ] {
+            let err = bad.parse::<BusId>().unwrap_err();
+            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
+        }
+        // Sorted as the firmware sorts: cssid, ssid, devno.
+        let mut v: Vec<BusId> = ["fe.1.0000", "fe.0.ffff", "0.3.0000"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        v.sort();
+        let v: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(v, ["0.3.0000", "fe.0.ffff", "fe.1.0000"]);
+    }
+
+    #[test]
+    fn ccw_devices_bring_their_backends_and_expectations() {
+        let s = Scenario::new("devs")
+            .virtio_ccw("virtio-net-ccw", "fe.1.0005", "net")
+            .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0002", "rng")
+            .virtio_ccw("virtio-9p-ccw", "fe.0.0003", "9p")
+            .virtio_ccw("virtio-crypto-ccw", "fe.0.0004", "crypto")
+            .ccw_device("x-terminal3270", "fe.2.0020", "cu-3270");
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M devices=fe.0.0001:blk,fe.0.0002:rng,fe.0.0003:9p,\
+             fe.0.0004:crypto,fe.1.0005:net,fe.2.0020:cu-3270"
+        );
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
+        assert!(has([
+            "-device",
+            "virtio-rng-ccw,devno=fe.0.0002,id=ccw-fe.0.0002"
+        ]));
+        assert!(has([
+            "-device",
+            "virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=ccw-fe.0.0001-disk"
+        ]));
+        assert!(has([
+            "-blockdev",
+            "driver=null-co,node-name=ccw-fe.0.0001-disk,read-zeroes=on"
+        ]));
+        assert!(has(["-netdev", "user,id=ccw-fe.1.0005-net,restrict=on"]));
+        assert!(has([
+            "-device",
+            "virtio-net-ccw,devno=fe.1.0005,id=ccw-fe.1.0005,netdev=ccw-fe.1.0005-net"
+        ]));
+        assert!(has(["-fsdev", "synth,id=ccw-fe.0.0003-fs"]));
+        assert!(has([
+            "-device",
+            "virtio-9p-ccw,devno=fe.0.0003,id=ccw-fe.0.0003,fsdev=ccw-fe.0.0003-fs,mount_tag=zvtest"
+        ]));
+        assert!(has([
+            "-object",
+            "cryptodev-backend-builtin,id=ccw-fe.0.0004-crypto"
+        ]));
+        assert!(has(["-chardev", "null,id=ccw-fe.2.0020-chr"]));
+        // Backends come before the devices that use them, after -m/-smp.
+        let at = |a: &str| args.iter().position(|x| *x == a).unwrap();
+        assert!(
+            at("-blockdev")
+                < at("virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=ccw-fe.0.0001-disk")
+        );
+        assert!(at("-smp") < at("-blockdev"));
+        assert_eq!(args[args.len() - 2], "-append");
+    }
+
+    #[test]
+    fn vhost_models_get_their_mandatory_properties() {
+        let bus: BusId = "fe.1.0010".parse().unwrap();
+        let d = CcwDevice::new("vhost-vsock-ccw", bus, "vsock");
+        assert_eq!(
+            d.properties,
+            [(
+                "guest-cid".to_string(),
+                (3 + (0xfe << 18) + (1 << 16) + 0x10).to_string()
+            )]
+        );
+        assert!(d.backend_args.is_empty());
+        let d = CcwDevice::new("vhost-scsi-ccw", bus, "scsi");
+        assert_eq!(d.properties[0].0, "wwpn");
+        let d = CcwDevice::new("virtio-gpu-ccw", bus, "gpu");
+        assert!(d.properties.is_empty() && d.backend_args.is_empty());
+        assert_eq!(
+            d.device_arg(),
+            "virtio-gpu-ccw,devno=fe.1.0010,id=ccw-fe.1.0010"
+        );
+        assert_eq!(
+            d.qmp_properties(),
+            [("devno".to_string(), "fe.1.0010".to_string())]
+        );
+    }
+
+    #[test]
+    fn expectations_without_devices() {
+        assert!(!Scenario::new("none").command_line().contains("devices="));
+        assert_eq!(
+            Scenario::new("none").expect_no_devices().command_line(),
+            "expect-mem=128M devices=none"
+        );
+        // A raw -device is not expected; expect_device claims without adding.
+        let s = Scenario::new("wrong")
+            .append("only=css.*")
+            .device("virtio-rng-ccw,devno=fe.0.0003")
+            .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
+            .expect_device("fe.0.0009", "rng");
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M only=css.* devices=fe.0.0001:blk,fe.0.0009:rng"
+        );
+        assert_eq!(s.ccw_devices.len(), 1);
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn hotplug_words_and_steps() {
+        let s = Scenario::new("hp")
+            .expect_no_devices()
+            .hot_plug("virtio-rng-ccw", "fe.0.0007", "rng")
+            .hot_plug("virtio-blk-ccw", "fe.1.0001", "blk")
+            .hot_unplug("ccw-fe.0.0007")
+            .hot_plug("virtio-net-ccw", "fe.0.0007", "net");
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M devices=none \
+             hotplug=+fe.0.0007:rng,+fe.1.0001:blk,-fe.0.0007:rng,+fe.0.0007:net"
+        );
+        // Backends of hot-plugged devices exist from boot; the devices do not.
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        assert!(args.contains(&"driver=null-co,node-name=ccw-fe.1.0001-disk,read-zeroes=on"));
+        assert!(args.contains(&"user,id=ccw-fe.0.0007-net,restrict=on"));
+        assert!(!args.iter().any(|a| a.starts_with("virtio-")));
+        assert!(
+            !args.contains(&"-qmp"),
+            "the runner adds -qmp, not the scenario"
+        );
+    }
+
+    #[test]
+    fn hotplug_mistakes() {
+        let err = |s: Scenario| s.validate().unwrap_err();
+        let e = err(Scenario::new("x").hot_unplug("nosuch"));
+        assert!(e.contains("no device with QEMU id 'nosuch'"), "{e}");
+        let e = err(Scenario::new("x")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .hot_plug("virtio-blk-ccw", "fe.0.0001", "blk"));
+        assert!(e.contains("bus id fe.0.0001 is taken"), "{e}");
+        let e = err(Scenario::new("x")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .hot_unplug("ccw-fe.0.0001")
+            .hot_unplug("ccw-fe.0.0001"));
+        assert!(e.contains("step 2"), "{e}");
+        let e = err(Scenario::new("x").hot_plug("virtio-rng-ccw", "fe.9.0001", "rng"));
+        assert!(e.contains("ssid"), "{e}");
+        // The bad step leaves hotplug= out rather than guess.
+        assert!(!Scenario::new("x")
+            .hot_unplug("nosuch")
+            .command_line()
+            .contains("hotplug="));
+    }
+
+    #[test]
+    fn device_mistakes() {
+        let err = |s: Scenario| s.validate().unwrap_err();
+        let e = err(Scenario::new("x").virtio_ccw("virtio-rng-ccw", "fe.0.01", "rng"));
+        assert!(e.contains("devno must be 4 hex digits"), "{e}");
+        let e = err(Scenario::new("x").expect_device("bogus", "rng"));
+        assert!(e.contains("'bogus'"), "{e}");
+        let e = err(Scenario::new("x").virtio_ccw("virtio-rng-ccw", "fe.0.0001", "r n g"));
+        assert!(e.contains("'r n g'"), "{e}");
+        let e = err(Scenario::new("x")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk"));
+        assert!(e.contains("two devices expected at fe.0.0001"), "{e}");
+        // Too many devices for QEMU's 0x37f bytes of command line.
+        let mut s = Scenario::new("many");
+        for n in 0..60 {
+            s = s.virtio_ccw("virtio-balloon-ccw", &format!("fe.0.{n:04x}"), "balloon");
+        }
+        assert!(err(s).contains("at most"));
+    }
+
+    #[test]
+    fn legacy_page_words_and_loader() {
+        let s = Scenario::new("legacy").legacy_page(
+            "/t/page.bin",
+            0x7c8_0000,
+            &[("console", 2), ("blk", 1)],
+        );
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M ram-end=0x7c80000 legacy-devices=console:2,blk:1"
+        );
+        let args = s.qemu_args(Path::new("k"));
+        assert!(strings(&args).windows(2).any(|w| w
+            == [
+                "-device",
+                "loader,file=/t/page.bin,addr=0x7c80000,force-raw=on"
+            ]));
+        let empty = Scenario::new("legacy").legacy_page("/t/p", 0x1000, &[]);
+        assert!(empty
+            .command_line()
+            .ends_with("ram-end=0x1000 legacy-devices=none"));
+        let e = Scenario::new("x")
+            .legacy_page("/a,b", 0x1000, &[])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("comma"), "{e}");
     }
 }

@@ -260,3 +260,160 @@ fn binary_default_log_sits_next_to_the_kernel() {
     let log = dir("binlog").join("zvtest.elf.console.log");
     assert!(fs::read_to_string(log).unwrap().contains("TAP version 14"));
 }
+
+/// "QEMU" for hot plug: writes its QMP socket path to `qmp-path`, waits for
+/// the test to listen there (file `listening`), prints TAP with (or
+/// without) the ready line, then waits for the test to finish its QMP
+/// script (file `done`) before the rest.
+fn hotplug_script(test: &str, ready: bool) -> String {
+    let d = dir(test);
+    for f in ["qmp-path", "listening", "done"] {
+        let _ = fs::remove_file(d.join(f));
+    }
+    let d = d.display();
+    let wait = |f: &str| {
+        format!("i=0; while [ ! -f {d}/{f} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
+    };
+    format!(
+        "for a in \"$@\"; do case \"$a\" in unix:*) p=\"${{a#unix:}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path;; esac; done\n\
+         {}\n\
+         echo 'TAP version 14'\necho '1..1'\n{}\n{}\n\
+         echo 'ok 1 - css.hotplug'\necho '1 passed, 0 failed, 0 skipped'",
+        wait("listening"),
+        if ready { "echo '# zvtest: hotplug ready'" } else { "" },
+        if ready { wait("done") } else { String::new() },
+    )
+}
+
+/// Plays QEMU's QMP side: greeting, then for each received line the next
+/// scripted reply. Returns the lines received.
+fn qmp_server(test: &str, replies: Vec<&'static str>) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    let d = dir(test);
+    std::thread::spawn(move || {
+        let path_file = d.join("qmp-path");
+        let t = Instant::now();
+        while !path_file.exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no -qmp argument seen"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let path = fs::read_to_string(&path_file).unwrap();
+        let listener = UnixListener::bind(path.trim()).unwrap();
+        fs::write(d.join("listening"), "").unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let mut w = conn.try_clone().unwrap();
+        writeln!(
+            w,
+            "{{\"QMP\": {{\"version\": {{}}, \"capabilities\": []}}}}\r"
+        )
+        .unwrap();
+        let mut got = Vec::new();
+        let mut lines = BufReader::new(conn).lines();
+        for reply in replies {
+            let Some(Ok(line)) = lines.next() else { break };
+            got.push(line);
+            write!(w, "{reply}").unwrap();
+        }
+        fs::write(d.join("done"), "").unwrap();
+        got
+    })
+}
+
+fn hotplug_scenario(name: &str) -> Scenario {
+    Scenario::new(name)
+        .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
+        .hot_plug("virtio-rng-ccw", "fe.0.0007", "rng")
+        .hot_unplug("ccw-fe.0.0001")
+        .timeout(Duration::from_secs(20))
+}
+
+#[test]
+fn hotplug_steps_run_after_the_ready_line() {
+    let script = hotplug_script("hp-ok", true);
+    let server = qmp_server(
+        "hp-ok",
+        vec![
+            "{\"return\": {}}\r\n",
+            "{\"return\": {}}\r\n",
+            "{\"return\": {}}\r\n{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"ccw-fe.0.0001\", \"path\": \"/machine/peripheral/ccw-fe.0.0001\"}}\r\n",
+        ],
+    );
+    let o = boot("hp-ok", &script, hotplug_scenario("hp-ok"));
+    let got = server.join().unwrap();
+    assert!(o.passed(), "{}", o.failure_report());
+    assert!(o.hotplug_done);
+    assert_eq!(
+        got,
+        [
+            r#"{"execute": "qmp_capabilities"}"#,
+            r#"{"execute": "device_add", "arguments": {"driver": "virtio-rng-ccw", "id": "ccw-fe.0.0007", "devno": "fe.0.0007"}}"#,
+            r#"{"execute": "device_del", "arguments": {"id": "ccw-fe.0.0001"}}"#,
+        ]
+    );
+    let qmp_arg = o.command.iter().position(|a| a == "-qmp").expect("-qmp");
+    assert!(o.command[qmp_arg + 1].ends_with(",server=on,wait=off"));
+    let append = o.command.iter().position(|a| a == "-append").unwrap();
+    assert_eq!(
+        o.command[append + 1],
+        "expect-mem=128M devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
+    );
+    // The QMP traffic is in the console log, and the socket is gone.
+    let console = o.console();
+    assert!(
+        console.contains("[qmp] -> {\"execute\": \"device_del\""),
+        "{console}"
+    );
+    assert!(console.contains("[qmp] <- {\"return\": {}}"), "{console}");
+    let sock = o.command[qmp_arg + 1]
+        .trim_start_matches("unix:")
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(!std::path::Path::new(&sock).exists());
+}
+
+#[test]
+fn hotplug_qmp_errors_fail_the_run() {
+    let script = hotplug_script("hp-err", true);
+    let server = qmp_server(
+        "hp-err",
+        vec![
+            "{\"return\": {}}\n",
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Device fe.0.0007 already exists\"}}\n",
+            "{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device 'ccw-fe.0.0001' not found\"}}\n",
+        ],
+    );
+    let o = boot("hp-err", &script, hotplug_scenario("hp-err"));
+    server.join().unwrap();
+    assert!(!o.passed());
+    assert!(!o.hotplug_done);
+    assert_eq!(
+        o.verdict.reasons,
+        [
+            "QMP device_add ccw-fe.0.0007: Device fe.0.0007 already exists",
+            "QMP device_del ccw-fe.0.0001: Device 'ccw-fe.0.0001' not found",
+        ]
+    );
+}
+
+#[test]
+fn hotplug_without_the_ready_line_fails() {
+    let script = hotplug_script("hp-never", false);
+    let server = qmp_server("hp-never", vec!["{\"return\": {}}\n"]);
+    let o = boot("hp-never", &script, hotplug_scenario("hp-never"));
+    server.join().unwrap();
+    assert!(!o.passed());
+    assert!(!o.hotplug_done);
+    assert_eq!(o.verdict.reasons.len(), 1, "{:?}", o.verdict.reasons);
+    assert!(
+        o.verdict.reasons[0]
+            .contains("never showed '# zvtest: hotplug ready' (2 steps left undone)"),
+        "{:?}",
+        o.verdict.reasons
+    );
+}

@@ -5,6 +5,8 @@
 use qemu_runner::{run, Outcome, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use zvtest_firmware::virtio::ids;
+use zvtest_firmware::virtio::legacy_page::{LegacyDeviceSpec, LegacyPageBuilder};
 
 /// TCG boots in about a second; two QEMUs run at once on CI's two cores.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,4 +104,47 @@ pub fn check_summary(o: &Outcome) {
         o.tap.summary == Some(o.tap.counts()),
         "a summary line matching the results",
     );
+}
+
+/// Where a scenario's files go: target/tmp/scenarios/<name>/.
+pub fn scenario_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("scenarios")
+        .join(name);
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("cannot create {}: {e}", d.display()));
+    d
+}
+
+/// Where the synthetic legacy device page goes with the default 128 MiB:
+/// above the firmware's heap (it ends at RAM - 4 MiB = 0x7c00000) and below
+/// QEMU's s390-ccw BIOS (RAM - 2 MiB on 7.2, RAM - 3 MiB on 10.0).
+pub const LEGACY_PAGE_ADDR: u64 = 0x7c8_0000;
+
+/// The firmware's name for a device type: the virtio short name, or
+/// `virtio-N` for an id the table does not name.
+pub fn virtio_name(device_type: u8) -> String {
+    ids::name(device_type.into()).map_or_else(|| format!("virtio-{device_type}"), String::from)
+}
+
+/// Builds a legacy s390-virtio device page holding `devices`, writes it to
+/// the scenario's directory, and has the scenario load it at
+/// [`LEGACY_PAGE_ADDR`] and tell the firmware `ram-end=` and
+/// `legacy-devices=` (name:num_vq in page order, or none).
+#[track_caller]
+pub fn with_legacy_page(scenario: Scenario, devices: &[LegacyDeviceSpec]) -> Scenario {
+    let mut builder = LegacyPageBuilder::default();
+    for d in devices {
+        builder.push(d.clone());
+    }
+    let page = builder
+        .build()
+        .unwrap_or_else(|e| panic!("legacy page for {}: {e:?}", scenario.name));
+    let file = scenario_dir(&scenario.name).join("legacy-page.bin");
+    std::fs::write(&file, &page).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+    let names: Vec<(String, u32)> = devices
+        .iter()
+        .map(|d| (virtio_name(d.device_type), d.queues.len() as u32))
+        .collect();
+    let list: Vec<(&str, u32)> = names.iter().map(|(n, q)| (n.as_str(), *q)).collect();
+    scenario.legacy_page(file, LEGACY_PAGE_ADDR, &list)
 }

@@ -1,5 +1,6 @@
-//! `cargo xtask <build|image|run|test>`: the project's build and test driver.
+//! `cargo xtask <build|image|run|test|bench>`: the project's build and test driver.
 
+mod bench;
 mod elf;
 mod libtest;
 
@@ -28,6 +29,9 @@ commands:
   run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
   test [-- CARGO-ARGS...] build, image, then cargo test --workspace with
                           ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'
+  bench [--runs N]        build, boot the default scenario N times (default 10) with
+                          verbose=2; print median/min/max of the time to the first TAP
+                          line, of boot to exit, and of each check's own timing
   help                    show this help
 ";
 
@@ -107,6 +111,12 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             build(&paths)?;
             image(&paths)?;
             test(&paths, cargo_args)
+        }
+        "bench" => {
+            let runs = bench::parse_args(rest).map_err(Error::Usage)?;
+            prerequisites()?;
+            build(&paths)?;
+            run_bench(&paths, runs)
         }
         other if other.starts_with('-') => Err(Error::Usage(format!("unknown option '{other}'"))),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
@@ -220,6 +230,39 @@ fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Boots the default scenario `runs` times with verbose=2 and prints the
+/// timing tables; fails if any run fails.
+fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
+    let scenario = Scenario::new("bench").append("verbose=2");
+    let logs = paths.target.join("bench");
+    let mut m = bench::Measurements::default();
+    let mut failures = Vec::new();
+    eprintln!(
+        "xtask: bench: {runs} boots of the default scenario, command line '{}'",
+        scenario.command_line()
+    );
+    for i in 1..=runs {
+        let opts = RunOptions::default().log(logs.join(format!("run-{i}.log")));
+        let o =
+            qemu_runner::run(&scenario, &paths.elf(), &opts).map_err(|e| failed(e.to_string()))?;
+        eprintln!("xtask: run {i}/{runs}: {}", o.summary_line());
+        if !o.passed() {
+            failures.push(o.failure_report());
+        }
+        m.add(&o);
+    }
+    println!("{}", m.table().trim_end());
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "xtask: bench: {} of {runs} runs failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// Runs `cargo test --workspace`, passing its output through while adding up
@@ -405,6 +448,14 @@ mod tests {
         assert_eq!(
             usage_error(&["test", "--nocapture"]),
             "unknown option '--nocapture' for test"
+        );
+        assert_eq!(
+            usage_error(&["bench", "--runs", "0"]),
+            "--runs needs a whole number from 1 to 10000, not '0'"
+        );
+        assert_eq!(
+            usage_error(&["bench", "-v"]),
+            "unknown option '-v' for bench"
         );
     }
 

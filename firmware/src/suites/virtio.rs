@@ -8,7 +8,7 @@ use crate::fmt::Hex;
 use crate::format;
 use crate::runner::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::driver::{setup_queue, DmaMemory, USED_TIMEOUT_US};
+use crate::virtio::driver::{setup_queue, DmaMemory, DriveError, USED_TIMEOUT_US};
 use crate::virtio::ids;
 use crate::virtio::ring::{Buffer, RingMemory};
 use crate::virtio::transport::{
@@ -30,10 +30,31 @@ fn modern_only(id: u32) -> bool {
 
 const WANTED: u64 = 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | 1 << F_RING_PACKED;
 
-/// Brings the device to DRIVER_OK at the revision `t` has; returns the
-/// accepted features.
-fn bring_up(t: &mut CcwTransport) -> Result<u64, TransportError> {
-    let features = negotiate(t, WANTED)?;
+/// Queues a device may have that we look for.
+const MAX_QUEUES: u16 = 256;
+
+/// One bring-up at the revision `t` has: features (packed ring or not),
+/// indicators, every queue, DRIVER_OK, status read back, reset. None when
+/// the device does not offer the packed ring.
+fn bring_up(
+    t: &mut CcwTransport,
+    packed: bool,
+    mode: Indicators,
+) -> Result<Option<(u64, u16)>, DriveError> {
+    let ring = if packed { 1 << F_RING_PACKED } else { 0 };
+    let features = negotiate(t, (WANTED & !(1 << F_RING_PACKED)) | ring)?;
+    if packed && !has(features, F_RING_PACKED) {
+        return Ok(None);
+    }
+    let _indicators = IndicatorArea::install(t, mode)?;
+    let mut queues = Vec::new();
+    for index in 0..MAX_QUEUES {
+        match setup_queue(t, index, features, packed) {
+            Ok(q) => queues.push(q),
+            Err(DriveError::NoQueue { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
     let ok = STATUS_ACKNOWLEDGE
         | STATUS_DRIVER
         | STATUS_DRIVER_OK
@@ -45,38 +66,72 @@ fn bring_up(t: &mut CcwTransport) -> Result<u64, TransportError> {
     t.set_status(ok)?;
     if let Some(read) = t.status()? {
         if read != ok {
-            return Err(TransportError::StatusNotKept { wrote: ok, read });
+            return Err(TransportError::StatusNotKept { wrote: ok, read }.into());
         }
     }
     t.reset()?;
-    Ok(features)
+    Ok(Some((features, queues.len() as u16)))
 }
 
-/// One device at each revision 2, 1, 0: the line to print and a failure.
+/// One device at each revision 2, 1, 0, each ring format and indicator
+/// mode: the line to print and the first failure.
 fn device_revisions(d: &Device) -> (String, Option<String>) {
     let id = d.sense.map_or(0, |s| u32::from(s.cu_model));
     let mut line = format!("{} {}:", d.bus_id(), d.name().as_str());
     let mut accepted = Vec::new();
-    let mut failure = None;
+    let mut failure: Option<String> = None;
     for want in [2u8, 1, 0] {
-        let r = CcwTransport::open(d.subchannel.sid, want).and_then(|mut t| {
-            let got = t.revision();
-            bring_up(&mut t).map(|f| (got, f))
-        });
-        match r {
-            Ok((got, features)) if got == want => {
-                accepted.push(want);
-                line.push_str(&format!(" rev {} ok (features {})", want, Hex(features)));
-            }
-            Ok((got, _)) => line.push_str(&format!(" rev {} refused (got {});", want, got)),
-            Err(e) if want == 0 && modern_only(id) => {
-                line.push_str(&format!(" legacy refused as expected ({})", e));
+        let mut t = match CcwTransport::open(d.subchannel.sid, want) {
+            Ok(t) if t.revision() == want => t,
+            Ok(t) => {
+                line.push_str(&format!(" rev {} refused (got {});", want, t.revision()));
+                continue;
             }
             Err(e) => {
                 line.push_str(&format!(" rev {} failed: {};", want, e));
                 failure.get_or_insert_with(|| format!("{} revision {}: {}", d.bus_id(), want, e));
+                continue;
+            }
+        };
+        let mut parts = String::new();
+        let mut revision_ok = false;
+        for packed in [false, true] {
+            for mode in [Indicators::Classic, Indicators::Adapter] {
+                let what = format!(
+                    "{}/{}",
+                    if packed { "packed" } else { "split" },
+                    if mode == Indicators::Classic {
+                        "classic"
+                    } else {
+                        "adapter"
+                    }
+                );
+                match bring_up(&mut t, packed, mode) {
+                    Ok(Some((features, n))) => {
+                        revision_ok = true;
+                        parts.push_str(&format!(" {} {}q {}", what.as_str(), n, Hex(features)));
+                    }
+                    Ok(None) => {}
+                    Err(e) if want == 0 && modern_only(id) => {
+                        parts.push_str(&format!(" legacy refused as expected ({})", e));
+                        break;
+                    }
+                    Err(e) => {
+                        parts.push_str(&format!(" {} failed: {}", what.as_str(), e));
+                        failure.get_or_insert_with(|| {
+                            format!("{} revision {} {}: {}", d.bus_id(), want, what.as_str(), e)
+                        });
+                    }
+                }
+            }
+            if want == 0 {
+                break; // no packed ring before virtio 1.0
             }
         }
+        if revision_ok {
+            accepted.push(want);
+        }
+        line.push_str(&format!(" rev {}:{};", want, parts.as_str()));
     }
     if modern_only(id) && accepted.contains(&0) {
         failure.get_or_insert_with(|| {

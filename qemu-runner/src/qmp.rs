@@ -1,0 +1,816 @@
+//! QMP, QEMU's monitor protocol, for hot plug: the few commands we send,
+//! a tolerant reader for what comes back, and the job that performs a
+//! scenario's hot-plug steps once the firmware says it is ready.
+//!
+//! QEMU listens on a private Unix socket (`-qmp unix:PATH,server=on,wait=off`).
+//! The runner connects while the guest boots, does the `qmp_capabilities`
+//! handshake, waits until the console shows [`READY_LINE`], then sends
+//! `device_add` / `device_del` in order (after each `device_del` it waits for
+//! the `DEVICE_DELETED` event of that device) and sends nothing more. Every
+//! QMP error and every timeout becomes one failure reason.
+
+use crate::json::{self, Value};
+use crate::scenario::HotplugStep;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The console line after which the hot-plug steps are performed.
+pub const READY_LINE: &str = "# zvtest: hotplug ready";
+/// Prefix of the QMP traffic in the console log.
+pub const LOG_PREFIX: &str = "[qmp] ";
+/// For connecting, for each reply, and for each `DEVICE_DELETED` event.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// QMP lines longer than this are cut (QEMU's are a few hundred bytes).
+const MAX_LINE: usize = 1 << 20;
+const POLL: Duration = Duration::from_millis(10);
+
+/// `{"execute": NAME}` or `{"execute": NAME, "arguments": {...}}`, string
+/// arguments only (QEMU converts them for `device_add` properties).
+pub fn command(execute: &str, arguments: &[(&str, &str)]) -> String {
+    if arguments.is_empty() {
+        format!("{{\"execute\": {}}}", json::string(execute))
+    } else {
+        format!(
+            "{{\"execute\": {}, \"arguments\": {}}}",
+            json::string(execute),
+            json::string_object(arguments.iter().copied())
+        )
+    }
+}
+
+pub fn qmp_capabilities() -> String {
+    command("qmp_capabilities", &[])
+}
+
+/// `device_add` with `driver`, `id` and the properties, in that order.
+pub fn device_add(driver: &str, id: &str, properties: &[(String, String)]) -> String {
+    let mut args = vec![("driver", driver), ("id", id)];
+    args.extend(properties.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    command("device_add", &args)
+}
+
+pub fn device_del(id: &str) -> String {
+    command("device_del", &[("id", id)])
+}
+
+/// One line from QEMU, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// `{"QMP": ...}`, sent once on connecting.
+    Greeting,
+    /// `{"return": ...}`: the command succeeded.
+    Return,
+    /// `{"error": {"class": ..., "desc": ...}}`.
+    Error { class: String, desc: String },
+    /// `{"event": NAME, "data": {"device": ID, ...}}`; `device` when present.
+    Event {
+        name: String,
+        device: Option<String>,
+    },
+    /// Anything else, valid JSON or not: kept only for the log.
+    Other(String),
+}
+
+/// Tolerant: never fails; unknown or malformed lines become [`Message::Other`].
+pub fn classify(line: &str) -> Message {
+    let line = line.trim();
+    let Ok(v) = json::parse(line) else {
+        return Message::Other(line.to_string());
+    };
+    if let Some(e) = v.get("error") {
+        let field = |k| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let mut desc = field("desc");
+        if desc.is_empty() {
+            desc = "(no description)".into();
+        }
+        return Message::Error {
+            class: field("class"),
+            desc,
+        };
+    }
+    if v.get("return").is_some() {
+        return Message::Return;
+    }
+    if let Some(name) = v.get("event").and_then(Value::as_str) {
+        let device = v
+            .get("data")
+            .and_then(|d| d.get("device"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        return Message::Event {
+            name: name.to_string(),
+            device,
+        };
+    }
+    if v.get("QMP").is_some() {
+        return Message::Greeting;
+    }
+    Message::Other(line.to_string())
+}
+
+/// A connected QMP session. `log` sees every line sent (`-> ...`) and
+/// received (`<- ...`).
+pub struct Client<L: FnMut(String)> {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    /// Events read while waiting for a reply, for a later wait.
+    events: Vec<Message>,
+    log: L,
+}
+
+impl<L: FnMut(String)> Client<L> {
+    /// Connects to `path`, retrying while QEMU has not created it yet,
+    /// until `deadline` or until `give_up()` says the run is over.
+    pub fn connect(
+        path: &Path,
+        deadline: Instant,
+        give_up: impl Fn() -> bool,
+        log: L,
+    ) -> Result<Self, String> {
+        loop {
+            match UnixStream::connect(path) {
+                Ok(stream) => {
+                    return Ok(Client {
+                        stream,
+                        buf: Vec::new(),
+                        events: Vec::new(),
+                        log,
+                    })
+                }
+                Err(e) if give_up() => {
+                    return Err(format!(
+                        "QMP connect {}: {e} (QEMU ended first)",
+                        path.display()
+                    ))
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "QMP connect {}: {e} (gave up after {} s)",
+                        path.display(),
+                        TIMEOUT.as_secs()
+                    ))
+                }
+                Err(_) => thread::sleep(POLL),
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        (self.log)(format!("-> {line}"));
+        self.stream.write_all(format!("{line}\n").as_bytes())?;
+        self.stream.flush()
+    }
+
+    /// The next line, classified; `Err` on timeout, end of file or a
+    /// socket error (as text for the verdict).
+    fn next(&mut self, deadline: Instant) -> Result<Message, String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line).trim().to_string();
+                if line.is_empty() {
+                    continue;
+                }
+                (self.log)(format!("<- {line}"));
+                return Ok(classify(&line));
+            }
+            if self.buf.len() > MAX_LINE {
+                self.buf.clear();
+                return Err(format!("a line longer than {MAX_LINE} bytes"));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("no answer within {} s", TIMEOUT.as_secs()));
+            }
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| e.to_string())?;
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(CLOSED.into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(format!("no answer within {} s", TIMEOUT.as_secs()))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Reads the greeting and negotiates command mode.
+    pub fn handshake(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.next(deadline) {
+                Ok(Message::Greeting) => break,
+                Ok(_) => {}
+                Err(e) => return Err(format!("QMP greeting: {e}")),
+            }
+        }
+        self.execute("qmp_capabilities", &qmp_capabilities())
+    }
+
+    /// Sends one command and waits for its reply. `what` names it in the
+    /// error, e.g. `device_add rng1`.
+    pub fn execute(&mut self, what: &str, line: &str) -> Result<(), String> {
+        let deadline = Instant::now() + TIMEOUT;
+        self.send(line).map_err(|e| format!("QMP {what}: {e}"))?;
+        loop {
+            match self.next(deadline) {
+                Ok(Message::Return) => return Ok(()),
+                Ok(Message::Error { desc, .. }) => return Err(format!("QMP {what}: {desc}")),
+                Ok(ev @ Message::Event { .. }) => self.events.push(ev),
+                Ok(_) => {}
+                Err(e) => return Err(format!("QMP {what}: {e}")),
+            }
+        }
+    }
+
+    /// Waits for `DEVICE_DELETED` naming device `id` (it may have come
+    /// already, while we waited for the reply to `device_del`).
+    ///
+    /// QEMU sends that event when the device is finalized, which can be
+    /// after the guest has seen the device go and finished: QEMU ending
+    /// (the connection closing) meanwhile is [`Deleted::QemuEnded`], not
+    /// an error. A QEMU that goes on running without the event is one.
+    pub fn wait_deleted(&mut self, id: &str) -> Result<Deleted, String> {
+        let is_it = |m: &Message| {
+            matches!(m, Message::Event { name, device: Some(d) }
+                if name == "DEVICE_DELETED" && d == id)
+        };
+        if let Some(i) = self.events.iter().position(is_it) {
+            self.events.remove(i);
+            return Ok(Deleted::Seen);
+        }
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.next(deadline) {
+                Ok(m) if is_it(&m) => return Ok(Deleted::Seen),
+                Ok(_) => {}
+                Err(e) if e == CLOSED => return Ok(Deleted::QemuEnded),
+                Err(e) => {
+                    return Err(format!(
+                        "QMP device_del {id}: waiting for DEVICE_DELETED: {e}"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// How a wait for `DEVICE_DELETED` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Seen,
+    /// QEMU closed the connection (it exited) before sending the event.
+    QemuEnded,
+}
+
+const CLOSED: &str = "QEMU closed the connection";
+
+/// A private directory for the QMP socket; removed on drop.
+pub(crate) struct SocketDir {
+    dir: PathBuf,
+    pub path: PathBuf,
+}
+
+impl SocketDir {
+    /// `<tmp>/zvtest-qmp-<pid>-<n>/qmp.sock`, the directory mode 0700.
+    /// Falls back to /tmp when the temp directory makes the path too long
+    /// for a Unix socket (107 bytes).
+    pub fn new() -> io::Result<Self> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("zvtest-qmp-{}-{n}", std::process::id());
+        let mut dir = std::env::temp_dir().join(&name);
+        if dir.join("qmp.sock").as_os_str().len() > 107 {
+            dir = PathBuf::from("/tmp").join(&name);
+        }
+        // A leftover from a crashed run with our pid is ours to replace.
+        let _ = fs::remove_dir_all(&dir);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot create QMP directory {}: {e}", dir.display()),
+                )
+            })?;
+        let path = dir.join("qmp.sock");
+        let s = path.to_string_lossy();
+        if s.contains(',') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("QMP socket path {s} contains a comma"),
+            ));
+        }
+        Ok(SocketDir { dir, path })
+    }
+
+    /// The QEMU option: `unix:PATH,server=on,wait=off`.
+    pub fn qemu_arg(&self) -> String {
+        format!("unix:{},server=on,wait=off", self.path.display())
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What the hot-plug thread hands back.
+#[derive(Debug, Default)]
+pub(crate) struct HotplugReport {
+    /// Failure reasons for the verdict.
+    pub errors: Vec<String>,
+    /// Every step was sent and answered without error.
+    pub done: bool,
+}
+
+/// Starts the hot-plug job: connect and handshake at once, then wait for
+/// `ready`, then the steps. `ended` is set (and `ready`'s sender dropped)
+/// when QEMU is gone; `log` receives the QMP traffic.
+pub(crate) fn spawn(
+    socket: PathBuf,
+    steps: Vec<HotplugStep>,
+    ready: Receiver<()>,
+    ended: Arc<AtomicBool>,
+    log: Sender<String>,
+) -> io::Result<thread::JoinHandle<HotplugReport>> {
+    thread::Builder::new()
+        .name("qmp".into())
+        .spawn(move || perform(&socket, &steps, &ready, &ended, log))
+}
+
+fn perform(
+    socket: &Path,
+    steps: &[HotplugStep],
+    ready: &Receiver<()>,
+    ended: &AtomicBool,
+    log: Sender<String>,
+) -> HotplugReport {
+    let mut report = HotplugReport::default();
+    let sink = move |line: String| {
+        let _ = log.send(line);
+    };
+    let give_up = || ended.load(Ordering::Relaxed);
+    let mut client = match Client::connect(socket, Instant::now() + TIMEOUT, give_up, sink) {
+        Ok(c) => c,
+        Err(e) => {
+            report.errors.push(e);
+            return report;
+        }
+    };
+    if let Err(e) = client.handshake() {
+        report.errors.push(e);
+        return report;
+    }
+    // Until the firmware is ready, or QEMU is gone.
+    loop {
+        match ready.recv_timeout(Duration::from_millis(50)) {
+            Ok(()) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                report.errors.push(format!(
+                    "hot plug not performed: the console never showed '{READY_LINE}' \
+                     ({} left undone)",
+                    steps_text(steps.len())
+                ));
+                return report;
+            }
+        }
+    }
+    let mut failed = false;
+    for (i, step) in steps.iter().enumerate() {
+        let result = match step {
+            HotplugStep::Add(dev) => client.execute(
+                &format!("device_add {}", dev.id),
+                &device_add(&dev.model, &dev.id, &dev.qmp_properties()),
+            ),
+            HotplugStep::Remove { id } => client
+                .execute(&format!("device_del {id}"), &device_del(id))
+                .and_then(|()| client.wait_deleted(id))
+                .and_then(|deleted| {
+                    let left = steps.len() - i - 1;
+                    match deleted {
+                        Deleted::Seen => Ok(()),
+                        Deleted::QemuEnded if left == 0 => {
+                            (client.log)(format!(
+                                "QEMU ended before DEVICE_DELETED of {id} (not an error: \
+                                 nothing was left to do)"
+                            ));
+                            Ok(())
+                        }
+                        Deleted::QemuEnded => Err(format!(
+                            "hot plug: QEMU ended while waiting for DEVICE_DELETED of {id}, \
+                             with {} left undone",
+                            steps_text(left)
+                        )),
+                    }
+                }),
+        };
+        if let Err(e) = result {
+            failed = true;
+            // After a dead connection the rest cannot be sent either.
+            let dead = e.contains(CLOSED) || e.contains("no answer") || e.contains("QEMU ended");
+            report.errors.push(e);
+            if dead {
+                break;
+            }
+        }
+    }
+    report.done = !failed;
+    report
+}
+
+fn steps_text(n: usize) -> String {
+    if n == 1 {
+        "1 step".into()
+    } else {
+        format!("{n} steps")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{BusId, CcwDevice};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+    use std::sync::mpsc;
+
+    #[test]
+    fn commands() {
+        assert_eq!(qmp_capabilities(), r#"{"execute": "qmp_capabilities"}"#);
+        assert_eq!(
+            device_add(
+                "virtio-rng-ccw",
+                "rng1",
+                &[("devno".into(), "fe.0.0007".into())]
+            ),
+            r#"{"execute": "device_add", "arguments": {"driver": "virtio-rng-ccw", "id": "rng1", "devno": "fe.0.0007"}}"#
+        );
+        assert_eq!(
+            device_del("a\"b\\c"),
+            r#"{"execute": "device_del", "arguments": {"id": "a\"b\\c"}}"#
+        );
+        // Every command is one line, whatever the strings hold.
+        assert!(!device_add("x\n", "y\r\n", &[("k\n".into(), "v\n".into())]).contains('\n'));
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(
+            classify(r#"{"QMP": {"version": {}, "capabilities": ["oob"]}}"#),
+            Message::Greeting
+        );
+        assert_eq!(classify("{\"return\": {}}\r"), Message::Return);
+        assert_eq!(classify(r#"{"return": [], "id": 7}"#), Message::Return);
+        assert_eq!(
+            classify(
+                r#"{"error": {"class": "GenericError", "desc": "Device fe.0.0007 already exists"}}"#
+            ),
+            Message::Error {
+                class: "GenericError".into(),
+                desc: "Device fe.0.0007 already exists".into()
+            }
+        );
+        assert_eq!(
+            classify(r#"{"error": {"class": "X"}}"#),
+            Message::Error {
+                class: "X".into(),
+                desc: "(no description)".into()
+            }
+        );
+        assert_eq!(
+            classify(
+                r#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "DEVICE_DELETED", "data": {"device": "ccw-fe.0.0001", "path": "/machine/peripheral/ccw-fe.0.0001"}}"#
+            ),
+            Message::Event {
+                name: "DEVICE_DELETED".into(),
+                device: Some("ccw-fe.0.0001".into())
+            }
+        );
+        // The virtio backend's own DEVICE_DELETED has a path only.
+        assert_eq!(
+            classify(
+                r#"{"event": "DEVICE_DELETED", "data": {"path": "/machine/peripheral/x/virtio-backend"}}"#
+            ),
+            Message::Event {
+                name: "DEVICE_DELETED".into(),
+                device: None
+            }
+        );
+        assert_eq!(
+            classify(r#"{"event": "RESUME"}"#),
+            Message::Event {
+                name: "RESUME".into(),
+                device: None
+            }
+        );
+        assert_eq!(classify("garbage {"), Message::Other("garbage {".into()));
+        assert_eq!(classify("[1]"), Message::Other("[1]".into()));
+        assert_eq!(
+            classify(r#"{"event": 5}"#),
+            Message::Other(r#"{"event": 5}"#.into())
+        );
+    }
+
+    const GREETING: &str = r#"{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}"#;
+
+    /// A scripted QMP server: for each line it receives, the next entry of
+    /// `replies` is written (several lines allowed). Returns what it got.
+    fn fake_server(
+        listener: UnixListener,
+        replies: Vec<&'static str>,
+    ) -> thread::JoinHandle<Vec<String>> {
+        thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut w = conn.try_clone().unwrap();
+            writeln!(w, "{GREETING}\r").unwrap();
+            let mut got = Vec::new();
+            let mut lines = BufReader::new(conn).lines();
+            for reply in replies {
+                let Some(Ok(line)) = lines.next() else { break };
+                got.push(line);
+                if !reply.is_empty() {
+                    write!(w, "{reply}").unwrap();
+                }
+            }
+            got
+        })
+    }
+
+    /// A socket path in a directory of its own, removed on drop.
+    struct TestSocket {
+        dir: PathBuf,
+        path: PathBuf,
+    }
+
+    impl Drop for TestSocket {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn socket(test: &str) -> TestSocket {
+        // Short: a Unix socket path has at most 107 bytes.
+        let dir =
+            std::env::temp_dir().join(format!("zvtest-qmp-unit-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        TestSocket { dir, path }
+    }
+
+    fn rng(bus: &str) -> CcwDevice {
+        CcwDevice::new("virtio-rng-ccw", bus.parse::<BusId>().unwrap(), "rng")
+    }
+
+    fn run_steps(
+        test: &str,
+        replies: Vec<&'static str>,
+        steps: Vec<HotplugStep>,
+    ) -> (HotplugReport, Vec<String>, Vec<String>) {
+        let sock = socket(test);
+        let path = sock.path.clone();
+        let server = fake_server(UnixListener::bind(&path).unwrap(), replies);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (log_tx, log_rx) = mpsc::channel();
+        ready_tx.send(()).unwrap();
+        let ended = Arc::new(AtomicBool::new(false));
+        let report = spawn(path, steps, ready_rx, ended, log_tx)
+            .unwrap()
+            .join()
+            .unwrap();
+        let got = server.join().unwrap();
+        drop(sock);
+        (report, got, log_rx.try_iter().collect())
+    }
+
+    #[test]
+    fn steps_in_order_with_events_before_and_after_the_reply() {
+        let steps = vec![
+            HotplugStep::Add(rng("fe.0.0007")),
+            HotplugStep::Remove {
+                id: "ccw-fe.0.0001".into(),
+            },
+            HotplugStep::Remove {
+                id: "ccw-fe.0.0002".into(),
+            },
+        ];
+        let (report, got, log) = run_steps(
+            "order",
+            vec![
+                "{\"return\": {}}\r\n",
+                "{\"event\": \"RESUME\"}\r\n{\"return\": {}}\r\n",
+                // Event for another device, the backend, then ours, then the reply.
+                "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"other\"}}\r\n\
+                 {\"event\": \"DEVICE_DELETED\", \"data\": {\"path\": \"/x/virtio-backend\"}}\r\n\
+                 {\"return\": {}}\r\n\
+                 {\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"ccw-fe.0.0001\"}}\r\n",
+                // Our event first, then the reply.
+                "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"ccw-fe.0.0002\"}}\r\n\
+                 {\"return\": {}}\r\n",
+            ],
+            steps,
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.done);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[0], qmp_capabilities());
+        assert_eq!(
+            got[1],
+            r#"{"execute": "device_add", "arguments": {"driver": "virtio-rng-ccw", "id": "ccw-fe.0.0007", "devno": "fe.0.0007"}}"#
+        );
+        assert_eq!(got[2], device_del("ccw-fe.0.0001"));
+        assert_eq!(got[3], device_del("ccw-fe.0.0002"));
+        assert!(log.iter().any(|l| l.starts_with("<- {\"QMP\"")), "{log:?}");
+        assert!(log.contains(&format!("-> {}", device_del("ccw-fe.0.0002"))));
+    }
+
+    #[test]
+    fn qmp_errors_become_reasons_and_later_steps_still_run() {
+        let steps = vec![
+            HotplugStep::Add(rng("fe.0.0007")),
+            HotplugStep::Remove { id: "gone".into() },
+        ];
+        let (report, got, _) = run_steps(
+            "errors",
+            vec![
+                "{\"return\": {}}\n",
+                "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Device fe.0.0007 already exists\"}}\n",
+                "{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device 'gone' not found\"}}\n",
+            ],
+            steps,
+        );
+        assert_eq!(
+            report.errors,
+            [
+                "QMP device_add ccw-fe.0.0007: Device fe.0.0007 already exists",
+                "QMP device_del gone: Device 'gone' not found"
+            ]
+        );
+        assert!(!report.done);
+        assert_eq!(got.len(), 3);
+    }
+
+    #[test]
+    fn closed_connection_stops_the_steps() {
+        let steps = vec![
+            HotplugStep::Remove { id: "a".into() },
+            HotplugStep::Remove { id: "b".into() },
+        ];
+        // The server answers the handshake and device_del, then hangs up
+        // before DEVICE_DELETED.
+        let (report, got, _) = run_steps(
+            "closed",
+            vec!["{\"return\": {}}\n", "{\"return\": {}}\n"],
+            steps,
+        );
+        assert_eq!(
+            report.errors,
+            ["hot plug: QEMU ended while waiting for DEVICE_DELETED of a, with 1 step left undone"]
+        );
+        assert!(!report.done);
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn qemu_ending_before_the_last_deleted_event_is_no_error() {
+        // QEMU sends DEVICE_DELETED when the device is finalized; the guest
+        // may be done, and QEMU gone, before that.
+        let steps = vec![
+            HotplugStep::Add(rng("fe.0.0007")),
+            HotplugStep::Remove { id: "a".into() },
+        ];
+        let (report, got, log) = run_steps(
+            "ended",
+            vec![
+                "{\"return\": {}}\n",
+                "{\"return\": {}}\n",
+                "{\"return\": {}}\n",
+            ],
+            steps,
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.done);
+        assert_eq!(got.len(), 3);
+        assert!(
+            log.iter()
+                .any(|l| l.starts_with("QEMU ended before DEVICE_DELETED of a")),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn closed_before_a_reply_is_an_error() {
+        let steps = vec![HotplugStep::Add(rng("fe.0.0007"))];
+        // Handshake answered; device_add never is.
+        let (report, _, _) = run_steps("closed-reply", vec!["{\"return\": {}}\n", ""], steps);
+        assert_eq!(
+            report.errors,
+            ["QMP device_add ccw-fe.0.0007: QEMU closed the connection"]
+        );
+    }
+
+    #[test]
+    fn never_ready() {
+        let sock = socket("never-ready");
+        let path = sock.path.clone();
+        let server = fake_server(
+            UnixListener::bind(&path).unwrap(),
+            vec!["{\"return\": {}}\n"],
+        );
+        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (log_tx, _log_rx) = mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let job = spawn(
+            path,
+            vec![HotplugStep::Remove { id: "a".into() }],
+            ready_rx,
+            Arc::clone(&ended),
+            log_tx,
+        )
+        .unwrap();
+        thread::sleep(Duration::from_millis(100));
+        ended.store(true, Ordering::Relaxed);
+        drop(ready_tx);
+        let report = job.join().unwrap();
+        assert_eq!(report.errors.len(), 1);
+        assert!(
+            report.errors[0]
+                .contains("never showed '# zvtest: hotplug ready' (1 step left undone)"),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(server.join().unwrap(), [qmp_capabilities()]);
+    }
+
+    #[test]
+    fn connect_gives_up_when_qemu_is_gone() {
+        let sock = socket("nobody");
+        let path = &sock.path;
+        let t = Instant::now();
+        let err = Client::connect(path, Instant::now() + TIMEOUT, || true, |_| {})
+            .err()
+            .unwrap();
+        assert!(err.contains("QEMU ended first"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let err = Client::connect(path, Instant::now(), || false, |_| {})
+            .err()
+            .unwrap();
+        assert!(err.contains("gave up"), "{err}");
+    }
+
+    #[test]
+    fn silent_server_times_out() {
+        let sock = socket("silent");
+        let path = sock.path.clone();
+        let listener = UnixListener::bind(&path).unwrap();
+        let hold = thread::spawn(move || {
+            let (c, _) = listener.accept().unwrap();
+            thread::sleep(Duration::from_millis(300));
+            drop(c);
+        });
+        let mut client =
+            Client::connect(&path, Instant::now() + TIMEOUT, || false, |_| {}).unwrap();
+        let err = client
+            .next(Instant::now() + Duration::from_millis(50))
+            .unwrap_err();
+        assert!(err.contains("no answer"), "{err}");
+        hold.join().unwrap();
+    }
+
+    #[test]
+    fn socket_dirs_are_private_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = SocketDir::new().unwrap();
+        let dir = d.path.parent().unwrap().to_path_buf();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(d.qemu_arg().starts_with("unix:/"));
+        assert!(d.qemu_arg().ends_with("/qmp.sock,server=on,wait=off"));
+        assert!(d.path.as_os_str().len() <= 107);
+        let other = SocketDir::new().unwrap();
+        assert_ne!(other.path, d.path);
+        drop(d);
+        assert!(!dir.exists());
+    }
+}

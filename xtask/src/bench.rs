@@ -1,0 +1,308 @@
+//! `cargo xtask bench [--runs N]`: boots the default scenario N times with
+//! `verbose=2` and prints how long booting takes, and each check's own
+//! timing as the firmware reports it (`# <check>: <N> us, heap in use <B> bytes`).
+
+use qemu_runner::Outcome;
+use std::time::Duration;
+
+pub const DEFAULT_RUNS: u32 = 10;
+const MAX_RUNS: u32 = 10_000;
+
+/// `--runs N` or `--runs=N`; nothing else.
+pub fn parse_args(args: &[String]) -> Result<u32, String> {
+    let mut runs = DEFAULT_RUNS;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let value = match arg.split_once('=') {
+            Some(("--runs", v)) => v.to_string(),
+            None if arg == "--runs" => it.next().ok_or("option --runs needs a value")?.clone(),
+            _ if arg.starts_with('-') => return Err(format!("unknown option '{arg}' for bench")),
+            _ => return Err(format!("unexpected argument '{arg}' for bench")),
+        };
+        runs = match value.parse() {
+            Ok(n) if (1..=MAX_RUNS).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "--runs needs a whole number from 1 to {MAX_RUNS}, not '{value}'"
+                ))
+            }
+        };
+    }
+    Ok(runs)
+}
+
+/// One `# <check>: <N> us, heap in use <B> bytes` diagnostic (without `# `).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckTiming {
+    pub check: String,
+    pub micros: u64,
+    pub heap_bytes: u64,
+}
+
+pub fn parse_timing(diagnostic: &str) -> Option<CheckTiming> {
+    let (check, rest) = diagnostic.split_once(": ")?;
+    if check.is_empty() || check.contains(char::is_whitespace) {
+        return None;
+    }
+    let (micros, rest) = rest.split_once(" us, heap in use ")?;
+    let heap = rest.strip_suffix(" bytes")?;
+    Some(CheckTiming {
+        check: check.to_string(),
+        micros: micros.parse().ok()?,
+        heap_bytes: heap.parse().ok()?,
+    })
+}
+
+/// Median (the mean of the middle two for an even count), min and max.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub median: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Stats {
+    pub fn of(values: &[u64]) -> Option<Stats> {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        let n = v.len();
+        let median = match n {
+            0 => return None,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2,
+        };
+        Some(Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// What the runs measured.
+#[derive(Debug, Default)]
+pub struct Measurements {
+    pub runs: usize,
+    pub first_tap_us: Vec<u64>,
+    pub total_us: Vec<u64>,
+    /// Per check, in the order first seen: its timings and heap figures.
+    pub checks: Vec<(String, Vec<u64>, Vec<u64>)>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Measurements {
+    pub fn add(&mut self, o: &Outcome) {
+        self.add_parts(o.time_to_tap, o.duration, &o.tap.diagnostics);
+    }
+
+    fn add_parts(&mut self, first_tap: Option<Duration>, total: Duration, diagnostics: &[String]) {
+        self.runs += 1;
+        if let Some(t) = first_tap {
+            self.first_tap_us.push(micros(t));
+        }
+        self.total_us.push(micros(total));
+        for t in diagnostics.iter().filter_map(|d| parse_timing(d)) {
+            let slot = match self.checks.iter().position(|(c, _, _)| *c == t.check) {
+                Some(i) => i,
+                None => {
+                    self.checks.push((t.check.clone(), Vec::new(), Vec::new()));
+                    self.checks.len() - 1
+                }
+            };
+            self.checks[slot].1.push(t.micros);
+            self.checks[slot].2.push(t.heap_bytes);
+        }
+    }
+
+    /// The two tables.
+    pub fn table(&self) -> String {
+        let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);
+        let mut s = format!(
+            "{:<22}{:>12}{:>12}{:>12}{:>7}\n",
+            "", "median", "min", "max", "runs"
+        );
+        for (what, values) in [
+            ("first TAP line", &self.first_tap_us),
+            ("boot to exit", &self.total_us),
+        ] {
+            match Stats::of(values) {
+                Some(st) => s.push_str(&format!(
+                    "{what:<22}{:>12}{:>12}{:>12}{:>7}\n",
+                    ms(st.median),
+                    ms(st.min),
+                    ms(st.max),
+                    values.len()
+                )),
+                None => s.push_str(&format!("{what:<22}{:>12}\n", "-")),
+            }
+        }
+        s.push('\n');
+        let width = self
+            .checks
+            .iter()
+            .map(|(c, _, _)| c.len())
+            .max()
+            .unwrap_or(0)
+            .max("check".len())
+            + 2;
+        s.push_str(&format!(
+            "{:<width$}{:>11}{:>11}{:>11}{:>18}{:>7}\n",
+            "check", "median us", "min us", "max us", "heap in use max B", "runs"
+        ));
+        if self.checks.is_empty() {
+            s.push_str("(no per-check timing: did the firmware get verbose=2?)\n");
+        }
+        for (check, us, heap) in &self.checks {
+            let (Some(t), Some(h)) = (Stats::of(us), Stats::of(heap)) else {
+                continue;
+            };
+            s.push_str(&format!(
+                "{check:<width$}{:>11}{:>11}{:>11}{:>18}{:>7}\n",
+                t.median,
+                t.min,
+                t.max,
+                h.max,
+                us.len()
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Result<u32, String> {
+        parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn arguments() {
+        assert_eq!(args(&[]), Ok(10));
+        assert_eq!(args(&["--runs", "3"]), Ok(3));
+        assert_eq!(args(&["--runs=25"]), Ok(25));
+        assert!(args(&["--runs", "0"]).unwrap_err().contains("'0'"));
+        assert!(args(&["--runs=x"]).unwrap_err().contains("'x'"));
+        assert_eq!(args(&["--runs"]), Err("option --runs needs a value".into()));
+        assert_eq!(
+            args(&["--fast"]),
+            Err("unknown option '--fast' for bench".into())
+        );
+        assert_eq!(
+            args(&["5"]),
+            Err("unexpected argument '5' for bench".into())
+        );
+    }
+
+    #[test]
+    fn timing_lines() {
+        assert_eq!(
+            parse_timing("boot.vectors: 12 us, heap in use 4096 bytes"),
+            Some(CheckTiming {
+                check: "boot.vectors".into(),
+                micros: 12,
+                heap_bytes: 4096
+            })
+        );
+        for other in [
+            "heap: 0x43000-0x7c00000 (123 MiB)",
+            "memory: 128 MiB, cpus: 1",
+            "command line: 'expect-mem=128M verbose=2'",
+            "x: 1 us, heap in use many bytes",
+            "x: -1 us, heap in use 1 bytes",
+            "two words: 1 us, heap in use 1 bytes",
+            ": 1 us, heap in use 1 bytes",
+        ] {
+            assert_eq!(parse_timing(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn statistics() {
+        assert_eq!(Stats::of(&[]), None);
+        assert_eq!(
+            Stats::of(&[5]),
+            Some(Stats {
+                median: 5,
+                min: 5,
+                max: 5
+            })
+        );
+        assert_eq!(
+            Stats::of(&[9, 1, 5]),
+            Some(Stats {
+                median: 5,
+                min: 1,
+                max: 9
+            })
+        );
+        assert_eq!(
+            Stats::of(&[4, 1, 10, 2]),
+            Some(Stats {
+                median: 3,
+                min: 1,
+                max: 10
+            })
+        );
+    }
+
+    #[test]
+    fn measurements_and_table() {
+        let d = |s: &[&str]| s.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+        let mut m = Measurements::default();
+        m.add_parts(
+            Some(Duration::from_millis(30)),
+            Duration::from_millis(90),
+            &d(&[
+                "zvtest 0.1.0",
+                "boot.vectors: 10 us, heap in use 100 bytes",
+                "heap.stress: 2000 us, heap in use 300 bytes",
+            ]),
+        );
+        m.add_parts(
+            Some(Duration::from_millis(40)),
+            Duration::from_millis(80),
+            &d(&[
+                "boot.vectors: 20 us, heap in use 100 bytes",
+                "heap.stress: 4000 us, heap in use 500 bytes",
+            ]),
+        );
+        m.add_parts(None, Duration::from_millis(70), &d(&[]));
+        assert_eq!(m.runs, 3);
+        assert_eq!(m.first_tap_us, [30_000, 40_000]);
+        assert_eq!(m.checks.len(), 2);
+        assert_eq!(m.checks[0].0, "boot.vectors");
+        let t = m.table();
+        let line = |start: &str| {
+            t.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no {start} in\n{t}"))
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line("first TAP line"),
+            ["first", "TAP", "line", "35.0", "ms", "30.0", "ms", "40.0", "ms", "2"]
+        );
+        assert_eq!(
+            line("boot to exit"),
+            ["boot", "to", "exit", "80.0", "ms", "70.0", "ms", "90.0", "ms", "3"]
+        );
+        assert_eq!(
+            line("boot.vectors"),
+            ["boot.vectors", "15", "10", "20", "100", "2"]
+        );
+        assert_eq!(
+            line("heap.stress"),
+            ["heap.stress", "3000", "2000", "4000", "500", "2"]
+        );
+        assert!(Measurements::default()
+            .table()
+            .contains("no per-check timing"));
+    }
+}
