@@ -410,3 +410,61 @@ pub fn rng(m: &mut Machine) -> Outcome {
     }
     Outcome::Pass
 }
+
+/// A config-space round trip: the balloon's `actual` field (bytes 4..8,
+/// little-endian in every revision) is driver-written and read back.
+pub fn config(m: &mut Machine) -> Outcome {
+    let balloons: Vec<&Device> = m
+        .inventory
+        .devices
+        .iter()
+        .filter(|d| d.is_virtio() && d.sense.is_ok_and(|s| u32::from(s.cu_model) == ids::BALLOON))
+        .collect();
+    if balloons.is_empty() {
+        return Outcome::skip("no virtio-balloon-ccw device (its config space is driver-writable)");
+    }
+    for d in balloons {
+        for rev in [2u8, 1, 0] {
+            let Ok(mut t) = CcwTransport::open(d.subchannel.sid, rev) else {
+                continue;
+            };
+            if t.revision() != rev {
+                continue;
+            }
+            let pattern = 0x0102_0304u32.wrapping_mul(u32::from(rev) + 1);
+            let r = (|| -> Result<u32, TransportError> {
+                negotiate(&mut t, 0)?;
+                let mut cfg = [0u8; 8];
+                t.read_config(&mut cfg)?;
+                cfg[4..8].copy_from_slice(&pattern.to_le_bytes());
+                t.write_config(&cfg)?;
+                let mut back = [0u8; 8];
+                t.read_config(&mut back)?;
+                t.reset()?;
+                Ok(u32::from_le_bytes([back[4], back[5], back[6], back[7]]))
+            })();
+            match r {
+                Ok(got) if got == pattern => {}
+                Ok(got) => {
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} balloon rev {}: config `actual` read back",
+                            d.bus_id(),
+                            rev
+                        ),
+                        Hex(pattern.into()),
+                        Hex(got.into()),
+                    )
+                }
+                Err(e) => {
+                    return Outcome::mismatch(
+                        &format!("{} balloon rev {}: config round trip", d.bus_id(), rev),
+                        "READ_CONF / WRITE_CONF complete",
+                        format!("{}", e).as_str(),
+                    )
+                }
+            }
+        }
+    }
+    Outcome::Pass
+}
