@@ -30,7 +30,6 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("css.halt", css::halt),
     Check::new("css.hotplug", css::hotplug).timeout(30_000),
     Check::new("legacy.page", legacy::page),
-    Check::new("legacy.hypercalls", legacy::hypercalls),
     Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
     Check::new("virtio.rng", virtio::rng).timeout(60_000),
     Check::new("virtio.config", virtio::config),
