@@ -14,10 +14,7 @@ use crate::format;
 use crate::hypercalls::{expect, Case, Expect, HostProfile};
 use crate::runner::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::transport::{
-    negotiate, QueueAddresses, Transport, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK,
-    STATUS_FEATURES_OK,
-};
+use crate::virtio::transport::{driver_ok_status, negotiate, QueueAddresses, Transport};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -365,14 +362,7 @@ fn notify_target(m: &Machine) -> Option<NotifyTarget> {
         device: base + 8192,
     };
     t.set_queue(0, size, at).ok()?;
-    let ok = STATUS_ACKNOWLEDGE
-        | STATUS_DRIVER
-        | STATUS_DRIVER_OK
-        | if t.revision() >= 1 {
-            STATUS_FEATURES_OK
-        } else {
-            0
-        };
+    let ok = driver_ok_status(t.revision());
     t.set_status(ok).ok()?;
     Some(NotifyTarget {
         transport: t,

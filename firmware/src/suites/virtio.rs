@@ -12,8 +12,8 @@ use crate::virtio::driver::{setup_queue, DmaMemory, DriveError, USED_TIMEOUT_US}
 use crate::virtio::ids;
 use crate::virtio::ring::{Buffer, RingMemory};
 use crate::virtio::transport::{
-    has, negotiate, Transport, TransportError, F_EVENT_IDX, F_INDIRECT_DESC, F_NOTIFICATION_DATA,
-    F_RING_PACKED, STATUS_ACKNOWLEDGE, STATUS_DRIVER, STATUS_DRIVER_OK, STATUS_FEATURES_OK,
+    driver_ok_status, has, negotiate, Transport, TransportError, F_EVENT_IDX, F_INDIRECT_DESC,
+    F_NOTIFICATION_DATA, F_RING_PACKED,
 };
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -55,14 +55,7 @@ fn bring_up(
             Err(e) => return Err(e),
         }
     }
-    let ok = STATUS_ACKNOWLEDGE
-        | STATUS_DRIVER
-        | STATUS_DRIVER_OK
-        | if t.revision() >= 1 {
-            STATUS_FEATURES_OK
-        } else {
-            0
-        };
+    let ok = driver_ok_status(t.revision());
     t.set_status(ok)?;
     if let Some(read) = t.status()? {
         if read != ok {
@@ -250,10 +243,7 @@ fn rng_round(
     }
     let mut ind = IndicatorArea::install(&mut t, mode).map_err(|e| fail("indicators", &e))?;
     let mut q = setup_queue(&mut t, 0, features, packed).map_err(|e| fail("queue 0", &e))?;
-    let ok = STATUS_ACKNOWLEDGE
-        | STATUS_DRIVER
-        | STATUS_DRIVER_OK
-        | if rev >= 1 { STATUS_FEATURES_OK } else { 0 };
+    let ok = driver_ok_status(rev);
     t.set_status(ok).map_err(|e| fail("DRIVER_OK", &e))?;
     let interrupts_before =
         channel::unsolicited_interrupts() + channel::ADAPTER_INTERRUPTS.load(Ordering::SeqCst);

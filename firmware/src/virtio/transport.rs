@@ -110,6 +110,13 @@ pub trait Transport {
     fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError>;
 }
 
+/// The status of a device the driver has finished setting up: FEATURES_OK
+/// belongs to virtio 1 (revision >= 1) only.
+pub fn driver_ok_status(revision: u8) -> u8 {
+    let features_ok = if revision >= 1 { STATUS_FEATURES_OK } else { 0 };
+    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | features_ok
+}
+
 /// Feature negotiation as the spec orders it: reset, ACKNOWLEDGE, DRIVER,
 /// read the offer, accept `wanted ∩ offer`, FEATURES_OK (revision ≥ 1)
 /// and check it stuck. Returns the accepted set.

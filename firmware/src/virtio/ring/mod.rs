@@ -386,6 +386,14 @@ pub(crate) fn check_chain(chain: &[Buffer]) -> Result<u64, QueueError> {
     Ok(writable)
 }
 
+/// A used length must fit the chain's device-writable bytes.
+pub(crate) fn check_used_len(id: u16, len: u32, writable: u64) -> Result<(), QueueError> {
+    if u64::from(len) > writable {
+        return Err(QueueError::UsedLenTooLong { id, len, writable });
+    }
+    Ok(())
+}
+
 /// Checks the caller's memory for an indirect table of `n` descriptors.
 pub(crate) fn check_table(n: usize, size: u16, table: &RingMemory) -> Result<(), QueueError> {
     if n > usize::from(size) {

@@ -22,8 +22,8 @@ use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
 
 use super::{
-    check_chain, check_size, check_table, Buffer, Endian, QueueError, Ram, RingMemory, Used,
-    Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_LEN,
+    check_chain, check_size, check_table, check_used_len, Buffer, Endian, QueueError, Ram,
+    RingMemory, Used, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_LEN,
 };
 
 pub(crate) const DESC_F_AVAIL: u16 = 1 << 7;
@@ -369,13 +369,7 @@ impl Virtqueue for PackedQueue {
         // (Linux among them) read the length regardless; for a chain with
         // nothing writable it is meaningless and taken as 0.
         let len = if chain.writable > 0 { len } else { 0 };
-        if u64::from(len) > chain.writable {
-            return Err(QueueError::UsedLenTooLong {
-                id,
-                len,
-                writable: chain.writable,
-            });
-        }
+        check_used_len(id, len, chain.writable)?;
         Ok(Some(Used { token: id, len }))
     }
 

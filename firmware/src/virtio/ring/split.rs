@@ -17,9 +17,9 @@ use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
 
 use super::{
-    align_up, check_chain, check_size, check_table, passed_event, Buffer, Endian, QueueError, Ram,
-    RingMemory, Used, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_LEN,
-    LEGACY_ALIGN,
+    align_up, check_chain, check_size, check_table, check_used_len, passed_event, Buffer, Endian,
+    QueueError, Ram, RingMemory, Used, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
+    DESC_LEN, LEGACY_ALIGN,
 };
 
 /// avail.flags: the driver needs no used-buffer notifications.
@@ -409,13 +409,7 @@ impl Virtqueue for SplitQueue {
             // Publish the new used_event before we look at used.idx again.
             fence(Ordering::SeqCst);
         }
-        if u64::from(len) > chain.writable {
-            return Err(QueueError::UsedLenTooLong {
-                id,
-                len,
-                writable: chain.writable,
-            });
-        }
+        check_used_len(id, len, chain.writable)?;
         Ok(Some(Used { token: id, len }))
     }
 
