@@ -96,6 +96,16 @@ fn on_io_interrupt(sid: u32, _param: u32, word: u32) -> bool {
     true
 }
 
+/// Takes a pending status nobody asked for (TSCH), counting it as unsolicited.
+fn collect_pending(sid: u32) {
+    let mut irb = Block::<IRB_SIZE>::zeroed();
+    if io::test_subchannel(sid, &mut irb) == 0 {
+        let mut c = COMPLETION.get();
+        c.unsolicited += 1;
+        COMPLETION.set(c);
+    }
+}
+
 /// Interrupts that arrived for subchannels nobody was waiting on.
 pub fn unsolicited_interrupts() -> u32 {
     COMPLETION.get().unsolicited
@@ -183,11 +193,7 @@ pub fn set_enabled(sid: u32, on: bool) -> Result<(), IoError> {
         blocks::set_enabled(&mut schib.0, on, ISC, sid);
         match io::modify_subchannel(sid, &mut schib) {
             0 => {}
-            1 => {
-                // Status pending: collect it and try again.
-                let mut irb = Block::<IRB_SIZE>::zeroed();
-                io::test_subchannel(sid, &mut irb);
-            }
+            1 => collect_pending(sid),
             2 => {
                 timer::wait_until(1000, false, || false);
             }
@@ -210,10 +216,25 @@ fn start_and_wait(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoErr
     set_waiting(sid);
     let mut orb = Block::<{ blocks::ORB_SIZE }>::zeroed();
     orb.0 = blocks::build_orb(sid, ccws.as_ptr() as u32);
-    match io::start_subchannel(sid, &mut orb) {
-        0 => {}
-        1 | 2 => return Err(IoError::Busy),
-        _ => return Err(IoError::NotOperational),
+    let mut tries = 0;
+    loop {
+        match io::start_subchannel(sid, &mut orb) {
+            0 => break,
+            // Status pending: unsolicited status (a virtio-ccw device's
+            // classic-indicator notification) not yet taken as an interrupt.
+            1 if tries < 4 => {
+                tries += 1;
+                collect_pending(sid);
+            }
+            cc => {
+                set_waiting(0);
+                return Err(if cc == 3 {
+                    IoError::NotOperational
+                } else {
+                    IoError::Busy
+                });
+            }
+        }
     }
     let done = timer::wait_until(timeout_us, true, || {
         COMPLETION.get().irb.is_some_and(|irb| irb.scsw.is_final())

@@ -74,7 +74,9 @@ impl uDisplay for TransportError {
                 Hex(wrote.into()),
                 Hex(read.into())
             ),
-            TransportError::FeaturesRefused => f.write_str("FEATURES_OK refused"),
+            TransportError::FeaturesRefused => {
+                f.write_str("FEATURES_OK refused for the features accepted")
+            }
             TransportError::NoSuchQueue { index } => {
                 ufmt::uwrite!(f, "queue {} does not exist", index)
             }
@@ -132,7 +134,10 @@ pub fn negotiate<T: Transport + ?Sized>(t: &mut T, wanted: u64) -> Result<u64, T
     t.set_driver_features(accept)?;
     if t.revision() >= 1 {
         let s = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
-        t.set_status(s)?;
+        match t.set_status(s) {
+            Err(TransportError::Rejected { .. }) => return Err(TransportError::FeaturesRefused),
+            r => r?,
+        }
         if let Some(read) = t.status()? {
             if read & STATUS_FEATURES_OK == 0 {
                 return Err(TransportError::FeaturesRefused);
