@@ -4,113 +4,20 @@
 
 mod common;
 
+use common::models::{usable_models, BUILT_IN};
 use common::{
     assert_pass, boot, check, check_summary, elf, failure_text, scenario, scenario_dir,
     with_legacy_page,
 };
-use qemu_runner::{Outcome, Scenario, STDERR_PREFIX};
 use std::io::Write;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use zvtest_firmware::virtio::ids;
 use zvtest_firmware::virtio::legacy_page::LegacyDeviceSpec;
 
-/// What a candidate model needs from the host besides QEMU.
-#[derive(Clone, Copy)]
-enum Needs {
-    /// Nothing: its backend (if any) is one [`qemu_runner::scenario::model_setup`]
-    /// gives it without privileges or files. Left out only if this QEMU
-    /// does not offer it (e.g. its loadable module is not installed).
-    Nothing,
-    /// A host resource QEMU opens itself when it creates the device; a
-    /// short boot with only this device decides. The text says what.
-    HostResource(&'static str),
-    /// Cannot run here at all; the text says why.
-    Never(&'static str),
-}
-
-/// Every virtio-ccw model of QEMU 7.2 (10.0 adds virtio-mem-ccw, which
-/// needs a memory backend and a memory device slot: not a candidate here),
-/// with the name the firmware gives it.
-const CANDIDATES: &[(&str, &str, Needs)] = &[
-    ("virtio-blk-ccw", "blk", Needs::Nothing), // null-co block node
-    ("virtio-net-ccw", "net", Needs::Nothing), // user-mode (slirp) netdev, restrict=on
-    ("virtio-scsi-ccw", "scsi", Needs::Nothing),
-    ("virtio-serial-ccw", "console", Needs::Nothing),
-    ("virtio-rng-ccw", "rng", Needs::Nothing),
-    ("virtio-balloon-ccw", "balloon", Needs::Nothing),
-    ("virtio-9p-ccw", "9p", Needs::Nothing), // the synth fsdev: no host directory
-    ("virtio-gpu-ccw", "gpu", Needs::Nothing), // a loadable module in Debian's QEMU
-    ("virtio-keyboard-ccw", "input", Needs::Nothing),
-    ("virtio-mouse-ccw", "input", Needs::Nothing),
-    ("virtio-tablet-ccw", "input", Needs::Nothing),
-    ("virtio-crypto-ccw", "crypto", Needs::Nothing), // cryptodev-backend-builtin
-    (
-        "vhost-vsock-ccw",
-        "vsock",
-        Needs::HostResource("/dev/vhost-vsock (kernel module vhost_vsock), openable by this user"),
-    ),
-    (
-        "vhost-scsi-ccw",
-        "scsi",
-        Needs::HostResource(
-            "/dev/vhost-scsi and a LIO vhost target configured for its wwpn (root to set up)",
-        ),
-    ),
-    (
-        "vhost-user-fs-ccw",
-        "fs",
-        Needs::Never(
-            "needs a vhost-user daemon (virtiofsd; QEMU 7.2's runs as root) on a chardev \
-             socket and guest RAM on a shared memory backend; neither is set up by the tests",
-        ),
-    ),
-];
-
-/// Models every s390x QEMU has built in (hw/s390x, no modules, no host
-/// resources): leaving one of these out means QEMU is broken, not the host.
-const BUILT_IN: &[&str] = &[
-    "virtio-blk-ccw",
-    "virtio-net-ccw",
-    "virtio-scsi-ccw",
-    "virtio-serial-ccw",
-    "virtio-rng-ccw",
-    "virtio-balloon-ccw",
-];
-
 struct Probe {
     usable: Vec<(&'static str, &'static str)>,
     left_out: Vec<(&'static str, String)>,
-}
-
-/// The first line QEMU printed on stderr, from a console log.
-fn first_stderr_line(o: &Outcome) -> String {
-    o.console()
-        .lines()
-        .find_map(|l| l.strip_prefix(STDERR_PREFIX))
-        .unwrap_or("(nothing on stderr)")
-        .to_string()
-}
-
-/// Does this QEMU offer `model`? (`-device MODEL,help` fails for a model it
-/// does not know, or whose module cannot be loaded.)
-fn offered(model: &str) -> Result<(), String> {
-    let qemu = Scenario::new("probe").qemu;
-    let out = Command::new(&qemu)
-        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
-        .arg(format!("{model},help"))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(format!(
-            "this QEMU does not offer it: {}",
-            err.lines().next().unwrap_or("(no message)")
-        ))
-    }
 }
 
 /// Decides, once per test binary, which candidates to boot with, and
@@ -118,43 +25,13 @@ fn offered(model: &str) -> Result<(), String> {
 fn probe() -> &'static Probe {
     static PROBE: OnceLock<Probe> = OnceLock::new();
     PROBE.get_or_init(|| {
-        let mut p = Probe {
-            usable: Vec::new(),
-            left_out: Vec::new(),
-        };
-        for &(model, name, needs) in CANDIDATES {
-            if let Needs::Never(why) = needs {
-                p.left_out.push((model, why.to_string()));
-                continue;
-            }
-            if let Err(why) = offered(model) {
-                p.left_out.push((model, why));
-                continue;
-            }
-            if let Needs::HostResource(what) = needs {
-                // QEMU opens the host side when it creates the device:
-                // a boot with only this device shows whether it can.
-                let s = scenario(&format!("probe-{model}"))
-                    .virtio_ccw(model, "fe.0.0001", name)
-                    .append("only=boot.vectors")
-                    .timeout(Duration::from_secs(15));
-                let o = boot(&s, &elf());
-                if o.tap.version.is_none() {
-                    p.left_out.push((
-                        model,
-                        format!("needs {what}; QEMU said: {}", first_stderr_line(&o)),
-                    ));
-                    continue;
-                }
-            }
-            p.usable.push((model, name));
-        }
+        let (usable, left_out) = usable_models();
         // Straight to stderr: libtest captures print!/eprint! of passing tests.
         let mut err = std::io::stderr().lock();
-        for (model, why) in &p.left_out {
+        for (model, why) in &left_out {
             let _ = writeln!(err, "discovery: left out {model}: {why}");
         }
-        p
+        Probe { usable, left_out }
     })
 }
 

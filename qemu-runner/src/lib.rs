@@ -26,6 +26,26 @@
 //!     "expect-mem=128M devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
 //! );
 //! ```
+//!
+//! The firmware is told QEMU's version (`qemu-version=`, detected from
+//! `<qemu> --version` when the scenario runs, or claimed), and the diag288
+//! watchdog it has; `ZVTEST_QEMU` and `ZVTEST_QEMU_DATA` (`-L`) pick
+//! another QEMU for every scenario:
+//!
+//! ```
+//! use qemu_runner::{Diag288, Scenario};
+//!
+//! let s = Scenario::new("watchdog")
+//!     .claim_qemu_version("10.0")
+//!     .diag288(Diag288::Expire)
+//!     .data_dir("/opt/qemu-10.0/usr/share/qemu")
+//!     .append("only=hcall");
+//! assert_eq!(
+//!     s.command_line(),
+//!     "expect-mem=128M qemu-version=10.0 diag288=expire only=hcall"
+//! );
+//! assert!(s.qmp_events, "the runner watches for QEMU's WATCHDOG event");
+//! ```
 
 pub mod json;
 pub mod qmp;
@@ -33,10 +53,14 @@ pub mod run;
 pub mod scenario;
 pub mod tap;
 pub mod verdict;
+pub mod version;
 
+pub use qmp::QmpEvent;
 pub use run::{run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
-    BusId, CcwDevice, ExpectedDevice, HotplugStep, LegacyPage, Scenario, MAX_APPEND_LEN, QEMU_ENV,
+    BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, Scenario, VersionWord,
+    MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
 pub use verdict::{judge, Exit, Verdict};
+pub use version::{detect as detect_qemu_version, parse_version_output, QemuVersion};

@@ -2,7 +2,7 @@
 //! exits 0 on PASS, 1 on FAIL, 2 on a usage error. Also the cargo runner for
 //! the s390x target (cargo calls it as `qemu-runner <elf> <args>`).
 
-use qemu_runner::{run, verdict::seconds, RunOptions, Scenario};
+use qemu_runner::{run, verdict::seconds, Diag288, RunOptions, Scenario, VersionWord};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,7 +12,8 @@ usage: qemu-runner [OPTIONS] KERNEL [FIRMWARE-ARGS...]
 
 Boots KERNEL under qemu-system-s390x, streams its SCLP console and judges the
 TAP it prints. FIRMWARE-ARGS (key=value words) go to the firmware via -append,
-after expect-mem=<MiB>M. Exit status: 0 PASS, 1 FAIL, 2 usage error.
+after expect-mem=<MiB>M, qemu-version=<X.Y> (from `QEMU --version`) and
+diag288=<MODE> (with --diag288). Exit status: 0 PASS, 1 FAIL, 2 usage error.
 
 options:
   --memory MIB     guest memory in MiB (default 128)
@@ -20,6 +21,11 @@ options:
   --timeout SECS   kill QEMU after this long (default 60)
   --device DEV     add a QEMU -device (repeatable)
   --qemu PATH      QEMU binary (default: $ZVTEST_QEMU or qemu-system-s390x)
+  --data-dir DIR   QEMU data directory, passed as -L (default: $ZVTEST_QEMU_DATA)
+  --qemu-version V tell the firmware qemu-version=V (e.g. 10.0) instead of
+                   QEMU's own version; 'none' leaves the word out
+  --diag288 MODE   absent, present (-device diag288) or expire (also
+                   -action watchdog=inject-nmi; the WATCHDOG event is required)
   --log FILE       console log (default: KERNEL.console.log)
   --quiet          do not echo the console; show it only on FAIL
   -h, --help       show this help
@@ -72,6 +78,26 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
             "--timeout" => scenario.timeout = parse_seconds(&value()?)?,
             "--device" => scenario.devices.push(value()?),
             "--qemu" => scenario.qemu = PathBuf::from(value()?),
+            "--data-dir" => scenario.data_dir = Some(PathBuf::from(value()?)),
+            "--qemu-version" => {
+                scenario.qemu_version = match value()?.as_str() {
+                    "none" => VersionWord::Omit,
+                    v => VersionWord::Claim(v.parse()?),
+                }
+            }
+            "--diag288" => {
+                let mode = match value()?.as_str() {
+                    "absent" => Diag288::Absent,
+                    "present" => Diag288::Present,
+                    "expire" => Diag288::Expire,
+                    other => {
+                        return Err(format!(
+                            "--diag288 needs absent, present or expire, not '{other}'"
+                        ))
+                    }
+                };
+                scenario = scenario.diag288(mode);
+            }
             "--log" => log = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown option '{arg}'")),
         }
@@ -212,6 +238,35 @@ mod tests {
         assert!(c.quiet);
         assert_eq!(c.kernel, PathBuf::from("k.elf"));
         assert_eq!(c.scenario.append, ["only=boot.*", "--not-an-option-here"]);
+    }
+
+    #[test]
+    fn version_data_dir_and_watchdog() {
+        let c = cli(&[
+            "--data-dir",
+            "/q/share",
+            "--qemu-version=10.0",
+            "--diag288",
+            "expire",
+            "k",
+            "only=hcall",
+        ]);
+        assert_eq!(c.scenario.data_dir, Some(PathBuf::from("/q/share")));
+        assert!(c.scenario.qmp_events);
+        assert_eq!(
+            c.scenario.command_line(),
+            "expect-mem=128M qemu-version=10.0 diag288=expire only=hcall"
+        );
+        let c = cli(&["--qemu-version", "none", "--diag288", "present", "k"]);
+        assert_eq!(c.scenario.qemu_version, VersionWord::Omit);
+        assert_eq!(c.scenario.command_line(), "expect-mem=128M diag288=present");
+        assert_eq!(cli(&["k"]).scenario.qemu_version, VersionWord::Detect);
+        let err = |args: &[&str]| match parse(args) {
+            Err(e) => e,
+            Ok(_) => panic!("{args:?} accepted"),
+        };
+        assert!(err(&["--qemu-version", "ten", "k"]).contains("'ten'"));
+        assert!(err(&["--diag288", "maybe", "k"]).contains("'maybe'"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! QMP, QEMU's monitor protocol, for hot plug: the few commands we send,
-//! a tolerant reader for what comes back, and the job that performs a
-//! scenario's hot-plug steps once the firmware says it is ready.
+//! QMP, QEMU's monitor protocol, for hot plug and events: the few commands
+//! we send, a tolerant reader for what comes back, and the job that
+//! performs a scenario's hot-plug steps once the firmware says it is ready
+//! and, when asked, records QEMU's events until it ends.
 //!
 //! QEMU listens on a private Unix socket (`-qmp unix:PATH,server=on,wait=off`).
 //! The runner connects while the guest boots, does the `qmp_capabilities`
@@ -79,12 +80,34 @@ pub enum Message {
     Other(String),
 }
 
+/// An event QEMU sent (`{"event": NAME, "data": {...}}`), e.g. `WATCHDOG`
+/// with `{"action": "inject-nmi"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QmpEvent {
+    pub name: String,
+    /// The `data` member ([`Value::Null`] when there is none).
+    pub data: Value,
+    /// When the runner read it, from QEMU's start.
+    pub after: Duration,
+}
+
+impl QmpEvent {
+    /// A string member of `data`, e.g. `action` of `WATCHDOG`.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.data.get(key).and_then(Value::as_str)
+    }
+}
+
 /// Tolerant: never fails; unknown or malformed lines become [`Message::Other`].
 pub fn classify(line: &str) -> Message {
     let line = line.trim();
     let Ok(v) = json::parse(line) else {
         return Message::Other(line.to_string());
     };
+    classify_value(&v, line)
+}
+
+fn classify_value(v: &Value, line: &str) -> Message {
     if let Some(e) = v.get("error") {
         let field = |k| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let mut desc = field("desc");
@@ -123,6 +146,8 @@ pub struct Client<L: FnMut(String)> {
     buf: Vec<u8>,
     /// Events read while waiting for a reply, for a later wait.
     events: Vec<Message>,
+    /// Every event read, with when it was read.
+    seen: Vec<(Instant, String, Value)>,
     log: L,
 }
 
@@ -142,6 +167,7 @@ impl<L: FnMut(String)> Client<L> {
                         stream,
                         buf: Vec::new(),
                         events: Vec::new(),
+                        seen: Vec::new(),
                         log,
                     })
                 }
@@ -172,6 +198,18 @@ impl<L: FnMut(String)> Client<L> {
     /// The next line, classified; `Err` on timeout, end of file or a
     /// socket error (as text for the verdict).
     fn next(&mut self, deadline: Instant) -> Result<Message, String> {
+        self.read_message(deadline)?
+            .ok_or_else(|| format!("no answer within {} s", TIMEOUT.as_secs()))
+    }
+
+    /// Events QEMU sent so far, in order, with when each was read.
+    pub fn events_seen(&self) -> &[(Instant, String, Value)] {
+        &self.seen
+    }
+
+    /// The next line, classified, or `None` at the deadline; `Err` on end
+    /// of file or a socket error. Events are also recorded.
+    fn read_message(&mut self, deadline: Instant) -> Result<Option<Message>, String> {
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
@@ -180,7 +218,15 @@ impl<L: FnMut(String)> Client<L> {
                     continue;
                 }
                 (self.log)(format!("<- {line}"));
-                return Ok(classify(&line));
+                let Ok(v) = json::parse(&line) else {
+                    return Ok(Some(Message::Other(line)));
+                };
+                let m = classify_value(&v, &line);
+                if let Message::Event { name, .. } = &m {
+                    let data = v.get("data").cloned().unwrap_or(Value::Null);
+                    self.seen.push((Instant::now(), name.clone(), data));
+                }
+                return Ok(Some(m));
             }
             if self.buf.len() > MAX_LINE {
                 self.buf.clear();
@@ -188,7 +234,7 @@ impl<L: FnMut(String)> Client<L> {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("no answer within {} s", TIMEOUT.as_secs()));
+                return Ok(None);
             }
             self.stream
                 .set_read_timeout(Some(left))
@@ -203,7 +249,7 @@ impl<L: FnMut(String)> Client<L> {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return Err(format!("no answer within {} s", TIMEOUT.as_secs()))
+                    return Ok(None)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.to_string()),
@@ -334,33 +380,50 @@ impl Drop for SocketDir {
     }
 }
 
-/// What the hot-plug thread hands back.
+/// What the QMP thread hands back.
 #[derive(Debug, Default)]
 pub(crate) struct HotplugReport {
     /// Failure reasons for the verdict.
     pub errors: Vec<String>,
     /// Every step was sent and answered without error.
     pub done: bool,
+    /// Every event QEMU sent while we were connected.
+    pub events: Vec<QmpEvent>,
 }
 
-/// Starts the hot-plug job: connect and handshake at once, then wait for
-/// `ready`, then the steps. `ended` is set (and `ready`'s sender dropped)
+/// What the QMP thread does besides connecting.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    /// Hot-plug steps, performed once `ready` fires.
+    pub steps: Vec<HotplugStep>,
+    /// After the steps (if any), keep reading QEMU's events until it ends.
+    pub watch: bool,
+    /// QEMU's start, for [`QmpEvent::after`].
+    pub start: Instant,
+}
+
+/// Starts the QMP job: connect and handshake at once; with steps, wait for
+/// `ready`, then the steps; when watching, then read events until QEMU
+/// closes the connection. `ended` is set (and `ready`'s sender dropped)
 /// when QEMU is gone; `log` receives the QMP traffic.
 pub(crate) fn spawn(
     socket: PathBuf,
-    steps: Vec<HotplugStep>,
+    job: Job,
     ready: Receiver<()>,
     ended: Arc<AtomicBool>,
     log: Sender<String>,
 ) -> io::Result<thread::JoinHandle<HotplugReport>> {
     thread::Builder::new()
         .name("qmp".into())
-        .spawn(move || perform(&socket, &steps, &ready, &ended, log))
+        .spawn(move || perform(&socket, &job, &ready, &ended, log))
 }
+
+/// How long one read waits while only events are awaited.
+const LISTEN_POLL: Duration = Duration::from_millis(100);
 
 fn perform(
     socket: &Path,
-    steps: &[HotplugStep],
+    job: &Job,
     ready: &Receiver<()>,
     ended: &AtomicBool,
     log: Sender<String>,
@@ -370,29 +433,79 @@ fn perform(
         let _ = log.send(line);
     };
     let give_up = || ended.load(Ordering::Relaxed);
+    // Watching only: QEMU may be done before we are connected; then there
+    // were no events to see, and that is for the caller to judge.
+    let watch_only = job.steps.is_empty();
     let mut client = match Client::connect(socket, Instant::now() + TIMEOUT, give_up, sink) {
         Ok(c) => c,
         Err(e) => {
-            report.errors.push(e);
+            if !(watch_only && give_up()) {
+                report.errors.push(e);
+            }
             return report;
         }
     };
     if let Err(e) = client.handshake() {
-        report.errors.push(e);
+        if !(watch_only && give_up() && e.contains(CLOSED)) {
+            report.errors.push(e);
+        }
         return report;
     }
+    if !job.steps.is_empty() {
+        report.done = perform_steps(&mut client, &job.steps, ready, &mut report.errors);
+    }
+    if job.watch {
+        listen(&mut client, ended, &mut report.errors);
+    }
+    report.events = client
+        .events_seen()
+        .iter()
+        .map(|(at, name, data)| QmpEvent {
+            name: name.clone(),
+            data: data.clone(),
+            after: at.saturating_duration_since(job.start),
+        })
+        .collect();
+    report
+}
+
+/// Reads (and so records) events until QEMU closes the connection.
+fn listen<L: FnMut(String)>(client: &mut Client<L>, ended: &AtomicBool, errors: &mut Vec<String>) {
+    loop {
+        match client.read_message(Instant::now() + LISTEN_POLL) {
+            Ok(Some(_)) => {}
+            // QEMU is gone and nothing more came: the socket is only
+            // held open by someone else.
+            Ok(None) if ended.load(Ordering::Relaxed) => return,
+            Ok(None) => {}
+            Err(e) if e == CLOSED => return,
+            Err(e) => {
+                errors.push(format!("QMP events: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Waits for `ready`, then performs the steps; true if all went well.
+fn perform_steps<L: FnMut(String)>(
+    client: &mut Client<L>,
+    steps: &[HotplugStep],
+    ready: &Receiver<()>,
+    errors: &mut Vec<String>,
+) -> bool {
     // Until the firmware is ready, or QEMU is gone.
     loop {
         match ready.recv_timeout(Duration::from_millis(50)) {
             Ok(()) => break,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
-                report.errors.push(format!(
+                errors.push(format!(
                     "hot plug not performed: the console never showed '{READY_LINE}' \
                      ({} left undone)",
                     steps_text(steps.len())
                 ));
-                return report;
+                return false;
             }
         }
     }
@@ -429,14 +542,13 @@ fn perform(
             failed = true;
             // After a dead connection the rest cannot be sent either.
             let dead = e.contains(CLOSED) || e.contains("no answer") || e.contains("QEMU ended");
-            report.errors.push(e);
+            errors.push(e);
             if dead {
                 break;
             }
         }
     }
-    report.done = !failed;
-    report
+    !failed
 }
 
 fn steps_text(n: usize) -> String {
@@ -595,7 +707,12 @@ mod tests {
         let (log_tx, log_rx) = mpsc::channel();
         ready_tx.send(()).unwrap();
         let ended = Arc::new(AtomicBool::new(false));
-        let report = spawn(path, steps, ready_rx, ended, log_tx)
+        let job = Job {
+            steps,
+            watch: false,
+            start: Instant::now(),
+        };
+        let report = spawn(path, job, ready_rx, ended, log_tx)
             .unwrap()
             .join()
             .unwrap();
@@ -731,6 +848,45 @@ mod tests {
     }
 
     #[test]
+    fn watching_records_events_until_qemu_closes() {
+        let sock = socket("watch");
+        let path = sock.path.clone();
+        let server = fake_server(
+            UnixListener::bind(&path).unwrap(),
+            vec![concat!(
+                "{\"return\": {}}\r\n",
+                "{\"event\": \"WATCHDOG\", \"data\": {\"action\": \"inject-nmi\"}}\r\n",
+                "{\"event\": \"RESET\", \"timestamp\": {\"seconds\": 5}}\r\n",
+            )],
+        );
+        let (_ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (log_tx, _log_rx) = mpsc::channel();
+        let start = Instant::now();
+        let job = Job {
+            steps: Vec::new(),
+            watch: true,
+            start,
+        };
+        let report = spawn(
+            path,
+            job,
+            ready_rx,
+            Arc::new(AtomicBool::new(false)),
+            log_tx,
+        )
+        .unwrap()
+        .join()
+        .unwrap();
+        server.join().unwrap();
+        assert_eq!(report.errors, Vec::<String>::new());
+        let names: Vec<&str> = report.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["WATCHDOG", "RESET"]);
+        assert_eq!(report.events[0].field("action"), Some("inject-nmi"));
+        assert_eq!(report.events[1].data, Value::Null);
+        assert!(report.events[0].after <= start.elapsed());
+    }
+
+    #[test]
     fn never_ready() {
         let sock = socket("never-ready");
         let path = sock.path.clone();
@@ -743,7 +899,11 @@ mod tests {
         let ended = Arc::new(AtomicBool::new(false));
         let job = spawn(
             path,
-            vec![HotplugStep::Remove { id: "a".into() }],
+            Job {
+                steps: vec![HotplugStep::Remove { id: "a".into() }],
+                watch: false,
+                start: Instant::now(),
+            },
             ready_rx,
             Arc::clone(&ended),
             log_tx,

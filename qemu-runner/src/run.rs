@@ -1,9 +1,10 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
-use crate::qmp::{self, SocketDir};
-use crate::scenario::Scenario;
+use crate::qmp::{self, QmpEvent, SocketDir};
+use crate::scenario::{Diag288, Scenario};
 use crate::tap::{TapParser, TapReport};
 use crate::verdict::{judge, Exit, Verdict};
+use crate::version::QemuVersion;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -63,6 +64,12 @@ pub struct Outcome {
     /// For a scenario with hot-plug steps: every step was performed over
     /// QMP without an error (failures are among the verdict's reasons).
     pub hotplug_done: bool,
+    /// The version `qemu-version=` told the firmware (detected or
+    /// claimed), if any.
+    pub qemu_version: Option<QemuVersion>,
+    /// QEMU's QMP events, for a scenario that watches them
+    /// ([`Scenario::qmp_events`]) or hot-plugs; e.g. `WATCHDOG`.
+    pub qmp_events: Vec<QmpEvent>,
     pub log_path: PathBuf,
     pub tap: TapReport,
     pub verdict: Verdict,
@@ -119,6 +126,12 @@ impl Outcome {
         )
     }
 
+    /// The QMP events named `name`, e.g. `WATCHDOG`.
+    pub fn events(&self, name: &str) -> impl Iterator<Item = &QmpEvent> {
+        let name = name.to_string();
+        self.qmp_events.iter().filter(move |e| e.name == name)
+    }
+
     /// What to show when a run failed: the reasons, how to reproduce it,
     /// and the end of the console log.
     pub fn failure_report(&self) -> String {
@@ -169,10 +182,12 @@ enum Event {
 
 /// Boots `kernel` as `scenario` says and judges the result.
 ///
-/// Returns early (as an error) only when QEMU cannot be started or the log
-/// cannot be written; everything that goes wrong inside the guest is in the
-/// outcome's verdict. Never waits past the scenario's timeout (plus a short
-/// grace to collect output): QEMU is killed and reaped then.
+/// Returns early (as an error) only when QEMU cannot be started, its
+/// version cannot be told (for `qemu-version=`: see
+/// [`Scenario::resolve_qemu_version`]) or the log cannot be written;
+/// everything that goes wrong inside the guest is in the outcome's
+/// verdict. Never waits past the scenario's timeout (plus a short grace to
+/// collect output): QEMU is killed and reaped then.
 pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Outcome> {
     scenario
         .validate()
@@ -183,6 +198,11 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             format!("kernel image {} not found", kernel.display()),
         ));
     }
+    // qemu-version= as the firmware will see it.
+    let scenario = &scenario.resolve_qemu_version().map_err(io::Error::other)?;
+    scenario
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let log_path = match &opts.log {
         Some(p) => p.clone(),
         None => default_log_path(&scenario.name),
@@ -198,8 +218,9 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     })?;
 
     let mut args = scenario.qemu_args(kernel);
-    // Hot plug: QEMU serves QMP on a private socket; we connect as it boots.
-    let qmp_dir = if scenario.hotplug.is_empty() {
+    // Hot plug and events: QEMU serves QMP on a private socket; we connect
+    // as it boots.
+    let qmp_dir = if scenario.hotplug.is_empty() && !scenario.qmp_events {
         None
     } else {
         let dir = SocketDir::new()?;
@@ -250,9 +271,14 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             let (log_tx, log_rx) = mpsc::channel();
             console.ready = Some(ready_tx);
             console.qmp_log = Some(log_rx);
+            let job = qmp::Job {
+                steps: scenario.hotplug.clone(),
+                watch: scenario.qmp_events,
+                start,
+            };
             Some(qmp::spawn(
                 dir.path.clone(),
-                scenario.hotplug.clone(),
+                job,
                 ready_rx,
                 Arc::clone(&ended),
                 log_tx,
@@ -268,7 +294,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     let hotplug = job.map(|j| {
         j.join().unwrap_or_else(|_| qmp::HotplugReport {
             errors: vec!["the QMP thread panicked".into()],
-            done: false,
+            ..Default::default()
         })
     });
     console.drain_qmp()?;
@@ -285,9 +311,14 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     let tap = console.parser.finish();
     let mut verdict = judge(&exit, &tap);
     let mut hotplug_done = false;
+    let mut qmp_events = Vec::new();
     if let Some(report) = hotplug {
         verdict.reasons.extend(report.errors);
-        hotplug_done = report.done;
+        hotplug_done = report.done && !scenario.hotplug.is_empty();
+        qmp_events = report.events;
+    }
+    if scenario.diag288 == Some(Diag288::Expire) {
+        verdict.reasons.extend(watchdog_reason(&tap, &qmp_events));
     }
     Ok(Outcome {
         scenario: scenario.name.clone(),
@@ -296,10 +327,29 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         duration,
         time_to_tap: console.time_to_tap,
         hotplug_done,
+        qemu_version: scenario.claimed_qemu_version(),
+        qmp_events,
         log_path,
         tap,
         verdict,
     })
+}
+
+/// The check that lets the diag288 watchdog expire.
+pub const WATCHDOG_CHECK: &str = "hcall.diag288.expiry";
+
+/// With `diag288=expire`: when the firmware says its watchdog expired
+/// (`ok` for [`WATCHDOG_CHECK`]), QEMU must have said so too, with a
+/// `WATCHDOG` event. Nothing to say when the check did not pass (its own
+/// result fails the run) or was skipped.
+fn watchdog_reason(tap: &TapReport, events: &[QmpEvent]) -> Option<String> {
+    let r = tap.result(WATCHDOG_CHECK)?;
+    if !r.ok || r.is_skip() || events.iter().any(|e| e.name == "WATCHDOG") {
+        return None;
+    }
+    Some(format!(
+        "{WATCHDOG_CHECK} passed but QEMU sent no WATCHDOG event over QMP"
+    ))
 }
 
 /// Pumps console lines until QEMU has exited and its pipes are drained, or

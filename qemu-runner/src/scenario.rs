@@ -7,8 +7,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::version::{self, QemuVersion};
+
 /// Overrides the QEMU binary for every scenario (e.g. a QEMU 10 build).
 pub const QEMU_ENV: &str = "ZVTEST_QEMU";
+
+/// A QEMU data directory for every scenario (`-L`): the BIOS and keymaps
+/// of a QEMU that is not installed where it was built to look.
+pub const QEMU_DATA_ENV: &str = "ZVTEST_QEMU_DATA";
 
 /// QEMU copies at most 0x380 bytes of `-append` into the guest (hw/s390x/ipl.c).
 pub const MAX_APPEND_LEN: usize = 0x380 - 1;
@@ -41,9 +47,57 @@ pub struct Scenario {
     pub hotplug: Vec<HotplugStep>,
     /// A synthetic legacy s390-virtio device page loaded into guest memory.
     pub legacy_page: Option<LegacyPage>,
+    /// What `qemu-version=` tells the firmware: by default the version
+    /// of [`Scenario::qemu`], asked when the scenario runs.
+    pub qemu_version: VersionWord,
+    /// QEMU's data directory (`-L`), from `ZVTEST_QEMU_DATA` by default.
+    pub data_dir: Option<PathBuf>,
+    /// The diag288 watchdog: device, action and `diag288=` word.
+    pub diag288: Option<Diag288>,
+    /// Keep a QMP connection for the whole run and record QEMU's events
+    /// ([`crate::Outcome::qmp_events`]); on for `Diag288::Expire`.
+    pub qmp_events: bool,
     /// Mistakes made while building (a malformed bus id, ...); reported
     /// by [`Scenario::validate`].
     pub errors: Vec<String>,
+}
+
+/// Where the firmware's `qemu-version=` word comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionWord {
+    /// The version of the scenario's QEMU, from `<qemu> --version` when it
+    /// runs (once per binary); a QEMU whose version cannot be told fails
+    /// the run.
+    Detect,
+    /// This version, whatever QEMU runs (to test a wrong claim).
+    Claim(QemuVersion),
+    /// No word: the firmware skips its version-dependent checks.
+    Omit,
+}
+
+/// The s390x diag288 watchdog, as the firmware's `diag288=` word says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diag288 {
+    /// No device; the firmware expects DIAG 0x288 to be refused.
+    Absent,
+    /// `-device diag288`; start and cancel must complete.
+    Present,
+    /// `-device diag288` and `-action watchdog=inject-nmi`: the firmware
+    /// also lets a 15 s watchdog expire (`hcall.diag288.expiry`) and waits
+    /// for the restart interrupt; the runner watches QMP for the
+    /// `WATCHDOG` event and fails the run without it.
+    Expire,
+}
+
+impl Diag288 {
+    /// The value of the firmware's `diag288=`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Diag288::Absent => "absent",
+            Diag288::Present => "present",
+            Diag288::Expire => "expire",
+        }
+    }
 }
 
 /// A channel-subsystem bus id as QEMU writes it: `cssid.ssid.devno` in
@@ -250,12 +304,13 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl Scenario {
-    /// The defaults: s390-ccw-virtio, TCG, 128 MiB, one CPU, 60 s, and the QEMU
-    /// binary from `ZVTEST_QEMU` or else `qemu-system-s390x` on PATH.
+    /// The defaults: s390-ccw-virtio, TCG, 128 MiB, one CPU, 60 s, the QEMU
+    /// binary from `ZVTEST_QEMU` or else `qemu-system-s390x` on PATH, its
+    /// data directory from `ZVTEST_QEMU_DATA` (else none), and its version
+    /// detected for `qemu-version=`.
     pub fn new(name: impl Into<String>) -> Self {
-        let qemu = std::env::var_os(QEMU_ENV)
-            .filter(|q| !q.is_empty())
-            .map_or_else(|| PathBuf::from("qemu-system-s390x"), PathBuf::from);
+        let env = |var| std::env::var_os(var).filter(|v| !v.is_empty());
+        let qemu = env(QEMU_ENV).map_or_else(|| PathBuf::from("qemu-system-s390x"), PathBuf::from);
         Scenario {
             name: name.into(),
             machine: "s390-ccw-virtio".into(),
@@ -272,6 +327,10 @@ impl Scenario {
             expected_devices: None,
             hotplug: Vec::new(),
             legacy_page: None,
+            qemu_version: VersionWord::Detect,
+            data_dir: env(QEMU_DATA_ENV).map(PathBuf::from),
+            diag288: None,
+            qmp_events: false,
             errors: Vec::new(),
         }
     }
@@ -332,6 +391,74 @@ impl Scenario {
     pub fn qemu(mut self, qemu: impl Into<PathBuf>) -> Self {
         self.qemu = qemu.into();
         self
+    }
+
+    /// QEMU's data directory (`-L dir`), e.g. `<root>/usr/share/qemu` of a
+    /// QEMU unpacked from a package (the field set to `None` gives QEMU's
+    /// own default).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Where `qemu-version=` comes from (default [`VersionWord::Detect`]).
+    pub fn qemu_version(mut self, word: VersionWord) -> Self {
+        self.qemu_version = word;
+        self
+    }
+
+    /// Tells the firmware `qemu-version=<version>` (`"10.0"`), whatever
+    /// QEMU runs; a malformed version is reported by [`Scenario::validate`].
+    pub fn claim_qemu_version(mut self, version: &str) -> Self {
+        match version.parse() {
+            Ok(v) => self.qemu_version = VersionWord::Claim(v),
+            Err(e) => self.errors.push(format!("qemu version: {e}")),
+        }
+        self
+    }
+
+    /// The diag288 watchdog: [`Diag288::Present`] adds `-device diag288`,
+    /// [`Diag288::Expire`] also `-action watchdog=inject-nmi` and QMP
+    /// event watching; every mode puts `diag288=<mode>` on the command line.
+    pub fn diag288(mut self, mode: Diag288) -> Self {
+        self.diag288 = Some(mode);
+        if mode == Diag288::Expire {
+            self.qmp_events = true;
+        }
+        self
+    }
+
+    /// Records QEMU's QMP events for the whole run.
+    pub fn qmp_events(mut self, on: bool) -> Self {
+        self.qmp_events = on;
+        self
+    }
+
+    /// The scenario as it runs: with [`VersionWord::Detect`] replaced by
+    /// the claim of the version `<qemu> --version` reports (asked once per
+    /// binary). The error names the binary and what it printed.
+    pub fn resolve_qemu_version(&self) -> Result<Scenario, String> {
+        let mut s = self.clone();
+        if s.qemu_version == VersionWord::Detect {
+            let v = version::detect(&s.qemu).map_err(|e| {
+                format!(
+                    "scenario {}: {e}; the firmware's qemu-version= needs it (claim one \
+                     with Scenario::claim_qemu_version or qemu-runner --qemu-version X.Y, \
+                     or leave it out with VersionWord::Omit or --qemu-version none)",
+                    s.name
+                )
+            })?;
+            s.qemu_version = VersionWord::Claim(v);
+        }
+        Ok(s)
+    }
+
+    /// The version the command line claims, once known.
+    pub fn claimed_qemu_version(&self) -> Option<QemuVersion> {
+        match self.qemu_version {
+            VersionWord::Claim(v) => Some(v),
+            VersionWord::Detect | VersionWord::Omit => None,
+        }
     }
 
     /// Adds a channel-subsystem device of `model` at bus id `bus`
@@ -470,11 +597,19 @@ impl Scenario {
         Ok(changes)
     }
 
-    /// The firmware command line: `expect-mem=<M>M` first, then our words,
-    /// then what the devices imply: `devices=`, `hotplug=`, `ram-end=` and
-    /// `legacy-devices=`.
+    /// The firmware command line: `expect-mem=<M>M` first, then
+    /// `qemu-version=` (once known: [`VersionWord::Detect`] is filled in
+    /// by [`Scenario::resolve_qemu_version`], which [`crate::run`] calls)
+    /// and `diag288=`, then our words, then what the devices imply:
+    /// `devices=`, `hotplug=`, `ram-end=` and `legacy-devices=`.
     pub fn command_line(&self) -> String {
         let mut words = vec![format!("expect-mem={}M", self.memory_mib)];
+        if let Some(v) = self.claimed_qemu_version() {
+            words.push(v.word());
+        }
+        if let Some(mode) = self.diag288 {
+            words.push(format!("diag288={}", mode.word()));
+        }
         words.extend(self.append.iter().cloned());
         if let Some(list) = self.expected_device_list() {
             words.push(format!("devices={}", join_or_none(&list)));
@@ -548,12 +683,16 @@ impl Scenario {
                 ));
             }
         }
-        let line = self.command_line();
-        if line.len() > MAX_APPEND_LEN {
+        // Room for the word a detected version adds when the scenario runs.
+        let reserve = match self.qemu_version {
+            VersionWord::Detect => " qemu-version=65535.65535".len(),
+            VersionWord::Claim(_) | VersionWord::Omit => 0,
+        };
+        let len = self.command_line().len() + reserve;
+        if len > MAX_APPEND_LEN {
             return Err(format!(
-                "scenario {}: command line is {} bytes, QEMU passes at most {MAX_APPEND_LEN}",
+                "scenario {}: command line is {len} bytes, QEMU passes at most {MAX_APPEND_LEN}",
                 self.name,
-                line.len()
             ));
         }
         Ok(())
@@ -585,6 +724,15 @@ impl Scenario {
         add(&["-smp", &self.smp.to_string()]);
         for d in &self.devices {
             add(&["-device", d]);
+        }
+        match self.diag288 {
+            None | Some(Diag288::Absent) => {}
+            Some(Diag288::Present) => add(&["-device", "diag288"]),
+            Some(Diag288::Expire) => add(&["-device", "diag288", "-action", "watchdog=inject-nmi"]),
+        }
+        if let Some(dir) = &self.data_dir {
+            args.push("-L".into());
+            args.push(dir.into());
         }
         // Backends first (QEMU creates them before devices either way),
         // including those of devices that are only hot-plugged later.
@@ -641,7 +789,8 @@ mod tests {
 
     #[test]
     fn default_arguments() {
-        let s = Scenario::new("default");
+        let mut s = Scenario::new("default");
+        s.data_dir = None; // whatever ZVTEST_QEMU_DATA says
         let args = s.qemu_args(Path::new("/k/zvtest.elf"));
         assert_eq!(
             strings(&args),
@@ -717,6 +866,110 @@ mod tests {
         assert_eq!(s.qemu, PathBuf::from("/opt/qemu"));
         assert_eq!(s.timeout, Duration::from_secs(5));
         assert_eq!(s.append, ["only=boot.*", "verbose=1", "x=y"]);
+    }
+
+    #[test]
+    fn version_words() {
+        let s = Scenario::new("v").append("only=hcall");
+        assert_eq!(s.qemu_version, VersionWord::Detect);
+        // Not known until the scenario runs.
+        assert_eq!(s.command_line(), "expect-mem=128M only=hcall");
+        assert_eq!(s.claimed_qemu_version(), None);
+        let s = s.claim_qemu_version("10.0");
+        assert_eq!(s.qemu_version, VersionWord::Claim(QemuVersion::new(10, 0)));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M qemu-version=10.0 only=hcall"
+        );
+        // A claim needs no QEMU to resolve.
+        let r = s.clone().qemu("/nonexistent/qemu").resolve_qemu_version();
+        assert_eq!(r.map(|r| r.command_line()), Ok(s.command_line()));
+        let s = s.qemu_version(VersionWord::Omit).qemu("/nonexistent/qemu");
+        assert_eq!(s.command_line(), "expect-mem=128M only=hcall");
+        assert_eq!(
+            s.resolve_qemu_version().unwrap().qemu_version,
+            VersionWord::Omit
+        );
+        let e = Scenario::new("bad")
+            .claim_qemu_version("ten")
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("scenario bad: qemu version: 'ten'"), "{e}");
+    }
+
+    #[test]
+    fn failed_detection_fails_with_the_reason() {
+        let e = Scenario::new("nov")
+            .qemu("/nonexistent/qemu-system-s390x")
+            .resolve_qemu_version()
+            .unwrap_err();
+        assert!(
+            e.starts_with(
+                "scenario nov: cannot tell the version of QEMU /nonexistent/qemu-system-s390x"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("qemu-version="), "{e}");
+    }
+
+    #[test]
+    fn detection_leaves_room_on_the_command_line() {
+        // Fits only without the word a detected version adds.
+        let words = "x".repeat(MAX_APPEND_LEN - "expect-mem=128M ".len());
+        let s = Scenario::new("full").append(&words);
+        assert!(s.validate().unwrap_err().contains("at most"));
+        assert_eq!(s.qemu_version(VersionWord::Omit).validate(), Ok(()));
+    }
+
+    #[test]
+    fn diag288_modes() {
+        let args_of = |mode: Option<Diag288>| {
+            let mut s = Scenario::new("wd").claim_qemu_version("7.2");
+            s.data_dir = None;
+            if let Some(m) = mode {
+                s = s.diag288(m);
+            }
+            let line = s.command_line();
+            let args: Vec<String> = s
+                .qemu_args(Path::new("k"))
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            (line, args.join(" "), s.qmp_events)
+        };
+        let (line, args, events) = args_of(None);
+        assert_eq!(line, "expect-mem=128M qemu-version=7.2");
+        assert!(!args.contains("diag288") && !args.contains("watchdog"));
+        assert!(!events);
+        let (line, args, events) = args_of(Some(Diag288::Absent));
+        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=absent");
+        assert!(!args.contains("-device diag288"));
+        assert!(!events);
+        let (line, args, events) = args_of(Some(Diag288::Present));
+        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=present");
+        assert!(args.contains("-device diag288 "), "{args}");
+        assert!(!args.contains("watchdog"), "{args}");
+        assert!(!events);
+        let (line, args, events) = args_of(Some(Diag288::Expire));
+        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=expire");
+        assert!(
+            args.contains("-device diag288 -action watchdog=inject-nmi"),
+            "{args}"
+        );
+        // The panic action stays.
+        assert!(args.contains("-action panic=exit-failure"), "{args}");
+        assert!(events, "expire watches for the WATCHDOG event");
+    }
+
+    #[test]
+    fn data_directory() {
+        let s = Scenario::new("l").data_dir("/opt/q/usr/share/qemu");
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-L", "/opt/q/usr/share/qemu"]));
+        assert!(args.iter().position(|a| *a == "-L") < args.iter().position(|a| *a == "-kernel"));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Drives `run` and the binary with shell scripts standing in for QEMU, so
 //! process handling (exit codes, timeouts, pipes held open) is tested on any host.
 
-use qemu_runner::{run, Exit, Outcome, RunOptions, Scenario, STDERR_PREFIX};
+use qemu_runner::{
+    detect_qemu_version, run, Diag288, Exit, Outcome, QemuVersion, RunOptions, Scenario,
+    VersionWord, STDERR_PREFIX,
+};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -23,8 +26,18 @@ fn dir(test: &str) -> PathBuf {
     d
 }
 
-/// Writes an executable script standing in for qemu-system-s390x.
+/// What the fake QEMUs answer to `--version`.
+const VERSION_LINE: &str = "QEMU emulator version 7.2.22 (fake)";
+
+/// Writes an executable script standing in for qemu-system-s390x; it
+/// answers `--version` as QEMU 7.2.22 does.
 fn fake_qemu(test: &str, body: &str) -> PathBuf {
+    let answer = format!("if [ \"$1\" = --version ]; then echo '{VERSION_LINE}'; exit 0; fi\n");
+    script(test, &(answer + body))
+}
+
+/// Writes an executable script standing in for qemu-system-s390x, as it is.
+fn script(test: &str, body: &str) -> PathBuf {
     let path = dir(test).join("qemu");
     // Written to a temporary name first: executing a file another thread
     // still holds open for writing fails with ETXTBSY.
@@ -79,10 +92,11 @@ fn arguments_reach_qemu_and_stdin_is_null() {
          if read -r line; then echo '# stdin: data'; else echo '# stdin: eof'; fi\n{}",
         print_tap(GOOD_TAP)
     );
-    let scenario = Scenario::new("args")
+    let mut scenario = Scenario::new("args")
         .memory_mib(512)
         .smp(2)
         .append("only=boot.*");
+    scenario.data_dir = None; // whatever ZVTEST_QEMU_DATA says
     let o = boot("args", &script, scenario);
     assert!(o.passed(), "{}", o.failure_report());
     let d = &o.tap.diagnostics;
@@ -96,7 +110,7 @@ fn arguments_reach_qemu_and_stdin_is_null() {
         "-kernel",
         kernel.to_str().unwrap(),
         "-append",
-        "expect-mem=512M only=boot.*",
+        "expect-mem=512M qemu-version=7.2 only=boot.*",
     ];
     assert!(args.windows(expect.len()).any(|w| w == expect), "{args:?}");
     assert!(d.iter().any(|l| l == "stdin: eof"), "{d:?}");
@@ -359,7 +373,7 @@ fn hotplug_steps_run_after_the_ready_line() {
     let append = o.command.iter().position(|a| a == "-append").unwrap();
     assert_eq!(
         o.command[append + 1],
-        "expect-mem=128M devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
+        "expect-mem=128M qemu-version=7.2 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
     );
     // The QMP traffic is in the console log, and the socket is gone.
     let console = o.console();
@@ -416,4 +430,247 @@ fn hotplug_without_the_ready_line_fails() {
         "{:?}",
         o.verdict.reasons
     );
+}
+
+/// Prints its arguments as `# arg:` diagnostics and passes; counts its
+/// `--version` calls in the file `versions`, answering with `line`.
+fn version_script(test: &str, line: &str) -> PathBuf {
+    let d = dir(test);
+    let _ = fs::remove_file(d.join("versions"));
+    script(
+        test,
+        &format!(
+            "if [ \"$1\" = --version ]; then echo x >> {}/versions; printf '%s\\n' '{line}'; exit 0; fi\n\
+             for a in \"$@\"; do echo \"# arg: $a\"; done\n{}",
+            d.display(),
+            print_tap(GOOD_TAP)
+        ),
+    )
+}
+
+fn append_of(o: &Outcome) -> &str {
+    let at = o.command.iter().position(|a| a == "-append").unwrap();
+    &o.command[at + 1]
+}
+
+#[test]
+fn qemu_version_is_detected_once_per_binary() {
+    let qemu = version_script(
+        "version",
+        "QEMU emulator version 9.1.3 (Debian 1:9.1.3+ds-1)",
+    );
+    let s = Scenario::new("version").qemu(&qemu).append("only=hcall");
+    let opts = RunOptions::default().log(dir("version").join("console.log"));
+    let a = run(&s, &kernel("version"), &opts).unwrap();
+    let b = run(
+        &s.clone().diag288(Diag288::Present),
+        &kernel("version"),
+        &opts,
+    )
+    .unwrap();
+    assert!(a.passed(), "{}", a.failure_report());
+    assert_eq!(append_of(&a), "expect-mem=128M qemu-version=9.1 only=hcall");
+    assert_eq!(
+        append_of(&b),
+        "expect-mem=128M qemu-version=9.1 diag288=present only=hcall"
+    );
+    assert!(b.command.windows(2).any(|w| w == ["-device", "diag288"]));
+    let v = a.qemu_version.unwrap();
+    assert_eq!((v.major, v.minor, v.micro), (9, 1, 3));
+    assert_eq!(b.qemu_version, Some(v));
+    // The firmware saw the word: the fake QEMU echoes its arguments.
+    assert!(a
+        .tap
+        .diagnostics
+        .iter()
+        .any(|l| l == "arg: expect-mem=128M qemu-version=9.1 only=hcall"));
+    assert_eq!(detect_qemu_version(&qemu), Ok(v));
+    let asked = fs::read_to_string(dir("version").join("versions")).unwrap();
+    assert_eq!(asked.lines().count(), 1, "asked once: {asked:?}");
+}
+
+#[test]
+fn undetectable_qemu_version_fails_the_run() {
+    let qemu = version_script("noversion", "qemu-system-s390x: something else");
+    let s = Scenario::new("noversion").qemu(&qemu);
+    let e = run(&s, &kernel("noversion"), &RunOptions::default()).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("cannot tell the version of QEMU"), "{e}");
+    assert!(e.contains("'qemu-system-s390x: something else'"), "{e}");
+    assert!(e.contains(&qemu.display().to_string()), "{e}");
+    // The binary says so and exits 1.
+    let k = kernel("noversion");
+    let (code, _, err) = runner(&[
+        "--quiet",
+        "--qemu",
+        qemu.to_str().unwrap(),
+        k.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot tell the version of QEMU"), "{err}");
+    // A version that fails or hangs is no better.
+    let failing = script("version-exit", "echo 'QEMU emulator version 7.2.0'; exit 3");
+    let e = run(
+        &Scenario::new("x").qemu(&failing),
+        &k,
+        &RunOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("--version failed"), "{e}");
+}
+
+#[test]
+fn a_claimed_or_omitted_version_asks_nobody() {
+    let qemu = version_script("claim", "not a version");
+    let opts = RunOptions::default().log(dir("claim").join("console.log"));
+    let o = run(
+        &Scenario::new("claim")
+            .qemu(&qemu)
+            .claim_qemu_version("10.0"),
+        &kernel("claim"),
+        &opts,
+    )
+    .unwrap();
+    assert!(o.passed(), "{}", o.failure_report());
+    assert_eq!(append_of(&o), "expect-mem=128M qemu-version=10.0");
+    assert_eq!(o.qemu_version, Some(QemuVersion::new(10, 0)));
+    let o = run(
+        &Scenario::new("omit")
+            .qemu(&qemu)
+            .qemu_version(VersionWord::Omit),
+        &kernel("claim"),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(append_of(&o), "expect-mem=128M");
+    assert_eq!(o.qemu_version, None);
+    assert!(
+        !dir("claim").join("versions").exists(),
+        "--version was asked"
+    );
+}
+
+#[test]
+fn data_dir_reaches_qemu() {
+    let script = format!(
+        "for a in \"$@\"; do echo \"# arg: $a\"; done\n{}",
+        print_tap(GOOD_TAP)
+    );
+    let o = boot(
+        "datadir",
+        &script,
+        Scenario::new("datadir").data_dir("/opt/qemu-10.0/usr/share/qemu"),
+    );
+    let args: Vec<&str> = o
+        .tap
+        .diagnostics
+        .iter()
+        .filter_map(|l| l.strip_prefix("arg: "))
+        .collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["-L", "/opt/qemu-10.0/usr/share/qemu"]),
+        "{args:?}"
+    );
+}
+
+/// "QEMU" for the watchdog: publishes its QMP socket path, waits for the
+/// test's QMP server, prints the expiry check as `result` once the server
+/// has sent its events (file `done`), and passes or fails with it.
+fn watchdog_script(test: &str, result: &str) -> String {
+    let d = dir(test);
+    for f in ["qmp-path", "listening", "done"] {
+        let _ = fs::remove_file(d.join(f));
+    }
+    let d = d.display();
+    let wait = |f: &str| {
+        format!("i=0; while [ ! -f {d}/{f} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
+    };
+    format!(
+        "for a in \"$@\"; do case \"$a\" in unix:*) p=\"${{a#unix:}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path;; esac; done\n\
+         {}\n\
+         echo 'TAP version 14'\necho '1..1'\necho '# zvtest: diag288 armed for 15 s'\n{}\n\
+         echo '{result}'\necho '1 passed, 0 failed, 0 skipped'",
+        wait("listening"),
+        wait("done"),
+    )
+}
+
+#[test]
+fn watchdog_event_is_recorded() {
+    let script = watchdog_script("wd-ok", "ok 1 - hcall.diag288.expiry");
+    let server = qmp_server(
+        "wd-ok",
+        vec![
+            "{\"return\": {}}\r\n{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, \"event\": \"WATCHDOG\", \"data\": {\"action\": \"inject-nmi\"}}\r\n",
+        ],
+    );
+    let s = Scenario::new("wd-ok")
+        .diag288(Diag288::Expire)
+        .timeout(Duration::from_secs(20));
+    let o = boot("wd-ok", &script, s);
+    let got = server.join().unwrap();
+    assert!(o.passed(), "{}", o.failure_report());
+    assert_eq!(got, [r#"{"execute": "qmp_capabilities"}"#]);
+    let wd: Vec<_> = o.events("WATCHDOG").collect();
+    assert_eq!(wd.len(), 1, "{:?}", o.qmp_events);
+    assert_eq!(wd[0].field("action"), Some("inject-nmi"));
+    assert!(wd[0].after <= o.duration);
+    assert!(!o.hotplug_done, "no hot plug here");
+    let has = |pair: [&str; 2]| o.command.windows(2).any(|w| w == pair);
+    assert!(has(["-device", "diag288"]));
+    assert!(has(["-action", "watchdog=inject-nmi"]));
+    assert!(o.command.iter().any(|a| a == "-qmp"));
+    assert!(
+        append_of(&o).contains(" diag288=expire"),
+        "{}",
+        append_of(&o)
+    );
+    assert!(o.console().contains("[qmp] <- {\"timestamp\""));
+}
+
+#[test]
+fn watchdog_expiry_without_the_event_fails() {
+    let script = watchdog_script("wd-none", "ok 1 - hcall.diag288.expiry");
+    let server = qmp_server("wd-none", vec!["{\"return\": {}}\r\n"]);
+    let s = Scenario::new("wd-none")
+        .diag288(Diag288::Expire)
+        .timeout(Duration::from_secs(20));
+    let o = boot("wd-none", &script, s);
+    server.join().unwrap();
+    assert!(!o.passed());
+    assert_eq!(
+        o.verdict.reasons,
+        ["hcall.diag288.expiry passed but QEMU sent no WATCHDOG event over QMP"]
+    );
+    // A skipped expiry check needs no event.
+    let script = watchdog_script(
+        "wd-skip",
+        "ok 1 - hcall.diag288.expiry # SKIP no diag288=expire on the command line",
+    );
+    let server = qmp_server("wd-skip", vec!["{\"return\": {}}\r\n"]);
+    let s = Scenario::new("wd-skip")
+        .diag288(Diag288::Expire)
+        .timeout(Duration::from_secs(20));
+    let o = boot(
+        "wd-skip",
+        &script.replace(
+            "1 passed, 0 failed, 0 skipped",
+            "0 passed, 0 failed, 1 skipped",
+        ),
+        s,
+    );
+    server.join().unwrap();
+    assert!(o.passed(), "{}", o.failure_report());
+}
+
+#[test]
+fn watching_events_of_a_qemu_that_ends_at_once_is_no_error() {
+    let o = boot(
+        "events-fast",
+        &print_tap(GOOD_TAP),
+        Scenario::new("events-fast").qmp_events(true),
+    );
+    assert!(o.passed(), "{}", o.failure_report());
+    assert!(o.qmp_events.is_empty());
 }

@@ -2,6 +2,7 @@
 //! scenario, and fail with the verdict and the console log.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod models;
 use qemu_runner::{run, Outcome, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

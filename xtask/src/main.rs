@@ -3,9 +3,10 @@
 mod bench;
 mod elf;
 mod libtest;
+mod qemu10;
 
 use libtest::Tally;
-use qemu_runner::{RunOptions, Scenario, QEMU_ENV};
+use qemu_runner::{RunOptions, Scenario, QEMU_DATA_ENV, QEMU_ENV};
 use std::env;
 use std::ffi::OsStr;
 use std::fs;
@@ -27,8 +28,14 @@ commands:
   build                   build the firmware: target/zvtest.elf
   image                   build, then the raw flat image: target/zvtest.img
   run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
-  test [-- CARGO-ARGS...] build, image, then cargo test --workspace with
-                          ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'
+  test [--qemu10] [-- CARGO-ARGS...]
+                          build, image, then cargo test --workspace with
+                          ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'.
+                          --qemu10: the scenarios boot QEMU 10.0 (fetched as by
+                          qemu10 if needed) through ZVTEST_QEMU and ZVTEST_QEMU_DATA
+  qemu10                  fetch QEMU 10.0 (Debian bookworm-backports) into
+                          target/qemu-10.0/ beside the system's QEMU, without
+                          changing apt's state; print the binary's path
   bench [--runs N]        build, boot the default scenario N times (default 10) with
                           verbose=2; print median/min/max of the time to the first TAP
                           line, of boot to exit, and of each check's own timing
@@ -103,6 +110,10 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             boot(&paths, rest)
         }
         "test" => {
+            let (qemu10, rest) = match rest.split_first() {
+                Some((flag, more)) if flag == "--qemu10" => (true, more),
+                _ => (false, rest),
+            };
             let cargo_args = match rest.split_first() {
                 Some((dashes, more)) if dashes == "--" => more,
                 _ => no_args(rest).map(|_| rest)?,
@@ -110,7 +121,24 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             prerequisites()?;
             build(&paths)?;
             image(&paths)?;
-            test(&paths, cargo_args)
+            let qemu = if qemu10 {
+                Some(fetch_qemu10(&paths)?)
+            } else {
+                None
+            };
+            test(&paths, cargo_args, qemu.as_ref())
+        }
+        "qemu10" => {
+            no_args(rest)?;
+            let q = fetch_qemu10(&paths)?;
+            eprintln!(
+                "xtask: to boot every scenario on it:\n  {QEMU_ENV}={} {QEMU_DATA_ENV}={} cargo xtask test\n\
+                 or: cargo xtask test --qemu10",
+                q.binary.display(),
+                q.data_dir.display()
+            );
+            println!("{}", q.binary.display());
+            Ok(ExitCode::SUCCESS)
         }
         "bench" => {
             let runs = bench::parse_args(rest).map_err(Error::Usage)?;
@@ -265,9 +293,22 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// QEMU 10.0 in target/qemu-10.0, fetched if it is not there yet.
+fn fetch_qemu10(paths: &Paths) -> Result<qemu10::Qemu> {
+    let q = qemu10::ensure(&paths.target, is_root()).map_err(failed)?;
+    eprintln!(
+        "xtask: QEMU {} at {} (data {})",
+        q.version.full(),
+        q.binary.display(),
+        q.data_dir.display()
+    );
+    Ok(q)
+}
+
 /// Runs `cargo test --workspace`, passing its output through while adding up
-/// the results, and ends with the one line `N passed, M failed`.
-fn test(paths: &Paths, extra: &[String]) -> Result<ExitCode> {
+/// the results, and ends with the one line `N passed, M failed`. With
+/// `qemu`, every scenario boots that QEMU (the host unit tests run as ever).
+fn test(paths: &Paths, extra: &[String], qemu: Option<&qemu10::Qemu>) -> Result<ExitCode> {
     let mut c = cargo(paths);
     c.args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
@@ -275,6 +316,9 @@ fn test(paths: &Paths, extra: &[String]) -> Result<ExitCode> {
         .env("ZVTEST_IMG", paths.img())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(q) = qemu {
+        c.env(QEMU_ENV, &q.binary).env(QEMU_DATA_ENV, &q.data_dir);
+    }
     let mut child = c
         .spawn()
         .map_err(|e| failed(format!("cannot run cargo test: {e}")))?;
@@ -448,6 +492,14 @@ mod tests {
         assert_eq!(
             usage_error(&["test", "--nocapture"]),
             "unknown option '--nocapture' for test"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu10", "--nocapture"]),
+            "unknown option '--nocapture' for test"
+        );
+        assert_eq!(
+            usage_error(&["qemu10", "now"]),
+            "unexpected argument 'now' for qemu10"
         );
         assert_eq!(
             usage_error(&["bench", "--runs", "0"]),

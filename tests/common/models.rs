@@ -1,0 +1,187 @@
+//! The virtio-ccw models a scenario can boot with on this host: which this
+//! QEMU offers, which it can start here, and why the others are left out.
+
+use super::{boot, elf, scenario};
+use qemu_runner::{Outcome, Scenario, STDERR_PREFIX};
+use std::process::Command;
+use std::time::Duration;
+
+/// What a candidate model needs from the host besides QEMU.
+#[derive(Clone, Copy)]
+pub enum Needs {
+    /// Nothing: its backend (if any) is one [`qemu_runner::scenario::model_setup`]
+    /// gives it without privileges or files. Left out only if this QEMU
+    /// does not offer it (e.g. its loadable module is not installed).
+    Nothing,
+    /// A host resource QEMU opens itself when it creates the device; a
+    /// short boot with only this device decides. The text says what.
+    HostResource(&'static str),
+    /// Cannot run here at all; the text says why.
+    Never(&'static str),
+}
+
+/// Every virtio-ccw model of QEMU 7.2 (10.0 adds virtio-mem-ccw, which
+/// needs a memory backend and a memory device slot: not a candidate here),
+/// with the name the firmware gives it.
+pub const CANDIDATES: &[(&str, &str, Needs)] = &[
+    ("virtio-blk-ccw", "blk", Needs::Nothing), // null-co block node
+    ("virtio-net-ccw", "net", Needs::Nothing), // user-mode (slirp) netdev, restrict=on
+    ("virtio-scsi-ccw", "scsi", Needs::Nothing),
+    ("virtio-serial-ccw", "console", Needs::Nothing),
+    ("virtio-rng-ccw", "rng", Needs::Nothing),
+    ("virtio-balloon-ccw", "balloon", Needs::Nothing),
+    ("virtio-9p-ccw", "9p", Needs::Nothing), // the synth fsdev: no host directory
+    ("virtio-gpu-ccw", "gpu", Needs::Nothing), // a loadable module in Debian's QEMU
+    ("virtio-keyboard-ccw", "input", Needs::Nothing),
+    ("virtio-mouse-ccw", "input", Needs::Nothing),
+    ("virtio-tablet-ccw", "input", Needs::Nothing),
+    ("virtio-crypto-ccw", "crypto", Needs::Nothing), // cryptodev-backend-builtin
+    (
+        "vhost-vsock-ccw",
+        "vsock",
+        Needs::HostResource("/dev/vhost-vsock (kernel module vhost_vsock), openable by this user"),
+    ),
+    (
+        "vhost-scsi-ccw",
+        "scsi",
+        Needs::HostResource(
+            "/dev/vhost-scsi and a LIO vhost target configured for its wwpn (root to set up)",
+        ),
+    ),
+    (
+        "vhost-user-fs-ccw",
+        "fs",
+        Needs::Never(
+            "needs a vhost-user daemon (virtiofsd; QEMU 7.2's runs as root) on a chardev \
+             socket and guest RAM on a shared memory backend; neither is set up by the tests",
+        ),
+    ),
+];
+
+/// Models every s390x QEMU has built in (hw/s390x, no modules, no host
+/// resources): leaving one of these out means QEMU is broken, not the host.
+pub const BUILT_IN: &[&str] = &[
+    "virtio-blk-ccw",
+    "virtio-net-ccw",
+    "virtio-scsi-ccw",
+    "virtio-serial-ccw",
+    "virtio-rng-ccw",
+    "virtio-balloon-ccw",
+];
+
+/// The first line QEMU printed on stderr, from a console log.
+pub fn first_stderr_line(o: &Outcome) -> String {
+    o.console()
+        .lines()
+        .find_map(|l| l.strip_prefix(STDERR_PREFIX))
+        .unwrap_or("(nothing on stderr)")
+        .to_string()
+}
+
+/// Does this QEMU offer `model`? `-device MODEL,help` exits 0 even for a
+/// model it does not know (it says so on stderr), so both are read.
+pub fn offered(model: &str) -> Result<(), String> {
+    let qemu = Scenario::new("probe").qemu;
+    let mut cmd = Command::new(&qemu);
+    if let Some(dir) = &Scenario::new("probe").data_dir {
+        cmd.arg("-L").arg(dir);
+    }
+    let out = cmd
+        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
+        .arg(format!("{model},help"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let unknown = err.contains("not found") || err.contains("is not a valid device model");
+    if out.status.success() && !unknown {
+        Ok(())
+    } else {
+        Err(format!(
+            "this QEMU does not offer it: {}",
+            err.lines().next().unwrap_or("(no message)")
+        ))
+    }
+}
+
+/// `Scenario::virtio_ccw` plus device properties (`packed=on`, ...).
+pub fn with_device(
+    s: Scenario,
+    model: &str,
+    bus: &str,
+    name: &str,
+    props: &[(&str, &str)],
+) -> Scenario {
+    let mut s = s.virtio_ccw(model, bus, name);
+    let d = s
+        .ccw_devices
+        .last_mut()
+        .filter(|d| d.bus.to_string() == bus)
+        .unwrap_or_else(|| panic!("{model} at {bus} was not added"));
+    d.properties
+        .extend(props.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    s
+}
+
+/// A short boot with only `model` at fe.0.0001 and `props`: None if QEMU
+/// started it, else what QEMU said.
+pub fn refused_by_qemu(
+    tag: &str,
+    model: &'static str,
+    name: &str,
+    props: &[(&str, &str)],
+) -> Option<String> {
+    let s = with_device(
+        scenario(&format!("probe-{tag}-{model}")),
+        model,
+        "fe.0.0001",
+        name,
+        props,
+    )
+    .append("only=boot.vectors")
+    .timeout(Duration::from_secs(15));
+    let o = boot(&s, &elf());
+    o.tap.version.is_none().then(|| first_stderr_line(&o))
+}
+
+/// A model QEMU can start here, and the name the firmware gives it.
+pub type Usable = (&'static str, &'static str);
+/// A model left out, and why.
+pub type LeftOut = (&'static str, String);
+
+/// The candidates this QEMU offers and can start here, and the others with
+/// the reason; host resources are probed by booting, side by side.
+pub fn usable_models() -> (Vec<Usable>, Vec<LeftOut>) {
+    let mut left_out = Vec::new();
+    let mut offered_models = Vec::new();
+    for &(model, name, needs) in CANDIDATES {
+        match (needs, offered(model)) {
+            (Needs::Never(why), _) => left_out.push((model, why.to_string())),
+            (_, Err(why)) => left_out.push((model, why)),
+            (needs, Ok(())) => offered_models.push((model, name, needs)),
+        }
+    }
+    let refusals: Vec<Option<String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = offered_models
+            .iter()
+            .map(|&(model, name, needs)| {
+                sc.spawn(move || match needs {
+                    Needs::HostResource(what) => refused_by_qemu("host", model, name, &[])
+                        .map(|said| format!("needs {what}; QEMU said: {said}")),
+                    _ => None,
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("probe thread"))
+            .collect()
+    });
+    let mut usable = Vec::new();
+    for ((model, name, _), refusal) in offered_models.into_iter().zip(refusals) {
+        match refusal {
+            Some(why) => left_out.push((model, why)),
+            None => usable.push((model, name)),
+        }
+    }
+    (usable, left_out)
+}

@@ -1,0 +1,217 @@
+//! The hypercall suite (`hcall.*`) against the table in docs/hypercalls.md:
+//! the whole group with the version the runner detects, the diag288
+//! watchdog present and expiring, and a host that differs from the table
+//! (a wrong `qemu-version=`).
+
+mod common;
+
+use common::{assert_pass, boot, check, check_summary, elf, scenario};
+use qemu_runner::{detect_qemu_version, Diag288, Outcome, QemuVersion, Scenario, VersionWord};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use zvtest_firmware::hypercalls::Case;
+
+/// The check that lets the watchdog expire: not in the table.
+const EXPIRY: &str = "hcall.diag288.expiry";
+
+/// Every check of the group, as the firmware names them.
+fn hcall_checks() -> BTreeSet<String> {
+    Case::ALL
+        .iter()
+        .map(|(_, name, _)| format!("hcall.{name}"))
+        .chain([EXPIRY.to_string()])
+        .collect()
+}
+
+/// The group with a virtio-ccw device for the notify checks.
+fn hcall_scenario(name: &str) -> Scenario {
+    scenario(name)
+        .device("virtio-rng-ccw,devno=fe.0.0001")
+        .append("only=hcall")
+}
+
+fn result_names(o: &Outcome) -> BTreeSet<String> {
+    o.tap.results.iter().map(|r| r.name.clone()).collect()
+}
+
+fn skipped(o: &Outcome) -> Vec<&str> {
+    o.tap
+        .results
+        .iter()
+        .filter(|r| r.is_skip())
+        .map(|r| r.name.as_str())
+        .collect()
+}
+
+/// The firmware echoes its command line as `# command line: '...'`.
+#[track_caller]
+fn check_word_reached_the_firmware(o: &Outcome, word: &str) {
+    let seen = o
+        .tap
+        .diagnostics
+        .iter()
+        .any(|l| l.starts_with("command line:") && l.split([' ', '\'']).any(|w| w == word));
+    check(o, seen, &format!("`{word}` on the firmware's command line"));
+}
+
+#[test]
+fn whole_group_with_the_detected_version() {
+    let o = boot(&hcall_scenario("hcall-default"), &elf());
+    assert_pass(&o);
+    check(&o, result_names(&o) == hcall_checks(), "every hcall check");
+    // With qemu-version= nothing is left to guess: only the expiry, which
+    // needs diag288=expire, is skipped.
+    check(
+        &o,
+        skipped(&o) == [EXPIRY],
+        &format!("only {EXPIRY} skipped, not {:?}", skipped(&o)),
+    );
+    let version = o.qemu_version;
+    check(&o, version.is_some(), "the runner to pass qemu-version=");
+    let v = version.unwrap();
+    let real = detect_qemu_version(&hcall_scenario("x").qemu).expect("QEMU's version");
+    check(
+        &o,
+        v.same_release(&real),
+        &format!("qemu-version={v} to be the QEMU's own {}", real.full()),
+    );
+    check_word_reached_the_firmware(&o, &v.word());
+    // Each completing call reports its latency.
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|l| l.starts_with("latency diag500.notify: median ")),
+        "a latency line for diag500.notify",
+    );
+    check_summary(&o);
+}
+
+#[test]
+fn diag288_present() {
+    let o = boot(
+        &hcall_scenario("hcall-diag288").diag288(Diag288::Present),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(&o, result_names(&o) == hcall_checks(), "every hcall check");
+    for name in ["hcall.diag288.start", "hcall.diag288.cancel"] {
+        let r = o.tap.result(name);
+        check(
+            &o,
+            r.is_some_and(|r| r.ok && !r.is_skip()),
+            &format!("`ok` for {name}"),
+        );
+    }
+    check_word_reached_the_firmware(&o, "diag288=present");
+    check(
+        &o,
+        o.command.windows(2).any(|w| w == ["-device", "diag288"]),
+        "-device diag288",
+    );
+}
+
+#[test]
+fn diag288_expiry_injects_a_restart() {
+    // 15 s of watchdog, so a longer host timeout.
+    let s = scenario("hcall-diag288-expiry")
+        .diag288(Diag288::Expire)
+        .append("only=hcall.diag288.*")
+        .timeout(Duration::from_secs(60));
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    let r = o.tap.result(EXPIRY);
+    check(
+        &o,
+        r.is_some_and(|r| r.ok && !r.is_skip()),
+        &format!("`ok` for {EXPIRY}"),
+    );
+    check(
+        &o,
+        o.console().contains("# zvtest: diag288 armed for 15 s"),
+        "the firmware's armed line",
+    );
+    // QEMU's side: the watchdog fired and its action ran.
+    let events: Vec<_> = o.events("WATCHDOG").collect();
+    check(
+        &o,
+        events.len() == 1,
+        &format!("one WATCHDOG event, not {:?}", o.qmp_events),
+    );
+    check(
+        &o,
+        events[0].field("action") == Some("inject-nmi"),
+        "action inject-nmi",
+    );
+    check(
+        &o,
+        events[0].after >= Duration::from_secs(15),
+        &format!("the event after 15 s, not {:?}", events[0].after),
+    );
+    check_word_reached_the_firmware(&o, "diag288=expire");
+}
+
+#[test]
+fn a_host_that_differs_from_the_table_fails() {
+    let s = scenario("hcall-wrong-version").append("only=hcall.diag500.storage-limit");
+    let real = detect_qemu_version(&s.qemu).expect("QEMU's version");
+    // Claim the other column of the table.
+    let (claim, expected, got) = if real >= QemuVersion::new(10, 0) {
+        ("7.2", "specification", "completed, r2 0x7ffffff")
+    } else {
+        ("10.0", "completed, r2 0x7ffffff", "specification")
+    };
+    let o = boot(&s.claim_qemu_version(claim), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(&o, o.exit.code() == Some(1), "QEMU exit status 1");
+    check_word_reached_the_firmware(&o, &format!("qemu-version={claim}"));
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["hcall.diag500.storage-limit"],
+        &format!("hcall.diag500.storage-limit alone to fail, not {failed:?}"),
+    );
+    let yaml = o.tap.failures().next().and_then(|r| r.yaml.as_ref());
+    let field = |k: &str| yaml.and_then(|y| y.get(k)).unwrap_or("");
+    check(
+        &o,
+        field("expected").starts_with(expected),
+        &format!(
+            "expected: {expected}... (for QEMU {claim}), not '{}'",
+            field("expected")
+        ),
+    );
+    check(
+        &o,
+        field("got").starts_with(got),
+        &format!(
+            "got: {got}... (QEMU {}), not '{}'",
+            real.full(),
+            field("got")
+        ),
+    );
+    check_summary(&o);
+}
+
+#[test]
+fn without_a_version_the_version_dependent_check_is_skipped() {
+    let s = scenario("hcall-no-version")
+        .append("only=hcall.diag500.storage-limit")
+        .qemu_version(VersionWord::Omit);
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        skipped(&o) == ["hcall.diag500.storage-limit"],
+        "hcall.diag500.storage-limit skipped",
+    );
+    check(
+        &o,
+        !o.tap
+            .diagnostics
+            .iter()
+            .any(|l| l.starts_with("command line:") && l.contains("qemu-version=")),
+        "no qemu-version= on the command line",
+    );
+}

@@ -1,0 +1,572 @@
+//! virtio-ccw: every runnable device model brought to DRIVER_OK with the
+//! packed ring on and off (`virtio.revisions`), the revisions each one
+//! accepts under `max_revision` 0, 1 and 2, real requests on virtio-rng in
+//! every configuration (`virtio.rng`), and a device that negotiation must
+//! fail on: one whose FEATURES_OK QEMU refuses.
+
+mod common;
+
+use common::models::{refused_by_qemu, usable_models, with_device};
+use common::{assert_pass, boot, check, check_summary, elf, failure_text, scenario};
+use qemu_runner::Outcome;
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// What a candidate model needs from the host besides QEMU (as in
+/// tests/discovery.rs, whose probe this repeats: it is local to that file).
+const MODERN_ONLY: &[&str] = &["gpu", "input", "crypto", "vsock", "fs"];
+
+fn modern_only(name: &str) -> bool {
+    MODERN_ONLY.contains(&name)
+}
+
+#[derive(Clone, Copy)]
+struct Model {
+    model: &'static str,
+    name: &'static str,
+    /// QEMU creates it with `max_revision=0`.
+    takes_revision_0: bool,
+}
+
+struct Probe {
+    usable: Vec<Model>,
+    /// Models left out altogether, and why.
+    left_out: Vec<(&'static str, String)>,
+    /// Usable models QEMU will not create with `max_revision=0`, and what
+    /// it said.
+    no_revision_0: Vec<(&'static str, String)>,
+}
+
+/// The first line QEMU printed on stderr.
+/// Decides once per test binary which models to boot, and which of them
+/// QEMU creates with `max_revision=0`; prints what was left out and why.
+fn probe() -> &'static Probe {
+    static PROBE: OnceLock<Probe> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let (runnable, left_out) = usable_models();
+        let no_rev0: Vec<Option<String>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = runnable
+                .iter()
+                .map(|&(model, name)| {
+                    sc.spawn(move || refused_by_qemu("rev0", model, name, &[("max_revision", "0")]))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("probe thread"))
+                .collect()
+        });
+        let mut p = Probe {
+            usable: Vec::new(),
+            left_out,
+            no_revision_0: Vec::new(),
+        };
+        for (&(model, name), refusal) in runnable.iter().zip(no_rev0) {
+            p.usable.push(Model {
+                model,
+                name,
+                takes_revision_0: refusal.is_none(),
+            });
+            if let Some(said) = refusal {
+                p.no_revision_0.push((model, said));
+            }
+        }
+        // Past the harness's capture: it swallows print! of passing tests.
+        let mut err = std::io::stderr().lock();
+        for (model, why) in &p.left_out {
+            let _ = writeln!(err, "virtio: left out {model}: {why}");
+        }
+        for (model, said) in &p.no_revision_0 {
+            let _ = writeln!(
+                err,
+                "virtio: no max_revision=0 scenario for {model}: QEMU said: {said}"
+            );
+        }
+        p
+    })
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn bus(i: usize) -> String {
+    format!("fe.0.{:04x}", i + 1)
+}
+
+/// The firmware's `# virtio <bus> <name>: ...` line for a device.
+fn virtio_line<'a>(o: &'a Outcome, bus: &str, name: &str) -> Option<&'a str> {
+    let prefix = format!("virtio {bus} {name}: ");
+    o.tap
+        .diagnostics
+        .iter()
+        .find_map(|d| d.strip_prefix(prefix.as_str()))
+}
+
+const CONFIGS: [&str; 4] = [
+    "split/classic",
+    "split/adapter",
+    "packed/classic",
+    "packed/adapter",
+];
+
+/// A `# virtio` line reduced to one entry per revision, in its order:
+/// `rev 2: split/classic split/adapter` (the configurations brought to
+/// DRIVER_OK, `... failed` for those that were not), `rev 2 refused (got
+/// 1)`, `rev 0: legacy refused`, or `rev N failed: ...` as printed; and
+/// the queue counts of every configuration.
+fn revisions(line: &str) -> (Vec<String>, Vec<u32>) {
+    let mut out = Vec::new();
+    let mut queues = Vec::new();
+    for seg in line.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let Some(rest) = seg.strip_prefix("rev ") else {
+            out.push(format!("unexpected {seg:?}"));
+            continue;
+        };
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let (rev, body) = rest.split_at(digits);
+        let Some(body) = body.strip_prefix(':') else {
+            out.push(seg.to_string()); // refused (got N) / failed: ...
+            continue;
+        };
+        if body.contains("legacy refused as expected") {
+            out.push(format!("rev {rev}: legacy refused"));
+            continue;
+        }
+        let tokens: Vec<&str> = body.split_whitespace().collect();
+        let mut got = Vec::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if !CONFIGS.contains(t) {
+                continue;
+            }
+            let next = tokens.get(i + 1).copied().unwrap_or("");
+            match next.strip_suffix('q').and_then(|n| n.parse::<u32>().ok()) {
+                Some(n) => {
+                    queues.push(n);
+                    got.push(t.to_string());
+                }
+                None => got.push(format!("{t} failed")),
+            }
+        }
+        out.push(format!("rev {rev}: {}", got.join(" ")));
+    }
+    (out, queues)
+}
+
+/// What [`revisions`] must give for a device limited to `max_rev` (QEMU's
+/// default is 2) with the packed ring offered or not.
+fn expected_revisions(max_rev: u8, packed: bool, modern_only: bool) -> Vec<String> {
+    [2u8, 1, 0]
+        .iter()
+        .map(|&want| {
+            if want > max_rev {
+                format!("rev {want} refused (got {max_rev})")
+            } else if want == 0 && modern_only {
+                "rev 0: legacy refused".to_string()
+            } else {
+                let n = if packed && want >= 1 { 4 } else { 2 };
+                format!("rev {want}: {}", CONFIGS[..n].join(" "))
+            }
+        })
+        .collect()
+}
+
+/// Every device of `devices` (model and max_revision, at bus ids from
+/// [`bus`]`(first)` on) got its `# virtio` line with exactly the expected
+/// revisions and ring formats, and the same number of queues in every
+/// configuration.
+#[track_caller]
+fn check_virtio_lines(o: &Outcome, devices: &[(Model, u8)], packed: bool, first: usize) {
+    for (i, (m, max_rev)) in devices.iter().enumerate() {
+        let bus = bus(first + i);
+        let line = virtio_line(o, &bus, m.name);
+        check(
+            o,
+            line.is_some(),
+            &format!("a `# virtio {bus} {}:` line for {}", m.name, m.model),
+        );
+        let (got, queues) = revisions(line.unwrap_or_default());
+        let want = expected_revisions(*max_rev, packed, modern_only(m.name));
+        check(
+            o,
+            got == want,
+            &format!(
+                "{} ({bus}, max_revision={max_rev}, packed={}): {want:?}, got {got:?}",
+                m.model,
+                on_off(packed)
+            ),
+        );
+        check(
+            o,
+            queues.first().is_some_and(|&q| q > 0) && queues.iter().all(|&q| q == queues[0]),
+            &format!(
+                "{} ({bus}): the same number of queues (> 0) everywhere, got {queues:?}",
+                m.model
+            ),
+        );
+    }
+}
+
+/// `only=virtio` plus `css.inventory`, so the `devices=` list the builder
+/// adds is checked too: no device can go missing without a failure.
+const ONLY: &str = "only=virtio,css.inventory";
+
+/// Boots every usable model, each with `packed` and `max_revision` (None:
+/// QEMU's default, 2), and checks each device's `# virtio` line.
+fn boot_models(tag: &str, models: &[Model], packed: bool, max_rev: Option<u8>) -> Outcome {
+    let mut s = scenario(tag).append(ONLY);
+    let rev = max_rev.map(|r| r.to_string());
+    let mut devices = Vec::new();
+    for (i, m) in models.iter().enumerate() {
+        let mut props = vec![("packed", on_off(packed))];
+        if let Some(r) = &rev {
+            props.push(("max_revision", r.as_str()));
+        }
+        s = with_device(s, m.model, &bus(i), m.name, &props);
+        devices.push((*m, max_rev.unwrap_or(2)));
+    }
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .result("css.inventory")
+            .is_some_and(|r| r.ok && !r.is_skip()),
+        "css.inventory checked (the devices= list)",
+    );
+    check(
+        &o,
+        o.tap
+            .result("virtio.revisions")
+            .is_some_and(|r| r.ok && !r.is_skip()),
+        "`ok ... - virtio.revisions` (not skipped)",
+    );
+    check_virtio_lines(&o, &devices, packed, 0);
+    o
+}
+
+#[test]
+fn every_model_packed_on() {
+    boot_models("virtio-models-packed-on", &probe().usable, true, None);
+}
+
+#[test]
+fn every_model_packed_off() {
+    boot_models("virtio-models-packed-off", &probe().usable, false, None);
+}
+
+/// QEMU refuses `max_revision=0` exactly for the modern-only models, which
+/// the max_revision=0 scenarios therefore leave out.
+#[test]
+fn max_revision_0_refused_exactly_for_modern_only_models() {
+    let p = probe();
+    for m in &p.usable {
+        let said = p.no_revision_0.iter().find(|(model, _)| *model == m.model);
+        if modern_only(m.name) {
+            let said = said.map(|(_, s)| s.as_str()).unwrap_or("");
+            assert!(
+                said.contains("max_rev"),
+                "{} is modern-only: QEMU should refuse max_revision=0 naming max_rev, said {said:?}",
+                m.model
+            );
+        } else {
+            assert!(
+                m.takes_revision_0,
+                "{} has a legacy interface but QEMU refused max_revision=0: {said:?}",
+                m.model
+            );
+        }
+    }
+}
+
+fn max_revision(r: u8) {
+    let models: Vec<Model> = probe()
+        .usable
+        .iter()
+        .copied()
+        .filter(|m| r > 0 || m.takes_revision_0)
+        .collect();
+    assert!(!models.is_empty(), "no model takes max_revision={r}");
+    for packed in [true, false] {
+        let tag = format!("virtio-max-revision-{r}-packed-{}", on_off(packed));
+        boot_models(&tag, &models, packed, Some(r));
+    }
+}
+
+#[test]
+fn max_revision_0() {
+    max_revision(0);
+}
+
+#[test]
+fn max_revision_1() {
+    max_revision(1);
+}
+
+#[test]
+fn max_revision_2() {
+    max_revision(2);
+}
+
+/// One `# virtio rng <sid> rev R RING MODE: N requests, B bytes, I
+/// interrupts in T ms` line: (`rev R RING MODE`, N, B, I).
+fn rng_line(d: &str) -> Option<(String, u64, u64, u64)> {
+    let t: Vec<&str> = d.strip_prefix("virtio rng ")?.split_whitespace().collect();
+    let [_sid, "rev", rev, ring, mode, n, "requests,", b, "bytes,", i, "interrupts", "in", _ms, "ms"] =
+        t[..]
+    else {
+        return None;
+    };
+    let mode = mode.strip_suffix(':')?;
+    Some((
+        format!("rev {rev} {ring} {mode}"),
+        n.parse().ok()?,
+        b.parse().ok()?,
+        i.parse().ok()?,
+    ))
+}
+
+/// virtio-rng alone with `packed` and each `max_revision`: `virtio.rng`
+/// passes and reports exactly the configurations that revision allows.
+fn rng(packed: bool) {
+    for max_rev in [0u8, 1, 2] {
+        let tag = format!(
+            "virtio-rng-max-revision-{max_rev}-packed-{}",
+            on_off(packed)
+        );
+        let rev = max_rev.to_string();
+        let s = with_device(
+            scenario(&tag).append(ONLY),
+            "virtio-rng-ccw",
+            "fe.0.0001",
+            "rng",
+            &[("packed", on_off(packed)), ("max_revision", &rev)],
+        );
+        let o = boot(&s, &elf());
+        assert_pass(&o);
+        check(
+            &o,
+            o.tap
+                .result("virtio.rng")
+                .is_some_and(|r| r.ok && !r.is_skip()),
+            "`ok ... - virtio.rng` (not skipped)",
+        );
+        let rng = Model {
+            model: "virtio-rng-ccw",
+            name: "rng",
+            takes_revision_0: true,
+        };
+        check_virtio_lines(&o, &[(rng, max_rev)], packed, 0);
+        let lines: Vec<_> = o
+            .tap
+            .diagnostics
+            .iter()
+            .filter_map(|d| rng_line(d))
+            .collect();
+        let got: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+        let mut want = Vec::new();
+        for r in (0..=max_rev).rev() {
+            for ring in ["split", "packed"] {
+                if ring == "packed" && !(packed && r >= 1) {
+                    continue;
+                }
+                for mode in ["classic", "adapter"] {
+                    want.push(format!("rev {r} {ring} {mode}"));
+                }
+            }
+        }
+        check(&o, got == want, &format!("rng lines {want:?}, got {got:?}"));
+        for (what, n, b, i) in &lines {
+            check(
+                &o,
+                *n > 0 && *b >= *n && *b <= 256 * n && *i >= 1,
+                &format!(
+                    "{what}: requests > 0, 1..=256 bytes each, an interrupt; \
+                     got {n} requests, {b} bytes, {i} interrupts"
+                ),
+            );
+        }
+    }
+}
+
+#[test]
+fn rng_packed_on_every_max_revision() {
+    rng(true);
+}
+
+#[test]
+fn rng_packed_off_every_max_revision() {
+    rng(false);
+}
+
+/// A device offering VIRTIO_F_IOMMU_PLATFORM (`iommu_platform=on`), which the
+/// firmware does not accept: QEMU's virtio_validate_features() then fails
+/// FEATURES_OK (hw/virtio/virtio.c), and the status write is rejected at
+/// revisions 1 and 2. The device sits at fe.0.0001, a healthy rng at
+/// fe.0.0002; returns the outcome and the device's revision summary.
+fn features_ok_refused(tag: &str, m: Model) -> (Outcome, Vec<String>) {
+    let s = with_device(
+        scenario(tag).append(ONLY),
+        m.model,
+        "fe.0.0001",
+        m.name,
+        &[("iommu_platform", "on")],
+    );
+    let s = with_device(s, "virtio-rng-ccw", "fe.0.0002", "rng", &[]);
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.exit.code().is_some_and(|c| c != 0),
+        "QEMU to exit by itself with a non-zero status",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["virtio.revisions"],
+        &format!("virtio.revisions to be the only failure, not {failed:?}"),
+    );
+    // The other checks are still reported.
+    for ok in ["css.inventory", "virtio.rng"] {
+        check(
+            &o,
+            o.tap.result(ok).is_some_and(|r| r.ok && !r.is_skip()),
+            &format!("`ok ... - {ok}`"),
+        );
+    }
+    check(
+        &o,
+        o.tap.result("virtio.config").is_some(),
+        "virtio.config reported",
+    );
+    check_summary(&o);
+    let line = virtio_line(&o, "fe.0.0001", m.name).unwrap_or_default();
+    check(
+        &o,
+        line.contains("WRITE_STATUS rejected") || line.contains("FEATURES_OK"),
+        &format!("the FEATURES_OK status write refused in {line:?}"),
+    );
+    let (got, _) = revisions(line);
+    let all_failed = |s: &str| CONFIGS.iter().all(|c| s.contains(&format!("{c} failed")));
+    check(
+        &o,
+        got.len() == 3 && got[..2].iter().all(|s| all_failed(s)),
+        &format!("every configuration failing at revisions 2 and 1, got {got:?}"),
+    );
+    // The rng beside it is untouched.
+    let rng = Model {
+        model: "virtio-rng-ccw",
+        name: "rng",
+        takes_revision_0: true,
+    };
+    check_virtio_lines(&o, &[(rng, 2)], false, 1);
+    (o, got)
+}
+
+/// Finding 4: QEMU 7.2 will not start a modern-only device limited to
+/// revision 0, but a modern-only device offering IOMMU_PLATFORM to a
+/// driver that does not accept it refuses every revision: 2 and 1 at
+/// FEATURES_OK, 0 because it has no legacy interface.
+#[test]
+fn modern_only_device_refusing_features_ok_accepts_no_revision() {
+    let m = probe()
+        .usable
+        .iter()
+        .copied()
+        .find(|m| modern_only(m.name))
+        .expect("a usable modern-only model (gpu, input or crypto)");
+    let (o, got) = features_ok_refused("virtio-features-ok-refused-modern", m);
+    check(
+        &o,
+        got.get(2).is_some_and(|s| s == "rev 0: legacy refused"),
+        &format!("revision 0 refused as legacy, got {got:?}"),
+    );
+    let message = o
+        .tap
+        .result("virtio.revisions")
+        .and_then(|r| r.yaml.as_ref())
+        .and_then(|y| y.get("message"))
+        .unwrap_or("");
+    check(
+        &o,
+        message.contains(&format!(
+            "fe.0.0001 {}: no virtio revision accepted",
+            m.name
+        )),
+        &format!("a message naming the device and `no virtio revision accepted`, not {message:?}"),
+    );
+    check(
+        &o,
+        !failure_text(&o).contains("fe.0.0002"),
+        "the rng beside it not among the failures",
+    );
+}
+
+/// The same refusal on a device with a legacy interface: revision 0 still
+/// works, so the failure is FEATURES_OK at revisions 2 and 1, not "no
+/// revision accepted".
+#[test]
+fn legacy_capable_device_refusing_features_ok_keeps_revision_0() {
+    let blk = Model {
+        model: "virtio-blk-ccw",
+        name: "blk",
+        takes_revision_0: true,
+    };
+    let (o, got) = features_ok_refused("virtio-features-ok-refused-legacy", blk);
+    check(
+        &o,
+        got.get(2)
+            .is_some_and(|s| s == "rev 0: split/classic split/adapter"),
+        &format!("revision 0 brought to DRIVER_OK, got {got:?}"),
+    );
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains("fe.0.0001 revision 2") && !text.contains("no virtio revision accepted"),
+        "a failure at revision 2, not `no virtio revision accepted`",
+    );
+}
+
+/// The line parsers, on lines as the firmware prints them (no boot).
+#[test]
+fn parsers_read_the_firmware_lines() {
+    let line = "rev 2 refused (got 1); rev 1: split/classic 3q 0x130000000 split/adapter 3q \
+                0x130000000 packed/classic failed: VDEV_RESET failed on the channel \
+                packed/adapter 3q 0x530000000; rev 0: split/classic 3q 0x30000000 \
+                split/adapter 3q 0x30000000;";
+    let (got, queues) = revisions(line);
+    assert_eq!(
+        got,
+        [
+            "rev 2 refused (got 1)",
+            "rev 1: split/classic split/adapter packed/classic failed packed/adapter",
+            "rev 0: split/classic split/adapter",
+        ]
+    );
+    assert_eq!(queues, [3; 5]);
+    let (got, _) = revisions(
+        "rev 2: split/classic 2q 0x1 split/adapter 2q 0x1; rev 1: split/classic 2q 0x1 \
+         split/adapter 2q 0x1; rev 0: legacy refused as expected (VDEV_RESET rejected by the device);",
+    );
+    assert_eq!(got, expected_revisions(2, false, true));
+    assert_eq!(
+        expected_revisions(0, true, false),
+        [
+            "rev 2 refused (got 0)",
+            "rev 1 refused (got 0)",
+            "rev 0: split/classic split/adapter",
+        ]
+    );
+    assert_eq!(
+        rng_line("virtio rng 0xfe090000 rev 1 packed adapter: 16 requests, 2547 bytes, 16 interrupts in 1 ms"),
+        Some(("rev 1 packed adapter".to_string(), 16, 2547, 16))
+    );
+    assert_eq!(
+        rng_line("virtio fe.0.0001 rng: rev 2: split/classic 1q 0x1;"),
+        None
+    );
+}
