@@ -53,6 +53,30 @@ pub fn parse_timing(diagnostic: &str) -> Option<CheckTiming> {
     })
 }
 
+/// One `# latency <call>: median <M> ns, min <A> ns, max <B> ns (<N> calls)`
+/// diagnostic (without `# `): a hypercall's round trip in one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latency {
+    pub call: String,
+    pub median_ns: u64,
+    pub min_ns: u64,
+    pub max_ns: u64,
+}
+
+pub fn parse_latency(diagnostic: &str) -> Option<Latency> {
+    let rest = diagnostic.strip_prefix("latency ")?;
+    let (call, rest) = rest.split_once(": median ")?;
+    let (median, rest) = rest.split_once(" ns, min ")?;
+    let (min, rest) = rest.split_once(" ns, max ")?;
+    let (max, _) = rest.split_once(" ns")?;
+    Some(Latency {
+        call: call.to_string(),
+        median_ns: median.parse().ok()?,
+        min_ns: min.parse().ok()?,
+        max_ns: max.parse().ok()?,
+    })
+}
+
 /// Median (the mean of the middle two for an even count), min and max.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -87,6 +111,9 @@ pub struct Measurements {
     pub total_us: Vec<u64>,
     /// Per check, in the order first seen: its timings and heap figures.
     pub checks: Vec<(String, Vec<u64>, Vec<u64>)>,
+    /// Per hypercall, in the order first seen: each run's median, and the
+    /// lowest and highest single call over all runs.
+    pub latencies: Vec<(String, Vec<u64>, u64, u64)>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -114,6 +141,18 @@ impl Measurements {
             };
             self.checks[slot].1.push(t.micros);
             self.checks[slot].2.push(t.heap_bytes);
+        }
+        for l in diagnostics.iter().filter_map(|d| parse_latency(d)) {
+            match self.latencies.iter_mut().find(|(c, ..)| *c == l.call) {
+                Some((_, medians, lo, hi)) => {
+                    medians.push(l.median_ns);
+                    *lo = (*lo).min(l.min_ns);
+                    *hi = (*hi).max(l.max_ns);
+                }
+                None => self
+                    .latencies
+                    .push((l.call, vec![l.median_ns], l.min_ns, l.max_ns)),
+            }
         }
     }
 
@@ -168,6 +207,31 @@ impl Measurements {
                 us.len()
             ));
         }
+        if !self.latencies.is_empty() {
+            let width = self
+                .latencies
+                .iter()
+                .map(|(c, ..)| c.len())
+                .max()
+                .unwrap_or(0)
+                .max("hypercall".len())
+                + 2;
+            s.push_str(&format!(
+                "\n{:<width$}{:>11}{:>11}{:>11}{:>7}\n",
+                "hypercall", "median ns", "min ns", "max ns", "runs"
+            ));
+            for (call, medians, lo, hi) in &self.latencies {
+                if let Some(st) = Stats::of(medians) {
+                    s.push_str(&format!(
+                        "{call:<width$}{:>11}{:>11}{:>11}{:>7}\n",
+                        st.median,
+                        lo,
+                        hi,
+                        medians.len()
+                    ));
+                }
+            }
+        }
         s
     }
 }
@@ -175,6 +239,52 @@ impl Measurements {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_lines() {
+        let l = parse_latency(
+            "latency diag500.notify: median 751 ns, min 681 ns, max 53779 ns (64 calls)",
+        );
+        assert_eq!(
+            l,
+            Some(Latency {
+                call: "diag500.notify".into(),
+                median_ns: 751,
+                min_ns: 681,
+                max_ns: 53779
+            })
+        );
+        assert_eq!(
+            parse_latency("latency x: median a ns, min 1 ns, max 2 ns"),
+            None
+        );
+        assert_eq!(
+            parse_latency("heap.stress: 5 us, heap in use 3 bytes"),
+            None
+        );
+        let mut m = Measurements::default();
+        let d = |med: u64, lo: u64, hi: u64| {
+            vec![format!(
+                "latency diag44: median {med} ns, min {lo} ns, max {hi} ns (64 calls)"
+            )]
+        };
+        m.add_parts(None, Duration::from_millis(1), &d(300, 200, 900));
+        m.add_parts(None, Duration::from_millis(1), &d(250, 240, 400));
+        m.add_parts(None, Duration::from_millis(1), &d(280, 100, 500));
+        assert_eq!(
+            m.latencies,
+            vec![("diag44".to_string(), vec![300, 250, 280], 100, 900)]
+        );
+        let t = m.table();
+        assert!(t.contains("hypercall") && t.contains("diag44"), "{t}");
+        assert!(
+            t.lines().any(|l| l.starts_with("diag44")
+                && l.contains("280")
+                && l.contains("100")
+                && l.contains("900")),
+            "{t}"
+        );
+    }
 
     fn args(a: &[&str]) -> Result<u32, String> {
         parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
