@@ -54,3 +54,15 @@ fn only_selects_a_subset() {
         &format!("only boot.* results, not {stray:?}"),
     );
 }
+
+#[test]
+fn line_mode_console() {
+    // The SCLP line-mode console, as z/VM and LPAR operators see it: the
+    // firmware writes EBCDIC message events, QEMU turns them into lines.
+    let o = boot(
+        &scenario("line-mode-console").line_mode_console(true),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(&o, o.tap.results.len() >= 5, "at least 5 results");
+}

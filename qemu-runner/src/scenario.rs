@@ -57,6 +57,9 @@ pub struct Scenario {
     /// Keep a QMP connection for the whole run and record QEMU's events
     /// ([`crate::Outcome::qmp_events`]); on for `Diag288::Expire`.
     pub qmp_events: bool,
+    /// Use the SCLP line-mode console (EBCDIC messages, as z/VM and LPAR
+    /// operators see them) instead of the VT220 one.
+    pub line_mode_console: bool,
     /// Mistakes made while building (a malformed bus id, ...); reported
     /// by [`Scenario::validate`].
     pub errors: Vec<String>,
@@ -331,6 +334,7 @@ impl Scenario {
             data_dir: env(QEMU_DATA_ENV).map(PathBuf::from),
             diag288: None,
             qmp_events: false,
+            line_mode_console: false,
             errors: Vec::new(),
         }
     }
@@ -429,6 +433,12 @@ impl Scenario {
     }
 
     /// Records QEMU's QMP events for the whole run.
+    /// Boots with the SCLP line-mode console instead of the VT220 one.
+    pub fn line_mode_console(mut self, on: bool) -> Self {
+        self.line_mode_console = on;
+        self
+    }
+
     pub fn qmp_events(mut self, on: bool) -> Self {
         self.qmp_events = on;
         self
@@ -709,13 +719,18 @@ impl Scenario {
         if let Some(cpu) = &self.cpu {
             add(&["-cpu", cpu]);
         }
+        let console = if self.line_mode_console {
+            "sclplmconsole,chardev=con0"
+        } else {
+            "sclpconsole,chardev=con0"
+        };
         add(&[
             "-nodefaults",
             "-nographic",
             "-chardev",
             "stdio,id=con0",
             "-device",
-            "sclpconsole,chardev=con0",
+            console,
             "-no-reboot",
             "-action",
             "panic=exit-failure",
