@@ -173,6 +173,7 @@ fn hot_plug_and_unplug() {
         .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
         .hot_plug("virtio-rng-ccw", "fe.0.0007", "rng")
         .hot_unplug("ccw-fe.0.0001")
+        .append("verbose=2")
         .timeout(Duration::from_secs(20));
     let o = boot(&s, &elf());
     assert_pass(&o);

@@ -1,6 +1,7 @@
 //! `cargo xtask <build|image|run|test|bench>`: the project's build and test driver.
 
 mod bench;
+mod deck;
 mod elf;
 mod libtest;
 mod qemu10;
@@ -19,14 +20,16 @@ use std::thread;
 const TARGET: &str = "s390x-unknown-linux-gnu";
 const FIRMWARE_PACKAGE: &str = "zvtest-firmware";
 const FIRMWARE_BIN: &str = "zvtest";
-const APT_PACKAGES: [&str; 2] = ["qemu-system-misc", "gcc-s390x-linux-gnu"];
+/// QEMU, the cross gcc for boot/, and Hercules (the ESA/390 IPL test).
+const APT_PACKAGES: [&str; 3] = ["qemu-system-misc", "gcc-s390x-linux-gnu", "hercules"];
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   build                   build the firmware: target/zvtest.elf
-  image                   build, then the raw flat image: target/zvtest.img
+  image                   build, then the raw flat image target/zvtest.img and the
+                          80-byte-card IPL deck target/zvtest.deck (z/VM reader)
   run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
   test [--qemu10] [-- CARGO-ARGS...]
                           build, image, then cargo test --workspace with
@@ -238,6 +241,20 @@ fn image(paths: &Paths) -> Result<PathBuf> {
         .and_then(|_| fs::rename(&tmp, &out))
         .map_err(|e| failed(format!("cannot write {}: {e}", out.display())))?;
     eprintln!("xtask: wrote {} ({} bytes)", out.display(), img.len());
+    // The card-reader IPL deck (z/VM, Hercules) beside it, the same way.
+    let d = deck::ipl_deck(&img).map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    let (deck_out, deck_tmp) = (out.with_extension("deck"), out.with_extension("deck.tmp"));
+    fs::write(&deck_tmp, &d.bytes)
+        .and_then(|_| fs::rename(&deck_tmp, &deck_out))
+        .map_err(|e| failed(format!("cannot write {}: {e}", deck_out.display())))?;
+    eprintln!(
+        "xtask: wrote {} ({} cards: IPL record, {} of CCWs at {:#x}, {} of data)",
+        deck_out.display(),
+        d.cards(),
+        d.list_cards,
+        d.list_addr,
+        d.data_cards
+    );
     Ok(out)
 }
 
@@ -408,8 +425,9 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// QEMU and the s390x cross gcc (the `cc` crate assembles boot/ with it):
-/// installed with apt when we are root, else the command to do so is shown.
+/// QEMU, the s390x cross gcc (the `cc` crate assembles boot/ with it) and
+/// Hercules: installed with apt when we are root, else the command to do
+/// so is shown.
 fn prerequisites() -> Result<()> {
     let qemu = env::var_os(QEMU_ENV)
         .filter(|q| !q.is_empty())
@@ -421,11 +439,15 @@ fn prerequisites() -> Result<()> {
         )));
     }
     let missing = || -> Vec<String> {
-        [qemu.as_os_str(), OsStr::new("s390x-linux-gnu-gcc")]
-            .into_iter()
-            .filter(|p| find_program(p).is_none())
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect()
+        [
+            qemu.as_os_str(),
+            OsStr::new("s390x-linux-gnu-gcc"),
+            OsStr::new("hercules"),
+        ]
+        .into_iter()
+        .filter(|p| find_program(p).is_none())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
     };
     let absent = missing();
     if absent.is_empty() {

@@ -70,3 +70,35 @@ pub fn cpu_address() -> u16 {
     unsafe { asm!("stap 0({0})", in(reg_addr) &mut a, options(nostack)) };
     a
 }
+
+/// Scratch lowcore (free software area) for `diag500_registers`: the
+/// caller's registers, then the registers after the call.
+const REGS_SAVE: u64 = 0x700;
+const REGS_AFTER: u64 = 0x780;
+
+/// DIAG 0x500 with all sixteen general registers set from `regs` (r1 the
+/// function number, r2-r7 the arguments, the rest markers); returns all
+/// sixteen as the call left them, so a check can see what it preserved.
+/// The caller's registers (r11 and r15 included) are restored around it.
+pub fn diag500_registers(regs: &[u64; 16]) -> [u64; 16] {
+    let old = super::irq_disable();
+    // SAFETY: our registers are saved to and restored from a lowcore area
+    // nothing else uses while interrupts are off; the stack is not used in
+    // between. A program interrupt unwinds through the caller's recovery
+    // (expect_program_interrupt), which restores r6-r15 itself.
+    unsafe {
+        asm!(
+            "stmg %r0, %r15, {save}",
+            "lmg %r0, %r15, 0({regs})",
+            "diag %r2, %r4, 0x500",
+            "stmg %r0, %r15, {after}",
+            "lmg %r0, %r15, {save}",
+            regs = in(reg_addr) regs.as_ptr(),
+            save = const REGS_SAVE,
+            after = const REGS_AFTER,
+        )
+    };
+    super::irq_restore(old);
+    // SAFETY: the sixteen doublewords stored just above.
+    unsafe { core::ptr::read_volatile(REGS_AFTER as *const [u64; 16]) }
+}

@@ -187,7 +187,11 @@ pub fn scan_with(max_ssid: u8, id: impl Fn(u8, u16) -> u32) -> Vec<Subchannel> {
 pub fn set_enabled(sid: u32, on: bool) -> Result<(), IoError> {
     for _ in 0..8 {
         let mut schib = store_schib(sid).ok_or(IoError::NotOperational)?;
-        if blocks::parse_pmcw(&schib.0).enabled() == on {
+        // "Enabled" means enabled our way: an IPL leaves the IPL device
+        // enabled with ISC 0 and parameter 0, whose interrupts never come.
+        let pmcw = blocks::parse_pmcw(&schib.0);
+        let ours = pmcw.isc() == ISC && pmcw.intparm == sid;
+        if pmcw.enabled() == on && (!on || ours) {
             return Ok(());
         }
         blocks::set_enabled(&mut schib.0, on, ISC, sid);

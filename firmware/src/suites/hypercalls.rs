@@ -1,7 +1,7 @@
 //! Every DIAGNOSE the hosts we know offer, and the ones they must refuse,
 //! judged against the table in `crate::hypercalls`.
 
-use crate::arch::hypercall::{cpu_address, diag, diag500, diag_odd_r1};
+use crate::arch::hypercall::{cpu_address, diag, diag500, diag500_registers, diag_odd_r1};
 use crate::arch::interrupt::{
     expect_program_interrupt, in_problem_state, RESTARTS, RESTARTS_EXPECTED,
 };
@@ -471,6 +471,65 @@ pub fn diag288_expiry(m: &mut Machine) -> Outcome {
             format!(">= {}", WATCHDOG_S * 1000).as_str(),
             waited_ms,
         );
+    }
+    Outcome::Pass
+}
+
+/// Marker a register carries into the call, to be found unchanged after it.
+fn marker(r: usize) -> u64 {
+    0x5a76_0000_0000_0000 | (r as u64) << 32 | 0x7465_7374
+}
+
+/// The kvm_para ABI: DIAG 0x500 with 0 to 6 arguments (r2-r7), function
+/// number in r1, result in r2; every other register comes back unchanged.
+pub fn abi_registers(m: &mut Machine) -> Outcome {
+    let host = profile(m);
+    for nargs in 0..=6usize {
+        // Function 0 (early printk): with an argument below the storage
+        // size it answers 0, with the marker (far above it) -EINVAL.
+        let case = if nargs == 0 {
+            Case::Diag500PrintkOutside
+        } else {
+            Case::Diag500PrintkInside
+        };
+        let want = expect(case, &host, m.memory);
+        let Expect::Returns(result) = want else {
+            return Outcome::skip(&format!(
+                "no expectation recorded for DIAG 0x500 function 0 on {}",
+                m.host.kind.name()
+            ));
+        };
+        let mut regs: [u64; 16] = core::array::from_fn(marker);
+        regs[1] = 0;
+        for (i, r) in regs[2..2 + nargs].iter_mut().enumerate() {
+            *r = 0x1000 + 8 * i as u64;
+        }
+        let mut after = [0u64; 16];
+        let slot = &mut after;
+        if let Some(p) = expect_program_interrupt(|| *slot = diag500_registers(&regs)) {
+            return Outcome::mismatch(
+                &format!("DIAG 0x500 function 0 with {} arguments", nargs),
+                ExpectText(want),
+                Observed::Exception(p.code & 0x7f),
+            );
+        }
+        if after[2] != result {
+            return Outcome::mismatch(
+                &format!("r2 after DIAG 0x500 function 0 with {} arguments", nargs),
+                Hex(result),
+                Hex(after[2]),
+            );
+        }
+        if let Some(r) = (0..16).find(|&r| r != 2 && after[r] != regs[r]) {
+            return Outcome::mismatch(
+                &format!(
+                    "r{} across DIAG 0x500 with {} arguments (only r2 may change)",
+                    r, nargs
+                ),
+                Hex(regs[r]),
+                Hex(after[r]),
+            );
+        }
     }
     Outcome::Pass
 }
