@@ -269,24 +269,11 @@ pub fn run_program(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoEr
     Ok(irb)
 }
 
-/// CLEAR SUBCHANNEL and wait for the clear to complete; returns its status.
-pub fn clear(sid: u32) -> Result<Irb, IoError> {
+/// Issues CSCH or HSCH (`instruction`) and waits for the function's
+/// completion; returns its status.
+fn function_and_wait(sid: u32, instruction: fn(u32) -> u32) -> Result<Irb, IoError> {
     set_waiting(sid);
-    let r = match io::clear_subchannel(sid) {
-        0 => {
-            timer::wait_until(IO_TIMEOUT_US, true, || COMPLETION.get().irb.is_some());
-            COMPLETION.get().irb.ok_or(IoError::Timeout)
-        }
-        _ => Err(IoError::NotOperational),
-    };
-    set_waiting(0);
-    r
-}
-
-/// HALT SUBCHANNEL and wait for the halt to complete; returns its status.
-pub fn halt(sid: u32) -> Result<Irb, IoError> {
-    set_waiting(sid);
-    let r = match io::halt_subchannel(sid) {
+    let r = match instruction(sid) {
         0 => {
             timer::wait_until(IO_TIMEOUT_US, true, || COMPLETION.get().irb.is_some());
             COMPLETION.get().irb.ok_or(IoError::Timeout)
@@ -296,6 +283,16 @@ pub fn halt(sid: u32) -> Result<Irb, IoError> {
     };
     set_waiting(0);
     r
+}
+
+/// CLEAR SUBCHANNEL and wait for the clear to complete.
+pub fn clear(sid: u32) -> Result<Irb, IoError> {
+    function_and_wait(sid, io::clear_subchannel)
+}
+
+/// HALT SUBCHANNEL and wait for the halt to complete.
+pub fn halt(sid: u32) -> Result<Irb, IoError> {
+    function_and_wait(sid, io::halt_subchannel)
 }
 
 /// Brings a subchannel whose channel program did not finish back to idle.

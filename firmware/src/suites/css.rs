@@ -130,32 +130,32 @@ pub fn command_reject(m: &mut Machine) -> Outcome {
     }
 }
 
-pub fn clear(m: &mut Machine) -> Outcome {
+/// CSCH or HSCH on an idle device completes with its function control.
+fn function_completes(
+    m: &Machine,
+    name: &str,
+    function: fn(u32) -> Result<crate::css::blocks::Irb, IoError>,
+    fctl: u32,
+) -> Outcome {
     let Some(sid) = first_device(m) else {
         return Outcome::skip("no identified device");
     };
-    match channel::clear(sid) {
+    match function(sid) {
         Ok(irb) => Outcome::expect_eq(
-            "function control after CSCH",
-            Hex(FCTL_CLEAR.into()),
+            &format!("function control after {}", name),
+            Hex(fctl.into()),
             Hex(irb.scsw.fctl().into()),
         ),
-        Err(e) => Outcome::mismatch("CSCH", "clear completion", format!("{}", e).as_str()),
+        Err(e) => Outcome::mismatch(name, "completion", format!("{}", e).as_str()),
     }
 }
 
+pub fn clear(m: &mut Machine) -> Outcome {
+    function_completes(m, "CSCH", channel::clear, FCTL_CLEAR)
+}
+
 pub fn halt(m: &mut Machine) -> Outcome {
-    let Some(sid) = first_device(m) else {
-        return Outcome::skip("no identified device");
-    };
-    match channel::halt(sid) {
-        Ok(irb) => Outcome::expect_eq(
-            "function control after HSCH",
-            Hex(FCTL_HALT.into()),
-            Hex(irb.scsw.fctl().into()),
-        ),
-        Err(e) => Outcome::mismatch("HSCH", "halt completion", format!("{}", e).as_str()),
-    }
+    function_completes(m, "HSCH", channel::halt, FCTL_HALT)
 }
 
 /// How long the host has to plug and unplug after we say we are ready.
