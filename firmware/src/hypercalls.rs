@@ -66,6 +66,8 @@ pub enum Case {
     Diag288Cancel,
     Diag288OddRegister,
     Diag308Store,
+    /// Set IPL parameters from a block of length 0.
+    Diag308SetInvalid,
     Diag308BadSubcode,
     Diag308OddRegister,
     Diag318,
@@ -176,6 +178,11 @@ impl Case {
             "DIAG 0x308 subcode 6 (store IPL parameters)",
         ),
         (
+            Case::Diag308SetInvalid,
+            "diag308.set-invalid",
+            "DIAG 0x308 subcode 5, IPL block of length 0",
+        ),
+        (
             Case::Diag308BadSubcode,
             "diag308.bad-subcode",
             "DIAG 0x308 subcode 0x10000",
@@ -246,6 +253,8 @@ pub fn expect(case: Case, host: &HostProfile, memory: u64) -> Expect {
         Diag288OddRegister if qemu => Exception(SPECIFICATION),
         // No IPL parameters were set by -kernel: "no configuration" (0x102).
         Diag308Store if qemu => Rc(0x0102),
+        // A block whose length is not a valid IPL block's: "invalid" (0x402).
+        Diag308SetInvalid if qemu => Rc(0x0402),
         Diag308BadSubcode | Diag308OddRegister if qemu => Exception(SPECIFICATION),
         _ => Unknown,
     }
@@ -317,7 +326,7 @@ mod tests {
         for (i, (c, _, _)) in Case::ALL.iter().enumerate() {
             assert!(!Case::ALL[i + 1..].iter().any(|(d, _, _)| d == c));
         }
-        assert_eq!(Case::ALL.len(), 28);
+        assert_eq!(Case::ALL.len(), 29);
     }
 
     fn tcg(v: Option<(u16, u16)>) -> HostProfile {

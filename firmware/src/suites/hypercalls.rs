@@ -337,6 +337,19 @@ pub fn diag308_store(m: &mut Machine) -> Outcome {
     })
 }
 
+pub fn diag308_set_invalid(m: &mut Machine) -> Outcome {
+    // A zeroed page: its length field (0) is no valid IPL parameter block.
+    let page = Box::new(Page([0; 4096]));
+    let at = page.0.as_ptr() as u64;
+    judge(
+        m,
+        Case::Diag308SetInvalid,
+        "diag308.set-invalid",
+        false,
+        &mut || diag::<0x308>((at, 0), 5),
+    )
+}
+
 /// A virtio-ccw device brought to DRIVER_OK with queue 0 set up over
 /// zeroed rings (nothing made available), for the notify cases.
 struct NotifyTarget {

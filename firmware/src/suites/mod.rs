@@ -71,6 +71,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("hcall.diag288.odd-register", hypercalls::diag288_odd),
     Check::new("hcall.diag288.expiry", hypercalls::diag288_expiry).timeout(40_000),
     Check::new("hcall.diag308.store", hypercalls::diag308_store),
+    Check::new("hcall.diag308.set-invalid", hypercalls::diag308_set_invalid),
     Check::new("hcall.diag308.bad-subcode", hypercalls::diag308_bad_subcode),
     Check::new("hcall.diag308.odd-register", hypercalls::diag308_odd),
     Check::new("hcall.diag318", hypercalls::diag318),
