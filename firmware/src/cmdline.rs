@@ -69,6 +69,9 @@ pub struct Config {
     pub diag288: bool,
     /// Let the watchdog expire (the host injects a restart interrupt).
     pub diag288_expire: bool,
+    /// The balloon size (pages) the host will ask for after we say we are
+    /// ready: `virtio.config-change` waits for it.
+    pub balloon_pages: Option<u32>,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             qemu_version: None,
             diag288: false,
             diag288_expire: false,
+            balloon_pages: None,
         }
     }
 }
@@ -245,6 +249,10 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
             Some(())
         },
     ),
+    ("balloon-pages", "a number of 4 KiB pages", |c, v| {
+        c.balloon_pages = Some(u32::try_from(number(v)?).ok()?);
+        Some(())
+    }),
     ("inject", "fail, hang, pgm, forever or oom", |c, v| {
         for word in list(v)? {
             let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
@@ -403,6 +411,7 @@ mod tests {
             b"qemu-version=7",
             b"qemu-version=a.b",
             b"diag288=yes",
+            b"balloon-pages=5000000000",
         ] {
             assert!(
                 matches!(parse(bad), Err(CmdlineError::BadValue { .. })),

@@ -33,6 +33,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
     Check::new("virtio.rng", virtio::rng).timeout(60_000),
     Check::new("virtio.config", virtio::config),
+    Check::new("virtio.config-change", virtio::config_change).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new("hcall.diag500.printk-inside", hypercalls::printk_inside),
     Check::new("hcall.diag500.printk-outside", hypercalls::printk_outside),

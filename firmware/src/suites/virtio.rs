@@ -206,6 +206,12 @@ impl IndicatorArea {
         core::sync::atomic::fence(Ordering::SeqCst);
     }
 
+    /// Whether the host flagged a configuration change (classic mode).
+    fn config_flagged(&mut self) -> bool {
+        let b = self.0.bytes();
+        u64::from_be_bytes(b[8..16].try_into().unwrap_or([0; 8])) & 1 != 0
+    }
+
     /// Whether the host flagged queue `q`.
     fn queue_flagged(&mut self, mode: Indicators, q: u16) -> bool {
         let b = self.0.bytes();
@@ -457,4 +463,75 @@ pub fn config(m: &mut Machine) -> Outcome {
         }
     }
     Outcome::Pass
+}
+
+/// How long the host has to resize the balloon after we say we are ready.
+const CONFIG_CHANGE_WAIT_US: u64 = 10_000_000;
+
+/// The config-change indicator: the host changes the balloon's target
+/// (`balloon-pages=`) after we print the ready line; the classic
+/// configuration indicator must be set, an I/O interrupt must arrive, and
+/// the config must then show the new target.
+pub fn config_change(m: &mut Machine) -> Outcome {
+    let Some(want) = m.cfg.balloon_pages else {
+        return Outcome::skip("no balloon-pages= on the command line");
+    };
+    let Some(d) =
+        m.inventory.devices.iter().find(|d| {
+            d.is_virtio() && d.sense.is_ok_and(|s| u32::from(s.cu_model) == ids::BALLOON)
+        })
+    else {
+        return Outcome::fail("balloon-pages= given but there is no virtio-balloon-ccw device");
+    };
+    let r = (|| -> Result<(bool, u32, u32), DriveError> {
+        let mut t = CcwTransport::open(d.subchannel.sid, 2)?;
+        let features = negotiate(&mut t, 0)?;
+        let mut ind = IndicatorArea::install(&mut t, Indicators::Classic)?;
+        let mut queues = Vec::new();
+        for index in 0..MAX_QUEUES {
+            match setup_queue(&mut t, index, features, false) {
+                Ok(q) => queues.push(q),
+                Err(DriveError::NoQueue { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        t.set_status(driver_ok_status(t.revision()))?;
+        let before = channel::unsolicited_interrupts();
+        crate::out!("# zvtest: config-change ready\n");
+        let flagged = crate::arch::timer::wait_until(CONFIG_CHANGE_WAIT_US, true, || {
+            ind.config_flagged() && channel::unsolicited_interrupts() != before
+        });
+        let interrupts = channel::unsolicited_interrupts() - before;
+        let mut cfg = [0u8; 8];
+        t.read_config(&mut cfg)?;
+        let _ = t.reset();
+        Ok((
+            flagged,
+            interrupts,
+            u32::from_le_bytes([cfg[0], cfg[1], cfg[2], cfg[3]]),
+        ))
+    })();
+    match r {
+        Err(e) => Outcome::mismatch(
+            &format!("{} balloon set-up", d.bus_id()),
+            "DRIVER_OK",
+            format!("{}", e).as_str(),
+        ),
+        Ok((false, interrupts, _)) => Outcome::mismatch(
+            &format!(
+                "{} configuration-change indicator and interrupt",
+                d.bus_id()
+            ),
+            "indicator bit 0 set and an I/O interrupt",
+            format!(
+                "after {} s: {} interrupts",
+                CONFIG_CHANGE_WAIT_US / 1_000_000,
+                interrupts
+            )
+            .as_str(),
+        ),
+        Ok((true, _, pages)) => {
+            Outcome::expect_eq("balloon num_pages after the change", want, pages)
+        }
+    }
 }
