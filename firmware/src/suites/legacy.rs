@@ -2,16 +2,16 @@
 //! its hypercalls. Absent on every current QEMU (one SKIP line); a test
 //! scenario places a synthetic page and passes `ram-end=`.
 
-use crate::arch::hypercall::{diag500, LEGACY_NOTIFY, LEGACY_RESET, LEGACY_SET_STATUS};
 use crate::arch::interrupt::{expect_program_interrupt, set_external_hook, InterruptContext};
 use crate::arch::{probe, Page};
 use crate::check::Outcome;
-use crate::decode::program_code_name;
 use crate::fmt::Hex;
 use crate::format;
 use crate::runner::Machine;
 use crate::virtio::ids::DeviceName;
+use crate::virtio::legacy::LegacyTransport;
 use crate::virtio::legacy_page::{self, LegacyDevice};
+use crate::virtio::transport::{Transport, TransportError, STATUS_ACKNOWLEDGE, STATUS_DRIVER};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -108,54 +108,48 @@ fn on_external(code: u16, _param: u32, _ctx: &mut InterruptContext) -> bool {
     false
 }
 
-/// Drives each device of the page through RESET, SET_STATUS and NOTIFY
-/// where the host serves those hypercalls; a page without a legacy host
-/// behind it (a synthetic one) says so in a diagnostic.
+/// Drives each device of the page through the legacy transport (RESET,
+/// SET_STATUS, NOTIFY) where the host serves those hypercalls; a page
+/// without a legacy host behind it (a synthetic one) says so.
 fn drive(addr: u64, devs: &[LegacyDevice]) -> Outcome {
     let Some(first) = devs.first() else {
         return Outcome::Pass;
     };
     set_external_hook(on_external);
-    let desc = addr + first.offset as u64;
-    if let Some(p) = expect_program_interrupt(|| {
-        diag500(LEGACY_RESET, [desc, 0, 0, 0, 0, 0]);
-    }) {
+    if LegacyTransport::open(addr, first.clone()).is_none() {
         crate::out!(
-            "# legacy hypercalls not served ({} exception on RESET): no legacy host behind this page\n",
-            program_code_name(p.code)
+            "# legacy hypercalls not served (RESET faults): no legacy host behind this page\n"
         );
         return Outcome::Pass;
     }
     for d in devs {
-        let desc = addr + d.offset as u64;
-        let status_at = addr + d.status_offset() as u64;
-        // ACKNOWLEDGE | DRIVER, then SET_STATUS; RESET must clear it again.
-        // SAFETY: the page is host storage we just read; the status byte
-        // is ours to write.
-        unsafe { core::ptr::write_volatile(status_at as *mut u8, 3) };
-        let rc = diag500(LEGACY_SET_STATUS, [desc, 0, 0, 0, 0, 0]);
-        if rc != 0 {
-            return Outcome::mismatch(&format!("SET_STATUS of device {}", d.index), 0u64, rc);
-        }
-        for q in &d.queues {
-            let rc = diag500(LEGACY_NOTIFY, [q.address, 0, 0, 0, 0, 0]);
-            if rc != 0 {
-                return Outcome::mismatch(
-                    &format!("NOTIFY of device {} queue at {}", d.index, Hex(q.address)),
-                    0u64,
-                    rc,
-                );
+        let Some(mut t) = LegacyTransport::open(addr, d.clone()) else {
+            return Outcome::mismatch(&format!("RESET of device {}", d.index), "served", "fault");
+        };
+        let r = (|| -> Result<Option<u8>, TransportError> {
+            t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)?;
+            for q in 0..d.queues.len() as u16 {
+                t.notify(q, None)?;
             }
-        }
-        let rc = diag500(LEGACY_RESET, [desc, 0, 0, 0, 0, 0]);
-        // SAFETY: as above, a read of the status byte.
-        let status = unsafe { core::ptr::read_volatile(status_at as *const u8) };
-        if rc != 0 || status != 0 {
-            return Outcome::mismatch(
-                &format!("RESET of device {} (result, status byte)", d.index),
-                "0, 0",
-                format!("{}, {}", rc, status).as_str(),
-            );
+            t.reset()?;
+            t.status()
+        })();
+        match r {
+            Ok(Some(0)) => {}
+            Ok(status) => {
+                return Outcome::mismatch(
+                    &format!("status byte of device {} after RESET", d.index),
+                    0u8,
+                    status.unwrap_or(0xff),
+                )
+            }
+            Err(e) => {
+                return Outcome::mismatch(
+                    &format!("legacy transport, device {}", d.index),
+                    "RESET, SET_STATUS and NOTIFY answer 0",
+                    format!("{}", e).as_str(),
+                )
+            }
         }
     }
     crate::out!(

@@ -8,6 +8,8 @@ pub mod ccw;
 #[cfg(target_arch = "s390x")]
 pub mod driver;
 pub mod ids;
+#[cfg(target_arch = "s390x")]
+pub mod legacy;
 pub mod legacy_page;
 pub mod ring;
 pub mod transport;
