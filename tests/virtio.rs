@@ -1,8 +1,10 @@
 //! virtio-ccw: every runnable device model brought to DRIVER_OK with the
 //! packed ring on and off (`virtio.revisions`), the revisions each one
 //! accepts under `max_revision` 0, 1 and 2, real requests on virtio-rng in
-//! every configuration (`virtio.rng`), and a device that negotiation must
-//! fail on: one whose FEATURES_OK QEMU refuses.
+//! every configuration (`virtio.rng`), a device that negotiation must
+//! fail on: one whose FEATURES_OK QEMU refuses, and the balloon's
+//! configuration-change notification when the host resizes it over QMP
+//! (`virtio.config-change`).
 
 mod common;
 
@@ -528,6 +530,57 @@ fn legacy_capable_device_refusing_features_ok_keeps_revision_0() {
         &o,
         text.contains("fe.0.0001 revision 2") && !text.contains("no virtio revision accepted"),
         "a failure at revision 2, not `no virtio revision accepted`",
+    );
+}
+
+/// The line after which the firmware waits for the host to resize the balloon.
+const CONFIG_CHANGE_READY: &str = "# zvtest: config-change ready";
+
+/// The balloon's page size (VIRTIO_BALLOON_PFN_SHIFT 12).
+const BALLOON_PAGE: u64 = 4096;
+
+/// `virtio.config-change`: once the balloon is at DRIVER_OK (classic
+/// indicators, then adapter interrupts, each with SET_CONF_IND) and the
+/// firmware says so, the runner sets the balloon target to half the guest's
+/// memory over QMP. QEMU 7.2's virtio_balloon_to_target()
+/// (hw/virtio/virtio-balloon.c) then sets num_pages = (ram_size - target) >>
+/// 12 and calls virtio_notify_config(), which virtio_ccw_notify()
+/// (hw/s390x/virtio-ccw.c) turns into bit 0 of the SET_CONF_IND doubleword
+/// and an unsolicited I/O interrupt for the subchannel (also with adapter
+/// interrupts on: the configuration change never goes through the adapter
+/// indicators). The firmware must see both and read num_pages back.
+#[test]
+fn balloon_config_change() {
+    let s = scenario("virtio-balloon-config-change").virtio_ccw(
+        "virtio-balloon-ccw",
+        "fe.0.0001",
+        "balloon",
+    );
+    let ram = u64::from(s.memory_mib) << 20;
+    let target = ram / 2;
+    let pages = (ram - target) / BALLOON_PAGE;
+    assert_eq!(pages, 16384, "64 MiB of the default 128 MiB");
+    let balloon = format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#);
+    assert_eq!(
+        balloon,
+        r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#
+    );
+    let s = s
+        .append(format!("only=virtio.config-change balloon-pages={pages}"))
+        .qmp_on_line(CONFIG_CHANGE_READY, &balloon);
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.qmp_commands_done,
+        "the balloon command sent on the ready line and accepted",
+    );
+    check(
+        &o,
+        o.tap
+            .result("virtio.config-change")
+            .is_some_and(|r| r.ok && !r.is_skip()),
+        "`ok N - virtio.config-change` (not skipped)",
     );
 }
 

@@ -27,6 +27,22 @@
 //! );
 //! ```
 //!
+//! QMP commands sent the first time a console line appears (once each;
+//! an error, no reply or a line that never comes fails the run):
+//!
+//! ```
+//! use qemu_runner::Scenario;
+//!
+//! let s = Scenario::new("balloon")
+//!     .virtio_ccw("virtio-balloon-ccw", "fe.0.0001", "balloon")
+//!     .qmp_on_line(
+//!         "# zvtest: config-change ready",
+//!         r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#,
+//!     );
+//! assert_eq!(s.validate(), Ok(()));
+//! assert_eq!(s.line_commands[0].execute(), Ok("balloon".into()));
+//! ```
+//!
 //! The firmware is told QEMU's version (`qemu-version=`, detected from
 //! `<qemu> --version` when the scenario runs, or claimed), and the diag288
 //! watchdog it has; `ZVTEST_QEMU` and `ZVTEST_QEMU_DATA` (`-L`) pick
@@ -58,8 +74,8 @@ pub mod version;
 pub use qmp::QmpEvent;
 pub use run::{run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
-    BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, Scenario, VersionWord,
-    MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
+    BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, LineCommand, Scenario,
+    VersionWord, MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
 pub use verdict::{judge, Exit, Verdict};

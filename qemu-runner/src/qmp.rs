@@ -1,17 +1,20 @@
-//! QMP, QEMU's monitor protocol, for hot plug and events: the few commands
-//! we send, a tolerant reader for what comes back, and the job that
-//! performs a scenario's hot-plug steps once the firmware says it is ready
-//! and, when asked, records QEMU's events until it ends.
+//! QMP, QEMU's monitor protocol, for hot plug, commands on console lines and
+//! events: the few commands we build, a tolerant reader for what comes
+//! back, and the job that performs a scenario's hot-plug steps once the
+//! firmware says it is ready, sends its other commands when their console
+//! lines appear, and, when asked, records QEMU's events until it ends.
 //!
 //! QEMU listens on a private Unix socket (`-qmp unix:PATH,server=on,wait=off`).
-//! The runner connects while the guest boots, does the `qmp_capabilities`
-//! handshake, waits until the console shows [`READY_LINE`], then sends
-//! `device_add` / `device_del` in order (after each `device_del` it waits for
-//! the `DEVICE_DELETED` event of that device) and sends nothing more. Every
-//! QMP error and every timeout becomes one failure reason.
+//! The runner connects while the guest boots and does the `qmp_capabilities`
+//! handshake. The console thread tells the job the first appearance of
+//! each line it waits for. On [`READY_LINE`] the job sends `device_add` /
+//! `device_del` in order (after each `device_del` it waits for the
+//! `DEVICE_DELETED` event of that device); on the line of a
+//! [`LineCommand`] it sends that command, once. Every QMP error and every
+//! timeout becomes one failure reason; so does a line that never appears.
 
 use crate::json::{self, Value};
-use crate::scenario::HotplugStep;
+use crate::scenario::{HotplugStep, LineCommand};
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::DirBuilderExt;
@@ -27,7 +30,8 @@ use std::time::{Duration, Instant};
 pub const READY_LINE: &str = "# zvtest: hotplug ready";
 /// Prefix of the QMP traffic in the console log.
 pub const LOG_PREFIX: &str = "[qmp] ";
-/// For connecting, for each reply, and for each `DEVICE_DELETED` event.
+/// For connecting, for each reply, and for each `DEVICE_DELETED` event
+/// (replies and events: unless [`Client::timeout`] says otherwise).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// QMP lines longer than this are cut (QEMU's are a few hundred bytes).
 const MAX_LINE: usize = 1 << 20;
@@ -148,6 +152,8 @@ pub struct Client<L: FnMut(String)> {
     events: Vec<Message>,
     /// Every event read, with when it was read.
     seen: Vec<(Instant, String, Value)>,
+    /// How long a reply or a `DEVICE_DELETED` event may take.
+    timeout: Duration,
     log: L,
 }
 
@@ -168,6 +174,7 @@ impl<L: FnMut(String)> Client<L> {
                         buf: Vec::new(),
                         events: Vec::new(),
                         seen: Vec::new(),
+                        timeout: TIMEOUT,
                         log,
                     })
                 }
@@ -189,6 +196,13 @@ impl<L: FnMut(String)> Client<L> {
         }
     }
 
+    /// How long each reply and `DEVICE_DELETED` event may take (default
+    /// [`TIMEOUT`]).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     fn send(&mut self, line: &str) -> io::Result<()> {
         (self.log)(format!("-> {line}"));
         self.stream.write_all(format!("{line}\n").as_bytes())?;
@@ -199,7 +213,7 @@ impl<L: FnMut(String)> Client<L> {
     /// socket error (as text for the verdict).
     fn next(&mut self, deadline: Instant) -> Result<Message, String> {
         self.read_message(deadline)?
-            .ok_or_else(|| format!("no answer within {} s", TIMEOUT.as_secs()))
+            .ok_or_else(|| format!("no answer within {} s", self.timeout.as_secs_f64()))
     }
 
     /// Events QEMU sent so far, in order, with when each was read.
@@ -259,7 +273,7 @@ impl<L: FnMut(String)> Client<L> {
 
     /// Reads the greeting and negotiates command mode.
     pub fn handshake(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         loop {
             match self.next(deadline) {
                 Ok(Message::Greeting) => break,
@@ -273,7 +287,7 @@ impl<L: FnMut(String)> Client<L> {
     /// Sends one command and waits for its reply. `what` names it in the
     /// error, e.g. `device_add rng1`.
     pub fn execute(&mut self, what: &str, line: &str) -> Result<(), String> {
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         self.send(line).map_err(|e| format!("QMP {what}: {e}"))?;
         loop {
             match self.next(deadline) {
@@ -302,7 +316,7 @@ impl<L: FnMut(String)> Client<L> {
             self.events.remove(i);
             return Ok(Deleted::Seen);
         }
-        let deadline = Instant::now() + TIMEOUT;
+        let deadline = Instant::now() + self.timeout;
         loop {
             match self.next(deadline) {
                 Ok(m) if is_it(&m) => return Ok(Deleted::Seen),
@@ -382,11 +396,13 @@ impl Drop for SocketDir {
 
 /// What the QMP thread hands back.
 #[derive(Debug, Default)]
-pub(crate) struct HotplugReport {
+pub(crate) struct Report {
     /// Failure reasons for the verdict.
     pub errors: Vec<String>,
-    /// Every step was sent and answered without error.
+    /// Every hot-plug step was sent and answered without error.
     pub done: bool,
+    /// Every line command was sent on its line and answered without error.
+    pub commands_done: bool,
     /// Every event QEMU sent while we were connected.
     pub events: Vec<QmpEvent>,
 }
@@ -394,28 +410,52 @@ pub(crate) struct HotplugReport {
 /// What the QMP thread does besides connecting.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    /// Hot-plug steps, performed once `ready` fires.
+    /// Hot-plug steps, performed once [`READY_LINE`] comes.
     pub steps: Vec<HotplugStep>,
-    /// After the steps (if any), keep reading QEMU's events until it ends.
+    /// Commands, each sent once its line comes.
+    pub commands: Vec<LineCommand>,
+    /// After the steps and commands (if any), keep reading QEMU's events
+    /// until it ends.
     pub watch: bool,
     /// QEMU's start, for [`QmpEvent::after`].
     pub start: Instant,
+    /// How long each reply and `DEVICE_DELETED` event may take.
+    pub timeout: Duration,
 }
 
-/// Starts the QMP job: connect and handshake at once; with steps, wait for
-/// `ready`, then the steps; when watching, then read events until QEMU
-/// closes the connection. `ended` is set (and `ready`'s sender dropped)
-/// when QEMU is gone; `log` receives the QMP traffic.
+impl Job {
+    /// The console lines the job waits for, each once: [`READY_LINE`] for
+    /// hot-plug steps, then the lines of the commands (trimmed).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        if !self.steps.is_empty() {
+            lines.push(READY_LINE.into());
+        }
+        for c in &self.commands {
+            let line = c.line.trim();
+            if !lines.iter().any(|l| l == line) {
+                lines.push(line.into());
+            }
+        }
+        lines
+    }
+}
+
+/// Starts the QMP job: connect and handshake at once; then, for each line
+/// from `lines` (the first appearance of one of [`Job::lines`], trimmed),
+/// the hot-plug steps and commands it triggers; when watching, then read
+/// events until QEMU closes the connection. `ended` is set (and `lines`'
+/// sender dropped) when QEMU is gone; `log` receives the QMP traffic.
 pub(crate) fn spawn(
     socket: PathBuf,
     job: Job,
-    ready: Receiver<()>,
+    lines: Receiver<String>,
     ended: Arc<AtomicBool>,
     log: Sender<String>,
-) -> io::Result<thread::JoinHandle<HotplugReport>> {
+) -> io::Result<thread::JoinHandle<Report>> {
     thread::Builder::new()
         .name("qmp".into())
-        .spawn(move || perform(&socket, &job, &ready, &ended, log))
+        .spawn(move || perform(&socket, &job, &lines, &ended, log))
 }
 
 /// How long one read waits while only events are awaited.
@@ -424,19 +464,19 @@ const LISTEN_POLL: Duration = Duration::from_millis(100);
 fn perform(
     socket: &Path,
     job: &Job,
-    ready: &Receiver<()>,
+    lines: &Receiver<String>,
     ended: &AtomicBool,
     log: Sender<String>,
-) -> HotplugReport {
-    let mut report = HotplugReport::default();
+) -> Report {
+    let mut report = Report::default();
     let sink = move |line: String| {
         let _ = log.send(line);
     };
     let give_up = || ended.load(Ordering::Relaxed);
     // Watching only: QEMU may be done before we are connected; then there
     // were no events to see, and that is for the caller to judge.
-    let watch_only = job.steps.is_empty();
-    let mut client = match Client::connect(socket, Instant::now() + TIMEOUT, give_up, sink) {
+    let watch_only = job.steps.is_empty() && job.commands.is_empty();
+    let client = match Client::connect(socket, Instant::now() + TIMEOUT, give_up, sink) {
         Ok(c) => c,
         Err(e) => {
             if !(watch_only && give_up()) {
@@ -445,14 +485,15 @@ fn perform(
             return report;
         }
     };
+    let mut client = client.timeout(job.timeout);
     if let Err(e) = client.handshake() {
         if !(watch_only && give_up() && e.contains(CLOSED)) {
             report.errors.push(e);
         }
         return report;
     }
-    if !job.steps.is_empty() {
-        report.done = perform_steps(&mut client, &job.steps, ready, &mut report.errors);
+    if !watch_only {
+        perform_on_lines(&mut client, job, lines, &mut report);
     }
     if job.watch {
         listen(&mut client, ended, &mut report.errors);
@@ -487,28 +528,80 @@ fn listen<L: FnMut(String)>(client: &mut Client<L>, ended: &AtomicBool, errors: 
     }
 }
 
-/// Waits for `ready`, then performs the steps; true if all went well.
-fn perform_steps<L: FnMut(String)>(
+/// After this error the connection is of no more use: nothing more is sent.
+fn is_dead(error: &str) -> bool {
+    error.contains(CLOSED) || error.contains("no answer") || error.contains("QEMU ended")
+}
+
+/// Performs the hot-plug steps on [`READY_LINE`] and each command on its
+/// line, as `lines` brings them, until all are done or QEMU is gone; sets
+/// `report.done` and `report.commands_done`.
+fn perform_on_lines<L: FnMut(String)>(
     client: &mut Client<L>,
-    steps: &[HotplugStep],
-    ready: &Receiver<()>,
-    errors: &mut Vec<String>,
-) -> bool {
-    // Until the firmware is ready, or QEMU is gone.
-    loop {
-        match ready.recv_timeout(Duration::from_millis(50)) {
-            Ok(()) => break,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                errors.push(format!(
-                    "hot plug not performed: the console never showed '{READY_LINE}' \
-                     ({} left undone)",
-                    steps_text(steps.len())
-                ));
-                return false;
+    job: &Job,
+    lines: &Receiver<String>,
+    report: &mut Report,
+) {
+    let mut steps_pending = !job.steps.is_empty();
+    let mut pending = vec![true; job.commands.len()];
+    let mut commands_failed = false;
+    let mut dead = false;
+    while !dead && (steps_pending || pending.contains(&true)) {
+        let line = match lines.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => continue,
+            // QEMU is gone: what is still pending never came.
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if steps_pending && line == READY_LINE {
+            steps_pending = false;
+            report.done = perform_steps(client, &job.steps, &mut report.errors);
+            dead = report.errors.last().is_some_and(|e| is_dead(e));
+        }
+        for (c, pending) in job.commands.iter().zip(pending.iter_mut()) {
+            if dead || !*pending || c.line.trim() != line {
+                continue;
+            }
+            *pending = false;
+            if let Err(e) = client.execute(&c.describe(), &c.wire()) {
+                commands_failed = true;
+                dead = is_dead(&e);
+                report.errors.push(e);
             }
         }
     }
+    if steps_pending {
+        let why = if dead {
+            "the QMP connection failed first".to_string()
+        } else {
+            format!("the console never showed '{READY_LINE}'")
+        };
+        report.errors.push(format!(
+            "hot plug not performed: {why} ({} left undone)",
+            steps_text(job.steps.len())
+        ));
+    }
+    for (c, _) in job.commands.iter().zip(&pending).filter(|(_, p)| **p) {
+        commands_failed = true;
+        report.errors.push(if dead {
+            format!("QMP {} not sent: the QMP connection failed first", c.wire())
+        } else {
+            format!(
+                "QMP {} not sent: the console never showed '{}'",
+                c.wire(),
+                c.line.trim()
+            )
+        });
+    }
+    report.commands_done = !job.commands.is_empty() && !commands_failed;
+}
+
+/// Performs the steps; true if all went well.
+fn perform_steps<L: FnMut(String)>(
+    client: &mut Client<L>,
+    steps: &[HotplugStep],
+    errors: &mut Vec<String>,
+) -> bool {
     let mut failed = false;
     for (i, step) in steps.iter().enumerate() {
         let result = match step {
@@ -541,7 +634,7 @@ fn perform_steps<L: FnMut(String)>(
         if let Err(e) = result {
             failed = true;
             // After a dead connection the rest cannot be sent either.
-            let dead = e.contains(CLOSED) || e.contains("no answer") || e.contains("QEMU ended");
+            let dead = is_dead(&e);
             errors.push(e);
             if dead {
                 break;
@@ -699,18 +792,20 @@ mod tests {
         test: &str,
         replies: Vec<&'static str>,
         steps: Vec<HotplugStep>,
-    ) -> (HotplugReport, Vec<String>, Vec<String>) {
+    ) -> (Report, Vec<String>, Vec<String>) {
         let sock = socket(test);
         let path = sock.path.clone();
         let server = fake_server(UnixListener::bind(&path).unwrap(), replies);
         let (ready_tx, ready_rx) = mpsc::channel();
         let (log_tx, log_rx) = mpsc::channel();
-        ready_tx.send(()).unwrap();
+        ready_tx.send(READY_LINE.to_string()).unwrap();
         let ended = Arc::new(AtomicBool::new(false));
         let job = Job {
             steps,
+            commands: Vec::new(),
             watch: false,
             start: Instant::now(),
+            timeout: TIMEOUT,
         };
         let report = spawn(path, job, ready_rx, ended, log_tx)
             .unwrap()
@@ -847,6 +942,167 @@ mod tests {
         );
     }
 
+    /// Runs a job of `steps` and `commands` (line, JSON) against a fake
+    /// server; the console shows `lines` and then QEMU ends.
+    fn run_job(
+        test: &str,
+        replies: Vec<&'static str>,
+        steps: Vec<HotplugStep>,
+        commands: &[(&str, &str)],
+        lines: &[&str],
+        timeout: Duration,
+    ) -> (Report, Vec<String>) {
+        let sock = socket(test);
+        let path = sock.path.clone();
+        let server = fake_server(UnixListener::bind(&path).unwrap(), replies);
+        let (lines_tx, lines_rx) = mpsc::channel();
+        let (log_tx, _log_rx) = mpsc::channel();
+        let commands: Vec<LineCommand> = commands
+            .iter()
+            .map(|(line, command)| LineCommand {
+                line: line.to_string(),
+                command: command.to_string(),
+            })
+            .collect();
+        let job = Job {
+            steps,
+            commands,
+            watch: false,
+            start: Instant::now(),
+            timeout,
+        };
+        for l in lines {
+            lines_tx.send(l.to_string()).unwrap();
+        }
+        drop(lines_tx);
+        let report = spawn(path, job, lines_rx, Arc::new(AtomicBool::new(true)), log_tx)
+            .unwrap()
+            .join()
+            .unwrap();
+        let got = server.join().unwrap();
+        drop(sock);
+        (report, got)
+    }
+
+    const QUERY: &str = r#"{"execute": "query-status"}"#;
+    const BALLOON: &str = r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#;
+    const STOP: &str = r#"{"execute": "stop"}"#;
+
+    #[test]
+    fn line_commands_run_once_in_the_order_their_lines_come() {
+        let (report, got) = run_job(
+            "lines",
+            vec![
+                "{\"return\": {}}\n",
+                "{\"return\": {}}\n",
+                "{\"event\": \"RESUME\"}\n{\"return\": {\"running\": true}}\n",
+                "{\"return\": {}, \"id\": 1}\n",
+            ],
+            Vec::new(),
+            &[("# one", QUERY), ("# two", BALLOON), ("# one", STOP)],
+            // A line seen twice triggers nothing more.
+            &["# two", "# other", "# one", "# two", "# one"],
+            TIMEOUT,
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.commands_done);
+        assert!(!report.done, "no hot-plug steps");
+        assert_eq!(got, [&qmp_capabilities(), BALLOON, QUERY, STOP]);
+        let names: Vec<&str> = report.events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["RESUME"]);
+    }
+
+    #[test]
+    fn line_command_errors_and_missing_lines_name_the_command() {
+        let (report, got) = run_job(
+            "line-errors",
+            vec![
+                "{\"return\": {}}\n",
+                "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"No balloon device has been activated\"}}\n",
+            ],
+            Vec::new(),
+            &[("# ready", BALLOON), ("# never", STOP)],
+            &["# ready"],
+            TIMEOUT,
+        );
+        assert_eq!(
+            report.errors,
+            [
+                format!("QMP {BALLOON} on '# ready': No balloon device has been activated"),
+                format!("QMP {STOP} not sent: the console never showed '# never'"),
+            ]
+        );
+        assert!(!report.commands_done);
+        assert_eq!(got, [&qmp_capabilities(), BALLOON]);
+    }
+
+    #[test]
+    fn a_missing_reply_times_out_and_nothing_more_is_sent() {
+        let t = Instant::now();
+        let (report, got) = run_job(
+            "line-timeout",
+            // Nothing for balloon; the server then waits for a line that never comes.
+            vec!["{\"return\": {}}\n", "", ""],
+            vec![HotplugStep::Remove { id: "a".into() }],
+            &[("# ready", BALLOON), ("# ready", STOP)],
+            &["# ready", READY_LINE],
+            Duration::from_millis(200),
+        );
+        assert_eq!(
+            report.errors,
+            [
+                format!("QMP {BALLOON} on '# ready': no answer within 0.2 s"),
+                "hot plug not performed: the QMP connection failed first (1 step left undone)"
+                    .to_string(),
+                format!("QMP {STOP} not sent: the QMP connection failed first"),
+            ]
+        );
+        assert!(!report.commands_done && !report.done);
+        assert_eq!(got, [&qmp_capabilities(), BALLOON]);
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn hotplug_steps_come_before_commands_on_the_ready_line() {
+        let (report, got) = run_job(
+            "ready-both",
+            vec![
+                "{\"return\": {}}\n",
+                "{\"return\": {}}\n",
+                "{\"return\": {}}\n",
+            ],
+            vec![HotplugStep::Add(rng("fe.0.0007"))],
+            &[(READY_LINE, STOP)],
+            &[READY_LINE],
+            TIMEOUT,
+        );
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(report.done && report.commands_done);
+        assert_eq!(got.len(), 3);
+        assert!(got[1].contains("device_add"), "{got:?}");
+        assert_eq!(got[2], STOP);
+    }
+
+    #[test]
+    fn job_lines_are_distinct_and_trimmed() {
+        let cmd = |line: &str| LineCommand {
+            line: line.into(),
+            command: STOP.into(),
+        };
+        let mut job = Job {
+            steps: Vec::new(),
+            commands: vec![cmd(" # a "), cmd(READY_LINE), cmd("# a"), cmd("# b")],
+            watch: false,
+            start: Instant::now(),
+            timeout: TIMEOUT,
+        };
+        assert_eq!(job.lines(), ["# a", READY_LINE, "# b"]);
+        job.commands.clear();
+        assert!(job.lines().is_empty());
+        job.steps.push(HotplugStep::Remove { id: "a".into() });
+        assert_eq!(job.lines(), [READY_LINE]);
+    }
+
     #[test]
     fn watching_records_events_until_qemu_closes() {
         let sock = socket("watch");
@@ -859,13 +1115,15 @@ mod tests {
                 "{\"event\": \"RESET\", \"timestamp\": {\"seconds\": 5}}\r\n",
             )],
         );
-        let (_ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (_ready_tx, ready_rx) = mpsc::channel::<String>();
         let (log_tx, _log_rx) = mpsc::channel();
         let start = Instant::now();
         let job = Job {
             steps: Vec::new(),
+            commands: Vec::new(),
             watch: true,
             start,
+            timeout: TIMEOUT,
         };
         let report = spawn(
             path,
@@ -894,15 +1152,17 @@ mod tests {
             UnixListener::bind(&path).unwrap(),
             vec!["{\"return\": {}}\n"],
         );
-        let (ready_tx, ready_rx) = mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<String>();
         let (log_tx, _log_rx) = mpsc::channel();
         let ended = Arc::new(AtomicBool::new(false));
         let job = spawn(
             path,
             Job {
                 steps: vec![HotplugStep::Remove { id: "a".into() }],
+                commands: Vec::new(),
                 watch: false,
                 start: Instant::now(),
+                timeout: TIMEOUT,
             },
             ready_rx,
             Arc::clone(&ended),

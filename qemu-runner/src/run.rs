@@ -64,11 +64,16 @@ pub struct Outcome {
     /// For a scenario with hot-plug steps: every step was performed over
     /// QMP without an error (failures are among the verdict's reasons).
     pub hotplug_done: bool,
+    /// For a scenario with QMP commands on console lines
+    /// ([`Scenario::qmp_on_line`]): every one was sent on its line and
+    /// answered without an error (failures are among the verdict's reasons).
+    pub qmp_commands_done: bool,
     /// The version `qemu-version=` told the firmware (detected or
     /// claimed), if any.
     pub qemu_version: Option<QemuVersion>,
     /// QEMU's QMP events, for a scenario that watches them
-    /// ([`Scenario::qmp_events`]) or hot-plugs; e.g. `WATCHDOG`.
+    /// ([`Scenario::qmp_events`]), hot-plugs or sends commands on console
+    /// lines (those until the last command); e.g. `WATCHDOG`.
     pub qmp_events: Vec<QmpEvent>,
     pub log_path: PathBuf,
     pub tap: TapReport,
@@ -218,16 +223,18 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     })?;
 
     let mut args = scenario.qemu_args(kernel);
-    // Hot plug and events: QEMU serves QMP on a private socket; we connect
-    // as it boots.
-    let qmp_dir = if scenario.hotplug.is_empty() && !scenario.qmp_events {
-        None
-    } else {
-        let dir = SocketDir::new()?;
-        args.push("-qmp".into());
-        args.push(dir.qemu_arg().into());
-        Some(dir)
-    };
+    // Hot plug, commands on console lines and events: QEMU serves QMP on a
+    // private socket; we connect as it boots.
+    let qmp_dir =
+        if scenario.hotplug.is_empty() && scenario.line_commands.is_empty() && !scenario.qmp_events
+        {
+            None
+        } else {
+            let dir = SocketDir::new()?;
+            args.push("-qmp".into());
+            args.push(dir.qemu_arg().into());
+            Some(dir)
+        };
     let mut command = vec![scenario.qemu.to_string_lossy().into_owned()];
     command.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
 
@@ -260,26 +267,30 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         parser: TapParser::new(),
         start,
         time_to_tap: None,
-        ready: None,
+        triggers: Vec::new(),
+        triggered: None,
         qmp_log: None,
     };
     let ended = Arc::new(AtomicBool::new(false));
     let job = match &qmp_dir {
         None => None,
         Some(dir) => {
-            let (ready_tx, ready_rx) = mpsc::channel();
+            let (lines_tx, lines_rx) = mpsc::channel();
             let (log_tx, log_rx) = mpsc::channel();
-            console.ready = Some(ready_tx);
-            console.qmp_log = Some(log_rx);
             let job = qmp::Job {
                 steps: scenario.hotplug.clone(),
+                commands: scenario.line_commands.clone(),
                 watch: scenario.qmp_events,
                 start,
+                timeout: qmp::TIMEOUT,
             };
+            console.triggers = job.lines();
+            console.triggered = Some(lines_tx);
+            console.qmp_log = Some(log_rx);
             Some(qmp::spawn(
                 dir.path.clone(),
                 job,
-                ready_rx,
+                lines_rx,
                 Arc::clone(&ended),
                 log_tx,
             )?)
@@ -287,12 +298,12 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     };
     let (status, timed_out) = supervise(&mut child.0, &rx, &mut console, start + scenario.timeout)?;
     let duration = start.elapsed();
-    // QEMU is gone: a job still waiting for the ready line stops now, one
-    // in the middle of a step sees the socket close.
+    // QEMU is gone: a job still waiting for a console line stops now, one
+    // in the middle of a step or command sees the socket close.
     ended.store(true, Ordering::Relaxed);
-    console.ready = None;
-    let hotplug = job.map(|j| {
-        j.join().unwrap_or_else(|_| qmp::HotplugReport {
+    console.triggered = None;
+    let report = job.map(|j| {
+        j.join().unwrap_or_else(|_| qmp::Report {
             errors: vec!["the QMP thread panicked".into()],
             ..Default::default()
         })
@@ -311,10 +322,12 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     let tap = console.parser.finish();
     let mut verdict = judge(&exit, &tap);
     let mut hotplug_done = false;
+    let mut qmp_commands_done = false;
     let mut qmp_events = Vec::new();
-    if let Some(report) = hotplug {
+    if let Some(report) = report {
         verdict.reasons.extend(report.errors);
         hotplug_done = report.done && !scenario.hotplug.is_empty();
+        qmp_commands_done = report.commands_done;
         qmp_events = report.events;
     }
     if scenario.diag288 == Some(Diag288::Expire) {
@@ -327,6 +340,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         duration,
         time_to_tap: console.time_to_tap,
         hotplug_done,
+        qmp_commands_done,
         qemu_version: scenario.claimed_qemu_version(),
         qmp_events,
         log_path,
@@ -406,8 +420,10 @@ struct Console {
     parser: TapParser,
     start: Instant,
     time_to_tap: Option<Duration>,
-    /// Told (once) when the firmware prints the hot-plug ready line.
-    ready: Option<Sender<()>>,
+    /// Console lines the QMP job waits for, not seen yet.
+    triggers: Vec<String>,
+    /// Told the first appearance of each of `triggers` (trimmed).
+    triggered: Option<Sender<String>>,
     /// The QMP traffic, for the log.
     qmp_log: Option<Receiver<String>>,
 }
@@ -419,10 +435,12 @@ impl Console {
                 if self.time_to_tap.is_none() && line.trim().starts_with("TAP version") {
                     self.time_to_tap = Some(at.duration_since(self.start));
                 }
-                if line.trim() == qmp::READY_LINE {
-                    if let Some(ready) = self.ready.take() {
+                let trimmed = line.trim();
+                if let Some(i) = self.triggers.iter().position(|t| t == trimmed) {
+                    let seen = self.triggers.remove(i);
+                    if let Some(tx) = &self.triggered {
                         // The job may have failed already; its reasons say why.
-                        let _ = ready.send(());
+                        let _ = tx.send(seen);
                     }
                 }
                 if self.echo {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::json::{self, Value};
 use crate::version::{self, QemuVersion};
 
 /// Overrides the QEMU binary for every scenario (e.g. a QEMU 10 build).
@@ -45,6 +46,8 @@ pub struct Scenario {
     pub expected_devices: Option<Vec<ExpectedDevice>>,
     /// Hot plug and unplug over QMP once the firmware is ready.
     pub hotplug: Vec<HotplugStep>,
+    /// QMP commands sent when console lines appear ([`Scenario::qmp_on_line`]).
+    pub line_commands: Vec<LineCommand>,
     /// A synthetic legacy s390-virtio device page loaded into guest memory.
     pub legacy_page: Option<LegacyPage>,
     /// What `qemu-version=` tells the firmware: by default the version
@@ -292,6 +295,47 @@ pub enum HotplugStep {
     Remove { id: String },
 }
 
+/// A QMP command sent, once, the first time a console line appears
+/// ([`Scenario::qmp_on_line`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineCommand {
+    /// The console line, compared with each console line with surrounding
+    /// whitespace trimmed from both.
+    pub line: String,
+    /// One QMP command as JSON text, `{"execute": NAME, ...}`.
+    pub command: String,
+}
+
+impl LineCommand {
+    /// The command's `execute` member; the error says what is wrong with
+    /// the command or the line.
+    pub fn execute(&self) -> Result<String, String> {
+        if self.line.trim().is_empty() {
+            return Err(format!("QMP command {}: empty console line", self.command));
+        }
+        let v = json::parse(&self.command)
+            .map_err(|e| format!("QMP command {}: not JSON: {e}", self.command))?;
+        match v.get("execute").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => Ok(name.to_string()),
+            _ => Err(format!(
+                "QMP command {}: not an object with an \"execute\" string",
+                self.command
+            )),
+        }
+    }
+
+    /// The command as sent: on one line (valid JSON has no line breaks
+    /// inside its strings, so this changes only whitespace).
+    pub fn wire(&self) -> String {
+        self.command.trim().replace(['\n', '\r'], " ")
+    }
+
+    /// How failure reasons name it: `{"execute": ...} on '<line>'`.
+    pub fn describe(&self) -> String {
+        format!("{} on '{}'", self.wire(), self.line.trim())
+    }
+}
+
 /// A legacy s390-virtio device page in a file, loaded raw at `addr`, and
 /// the devices the firmware should find on it (`name`, `num_vq`), in page order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +373,7 @@ impl Scenario {
             ccw_devices: Vec::new(),
             expected_devices: None,
             hotplug: Vec::new(),
+            line_commands: Vec::new(),
             legacy_page: None,
             qemu_version: VersionWord::Detect,
             data_dir: env(QEMU_DATA_ENV).map(PathBuf::from),
@@ -538,6 +583,26 @@ impl Scenario {
         self
     }
 
+    /// Sends `command_json` (one QMP command, `{"execute": ...}`) over QMP
+    /// the first time the console shows `line` (compared without
+    /// surrounding whitespace); later appearances send nothing. Commands
+    /// run in the order their lines appear, those of one line in the order
+    /// added (after the hot-plug steps when `line` is
+    /// [`crate::qmp::READY_LINE`]). A command that QEMU answers with an
+    /// error, or does not answer within [`crate::qmp::TIMEOUT`], and one
+    /// whose line never appears, fails the run with a reason naming it.
+    /// Malformed JSON is reported by [`Scenario::validate`].
+    ///
+    /// `.qmp_on_line("# zvtest: config-change ready",
+    /// r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#)`
+    pub fn qmp_on_line(mut self, line: &str, command_json: &str) -> Self {
+        self.line_commands.push(LineCommand {
+            line: line.trim().to_string(),
+            command: command_json.to_string(),
+        });
+        self
+    }
+
     /// Loads `file` (a legacy s390-virtio device page) raw at guest address
     /// `addr` and tells the firmware `ram-end=<addr>` and
     /// `legacy-devices=<name:num_vq,...>` (or `none`).
@@ -684,6 +749,10 @@ impl Scenario {
         }
         self.hotplug_changes()
             .map_err(|e| format!("scenario {}: {e}", self.name))?;
+        for c in &self.line_commands {
+            c.execute()
+                .map_err(|e| format!("scenario {}: {e}", self.name))?;
+        }
         if let Some(page) = &self.legacy_page {
             if page.file.to_string_lossy().contains(',') {
                 return Err(format!(
@@ -1172,6 +1241,53 @@ mod tests {
             !args.contains(&"-qmp"),
             "the runner adds -qmp, not the scenario"
         );
+    }
+
+    #[test]
+    fn qmp_commands_on_lines() {
+        let balloon = r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#;
+        let s = Scenario::new("qmp")
+            .qmp_on_line("  # zvtest: config-change ready\n", balloon)
+            .qmp_on_line("# later", "{\"execute\":\n  \"stop\"}\r\n");
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.line_commands[0].line, "# zvtest: config-change ready");
+        assert_eq!(s.line_commands[0].execute(), Ok("balloon".into()));
+        assert_eq!(s.line_commands[0].wire(), balloon);
+        assert_eq!(
+            s.line_commands[0].describe(),
+            format!("{balloon} on '# zvtest: config-change ready'")
+        );
+        // Sent on one line.
+        assert_eq!(s.line_commands[1].wire(), "{\"execute\":   \"stop\"}");
+        assert_eq!(s.line_commands[1].execute(), Ok("stop".into()));
+        // Nothing on the firmware's command line or QEMU's (the runner adds -qmp).
+        assert_eq!(s.command_line(), "expect-mem=128M");
+        assert!(!strings(&s.qemu_args(Path::new("k"))).contains(&"-qmp"));
+    }
+
+    #[test]
+    fn qmp_command_mistakes() {
+        let err = |line: &str, cmd: &str| {
+            Scenario::new("x")
+                .qmp_on_line(line, cmd)
+                .validate()
+                .unwrap_err()
+        };
+        let e = err("# ready", "{\"execute\": \"balloon\"");
+        assert!(e.starts_with("scenario x: QMP command {"), "{e}");
+        assert!(e.contains("not JSON"), "{e}");
+        for cmd in [
+            "[]",
+            "{}",
+            "{\"execute\": 5}",
+            "{\"execute\": \"\"}",
+            "\"balloon\"",
+        ] {
+            let e = err("# ready", cmd);
+            assert!(e.contains("\"execute\" string"), "{cmd}: {e}");
+        }
+        let e = err("  ", "{\"execute\": \"stop\"}");
+        assert!(e.contains("empty console line"), "{e}");
     }
 
     #[test]

@@ -275,11 +275,21 @@ fn binary_default_log_sits_next_to_the_kernel() {
     assert!(fs::read_to_string(log).unwrap().contains("TAP version 14"));
 }
 
-/// "QEMU" for hot plug: writes its QMP socket path to `qmp-path`, waits for
-/// the test to listen there (file `listening`), prints TAP with (or
-/// without) the ready line, then waits for the test to finish its QMP
-/// script (file `done`) before the rest.
+/// "QEMU" for hot plug: [`qmp_script`] with (or without) the ready line.
 fn hotplug_script(test: &str, ready: bool) -> String {
+    let lines: &[&str] = if ready {
+        &["# zvtest: hotplug ready"]
+    } else {
+        &[]
+    };
+    qmp_script(test, lines)
+}
+
+/// "QEMU" for QMP: writes its QMP socket path to `qmp-path`, waits for
+/// the test to listen there (file `listening`), prints TAP with `lines`
+/// in it, then, if there were any, waits for the test to finish its QMP
+/// script (file `done`) before the rest.
+fn qmp_script(test: &str, lines: &[&str]) -> String {
     let d = dir(test);
     for f in ["qmp-path", "listening", "done"] {
         let _ = fs::remove_file(d.join(f));
@@ -288,14 +298,21 @@ fn hotplug_script(test: &str, ready: bool) -> String {
     let wait = |f: &str| {
         format!("i=0; while [ ! -f {d}/{f} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
     };
+    let echo: String = lines
+        .iter()
+        .map(|l| format!("printf '%s\\n' '{}'\n", l.replace('\'', "'\\''")))
+        .collect();
     format!(
         "for a in \"$@\"; do case \"$a\" in unix:*) p=\"${{a#unix:}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path;; esac; done\n\
          {}\n\
-         echo 'TAP version 14'\necho '1..1'\n{}\n{}\n\
+         echo 'TAP version 14'\necho '1..1'\n{echo}{}\n\
          echo 'ok 1 - css.hotplug'\necho '1 passed, 0 failed, 0 skipped'",
         wait("listening"),
-        if ready { "echo '# zvtest: hotplug ready'" } else { "" },
-        if ready { wait("done") } else { String::new() },
+        if lines.is_empty() {
+            String::new()
+        } else {
+            wait("done")
+        },
     )
 }
 
@@ -430,6 +447,83 @@ fn hotplug_without_the_ready_line_fails() {
         "{:?}",
         o.verdict.reasons
     );
+}
+
+const READY: &str = "# zvtest: config-change ready";
+const BALLOON: &str = r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#;
+const STOP: &str = r#"{"execute": "stop"}"#;
+
+fn line_command_scenario(name: &str) -> Scenario {
+    Scenario::new(name)
+        .qmp_on_line(READY, BALLOON)
+        .qmp_on_line("# zvtest: later", STOP)
+        .timeout(Duration::from_secs(20))
+}
+
+#[test]
+fn qmp_commands_run_once_on_their_lines() {
+    // The ready line twice: the balloon command goes once.
+    let script = qmp_script("qmp-lines", &[READY, READY, "# zvtest: later  "]);
+    let server = qmp_server(
+        "qmp-lines",
+        vec![
+            "{\"return\": {}}\r\n",
+            "{\"return\": {}}\r\n",
+            "{\"return\": {}}\r\n",
+        ],
+    );
+    let o = boot("qmp-lines", &script, line_command_scenario("qmp-lines"));
+    let got = server.join().unwrap();
+    assert!(o.passed(), "{}", o.failure_report());
+    assert!(o.qmp_commands_done);
+    assert!(!o.hotplug_done);
+    assert_eq!(got, [r#"{"execute": "qmp_capabilities"}"#, BALLOON, STOP]);
+    assert!(o.command.iter().any(|a| a == "-qmp"));
+    // No word on the firmware's command line.
+    assert_eq!(append_of(&o), "expect-mem=128M qemu-version=7.2");
+    // The command follows its line in the console log.
+    let console = o.console();
+    let line = console.find(READY).expect("ready line");
+    let sent = console
+        .find(&format!("[qmp] -> {BALLOON}"))
+        .unwrap_or_else(|| panic!("{console}"));
+    assert!(line < sent, "{console}");
+}
+
+#[test]
+fn qmp_command_errors_and_missing_lines_fail_the_run() {
+    let script = qmp_script("qmp-lines-err", &[READY]);
+    let server = qmp_server(
+        "qmp-lines-err",
+        vec![
+            "{\"return\": {}}\n",
+            "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"No balloon device has been activated\"}}\n",
+        ],
+    );
+    let o = boot(
+        "qmp-lines-err",
+        &script,
+        line_command_scenario("qmp-lines-err"),
+    );
+    server.join().unwrap();
+    assert!(!o.passed());
+    assert!(!o.qmp_commands_done);
+    assert_eq!(
+        o.verdict.reasons,
+        [
+            format!("QMP {BALLOON} on '{READY}': No balloon device has been activated"),
+            format!("QMP {STOP} not sent: the console never showed '# zvtest: later'"),
+        ]
+    );
+}
+
+#[test]
+fn malformed_qmp_commands_are_refused_before_qemu_starts() {
+    let s = Scenario::new("qmp-bad")
+        .qemu("/nonexistent/qemu")
+        .qmp_on_line(READY, "{\"execute\": ");
+    let e = run(&s, &kernel("qmp-bad"), &RunOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("not JSON"), "{e}");
 }
 
 /// Prints its arguments as `# arg:` diagnostics and passes; counts its
