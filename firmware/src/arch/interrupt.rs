@@ -5,7 +5,7 @@
 //! `zvtest_interrupt`; returning resumes `ctx.psw`, which handlers may point
 //! at `zvtest_try_abort` to unwind a check (like longjmp).
 
-use super::{lowcore, Psw, PSW_MASK_64, PSW_MASK_PSTATE, PSW_MASK_WAIT};
+use super::{lowcore, Psw, PSW_MASK_PSTATE, PSW_MASK_WAIT};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
@@ -373,6 +373,3 @@ fn io() -> bool {
         }
     }
 }
-
-/// PSW mask the firmware normally runs with.
-pub const RUN_MASK: u64 = PSW_MASK_64;
