@@ -78,7 +78,17 @@ new_psw_table:
 	.section .ipl_params, "aw"
 	.globl	ipl_params
 ipl_params:
-	.fill	0xc00, 1, 0
+	/*
+	 * QEMU's parameter area for Linux-style images. The doubleword at
+	 * 0x10430 tells QEMU how long a command line (with its NUL) the area
+	 * at 0x10480 holds; the marker at 0x10480 stays only if QEMU copied
+	 * none (an -append QEMU dropped, or no QEMU at all).
+	 */
+	.fill	IPL_CMDLINE_SIZE_ADDR - IPL_PARAMS, 1, 0
+	.quad	IPL_CMDLINE_MAX
+	.fill	IPL_CMDLINE - IPL_CMDLINE_SIZE_ADDR - 8, 1, 0
+	.byte	IPL_CMDLINE_NOT_PASSED
+	.fill	IPL_PARAMS_END - IPL_CMDLINE - 1, 1, 0
 
 /* ---------------------------------------------------------------------- */
 	.text

@@ -37,6 +37,15 @@
 #define REC_GPRS		0
 #define REC_FPRS		80
 
+/* QEMU's parameter area for Linux-style images (hw/s390x/ipl.c). */
+#define IPL_PARAMS		0x10400
+#define IPL_CMDLINE_SIZE_ADDR	0x10430
+#define IPL_CMDLINE		0x10480
+#define IPL_PARAMS_END		0x11000
+#define IPL_CMDLINE_MAX		(IPL_PARAMS_END - IPL_CMDLINE)
+/* Not ASCII: no command line reached us. */
+#define IPL_CMDLINE_NOT_PASSED	0xff
+
 #define PSW_MASK_64		0x0000000180000000
 #define PSW_MASK_DISABLED_WAIT	0x0002000180000000
 /* Bits 45 (AFP registers) and 54 (service signal) over the reset value 0xe0. */

@@ -15,6 +15,9 @@ pub struct Failure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
+    /// Passed, with a note on something found but not compared (there
+    /// was nothing on the command line to compare it with).
+    PassNote(String),
     Fail(Failure),
     Skip(String),
 }
@@ -50,7 +53,7 @@ impl Outcome {
     }
 
     pub fn is_pass(&self) -> bool {
-        matches!(self, Outcome::Pass)
+        matches!(self, Outcome::Pass | Outcome::PassNote(_))
     }
 
     /// Keeps the first failure: `a.and_then(|| b)` runs `b` only if `a` passed.
@@ -71,6 +74,8 @@ pub struct Check<C> {
     pub timeout_ms: Option<u64>,
     /// Fault-injection checks run only when asked for with `inject=`.
     pub inject: Option<Inject>,
+    /// Its work grows with `stress=`, and so does its timeout.
+    pub stressed: bool,
 }
 
 impl<C> Check<C> {
@@ -80,6 +85,24 @@ impl<C> Check<C> {
             run,
             timeout_ms: None,
             inject: None,
+            stressed: false,
+        }
+    }
+
+    /// Marks a check whose work is multiplied by `stress=`.
+    pub const fn stressed(mut self) -> Self {
+        self.stressed = true;
+        self
+    }
+
+    /// Its timeout under `cfg`: its own or the command line's, times the
+    /// stress level if its work scales with it.
+    pub fn timeout_ms(&self, cfg: &Config) -> u64 {
+        let base = self.timeout_ms.unwrap_or(cfg.timeout_ms);
+        if self.stressed {
+            base.saturating_mul(u64::from(cfg.stress))
+        } else {
+            base
         }
     }
 
@@ -100,6 +123,40 @@ impl<C> Check<C> {
         let wanted = cfg.only.is_empty() || cfg.only.iter().any(|s| selects(s, self.name));
         wanted && !cfg.skip.iter().any(|s| selects(s, self.name))
     }
+}
+
+/// Why the command line's selection cannot run, if it cannot: a selector
+/// of `only=` or `skip=` that names none of the regular checks `names` (a
+/// typo must never silently run a different selection), or a selection
+/// that leaves no check at all.
+pub fn selection_error(cfg: &Config, names: &[&str]) -> Option<String> {
+    let groups = || {
+        let mut g: alloc::vec::Vec<&str> = names
+            .iter()
+            .map(|n| n.split_once('.').map_or(*n, |(g, _)| g))
+            .collect();
+        g.dedup();
+        g.join(", ")
+    };
+    for (option, selectors) in [("only", &cfg.only), ("skip", &cfg.skip)] {
+        if let Some(s) = selectors
+            .iter()
+            .find(|s| !names.iter().any(|n| selects(s, n)))
+        {
+            return Some(crate::format!(
+                "{}={} selects no check (names are group.check, in lower case; groups: {})",
+                option,
+                crate::fmt::Escaped(s.as_bytes()),
+                groups().as_str()
+            ));
+        }
+    }
+    let any = names.iter().any(|n| {
+        (cfg.only.is_empty() || cfg.only.iter().any(|s| selects(s, n)))
+            && !cfg.skip.iter().any(|s| selects(s, n))
+    });
+    (!any && cfg.inject.is_empty())
+        .then(|| String::from("only= and skip= together leave no check to run"))
 }
 
 #[cfg(test)]
@@ -124,6 +181,52 @@ mod tests {
         assert!(!heap.is_selected(&skip) && pgm.is_selected(&skip));
         let injected = parse(b"inject=fail only=pgm").unwrap();
         assert!(inj.is_selected(&injected));
+    }
+
+    #[test]
+    fn selections_that_select_nothing_are_refused() {
+        let names = ["pgm.operation", "pgm.addressing", "heap.stress", "boot.svc"];
+        let err = |line: &[u8]| selection_error(&parse(line).unwrap(), &names);
+        for fine in [
+            &b""[..],
+            b"only=pgm",
+            b"only=pgm.*,heap.stress",
+            b"skip=heap",
+            b"only=*.s?c",
+            b"inject=fail only=pgm",
+        ] {
+            assert_eq!(err(fine), None, "{:?}", core::str::from_utf8(fine));
+        }
+        for (bad, named) in [
+            (&b"only=pgm.opration"[..], "only=pgm.opration"),
+            (b"only=pgmx", "only=pgmx"),
+            (b"only=pgm,nothing", "only=nothing"),
+            (b"skip=heap.strss", "skip=heap.strss"),
+            (b"only=pg", "only=pg"),
+        ] {
+            let msg = err(bad).unwrap_or_default();
+            assert!(
+                msg.starts_with(&crate::format!("{} selects no check", named)),
+                "{named}: {msg}"
+            );
+            assert!(msg.contains("groups: pgm, heap, boot"), "{msg}");
+        }
+        assert_eq!(
+            err(b"only=pgm skip=pgm").as_deref(),
+            Some("only= and skip= together leave no check to run")
+        );
+        // With an injected fault there is still something to run.
+        assert_eq!(err(b"only=pgm skip=pgm inject=fail"), None);
+    }
+
+    #[test]
+    fn timeouts_scale_with_stress_where_the_work_does() {
+        let plain = Check::new("pgm.operation", nop).timeout(300);
+        let heavy = Check::new("heap.stress", nop).stressed();
+        let cfg = parse(b"stress=40 timeout=2000").unwrap();
+        assert_eq!(plain.timeout_ms(&cfg), 300);
+        assert_eq!(heavy.timeout_ms(&cfg), 80_000);
+        assert_eq!(heavy.timeout_ms(&parse(b"").unwrap()), 5000);
     }
 
     #[test]

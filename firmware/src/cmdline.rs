@@ -4,6 +4,8 @@
 //! understood is an error that names the offending word: a typo must never
 //! silently run a different selection.
 
+use crate::fmt::Escaped;
+pub use crate::inventory::VirtioConfig;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
@@ -21,15 +23,29 @@ pub enum Inject {
     Forever,
     /// Exhaust the heap.
     Oom,
+    /// An external interrupt nobody owns (an emergency signal to ourselves).
+    Ext,
+    /// An I/O interrupt for a subchannel we do not drive.
+    Io,
+    /// A channel-report machine check while nobody waits for one (the
+    /// host plugs a device after `# zvtest: inject mcck ready`).
+    Mcck,
+    /// SCLP Read SCP Info with an SCCB too short for its answer: the run
+    /// must end with "no storage information".
+    Sclp,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 5] = [
+    pub const ALL: [(&'static str, Inject); 9] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
         ("forever", Inject::Forever),
         ("oom", Inject::Oom),
+        ("ext", Inject::Ext),
+        ("io", Inject::Io),
+        ("mcck", Inject::Mcck),
+        ("sclp", Inject::Sclp),
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,9 +70,14 @@ pub struct Config {
     pub timeout_ms: u64,
     /// Memory size the host says it configured, in bytes.
     pub expect_mem: Option<u64>,
+    /// CPUs the host says it configured.
+    pub expect_cpus: Option<u16>,
     pub inject: Vec<Inject>,
     /// Channel-subsystem devices the host configured (`devices=`).
     pub devices: Option<Vec<crate::inventory::Entry>>,
+    /// How the host configured each virtio device of `devices=`; devices
+    /// listed without attributes have the defaults.
+    pub virtio: Vec<(crate::inventory::BusId, VirtioConfig)>,
     /// Devices the host will plug (`+`) and unplug (`-`) while we wait.
     pub hotplug: Vec<(bool, crate::inventory::Entry)>,
     /// Where storage ends, for the legacy device page (default: SCLP's size).
@@ -65,13 +86,14 @@ pub struct Config {
     pub legacy_devices: Option<Vec<(String, u8)>>,
     /// The QEMU version the runner started (major, minor).
     pub qemu_version: Option<(u16, u16)>,
-    /// Whether a diag288 watchdog is configured.
-    pub diag288: bool,
+    /// Whether a diag288 watchdog is configured; None: find out.
+    pub diag288: Option<bool>,
     /// Let the watchdog expire (the host injects a restart interrupt).
     pub diag288_expire: bool,
-    /// The balloon size (pages) the host will ask for after we say we are
-    /// ready: `virtio.config-change` waits for it.
-    pub balloon_pages: Option<u32>,
+    /// The balloon sizes (pages) the host will ask for after each of our
+    /// two ready lines (classic, then adapter indicators):
+    /// `virtio.config-change` waits for them.
+    pub balloon_pages: Option<[u32; 2]>,
 }
 
 impl Default for Config {
@@ -84,16 +106,32 @@ impl Default for Config {
             verbose: 1,
             timeout_ms: 5000,
             expect_mem: None,
+            expect_cpus: None,
             inject: Vec::new(),
             devices: None,
+            virtio: Vec::new(),
             hotplug: Vec::new(),
             ram_end: None,
             legacy_devices: None,
             qemu_version: None,
-            diag288: false,
+            diag288: None,
             diag288_expire: false,
             balloon_pages: None,
         }
+    }
+}
+
+impl Config {
+    /// How the host configured the virtio device at `bus`: None when
+    /// `devices=` was not given (nothing to hold the device to).
+    pub fn virtio_config(&self, bus: crate::inventory::BusId) -> Option<VirtioConfig> {
+        self.devices.as_ref()?;
+        Some(
+            self.virtio
+                .iter()
+                .find(|(b, _)| *b == bus)
+                .map_or_else(VirtioConfig::default, |(_, c)| *c),
+        )
     }
 }
 
@@ -106,6 +144,7 @@ pub enum CmdlineError {
         value: String,
         expected: &'static str,
     },
+    Repeated(&'static str),
     NotAscii,
 }
 
@@ -113,7 +152,7 @@ impl uDisplay for CmdlineError {
     fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
         match self {
             CmdlineError::UnknownOption(k) => {
-                ufmt::uwrite!(f, "unknown option '{}' (known: ", k.as_str())?;
+                ufmt::uwrite!(f, "unknown option '{}' (known: ", Escaped(k.as_bytes()))?;
                 for (i, (name, _, _)) in OPTIONS.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;
@@ -122,9 +161,11 @@ impl uDisplay for CmdlineError {
                 }
                 f.write_str(")")
             }
-            CmdlineError::NotKeyValue(w) => {
-                ufmt::uwrite!(f, "'{}' is not of the form key=value", w.as_str())
-            }
+            CmdlineError::NotKeyValue(w) => ufmt::uwrite!(
+                f,
+                "'{}' is not of the form key=value",
+                Escaped(w.as_bytes())
+            ),
             CmdlineError::BadValue {
                 option,
                 value,
@@ -132,9 +173,14 @@ impl uDisplay for CmdlineError {
             } => ufmt::uwrite!(
                 f,
                 "bad value '{}' for {}: expected {}",
-                value.as_str(),
+                Escaped(value.as_bytes()),
                 *option,
                 *expected
+            ),
+            CmdlineError::Repeated(k) => ufmt::uwrite!(
+                f,
+                "option '{}' given twice (give it once; lists are comma-separated)",
+                *k
             ),
             CmdlineError::NotAscii => f.write_str("command line is not printable ASCII"),
         }
@@ -147,17 +193,17 @@ type Setter = fn(&mut Config, &str) -> Option<()>;
 const OPTIONS: &[(&str, &str, Setter)] = &[
     (
         "only",
-        "comma-separated check names, globs or groups",
+        "comma-separated check names, globs or groups (a-z, 0-9, '.', '-', '*', '?')",
         |c, v| {
-            c.only.extend(list(v)?);
+            c.only = selectors(v)?;
             Some(())
         },
     ),
     (
         "skip",
-        "comma-separated check names, globs or groups",
+        "comma-separated check names, globs or groups (a-z, 0-9, '.', '-', '*', '?')",
         |c, v| {
-            c.skip.extend(list(v)?);
+            c.skip = selectors(v)?;
             Some(())
         },
     ),
@@ -185,11 +231,17 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
             Some(())
         },
     ),
+    ("expect-cpus", "a number from 1 to 65535", |c, v| {
+        c.expect_cpus = Some(ranged(v, 1, 0xffff)? as u16);
+        Some(())
+    }),
     (
         "devices",
-        "none, or comma-separated busid:name (fe.0.0001:blk)",
+        "none, or comma-separated busid:name[:revN][:packed] (fe.0.0001:blk:rev1:packed)",
         |c, v| {
-            c.devices = Some(crate::inventory::parse_expected(v)?);
+            let (entries, virtio) = crate::inventory::parse_configured(v)?;
+            c.devices = Some(entries);
+            c.virtio = virtio;
             Some(())
         },
     ),
@@ -221,10 +273,12 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
             if v != "none" {
                 for item in v.split(',') {
                     let (name, n) = item.split_once(':')?;
-                    if name.is_empty() {
+                    if name.is_empty()
+                        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    {
                         return None;
                     }
-                    out.push((name.to_string(), n.parse().ok()?));
+                    out.push((name.to_string(), u8::try_from(decimal(n)?).ok()?));
                 }
             }
             c.legacy_devices = Some(out);
@@ -233,7 +287,10 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     ("qemu-version", "major.minor, such as 7.2", |c, v| {
         let (major, minor) = v.split_once('.')?;
-        c.qemu_version = Some((major.parse().ok()?, minor.parse().ok()?));
+        c.qemu_version = Some((
+            u16::try_from(decimal(major)?).ok()?,
+            u16::try_from(decimal(minor)?).ok()?,
+        ));
         Some(())
     }),
     (
@@ -241,40 +298,81 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         "absent, present, or expire (present, and let it expire)",
         |c, v| {
             (c.diag288, c.diag288_expire) = match v {
-                "absent" => (false, false),
-                "present" => (true, false),
-                "expire" => (true, true),
+                "absent" => (Some(false), false),
+                "present" => (Some(true), false),
+                "expire" => (Some(true), true),
                 _ => return None,
             };
             Some(())
         },
     ),
-    ("balloon-pages", "a number of 4 KiB pages", |c, v| {
-        c.balloon_pages = Some(u32::try_from(number(v)?).ok()?);
-        Some(())
-    }),
-    ("inject", "fail, hang, pgm, forever or oom", |c, v| {
-        for word in list(v)? {
-            let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
-            c.inject.push(*inj);
-        }
-        Some(())
-    }),
+    (
+        "balloon-pages",
+        "two numbers of 4 KiB pages: after the classic, then the adapter ready line (16384,8192)",
+        |c, v| {
+            let (a, b) = v.split_once(',')?;
+            c.balloon_pages = Some([
+                u32::try_from(number(a)?).ok()?,
+                u32::try_from(number(b)?).ok()?,
+            ]);
+            Some(())
+        },
+    ),
+    (
+        "inject",
+        "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
+        |c, v| {
+            for word in list(v)? {
+                let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
+                if c.inject.contains(inj) {
+                    return None;
+                }
+                c.inject.push(*inj);
+            }
+            Some(())
+        },
+    ),
 ];
 
+/// Comma-separated, none empty, none twice.
 fn list(v: &str) -> Option<Vec<String>> {
     let items: Vec<String> = v.split(',').map(|s| s.to_string()).collect();
-    if items.iter().any(|s| s.is_empty()) {
+    let twice = items
+        .iter()
+        .enumerate()
+        .any(|(i, s)| items[..i].contains(s));
+    if items.iter().any(|s| s.is_empty()) || twice {
         return None;
     }
     Some(items)
 }
 
+/// Check selectors: names are lower-case letters, digits, '.' and '-';
+/// globs add '*' and '?'.
+fn selectors(v: &str) -> Option<Vec<String>> {
+    let ok = |s: &String| {
+        s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".-*?".contains(&b))
+    };
+    list(v).filter(|items| items.iter().all(ok))
+}
+
+/// Digits of `radix` only: no sign, no blanks (`str::parse` takes a `+`).
+pub fn digits(v: &str, radix: u32) -> Option<u64> {
+    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(v, radix).ok()
+}
+
+fn decimal(v: &str) -> Option<u64> {
+    digits(v, 10)
+}
+
 fn number(v: &str) -> Option<u64> {
     match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) if !hex.is_empty() => u64::from_str_radix(hex, 16).ok(),
-        Some(_) => None,
-        None => v.parse().ok(),
+        Some(hex) => digits(hex, 16),
+        None => decimal(v),
     }
 }
 
@@ -289,14 +387,42 @@ fn size(v: &str) -> Option<u64> {
         b'G' | b'g' => (&v[..v.len() - 1], 30),
         _ => (v, 0),
     };
-    let n: u64 = digits.parse().ok()?;
-    n.checked_mul(1u64 << shift).filter(|&b| b > 0)
+    decimal(digits)?
+        .checked_mul(1u64 << shift)
+        .filter(|&b| b > 0)
+}
+
+/// What the image's command-line area starts with until QEMU copies a
+/// command line over it (boot/layout.h): not ASCII, so no command line
+/// starts with it.
+pub const NOT_PASSED: u8 = 0xff;
+
+/// Whether a command line reached the area: QEMU writes one (perhaps
+/// empty) over the marker for every -kernel boot whose -append fits.
+pub fn passed(raw: &[u8]) -> bool {
+    raw.first() != Some(&NOT_PASSED)
+}
+
+/// The words of a command line: QEMU's NUL padding ends it.
+pub fn text(raw: &[u8]) -> &[u8] {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+    &raw[..end]
+}
+
+/// Whether `inject=` names `what`, read before there is a heap to parse
+/// with (for faults injected into start-up itself). A malformed line is
+/// reported later by [`parse`].
+pub fn early_inject(raw: &[u8], what: Inject) -> bool {
+    text(raw)
+        .split(|b| b.is_ascii_whitespace())
+        .filter_map(|w| w.strip_prefix(b"inject="))
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|n| n == what.name().as_bytes())
 }
 
 /// Parses a command line. `raw` may carry QEMU's NUL padding.
 pub fn parse(raw: &[u8]) -> Result<Config, CmdlineError> {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-    let text = core::str::from_utf8(&raw[..end]).map_err(|_| CmdlineError::NotAscii)?;
+    let text = core::str::from_utf8(text(raw)).map_err(|_| CmdlineError::NotAscii)?;
     if !text
         .bytes()
         .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t' || b == b'\n')
@@ -304,6 +430,7 @@ pub fn parse(raw: &[u8]) -> Result<Config, CmdlineError> {
         return Err(CmdlineError::NotAscii);
     }
     let mut cfg = Config::default();
+    let mut seen: Vec<&str> = Vec::new();
     for word in text.split_ascii_whitespace() {
         let Some((key, value)) = word.split_once('=') else {
             return Err(CmdlineError::NotKeyValue(word.to_string()));
@@ -311,6 +438,10 @@ pub fn parse(raw: &[u8]) -> Result<Config, CmdlineError> {
         let Some(&(option, expected, set)) = OPTIONS.iter().find(|(n, _, _)| *n == key) else {
             return Err(CmdlineError::UnknownOption(key.to_string()));
         };
+        if seen.contains(&option) {
+            return Err(CmdlineError::Repeated(option));
+        }
+        seen.push(option);
         set(&mut cfg, value).ok_or_else(|| CmdlineError::BadValue {
             option,
             value: value.to_string(),
@@ -375,6 +506,111 @@ mod tests {
     }
 
     #[test]
+    fn repeated_keys_signs_and_devices() {
+        assert_eq!(
+            parse(b"seed=1 stress=2 seed=3").unwrap_err(),
+            CmdlineError::Repeated("seed")
+        );
+        assert_eq!(
+            parse(b"only=pgm only=heap").unwrap_err(),
+            CmdlineError::Repeated("only")
+        );
+        let msg = crate::format!("{}", CmdlineError::Repeated("only"));
+        assert!(msg.starts_with("option 'only' given twice"), "{msg}");
+        for bad in [
+            &b"seed=+5"[..],
+            b"stress=+2",
+            b"timeout=+100",
+            b"expect-mem=+128M",
+            b"expect-cpus=+1",
+            b"qemu-version=+7.2",
+            b"qemu-version=7.+2",
+            b"devices=+fe.0.0001:blk",
+            b"devices=fe.+0.0001:blk",
+            b"devices=fe.0.+001:blk",
+            b"legacy-devices=console:+2",
+            b"balloon-pages=+1,2",
+            b"seed=0x+10",
+            b"only=pgm,pgm",
+            b"inject=fail,fail",
+            b"devices=fe.0.0001:blk,fe.0.0001:net",
+            b"devices=fe.0.0001:blk:rev3",
+            b"devices=fe.0.0001:blk:packed:packed",
+            b"devices=fe.0.0001:blk:rev1:rev2",
+            b"devices=fe.0.0001:blk:fast",
+            b"balloon-pages=16384",
+            b"expect-cpus=0",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(CmdlineError::BadValue { .. })),
+                "{:?} accepted",
+                core::str::from_utf8(bad)
+            );
+        }
+        let c = parse(b"devices=fe.0.0002:net:rev1,fe.0.0001:blk:packed,fe.0.0003:rng").unwrap();
+        let bus = |s| crate::inventory::parse_bus_id(s).unwrap();
+        assert_eq!(c.devices.as_ref().map(Vec::len), Some(3));
+        assert_eq!(
+            c.virtio_config(bus("fe.0.0001")),
+            Some(VirtioConfig {
+                max_revision: 2,
+                packed: true
+            })
+        );
+        assert_eq!(
+            c.virtio_config(bus("fe.0.0002")),
+            Some(VirtioConfig {
+                max_revision: 1,
+                packed: false
+            })
+        );
+        assert_eq!(
+            c.virtio_config(bus("fe.0.0003")),
+            Some(VirtioConfig::default())
+        );
+        assert_eq!(parse(b"").unwrap().virtio_config(bus("fe.0.0003")), None);
+        let c = parse(b"balloon-pages=16384,0x2000 expect-cpus=4").unwrap();
+        assert_eq!(c.balloon_pages, Some([16384, 8192]));
+        assert_eq!(c.expect_cpus, Some(4));
+        assert_eq!(parse(b"diag288=present").unwrap().diag288, Some(true));
+        assert_eq!(parse(b"").unwrap().diag288, None);
+        // Leading zeros are digits, not signs.
+        assert_eq!(parse(b"seed=007").unwrap().seed, 7);
+    }
+
+    #[test]
+    fn messages_escape_what_they_quote() {
+        let e = CmdlineError::BadValue {
+            option: "seed",
+            value: "1\x1b[2J".into(),
+            expected: "a number",
+        };
+        assert_eq!(
+            crate::format!("{}", e),
+            "bad value '1\\x1b[2J' for seed: expected a number"
+        );
+    }
+
+    #[test]
+    fn early_injections_are_found_without_parsing() {
+        assert!(early_inject(
+            b"seed=1 inject=fail,sclp\0garbage",
+            Inject::Sclp
+        ));
+        assert!(!early_inject(b"inject=fail", Inject::Sclp));
+        assert!(!early_inject(b"xinject=sclp", Inject::Sclp));
+        assert!(!early_inject(b"\0inject=sclp", Inject::Sclp));
+    }
+
+    #[test]
+    fn a_command_line_that_never_came_is_told_apart() {
+        assert!(passed(b"\0"), "an empty -append is still passed");
+        assert!(passed(b"seed=1\0"));
+        assert!(!passed(&[NOT_PASSED, 0, 0]));
+        assert_eq!(parse(&[NOT_PASSED]), Err(CmdlineError::NotAscii));
+    }
+
+    #[test]
     fn errors_name_the_word() {
         let e = parse(b"seed=1 bogus=1").unwrap_err();
         assert_eq!(e, CmdlineError::UnknownOption("bogus".into()));
@@ -400,6 +636,9 @@ mod tests {
             b"inject=nothing",
             b"only=",
             b"only=a,,b",
+            b"only=PGM",
+            b"only=+pgm",
+            b"skip=pgm;x",
             b"devices=fe.9.0001:blk",
             b"hotplug=fe.0.0001:blk",
             b"hotplug=+fe.0.0001",
@@ -426,5 +665,165 @@ mod tests {
         );
         assert_eq!(parse(b"seed=\x01").unwrap_err(), CmdlineError::NotAscii);
         assert_eq!(parse(&[0xff, 0xfe]).unwrap_err(), CmdlineError::NotAscii);
+    }
+
+    /// Property tests: generated well-formed lines parse to what they say;
+    /// each one broken in one way is refused with a message that names
+    /// the word; arbitrary bytes never panic.
+    mod generated {
+        use super::*;
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        static TRIED: AtomicUsize = AtomicUsize::new(0);
+        static REJECTED: AtomicUsize = AtomicUsize::new(0);
+
+        /// One valid word per option, with the value it must parse to
+        /// (as the option's Debug text).
+        fn word() -> impl Strategy<Value = (&'static str, String)> {
+            prop_oneof![
+                (0u64..u64::MAX).prop_map(|n| ("seed", crate::format!("seed={}", n))),
+                (0u64..u64::MAX).prop_map(|n| {
+                    let mut s = String::from("seed=0x");
+                    s.push_str(&std::format!("{n:x}"));
+                    ("seed", s)
+                }),
+                (1u64..=1000).prop_map(|n| ("stress", crate::format!("stress={}", n))),
+                (0u64..=2).prop_map(|n| ("verbose", crate::format!("verbose={}", n))),
+                (1u64..=600_000).prop_map(|n| ("timeout", crate::format!("timeout={}", n))),
+                (1u64..=4096).prop_map(|n| ("expect-mem", crate::format!("expect-mem={}M", n))),
+                (1u64..=248).prop_map(|n| ("expect-cpus", crate::format!("expect-cpus={}", n))),
+                (0u8..=0xff, 0u8..=3, 0u16..=0xffff, any::<bool>(), 0u8..=3).prop_map(
+                    |(c, s, d, packed, rev)| {
+                        let mut w = std::format!("devices={c:x}.{s}.{d:04x}:blk");
+                        if packed {
+                            w.push_str(":packed");
+                        }
+                        if rev < 3 {
+                            w.push_str(&std::format!(":rev{rev}"));
+                        }
+                        ("devices", w)
+                    }
+                ),
+                (0u16..100, 0u16..100)
+                    .prop_map(|(a, b)| ("qemu-version", std::format!("qemu-version={a}.{b}"))),
+                prop::sample::select(&["absent", "present", "expire"][..])
+                    .prop_map(|v| ("diag288", std::format!("diag288={v}"))),
+                prop::sample::select(&["pgm", "heap.*", "*.stress", "css.hotplug"][..])
+                    .prop_map(|v| ("only", std::format!("only={v}"))),
+            ]
+        }
+
+        /// A line of distinct options.
+        fn line() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+            prop::collection::vec(word(), 1..8).prop_map(|mut v| {
+                let mut seen = Vec::new();
+                v.retain(|(k, _)| {
+                    let new = !seen.contains(k);
+                    seen.push(*k);
+                    new
+                });
+                v
+            })
+        }
+
+        /// Ways to break one word.
+        #[derive(Clone, Copy, Debug)]
+        enum Break {
+            SignedNumber,
+            UnknownKey,
+            NoEquals,
+            Repeated,
+            Empty,
+            Trailing,
+        }
+
+        fn breaking() -> impl Strategy<Value = Break> {
+            prop::sample::select(
+                &[
+                    Break::SignedNumber,
+                    Break::UnknownKey,
+                    Break::NoEquals,
+                    Break::Repeated,
+                    Break::Empty,
+                    Break::Trailing,
+                ][..],
+            )
+        }
+
+        fn report() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "cmdline: {} malformed lines tried, {} rejected naming the word, 0 accepted",
+                TRIED.load(Ordering::SeqCst),
+                REJECTED.load(Ordering::SeqCst)
+            );
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 512,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn well_formed_lines_parse(words in line()) {
+                let text = words.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(" ");
+                let cfg = parse(text.as_bytes());
+                prop_assert!(cfg.is_ok(), "{text}: {:?}", cfg);
+            }
+
+            #[test]
+            fn one_broken_word_is_refused_by_name(words in line(), which in any::<prop::sample::Index>(), how in breaking()) {
+                let i = which.index(words.len());
+                let (key, word) = words[i].clone();
+                let mut broken: Vec<String> = words.iter().map(|(_, w)| w.clone()).collect();
+                let named: String = match how {
+                    Break::SignedNumber => {
+                        let (k, v) = word.split_once('=').unwrap();
+                        broken[i] = std::format!("{k}=+{v}");
+                        std::format!("+{v}")
+                    }
+                    Break::UnknownKey => {
+                        broken[i] = std::format!("x{word}");
+                        std::format!("x{key}")
+                    }
+                    Break::NoEquals => {
+                        broken[i] = word.replace('=', "");
+                        broken[i].clone()
+                    }
+                    Break::Repeated => {
+                        broken.push(word.clone());
+                        key.to_string()
+                    }
+                    Break::Empty => {
+                        broken[i] = std::format!("{key}=");
+                        key.to_string()
+                    }
+                    Break::Trailing => {
+                        broken[i] = std::format!("{word},");
+                        key.to_string()
+                    }
+                };
+                let text = broken.join(" ");
+                TRIED.fetch_add(1, Ordering::SeqCst);
+                let err = parse(text.as_bytes());
+                prop_assert!(err.is_err(), "malformed line accepted: {text}");
+                let msg = crate::format!("{}", err.unwrap_err());
+                prop_assert!(msg.contains(named.as_str()), "{text}: message {msg:?} does not name {named:?}");
+                REJECTED.fetch_add(1, Ordering::SeqCst);
+                if TRIED.load(Ordering::SeqCst).is_multiple_of(512) {
+                    report();
+                }
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..3000)) {
+                let _ = parse(&bytes);
+                let _ = early_inject(&bytes, Inject::Sclp);
+            }
+        }
     }
 }

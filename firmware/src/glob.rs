@@ -25,12 +25,12 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 }
 
 /// A selector names a check (`pgm.operation`), a glob (`pgm.*`), or a whole
-/// group by its bare name (`pgm`).
+/// group by its name (`pgm`, `hcall.diag288`).
 pub fn selects(selector: &str, check: &str) -> bool {
     if glob_match(selector, check) {
         return true;
     }
-    let plain = !selector.contains(['*', '?', '.']);
+    let plain = !selector.contains(['*', '?']);
     plain
         && check.len() > selector.len()
         && check.starts_with(selector)
@@ -60,5 +60,8 @@ mod tests {
         assert!(selects("heap.stress", "heap.stress"));
         assert!(!selects("heap.s", "heap.stress"));
         assert!(selects("*.stress", "heap.stress"));
+        assert!(selects("hcall.diag288", "hcall.diag288.start"));
+        assert!(!selects("hcall.diag28", "hcall.diag288.start"));
+        assert!(!selects("hcall.diag288.start", "hcall.diag288.start-x"));
     }
 }

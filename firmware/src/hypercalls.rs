@@ -64,6 +64,10 @@ pub enum Case {
     Diag258,
     Diag288Start,
     Diag288Cancel,
+    /// Cancel when no watchdog runs.
+    Diag288CancelIdle,
+    /// INIT with a timeout below the 15 s minimum.
+    Diag288ShortTimeout,
     Diag288OddRegister,
     Diag308Store,
     /// Set IPL parameters from a block of length 0.
@@ -166,7 +170,21 @@ impl Case {
             "diag288.start",
             "DIAG 0x288 start, 30 s",
         ),
-        (Case::Diag288Cancel, "diag288.cancel", "DIAG 0x288 cancel"),
+        (
+            Case::Diag288Cancel,
+            "diag288.cancel",
+            "DIAG 0x288 cancel of a 30 s watchdog",
+        ),
+        (
+            Case::Diag288CancelIdle,
+            "diag288.cancel-idle",
+            "DIAG 0x288 cancel, no watchdog running",
+        ),
+        (
+            Case::Diag288ShortTimeout,
+            "diag288.short-timeout",
+            "DIAG 0x288 start, 14 s",
+        ),
         (
             Case::Diag288OddRegister,
             "diag288.odd-register",
@@ -215,16 +233,18 @@ pub fn expect(case: Case, host: &HostProfile, memory: u64) -> Expect {
         Diag500PrintkOutside if qemu => Returns(EINVAL),
         // The legacy transport's functions are gone from today's QEMU.
         Diag500Reset | Diag500SetStatus if qemu => Exception(SPECIFICATION),
-        Diag500NotifyConfigured if qemu => NonNegative,
-        // QEMU 10.0 refuses a queue that is not set up; 7.2 accepted any
-        // index below the transport limit.
-        Diag500NotifyNotSetUp | Diag500NotifyPastQueues if qemu => {
-            match host.qemu_at_least(10, 0) {
-                Some(true) => Returns(EINVAL),
-                Some(false) => NonNegative,
-                None => Unknown,
-            }
-        }
+        // QEMU's own handler answers 0; under KVM the kernel answers with
+        // the ioeventfd's cookie (the device's index on its bus) for every
+        // queue the device has, set up or not.
+        Diag500NotifyConfigured | Diag500NotifyNotSetUp if tcg => Returns(0),
+        Diag500NotifyConfigured | Diag500NotifyNotSetUp if qemu => NonNegative,
+        // A queue the device does not have: QEMU 10.0 refuses it (its ring
+        // size is 0); 7.2 notified any index below the transport limit.
+        Diag500NotifyPastQueues if qemu => match host.qemu_at_least(10, 0) {
+            Some(true) => Returns(EINVAL),
+            Some(false) => Returns(0),
+            None => Unknown,
+        },
         Diag500NotifyQueueLimit | Diag500NotifyBadSubchannel if qemu => Returns(EINVAL),
         Diag500StorageLimit if qemu => match host.qemu_at_least(10, 0) {
             Some(true) => Returns(memory - 1),
@@ -250,7 +270,11 @@ pub fn expect(case: Case, host: &HostProfile, memory: u64) -> Expect {
                 Exception(SPECIFICATION)
             }
         }
-        Diag288OddRegister if qemu => Exception(SPECIFICATION),
+        // Refused whether or not the device is there: nothing to cancel,
+        // a timeout below 15 s, an odd register.
+        Diag288CancelIdle | Diag288ShortTimeout | Diag288OddRegister if qemu => {
+            Exception(SPECIFICATION)
+        }
         // No IPL parameters were set by -kernel: "no configuration" (0x102).
         Diag308Store if qemu => Rc(0x0102),
         // A block whose length is not a valid IPL block's: "invalid" (0x402).
@@ -273,6 +297,7 @@ pub fn markdown_table(memory: u64) -> alloc::string::String {
     let hosts = [
         ("QEMU TCG 7.2", profile(HostKind::QemuTcg, Some((7, 2)))),
         ("QEMU TCG 10.0", profile(HostKind::QemuTcg, Some((10, 0)))),
+        ("QEMU TCG 11.1", profile(HostKind::QemuTcg, Some((11, 1)))),
         ("KVM", profile(HostKind::Kvm, None)),
         ("z/VM", profile(HostKind::ZVm, None)),
         ("LPAR", profile(HostKind::Lpar, None)),
@@ -326,7 +351,7 @@ mod tests {
         for (i, (c, _, _)) in Case::ALL.iter().enumerate() {
             assert!(!Case::ALL[i + 1..].iter().any(|(d, _, _)| d == c));
         }
-        assert_eq!(Case::ALL.len(), 29);
+        assert_eq!(Case::ALL.len(), 31);
     }
 
     fn tcg(v: Option<(u16, u16)>) -> HostProfile {
@@ -374,6 +399,40 @@ mod tests {
     }
 
     #[test]
+    fn notify_rows_follow_the_sources() {
+        let v = |version| tcg(Some(version));
+        for version in [(7, 2), (10, 0), (11, 1)] {
+            // A set-up queue and one that exists but was not set up: 0 exactly.
+            assert_eq!(
+                expect(Case::Diag500NotifyConfigured, &v(version), 0),
+                Expect::Returns(0)
+            );
+            assert_eq!(
+                expect(Case::Diag500NotifyNotSetUp, &v(version), 0),
+                Expect::Returns(0)
+            );
+        }
+        assert_eq!(
+            expect(Case::Diag500NotifyPastQueues, &v((7, 2)), 0),
+            Expect::Returns(0)
+        );
+        for version in [(10, 0), (11, 1)] {
+            assert_eq!(
+                expect(Case::Diag500NotifyPastQueues, &v(version), 0),
+                Expect::Returns(EINVAL)
+            );
+        }
+        let kvm = HostProfile {
+            kind: HostKind::Kvm,
+            ..tcg(Some((10, 0)))
+        };
+        assert_eq!(
+            expect(Case::Diag500NotifyNotSetUp, &kvm, 0),
+            Expect::NonNegative
+        );
+    }
+
+    #[test]
     fn watchdog_needs_the_device() {
         let mut h = tcg(None);
         assert_eq!(
@@ -382,6 +441,9 @@ mod tests {
         );
         h.diag288 = true;
         assert_eq!(expect(Case::Diag288Start, &h, 0), Expect::Completes);
+        for refused in [Case::Diag288CancelIdle, Case::Diag288ShortTimeout] {
+            assert_eq!(expect(refused, &h, 0), Expect::Exception(SPECIFICATION));
+        }
     }
 
     #[test]

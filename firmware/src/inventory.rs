@@ -27,18 +27,42 @@ impl uDisplay for BusId {
     }
 }
 
+/// `cssid.ssid.devno` in hex digits only (`from_str_radix` alone takes a `+`).
 pub fn parse_bus_id(s: &str) -> Option<BusId> {
+    let hex = |t: &str, max: usize| {
+        (!t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u16::from_str_radix(t, 16).ok())
+            .flatten()
+    };
     let mut parts = s.split('.');
     let (c, s, d) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || d.len() != 4 {
         return None;
     }
-    let ssid = u8::from_str_radix(s, 16).ok().filter(|&v| v <= 3)?;
     Some(BusId {
-        cssid: u8::from_str_radix(c, 16).ok()?,
-        ssid,
-        devno: u16::from_str_radix(d, 16).ok()?,
+        cssid: u8::try_from(hex(c, 2)?).ok()?,
+        ssid: u8::try_from(hex(s, 1)?).ok().filter(|&v| v <= 3)?,
+        devno: hex(d, 4)?,
     })
+}
+
+/// What the host configured for one virtio-ccw device (`devices=` item
+/// attributes): the firmware holds the device to exactly this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioConfig {
+    /// QEMU's `max_revision` (default 2).
+    pub max_revision: u8,
+    /// QEMU's `packed=on`: the packed ring is offered.
+    pub packed: bool,
+}
+
+impl Default for VirtioConfig {
+    fn default() -> Self {
+        VirtioConfig {
+            max_revision: 2,
+            packed: false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,28 +77,59 @@ impl uDisplay for Entry {
     }
 }
 
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// `none`, or comma-separated `busid:name` items.
 pub fn parse_expected(v: &str) -> Option<Vec<Entry>> {
+    let (entries, virtio) = parse_configured(v)?;
+    virtio.is_empty().then_some(entries)
+}
+
+/// How the host configured the virtio device at a bus id.
+pub type Configured = (BusId, VirtioConfig);
+
+/// `none`, or comma-separated `busid:name[:revN][:packed]` items: the
+/// devices, sorted, and how the host configured the virtio ones that have
+/// attributes (`revN`: QEMU's `max_revision=N`, `packed`: `packed=on`).
+/// A bus id given twice is an error.
+pub fn parse_configured(v: &str) -> Option<(Vec<Entry>, Vec<Configured>)> {
     if v == "none" {
-        return Some(Vec::new());
+        return Some((Vec::new(), Vec::new()));
     }
-    let mut out: Vec<Entry> = v
-        .split(',')
-        .map(|item| -> Option<Entry> {
-            let (bus, name) = item.split_once(':')?;
-            let ok =
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            if !ok {
-                return None;
+    let mut entries = Vec::new();
+    let mut virtio = Vec::new();
+    for item in v.split(',') {
+        let mut fields = item.split(':');
+        let bus = parse_bus_id(fields.next()?)?;
+        let name = fields.next().filter(|n| valid_name(n))?;
+        let mut cfg = VirtioConfig::default();
+        let (mut packed, mut rev) = (false, false);
+        for attr in fields {
+            match attr {
+                "packed" if !packed => (packed, cfg.packed) = (true, true),
+                "rev0" | "rev1" | "rev2" if !rev => {
+                    rev = true;
+                    cfg.max_revision = attr.as_bytes()[3] - b'0';
+                }
+                _ => return None,
             }
-            Some(Entry {
-                bus: parse_bus_id(bus)?,
-                name: name.into(),
-            })
-        })
-        .collect::<Option<_>>()?;
-    out.sort();
-    Some(out)
+        }
+        let attributes = packed || rev;
+        if entries.iter().any(|e: &Entry| e.bus == bus) {
+            return None;
+        }
+        if attributes {
+            virtio.push((bus, cfg));
+        }
+        entries.push(Entry {
+            bus,
+            name: name.into(),
+        });
+    }
+    entries.sort();
+    Some((entries, virtio))
 }
 
 /// Space-separated `busid:name` list, or `none`.

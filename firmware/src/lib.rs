@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod check;
+pub mod checks;
 pub mod cmdline;
 pub mod css;
 pub mod decode;
@@ -17,6 +18,7 @@ pub mod glob;
 pub mod host;
 pub mod hypercalls;
 pub mod inventory;
+pub mod judge;
 pub mod sccb;
 pub mod tap;
 pub mod verdict;

@@ -65,11 +65,46 @@ pub struct HeapRange {
     pub end: u64,
 }
 
-/// Where the heap goes for `memory` bytes of RAM; None if nothing is left.
-pub fn heap_range(memory: u64) -> Option<HeapRange> {
+/// The least heap the checks are written for (the heap stress keeps up to
+/// a few MiB live, rings and buffers come on top).
+pub const MIN_HEAP: u64 = 8 << 20;
+
+/// Where the heap goes for `memory` bytes of RAM; too little storage for
+/// [`MIN_HEAP`] gives the storage size that would do, in whole MiB.
+pub fn heap_range(memory: u64) -> Result<HeapRange, u64> {
     let start = (symbols::image_end() + 0xfff) & !0xfff;
-    let end = memory.min(LOW_LIMIT).checked_sub(BIOS_RESERVE)?;
-    (end > start).then_some(HeapRange { start, end })
+    let end = memory.min(LOW_LIMIT).saturating_sub(BIOS_RESERVE);
+    if end < start + MIN_HEAP {
+        return Err((start + MIN_HEAP + BIOS_RESERVE).next_multiple_of(1 << 20));
+    }
+    Ok(HeapRange { start, end })
+}
+
+/// Storage size found by probing, for a host whose SCLP does not say:
+/// the lowest MiB boundary a load from which raises an addressing
+/// exception (storage is contiguous from 0 on every host we know).
+pub fn probe_storage_size() -> u64 {
+    const MIB: u64 = 1 << 20;
+    let present = |addr: u64| {
+        crate::arch::interrupt::expect_program_interrupt(|| {
+            crate::arch::probe::load_u64(addr);
+        })
+        .is_none()
+    };
+    // The image runs from the first MiB; 16 TiB is past any guest.
+    let (mut lo, mut hi) = (MIB, 1u64 << 44);
+    if present(hi) {
+        return hi;
+    }
+    while hi - lo > MIB {
+        let mid = (lo + (hi - lo) / 2) & !(MIB - 1);
+        if present(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
 }
 
 /// Hands `range` to the allocator. Called once, before any allocation.

@@ -6,17 +6,18 @@ use crate::arch::interrupt::{
     ABORT_TIMEOUT, CLASS_EXTERNAL, CLASS_IO, CLASS_MCCK, CLASS_PROGRAM,
 };
 use crate::arch::{self, lowcore, timer};
-use crate::check::{Check, Outcome};
-use crate::cmdline::{self, Config};
+use crate::check::{selection_error, Check, Outcome};
+use crate::cmdline::{self, Config, Inject};
 use crate::console::{self, sclp, Console};
 use crate::decode::{external_code_name, program_code_has_teid, program_code_name};
-use crate::fmt::{Hex, HexW};
+use crate::ebcdic::{CodePage, Name};
+use crate::fmt::{Escaped, Hex, HexW};
 use crate::host::{self, FacilityRanges, HostKind};
 use crate::memory::{self, HeapRange};
+use crate::sccb;
 use crate::tap::TapWriter;
 use crate::verdict::{wait_address, Abort};
 use crate::{out, suites};
-use alloc::string::String;
 use alloc::vec::Vec;
 
 /// What the checks get to work with.
@@ -28,16 +29,19 @@ pub struct Machine {
     pub heap: HeapRange,
     pub host: HostInfo,
     pub inventory: crate::discovery::Inventory,
+    /// Whether a diag288 watchdog is there: as `diag288=` says, else found
+    /// out by the first check that needs to know.
+    pub diag288: Option<bool>,
 }
 
 pub struct HostInfo {
     pub kind: HostKind,
     pub level: u8,
-    pub manufacturer: String,
-    pub machine_type: String,
-    pub control_program: String,
+    pub manufacturer: Name,
+    pub machine_type: Name,
+    pub control_program: Name,
     /// LPAR name and number (STSI 2.2.2), where we run in or under one.
-    pub lpar: Option<(String, u16)>,
+    pub lpar: Option<(Name, u16)>,
     pub facilities: [u64; 4],
 }
 
@@ -60,34 +64,39 @@ static STATE: Global<RunState> = Global::new(RunState {
     current: "",
 });
 
-fn ebcdic_string(field: &[u8]) -> String {
-    let mut buf = [0u8; 16];
-    String::from(crate::ebcdic::decode_field(field, &mut buf))
-}
+/// STSI's page: the host is identified before there is a heap.
+#[repr(C, align(4096))]
+struct StsiPage(core::cell::UnsafeCell<[u8; 4096]>);
+
+// SAFETY: used once, by `probe_host`, before anything else runs.
+unsafe impl Sync for StsiPage {}
+
+static STSI_PAGE: StsiPage = StsiPage(core::cell::UnsafeCell::new([0; 4096]));
 
 fn probe_host() -> HostInfo {
+    // SAFETY: probe_host runs once, at start-up; nothing else uses the page.
+    let page = unsafe { &mut *STSI_PAGE.0.get() };
     let level = arch::stsi_level();
-    let mut page = alloc::boxed::Box::new(arch::Page([0; 4096]));
     let (mut manufacturer, mut machine_type, mut control_program) =
-        (String::new(), String::new(), String::new());
-    if arch::stsi(&mut page.0, 1, 1, 1) == 0 {
-        manufacturer = ebcdic_string(&page.0[32..48]);
-        machine_type = ebcdic_string(&page.0[48..52]);
+        (Name::default(), Name::default(), Name::default());
+    if arch::stsi(page, 1, 1, 1) == 0 {
+        manufacturer = Name::decode(&page[32..48]);
+        machine_type = Name::decode(&page[48..52]);
     }
     let mut lpar = None;
-    if level >= 2 && arch::stsi(&mut page.0, 2, 2, 2) == 0 {
+    if level >= 2 && arch::stsi(page, 2, 2, 2) == 0 {
         lpar = Some((
-            ebcdic_string(&page.0[44..52]),
-            u16::from_be_bytes([page.0[32], page.0[33]]),
+            Name::decode(&page[44..52]),
+            u16::from_be_bytes([page[32], page[33]]),
         ));
     }
-    if level >= 3 && arch::stsi(&mut page.0, 3, 2, 2) == 0 && page.0[31] > 0 {
-        control_program = ebcdic_string(&page.0[56..72]);
+    if level >= 3 && arch::stsi(page, 3, 2, 2) == 0 && page[31] > 0 {
+        control_program = Name::decode(&page[56..72]);
     }
     let mut facilities = [0u64; 4];
     arch::stfle(&mut facilities);
     HostInfo {
-        kind: host::classify(level, &manufacturer, &control_program),
+        kind: host::classify(level, manufacturer.as_str(), control_program.as_str()),
         level,
         manufacturer,
         machine_type,
@@ -97,28 +106,77 @@ fn probe_host() -> HostInfo {
     }
 }
 
+/// Storage size and CPUs: from SCLP Read SCP Info; where that gives no
+/// answer (QEMU without the extended-length-SCCB facility cannot answer
+/// for more than 247 CPUs), storage by probing and CPUs from Read CPU Info.
+fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
+    let injected = cmdline::early_inject(raw_cmdline, Inject::Sclp);
+    let len = if injected {
+        // Room for the header only: the answer cannot fit.
+        16
+    } else if host.has_facility(sccb::FACILITY_EXTENDED_SCCB) {
+        sccb::read_info_len(sccb::MAX_CPUS)
+    } else {
+        sccb::SCCB_SIZE
+    };
+    let err = match sclp::read_scp_info(len) {
+        Ok(info) => return (info.memory, info.cpus),
+        Err(e) => e,
+    };
+    out!("# SCLP Read SCP Info ({} bytes): {}\n", len, err);
+    if injected {
+        let why = crate::format_fixed!(160, "SCLP Read SCP Info gave no storage size: {}", err);
+        bail_out(Abort::NoMemoryInfo, why.as_str());
+    }
+    let memory = memory::probe_storage_size();
+    let cpus = match sclp::read_cpu_info() {
+        Ok(n) => n,
+        Err(e) => {
+            out!("# SCLP Read CPU Info: {}\n", e);
+            1
+        }
+    };
+    out!(
+        "# storage sized by probing: {} MiB; CPUs from Read CPU Info: {}\n",
+        memory >> 20,
+        cpus
+    );
+    (memory, cpus)
+}
+
 /// Entered from boot/head.S with interrupts disabled and new PSWs installed.
 #[no_mangle]
 extern "C" fn zvtest_main() -> ! {
     timer::init();
     console::init();
+    let host = probe_host();
+    set_qemu(host.kind.is_qemu());
+    console::set_code_page(if host.kind == HostKind::ZVm {
+        CodePage::Cp037
+    } else {
+        CodePage::Cp500
+    });
     let _ = TapWriter::header(&mut Console);
     out!("# zvtest {}\n", env!("CARGO_PKG_VERSION"));
 
-    let Some(scp) = sclp::read_scp_info() else {
-        bail_out(
-            Abort::NoMemoryInfo,
-            "SCLP Read SCP Info gave no storage size",
-        );
-    };
-    let Some(heap) = memory::heap_range(scp.memory) else {
-        bail_out(Abort::NoMemoryInfo, "no free storage for a heap");
+    let area = lowcore::ipl_cmdline();
+    // Without QEMU (z/VM, LPAR) nothing is passed: the defaults apply.
+    let raw_cmdline: &[u8] = if cmdline::passed(area) { area } else { &[] };
+    let (memory, cpus) = storage_and_cpus(&host, raw_cmdline);
+    let heap = match memory::heap_range(memory) {
+        Ok(h) => h,
+        Err(needed) => {
+            let why = crate::format_fixed!(
+                120,
+                "{} MiB of storage is too little: zvtest needs at least {} MiB",
+                memory >> 20,
+                needed >> 20
+            );
+            bail_out(Abort::TooLittleStorage, why.as_str())
+        }
     };
     memory::init_heap(heap);
-    let raw_cmdline = lowcore::ipl_cmdline();
     let parsed = cmdline::parse(raw_cmdline);
-    let host = probe_host();
-    set_qemu(host.kind.is_qemu());
 
     out!(
         "# host: {} (STSI level {}, manufacturer '{}', type '{}', control program '{}')\n",
@@ -131,7 +189,7 @@ extern "C" fn zvtest_main() -> ! {
     if let Some((name, number)) = &host.lpar {
         out!("# LPAR: '{}' number {}\n", name.as_str(), number);
     }
-    out!("# memory: {} MiB, cpus: {}\n", scp.memory >> 20, scp.cpus);
+    out!("# memory: {} MiB, cpus: {}\n", memory >> 20, cpus);
     out!(
         "# heap: {}-{} ({} MiB)\n",
         Hex(heap.start),
@@ -142,28 +200,45 @@ extern "C" fn zvtest_main() -> ! {
     if verbose >= 1 {
         out!("# facilities: {}\n", FacilityRanges(&host.facilities));
     }
-    let shown = raw_cmdline
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(raw_cmdline.len());
     out!(
         "# command line: '{}'\n",
-        core::str::from_utf8(&raw_cmdline[..shown]).unwrap_or("(not ASCII)")
+        Escaped(cmdline::text(raw_cmdline))
     );
 
+    if host.kind.is_qemu() && !cmdline::passed(area) {
+        bail_out(
+            Abort::CommandLine,
+            &crate::format!(
+                "QEMU passed no command line: QEMU drops an -append longer than the {} bytes the image holds",
+                lowcore::IPL_CMDLINE_MAX - 1
+            ),
+        );
+    }
     let cfg = match parsed {
         Ok(cfg) => cfg,
         Err(e) => bail_out(Abort::CommandLine, &crate::format!("command line: {}", e)),
     };
+    let regular: Vec<&str> = suites::ALL
+        .iter()
+        .filter(|c| c.inject.is_none())
+        .map(|c| c.name)
+        .collect();
+    if let Some(why) = selection_error(&cfg, &regular) {
+        bail_out(
+            Abort::CommandLine,
+            &crate::format!("command line: {}", why.as_str()),
+        );
+    }
     let inventory = crate::discovery::discover();
     inventory.print();
     let mut machine = Machine {
-        cfg,
-        memory: scp.memory,
-        cpus: scp.cpus,
+        memory,
+        cpus,
         heap,
         host,
         inventory,
+        diag288: cfg.diag288,
+        cfg,
     };
     let selected: Vec<&Check<Machine>> = suites::ALL
         .iter()
@@ -200,7 +275,7 @@ fn run_check(m: &mut Machine, check: &Check<Machine>) -> Outcome {
     let mut st = STATE.get();
     st.current = check.name;
     STATE.set(st);
-    let timeout_ms = check.timeout_ms.unwrap_or(m.cfg.timeout_ms);
+    let timeout_ms = check.timeout_ms(&m.cfg);
     let mut outcome: Option<Outcome> = None;
     let mut rec = Recovery::default();
     timer::start_check(&mut rec, timeout_ms * 1000);
@@ -237,6 +312,7 @@ fn finish(abort: Option<Abort>) -> ! {
 /// Stops the run with a TAP bail out and `reason`.
 pub fn bail_out(abort: Abort, reason: &str) -> ! {
     timer::end_check();
+    console::take_over_for_report();
     let _ = TapWriter::bail_out(&mut Console, reason);
     finish(Some(abort))
 }
@@ -245,6 +321,7 @@ pub fn bail_out(abort: Abort, reason: &str) -> ! {
 pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
     timer::end_check();
     disarm_expectations();
+    console::take_over_for_report();
     let current = STATE.get().current;
     let mut reason = crate::format!("unexpected {} interrupt", class_name(class));
     match class {
@@ -270,9 +347,18 @@ pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
             ));
         }
         CLASS_IO => {
-            // SAFETY: lowcore field of the I/O interruption.
-            let sid = unsafe { lowcore::read::<u32>(lowcore::SUBCHANNEL_ID) };
-            reason.push_str(&crate::format!(": subchannel {}", Hex(u64::from(sid))));
+            // SAFETY: lowcore fields of the I/O interruption.
+            let (sid, param) = unsafe {
+                (
+                    lowcore::read::<u32>(lowcore::SUBCHANNEL_ID),
+                    lowcore::read::<u32>(lowcore::IO_PARAM),
+                )
+            };
+            reason.push_str(&crate::format!(
+                ": subchannel {}, interruption parameter {}",
+                Hex(u64::from(sid)),
+                Hex(u64::from(param))
+            ));
         }
         CLASS_MCCK => {
             // SAFETY: lowcore field of the machine-check interruption.
@@ -316,6 +402,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     }
     PANICKING.set(true);
     timer::end_check();
+    console::take_over_for_report();
     let _ = Console.write_str("Bail out! panic");
     let current = STATE.get().current;
     if !current.is_empty() {

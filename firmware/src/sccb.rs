@@ -93,8 +93,9 @@ pub fn build_ascii_write(sccb: &mut [u8], text: &[u8]) -> usize {
 }
 
 /// Write Event Data, line-mode message: one MDB with a general object and a
-/// message-text object holding one line of `text` in EBCDIC (no newline).
-pub fn build_line_write(sccb: &mut [u8], text: &[u8]) -> usize {
+/// message-text object holding one line of `text` in EBCDIC code page `cp`
+/// (no newline).
+pub fn build_line_write(sccb: &mut [u8], text: &[u8], cp: crate::ebcdic::CodePage) -> usize {
     let text = &text[..text.len().min(MAX_TEXT)];
     let mto = MTO_HEADER + text.len();
     let mdb = MDB_HEADER + GO_LEN + mto;
@@ -119,16 +120,57 @@ pub fn build_line_write(sccb: &mut [u8], text: &[u8]) -> usize {
     put16(sccb, at + 4, 0x1000); // end of text
     at += MTO_HEADER;
     for (o, &c) in sccb[at..len].iter_mut().zip(text) {
-        *o = crate::ebcdic::to_ebcdic(c);
+        *o = crate::ebcdic::encode(cp, c);
     }
     len
 }
 
-/// Read SCP Info request over a whole page.
-pub fn build_read_info(sccb: &mut [u8]) -> usize {
-    sccb[..SCCB_SIZE].fill(0);
-    header(sccb, SCCB_SIZE);
-    SCCB_SIZE
+/// Read SCP Info (or Read CPU Info) request of `len` bytes.
+pub fn build_read_info(sccb: &mut [u8], len: usize) -> usize {
+    sccb[..len].fill(0);
+    header(sccb, len);
+    len
+}
+
+pub const CMD_READ_CPU_INFO: u32 = 0x0001_0001;
+
+/// The bytes Read SCP Info needs for `max_cpus` CPUs (what QEMU requires:
+/// its 144-byte block plus 16 bytes a CPU). Above 247 CPUs that is more
+/// than a 4 KiB SCCB, which only the extended-length-SCCB facility allows.
+pub fn read_info_len(max_cpus: usize) -> usize {
+    144 + 16 * max_cpus
+}
+
+/// The largest CPU count there is (s390x addresses up to 248 CPUs in QEMU;
+/// 256 covers every machine).
+pub const MAX_CPUS: usize = 256;
+
+/// STFLE bit of the extended-length SCCB facility.
+pub const FACILITY_EXTENDED_SCCB: usize = 140;
+
+/// Read CPU Info: the configured CPUs.
+pub fn parse_cpu_info(sccb: &[u8]) -> u16 {
+    get16(sccb, 8)
+}
+
+/// What an SCLP response code means (the codes SCLP implementations,
+/// QEMU's among them, answer).
+pub fn response_meaning(code: u16) -> &'static str {
+    match code {
+        0x0010 => "normal read completion",
+        0x0020 => "normal completion",
+        0x0100 => "the SCCB crosses a 4 KiB boundary",
+        0x01f0 => "command not recognised",
+        0x0300 => "the SCCB is too short for the answer",
+        0x0340 => "contained equipment check",
+        0x40f0 => "invalid function",
+        0x60f0 => "no event buffers stored",
+        0x70f0 => "invalid selection mask",
+        0x72f0 => "inconsistent lengths",
+        0x73f0 => "event buffer syntax error",
+        0x74f0 => "invalid mask length",
+        _ => "unknown response code",
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,7 +216,7 @@ mod tests {
     #[test]
     fn line_event_layout() {
         let mut b = [0xffu8; SCCB_SIZE];
-        let n = build_line_write(&mut b, b"Hi");
+        let n = build_line_write(&mut b, b"Hi", crate::ebcdic::CodePage::Cp500);
         assert_eq!(n, 8 + 6 + 12 + 56 + 10 + 2);
         assert_eq!(get16(&b, 8) as usize, n - 8);
         assert_eq!(b[10], 0x02);
@@ -190,7 +232,10 @@ mod tests {
     fn long_text_is_cut_to_one_page() {
         let mut b = [0u8; SCCB_SIZE];
         let text = [b'x'; 5000];
-        assert_eq!(build_line_write(&mut b, &text), SCCB_SIZE);
+        assert_eq!(
+            build_line_write(&mut b, &text, crate::ebcdic::CodePage::Cp037),
+            SCCB_SIZE
+        );
         assert!(build_ascii_write(&mut b, &text) <= SCCB_SIZE);
     }
 
@@ -201,6 +246,24 @@ mod tests {
         let mut b = [0u8; SCCB_SIZE];
         assert_eq!(build_event_mask(&mut b), 28);
         assert_eq!(get32(&b, 16), 0x4000_0040);
+    }
+
+    #[test]
+    fn read_info_sizes() {
+        // QEMU's limit: 247 CPUs fit a page, 248 do not.
+        assert_eq!(read_info_len(247), 4096);
+        assert_eq!(read_info_len(248), 4112);
+        assert!(read_info_len(MAX_CPUS) <= 2 * SCCB_SIZE);
+        let mut b = [0xffu8; 64];
+        assert_eq!(build_read_info(&mut b, 32), 32);
+        assert_eq!(get16(&b, 0), 32);
+        assert_eq!(response_code(&b), 0);
+        assert_eq!(b[32], 0xff, "nothing past the request");
+        assert_eq!(
+            response_meaning(0x0300),
+            "the SCCB is too short for the answer"
+        );
+        assert_eq!(response_meaning(0x1234), "unknown response code");
     }
 
     #[test]

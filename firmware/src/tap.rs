@@ -87,6 +87,14 @@ impl TapWriter {
                 ufmt::uwrite!(w, "ok {} - ", self.next)?;
                 one_line(w, name)?;
             }
+            Outcome::PassNote(note) => {
+                self.tally.passed += 1;
+                ufmt::uwrite!(w, "ok {} - ", self.next)?;
+                one_line(w, name)?;
+                w.write_str("\n  ---\n  note: ")?;
+                yaml_str(w, note)?;
+                w.write_str("\n  ...")?;
+            }
             Outcome::Skip(reason) => {
                 self.tally.skipped += 1;
                 ufmt::uwrite!(w, "ok {} - ", self.next)?;
@@ -157,14 +165,17 @@ mod tests {
         .unwrap();
         tap.result(&mut out, "a.three", &Outcome::skip("no # device\nhere"))
             .unwrap();
+        tap.result(&mut out, "a.four", &Outcome::PassNote("found \"x\"".into()))
+            .unwrap();
         TapWriter::summary(tap.tally, &mut out).unwrap();
         assert_eq!(
             out.0,
             "TAP version 14\n# host: QEMU\n# memory: 128 MiB\n1..3\nok 1 - a.one\n\
              not ok 2 - a.two\n  ---\n  message: \"code \\\"x\\\"\"\n  expected: \"2\"\n  got: \"6\"\n  ...\n\
-             ok 3 - a.three # SKIP no   device here\n1 passed, 1 failed, 1 skipped\n"
+             ok 3 - a.three # SKIP no   device here\n\
+             ok 4 - a.four\n  ---\n  note: \"found \\\"x\\\"\"\n  ...\n2 passed, 1 failed, 1 skipped\n"
         );
-        assert_eq!(tap.results_written(), 3);
+        assert_eq!(tap.results_written(), 4);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub enum Abort {
     Panic = 3,
     CommandLine = 4,
     NoMemoryInfo = 5,
+    /// Less storage than the checks need.
+    TooLittleStorage = 6,
 }
 
 pub fn wait_address(qemu: bool, tally: Tally, abort: Option<Abort>) -> u64 {

@@ -9,7 +9,7 @@ use super::{lowcore, Psw, PSW_MASK_PSTATE, PSW_MASK_WAIT};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 pub const CLASS_RESTART: u64 = 0;
 pub const CLASS_EXTERNAL: u64 = 1;
@@ -248,6 +248,7 @@ extern "C" fn zvtest_interrupt(ctx: &mut InterruptContext, class: u64) {
         CLASS_MCCK => machine_check(),
         CLASS_RESTART => {
             RESTARTS_EXPECTED.load(Ordering::SeqCst) && {
+                LAST_RESTART_TOD.store(super::tod(), Ordering::SeqCst);
                 RESTARTS.fetch_add(1, Ordering::SeqCst);
                 true
             }
@@ -339,16 +340,32 @@ fn svc(ctx: &mut InterruptContext) -> bool {
 /// e.g. a watchdog set to inject one; otherwise they end the run.
 pub static RESTARTS_EXPECTED: AtomicBool = AtomicBool::new(false);
 pub static RESTARTS: AtomicUsize = AtomicUsize::new(0);
+/// When the last expected restart interrupt was taken (TOD).
+pub static LAST_RESTART_TOD: AtomicU64 = AtomicU64::new(0);
 
 /// MCIC bit 9: a channel report is pending (the only machine check we take).
 const MCIC_CHANNEL_REPORT: u64 = 1 << (63 - 9);
 /// Channel-report machine checks seen so far.
 pub static CHANNEL_REPORTS: AtomicUsize = AtomicUsize::new(0);
+/// Someone (a hot-plug check) waits for channel reports: only then is a
+/// channel-report machine check taken rather than reported.
+static CHANNEL_REPORTS_OWNED: AtomicBool = AtomicBool::new(false);
+
+/// Takes channel-report machine checks while `f` runs (the owner's wait),
+/// with CR14 opened for them; closes CR14 again after.
+pub fn with_channel_reports<R>(f: impl FnOnce() -> R) -> R {
+    CHANNEL_REPORTS_OWNED.store(true, Ordering::SeqCst);
+    super::enable_channel_reports();
+    let r = f();
+    super::disable_channel_reports();
+    CHANNEL_REPORTS_OWNED.store(false, Ordering::SeqCst);
+    r
+}
 
 fn machine_check() -> bool {
     // SAFETY: lowcore field of the machine-check interruption.
     let mcic = unsafe { lowcore::read::<u64>(lowcore::MCCK_CODE) };
-    if mcic & MCIC_CHANNEL_REPORT == 0 {
+    if mcic & MCIC_CHANNEL_REPORT == 0 || !CHANNEL_REPORTS_OWNED.load(Ordering::SeqCst) {
         return false;
     }
     CHANNEL_REPORTS.fetch_add(1, Ordering::SeqCst);

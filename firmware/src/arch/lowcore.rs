@@ -16,9 +16,10 @@ pub const MCCK_CODE: u64 = 0xe8;
 pub const OLD_PSWS: u64 = 0x120;
 pub const NEW_PSWS: u64 = 0x1a0;
 pub const EXT_PARAM_64: u64 = 0x11b8;
-/// The command line QEMU copies for Linux-style images, and its maximum size.
+/// The command line QEMU copies for Linux-style images, and the size of
+/// its area (boot/layout.h; the image tells QEMU the same at 0x10430).
 pub const IPL_CMDLINE: u64 = 0x10480;
-pub const IPL_CMDLINE_MAX: usize = 0x380;
+pub const IPL_CMDLINE_MAX: usize = 0xb80;
 
 /// Reads a lowcore field.
 ///
@@ -37,7 +38,8 @@ pub fn new_psw(class: usize) -> Psw {
     unsafe { read::<Psw>(NEW_PSWS + 16 * class as u64) }
 }
 
-/// The raw command-line area filled by QEMU (all zero if it was not).
+/// The raw command-line area, as QEMU filled it (or did not: see
+/// `cmdline::passed`).
 pub fn ipl_cmdline() -> &'static [u8] {
     // SAFETY: the linker script reserves 0x10400-0x11000 as loaded data.
     unsafe { core::slice::from_raw_parts(IPL_CMDLINE as *const u8, IPL_CMDLINE_MAX) }

@@ -74,6 +74,45 @@ fn write_cr0(v: u64) {
     unsafe { asm!("lctlg %c0, %c0, 0({0})", in(reg_addr) &v, options(nostack)) };
 }
 
+/// CR14 bit 35: channel-report-pending machine checks, off.
+pub fn disable_channel_reports() {
+    let mut cr14 = 0u64;
+    // SAFETY: CR14 is read, the channel-report subclass bit cleared, written back.
+    unsafe {
+        asm!(
+            "stctg %c14, %c14, 0({a})",
+            "ni 4({a}), 0xef",
+            "lctlg %c14, %c14, 0({a})",
+            a = in(reg_addr) &mut cr14,
+            options(nostack),
+        )
+    };
+}
+
+/// CR0 bit 49: emergency-signal external interrupts.
+pub const CR0_EMERGENCY_SIGNAL: u32 = 49;
+
+/// SIGP order 0x03, emergency signal, to the CPU at `addr`; returns the
+/// condition code.
+pub fn sigp_emergency_signal(addr: u16) -> u32 {
+    let cc: u64;
+    // SAFETY: the order only makes an external interrupt pending at the
+    // target; r2 (status) may be overwritten.
+    unsafe {
+        asm!(
+            "sigp %r2, {addr}, 3",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            addr = in(reg) u64::from(addr),
+            cc = out(reg) cc,
+            inout("r2") 0u64 => _,
+            in("r3") 0u64,
+            options(nostack),
+        )
+    };
+    cc as u32 & 3
+}
+
 /// CR14 bit 35: channel-report-pending machine checks.
 pub fn enable_channel_reports() {
     let mut cr14 = 0u64;

@@ -14,6 +14,20 @@ static TIMEOUT_PENDING: AtomicBool = AtomicBool::new(false);
 /// Counts of timer interrupts, for the timer checks.
 pub static CKC_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 pub static CPU_TIMER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+/// When the first clock-comparator interrupt after [`note_next_ckc`] was
+/// taken (TOD); 0 until then.
+static FIRST_CKC_TOD: AtomicU64 = AtomicU64::new(0);
+
+/// Starts recording when the next clock-comparator interrupt is taken.
+pub fn note_next_ckc() {
+    FIRST_CKC_TOD.store(0, Ordering::SeqCst);
+}
+
+/// When the first clock-comparator interrupt since [`note_next_ckc`] was
+/// taken, if one was.
+pub fn first_ckc_tod() -> Option<u64> {
+    Some(FIRST_CKC_TOD.load(Ordering::SeqCst)).filter(|&t| t != 0)
+}
 
 /// Quietens both timers and enables the clock-comparator subclass.
 pub fn init() {
@@ -68,6 +82,7 @@ pub fn end_check() {
 }
 
 pub(super) fn on_clock_comparator(ctx: &mut InterruptContext) {
+    let _ = FIRST_CKC_TOD.compare_exchange(0, tod(), Ordering::SeqCst, Ordering::SeqCst);
     CKC_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
     // The condition stays pending while TOD > CKC: quieten it, then re-arm
     // for the check deadline if that is still ahead.

@@ -9,8 +9,31 @@ pub(crate) use sclp::on_service_signal;
 
 use crate::arch::interrupt::Global;
 use crate::arch::timer;
+use crate::ebcdic::CodePage;
 use crate::sccb;
 use core::sync::atomic::{AtomicU8, Ordering};
+
+/// The line-mode console's code page (QEMU's and an LPAR's read 500,
+/// z/VM's 037); set once the host is known.
+static CODE_PAGE: AtomicU8 = AtomicU8::new(0);
+
+/// Writes line-mode text in `cp` from now on.
+pub fn set_code_page(cp: CodePage) {
+    CODE_PAGE.store(
+        match cp {
+            CodePage::Cp500 => 0,
+            CodePage::Cp037 => 1,
+        },
+        Ordering::SeqCst,
+    );
+}
+
+fn code_page() -> CodePage {
+    match CODE_PAGE.load(Ordering::SeqCst) {
+        0 => CodePage::Cp500,
+        _ => CodePage::Cp037,
+    }
+}
 
 const TO_ASCII: u8 = 1;
 const TO_LINE_MODE: u8 = 2;
@@ -66,7 +89,7 @@ fn write_line(text: &[u8]) {
         let body = text.strip_suffix(b"\n").unwrap_or(text);
         let _ = sclp::request(
             sccb::CMD_WRITE_EVENT_DATA,
-            |s| sccb::build_line_write(s, body),
+            |s| sccb::build_line_write(s, body, code_page()),
             |_| (),
         );
     }
@@ -97,6 +120,13 @@ impl ufmt::uWrite for Console {
                 line.buf[line.len] = b;
                 line.len += 1;
                 if b == b'\n' || line.len == LINE_MAX {
+                    // The line leaves the buffer before it is written: an
+                    // interrupt that ends the run meanwhile finds no stale
+                    // half line to append to.
+                    LINE.set(Line {
+                        buf: line.buf,
+                        len: 0,
+                    });
                     write_line(&line.buf[..line.len]);
                     line.len = 0;
                 }
@@ -104,6 +134,25 @@ impl ufmt::uWrite for Console {
             LINE.set(line);
         });
         Ok(())
+    }
+}
+
+/// Makes the console usable by a report that ends the run from wherever
+/// it was interrupted: a console request in flight is let finish, and a
+/// line left half written (a result line, say) is closed as a diagnostic,
+/// so the bail-out that follows starts a line of its own.
+pub fn take_over_for_report() {
+    sclp::take_over();
+    let line = LINE.get();
+    LINE.set(Line {
+        buf: line.buf,
+        len: 0,
+    });
+    if line.len > 0 {
+        crate::out!(
+            "# output cut off here: '{}'\n",
+            crate::fmt::Escaped(&line.buf[..line.len])
+        );
     }
 }
 

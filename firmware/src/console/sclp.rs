@@ -8,15 +8,16 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Below 2 GiB, outside the first 8 KiB, and never crossing a page: a
-/// page-aligned static in the image satisfies all three.
+/// page-aligned static in the image satisfies all three. Two pages: Read
+/// SCP Info may use both where the extended-length-SCCB facility lets it.
 #[repr(C, align(4096))]
-struct SccbPage(UnsafeCell<[u8; SCCB_SIZE]>);
+struct SccbPage(UnsafeCell<[u8; 2 * SCCB_SIZE]>);
 
 // SAFETY: used by one CPU, only inside `request`, which is not re-entered
 // (guarded by BUSY).
 unsafe impl Sync for SccbPage {}
 
-static PAGE: SccbPage = SccbPage(UnsafeCell::new([0; SCCB_SIZE]));
+static PAGE: SccbPage = SccbPage(UnsafeCell::new([0; 2 * SCCB_SIZE]));
 static DONE: AtomicBool = AtomicBool::new(false);
 static BUSY: AtomicBool = AtomicBool::new(false);
 /// Service signals that named no SCCB of ours.
@@ -44,6 +45,15 @@ pub(crate) fn on_service_signal(param: u32) {
         DONE.store(true, Ordering::SeqCst);
     } else {
         STRAY_SIGNALS.set(STRAY_SIGNALS.get() + 1);
+    }
+}
+
+/// Ends a request that an interrupt cut off (the run is about to end from
+/// the interrupt handler): waits for its completion, then frees the page.
+pub fn take_over() {
+    if BUSY.load(Ordering::SeqCst) {
+        timer::wait_until(TIMEOUT_US, false, || DONE.load(Ordering::SeqCst));
+        BUSY.store(false, Ordering::SeqCst);
     }
 }
 
@@ -85,17 +95,71 @@ pub fn request<R>(
     r
 }
 
-/// Reads the storage size and CPU count.
-pub fn read_scp_info() -> Option<sccb::ScpInfo> {
-    for cmd in [sccb::CMD_READ_SCP_INFO_FORCED, sccb::CMD_READ_SCP_INFO] {
-        let info = request(cmd, sccb::build_read_info, |s| {
-            (sccb::response_code(s) == sccb::RC_NORMAL_READ)
-                .then(|| sccb::parse_read_info(s))
-                .flatten()
-        });
-        if let Ok(Some(info)) = info {
-            return Some(info);
+/// Why Read SCP Info (or Read CPU Info) gave no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InfoError {
+    Call(SclpError),
+    /// The SCLP answered with this response code.
+    Response(u16),
+    /// A normal completion that names no storage.
+    NoStorageSize,
+}
+
+impl ufmt::uDisplay for InfoError {
+    fn fmt<W: ufmt::uWrite + ?Sized>(
+        &self,
+        f: &mut ufmt::Formatter<'_, W>,
+    ) -> Result<(), W::Error> {
+        match *self {
+            InfoError::Call(SclpError::NotOperational) => f.write_str("SERVC: not operational"),
+            InfoError::Call(SclpError::Busy) => f.write_str("SERVC: busy"),
+            InfoError::Call(SclpError::Timeout) => f.write_str("no completion signal"),
+            InfoError::Call(SclpError::Reentered) => f.write_str("re-entered"),
+            InfoError::Response(code) => ufmt::uwrite!(
+                f,
+                "response {} ({})",
+                crate::fmt::Hex(code.into()),
+                sccb::response_meaning(code)
+            ),
+            InfoError::NoStorageSize => f.write_str("the answer names no storage size"),
         }
     }
-    None
+}
+
+/// Reads the storage size and CPU count with an SCCB of `len` bytes (more
+/// than a page only with the extended-length-SCCB facility): the forced
+/// command first, then the plain one; the error is the last one's.
+pub fn read_scp_info(len: usize) -> Result<sccb::ScpInfo, InfoError> {
+    let len = len.min(2 * SCCB_SIZE);
+    let mut last = InfoError::NoStorageSize;
+    for cmd in [sccb::CMD_READ_SCP_INFO_FORCED, sccb::CMD_READ_SCP_INFO] {
+        let r = request(
+            cmd,
+            |s| sccb::build_read_info(s, len),
+            |s| match sccb::response_code(s) {
+                sccb::RC_NORMAL_READ => sccb::parse_read_info(s).ok_or(InfoError::NoStorageSize),
+                code => Err(InfoError::Response(code)),
+            },
+        );
+        match r {
+            Ok(Ok(info)) => return Ok(info),
+            Ok(Err(e)) => last = e,
+            Err(e) => last = InfoError::Call(e),
+        }
+    }
+    Err(last)
+}
+
+/// The configured CPUs, from Read CPU Info (whose answer fits a page for
+/// every CPU count, where Read SCP Info's may not).
+pub fn read_cpu_info() -> Result<u16, InfoError> {
+    let r = request(
+        sccb::CMD_READ_CPU_INFO,
+        |s| sccb::build_read_info(s, SCCB_SIZE),
+        |s| match sccb::response_code(s) {
+            sccb::RC_NORMAL_READ => Ok(sccb::parse_cpu_info(s)),
+            code => Err(InfoError::Response(code)),
+        },
+    );
+    r.map_err(InfoError::Call)?
 }

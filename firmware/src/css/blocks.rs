@@ -223,6 +223,41 @@ pub fn parse_sense_id(b: &[u8]) -> Option<SenseId> {
     })
 }
 
+/// The answer to CHSC Store Channel Subsystem Characteristics: response
+/// length and code, and the first words of the general and of the CHSC
+/// characteristics (bit 0 is the top bit of word 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Characteristics {
+    pub length: u16,
+    pub code: u16,
+    pub general: [u32; 4],
+    pub chsc: [u32; 4],
+}
+
+/// Where the CHSC characteristics start in the response: after the
+/// 8-byte header and 510 words of general characteristics.
+const SCSC_CHSC_CHARS: usize = 8 + 510 * 4;
+
+impl Characteristics {
+    /// Decodes a response block of at least [`SCSC_CHSC_CHARS`] + 16 bytes.
+    pub fn decode(r: &[u8]) -> Self {
+        let word = |at: usize| u32::from_be_bytes([r[at], r[at + 1], r[at + 2], r[at + 3]]);
+        Characteristics {
+            length: u16::from_be_bytes([r[0], r[1]]),
+            code: u16::from_be_bytes([r[2], r[3]]),
+            general: core::array::from_fn(|i| word(8 + 4 * i)),
+            chsc: core::array::from_fn(|i| word(SCSC_CHSC_CHARS + 4 * i)),
+        }
+    }
+
+    /// Bit `n` of the general characteristics (within the words kept).
+    pub fn general_bit(&self, n: usize) -> bool {
+        self.general
+            .get(n / 32)
+            .is_some_and(|w| w & (0x8000_0000 >> (n % 32)) != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

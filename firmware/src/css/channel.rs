@@ -78,10 +78,15 @@ const IO_WORD_ADAPTER: u32 = 0x8000_0000;
 /// Adapter interrupts seen, for any ISC.
 pub static ADAPTER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
-fn on_io_interrupt(sid: u32, _param: u32, word: u32) -> bool {
+fn on_io_interrupt(sid: u32, param: u32, word: u32) -> bool {
     if word & IO_WORD_ADAPTER != 0 {
         ADAPTER_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
         return true;
+    }
+    // Every subchannel we drive carries its own id as its parameter
+    // (set_enabled): anything else was enabled by someone else.
+    if param != sid {
+        return false;
     }
     let mut irb = Block::<IRB_SIZE>::zeroed();
     let mut c = COMPLETION.get();
@@ -140,17 +145,11 @@ pub fn set_domain_attributes(operation: u16) -> Option<u16> {
     chsc_call(0x0031, 0x0400, u32::from(operation)).map(|(rc, _)| rc)
 }
 
-/// CHSC Store Channel Subsystem Characteristics: response code and the
-/// first general-characteristics words.
-pub fn store_characteristics() -> Option<(u16, [u32; 4])> {
-    chsc_call(0x0010, 0x0010, 0).map(|(rc, page)| {
-        let mut w = [0u32; 4];
-        for (i, v) in w.iter_mut().enumerate() {
-            let at = 0x10 + 8 + 4 * i;
-            *v = u32::from_be_bytes([page.0[at], page.0[at + 1], page.0[at + 2], page.0[at + 3]]);
-        }
-        (rc, w)
-    })
+/// CHSC Store Channel Subsystem Characteristics: the response block
+/// (after the 16-byte request), decoded.
+pub fn store_characteristics() -> Option<crate::css::blocks::Characteristics> {
+    chsc_call(0x0010, 0x0010, 0)
+        .map(|(_, page)| crate::css::blocks::Characteristics::decode(&page.0[0x10..]))
 }
 
 pub fn store_schib(sid: u32) -> Option<Block<SCHIB_SIZE>> {
@@ -205,6 +204,25 @@ pub fn set_enabled(sid: u32, on: bool) -> Result<(), IoError> {
         }
     }
     Err(IoError::NotEnabled)
+}
+
+/// For `inject=io`: enables `sid` with a parameter that is not ours and
+/// starts a NOOP, so that an I/O interrupt nobody owns arrives.
+pub fn start_foreign(sid: u32) -> Result<(), IoError> {
+    let mut schib = store_schib(sid).ok_or(IoError::NotOperational)?;
+    blocks::set_enabled(&mut schib.0, true, ISC, !sid);
+    if io::modify_subchannel(sid, &mut schib) != 0 {
+        return Err(IoError::NotEnabled);
+    }
+    // Kept for good: the device may read it after we are gone.
+    let noop = Box::leak(Box::new(Ccw1::new(blocks::CMD_NOOP, 0, 0, 0)));
+    let mut orb = Block::<{ blocks::ORB_SIZE }>::zeroed();
+    orb.0 = blocks::build_orb(!sid, noop as *const Ccw1 as u32);
+    match io::start_subchannel(sid, &mut orb) {
+        0 => Ok(()),
+        3 => Err(IoError::NotOperational),
+        _ => Err(IoError::Busy),
+    }
 }
 
 fn set_waiting(sid: u32) {

@@ -84,3 +84,10 @@ pub fn sclp_memory(m: &mut Machine) -> Outcome {
         None => Outcome::skip("no expect-mem= on the command line"),
     }
 }
+
+pub fn sclp_cpus(m: &mut Machine) -> Outcome {
+    match m.cfg.expect_cpus {
+        Some(want) => Outcome::expect_eq("CPUs from SCLP", want, m.cpus),
+        None => Outcome::skip("no expect-cpus= on the command line"),
+    }
+}

@@ -115,25 +115,68 @@ pub fn stress(m: &mut Machine) -> Outcome {
     )
 }
 
+/// Blocks the heap is exhausted with: large enough to be quick, small
+/// enough that the last refusal leaves little unused.
+const EXHAUST_BLOCK: usize = 64 << 10;
+
+/// Exhausts the heap for real, then recovers: every block freed, the same
+/// bytes in use as before, and a large allocation granted again.
 pub fn exhaustion(_: &mut Machine) -> Outcome {
     let before = heap_stats();
-    let mut v: Vec<u8> = Vec::new();
-    if v.try_reserve_exact(before.size as usize + 1).is_ok() {
-        return Outcome::mismatch("reserving more than the whole heap", "an error", "success");
+    let mut blocks: Vec<u64> = Vec::new();
+    if blocks
+        .try_reserve_exact(before.free as usize / EXHAUST_BLOCK + 2)
+        .is_err()
+    {
+        return Outcome::fail("no room for the list of blocks");
     }
-    let half = before.free as usize / 2;
-    if v.try_reserve_exact(half).is_err() {
+    let free = heap_stats().free;
+    let Ok(layout) = Layout::from_size_align(EXHAUST_BLOCK, 8) else {
+        return Outcome::fail("invalid layout");
+    };
+    let r = crate::judge::exhaust(
+        free,
+        EXHAUST_BLOCK as u64,
+        &mut blocks,
+        // SAFETY: non-zero size; null (refused) becomes None.
+        || Some(unsafe { alloc(layout) } as u64).filter(|&p| p != 0),
+        // SAFETY: each address came from `alloc` with this layout, once.
+        |p| unsafe { dealloc(p as *mut u8, layout) },
+    );
+    // The refusal was ours to provoke: a later panic must not blame it.
+    crate::memory::EXHAUSTED_AT.store(0, core::sync::atomic::Ordering::SeqCst);
+    drop(blocks);
+    let got = match r {
+        Ok(got) => got,
+        Err(o) => return o,
+    };
+    crate::out!(
+        "# heap.exhaustion: {} blocks of {} bytes ({} of {} free bytes) before the first refusal\n",
+        got.blocks,
+        EXHAUST_BLOCK,
+        got.obtained,
+        free
+    );
+    let after = heap_stats();
+    if after.used != before.used {
         return Outcome::mismatch(
-            &format!("reserving half of the free heap ({} bytes)", half),
-            "success",
-            "an error",
+            "heap bytes in use after freeing every block",
+            before.used,
+            after.used,
         );
     }
-    drop(v);
-    crate::memory::EXHAUSTED_AT.store(0, core::sync::atomic::Ordering::SeqCst);
+    let mut v: Vec<u8> = Vec::new();
+    let half = before.free as usize / 2;
     Outcome::expect_eq(
-        "heap bytes in use afterwards",
-        before.used,
-        heap_stats().used,
+        &format!(
+            "reserving half of the free heap ({} bytes) afterwards",
+            half
+        ),
+        "granted",
+        if v.try_reserve_exact(half).is_ok() {
+            "granted"
+        } else {
+            "refused"
+        },
     )
 }

@@ -49,13 +49,35 @@ fn describe(devs: &[LegacyDevice]) -> String {
     }
 }
 
+/// `name:queues,...` of the expected devices, or `none`.
+fn expected(want: &[(String, u8)]) -> String {
+    let items: Vec<String> = want
+        .iter()
+        .map(|(n, q)| format!("{}:{}", n.as_str(), q))
+        .collect();
+    if items.is_empty() {
+        String::from("none")
+    } else {
+        items.join(",")
+    }
+}
+
 pub fn page(m: &mut Machine) -> Outcome {
     let addr = page_address(m);
     let Some(page) = read_page(addr) else {
-        return Outcome::skip(&format!(
-            "no s390-virtio device page at {} (addressing exception: storage ends there)",
-            Hex(addr)
-        ));
+        return match &m.cfg.legacy_devices {
+            Some(want) if !want.is_empty() => Outcome::mismatch(
+                &format!("legacy device page at {}", Hex(addr)),
+                expected(want).as_str(),
+                "no page (addressing exception: storage ends there)",
+            ),
+            // Expected none, and there is none.
+            Some(_) => Outcome::Pass,
+            None => Outcome::skip(&format!(
+                "no s390-virtio device page at {} (addressing exception: storage ends there)",
+                Hex(addr)
+            )),
+        };
     };
     let devs = match legacy_page::parse(&page.0) {
         Ok(d) => d,
@@ -80,22 +102,46 @@ pub fn page(m: &mut Machine) -> Outcome {
         );
     }
     let got = describe(&devs);
-    let listed = match &m.cfg.legacy_devices {
-        None => Outcome::Pass,
-        Some(want) => {
-            let want: Vec<String> = want
-                .iter()
-                .map(|(n, q)| format!("{}:{}", n.as_str(), q))
-                .collect();
-            let want = if want.is_empty() {
-                String::from("none")
-            } else {
-                want.join(",")
-            };
-            Outcome::expect_eq("legacy devices (name:queues)", want.as_str(), got.as_str())
+    if let Some(want) = &m.cfg.legacy_devices {
+        let listed = Outcome::expect_eq(
+            "legacy devices (name:queues)",
+            expected(want).as_str(),
+            got.as_str(),
+        );
+        if !listed.is_pass() {
+            return listed;
         }
+    }
+    let compared = if m.cfg.legacy_devices.is_some() {
+        "equal to legacy-devices="
+    } else {
+        "not compared: no legacy-devices= on the command line"
     };
-    listed.and_then(|| drive(addr, &devs))
+    match drive(addr, &devs) {
+        Driven::NotServed => Outcome::skip(&format!(
+            "page at {} holds {} ({}), but the legacy hypercalls are not served (RESET faults): no legacy host behind it",
+            Hex(addr),
+            got.as_str(),
+            compared
+        )),
+        Driven::Failed(o) => o,
+        Driven::Done if m.cfg.legacy_devices.is_some() => Outcome::Pass,
+        Driven::Done => Outcome::PassNote(format!(
+            "page at {} holds {} ({}); reset, set and notified through the legacy hypercalls",
+            Hex(addr),
+            got.as_str(),
+            compared
+        )),
+    }
+}
+
+/// What driving the page's devices came to.
+enum Driven {
+    /// Every device reset, set and notified (or there were none).
+    Done,
+    /// The host does not serve the legacy hypercalls.
+    NotServed,
+    Failed(Outcome),
 }
 
 static VIRTIO_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
@@ -111,20 +157,21 @@ fn on_external(code: u16, _param: u32, _ctx: &mut InterruptContext) -> bool {
 /// Drives each device of the page through the legacy transport (RESET,
 /// SET_STATUS, NOTIFY) where the host serves those hypercalls; a page
 /// without a legacy host behind it (a synthetic one) says so.
-fn drive(addr: u64, devs: &[LegacyDevice]) -> Outcome {
+fn drive(addr: u64, devs: &[LegacyDevice]) -> Driven {
     let Some(first) = devs.first() else {
-        return Outcome::Pass;
+        return Driven::Done;
     };
     set_external_hook(on_external);
     if LegacyTransport::open(addr, first.clone()).is_none() {
-        crate::out!(
-            "# legacy hypercalls not served (RESET faults): no legacy host behind this page\n"
-        );
-        return Outcome::Pass;
+        return Driven::NotServed;
     }
     for d in devs {
         let Some(mut t) = LegacyTransport::open(addr, d.clone()) else {
-            return Outcome::mismatch(&format!("RESET of device {}", d.index), "served", "fault");
+            return Driven::Failed(Outcome::mismatch(
+                &format!("RESET of device {}", d.index),
+                "served",
+                "fault",
+            ));
         };
         let r = (|| -> Result<Option<u8>, TransportError> {
             t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)?;
@@ -137,18 +184,18 @@ fn drive(addr: u64, devs: &[LegacyDevice]) -> Outcome {
         match r {
             Ok(Some(0)) => {}
             Ok(status) => {
-                return Outcome::mismatch(
+                return Driven::Failed(Outcome::mismatch(
                     &format!("status byte of device {} after RESET", d.index),
                     0u8,
                     status.unwrap_or(0xff),
-                )
+                ))
             }
             Err(e) => {
-                return Outcome::mismatch(
+                return Driven::Failed(Outcome::mismatch(
                     &format!("legacy transport, device {}", d.index),
                     "RESET, SET_STATUS and NOTIFY answer 0",
                     format!("{}", e).as_str(),
-                )
+                ))
             }
         }
     }
@@ -157,5 +204,5 @@ fn drive(addr: u64, devs: &[LegacyDevice]) -> Outcome {
         devs.len(),
         VIRTIO_INTERRUPTS.load(Ordering::SeqCst)
     );
-    Outcome::Pass
+    Driven::Done
 }

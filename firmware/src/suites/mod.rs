@@ -13,7 +13,7 @@ mod virtio;
 use crate::check::Check;
 use crate::runner::Machine;
 
-pub static ALL: &[Check<Machine>] = &[
+const CHECKS: &[Check<Machine>] = &[
     Check::new("boot.vectors", boot::vectors),
     Check::new("boot.svc", boot::svc_round_trip),
     Check::new("pgm.operation", boot::operation_exception),
@@ -21,6 +21,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("pgm.specification", boot::specification_exception),
     Check::new("pgm.addressing", boot::addressing_exception),
     Check::new("sclp.memory", boot::sclp_memory),
+    Check::new("sclp.cpus", boot::sclp_cpus),
     Check::new("css.characteristics", css::characteristics),
     Check::new("css.sense-id", css::sense_id),
     Check::new("css.inventory", css::inventory),
@@ -31,9 +32,11 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("css.hotplug", css::hotplug).timeout(30_000),
     Check::new("legacy.page", legacy::page),
     Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
-    Check::new("virtio.rng", virtio::rng).timeout(60_000),
+    Check::new("virtio.rng", virtio::rng)
+        .timeout(60_000)
+        .stressed(),
     Check::new("virtio.config", virtio::config),
-    Check::new("virtio.config-change", virtio::config_change).timeout(20_000),
+    Check::new("virtio.config-change", virtio::config_change).timeout(30_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new("hcall.diag500.printk-inside", hypercalls::printk_inside),
     Check::new("hcall.diag500.printk-outside", hypercalls::printk_outside),
@@ -69,6 +72,11 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("hcall.diag258", hypercalls::diag258),
     Check::new("hcall.diag288.start", hypercalls::diag288_start),
     Check::new("hcall.diag288.cancel", hypercalls::diag288_cancel),
+    Check::new("hcall.diag288.cancel-idle", hypercalls::diag288_cancel_idle),
+    Check::new(
+        "hcall.diag288.short-timeout",
+        hypercalls::diag288_short_timeout,
+    ),
     Check::new("hcall.diag288.odd-register", hypercalls::diag288_odd),
     Check::new("hcall.diag288.expiry", hypercalls::diag288_expiry).timeout(40_000),
     Check::new("hcall.diag308.store", hypercalls::diag308_store),
@@ -77,7 +85,7 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("hcall.diag308.odd-register", hypercalls::diag308_odd),
     Check::new("hcall.diag318", hypercalls::diag318),
     Check::new("hcall.diag501", hypercalls::diag501),
-    Check::new("heap.stress", heap::stress),
+    Check::new("heap.stress", heap::stress).stressed(),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),
     Check::new("timer.clock-comparator", timer::clock_comparator),
@@ -88,4 +96,31 @@ pub static ALL: &[Check<Machine>] = &[
     Check::new("inject.pgm", inject::pgm).injected(crate::cmdline::Inject::Pgm),
     Check::new("inject.forever", inject::forever).injected(crate::cmdline::Inject::Forever),
     Check::new("inject.oom", inject::oom).injected(crate::cmdline::Inject::Oom),
+    Check::new("inject.ext", inject::ext).injected(crate::cmdline::Inject::Ext),
+    Check::new("inject.io", inject::io).injected(crate::cmdline::Inject::Io),
+    Check::new("inject.mcck", inject::mcck)
+        .injected(crate::cmdline::Inject::Mcck)
+        .timeout(30_000),
 ];
+
+pub static ALL: &[Check<Machine>] = CHECKS;
+
+/// The regular checks are exactly crate::checks::NAMES, in order.
+const _: () = {
+    let names = crate::checks::NAMES;
+    let (mut i, mut n) = (0, 0);
+    while i < CHECKS.len() {
+        if CHECKS[i].inject.is_none() {
+            assert!(
+                n < names.len() && crate::checks::same(CHECKS[i].name, names[n]),
+                "suites::ALL and checks::NAMES differ"
+            );
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        n == names.len(),
+        "checks::NAMES lists a check suites::ALL lacks"
+    );
+};

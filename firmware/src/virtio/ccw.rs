@@ -117,6 +117,12 @@ impl CcwTransport {
         config: u64,
     ) -> Result<(), TransportError> {
         self.command(CMD_SET_IND, &queues.to_be_bytes(), 0, "SET_IND")?;
+        self.set_config_indicator(config)
+    }
+
+    /// SET_CONF_IND alone: the configuration-change indicator, which adapter
+    /// interrupts leave classic.
+    pub fn set_config_indicator(&mut self, config: u64) -> Result<(), TransportError> {
         self.command(CMD_SET_CONF_IND, &config.to_be_bytes(), 0, "SET_CONF_IND")?;
         Ok(())
     }

@@ -1,0 +1,96 @@
+//! The names of the regular checks, in the order they run: what a full
+//! run's plan counts, known to host-side code too. suites/mod.rs holds the
+//! checks themselves and refuses to build if the two lists differ.
+
+/// Every check a run without `only=`/`skip=` reports, in order (the
+/// fault-injection checks, which run only on request, are not among them).
+pub const NAMES: &[&str] = &[
+    "boot.vectors",
+    "boot.svc",
+    "pgm.operation",
+    "pgm.privileged",
+    "pgm.specification",
+    "pgm.addressing",
+    "sclp.memory",
+    "sclp.cpus",
+    "css.characteristics",
+    "css.sense-id",
+    "css.inventory",
+    "css.chaining",
+    "css.command-reject",
+    "css.clear",
+    "css.halt",
+    "css.hotplug",
+    "legacy.page",
+    "virtio.revisions",
+    "virtio.rng",
+    "virtio.config",
+    "virtio.config-change",
+    "hcall.abi.registers",
+    "hcall.diag500.printk-inside",
+    "hcall.diag500.printk-outside",
+    "hcall.diag500.reset",
+    "hcall.diag500.set-status",
+    "hcall.diag500.notify",
+    "hcall.diag500.notify-not-set-up",
+    "hcall.diag500.notify-past-queues",
+    "hcall.diag500.notify-queue-limit",
+    "hcall.diag500.notify-bad-subchannel",
+    "hcall.diag500.storage-limit",
+    "hcall.diag500.function-5",
+    "hcall.diag500.function-ffff",
+    "hcall.diag500.function-2pow63",
+    "hcall.diag500.problem-state",
+    "hcall.diag10",
+    "hcall.diag44",
+    "hcall.diag9c.self",
+    "hcall.diag9c.other",
+    "hcall.diag9c.missing",
+    "hcall.diag258",
+    "hcall.diag288.start",
+    "hcall.diag288.cancel",
+    "hcall.diag288.cancel-idle",
+    "hcall.diag288.short-timeout",
+    "hcall.diag288.odd-register",
+    "hcall.diag288.expiry",
+    "hcall.diag308.store",
+    "hcall.diag308.set-invalid",
+    "hcall.diag308.bad-subcode",
+    "hcall.diag308.odd-register",
+    "hcall.diag318",
+    "hcall.diag501",
+    "heap.stress",
+    "heap.exhaustion",
+    "timer.cpu-timer",
+    "timer.clock-comparator",
+];
+
+/// Whether `a` and `b` are equal, in a const context.
+pub const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_distinct_and_grouped() {
+        for (i, n) in NAMES.iter().enumerate() {
+            assert!(!NAMES[i + 1..].contains(n), "{n} twice");
+            assert!(n.contains('.'), "{n} has no group");
+        }
+        assert!(same("a.b", "a.b") && !same("a.b", "a.c") && !same("a", "ab"));
+    }
+}
