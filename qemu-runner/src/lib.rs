@@ -23,7 +23,7 @@
 //!     .hot_unplug("ccw-fe.0.0001");
 //! assert_eq!(
 //!     s.command_line(),
-//!     "expect-mem=128M devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
+//!     "expect-mem=128M expect-cpus=1 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
 //! );
 //! ```
 //!
@@ -58,11 +58,12 @@
 //!     .append("only=hcall");
 //! assert_eq!(
 //!     s.command_line(),
-//!     "expect-mem=128M qemu-version=10.0 diag288=expire only=hcall"
+//!     "expect-mem=128M expect-cpus=1 qemu-version=10.0 diag288=expire only=hcall"
 //! );
 //! assert!(s.qmp_events, "the runner watches for QEMU's WATCHDOG event");
 //! ```
 
+pub mod defaults;
 pub mod json;
 pub mod qmp;
 pub mod run;
@@ -71,6 +72,7 @@ pub mod tap;
 pub mod verdict;
 pub mod version;
 
+pub use defaults::default_scenario;
 pub use qmp::QmpEvent;
 pub use run::{run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{

@@ -255,11 +255,14 @@ mod tests {
         assert!(c.scenario.qmp_events);
         assert_eq!(
             c.scenario.command_line(),
-            "expect-mem=128M qemu-version=10.0 diag288=expire only=hcall"
+            "expect-mem=128M expect-cpus=1 qemu-version=10.0 diag288=expire only=hcall"
         );
         let c = cli(&["--qemu-version", "none", "--diag288", "present", "k"]);
         assert_eq!(c.scenario.qemu_version, VersionWord::Omit);
-        assert_eq!(c.scenario.command_line(), "expect-mem=128M diag288=present");
+        assert_eq!(
+            c.scenario.command_line(),
+            "expect-mem=128M expect-cpus=1 diag288=present"
+        );
         assert_eq!(cli(&["k"]).scenario.qemu_version, VersionWord::Detect);
         let err = |args: &[&str]| match parse(args) {
             Err(e) => e,
@@ -275,7 +278,7 @@ mod tests {
         assert_eq!(c.scenario.memory_mib, 128);
         assert_eq!(c.scenario.smp, 1);
         assert!(!c.quiet && c.log.is_none());
-        assert_eq!(c.scenario.command_line(), "expect-mem=128M");
+        assert_eq!(c.scenario.command_line(), "expect-mem=128M expect-cpus=1");
         assert_eq!(cli(&["--memory", "1024", "k"]).scenario.memory_mib, 1024);
         assert_eq!(cli(&["--memory=256M", "k"]).scenario.memory_mib, 256);
         assert_eq!(cli(&["--", "-k"]).kernel, PathBuf::from("-k"));

@@ -17,8 +17,10 @@ pub const QEMU_ENV: &str = "ZVTEST_QEMU";
 /// of a QEMU that is not installed where it was built to look.
 pub const QEMU_DATA_ENV: &str = "ZVTEST_QEMU_DATA";
 
-/// QEMU copies at most 0x380 bytes of `-append` into the guest (hw/s390x/ipl.c).
-pub const MAX_APPEND_LEN: usize = 0x380 - 1;
+/// The longest `-append` the firmware's image takes: it tells QEMU its
+/// parameter area holds 0xb80 bytes with the closing NUL (hw/s390x/ipl.c
+/// reads the size at 0x10430; without it QEMU allows 0x380).
+pub const MAX_APPEND_LEN: usize = 0xb80 - 1;
 
 /// A boot configuration, built with chained setters:
 /// `Scenario::new("big").memory_mib(512).smp(2).append("only=boot.*")`.
@@ -672,13 +674,18 @@ impl Scenario {
         Ok(changes)
     }
 
-    /// The firmware command line: `expect-mem=<M>M` first, then
-    /// `qemu-version=` (once known: [`VersionWord::Detect`] is filled in
-    /// by [`Scenario::resolve_qemu_version`], which [`crate::run`] calls)
-    /// and `diag288=`, then our words, then what the devices imply:
-    /// `devices=`, `hotplug=`, `ram-end=` and `legacy-devices=`.
+    /// The firmware command line: `expect-mem=<M>M expect-cpus=<N>` first,
+    /// then `qemu-version=` (once known: [`VersionWord::Detect`] is filled
+    /// in by [`Scenario::resolve_qemu_version`], which [`crate::run`]
+    /// calls) and `diag288=`, then our words, then what the devices imply:
+    /// `devices=` (virtio devices with `:packed` and `:revN` where their
+    /// properties set `packed=on` or `max_revision=N`), `hotplug=`,
+    /// `ram-end=` and `legacy-devices=`.
     pub fn command_line(&self) -> String {
-        let mut words = vec![format!("expect-mem={}M", self.memory_mib)];
+        let mut words = vec![
+            format!("expect-mem={}M", self.memory_mib),
+            format!("expect-cpus={}", self.smp),
+        ];
         if let Some(v) = self.claimed_qemu_version() {
             words.push(v.word());
         }
@@ -687,7 +694,8 @@ impl Scenario {
         }
         words.extend(self.append.iter().cloned());
         if let Some(list) = self.expected_device_list() {
-            words.push(format!("devices={}", join_or_none(&list)));
+            let items: Vec<String> = list.iter().map(|e| self.device_item(e)).collect();
+            words.push(format!("devices={}", join_or_none(&items)));
         }
         // An invalid step sequence is left out here; validate() reports it.
         if let Ok(changes) = self.hotplug_changes() {
@@ -705,6 +713,23 @@ impl Scenario {
             words.push(format!("legacy-devices={}", join_or_none(&items)));
         }
         words.join(" ")
+    }
+
+    /// One `devices=` item: `bus:name`, with the configuration the
+    /// firmware holds a virtio device to (`packed=on`, `max_revision=N`).
+    fn device_item(&self, e: &ExpectedDevice) -> String {
+        let mut item = e.to_string();
+        let Some(d) = self.ccw_devices.iter().find(|d| d.bus == e.bus) else {
+            return item;
+        };
+        for (k, v) in &d.properties {
+            match (k.as_str(), v.as_str()) {
+                ("packed", "on" | "true") => item.push_str(":packed"),
+                ("max_revision", r @ ("0" | "1" | "2")) => item.push_str(&format!(":rev{r}")),
+                _ => {}
+            }
+        }
+        item
     }
 
     /// Catches what QEMU would only reject (or the guest silently truncate) later.
@@ -899,7 +924,7 @@ mod tests {
                 "-kernel",
                 "/k/zvtest.elf",
                 "-append",
-                "expect-mem=128M",
+                "expect-mem=128M expect-cpus=1",
             ]
         );
         assert_eq!(s.timeout, Duration::from_secs(60));
@@ -939,7 +964,7 @@ mod tests {
         assert_eq!(args[at("-smp") + 1], "2");
         assert_eq!(
             args[at("-append") + 1],
-            "expect-mem=512M only=boot.* verbose=1 x=y"
+            "expect-mem=512M expect-cpus=2 only=boot.* verbose=1 x=y"
         );
         assert!(args.windows(2).any(|w| w == ["-device", "virtio-net-ccw"]));
         assert!(args
@@ -957,19 +982,19 @@ mod tests {
         let s = Scenario::new("v").append("only=hcall");
         assert_eq!(s.qemu_version, VersionWord::Detect);
         // Not known until the scenario runs.
-        assert_eq!(s.command_line(), "expect-mem=128M only=hcall");
+        assert_eq!(s.command_line(), "expect-mem=128M expect-cpus=1 only=hcall");
         assert_eq!(s.claimed_qemu_version(), None);
         let s = s.claim_qemu_version("10.0");
         assert_eq!(s.qemu_version, VersionWord::Claim(QemuVersion::new(10, 0)));
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M qemu-version=10.0 only=hcall"
+            "expect-mem=128M expect-cpus=1 qemu-version=10.0 only=hcall"
         );
         // A claim needs no QEMU to resolve.
         let r = s.clone().qemu("/nonexistent/qemu").resolve_qemu_version();
         assert_eq!(r.map(|r| r.command_line()), Ok(s.command_line()));
         let s = s.qemu_version(VersionWord::Omit).qemu("/nonexistent/qemu");
-        assert_eq!(s.command_line(), "expect-mem=128M only=hcall");
+        assert_eq!(s.command_line(), "expect-mem=128M expect-cpus=1 only=hcall");
         assert_eq!(
             s.resolve_qemu_version().unwrap().qemu_version,
             VersionWord::Omit
@@ -999,7 +1024,7 @@ mod tests {
     #[test]
     fn detection_leaves_room_on_the_command_line() {
         // Fits only without the word a detected version adds.
-        let words = "x".repeat(MAX_APPEND_LEN - "expect-mem=128M ".len());
+        let words = "x".repeat(MAX_APPEND_LEN - "expect-mem=128M expect-cpus=1 ".len());
         let s = Scenario::new("full").append(&words);
         assert!(s.validate().unwrap_err().contains("at most"));
         assert_eq!(s.qemu_version(VersionWord::Omit).validate(), Ok(()));
@@ -1022,20 +1047,29 @@ mod tests {
             (line, args.join(" "), s.qmp_events)
         };
         let (line, args, events) = args_of(None);
-        assert_eq!(line, "expect-mem=128M qemu-version=7.2");
+        assert_eq!(line, "expect-mem=128M expect-cpus=1 qemu-version=7.2");
         assert!(!args.contains("diag288") && !args.contains("watchdog"));
         assert!(!events);
         let (line, args, events) = args_of(Some(Diag288::Absent));
-        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=absent");
+        assert_eq!(
+            line,
+            "expect-mem=128M expect-cpus=1 qemu-version=7.2 diag288=absent"
+        );
         assert!(!args.contains("-device diag288"));
         assert!(!events);
         let (line, args, events) = args_of(Some(Diag288::Present));
-        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=present");
+        assert_eq!(
+            line,
+            "expect-mem=128M expect-cpus=1 qemu-version=7.2 diag288=present"
+        );
         assert!(args.contains("-device diag288 "), "{args}");
         assert!(!args.contains("watchdog"), "{args}");
         assert!(!events);
         let (line, args, events) = args_of(Some(Diag288::Expire));
-        assert_eq!(line, "expect-mem=128M qemu-version=7.2 diag288=expire");
+        assert_eq!(
+            line,
+            "expect-mem=128M expect-cpus=1 qemu-version=7.2 diag288=expire"
+        );
         assert!(
             args.contains("-device diag288 -action watchdog=inject-nmi"),
             "{args}"
@@ -1127,7 +1161,7 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M devices=fe.0.0001:blk,fe.0.0002:rng,fe.0.0003:9p,\
+            "expect-mem=128M expect-cpus=1 devices=fe.0.0001:blk,fe.0.0002:rng,fe.0.0003:9p,\
              fe.0.0004:crypto,fe.1.0005:net,fe.2.0020:cu-3270"
         );
         let args = s.qemu_args(Path::new("k"));
@@ -1201,7 +1235,7 @@ mod tests {
         assert!(!Scenario::new("none").command_line().contains("devices="));
         assert_eq!(
             Scenario::new("none").expect_no_devices().command_line(),
-            "expect-mem=128M devices=none"
+            "expect-mem=128M expect-cpus=1 devices=none"
         );
         // A raw -device is not expected; expect_device claims without adding.
         let s = Scenario::new("wrong")
@@ -1211,7 +1245,7 @@ mod tests {
             .expect_device("fe.0.0009", "rng");
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M only=css.* devices=fe.0.0001:blk,fe.0.0009:rng"
+            "expect-mem=128M expect-cpus=1 only=css.* devices=fe.0.0001:blk,fe.0.0009:rng"
         );
         assert_eq!(s.ccw_devices.len(), 1);
         assert_eq!(s.validate(), Ok(()));
@@ -1228,7 +1262,7 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M devices=none \
+            "expect-mem=128M expect-cpus=1 devices=none \
              hotplug=+fe.0.0007:rng,+fe.1.0001:blk,-fe.0.0007:rng,+fe.0.0007:net"
         );
         // Backends of hot-plugged devices exist from boot; the devices do not.
@@ -1261,7 +1295,7 @@ mod tests {
         assert_eq!(s.line_commands[1].wire(), "{\"execute\":   \"stop\"}");
         assert_eq!(s.line_commands[1].execute(), Ok("stop".into()));
         // Nothing on the firmware's command line or QEMU's (the runner adds -qmp).
-        assert_eq!(s.command_line(), "expect-mem=128M");
+        assert_eq!(s.command_line(), "expect-mem=128M expect-cpus=1");
         assert!(!strings(&s.qemu_args(Path::new("k"))).contains(&"-qmp"));
     }
 
@@ -1326,9 +1360,9 @@ mod tests {
             .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
             .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk"));
         assert!(e.contains("two devices expected at fe.0.0001"), "{e}");
-        // Too many devices for QEMU's 0x37f bytes of command line.
+        // Too many devices for the image's 2943 bytes of command line.
         let mut s = Scenario::new("many");
-        for n in 0..60 {
+        for n in 0..200 {
             s = s.virtio_ccw("virtio-balloon-ccw", &format!("fe.0.{n:04x}"), "balloon");
         }
         assert!(err(s).contains("at most"));
@@ -1344,7 +1378,7 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M ram-end=0x7c80000 legacy-devices=console:2,blk:1"
+            "expect-mem=128M expect-cpus=1 ram-end=0x7c80000 legacy-devices=console:2,blk:1"
         );
         let args = s.qemu_args(Path::new("k"));
         assert!(strings(&args).windows(2).any(|w| w

@@ -110,7 +110,7 @@ fn arguments_reach_qemu_and_stdin_is_null() {
         "-kernel",
         kernel.to_str().unwrap(),
         "-append",
-        "expect-mem=512M qemu-version=7.2 only=boot.*",
+        "expect-mem=512M expect-cpus=2 qemu-version=7.2 only=boot.*",
     ];
     assert!(args.windows(expect.len()).any(|w| w == expect), "{args:?}");
     assert!(d.iter().any(|l| l == "stdin: eof"), "{d:?}");
@@ -390,7 +390,7 @@ fn hotplug_steps_run_after_the_ready_line() {
     let append = o.command.iter().position(|a| a == "-append").unwrap();
     assert_eq!(
         o.command[append + 1],
-        "expect-mem=128M qemu-version=7.2 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
+        "expect-mem=128M expect-cpus=1 qemu-version=7.2 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
     );
     // The QMP traffic is in the console log, and the socket is gone.
     let console = o.console();
@@ -480,7 +480,10 @@ fn qmp_commands_run_once_on_their_lines() {
     assert_eq!(got, [r#"{"execute": "qmp_capabilities"}"#, BALLOON, STOP]);
     assert!(o.command.iter().any(|a| a == "-qmp"));
     // No word on the firmware's command line.
-    assert_eq!(append_of(&o), "expect-mem=128M qemu-version=7.2");
+    assert_eq!(
+        append_of(&o),
+        "expect-mem=128M expect-cpus=1 qemu-version=7.2"
+    );
     // The command follows its line in the console log.
     let console = o.console();
     let line = console.find(READY).expect("ready line");
@@ -563,10 +566,13 @@ fn qemu_version_is_detected_once_per_binary() {
     )
     .unwrap();
     assert!(a.passed(), "{}", a.failure_report());
-    assert_eq!(append_of(&a), "expect-mem=128M qemu-version=9.1 only=hcall");
+    assert_eq!(
+        append_of(&a),
+        "expect-mem=128M expect-cpus=1 qemu-version=9.1 only=hcall"
+    );
     assert_eq!(
         append_of(&b),
-        "expect-mem=128M qemu-version=9.1 diag288=present only=hcall"
+        "expect-mem=128M expect-cpus=1 qemu-version=9.1 diag288=present only=hcall"
     );
     assert!(b.command.windows(2).any(|w| w == ["-device", "diag288"]));
     let v = a.qemu_version.unwrap();
@@ -577,7 +583,7 @@ fn qemu_version_is_detected_once_per_binary() {
         .tap
         .diagnostics
         .iter()
-        .any(|l| l == "arg: expect-mem=128M qemu-version=9.1 only=hcall"));
+        .any(|l| l == "arg: expect-mem=128M expect-cpus=1 qemu-version=9.1 only=hcall"));
     assert_eq!(detect_qemu_version(&qemu), Ok(v));
     let asked = fs::read_to_string(dir("version").join("versions")).unwrap();
     assert_eq!(asked.lines().count(), 1, "asked once: {asked:?}");
@@ -626,7 +632,10 @@ fn a_claimed_or_omitted_version_asks_nobody() {
     )
     .unwrap();
     assert!(o.passed(), "{}", o.failure_report());
-    assert_eq!(append_of(&o), "expect-mem=128M qemu-version=10.0");
+    assert_eq!(
+        append_of(&o),
+        "expect-mem=128M expect-cpus=1 qemu-version=10.0"
+    );
     assert_eq!(o.qemu_version, Some(QemuVersion::new(10, 0)));
     let o = run(
         &Scenario::new("omit")
@@ -636,7 +645,7 @@ fn a_claimed_or_omitted_version_asks_nobody() {
         &opts,
     )
     .unwrap();
-    assert_eq!(append_of(&o), "expect-mem=128M");
+    assert_eq!(append_of(&o), "expect-mem=128M expect-cpus=1");
     assert_eq!(o.qemu_version, None);
     assert!(
         !dir("claim").join("versions").exists(),

@@ -1,0 +1,195 @@
+//! The default scenario: what `cargo xtask run` and `cargo xtask bench`
+//! boot, the product's first impression. Every device model this QEMU can
+//! run without host privileges, each with a backend that carries data
+//! (a scratch disk image, a scratch directory), hot plug, the balloon
+//! resized twice over QMP and the diag288 watchdog, so that every check
+//! that can run on this host runs.
+
+use crate::scenario::{CcwDevice, Diag288, Scenario};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The devices at boot: model, bus id, the firmware's name for it.
+pub const DEVICES: &[(&str, &str, &str)] = &[
+    ("virtio-blk-ccw", "fe.0.0001", "blk"),
+    ("virtio-net-ccw", "fe.0.0002", "net"),
+    ("virtio-serial-ccw", "fe.0.0003", "console"),
+    ("virtio-rng-ccw", "fe.0.0004", "rng"),
+    ("virtio-balloon-ccw", "fe.0.0005", "balloon"),
+    ("virtio-scsi-ccw", "fe.0.0006", "scsi"),
+    ("virtio-gpu-ccw", "fe.0.0007", "gpu"),
+    ("virtio-keyboard-ccw", "fe.0.0008", "input"),
+    ("virtio-crypto-ccw", "fe.0.0009", "crypto"),
+    ("virtio-9p-ccw", "fe.0.000a", "9p"),
+];
+
+/// The device plugged once the firmware says it is ready (`css.hotplug`).
+pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
+
+/// The scratch disk's size: small, sparse.
+const SCRATCH_DISK_BYTES: u64 = 64 << 20;
+
+/// The firmware's lines after which it waits for the balloon to be resized,
+/// once with classic and once with adapter indicators for its queues.
+pub const CONFIG_CHANGE_LINES: [&str; 2] = [
+    "# zvtest: config-change ready classic",
+    "# zvtest: config-change ready adapter",
+];
+
+/// Does `qemu` (with data directory `data_dir`) offer device `model`?
+/// `-device MODEL,help` exits 0 even for a model it does not know (it says
+/// so on stderr), so both are read. The error says why not.
+pub fn offered(qemu: &Path, data_dir: Option<&Path>, model: &str) -> Result<(), String> {
+    let mut cmd = Command::new(qemu);
+    if let Some(dir) = data_dir {
+        cmd.arg("-L").arg(dir);
+    }
+    let out = cmd
+        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
+        .arg(format!("{model},help"))
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let unknown = err.contains("not found") || err.contains("is not a valid device model");
+    if out.status.success() && !unknown {
+        Ok(())
+    } else {
+        Err(format!(
+            "this QEMU does not offer it: {}",
+            err.lines().next().unwrap_or("(no message)")
+        ))
+    }
+}
+
+/// What was left out of the default scenario, and why.
+pub type LeftOut = Vec<(&'static str, String)>;
+
+/// The default scenario, its scratch files under `scratch` (a disk image
+/// and a directory for 9p, made afresh: nothing of the user's is written
+/// to), and the models this QEMU does not offer, left out with the reason.
+pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
+    fs::create_dir_all(scratch)?;
+    let disk = scratch.join("scratch-disk.img");
+    let file = fs::File::create(&disk)?;
+    file.set_len(SCRATCH_DISK_BYTES)?;
+    let share = scratch.join("scratch-9p");
+    if share.exists() {
+        fs::remove_dir_all(&share)?;
+    }
+    fs::create_dir_all(&share)?;
+    fs::write(share.join("hello.txt"), b"zvtest scratch share\n")?;
+
+    let mut s = Scenario::new("default").timeout(Duration::from_secs(60));
+    let probes: Vec<Result<(), String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = DEVICES
+            .iter()
+            .map(|&(model, _, _)| {
+                let (qemu, data) = (s.qemu.clone(), s.data_dir.clone());
+                sc.spawn(move || offered(&qemu, data.as_deref(), model))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("probe panicked".into())))
+            .collect()
+    });
+    let mut left_out = Vec::new();
+    for (&(model, bus, name), probe) in DEVICES.iter().zip(probes) {
+        if let Err(why) = probe {
+            left_out.push((model, why));
+            continue;
+        }
+        s = s.ccw_device(model, bus, name);
+        let dev = s.ccw_devices.last_mut().expect("just added");
+        match model {
+            "virtio-blk-ccw" => scratch_disk(dev, &disk),
+            "virtio-9p-ccw" => scratch_share(dev, &share),
+            _ => {}
+        }
+    }
+    let (model, bus, name) = HOT_PLUGGED;
+    s = s.hot_plug(model, bus, name).diag288(Diag288::Present);
+    if s.ccw_devices
+        .iter()
+        .any(|d| d.model == "virtio-balloon-ccw")
+    {
+        // Two resizes, one per indicator mode: to half, then a quarter of
+        // the guest's storage (the balloon's 4 KiB pages).
+        let ram = u64::from(s.memory_mib) << 20;
+        let targets = [ram / 2, ram / 4];
+        let pages = targets.map(|t| (ram - t) >> 12);
+        s = s.append(format!("balloon-pages={},{}", pages[0], pages[1]));
+        for (line, target) in CONFIG_CHANGE_LINES.iter().zip(targets) {
+            s = s.qmp_on_line(
+                line,
+                &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
+            );
+        }
+    }
+    Ok((s, left_out))
+}
+
+/// blk on a raw scratch image instead of the null block node.
+fn scratch_disk(dev: &mut CcwDevice, image: &Path) {
+    let node = format!("{}-disk", dev.id);
+    dev.properties = vec![("drive".into(), node.clone())];
+    dev.backend_args = vec![
+        "-blockdev".into(),
+        format!(
+            "driver=raw,node-name={node},file.driver=file,file.filename={}",
+            option_value(image)
+        ),
+    ];
+}
+
+/// 9p on a scratch directory instead of the synthetic file system.
+fn scratch_share(dev: &mut CcwDevice, dir: &Path) {
+    let fs_id = format!("{}-fs", dev.id);
+    dev.properties = vec![
+        ("fsdev".into(), fs_id.clone()),
+        ("mount_tag".into(), "zvtest".into()),
+    ];
+    dev.backend_args = vec![
+        "-fsdev".into(),
+        format!(
+            "local,id={fs_id},path={},security_model=none",
+            option_value(dir)
+        ),
+    ];
+}
+
+/// A path as a QEMU option value: commas doubled.
+fn option_value(p: &Path) -> String {
+    p.to_string_lossy().replace(',', ",,")
+}
+
+/// Where `cargo xtask` keeps the default scenario's scratch files.
+pub fn scratch_dir(target: &Path) -> PathBuf {
+    target.join("zvtest-run").join("scratch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::BusId;
+
+    #[test]
+    fn every_device_has_its_own_bus_id() {
+        let mut buses: Vec<BusId> = DEVICES
+            .iter()
+            .chain([&HOT_PLUGGED])
+            .map(|(_, b, _)| b.parse().unwrap())
+            .collect();
+        buses.sort();
+        buses.dedup();
+        assert_eq!(buses.len(), DEVICES.len() + 1);
+    }
+
+    #[test]
+    fn option_values_double_commas() {
+        assert_eq!(option_value(Path::new("/a,b/c")), "/a,,b/c");
+    }
+}
