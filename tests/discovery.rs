@@ -9,6 +9,7 @@ use common::{
     assert_pass, boot, check, check_summary, elf, failure_text, scenario, scenario_dir,
     with_legacy_page,
 };
+use qemu_runner::Directive;
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -217,12 +218,69 @@ fn legacy_page_with_two_devices() {
         .is_file());
     let o = boot(&s, &elf());
     assert_pass(&o);
+    // The page is as expected, but nothing behind it serves the legacy
+    // hypercalls: that part did not run, so the check skips, saying what
+    // it found.
+    let why = match o
+        .tap
+        .result("legacy.page")
+        .and_then(|r| r.directive.as_ref())
+    {
+        Some(Directive::Skip(why)) => why.as_str(),
+        _ => "",
+    };
+    check(
+        &o,
+        why.contains("holds console:2,blk:1 (equal to legacy-devices=)")
+            && why.contains("legacy hypercalls are not served"),
+        &format!("`ok ... - legacy.page # SKIP` with what was found, not {why:?}"),
+    );
+}
+
+/// The same page held to a list it does not match fails, naming both.
+#[test]
+fn legacy_page_that_differs_fails() {
+    let console = LegacyDeviceSpec::new(ids::CONSOLE as u8)
+        .with_queue(0, ring(0), 128)
+        .with_queue(0, ring(1), 128);
+    let mut s = with_legacy_page(scenario("legacy-page-differs"), &[console]).append("only=legacy");
+    // The page holds console:2; the firmware is told blk:1.
+    s.legacy_page.as_mut().expect("page").devices = vec![("blk".into(), 1)];
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains("blk:1") && text.contains("console:2"),
+        "the failure to name both lists",
+    );
+}
+
+/// Legacy devices expected where there is no page at all: a failure, as a
+/// missing `devices=` device is; and `none` expected, none found: a pass.
+#[test]
+fn legacy_devices_expected_without_a_page() {
+    let o = boot(
+        &scenario("legacy-expected-no-page").append("only=legacy legacy-devices=console:2"),
+        &elf(),
+    );
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.tap.failures().any(|r| r.name == "legacy.page"),
+        "`not ok ... - legacy.page`",
+    );
+    let o = boot(
+        &scenario("legacy-none-expected").append("only=legacy legacy-devices=none"),
+        &elf(),
+    );
+    assert_pass(&o);
     check(
         &o,
         o.tap
             .result("legacy.page")
             .is_some_and(|r| r.ok && !r.is_skip()),
-        "`ok ... - legacy.page` (not skipped)",
+        "`ok ... - legacy.page`, not skipped",
     );
 }
 

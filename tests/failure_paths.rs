@@ -90,3 +90,82 @@ fn heap_exhaustion_is_reported() {
     );
     check_summary(&o);
 }
+
+/// What QEMU's console shows of a bail-out for an interrupt nobody owns.
+#[track_caller]
+fn bails_out_with(o: &qemu_runner::Outcome, says: &str) {
+    check(o, !o.passed(), "FAIL");
+    check(
+        o,
+        o.tap.bail_out.as_deref().is_some_and(|b| b.contains(says)),
+        &format!("a Bail out saying {says:?}"),
+    );
+    check(
+        o,
+        o.console().contains("# old PSW: "),
+        "the decoded old PSW",
+    );
+    check_summary(o);
+}
+
+#[test]
+fn unexpected_external_interrupt_is_reported() {
+    let o = boot(
+        &scenario("inject-ext").append("inject=ext only=boot.vectors"),
+        &elf(),
+    );
+    bails_out_with(
+        &o,
+        "unexpected external interrupt: code 1201 (emergency signal) in check inject.ext",
+    );
+}
+
+#[test]
+fn unexpected_io_interrupt_is_reported() {
+    let s = scenario("inject-io")
+        .device("virtio-rng-ccw,devno=fe.0.0001")
+        .append("inject=io only=boot.vectors");
+    let o = boot(&s, &elf());
+    bails_out_with(
+        &o,
+        "unexpected I/O interrupt: subchannel 0xfe090000, interruption parameter 0x1f6ffff in check inject.io",
+    );
+}
+
+/// A device plugged while nobody waits for channel reports: the machine
+/// check is nobody's.
+#[test]
+fn unexpected_machine_check_is_reported() {
+    let s = scenario("inject-mcck")
+        .append("inject=mcck only=boot.vectors")
+        .qmp_on_line(
+            "# zvtest: inject mcck ready",
+            r#"{"execute": "device_add", "arguments": {"driver": "virtio-rng-ccw", "devno": "fe.0.0009", "id": "plugged"}}"#,
+        )
+        .timeout(Duration::from_secs(45));
+    let o = boot(&s, &elf());
+    bails_out_with(
+        &o,
+        "unexpected machine check interrupt: interruption code 00400f",
+    );
+}
+
+/// Read SCP Info with an SCCB too short for its answer: the response code
+/// is named and the run ends with "no storage information".
+#[test]
+fn no_storage_information_is_reported() {
+    let o = boot(&scenario("inject-sclp").append("inject=sclp"), &elf());
+    bails_out_with_no_psw(&o);
+}
+
+fn bails_out_with_no_psw(o: &qemu_runner::Outcome) {
+    check(o, !o.passed(), "FAIL");
+    check(
+        o,
+        o.tap.bail_out.as_deref().is_some_and(|b| {
+            b == "SCLP Read SCP Info gave no storage size: response 0x300 (the SCCB is too short for the answer)"
+        }),
+        "a Bail out naming the SCLP response code and its meaning",
+    );
+    check_summary(o);
+}

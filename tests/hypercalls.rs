@@ -27,11 +27,23 @@ fn hcall_checks() -> BTreeSet<String> {
         .collect()
 }
 
-/// The group with a virtio-ccw device for the notify checks.
+/// The group with virtio-ccw devices for the notify checks: one with a
+/// single queue (notified past it) and one with three (queue 1 exists but
+/// is not set up).
 fn hcall_scenario(name: &str) -> Scenario {
     scenario(name)
         .device("virtio-rng-ccw,devno=fe.0.0001")
+        .device("virtio-net-ccw,devno=fe.0.0002,netdev=n0")
+        .extra_args(["-netdev", "user,id=n0,restrict=on"])
         .append("only=hcall")
+}
+
+/// The `# <check>: device <bus> (<n> queues), queue <q>` line of a notify check.
+fn notify_target<'a>(o: &'a Outcome, check: &str) -> Option<&'a str> {
+    o.tap
+        .diagnostics
+        .iter()
+        .find_map(|d| d.strip_prefix(&format!("{check}: device ")))
 }
 
 fn result_names(o: &Outcome) -> BTreeSet<String> {
@@ -80,6 +92,26 @@ fn whole_group_with_the_detected_version() {
         &format!("qemu-version={v} to be the QEMU's own {}", real.full()),
     );
     check_word_reached_the_firmware(&o, &v.word());
+    // The notify cases hit what they are named after.
+    check(
+        &o,
+        notify_target(&o, "diag500.notify-not-set-up") == Some("fe.0.0002 (3 queues), queue 1"),
+        "notify-not-set-up on the 3-queue net device's queue 1",
+    );
+    check(
+        &o,
+        notify_target(&o, "diag500.notify-past-queues") == Some("fe.0.0001 (1 queues), queue 1"),
+        "notify-past-queues on the 1-queue rng device's queue 1",
+    );
+    // Without diag288= the firmware finds out, and says so.
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|d| d.starts_with("diag288: absent (no diag288= on the command line")),
+        "the firmware's own finding: no watchdog",
+    );
     // Each completing call reports its latency.
     check(
         &o,
@@ -116,6 +148,71 @@ fn diag288_present() {
     );
 }
 
+/// `-device diag288` without `diag288=` (a boot by hand): the firmware finds
+/// the watchdog and holds every row to it.
+#[test]
+fn diag288_found_without_being_told() {
+    let o = boot(
+        &scenario("hcall-diag288-found")
+            .device("diag288")
+            .append("only=hcall.diag288"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|d| d.starts_with("diag288: present (no diag288= on the command line")),
+        "the firmware's own finding: a watchdog",
+    );
+    for name in ["hcall.diag288.start", "hcall.diag288.cancel"] {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| r.ok && !r.is_skip()),
+            &format!("`ok` for {name}"),
+        );
+    }
+}
+
+/// Each watchdog check stands alone: the cancel starts its own watchdog.
+#[test]
+fn diag288_cancel_alone() {
+    let o = boot(
+        &scenario("hcall-diag288-cancel-alone")
+            .diag288(Diag288::Present)
+            .append("only=hcall.diag288.cancel"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap.results.len() == 1
+            && o.tap
+                .result("hcall.diag288.cancel")
+                .is_some_and(|r| r.ok && !r.is_skip()),
+        "`ok` for hcall.diag288.cancel run alone",
+    );
+}
+
+/// A watchdog the firmware is told about but the host does not have fails
+/// every row that needs it.
+#[test]
+fn diag288_claimed_but_absent_fails() {
+    let o = boot(
+        &scenario("hcall-diag288-claimed").append("only=hcall.diag288 diag288=present"),
+        &elf(),
+    );
+    check(&o, !o.passed(), "FAIL");
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["hcall.diag288.start", "hcall.diag288.cancel"],
+        &format!("start and cancel to fail, not {failed:?}"),
+    );
+}
+
 #[test]
 fn diag288_expiry_injects_a_restart() {
     // 15 s of watchdog, so a longer host timeout.
@@ -135,6 +232,18 @@ fn diag288_expiry_injects_a_restart() {
         &o,
         o.console().contains("# zvtest: diag288 armed for 15 s"),
         "the firmware's armed line",
+    );
+    // When the interrupt was taken, as the firmware measured it: not early.
+    let taken_ms = o.tap.diagnostics.iter().find_map(|d| {
+        d.strip_prefix("diag288: restart interrupt ")?
+            .strip_suffix(" ms after the start")?
+            .parse::<u64>()
+            .ok()
+    });
+    check(
+        &o,
+        taken_ms.is_some_and(|ms| (15_000..25_000).contains(&ms)),
+        &format!("the restart taken 15 s or a little later, not {taken_ms:?} ms"),
     );
     // QEMU's side: the watchdog fired and its action ran.
     let events: Vec<_> = o.events("WATCHDOG").collect();

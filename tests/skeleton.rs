@@ -1,68 +1,293 @@
-//! Boot scenarios that must PASS: default, more memory and CPUs, the raw
-//! image, and a test selection.
+//! Boot scenarios of the whole run: the default scenario with every device
+//! (the exact plan, nothing skipped that can run here), more memory and
+//! CPUs, the raw image, selections, the line-mode console, the command
+//! line's limits and the storage the firmware needs.
 
 mod common;
 
-use common::{assert_pass, boot, check, elf, img, scenario};
+use common::{assert_pass, boot, check, check_summary, elf, img, scenario, scenario_dir};
+use qemu_runner::default_scenario;
+use qemu_runner::Directive;
+use zvtest_firmware::checks::NAMES;
+
+/// Checks that skip in the default scenario, and why that is right here.
+const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
+    // No current QEMU has the legacy s390-virtio device page.
+    ("legacy.page", "no s390-virtio device page"),
+    // Lets a 15 s watchdog expire: its own scenario (tests/hypercalls.rs).
+    ("hcall.diag288.expiry", "no diag288=expire"),
+];
 
 #[test]
-fn default_boot() {
-    let o = boot(&scenario("default"), &elf());
+fn default_scenario_runs_every_check_it_can() {
+    let (s, left_out) = default_scenario(&scenario_dir("default")).expect("scratch files");
+    let o = boot(&s.timeout(common::TIMEOUT), &elf());
     assert_pass(&o);
-    check(&o, o.tap.results.len() >= 5, "at least 5 results");
+    let names: Vec<&str> = o.tap.results.iter().map(|r| r.name.as_str()).collect();
     check(
         &o,
-        o.time_to_tap.is_some(),
-        "the time to the first TAP line",
+        o.tap.plan.as_ref().map(|p| p.count as usize) == Some(NAMES.len()) && names == NAMES,
+        &format!(
+            "the plan 1..{} and every regular check in order",
+            NAMES.len()
+        ),
     );
+    let skipped: Vec<(&str, &str)> = o
+        .tap
+        .results
+        .iter()
+        .filter(|r| r.is_skip())
+        .map(|r| match &r.directive {
+            Some(Directive::Skip(why)) => (r.name.as_str(), why.as_str()),
+            _ => (r.name.as_str(), ""),
+        })
+        .collect();
+    for (name, why) in &skipped {
+        let allowed = SKIPPED_BY_DEFAULT
+            .iter()
+            .any(|(n, reason)| n == name && why.contains(reason));
+        check(
+            &o,
+            allowed,
+            &format!(
+                "{name} to run in the default scenario, not skip ({why}); left out: {left_out:?}"
+            ),
+        );
+    }
+    for must_run in ["virtio.", "css.", "hcall.diag500.notify"] {
+        check(
+            &o,
+            !skipped.iter().any(|(n, _)| n.starts_with(must_run)),
+            &format!("no {must_run}* check skipped"),
+        );
+    }
     check(
         &o,
         o.time_to_tap.is_some_and(|t| t <= o.duration),
         "the first TAP line within the run",
     );
+    check(
+        &o,
+        o.hotplug_done && o.qmp_commands_done,
+        "the hot plug and both balloon resizes done over QMP",
+    );
 }
 
 #[test]
 fn more_memory_and_cpus() {
-    // The firmware compares expect-mem=512M with what SCLP reports.
+    // The firmware compares expect-mem=512M and expect-cpus=2 with SCLP.
     let o = boot(&scenario("mem512-smp2").memory_mib(512).smp(2), &elf());
     assert_pass(&o);
+    for name in ["sclp.memory", "sclp.cpus"] {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| r.ok && !r.is_skip()),
+            &format!("`ok` for {name}, not skipped"),
+        );
+    }
+}
+
+#[test]
+fn a_wrong_cpu_count_fails() {
+    // The runner tells the firmware expect-cpus=1; a later -smp gives QEMU 2.
+    let s = scenario("wrong-cpus")
+        .extra_args(["-smp", "2"])
+        .append("only=sclp.cpus");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let r = o.tap.failures().find(|r| r.name == "sclp.cpus");
+    let field = |k| r.and_then(|r| r.yaml.as_ref()).and_then(|y| y.get(k));
+    check(
+        &o,
+        field("expected") == Some("1") && field("got") == Some("2"),
+        "`not ok ... - sclp.cpus` with expected 1, got 2",
+    );
 }
 
 #[test]
 fn raw_image() {
     let o = boot(&scenario("raw-image"), &img());
     assert_pass(&o);
-    check(&o, o.tap.results.len() >= 5, "at least 5 results");
+    check(
+        &o,
+        o.tap.plan.as_ref().map(|p| p.count as usize) == Some(NAMES.len()),
+        "the full plan from the raw image too",
+    );
 }
 
 #[test]
 fn only_selects_a_subset() {
     let o = boot(&scenario("only-boot").append("only=boot.*"), &elf());
     assert_pass(&o);
-    check(&o, !o.tap.results.is_empty(), "some boot.* results");
-    let stray: Vec<&str> = o
-        .tap
-        .results
+    let names: Vec<&str> = o.tap.results.iter().map(|r| r.name.as_str()).collect();
+    let want: Vec<&str> = NAMES
         .iter()
-        .map(|r| r.name.as_str())
-        .filter(|n| !n.starts_with("boot."))
+        .copied()
+        .filter(|n| n.starts_with("boot."))
         .collect();
     check(
         &o,
-        stray.is_empty(),
-        &format!("only boot.* results, not {stray:?}"),
+        names == want,
+        &format!("exactly {want:?}, not {names:?}"),
     );
+}
+
+/// A selection that selects nothing is a Bail out naming it, never `1..0`
+/// and a pass.
+#[test]
+fn selections_that_select_nothing_bail_out() {
+    for (tag, words, named) in [
+        (
+            "typo",
+            "only=pgm.opration",
+            "only=pgm.opration selects no check",
+        ),
+        ("upper-case", "only=PGM", "bad value 'PGM' for only"),
+        (
+            "skip-typo",
+            "skip=heap.strss",
+            "skip=heap.strss selects no check",
+        ),
+        ("nothing-left", "only=pgm skip=pgm", "leave no check to run"),
+    ] {
+        let o = boot(&scenario(&format!("select-{tag}")).append(words), &elf());
+        check(&o, !o.passed(), "FAIL");
+        check(
+            &o,
+            o.tap.bail_out.as_deref().is_some_and(|b| b.contains(named)),
+            &format!("a Bail out saying {named:?}"),
+        );
+        check(&o, o.tap.plan.is_none(), "no plan");
+        check_summary(&o);
+    }
 }
 
 #[test]
 fn line_mode_console() {
     // The SCLP line-mode console, as z/VM and LPAR operators see it: the
-    // firmware writes EBCDIC message events, QEMU turns them into lines.
+    // firmware writes EBCDIC message events, QEMU turns them into lines
+    // with its own table (code page 500).
     let o = boot(
         &scenario("line-mode-console").line_mode_console(true),
         &elf(),
     );
     assert_pass(&o);
-    check(&o, o.tap.results.len() >= 5, "at least 5 results");
+    check(
+        &o,
+        o.tap.plan.as_ref().map(|p| p.count as usize) == Some(NAMES.len()),
+        "the full plan",
+    );
+}
+
+/// The characters QEMU's line-mode table and code page 037 disagree on
+/// arrive as written: the echoed command line and the bail-out.
+#[test]
+fn line_mode_console_reads_right() {
+    let o = boot(
+        &scenario("line-mode-charset")
+            .line_mode_console(true)
+            .append("bogus=!|[]^"),
+        &elf(),
+    );
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.tap
+            .bail_out
+            .as_deref()
+            .is_some_and(|b| b.contains("unknown option 'bogus'")),
+        "`Bail out!` read as such, naming the option",
+    );
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("command line: '") && d.contains("bogus=!|[]^")),
+        "the command line echoed with ! | [ ] ^ intact",
+    );
+    check_summary(&o);
+}
+
+/// The image tells QEMU its parameter area holds 2943 characters: such a
+/// command line arrives whole, one longer is QEMU's own error (it used to
+/// be dropped in silence and the run passed with the defaults).
+#[test]
+fn long_command_lines_arrive_or_are_refused_by_qemu() {
+    // seed= with 2800 leading zeros is the number 1.
+    let seed = format!("seed={}1", "0".repeat(2800));
+    let o = boot(
+        &scenario("append-long").append(format!("only=boot.vectors {seed}")),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|d| d.ends_with(&format!("{seed}'"))),
+        "the whole command line echoed",
+    );
+    // Longer than the runner passes: QEMU is started by hand.
+    let long = format!("only=boot.vectors seed={}1", "0".repeat(3000));
+    let mut args = scenario("append-too-long").qemu_args(&elf());
+    let at = args
+        .iter()
+        .position(|a| a == "-append")
+        .map_or(args.len(), |i| i + 1);
+    if at == args.len() {
+        args.push("-append".into());
+        args.push(long.clone().into());
+    } else {
+        args[at] = long.clone().into();
+    }
+    let out = common::run_qemu_by_hand(&args);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr)
+                .contains("kernel command line exceeds maximum size"),
+        "QEMU must refuse a {}-byte command line itself: {out:?}",
+        long.len()
+    );
+    assert!(out.stdout.is_empty(), "no report at all: {out:?}");
+}
+
+#[test]
+fn too_little_storage_is_named() {
+    let o = boot(&scenario("storage-5m").memory_mib(5), &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.tap
+            .bail_out
+            .as_deref()
+            .is_some_and(|b| b.contains("5 MiB of storage is too little: zvtest needs at least")),
+        "a Bail out naming the storage needed",
+    );
+    check_summary(&o);
+}
+
+/// 248 CPUs: QEMU without the extended-length-SCCB facility cannot answer
+/// Read SCP Info (it needs 4112 bytes); the firmware says so, sizes storage
+/// itself and counts CPUs with Read CPU Info.
+#[test]
+fn the_most_cpus_qemu_allows() {
+    let o = boot(&scenario("smp-248").smp(248).append("only=sclp"), &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .diagnostics
+            .iter()
+            .any(|d| d.contains("response 0x300 (the SCCB is too short for the answer)")),
+        "the SCLP response code named",
+    );
+    for name in ["sclp.memory", "sclp.cpus"] {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| r.ok && !r.is_skip()),
+            &format!("`ok` for {name}"),
+        );
+    }
 }

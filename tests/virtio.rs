@@ -10,6 +10,7 @@ mod common;
 
 use common::models::{refused_by_qemu, usable_models, with_device};
 use common::{assert_pass, boot, check, check_summary, elf, failure_text, scenario};
+use qemu_runner::defaults::CONFIG_CHANGE_LINES;
 use qemu_runner::Outcome;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -177,9 +178,29 @@ fn expected_revisions(max_rev: u8, packed: bool, modern_only: bool) -> Vec<Strin
         .collect()
 }
 
+/// The queues each model has with its default properties and one CPU
+/// (QEMU's sources, 7.2 to 10.2): blk one request queue; net receive,
+/// transmit and control; scsi control, event and one request queue;
+/// console (virtio-serial, 31 ports) two per port and two for control;
+/// balloon inflate, deflate and statistics; gpu control and cursor; input
+/// event and status; crypto one data queue and control.
+fn queues_of(model: &str) -> u32 {
+    match model {
+        "virtio-blk-ccw" | "virtio-rng-ccw" | "virtio-9p-ccw" => 1,
+        "virtio-net-ccw" | "virtio-scsi-ccw" | "virtio-balloon-ccw" => 3,
+        "virtio-serial-ccw" => 2 + 2 * 31,
+        "virtio-gpu-ccw"
+        | "virtio-keyboard-ccw"
+        | "virtio-mouse-ccw"
+        | "virtio-tablet-ccw"
+        | "virtio-crypto-ccw" => 2,
+        other => panic!("no queue count recorded for {other}"),
+    }
+}
+
 /// Every device of `devices` (model and max_revision, at bus ids from
 /// [`bus`]`(first)` on) got its `# virtio` line with exactly the expected
-/// revisions and ring formats, and the same number of queues in every
+/// revisions and ring formats, and the model's number of queues in every
 /// configuration.
 #[track_caller]
 fn check_virtio_lines(o: &Outcome, devices: &[(Model, u8)], packed: bool, first: usize) {
@@ -202,11 +223,12 @@ fn check_virtio_lines(o: &Outcome, devices: &[(Model, u8)], packed: bool, first:
                 on_off(packed)
             ),
         );
+        let want = queues_of(m.model);
         check(
             o,
-            queues.first().is_some_and(|&q| q > 0) && queues.iter().all(|&q| q == queues[0]),
+            !queues.is_empty() && queues.iter().all(|&q| q == want),
             &format!(
-                "{} ({bus}): the same number of queues (> 0) everywhere, got {queues:?}",
+                "{} ({bus}): {want} queues in every configuration, got {queues:?}",
                 m.model
             ),
         );
@@ -528,27 +550,26 @@ fn legacy_capable_device_refusing_features_ok_keeps_revision_0() {
     let text = failure_text(&o);
     check(
         &o,
-        text.contains("fe.0.0001 revision 2") && !text.contains("no virtio revision accepted"),
+        text.contains("fe.0.0001 blk: revision 2 ")
+            && !text.contains("no virtio revision accepted"),
         "a failure at revision 2, not `no virtio revision accepted`",
     );
 }
 
-/// The line after which the firmware waits for the host to resize the balloon.
-const CONFIG_CHANGE_READY: &str = "# zvtest: config-change ready";
-
 /// The balloon's page size (VIRTIO_BALLOON_PFN_SHIFT 12).
 const BALLOON_PAGE: u64 = 4096;
 
-/// `virtio.config-change`: once the balloon is at DRIVER_OK (classic
-/// indicators, then adapter interrupts, each with SET_CONF_IND) and the
-/// firmware says so, the runner sets the balloon target to half the guest's
-/// memory over QMP. QEMU 7.2's virtio_balloon_to_target()
-/// (hw/virtio/virtio-balloon.c) then sets num_pages = (ram_size - target) >>
-/// 12 and calls virtio_notify_config(), which virtio_ccw_notify()
+/// `virtio.config-change`: the balloon at DRIVER_OK twice, first with
+/// classic indicators for its queues, then with adapter (thin) interrupts,
+/// the configuration indicator set with SET_CONF_IND both times. After each
+/// ready line the runner sets the balloon target over QMP (half, then a
+/// quarter of the guest's memory). QEMU's virtio_balloon_to_target()
+/// (hw/virtio/virtio-balloon.c) sets num_pages = (ram_size - target) >> 12
+/// and calls virtio_notify_config(), which virtio_ccw_notify()
 /// (hw/s390x/virtio-ccw.c) turns into bit 0 of the SET_CONF_IND doubleword
-/// and an unsolicited I/O interrupt for the subchannel (also with adapter
-/// interrupts on: the configuration change never goes through the adapter
-/// indicators). The firmware must see both and read num_pages back.
+/// and an I/O interrupt for the subchannel, with adapter interrupts on as
+/// well (they carry queue notifications only). The firmware must see both
+/// and read num_pages back, in each mode.
 #[test]
 fn balloon_config_change() {
     let s = scenario("virtio-balloon-config-change").virtio_ccw(
@@ -557,23 +578,29 @@ fn balloon_config_change() {
         "balloon",
     );
     let ram = u64::from(s.memory_mib) << 20;
-    let target = ram / 2;
-    let pages = (ram - target) / BALLOON_PAGE;
-    assert_eq!(pages, 16384, "64 MiB of the default 128 MiB");
-    let balloon = format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#);
+    let targets = [ram / 2, ram / 4];
+    let pages = targets.map(|t| (ram - t) / BALLOON_PAGE);
     assert_eq!(
-        balloon,
-        r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#
+        pages,
+        [16384, 24576],
+        "64 and 96 MiB of the default 128 MiB"
     );
-    let s = s
-        .append(format!("only=virtio.config-change balloon-pages={pages}"))
-        .qmp_on_line(CONFIG_CHANGE_READY, &balloon);
+    let mut s = s.append(format!(
+        "only=virtio.config-change balloon-pages={},{}",
+        pages[0], pages[1]
+    ));
+    for (line, target) in CONFIG_CHANGE_LINES.iter().zip(targets) {
+        s = s.qmp_on_line(
+            line,
+            &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
+        );
+    }
     let o = boot(&s, &elf());
     assert_pass(&o);
     check(
         &o,
         o.qmp_commands_done,
-        "the balloon command sent on the ready line and accepted",
+        "both balloon commands sent on their ready lines and accepted",
     );
     check(
         &o,
@@ -582,6 +609,64 @@ fn balloon_config_change() {
             .is_some_and(|r| r.ok && !r.is_skip()),
         "`ok N - virtio.config-change` (not skipped)",
     );
+}
+
+/// The same, but the host resizes only once: the adapter round waits in
+/// vain and the check fails naming the mode.
+#[test]
+fn balloon_config_change_missing_fails() {
+    let s = scenario("virtio-balloon-config-change-missing")
+        .virtio_ccw("virtio-balloon-ccw", "fe.0.0001", "balloon")
+        .append("only=virtio.config-change balloon-pages=16384,24576")
+        .qmp_on_line(
+            CONFIG_CHANGE_LINES[0],
+            r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#,
+        );
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let message = o
+        .tap
+        .result("virtio.config-change")
+        .and_then(|r| r.yaml.as_ref())
+        .and_then(|y| y.get("message"))
+        .unwrap_or("");
+    check(
+        &o,
+        message.contains("adapter indicators for the queues"),
+        &format!("a failure naming the adapter round, not {message:?}"),
+    );
+}
+
+/// A configuration the host does not have is held against it: the packed
+/// ring claimed for a device without `packed=on`, a lower maximum revision
+/// than QEMU's default.
+#[test]
+fn configured_revisions_and_rings_are_held_to() {
+    for (tag, attrs, says) in [
+        (
+            "packed",
+            ":packed",
+            "the packed ring was not offered though the host configured packed=on",
+        ),
+        (
+            "rev1",
+            ":rev1",
+            "asked for revision 2: expected 1 (max_revision=1), got 2",
+        ),
+    ] {
+        let s = scenario(&format!("virtio-wrong-claim-{tag}"))
+            .device("virtio-rng-ccw,devno=fe.0.0001")
+            .append(format!(
+                "only=virtio.revisions devices=fe.0.0001:rng{attrs}"
+            ));
+        let o = boot(&s, &elf());
+        check(&o, !o.passed(), "FAIL");
+        check(
+            &o,
+            failure_text(&o).contains(says),
+            &format!("the failure to say {says:?}"),
+        );
+    }
 }
 
 /// The line parsers, on lines as the firmware prints them (no boot).

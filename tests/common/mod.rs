@@ -40,6 +40,26 @@ fn image_from_env(var: &str, how: &str) -> PathBuf {
     path
 }
 
+/// Runs the scenario's QEMU with `args` as they are (for what the runner
+/// itself refuses to pass), killing it after [`TIMEOUT`].
+pub fn run_qemu_by_hand(args: &[std::ffi::OsString]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let qemu = Scenario::new("by-hand").qemu;
+    let mut child = Command::new(&qemu)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", qemu.display()));
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    child.wait_with_output().expect("QEMU's output")
+}
+
 /// A scenario with the tests' default timeout.
 pub fn scenario(name: &str) -> Scenario {
     Scenario::new(name).timeout(TIMEOUT)

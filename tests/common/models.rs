@@ -3,7 +3,6 @@
 
 use super::{boot, elf, scenario};
 use qemu_runner::{Outcome, Scenario, STDERR_PREFIX};
-use std::process::Command;
 use std::time::Duration;
 
 /// What a candidate model needs from the host besides QEMU.
@@ -78,29 +77,11 @@ pub fn first_stderr_line(o: &Outcome) -> String {
         .to_string()
 }
 
-/// Does this QEMU offer `model`? `-device MODEL,help` exits 0 even for a
-/// model it does not know (it says so on stderr), so both are read.
+/// Does this QEMU offer `model`? (The runner's probe, with the scenario
+/// defaults' QEMU and data directory.)
 pub fn offered(model: &str) -> Result<(), String> {
-    let qemu = Scenario::new("probe").qemu;
-    let mut cmd = Command::new(&qemu);
-    if let Some(dir) = &Scenario::new("probe").data_dir {
-        cmd.arg("-L").arg(dir);
-    }
-    let out = cmd
-        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
-        .arg(format!("{model},help"))
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    let unknown = err.contains("not found") || err.contains("is not a valid device model");
-    if out.status.success() && !unknown {
-        Ok(())
-    } else {
-        Err(format!(
-            "this QEMU does not offer it: {}",
-            err.lines().next().unwrap_or("(no message)")
-        ))
-    }
+    let s = Scenario::new("probe");
+    qemu_runner::defaults::offered(&s.qemu, s.data_dir.as_deref(), model)
 }
 
 /// `Scenario::virtio_ccw` plus device properties (`packed=on`, ...).
