@@ -169,3 +169,24 @@ fn bails_out_with_no_psw(o: &qemu_runner::Outcome) {
     );
     check_summary(o);
 }
+
+/// A restart interrupt (QMP inject-nmi) wherever it lands, even inside a
+/// line being written: a Bail out of its own, and the summary.
+#[test]
+fn unexpected_restart_interrupt_is_reported() {
+    let s = scenario("inject-nmi")
+        .append("only=heap.stress stress=5")
+        .qmp_on_line("1..1", r#"{"execute": "inject-nmi"}"#);
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    check(
+        &o,
+        o.tap
+            .bail_out
+            .as_deref()
+            .is_some_and(|b| b.starts_with("unexpected restart interrupt")),
+        "a Bail out naming the restart interrupt",
+    );
+    check(&o, o.qmp_commands_done, "inject-nmi sent and answered");
+    check_summary(&o);
+}

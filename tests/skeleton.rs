@@ -291,3 +291,15 @@ fn the_most_cpus_qemu_allows() {
         );
     }
 }
+
+/// heap.stress takes about 1.3 s at stress=20 under TCG: with a 300 ms
+/// timeout it passes only because its timeout grows with stress= (it used
+/// to stay fixed, so a permitted stress level always failed).
+#[test]
+fn stress_scales_the_timeout() {
+    let o = boot(
+        &scenario("stress-timeout").append("only=heap.stress stress=20 timeout=300"),
+        &elf(),
+    );
+    assert_pass(&o);
+}

@@ -19,6 +19,7 @@ pub mod host;
 pub mod hypercalls;
 pub mod inventory;
 pub mod judge;
+pub mod line;
 pub mod sccb;
 pub mod tap;
 pub mod verdict;

@@ -10,6 +10,7 @@ pub(crate) use sclp::on_service_signal;
 use crate::arch::interrupt::Global;
 use crate::arch::timer;
 use crate::ebcdic::CodePage;
+use crate::line::LineBuffer;
 use crate::sccb;
 use core::sync::atomic::{AtomicU8, Ordering};
 
@@ -39,18 +40,7 @@ const TO_ASCII: u8 = 1;
 const TO_LINE_MODE: u8 = 2;
 static TARGETS: AtomicU8 = AtomicU8::new(TO_ASCII | TO_LINE_MODE);
 
-const LINE_MAX: usize = 512;
-
-#[derive(Clone, Copy)]
-struct Line {
-    buf: [u8; LINE_MAX],
-    len: usize,
-}
-
-static LINE: Global<Line> = Global::new(Line {
-    buf: [0; LINE_MAX],
-    len: 0,
-});
+static LINE: Global<LineBuffer> = Global::new(LineBuffer::new());
 
 /// Sets the event mask and learns which consoles exist. Without an answer
 /// both are tried on every line (z/VM advertises a VT220 that rejects data).
@@ -99,11 +89,10 @@ fn write_line(text: &[u8]) {
 pub fn flush() {
     timer::critical(|| {
         let mut line = LINE.get();
-        if line.len > 0 {
-            write_line(&line.buf[..line.len]);
-            line.len = 0;
-            LINE.set(line);
+        if let Some(partial) = line.cut_off() {
+            write_line(partial.as_bytes());
         }
+        LINE.set(line);
     });
 }
 
@@ -116,21 +105,11 @@ impl ufmt::uWrite for Console {
     fn write_str(&mut self, s: &str) -> Result<(), Self::Error> {
         timer::critical(|| {
             let mut line = LINE.get();
-            for &b in s.as_bytes() {
-                line.buf[line.len] = b;
-                line.len += 1;
-                if b == b'\n' || line.len == LINE_MAX {
-                    // The line leaves the buffer before it is written: an
-                    // interrupt that ends the run meanwhile finds no stale
-                    // half line to append to.
-                    LINE.set(Line {
-                        buf: line.buf,
-                        len: 0,
-                    });
-                    write_line(&line.buf[..line.len]);
-                    line.len = 0;
-                }
-            }
+            line.push(s.as_bytes(), |text, rest| {
+                // What an interrupt ending the run meanwhile would find.
+                LINE.set(*rest);
+                write_line(text);
+            });
             LINE.set(line);
         });
         Ok(())
@@ -143,15 +122,13 @@ impl ufmt::uWrite for Console {
 /// so the bail-out that follows starts a line of its own.
 pub fn take_over_for_report() {
     sclp::take_over();
-    let line = LINE.get();
-    LINE.set(Line {
-        buf: line.buf,
-        len: 0,
-    });
-    if line.len > 0 {
+    let mut line = LINE.get();
+    let partial = line.cut_off();
+    LINE.set(line);
+    if let Some(p) = partial {
         crate::out!(
             "# output cut off here: '{}'\n",
-            crate::fmt::Escaped(&line.buf[..line.len])
+            crate::fmt::Escaped(p.as_bytes())
         );
     }
 }
