@@ -291,10 +291,10 @@ impl StressRun {
 pub fn stress_table(runs: &[StressRun]) -> String {
     let base = runs.first().and_then(|r| r.micros).filter(|&m| m > 0);
     let mut s = format!(
-        "{:<8}{:>18}{:>14}  {}\n",
+        "{:<8}{:>18}{:>20}  {}\n",
         "stress",
         format!("{STRESS_CHECK} us"),
-        format!("x stress={}", runs.first().map_or(1, |r| r.level)),
+        format!("ratio to stress={}", runs.first().map_or(1, |r| r.level)),
         "result"
     );
     for r in runs {
@@ -304,7 +304,7 @@ pub fn stress_table(runs: &[StressRun]) -> String {
             _ => "-".to_string(),
         };
         s.push_str(&format!(
-            "{:<8}{time:>18}{ratio:>14}  {}\n",
+            "{:<8}{time:>18}{ratio:>20}  {}\n",
             r.level, r.result
         ));
     }
