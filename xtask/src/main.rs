@@ -77,7 +77,11 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let args: Vec<String> = env::args().skip(1).collect();
-    match dispatch(&args) {
+    let result = dispatch(&args);
+    // A step that failed because a stop signal ended it: the handler
+    // exits with the signal's status; nothing more to say.
+    signals::wait_if_stopping();
+    match result {
         Ok(code) => code,
         Err(Error::Usage(msg)) => {
             eprintln!("xtask: {msg}\n\n{USAGE}");

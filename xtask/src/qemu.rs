@@ -128,10 +128,12 @@ const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
 const APT_LIMIT: Duration = Duration::from_secs(15 * 60);
 const DPKG_LIMIT: Duration = Duration::from_secs(5 * 60);
 
-/// An unpacked QEMU: binary, data directory and the version it reports.
+/// A QEMU to boot the scenarios with: binary, data directory and the
+/// version it reports.
 #[derive(Debug, Clone)]
 pub struct Qemu {
     pub binary: PathBuf,
+    /// `-L`; empty for the system's QEMU, which knows its own.
     pub data_dir: PathBuf,
     pub version: qemu_runner::QemuVersion,
 }
