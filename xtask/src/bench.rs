@@ -1,8 +1,10 @@
 //! `cargo xtask bench [--runs N]`: boots the default scenario N times with
 //! `verbose=2` and prints how long booting takes, and each check's own
 //! timing as the firmware reports it (`# <check>: <N> us, heap in use <B> bytes`).
+//! Then one boot per stress level runs only `heap.stress`, to show how its
+//! time grows with `stress=`.
 
-use qemu_runner::Outcome;
+use qemu_runner::{Outcome, TestResult};
 use std::time::Duration;
 
 pub const DEFAULT_RUNS: u32 = 10;
@@ -236,6 +238,79 @@ impl Measurements {
     }
 }
 
+/// The check whose scaling with `stress=` bench reports, and the levels.
+pub const STRESS_CHECK: &str = "heap.stress";
+pub const STRESS_LEVELS: [u32; 3] = [1, 10, 100];
+
+/// One boot at one stress level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StressRun {
+    pub level: u32,
+    /// The check's own time, from its verbose=2 line.
+    pub micros: Option<u64>,
+    /// `ok`, or the check's failure (`not ok 1 - heap.stress (timeout: ...)`),
+    /// or what became of the boot when the check printed no result.
+    pub result: String,
+}
+
+impl StressRun {
+    pub fn from_parts(
+        level: u32,
+        diagnostics: &[String],
+        result: Option<&TestResult>,
+        boot: &str,
+    ) -> StressRun {
+        let micros = diagnostics
+            .iter()
+            .filter_map(|d| parse_timing(d))
+            .find(|t| t.check == STRESS_CHECK)
+            .map(|t| t.micros);
+        let result = match result {
+            Some(r) if r.ok => "ok".to_string(),
+            Some(r) => r.describe(),
+            None => format!("no result line ({boot})"),
+        };
+        StressRun {
+            level,
+            micros,
+            result,
+        }
+    }
+
+    pub fn from_outcome(level: u32, o: &Outcome) -> StressRun {
+        StressRun::from_parts(
+            level,
+            &o.tap.diagnostics,
+            o.tap.result(STRESS_CHECK),
+            &o.summary_line(),
+        )
+    }
+}
+
+/// stress level, the check's time, its ratio to the lowest level's time.
+pub fn stress_table(runs: &[StressRun]) -> String {
+    let base = runs.first().and_then(|r| r.micros).filter(|&m| m > 0);
+    let mut s = format!(
+        "{:<8}{:>18}{:>20}  {}\n",
+        "stress",
+        format!("{STRESS_CHECK} us"),
+        format!("ratio to stress={}", runs.first().map_or(1, |r| r.level)),
+        "result"
+    );
+    for r in runs {
+        let time = r.micros.map_or("-".to_string(), |m| m.to_string());
+        let ratio = match (r.micros, base) {
+            (Some(m), Some(b)) => format!("{:.2}", m as f64 / b as f64),
+            _ => "-".to_string(),
+        };
+        s.push_str(&format!(
+            "{:<8}{time:>18}{ratio:>20}  {}\n",
+            r.level, r.result
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +489,58 @@ mod tests {
         assert!(Measurements::default()
             .table()
             .contains("no per-check timing"));
+    }
+
+    #[test]
+    fn stress_scaling() {
+        let d = |us: u64| vec![format!("heap.stress: {us} us, heap in use 64 bytes")];
+        let ok = TestResult {
+            ok: true,
+            number: Some(1),
+            name: STRESS_CHECK.into(),
+            directive: None,
+            yaml: None,
+        };
+        let timed_out = TestResult {
+            ok: false,
+            yaml: Some(qemu_runner::Yaml {
+                fields: vec![(
+                    "message".into(),
+                    "timeout: the check did not finish in time".into(),
+                )],
+                lines: Vec::new(),
+                closed: true,
+            }),
+            ..ok.clone()
+        };
+        let runs = [
+            StressRun::from_parts(1, &d(2000), Some(&ok), "boot"),
+            StressRun::from_parts(10, &d(19_000), Some(&ok), "boot"),
+            StressRun::from_parts(100, &d(5_000_100), Some(&timed_out), "boot"),
+        ];
+        assert_eq!(runs[0].micros, Some(2000));
+        assert_eq!(
+            runs[2].result,
+            "not ok 1 - heap.stress (timeout: the check did not finish in time)"
+        );
+        let t = stress_table(&runs);
+        let words = |level: &str| {
+            t.lines()
+                .find(|l| l.split_whitespace().next() == Some(level))
+                .unwrap_or_else(|| panic!("no {level} in\n{t}"))
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert!(t.starts_with("stress"), "{t}");
+        assert_eq!(words("1"), ["1", "2000", "1.00", "ok"]);
+        assert_eq!(words("10"), ["10", "19000", "9.50", "ok"]);
+        assert_eq!(&words("100")[..4], ["100", "5000100", "2500.05", "not"]);
+        // A boot that printed nothing for the check.
+        let lost = StressRun::from_parts(100, &[], None, "stress-100: FAIL in 60 s");
+        assert_eq!(lost.micros, None);
+        assert_eq!(lost.result, "no result line (stress-100: FAIL in 60 s)");
+        let t = stress_table(&[lost]);
+        assert!(t.lines().nth(1).unwrap().contains("  -  "), "{t}");
     }
 }

@@ -1,12 +1,15 @@
-//! `cargo xtask <build|image|run|test|bench>`: the project's build and test driver.
+//! `cargo xtask <build|image|run|test|qemu|bench>`: the project's build and test driver.
 
 mod bench;
+mod cmd;
 mod deck;
 mod elf;
 mod libtest;
-mod qemu10;
+mod qemu;
+mod setup;
 
 use libtest::Tally;
+use qemu::Release;
 use qemu_runner::{RunOptions, Scenario, QEMU_DATA_ENV, QEMU_ENV};
 use std::env;
 use std::ffi::OsStr;
@@ -16,12 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
+use xtask::signals;
 
 const TARGET: &str = "s390x-unknown-linux-gnu";
 const FIRMWARE_PACKAGE: &str = "zvtest-firmware";
 const FIRMWARE_BIN: &str = "zvtest";
-/// QEMU, the cross gcc for boot/, and Hercules (the ESA/390 IPL test).
-const APT_PACKAGES: [&str; 3] = ["qemu-system-misc", "gcc-s390x-linux-gnu", "hercules"];
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -31,18 +34,29 @@ commands:
   image                   build, then the raw flat image target/zvtest.img and the
                           80-byte-card IPL deck target/zvtest.deck (z/VM reader)
   run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
-  test [--qemu10] [-- CARGO-ARGS...]
+  test [--qemu VERSION] [-- CARGO-ARGS...]
                           build, image, then cargo test --workspace with
                           ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'.
-                          --qemu10: the scenarios boot QEMU 10.0 (fetched as by
-                          qemu10 if needed) through ZVTEST_QEMU and ZVTEST_QEMU_DATA
-  qemu10                  fetch QEMU 10.0 (Debian bookworm-backports) into
-                          target/qemu-10.0/ beside the system's QEMU, without
+                          --qemu 7.2: the system's QEMU (checked to be 7.2);
+                          --qemu 10.0 or 11.1: the scenarios boot that QEMU (fetched
+                          as by `qemu` if needed) through ZVTEST_QEMU and
+                          ZVTEST_QEMU_DATA; --qemu10 is --qemu 10.0
+  qemu VERSION            fetch QEMU 10.0 (Debian <codename>-backports) or 11.1
+                          (Debian unstable, with its own C library) into
+                          target/qemu-VERSION/ beside the system's QEMU, without
                           changing apt's state; print the binary's path
+  qemu10                  the same as qemu 10.0
   bench [--runs N]        build, boot the default scenario N times (default 10) with
                           verbose=2; print median/min/max of the time to the first TAP
-                          line, of boot to exit, and of each check's own timing
+                          line, of boot to exit, and of each check's own timing; then
+                          boot only=heap.stress at stress=1, 10 and 100 and print its
+                          time at each level and the ratio to stress=1
   help                    show this help
+
+What a command needs and the machine lacks is added first: the Rust target
+s390x-unknown-linux-gnu (rustup target add), and as root the Debian packages
+qemu-system-misc, gcc-s390x-linux-gnu and hercules (apt-get install).
+SIGINT, SIGTERM or SIGHUP stops everything xtask started; it exits 128+signal.
 ";
 
 /// Failures that end the task; usage errors exit 2, the others 1.
@@ -58,8 +72,16 @@ fn failed(msg: impl Into<String>) -> Error {
 }
 
 fn main() -> ExitCode {
+    if let Err(e) = signals::install() {
+        eprintln!("xtask: cannot set up signal handling: {e}");
+        return ExitCode::FAILURE;
+    }
     let args: Vec<String> = env::args().skip(1).collect();
-    match dispatch(&args) {
+    let result = dispatch(&args);
+    // A step that failed because a stop signal ended it: the handler
+    // exits with the signal's status; nothing more to say.
+    signals::wait_if_stopping();
+    match result {
         Ok(code) => code,
         Err(Error::Usage(msg)) => {
             eprintln!("xtask: {msg}\n\n{USAGE}");
@@ -93,13 +115,13 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
         }
         "build" => {
             no_args(rest)?;
-            prerequisites()?;
+            prerequisites(&paths, Needs::BUILD)?;
             build(&paths)?;
             Ok(ExitCode::SUCCESS)
         }
         "image" => {
             no_args(rest)?;
-            prerequisites()?;
+            prerequisites(&paths, Needs::BUILD)?;
             build(&paths)?;
             image(&paths)?;
             Ok(ExitCode::SUCCESS)
@@ -108,49 +130,121 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
             if let Some(opt) = rest.iter().find(|a| a.starts_with('-')) {
                 return Err(Error::Usage(format!("unknown option '{opt}' for run")));
             }
-            prerequisites()?;
+            prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
             boot(&paths, rest)
         }
         "test" => {
-            let (qemu10, rest) = match rest.split_first() {
-                Some((flag, more)) if flag == "--qemu10" => (true, more),
-                _ => (false, rest),
-            };
-            let cargo_args = match rest.split_first() {
-                Some((dashes, more)) if dashes == "--" => more,
-                _ => no_args(rest).map(|_| rest)?,
-            };
-            prerequisites()?;
+            let (choice, cargo_args) = parse_test_args(rest)?;
+            let mut needs = Needs::TEST;
+            // A fetched QEMU stands in for the system's.
+            needs.qemu = !matches!(choice, Some(QemuChoice::Fetched(_)));
+            prerequisites(&paths, needs)?;
             build(&paths)?;
             image(&paths)?;
-            let qemu = if qemu10 {
-                Some(fetch_qemu10(&paths)?)
-            } else {
-                None
+            let qemu = match choice {
+                None => None,
+                Some(QemuChoice::System) => Some(system_qemu()?),
+                Some(QemuChoice::Fetched(r)) => Some(fetch_qemu(&paths, r)?),
             };
             test(&paths, cargo_args, qemu.as_ref())
         }
-        "qemu10" => {
-            no_args(rest)?;
-            let q = fetch_qemu10(&paths)?;
+        "qemu" | "qemu10" => {
+            let release = if command == "qemu10" {
+                no_args(rest)?;
+                Release::V10_0
+            } else {
+                parse_qemu_args(rest)?
+            };
+            let q = fetch_qemu(&paths, release)?;
             eprintln!(
                 "xtask: to boot every scenario on it:\n  {QEMU_ENV}={} {QEMU_DATA_ENV}={} cargo xtask test\n\
-                 or: cargo xtask test --qemu10",
+                 or: cargo xtask test --qemu {}",
                 q.binary.display(),
-                q.data_dir.display()
+                q.data_dir.display(),
+                release.name()
             );
             println!("{}", q.binary.display());
             Ok(ExitCode::SUCCESS)
         }
         "bench" => {
             let runs = bench::parse_args(rest).map_err(Error::Usage)?;
-            prerequisites()?;
+            prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
             run_bench(&paths, runs)
         }
         other if other.starts_with('-') => Err(Error::Usage(format!("unknown option '{other}'"))),
         other => Err(Error::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+/// Which QEMU `test --qemu` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QemuChoice {
+    /// 7.2: the system's.
+    System,
+    Fetched(Release),
+}
+
+const QEMU_CHOICES: &str = "7.2, 10.0 or 11.1";
+
+/// `test`'s arguments: `--qemu V`, `--qemu=V`, `--qemu10`, then `--` and
+/// cargo's own.
+fn parse_test_args(rest: &[String]) -> Result<(Option<QemuChoice>, &[String])> {
+    let mut choice = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let arg = rest[i].as_str();
+        let value = match arg.split_once('=') {
+            _ if arg == "--" => return Ok((choice, &rest[i + 1..])),
+            _ if arg == "--qemu10" => "10.0",
+            Some(("--qemu", v)) => v,
+            None if arg == "--qemu" => {
+                i += 1;
+                rest.get(i).map(String::as_str).ok_or_else(|| {
+                    Error::Usage(format!("option --qemu needs a version: {QEMU_CHOICES}"))
+                })?
+            }
+            _ if arg.starts_with('-') => {
+                return Err(Error::Usage(format!("unknown option '{arg}' for test")))
+            }
+            _ => {
+                return Err(Error::Usage(format!(
+                    "unexpected argument '{arg}' for test (cargo's own go after --)"
+                )))
+            }
+        };
+        let c =
+            match value {
+                "7.2" => QemuChoice::System,
+                v => QemuChoice::Fetched(Release::parse(v).ok_or_else(|| {
+                    Error::Usage(format!("--qemu takes {QEMU_CHOICES}, not '{v}'"))
+                })?),
+            };
+        if choice.replace(c).is_some() {
+            return Err(Error::Usage("only one --qemu for test".into()));
+        }
+        i += 1;
+    }
+    Ok((choice, &rest[rest.len()..]))
+}
+
+/// `qemu`'s one argument: the release to fetch.
+fn parse_qemu_args(rest: &[String]) -> Result<Release> {
+    match rest {
+        [] => Err(Error::Usage("qemu needs a version: 10.0 or 11.1".into())),
+        [v] if v == "7.2" => Err(Error::Usage(
+            "QEMU 7.2 is the system's (Debian's qemu-system-misc), not fetched: \
+             qemu takes 10.0 or 11.1"
+                .into(),
+        )),
+        [v] if v.starts_with('-') => Err(Error::Usage(format!("unknown option '{v}' for qemu"))),
+        [v] => Release::parse(v).ok_or_else(|| {
+            Error::Usage(format!("no QEMU '{v}' to fetch: qemu takes 10.0 or 11.1"))
+        }),
+        [_, extra, ..] => Err(Error::Usage(format!(
+            "unexpected argument '{extra}' for qemu"
+        ))),
     }
 }
 
@@ -199,6 +293,7 @@ fn status(mut cmd: Command, what: &str) -> Result<()> {
     let st = cmd
         .status()
         .map_err(|e| failed(format!("cannot run {what}: {e}")))?;
+    signals::wait_if_stopping();
     if st.success() {
         Ok(())
     } else {
@@ -258,13 +353,30 @@ fn image(paths: &Paths) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// What `run` and `bench` boot.
+fn default_scenario(_paths: &Paths) -> Scenario {
+    // A virtio-rng device: a device to bring up, and a queue for the
+    // notify hypercall that bench times.
+    Scenario::new("default").virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+}
+
+/// Boots a scenario; a run cut short by a stop signal reports nothing.
+fn boot_once(
+    scenario: &Scenario,
+    paths: &Paths,
+    opts: &RunOptions,
+) -> Result<qemu_runner::Outcome> {
+    let o = qemu_runner::run(scenario, &paths.elf(), opts);
+    signals::wait_if_stopping();
+    o.map_err(|e| failed(e.to_string()))
+}
+
 fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
-    let scenario = Scenario::new("default").append(words.join(" "));
+    let scenario = default_scenario(paths).append(words.join(" "));
     let opts = RunOptions::default()
         .log(paths.target.join("zvtest-run.log"))
         .echo(true);
-    let outcome =
-        qemu_runner::run(&scenario, &paths.elf(), &opts).map_err(|e| failed(e.to_string()))?;
+    let outcome = boot_once(&scenario, paths, &opts)?;
     eprintln!("xtask: {}", outcome.summary_line());
     for r in &outcome.verdict.reasons {
         eprintln!("  - {r}");
@@ -277,13 +389,15 @@ fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
     })
 }
 
+/// A stress boot may run far longer than a normal one.
+const STRESS_BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Boots the default scenario `runs` times with verbose=2 and prints the
-/// timing tables; fails if any run fails.
+/// timing tables, then `heap.stress` alone at each stress level and its
+/// scaling. The verdict is the main runs': the stress boots are reported,
+/// not judged (a level may outgrow the check's timeout).
 fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
-    // A virtio-rng device gives the notify hypercall a queue to measure.
-    let scenario = Scenario::new("bench")
-        .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
-        .append("verbose=2");
+    let scenario = default_scenario(paths).append("verbose=2");
     let logs = paths.target.join("bench");
     let mut m = bench::Measurements::default();
     let mut failures = Vec::new();
@@ -293,15 +407,30 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     );
     for i in 1..=runs {
         let opts = RunOptions::default().log(logs.join(format!("run-{i}.log")));
-        let o =
-            qemu_runner::run(&scenario, &paths.elf(), &opts).map_err(|e| failed(e.to_string()))?;
+        let o = boot_once(&scenario, paths, &opts)?;
         eprintln!("xtask: run {i}/{runs}: {}", o.summary_line());
         if !o.passed() {
             failures.push(o.failure_report());
         }
         m.add(&o);
     }
+    let mut stress = Vec::new();
+    for level in bench::STRESS_LEVELS {
+        let mut s = default_scenario(paths)
+            .append(format!(
+                "only={} verbose=2 stress={level}",
+                bench::STRESS_CHECK
+            ))
+            .timeout(STRESS_BOOT_TIMEOUT);
+        s.name = format!("stress-{level}");
+        let opts = RunOptions::default().log(logs.join(format!("stress-{level}.log")));
+        let o = boot_once(&s, paths, &opts)?;
+        eprintln!("xtask: {}", o.summary_line());
+        stress.push(bench::StressRun::from_outcome(level, &o));
+    }
     println!("{}", m.table().trim_end());
+    println!();
+    println!("{}", bench::stress_table(&stress).trim_end());
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -313,9 +442,9 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// QEMU 10.0 in target/qemu-10.0, fetched if it is not there yet.
-fn fetch_qemu10(paths: &Paths) -> Result<qemu10::Qemu> {
-    let q = qemu10::ensure(&paths.target, is_root()).map_err(failed)?;
+/// QEMU `release` in target/qemu-X.Y, fetched if it is not there yet.
+fn fetch_qemu(paths: &Paths, release: Release) -> Result<qemu::Qemu> {
+    let q = qemu::ensure(&paths.target, release, is_root()).map_err(failed)?;
     eprintln!(
         "xtask: QEMU {} at {} (data {})",
         q.version.full(),
@@ -325,29 +454,58 @@ fn fetch_qemu10(paths: &Paths) -> Result<qemu10::Qemu> {
     Ok(q)
 }
 
+/// `--qemu 7.2`: the system's QEMU, which must be 7.2.
+fn system_qemu() -> Result<qemu::Qemu> {
+    let binary = find_program(OsStr::new(setup::QEMU.program))
+        .ok_or_else(|| failed(format!("no {} on PATH", setup::QEMU.program)))?;
+    let version = qemu_runner::detect_qemu_version(&binary).map_err(failed)?;
+    if (version.major, version.minor) != (7, 2) {
+        return Err(failed(format!(
+            "the system's QEMU ({}) is {}, not 7.2: run without --qemu to use it",
+            binary.display(),
+            version.full()
+        )));
+    }
+    eprintln!("xtask: QEMU {} at {}", version.full(), binary.display());
+    Ok(qemu::Qemu {
+        binary,
+        data_dir: PathBuf::new(),
+        version,
+    })
+}
+
 /// Runs `cargo test --workspace`, passing its output through while adding up
 /// the results, and ends with the one line `N passed, M failed`. With
 /// `qemu`, every scenario boots that QEMU (the host unit tests run as ever).
-fn test(paths: &Paths, extra: &[String], qemu: Option<&qemu10::Qemu>) -> Result<ExitCode> {
+/// cargo test runs in a process group of its own, which a stop signal
+/// ends whole (see [`signals`]).
+fn test(paths: &Paths, extra: &[String], qemu: Option<&qemu::Qemu>) -> Result<ExitCode> {
     let mut c = cargo(paths);
     c.args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
         .env("ZVTEST_ELF", paths.elf())
         .env("ZVTEST_IMG", paths.img())
+        // Not the terminal's foreground group: it must never read the terminal.
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(q) = qemu {
-        c.env(QEMU_ENV, &q.binary).env(QEMU_DATA_ENV, &q.data_dir);
+        c.env(QEMU_ENV, &q.binary);
+        if q.data_dir.as_os_str().is_empty() {
+            c.env_remove(QEMU_DATA_ENV);
+        } else {
+            c.env(QEMU_DATA_ENV, &q.data_dir);
+        }
     }
-    let mut child = c
-        .spawn()
-        .map_err(|e| failed(format!("cannot run cargo test: {e}")))?;
+    let mut child =
+        signals::spawn_group(&mut c).map_err(|e| failed(format!("cannot run cargo test: {e}")))?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let out = tee(child.stdout.take(), &tally, true);
     let err = tee(child.stderr.take(), &tally, false);
     let st = child
         .wait()
         .map_err(|e| failed(format!("cargo test: {e}")))?;
+    signals::wait_if_stopping();
     let _ = (out.join(), err.join());
     let t = *tally.lock().unwrap_or_else(|p| p.into_inner());
 
@@ -425,62 +583,56 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// QEMU, the s390x cross gcc (the `cc` crate assembles boot/ with it) and
-/// Hercules: installed with apt when we are root, else the command to do
-/// so is shown.
-fn prerequisites() -> Result<()> {
-    let qemu = env::var_os(QEMU_ENV)
-        .filter(|q| !q.is_empty())
-        .unwrap_or_else(|| "qemu-system-s390x".into());
-    if env::var_os(QEMU_ENV).is_some_and(|q| !q.is_empty()) && find_program(&qemu).is_none() {
-        return Err(failed(format!(
-            "{QEMU_ENV}={} is not an executable",
-            qemu.to_string_lossy()
-        )));
-    }
-    let missing = || -> Vec<String> {
-        [
-            qemu.as_os_str(),
-            OsStr::new("s390x-linux-gnu-gcc"),
-            OsStr::new("hercules"),
-        ]
-        .into_iter()
-        .filter(|p| find_program(p).is_none())
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect()
+/// What a command needs from the machine besides the Rust target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Needs {
+    qemu: bool,
+    hercules: bool,
+}
+
+impl Needs {
+    const BUILD: Needs = Needs {
+        qemu: false,
+        hercules: false,
     };
-    let absent = missing();
-    if absent.is_empty() {
-        return Ok(());
+    const BOOT: Needs = Needs {
+        qemu: true,
+        hercules: false,
+    };
+    const TEST: Needs = Needs {
+        qemu: true,
+        hercules: true,
+    };
+
+    /// The Debian tools to have. The cross gcc is always needed: the `cc`
+    /// crate assembles boot/ with it. A QEMU named by ZVTEST_QEMU stands in
+    /// for the system's.
+    fn tools(self, qemu_from_env: bool) -> Vec<&'static setup::Tool> {
+        let mut t = vec![&setup::CROSS_GCC];
+        if self.qemu && !qemu_from_env {
+            t.push(&setup::QEMU);
+        }
+        if self.hercules {
+            t.push(&setup::HERCULES);
+        }
+        t
     }
-    let install = format!(
-        "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y {}",
-        APT_PACKAGES.join(" ")
-    );
-    if !is_root() {
-        return Err(failed(format!(
-            "missing {}; install with (as root):\n  {install}",
-            absent.join(", ")
-        )));
+}
+
+/// Adds what the command needs and the machine lacks: the firmware's Rust
+/// target (rustup), then the Debian packages (apt, as root).
+fn prerequisites(paths: &Paths, needs: Needs) -> Result<()> {
+    setup::rust_target(&paths.root, TARGET).map_err(failed)?;
+    let custom = env::var_os(QEMU_ENV).filter(|q| !q.is_empty());
+    if let Some(q) = &custom {
+        if needs.qemu && find_program(q).is_none() {
+            return Err(failed(format!(
+                "{QEMU_ENV}={} is not an executable",
+                q.to_string_lossy()
+            )));
+        }
     }
-    eprintln!("xtask: missing {}; running {install}", absent.join(", "));
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    status(update, "apt-get update")?;
-    let mut get = Command::new("apt-get");
-    get.args(["install", "-y"])
-        .args(APT_PACKAGES)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    status(get, "apt-get install")?;
-    let still = missing();
-    if still.is_empty() {
-        Ok(())
-    } else {
-        Err(failed(format!(
-            "still missing after apt-get: {}",
-            still.join(", ")
-        )))
-    }
+    setup::packages(&needs.tools(custom.is_some()), is_root()).map_err(failed)
 }
 
 #[cfg(test)]
@@ -527,12 +679,104 @@ mod tests {
             "unexpected argument 'now' for qemu10"
         );
         assert_eq!(
+            usage_error(&["test", "x"]),
+            "unexpected argument 'x' for test (cargo's own go after --)"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu"]),
+            "option --qemu needs a version: 7.2, 10.0 or 11.1"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu", "9.0"]),
+            "--qemu takes 7.2, 10.0 or 11.1, not '9.0'"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu=11"]),
+            "--qemu takes 7.2, 10.0 or 11.1, not '11'"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu", "11.1", "--qemu10"]),
+            "only one --qemu for test"
+        );
+        assert_eq!(
+            usage_error(&["test", "--qemu", "11.1", "--nocapture"]),
+            "unknown option '--nocapture' for test"
+        );
+        assert_eq!(usage_error(&["qemu"]), "qemu needs a version: 10.0 or 11.1");
+        assert_eq!(
+            usage_error(&["qemu", "12.0"]),
+            "no QEMU '12.0' to fetch: qemu takes 10.0 or 11.1"
+        );
+        assert!(usage_error(&["qemu", "7.2"]).starts_with("QEMU 7.2 is the system's"));
+        assert_eq!(
+            usage_error(&["qemu", "--all"]),
+            "unknown option '--all' for qemu"
+        );
+        assert_eq!(
+            usage_error(&["qemu", "11.1", "now"]),
+            "unexpected argument 'now' for qemu"
+        );
+        assert_eq!(
             usage_error(&["bench", "--runs", "0"]),
             "--runs needs a whole number from 1 to 10000, not '0'"
         );
         assert_eq!(
             usage_error(&["bench", "-v"]),
             "unknown option '-v' for bench"
+        );
+    }
+
+    fn test_args(args: &[&str]) -> (Option<QemuChoice>, Vec<String>) {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse_test_args(&args) {
+            Ok((c, rest)) => (c, rest.to_vec()),
+            Err(Error::Usage(m) | Error::Failed(m)) => panic!("{args:?}: {m}"),
+        }
+    }
+
+    #[test]
+    fn test_arguments() {
+        assert_eq!(test_args(&[]), (None, vec![]));
+        assert_eq!(
+            test_args(&["--qemu", "7.2"]),
+            (Some(QemuChoice::System), vec![])
+        );
+        assert_eq!(
+            test_args(&["--qemu=11.1"]).0,
+            Some(QemuChoice::Fetched(Release::V11_1))
+        );
+        // The README's spelling stays.
+        assert_eq!(
+            test_args(&["--qemu10"]).0,
+            Some(QemuChoice::Fetched(Release::V10_0))
+        );
+        assert_eq!(
+            test_args(&["--qemu", "10.0", "--", "-p", "xtask", "--qemu"]),
+            (
+                Some(QemuChoice::Fetched(Release::V10_0)),
+                vec!["-p".to_string(), "xtask".into(), "--qemu".into()]
+            )
+        );
+        assert_eq!(test_args(&["--", "--nocapture"]).1, ["--nocapture"]);
+    }
+
+    #[test]
+    fn what_each_command_needs() {
+        let names =
+            |n: Needs, env: bool| -> Vec<&str> { n.tools(env).iter().map(|t| t.package).collect() };
+        assert_eq!(names(Needs::BUILD, false), ["gcc-s390x-linux-gnu"]);
+        assert_eq!(
+            names(Needs::BOOT, false),
+            ["gcc-s390x-linux-gnu", "qemu-system-misc"]
+        );
+        assert_eq!(
+            names(Needs::TEST, false),
+            ["gcc-s390x-linux-gnu", "qemu-system-misc", "hercules"]
+        );
+        // ZVTEST_QEMU names the QEMU: the system's is not needed.
+        assert_eq!(
+            names(Needs::TEST, true),
+            ["gcc-s390x-linux-gnu", "hercules"]
         );
     }
 

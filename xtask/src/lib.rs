@@ -1,0 +1,3 @@
+//! The parts of xtask that its integration tests drive directly.
+
+pub mod signals;
