@@ -353,11 +353,21 @@ fn image(paths: &Paths) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// What `run` and `bench` boot.
-fn default_scenario(_paths: &Paths) -> Scenario {
-    // A virtio-rng device: a device to bring up, and a queue for the
-    // notify hypercall that bench times.
-    Scenario::new("default").virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+/// The scenario `run` and `bench` boot: every device model this QEMU
+/// offers (qemu_runner::defaults), scratch files under target/; the models
+/// left out are named.
+fn default_scenario(paths: &Paths) -> Result<Scenario> {
+    let scratch = qemu_runner::defaults::scratch_dir(&paths.target);
+    let (s, left_out) = qemu_runner::default_scenario(&scratch).map_err(|e| {
+        failed(format!(
+            "cannot make the default scenario's scratch files in {}: {e}",
+            scratch.display()
+        ))
+    })?;
+    for (model, why) in left_out {
+        eprintln!("xtask: default scenario: left out {model}: {why}");
+    }
+    Ok(s)
 }
 
 /// Boots a scenario; a run cut short by a stop signal reports nothing.
@@ -372,7 +382,7 @@ fn boot_once(
 }
 
 fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
-    let scenario = default_scenario(paths).append(words.join(" "));
+    let scenario = default_scenario(paths)?.append(words.join(" "));
     let opts = RunOptions::default()
         .log(paths.target.join("zvtest-run.log"))
         .echo(true);
@@ -397,7 +407,7 @@ const STRESS_BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 /// scaling. The verdict is the main runs': the stress boots are reported,
 /// not judged (a level may outgrow the check's timeout).
 fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
-    let scenario = default_scenario(paths).append("verbose=2");
+    let scenario = default_scenario(paths)?.append("verbose=2");
     let logs = paths.target.join("bench");
     let mut m = bench::Measurements::default();
     let mut failures = Vec::new();
@@ -416,13 +426,13 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     }
     let mut stress = Vec::new();
     for level in bench::STRESS_LEVELS {
-        let mut s = default_scenario(paths)
+        // heap.stress alone needs no device.
+        let s = Scenario::new(format!("stress-{level}"))
             .append(format!(
                 "only={} verbose=2 stress={level}",
                 bench::STRESS_CHECK
             ))
             .timeout(STRESS_BOOT_TIMEOUT);
-        s.name = format!("stress-{level}");
         let opts = RunOptions::default().log(logs.join(format!("stress-{level}.log")));
         let o = boot_once(&s, paths, &opts)?;
         eprintln!("xtask: {}", o.summary_line());
