@@ -102,6 +102,16 @@ pub fn check(o: &Outcome, condition: bool, what: &str) {
     }
 }
 
+/// `ok` for check `name`, and not a skip.
+#[track_caller]
+pub fn check_ran(o: &Outcome, name: &str) {
+    check(
+        o,
+        o.tap.result(name).is_some_and(|r| r.ok && !r.is_skip()),
+        &format!("`ok ... - {name}` (not skipped)"),
+    );
+}
+
 /// Where the firmware reports failures: the verdict's reasons (bail-out
 /// reason, `not ok` lines with their message) and the failing YAML blocks.
 /// Boot diagnostics such as `# heap: ...` and the echoed command line are
