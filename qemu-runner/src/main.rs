@@ -105,11 +105,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     for word in args {
         scenario = scenario.append(word);
     }
-    scenario.validate()?;
-    // Summaries then read "zvtest.elf: PASS ...".
+    // Summaries and errors then read "zvtest.elf: ...".
     scenario.name = Path::new(&kernel)
         .file_name()
         .map_or_else(|| kernel.clone(), |n| n.to_string_lossy().into_owned());
+    scenario.validate()?;
     Ok(Parsed::Run(Box::new(Cli {
         scenario,
         kernel: PathBuf::from(kernel),
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
         }
         eprintln!("qemu-runner: console log: {}", outcome.log_path.display());
     }
-    if outcome.exit.is_timed_out() {
+    if outcome.exit.is_timed_out() && outcome.tap.lines > 0 {
         eprintln!(
             "qemu-runner: raise --timeout (now {}) if the firmware is only slow",
             seconds(cli.scenario.timeout)

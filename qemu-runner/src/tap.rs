@@ -411,6 +411,9 @@ impl TapParser {
     /// [`Dropped::cut_lines`].
     pub fn line_was_cut(&mut self, kept: usize, dropped: u64) {
         self.report.dropped.cut_lines += 1;
+        if self.report.dropped.cut_lines > SAMPLES as u64 {
+            return; // counted; the verdict says how many
+        }
         self.anomaly(format!(
             "console line {} was {} bytes long: cut after {kept}",
             self.report.lines,

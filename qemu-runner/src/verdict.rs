@@ -76,6 +76,8 @@ impl fmt::Display for Verdict {
 
 /// A flood of failures should not bury the other reasons.
 const MAX_REASONS: usize = 40;
+/// The parser names this many cut lines as anomalies, and counts the rest.
+const CUT_SAMPLES: u64 = 5;
 
 /// What the runner saw besides the exit and the TAP, for [`judge_run`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -205,6 +207,12 @@ pub fn judge_run(exit: &Exit, tap: &TapReport, facts: &RunFacts) -> Verdict {
         ));
     }
     reasons.extend(tap.anomalies.iter().map(|a| format!("TAP: {a}")));
+    if d.cut_lines > CUT_SAMPLES {
+        reasons.push(format!(
+            "TAP: {} console lines were cut in all",
+            d.cut_lines
+        ));
+    }
     if d.anomalies > 0 {
         reasons.push(format!("TAP: {} more anomalies not kept", d.anomalies));
     }
@@ -217,14 +225,14 @@ pub fn judge_run(exit: &Exit, tap: &TapReport, facts: &RunFacts) -> Verdict {
 fn cut_off(facts: &RunFacts) -> String {
     let likely = match &facts.shutdown_cause {
         Some(cause) => format!("QEMU says: {cause}"),
-        None => "likely a signal to QEMU (SIGTERM, SIGINT, SIGHUP), QMP quit or \
-                 system_reset (which ends QEMU under -no-reboot), or a watchdog \
+        None => "likely a signal to QEMU (SIGTERM, SIGINT, SIGHUP), a QMP quit or \
+                 system_reset (-no-reboot turns a reset into an exit) or a watchdog \
                  reset"
             .into(),
     };
     format!(
-        "no summary line although QEMU exited 0: the report is cut off, QEMU \
-         was ended from outside the firmware ({likely})"
+        "no summary line although QEMU exited 0: the report is cut off, so QEMU \
+         was ended from outside the firmware; {likely}"
     )
 }
 
@@ -734,7 +742,10 @@ mod tests {
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(r[0], "plan 1..3 but 1 results");
         assert!(
-            r[1].starts_with("no summary line although QEMU exited 0: the report is cut off, QEMU was ended from outside the firmware (likely a signal"),
+            r[1].starts_with(
+                "no summary line although QEMU exited 0: the report is cut off, so QEMU was \
+                 ended from outside the firmware; likely a signal to QEMU"
+            ),
             "{r:?}"
         );
         let f = RunFacts {
@@ -743,7 +754,7 @@ mod tests {
         };
         let r = judged(Exit::Code(0), cut, &f);
         assert!(
-            r[1].ends_with("(QEMU says: QMP event SHUTDOWN reason host-qmp-quit)"),
+            r[1].ends_with("; QEMU says: QMP event SHUTDOWN reason host-qmp-quit"),
             "{r:?}"
         );
     }
