@@ -1149,3 +1149,64 @@ fn qemu_dies_with_a_killed_library_user() {
     // Old behaviour: QEMU ran on, reparented, until its own end.
     wait_for("QEMU still running", Duration::from_secs(2), || ended(qemu));
 }
+
+/// A CI cancel or Ctrl-C: the runner kills QEMU, leaves nothing behind
+/// and exits 128 + the signal. Old behaviour: the runner died of the
+/// signal, QEMU ran on, and the QMP socket's directory stayed in TMPDIR.
+#[test]
+fn signals_to_the_runner_take_qemu_along() {
+    for (name, sig) in [
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGINT", libc::SIGINT),
+        ("SIGHUP", libc::SIGHUP),
+    ] {
+        let test = format!("signal-{name}");
+        let (qemu, pid_file) = stubborn_qemu(&test);
+        let tmp = dir(&test).join("tmp");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).unwrap();
+        let log = dir(&test).join("console.log");
+        let runner = Command::new(env!("CARGO_BIN_EXE_qemu-runner"))
+            .args([
+                "--quiet",
+                "--timeout",
+                "120",
+                // With a QMP connection, as a watchdog scenario has.
+                "--diag288",
+                "expire",
+                "--qemu",
+                qemu.to_str().unwrap(),
+                "--log",
+                log.to_str().unwrap(),
+                kernel(&test).to_str().unwrap(),
+            ])
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let qemu_pid = read_pid(&pid_file);
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = libc::pid_t::try_from(runner.id()).unwrap();
+        // SAFETY: kill() has no memory effects; `pid` is our running child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let t = Instant::now();
+        let out = runner.wait_with_output().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            t.elapsed()
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + sig), "{name}: {err}");
+        assert!(
+            err.contains(&format!("qemu-runner: {name}: stopped (1 QEMU killed)")),
+            "{err}"
+        );
+        wait_for("QEMU still running", Duration::from_secs(2), || {
+            ended(qemu_pid)
+        });
+        let left: Vec<_> = fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{name}: left behind {left:?}");
+    }
+}
