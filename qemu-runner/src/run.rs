@@ -310,6 +310,11 @@ impl Drop for Qemu {
 /// everything that goes wrong inside the guest is in the outcome's
 /// verdict. Never waits past the scenario's timeout (plus a short grace to
 /// collect output): QEMU is killed and reaped then.
+///
+/// QEMU is started with PR_SET_PDEATHSIG(SIGKILL): it dies when the
+/// thread that called `run` ends (`run` reaps it before it returns) and
+/// when this process dies, even by SIGKILL; [`kill_running_qemus`] ends
+/// it from a signal handler.
 pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Outcome> {
     scenario
         .validate()

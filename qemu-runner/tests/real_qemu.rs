@@ -4,6 +4,7 @@
 //! the wait PSW QEMU prints agrees with the TAP.
 
 use qemu_runner::{run, Exit, Outcome, RunOptions, Scenario};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +50,13 @@ const FIRST_LINE: &str = "TAP version 14";
 /// the report cut off: FAIL, naming QMP's reason.
 fn ended_over_qmp(name: &str, command: &str, reason: &str) {
     let o = boot(Scenario::new(name).qmp_on_line(FIRST_LINE, command));
+    // What it looks like, past the harness capture.
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", o.summary_line());
+    for r in &o.verdict.reasons {
+        let _ = writeln!(err, "  - {r}");
+    }
+    drop(err);
     check(&o, o.exit == Exit::Code(0), "QEMU exit status 0");
     check(&o, !o.passed(), "FAIL");
     check(&o, o.tap.summary.is_none(), "no summary line");
