@@ -354,8 +354,11 @@ const MAX_YAML_LINES: usize = 1000;
 #[derive(Debug, Default)]
 pub struct TapParser {
     report: TapReport,
-    /// Bytes of text kept in the report so far.
-    kept_bytes: usize,
+    /// Bytes kept of diagnostics, other lines and anomalies, and of
+    /// results (names, YAML): half of [`MAX_KEPT_BYTES`] each, so that
+    /// a flood of one kind cannot push out the other.
+    text_bytes: usize,
+    result_bytes: usize,
     /// Lines recognised as TAP so far (to spot a late version line).
     tap_lines: usize,
     /// The previous TAP line was a test point, so a YAML block may follow.
@@ -489,7 +492,7 @@ impl TapParser {
             let d = d.strip_prefix(' ').unwrap_or(d);
             if !keep(
                 &mut self.report.diagnostics,
-                &mut self.kept_bytes,
+                &mut self.text_bytes,
                 MAX_KEPT_LINES,
                 d,
             ) {
@@ -516,7 +519,7 @@ impl TapParser {
     fn bail(&mut self, reason: &str) {
         if self.report.bail_out.is_none() {
             let reason = reason.trim();
-            self.kept_bytes += reason.len();
+            self.text_bytes += reason.len();
             self.report.bail_out = Some(reason.to_string());
         }
     }
@@ -533,9 +536,10 @@ impl TapParser {
         self.report.numbering.record(&result);
         self.after_result = true;
         let size = result.name.len() + 64;
-        if self.report.results.len() < MAX_KEPT_RESULTS && self.kept_bytes + size <= MAX_KEPT_BYTES
+        if self.report.results.len() < MAX_KEPT_RESULTS
+            && self.result_bytes + size <= MAX_KEPT_BYTES / 2
         {
-            self.kept_bytes += size;
+            self.result_bytes += size;
             self.report.results.push(result);
             self.yaml_dropped = false;
             return;
@@ -554,7 +558,7 @@ impl TapParser {
     fn keep_other(&mut self, line: &str) {
         if !keep(
             &mut self.report.other,
-            &mut self.kept_bytes,
+            &mut self.text_bytes,
             MAX_KEPT_LINES,
             line,
         ) {
@@ -622,7 +626,7 @@ impl TapParser {
             self.report.dropped.yaml += 1;
             return;
         }
-        let budget = MAX_KEPT_BYTES.saturating_sub(self.kept_bytes);
+        let budget = (MAX_KEPT_BYTES / 2).saturating_sub(self.result_bytes);
         let continuation = self.yaml_continuation;
         let Some(yaml) = self.report.results.last_mut().and_then(|r| r.yaml.as_mut()) else {
             return;
@@ -672,7 +676,7 @@ impl TapParser {
                 }
             }
         }
-        self.kept_bytes += used;
+        self.result_bytes += used;
         self.report.dropped.yaml += lost;
     }
 
@@ -695,7 +699,7 @@ impl TapParser {
     fn anomaly(&mut self, what: String) {
         if !keep(
             &mut self.report.anomalies,
-            &mut self.kept_bytes,
+            &mut self.text_bytes,
             MAX_KEPT_LINES,
             &what,
         ) {
@@ -704,9 +708,9 @@ impl TapParser {
     }
 }
 
-/// Keeps `line` in `list` while both the list's cap and the byte budget allow.
+/// Keeps `line` in `list` while both the list's cap and the text budget allow.
 fn keep(list: &mut Vec<String>, kept_bytes: &mut usize, max: usize, line: &str) -> bool {
-    if list.len() >= max || *kept_bytes + line.len() > MAX_KEPT_BYTES {
+    if list.len() >= max || *kept_bytes + line.len() > MAX_KEPT_BYTES / 2 {
         return false;
     }
     *kept_bytes += line.len();

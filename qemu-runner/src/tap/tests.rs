@@ -550,3 +550,23 @@ fn cut_lines_are_anomalies() {
         ["console line 1 was 108 bytes long: cut after 8"]
     );
 }
+
+#[test]
+fn a_diagnostics_flood_does_not_push_out_results() {
+    let mut p = TapParser::new();
+    let long = format!("# {}", "d".repeat(16 * 1024));
+    for _ in 0..1000 {
+        p.feed(&long);
+    }
+    p.feed("not ok 1 - css.inventory");
+    p.feed("  ---");
+    p.feed("  message: m");
+    p.feed("  ...");
+    let r = p.finish();
+    assert!(r.dropped.diagnostics > 0);
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(
+        r.results[0].yaml.as_ref().unwrap().get("message"),
+        Some("m")
+    );
+}
