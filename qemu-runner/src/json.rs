@@ -2,8 +2,10 @@
 //! a small, bounded parser for the replies and events QEMU sends back.
 //!
 //! A JSON crate would do, but QMP needs a dozen lines of encoding and a
-//! reader that never fails the run on something odd; this keeps the runner
-//! free of dependencies.
+//! small reader; this keeps the runner's dependencies few. The reader is
+//! strict (RFC 8259): whatever it accepts, serde_json accepts with the
+//! same value, and the other way round (the property tests check this),
+//! except that nesting is limited to [`MAX_DEPTH`] levels (serde_json: 128).
 
 use std::fmt::Write as _;
 
@@ -71,8 +73,9 @@ pub fn string_object<'a>(members: impl IntoIterator<Item = (&'a str, &'a str)>) 
     format!("{{{}}}", body.join(", "))
 }
 
-/// Nesting deeper than this is refused (QMP replies nest a few levels).
-const MAX_DEPTH: usize = 64;
+/// Nesting deeper than this is refused (QMP replies nest a few levels);
+/// it also bounds the parser's recursion.
+pub const MAX_DEPTH: usize = 64;
 
 /// Parses one JSON text; surrounding whitespace is allowed, anything else
 /// after the value is an error.
@@ -194,6 +197,12 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<Value, String> {
         let start = self.pos;
         self.eat(b'-');
+        // JSON has no leading zeros: "0", "0.5", never "01".
+        if self.s.get(self.pos) == Some(&b'0')
+            && matches!(self.s.get(self.pos + 1), Some(b'0'..=b'9'))
+        {
+            return self.err("leading zero in a number");
+        }
         let digits = |p: &mut Self| {
             let from = p.pos;
             while matches!(p.s.get(p.pos), Some(b'0'..=b'9')) {
@@ -217,6 +226,10 @@ impl Parser<'_> {
         }
         // Only ASCII was consumed.
         let text = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
+        // As serde_json: a number no f64 can hold is refused.
+        if text.parse::<f64>().map_or(true, |f| f.is_infinite()) {
+            return self.err("number out of range");
+        }
         Ok(Value::Number(text))
     }
 
@@ -224,8 +237,13 @@ impl Parser<'_> {
         let Some(h) = self.s.get(self.pos..self.pos + 4) else {
             return self.err("short \\u escape");
         };
-        let h = std::str::from_utf8(h).map_err(|_| "bad \\u escape".to_string())?;
-        let v = u32::from_str_radix(h, 16).or_else(|_| self.err("bad \\u escape"))?;
+        // Exactly four hex digits: from_str_radix alone would take "+041".
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return self.err("bad \\u escape");
+        }
+        let v = h
+            .iter()
+            .fold(0, |v, &d| v << 4 | (d as char).to_digit(16).unwrap_or(0));
         self.pos += 4;
         Ok(v)
     }
@@ -264,25 +282,30 @@ impl Parser<'_> {
                 b => out.push(b),
             }
         }
-        // Tolerant: invalid UTF-8 from the peer becomes U+FFFD.
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        // The input is a str and escapes make whole characters: valid UTF-8.
+        String::from_utf8(out).or_else(|_| self.err("invalid UTF-8 in string"))
     }
 
-    /// After `\u`: one code unit, or a surrogate pair; lone surrogates
-    /// become U+FFFD rather than an error.
+    /// After `\u`: one code unit, or a surrogate pair. A lone surrogate
+    /// is no character: an error, as in serde_json.
     fn unicode_escape(&mut self) -> Result<char, String> {
         let hi = self.hex4()?;
-        if (0xd800..0xdc00).contains(&hi) && self.s[self.pos..].starts_with(b"\\u") {
-            let save = self.pos;
-            self.pos += 2;
-            let lo = self.hex4()?;
-            if (0xdc00..0xe000).contains(&lo) {
-                let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
-                return Ok(char::from_u32(c).unwrap_or('\u{fffd}'));
-            }
-            self.pos = save;
+        if (0xdc00..0xe000).contains(&hi) {
+            return self.err("lone low surrogate in \\u escape");
         }
-        Ok(char::from_u32(hi).unwrap_or('\u{fffd}'))
+        if !(0xd800..0xdc00).contains(&hi) {
+            return char::from_u32(hi).map_or_else(|| self.err("bad \\u escape"), Ok);
+        }
+        if !self.s[self.pos..].starts_with(b"\\u") {
+            return self.err("lone high surrogate in \\u escape");
+        }
+        self.pos += 2;
+        let lo = self.hex4()?;
+        if !(0xdc00..0xe000).contains(&lo) {
+            return self.err("high surrogate not followed by a low one");
+        }
+        let c = 0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00);
+        char::from_u32(c).map_or_else(|| self.err("bad surrogate pair"), Ok)
     }
 }
 
@@ -379,8 +402,10 @@ mod tests {
             ]))
         );
         assert_eq!(parse(r#""\u00fc\ud83d\ude00\/""#), Ok(s("ü😀/")));
-        // A lone surrogate is replaced, not an error.
-        assert_eq!(parse(r#""\ud800x""#), Ok(s("\u{fffd}x")));
+        assert_eq!(parse(r#""\u00FC""#), Ok(s("ü")));
+        assert_eq!(parse("-0"), Ok(Value::Number("-0".into())));
+        assert_eq!(parse("0.05e-3"), Ok(Value::Number("0.05e-3".into())));
+        assert_eq!(parse("1e-400"), Ok(Value::Number("1e-400".into())));
         assert_eq!(Value::Null.get("x"), None);
         assert_eq!(Value::Null.as_str(), None);
     }
@@ -408,6 +433,40 @@ mod tests {
             "@",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    /// RFC 8259 leniencies the reader had: each was accepted before.
+    #[test]
+    fn strict_as_rfc_8259() {
+        for (bad, why) in [
+            (r#""\u+041""#, "bad \\u escape"),
+            (r#""\u-041""#, "bad \\u escape"),
+            (r#""\u 041""#, "bad \\u escape"),
+            ("01", "leading zero"),
+            ("-01", "leading zero"),
+            ("[00]", "leading zero"),
+            ("{\"a\": 007}", "leading zero"),
+            (r#""\ud800""#, "lone high surrogate"),
+            (r#""\ud800x""#, "lone high surrogate"),
+            (r#""\udc00""#, "lone low surrogate"),
+            (r#""\ud800\u0041""#, "not followed by a low one"),
+            ("1e400", "out of range"),
+            ("-1e309", "out of range"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_depth_bomb_is_refused_at_once() {
+        for open in ["[", "{\"a\":", "[{\"b\":"] {
+            let bomb = open.repeat(1_000_000);
+            let t = std::time::Instant::now();
+            let e = parse(&bomb).unwrap_err();
+            assert!(e.contains("nested too deeply"), "{e}");
+            assert!(t.elapsed() < std::time::Duration::from_secs(1));
         }
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
         assert!(parse(&deep).unwrap_err().contains("deeply"));

@@ -74,11 +74,11 @@ pub mod version;
 
 pub use defaults::default_scenario;
 pub use qmp::QmpEvent;
-pub use run::{run, Outcome, RunOptions, STDERR_PREFIX};
+pub use run::{kill_running_qemus, run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
     BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, LineCommand, Scenario,
     VersionWord, MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
-pub use verdict::{judge, Exit, Verdict};
+pub use verdict::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use version::{detect as detect_qemu_version, parse_version_output, QemuVersion};

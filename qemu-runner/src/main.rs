@@ -2,9 +2,13 @@
 //! exits 0 on PASS, 1 on FAIL, 2 on a usage error. Also the cargo runner for
 //! the s390x target (cargo calls it as `qemu-runner <elf> <args>`).
 
-use qemu_runner::{run, verdict::seconds, Diag288, RunOptions, Scenario, VersionWord};
+use qemu_runner::{
+    kill_running_qemus, run, verdict::seconds, Diag288, RunOptions, Scenario, VersionWord,
+};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
 use std::time::Duration;
 
 const USAGE: &str = "\
@@ -105,11 +109,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     for word in args {
         scenario = scenario.append(word);
     }
-    scenario.validate()?;
-    // Summaries then read "zvtest.elf: PASS ...".
+    // Summaries and errors then read "zvtest.elf: ...".
     scenario.name = Path::new(&kernel)
         .file_name()
         .map_or_else(|| kernel.clone(), |n| n.to_string_lossy().into_owned());
+    scenario.validate()?;
     Ok(Parsed::Run(Box::new(Cli {
         scenario,
         kernel: PathBuf::from(kernel),
@@ -140,7 +144,34 @@ fn parse_seconds(v: &str) -> Result<Duration, String> {
     }
 }
 
+/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C, a CI cancel, a closed terminal):
+/// kill QEMU and exit 128 + the signal. QEMU's socket is an abstract name
+/// and the log is written line by line, so nothing is left to clean up.
+/// (QEMU also dies with us by PR_SET_PDEATHSIG, even on SIGKILL.)
+fn exit_on_signals() -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let killed = kill_running_qemus();
+                let name = match sig {
+                    SIGINT => "SIGINT",
+                    SIGTERM => "SIGTERM",
+                    _ => "SIGHUP",
+                };
+                eprintln!("qemu-runner: {name}: stopped ({killed} QEMU killed)");
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    if let Err(e) = exit_on_signals() {
+        eprintln!("qemu-runner: cannot handle signals: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match parse_args(std::env::args().skip(1)) {
         Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Help) => {
@@ -184,7 +215,7 @@ fn main() -> ExitCode {
         }
         eprintln!("qemu-runner: console log: {}", outcome.log_path.display());
     }
-    if outcome.exit.is_timed_out() {
+    if outcome.exit.is_timed_out() && outcome.tap.lines > 0 {
         eprintln!(
             "qemu-runner: raise --timeout (now {}) if the firmware is only slow",
             seconds(cli.scenario.timeout)

@@ -4,9 +4,10 @@
 //! firmware says it is ready, sends its other commands when their console
 //! lines appear, and, when asked, records QEMU's events until it ends.
 //!
-//! QEMU listens on a private Unix socket (`-qmp unix:PATH,server=on,wait=off`).
-//! The runner connects while the guest boots and does the `qmp_capabilities`
-//! handshake. The console thread tells the job the first appearance of
+//! QEMU listens on a Unix socket in Linux's abstract namespace
+//! ([`QmpSocket`]: nothing on disk that a killed runner could leave
+//! behind). The runner connects while the guest boots and does the
+//! `qmp_capabilities` handshake. The console thread tells the job the first appearance of
 //! each line it waits for. On [`READY_LINE`] the job sends `device_add` /
 //! `device_del` in order (after each `device_del` it waits for the
 //! `DEVICE_DELETED` event of that device); on the line of a
@@ -15,12 +16,11 @@
 
 use crate::json::{self, Value};
 use crate::scenario::{HotplugStep, LineCommand};
-use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread;
@@ -35,6 +35,8 @@ pub const LOG_PREFIX: &str = "[qmp] ";
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// QMP lines longer than this are cut (QEMU's are a few hundred bytes).
 const MAX_LINE: usize = 1 << 20;
+/// Events kept per connection; a QEMU sending more is not one we test.
+const MAX_EVENTS: usize = 10_000;
 const POLL: Duration = Duration::from_millis(10);
 
 /// `{"execute": NAME}` or `{"execute": NAME, "arguments": {...}}`, string
@@ -166,9 +168,26 @@ impl<L: FnMut(String)> Client<L> {
         give_up: impl Fn() -> bool,
         log: L,
     ) -> Result<Self, String> {
+        let addr = SocketAddr::from_pathname(path)
+            .map_err(|e| format!("QMP socket {}: {e}", path.display()))?;
+        Self::connect_addr(&addr, deadline, give_up, log)
+    }
+
+    /// [`Client::connect`] to any Unix socket address (an abstract name too).
+    pub fn connect_addr(
+        addr: &SocketAddr,
+        deadline: Instant,
+        give_up: impl Fn() -> bool,
+        log: L,
+    ) -> Result<Self, String> {
+        let name = describe_addr(addr);
         loop {
-            match UnixStream::connect(path) {
+            match UnixStream::connect_addr(addr) {
                 Ok(stream) => {
+                    // A QEMU that stops reading must not block us forever.
+                    stream
+                        .set_write_timeout(Some(TIMEOUT))
+                        .map_err(|e| format!("QMP socket {name}: {e}"))?;
                     return Ok(Client {
                         stream,
                         buf: Vec::new(),
@@ -176,18 +195,14 @@ impl<L: FnMut(String)> Client<L> {
                         seen: Vec::new(),
                         timeout: TIMEOUT,
                         log,
-                    })
+                    });
                 }
                 Err(e) if give_up() => {
-                    return Err(format!(
-                        "QMP connect {}: {e} (QEMU ended first)",
-                        path.display()
-                    ))
+                    return Err(format!("QMP connect {name}: {e} (QEMU ended first)"))
                 }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(format!(
-                        "QMP connect {}: {e} (gave up after {} s)",
-                        path.display(),
+                        "QMP connect {name}: {e} (gave up after {} s)",
                         TIMEOUT.as_secs()
                     ))
                 }
@@ -212,6 +227,10 @@ impl<L: FnMut(String)> Client<L> {
     /// The next line, classified; `Err` on timeout, end of file or a
     /// socket error (as text for the verdict).
     fn next(&mut self, deadline: Instant) -> Result<Message, String> {
+        // A peer that keeps talking must not keep us past the deadline.
+        if Instant::now() >= deadline {
+            return Err(format!("no answer within {} s", self.timeout.as_secs_f64()));
+        }
         self.read_message(deadline)?
             .ok_or_else(|| format!("no answer within {} s", self.timeout.as_secs_f64()))
     }
@@ -237,8 +256,10 @@ impl<L: FnMut(String)> Client<L> {
                 };
                 let m = classify_value(&v, &line);
                 if let Message::Event { name, .. } = &m {
-                    let data = v.get("data").cloned().unwrap_or(Value::Null);
-                    self.seen.push((Instant::now(), name.clone(), data));
+                    if self.seen.len() < MAX_EVENTS {
+                        let data = v.get("data").cloned().unwrap_or(Value::Null);
+                        self.seen.push((Instant::now(), name.clone(), data));
+                    }
                 }
                 return Ok(Some(m));
             }
@@ -293,7 +314,9 @@ impl<L: FnMut(String)> Client<L> {
             match self.next(deadline) {
                 Ok(Message::Return) => return Ok(()),
                 Ok(Message::Error { desc, .. }) => return Err(format!("QMP {what}: {desc}")),
-                Ok(ev @ Message::Event { .. }) => self.events.push(ev),
+                Ok(ev @ Message::Event { .. }) if self.events.len() < MAX_EVENTS => {
+                    self.events.push(ev)
+                }
                 Ok(_) => {}
                 Err(e) => return Err(format!("QMP {what}: {e}")),
             }
@@ -342,55 +365,58 @@ pub enum Deleted {
 
 const CLOSED: &str = "QEMU closed the connection";
 
-/// A private directory for the QMP socket; removed on drop.
-pub(crate) struct SocketDir {
-    dir: PathBuf,
-    pub path: PathBuf,
+/// QEMU's QMP socket: a Linux abstract-namespace name (QEMU >= 6.2),
+/// so nothing is created on disk and nothing is left behind when the
+/// runner is killed. Such a socket has no file permissions: any process in
+/// our network namespace could connect, so the name is random (128 bits)
+/// and the runner connects as soon as QEMU listens (QEMU serves one QMP
+/// client at a time).
+pub(crate) struct QmpSocket {
+    pub name: String,
 }
 
-impl SocketDir {
-    /// `<tmp>/zvtest-qmp-<pid>-<n>/qmp.sock`, the directory mode 0700.
-    /// Falls back to /tmp when the temp directory makes the path too long
-    /// for a Unix socket (107 bytes).
+/// The QEMU id of the chardev that carries QMP.
+const CHARDEV: &str = "zvtest-qmp";
+
+impl QmpSocket {
+    /// `zvtest-qmp-<pid>-<32 random hex digits>`.
     pub fn new() -> io::Result<Self> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("zvtest-qmp-{}-{n}", std::process::id());
-        let mut dir = std::env::temp_dir().join(&name);
-        if dir.join("qmp.sock").as_os_str().len() > 107 {
-            dir = PathBuf::from("/tmp").join(&name);
-        }
-        // A leftover from a crashed run with our pid is ours to replace.
-        let _ = fs::remove_dir_all(&dir);
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot create QMP directory {}: {e}", dir.display()),
-                )
-            })?;
-        let path = dir.join("qmp.sock");
-        let s = path.to_string_lossy();
-        if s.contains(',') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("QMP socket path {s} contains a comma"),
-            ));
-        }
-        Ok(SocketDir { dir, path })
+        let mut random = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut random))
+            .map_err(|e| io::Error::new(e.kind(), format!("QMP socket name: /dev/urandom: {e}")))?;
+        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(QmpSocket {
+            name: format!("{CHARDEV}-{}-{hex}", std::process::id()),
+        })
     }
 
-    /// The QEMU option: `unix:PATH,server=on,wait=off`.
-    pub fn qemu_arg(&self) -> String {
-        format!("unix:{},server=on,wait=off", self.path.display())
+    /// QEMU's options: a listening abstract socket chardev, and QMP on it.
+    pub fn qemu_args(&self) -> [String; 4] {
+        [
+            "-chardev".into(),
+            format!(
+                "socket,id={CHARDEV},path={},server=on,wait=off,abstract=on",
+                self.name
+            ),
+            "-mon".into(),
+            format!("chardev={CHARDEV},mode=control"),
+        ]
+    }
+
+    pub fn addr(&self) -> io::Result<SocketAddr> {
+        SocketAddr::from_abstract_name(self.name.as_bytes())
     }
 }
 
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+/// A socket address for messages: its path, or `@name` for an abstract one.
+fn describe_addr(addr: &SocketAddr) -> String {
+    if let Some(p) = addr.as_pathname() {
+        p.display().to_string()
+    } else if let Some(n) = addr.as_abstract_name() {
+        format!("@{}", String::from_utf8_lossy(n))
+    } else {
+        "(unnamed)".into()
     }
 }
 
@@ -447,7 +473,7 @@ impl Job {
 /// events until QEMU closes the connection. `ended` is set (and `lines`'
 /// sender dropped) when QEMU is gone; `log` receives the QMP traffic.
 pub(crate) fn spawn(
-    socket: PathBuf,
+    socket: SocketAddr,
     job: Job,
     lines: Receiver<String>,
     ended: Arc<AtomicBool>,
@@ -462,7 +488,7 @@ pub(crate) fn spawn(
 const LISTEN_POLL: Duration = Duration::from_millis(100);
 
 fn perform(
-    socket: &Path,
+    socket: &SocketAddr,
     job: &Job,
     lines: &Receiver<String>,
     ended: &AtomicBool,
@@ -476,7 +502,7 @@ fn perform(
     // Watching only: QEMU may be done before we are connected; then there
     // were no events to see, and that is for the caller to judge.
     let watch_only = job.steps.is_empty() && job.commands.is_empty();
-    let client = match Client::connect(socket, Instant::now() + TIMEOUT, give_up, sink) {
+    let client = match Client::connect_addr(socket, Instant::now() + TIMEOUT, give_up, sink) {
         Ok(c) => c,
         Err(e) => {
             if !(watch_only && give_up()) {
@@ -656,8 +682,10 @@ fn steps_text(n: usize) -> String {
 mod tests {
     use super::*;
     use crate::scenario::{BusId, CcwDevice};
+    use std::fs;
     use std::io::{BufRead, BufReader};
     use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
     use std::sync::mpsc;
 
     #[test]
@@ -784,6 +812,10 @@ mod tests {
         TestSocket { dir, path }
     }
 
+    fn addr(path: &Path) -> SocketAddr {
+        SocketAddr::from_pathname(path).unwrap()
+    }
+
     fn rng(bus: &str) -> CcwDevice {
         CcwDevice::new("virtio-rng-ccw", bus.parse::<BusId>().unwrap(), "rng")
     }
@@ -807,7 +839,7 @@ mod tests {
             start: Instant::now(),
             timeout: TIMEOUT,
         };
-        let report = spawn(path, job, ready_rx, ended, log_tx)
+        let report = spawn(addr(&path), job, ready_rx, ended, log_tx)
             .unwrap()
             .join()
             .unwrap();
@@ -975,10 +1007,16 @@ mod tests {
             lines_tx.send(l.to_string()).unwrap();
         }
         drop(lines_tx);
-        let report = spawn(path, job, lines_rx, Arc::new(AtomicBool::new(true)), log_tx)
-            .unwrap()
-            .join()
-            .unwrap();
+        let report = spawn(
+            addr(&path),
+            job,
+            lines_rx,
+            Arc::new(AtomicBool::new(true)),
+            log_tx,
+        )
+        .unwrap()
+        .join()
+        .unwrap();
         let got = server.join().unwrap();
         drop(sock);
         (report, got)
@@ -1126,7 +1164,7 @@ mod tests {
             timeout: TIMEOUT,
         };
         let report = spawn(
-            path,
+            addr(&path),
             job,
             ready_rx,
             Arc::new(AtomicBool::new(false)),
@@ -1156,7 +1194,7 @@ mod tests {
         let (log_tx, _log_rx) = mpsc::channel();
         let ended = Arc::new(AtomicBool::new(false));
         let job = spawn(
-            path,
+            addr(&path),
             Job {
                 steps: vec![HotplugStep::Remove { id: "a".into() }],
                 commands: Vec::new(),
@@ -1219,18 +1257,63 @@ mod tests {
     }
 
     #[test]
-    fn socket_dirs_are_private_and_removed() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = SocketDir::new().unwrap();
-        let dir = d.path.parent().unwrap().to_path_buf();
-        let mode = fs::metadata(&dir).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        assert!(d.qemu_arg().starts_with("unix:/"));
-        assert!(d.qemu_arg().ends_with("/qmp.sock,server=on,wait=off"));
-        assert!(d.path.as_os_str().len() <= 107);
-        let other = SocketDir::new().unwrap();
-        assert_ne!(other.path, d.path);
-        drop(d);
-        assert!(!dir.exists());
+    fn abstract_sockets_are_random_and_reachable() {
+        let a = QmpSocket::new().unwrap();
+        let b = QmpSocket::new().unwrap();
+        assert_ne!(a.name, b.name);
+        assert!(a
+            .name
+            .starts_with(&format!("zvtest-qmp-{}-", std::process::id())));
+        assert_eq!(a.name.len(), b.name.len());
+        let args = a.qemu_args();
+        assert_eq!(args[0], "-chardev");
+        assert_eq!(
+            args[1],
+            format!(
+                "socket,id=zvtest-qmp,path={},server=on,wait=off,abstract=on",
+                a.name
+            )
+        );
+        assert_eq!(args[2..], ["-mon", "chardev=zvtest-qmp,mode=control"]);
+        // Nothing on disk; a client finds the listener by name.
+        let listener = UnixListener::bind_addr(&a.addr().unwrap()).unwrap();
+        let client = Client::connect_addr(
+            &a.addr().unwrap(),
+            Instant::now() + TIMEOUT,
+            || false,
+            |_| {},
+        );
+        assert!(client.is_ok());
+        drop(listener);
+        let err = Client::connect_addr(&b.addr().unwrap(), Instant::now(), || false, |_| {})
+            .err()
+            .unwrap();
+        assert!(err.contains(&format!("@{}", b.name)), "{err}");
+    }
+
+    #[test]
+    fn a_chatty_server_cannot_keep_us_past_the_deadline() {
+        // Lines that are never the reply, as fast as we read them.
+        let sock = socket("chatty");
+        let path = sock.path.clone();
+        let listener = UnixListener::bind(&path).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let talk = thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let line = b"{\"event\": \"X\"}\n".repeat(64);
+            while !flag.load(Ordering::Relaxed) && c.write_all(&line).is_ok() {}
+        });
+        let mut client = Client::connect(&path, Instant::now() + TIMEOUT, || false, |_| {})
+            .unwrap()
+            .timeout(Duration::from_millis(200));
+        let t = Instant::now();
+        let err = client.execute("query-status", "{}").unwrap_err();
+        assert!(err.contains("no answer within 0.2 s"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(client.events_seen().len() <= MAX_EVENTS);
+        stop.store(true, Ordering::Relaxed);
+        drop(client);
+        talk.join().unwrap();
     }
 }

@@ -1,29 +1,39 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
-use crate::qmp::{self, QmpEvent, SocketDir};
+use crate::qmp::{self, QmpEvent, QmpSocket};
 use crate::scenario::{Diag288, Scenario};
 use crate::tap::{TapParser, TapReport};
-use crate::verdict::{judge, Exit, Verdict};
+use crate::verdict::{judge_run, Exit, RunFacts, Verdict};
 use crate::version::QemuVersion;
+use std::collections::VecDeque;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Prefix of QEMU's own stderr lines in the console log.
 pub const STDERR_PREFIX: &str = "[qemu stderr] ";
 
-/// A console line longer than this is cut into pieces (a guest printing
-/// without newlines must not grow our memory).
-const MAX_LINE: usize = 64 * 1024;
-/// The log stops growing here; parsing goes on.
-const MAX_LOG_BYTES: u64 = 32 << 20;
+/// A console line is kept up to this long; the rest of it is counted and
+/// dropped (a guest printing without newlines must not grow our memory).
+/// The firmware's lines are a few hundred bytes.
+pub const MAX_LINE: usize = 16 * 1024;
+/// The log stops growing here; parsing goes on, and the last
+/// [`LOG_TAIL_BYTES`] are added at the end.
+pub const MAX_LOG_BYTES: u64 = 32 << 20;
+/// How much of the end of a console that overran the log is kept (in
+/// memory while QEMU runs, then in the log), so that the end of the
+/// report, where the summary is, stays visible.
+pub const LOG_TAIL_BYTES: usize = 64 * 1024;
+/// Console lines in flight between the pipe readers and the parser: at
+/// most this many times [`MAX_LINE`] bytes.
+const CHANNEL_LINES: usize = 64;
 /// After QEMU is gone, how long we wait for the pipes to reach end of file
 /// (something else may hold them open).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -71,6 +81,11 @@ pub struct Outcome {
     /// The version `qemu-version=` told the firmware (detected or
     /// claimed), if any.
     pub qemu_version: Option<QemuVersion>,
+    /// The disabled-wait PSW `(mask, address)` QEMU printed on stderr
+    /// (`-d guest_errors`: "Guest crashed on cpu 0: disabled-wait", then
+    /// "PSW: 0x... 0x..."). None after a clean shutdown (address 0xfff)
+    /// and whenever QEMU did not end in a disabled wait.
+    pub wait_psw: Option<(u64, u64)>,
     /// QEMU's QMP events, for a scenario that watches them
     /// ([`Scenario::qmp_events`]), hot-plugs or sends commands on console
     /// lines (those until the last command); e.g. `WATCHDOG`.
@@ -85,7 +100,8 @@ impl Outcome {
         self.verdict.is_pass()
     }
 
-    /// The whole console log (QEMU stdout, plus stderr lines prefixed).
+    /// The whole console log (QEMU stdout, plus stderr lines prefixed): at
+    /// most [`MAX_LOG_BYTES`] of it and its last [`LOG_TAIL_BYTES`].
     pub fn console(&self) -> String {
         match fs::read(&self.log_path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -93,18 +109,14 @@ impl Outcome {
         }
     }
 
-    /// At most the last `max_bytes` of the console log, cut at a line start.
+    /// At most the last `max_bytes` of the console log, cut at a line
+    /// start; only that much is read.
     pub fn console_tail(&self, max_bytes: usize) -> String {
-        let text = self.console();
-        if text.len() <= max_bytes {
-            return text;
+        match read_tail(&self.log_path, max_bytes) {
+            Ok((0, text)) => text,
+            Ok((cut, text)) => format!("[... {cut} bytes cut ...]\n{text}"),
+            Err(e) => format!("(cannot read {}: {e})\n", self.log_path.display()),
         }
-        let mut start = text.len() - max_bytes;
-        while !text.is_char_boundary(start) {
-            start += 1;
-        }
-        let start = text[start..].find('\n').map_or(start, |i| start + i + 1);
-        format!("[... {} bytes cut ...]\n{}", start, &text[start..])
     }
 
     /// The command line as one copy-pasteable shell string.
@@ -167,6 +179,25 @@ impl Outcome {
     }
 }
 
+/// The last `max_bytes` of a file from the start of a line, and how many
+/// bytes before it were left out.
+fn read_tail(path: &Path, max_bytes: usize) -> io::Result<(u64, String)> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let from = len.saturating_sub(max_bytes as u64);
+    f.seek(SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    f.take(max_bytes as u64).read_to_end(&mut bytes)?;
+    if from == 0 {
+        return Ok((0, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    let start = bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Ok((
+        from + start as u64,
+        String::from_utf8_lossy(&bytes[start..]).into_owned(),
+    ))
+}
+
 fn millis(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
@@ -181,8 +212,94 @@ fn shell_quote(s: &str) -> String {
 }
 
 enum Event {
-    Stdout(Instant, String),
-    Stderr(String),
+    Stdout(Instant, Line),
+    Stderr(Line),
+}
+
+/// The QEMUs this process is running, so that [`kill_running_qemus`] can
+/// end them. A pid is removed under this lock before it is reaped, so a
+/// pid here is never one the system could have given to another process.
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Kills (SIGKILL) every QEMU that [`run`] started in this process and has
+/// not reaped yet; returns how many. For a program's signal handling (the
+/// `qemu-runner` binary calls it on SIGINT, SIGTERM and SIGHUP before it
+/// exits); the `run` calls see their QEMU killed and return.
+pub fn kill_running_qemus() -> usize {
+    let pids = running();
+    for &pid in pids.iter() {
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill() has no memory effects; `pid` is a child we
+            // have not reaped (see RUNNING), so it is ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    pids.len()
+}
+
+/// QEMU while it is ours: registered in [`RUNNING`], killed and reaped on
+/// drop (an error or panic in the runner does not leave it behind).
+struct Qemu(Child);
+
+impl Qemu {
+    fn spawn(command: &mut Command) -> io::Result<Self> {
+        let parent = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and
+        // calls only prctl() and getppid(), which are async-signal-safe,
+        // and builds its error without allocating.
+        unsafe {
+            command.pre_exec(move || {
+                // QEMU gets SIGKILL when the thread that spawned it ends,
+                // even by SIGKILL of the whole process: nothing else can
+                // stop a paused or spinning QEMU then. run() reaps QEMU
+                // before it returns, so that thread outlives it.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // We died before prctl(): the signal will never come.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let mut pids = running();
+        let child = command.spawn()?;
+        pids.push(child.id());
+        Ok(Qemu(child))
+    }
+
+    /// Reaps QEMU if it has exited.
+    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        let mut pids = running();
+        let status = self.0.try_wait()?;
+        if status.is_some() {
+            pids.retain(|&p| p != self.0.id());
+        }
+        Ok(status)
+    }
+
+    /// Kills and reaps QEMU.
+    fn kill(&mut self) -> io::Result<ExitStatus> {
+        let mut pids = running();
+        // kill() fails only if it exited meanwhile; wait() reaps either way.
+        let _ = self.0.kill();
+        let status = self.0.wait();
+        pids.retain(|&p| p != self.0.id());
+        status
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if let Ok(None) = self.try_wait() {
+            let _ = self.kill();
+        }
+    }
 }
 
 /// Boots `kernel` as `scenario` says and judges the result.
@@ -193,6 +310,11 @@ enum Event {
 /// everything that goes wrong inside the guest is in the outcome's
 /// verdict. Never waits past the scenario's timeout (plus a short grace to
 /// collect output): QEMU is killed and reaped then.
+///
+/// QEMU is started with PR_SET_PDEATHSIG(SIGKILL): it dies when the
+/// thread that called `run` ends (`run` reaps it before it returns) and
+/// when this process dies, even by SIGKILL; [`kill_running_qemus`] ends
+/// it from a signal handler.
 pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Outcome> {
     scenario
         .validate()
@@ -223,38 +345,38 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     })?;
 
     let mut args = scenario.qemu_args(kernel);
+    let psw_reported = reports_wait_psw(&args);
     // Hot plug, commands on console lines and events: QEMU serves QMP on a
-    // private socket; we connect as it boots.
-    let qmp_dir =
+    // socket of its own; we connect as it boots.
+    let qmp_socket =
         if scenario.hotplug.is_empty() && scenario.line_commands.is_empty() && !scenario.qmp_events
         {
             None
         } else {
-            let dir = SocketDir::new()?;
-            args.push("-qmp".into());
-            args.push(dir.qemu_arg().into());
-            Some(dir)
+            let socket = QmpSocket::new()?;
+            args.extend(socket.qemu_args().map(Into::into));
+            Some(socket)
         };
     let mut command = vec![scenario.qemu.to_string_lossy().into_owned()];
     command.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
 
     let start = Instant::now();
-    let child = Command::new(&scenario.qemu)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start {}: {e}", scenario.qemu.display()),
-            )
-        })?;
-    let mut child = KillOnDrop(child);
+    let mut child = Qemu::spawn(
+        Command::new(&scenario.qemu)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot start {}: {e}", scenario.qemu.display()),
+        )
+    })?;
 
     // Bounded, so a flooding guest is slowed down rather than filling our memory.
-    let (tx, rx) = mpsc::sync_channel(1024);
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_LINES);
     let stdout = child.0.stdout.take().expect("stdout is piped");
     let stderr = child.0.stderr.take().expect("stderr is piped");
     spawn_reader(stdout, tx.clone(), |l| Event::Stdout(Instant::now(), l))?;
@@ -270,11 +392,15 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         triggers: Vec::new(),
         triggered: None,
         qmp_log: None,
+        tail: VecDeque::new(),
+        tail_bytes: 0,
+        unlogged: 0,
+        stderr: StderrFacts::default(),
     };
     let ended = Arc::new(AtomicBool::new(false));
-    let job = match &qmp_dir {
+    let job = match &qmp_socket {
         None => None,
-        Some(dir) => {
+        Some(socket) => {
             let (lines_tx, lines_rx) = mpsc::channel();
             let (log_tx, log_rx) = mpsc::channel();
             let job = qmp::Job {
@@ -288,7 +414,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             console.triggered = Some(lines_tx);
             console.qmp_log = Some(log_rx);
             Some(qmp::spawn(
-                dir.path.clone(),
+                socket.addr()?,
                 job,
                 lines_rx,
                 Arc::clone(&ended),
@@ -296,7 +422,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             )?)
         }
     };
-    let (status, timed_out) = supervise(&mut child.0, &rx, &mut console, start + scenario.timeout)?;
+    let (status, timed_out) = supervise(&mut child, &rx, &mut console, start + scenario.timeout)?;
     let duration = start.elapsed();
     // QEMU is gone: a job still waiting for a console line stops now, one
     // in the middle of a step or command sees the socket close.
@@ -309,8 +435,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         })
     });
     console.drain_qmp()?;
-    console.log.flush()?;
-    drop(qmp_dir);
+    console.finish_log()?;
 
     let exit = if timed_out {
         Exit::TimedOut(scenario.timeout)
@@ -320,16 +445,23 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         Exit::Signal(status.signal().unwrap_or(0))
     };
     let tap = console.parser.finish();
-    let mut verdict = judge(&exit, &tap);
+    let mut errors = Vec::new();
     let mut hotplug_done = false;
     let mut qmp_commands_done = false;
     let mut qmp_events = Vec::new();
     if let Some(report) = report {
-        verdict.reasons.extend(report.errors);
+        errors = report.errors;
         hotplug_done = report.done && !scenario.hotplug.is_empty();
         qmp_commands_done = report.commands_done;
         qmp_events = report.events;
     }
+    let facts = RunFacts {
+        psw_reported,
+        wait_psw: console.stderr.wait_psw,
+        shutdown_cause: shutdown_cause(&console.stderr, &qmp_events),
+    };
+    let mut verdict = judge_run(&exit, &tap, &facts);
+    verdict.reasons.extend(errors);
     if scenario.diag288 == Some(Diag288::Expire) {
         verdict.reasons.extend(watchdog_reason(&tap, &qmp_events));
     }
@@ -342,6 +474,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         hotplug_done,
         qmp_commands_done,
         qemu_version: scenario.claimed_qemu_version(),
+        wait_psw: facts.wait_psw,
         qmp_events,
         log_path,
         tap,
@@ -366,11 +499,42 @@ fn watchdog_reason(tap: &TapReport, events: &[QmpEvent]) -> Option<String> {
     ))
 }
 
+/// Whether QEMU's arguments make it print a crash's wait PSW: the last
+/// `-d` (each replaces the one before) names `guest_errors`.
+fn reports_wait_psw(args: &[std::ffi::OsString]) -> bool {
+    let last = args.windows(2).rfind(|w| w[0] == "-d");
+    last.is_some_and(|w| {
+        w[1].to_string_lossy()
+            .split(',')
+            .any(|i| i == "guest_errors")
+    })
+}
+
+/// What QEMU and its QMP events said about why it shut down.
+fn shutdown_cause(stderr: &StderrFacts, events: &[QmpEvent]) -> Option<String> {
+    let mut causes: Vec<String> = stderr.terminated.iter().cloned().collect();
+    for e in events {
+        match e.name.as_str() {
+            "SHUTDOWN" | "RESET" => causes.push(format!(
+                "QMP event {} reason {}",
+                e.name,
+                e.field("reason").unwrap_or("(none)")
+            )),
+            "WATCHDOG" => causes.push(format!(
+                "QMP event WATCHDOG action {}",
+                e.field("action").unwrap_or("(none)")
+            )),
+            _ => {}
+        }
+    }
+    (!causes.is_empty()).then(|| causes.join("; "))
+}
+
 /// Pumps console lines until QEMU has exited and its pipes are drained, or
 /// until the deadline, when QEMU is killed. Returns QEMU's status and
 /// whether we killed it.
 fn supervise(
-    child: &mut Child,
+    child: &mut Qemu,
     rx: &Receiver<Event>,
     console: &mut Console,
     deadline: Instant,
@@ -383,9 +547,7 @@ fn supervise(
             if let Some(status) = child.try_wait()? {
                 ended = Some((status, false, Instant::now() + DRAIN_GRACE));
             } else if Instant::now() >= deadline {
-                // kill() fails only if it exited meanwhile; wait() reaps either way.
-                let _ = child.kill();
-                ended = Some((child.wait()?, true, Instant::now() + DRAIN_GRACE));
+                ended = Some((child.kill()?, true, Instant::now() + DRAIN_GRACE));
             }
         }
         if let Some((status, killed, drain_until)) = ended {
@@ -426,12 +588,64 @@ struct Console {
     triggered: Option<Sender<String>>,
     /// The QMP traffic, for the log.
     qmp_log: Option<Receiver<String>>,
+    /// Past [`MAX_LOG_BYTES`]: the last lines, at most [`LOG_TAIL_BYTES`].
+    tail: VecDeque<String>,
+    tail_bytes: usize,
+    /// Bytes not written to the log (the tail included).
+    unlogged: u64,
+    stderr: StderrFacts,
+}
+
+/// What QEMU's stderr told about how the guest ended.
+#[derive(Debug, Default)]
+struct StderrFacts {
+    /// The last line was "Guest crashed on cpu N: disabled-wait".
+    crash_line: bool,
+    /// The PSW line that followed it: `PSW: 0x<mask> 0x<address>`.
+    wait_psw: Option<(u64, u64)>,
+    /// "qemu-system-s390x: terminating on signal 15 from pid ...".
+    terminated: Option<String>,
+}
+
+/// Longest stderr line quoted in a reason.
+const QUOTE: usize = 200;
+
+impl StderrFacts {
+    fn take(&mut self, line: &str) {
+        let crash_line = std::mem::take(&mut self.crash_line);
+        if line.starts_with("Guest crashed on cpu ") && line.trim_end().ends_with("disabled-wait") {
+            self.crash_line = true;
+        } else if crash_line && self.wait_psw.is_none() {
+            self.wait_psw = parse_psw_line(line);
+        } else if line.contains("terminating on signal") && self.terminated.is_none() {
+            self.terminated = Some(line.chars().take(QUOTE).collect());
+        }
+    }
+}
+
+/// `PSW: 0x0002000180000000 0x000000000bad0002` (QEMU's s390x panic info).
+fn parse_psw_line(line: &str) -> Option<(u64, u64)> {
+    let mut words = line.strip_prefix("PSW: ")?.split_whitespace();
+    let mut hex = || {
+        let w = words.next()?.strip_prefix("0x")?;
+        (w.len() <= 16 && w.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u64::from_str_radix(w, 16).ok())
+            .flatten()
+    };
+    let psw = (hex()?, hex()?);
+    words.next().is_none().then_some(psw)
 }
 
 impl Console {
     fn take(&mut self, event: Event) -> io::Result<()> {
         match event {
-            Event::Stdout(at, line) => {
+            Event::Stdout(
+                at,
+                Line {
+                    text: line,
+                    dropped,
+                },
+            ) => {
                 if self.time_to_tap.is_none() && line.trim().starts_with("TAP version") {
                     self.time_to_tap = Some(at.duration_since(self.start));
                 }
@@ -450,15 +664,42 @@ impl Console {
                 }
                 self.write_log(&line)?;
                 self.parser.feed(&line);
+                if dropped > 0 {
+                    self.parser.line_was_cut(line.len(), dropped);
+                    self.write_log(&cut_note(dropped))?;
+                }
             }
-            Event::Stderr(line) => {
+            Event::Stderr(Line {
+                text: line,
+                dropped,
+            }) => {
                 if self.echo {
                     eprintln!("{STDERR_PREFIX}{line}");
                 }
+                self.stderr.take(&line);
                 self.write_log(&format!("{STDERR_PREFIX}{line}"))?;
+                if dropped > 0 {
+                    self.write_log(&format!("{STDERR_PREFIX}{}", cut_note(dropped)))?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Adds the console's end to a log that was cut, and flushes it.
+    fn finish_log(&mut self) -> io::Result<()> {
+        if self.unlogged > 0 {
+            writeln!(
+                self.log,
+                "[zvtest: {} bytes of console not logged; the last {} follow]",
+                self.unlogged - self.tail_bytes as u64,
+                self.tail_bytes
+            )?;
+            for line in self.tail.drain(..) {
+                writeln!(self.log, "{line}")?;
+            }
+        }
+        self.log.flush()
     }
 
     /// Logs the QMP lines that arrived so far.
@@ -478,6 +719,16 @@ impl Console {
 
     fn write_log(&mut self, line: &str) -> io::Result<()> {
         if self.written > MAX_LOG_BYTES {
+            let size = line.len() + 1;
+            self.unlogged += size as u64;
+            self.tail.push_back(line.to_string());
+            self.tail_bytes += size;
+            while self.tail_bytes > LOG_TAIL_BYTES {
+                match self.tail.pop_front() {
+                    Some(old) => self.tail_bytes -= old.len() + 1,
+                    None => break,
+                }
+            }
             return Ok(());
         }
         self.written += line.len() as u64 + 1;
@@ -493,11 +744,16 @@ impl Console {
     }
 }
 
+/// How the log shows the cut part of a long line.
+fn cut_note(dropped: u64) -> String {
+    format!("[zvtest: line longer than {MAX_LINE} bytes: {dropped} more bytes of it not kept]")
+}
+
 /// Reads a pipe in its own thread and sends whole lines (lossy UTF-8).
 fn spawn_reader<R: Read + Send + 'static>(
     mut pipe: R,
     tx: SyncSender<Event>,
-    wrap: impl Fn(String) -> Event + Send + 'static,
+    wrap: impl Fn(Line) -> Event + Send + 'static,
 ) -> io::Result<()> {
     thread::Builder::new()
         .name("qemu-pipe".into())
@@ -522,44 +778,50 @@ fn spawn_reader<R: Read + Send + 'static>(
     Ok(())
 }
 
-/// Cuts a byte stream into lines without "\n"; over-long lines come in pieces.
+/// One console line: its first [`MAX_LINE`] bytes, and how many more it had.
+#[derive(Debug, PartialEq, Eq)]
+struct Line {
+    text: String,
+    dropped: u64,
+}
+
+/// Cuts a byte stream into lines without "\n"; of an over-long line only
+/// the start is kept (a piece of its middle could pose as a TAP line).
 #[derive(Debug, Default)]
 struct LineSplitter {
     partial: Vec<u8>,
+    dropped: u64,
 }
 
 impl LineSplitter {
-    fn push(&mut self, mut bytes: &[u8]) -> Vec<String> {
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Line> {
         let mut lines = Vec::new();
-        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
-            self.partial.extend_from_slice(&bytes[..i]);
-            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
-            self.partial.clear();
+        loop {
+            let end = bytes.iter().position(|&b| b == b'\n');
+            let part = &bytes[..end.unwrap_or(bytes.len())];
+            let room = MAX_LINE - self.partial.len();
+            let take = part.len().min(room);
+            self.partial.extend_from_slice(&part[..take]);
+            self.dropped += (part.len() - take) as u64;
+            let Some(i) = end else {
+                return lines;
+            };
+            lines.push(self.take_line());
             bytes = &bytes[i + 1..];
         }
-        self.partial.extend_from_slice(bytes);
-        while self.partial.len() >= MAX_LINE {
-            let rest = self.partial.split_off(MAX_LINE);
-            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
-            self.partial = rest;
-        }
-        lines
     }
 
-    fn finish(self) -> Option<String> {
-        (!self.partial.is_empty()).then(|| String::from_utf8_lossy(&self.partial).into_owned())
+    fn take_line(&mut self) -> Line {
+        let line = Line {
+            text: String::from_utf8_lossy(&self.partial).into_owned(),
+            dropped: std::mem::take(&mut self.dropped),
+        };
+        self.partial.clear();
+        line
     }
-}
 
-/// Makes sure an error or panic in the runner does not leave QEMU behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    fn finish(mut self) -> Option<Line> {
+        (!self.partial.is_empty() || self.dropped > 0).then(|| self.take_line())
     }
 }
 
@@ -586,29 +848,112 @@ fn default_log_path(name: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn splitter_handles_partial_and_crlf_lines() {
-        let mut s = LineSplitter::default();
-        assert_eq!(s.push(b"TAP vers"), Vec::<String>::new());
-        assert_eq!(s.push(b"ion 14\r\n1..2\nok"), ["TAP version 14\r", "1..2"]);
-        assert_eq!(s.push(b" 1\n"), ["ok 1"]);
-        assert_eq!(s.push(b"tail"), Vec::<String>::new());
-        assert_eq!(s.finish().as_deref(), Some("tail"));
+    fn texts(lines: Vec<Line>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|l| {
+                assert_eq!(l.dropped, 0, "{l:?}");
+                l.text
+            })
+            .collect()
     }
 
     #[test]
-    fn splitter_cuts_endless_lines() {
+    fn splitter_handles_partial_and_crlf_lines() {
         let mut s = LineSplitter::default();
-        let lines = s.push(&vec![b'x'; MAX_LINE * 2 + 10]);
+        assert_eq!(texts(s.push(b"TAP vers")), Vec::<String>::new());
+        assert_eq!(
+            texts(s.push(b"ion 14\r\n1..2\nok")),
+            ["TAP version 14\r", "1..2"]
+        );
+        assert_eq!(texts(s.push(b" 1\n")), ["ok 1"]);
+        assert_eq!(texts(s.push(b"tail")), Vec::<String>::new());
+        assert_eq!(s.finish().map(|l| l.text).as_deref(), Some("tail"));
+    }
+
+    #[test]
+    fn splitter_keeps_the_start_of_endless_lines() {
+        // Old behaviour: the rest came as further lines, so a piece of
+        // the middle could pose as a TAP line.
+        let mut s = LineSplitter::default();
+        let mut long = vec![b'x'; MAX_LINE * 2 + 10];
+        long[MAX_LINE..MAX_LINE + 9].copy_from_slice(b"not ok 1 ");
+        assert!(s.push(&long).is_empty());
+        assert!(s.partial.len() <= MAX_LINE);
+        let lines = s.push(b"yz\nok 2\n");
         assert_eq!(lines.len(), 2);
-        assert!(lines.iter().all(|l| l.len() == MAX_LINE));
-        assert_eq!(s.finish().map(|l| l.len()), Some(10));
+        assert_eq!(lines[0].text, "x".repeat(MAX_LINE));
+        assert_eq!(lines[0].dropped, (MAX_LINE + 12) as u64);
+        assert_eq!(
+            lines[1],
+            Line {
+                text: "ok 2".into(),
+                dropped: 0
+            }
+        );
+        // Without a newline at all: the start, at the end.
+        let mut s = LineSplitter::default();
+        for _ in 0..100 {
+            assert!(s.push(&[b'y'; 8192]).is_empty());
+        }
+        let last = s.finish().unwrap();
+        assert_eq!(last.text.len(), MAX_LINE);
+        assert_eq!(last.dropped, (100 * 8192 - MAX_LINE) as u64);
     }
 
     #[test]
     fn splitter_is_lossy_on_bad_utf8() {
         let mut s = LineSplitter::default();
-        assert_eq!(s.push(b"a\xffb\n"), ["a\u{fffd}b"]);
+        assert_eq!(texts(s.push(b"a\xffb\n")), ["a\u{fffd}b"]);
+    }
+
+    #[test]
+    fn wait_psw_lines() {
+        let mut f = StderrFacts::default();
+        for l in [
+            "Invalid read at addr 0x8100000, size 4, region '(null)', reason: rejected",
+            "PSW: 0x1 0x2",
+            "Guest crashed on cpu 0: disabled-wait",
+            "PSW: 0x0002000180000000 0x000000000bad0002",
+            "Guest crashed on cpu 0: disabled-wait",
+            "PSW: 0x0002000180000000 0x000000000dead008",
+        ] {
+            f.take(l);
+        }
+        // A PSW line counts only right after the crash line; the first crash counts.
+        assert_eq!(f.wait_psw, Some((0x0002_0001_8000_0000, 0x0bad_0002)));
+        let p = parse_psw_line;
+        assert_eq!(p("PSW: 0x0 0xfff"), Some((0, 0xfff)));
+        for bad in [
+            "PSW: 0x1",
+            "PSW: 1 2",
+            "PSW: 0x1 0x2 0x3",
+            "PSW: 0x10000000000000000 0x0",
+            "PSW: 0xg 0x0",
+            "psw: 0x1 0x2",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+        let mut f = StderrFacts::default();
+        f.take("qemu-system-s390x: terminating on signal 15 from pid 7 (sh)");
+        assert_eq!(
+            f.terminated.as_deref(),
+            Some("qemu-system-s390x: terminating on signal 15 from pid 7 (sh)")
+        );
+    }
+
+    #[test]
+    fn the_last_d_option_decides_the_wait_psw() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(reports_wait_psw(&args(&["-d", "guest_errors", "-m", "1"])));
+        assert!(reports_wait_psw(&args(&["-d", "unimp,guest_errors"])));
+        assert!(!reports_wait_psw(&args(&[
+            "-d",
+            "guest_errors",
+            "-d",
+            "unimp"
+        ])));
+        assert!(!reports_wait_psw(&args(&["-m", "1"])));
     }
 
     #[test]

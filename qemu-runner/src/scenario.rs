@@ -734,6 +734,12 @@ impl Scenario {
 
     /// Catches what QEMU would only reject (or the guest silently truncate) later.
     pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err(format!(
+                "scenario {:?}: the name must not be empty (it names logs and reports)",
+                self.name
+            ));
+        }
         if self.memory_mib == 0 {
             return Err(format!("scenario {}: memory must be > 0 MiB", self.name));
         }
@@ -828,6 +834,10 @@ impl Scenario {
             "-no-reboot",
             "-action",
             "panic=exit-failure",
+            // QEMU prints the wait PSW of a crash: the firmware's verdict
+            // code, which the runner checks against the TAP.
+            "-d",
+            "guest_errors",
         ]);
         add(&["-m", &self.memory_mib.to_string()]);
         add(&["-smp", &self.smp.to_string()]);
@@ -917,6 +927,8 @@ mod tests {
                 "-no-reboot",
                 "-action",
                 "panic=exit-failure",
+                "-d",
+                "guest_errors",
                 "-m",
                 "128",
                 "-smp",
@@ -1345,6 +1357,21 @@ mod tests {
             .hot_unplug("nosuch")
             .command_line()
             .contains("hotplug="));
+    }
+
+    #[test]
+    fn empty_names_are_refused() {
+        for name in ["", "  ", "\t\n"] {
+            let e = Scenario::new(name).validate().unwrap_err();
+            assert!(e.contains("the name must not be empty"), "{name:?}: {e}");
+        }
+        // Old behaviour: the length error came first and named "".
+        let e = Scenario::new("")
+            .append("x=".repeat(MAX_APPEND_LEN))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("must not be empty"), "{e}");
+        assert!(Scenario::new("x").validate().is_ok());
     }
 
     #[test]

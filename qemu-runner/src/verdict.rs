@@ -1,7 +1,6 @@
 //! Turns how QEMU ended plus the parsed TAP into PASS or FAIL with reasons.
 
 use crate::tap::TapReport;
-use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -77,10 +76,81 @@ impl fmt::Display for Verdict {
 
 /// A flood of failures should not bury the other reasons.
 const MAX_REASONS: usize = 40;
+/// The parser names this many cut lines as anomalies, and counts the rest.
+const CUT_SAMPLES: u64 = 5;
+
+/// What the runner saw besides the exit and the TAP, for [`judge_run`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFacts {
+    /// QEMU was asked to print the wait PSW of a crash (`-d guest_errors`),
+    /// so its absence means something.
+    pub psw_reported: bool,
+    /// The disabled-wait PSW QEMU printed, `(mask, address)`.
+    pub wait_psw: Option<(u64, u64)>,
+    /// What QEMU said about why it shut down, e.g. `terminating on signal
+    /// 15` on its stderr or a QMP `SHUTDOWN` reason.
+    pub shutdown_cause: Option<String>,
+}
+
+/// The firmware's wait-PSW addresses (firmware/src/verdict.rs).
+pub const WAIT_FAIL: u64 = 0x0bad_0000;
+pub const WAIT_ABORT: u64 = 0x0dea_d000;
+/// The failed count the firmware puts in [`WAIT_FAIL`] stops here.
+const WAIT_FAIL_MAX: u64 = 0x7fff;
+
+/// The firmware's reasons for abandoning a run, in [`WAIT_ABORT`]'s low bits.
+pub fn abort_reason(code: u64) -> Option<&'static str> {
+    Some(match code {
+        1 => "unexpected interrupt",
+        2 => "main returned",
+        3 => "panic",
+        4 => "command line",
+        5 => "no storage information",
+        _ => return None,
+    })
+}
+
+/// The abort code a bail-out reason stands for, where the text tells.
+fn abort_code_of(bail_out: &str) -> Option<u64> {
+    let b = bail_out.trim_start();
+    if b.starts_with("unexpected ") && b.contains("interrupt") {
+        Some(1)
+    } else if b.starts_with("panic") {
+        Some(3)
+    } else if b.starts_with("command line") {
+        Some(4)
+    } else if b.starts_with("SCLP Read SCP Info") || b.starts_with("no free storage") {
+        Some(5)
+    } else {
+        None
+    }
+}
 
 /// Applies the firmware's TAP contract; every breach becomes one reason.
 pub fn judge(exit: &Exit, tap: &TapReport) -> Verdict {
+    judge_run(exit, tap, &RunFacts::default())
+}
+
+/// [`judge`], plus what only the runner knows: QEMU's wait PSW, checked
+/// against the TAP, and why QEMU shut down.
+pub fn judge_run(exit: &Exit, tap: &TapReport, facts: &RunFacts) -> Verdict {
     let mut reasons = Vec::new();
+    if tap.lines == 0 {
+        // Nothing at all: the other TAP reasons would only repeat it.
+        reasons.push(match exit {
+            Exit::TimedOut(d) => format!(
+                "no console output at all in {}: the image did not start \
+                 (not a zvtest image, wrong machine?)",
+                seconds(*d)
+            ),
+            other => format!(
+                "no console output at all ({other}): the image did not start \
+                 (QEMU's stderr says why)"
+            ),
+        });
+        wait_psw(tap, facts, exit, &mut reasons);
+        return capped(reasons);
+    }
     if !exit.is_success() {
         reasons.push(exit.to_string());
     }
@@ -89,17 +159,31 @@ pub fn judge(exit: &Exit, tap: &TapReport) -> Verdict {
         Some(14) => {}
         Some(v) => reasons.push(format!("TAP version {v}, expected 14")),
     }
+    let total =
+        u64::from(tap.tally.passed) + u64::from(tap.tally.failed) + u64::from(tap.tally.skipped);
     match &tap.plan {
         None => reasons.push("no plan".into()),
-        Some(p) if p.count as usize != tap.results.len() => reasons.push(format!(
-            "plan 1..{} but {} results",
-            p.count,
-            tap.results.len()
-        )),
+        Some(p) if u64::from(p.count) != total => {
+            reasons.push(format!("plan 1..{} but {total} results", p.count))
+        }
         Some(_) => {}
     }
     numbering(tap, &mut reasons);
     reasons.extend(tap.failures().map(|r| r.describe()));
+    let d = &tap.dropped;
+    if d.failures > 0 {
+        reasons.push(format!(
+            "{} more failed results past the {} results kept: {}{}",
+            d.failures,
+            tap.results.len(),
+            d.failure_samples.join("; "),
+            if d.failures > d.failure_samples.len() as u64 {
+                "; ..."
+            } else {
+                ""
+            }
+        ));
+    }
     if let Some(why) = &tap.bail_out {
         reasons.push(if why.is_empty() {
             "bail out".into()
@@ -109,6 +193,7 @@ pub fn judge(exit: &Exit, tap: &TapReport) -> Verdict {
     }
     let counts = tap.counts();
     match tap.summary {
+        None if exit.is_success() => reasons.push(cut_off(facts)),
         None => reasons.push("no summary line".into()),
         Some(s) if s != counts => reasons.push(format!(
             "summary line says \"{s}\" but the results give \"{counts}\""
@@ -122,7 +207,111 @@ pub fn judge(exit: &Exit, tap: &TapReport) -> Verdict {
         ));
     }
     reasons.extend(tap.anomalies.iter().map(|a| format!("TAP: {a}")));
+    if d.cut_lines > CUT_SAMPLES {
+        reasons.push(format!(
+            "TAP: {} console lines were cut in all",
+            d.cut_lines
+        ));
+    }
+    if d.anomalies > 0 {
+        reasons.push(format!("TAP: {} more anomalies not kept", d.anomalies));
+    }
+    wait_psw(tap, facts, exit, &mut reasons);
+    capped(reasons)
+}
 
+/// QEMU exited 0 but the firmware never wrote its last line: QEMU was
+/// ended from outside, not by the firmware's final wait.
+fn cut_off(facts: &RunFacts) -> String {
+    let likely = match &facts.shutdown_cause {
+        Some(cause) => format!("QEMU says: {cause}"),
+        None => "likely a signal to QEMU (SIGTERM, SIGINT, SIGHUP), a QMP quit or \
+                 system_reset (-no-reboot turns a reset into an exit) or a watchdog \
+                 reset"
+            .into(),
+    };
+    format!(
+        "no summary line although QEMU exited 0: the report is cut off, so QEMU \
+         was ended from outside the firmware; {likely}"
+    )
+}
+
+/// The wait PSW must say what the TAP says: none for a pass (QEMU's clean
+/// shutdown at 0xfff prints nothing), `0x0bad0000 + 2N` for N failed
+/// checks, `0x0dead000 + 2r` for a bail-out.
+fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<String>) {
+    if !facts.psw_reported {
+        return;
+    }
+    let failed = u64::from(tap.tally.failed);
+    let expected = match &tap.bail_out {
+        Some(why) => Expected::Abort(abort_code_of(why)),
+        None if failed > 0 => Expected::Fail(WAIT_FAIL | failed.min(WAIT_FAIL_MAX) << 1),
+        None => Expected::Pass,
+    };
+    let Some((mask, addr)) = facts.wait_psw else {
+        // Only QEMU ending by itself leaves a PSW to print.
+        if matches!(exit, Exit::Code(_)) && tap.summary.is_some() {
+            match expected {
+                Expected::Pass => {}
+                Expected::Fail(a) => reasons.push(format!(
+                    "{failed} checks failed but QEMU reported no disabled wait \
+                     (expected wait PSW address {a:#x})"
+                )),
+                Expected::Abort(_) => reasons.push(
+                    "the run bailed out but QEMU reported no disabled wait \
+                     (expected wait PSW address 0x0dead000 + 2 × reason)"
+                        .into(),
+                ),
+            }
+        }
+        return;
+    };
+    let shown = format!("{mask:#018x} {addr:#018x}");
+    let abort = addr
+        .checked_sub(WAIT_ABORT)
+        .filter(|d| d % 2 == 0 && abort_reason(d / 2).is_some())
+        .map(|d| d / 2);
+    let mismatch = match expected {
+        Expected::Pass => Some("the TAP says the run passed".to_string()),
+        Expected::Fail(a) if a == addr => None,
+        Expected::Fail(a) => Some(format!(
+            "the TAP says {failed} checks failed (wait address {a:#x})"
+        )),
+        Expected::Abort(code) => match (abort, code) {
+            (Some(got), Some(want)) if got != want => Some(format!(
+                "the bail-out is for {} (wait address {:#x})",
+                abort_reason(want).unwrap_or("?"),
+                WAIT_ABORT | want << 1
+            )),
+            (Some(_), _) => None,
+            (None, _) => Some(
+                "the TAP says the run bailed out (wait address 0x0dead000 + 2 × reason)".into(),
+            ),
+        },
+    };
+    if let Some(m) = mismatch {
+        let meaning = match (abort, addr.checked_sub(WAIT_FAIL)) {
+            (Some(r), _) => format!("abandoned: {}", abort_reason(r).unwrap_or("?")),
+            (None, Some(d)) if d % 2 == 0 && d >> 1 <= WAIT_FAIL_MAX => {
+                format!("{} checks failed", d >> 1)
+            }
+            _ => "not a zvtest verdict".into(),
+        };
+        reasons.push(format!(
+            "QEMU's wait PSW {shown} ({meaning}) does not match: {m}"
+        ));
+    }
+}
+
+enum Expected {
+    Pass,
+    Fail(u64),
+    /// A bail-out, with its code when the reason text tells.
+    Abort(Option<u64>),
+}
+
+fn capped(mut reasons: Vec<String>) -> Verdict {
     if reasons.len() > MAX_REASONS {
         let more = reasons.len() - MAX_REASONS;
         reasons.truncate(MAX_REASONS);
@@ -131,36 +320,78 @@ pub fn judge(exit: &Exit, tap: &TapReport) -> Verdict {
     Verdict { reasons }
 }
 
+/// "3", "3-7", "3, 5-9, 12, ..." for runs of numbers, at most a few.
+fn runs(samples: &[(u32, u32)], total: u64) -> String {
+    let mut parts: Vec<String> = samples
+        .iter()
+        .map(|&(s, e)| {
+            if s == e {
+                s.to_string()
+            } else {
+                format!("{s}-{e}")
+            }
+        })
+        .collect();
+    let shown: u64 = samples.iter().map(|&(s, e)| u64::from(e - s) + 1).sum();
+    if total > shown {
+        parts.push(format!("... ({total} in all)"));
+    }
+    parts.join(", ")
+}
+
 /// Results must be numbered 1, 2, 3, ... in order; the plan count is checked apart.
 fn numbering(tap: &TapReport, reasons: &mut Vec<String>) {
-    let mut seen = BTreeSet::new();
-    let mut previous = 0;
-    let mut in_order = true;
-    for (i, r) in tap.results.iter().enumerate() {
-        let Some(n) = r.number else {
-            reasons.push(format!("result #{} has no number: {}", i + 1, r.describe()));
-            continue;
+    let n = &tap.numbering;
+    let (unnumbered, samples) = n.unnumbered();
+    for (at, what) in samples {
+        reasons.push(format!("result #{at} has no number: {what}"));
+    }
+    if unnumbered > samples.len() as u64 {
+        reasons.push(format!("{unnumbered} results have no number in all"));
+    }
+    let (dups, samples) = n.duplicates();
+    if dups == 1 {
+        reasons.push(format!("duplicate result number {}", samples[0]));
+    } else if dups > 1 {
+        let list: Vec<String> = samples.iter().map(u32::to_string).collect();
+        let more = if dups > samples.len() as u64 {
+            ", ..."
+        } else {
+            ""
         };
-        if !seen.insert(n) {
-            reasons.push(format!("duplicate result number {n}"));
+        reasons.push(format!(
+            "{dups} duplicate result numbers: {}{more}",
+            list.join(", ")
+        ));
+    }
+    if let Some(p) = &tap.plan {
+        if n.zeros() > 0 {
+            reasons.push(format!("result number 0 outside plan 1..{}", p.count));
         }
-        in_order &= n >= previous;
-        previous = n;
-        if let Some(p) = &tap.plan {
-            if n == 0 || n > p.count {
-                reasons.push(format!("result number {n} outside plan 1..{}", p.count));
-            }
+        let (count, samples) = n.above(p.count);
+        if count == 1 {
+            reasons.push(format!(
+                "result number {} outside plan 1..{}",
+                samples[0].0, p.count
+            ));
+        } else if count > 1 {
+            reasons.push(format!(
+                "result numbers {} outside plan 1..{}",
+                runs(&samples, count),
+                p.count
+            ));
         }
     }
-    let highest = seen.last().copied().unwrap_or(0);
-    let missing: Vec<String> = (1..highest)
-        .filter(|n| !seen.contains(n))
-        .map(|n| n.to_string())
-        .collect();
-    if !missing.is_empty() {
-        reasons.push(format!("missing result numbers {}", missing.join(", ")));
+    let (count, samples) = n.missing();
+    if n.scattered() {
+        reasons.push(format!(
+            "result numbers too scattered to follow: at least {count} missing, from {}",
+            runs(&samples, samples.len() as u64)
+        ));
+    } else if count > 0 {
+        reasons.push(format!("missing result numbers {}", runs(&samples, count)));
     }
-    if !in_order {
+    if n.out_of_order() {
         reasons.push("results out of order".into());
     }
 }
@@ -211,15 +442,24 @@ mod tests {
 
     #[test]
     fn nothing_printed() {
+        // Old behaviour: "timed out after 60 s", then the missing TAP parts,
+        // and the binary suggested the firmware was only slow.
         assert_eq!(
             reasons(Exit::TimedOut(Duration::from_secs(60)), ""),
+            ["no console output at all in 60 s: the image did not start \
+              (not a zvtest image, wrong machine?)"]
+        );
+        assert_eq!(
+            reasons(Exit::Code(1), ""),
             [
-                "timed out after 60 s",
-                "no TAP version line",
-                "no plan",
-                "no summary line"
+                "no console output at all (QEMU exit status 1): the image did not start \
+              (QEMU's stderr says why)"
             ]
         );
+        // One empty line is output: the usual reasons.
+        let r = reasons(Exit::TimedOut(Duration::from_secs(60)), "\n");
+        assert_eq!(r[0], "timed out after 60 s");
+        assert!(r.contains(&"no TAP version line".to_string()), "{r:?}");
     }
 
     #[test]
@@ -333,5 +573,189 @@ mod tests {
         assert!(v
             .to_string()
             .starts_with("FAIL: QEMU exit status 1; not ok 1 - t1; "));
+    }
+
+    #[test]
+    fn numbers_named_by_the_input_cost_no_work() {
+        // Old behaviour: a string per missing number, 4e9 of them.
+        let t = std::time::Instant::now();
+        let text = "TAP version 14\n1..1\nok 4294967295 - x\n1 passed, 0 failed, 0 skipped\n";
+        assert_eq!(
+            reasons(Exit::Code(0), text),
+            [
+                "result number 4294967295 outside plan 1..1",
+                "missing result numbers 1-4294967294",
+            ]
+        );
+        let mut text = String::from("TAP version 14\n1..3000\n");
+        for i in 0..1500 {
+            text.push_str(&format!("ok {} - t\n", 2 * i + 1));
+        }
+        text.push_str("1500 passed, 0 failed, 0 skipped\n");
+        let r = reasons(Exit::Code(0), &text);
+        assert_eq!(
+            r,
+            [
+                "plan 1..3000 but 1500 results",
+                "missing result numbers 2, 4, 6, 8, 10, ... (1499 in all)"
+            ]
+        );
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn failures_past_the_results_cap_still_fail() {
+        let n = crate::tap::MAX_KEPT_RESULTS + 1;
+        let mut text = format!("TAP version 14\n1..{n}\n");
+        for i in 1..n {
+            text.push_str(&format!("ok {i} - t\n"));
+        }
+        text.push_str(&format!(
+            "not ok {n} - late\n{} passed, 1 failed, 0 skipped\n",
+            n - 1
+        ));
+        assert_eq!(
+            reasons(Exit::Code(1), &text),
+            [
+                "QEMU exit status 1",
+                &format!(
+                    "1 more failed results past the {} results kept: not ok {n} - late",
+                    n - 1
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn disguised_failures_and_cut_bail_outs_fail() {
+        for line in [
+            "  not ok 3 - x",
+            "NOT OK 3 - x",
+            "\u{feff}not ok 3 - x",
+            "bail out! x",
+            "  Bail out! x",
+        ] {
+            let text = GOOD.replace("1..3\n", &format!("1..3\n{line}\n"));
+            let r = reasons(Exit::Code(0), &text);
+            assert!(!r.is_empty(), "{line:?} passed");
+            assert!(r.iter().any(|r| r.starts_with("TAP: ")), "{line:?}: {r:?}");
+        }
+        let text = GOOD.replace(
+            "ok 2 - boot.memory\n",
+            "ok 2 - boot.Bail out! unexpected restart interrupt\n",
+        );
+        let r = reasons(Exit::Code(0), &text);
+        assert!(r.contains(&"plan 1..3 but 2 results".to_string()), "{r:?}");
+        assert!(
+            r.contains(&"bail out: unexpected restart interrupt".to_string()),
+            "{r:?}"
+        );
+    }
+
+    fn facts(psw: Option<u64>) -> RunFacts {
+        RunFacts {
+            psw_reported: true,
+            wait_psw: psw.map(|a| (0x0002_0001_8000_0000, a)),
+            shutdown_cause: None,
+        }
+    }
+
+    fn judged(exit: Exit, text: &str, f: &RunFacts) -> Vec<String> {
+        judge_run(&exit, &parse(text), f).reasons
+    }
+
+    const FAILED: &str =
+        "TAP version 14\n1..2\nok 1 - a\nnot ok 2 - b\n1 passed, 1 failed, 0 skipped\n";
+    const BAILED: &str = "TAP version 14\n1..0\nBail out! command line: unknown option 'bogus'\n\
+                          0 passed, 0 failed, 0 skipped\n";
+
+    #[test]
+    fn wait_psw_must_agree_with_the_tap() {
+        // Agreeing: no reason beyond the TAP's own.
+        assert!(judged(Exit::Code(0), GOOD, &facts(None)).is_empty());
+        assert_eq!(
+            judged(Exit::Code(1), FAILED, &facts(Some(0x0bad_0002))),
+            ["QEMU exit status 1", "not ok 2 - b"]
+        );
+        assert_eq!(
+            judged(Exit::Code(1), BAILED, &facts(Some(0x0dea_d008))),
+            [
+                "QEMU exit status 1",
+                "bail out: command line: unknown option 'bogus'"
+            ]
+        );
+        // A crash PSW on a passing report.
+        assert_eq!(
+            judged(Exit::Code(0), GOOD, &facts(Some(0x0bad_0002))),
+            [
+                "QEMU's wait PSW 0x0002000180000000 0x000000000bad0002 (1 checks failed) \
+              does not match: the TAP says the run passed"
+            ]
+        );
+        // The wrong count, the wrong kind, the wrong abort reason.
+        let r = judged(Exit::Code(1), FAILED, &facts(Some(0x0bad_0004)));
+        assert_eq!(
+            r[2],
+            "QEMU's wait PSW 0x0002000180000000 0x000000000bad0004 (2 checks failed) \
+             does not match: the TAP says 1 checks failed (wait address 0xbad0002)"
+        );
+        let r = judged(Exit::Code(1), FAILED, &facts(Some(0x0dea_d002)));
+        assert!(r[2].contains("(abandoned: unexpected interrupt)"), "{r:?}");
+        let r = judged(Exit::Code(1), BAILED, &facts(Some(0x0dea_d006)));
+        assert!(
+            r[2].contains(
+                "does not match: the bail-out is for command line (wait address 0xdead008)"
+            ),
+            "{r:?}"
+        );
+        let r = judged(Exit::Code(1), BAILED, &facts(Some(0x1234)));
+        assert!(r[2].contains("(not a zvtest verdict)"), "{r:?}");
+        // A failing report without a PSW from a QEMU that ended by itself.
+        let r = judged(Exit::Code(1), FAILED, &facts(None));
+        assert_eq!(
+            r[2],
+            "1 checks failed but QEMU reported no disabled wait (expected wait PSW address 0xbad0002)"
+        );
+        // Killed or timed out: no PSW to expect.
+        let r = judged(Exit::Signal(9), FAILED, &facts(None));
+        assert_eq!(r.len(), 2, "{r:?}");
+        // Without -d guest_errors nothing is checked.
+        assert_eq!(
+            judge(&Exit::Code(0), &parse(GOOD)),
+            judge_run(&Exit::Code(0), &parse(GOOD), &RunFacts::default())
+        );
+        assert!(judged(
+            Exit::Code(0),
+            GOOD,
+            &RunFacts {
+                psw_reported: false,
+                ..facts(Some(1))
+            }
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_cut_off_report_with_exit_0_says_why() {
+        let cut = "TAP version 14\n1..3\nok 1 - boot.vectors\n";
+        let r = judged(Exit::Code(0), cut, &facts(None));
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!(r[0], "plan 1..3 but 1 results");
+        assert!(
+            r[1].starts_with(
+                "no summary line although QEMU exited 0: the report is cut off, so QEMU was \
+                 ended from outside the firmware; likely a signal to QEMU"
+            ),
+            "{r:?}"
+        );
+        let f = RunFacts {
+            shutdown_cause: Some("QMP event SHUTDOWN reason host-qmp-quit".into()),
+            ..facts(None)
+        };
+        let r = judged(Exit::Code(0), cut, &f);
+        assert!(
+            r[1].ends_with("; QEMU says: QMP event SHUTDOWN reason host-qmp-quit"),
+            "{r:?}"
+        );
     }
 }

@@ -6,6 +6,7 @@ use qemu_runner::{
     VersionWord, STDERR_PREFIX,
 };
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -303,7 +304,7 @@ fn qmp_script(test: &str, lines: &[&str]) -> String {
         .map(|l| format!("printf '%s\\n' '{}'\n", l.replace('\'', "'\\''")))
         .collect();
     format!(
-        "for a in \"$@\"; do case \"$a\" in unix:*) p=\"${{a#unix:}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path;; esac; done\n\
+        "for a in \"$@\"; do case \"$a\" in socket,id=zvtest-qmp,*) p=\"${{a#*,path=}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path.tmp; mv {d}/qmp-path.tmp {d}/qmp-path;; esac; done\n\
          {}\n\
          echo 'TAP version 14'\necho '1..1'\n{echo}{}\n\
          echo 'ok 1 - css.hotplug'\necho '1 passed, 0 failed, 0 skipped'",
@@ -320,7 +321,8 @@ fn qmp_script(test: &str, lines: &[&str]) -> String {
 /// scripted reply. Returns the lines received.
 fn qmp_server(test: &str, replies: Vec<&'static str>) -> std::thread::JoinHandle<Vec<String>> {
     use std::io::{BufRead, BufReader, Write};
-    use std::os::unix::net::UnixListener;
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
     let d = dir(test);
     std::thread::spawn(move || {
         let path_file = d.join("qmp-path");
@@ -332,10 +334,27 @@ fn qmp_server(test: &str, replies: Vec<&'static str>) -> std::thread::JoinHandle
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        let path = fs::read_to_string(&path_file).unwrap();
-        let listener = UnixListener::bind(path.trim()).unwrap();
+        // QEMU's QMP socket is an abstract name: nothing on disk.
+        let name = fs::read_to_string(&path_file).unwrap();
+        assert!(!name.trim().is_empty(), "empty QMP socket name");
+        let addr = SocketAddr::from_abstract_name(name.trim()).unwrap();
+        let listener = UnixListener::bind_addr(&addr).unwrap();
         fs::write(d.join("listening"), "").unwrap();
-        let (conn, _) = listener.accept().unwrap();
+        // Never wait forever: a runner that does not connect fails the test.
+        listener.set_nonblocking(true).unwrap();
+        let conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(t.elapsed() < Duration::from_secs(30), "no QMP connection");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         let mut w = conn.try_clone().unwrap();
         writeln!(
             w,
@@ -385,27 +404,35 @@ fn hotplug_steps_run_after_the_ready_line() {
             r#"{"execute": "device_del", "arguments": {"id": "ccw-fe.0.0001"}}"#,
         ]
     );
-    let qmp_arg = o.command.iter().position(|a| a == "-qmp").expect("-qmp");
-    assert!(o.command[qmp_arg + 1].ends_with(",server=on,wait=off"));
+    let qmp_arg = o
+        .command
+        .iter()
+        .position(|a| a == "-chardev")
+        .expect("-chardev");
+    let qmp_arg = qmp_arg
+        + 1
+        + o.command[qmp_arg + 1..]
+            .iter()
+            .position(|a| a == "-chardev")
+            .expect("a second -chardev");
+    assert!(o.command[qmp_arg + 1].starts_with("socket,id=zvtest-qmp,path=zvtest-qmp-"));
+    assert!(o.command[qmp_arg + 1].ends_with(",server=on,wait=off,abstract=on"));
+    assert!(o
+        .command
+        .windows(2)
+        .any(|w| w == ["-mon", "chardev=zvtest-qmp,mode=control"]));
     let append = o.command.iter().position(|a| a == "-append").unwrap();
     assert_eq!(
         o.command[append + 1],
         "expect-mem=128M expect-cpus=1 qemu-version=7.2 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng,-fe.0.0001:blk"
     );
-    // The QMP traffic is in the console log, and the socket is gone.
+    // The QMP traffic is in the console log.
     let console = o.console();
     assert!(
         console.contains("[qmp] -> {\"execute\": \"device_del\""),
         "{console}"
     );
     assert!(console.contains("[qmp] <- {\"return\": {}}"), "{console}");
-    let sock = o.command[qmp_arg + 1]
-        .trim_start_matches("unix:")
-        .split(',')
-        .next()
-        .unwrap()
-        .to_string();
-    assert!(!std::path::Path::new(&sock).exists());
 }
 
 #[test]
@@ -478,7 +505,7 @@ fn qmp_commands_run_once_on_their_lines() {
     assert!(o.qmp_commands_done);
     assert!(!o.hotplug_done);
     assert_eq!(got, [r#"{"execute": "qmp_capabilities"}"#, BALLOON, STOP]);
-    assert!(o.command.iter().any(|a| a == "-qmp"));
+    assert!(o.command.iter().any(|a| a.ends_with("abstract=on")));
     // No word on the firmware's command line.
     assert_eq!(
         append_of(&o),
@@ -690,7 +717,7 @@ fn watchdog_script(test: &str, result: &str) -> String {
         format!("i=0; while [ ! -f {d}/{f} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
     };
     format!(
-        "for a in \"$@\"; do case \"$a\" in unix:*) p=\"${{a#unix:}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path;; esac; done\n\
+        "for a in \"$@\"; do case \"$a\" in socket,id=zvtest-qmp,*) p=\"${{a#*,path=}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path.tmp; mv {d}/qmp-path.tmp {d}/qmp-path;; esac; done\n\
          {}\n\
          echo 'TAP version 14'\necho '1..1'\necho '# zvtest: diag288 armed for 15 s'\n{}\n\
          echo '{result}'\necho '1 passed, 0 failed, 0 skipped'",
@@ -723,7 +750,7 @@ fn watchdog_event_is_recorded() {
     let has = |pair: [&str; 2]| o.command.windows(2).any(|w| w == pair);
     assert!(has(["-device", "diag288"]));
     assert!(has(["-action", "watchdog=inject-nmi"]));
-    assert!(o.command.iter().any(|a| a == "-qmp"));
+    assert!(o.command.iter().any(|a| a.ends_with("abstract=on")));
     assert!(
         append_of(&o).contains(" diag288=expire"),
         "{}",
@@ -776,4 +803,419 @@ fn watching_events_of_a_qemu_that_ends_at_once_is_no_error() {
     );
     assert!(o.passed(), "{}", o.failure_report());
     assert!(o.qmp_events.is_empty());
+}
+
+/// Runs the runner binary to its end and returns its exit code and its
+/// peak resident memory in KiB (from wait4, for that process alone).
+#[allow(clippy::zombie_processes)] // reaped by wait4, for its rusage
+fn runner_peak_rss(args: &[&str]) -> (Option<i32>, i64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_qemu-runner"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut status = 0;
+    // SAFETY: all-zero is a valid rusage (plain integers).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are valid for writes; `pid` is our
+    // child, reaped here instead of by `Child::wait`.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid, "wait4: {}", std::io::Error::last_os_error());
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss)
+}
+
+/// 256 MiB of console (1.5 million results) in three shapes; the runner
+/// must stay small (about 12 MiB; the limit leaves room for the C
+/// library's allocator). Old behaviour: each shape was kept (up to 10,000
+/// lines of 64 KiB, every result), about 260-280 MB here.
+#[test]
+fn a_console_flood_keeps_memory_bounded() {
+    const MIB: usize = 1 << 20;
+    let shapes = [
+        (
+            "flood-nonl",
+            format!("head -c {} /dev/zero | tr '\\0' x", 256 * MIB),
+        ),
+        (
+            "flood-hash",
+            format!("yes \"$(printf '#%079998d' 0)\" | head -c {}", 256 * MIB),
+        ),
+        (
+            "flood-ok",
+            "seq -f 'ok %.0f - check.name' 1 1500000".to_string(),
+        ),
+    ];
+    for (test, flood) in shapes {
+        let qemu = fake_qemu(test, &format!("echo 'TAP version 14'\n{flood}"));
+        let log = dir(test).join("console.log");
+        let (code, peak_kib) = runner_peak_rss(&[
+            "--quiet",
+            "--timeout",
+            "300",
+            "--qemu",
+            qemu.to_str().unwrap(),
+            "--log",
+            log.to_str().unwrap(),
+            kernel(test).to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{test}");
+        assert!(peak_kib < 96 * 1024, "{test}: peak RSS {peak_kib} KiB");
+        let size = fs::metadata(&log).unwrap().len();
+        assert!(size < (32 << 20) + (128 << 10), "{test}: log {size} bytes");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{test}: peak RSS {peak_kib} KiB, log {size} bytes");
+    }
+}
+
+#[test]
+fn the_end_of_a_flooded_console_is_judged_and_shown() {
+    // 40 MB of diagnostics between the results: the log stops at 32 MiB,
+    // but the summary line after the flood is judged and shown.
+    let script = "echo 'TAP version 14'\necho '1..2'\necho 'ok 1 - boot.vectors'\n\
+                  yes \"$(printf '#%07999d' 0)\" | head -n 5000\n\
+                  echo 'ok 2 - boot.memory'\necho '2 passed, 0 failed, 0 skipped'\n";
+    let o = boot("flood-tail", script, Scenario::new("flood-tail"));
+    assert!(o.passed(), "{}", o.failure_report());
+    assert_eq!(o.tap.results.len(), 2);
+    let size = fs::metadata(&o.log_path).unwrap().len();
+    assert!(size < (32 << 20) + (128 << 10), "log {size} bytes");
+    let tail = o.console_tail(1000);
+    assert!(
+        tail.ends_with("ok 2 - boot.memory\n2 passed, 0 failed, 0 skipped\n"),
+        "{tail}"
+    );
+    // Old behaviour: the log ended at the cut, 8 MB before the summary.
+    let console = o.console();
+    assert!(console.contains("[zvtest: console log cut at 33554432 bytes]"));
+    assert!(console.contains(" bytes of console not logged; the last "));
+    // A failing run's report ends with the console's end too.
+    let o = boot(
+        "flood-tail-fail",
+        &format!("{script}exit 1"),
+        Scenario::new("flood-tail-fail"),
+    );
+    let report = o.failure_report();
+    assert!(
+        report.ends_with("2 passed, 0 failed, 0 skipped\n"),
+        "{}",
+        &report[report.len().saturating_sub(300)..]
+    );
+}
+
+#[test]
+fn long_lines_are_cut_not_split() {
+    // A piece of a long line used to come as a line of its own, so
+    // "not ok" in its middle counted as a result.
+    let pad = "x".repeat(qemu_runner::run::MAX_LINE - 2);
+    let script = format!(
+        "{}\nprintf '# %s' '{pad}'; echo 'not ok 3 - ghost'",
+        print_tap(GOOD_TAP)
+    );
+    let o = boot("cut", &script, Scenario::new("cut"));
+    assert_eq!(o.tap.results.len(), 2, "{:?}", o.tap.results);
+    assert_eq!(o.tap.dropped.cut_lines, 1);
+    assert!(!o.passed());
+    assert!(
+        o.verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("bytes long: cut after 16384")),
+        "{:?}",
+        o.verdict.reasons
+    );
+}
+
+#[test]
+fn no_console_output_at_all_says_the_image_did_not_start() {
+    let scenario = Scenario::new("silent").timeout(Duration::from_secs(1));
+    let o = boot("silent", "exec sleep 60", scenario);
+    assert_eq!(
+        o.verdict.reasons,
+        ["no console output at all in 1 s: the image did not start \
+          (not a zvtest image, wrong machine?)"]
+    );
+    // The binary does not suggest the firmware is only slow.
+    let qemu = fake_qemu("silent-bin", "exec sleep 60");
+    let k = kernel("silent-bin");
+    let log = dir("silent-bin").join("console.log");
+    let (code, _, err) = runner(&[
+        "--quiet",
+        "--timeout",
+        "1",
+        "--qemu",
+        qemu.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        k.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the image did not start"), "{err}");
+    assert!(!err.contains("only slow"), "{err}");
+    // Slow but talking: the hint stays.
+    let qemu = fake_qemu("slow-bin", "echo 'TAP version 14'\nexec sleep 60");
+    let (_, _, err) = runner(&[
+        "--quiet",
+        "--timeout",
+        "1",
+        "--qemu",
+        qemu.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        k.to_str().unwrap(),
+    ]);
+    assert!(err.contains("only slow"), "{err}");
+}
+
+const PARTIAL_TAP: &str = "TAP version 14\n# zvtest 0.1.0\n1..2\nok 1 - boot.vectors";
+
+#[test]
+fn exit_0_after_a_partial_report_fails_and_says_why() {
+    // What QEMU does on SIGTERM: says so on stderr, exits 0.
+    let script = format!(
+        "{}\necho 'qemu-system-s390x: terminating on signal 15 from pid 4242 (kill)' >&2\nexit 0",
+        print_tap(PARTIAL_TAP)
+    );
+    let o = boot("cut-signal", &script, Scenario::new("cut-signal"));
+    assert_eq!(o.exit, Exit::Code(0));
+    assert!(!o.passed());
+    assert_eq!(
+        o.verdict.reasons,
+        [
+            "plan 1..2 but 1 results",
+            "no summary line although QEMU exited 0: the report is cut off, so QEMU was \
+             ended from outside the firmware; QEMU says: qemu-system-s390x: terminating \
+             on signal 15 from pid 4242 (kill)"
+        ]
+    );
+    // Silently (QMP quit, system_reset under -no-reboot, a watchdog reset).
+    let o = boot(
+        "cut-quiet",
+        &format!("{}\nexit 0", print_tap(PARTIAL_TAP)),
+        Scenario::new("cut-quiet"),
+    );
+    assert!(!o.passed());
+    assert!(
+        o.verdict.reasons[1].ends_with(
+            "likely a signal to QEMU (SIGTERM, SIGINT, SIGHUP), a QMP quit or system_reset \
+             (-no-reboot turns a reset into an exit) or a watchdog reset"
+        ),
+        "{:?}",
+        o.verdict.reasons
+    );
+}
+
+const FAILED_TAP: &str = "TAP version 14\n1..2\nok 1 - boot.vectors\nnot ok 2 - inject.fail\n\
+                          1 passed, 1 failed, 0 skipped";
+
+/// QEMU's stderr with `-d guest_errors`: noise, then the crash and its PSW.
+fn crash_stderr(address: u64) -> String {
+    format!(
+        "for i in 1 2 3; do echo \"Invalid read at addr 0x8100000, size 4, region '(null)', reason: rejected\" >&2; done\n\
+         echo 'Guest crashed on cpu 0: disabled-wait' >&2\n\
+         echo 'PSW: 0x0002000180000000 0x{address:016x}' >&2\n\
+         echo 'Invalid write at addr 0x0' >&2\n"
+    )
+}
+
+#[test]
+fn the_wait_psw_on_stderr_is_checked_against_the_tap() {
+    let script = format!(
+        "{}\n{}exit 1",
+        print_tap(FAILED_TAP),
+        crash_stderr(0x0bad_0002)
+    );
+    let o = boot("psw-agree", &script, Scenario::new("psw-agree"));
+    assert_eq!(o.wait_psw, Some((0x0002_0001_8000_0000, 0x0bad_0002)));
+    assert_eq!(
+        o.verdict.reasons,
+        ["QEMU exit status 1", "not ok 2 - inject.fail"]
+    );
+    assert!(o.command.windows(2).any(|w| w == ["-d", "guest_errors"]));
+    // A passing report from a crashed guest.
+    let script = format!(
+        "{}\n{}exit 0",
+        print_tap(GOOD_TAP),
+        crash_stderr(0x0dea_d006)
+    );
+    let o = boot("psw-pass", &script, Scenario::new("psw-pass"));
+    assert_eq!(
+        o.verdict.reasons,
+        [
+            "QEMU's wait PSW 0x0002000180000000 0x000000000dead006 (abandoned: panic) \
+          does not match: the TAP says the run passed"
+        ]
+    );
+    // Failures, but the wait says otherwise, or nothing.
+    let script = format!(
+        "{}\n{}exit 1",
+        print_tap(FAILED_TAP),
+        crash_stderr(0x0bad_0008)
+    );
+    let o = boot("psw-count", &script, Scenario::new("psw-count"));
+    assert!(
+        o.verdict.reasons[2].contains("(4 checks failed) does not match"),
+        "{:?}",
+        o.verdict.reasons
+    );
+    let o = boot(
+        "psw-none",
+        &format!("{}\nexit 1", print_tap(FAILED_TAP)),
+        Scenario::new("psw-none"),
+    );
+    assert_eq!(o.wait_psw, None);
+    assert!(
+        o.verdict.reasons[2].contains("QEMU reported no disabled wait"),
+        "{:?}",
+        o.verdict.reasons
+    );
+    // A scenario that turns guest_errors off: nothing to check.
+    let o = boot(
+        "psw-off",
+        &format!("{}\nexit 1", print_tap(FAILED_TAP)),
+        Scenario::new("psw-off").extra_args(["-d", "unimp"]),
+    );
+    assert_eq!(o.verdict.reasons.len(), 2, "{:?}", o.verdict.reasons);
+}
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped).
+fn ended(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // "pid (comm) S ...": the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "{what} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// "QEMU" that cannot be stopped politely: ignores SIGTERM, SIGINT and
+/// SIGHUP, writes its pid to `pid`, prints a TAP line and idles.
+fn stubborn_qemu(test: &str) -> (PathBuf, PathBuf) {
+    let pid = dir(test).join("pid");
+    let _ = fs::remove_file(&pid);
+    let qemu = fake_qemu(
+        test,
+        &format!(
+            "trap '' TERM INT HUP\necho $$ > {}.tmp; mv {0}.tmp {0}\necho 'TAP version 14'\n\
+             while :; do sleep 0.1; done",
+            pid.display()
+        ),
+    );
+    (qemu, pid)
+}
+
+fn read_pid(file: &std::path::Path) -> u32 {
+    wait_for("no pid file", Duration::from_secs(10), || file.exists());
+    fs::read_to_string(file).unwrap().trim().parse().unwrap()
+}
+
+/// Set in the child process of [`qemu_dies_with_a_killed_library_user`].
+const CHILD_ENV: &str = "ZVTEST_RUNNER_CHILD_TEST";
+
+/// In a child process only (see [`CHILD_ENV`]): runs the stubborn QEMU
+/// from a thread of its own, as a test harness does; returns at once
+/// otherwise.
+#[test]
+fn child_process_for_pdeathsig() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let (qemu, _) = stubborn_qemu("pdeathsig");
+    let scenario = Scenario::new("pdeathsig")
+        .qemu(qemu)
+        .timeout(Duration::from_secs(120));
+    let k = kernel("pdeathsig");
+    let t = std::thread::spawn(move || run(&scenario, &k, &RunOptions::default()));
+    let _ = t.join();
+}
+
+/// A process that uses the library and is killed outright (no handler
+/// can run) still takes its QEMU along: PR_SET_PDEATHSIG.
+#[test]
+fn qemu_dies_with_a_killed_library_user() {
+    let (_, pid_file) = stubborn_qemu("pdeathsig");
+    let mut user = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_for_pdeathsig", "--nocapture"])
+        .env(CHILD_ENV, "1")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let qemu = read_pid(&pid_file);
+    assert!(!ended(qemu));
+    user.kill().unwrap();
+    user.wait().unwrap();
+    // Old behaviour: QEMU ran on, reparented, until its own end.
+    wait_for("QEMU still running", Duration::from_secs(2), || ended(qemu));
+}
+
+/// A CI cancel or Ctrl-C: the runner kills QEMU, leaves nothing behind
+/// and exits 128 + the signal. Old behaviour: the runner died of the
+/// signal, QEMU ran on, and the QMP socket's directory stayed in TMPDIR.
+#[test]
+fn signals_to_the_runner_take_qemu_along() {
+    for (name, sig) in [
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGINT", libc::SIGINT),
+        ("SIGHUP", libc::SIGHUP),
+    ] {
+        let test = format!("signal-{name}");
+        let (qemu, pid_file) = stubborn_qemu(&test);
+        let tmp = dir(&test).join("tmp");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).unwrap();
+        let log = dir(&test).join("console.log");
+        let runner = Command::new(env!("CARGO_BIN_EXE_qemu-runner"))
+            .args([
+                "--quiet",
+                "--timeout",
+                "120",
+                // With a QMP connection, as a watchdog scenario has.
+                "--diag288",
+                "expire",
+                "--qemu",
+                qemu.to_str().unwrap(),
+                "--log",
+                log.to_str().unwrap(),
+                kernel(&test).to_str().unwrap(),
+            ])
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let qemu_pid = read_pid(&pid_file);
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = libc::pid_t::try_from(runner.id()).unwrap();
+        // SAFETY: kill() has no memory effects; `pid` is our running child.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let t = Instant::now();
+        let out = runner.wait_with_output().unwrap();
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{name}: {:?}",
+            t.elapsed()
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + sig), "{name}: {err}");
+        assert!(
+            err.contains(&format!("qemu-runner: {name}: stopped (1 QEMU killed)")),
+            "{err}"
+        );
+        wait_for("QEMU still running", Duration::from_secs(2), || {
+            ended(qemu_pid)
+        });
+        let left: Vec<_> = fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "{name}: left behind {left:?}");
+    }
 }

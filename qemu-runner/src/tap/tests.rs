@@ -338,4 +338,235 @@ fn flood_is_bounded() {
     let r = p.finish();
     assert_eq!(r.diagnostics.len(), MAX_KEPT_LINES);
     assert_eq!(r.other.len(), MAX_KEPT_LINES);
+    assert_eq!(r.dropped.diagnostics, 5);
+    assert_eq!(r.dropped.other, 5);
+    assert_eq!(r.lines, 2 * (MAX_KEPT_LINES as u64 + 5));
+}
+
+/// Bytes of text a report holds (what the byte budget bounds).
+fn kept_text(r: &TapReport) -> usize {
+    let lists = [&r.diagnostics, &r.other, &r.anomalies];
+    let yaml: usize = r
+        .results
+        .iter()
+        .filter_map(|t| t.yaml.as_ref())
+        .map(|y| {
+            y.lines.iter().map(String::len).sum::<usize>()
+                + y.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    lists
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(String::len)
+        .sum::<usize>()
+        + r.results.iter().map(|t| t.name.len()).sum::<usize>()
+        + yaml
+}
+
+#[test]
+fn long_lines_are_bounded_by_bytes_not_only_by_count() {
+    // Old behaviour: 10,000 kept lines of 64 KiB each, 655 MB.
+    let long = format!("# {}", "x".repeat(16 * 1024));
+    let mut p = TapParser::new();
+    for _ in 0..2000 {
+        p.feed(&long);
+        p.feed(&long[2..]);
+    }
+    let r = p.finish();
+    assert!(kept_text(&r) <= MAX_KEPT_BYTES, "{}", kept_text(&r));
+    assert_eq!(
+        r.diagnostics.len() as u64 + r.dropped.diagnostics,
+        2000,
+        "every line counted"
+    );
+    assert!(r.dropped.diagnostics > 0 && r.dropped.other > 0);
+}
+
+#[test]
+fn endless_yaml_is_bounded() {
+    let mut p = TapParser::new();
+    p.feed("not ok 1 - a");
+    p.feed("  ---");
+    p.feed("  log: |");
+    let chunk = format!("    {}", "y".repeat(8000));
+    for _ in 0..5000 {
+        p.feed(&chunk);
+    }
+    p.feed("  ...");
+    let r = p.finish();
+    let y = r.results[0].yaml.as_ref().unwrap();
+    assert!(y.closed);
+    assert!(kept_text(&r) <= MAX_KEPT_BYTES, "{}", kept_text(&r));
+    assert!(r.dropped.yaml > 0);
+}
+
+#[test]
+fn results_past_the_cap_are_counted_and_failures_kept_in_view() {
+    let mut p = TapParser::new();
+    p.feed("TAP version 14");
+    let n = MAX_KEPT_RESULTS as u32 + 100;
+    p.feed(&format!("1..{n}"));
+    for i in 1..n {
+        p.feed(&format!("ok {i} - check{i}"));
+    }
+    p.feed(&format!("not ok {n} - late.failure"));
+    p.feed("  ---");
+    p.feed("  message: m");
+    p.feed("  ...");
+    let r = p.finish();
+    assert_eq!(r.results.len(), MAX_KEPT_RESULTS);
+    assert_eq!(r.dropped.results, 100);
+    assert_eq!(r.dropped.failures, 1);
+    assert_eq!(
+        r.dropped.failure_samples,
+        [format!("not ok {n} - late.failure")]
+    );
+    assert_eq!(
+        r.counts(),
+        Summary {
+            passed: n - 1,
+            failed: 1,
+            skipped: 0
+        }
+    );
+    // The late YAML block attaches to nothing kept, and is no anomaly.
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.failures().count(), 0);
+}
+
+#[test]
+fn numbering_runs() {
+    let mut p = TapParser::new();
+    for n in [3u32, 1, 2, 2, 7, 9, 8, 0, u32::MAX] {
+        p.feed(&format!("ok {n}"));
+    }
+    p.feed("ok");
+    let r = p.finish();
+    let n = &r.numbering;
+    assert_eq!(n.highest(), u32::MAX);
+    assert_eq!(n.duplicates(), (1, &[2][..]));
+    assert_eq!(n.zeros(), 1);
+    assert!(n.out_of_order());
+    assert_eq!(n.unnumbered().0, 1);
+    assert_eq!(
+        n.missing(),
+        (u64::from(u32::MAX) - 7, vec![(4, 6), (10, u32::MAX - 1)])
+    );
+    assert_eq!(n.above(8), (2, vec![(9, 9), (u32::MAX, u32::MAX)]));
+    assert_eq!(n.above(u32::MAX), (0, vec![]));
+    assert!(!n.scattered());
+}
+
+#[test]
+fn scattered_numbers_stay_bounded() {
+    let mut p = TapParser::new();
+    for i in 0..100_000u32 {
+        p.feed(&format!("ok {}", i * 2 + 1));
+    }
+    let r = p.finish();
+    assert!(r.numbering.scattered());
+    let (count, samples) = r.numbering.missing();
+    assert!(count > 0 && samples.len() <= 5);
+}
+
+/// Lines that mean a failure, however they are spelled, fail the stream.
+#[test]
+fn disguised_failures_are_anomalies() {
+    for line in [
+        "  not ok 3 - x",
+        "NOT OK 3 - x",
+        "Not Ok 3",
+        "\tnot ok",
+        "\u{feff}not ok 3 - x",
+    ] {
+        let r = parse(&format!(
+            "TAP version 14\n1..0\n{line}\n0 passed, 0 failed, 0 skipped\n"
+        ));
+        assert!(!r.anomalies.is_empty(), "{line:?} accepted");
+        assert!(r.bail_out.is_none(), "{line:?}");
+    }
+    // The BOM one is read as the failure it is.
+    let r = parse("\u{feff}not ok 3 - x\n");
+    assert_eq!(r.counts().failed, 1);
+    for line in [
+        "bail out! x",
+        "  Bail out! x",
+        "BAIL OUT! x",
+        "\u{feff}Bail out! x",
+    ] {
+        let r = parse(&format!("TAP version 14\n{line}\n"));
+        assert_eq!(r.bail_out.as_deref(), Some("x"), "{line:?}");
+    }
+    // Words that only start the same way, and YAML lines, are not.
+    for text in [
+        "not okay\n",
+        "  nothing\n",
+        "# not ok in a comment\n",
+        "not ok 1 - a\n  ---\n  got: |\n    not ok 3 - x\n  not ok: 2\n  ...\n",
+    ] {
+        let r = parse(text);
+        assert!(r.anomalies.is_empty(), "{text:?}: {:?}", r.anomalies);
+        assert!(r.bail_out.is_none(), "{text:?}");
+    }
+}
+
+#[test]
+fn bail_out_in_the_middle_of_a_line() {
+    // A restart interrupt arrived while "ok 6 - pgm.restart" was being written.
+    let r = parse(
+        "TAP version 14\n1..6\nok 5 - pgm.a\nok 6 - pgm.Bail out! unexpected restart interrupt\n\
+         0 passed, 0 failed, 0 skipped\n",
+    );
+    assert_eq!(r.bail_out.as_deref(), Some("unexpected restart interrupt"));
+    assert_eq!(r.results.len(), 1, "the cut result is not a pass");
+    assert_eq!(r.counts().passed, 1);
+    assert!(
+        r.anomalies[0].contains("\"ok 6 - pgm.\" was cut off"),
+        "{:?}",
+        r.anomalies
+    );
+    // Inside a diagnostic or a YAML block alike.
+    let r = parse("# heap: 12Bail out! panic: x\n");
+    assert_eq!(r.bail_out.as_deref(), Some("panic: x"));
+    assert!(r.diagnostics.is_empty());
+    let r = parse("not ok 1 - a\n  ---\n  got: 0x1Bail out! unexpected restart interrupt\n");
+    assert_eq!(r.bail_out.as_deref(), Some("unexpected restart interrupt"));
+    assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
+}
+
+#[test]
+fn cut_lines_are_anomalies() {
+    let mut p = TapParser::new();
+    p.feed("ok 1 - a");
+    p.line_was_cut(8, 100);
+    let r = p.finish();
+    assert_eq!(r.dropped.cut_lines, 1);
+    assert_eq!(
+        r.anomalies,
+        ["console line 1 was 108 bytes long: cut after 8"]
+    );
+}
+
+#[test]
+fn a_diagnostics_flood_does_not_push_out_results() {
+    let mut p = TapParser::new();
+    let long = format!("# {}", "d".repeat(16 * 1024));
+    for _ in 0..1000 {
+        p.feed(&long);
+    }
+    p.feed("not ok 1 - css.inventory");
+    p.feed("  ---");
+    p.feed("  message: m");
+    p.feed("  ...");
+    let r = p.finish();
+    assert!(r.dropped.diagnostics > 0);
+    assert_eq!(r.results.len(), 1);
+    assert_eq!(
+        r.results[0].yaml.as_ref().unwrap().get("message"),
+        Some("m")
+    );
 }
