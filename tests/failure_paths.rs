@@ -20,6 +20,7 @@ fn injected_failure() {
         o.tap.failures().any(|r| r.name == "inject.fail"),
         "`not ok ... - inject.fail`",
     );
+    check_wait_address(&o, 0x0bad_0002);
     check_summary(&o);
 }
 
@@ -76,6 +77,7 @@ fn unknown_option_is_rejected() {
         failure_text(&o).contains("bogus"),
         "the failure to name the option `bogus`",
     );
+    check_wait_address(&o, 0x0dea_d008);
     check_summary(&o);
 }
 
@@ -88,12 +90,25 @@ fn heap_exhaustion_is_reported() {
         failure_text(&o).contains("heap"),
         "the failure to mention the heap",
     );
+    check_wait_address(&o, 0x0dea_d006);
     check_summary(&o);
 }
 
-/// What QEMU's console shows of a bail-out for an interrupt nobody owns.
+/// The wait PSW's address, as QEMU printed it (`-d guest_errors`).
+#[track_caller]
+fn check_wait_address(o: &qemu_runner::Outcome, address: u64) {
+    check(
+        o,
+        o.wait_psw.map(|(_, a)| a) == Some(address),
+        &format!("the wait PSW address {address:#x}, not {:?}", o.wait_psw),
+    );
+}
+
+/// What QEMU's console shows of a bail-out for an interrupt nobody owns,
+/// ending at 0x0dead000 + 2 × 1.
 #[track_caller]
 fn bails_out_with(o: &qemu_runner::Outcome, says: &str) {
+    check_wait_address(o, 0x0dea_d002);
     check(o, !o.passed(), "FAIL");
     check(
         o,
@@ -159,6 +174,7 @@ fn no_storage_information_is_reported() {
 }
 
 fn bails_out_with_no_psw(o: &qemu_runner::Outcome) {
+    check_wait_address(o, 0x0dea_d00a);
     check(o, !o.passed(), "FAIL");
     check(
         o,

@@ -263,6 +263,11 @@ fn too_little_storage_is_named() {
             .is_some_and(|b| b.contains("5 MiB of storage is too little: zvtest needs at least")),
         "a Bail out naming the storage needed",
     );
+    check(
+        &o,
+        o.wait_psw.map(|(_, a)| a) == Some(0x0dea_d00c),
+        "the wait PSW address 0x0dead00c (too little storage)",
+    );
     check_summary(&o);
 }
 

@@ -126,10 +126,10 @@ impl<C> Check<C> {
 }
 
 /// Why the command line's selection cannot run, if it cannot: a selector
-/// of `only=` or `skip=` that names none of the regular checks `names` (a
-/// typo must never silently run a different selection), or a selection
-/// that leaves no check at all.
-pub fn selection_error(cfg: &Config, names: &[&str]) -> Option<String> {
+/// of `only=` or `skip=` that names none of the checks `names` nor of the
+/// fault-injection checks `injected` (a typo must never silently run a
+/// different selection), or a selection that leaves none of `names`.
+pub fn selection_error(cfg: &Config, names: &[&str], injected: &[&str]) -> Option<String> {
     let groups = || {
         let mut g: alloc::vec::Vec<&str> = names
             .iter()
@@ -141,7 +141,7 @@ pub fn selection_error(cfg: &Config, names: &[&str]) -> Option<String> {
     for (option, selectors) in [("only", &cfg.only), ("skip", &cfg.skip)] {
         if let Some(s) = selectors
             .iter()
-            .find(|s| !names.iter().any(|n| selects(s, n)))
+            .find(|s| !names.iter().chain(injected).any(|n| selects(s, n)))
         {
             return Some(crate::format!(
                 "{}={} selects no check (names are group.check, in lower case; groups: {})",
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn selections_that_select_nothing_are_refused() {
         let names = ["pgm.operation", "pgm.addressing", "heap.stress", "boot.svc"];
-        let err = |line: &[u8]| selection_error(&parse(line).unwrap(), &names);
+        let err = |line: &[u8]| selection_error(&parse(line).unwrap(), &names, &["inject.fail"]);
         for fine in [
             &b""[..],
             b"only=pgm",
@@ -194,6 +194,7 @@ mod tests {
             b"skip=heap",
             b"only=*.s?c",
             b"inject=fail only=pgm",
+            b"inject=fail only=pgm,inject.fail",
         ] {
             assert_eq!(err(fine), None, "{:?}", core::str::from_utf8(fine));
         }

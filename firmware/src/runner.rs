@@ -218,12 +218,10 @@ extern "C" fn zvtest_main() -> ! {
         Ok(cfg) => cfg,
         Err(e) => bail_out(Abort::CommandLine, &crate::format!("command line: {}", e)),
     };
-    let regular: Vec<&str> = suites::ALL
-        .iter()
-        .filter(|c| c.inject.is_none())
-        .map(|c| c.name)
-        .collect();
-    if let Some(why) = selection_error(&cfg, &regular) {
+    let (injected, regular): (Vec<&Check<Machine>>, Vec<&Check<Machine>>) =
+        suites::ALL.iter().partition(|c| c.inject.is_some());
+    let names = |checks: &[&Check<Machine>]| checks.iter().map(|c| c.name).collect::<Vec<_>>();
+    if let Some(why) = selection_error(&cfg, &names(&regular), &names(&injected)) {
         bail_out(
             Abort::CommandLine,
             &crate::format!("command line: {}", why.as_str()),

@@ -106,6 +106,7 @@ pub fn abort_reason(code: u64) -> Option<&'static str> {
         3 => "panic",
         4 => "command line",
         5 => "no storage information",
+        6 => "too little storage",
         _ => return None,
     })
 }
@@ -117,10 +118,12 @@ fn abort_code_of(bail_out: &str) -> Option<u64> {
         Some(1)
     } else if b.starts_with("panic") {
         Some(3)
-    } else if b.starts_with("command line") {
+    } else if b.starts_with("command line") || b.starts_with("QEMU passed no command line") {
         Some(4)
-    } else if b.starts_with("SCLP Read SCP Info") || b.starts_with("no free storage") {
+    } else if b.starts_with("SCLP Read SCP Info") {
         Some(5)
+    } else if b.contains("of storage is too little") {
+        Some(6)
     } else {
         None
     }
