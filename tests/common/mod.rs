@@ -112,6 +112,16 @@ pub fn check_ran(o: &Outcome, name: &str) {
     );
 }
 
+/// A `Bail out!` whose reason contains `says`.
+#[track_caller]
+pub fn check_bail_out(o: &Outcome, says: &str) {
+    check(
+        o,
+        o.tap.bail_out.as_deref().is_some_and(|b| b.contains(says)),
+        &format!("a Bail out saying {says:?}, not {:?}", o.tap.bail_out),
+    );
+}
+
 /// Where the firmware reports failures: the verdict's reasons (bail-out
 /// reason, `not ok` lines with their message) and the failing YAML blocks.
 /// Boot diagnostics such as `# heap: ...` and the echoed command line are
