@@ -145,8 +145,9 @@ fn parse_seconds(v: &str) -> Result<Duration, String> {
 }
 
 /// On SIGINT, SIGTERM or SIGHUP (Ctrl-C, a CI cancel, a closed terminal):
-/// kill QEMU and exit 128 + the signal. QEMU's socket is an abstract name
-/// and the log is written line by line, so nothing is left to clean up.
+/// kill QEMU and exit 128 + the signal. QEMU's QMP socket has no name (a
+/// socket pair) and the log is written line by line, so nothing is left to
+/// clean up.
 /// (QEMU also dies with us by PR_SET_PDEATHSIG, even on SIGKILL.)
 fn exit_on_signals() -> std::io::Result<()> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;

@@ -4,10 +4,10 @@
 //! firmware says it is ready, sends its other commands when their console
 //! lines appear, and, when asked, records QEMU's events until it ends.
 //!
-//! QEMU listens on a Unix socket in Linux's abstract namespace
-//! ([`QmpSocket`]: nothing on disk that a killed runner could leave
-//! behind). The runner connects while the guest boots and does the
-//! `qmp_capabilities` handshake. The console thread tells the job the first appearance of
+//! QEMU talks QMP over one end of a socket pair it inherits
+//! ([`QmpSocket`]: nothing on disk that a killed runner could leave behind,
+//! nothing another process could connect to). The runner does the
+//! `qmp_capabilities` handshake while the guest boots. The console thread tells the job the first appearance of
 //! each line it waits for. On [`READY_LINE`] the job sends `device_add` /
 //! `device_del` in order (after each `device_del` it waits for the
 //! `DEVICE_DELETED` event of that device); on the line of a
@@ -17,8 +17,8 @@
 use crate::json::{self, Value};
 use crate::scenario::{HotplugStep, LineCommand};
 use std::io::{self, Read, Write};
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -160,7 +160,7 @@ pub struct Client<L: FnMut(String)> {
 }
 
 impl<L: FnMut(String)> Client<L> {
-    /// Connects to `path`, retrying while QEMU has not created it yet,
+    /// Connects to `path`, retrying while nothing listens there yet,
     /// until `deadline` or until `give_up()` says the run is over.
     pub fn connect(
         path: &Path,
@@ -168,34 +168,12 @@ impl<L: FnMut(String)> Client<L> {
         give_up: impl Fn() -> bool,
         log: L,
     ) -> Result<Self, String> {
-        let addr = SocketAddr::from_pathname(path)
-            .map_err(|e| format!("QMP socket {}: {e}", path.display()))?;
-        Self::connect_addr(&addr, deadline, give_up, log)
-    }
-
-    /// [`Client::connect`] to any Unix socket address (an abstract name too).
-    pub fn connect_addr(
-        addr: &SocketAddr,
-        deadline: Instant,
-        give_up: impl Fn() -> bool,
-        log: L,
-    ) -> Result<Self, String> {
-        let name = describe_addr(addr);
+        let name = path.display();
         loop {
-            match UnixStream::connect_addr(addr) {
+            match UnixStream::connect(path) {
                 Ok(stream) => {
-                    // A QEMU that stops reading must not block us forever.
-                    stream
-                        .set_write_timeout(Some(TIMEOUT))
-                        .map_err(|e| format!("QMP socket {name}: {e}"))?;
-                    return Ok(Client {
-                        stream,
-                        buf: Vec::new(),
-                        events: Vec::new(),
-                        seen: Vec::new(),
-                        timeout: TIMEOUT,
-                        log,
-                    });
+                    return Self::from_stream(stream, log)
+                        .map_err(|e| format!("QMP socket {name}: {e}"))
                 }
                 Err(e) if give_up() => {
                     return Err(format!("QMP connect {name}: {e} (QEMU ended first)"))
@@ -209,6 +187,20 @@ impl<L: FnMut(String)> Client<L> {
                 Err(_) => thread::sleep(POLL),
             }
         }
+    }
+
+    /// A client on a connected stream (QEMU's end of a socket pair).
+    pub fn from_stream(stream: UnixStream, log: L) -> io::Result<Self> {
+        // A QEMU that stops reading must not block us forever.
+        stream.set_write_timeout(Some(TIMEOUT))?;
+        Ok(Client {
+            stream,
+            buf: Vec::new(),
+            events: Vec::new(),
+            seen: Vec::new(),
+            timeout: TIMEOUT,
+            log,
+        })
     }
 
     /// How long each reply and `DEVICE_DELETED` event may take (default
@@ -365,58 +357,50 @@ pub enum Deleted {
 
 const CLOSED: &str = "QEMU closed the connection";
 
-/// QEMU's QMP socket: a Linux abstract-namespace name (QEMU >= 6.2),
-/// so nothing is created on disk and nothing is left behind when the
-/// runner is killed. Such a socket has no file permissions: any process in
-/// our network namespace could connect, so the name is random (128 bits)
-/// and the runner connects as soon as QEMU listens (QEMU serves one QMP
-/// client at a time).
+/// QEMU's QMP connection: one end of a socket pair, the other inherited
+/// by QEMU (`-chardev socket,fd=N`). It has no name, so no other process
+/// can reach it, nothing is created on disk, and it is gone with the two
+/// processes however they end.
 pub(crate) struct QmpSocket {
-    pub name: String,
+    ours: UnixStream,
+    theirs: OwnedFd,
 }
 
 /// The QEMU id of the chardev that carries QMP.
 const CHARDEV: &str = "zvtest-qmp";
 
 impl QmpSocket {
-    /// `zvtest-qmp-<pid>-<32 random hex digits>`.
+    /// A connected pair, both ends close-on-exec: the child clears that
+    /// flag on its end only (see [`QmpSocket::child_fd`]), so QEMUs started
+    /// by other threads meanwhile never inherit it.
     pub fn new() -> io::Result<Self> {
-        let mut random = [0u8; 16];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut random))
-            .map_err(|e| io::Error::new(e.kind(), format!("QMP socket name: /dev/urandom: {e}")))?;
-        let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        // std makes both ends close-on-exec.
+        let (ours, theirs) = UnixStream::pair()
+            .map_err(|e| io::Error::new(e.kind(), format!("QMP socket pair: {e}")))?;
         Ok(QmpSocket {
-            name: format!("{CHARDEV}-{}-{hex}", std::process::id()),
+            ours,
+            theirs: theirs.into(),
         })
     }
 
-    /// QEMU's options: a listening abstract socket chardev, and QMP on it.
+    /// The descriptor QEMU inherits (the same number in the child).
+    pub fn child_fd(&self) -> RawFd {
+        self.theirs.as_raw_fd()
+    }
+
+    /// QEMU's options: a socket chardev on the inherited descriptor, and QMP on it.
     pub fn qemu_args(&self) -> [String; 4] {
         [
             "-chardev".into(),
-            format!(
-                "socket,id={CHARDEV},path={},server=on,wait=off,abstract=on",
-                self.name
-            ),
+            format!("socket,id={CHARDEV},fd={},server=off", self.child_fd()),
             "-mon".into(),
             format!("chardev={CHARDEV},mode=control"),
         ]
     }
 
-    pub fn addr(&self) -> io::Result<SocketAddr> {
-        SocketAddr::from_abstract_name(self.name.as_bytes())
-    }
-}
-
-/// A socket address for messages: its path, or `@name` for an abstract one.
-fn describe_addr(addr: &SocketAddr) -> String {
-    if let Some(p) = addr.as_pathname() {
-        p.display().to_string()
-    } else if let Some(n) = addr.as_abstract_name() {
-        format!("@{}", String::from_utf8_lossy(n))
-    } else {
-        "(unnamed)".into()
+    /// Our end, once QEMU has its own (ours closes the child's copy).
+    pub fn into_stream(self) -> UnixStream {
+        self.ours
     }
 }
 
@@ -473,7 +457,7 @@ impl Job {
 /// events until QEMU closes the connection. `ended` is set (and `lines`'
 /// sender dropped) when QEMU is gone; `log` receives the QMP traffic.
 pub(crate) fn spawn(
-    socket: SocketAddr,
+    socket: UnixStream,
     job: Job,
     lines: Receiver<String>,
     ended: Arc<AtomicBool>,
@@ -481,14 +465,14 @@ pub(crate) fn spawn(
 ) -> io::Result<thread::JoinHandle<Report>> {
     thread::Builder::new()
         .name("qmp".into())
-        .spawn(move || perform(&socket, &job, &lines, &ended, log))
+        .spawn(move || perform(socket, &job, &lines, &ended, log))
 }
 
 /// How long one read waits while only events are awaited.
 const LISTEN_POLL: Duration = Duration::from_millis(100);
 
 fn perform(
-    socket: &SocketAddr,
+    socket: UnixStream,
     job: &Job,
     lines: &Receiver<String>,
     ended: &AtomicBool,
@@ -498,22 +482,19 @@ fn perform(
     let sink = move |line: String| {
         let _ = log.send(line);
     };
-    let give_up = || ended.load(Ordering::Relaxed);
-    // Watching only: QEMU may be done before we are connected; then there
-    // were no events to see, and that is for the caller to judge.
     let watch_only = job.steps.is_empty() && job.commands.is_empty();
-    let client = match Client::connect_addr(socket, Instant::now() + TIMEOUT, give_up, sink) {
+    let client = match Client::from_stream(socket, sink) {
         Ok(c) => c,
         Err(e) => {
-            if !(watch_only && give_up()) {
-                report.errors.push(e);
-            }
+            report.errors.push(format!("QMP socket: {e}"));
             return report;
         }
     };
     let mut client = client.timeout(job.timeout);
     if let Err(e) = client.handshake() {
-        if !(watch_only && give_up() && e.contains(CLOSED)) {
+        // Watching only: a QEMU that ended before it spoke QMP sent no
+        // events, and that is for the caller to judge.
+        if !(watch_only && e.contains(CLOSED)) {
             report.errors.push(e);
         }
         return report;
@@ -812,8 +793,10 @@ mod tests {
         TestSocket { dir, path }
     }
 
-    fn addr(path: &Path) -> SocketAddr {
-        SocketAddr::from_pathname(path).unwrap()
+    /// A stream to the fake server listening at `path` (QEMU's end of the
+    /// pair, in the runner).
+    fn addr(path: &Path) -> UnixStream {
+        UnixStream::connect(path).unwrap()
     }
 
     fn rng(bus: &str) -> CcwDevice {
@@ -1257,38 +1240,40 @@ mod tests {
     }
 
     #[test]
-    fn abstract_sockets_are_random_and_reachable() {
-        let a = QmpSocket::new().unwrap();
-        let b = QmpSocket::new().unwrap();
-        assert_ne!(a.name, b.name);
-        assert!(a
-            .name
-            .starts_with(&format!("zvtest-qmp-{}-", std::process::id())));
-        assert_eq!(a.name.len(), b.name.len());
-        let args = a.qemu_args();
-        assert_eq!(args[0], "-chardev");
+    fn the_socket_pair_has_no_name_and_one_inheritable_end() {
+        let pair = QmpSocket::new().unwrap();
+        let fd = pair.child_fd();
         assert_eq!(
-            args[1],
-            format!(
-                "socket,id=zvtest-qmp,path={},server=on,wait=off,abstract=on",
-                a.name
-            )
+            pair.qemu_args(),
+            [
+                "-chardev".to_string(),
+                format!("socket,id=zvtest-qmp,fd={fd},server=off"),
+                "-mon".into(),
+                "chardev=zvtest-qmp,mode=control".into(),
+            ]
         );
-        assert_eq!(args[2..], ["-mon", "chardev=zvtest-qmp,mode=control"]);
-        // Nothing on disk; a client finds the listener by name.
-        let listener = UnixListener::bind_addr(&a.addr().unwrap()).unwrap();
-        let client = Client::connect_addr(
-            &a.addr().unwrap(),
-            Instant::now() + TIMEOUT,
-            || false,
-            |_| {},
-        );
-        assert!(client.is_ok());
-        drop(listener);
-        let err = Client::connect_addr(&b.addr().unwrap(), Instant::now(), || false, |_| {})
-            .err()
-            .unwrap();
-        assert!(err.contains(&format!("@{}", b.name)), "{err}");
+        // Both ends are close-on-exec until the child clears its own.
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+        // QEMU's end, as QEMU would use it.
+        // SAFETY: the duplicate is a new descriptor we own.
+        let theirs = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(libc::dup(fd)) };
+        let mut ours = Client::from_stream(pair.into_stream(), |_| {}).unwrap();
+        let mut w = theirs.try_clone().unwrap();
+        writeln!(
+            w,
+            "{{\"QMP\": {{\"version\": {{}}, \"capabilities\": []}}}}"
+        )
+        .unwrap();
+        writeln!(w, "{{\"return\": {{}}}}").unwrap();
+        assert_eq!(ours.handshake(), Ok(()));
+        let mut sent = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&theirs), &mut sent).unwrap();
+        assert_eq!(sent.trim(), r#"{"execute": "qmp_capabilities"}"#);
+        drop((w, theirs));
+        let err = ours.next(Instant::now() + TIMEOUT).unwrap_err();
+        assert!(err.contains(CLOSED), "{err}");
     }
 
     #[test]

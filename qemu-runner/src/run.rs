@@ -8,6 +8,7 @@ use crate::version::QemuVersion;
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::fd::RawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -246,13 +247,21 @@ pub fn kill_running_qemus() -> usize {
 struct Qemu(Child);
 
 impl Qemu {
-    fn spawn(command: &mut Command) -> io::Result<Self> {
+    /// Starts `command`; `inherit` is a close-on-exec descriptor QEMU is
+    /// to keep (its end of the QMP socket pair).
+    fn spawn(command: &mut Command, inherit: Option<RawFd>) -> io::Result<Self> {
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and
-        // calls only prctl() and getppid(), which are async-signal-safe,
-        // and builds its error without allocating.
+        // calls only fcntl(), prctl() and getppid(), which are
+        // async-signal-safe, and builds its error without allocating.
         unsafe {
             command.pre_exec(move || {
+                // Only this child keeps the descriptor across exec.
+                if let Some(fd) = inherit {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 // QEMU gets SIGKILL when the thread that spawned it ends,
                 // even by SIGKILL of the whole process: nothing else can
                 // stop a paused or spinning QEMU then. run() reaps QEMU
@@ -346,8 +355,8 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
 
     let mut args = scenario.qemu_args(kernel);
     let psw_reported = reports_wait_psw(&args);
-    // Hot plug, commands on console lines and events: QEMU serves QMP on a
-    // socket of its own; we connect as it boots.
+    // Hot plug, commands on console lines and events: QEMU talks QMP over
+    // a socket pair whose other end it inherits.
     let qmp_socket =
         if scenario.hotplug.is_empty() && scenario.line_commands.is_empty() && !scenario.qmp_events
         {
@@ -367,6 +376,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
+        qmp_socket.as_ref().map(QmpSocket::child_fd),
     )
     .map_err(|e| {
         io::Error::new(
@@ -398,7 +408,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         stderr: StderrFacts::default(),
     };
     let ended = Arc::new(AtomicBool::new(false));
-    let job = match &qmp_socket {
+    let job = match qmp_socket {
         None => None,
         Some(socket) => {
             let (lines_tx, lines_rx) = mpsc::channel();
@@ -414,7 +424,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             console.triggered = Some(lines_tx);
             console.qmp_log = Some(log_rx);
             Some(qmp::spawn(
-                socket.addr()?,
+                socket.into_stream(),
                 job,
                 lines_rx,
                 Arc::clone(&ended),

@@ -286,13 +286,26 @@ fn hotplug_script(test: &str, ready: bool) -> String {
     qmp_script(test, lines)
 }
 
-/// "QEMU" for QMP: writes its QMP socket path to `qmp-path`, waits for
-/// the test to listen there (file `listening`), prints TAP with `lines`
-/// in it, then, if there were any, waits for the test to finish its QMP
-/// script (file `done`) before the rest.
+/// Shell for "QEMU"'s QMP side: its end of the socket pair (`fd=N`, kept
+/// across exec by the runner) bridged by two `cat`s to the FIFOs `qmp-in`
+/// and `qmp-out` in `d`, announced by the file `qmp-path`.
+fn qmp_bridge(d: &impl std::fmt::Display) -> String {
+    format!(
+        "for a in \"$@\"; do case \"$a\" in socket,id=zvtest-qmp,*) f=\"${{a#*,fd=}}\"; n=\"${{f%%,*}}\";; esac; done\n\
+         if [ -n \"$n\" ]; then mkfifo {d}/qmp-in {d}/qmp-out; \
+         bash -c 'cat <&\"$0\" >\"$1\" 2>/dev/null & cat \"$2\" >&\"$0\" 2>/dev/null &' \"$n\" {d}/qmp-in {d}/qmp-out; \
+         : > {d}/qmp-path; fi"
+    )
+}
+
+/// "QEMU" for QMP: bridges its end of the QMP socket pair (`fd=N`) to two
+/// FIFOs, `qmp-in` (from the runner) and `qmp-out` (to it), says so with
+/// the file `qmp-path`, waits for the test to open them (file
+/// `listening`), prints TAP with `lines` in it, then, if there were any,
+/// waits for the test to finish its QMP script (file `done`) before the rest.
 fn qmp_script(test: &str, lines: &[&str]) -> String {
     let d = dir(test);
-    for f in ["qmp-path", "listening", "done"] {
+    for f in ["qmp-path", "listening", "done", "qmp-in", "qmp-out"] {
         let _ = fs::remove_file(d.join(f));
     }
     let d = d.display();
@@ -304,10 +317,10 @@ fn qmp_script(test: &str, lines: &[&str]) -> String {
         .map(|l| format!("printf '%s\\n' '{}'\n", l.replace('\'', "'\\''")))
         .collect();
     format!(
-        "for a in \"$@\"; do case \"$a\" in socket,id=zvtest-qmp,*) p=\"${{a#*,path=}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path.tmp; mv {d}/qmp-path.tmp {d}/qmp-path;; esac; done\n\
-         {}\n\
+        "{}\n{}\n\
          echo 'TAP version 14'\necho '1..1'\n{echo}{}\n\
          echo 'ok 1 - css.hotplug'\necho '1 passed, 0 failed, 0 skipped'",
+        qmp_bridge(&d),
         wait("listening"),
         if lines.is_empty() {
             String::new()
@@ -317,54 +330,98 @@ fn qmp_script(test: &str, lines: &[&str]) -> String {
     )
 }
 
+/// A FIFO read without blocking past a deadline, a line at a time.
+struct FifoLines {
+    file: fs::File,
+    buf: Vec<u8>,
+    deadline: Instant,
+}
+
+impl FifoLines {
+    fn open(path: &std::path::Path, deadline: Instant) -> Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        FifoLines {
+            file,
+            buf: Vec::new(),
+            deadline,
+        }
+    }
+
+    /// The next line, or None at end of file; panics at the deadline.
+    fn next_line(&mut self) -> Option<String> {
+        use std::io::Read;
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            let mut chunk = [0u8; 4096];
+            match self.file.read(&mut chunk) {
+                Ok(0) if !self.buf.is_empty() || Instant::now() >= self.deadline => return None,
+                // No writer yet, or none right now: wait.
+                Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < self.deadline,
+                        "no QMP line from the runner"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("reading the QMP FIFO: {e}"),
+            }
+        }
+    }
+}
+
+/// Opens a FIFO for writing once its reader is there, within the deadline.
+fn fifo_writer(path: &std::path::Path, deadline: Instant) -> fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => return f,
+            // ENXIO: no reader yet.
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+}
+
 /// Plays QEMU's QMP side: greeting, then for each received line the next
 /// scripted reply. Returns the lines received.
 fn qmp_server(test: &str, replies: Vec<&'static str>) -> std::thread::JoinHandle<Vec<String>> {
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixListener};
+    use std::io::Write;
     let d = dir(test);
     std::thread::spawn(move || {
-        let path_file = d.join("qmp-path");
         let t = Instant::now();
-        while !path_file.exists() {
+        while !d.join("qmp-path").exists() {
             assert!(
                 t.elapsed() < Duration::from_secs(10),
-                "no -qmp argument seen"
+                "no QMP socket pair end (fd=) seen"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        // QEMU's QMP socket is an abstract name: nothing on disk.
-        let name = fs::read_to_string(&path_file).unwrap();
-        assert!(!name.trim().is_empty(), "empty QMP socket name");
-        let addr = SocketAddr::from_abstract_name(name.trim()).unwrap();
-        let listener = UnixListener::bind_addr(&addr).unwrap();
+        let deadline = t + Duration::from_secs(30);
+        let mut lines = FifoLines::open(&d.join("qmp-in"), deadline);
+        let mut w = fifo_writer(&d.join("qmp-out"), deadline);
         fs::write(d.join("listening"), "").unwrap();
-        // Never wait forever: a runner that does not connect fails the test.
-        listener.set_nonblocking(true).unwrap();
-        let conn = loop {
-            match listener.accept() {
-                Ok((conn, _)) => break conn,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(t.elapsed() < Duration::from_secs(30), "no QMP connection");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                Err(e) => panic!("accept: {e}"),
-            }
-        };
-        conn.set_nonblocking(false).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut w = conn.try_clone().unwrap();
         writeln!(
             w,
             "{{\"QMP\": {{\"version\": {{}}, \"capabilities\": []}}}}\r"
         )
         .unwrap();
         let mut got = Vec::new();
-        let mut lines = BufReader::new(conn).lines();
         for reply in replies {
-            let Some(Ok(line)) = lines.next() else { break };
+            let Some(line) = lines.next_line() else { break };
             got.push(line);
             write!(w, "{reply}").unwrap();
         }
@@ -415,8 +472,8 @@ fn hotplug_steps_run_after_the_ready_line() {
             .iter()
             .position(|a| a == "-chardev")
             .expect("a second -chardev");
-    assert!(o.command[qmp_arg + 1].starts_with("socket,id=zvtest-qmp,path=zvtest-qmp-"));
-    assert!(o.command[qmp_arg + 1].ends_with(",server=on,wait=off,abstract=on"));
+    assert!(o.command[qmp_arg + 1].starts_with("socket,id=zvtest-qmp,fd="));
+    assert!(o.command[qmp_arg + 1].ends_with(",server=off"));
     assert!(o
         .command
         .windows(2)
@@ -505,7 +562,10 @@ fn qmp_commands_run_once_on_their_lines() {
     assert!(o.qmp_commands_done);
     assert!(!o.hotplug_done);
     assert_eq!(got, [r#"{"execute": "qmp_capabilities"}"#, BALLOON, STOP]);
-    assert!(o.command.iter().any(|a| a.ends_with("abstract=on")));
+    assert!(o
+        .command
+        .iter()
+        .any(|a| a.starts_with("socket,id=zvtest-qmp,fd=")));
     // No word on the firmware's command line.
     assert_eq!(
         append_of(&o),
@@ -709,7 +769,7 @@ fn data_dir_reaches_qemu() {
 /// has sent its events (file `done`), and passes or fails with it.
 fn watchdog_script(test: &str, result: &str) -> String {
     let d = dir(test);
-    for f in ["qmp-path", "listening", "done"] {
+    for f in ["qmp-path", "listening", "done", "qmp-in", "qmp-out"] {
         let _ = fs::remove_file(d.join(f));
     }
     let d = d.display();
@@ -717,10 +777,10 @@ fn watchdog_script(test: &str, result: &str) -> String {
         format!("i=0; while [ ! -f {d}/{f} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done")
     };
     format!(
-        "for a in \"$@\"; do case \"$a\" in socket,id=zvtest-qmp,*) p=\"${{a#*,path=}}\"; echo \"${{p%%,*}}\" > {d}/qmp-path.tmp; mv {d}/qmp-path.tmp {d}/qmp-path;; esac; done\n\
-         {}\n\
+        "{}\n{}\n\
          echo 'TAP version 14'\necho '1..1'\necho '# zvtest: diag288 armed for 15 s'\n{}\n\
          echo '{result}'\necho '1 passed, 0 failed, 0 skipped'",
+        qmp_bridge(&d),
         wait("listening"),
         wait("done"),
     )
@@ -750,7 +810,10 @@ fn watchdog_event_is_recorded() {
     let has = |pair: [&str; 2]| o.command.windows(2).any(|w| w == pair);
     assert!(has(["-device", "diag288"]));
     assert!(has(["-action", "watchdog=inject-nmi"]));
-    assert!(o.command.iter().any(|a| a.ends_with("abstract=on")));
+    assert!(o
+        .command
+        .iter()
+        .any(|a| a.starts_with("socket,id=zvtest-qmp,fd=")));
     assert!(
         append_of(&o).contains(" diag288=expire"),
         "{}",
