@@ -54,6 +54,20 @@ fn no_devices() {
             .any(|d| d.starts_with("channel subsystem: 0 devices")),
         "an inventory of 0 devices",
     );
+    // SENSE ID had nothing to identify: that is a skip, not a pass.
+    let why = match o
+        .tap
+        .result("css.sense-id")
+        .and_then(|r| r.directive.as_ref())
+    {
+        Some(Directive::Skip(why)) => why.as_str(),
+        _ => "",
+    };
+    check(
+        &o,
+        why == "no device in the channel subsystem",
+        &format!("css.sense-id skipped for want of a device, not {why:?}"),
+    );
 }
 
 #[test]

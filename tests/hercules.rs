@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use zvtest_firmware::tap::Tally;
+use zvtest_firmware::verdict;
 
 const HERCULES_ENV: &str = "ZVTEST_HERCULES";
 const INSTALL: &str = "apt-get install -y hercules";
@@ -37,18 +39,6 @@ LPARNAME   ZVTEST
 000C       3505    zvtest.deck ebcdic intrq
 000D       3505    spare.deck ebcdic intrq
 ";
-
-/// The firmware's wait codes off QEMU (firmware/src/verdict.rs).
-const WAIT_PASS: u64 = 0x600d_0000;
-const WAIT_FAIL: u64 = 0x0bad_0000;
-const WAIT_ABORT: u64 = 0x0dea_d000;
-const ABORT_REASONS: [&str; 5] = [
-    "unexpected interrupt",
-    "main returned",
-    "panic",
-    "command line",
-    "no storage information",
-];
 
 /// Checks that fail under Hercules 3.13 for reasons other than the entry
 /// path: (name, text its failure must contain, why). A failure not listed
@@ -284,22 +274,24 @@ fn console(log: &str) -> String {
     out
 }
 
-/// The wait address the firmware must end with, off QEMU, for this report.
+/// The wait address the firmware must end with, off QEMU, for this report
+/// (the firmware's own rule).
 fn expected_wait(tap: &TapReport) -> u64 {
-    let failed = tap.counts().failed;
-    if failed == 0 {
-        WAIT_PASS
-    } else {
-        WAIT_FAIL | u64::from(failed.min(0x7fff)) << 1
-    }
+    let c = tap.counts();
+    let tally = Tally {
+        passed: c.passed,
+        failed: c.failed,
+        skipped: c.skipped,
+    };
+    verdict::wait_address(false, tally, None)
 }
 
 fn abort_reason(address: u64) -> Option<&'static str> {
-    let reason = address.checked_sub(WAIT_ABORT)? / 2;
-    ABORT_REASONS
-        .get(usize::try_from(reason).ok()?.checked_sub(1)?)
-        .copied()
-        .filter(|_| address & 1 == 0)
+    let r = address.checked_sub(verdict::WAIT_ABORT)?;
+    if r & 1 != 0 {
+        return None;
+    }
+    verdict::Abort::from_code(r / 2).map(verdict::Abort::name)
 }
 
 #[test]

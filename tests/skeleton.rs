@@ -197,46 +197,45 @@ fn line_mode_console_reads_right() {
     check_summary(&o);
 }
 
-/// The image tells QEMU its parameter area holds 2943 characters: such a
-/// command line arrives whole, one longer is QEMU's own error (it used to
-/// be dropped in silence and the run passed with the defaults).
-#[test]
-fn long_command_lines_arrive_or_are_refused_by_qemu() {
-    // seed= with 2800 leading zeros is the number 1.
-    let seed = format!("seed={}1", "0".repeat(2800));
-    let o = boot(
-        &scenario("append-long").append(format!("only=boot.vectors {seed}")),
-        &elf(),
-    );
-    assert_pass(&o);
-    check(
-        &o,
-        o.tap
-            .diagnostics
-            .iter()
-            .any(|d| d.ends_with(&format!("{seed}'"))),
-        "the whole command line echoed",
-    );
-    // Longer than the runner passes: QEMU is started by hand.
-    let long = format!("only=boot.vectors seed={}1", "0".repeat(3000));
-    let mut args = scenario("append-too-long").qemu_args(&elf());
+/// QEMU started by hand with `line` as the whole `-append` (the runner
+/// refuses to pass what the image cannot hold).
+fn boot_by_hand_with(tag: &str, line: &str) -> std::process::Output {
+    let mut args = scenario(tag).qemu_args(&elf());
     let at = args
         .iter()
         .position(|a| a == "-append")
-        .map_or(args.len(), |i| i + 1);
-    if at == args.len() {
-        args.push("-append".into());
-        args.push(long.clone().into());
-    } else {
-        args[at] = long.clone().into();
-    }
-    let out = common::run_qemu_by_hand(&args);
+        .expect("the runner always passes -append");
+    args[at + 1] = line.into();
+    common::run_qemu_by_hand(&args)
+}
+
+/// `only=boot.vectors seed=000...01` of exactly `len` characters.
+fn command_line_of(len: usize) -> String {
+    let head = "only=boot.vectors seed=";
+    format!("{head}{}1", "0".repeat(len - head.len() - 1))
+}
+
+/// The image tells QEMU its parameter area holds 2943 characters: such a
+/// command line arrives whole, one more is QEMU's own error (such lines
+/// used to be dropped in silence and the run passed with the defaults).
+#[test]
+fn long_command_lines_arrive_or_are_refused_by_qemu() {
+    let longest = command_line_of(zvtest_firmware::cmdline::AREA_SIZE - 1);
+    assert_eq!(longest.len(), 2943);
+    let out = boot_by_hand_with("append-2943", &longest);
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        console.contains(&format!("# command line: '{longest}'"))
+            && console.ends_with("1 passed, 0 failed, 0 skipped\n"),
+        "2943 characters must arrive whole and pass: {console}"
+    );
+    let too_long = command_line_of(2944);
+    let out = boot_by_hand_with("append-2944", &too_long);
     assert!(
         !out.status.success()
             && String::from_utf8_lossy(&out.stderr)
-                .contains("kernel command line exceeds maximum size"),
-        "QEMU must refuse a {}-byte command line itself: {out:?}",
-        long.len()
+                .contains("kernel command line exceeds maximum size: 2945 > 2944"),
+        "QEMU must refuse 2944 characters itself: {out:?}"
     );
     assert!(out.stdout.is_empty(), "no report at all: {out:?}");
 }
@@ -274,14 +273,35 @@ fn the_most_cpus_qemu_allows() {
     }
 }
 
-/// heap.stress takes about 1.3 s at stress=20 under TCG: with a 300 ms
-/// timeout it passes only because its timeout grows with stress= (it used
-/// to stay fixed, so a permitted stress level always failed).
+/// A check whose work grows with stress= gets a timeout that grows with it
+/// (it used to stay fixed, so a permitted stress level always failed); the
+/// firmware says which timeout it gave each check.
 #[test]
 fn stress_scales_the_timeout() {
     let o = boot(
-        &scenario("stress-timeout").append("only=heap.stress stress=20 timeout=300"),
+        &scenario("stress-timeout")
+            .append("only=heap.stress,pgm.operation stress=20 timeout=300 verbose=2"),
         &elf(),
     );
     assert_pass(&o);
+    let timeout = |check: &str| {
+        o.tap.diagnostics.iter().find_map(|d| {
+            d.strip_prefix(&format!("{check}: "))?
+                .split(", timeout ")
+                .nth(1)?
+                .strip_suffix(" ms")?
+                .parse::<u64>()
+                .ok()
+        })
+    };
+    check(
+        &o,
+        timeout("heap.stress") == Some(6000),
+        "heap.stress: 20 x 300 ms",
+    );
+    check(
+        &o,
+        timeout("pgm.operation") == Some(300),
+        "pgm.operation: 300 ms, unscaled",
+    );
 }

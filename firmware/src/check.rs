@@ -126,9 +126,10 @@ impl<C> Check<C> {
 }
 
 /// Why the command line's selection cannot run, if it cannot: a selector
-/// of `only=` or `skip=` that names none of the checks `names` nor of the
-/// fault-injection checks `injected` (a typo must never silently run a
-/// different selection), or a selection that leaves none of `names`.
+/// of `only=` or `skip=` that names none of the regular checks `names` (a
+/// typo must never silently run a different selection; fault-injection
+/// checks, `injected`, are chosen with `inject=` alone), or a selection
+/// that leaves none of `names`.
 pub fn selection_error(cfg: &Config, names: &[&str], injected: &[&str]) -> Option<String> {
     let groups = || {
         let mut g: alloc::vec::Vec<&str> = names
@@ -139,17 +140,27 @@ pub fn selection_error(cfg: &Config, names: &[&str], injected: &[&str]) -> Optio
         g.join(", ")
     };
     for (option, selectors) in [("only", &cfg.only), ("skip", &cfg.skip)] {
-        if let Some(s) = selectors
+        let Some(s) = selectors
             .iter()
-            .find(|s| !names.iter().chain(injected).any(|n| selects(s, n)))
-        {
-            return Some(crate::format!(
+            .find(|s| !names.iter().any(|n| selects(s, n)))
+        else {
+            continue;
+        };
+        let shown = crate::fmt::Escaped(s.as_bytes());
+        return Some(if injected.iter().any(|n| selects(s, n)) {
+            crate::format!(
+                "{}={}: fault-injection checks are chosen with inject= alone",
+                option,
+                shown
+            )
+        } else {
+            crate::format!(
                 "{}={} selects no check (names are group.check, in lower case; groups: {})",
                 option,
-                crate::fmt::Escaped(s.as_bytes()),
+                shown,
                 groups().as_str()
-            ));
-        }
+            )
+        });
     }
     let any = names.iter().any(|n| {
         (cfg.only.is_empty() || cfg.only.iter().any(|s| selects(s, n)))
@@ -194,7 +205,6 @@ mod tests {
             b"skip=heap",
             b"only=*.s?c",
             b"inject=fail only=pgm",
-            b"inject=fail only=pgm,inject.fail",
         ] {
             assert_eq!(err(fine), None, "{:?}", core::str::from_utf8(fine));
         }
@@ -215,6 +225,10 @@ mod tests {
         assert_eq!(
             err(b"only=pgm skip=pgm").as_deref(),
             Some("only= and skip= together leave no check to run")
+        );
+        assert_eq!(
+            err(b"inject=fail skip=inject.fail").as_deref(),
+            Some("skip=inject.fail: fault-injection checks are chosen with inject= alone")
         );
         // With an injected fault there is still something to run.
         assert_eq!(err(b"only=pgm skip=pgm inject=fail"), None);

@@ -65,6 +65,22 @@ pub const NAMES: &[&str] = &[
     "timer.clock-comparator",
 ];
 
+/// The lines the firmware prints when it waits for the host to act: the
+/// runner acts on them (qemu_runner keeps its own copies, tied to these by
+/// its tests).
+pub mod markers {
+    /// Hot plug and unplug now (`css.hotplug`).
+    pub const HOTPLUG_READY: &str = "# zvtest: hotplug ready";
+    /// Resize the balloon now: with classic, then adapter indicators for
+    /// its queues (`virtio.config-change`).
+    pub const CONFIG_CHANGE_READY: [&str; 2] = [
+        "# zvtest: config-change ready classic",
+        "# zvtest: config-change ready adapter",
+    ];
+    /// Plug a device now (`inject=mcck`).
+    pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
+}
+
 /// Whether `a` and `b` are equal, in a const context.
 pub const fn same(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());

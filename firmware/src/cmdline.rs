@@ -392,6 +392,11 @@ fn size(v: &str) -> Option<u64> {
         .filter(|&b| b > 0)
 }
 
+/// How many bytes the image's command-line area holds, the closing NUL
+/// included (boot/layout.h: 0x10480 up to 0x11000; the image tells QEMU so
+/// at 0x10430).
+pub const AREA_SIZE: usize = 0xb80;
+
 /// What the image's command-line area starts with until QEMU copies a
 /// command line over it (boot/layout.h): not ASCII, so no command line
 /// starts with it.
@@ -600,6 +605,21 @@ mod tests {
         assert!(!early_inject(b"inject=fail", Inject::Sclp));
         assert!(!early_inject(b"xinject=sclp", Inject::Sclp));
         assert!(!early_inject(b"\0inject=sclp", Inject::Sclp));
+    }
+
+    #[test]
+    fn the_area_is_as_the_entry_code_lays_it_out() {
+        let layout = include_str!("../../boot/layout.h");
+        let define = |name: &str| -> usize {
+            let line = layout
+                .lines()
+                .find(|l| l.split_whitespace().nth(1) == Some(name))
+                .unwrap_or_else(|| panic!("{name} not in layout.h"));
+            let v = line.split_whitespace().nth(2).unwrap();
+            usize::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+        };
+        assert_eq!(define("IPL_PARAMS_END") - define("IPL_CMDLINE"), AREA_SIZE);
+        assert_eq!(define("IPL_CMDLINE_NOT_PASSED"), usize::from(NOT_PASSED));
     }
 
     #[test]

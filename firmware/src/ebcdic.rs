@@ -44,11 +44,6 @@ const PRINTABLE: [u8; 95] = [
 
 const QUESTION: u8 = 0x6f;
 
-/// Code page 037 (STSI strings are written in it).
-pub fn to_ebcdic(ascii: u8) -> u8 {
-    encode(CodePage::Cp037, ascii)
-}
-
 /// `ascii` in code page `cp`; `?` for anything but printable ASCII.
 pub fn encode(cp: CodePage, ascii: u8) -> u8 {
     if cp == CodePage::Cp500 {
@@ -113,11 +108,11 @@ mod tests {
     #[test]
     fn round_trip_printable() {
         for c in 0x20u8..=0x7e {
-            assert_eq!(to_ascii(to_ebcdic(c)), c, "{}", c as char);
+            assert_eq!(to_ascii(encode(CodePage::Cp037, c)), c, "{}", c as char);
         }
-        assert_eq!(to_ebcdic(b'Q'), 0xd8);
-        assert_eq!(to_ebcdic(b'z'), 0xa9);
-        assert_eq!(to_ebcdic(b'\n'), QUESTION);
+        assert_eq!(encode(CodePage::Cp037, b'Q'), 0xd8);
+        assert_eq!(encode(CodePage::Cp037, b'z'), 0xa9);
+        assert_eq!(encode(CodePage::Cp037, b'\n'), QUESTION);
     }
 
     /// QEMU's line-mode console output table (EBCDIC to ASCII) for the codes

@@ -44,18 +44,26 @@ pub fn canary(seed: u64, offset: usize) -> u8 {
 }
 
 /// How many bytes of `n` fresh random bytes may equal the canary by
-/// chance: about n/256 are expected; this bound is passed by chance with a
-/// probability below 1e-9 for any n up to 64 KiB (a Poisson tail), so a
-/// pass never depends on luck while a device that leaves a few percent of
-/// the reported range unwritten fails.
+/// chance: the least `k` with P(more than `k` of `n` bytes match) below
+/// 1e-9, each byte matching with probability 1/256. A pass never depends
+/// on luck, and a device that leaves more than that unwritten fails: all
+/// of 8 bytes, a fifth of 32, 5% of 256, 1% of 4096.
 pub fn canary_matches_allowed(n: usize) -> usize {
-    let mean = n / 256;
-    // sqrt without floats: the mean is small.
-    let mut sd = 1;
-    while sd * sd < mean {
-        sd += 1;
+    let p = 1.0 / 256.0;
+    let q = 1.0 - p;
+    // P(X = 0), then P(X = k+1) = P(X = k) (n-k)/(k+1) p/q.
+    let mut pk = 1.0f64;
+    for _ in 0..n {
+        pk *= q;
     }
-    mean + 7 * sd + 12
+    let mut below = pk;
+    let mut k = 0;
+    while k < n && 1.0 - below > 1e-9 {
+        pk *= (n - k) as f64 / (k + 1) as f64 * p / q;
+        below += pk;
+        k += 1;
+    }
+    k
 }
 
 /// Entropy written by a device into `buf`, which was filled with
@@ -373,6 +381,7 @@ mod tests {
         b[..256].fill(0);
         let zeros_match = (0..256).filter(|&i| canary(seed, i) == 0).count();
         assert!(zeros_match <= canary_matches_allowed(256));
+        assert_eq!(entropy_fill(&b, 256, seed), Ok(()));
     }
 
     #[test]
@@ -501,8 +510,23 @@ mod tests {
 
     #[test]
     fn chance_bound() {
-        assert_eq!(canary_matches_allowed(256), 1 + 7 + 12);
-        assert!(canary_matches_allowed(65536) < 65536 / 128);
+        let k = canary_matches_allowed;
+        assert!(k(1) <= 1 && k(8) <= 4, "{} {}", k(1), k(8));
+        assert!((6..=12).contains(&k(256)), "{}", k(256));
+        assert!(k(4096) < 4096 / 64, "{}", k(4096));
+        // Monotonic.
+        assert!((1..600).all(|n| k(n) <= k(n + 1)));
+    }
+
+    #[test]
+    fn short_requests_cannot_pass_unwritten() {
+        // Nothing written into 8 bytes reported; half of 32.
+        let seed = 3;
+        let b = filled(40, seed);
+        assert!(entropy_fill(&b, 8, seed).is_err());
+        let mut b = filled(40, seed);
+        random(&mut b[..16], 5);
+        assert!(entropy_fill(&b, 32, seed).is_err());
     }
 
     #[test]

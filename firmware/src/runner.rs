@@ -20,6 +20,8 @@ use crate::verdict::{wait_address, Abort};
 use crate::{out, suites};
 use alloc::vec::Vec;
 
+const _: () = assert!(lowcore::IPL_CMDLINE_MAX == cmdline::AREA_SIZE);
+
 /// What the checks get to work with.
 pub struct Machine {
     pub cfg: Config,
@@ -106,9 +108,10 @@ fn probe_host() -> HostInfo {
     }
 }
 
-/// Storage size and CPUs: from SCLP Read SCP Info; where that gives no
-/// answer (QEMU without the extended-length-SCCB facility cannot answer
-/// for more than 247 CPUs), storage by probing and CPUs from Read CPU Info.
+/// Storage size and CPUs: from SCLP Read SCP Info; where a whole page is
+/// too short for its answer (QEMU without the extended-length-SCCB
+/// facility cannot answer for more than 247 CPUs), storage by probing and
+/// CPUs from Read CPU Info. Any other failure ends the run.
 fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
     let injected = cmdline::early_inject(raw_cmdline, Inject::Sclp);
     let len = if injected {
@@ -124,7 +127,10 @@ fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
         Err(e) => e,
     };
     out!("# SCLP Read SCP Info ({} bytes): {}\n", len, err);
-    if injected {
+    // Only a page too short for the answer has a way round; any other
+    // answer means the SCLP cannot tell us, and we do not guess.
+    let too_short = err == sclp::InfoError::Response(sccb::RC_INSUFFICIENT_LENGTH);
+    if !(too_short && len >= sccb::SCCB_SIZE) {
         let why = crate::format_fixed!(160, "SCLP Read SCP Info gave no storage size: {}", err);
         bail_out(Abort::NoMemoryInfo, why.as_str());
     }
@@ -253,10 +259,11 @@ extern "C" fn zvtest_main() -> ! {
         if machine.cfg.verbose >= 2 {
             let heap = memory::heap_stats();
             out!(
-                "# {}: {} us, heap in use {} bytes\n",
+                "# {}: {} us, heap in use {} bytes, timeout {} ms\n",
                 check.name,
                 took_us,
-                heap.used
+                heap.used,
+                check.timeout_ms(&machine.cfg)
             );
         }
     }

@@ -11,6 +11,7 @@ pub const CMD_WRITE_EVENT_MASK: u32 = 0x0078_0005;
 
 pub const RC_NORMAL_READ: u16 = 0x0010;
 pub const RC_NORMAL: u16 = 0x0020;
+pub const RC_INSUFFICIENT_LENGTH: u16 = 0x0300;
 
 pub const EVENT_MESSAGE: u8 = 0x02;
 pub const EVENT_ASCII: u8 = 0x1a;

@@ -25,6 +25,33 @@ pub enum Abort {
     TooLittleStorage = 6,
 }
 
+impl Abort {
+    /// Every reason, with what the host side calls it.
+    pub const ALL: [(Abort, &'static str); 6] = [
+        (Abort::UnexpectedInterrupt, "unexpected interrupt"),
+        (Abort::MainReturned, "main returned"),
+        (Abort::Panic, "panic"),
+        (Abort::CommandLine, "command line"),
+        (Abort::NoMemoryInfo, "no storage information"),
+        (Abort::TooLittleStorage, "too little storage"),
+    ];
+
+    /// The reason a wait code `0x0dead000 + 2r` carries, by its `r`.
+    pub fn from_code(r: u64) -> Option<Abort> {
+        Abort::ALL
+            .iter()
+            .find(|(a, _)| *a as u64 == r)
+            .map(|(a, _)| *a)
+    }
+
+    pub fn name(self) -> &'static str {
+        Abort::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .map_or("?", |(_, n)| n)
+    }
+}
+
 pub fn wait_address(qemu: bool, tally: Tally, abort: Option<Abort>) -> u64 {
     match abort {
         Some(reason) => WAIT_ABORT | (reason as u64) << 1,
@@ -55,6 +82,11 @@ mod tests {
             ..ok
         };
         assert_eq!(wait_address(false, many, None), 0x0bad_fffe);
+        for (i, (a, _)) in Abort::ALL.iter().enumerate() {
+            assert_eq!(*a as usize, i + 1, "codes run 1, 2, ...");
+            assert_eq!(Abort::from_code(*a as u64), Some(*a));
+        }
+        assert_eq!(Abort::TooLittleStorage.name(), "too little storage");
         // Every code but QEMU's pass is even: odd addresses fault on hardware.
         assert_eq!(wait_address(false, many, Some(Abort::MainReturned)) & 1, 0);
     }

@@ -188,6 +188,14 @@ mod tests {
         assert_eq!(buses.len(), DEVICES.len() + 1);
     }
 
+    /// The lines are the firmware's.
+    #[test]
+    fn marker_lines_are_the_firmwares() {
+        use zvtest_firmware::checks::markers;
+        assert_eq!(CONFIG_CHANGE_LINES, markers::CONFIG_CHANGE_READY);
+        assert_eq!(crate::qmp::READY_LINE, markers::HOTPLUG_READY);
+    }
+
     #[test]
     fn option_values_double_commas() {
         assert_eq!(option_value(Path::new("/a,b/c")), "/a,,b/c");

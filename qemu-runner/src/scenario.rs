@@ -902,6 +902,12 @@ fn join_or_none<T: ToString>(items: &[T]) -> String {
 mod tests {
     use super::*;
 
+    /// The longest command line is the firmware image's area, less its NUL.
+    #[test]
+    fn the_longest_command_line_is_the_images() {
+        assert_eq!(MAX_APPEND_LEN, zvtest_firmware::cmdline::AREA_SIZE - 1);
+    }
+
     fn strings(args: &[OsString]) -> Vec<&str> {
         args.iter().map(|a| a.to_str().unwrap()).collect()
     }

@@ -470,7 +470,10 @@ impl TapParser {
             }
         } else if let Some(at) = line.find("Bail out!").filter(|&at| at > 0) {
             // The firmware bailed out while a line was being written: the
-            // start of that line is cut off, never a result.
+            // start of that line is cut off, never a result. Found in any
+            // line, `#` diagnostics too: the firmware never writes it
+            // inside one (its own texts are quoted escaped), so erring
+            // towards a failure costs nothing.
             self.bail(&line[at + "Bail out!".len()..]);
             let cut = &line[..at];
             let what = if parse_result(cut).is_some() {

@@ -402,6 +402,18 @@ fn numbering(tap: &TapReport, reasons: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runner names each abort code as the firmware defines it.
+    #[test]
+    fn abort_reasons_are_the_firmwares() {
+        use zvtest_firmware::verdict::Abort;
+        for (a, name) in Abort::ALL {
+            assert_eq!(abort_reason(a as u64), Some(name), "{a:?}");
+        }
+        assert_eq!(abort_reason(Abort::ALL.len() as u64 + 1), None);
+        assert_eq!(WAIT_FAIL, zvtest_firmware::verdict::WAIT_FAIL);
+        assert_eq!(WAIT_ABORT, zvtest_firmware::verdict::WAIT_ABORT);
+    }
     use crate::tap::parse;
 
     const GOOD: &str = "TAP version 14\n# zvtest 0.1.0\n1..3\nok 1 - boot.vectors\n\

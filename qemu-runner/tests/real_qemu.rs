@@ -89,8 +89,7 @@ fn qmp_system_reset_is_a_failure() {
 
 #[test]
 fn a_failed_check_waits_at_0x0bad0002() {
-    let o =
-        boot(Scenario::new("real-inject-fail").append("only=boot.vectors,inject.fail inject=fail"));
+    let o = boot(Scenario::new("real-inject-fail").append("only=boot.vectors inject=fail"));
     check(&o, o.exit == Exit::Code(1), "QEMU exit status 1");
     check(
         &o,

@@ -1,6 +1,7 @@
 //! `cargo xtask bench [--runs N]`: boots the default scenario N times with
 //! `verbose=2` and prints how long booting takes, and each check's own
-//! timing as the firmware reports it (`# <check>: <N> us, heap in use <B> bytes`).
+//! timing as the firmware reports it (`# <check>: <N> us, heap in use <B>
+//! bytes, timeout <T> ms`).
 //! Then one boot per stress level runs only `heap.stress`, to show how its
 //! time grows with `stress=`.
 
@@ -33,7 +34,8 @@ pub fn parse_args(args: &[String]) -> Result<u32, String> {
     Ok(runs)
 }
 
-/// One `# <check>: <N> us, heap in use <B> bytes` diagnostic (without `# `).
+/// One `# <check>: <N> us, heap in use <B> bytes, timeout <T> ms` diagnostic
+/// (without `# `).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckTiming {
     pub check: String,
@@ -47,7 +49,14 @@ pub fn parse_timing(diagnostic: &str) -> Option<CheckTiming> {
         return None;
     }
     let (micros, rest) = rest.split_once(" us, heap in use ")?;
-    let heap = rest.strip_suffix(" bytes")?;
+    // The firmware then says the check's timeout; older ones did not.
+    let heap = match rest.split_once(" bytes, timeout ") {
+        Some((heap, timeout)) => {
+            timeout.strip_suffix(" ms")?.parse::<u64>().ok()?;
+            heap
+        }
+        None => rest.strip_suffix(" bytes")?,
+    };
     Some(CheckTiming {
         check: check.to_string(),
         micros: micros.parse().ok()?,
@@ -386,7 +395,7 @@ mod tests {
     #[test]
     fn timing_lines() {
         assert_eq!(
-            parse_timing("boot.vectors: 12 us, heap in use 4096 bytes"),
+            parse_timing("boot.vectors: 12 us, heap in use 4096 bytes, timeout 5000 ms"),
             Some(CheckTiming {
                 check: "boot.vectors".into(),
                 micros: 12,

@@ -168,9 +168,14 @@ pub fn expect_program_interrupt<F: FnOnce()>(f: F) -> Option<ProgramInterrupt> {
     (r == ABORT_PROGRAM).then(|| LAST_PGM.get())
 }
 
-/// Forgets any armed expectation (after a check was cut short).
+/// Forgets any armed expectation and ownership (after a check, which may
+/// have been cut short inside one): program interrupts and channel reports
+/// are nobody's again.
 pub fn disarm_expectations() {
     PGM_EXPECT.store(core::ptr::null_mut(), Ordering::SeqCst);
+    if CHANNEL_REPORTS_OWNED.swap(false, Ordering::SeqCst) {
+        super::disable_channel_reports();
+    }
 }
 
 /// SVC number that returns the caller to supervisor state.

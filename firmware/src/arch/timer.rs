@@ -51,8 +51,13 @@ fn arm(wait_deadline: u64) {
 
 /// Waits in an enabled wait until `done()` holds or `timeout_us` passes.
 /// Returns whether `done()` held.
-pub fn wait_until(timeout_us: u64, io: bool, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = deadline_after_us(timeout_us);
+pub fn wait_until(timeout_us: u64, io: bool, done: impl FnMut() -> bool) -> bool {
+    wait_until_tod(deadline_after_us(timeout_us), io, done)
+}
+
+/// [`wait_until`] a TOD `deadline`, which is what the clock comparator is
+/// armed with.
+pub fn wait_until_tod(deadline: u64, io: bool, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
             return true;

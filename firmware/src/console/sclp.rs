@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 struct SccbPage(UnsafeCell<[u8; 2 * SCCB_SIZE]>);
 
 // SAFETY: used by one CPU, only inside `request`, which is not re-entered
-// (guarded by BUSY).
+// (guarded by BUSY, which only a completed request gives up: see take_over).
 unsafe impl Sync for SccbPage {}
 
 static PAGE: SccbPage = SccbPage(UnsafeCell::new([0; 2 * SCCB_SIZE]));
@@ -50,9 +50,12 @@ pub(crate) fn on_service_signal(param: u32) {
 
 /// Ends a request that an interrupt cut off (the run is about to end from
 /// the interrupt handler): waits for its completion, then frees the page.
+/// A request that never completes keeps the page: the SCLP may still
+/// write it, so nothing more is written (the wait PSW still tells).
 pub fn take_over() {
-    if BUSY.load(Ordering::SeqCst) {
-        timer::wait_until(TIMEOUT_US, false, || DONE.load(Ordering::SeqCst));
+    if BUSY.load(Ordering::SeqCst)
+        && timer::wait_until(TIMEOUT_US, false, || DONE.load(Ordering::SeqCst))
+    {
         BUSY.store(false, Ordering::SeqCst);
     }
 }

@@ -185,7 +185,7 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
     let mut found = m.inventory.entries();
     // The machine checks are ours only while we wait for them.
     with_channel_reports(|| {
-        crate::out!("# zvtest: hotplug ready\n");
+        crate::out!("{}\n", crate::checks::markers::HOTPLUG_READY);
         let started = arch::tod();
         let deadline = timer::deadline_after_us(HOTPLUG_WAIT_US);
         // Reports counted before "ready" was printed are taken as new too.

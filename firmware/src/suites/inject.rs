@@ -76,7 +76,7 @@ const MCCK_WAIT_US: u64 = 20_000_000;
 /// that follows belongs to nobody.
 pub fn mcck(_: &mut Machine) -> Outcome {
     crate::arch::enable_channel_reports();
-    crate::out!("# zvtest: inject mcck ready\n");
+    crate::out!("{}\n", crate::checks::markers::MCCK_READY);
     crate::arch::timer::wait_until(MCCK_WAIT_US, true, || false);
     crate::arch::disable_channel_reports();
     Outcome::mismatch(

@@ -43,8 +43,9 @@ pub fn clock_comparator(_: &mut Machine) -> Outcome {
     let before = CKC_INTERRUPTS.load(Ordering::SeqCst);
     timer::note_next_ckc();
     let deadline = timer::deadline_after_us(DELAY_US);
-    // Nothing else can end this wait but the clock comparator.
-    timer::wait_until(DELAY_US, false, || false);
+    // Nothing else can end this wait but the clock comparator, armed with
+    // exactly `deadline`.
+    timer::wait_until_tod(deadline, false, || false);
     let fired = CKC_INTERRUPTS.load(Ordering::SeqCst) - before;
     if fired == 0 {
         return Outcome::mismatch("clock-comparator interrupts", ">= 1", fired);

@@ -513,16 +513,19 @@ const CONFIG_CHANGE_WAIT_US: u64 = 10_000_000;
 
 /// The line after which the host resizes the balloon, per indicator mode.
 fn ready_line(mode: Indicators) -> &'static str {
+    let [classic, adapter] = crate::checks::markers::CONFIG_CHANGE_READY;
     match mode {
-        Indicators::Classic => "# zvtest: config-change ready classic\n",
-        Indicators::Adapter => "# zvtest: config-change ready adapter\n",
+        Indicators::Classic => classic,
+        Indicators::Adapter => adapter,
     }
 }
 
 /// One configuration change in one indicator mode: DRIVER_OK, the ready
 /// line, then the configuration indicator and an I/O interrupt for the
-/// subchannel; returns whether both came, the interrupts, and num_pages.
-fn config_change_round(d: &Device, mode: Indicators) -> Result<(bool, u32, u32), DriveError> {
+/// subchannel; returns whether both came, the interrupts, the adapter
+/// interrupts meanwhile (a configuration change is never one: nothing was
+/// queued) and num_pages.
+fn config_change_round(d: &Device, mode: Indicators) -> Result<(bool, u32, u32, u32), DriveError> {
     let mut t = CcwTransport::open(d.subchannel.sid, 2)?;
     let features = negotiate(&mut t, 0)?;
     let mut ind = IndicatorArea::install(&mut t, mode)?;
@@ -536,17 +539,20 @@ fn config_change_round(d: &Device, mode: Indicators) -> Result<(bool, u32, u32),
     }
     t.set_status(driver_ok_status(t.revision()))?;
     let before = channel::unsolicited_interrupts();
-    crate::out!("{}", ready_line(mode));
+    let adapter_before = channel::ADAPTER_INTERRUPTS.load(Ordering::SeqCst);
+    crate::out!("{}\n", ready_line(mode));
     let flagged = crate::arch::timer::wait_until(CONFIG_CHANGE_WAIT_US, true, || {
         ind.config_flagged() && channel::unsolicited_interrupts() != before
     });
     let interrupts = channel::unsolicited_interrupts() - before;
+    let adapter = channel::ADAPTER_INTERRUPTS.load(Ordering::SeqCst) - adapter_before;
     let mut cfg = [0u8; 8];
     t.read_config(&mut cfg)?;
     let _ = t.reset();
     Ok((
         flagged,
         interrupts,
+        adapter,
         u32::from_le_bytes([cfg[0], cfg[1], cfg[2], cfg[3]]),
     ))
 }
@@ -580,7 +586,7 @@ pub fn config_change(m: &mut Machine) -> Outcome {
                     format!("{}", e).as_str(),
                 )
             }
-            Ok((false, interrupts, _)) => {
+            Ok((false, interrupts, _, _)) => {
                 return Outcome::mismatch(
                     &format!(
                         "{} configuration-change indicator and interrupt ({} indicators for the queues)",
@@ -596,7 +602,18 @@ pub fn config_change(m: &mut Machine) -> Outcome {
                     .as_str(),
                 )
             }
-            Ok((true, _, got)) if got != pages => {
+            Ok((true, _, adapter, _)) if adapter != 0 => {
+                return Outcome::mismatch(
+                    &format!(
+                        "{} adapter interrupts for a configuration change ({} indicators)",
+                        d.bus_id(),
+                        name
+                    ),
+                    0u32,
+                    adapter,
+                )
+            }
+            Ok((true, _, _, got)) if got != pages => {
                 return Outcome::mismatch(
                     &format!(
                         "{} balloon num_pages after the change ({} indicators)",
