@@ -58,6 +58,8 @@ pub const NAMES: &[&str] = &[
     "hcall.diag308.bad-subcode",
     "hcall.diag308.odd-register",
     "hcall.diag318",
+    "hcall.diag320.query",
+    "hcall.diag508.query",
     "hcall.diag501",
     "heap.stress",
     "heap.exhaustion",

@@ -384,6 +384,22 @@ simple!(diag318, Case::Diag318, "diag318", false, || diag::<0x318>(
     (0, 0),
     0
 ));
+simple!(
+    diag508_query,
+    Case::Diag508Query,
+    "diag508.query",
+    false,
+    || diag::<0x508>((0, 0), 0)
+);
+
+pub fn diag320_query(m: &mut Machine) -> Outcome {
+    let mut page = Box::new(Page([0; 4096]));
+    let at = page.0.as_mut_ptr() as u64;
+    judge(m, Case::Diag320Query, "diag320.query", false, &mut || {
+        diag::<0x320>((at, 0), 0)
+    })
+}
+
 simple!(diag501, Case::Diag501, "diag501", false, || diag::<0x501>(
     (0, 0),
     0

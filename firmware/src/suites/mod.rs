@@ -84,6 +84,8 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("hcall.diag308.bad-subcode", hypercalls::diag308_bad_subcode),
     Check::new("hcall.diag308.odd-register", hypercalls::diag308_odd),
     Check::new("hcall.diag318", hypercalls::diag318),
+    Check::new("hcall.diag320.query", hypercalls::diag320_query),
+    Check::new("hcall.diag508.query", hypercalls::diag508_query),
     Check::new("hcall.diag501", hypercalls::diag501),
     Check::new("heap.stress", heap::stress).stressed(),
     Check::new("heap.exhaustion", heap::exhaustion),
