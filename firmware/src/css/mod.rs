@@ -2,6 +2,6 @@
 //! (pure, host-tested) and, on s390x, the driver that enumerates
 //! subchannels and runs channel programs.
 
-pub mod blocks;
+pub use zvtest_contract::css::blocks;
 #[cfg(target_arch = "s390x")]
 pub mod channel;

@@ -7,9 +7,8 @@
 pub mod ccw;
 #[cfg(target_arch = "s390x")]
 pub mod driver;
-pub mod ids;
 #[cfg(target_arch = "s390x")]
 pub mod legacy;
-pub mod legacy_page;
-pub mod ring;
 pub mod transport;
+
+pub use zvtest_contract::virtio::{ids, legacy_page, ring};

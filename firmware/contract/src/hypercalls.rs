@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn docs_carry_the_table() {
-        let doc = include_str!("../../docs/hypercalls.md");
+        let doc = include_str!("../../../docs/hypercalls.md");
         let table = markdown_table(128 << 20);
         assert!(
             doc.contains(&table),

@@ -609,7 +609,7 @@ mod tests {
 
     #[test]
     fn the_area_is_as_the_entry_code_lays_it_out() {
-        let layout = include_str!("../../boot/layout.h");
+        let layout = include_str!("../../../boot/layout.h");
         let define = |name: &str| -> usize {
             let line = layout
                 .lines()

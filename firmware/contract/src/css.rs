@@ -1,0 +1,3 @@
+//! Channel-subsystem control blocks.
+
+pub mod blocks;

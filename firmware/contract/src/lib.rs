@@ -1,0 +1,21 @@
+//! The contract between the zvtest firmware and its host side, in one
+//! place: `no_std` + `alloc`, pure, unit-tested on the host, used by the
+//! firmware, qemu-runner and the scenarios.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod check;
+pub mod checks;
+pub mod cmdline;
+pub mod css;
+pub mod ebcdic;
+pub mod fmt;
+pub mod glob;
+pub mod host;
+pub mod hypercalls;
+pub mod inventory;
+pub mod sccb;
+pub mod tap;
+pub mod verdict;
+pub mod virtio;
