@@ -4,6 +4,7 @@
 //! Control blocks are big-endian; feature words are little-endian (the
 //! virtio-ccw layout), which `u32::to_le_bytes` spells out.
 
+use super::ring::LEGACY_ALIGN;
 use super::transport::{QueueAddresses, Transport, TransportError};
 use crate::arch::hypercall::diag500;
 use crate::css::blocks::{Ccw1, CCW_SLI};
@@ -26,9 +27,6 @@ pub const CMD_SET_VIRTIO_REV: u8 = 0x83;
 
 /// DIAG 0x500 function 3: virtio-ccw notify.
 pub const HYPERCALL_CCW_NOTIFY: u64 = 3;
-
-/// The legacy layout's ring alignment (revision 0).
-pub const LEGACY_ALIGN: u32 = 4096;
 
 /// Largest config space we read in one go.
 const BUF_LEN: usize = 256;

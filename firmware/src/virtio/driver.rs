@@ -3,7 +3,7 @@
 
 use super::ring::packed::PackedQueue;
 use super::ring::split::{split_layout, SplitQueue};
-use super::ring::{Buffer, Endian, QueueError, RingMemory, Used, Virtqueue};
+use super::ring::{Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, LEGACY_ALIGN};
 use super::transport::{
     has, QueueAddresses, Transport, TransportError, F_EVENT_IDX, F_NOTIFICATION_DATA, F_RING_PACKED,
 };
@@ -131,7 +131,7 @@ pub fn setup_queue<T: Transport + ?Sized>(
             mem,
         )
     } else {
-        let layout = split_layout(size, legacy.then_some(super::ccw::LEGACY_ALIGN))?;
+        let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
         let mem = DmaMemory::new(layout.total);
         let endian = if legacy { Endian::Big } else { Endian::Little };
         (
