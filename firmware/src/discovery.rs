@@ -104,8 +104,9 @@ impl Inventory {
 /// Highest channel-subsystem id scanned when MCSS-E is on.
 const MAX_CSSID: u8 = 0xfe;
 
+/// Scans the channel subsystem (its I/O interrupts must be taken:
+/// `channel::init`).
 pub fn discover() -> Inventory {
-    channel::init();
     let mcss = channel::set_domain_attributes(0) == Some(CHSC_OK);
     let mss = channel::set_domain_attributes(2) == Some(CHSC_OK);
     let max_ssid = if mss { 3 } else { 0 };

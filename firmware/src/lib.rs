@@ -27,7 +27,11 @@ pub mod arch;
 #[cfg(target_arch = "s390x")]
 pub mod console;
 #[cfg(target_arch = "s390x")]
+pub mod deadline;
+#[cfg(target_arch = "s390x")]
 pub mod discovery;
+#[cfg(target_arch = "s390x")]
+pub mod machine;
 #[cfg(target_arch = "s390x")]
 pub mod memory;
 #[cfg(target_arch = "s390x")]

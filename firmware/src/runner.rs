@@ -1,57 +1,32 @@
 //! The run: start-up, the TAP report, every selected check under a timeout,
 //! and the verdict in the final wait PSW.
 
-use crate::arch::interrupt::{
-    self, class_name, disarm_expectations, try_call, Global, InterruptContext, Recovery,
-    ABORT_TIMEOUT, CLASS_EXTERNAL, CLASS_IO, CLASS_MCCK, CLASS_PROGRAM,
-};
+use crate::arch::context::{class_name, InterruptContext, InterruptInfo};
+use crate::arch::global::Global;
+use crate::arch::handlers::{self, WAIT_UNREPORTED};
+use crate::arch::interrupt::disarm_expectations;
+use crate::arch::recovery::{try_call, Recovery, ABORT_TIMEOUT};
 use crate::arch::{self, lowcore, timer};
 use crate::check::{selection_error, Check, Outcome};
-use crate::cmdline::{self, Config, Inject};
+use crate::cmdline::{self, Inject};
 use crate::console::{self, sclp, Console};
+use crate::css::channel;
+use crate::deadline;
 use crate::decode::{external_code_name, program_code_has_teid, program_code_name};
-use crate::ebcdic::{CodePage, Name};
+use crate::ebcdic::CodePage;
 use crate::fmt::{Escaped, Hex, HexW};
-use crate::host::{self, FacilityRanges, HostKind};
-use crate::memory::{self, HeapRange};
+use crate::host::{FacilityRanges, HostKind};
+use crate::machine::{HostInfo, Machine};
+use crate::memory;
 use crate::sccb;
 use crate::tap::TapWriter;
-use crate::verdict::{wait_address, Abort};
+use crate::verdict::{wait_address, Abort, WAIT_ABORT};
 use crate::{out, suites};
 use alloc::vec::Vec;
 
 const _: () = assert!(lowcore::IPL_CMDLINE_MAX == cmdline::AREA_SIZE);
-
-/// What the checks get to work with.
-pub struct Machine {
-    pub cfg: Config,
-    /// Storage size reported by SCLP.
-    pub memory: u64,
-    pub cpus: u16,
-    pub heap: HeapRange,
-    pub host: HostInfo,
-    pub inventory: crate::discovery::Inventory,
-    /// Whether a diag288 watchdog is there: as `diag288=` says, else found
-    /// out by the first check that needs to know.
-    pub diag288: Option<bool>,
-}
-
-pub struct HostInfo {
-    pub kind: HostKind,
-    pub level: u8,
-    pub manufacturer: Name,
-    pub machine_type: Name,
-    pub control_program: Name,
-    /// LPAR name and number (STSI 2.2.2), where we run in or under one.
-    pub lpar: Option<(Name, u16)>,
-    pub facilities: [u64; 4],
-}
-
-impl HostInfo {
-    pub fn has_facility(&self, bit: usize) -> bool {
-        bit < 256 && self.facilities[bit / 64] & (1 << (63 - bit % 64)) != 0
-    }
-}
+// arch's own stop when no reporter is registered is the contract's code.
+const _: () = assert!(WAIT_UNREPORTED == WAIT_ABORT | (Abort::UnexpectedInterrupt as u64) << 1);
 
 #[derive(Clone, Copy)]
 struct RunState {
@@ -65,48 +40,6 @@ static STATE: Global<RunState> = Global::new(RunState {
     qemu: true,
     current: "",
 });
-
-/// STSI's page: the host is identified before there is a heap.
-#[repr(C, align(4096))]
-struct StsiPage(core::cell::UnsafeCell<[u8; 4096]>);
-
-// SAFETY: used once, by `probe_host`, before anything else runs.
-unsafe impl Sync for StsiPage {}
-
-static STSI_PAGE: StsiPage = StsiPage(core::cell::UnsafeCell::new([0; 4096]));
-
-fn probe_host() -> HostInfo {
-    // SAFETY: probe_host runs once, at start-up; nothing else uses the page.
-    let page = unsafe { &mut *STSI_PAGE.0.get() };
-    let level = arch::stsi_level();
-    let (mut manufacturer, mut machine_type, mut control_program) =
-        (Name::default(), Name::default(), Name::default());
-    if arch::stsi(page, 1, 1, 1) == 0 {
-        manufacturer = Name::decode(&page[32..48]);
-        machine_type = Name::decode(&page[48..52]);
-    }
-    let mut lpar = None;
-    if level >= 2 && arch::stsi(page, 2, 2, 2) == 0 {
-        lpar = Some((
-            Name::decode(&page[44..52]),
-            u16::from_be_bytes([page[32], page[33]]),
-        ));
-    }
-    if level >= 3 && arch::stsi(page, 3, 2, 2) == 0 && page[31] > 0 {
-        control_program = Name::decode(&page[56..72]);
-    }
-    let mut facilities = [0u64; 4];
-    arch::stfle(&mut facilities);
-    HostInfo {
-        kind: host::classify(level, manufacturer.as_str(), control_program.as_str()),
-        level,
-        manufacturer,
-        machine_type,
-        control_program,
-        lpar,
-        facilities,
-    }
-}
 
 /// Storage size and CPUs: from SCLP Read SCP Info; where a whole page is
 /// too short for its answer (QEMU without the extended-length-SCCB
@@ -153,9 +86,11 @@ fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
 /// Entered from boot/head.S with interrupts disabled and new PSWs installed.
 #[no_mangle]
 extern "C" fn zvtest_main() -> ! {
+    // This function never returns: the registrations below last the run.
+    let _reporter = handlers::on_unexpected(unexpected_interrupt);
     timer::init();
-    console::init();
-    let host = probe_host();
+    let _service_signal = console::init();
+    let host = HostInfo::probe();
     set_qemu(host.kind.is_qemu());
     console::set_code_page(if host.kind == HostKind::ZVm {
         CodePage::Cp037
@@ -233,6 +168,7 @@ extern "C" fn zvtest_main() -> ! {
             &crate::format!("command line: {}", why.as_str()),
         );
     }
+    let _io = channel::init();
     let inventory = crate::discovery::discover();
     inventory.print();
     let mut machine = Machine {
@@ -283,15 +219,18 @@ fn run_check(m: &mut Machine, check: &Check<Machine>) -> Outcome {
     let timeout_ms = check.timeout_ms(&m.cfg);
     let mut outcome: Option<Outcome> = None;
     let mut rec = Recovery::default();
-    timer::start_check(&mut rec, timeout_ms * 1000);
+    // What the check registers ends with it, even when it is cut short.
+    let mark = handlers::mark();
+    deadline::start(&mut rec, timeout_ms * 1000);
     let code = try_call(&mut rec, || {
         arch::ext_enable();
         outcome = Some((check.run)(m));
     });
     arch::irq_disable();
-    timer::end_check();
+    deadline::end();
     timer::stop_cpu_timer();
     disarm_expectations();
+    handlers::release_since(mark);
     let mut st = STATE.get();
     st.current = "";
     STATE.set(st);
@@ -316,22 +255,21 @@ fn finish(abort: Option<Abort>) -> ! {
 
 /// Stops the run with a TAP bail out and `reason`.
 pub fn bail_out(abort: Abort, reason: &str) -> ! {
-    timer::end_check();
+    deadline::end();
     console::take_over_for_report();
     let _ = TapWriter::bail_out(&mut Console, reason);
     finish(Some(abort))
 }
 
-/// Reports an interrupt nobody expected, with the decoded context, and ends the run.
-pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
-    timer::end_check();
+/// Reports an interrupt nobody owns, with the decoded context, and ends the run.
+fn unexpected_interrupt(info: &InterruptInfo, ctx: &InterruptContext) -> ! {
+    deadline::end();
     disarm_expectations();
     console::take_over_for_report();
     let current = STATE.get().current;
-    let mut reason = crate::format!("unexpected {} interrupt", class_name(class));
-    match class {
-        CLASS_PROGRAM => {
-            let p = interrupt::last_program_interrupt();
+    let mut reason = crate::format!("unexpected {} interrupt", class_name(info.class()));
+    match *info {
+        InterruptInfo::Program(p) => {
             reason.push_str(&crate::format!(
                 ": {} exception (code {}, ILC {})",
                 program_code_name(p.code),
@@ -342,35 +280,24 @@ pub fn unexpected_interrupt(class: u64, ctx: &InterruptContext) -> ! {
                 reason.push_str(&crate::format!(", TEID {}", Hex(p.teid)));
             }
         }
-        CLASS_EXTERNAL => {
-            // SAFETY: lowcore field of the external interruption.
-            let code = unsafe { lowcore::read::<u16>(lowcore::EXT_CODE) };
+        InterruptInfo::External(e) => {
             reason.push_str(&crate::format!(
                 ": code {} ({})",
-                HexW(u64::from(code), 4),
-                external_code_name(code)
+                HexW(u64::from(e.code), 4),
+                external_code_name(e.code)
             ));
         }
-        CLASS_IO => {
-            // SAFETY: lowcore fields of the I/O interruption.
-            let (sid, param) = unsafe {
-                (
-                    lowcore::read::<u32>(lowcore::SUBCHANNEL_ID),
-                    lowcore::read::<u32>(lowcore::IO_PARAM),
-                )
-            };
+        InterruptInfo::Io(io) => {
             reason.push_str(&crate::format!(
                 ": subchannel {}, interruption parameter {}",
-                Hex(u64::from(sid)),
-                Hex(u64::from(param))
+                Hex(u64::from(io.subchannel)),
+                Hex(u64::from(io.param))
             ));
         }
-        CLASS_MCCK => {
-            // SAFETY: lowcore field of the machine-check interruption.
-            let mcic = unsafe { lowcore::read::<u64>(lowcore::MCCK_CODE) };
+        InterruptInfo::MachineCheck { mcic } => {
             reason.push_str(&crate::format!(": interruption code {}", HexW(mcic, 16)));
         }
-        _ => {}
+        InterruptInfo::Restart | InterruptInfo::Svc { .. } => {}
     }
     if !current.is_empty() {
         reason.push_str(&crate::format!(" in check {}", current));
@@ -406,7 +333,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
         arch::disabled_wait(crate::verdict::WAIT_ABORT | (Abort::Panic as u64) << 1);
     }
     PANICKING.set(true);
-    timer::end_check();
+    deadline::end();
     console::take_over_for_report();
     let _ = Console.write_str("Bail out! panic");
     let current = STATE.get().current;

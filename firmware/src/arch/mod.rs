@@ -1,11 +1,15 @@
 //! The architecture layer: the only place with `asm!`. Each function is a
 //! narrow, named capability over one privileged instruction or lowcore field.
 
+pub mod context;
+pub mod global;
+pub mod handlers;
 pub mod hypercall;
 pub mod interrupt;
 pub mod io;
 pub mod lowcore;
 pub mod probe;
+pub mod recovery;
 pub mod timer;
 
 use core::arch::asm;

@@ -5,10 +5,9 @@
 
 pub mod sclp;
 
-pub(crate) use sclp::on_service_signal;
-
-use crate::arch::interrupt::Global;
-use crate::arch::timer;
+use crate::arch::global::Global;
+use crate::arch::handlers::{self, Registration};
+use crate::deadline::critical;
 use crate::ebcdic::CodePage;
 use crate::line::LineBuffer;
 use crate::sccb;
@@ -42,9 +41,12 @@ static TARGETS: AtomicU8 = AtomicU8::new(TO_ASCII | TO_LINE_MODE);
 
 static LINE: Global<LineBuffer> = Global::new(LineBuffer::new());
 
-/// Sets the event mask and learns which consoles exist. Without an answer
-/// both are tried on every line (z/VM advertises a VT220 that rejects data).
-pub fn init() {
+/// Takes the service signal, sets the event mask and learns which consoles
+/// exist. Without an answer both are tried on every line (z/VM advertises
+/// a VT220 that rejects data). The console owns the service signal while
+/// the registration returned lasts: keep it for the whole run.
+pub fn init() -> Registration {
+    let signal = handlers::on_external(sclp::EXT_SERVICE_SIGNAL, sclp::on_service_signal);
     let accepted = sclp::request(sccb::CMD_WRITE_EVENT_MASK, sccb::build_event_mask, |s| {
         (sccb::response_code(s) == sccb::RC_NORMAL).then(|| sccb::sclp_receive_mask(s))
     });
@@ -60,6 +62,7 @@ pub fn init() {
             TARGETS.store(t, Ordering::SeqCst);
         }
     }
+    signal
 }
 
 fn write_line(text: &[u8]) {
@@ -87,7 +90,7 @@ fn write_line(text: &[u8]) {
 
 /// Writes out a partial line, if any.
 pub fn flush() {
-    timer::critical(|| {
+    critical(|| {
         let mut line = LINE.get();
         if let Some(partial) = line.cut_off() {
             write_line(partial.as_bytes());
@@ -103,7 +106,7 @@ impl ufmt::uWrite for Console {
     type Error = core::convert::Infallible;
 
     fn write_str(&mut self, s: &str) -> Result<(), Self::Error> {
-        timer::critical(|| {
+        critical(|| {
             let mut line = LINE.get();
             line.push(s.as_bytes(), |text, rest| {
                 // What an interrupt ending the run meanwhile would find.

@@ -1,8 +1,10 @@
 //! The SCLP service call: one page-aligned SCCB, completion signalled by the
 //! service-signal external interrupt, always with a timeout.
 
-use crate::arch::interrupt::Global;
+use crate::arch::context::{ExternalInterrupt, InterruptContext};
+use crate::arch::global::Global;
 use crate::arch::{service_call, timer};
+use crate::deadline::critical;
 use crate::sccb::{self, SCCB_SIZE};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +42,12 @@ fn page_addr() -> u64 {
     PAGE.0.get() as u64
 }
 
-pub(crate) fn on_service_signal(param: u32) {
-    if u64::from(param & !7) == page_addr() {
+/// The external interruption code of the service signal.
+pub const EXT_SERVICE_SIGNAL: u16 = 0x2401;
+
+/// The service signal: the parameter names the SCCB the SCLP finished.
+pub(super) fn on_service_signal(ext: &ExternalInterrupt, _: &mut InterruptContext) {
+    if u64::from(ext.param & !7) == page_addr() {
         DONE.store(true, Ordering::SeqCst);
     } else {
         STRAY_SIGNALS.set(STRAY_SIGNALS.get() + 1);
@@ -70,7 +76,7 @@ pub fn request<R>(
     if BUSY.swap(true, Ordering::SeqCst) {
         return Err(SclpError::Reentered);
     }
-    let r = timer::critical(|| {
+    let r = critical(|| {
         // SAFETY: BUSY gives us sole use of the page.
         let page = unsafe { &mut *PAGE.0.get() };
         build(page);

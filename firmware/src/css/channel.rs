@@ -3,7 +3,8 @@
 //! a timeout, unit checks answered by BASIC SENSE, CSCH to recover.
 
 use super::blocks::{self, Ccw1, Irb, Pmcw, SenseId, IRB_SIZE, SCHIB_SIZE};
-use crate::arch::interrupt::{set_io_hook, Global};
+use crate::arch::global::Global;
+use crate::arch::handlers::{self, IoInterrupt, Registration};
 use crate::arch::io::{self, Block};
 use crate::arch::{timer, Page};
 use alloc::boxed::Box;
@@ -78,14 +79,15 @@ const IO_WORD_ADAPTER: u32 = 0x8000_0000;
 /// Adapter interrupts seen, for any ISC.
 pub static ADAPTER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
-fn on_io_interrupt(sid: u32, param: u32, word: u32) -> bool {
-    if word & IO_WORD_ADAPTER != 0 {
+fn on_io_interrupt(i: &IoInterrupt) -> bool {
+    let sid = i.subchannel;
+    if i.word & IO_WORD_ADAPTER != 0 {
         ADAPTER_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
         return true;
     }
     // Every subchannel we drive carries its own id as its parameter
     // (set_enabled): anything else was enabled by someone else.
-    if param != sid {
+    if i.param != sid {
         return false;
     }
     let mut irb = Block::<IRB_SIZE>::zeroed();
@@ -116,10 +118,12 @@ pub fn unsolicited_interrupts() -> u32 {
     COMPLETION.get().unsolicited
 }
 
-/// Installs the I/O interrupt handler and enables our ISC.
-pub fn init() {
-    set_io_hook(on_io_interrupt);
+/// Takes I/O interrupts and enables our ISC; the driver owns them while
+/// the registration lasts (the run).
+pub fn init() -> Registration {
+    let r = handlers::on_io(on_io_interrupt);
     io::enable_isc(ISC);
+    r
 }
 
 /// CHSC request: header (length, code, three parameters) in a page.

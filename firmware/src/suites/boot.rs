@@ -1,15 +1,15 @@
 //! The machine as the entry code left it: vectors, SVC, program
 //! interrupts of several kinds, storage size.
 
+use crate::arch::context::{class_name, ProgramInterrupt};
 use crate::arch::interrupt::{
-    class_name, expect_program_interrupt, in_problem_state, last_svc, supervisor_call,
-    ProgramInterrupt,
+    expect_program_interrupt, in_problem_state, last_svc, supervisor_call,
 };
 use crate::arch::{lowcore, probe, symbols, PSW_MASK_64, PSW_MASK_PSTATE};
 use crate::check::Outcome;
 use crate::fmt::{Hex, HexW};
 use crate::format;
-use crate::runner::Machine;
+use crate::machine::Machine;
 
 pub fn vectors(_: &mut Machine) -> Outcome {
     for (class, entry) in symbols::entry_points().into_iter().enumerate() {

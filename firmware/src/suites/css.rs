@@ -1,7 +1,7 @@
 //! The channel subsystem: CHSC, SENSE ID on every device, the inventory
 //! against what the host configured, and channel-program mechanics.
 
-use crate::arch::interrupt::{with_channel_reports, CHANNEL_REPORTS};
+use crate::arch::handlers;
 use crate::arch::{self, io, timer};
 use crate::check::Outcome;
 use crate::css::blocks::{self, Ccw1, FCTL_CLEAR, FCTL_HALT};
@@ -9,9 +9,9 @@ use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
 use crate::fmt::Hex;
 use crate::format;
 use crate::inventory::{diff, list};
-use crate::runner::Machine;
+use crate::machine::Machine;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn characteristics(m: &mut Machine) -> Outcome {
     match channel::store_characteristics() {
@@ -165,6 +165,13 @@ const HOTPLUG_WAIT_US: u64 = 20_000_000;
 /// reports have come.
 const RESCAN_INTERVAL_US: u64 = 50_000;
 
+/// Channel-report machine checks taken while a hot-plug check waits.
+static CHANNEL_REPORTS: AtomicUsize = AtomicUsize::new(0);
+
+fn on_channel_report() {
+    CHANNEL_REPORTS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// Waits for the host's hot-plug steps (announced with `hotplug=`), taking
 /// channel-report machine checks, and checks the rescanned inventory.
 pub fn hotplug(m: &mut Machine) -> Outcome {
@@ -184,7 +191,8 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
     let mut crws: Vec<u32> = Vec::new();
     let mut found = m.inventory.entries();
     // The machine checks are ours only while we wait for them.
-    with_channel_reports(|| {
+    {
+        let _reports = handlers::on_channel_report(on_channel_report);
         crate::out!("{}\n", crate::checks::markers::HOTPLUG_READY);
         let started = arch::tod();
         let deadline = timer::deadline_after_us(HOTPLUG_WAIT_US);
@@ -225,7 +233,7 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
                 break;
             }
         }
-    });
+    }
     crate::out!(
         "# hotplug: {} channel-report machine checks, {} CRWs stored\n",
         CHANNEL_REPORTS.load(Ordering::SeqCst) - reports_before,

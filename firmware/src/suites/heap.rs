@@ -3,8 +3,8 @@
 use crate::check::Outcome;
 use crate::fmt::Hex;
 use crate::format;
+use crate::machine::Machine;
 use crate::memory::heap_stats;
-use crate::runner::Machine;
 use alloc::alloc::{alloc, dealloc, Layout};
 use alloc::vec::Vec;
 

@@ -1,10 +1,9 @@
 //! Every DIAGNOSE the hosts we know offer, and the ones they must refuse,
 //! judged against the table in `crate::hypercalls`.
 
+use crate::arch::handlers;
 use crate::arch::hypercall::{cpu_address, diag, diag500, diag500_registers, diag_odd_r1};
-use crate::arch::interrupt::{
-    expect_program_interrupt, in_problem_state, LAST_RESTART_TOD, RESTARTS, RESTARTS_EXPECTED,
-};
+use crate::arch::interrupt::{expect_program_interrupt, in_problem_state};
 use crate::arch::timer;
 use crate::arch::{tod, Page, TOD_PER_US};
 use crate::check::Outcome;
@@ -12,13 +11,13 @@ use crate::decode::program_code_name;
 use crate::fmt::{Hex, ToText};
 use crate::format;
 use crate::hypercalls::{expect, Case, Expect, HostProfile};
-use crate::runner::Machine;
+use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::transport::{driver_ok_status, negotiate, QueueAddresses, Transport};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use ufmt::{uDisplay, uWrite, Formatter};
 
 /// What a call did.
@@ -597,6 +596,16 @@ pub fn notify_queue_limit(m: &mut Machine) -> Outcome {
 /// Seconds the watchdog runs before it expires (the host's minimum is 15).
 const WATCHDOG_S: u64 = 15;
 
+/// Restart interrupts taken while the expiry check waits for one, and
+/// when the last was taken (TOD).
+static RESTARTS: AtomicUsize = AtomicUsize::new(0);
+static LAST_RESTART_TOD: AtomicU64 = AtomicU64::new(0);
+
+fn on_restart() {
+    LAST_RESTART_TOD.store(tod(), Ordering::SeqCst);
+    RESTARTS.fetch_add(1, Ordering::SeqCst);
+}
+
 /// Starts the diag288 watchdog and lets it expire; the host is set to
 /// inject a restart interrupt, which we wait for.
 pub fn diag288_expiry(m: &mut Machine) -> Outcome {
@@ -604,7 +613,7 @@ pub fn diag288_expiry(m: &mut Machine) -> Outcome {
         return Outcome::skip("no diag288=expire on the command line");
     }
     let before = RESTARTS.load(Ordering::SeqCst);
-    RESTARTS_EXPECTED.store(true, Ordering::SeqCst);
+    let restarts = handlers::on_restart(on_restart);
     let started = observe(|| diag::<0x288>((0, WATCHDOG_S), 0));
     // After the start: an early expiry cannot hide in the call's latency.
     let t0 = tod();
@@ -612,7 +621,7 @@ pub fn diag288_expiry(m: &mut Machine) -> Outcome {
     let fired = timer::wait_until((WATCHDOG_S + 10) * 1_000_000, false, || {
         RESTARTS.load(Ordering::SeqCst) != before
     });
-    RESTARTS_EXPECTED.store(false, Ordering::SeqCst);
+    drop(restarts);
     if !matches!(started, Observed::Done { .. }) {
         return Outcome::mismatch("diag288 start", "completed", started);
     }

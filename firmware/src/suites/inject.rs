@@ -3,7 +3,7 @@
 
 use crate::arch::probe;
 use crate::check::Outcome;
-use crate::runner::Machine;
+use crate::machine::Machine;
 use alloc::boxed::Box;
 
 pub fn fail(_: &mut Machine) -> Outcome {

@@ -2,12 +2,14 @@
 //! its hypercalls. Absent on every current QEMU (one SKIP line); a test
 //! scenario places a synthetic page and passes `ram-end=`.
 
-use crate::arch::interrupt::{expect_program_interrupt, set_external_hook, InterruptContext};
+use crate::arch::context::{ExternalInterrupt, InterruptContext};
+use crate::arch::handlers;
+use crate::arch::interrupt::expect_program_interrupt;
 use crate::arch::{probe, Page};
 use crate::check::Outcome;
 use crate::fmt::Hex;
 use crate::format;
-use crate::runner::Machine;
+use crate::machine::Machine;
 use crate::virtio::ids::DeviceName;
 use crate::virtio::legacy::LegacyTransport;
 use crate::virtio::legacy_page::{self, LegacyDevice};
@@ -146,12 +148,11 @@ enum Driven {
 
 static VIRTIO_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
-fn on_external(code: u16, _param: u32, _ctx: &mut InterruptContext) -> bool {
-    if code == 0x2603 {
-        VIRTIO_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
-        return true;
-    }
-    false
+/// The legacy transport's host-to-guest notification.
+const EXT_VIRTIO: u16 = 0x2603;
+
+fn on_virtio_interrupt(_: &ExternalInterrupt, _: &mut InterruptContext) {
+    VIRTIO_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Drives each device of the page through the legacy transport (RESET,
@@ -161,7 +162,8 @@ fn drive(addr: u64, devs: &[LegacyDevice]) -> Driven {
     let Some(first) = devs.first() else {
         return Driven::Done;
     };
-    set_external_hook(on_external);
+    // Ours until this check ends.
+    let _virtio = handlers::on_external(EXT_VIRTIO, on_virtio_interrupt);
     if LegacyTransport::open(addr, first.clone()).is_none() {
         return Driven::NotServed;
     }

@@ -11,7 +11,7 @@ mod timer;
 mod virtio;
 
 use crate::check::Check;
-use crate::runner::Machine;
+use crate::machine::Machine;
 
 const CHECKS: &[Check<Machine>] = &[
     Check::new("boot.vectors", boot::vectors),

@@ -4,7 +4,7 @@ use crate::arch::timer::{self, CKC_INTERRUPTS, CPU_TIMER_INTERRUPTS};
 use crate::arch::{tod, TOD_PER_US};
 use crate::check::Outcome;
 use crate::format;
-use crate::runner::Machine;
+use crate::machine::Machine;
 use core::sync::atomic::Ordering;
 
 const DELAY_US: u64 = 2000;

@@ -8,7 +8,7 @@ use crate::fmt::{Hex, ToText};
 use crate::format;
 use crate::inventory::VirtioConfig;
 use crate::judge::RevisionSeen;
-use crate::runner::Machine;
+use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::driver::{setup_queue, DmaMemory, DriveError, USED_TIMEOUT_US};
 use crate::virtio::ids;

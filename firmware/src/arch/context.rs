@@ -1,0 +1,93 @@
+//! What an interruption leaves behind: the interrupted context as
+//! boot/head.S saves it, and what each class's lowcore fields said.
+
+use super::Psw;
+use core::mem::offset_of;
+
+pub const CLASS_RESTART: u64 = 0;
+pub const CLASS_EXTERNAL: u64 = 1;
+pub const CLASS_SVC: u64 = 2;
+pub const CLASS_PROGRAM: u64 = 3;
+pub const CLASS_MCCK: u64 = 4;
+pub const CLASS_IO: u64 = 5;
+
+pub fn class_name(class: u64) -> &'static str {
+    [
+        "restart",
+        "external",
+        "supervisor call",
+        "program",
+        "machine check",
+        "I/O",
+    ]
+    .get(class as usize)
+    .copied()
+    .unwrap_or("?")
+}
+
+/// The interrupted context as saved by boot/head.S (see layout.h).
+#[repr(C)]
+pub struct InterruptContext {
+    pub gprs: [u64; 16],
+    pub psw: Psw,
+    pub fpc: u32,
+    _pad: u32,
+    pub fprs: [u64; 16],
+}
+
+const _: () = {
+    assert!(offset_of!(InterruptContext, psw) == 128);
+    assert!(offset_of!(InterruptContext, fpc) == 144);
+    assert!(offset_of!(InterruptContext, fprs) == 152);
+    assert!(core::mem::size_of::<InterruptContext>() == 280);
+};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgramInterrupt {
+    pub code: u16,
+    /// Instruction length in bytes (2, 4 or 6; 0 if not reported).
+    pub ilc: u8,
+    pub old_psw: Psw,
+    pub teid: u64,
+}
+
+/// What the interrupt said, read from lowcore at the interruption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptInfo {
+    Restart,
+    External(ExternalInterrupt),
+    Svc { code: u16, ilc: u8 },
+    Program(ProgramInterrupt),
+    MachineCheck { mcic: u64 },
+    Io(IoInterrupt),
+}
+
+impl InterruptInfo {
+    /// The interrupt class (lowcore order).
+    pub fn class(&self) -> u64 {
+        match self {
+            InterruptInfo::Restart => CLASS_RESTART,
+            InterruptInfo::External(_) => CLASS_EXTERNAL,
+            InterruptInfo::Svc { .. } => CLASS_SVC,
+            InterruptInfo::Program(_) => CLASS_PROGRAM,
+            InterruptInfo::MachineCheck { .. } => CLASS_MCCK,
+            InterruptInfo::Io(_) => CLASS_IO,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExternalInterrupt {
+    pub code: u16,
+    /// The 32-bit external interruption parameter.
+    pub param: u32,
+    /// The 64-bit one (the legacy virtio transport's token).
+    pub param64: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoInterrupt {
+    pub subchannel: u32,
+    pub param: u32,
+    pub word: u32,
+}
