@@ -1,7 +1,10 @@
 /*
  * Offsets and constants shared by boot/head.S and firmware/src/arch.
- * Keep in step with firmware/src/arch/lowcore.rs and arch/interrupt.rs
- * (compile-time asserts there check the Rust side).
+ * The Rust side reads this file at compile time (arch/layout.rs) and
+ * asserts that its layouts give the same numbers: arch/lowcore.rs (the
+ * lowcore areas), arch/context.rs (the interrupt frame, the classes) and
+ * arch/recovery.rs. Values are numbers, names defined here, or a
+ * parenthesised sum or difference of those.
  */
 #ifndef ZVTEST_LAYOUT_H
 #define ZVTEST_LAYOUT_H

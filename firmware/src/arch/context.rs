@@ -1,6 +1,7 @@
 //! What an interruption leaves behind: the interrupted context as
 //! boot/head.S saves it, and what each class's lowcore fields said.
 
+use super::layout::define;
 use super::Psw;
 use core::mem::offset_of;
 
@@ -35,11 +36,20 @@ pub struct InterruptContext {
     pub fprs: [u64; 16],
 }
 
+// boot/head.S builds the context from layout.h's offsets.
 const _: () = {
-    assert!(offset_of!(InterruptContext, psw) == 128);
-    assert!(offset_of!(InterruptContext, fpc) == 144);
-    assert!(offset_of!(InterruptContext, fprs) == 152);
-    assert!(core::mem::size_of::<InterruptContext>() == 280);
+    let ctx = define("CTX");
+    assert!(offset_of!(InterruptContext, gprs) as u64 == define("CTX_GPRS") - ctx);
+    assert!(offset_of!(InterruptContext, psw) as u64 == define("CTX_PSW") - ctx);
+    assert!(offset_of!(InterruptContext, fpc) as u64 == define("CTX_FPC") - ctx);
+    assert!(offset_of!(InterruptContext, fprs) as u64 == define("CTX_FPRS") - ctx);
+    assert!(core::mem::size_of::<InterruptContext>() as u64 == define("FRAME_SIZE") - ctx);
+    assert!(CLASS_RESTART == define("CLASS_RESTART"));
+    assert!(CLASS_EXTERNAL == define("CLASS_EXTERNAL"));
+    assert!(CLASS_SVC == define("CLASS_SVC"));
+    assert!(CLASS_PROGRAM == define("CLASS_PROGRAM"));
+    assert!(CLASS_MCCK == define("CLASS_MCCK"));
+    assert!(CLASS_IO == define("CLASS_IO"));
 };
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

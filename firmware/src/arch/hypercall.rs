@@ -1,7 +1,9 @@
 //! DIAGNOSE hypercalls. DIAG 0x500 follows the kvm_para ABI: function
 //! number in r1, arguments in r2-r7, result in r2.
 
+use super::lowcore::{read, Lowcore};
 use core::arch::asm;
+use core::mem::offset_of;
 
 /// DIAG 0x500 with function `nr` and up to six arguments.
 pub fn diag500(nr: u64, args: [u64; 6]) -> u64 {
@@ -71,10 +73,10 @@ pub fn cpu_address() -> u16 {
     a
 }
 
-/// Scratch lowcore (free software area) for `diag500_registers`: the
-/// caller's registers, then the registers after the call.
-const REGS_SAVE: u64 = 0x700;
-const REGS_AFTER: u64 = 0x780;
+/// Lowcore scratch for `diag500_registers`: the caller's registers, then
+/// the registers after the call.
+const REGS_SAVE: usize = offset_of!(Lowcore, regs_save);
+const REGS_AFTER: usize = offset_of!(Lowcore, regs_after);
 
 /// DIAG 0x500 with all sixteen general registers set from `regs` (r1 the
 /// function number, r2-r7 the arguments, the rest markers); returns all
@@ -99,6 +101,5 @@ pub fn diag500_registers(regs: &[u64; 16]) -> [u64; 16] {
         )
     };
     super::irq_restore(old);
-    // SAFETY: the sixteen doublewords stored just above.
-    unsafe { core::ptr::read_volatile(REGS_AFTER as *const [u64; 16]) }
+    read!(regs_after)
 }

@@ -114,13 +114,11 @@ extern "C" fn zvtest_interrupt(ctx: &mut InterruptContext, class: u64) {
 /// Each class's handler returns None when the interrupt was taken, or
 /// what it was when nobody owns it.
 fn external(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
-    // SAFETY: lowcore fields of the external interruption.
-    let ext = unsafe {
-        ExternalInterrupt {
-            code: lowcore::read::<u16>(lowcore::EXT_CODE),
-            param: lowcore::read::<u32>(lowcore::EXT_PARAM),
-            param64: lowcore::read::<u64>(lowcore::EXT_PARAM_64),
-        }
+    let (code, param, param64) = lowcore::external();
+    let ext = ExternalInterrupt {
+        code,
+        param,
+        param64,
     };
     match ext.code {
         timer::EXT_CLOCK_COMPARATOR => timer::on_clock_comparator(ctx),
@@ -134,14 +132,12 @@ fn external(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
 }
 
 fn program(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
-    // SAFETY: lowcore fields of the program interruption.
-    let info = unsafe {
-        ProgramInterrupt {
-            code: lowcore::read::<u16>(lowcore::PGM_CODE),
-            ilc: (lowcore::read::<u16>(lowcore::PGM_ILC) & 0x6) as u8,
-            old_psw: ctx.psw,
-            teid: lowcore::read::<u64>(lowcore::TEID),
-        }
+    let (code, ilc, teid) = lowcore::program();
+    let info = ProgramInterrupt {
+        code,
+        ilc,
+        old_psw: ctx.psw,
+        teid,
     };
     LAST_PGM.set(info);
     let rec = PGM_EXPECT.swap(core::ptr::null_mut(), Ordering::SeqCst);
@@ -154,13 +150,7 @@ fn program(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
 }
 
 fn svc(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
-    // SAFETY: lowcore fields of the supervisor-call interruption.
-    let (code, ilc) = unsafe {
-        (
-            lowcore::read::<u16>(lowcore::SVC_CODE),
-            (lowcore::read::<u16>(lowcore::SVC_ILC) & 0x6) as u8,
-        )
-    };
+    let (code, ilc) = lowcore::svc();
     if code == SVC_LEAVE_PROBLEM_STATE {
         ctx.psw.mask &= !PSW_MASK_PSTATE;
     } else {
@@ -174,8 +164,7 @@ fn svc(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
 const MCIC_CHANNEL_REPORT: u64 = 1 << (63 - 9);
 
 fn machine_check() -> Option<InterruptInfo> {
-    // SAFETY: lowcore field of the machine-check interruption.
-    let mcic = unsafe { lowcore::read::<u64>(lowcore::MCCK_CODE) };
+    let mcic = lowcore::machine_check_code();
     match handlers::channel_report_handler() {
         Some(h) if mcic & MCIC_CHANNEL_REPORT != 0 => {
             h();
@@ -186,13 +175,11 @@ fn machine_check() -> Option<InterruptInfo> {
 }
 
 fn io() -> Option<InterruptInfo> {
-    // SAFETY: lowcore fields of the I/O interruption.
-    let io = unsafe {
-        IoInterrupt {
-            subchannel: lowcore::read::<u32>(lowcore::SUBCHANNEL_ID),
-            param: lowcore::read::<u32>(lowcore::IO_PARAM),
-            word: lowcore::read::<u32>(lowcore::IO_INT_WORD),
-        }
+    let (subchannel, param, word) = lowcore::io();
+    let io = IoInterrupt {
+        subchannel,
+        param,
+        word,
     };
     match handlers::io_handler() {
         Some(h) if h(&io) => None,

@@ -7,6 +7,7 @@ pub mod handlers;
 pub mod hypercall;
 pub mod interrupt;
 pub mod io;
+mod layout;
 pub mod lowcore;
 pub mod probe;
 pub mod recovery;

@@ -3,6 +3,7 @@
 //! code, like longjmp. boot/head.S saves and restores the registers.
 
 use super::context::InterruptContext;
+use super::layout::define;
 use super::{Psw, PSW_MASK_WAIT};
 use core::arch::asm;
 use core::mem::offset_of;
@@ -17,7 +18,11 @@ pub struct Recovery {
     mask: u64,
 }
 
-const _: () = assert!(offset_of!(Recovery, fprs) == 80);
+// boot/head.S saves and restores it at layout.h's offsets.
+const _: () = {
+    assert!(offset_of!(Recovery, gprs) as u64 == define("REC_GPRS"));
+    assert!(offset_of!(Recovery, fprs) as u64 == define("REC_FPRS"));
+};
 
 extern "C" {
     fn zvtest_try_call(f: extern "C" fn(*mut u8), arg: *mut u8, rec: *mut Recovery) -> u64;
