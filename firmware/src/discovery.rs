@@ -32,6 +32,14 @@ impl Device {
         self.sense.is_ok_and(|s| s.cu_type == CU_TYPE_VIRTIO)
     }
 
+    /// The virtio device id (the control-unit model), for a virtio device.
+    pub fn virtio_id(&self) -> Option<u32> {
+        match self.sense {
+            Ok(s) if s.cu_type == CU_TYPE_VIRTIO => Some(u32::from(s.cu_model)),
+            _ => None,
+        }
+    }
+
     pub fn bus_id(&self) -> BusId {
         BusId {
             cssid: self.cssid,
@@ -62,6 +70,13 @@ impl Device {
 }
 
 impl Inventory {
+    /// The virtio devices with device id `id`, in inventory order.
+    pub fn virtio_devices(&self, id: u32) -> impl Iterator<Item = &Device> {
+        self.devices
+            .iter()
+            .filter(move |d| d.virtio_id() == Some(id))
+    }
+
     /// Sorted `busid:name` entries, as the command line's `devices=` lists them.
     pub fn entries(&self) -> Vec<Entry> {
         let mut v: Vec<Entry> = self.devices.iter().map(Device::entry).collect();

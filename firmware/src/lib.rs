@@ -18,6 +18,7 @@ pub use zvtest_contract::{
 
 pub mod css;
 pub mod decode;
+pub mod dma;
 pub mod judge;
 pub mod line;
 pub mod virtio;

@@ -1,12 +1,14 @@
 //! Every check, by group. A check's name is `group.what`; groups are
 //! selected with `only=`/`skip=` on the command line.
 
+mod balloon;
 mod boot;
 mod css;
 mod heap;
 mod hypercalls;
 mod inject;
 mod legacy;
+mod rng;
 mod timer;
 mod virtio;
 
@@ -32,11 +34,11 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("css.hotplug", css::hotplug).timeout(30_000),
     Check::new("legacy.page", legacy::page),
     Check::new("virtio.revisions", virtio::revisions).timeout(20_000),
-    Check::new("virtio.rng", virtio::rng)
+    Check::new("virtio.rng", rng::requests)
         .timeout(60_000)
         .stressed(),
-    Check::new("virtio.config", virtio::config),
-    Check::new("virtio.config-change", virtio::config_change).timeout(30_000),
+    Check::new("virtio.config", balloon::config),
+    Check::new("virtio.config-change", balloon::config_change).timeout(30_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new("hcall.diag500.printk-inside", hypercalls::printk_inside),
     Check::new("hcall.diag500.printk-outside", hypercalls::printk_outside),

@@ -7,6 +7,7 @@
 use super::ring::LEGACY_ALIGN;
 use super::transport::{QueueAddresses, Transport, TransportError};
 use crate::arch::hypercall::diag500;
+use crate::arch::timer;
 use crate::css::blocks::{Ccw1, CCW_SLI};
 use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
 use alloc::vec::Vec;
@@ -273,5 +274,10 @@ impl Transport for CcwTransport {
         }
         self.cookies[slot] = r as u64;
         Ok(())
+    }
+
+    /// Devices signal with I/O interrupts (subchannel or adapter).
+    fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
+        timer::wait_until(timeout_us, true, done)
     }
 }

@@ -147,4 +147,9 @@ impl Transport for LegacyTransport {
             .ok_or(TransportError::NoSuchQueue { index })?;
         self.call(LEGACY_NOTIFY, addr, "legacy NOTIFY")
     }
+
+    /// Devices signal with the 0x2603 external interrupt.
+    fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
+        crate::arch::timer::wait_until(timeout_us, false, done)
+    }
 }

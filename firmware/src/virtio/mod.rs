@@ -5,10 +5,12 @@
 
 #[cfg(target_arch = "s390x")]
 pub mod ccw;
+pub mod devices;
 #[cfg(target_arch = "s390x")]
-pub mod driver;
+pub mod indicators;
 #[cfg(target_arch = "s390x")]
 pub mod legacy;
+pub mod queue;
 pub mod transport;
 
 pub use zvtest_contract::virtio::{ids, legacy_page, ring};

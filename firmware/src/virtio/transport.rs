@@ -110,6 +110,9 @@ pub trait Transport {
     /// Tells the device a queue has new buffers; `data` is the notification
     /// data where VIRTIO_F_NOTIFICATION_DATA was negotiated.
     fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError>;
+    /// Waits, taking the interrupts this transport's devices signal with,
+    /// until `done()` holds or `timeout_us` passes; says whether it held.
+    fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool;
 }
 
 /// The status of a device the driver has finished setting up: FEATURES_OK

@@ -1,5 +1,6 @@
 //! Driving a device's queues over any transport: ring memory, set-up,
-//! notification, and waiting for used buffers with a timeout.
+//! notification, and waiting for used buffers with a timeout (the
+//! transport knows how its devices signal).
 
 use super::ring::packed::PackedQueue;
 use super::ring::split::{split_layout, SplitQueue};
@@ -7,7 +8,7 @@ use super::ring::{Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, LEGAC
 use super::transport::{
     has, QueueAddresses, Transport, TransportError, F_EVENT_IDX, F_NOTIFICATION_DATA, F_RING_PACKED,
 };
-use crate::arch::timer;
+use crate::dma::DmaMemory;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
@@ -55,41 +56,12 @@ impl uDisplay for DriveError {
     }
 }
 
-/// Page-aligned, zeroed memory that stays put while a device may use it.
-pub struct DmaMemory {
-    pages: Vec<crate::arch::Page>,
-}
-
-impl DmaMemory {
-    pub fn new(bytes: usize) -> Self {
-        let n = bytes.div_ceil(4096).max(1);
-        let mut pages = Vec::with_capacity(n);
-        pages.resize_with(n, || crate::arch::Page([0; 4096]));
-        DmaMemory { pages }
-    }
-
-    pub fn addr(&self) -> u64 {
-        self.pages.as_ptr() as u64
-    }
-
-    pub fn len(&self) -> usize {
-        self.pages.len() * 4096
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pages.is_empty()
-    }
-
-    pub fn bytes(&mut self) -> &mut [u8] {
-        // SAFETY: the pages are contiguous, owned, and `len` bytes long.
-        unsafe { core::slice::from_raw_parts_mut(self.pages.as_mut_ptr() as *mut u8, self.len()) }
-    }
-
-    fn ring(&self) -> RingMemory {
-        // SAFETY: this memory is owned by the queue that gets it and lives
-        // as long as that queue (both are fields of `Queue`).
-        unsafe { RingMemory::new(self.addr(), self.len()) }
-    }
+/// Ring memory over `mem`.
+fn ring_memory(mem: &DmaMemory) -> RingMemory {
+    // SAFETY: the memory is owned by the queue that gets it and lives as
+    // long as that queue (both are fields of `Queue`); its pages stay put
+    // when the `DmaMemory` itself moves.
+    unsafe { RingMemory::new(mem.addr(), mem.len()) }
 }
 
 /// A set-up queue and the memory it lives in.
@@ -103,6 +75,26 @@ pub struct Queue {
 
 /// Largest queue we set up: enough for stress, small enough for TCG.
 pub const QUEUE_SIZE_MAX: u16 = 128;
+
+/// Sets up every queue the device has (up to `MAX_QUEUES`), in order.
+pub fn setup_all_queues<T: Transport + ?Sized>(
+    t: &mut T,
+    features: u64,
+    packed: bool,
+) -> Result<Vec<Queue>, DriveError> {
+    let mut queues = Vec::new();
+    for index in 0..MAX_QUEUES {
+        match setup_queue(t, index, features, packed) {
+            Ok(q) => queues.push(q),
+            Err(DriveError::NoQueue { .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(queues)
+}
+
+/// Queues a device may have that we look for.
+pub const MAX_QUEUES: u16 = 256;
 
 /// Sets up queue `index` with a split or packed ring, as `features` allow.
 pub fn setup_queue<T: Transport + ?Sized>(
@@ -127,7 +119,7 @@ pub fn setup_queue<T: Transport + ?Sized>(
         let layout = super::ring::packed::packed_layout(size)?;
         let mem = DmaMemory::new(layout.total);
         (
-            Box::new(PackedQueue::new(mem.ring(), size, event_idx)?),
+            Box::new(PackedQueue::new(ring_memory(&mem), size, event_idx)?),
             mem,
         )
     } else {
@@ -136,7 +128,7 @@ pub fn setup_queue<T: Transport + ?Sized>(
         let endian = if legacy { Endian::Big } else { Endian::Little };
         (
             Box::new(SplitQueue::new(
-                mem.ring(),
+                ring_memory(&mem),
                 size,
                 endian,
                 legacy,
@@ -185,12 +177,12 @@ impl Queue {
         Ok(token)
     }
 
-    /// Waits for the next used buffer.
-    pub fn wait_used(&mut self) -> Result<Used, DriveError> {
+    /// Waits for the next used buffer, as `t` waits for its devices.
+    pub fn wait_used<T: Transport + ?Sized>(&mut self, t: &mut T) -> Result<Used, DriveError> {
         let mut got = None;
         let mut err = None;
         let ring = &mut self.ring;
-        timer::wait_until(USED_TIMEOUT_US, true, || match ring.pop_used() {
+        t.wait(USED_TIMEOUT_US, &mut || match ring.pop_used() {
             Ok(Some(u)) => {
                 got = Some(u);
                 true

@@ -1,0 +1,8 @@
+//! Device drivers: each knows its device's protocol (queues, request
+//! layouts, configuration fields, feature bits) over any [`Transport`],
+//! and nothing about checks; the suites hold the expectations.
+//!
+//! [`Transport`]: super::transport::Transport
+
+pub mod balloon;
+pub mod rng;

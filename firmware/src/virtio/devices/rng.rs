@@ -1,0 +1,131 @@
+//! virtio-rng, the entropy device (virtio 1.x section 5.4): one queue,
+//! `requestq`, of device-writable buffers the device fills with random
+//! bytes; no feature bits of its own and no configuration space.
+
+use super::super::queue::{setup_queue, DriveError, Queue};
+use super::super::ring::{Buffer, RingMemory};
+use super::super::transport::Transport;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
+
+pub const DEVICE_ID: u32 = super::super::ids::RNG;
+/// The request queue's index.
+pub const REQUEST_QUEUE: u16 = 0;
+
+/// A request the device answered against the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntropyError {
+    /// The used buffer is not the request just made.
+    WrongToken { used: u16, submitted: u16 },
+    /// The device must write at least one byte and at most the buffer.
+    BadLength { used: u32, len: u32 },
+}
+
+impl uDisplay for EntropyError {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        match *self {
+            EntropyError::WrongToken { used, submitted } => {
+                ufmt::uwrite!(f, "used token {} for submitted {}", used, submitted)
+            }
+            EntropyError::BadLength { used, len } => {
+                ufmt::uwrite!(f, "used length {} for a {}-byte buffer", used, len)
+            }
+        }
+    }
+}
+
+/// The buffer chain of one request for `len` bytes at `addr`, in
+/// `elements` device-writable parts (the first ones `len / elements`
+/// bytes, the last the rest).
+pub fn request_chain(addr: u64, len: u32, elements: u32) -> Vec<Buffer> {
+    let elements = elements.clamp(1, len.max(1));
+    let part = len / elements;
+    (0..elements)
+        .map(|i| {
+            let start = part * i;
+            let end = if i + 1 == elements { len } else { start + part };
+            Buffer {
+                addr: addr + u64::from(start),
+                len: end - start,
+                device_writable: true,
+            }
+        })
+        .collect()
+}
+
+/// A driven entropy device: its request queue.
+pub struct Rng {
+    queue: Queue,
+}
+
+impl Rng {
+    /// Sets up the request queue of a device whose features were
+    /// negotiated as `features` (a packed ring if asked for and offered).
+    pub fn setup<T: Transport + ?Sized>(
+        t: &mut T,
+        features: u64,
+        packed: bool,
+    ) -> Result<Self, DriveError> {
+        Ok(Rng {
+            queue: setup_queue(t, REQUEST_QUEUE, features, packed)?,
+        })
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Makes a request available (through an indirect table in `table`
+    /// where given) and notifies as the ring says; returns its token.
+    pub fn request<T: Transport + ?Sized>(
+        &mut self,
+        t: &mut T,
+        chain: &[Buffer],
+        table: Option<RingMemory>,
+    ) -> Result<u16, DriveError> {
+        self.queue.submit(t, chain, table)
+    }
+
+    /// Waits for the request `token` of `len` bytes to come back; returns
+    /// how many bytes the device wrote.
+    pub fn wait<T: Transport + ?Sized>(
+        &mut self,
+        t: &mut T,
+        token: u16,
+        len: u32,
+    ) -> Result<Result<u32, EntropyError>, DriveError> {
+        let used = self.queue.wait_used(t)?;
+        Ok(if used.token != token {
+            Err(EntropyError::WrongToken {
+                used: used.token,
+                submitted: token,
+            })
+        } else if used.len == 0 || used.len > len {
+            Err(EntropyError::BadLength {
+                used: used.len,
+                len,
+            })
+        } else {
+            Ok(used.len)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_cover_the_buffer() {
+        let one = request_chain(0x1000, 9, 1);
+        assert_eq!(one.len(), 1);
+        assert_eq!((one[0].addr, one[0].len), (0x1000, 9));
+        let two = request_chain(0x1000, 9, 2);
+        assert_eq!(
+            two.iter().map(|b| (b.addr, b.len)).collect::<Vec<_>>(),
+            [(0x1000, 4), (0x1004, 5)]
+        );
+        assert!(two.iter().all(|b| b.device_writable));
+        assert_eq!(request_chain(0, 1, 4).len(), 1);
+    }
+}
