@@ -3,6 +3,9 @@
 
 use core::arch::asm;
 
+/// The size of an operation-request block (format 1).
+pub const ORB_SIZE: usize = 32;
+
 /// A control block with the word alignment the I/O instructions demand.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug)]
@@ -14,6 +17,9 @@ impl<const N: usize> Block<N> {
     }
 }
 
+/// STSCH, MSCH and TSCH: each reads or stores its control block and no
+/// other storage (we never start channel measurement, so MSCH names no
+/// measurement block).
 macro_rules! io_instruction {
     ($(#[$doc:meta])* $name:ident, $mnemonic:literal, $n:ident) => {
         $(#[$doc])*
@@ -45,10 +51,35 @@ io_instruction!(
     /// MODIFY SUBCHANNEL: 0 done, 1 status pending, 2 busy, 3 not operational.
     modify_subchannel, "msch", N
 );
-io_instruction!(
-    /// START SUBCHANNEL with the ORB in `block`: 0 started, 1 status pending, 2 busy, 3 n/o.
-    start_subchannel, "ssch", N
-);
+
+/// START SUBCHANNEL with `orb`: 0 started, 1 status pending, 2 busy, 3
+/// not operational.
+///
+/// # Safety
+/// Once started, the device reads and stores wherever the ORB's channel
+/// program says, on its own time: the channel program, and every storage
+/// area its CCWs name for the count they give, must be valid for the
+/// device to read (and, for input commands, to store into) below 2 GiB,
+/// and stay so, used by nothing else, until the subchannel reports the
+/// program ended (final status, or a completed clear).
+pub unsafe fn start_subchannel(sid: u32, orb: &Block<ORB_SIZE>) -> u32 {
+    let cc: u32;
+    // SAFETY: SSCH reads the ORB (word aligned) and starts the channel
+    // program it names; what the program may then touch is the caller's
+    // obligation (above). r1 holds the subchannel id.
+    unsafe {
+        asm!(
+            "ssch 0({addr})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            addr = in(reg_addr) orb.0.as_ptr(),
+            cc = lateout(reg) cc,
+            in("r1") u64::from(sid),
+            options(nostack),
+        )
+    };
+    cc
+}
 io_instruction!(
     /// TEST SUBCHANNEL into the IRB in `block`: 0 status stored, 1 not pending, 3 n/o.
     test_subchannel, "tsch", N

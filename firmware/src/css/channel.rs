@@ -2,7 +2,8 @@
 //! enabling with an ISC, channel programs completed by I/O interrupts with
 //! a timeout, unit checks answered by BASIC SENSE, CSCH to recover.
 
-use super::blocks::{self, Ccw1, Irb, Pmcw, SenseId, IRB_SIZE, SCHIB_SIZE};
+use super::blocks::{self, Irb, Pmcw, SenseId, IRB_SIZE, ORB_SIZE, SCHIB_SIZE};
+use super::program::ChannelProgram;
 use crate::arch::global::Global;
 use crate::arch::handlers::{self, IoInterrupt, Registration};
 use crate::arch::io::{self, Block};
@@ -10,6 +11,8 @@ use crate::arch::{timer, Page};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
+
+const _: () = assert!(ORB_SIZE == io::ORB_SIZE);
 
 /// The interruption subclass our subchannels use.
 pub const ISC: u8 = 3;
@@ -29,6 +32,8 @@ pub enum IoError {
     DeviceStatus(u8),
     /// MSCH did not leave the subchannel in the state asked for.
     NotEnabled,
+    /// No storage below 2 GiB for the channel program.
+    NoLowMemory,
 }
 
 impl ufmt::uDisplay for IoError {
@@ -47,6 +52,7 @@ impl ufmt::uDisplay for IoError {
             IoError::ChannelStatus(s) => ufmt::uwrite!(f, "subchannel status {}", Hex(s.into())),
             IoError::DeviceStatus(s) => ufmt::uwrite!(f, "device status {}", Hex(s.into())),
             IoError::NotEnabled => f.write_str("MSCH did not take effect"),
+            IoError::NoLowMemory => f.write_str("no storage below 2 GiB for the channel program"),
         }
     }
 }
@@ -218,11 +224,16 @@ pub fn start_foreign(sid: u32) -> Result<(), IoError> {
     if io::modify_subchannel(sid, &mut schib) != 0 {
         return Err(IoError::NotEnabled);
     }
-    // Kept for good: the device may read it after we are gone.
-    let noop = Box::leak(Box::new(Ccw1::new(blocks::CMD_NOOP, 0, 0, 0)));
-    let mut orb = Block::<{ blocks::ORB_SIZE }>::zeroed();
-    orb.0 = blocks::build_orb(!sid, noop as *const Ccw1 as u32);
-    match io::start_subchannel(sid, &mut orb) {
+    // Kept for good: nobody waits for its end, so the device may read it
+    // after we are gone.
+    let noop = Box::leak(Box::new(
+        ChannelProgram::new(1, 0).ok_or(IoError::NoLowMemory)?,
+    ));
+    let mut orb = Block::<ORB_SIZE>::zeroed();
+    orb.0 = blocks::build_orb(!sid, noop.prepare());
+    // SAFETY: a NOOP names no storage; its one CCW is leaked, so it stays
+    // valid for as long as the device may read it.
+    match unsafe { io::start_subchannel(sid, &orb) } {
         0 => Ok(()),
         3 => Err(IoError::NotOperational),
         _ => Err(IoError::Busy),
@@ -236,15 +247,21 @@ fn set_waiting(sid: u32) {
     COMPLETION.set(c);
 }
 
-/// Starts `ccws` and returns the final IRB, whatever its status. On a
-/// timeout the subchannel is cleared.
-fn start_and_wait(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoError> {
+/// Starts `program` and returns the final IRB, whatever its status. On a
+/// timeout the subchannel is cleared; should the clear not complete
+/// either, the program's buffer is abandoned to the device.
+fn start_and_wait(sid: u32, program: &mut ChannelProgram, timeout_us: u64) -> Result<Irb, IoError> {
     set_waiting(sid);
-    let mut orb = Block::<{ blocks::ORB_SIZE }>::zeroed();
-    orb.0 = blocks::build_orb(sid, ccws.as_ptr() as u32);
+    let mut orb = Block::<ORB_SIZE>::zeroed();
+    orb.0 = blocks::build_orb(sid, program.prepare());
     let mut tries = 0;
     loop {
-        match io::start_subchannel(sid, &mut orb) {
+        // SAFETY: every CCW of a ChannelProgram names storage inside the
+        // program's own buffer, below 2 GiB; `program` is borrowed until
+        // the final status below, and a program that never ends keeps its
+        // buffer for good (`abandon`). A check cut short meanwhile never
+        // frees it either.
+        match unsafe { io::start_subchannel(sid, &orb) } {
             0 => break,
             // Status pending: unsolicited status (a virtio-ccw device's
             // classic-indicator notification) not yet taken as an interrupt.
@@ -268,15 +285,21 @@ fn start_and_wait(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoErr
     let irb = COMPLETION.get().irb.filter(|_| done);
     set_waiting(0);
     irb.ok_or_else(|| {
-        recover(sid);
+        if clear(sid).is_err() {
+            program.abandon();
+        }
         IoError::Timeout
     })
 }
 
-/// Runs the channel program `ccws` (which must stay put, below 2 GiB) and
-/// checks its final status: a unit check is answered with BASIC SENSE.
-pub fn run_program(sid: u32, ccws: &[Ccw1], timeout_us: u64) -> Result<Irb, IoError> {
-    let irb = start_and_wait(sid, ccws, timeout_us)?;
+/// Runs `program` and checks its final status: a unit check is answered
+/// with BASIC SENSE.
+pub fn run_program(
+    sid: u32,
+    program: &mut ChannelProgram,
+    timeout_us: u64,
+) -> Result<Irb, IoError> {
+    let irb = start_and_wait(sid, program, timeout_us)?;
     if irb.scsw.dstat & blocks::DEV_UNIT_CHECK != 0 {
         let sense0 = basic_sense(sid).map_or(0xff, |s| s[0]);
         return Err(IoError::UnitCheck { sense0 });
@@ -317,46 +340,26 @@ pub fn halt(sid: u32) -> Result<Irb, IoError> {
     function_and_wait(sid, io::halt_subchannel)
 }
 
-/// Brings a subchannel whose channel program did not finish back to idle.
-pub fn recover(sid: u32) {
-    let _ = clear(sid);
-}
-
-/// A buffer for channel data, 8-byte aligned and below 2 GiB (the heap is).
-pub fn dma_buffer(len: usize) -> Vec<u64> {
-    alloc::vec![0u64; len.div_ceil(8)]
-}
-
-fn as_bytes(buf: &[u64]) -> &[u8] {
-    // SAFETY: u64 storage viewed as bytes, same length.
-    unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 8) }
+/// One command on `len` bytes of data, as a channel program.
+pub fn single(cmd: u8, flags: u8, len: u16) -> Result<ChannelProgram, IoError> {
+    let mut p = ChannelProgram::new(1, usize::from(len)).ok_or(IoError::NoLowMemory)?;
+    p.ccw(0, cmd, flags, 0, len);
+    Ok(p)
 }
 
 /// BASIC SENSE: the first 32 sense bytes.
 pub fn basic_sense(sid: u32) -> Result<[u8; 32], IoError> {
-    let buf = dma_buffer(32);
-    let ccw = [Ccw1::new(
-        blocks::CMD_BASIC_SENSE,
-        blocks::CCW_SLI,
-        32,
-        buf.as_ptr() as u32,
-    )];
-    start_and_wait(sid, &ccw, IO_TIMEOUT_US)?;
+    let mut p = single(blocks::CMD_BASIC_SENSE, blocks::CCW_SLI, 32)?;
+    start_and_wait(sid, &mut p, IO_TIMEOUT_US)?;
     let mut sense = [0u8; 32];
-    sense.copy_from_slice(&as_bytes(&buf)[..32]);
+    sense.copy_from_slice(&p.data()[..32]);
     Ok(sense)
 }
 
 /// SENSE ID.
 pub fn sense_id(sid: u32) -> Result<SenseId, IoError> {
-    let buf = dma_buffer(256);
-    let ccw = [Ccw1::new(
-        blocks::CMD_SENSE_ID,
-        blocks::CCW_SLI,
-        256,
-        buf.as_ptr() as u32,
-    )];
-    let irb = run_program(sid, &ccw, IO_TIMEOUT_US)?;
+    let mut p = single(blocks::CMD_SENSE_ID, blocks::CCW_SLI, 256)?;
+    let irb = run_program(sid, &mut p, IO_TIMEOUT_US)?;
     let got = 256usize.saturating_sub(usize::from(irb.scsw.count));
-    blocks::parse_sense_id(&as_bytes(&buf)[..got]).ok_or(IoError::DeviceStatus(irb.scsw.dstat))
+    blocks::parse_sense_id(&p.data()[..got]).ok_or(IoError::DeviceStatus(irb.scsw.dstat))
 }

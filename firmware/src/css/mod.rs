@@ -5,3 +5,4 @@
 pub use zvtest_contract::css::blocks;
 #[cfg(target_arch = "s390x")]
 pub mod channel;
+pub mod program;

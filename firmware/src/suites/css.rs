@@ -4,8 +4,9 @@
 use crate::arch::handlers;
 use crate::arch::{self, io, timer};
 use crate::check::Outcome;
-use crate::css::blocks::{self, Ccw1, FCTL_CLEAR, FCTL_HALT};
+use crate::css::blocks::{self, FCTL_CLEAR, FCTL_HALT};
 use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
+use crate::css::program::ChannelProgram;
 use crate::fmt::Hex;
 use crate::format;
 use crate::inventory::{diff, list};
@@ -83,23 +84,18 @@ pub fn chaining(m: &mut Machine) -> Outcome {
     };
     // NOOP, command-chained to a TIC that jumps over a command that would
     // be rejected, to a final NOOP.
-    let mut prog = channel::dma_buffer(32);
-    let base = prog.as_ptr() as u32;
-    let ccws = [
-        Ccw1::new(blocks::CMD_NOOP, blocks::CCW_CHAIN_COMMAND, 0, 0),
-        Ccw1::new(blocks::CMD_TIC, 0, 0, base + 24),
-        Ccw1::new(0xf3, 0, 0, 0),
-        Ccw1::new(blocks::CMD_NOOP, 0, 0, 0),
-    ];
-    for (slot, c) in prog.iter_mut().zip(ccws) {
-        *slot = u64::from_be_bytes(c.to_bytes());
-    }
-    // SAFETY: `prog` holds four CCWs in the hardware layout.
-    let program = unsafe { core::slice::from_raw_parts(prog.as_ptr() as *const Ccw1, 4) };
-    match channel::run_program(sid, program, IO_TIMEOUT_US) {
+    let Some(mut program) = ChannelProgram::new(4, 0) else {
+        return Outcome::fail("no storage below 2 GiB for a channel program");
+    };
+    program.ccw(0, blocks::CMD_NOOP, blocks::CCW_CHAIN_COMMAND, 0, 0);
+    program.tic(1, 3);
+    program.ccw(2, 0xf3, 0, 0, 0);
+    program.ccw(3, blocks::CMD_NOOP, 0, 0, 0);
+    let after_last = program.ccw_address(4);
+    match channel::run_program(sid, &mut program, IO_TIMEOUT_US) {
         Ok(irb) => Outcome::expect_eq(
             "CCW address in the SCSW (last CCW + 8)",
-            Hex((base + 32).into()),
+            Hex(after_last.into()),
             Hex(irb.scsw.ccw_addr.into()),
         ),
         Err(e) => Outcome::mismatch(
@@ -114,9 +110,11 @@ pub fn command_reject(m: &mut Machine) -> Outcome {
     let Some(sid) = first_device(m) else {
         return Outcome::skip("no identified device");
     };
-    let buf = channel::dma_buffer(8);
-    let ccw = [Ccw1::new(0xf3, blocks::CCW_SLI, 8, buf.as_ptr() as u32)];
-    match channel::run_program(sid, &ccw, IO_TIMEOUT_US) {
+    let mut program = match channel::single(0xf3, blocks::CCW_SLI, 8) {
+        Ok(p) => p,
+        Err(e) => return Outcome::mismatch("unknown command 0xf3", "unit check", e),
+    };
+    match channel::run_program(sid, &mut program, IO_TIMEOUT_US) {
         Err(IoError::UnitCheck { sense0 }) => Outcome::expect_eq(
             "sense byte 0 after an unknown command",
             Hex(0x80),

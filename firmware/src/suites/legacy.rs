@@ -13,7 +13,7 @@ use crate::machine::Machine;
 use crate::virtio::ids::DeviceName;
 use crate::virtio::legacy::LegacyTransport;
 use crate::virtio::legacy_page::{self, LegacyDevice};
-use crate::virtio::transport::{Transport, TransportError, STATUS_ACKNOWLEDGE, STATUS_DRIVER};
+use crate::virtio::transport::{Status, Transport, TransportError};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -176,12 +176,12 @@ fn drive(addr: u64, devs: &[LegacyDevice]) -> Driven {
             ));
         };
         let r = (|| -> Result<Option<u8>, TransportError> {
-            t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)?;
+            t.set_status(Status::ACKNOWLEDGE | Status::DRIVER)?;
             for q in 0..d.queues.len() as u16 {
                 t.notify(q, None)?;
             }
             t.reset()?;
-            t.status()
+            Ok(t.status()?.map(|s| s.bits()))
         })();
         match r {
             Ok(Some(0)) => {}

@@ -5,11 +5,12 @@
 //! virtio-ccw layout), which `u32::to_le_bytes` spells out.
 
 use super::ring::LEGACY_ALIGN;
-use super::transport::{QueueAddresses, Transport, TransportError};
+use super::transport::{QueueAddresses, Status, Transport, TransportError};
 use crate::arch::hypercall::diag500;
 use crate::arch::timer;
-use crate::css::blocks::{Ccw1, CCW_SLI};
+use crate::css::blocks::CCW_SLI;
 use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
+use crate::css::program::ChannelProgram;
 use alloc::vec::Vec;
 
 pub const CMD_WRITE_FEAT: u8 = 0x11;
@@ -35,7 +36,8 @@ const BUF_LEN: usize = 256;
 pub struct CcwTransport {
     sid: u32,
     revision: u8,
-    buf: Vec<u64>,
+    /// One CCW and BUF_LEN bytes of data, reused for every command.
+    program: ChannelProgram,
     /// The host's cookie for each queue, fed back on the next notify.
     cookies: Vec<u64>,
 }
@@ -47,10 +49,13 @@ impl CcwTransport {
         let io = |_| TransportError::Io { what: "MSCH" };
         channel::set_enabled(sid, false).map_err(io)?;
         channel::set_enabled(sid, true).map_err(io)?;
+        let program = ChannelProgram::new(1, BUF_LEN).ok_or(TransportError::Io {
+            what: "channel program below 2 GiB",
+        })?;
         let mut t = CcwTransport {
             sid,
             revision: 0,
-            buf: channel::dma_buffer(BUF_LEN),
+            program,
             cookies: Vec::new(),
         };
         for rev in (1..=max.min(2)).rev() {
@@ -86,14 +91,12 @@ impl CcwTransport {
         if len > BUF_LEN {
             return Err(TransportError::Io { what });
         }
-        // SAFETY: `buf` is BUF_LEN bytes of u64 storage, viewed as bytes.
-        let bytes =
-            unsafe { core::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut u8, BUF_LEN) };
-        bytes[..len].fill(0);
-        bytes[..out.len()].copy_from_slice(out);
-        let ccw = [Ccw1::new(cmd, flags, len as u16, bytes.as_ptr() as u32)];
-        match channel::run_program(self.sid, &ccw, IO_TIMEOUT_US) {
-            Ok(_) => Ok(&bytes[..read]),
+        let data = self.program.data();
+        data[..len].fill(0);
+        data[..out.len()].copy_from_slice(out);
+        self.program.ccw(0, cmd, flags, 0, len as u16);
+        match channel::run_program(self.sid, &mut self.program, IO_TIMEOUT_US) {
+            Ok(_) => Ok(&self.program.data()[..read]),
             Err(IoError::UnitCheck { sense0: 0x80 }) => Err(TransportError::Rejected { what }),
             Err(_) => Err(TransportError::Io { what }),
         }
@@ -203,17 +206,17 @@ impl Transport for CcwTransport {
         Ok(())
     }
 
-    fn set_status(&mut self, status: u8) -> Result<(), TransportError> {
-        self.command(CMD_WRITE_STATUS, &[status], 0, "WRITE_STATUS")
+    fn set_status(&mut self, status: Status) -> Result<(), TransportError> {
+        self.command(CMD_WRITE_STATUS, &[status.bits()], 0, "WRITE_STATUS")
             .map(|_| ())
     }
 
-    fn status(&mut self) -> Result<Option<u8>, TransportError> {
+    fn status(&mut self) -> Result<Option<Status>, TransportError> {
         if self.revision < 2 {
             return Ok(None);
         }
         let got = self.command(CMD_READ_STATUS, &[], 1, "READ_STATUS")?;
-        Ok(Some(got[0]))
+        Ok(Some(Status::from_bits_retain(got[0])))
     }
 
     fn read_config(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {

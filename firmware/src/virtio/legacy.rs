@@ -5,7 +5,7 @@
 //! address); the driver only uses them.
 
 use super::legacy_page::LegacyDevice;
-use super::transport::{QueueAddresses, Transport, TransportError};
+use super::transport::{QueueAddresses, Status, Transport, TransportError};
 use crate::arch::hypercall::{diag500, LEGACY_NOTIFY, LEGACY_RESET, LEGACY_SET_STATUS};
 use crate::arch::interrupt::expect_program_interrupt;
 
@@ -98,15 +98,15 @@ impl Transport for LegacyTransport {
         Ok(())
     }
 
-    fn set_status(&mut self, status: u8) -> Result<(), TransportError> {
-        self.write(self.dev.status_offset(), &[status]);
+    fn set_status(&mut self, status: Status) -> Result<(), TransportError> {
+        self.write(self.dev.status_offset(), &[status.bits()]);
         self.call(LEGACY_SET_STATUS, self.descriptor(), "legacy SET_STATUS")
     }
 
-    fn status(&mut self) -> Result<Option<u8>, TransportError> {
+    fn status(&mut self) -> Result<Option<Status>, TransportError> {
         let mut s = [0u8];
         self.read(self.dev.status_offset(), &mut s);
-        Ok(Some(s[0]))
+        Ok(Some(Status::from_bits_retain(s[0])))
     }
 
     fn read_config(&mut self, buf: &mut [u8]) -> Result<(), TransportError> {

@@ -3,13 +3,19 @@
 
 use ufmt::{uDisplay, uWrite, Formatter};
 
-/// Device status bits.
-pub const STATUS_ACKNOWLEDGE: u8 = 1;
-pub const STATUS_DRIVER: u8 = 2;
-pub const STATUS_DRIVER_OK: u8 = 4;
-pub const STATUS_FEATURES_OK: u8 = 8;
-pub const STATUS_NEEDS_RESET: u8 = 0x40;
-pub const STATUS_FAILED: u8 = 0x80;
+bitflags::bitflags! {
+    /// The device status byte (virtio 1.x section 2.1). Bits a device sets
+    /// that the spec does not name are kept.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Status: u8 {
+        const ACKNOWLEDGE = 1;
+        const DRIVER = 2;
+        const DRIVER_OK = 4;
+        const FEATURES_OK = 8;
+        const NEEDS_RESET = 0x40;
+        const FAILED = 0x80;
+    }
+}
 
 /// Device-independent feature bits.
 pub const F_NOTIFY_ON_EMPTY: u32 = 24;
@@ -46,8 +52,8 @@ pub enum TransportError {
     },
     /// The device did not keep a status we set.
     StatusNotKept {
-        wrote: u8,
-        read: u8,
+        wrote: Status,
+        read: Status,
     },
     /// The feature set we accepted was refused (FEATURES_OK not kept).
     FeaturesRefused,
@@ -71,8 +77,8 @@ impl uDisplay for TransportError {
             TransportError::StatusNotKept { wrote, read } => ufmt::uwrite!(
                 f,
                 "status {} written, {} read back",
-                Hex(wrote.into()),
-                Hex(read.into())
+                Hex(wrote.bits().into()),
+                Hex(read.bits().into())
             ),
             TransportError::FeaturesRefused => {
                 f.write_str("FEATURES_OK refused for the features accepted")
@@ -94,9 +100,9 @@ pub trait Transport {
     fn reset(&mut self) -> Result<(), TransportError>;
     fn device_features(&mut self) -> Result<u64, TransportError>;
     fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError>;
-    fn set_status(&mut self, status: u8) -> Result<(), TransportError>;
+    fn set_status(&mut self, status: Status) -> Result<(), TransportError>;
     /// None where the transport cannot read the status back.
-    fn status(&mut self) -> Result<Option<u8>, TransportError>;
+    fn status(&mut self) -> Result<Option<Status>, TransportError>;
     fn read_config(&mut self, buf: &mut [u8]) -> Result<(), TransportError>;
     fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError>;
     /// The queue's maximum size; 0 when the queue does not exist.
@@ -117,9 +123,13 @@ pub trait Transport {
 
 /// The status of a device the driver has finished setting up: FEATURES_OK
 /// belongs to virtio 1 (revision >= 1) only.
-pub fn driver_ok_status(revision: u8) -> u8 {
-    let features_ok = if revision >= 1 { STATUS_FEATURES_OK } else { 0 };
-    STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | features_ok
+pub fn driver_ok_status(revision: u8) -> Status {
+    let features_ok = if revision >= 1 {
+        Status::FEATURES_OK
+    } else {
+        Status::empty()
+    };
+    Status::ACKNOWLEDGE | Status::DRIVER | Status::DRIVER_OK | features_ok
 }
 
 /// Feature negotiation as the spec orders it: reset, ACKNOWLEDGE, DRIVER,
@@ -127,8 +137,8 @@ pub fn driver_ok_status(revision: u8) -> u8 {
 /// and check it stuck. Returns the accepted set.
 pub fn negotiate<T: Transport + ?Sized>(t: &mut T, wanted: u64) -> Result<u64, TransportError> {
     t.reset()?;
-    t.set_status(STATUS_ACKNOWLEDGE)?;
-    t.set_status(STATUS_ACKNOWLEDGE | STATUS_DRIVER)?;
+    t.set_status(Status::ACKNOWLEDGE)?;
+    t.set_status(Status::ACKNOWLEDGE | Status::DRIVER)?;
     let offer = t.device_features()?;
     let mut accept = offer & wanted;
     if t.revision() >= 1 {
@@ -136,13 +146,13 @@ pub fn negotiate<T: Transport + ?Sized>(t: &mut T, wanted: u64) -> Result<u64, T
     }
     t.set_driver_features(accept)?;
     if t.revision() >= 1 {
-        let s = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
+        let s = Status::ACKNOWLEDGE | Status::DRIVER | Status::FEATURES_OK;
         match t.set_status(s) {
             Err(TransportError::Rejected { .. }) => return Err(TransportError::FeaturesRefused),
             r => r?,
         }
         if let Some(read) = t.status()? {
-            if read & STATUS_FEATURES_OK == 0 {
+            if !read.contains(Status::FEATURES_OK) {
                 return Err(TransportError::FeaturesRefused);
             }
         }
