@@ -2,8 +2,6 @@
 //! its hypercalls. Absent on every current QEMU (one SKIP line); a test
 //! scenario places a synthetic page and passes `ram-end=`.
 
-use crate::arch::context::{ExternalInterrupt, InterruptContext};
-use crate::arch::handlers;
 use crate::arch::interrupt::expect_program_interrupt;
 use crate::arch::{probe, Page};
 use crate::check::Outcome;
@@ -11,17 +9,18 @@ use crate::fmt::Hex;
 use crate::format;
 use crate::machine::Machine;
 use crate::virtio::ids::DeviceName;
-use crate::virtio::legacy::LegacyTransport;
-use crate::virtio::legacy_page::{self, LegacyDevice};
+use crate::virtio::legacy::diag::DiagHost;
+use crate::virtio::legacy::{LegacyError, LegacyTransport};
+use crate::virtio::legacy_page::{self, LegacyDevice, PAGE_SIZE};
 use crate::virtio::transport::{Status, Transport, TransportError};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
 
-/// Copies the page at `addr`; None if its first doubleword is not storage.
-/// A page cut short by the end of storage keeps zeros past that point.
-fn read_page(addr: u64) -> Option<Box<Page>> {
+/// Copies the page at `addr` and says how many of its bytes are storage;
+/// None if its first doubleword is not. A page cut short by the end of
+/// storage keeps zeros past that point.
+fn read_page(addr: u64) -> Option<(Box<Page>, usize)> {
     let mut page = Box::new(Page([0; 4096]));
     let mut read = 0usize;
     let buf = &mut page.0;
@@ -32,7 +31,7 @@ fn read_page(addr: u64) -> Option<Box<Page>> {
             *read_ref += 8;
         }
     });
-    (read > 0).then_some(page)
+    (read > 0).then_some((page, read))
 }
 
 fn page_address(m: &Machine) -> u64 {
@@ -66,7 +65,7 @@ fn expected(want: &[(String, u8)]) -> String {
 
 pub fn page(m: &mut Machine) -> Outcome {
     let addr = page_address(m);
-    let Some(page) = read_page(addr) else {
+    let Some((page, readable)) = read_page(addr) else {
         return match &m.cfg.legacy_devices {
             Some(want) if !want.is_empty() => Outcome::mismatch(
                 &format!("legacy device page at {}", Hex(addr)),
@@ -119,7 +118,7 @@ pub fn page(m: &mut Machine) -> Outcome {
     } else {
         "not compared: no legacy-devices= on the command line"
     };
-    match drive(addr, &devs) {
+    match drive(m, addr, readable, &devs) {
         Driven::NotServed => Outcome::skip(&format!(
             "page at {} holds {} ({}), but the legacy hypercalls are not served (RESET faults): no legacy host behind it",
             Hex(addr),
@@ -146,34 +145,51 @@ enum Driven {
     Failed(Outcome),
 }
 
-static VIRTIO_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
-
-/// The legacy transport's host-to-guest notification.
-const EXT_VIRTIO: u16 = 0x2603;
-
-fn on_virtio_interrupt(_: &ExternalInterrupt, _: &mut InterruptContext) {
-    VIRTIO_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+/// Where a legacy host keeps its rings: storage above both the page and
+/// the guest's own (the seed's host extended storage past the page for
+/// them), up to where storage ends.
+fn ring_window(m: &Machine, page: u64) -> core::ops::Range<u64> {
+    let start = (page + PAGE_SIZE as u64).max(m.memory);
+    start..crate::memory::probe_storage_size().max(start)
 }
 
 /// Drives each device of the page through the legacy transport (RESET,
 /// SET_STATUS, NOTIFY) where the host serves those hypercalls; a page
 /// without a legacy host behind it (a synthetic one) says so.
-fn drive(addr: u64, devs: &[LegacyDevice]) -> Driven {
-    let Some(first) = devs.first() else {
+fn drive(m: &Machine, addr: u64, readable: usize, devs: &[LegacyDevice]) -> Driven {
+    if devs.is_empty() {
         return Driven::Done;
-    };
-    // Ours until this check ends.
-    let _virtio = handlers::on_external(EXT_VIRTIO, on_virtio_interrupt);
-    if LegacyTransport::open(addr, first.clone()).is_none() {
-        return Driven::NotServed;
+    }
+    // It owns the 0x2603 interrupt until this check ends.
+    let mut host = DiagHost::new(addr, readable, ring_window(m, addr));
+    match LegacyTransport::open(&mut host, 0) {
+        Err(LegacyError::NotServed) => return Driven::NotServed,
+        Err(e) => {
+            return Driven::Failed(Outcome::mismatch(
+                "legacy transport, device 0",
+                "a device the transport can drive",
+                format!("{}", e).as_str(),
+            ))
+        }
+        Ok(_) => {}
     }
     for d in devs {
-        let Some(mut t) = LegacyTransport::open(addr, d.clone()) else {
-            return Driven::Failed(Outcome::mismatch(
-                &format!("RESET of device {}", d.index),
-                "served",
-                "fault",
-            ));
+        let mut t = match LegacyTransport::open(&mut host, d.index) {
+            Ok(t) => t,
+            Err(LegacyError::NotServed) => {
+                return Driven::Failed(Outcome::mismatch(
+                    &format!("RESET of device {}", d.index),
+                    "served",
+                    "fault",
+                ))
+            }
+            Err(e) => {
+                return Driven::Failed(Outcome::mismatch(
+                    &format!("legacy transport, device {}", d.index),
+                    "a device the transport can drive",
+                    format!("{}", e).as_str(),
+                ))
+            }
         };
         let r = (|| -> Result<Option<u8>, TransportError> {
             t.set_status(Status::ACKNOWLEDGE | Status::DRIVER)?;
@@ -204,7 +220,7 @@ fn drive(addr: u64, devs: &[LegacyDevice]) -> Driven {
     crate::out!(
         "# legacy hypercalls: {} devices reset, set and notified; {} virtio external interrupts\n",
         devs.len(),
-        VIRTIO_INTERRUPTS.load(Ordering::SeqCst)
+        host.interrupts_taken()
     );
     Driven::Done
 }

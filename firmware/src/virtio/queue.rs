@@ -70,7 +70,8 @@ pub struct Queue {
     pub ring: Box<dyn Virtqueue>,
     pub packed: bool,
     notification_data: bool,
-    _mem: DmaMemory,
+    /// The ring's memory, where the driver placed it (None: the host did).
+    _mem: Option<DmaMemory>,
 }
 
 /// Largest queue we set up: enough for stress, small enough for TCG.
@@ -115,25 +116,25 @@ pub fn setup_queue<T: Transport + ?Sized>(
     if !packed && !size.is_power_of_two() {
         size = 1 << (15 - size.leading_zeros());
     }
-    let (ring, mem): (Box<dyn Virtqueue>, DmaMemory) = if packed {
+    let host = t.host_ring(index, size)?;
+    // The driver's own memory for the ring, unless the host placed it.
+    let place = |total: usize| match host {
+        Some(at) => (at, None),
+        None => {
+            let mem = DmaMemory::new(total);
+            (ring_memory(&mem), Some(mem))
+        }
+    };
+    let (ring, mem): (Box<dyn Virtqueue>, Option<DmaMemory>) = if packed {
         let layout = super::ring::packed::packed_layout(size)?;
-        let mem = DmaMemory::new(layout.total);
-        (
-            Box::new(PackedQueue::new(ring_memory(&mem), size, event_idx)?),
-            mem,
-        )
+        let (at, mem) = place(layout.total);
+        (Box::new(PackedQueue::new(at, size, event_idx)?), mem)
     } else {
         let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
-        let mem = DmaMemory::new(layout.total);
+        let (at, mem) = place(layout.total);
         let endian = if legacy { Endian::Big } else { Endian::Little };
         (
-            Box::new(SplitQueue::new(
-                ring_memory(&mem),
-                size,
-                endian,
-                legacy,
-                event_idx,
-            )?),
+            Box::new(SplitQueue::new(at, size, endian, legacy, event_idx)?),
             mem,
         )
     };

@@ -1,6 +1,7 @@
 //! What a virtio transport offers device code, so devices and checks do
 //! not know whether CCW or the legacy s390-virtio page carries them.
 
+use super::ring::RingMemory;
 use ufmt::{uDisplay, uWrite, Formatter};
 
 bitflags::bitflags! {
@@ -64,6 +65,26 @@ pub enum TransportError {
         what: &'static str,
         result: i64,
     },
+    /// The hypercall raised a program interrupt.
+    HypercallFault {
+        what: &'static str,
+    },
+    /// An access past the readable part of the legacy device page.
+    OutsidePage {
+        offset: usize,
+        len: usize,
+    },
+    /// The host placed a queue's ring where the driver may not use it.
+    BadRing {
+        index: u16,
+        address: u64,
+        why: &'static str,
+    },
+    /// A configuration access past the device's configuration space.
+    ConfigPastEnd {
+        len: usize,
+        config_len: usize,
+    },
 }
 
 impl uDisplay for TransportError {
@@ -89,6 +110,32 @@ impl uDisplay for TransportError {
             TransportError::Hypercall { what, result } => {
                 ufmt::uwrite!(f, "{} hypercall returned {}", what, result)
             }
+            TransportError::HypercallFault { what } => {
+                ufmt::uwrite!(f, "{} hypercall raised a program interrupt", what)
+            }
+            TransportError::OutsidePage { offset, len } => ufmt::uwrite!(
+                f,
+                "{} bytes at offset {} of the device page: past its readable part",
+                len,
+                Hex(offset as u64)
+            ),
+            TransportError::BadRing {
+                index,
+                address,
+                why,
+            } => ufmt::uwrite!(
+                f,
+                "queue {}: the host's ring at {} {}",
+                index,
+                Hex(address),
+                why
+            ),
+            TransportError::ConfigPastEnd { len, config_len } => ufmt::uwrite!(
+                f,
+                "{} config bytes asked for, the device has {}",
+                len,
+                config_len
+            ),
         }
     }
 }
@@ -107,6 +154,12 @@ pub trait Transport {
     fn write_config(&mut self, buf: &[u8]) -> Result<(), TransportError>;
     /// The queue's maximum size; 0 when the queue does not exist.
     fn queue_max(&mut self, index: u16) -> Result<u16, TransportError>;
+    /// Where the host placed queue `index`'s ring of `size` entries, for
+    /// transports whose host places rings (legacy s390-virtio); None where
+    /// the driver places them. The memory is the queue's from then on.
+    fn host_ring(&mut self, _index: u16, _size: u16) -> Result<Option<RingMemory>, TransportError> {
+        Ok(None)
+    }
     fn set_queue(
         &mut self,
         index: u16,
