@@ -11,8 +11,7 @@
 //! running, so the guards it held never drop: [`release_since`] with a
 //! [`mark`] taken before the check gives those sources up all the same.
 
-use super::context::InterruptContext;
-pub use super::context::{ExternalInterrupt, InterruptInfo, IoInterrupt};
+use super::context::{ExternalInterrupt, InterruptContext, InterruptInfo, IoInterrupt};
 use super::global::Global;
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,5 +1,10 @@
 //! The architecture layer: the only place with `asm!`. Each function is a
 //! narrow, named capability over one privileged instruction or lowcore field.
+//!
+//! arch names nothing above it: interrupts go to handlers their owners
+//! register (`handlers`). Inside, `global`, `layout`, `lowcore`, `context`
+//! and `recovery` sit below `handlers` and `timer`, with `interrupt` (the
+//! dispatcher) on top.
 
 pub mod context;
 pub mod global;

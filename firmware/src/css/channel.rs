@@ -4,8 +4,9 @@
 
 use super::blocks::{self, Irb, Pmcw, SenseId, IRB_SIZE, ORB_SIZE, SCHIB_SIZE};
 use super::program::ChannelProgram;
+use crate::arch::context::IoInterrupt;
 use crate::arch::global::Global;
-use crate::arch::handlers::{self, IoInterrupt, Registration};
+use crate::arch::handlers::{self, Registration};
 use crate::arch::io::{self, Block};
 use crate::arch::{timer, Page};
 use alloc::boxed::Box;

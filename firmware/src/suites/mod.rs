@@ -1,5 +1,9 @@
 //! Every check, by group. A check's name is `group.what`; groups are
 //! selected with `only=`/`skip=` on the command line.
+//!
+//! A device's suite (rng.rs, balloon.rs) holds the expectations and drives
+//! the device through its driver in `virtio::devices`; virtio.rs checks
+//! what every virtio-ccw device shares (the transport).
 
 mod balloon;
 mod boot;
