@@ -68,9 +68,11 @@ pub mod json;
 pub mod qmp;
 pub mod run;
 pub mod scenario;
-pub mod tap;
 pub mod verdict;
 pub mod version;
+
+/// TAP, read (and written, by the firmware): the contract's.
+pub use zvtest_contract::tap;
 
 pub use defaults::default_scenario;
 pub use qmp::QmpEvent;
