@@ -10,10 +10,10 @@ mod common;
 
 use common::models::{refused_by_qemu, usable_models, with_device};
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, failure_text, scenario};
-use qemu_runner::defaults::CONFIG_CHANGE_LINES;
 use qemu_runner::Outcome;
 use std::io::Write;
 use std::sync::OnceLock;
+use zvtest_firmware::checks::markers::CONFIG_CHANGE_READY;
 
 /// What a candidate model needs from the host besides QEMU (as in
 /// tests/discovery.rs, whose probe this repeats: it is local to that file).
@@ -567,7 +567,7 @@ fn balloon_config_change() {
         "only=virtio.config-change balloon-pages={},{}",
         pages[0], pages[1]
     ));
-    for (line, target) in CONFIG_CHANGE_LINES.iter().zip(targets) {
+    for (line, target) in CONFIG_CHANGE_READY.iter().zip(targets) {
         s = s.qmp_on_line(
             line,
             &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
@@ -591,7 +591,7 @@ fn balloon_config_change_missing_fails() {
         .virtio_ccw("virtio-balloon-ccw", "fe.0.0001", "balloon")
         .append("only=virtio.config-change balloon-pages=16384,24576")
         .qmp_on_line(
-            CONFIG_CHANGE_LINES[0],
+            CONFIG_CHANGE_READY[0],
             r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#,
         );
     let o = boot(&s, &elf());

@@ -64,7 +64,9 @@
 //! ```
 
 pub mod defaults;
+pub mod devices;
 pub mod json;
+pub mod qemu_args;
 pub mod qmp;
 pub mod run;
 pub mod scenario;
@@ -75,12 +77,16 @@ pub mod version;
 pub use zvtest_contract::tap;
 
 pub use defaults::default_scenario;
+pub use devices::CcwDevice;
 pub use qmp::QmpEvent;
 pub use run::{kill_running_qemus, run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
-    BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, LineCommand, Scenario,
-    VersionWord, MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
+    Diag288, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,
+    QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
 pub use verdict::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use version::{detect as detect_qemu_version, parse_version_output, QemuVersion};
+/// Bus ids and inventory entries: the contract's (`Entry` was
+/// `ExpectedDevice`).
+pub use zvtest_contract::inventory::{BusId, Entry};
