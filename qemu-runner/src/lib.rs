@@ -66,11 +66,11 @@
 pub mod defaults;
 pub mod devices;
 pub mod json;
+pub mod judge;
 pub mod qemu_args;
 pub mod qmp;
 pub mod run;
 pub mod scenario;
-pub mod verdict;
 pub mod version;
 
 /// TAP, read (and written, by the firmware): the contract's.
@@ -78,6 +78,7 @@ pub use zvtest_contract::tap;
 
 pub use defaults::default_scenario;
 pub use devices::CcwDevice;
+pub use judge::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use qmp::QmpEvent;
 pub use run::{kill_running_qemus, run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
@@ -85,7 +86,6 @@ pub use scenario::{
     QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
-pub use verdict::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use version::{detect as detect_qemu_version, parse_version_output, QemuVersion};
 /// Bus ids and inventory entries: the contract's (`Entry` was
 /// `ExpectedDevice`).

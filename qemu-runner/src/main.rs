@@ -3,7 +3,7 @@
 //! the s390x target (cargo calls it as `qemu-runner <elf> <args>`).
 
 use qemu_runner::{
-    kill_running_qemus, run, verdict::seconds, Diag288, RunOptions, Scenario, VersionWord,
+    judge::seconds, kill_running_qemus, run, Diag288, RunOptions, Scenario, VersionWord,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};

@@ -1,9 +1,9 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
+use crate::judge::{judge_run, Exit, RunFacts, Verdict};
 use crate::qmp::{self, QmpEvent, QmpSocket};
 use crate::scenario::{Diag288, Scenario};
 use crate::tap::{TapParser, TapReport};
-use crate::verdict::{judge_run, Exit, RunFacts, Verdict};
 use crate::version::QemuVersion;
 use std::collections::VecDeque;
 use std::fs::{self, File};
