@@ -65,7 +65,6 @@
 
 pub mod defaults;
 pub mod devices;
-pub mod json;
 pub mod judge;
 pub mod qemu_args;
 pub mod qmp;
@@ -79,7 +78,7 @@ pub use zvtest_contract::tap;
 pub use defaults::default_scenario;
 pub use devices::CcwDevice;
 pub use judge::{judge, judge_run, Exit, RunFacts, Verdict};
-pub use qmp::QmpEvent;
+pub use qmp::{QmpError, QmpEvent};
 pub use run::{kill_running_qemus, run, Outcome, RunOptions, STDERR_PREFIX};
 pub use scenario::{
     Diag288, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,
