@@ -119,10 +119,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
         // After each of the firmware's lines, with classic and then
         // adapter indicators for its queues.
         for (line, target) in CONFIG_CHANGE_READY.iter().zip(targets) {
-            s = s.qmp_on_line(
-                line,
-                &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
-            );
+            s = s.qmp_on_line(line, &crate::qmp::balloon(target));
         }
     }
     Ok((s, left_out))

@@ -27,21 +27,28 @@ const POLL: Duration = Duration::from_millis(10);
 /// A command as QMP takes it: `{"execute": NAME}`, with `"arguments"`
 /// when there are any.
 #[derive(Serialize)]
-struct Command<'a> {
+struct Command<'a, A: Serialize> {
     execute: &'a str,
-    #[serde(skip_serializing_if = "Arguments::is_empty")]
-    arguments: Arguments<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<A>,
+}
+
+impl<A: Serialize> Command<'_, A> {
+    /// On one line, as [`Spaced`] lays it out.
+    fn line(&self) -> String {
+        let mut out = Vec::new();
+        // Into memory, of strings, maps and numbers: nothing here can fail.
+        let written = self.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, Spaced,
+        ));
+        debug_assert!(written.is_ok());
+        String::from_utf8(out).unwrap_or_default()
+    }
 }
 
 /// String members in the order given (QEMU converts them for
 /// `device_add` properties).
 struct Arguments<'a>(&'a [(&'a str, &'a str)]);
-
-impl Arguments<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 impl Serialize for Arguments<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -107,17 +114,25 @@ impl serde_json::ser::Formatter for Spaced {
 /// `{"execute": NAME}` or `{"execute": NAME, "arguments": {...}}`, string
 /// arguments only, on one line whatever the strings hold.
 pub fn command(execute: &str, arguments: &[(&str, &str)]) -> String {
-    let mut out = Vec::new();
-    let command = Command {
+    Command {
         execute,
-        arguments: Arguments(arguments),
-    };
-    // Strings into memory: nothing here can fail.
-    let written = command.serialize(&mut serde_json::Serializer::with_formatter(
-        &mut out, Spaced,
-    ));
-    debug_assert!(written.is_ok());
-    String::from_utf8(out).unwrap_or_default()
+        arguments: (!arguments.is_empty()).then_some(Arguments(arguments)),
+    }
+    .line()
+}
+
+/// `balloon`: the guest's memory with the balloon inflated to leave
+/// `bytes` (a number, as QMP types it).
+pub fn balloon(bytes: u64) -> String {
+    #[derive(Serialize)]
+    struct Target {
+        value: u64,
+    }
+    Command {
+        execute: "balloon",
+        arguments: Some(Target { value: bytes }),
+    }
+    .line()
 }
 
 pub fn qmp_capabilities() -> String {
@@ -678,6 +693,10 @@ mod tests {
         assert_eq!(
             device_del("\u{1}\u{7f}\u{2028}\t"),
             r#"{"execute": "device_del", "arguments": {"id": "\u0001\u007f\u2028\t"}}"#
+        );
+        assert_eq!(
+            balloon(67_108_864),
+            r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#
         );
         assert_eq!(
             command("x", &[("k\"", "v\n")]),

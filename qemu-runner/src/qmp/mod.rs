@@ -24,7 +24,7 @@ mod testing;
 
 pub(crate) use client::QmpSocket;
 pub use client::{
-    classify, command, device_add, device_del, qmp_capabilities, Client, Deleted, Message,
+    balloon, classify, command, device_add, device_del, qmp_capabilities, Client, Deleted, Message,
     QmpError, QmpEvent, LOG_PREFIX, MAX_LINE, TIMEOUT,
 };
 pub(crate) use jobs::{spawn, Job, Report};
