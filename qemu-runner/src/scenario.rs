@@ -516,7 +516,7 @@ impl Scenario {
     /// What the runner tells the firmware, as the firmware's own
     /// configuration: `expect-mem` and `expect-cpus` from memory and CPUs,
     /// `qemu-version` (once known: [`VersionWord::Detect`] is filled in by
-    /// [`Scenario::resolve_qemu_version`], which [`crate::run`] calls),
+    /// [`Scenario::resolve_qemu_version`], which [`crate::run()`] calls),
     /// `diag288`, `balloon-pages`, and what the devices imply: `devices`
     /// (virtio devices with `:revN` and `:packed` where their properties
     /// set `max_revision=N` or `packed=on`), `hotplug`, `ram-end` and

@@ -559,7 +559,7 @@ pub fn write(cfg: &Config) -> String {
 }
 
 impl Config {
-    /// This configuration as a command line: see [`write`].
+    /// This configuration as a command line: see [`write()`].
     pub fn to_command_line(&self) -> String {
         write(self)
     }

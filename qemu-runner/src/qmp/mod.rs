@@ -1,12 +1,12 @@
 //! QMP, QEMU's monitor protocol, for hot plug, commands on console lines and
 //! events: [`client`] builds the few commands we send, reads what comes
-//! back and reports failures as a [`QmpError`]; [`jobs`] performs a
+//! back and reports failures as a [`QmpError`]; `jobs` performs a
 //! scenario's hot-plug steps once the firmware says it is ready, sends its
 //! other commands when their console lines appear, and, when asked,
 //! records QEMU's events until it ends.
 //!
 //! QEMU talks QMP over one end of a socket pair it inherits
-//! ([`QmpSocket`]: nothing on disk that a killed runner could leave behind,
+//! (`QmpSocket`: nothing on disk that a killed runner could leave behind,
 //! nothing another process could connect to). The runner does the
 //! `qmp_capabilities` handshake while the guest boots. The console thread
 //! tells the job the first appearance of each line it waits for. On
