@@ -89,7 +89,7 @@ fn heap_exhaustion_is_reported() {
 
 /// The wait PSW's address, as QEMU printed it (`-d guest_errors`).
 #[track_caller]
-fn check_wait_address(o: &qemu_runner::Outcome, address: u64) {
+fn check_wait_address(o: &qemu_runner::Run, address: u64) {
     check(
         o,
         o.wait_psw.map(|(_, a)| a) == Some(address),
@@ -100,7 +100,7 @@ fn check_wait_address(o: &qemu_runner::Outcome, address: u64) {
 /// What QEMU's console shows of a bail-out for an interrupt nobody owns,
 /// ending at 0x0dead000 + 2 × 1.
 #[track_caller]
-fn bails_out_with(o: &qemu_runner::Outcome, says: &str) {
+fn bails_out_with(o: &qemu_runner::Run, says: &str) {
     check_wait_address(o, 0x0dea_d002);
     check(o, !o.passed(), "FAIL");
     check_bail_out(o, says);

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, scenario};
-use qemu_runner::{detect_qemu_version, Diag288, Outcome, QemuVersion, Scenario, VersionWord};
+use qemu_runner::{detect_qemu_version, Diag288, QemuVersion, Run, Scenario, VersionWord};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use zvtest_firmware::hypercalls::Case;
@@ -39,18 +39,18 @@ fn hcall_scenario(name: &str) -> Scenario {
 }
 
 /// The `# <check>: device <bus> (<n> queues), queue <q>` line of a notify check.
-fn notify_target<'a>(o: &'a Outcome, check: &str) -> Option<&'a str> {
+fn notify_target<'a>(o: &'a Run, check: &str) -> Option<&'a str> {
     o.tap
         .diagnostics
         .iter()
         .find_map(|d| d.strip_prefix(&format!("{check}: device ")))
 }
 
-fn result_names(o: &Outcome) -> BTreeSet<String> {
+fn result_names(o: &Run) -> BTreeSet<String> {
     o.tap.results.iter().map(|r| r.name.clone()).collect()
 }
 
-fn skipped(o: &Outcome) -> Vec<&str> {
+fn skipped(o: &Run) -> Vec<&str> {
     o.tap
         .results
         .iter()
@@ -61,7 +61,7 @@ fn skipped(o: &Outcome) -> Vec<&str> {
 
 /// The firmware echoes its command line as `# command line: '...'`.
 #[track_caller]
-fn check_word_reached_the_firmware(o: &Outcome, word: &str) {
+fn check_word_reached_the_firmware(o: &Run, word: &str) {
     let seen = o
         .tap
         .diagnostics

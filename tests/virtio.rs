@@ -10,10 +10,10 @@ mod common;
 
 use common::models::{refused_by_qemu, usable_models, with_device};
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, failure_text, scenario};
-use qemu_runner::defaults::CONFIG_CHANGE_LINES;
-use qemu_runner::Outcome;
+use qemu_runner::Run;
 use std::io::Write;
 use std::sync::OnceLock;
+use zvtest_firmware::checks::markers::CONFIG_CHANGE_READY;
 
 /// What a candidate model needs from the host besides QEMU (as in
 /// tests/discovery.rs, whose probe this repeats: it is local to that file).
@@ -102,7 +102,7 @@ fn bus(i: usize) -> String {
 }
 
 /// The firmware's `# virtio <bus> <name>: ...` line for a device.
-fn virtio_line<'a>(o: &'a Outcome, bus: &str, name: &str) -> Option<&'a str> {
+fn virtio_line<'a>(o: &'a Run, bus: &str, name: &str) -> Option<&'a str> {
     let prefix = format!("virtio {bus} {name}: ");
     o.tap
         .diagnostics
@@ -203,7 +203,7 @@ fn queues_of(model: &str) -> u32 {
 /// revisions and ring formats, and the model's number of queues in every
 /// configuration.
 #[track_caller]
-fn check_virtio_lines(o: &Outcome, devices: &[(Model, u8)], packed: bool, first: usize) {
+fn check_virtio_lines(o: &Run, devices: &[(Model, u8)], packed: bool, first: usize) {
     for (i, (m, max_rev)) in devices.iter().enumerate() {
         let bus = bus(first + i);
         let line = virtio_line(o, &bus, m.name);
@@ -241,7 +241,7 @@ const ONLY: &str = "only=virtio,css.inventory";
 
 /// Boots every usable model, each with `packed` and `max_revision` (None:
 /// QEMU's default, 2), and checks each device's `# virtio` line.
-fn boot_models(tag: &str, models: &[Model], packed: bool, max_rev: Option<u8>) -> Outcome {
+fn boot_models(tag: &str, models: &[Model], packed: bool, max_rev: Option<u8>) -> Run {
     let mut s = scenario(tag).append(ONLY);
     let rev = max_rev.map(|r| r.to_string());
     let mut devices = Vec::new();
@@ -414,7 +414,7 @@ fn rng_packed_off_every_max_revision() {
 /// FEATURES_OK (hw/virtio/virtio.c), and the status write is rejected at
 /// revisions 1 and 2. The device sits at fe.0.0001, a healthy rng at
 /// fe.0.0002; returns the outcome and the device's revision summary.
-fn features_ok_refused(tag: &str, m: Model) -> (Outcome, Vec<String>) {
+fn features_ok_refused(tag: &str, m: Model) -> (Run, Vec<String>) {
     let s = with_device(
         scenario(tag).append(ONLY),
         m.model,
@@ -567,7 +567,7 @@ fn balloon_config_change() {
         "only=virtio.config-change balloon-pages={},{}",
         pages[0], pages[1]
     ));
-    for (line, target) in CONFIG_CHANGE_LINES.iter().zip(targets) {
+    for (line, target) in CONFIG_CHANGE_READY.iter().zip(targets) {
         s = s.qmp_on_line(
             line,
             &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
@@ -591,7 +591,7 @@ fn balloon_config_change_missing_fails() {
         .virtio_ccw("virtio-balloon-ccw", "fe.0.0001", "balloon")
         .append("only=virtio.config-change balloon-pages=16384,24576")
         .qmp_on_line(
-            CONFIG_CHANGE_LINES[0],
+            CONFIG_CHANGE_READY[0],
             r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#,
         );
     let o = boot(&s, &elf());

@@ -11,6 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use zvtest_contract::checks::markers::CONFIG_CHANGE_READY;
 
 /// The devices at boot: model, bus id, the firmware's name for it.
 pub const DEVICES: &[(&str, &str, &str)] = &[
@@ -31,13 +32,6 @@ pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng
 
 /// The scratch disk's size: small, sparse.
 const SCRATCH_DISK_BYTES: u64 = 64 << 20;
-
-/// The firmware's lines after which it waits for the balloon to be resized,
-/// once with classic and once with adapter indicators for its queues.
-pub const CONFIG_CHANGE_LINES: [&str; 2] = [
-    "# zvtest: config-change ready classic",
-    "# zvtest: config-change ready adapter",
-];
 
 /// Does `qemu` (with data directory `data_dir`) offer device `model`?
 /// `-device MODEL,help` exits 0 even for a model it does not know (it says
@@ -120,13 +114,12 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
         // the guest's storage (the balloon's 4 KiB pages).
         let ram = u64::from(s.memory_mib) << 20;
         let targets = [ram / 2, ram / 4];
-        let pages = targets.map(|t| (ram - t) >> 12);
-        s = s.append(format!("balloon-pages={},{}", pages[0], pages[1]));
-        for (line, target) in CONFIG_CHANGE_LINES.iter().zip(targets) {
-            s = s.qmp_on_line(
-                line,
-                &format!(r#"{{"execute": "balloon", "arguments": {{"value": {target}}}}}"#),
-            );
+        let pages = targets.map(|t| u32::try_from((ram - t) >> 12).unwrap_or(u32::MAX));
+        s = s.balloon_pages(pages[0], pages[1]);
+        // After each of the firmware's lines, with classic and then
+        // adapter indicators for its queues.
+        for (line, target) in CONFIG_CHANGE_READY.iter().zip(targets) {
+            s = s.qmp_on_line(line, &crate::qmp::balloon(target));
         }
     }
     Ok((s, left_out))
@@ -186,14 +179,6 @@ mod tests {
         buses.sort();
         buses.dedup();
         assert_eq!(buses.len(), DEVICES.len() + 1);
-    }
-
-    /// The lines are the firmware's.
-    #[test]
-    fn marker_lines_are_the_firmwares() {
-        use zvtest_firmware::checks::markers;
-        assert_eq!(CONFIG_CHANGE_LINES, markers::CONFIG_CHANGE_READY);
-        assert_eq!(crate::qmp::READY_LINE, markers::HOTPLUG_READY);
     }
 
     #[test]

@@ -64,21 +64,30 @@
 //! ```
 
 pub mod defaults;
-pub mod json;
+pub mod devices;
+pub mod judge;
+pub mod qemu_args;
 pub mod qmp;
 pub mod run;
 pub mod scenario;
-pub mod tap;
-pub mod verdict;
 pub mod version;
 
+/// TAP, read (and written, by the firmware): the contract's.
+pub use zvtest_contract::tap;
+
 pub use defaults::default_scenario;
-pub use qmp::QmpEvent;
-pub use run::{kill_running_qemus, run, Outcome, RunOptions, STDERR_PREFIX};
+pub use devices::CcwDevice;
+pub use judge::{judge, judge_run, Exit, RunFacts, Verdict};
+pub use qmp::{QmpError, QmpEvent};
+/// [`Run`]'s old name (xtask uses it).
+pub use run::Run as Outcome;
+pub use run::{kill_running_qemus, run, Run, RunOptions, STDERR_PREFIX};
 pub use scenario::{
-    BusId, CcwDevice, Diag288, ExpectedDevice, HotplugStep, LegacyPage, LineCommand, Scenario,
-    VersionWord, MAX_APPEND_LEN, QEMU_DATA_ENV, QEMU_ENV,
+    Diag288, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,
+    QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};
-pub use verdict::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use version::{detect as detect_qemu_version, parse_version_output, QemuVersion};
+/// Bus ids and inventory entries: the contract's (`Entry` was
+/// `ExpectedDevice`).
+pub use zvtest_contract::inventory::{BusId, Entry};

@@ -2,8 +2,10 @@
 //! exits 0 on PASS, 1 on FAIL, 2 on a usage error. Also the cargo runner for
 //! the s390x target (cargo calls it as `qemu-runner <elf> <args>`).
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser};
 use qemu_runner::{
-    kill_running_qemus, run, verdict::seconds, Diag288, RunOptions, Scenario, VersionWord,
+    judge::seconds, kill_running_qemus, run, Diag288, RunOptions, Scenario, VersionWord,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};
@@ -11,29 +13,61 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
-const USAGE: &str = "\
-usage: qemu-runner [OPTIONS] KERNEL [FIRMWARE-ARGS...]
-
-Boots KERNEL under qemu-system-s390x, streams its SCLP console and judges the
-TAP it prints. FIRMWARE-ARGS (key=value words) go to the firmware via -append,
-after expect-mem=<MiB>M, qemu-version=<X.Y> (from `QEMU --version`) and
-diag288=<MODE> (with --diag288). Exit status: 0 PASS, 1 FAIL, 2 usage error.
-
-options:
-  --memory MIB     guest memory in MiB (default 128)
-  --smp N          number of CPUs (default 1)
-  --timeout SECS   kill QEMU after this long (default 60)
-  --device DEV     add a QEMU -device (repeatable)
-  --qemu PATH      QEMU binary (default: $ZVTEST_QEMU or qemu-system-s390x)
-  --data-dir DIR   QEMU data directory, passed as -L (default: $ZVTEST_QEMU_DATA)
-  --qemu-version V tell the firmware qemu-version=V (e.g. 10.0) instead of
-                   QEMU's own version; 'none' leaves the word out
-  --diag288 MODE   absent, present (-device diag288) or expire (also
-                   -action watchdog=inject-nmi; the WATCHDOG event is required)
-  --log FILE       console log (default: KERNEL.console.log)
-  --quiet          do not echo the console; show it only on FAIL
-  -h, --help       show this help
-";
+/// Boots KERNEL under qemu-system-s390x, streams its SCLP console and judges the
+/// TAP it prints. FIRMWARE-ARGS (key=value words) go to the firmware via -append,
+/// after expect-mem=<MiB>M, qemu-version=<X.Y> (from `QEMU --version`) and
+/// diag288=<MODE> (with --diag288). Exit status: 0 PASS, 1 FAIL, 2 usage error.
+#[derive(Parser, Debug)]
+#[command(
+    verbatim_doc_comment,
+    name = "qemu-runner",
+    override_usage = "qemu-runner [OPTIONS] KERNEL [FIRMWARE-ARGS...]",
+    help_template = "usage: {usage}\n\n{about}\n\n{all-args}",
+    disable_version_flag = true
+)]
+struct Args {
+    /// Guest memory in MiB, `512` or `512M` (default 128)
+    #[arg(long, value_name = "MIB", value_parser = parse_mib, allow_hyphen_values = true)]
+    memory: Option<u32>,
+    /// Number of CPUs (default 1)
+    #[arg(long, value_name = "N", value_parser = parse_smp, allow_hyphen_values = true)]
+    smp: Option<u32>,
+    /// Kill QEMU after this long (default 60)
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, allow_hyphen_values = true)]
+    timeout: Option<Duration>,
+    /// Add a QEMU -device (repeatable)
+    #[arg(long = "device", value_name = "DEV", allow_hyphen_values = true)]
+    devices: Vec<String>,
+    /// QEMU binary (default: $ZVTEST_QEMU or qemu-system-s390x)
+    #[arg(long, value_name = "PATH", allow_hyphen_values = true)]
+    qemu: Option<PathBuf>,
+    /// QEMU data directory, passed as -L (default: $ZVTEST_QEMU_DATA)
+    #[arg(long, value_name = "DIR", allow_hyphen_values = true)]
+    data_dir: Option<PathBuf>,
+    /// Tell the firmware qemu-version=V (e.g. 10.0) instead of QEMU's own
+    /// version; 'none' leaves the word out
+    #[arg(long, value_name = "V", value_parser = parse_version_word, allow_hyphen_values = true)]
+    qemu_version: Option<VersionWord>,
+    /// absent, present (-device diag288) or expire (also -action
+    /// watchdog=inject-nmi; the WATCHDOG event is required)
+    #[arg(long, value_name = "MODE", value_parser = parse_diag288, allow_hyphen_values = true)]
+    diag288: Option<Diag288>,
+    /// Console log (default: KERNEL.console.log)
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    log: Option<PathBuf>,
+    /// Do not echo the console; show it only on FAIL
+    #[arg(short, long)]
+    quiet: bool,
+    /// The image to boot, then FIRMWARE-ARGS (every word after KERNEL is
+    /// the firmware's, even one that names a runner option)
+    #[arg(
+        value_name = "KERNEL",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    kernel_and_words: Vec<String>,
+}
 
 #[derive(Debug)]
 struct Cli {
@@ -49,64 +83,37 @@ enum Parsed {
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
-    let mut scenario = Scenario::new("");
-    let mut log = None;
-    let mut quiet = false;
-    let mut args = args.into_iter();
-    let kernel = loop {
-        let Some(arg) = args.next() else {
-            return Err("missing KERNEL".into());
-        };
-        if arg == "--" {
-            break args.next().ok_or("missing KERNEL after --")?;
-        }
-        if !arg.starts_with('-') || arg == "-" {
-            break arg;
-        }
-        // Both "--opt value" and "--opt=value".
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (arg.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("option {name} needs a value"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(Parsed::Help),
-            "--quiet" | "-q" if inline.is_none() => quiet = true,
-            "--memory" => scenario.memory_mib = parse_mib(&value()?)?,
-            "--smp" => scenario.smp = parse_number("--smp", &value()?)?,
-            "--timeout" => scenario.timeout = parse_seconds(&value()?)?,
-            "--device" => scenario.devices.push(value()?),
-            "--qemu" => scenario.qemu = PathBuf::from(value()?),
-            "--data-dir" => scenario.data_dir = Some(PathBuf::from(value()?)),
-            "--qemu-version" => {
-                scenario.qemu_version = match value()?.as_str() {
-                    "none" => VersionWord::Omit,
-                    v => VersionWord::Claim(v.parse()?),
-                }
-            }
-            "--diag288" => {
-                let mode = match value()?.as_str() {
-                    "absent" => Diag288::Absent,
-                    "present" => Diag288::Present,
-                    "expire" => Diag288::Expire,
-                    other => {
-                        return Err(format!(
-                            "--diag288 needs absent, present or expire, not '{other}'"
-                        ))
-                    }
-                };
-                scenario = scenario.diag288(mode);
-            }
-            "--log" => log = Some(PathBuf::from(value()?)),
-            _ => return Err(format!("unknown option '{arg}'")),
-        }
+    let args = match Args::try_parse_from(std::iter::once("qemu-runner".to_string()).chain(args)) {
+        Ok(a) => a,
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => return Ok(Parsed::Help),
+        Err(e) => return Err(usage_error(&e)),
     };
-    for word in args {
+    let mut scenario = Scenario::new("");
+    if let Some(mib) = args.memory {
+        scenario.memory_mib = mib;
+    }
+    if let Some(n) = args.smp {
+        scenario.smp = n;
+    }
+    if let Some(t) = args.timeout {
+        scenario.timeout = t;
+    }
+    scenario.devices = args.devices;
+    if let Some(q) = args.qemu {
+        scenario.qemu = q;
+    }
+    if let Some(d) = args.data_dir {
+        scenario.data_dir = Some(d);
+    }
+    if let Some(v) = args.qemu_version {
+        scenario.qemu_version = v;
+    }
+    if let Some(mode) = args.diag288 {
+        scenario = scenario.diag288(mode);
+    }
+    let mut words = args.kernel_and_words.into_iter();
+    let kernel = words.next().ok_or("missing KERNEL")?;
+    for word in words {
         scenario = scenario.append(word);
     }
     // Summaries and errors then read "zvtest.elf: ...".
@@ -117,15 +124,42 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
     Ok(Parsed::Run(Box::new(Cli {
         scenario,
         kernel: PathBuf::from(kernel),
-        log,
-        quiet,
+        log: args.log,
+        quiet: args.quiet,
     })))
+}
+
+/// A usage error in the runner's own words where it has them (an unknown
+/// option, no kernel), else clap's first line.
+fn usage_error(e: &clap::Error) -> String {
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            format!(
+                "unknown option '{}'",
+                context(ContextKind::InvalidArg).unwrap_or_default()
+            )
+        }
+        ErrorKind::MissingRequiredArgument => "missing KERNEL".into(),
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("");
+            first.strip_prefix("error: ").unwrap_or(first).to_string()
+        }
+    }
 }
 
 /// "512" or "512M".
 fn parse_mib(v: &str) -> Result<u32, String> {
     let digits = v.strip_suffix(['M', 'm']).unwrap_or(v);
     parse_number("--memory", digits)
+}
+
+fn parse_smp(v: &str) -> Result<u32, String> {
+    parse_number("--smp", v)
 }
 
 fn parse_number(option: &str, v: &str) -> Result<u32, String> {
@@ -140,6 +174,24 @@ fn parse_seconds(v: &str) -> Result<Duration, String> {
         Ok(s) if s > 0.0 && s.is_finite() && s < 1e9 => Ok(Duration::from_secs_f64(s)),
         _ => Err(format!(
             "--timeout needs a positive number of seconds, not '{v}'"
+        )),
+    }
+}
+
+fn parse_version_word(v: &str) -> Result<VersionWord, String> {
+    match v {
+        "none" => Ok(VersionWord::Omit),
+        v => Ok(VersionWord::Claim(v.parse()?)),
+    }
+}
+
+fn parse_diag288(v: &str) -> Result<Diag288, String> {
+    match v {
+        "absent" => Ok(Diag288::Absent),
+        "present" => Ok(Diag288::Present),
+        "expire" => Ok(Diag288::Expire),
+        other => Err(format!(
+            "--diag288 needs absent, present or expire, not '{other}'"
         )),
     }
 }
@@ -176,11 +228,11 @@ fn main() -> ExitCode {
     let cli = match parse_args(std::env::args().skip(1)) {
         Ok(Parsed::Run(cli)) => cli,
         Ok(Parsed::Help) => {
-            print!("{USAGE}");
+            print!("{}", Args::command().render_help());
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("qemu-runner: {e}\n\n{USAGE}");
+            eprintln!("qemu-runner: {e}\n\n{}", Args::command().render_help());
             return ExitCode::from(2);
         }
     };
@@ -323,12 +375,45 @@ mod tests {
             Ok(_) => panic!("{args:?} accepted"),
         };
         assert_eq!(err(&["--frobnicate", "k"]), "unknown option '--frobnicate'");
-        assert_eq!(err(&["--quiet=yes", "k"]), "unknown option '--quiet=yes'");
+        // A flag takes no value (clap's words).
+        let e = err(&["--quiet=yes", "k"]);
+        assert!(e.contains("'--quiet'") && e.contains("'yes'"), "{e}");
         assert_eq!(err(&[]), "missing KERNEL");
-        assert_eq!(err(&["--memory"]), "option --memory needs a value");
+        let e = err(&["--memory"]);
+        assert!(e.contains("'--memory <MIB>'") && e.contains("value"), "{e}");
         assert!(err(&["--memory", "lots", "k"]).contains("'lots'"));
         assert!(err(&["--smp", "0", "k"]).contains("--smp"));
         assert!(err(&["--timeout", "-1", "k"]).contains("--timeout"));
         assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
+    }
+
+    /// Everything after KERNEL is the firmware's, the runner's own option
+    /// names too; the help names every option.
+    #[test]
+    fn after_the_kernel_every_word_is_the_firmwares() {
+        let c = cli(&["k", "--quiet", "-h", "--memory", "1", "--"]);
+        assert!(!c.quiet);
+        assert_eq!(c.scenario.memory_mib, 128);
+        assert_eq!(c.scenario.append, ["--quiet", "-h", "--memory", "1", "--"]);
+        let c = cli(&["--log", "-l.log", "--device=-x", "k"]);
+        assert_eq!(c.log, Some(PathBuf::from("-l.log")));
+        assert_eq!(c.scenario.devices, ["-x"]);
+        let help = Args::command().render_help().to_string();
+        assert!(help.starts_with("usage: qemu-runner [OPTIONS] KERNEL [FIRMWARE-ARGS...]"));
+        for option in [
+            "--memory",
+            "--smp",
+            "--timeout",
+            "--device",
+            "--qemu ",
+            "--data-dir",
+            "--qemu-version",
+            "--diag288",
+            "--log",
+            "--quiet",
+            "--help",
+        ] {
+            assert!(help.contains(option), "{option} in {help}");
+        }
     }
 }

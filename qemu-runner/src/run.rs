@@ -1,9 +1,9 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
+use crate::judge::{judge_run, Exit, RunFacts, Verdict};
 use crate::qmp::{self, QmpEvent, QmpSocket};
 use crate::scenario::{Diag288, Scenario};
 use crate::tap::{TapParser, TapReport};
-use crate::verdict::{judge_run, Exit, RunFacts, Verdict};
 use crate::version::QemuVersion;
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+use zvtest_contract::checks::DIAG288_EXPIRY;
 
 /// Prefix of QEMU's own stderr lines in the console log.
 pub const STDERR_PREFIX: &str = "[qemu stderr] ";
@@ -61,9 +62,9 @@ impl RunOptions {
     }
 }
 
-/// Everything known about one boot.
+/// Everything known about one boot: what [`run`] returns.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Run {
     pub scenario: String,
     /// QEMU binary and arguments, for reproducing the run by hand.
     pub command: Vec<String>,
@@ -96,7 +97,7 @@ pub struct Outcome {
     pub verdict: Verdict,
 }
 
-impl Outcome {
+impl Run {
     pub fn passed(&self) -> bool {
         self.verdict.is_pass()
     }
@@ -174,7 +175,7 @@ impl Outcome {
         s
     }
 
-    /// Prints [`Outcome::failure_report`] to stderr.
+    /// Prints [`Run::failure_report`] to stderr.
     pub fn print_failure(&self) {
         eprint!("{}", self.failure_report());
     }
@@ -324,7 +325,7 @@ impl Drop for Qemu {
 /// thread that called `run` ends (`run` reaps it before it returns) and
 /// when this process dies, even by SIGKILL; [`kill_running_qemus`] ends
 /// it from a signal handler.
-pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Outcome> {
+pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Run> {
     scenario
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -392,7 +393,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     spawn_reader(stdout, tx.clone(), |l| Event::Stdout(Instant::now(), l))?;
     spawn_reader(stderr, tx, Event::Stderr)?;
 
-    let mut console = Console {
+    let mut console = Capture {
         log: BufWriter::new(log),
         written: 0,
         echo: opts.echo,
@@ -475,7 +476,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     if scenario.diag288 == Some(Diag288::Expire) {
         verdict.reasons.extend(watchdog_reason(&tap, &qmp_events));
     }
-    Ok(Outcome {
+    Ok(Run {
         scenario: scenario.name.clone(),
         command,
         exit,
@@ -492,20 +493,17 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     })
 }
 
-/// The check that lets the diag288 watchdog expire.
-pub const WATCHDOG_CHECK: &str = "hcall.diag288.expiry";
-
 /// With `diag288=expire`: when the firmware says its watchdog expired
-/// (`ok` for [`WATCHDOG_CHECK`]), QEMU must have said so too, with a
+/// (`ok` for [`DIAG288_EXPIRY`]), QEMU must have said so too, with a
 /// `WATCHDOG` event. Nothing to say when the check did not pass (its own
 /// result fails the run) or was skipped.
 fn watchdog_reason(tap: &TapReport, events: &[QmpEvent]) -> Option<String> {
-    let r = tap.result(WATCHDOG_CHECK)?;
+    let r = tap.result(DIAG288_EXPIRY)?;
     if !r.ok || r.is_skip() || events.iter().any(|e| e.name == "WATCHDOG") {
         return None;
     }
     Some(format!(
-        "{WATCHDOG_CHECK} passed but QEMU sent no WATCHDOG event over QMP"
+        "{DIAG288_EXPIRY} passed but QEMU sent no WATCHDOG event over QMP"
     ))
 }
 
@@ -546,7 +544,7 @@ fn shutdown_cause(stderr: &StderrFacts, events: &[QmpEvent]) -> Option<String> {
 fn supervise(
     child: &mut Qemu,
     rx: &Receiver<Event>,
-    console: &mut Console,
+    console: &mut Capture,
     deadline: Instant,
 ) -> io::Result<(ExitStatus, bool)> {
     // QEMU's status, whether we killed it, and when to stop waiting for the pipes.
@@ -584,8 +582,9 @@ fn supervise(
     }
 }
 
-/// Where each console line goes: log file, echo, TAP parser.
-struct Console {
+/// Where each console line goes: log file, echo, TAP parser, the QMP
+/// job's triggers.
+struct Capture {
     log: BufWriter<File>,
     written: u64,
     echo: bool,
@@ -646,7 +645,7 @@ fn parse_psw_line(line: &str) -> Option<(u64, u64)> {
     words.next().is_none().then_some(psw)
 }
 
-impl Console {
+impl Capture {
     fn take(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Stdout(

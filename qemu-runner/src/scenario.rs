@@ -1,14 +1,17 @@
-//! One way of booting the firmware: machine, memory, devices, command line.
+//! One way of booting the firmware: the scenario, built with chained
+//! setters and checked by [`Scenario::validate`], and the firmware command
+//! line it implies. Its QEMU arguments are in [`crate::qemu_args`], its
+//! devices' QEMU set-up in [`crate::devices`].
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::json::{self, Value};
+pub use crate::devices::{model_setup, CcwDevice};
 use crate::version::{self, QemuVersion};
+use zvtest_contract::cmdline::{self, Config, VirtioConfig};
+use zvtest_contract::inventory;
+pub use zvtest_contract::inventory::{BusId, Entry};
 
 /// Overrides the QEMU binary for every scenario (e.g. a QEMU 10 build).
 pub const QEMU_ENV: &str = "ZVTEST_QEMU";
@@ -18,9 +21,9 @@ pub const QEMU_ENV: &str = "ZVTEST_QEMU";
 pub const QEMU_DATA_ENV: &str = "ZVTEST_QEMU_DATA";
 
 /// The longest `-append` the firmware's image takes: it tells QEMU its
-/// parameter area holds 0xb80 bytes with the closing NUL (hw/s390x/ipl.c
-/// reads the size at 0x10430; without it QEMU allows 0x380).
-pub const MAX_APPEND_LEN: usize = 0xb80 - 1;
+/// parameter area holds [`cmdline::AREA_SIZE`] bytes with the closing NUL
+/// (hw/s390x/ipl.c reads the size at 0x10430; without it QEMU allows 0x380).
+pub const MAX_APPEND_LEN: usize = cmdline::AREA_SIZE - 1;
 
 /// A boot configuration, built with chained setters:
 /// `Scenario::new("big").memory_mib(512).smp(2).append("only=boot.*")`.
@@ -36,7 +39,9 @@ pub struct Scenario {
     pub devices: Vec<String>,
     /// Further QEMU arguments, passed as they are.
     pub extra_args: Vec<String>,
-    /// The firmware's own command-line words (`key=value`).
+    /// The firmware command-line words given with [`Scenario::append`]
+    /// (`key=value`), passed as they are after the runner's own: a key the
+    /// runner writes too is refused by [`Scenario::validate`].
     pub append: Vec<String>,
     pub timeout: Duration,
     pub qemu: PathBuf,
@@ -45,7 +50,7 @@ pub struct Scenario {
     pub ccw_devices: Vec<CcwDevice>,
     /// What `devices=` tells the firmware to find at boot; `None` leaves
     /// the word out (the firmware then skips `css.inventory`).
-    pub expected_devices: Option<Vec<ExpectedDevice>>,
+    pub expected_devices: Option<Vec<Entry>>,
     /// Hot plug and unplug over QMP once the firmware is ready.
     pub hotplug: Vec<HotplugStep>,
     /// QMP commands sent when console lines appear ([`Scenario::qmp_on_line`]).
@@ -59,8 +64,11 @@ pub struct Scenario {
     pub data_dir: Option<PathBuf>,
     /// The diag288 watchdog: device, action and `diag288=` word.
     pub diag288: Option<Diag288>,
+    /// What `balloon-pages=` tells the firmware: the balloon's size in
+    /// 4 KiB pages after each config-change ready line.
+    pub balloon_pages: Option<[u32; 2]>,
     /// Keep a QMP connection for the whole run and record QEMU's events
-    /// ([`crate::Outcome::qmp_events`]); on for `Diag288::Expire`.
+    /// ([`crate::Run::qmp_events`]); on for `Diag288::Expire`.
     pub qmp_events: bool,
     /// Use the SCLP line-mode console (EBCDIC messages, as z/VM and LPAR
     /// operators see them) instead of the VT220 one.
@@ -108,184 +116,6 @@ impl Diag288 {
     }
 }
 
-/// A channel-subsystem bus id as QEMU writes it: `cssid.ssid.devno` in
-/// hex, e.g. `fe.1.0005` (devno always 4 digits, ssid 0-3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct BusId {
-    pub cssid: u8,
-    pub ssid: u8,
-    pub devno: u16,
-}
-
-impl FromStr for BusId {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = |why: &str| Err(format!("bad bus id '{s}': {why}"));
-        let parts: Vec<&str> = s.split('.').collect();
-        let [c, ss, d] = parts[..] else {
-            return bad("expected cssid.ssid.devno, e.g. fe.0.0001");
-        };
-        let hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex(c) || c.len() > 2 {
-            return bad("cssid must be 1 or 2 hex digits");
-        }
-        if ss.len() != 1 || !matches!(ss.as_bytes()[0], b'0'..=b'3') {
-            return bad("ssid must be 0, 1, 2 or 3");
-        }
-        if d.len() != 4 || !hex(d) {
-            return bad("devno must be 4 hex digits");
-        }
-        // All three checked to be short hex numbers.
-        Ok(BusId {
-            cssid: u8::from_str_radix(c, 16).map_err(|e| e.to_string())?,
-            ssid: ss.as_bytes()[0] - b'0',
-            devno: u16::from_str_radix(d, 16).map_err(|e| e.to_string())?,
-        })
-    }
-}
-
-impl fmt::Display for BusId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:x}.{:x}.{:04x}", self.cssid, self.ssid, self.devno)
-    }
-}
-
-/// One entry of the firmware's device inventory: `fe.0.0001:blk`.
-/// Ordered as the firmware sorts them: by bus id, then name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ExpectedDevice {
-    pub bus: BusId,
-    /// virtio short name (`blk`, `net`, ...), `virtio-N`, or `cu-XXXX`.
-    pub name: String,
-}
-
-impl fmt::Display for ExpectedDevice {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.bus, self.name)
-    }
-}
-
-/// A channel-subsystem device: its QEMU model and id, where it sits, what
-/// the firmware should call it, and the backends QEMU needs for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CcwDevice {
-    /// QEMU driver, e.g. `virtio-blk-ccw`.
-    pub model: String,
-    /// QEMU id (`-device ...,id=`, QMP `device_del`): [`CcwDevice::default_id`].
-    pub id: String,
-    pub bus: BusId,
-    /// Expected inventory name.
-    pub name: String,
-    /// Properties besides `devno` and `id`, e.g. `drive=...`.
-    pub properties: Vec<(String, String)>,
-    /// QEMU arguments creating its backends (`-blockdev ...`), present from
-    /// boot even when the device itself is hot-plugged later.
-    pub backend_args: Vec<String>,
-}
-
-impl CcwDevice {
-    /// A device of `model` at `bus`, with whatever backend the model needs
-    /// to start without host privileges (see [`model_setup`]).
-    pub fn new(model: impl Into<String>, bus: BusId, name: impl Into<String>) -> Self {
-        let model = model.into();
-        let id = Self::default_id(bus);
-        let (properties, backend_args) = model_setup(&model, &id, bus);
-        CcwDevice {
-            model,
-            id,
-            bus,
-            name: name.into(),
-            properties,
-            backend_args,
-        }
-    }
-
-    /// `ccw-fe.0.0001`: unique per bus id, valid as a QEMU id.
-    pub fn default_id(bus: BusId) -> String {
-        format!("ccw-{bus}")
-    }
-
-    /// The `-device` value: `model,devno=BUS,id=ID,prop=value,...`.
-    pub fn device_arg(&self) -> String {
-        let mut s = format!("{},devno={},id={}", self.model, self.bus, self.id);
-        for (k, v) in &self.properties {
-            s.push_str(&format!(",{k}={v}"));
-        }
-        s
-    }
-
-    /// The QMP `device_add` properties besides driver and id.
-    pub fn qmp_properties(&self) -> Vec<(String, String)> {
-        let mut p = vec![("devno".to_string(), self.bus.to_string())];
-        p.extend(self.properties.iter().cloned());
-        p
-    }
-
-    pub fn entry(&self) -> ExpectedDevice {
-        ExpectedDevice {
-            bus: self.bus,
-            name: self.name.clone(),
-        }
-    }
-}
-
-/// Properties and backend arguments a ccw model needs, none of which needs
-/// host privileges or files: a `null-co` block node for blk, a user-mode
-/// (slirp, `restrict=on`) netdev for net, the `synth` 9p backend, the
-/// built-in crypto backend, a null chardev for the 3270 terminal. vhost
-/// models get their mandatory properties, but need host devices
-/// (`/dev/vhost-vsock`, `/dev/vhost-scsi` with a configured target) that
-/// QEMU opens itself. Other models need nothing.
-pub fn model_setup(model: &str, id: &str, bus: BusId) -> (Vec<(String, String)>, Vec<String>) {
-    let p = |k: &str, v: String| (k.to_string(), v);
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    match model {
-        "virtio-blk-ccw" => {
-            let node = format!("{id}-disk");
-            let backend = format!("driver=null-co,node-name={node},read-zeroes=on");
-            (vec![p("drive", node)], args(&["-blockdev", &backend]))
-        }
-        "virtio-net-ccw" => {
-            let net = format!("{id}-net");
-            let backend = format!("user,id={net},restrict=on");
-            (vec![p("netdev", net)], args(&["-netdev", &backend]))
-        }
-        "virtio-9p-ccw" => {
-            let fs = format!("{id}-fs");
-            let backend = format!("synth,id={fs}");
-            (
-                vec![p("fsdev", fs), p("mount_tag", "zvtest".into())],
-                args(&["-fsdev", &backend]),
-            )
-        }
-        "virtio-crypto-ccw" => {
-            let c = format!("{id}-crypto");
-            let backend = format!("cryptodev-backend-builtin,id={c}");
-            (vec![p("cryptodev", c)], args(&["-object", &backend]))
-        }
-        "x-terminal3270" => {
-            let c = format!("{id}-chr");
-            let backend = format!("null,id={c}");
-            (vec![p("chardev", c)], args(&["-chardev", &backend]))
-        }
-        // A context id unique per bus id (3 is the first a guest may have).
-        "vhost-vsock-ccw" => {
-            let cid =
-                3 + (u64::from(bus.cssid) << 18 | u64::from(bus.ssid) << 16) + u64::from(bus.devno);
-            (vec![p("guest-cid", cid.to_string())], Vec::new())
-        }
-        "vhost-scsi-ccw" => (
-            vec![p(
-                "wwpn",
-                format!("naa.5001405{:09x}", u64::from(bus.devno)),
-            )],
-            Vec::new(),
-        ),
-        _ => (Vec::new(), Vec::new()),
-    }
-}
-
 /// One hot-plug step, performed over QMP after the firmware printed
 /// `# zvtest: hotplug ready`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,9 +145,9 @@ impl LineCommand {
         if self.line.trim().is_empty() {
             return Err(format!("QMP command {}: empty console line", self.command));
         }
-        let v = json::parse(&self.command)
+        let v: serde_json::Value = serde_json::from_str(&self.command)
             .map_err(|e| format!("QMP command {}: not JSON: {e}", self.command))?;
-        match v.get("execute").and_then(Value::as_str) {
+        match v.get("execute").and_then(serde_json::Value::as_str) {
             Some(name) if !name.is_empty() => Ok(name.to_string()),
             _ => Err(format!(
                 "QMP command {}: not an object with an \"execute\" string",
@@ -345,11 +175,6 @@ pub struct LegacyPage {
     pub file: PathBuf,
     pub addr: u64,
     pub devices: Vec<(String, u32)>,
-}
-
-/// Inventory and legacy names: what the firmware's `devices=` accepts.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 impl Scenario {
@@ -380,6 +205,7 @@ impl Scenario {
             qemu_version: VersionWord::Detect,
             data_dir: env(QEMU_DATA_ENV).map(PathBuf::from),
             diag288: None,
+            balloon_pages: None,
             qmp_events: false,
             line_mode_console: false,
             errors: Vec::new(),
@@ -427,7 +253,10 @@ impl Scenario {
         self
     }
 
-    /// Adds firmware command-line words; a string with spaces is split into words.
+    /// Adds firmware command-line words; a string with spaces is split into
+    /// words. They come after the words the runner writes, unchecked (so
+    /// that a scenario can give the firmware a line it must refuse), but a
+    /// key the runner writes itself is an error (see [`Scenario::validate`]).
     pub fn append(mut self, words: impl AsRef<str>) -> Self {
         self.append
             .extend(words.as_ref().split_whitespace().map(String::from));
@@ -479,13 +308,22 @@ impl Scenario {
         self
     }
 
-    /// Records QEMU's QMP events for the whole run.
+    /// Tells the firmware `balloon-pages=<after_classic>,<after_adapter>`:
+    /// the balloon sizes (4 KiB pages) the host sets after each of the
+    /// firmware's config-change ready lines (`virtio.config-change` waits
+    /// for them; the scenario sends the QMP commands that set them).
+    pub fn balloon_pages(mut self, after_classic: u32, after_adapter: u32) -> Self {
+        self.balloon_pages = Some([after_classic, after_adapter]);
+        self
+    }
+
     /// Boots with the SCLP line-mode console instead of the VT220 one.
     pub fn line_mode_console(mut self, on: bool) -> Self {
         self.line_mode_console = on;
         self
     }
 
+    /// Records QEMU's QMP events for the whole run.
     pub fn qmp_events(mut self, on: bool) -> Self {
         self.qmp_events = on;
         self
@@ -550,7 +388,7 @@ impl Scenario {
             Ok(bus) => self
                 .expected_devices
                 .get_or_insert_with(Vec::new)
-                .push(ExpectedDevice {
+                .push(Entry {
                     bus,
                     name: name.into(),
                 }),
@@ -590,7 +428,8 @@ impl Scenario {
     /// surrounding whitespace); later appearances send nothing. Commands
     /// run in the order their lines appear, those of one line in the order
     /// added (after the hot-plug steps when `line` is
-    /// [`crate::qmp::READY_LINE`]). A command that QEMU answers with an
+    /// [`markers::HOTPLUG_READY`](zvtest_contract::checks::markers::HOTPLUG_READY)).
+    /// A command that QEMU answers with an
     /// error, or does not answer within [`crate::qmp::TIMEOUT`], and one
     /// whose line never appears, fails the run with a reason naming it.
     /// Malformed JSON is reported by [`Scenario::validate`].
@@ -623,17 +462,17 @@ impl Scenario {
     }
 
     /// The `devices=` entries, sorted as the firmware sorts its inventory.
-    pub fn expected_device_list(&self) -> Option<Vec<ExpectedDevice>> {
+    pub fn expected_device_list(&self) -> Option<Vec<Entry>> {
         let mut list = self.expected_devices.clone()?;
         list.sort();
         Some(list)
     }
 
     /// The hot-plug steps as the firmware's `hotplug=` items, `+fe.0.0007:rng`
-    /// and `-fe.0.0001:blk`, in step order; an error names a step that
-    /// removes an unknown id, adds a second device at one bus id, or
-    /// reuses a QEMU id.
-    pub fn hotplug_changes(&self) -> Result<Vec<String>, String> {
+    /// and `-fe.0.0001:blk` (`true` for a plug), in step order; an error
+    /// names a step that removes an unknown id, adds a second device at one
+    /// bus id, or reuses a QEMU id.
+    pub fn hotplug_changes(&self) -> Result<Vec<(bool, Entry)>, String> {
         let mut present: BTreeMap<&str, &CcwDevice> = BTreeMap::new();
         for d in &self.ccw_devices {
             if present.insert(d.id.as_str(), d).is_some() {
@@ -658,10 +497,10 @@ impl Scenario {
                             d.id
                         ));
                     }
-                    changes.push(format!("+{}", d.entry()));
+                    changes.push((true, d.entry()));
                 }
                 HotplugStep::Remove { id } => match present.remove(id.as_str()) {
-                    Some(d) => changes.push(format!("-{}", d.entry())),
+                    Some(d) => changes.push((false, d.entry())),
                     None => {
                         return Err(format!(
                             "hot-plug step {}: no device with QEMU id '{id}' to remove",
@@ -674,62 +513,75 @@ impl Scenario {
         Ok(changes)
     }
 
-    /// The firmware command line: `expect-mem=<M>M expect-cpus=<N>` first,
-    /// then `qemu-version=` (once known: [`VersionWord::Detect`] is filled
-    /// in by [`Scenario::resolve_qemu_version`], which [`crate::run`]
-    /// calls) and `diag288=`, then our words, then what the devices imply:
-    /// `devices=` (virtio devices with `:packed` and `:revN` where their
-    /// properties set `packed=on` or `max_revision=N`), `hotplug=`,
-    /// `ram-end=` and `legacy-devices=`.
-    pub fn command_line(&self) -> String {
-        let mut words = vec![
-            format!("expect-mem={}M", self.memory_mib),
-            format!("expect-cpus={}", self.smp),
-        ];
-        if let Some(v) = self.claimed_qemu_version() {
-            words.push(v.word());
-        }
+    /// What the runner tells the firmware, as the firmware's own
+    /// configuration: `expect-mem` and `expect-cpus` from memory and CPUs,
+    /// `qemu-version` (once known: [`VersionWord::Detect`] is filled in by
+    /// [`Scenario::resolve_qemu_version`], which [`crate::run()`] calls),
+    /// `diag288`, `balloon-pages`, and what the devices imply: `devices`
+    /// (virtio devices with `:revN` and `:packed` where their properties
+    /// set `max_revision=N` or `packed=on`), `hotplug`, `ram-end` and
+    /// `legacy-devices`. What is invalid (see [`Scenario::validate`]) is
+    /// left out rather than guessed.
+    pub fn firmware_config(&self) -> Config {
+        let mut c = Config {
+            expect_mem: Some(u64::from(self.memory_mib) << 20),
+            expect_cpus: u16::try_from(self.smp).ok(),
+            qemu_version: self.claimed_qemu_version().map(|v| (v.major, v.minor)),
+            balloon_pages: self.balloon_pages,
+            ..Config::default()
+        };
         if let Some(mode) = self.diag288 {
-            words.push(format!("diag288={}", mode.word()));
+            c.diag288 = Some(mode != Diag288::Absent);
+            c.diag288_expire = mode == Diag288::Expire;
         }
-        words.extend(self.append.iter().cloned());
         if let Some(list) = self.expected_device_list() {
-            let items: Vec<String> = list.iter().map(|e| self.device_item(e)).collect();
-            words.push(format!("devices={}", join_or_none(&items)));
+            c.virtio = list
+                .iter()
+                .filter_map(|e| self.virtio_config(e.bus))
+                .collect();
+            c.devices = Some(list);
         }
-        // An invalid step sequence is left out here; validate() reports it.
         if let Ok(changes) = self.hotplug_changes() {
-            if !changes.is_empty() {
-                words.push(format!("hotplug={}", changes.join(",")));
-            }
+            c.hotplug = changes;
         }
         if let Some(page) = &self.legacy_page {
-            words.push(format!("ram-end={:#x}", page.addr));
-            let items: Vec<String> = page
+            c.ram_end = Some(page.addr);
+            c.legacy_devices = page
                 .devices
                 .iter()
-                .map(|(n, q)| format!("{n}:{q}"))
+                .map(|(n, q)| Some((n.clone(), u8::try_from(*q).ok()?)))
                 .collect();
-            words.push(format!("legacy-devices={}", join_or_none(&items)));
         }
-        words.join(" ")
+        c
     }
 
-    /// One `devices=` item: `bus:name`, with the configuration the
-    /// firmware holds a virtio device to (`packed=on`, `max_revision=N`).
-    fn device_item(&self, e: &ExpectedDevice) -> String {
-        let mut item = e.to_string();
-        let Some(d) = self.ccw_devices.iter().find(|d| d.bus == e.bus) else {
-            return item;
-        };
+    /// How the firmware is to hold the device at `bus`, where its
+    /// properties say more than QEMU's defaults: `packed=on` (or `true`),
+    /// `max_revision=0`, `1` or `2`.
+    fn virtio_config(&self, bus: BusId) -> Option<(BusId, VirtioConfig)> {
+        let d = self.ccw_devices.iter().find(|d| d.bus == bus)?;
+        let mut config = VirtioConfig::default();
+        let mut said = false;
         for (k, v) in &d.properties {
             match (k.as_str(), v.as_str()) {
-                ("packed", "on" | "true") => item.push_str(":packed"),
-                ("max_revision", r @ ("0" | "1" | "2")) => item.push_str(&format!(":rev{r}")),
-                _ => {}
+                ("packed", "on" | "true") => config.packed = true,
+                ("max_revision", r @ ("0" | "1" | "2")) => {
+                    config.max_revision = r.as_bytes()[0] - b'0'
+                }
+                _ => continue,
             }
+            said = true;
         }
-        item
+        said.then_some((bus, config))
+    }
+
+    /// The firmware command line: the words of [`Scenario::firmware_config`]
+    /// (in the order [`cmdline::words`] gives), then the scenario's own
+    /// words ([`Scenario::append`]).
+    pub fn command_line(&self) -> String {
+        let mut words = cmdline::words(&self.firmware_config());
+        words.extend(self.append.iter().cloned());
+        words.join(" ")
     }
 
     /// Catches what QEMU would only reject (or the guest silently truncate) later.
@@ -745,6 +597,12 @@ impl Scenario {
         }
         if self.smp == 0 {
             return Err(format!("scenario {}: smp must be >= 1", self.name));
+        }
+        if u16::try_from(self.smp).is_err() {
+            return Err(format!(
+                "scenario {}: smp must be at most 65535 (expect-cpus=)",
+                self.name
+            ));
         }
         if self.timeout.is_zero() {
             return Err(format!("scenario {}: timeout must be > 0", self.name));
@@ -764,7 +622,7 @@ impl Scenario {
         if let Some(page) = &self.legacy_page {
             names.extend(page.devices.iter().map(|(n, _)| n.as_str()));
         }
-        if let Some(bad) = names.iter().find(|n| !valid_name(n)) {
+        if let Some(bad) = names.iter().find(|n| !inventory::valid_name(n)) {
             return Err(format!(
                 "scenario {}: device name '{bad}' is not letters, digits and '-'",
                 self.name
@@ -785,6 +643,13 @@ impl Scenario {
                 .map_err(|e| format!("scenario {}: {e}", self.name))?;
         }
         if let Some(page) = &self.legacy_page {
+            if let Some((name, q)) = page.devices.iter().find(|(_, q)| *q > u32::from(u8::MAX)) {
+                return Err(format!(
+                    "scenario {}: legacy device {name} has {q} queues, a device page at most {}",
+                    self.name,
+                    u8::MAX
+                ));
+            }
             if page.file.to_string_lossy().contains(',') {
                 return Err(format!(
                     "scenario {}: legacy page file {} has a comma (QEMU option syntax)",
@@ -793,6 +658,7 @@ impl Scenario {
                 ));
             }
         }
+        self.check_own_words()?;
         // Room for the word a detected version adds when the scenario runs.
         let reserve = match self.qemu_version {
             VersionWord::Detect => " qemu-version=65535.65535".len(),
@@ -808,191 +674,33 @@ impl Scenario {
         Ok(())
     }
 
-    /// QEMU's arguments (without the binary) to boot `kernel`.
-    ///
-    /// `-no-shutdown` is never passed: with it a failing run would pause
-    /// forever instead of exiting 1.
-    pub fn qemu_args(&self, kernel: &Path) -> Vec<OsString> {
-        let mut args: Vec<OsString> = Vec::new();
-        let mut add = |words: &[&str]| args.extend(words.iter().map(OsString::from));
-        add(&["-machine", &self.machine, "-accel", &self.accel]);
-        if let Some(cpu) = &self.cpu {
-            add(&["-cpu", cpu]);
+    /// A key of the scenario's own words that the runner writes too: the
+    /// firmware refuses a key given twice, so it is caught here, naming both.
+    fn check_own_words(&self) -> Result<(), String> {
+        let made = cmdline::words(&self.firmware_config());
+        let key = |w: &str| w.split_once('=').map(|(k, _)| k.to_string());
+        for word in &self.append {
+            let Some(k) = key(word) else { continue };
+            if let Some(ours) = made.iter().find(|m| key(m).as_ref() == Some(&k)) {
+                return Err(format!(
+                    "scenario {}: '{word}' gives {k}= again: the runner writes '{ours}' \
+                     from the scenario's settings (the firmware refuses a key given twice)",
+                    self.name
+                ));
+            }
         }
-        let console = if self.line_mode_console {
-            "sclplmconsole,chardev=con0"
-        } else {
-            "sclpconsole,chardev=con0"
-        };
-        add(&[
-            "-nodefaults",
-            "-nographic",
-            "-chardev",
-            "stdio,id=con0",
-            "-device",
-            console,
-            "-no-reboot",
-            "-action",
-            "panic=exit-failure",
-            // QEMU prints the wait PSW of a crash: the firmware's verdict
-            // code, which the runner checks against the TAP.
-            "-d",
-            "guest_errors",
-        ]);
-        add(&["-m", &self.memory_mib.to_string()]);
-        add(&["-smp", &self.smp.to_string()]);
-        for d in &self.devices {
-            add(&["-device", d]);
-        }
-        match self.diag288 {
-            None | Some(Diag288::Absent) => {}
-            Some(Diag288::Present) => add(&["-device", "diag288"]),
-            Some(Diag288::Expire) => add(&["-device", "diag288", "-action", "watchdog=inject-nmi"]),
-        }
-        if let Some(dir) = &self.data_dir {
-            args.push("-L".into());
-            args.push(dir.into());
-        }
-        // Backends first (QEMU creates them before devices either way),
-        // including those of devices that are only hot-plugged later.
-        let plugged = self.hotplug.iter().filter_map(|s| match s {
-            HotplugStep::Add(d) => Some(d),
-            HotplugStep::Remove { .. } => None,
-        });
-        for d in self.ccw_devices.iter().chain(plugged) {
-            args.extend(d.backend_args.iter().map(OsString::from));
-        }
-        for d in &self.ccw_devices {
-            args.push("-device".into());
-            args.push(d.device_arg().into());
-        }
-        if let Some(page) = &self.legacy_page {
-            let mut loader = OsString::from("loader,file=");
-            loader.push(&page.file);
-            loader.push(format!(",addr={:#x},force-raw=on", page.addr));
-            args.push("-device".into());
-            args.push(loader);
-        }
-        args.extend(self.extra_args.iter().map(OsString::from));
-        args.push("-kernel".into());
-        args.push(kernel.into());
-        let line = self.command_line();
-        if !line.is_empty() {
-            args.push("-append".into());
-            args.push(line.into());
-        }
-        args
-    }
-}
-
-/// `a,b,c`, or `none` for an empty list.
-fn join_or_none<T: ToString>(items: &[T]) -> String {
-    if items.is_empty() {
-        "none".into()
-    } else {
-        items
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The longest command line is the firmware image's area, less its NUL.
-    #[test]
-    fn the_longest_command_line_is_the_images() {
-        assert_eq!(MAX_APPEND_LEN, zvtest_firmware::cmdline::AREA_SIZE - 1);
-    }
+    use std::ffi::OsString;
+    use std::path::Path;
 
     fn strings(args: &[OsString]) -> Vec<&str> {
         args.iter().map(|a| a.to_str().unwrap()).collect()
-    }
-
-    #[test]
-    fn default_arguments() {
-        let mut s = Scenario::new("default");
-        s.data_dir = None; // whatever ZVTEST_QEMU_DATA says
-        let args = s.qemu_args(Path::new("/k/zvtest.elf"));
-        assert_eq!(
-            strings(&args),
-            [
-                "-machine",
-                "s390-ccw-virtio",
-                "-accel",
-                "tcg",
-                "-nodefaults",
-                "-nographic",
-                "-chardev",
-                "stdio,id=con0",
-                "-device",
-                "sclpconsole,chardev=con0",
-                "-no-reboot",
-                "-action",
-                "panic=exit-failure",
-                "-d",
-                "guest_errors",
-                "-m",
-                "128",
-                "-smp",
-                "1",
-                "-kernel",
-                "/k/zvtest.elf",
-                "-append",
-                "expect-mem=128M expect-cpus=1",
-            ]
-        );
-        assert_eq!(s.timeout, Duration::from_secs(60));
-        assert!(s.validate().is_ok());
-    }
-
-    #[test]
-    fn builder_options_reach_the_arguments() {
-        let s = Scenario::new("big")
-            .machine("s390-ccw-virtio-7.2")
-            .accel("kvm")
-            .cpu("qemu")
-            .memory_mib(512)
-            .smp(2)
-            .device("virtio-net-ccw")
-            .device("virtio-rng-ccw,devno=fe.0.0002")
-            .extra_args(["-d", "guest_errors"])
-            .append("only=boot.* verbose=1")
-            .append("x=y")
-            .timeout(Duration::from_secs(5))
-            .qemu("/opt/qemu");
-        let args = s.qemu_args(Path::new("k"));
-        let args = strings(&args);
-        assert_eq!(
-            &args[..6],
-            [
-                "-machine",
-                "s390-ccw-virtio-7.2",
-                "-accel",
-                "kvm",
-                "-cpu",
-                "qemu"
-            ]
-        );
-        let at = |flag: &str| args.iter().position(|a| *a == flag).unwrap();
-        assert_eq!(args[at("-m") + 1], "512");
-        assert_eq!(args[at("-smp") + 1], "2");
-        assert_eq!(
-            args[at("-append") + 1],
-            "expect-mem=512M expect-cpus=2 only=boot.* verbose=1 x=y"
-        );
-        assert!(args.windows(2).any(|w| w == ["-device", "virtio-net-ccw"]));
-        assert!(args
-            .windows(2)
-            .any(|w| w == ["-device", "virtio-rng-ccw,devno=fe.0.0002"]));
-        assert!(args.windows(2).any(|w| w == ["-d", "guest_errors"]));
-        assert!(!args.contains(&"-no-shutdown"));
-        assert_eq!(s.qemu, PathBuf::from("/opt/qemu"));
-        assert_eq!(s.timeout, Duration::from_secs(5));
-        assert_eq!(s.append, ["only=boot.*", "verbose=1", "x=y"]);
     }
 
     #[test]
@@ -1098,17 +806,6 @@ mod tests {
     }
 
     #[test]
-    fn data_directory() {
-        let s = Scenario::new("l").data_dir("/opt/q/usr/share/qemu");
-        let args = s.qemu_args(Path::new("k"));
-        let args = strings(&args);
-        assert!(args
-            .windows(2)
-            .any(|w| w == ["-L", "/opt/q/usr/share/qemu"]));
-        assert!(args.iter().position(|a| *a == "-L") < args.iter().position(|a| *a == "-kernel"));
-    }
-
-    #[test]
     fn validation() {
         assert!(Scenario::new("m").memory_mib(0).validate().is_err());
         assert!(Scenario::new("s").smp(0).validate().is_err());
@@ -1119,133 +816,6 @@ mod tests {
         let long = "x".repeat(MAX_APPEND_LEN);
         let err = Scenario::new("long").append(long).validate().unwrap_err();
         assert!(err.contains("at most"), "{err}");
-    }
-
-    #[test]
-    fn bus_ids() {
-        let b: BusId = "fe.1.0005".parse().unwrap();
-        assert_eq!(
-            b,
-            BusId {
-                cssid: 0xfe,
-                ssid: 1,
-                devno: 5
-            }
-        );
-        assert_eq!(b.to_string(), "fe.1.0005");
-        assert_eq!(
-            "FE.3.ABCD".parse::<BusId>().unwrap().to_string(),
-            "fe.3.abcd"
-        );
-        assert_eq!("0.0.0001".parse::<BusId>().unwrap().to_string(), "0.0.0001");
-        assert_eq!("a.2.1234".parse::<BusId>().unwrap().to_string(), "a.2.1234");
-        for bad in [
-            "",
-            "fe",
-            "fe.0",
-            "fe.0.001",
-            "fe.0.00001",
-            "fe.4.0001",
-            "fe.00.0001",
-            "100.0.0001",
-            "fe.0.000g",
-            "x.0.0001",
-            "fe.0.0001.1",
-            ".0.0001",
-            "fe.-1.0001",
-        ] {
-            let err = bad.parse::<BusId>().unwrap_err();
-            assert!(err.contains(&format!("'{bad}'")), "{bad}: {err}");
-        }
-        // Sorted as the firmware sorts: cssid, ssid, devno.
-        let mut v: Vec<BusId> = ["fe.1.0000", "fe.0.ffff", "0.3.0000"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        v.sort();
-        let v: Vec<String> = v.iter().map(ToString::to_string).collect();
-        assert_eq!(v, ["0.3.0000", "fe.0.ffff", "fe.1.0000"]);
-    }
-
-    #[test]
-    fn ccw_devices_bring_their_backends_and_expectations() {
-        let s = Scenario::new("devs")
-            .virtio_ccw("virtio-net-ccw", "fe.1.0005", "net")
-            .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
-            .virtio_ccw("virtio-rng-ccw", "fe.0.0002", "rng")
-            .virtio_ccw("virtio-9p-ccw", "fe.0.0003", "9p")
-            .virtio_ccw("virtio-crypto-ccw", "fe.0.0004", "crypto")
-            .ccw_device("x-terminal3270", "fe.2.0020", "cu-3270");
-        assert_eq!(s.validate(), Ok(()));
-        assert_eq!(
-            s.command_line(),
-            "expect-mem=128M expect-cpus=1 devices=fe.0.0001:blk,fe.0.0002:rng,fe.0.0003:9p,\
-             fe.0.0004:crypto,fe.1.0005:net,fe.2.0020:cu-3270"
-        );
-        let args = s.qemu_args(Path::new("k"));
-        let args = strings(&args);
-        let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
-        assert!(has([
-            "-device",
-            "virtio-rng-ccw,devno=fe.0.0002,id=ccw-fe.0.0002"
-        ]));
-        assert!(has([
-            "-device",
-            "virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=ccw-fe.0.0001-disk"
-        ]));
-        assert!(has([
-            "-blockdev",
-            "driver=null-co,node-name=ccw-fe.0.0001-disk,read-zeroes=on"
-        ]));
-        assert!(has(["-netdev", "user,id=ccw-fe.1.0005-net,restrict=on"]));
-        assert!(has([
-            "-device",
-            "virtio-net-ccw,devno=fe.1.0005,id=ccw-fe.1.0005,netdev=ccw-fe.1.0005-net"
-        ]));
-        assert!(has(["-fsdev", "synth,id=ccw-fe.0.0003-fs"]));
-        assert!(has([
-            "-device",
-            "virtio-9p-ccw,devno=fe.0.0003,id=ccw-fe.0.0003,fsdev=ccw-fe.0.0003-fs,mount_tag=zvtest"
-        ]));
-        assert!(has([
-            "-object",
-            "cryptodev-backend-builtin,id=ccw-fe.0.0004-crypto"
-        ]));
-        assert!(has(["-chardev", "null,id=ccw-fe.2.0020-chr"]));
-        // Backends come before the devices that use them, after -m/-smp.
-        let at = |a: &str| args.iter().position(|x| *x == a).unwrap();
-        assert!(
-            at("-blockdev")
-                < at("virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=ccw-fe.0.0001-disk")
-        );
-        assert!(at("-smp") < at("-blockdev"));
-        assert_eq!(args[args.len() - 2], "-append");
-    }
-
-    #[test]
-    fn vhost_models_get_their_mandatory_properties() {
-        let bus: BusId = "fe.1.0010".parse().unwrap();
-        let d = CcwDevice::new("vhost-vsock-ccw", bus, "vsock");
-        assert_eq!(
-            d.properties,
-            [(
-                "guest-cid".to_string(),
-                (3 + (0xfe << 18) + (1 << 16) + 0x10).to_string()
-            )]
-        );
-        assert!(d.backend_args.is_empty());
-        let d = CcwDevice::new("vhost-scsi-ccw", bus, "scsi");
-        assert_eq!(d.properties[0].0, "wwpn");
-        let d = CcwDevice::new("virtio-gpu-ccw", bus, "gpu");
-        assert!(d.properties.is_empty() && d.backend_args.is_empty());
-        assert_eq!(
-            d.device_arg(),
-            "virtio-gpu-ccw,devno=fe.1.0010,id=ccw-fe.1.0010"
-        );
-        assert_eq!(
-            d.qmp_properties(),
-            [("devno".to_string(), "fe.1.0010".to_string())]
-        );
     }
 
     #[test]
@@ -1261,9 +831,10 @@ mod tests {
             .device("virtio-rng-ccw,devno=fe.0.0003")
             .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
             .expect_device("fe.0.0009", "rng");
+        // The scenario's own words come after the runner's.
         assert_eq!(
             s.command_line(),
-            "expect-mem=128M expect-cpus=1 only=css.* devices=fe.0.0001:blk,fe.0.0009:rng"
+            "expect-mem=128M expect-cpus=1 devices=fe.0.0001:blk,fe.0.0009:rng only=css.*"
         );
         assert_eq!(s.ccw_devices.len(), 1);
         assert_eq!(s.validate(), Ok(()));
@@ -1428,5 +999,119 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.contains("comma"), "{e}");
+    }
+
+    /// What the runner writes is the firmware's configuration, read back
+    /// by the firmware's parser as the runner built it.
+    #[test]
+    fn the_command_line_is_the_firmware_config_written() {
+        let s = Scenario::new("all")
+            .memory_mib(2048)
+            .smp(4)
+            .claim_qemu_version("10.0")
+            .diag288(Diag288::Present)
+            .balloon_pages(16384, 8192)
+            .virtio_ccw("virtio-blk-ccw", "fe.0.0001", "blk")
+            .hot_plug("virtio-rng-ccw", "fe.0.0007", "rng")
+            .legacy_page("/t/p", 0x7c8_0000, &[("console", 2)]);
+        let cfg = s.firmware_config();
+        assert_eq!(cfg.expect_mem, Some(2 << 30));
+        assert_eq!(cfg.expect_cpus, Some(4));
+        assert_eq!(cfg.qemu_version, Some((10, 0)));
+        assert_eq!((cfg.diag288, cfg.diag288_expire), (Some(true), false));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=2048M expect-cpus=4 qemu-version=10.0 diag288=present \
+             balloon-pages=16384,8192 devices=fe.0.0001:blk hotplug=+fe.0.0007:rng \
+             ram-end=0x7c80000 legacy-devices=console:2"
+        );
+        assert_eq!(cmdline::parse(s.command_line().as_bytes()), Ok(cfg));
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    /// `packed=on` and `max_revision=N` reach `devices=` as `:packed` and
+    /// `:revN` (revision first, whatever the property order); other
+    /// values say nothing.
+    #[test]
+    fn virtio_properties_become_device_attributes() {
+        let mut s = Scenario::new("attrs")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0002", "rng")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0003", "rng")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0004", "rng");
+        let props = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+            p.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        s.ccw_devices[0].properties = props(&[("packed", "on"), ("max_revision", "1")]);
+        s.ccw_devices[1].properties = props(&[("max_revision", "2")]);
+        s.ccw_devices[2].properties = props(&[("packed", "off"), ("max_revision", "7")]);
+        s.ccw_devices[3].properties = props(&[("packed", "true")]);
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M expect-cpus=1 devices=fe.0.0001:rng:rev1:packed,\
+             fe.0.0002:rng:rev2,fe.0.0003:rng,fe.0.0004:rng:packed"
+        );
+        let cfg = cmdline::parse(s.command_line().as_bytes()).unwrap();
+        assert_eq!(cfg, s.firmware_config());
+        let bus = |t: &str| t.parse::<BusId>().unwrap();
+        assert_eq!(
+            cfg.virtio_config(bus("fe.0.0001")),
+            Some(VirtioConfig {
+                max_revision: 1,
+                packed: true
+            })
+        );
+        assert_eq!(
+            cfg.virtio_config(bus("fe.0.0003")),
+            Some(VirtioConfig::default())
+        );
+    }
+
+    /// A key the runner writes, given again by the scenario, is refused
+    /// before QEMU starts: the firmware would refuse the whole line.
+    #[test]
+    fn own_words_must_not_repeat_the_runners() {
+        let e = Scenario::new("twice")
+            .memory_mib(256)
+            .append("only=pgm expect-mem=512M")
+            .validate()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "scenario twice: 'expect-mem=512M' gives expect-mem= again: the runner writes \
+             'expect-mem=256M' from the scenario's settings (the firmware refuses a key given twice)"
+        );
+        let devices = Scenario::new("d")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .append("devices=none");
+        assert!(devices.validate().unwrap_err().contains("devices="));
+        let watchdog = Scenario::new("w")
+            .diag288(Diag288::Absent)
+            .append("diag288=present");
+        assert!(watchdog.validate().unwrap_err().contains("diag288="));
+        // What the runner does not write is the scenario's to give, even
+        // words the firmware will refuse.
+        let ok = Scenario::new("ok").append("devices=none legacy-devices=none bogus=1 x");
+        assert_eq!(ok.validate(), Ok(()));
+        assert!(ok
+            .command_line()
+            .ends_with("devices=none legacy-devices=none bogus=1 x"));
+    }
+
+    #[test]
+    fn what_the_command_line_cannot_say_is_refused() {
+        let e = Scenario::new("cpus").smp(70_000).validate().unwrap_err();
+        assert!(e.contains("at most 65535"), "{e}");
+        let e = Scenario::new("queues")
+            .legacy_page("/t/p", 0x1000, &[("console", 256)])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("console has 256 queues"), "{e}");
+        assert!(Scenario::new("q")
+            .legacy_page("/t/p", 0x1000, &[("console", 255)])
+            .validate()
+            .is_ok());
     }
 }

@@ -2,8 +2,8 @@
 //! process handling (exit codes, timeouts, pipes held open) is tested on any host.
 
 use qemu_runner::{
-    detect_qemu_version, run, Diag288, Exit, Outcome, QemuVersion, RunOptions, Scenario,
-    VersionWord, STDERR_PREFIX,
+    detect_qemu_version, run, Diag288, Exit, QemuVersion, Run, RunOptions, Scenario, VersionWord,
+    STDERR_PREFIX,
 };
 use std::fs;
 use std::io::Write;
@@ -55,7 +55,7 @@ fn kernel(test: &str) -> PathBuf {
     k
 }
 
-fn boot(test: &str, script: &str, scenario: Scenario) -> Outcome {
+fn boot(test: &str, script: &str, scenario: Scenario) -> Run {
     let qemu = fake_qemu(test, script);
     let opts = RunOptions::default().log(dir(test).join("console.log"));
     run(&scenario.qemu(qemu), &kernel(test), &opts).expect("run")
@@ -632,7 +632,7 @@ fn version_script(test: &str, line: &str) -> PathBuf {
     )
 }
 
-fn append_of(o: &Outcome) -> &str {
+fn append_of(o: &Run) -> &str {
     let at = o.command.iter().position(|a| a == "-append").unwrap();
     &o.command[at + 1]
 }

@@ -1,22 +1,22 @@
 //! Property tests of the runner's parsers on generated input: the TAP
 //! parser (round trips of what the firmware's own writer prints, broken
-//! reports, noise) and the JSON/QMP reader (against serde_json as an
-//! oracle). Each prints what it tried, to stderr past the harness capture.
+//! reports, noise) and the QMP reader (lines by QMP's rules, malformed
+//! ones refused, nesting and length bounded, the handshake over a socket
+//! against serde_json as an oracle). Each prints what it tried, to stderr
+//! past the harness capture.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use qemu_runner::json::{self, Value};
 use qemu_runner::qmp::{self, Client, Message};
 use qemu_runner::tap::{self, Directive, TapParser, MAX_KEPT_BYTES};
 use qemu_runner::{judge, Exit};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
-use zvtest_firmware::check::{Failure, Outcome};
-use zvtest_firmware::fmt::StrBuf;
-use zvtest_firmware::tap::TapWriter;
+use zvtest_contract::check::{Failure, Outcome};
+use zvtest_contract::fmt::StrBuf;
+use zvtest_contract::tap::TapWriter;
 
 /// One input that takes longer than this counts as a hang.
 const HANG: Duration = Duration::from_secs(1);
@@ -419,34 +419,11 @@ fn any_console_input_is_parsed_in_bounded_time_and_memory() {
     cell.into_inner().check("TAP noise");
 }
 
-// ---- JSON and QMP ----------------------------------------------------
+// ---- QMP -------------------------------------------------------------
 
-/// Our value and serde_json's are the same JSON value (numbers compared
-/// as the f64 both read; duplicate keys: the last one counts, as in serde_json).
-fn same(ours: &Value, theirs: &serde_json::Value) -> bool {
-    use serde_json::Value as S;
-    match (ours, theirs) {
-        (Value::Null, S::Null) => true,
-        (Value::Bool(a), S::Bool(b)) => a == b,
-        (Value::Number(a), S::Number(b)) => a.parse::<f64>().ok() == b.as_f64(),
-        (Value::String(a), S::String(b)) => a == b,
-        (Value::Array(a), S::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
-        }
-        (Value::Object(a), S::Object(b)) => {
-            let last: BTreeMap<&str, &Value> = a.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            last.len() == b.len()
-                && last
-                    .iter()
-                    .all(|(k, v)| b.get(*k).is_some_and(|w| same(v, w)))
-        }
-        _ => false,
-    }
-}
-
-/// Valid JSON texts (serde_json writes them), some with odd numbers and
-/// escapes, then perhaps damaged at one place.
-fn json_text() -> impl Strategy<Value = String> {
+/// JSON values of every kind, nested a few levels, keys from a small set
+/// that never names a QMP member.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::Bool),
@@ -456,34 +433,122 @@ fn json_text() -> impl Strategy<Value = String> {
             .prop_map(|f| f.into()),
         "[ -~\\u{80}-\\u{10ffff}]{0,8}".prop_map(serde_json::Value::String),
     ];
-    let value = leaf.prop_recursive(6, 48, 6, |inner| {
+    leaf.prop_recursive(6, 48, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::Array),
             proptest::collection::vec(("[a-c]{0,2}", inner), 0..6)
                 .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
         ]
-    });
-    let damage = prop_oneof![
-        3 => Just(None),
-        1 => (any::<usize>(), proptest::string::string_regex(
-            "[\\[\\]{}\",:0-9eE+\\-.tfnul\\\\ ]|\\\\u[0-9a-fA-F+\\- ]{4}|\\\\ud[89ab][0-9a-f]{2}|0[0-9]|1e999"
-        ).unwrap(), 0usize..3).prop_map(Some),
-    ];
-    (value, damage).prop_map(|(v, damage)| {
-        let mut s = v.to_string();
-        if let Some((at, piece, cut)) = damage {
-            let mut at = at % (s.len() + 1);
-            while !s.is_char_boundary(at) {
-                at -= 1;
-            }
-            let mut end = (at + cut).min(s.len());
-            while !s.is_char_boundary(end) {
-                end += 1;
-            }
-            s.replace_range(at..end, &piece);
-        }
-        s
     })
+}
+
+/// A line QEMU might send: an object with some of QMP's members (each
+/// well-formed or not) among others, and the message it must read as by
+/// QMP's rules, applied here to what was generated: an `error` member
+/// first (its `class` and `desc` when they are strings), then `return`,
+/// then a string `event` (its `data.device` when a string), then `QMP`.
+fn qmp_line() -> impl Strategy<Value = (String, Message)> {
+    let text = || "[ -~\\u{80}-\\u{2ff}]{0,10}";
+    let error = prop_oneof![
+        (text(), text()).prop_map(|(c, d)| serde_json::json!({"class": c, "desc": d})),
+        json_value(),
+    ];
+    let event = prop_oneof![
+        3 => (text(), proptest::option::of(text())).prop_map(|(name, device)| {
+            let data = device.map_or(serde_json::Value::Null, |d| serde_json::json!({"device": d}));
+            (serde_json::Value::String(name), data)
+        }),
+        1 => (json_value(), json_value()),
+    ];
+    (
+        proptest::option::of(error),
+        proptest::option::of(json_value()),
+        proptest::option::of(event),
+        proptest::option::of(json_value()),
+        proptest::collection::vec(("[a-c]{0,2}", json_value()), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(error, ret, event, greeting, others, padded)| {
+            let mut m = serde_json::Map::new();
+            for (k, v) in others {
+                m.insert(k, v);
+            }
+            if let Some(e) = &error {
+                m.insert("error".into(), e.clone());
+            }
+            if let Some(r) = ret.clone() {
+                m.insert("return".into(), r);
+            }
+            if let Some((name, data)) = &event {
+                m.insert("event".into(), name.clone());
+                if !data.is_null() {
+                    m.insert("data".into(), data.clone());
+                }
+            }
+            if let Some(g) = greeting.clone() {
+                m.insert("QMP".into(), g);
+            }
+            let mut line = serde_json::Value::Object(m).to_string();
+            if padded {
+                line = format!(" \t{line}\r");
+            }
+            let string = |v: &serde_json::Value, k: &str| {
+                v.get(k).and_then(|s| s.as_str()).unwrap_or("").to_string()
+            };
+            let want = if let Some(e) = error {
+                let desc = string(&e, "desc");
+                Message::Error {
+                    class: string(&e, "class"),
+                    desc: if desc.is_empty() {
+                        "(no description)".into()
+                    } else {
+                        desc
+                    },
+                }
+            } else if ret.is_some() {
+                Message::Return
+            } else if let Some((serde_json::Value::String(name), data)) = event {
+                Message::Event {
+                    name,
+                    device: data
+                        .get("device")
+                        .and_then(|d| d.as_str())
+                        .map(String::from),
+                }
+            } else if greeting.is_some() {
+                Message::Greeting
+            } else {
+                Message::Other(line.trim().to_string())
+            };
+            (line, want)
+        })
+}
+
+/// Damage at one place: characters of JSON's own, bad escapes, leading
+/// zeros, numbers out of range.
+fn damage() -> impl Strategy<Value = (usize, String, usize)> {
+    (
+        any::<usize>(),
+        proptest::string::string_regex(
+            "[\\[\\]{}\",:0-9eE+\\-.tfnul\\\\ ]|\\\\u[0-9a-fA-F+\\- ]{4}|\\\\ud[89ab][0-9a-f]{2}|0[0-9]|1e999",
+        )
+        .unwrap(),
+        0usize..3,
+    )
+}
+
+fn damaged(s: &str, (at, piece, cut): &(usize, String, usize)) -> String {
+    let mut s = s.to_string();
+    let mut at = at % (s.len() + 1);
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    let mut end = (at + cut).min(s.len());
+    while !s.is_char_boundary(end) {
+        end += 1;
+    }
+    s.replace_range(at..end, piece);
+    s
 }
 
 /// Short strings of JSON's own characters: mostly malformed.
@@ -494,42 +559,132 @@ fn json_noise() -> impl Strategy<Value = String> {
     .unwrap()
 }
 
-fn judge_json(tally: &mut Tally, text: &str) {
-    tally.tried += 1;
-    let ours = timed(tally, || json::parse(text));
-    let theirs = serde_json::from_str::<serde_json::Value>(text);
-    match (&ours, &theirs) {
-        (Ok(a), Ok(b)) if same(a, b) => tally.accepted += 1,
-        (Err(e), Err(_)) if !e.is_empty() => tally.rejected += 1,
-        (Ok(_), Err(e)) => {
-            tally.accepted_malformed += 1;
-            panic!("{text:?} accepted; serde_json: {e}");
-        }
-        _ => {
-            tally.misread += 1;
-            panic!("{text:?}: ours {ours:?}, serde_json {theirs:?}");
-        }
-    }
-}
-
+/// Well-formed lines read as QMP's rules say; damaged or noisy lines
+/// that are not JSON (RFC 8259) are only ever `Other`: never taken for a
+/// reply, an error, an event or a greeting.
 #[test]
-fn json_agrees_with_serde_json() {
+fn qmp_lines_are_read_by_the_rules_and_malformed_ones_refused() {
     let cell = RefCell::new(Tally::default());
     runner(1000)
-        .run(&json_text(), |text| {
+        .run(&qmp_line(), |(line, want)| {
             let tally = &mut *cell.borrow_mut();
-            judge_json(tally, &text);
+            tally.tried += 1;
+            let got = timed(tally, || qmp::classify(&line));
+            if got == want {
+                tally.accepted += 1;
+            } else {
+                tally.misread += 1;
+                panic!("{line:?}: {got:?}, want {want:?}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    let refused = |tally: &mut Tally, text: &str| {
+        tally.tried += 1;
+        let got = timed(tally, || qmp::classify(text));
+        let json = serde_json::from_str::<serde_json::Value>(text.trim());
+        match (&got, json) {
+            (Message::Other(_), Err(_)) => tally.rejected += 1,
+            (_, Err(e)) => {
+                tally.accepted_malformed += 1;
+                panic!("{text:?} read as {got:?}; not JSON: {e}");
+            }
+            // Damage that left valid JSON: read by the rules above.
+            (_, Ok(_)) => tally.accepted += 1,
+        }
+    };
+    runner(1000)
+        .run(&(qmp_line(), damage()), |((line, _), d)| {
+            refused(&mut cell.borrow_mut(), &damaged(&line, &d));
             Ok(())
         })
         .unwrap();
     runner(1000)
         .run(&json_noise(), |text| {
-            let tally = &mut *cell.borrow_mut();
-            judge_json(tally, &text);
+            refused(&mut cell.borrow_mut(), &text);
             Ok(())
         })
         .unwrap();
-    cell.into_inner().check("JSON");
+    cell.into_inner().check("QMP lines");
+}
+
+/// Nesting is bounded (serde_json stops at 128 levels) and costs no more
+/// than the line's length, however deep the line tries to go; a line
+/// longer than the client takes is refused without being kept.
+#[test]
+fn qmp_nesting_and_line_length_are_bounded() {
+    let cell = RefCell::new(Tally::default());
+    // How each level opens and closes, and how many containers it is.
+    let level =
+        prop::sample::select(&[("[", "]", 1), ("{\"a\": ", "}", 1), ("[{\"b\": ", "}]", 2)][..]);
+    runner(256)
+        .run(
+            &(
+                level,
+                prop_oneof![0usize..300, 0usize..100_000],
+                any::<bool>(),
+            ),
+            |((open, close, per), depth, closed)| {
+                let tally = &mut *cell.borrow_mut();
+                tally.tried += 1;
+                let mut line = format!("{{\"return\": {}1", open.repeat(depth));
+                if closed {
+                    line.push_str(&close.repeat(depth));
+                    line.push('}');
+                }
+                let got = timed(tally, || qmp::classify(&line));
+                let levels = 1 + depth * per;
+                match got {
+                    Message::Return if closed && levels <= 256 => tally.accepted += 1,
+                    Message::Other(_) if !closed || levels > 64 => tally.rejected += 1,
+                    Message::Return if !closed => {
+                        tally.accepted_malformed += 1;
+                        panic!("an unclosed line read as a reply: depth {depth}");
+                    }
+                    other => {
+                        tally.misread += 1;
+                        panic!("{levels} levels, closed {closed}: {other:?}");
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    // A line that never ends, sent in pieces: refused once past MAX_LINE.
+    let mut tally = cell.into_inner();
+    for piece in [1usize << 12, 1 << 16, 1 << 20] {
+        tally.tried += 1;
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let talk = std::thread::spawn(move || {
+            let chunk = vec![b'['; piece];
+            while theirs.write_all(&chunk).is_ok() {}
+        });
+        let mut client = Client::from_stream(ours, |_| {}).unwrap();
+        let result = timed(&mut tally, || client.handshake());
+        match result {
+            Err(e) if matches!(e.cause(), qmp::QmpError::LineTooLong) => tally.rejected += 1,
+            other => {
+                // Counted, and failed by check() below.
+                tally.accepted_malformed += 1;
+                eprintln!("{piece}: {:?}", other.map_err(|e| e.to_string()));
+            }
+        }
+        drop(client);
+        talk.join().unwrap();
+    }
+    tally.check("QMP bounds");
+}
+
+/// JSON texts serde_json writes, perhaps damaged at one place.
+fn json_text() -> impl Strategy<Value = String> {
+    let damage = prop_oneof![3 => Just(None), 1 => damage().prop_map(Some)];
+    (json_value(), damage).prop_map(|(v, d)| {
+        let s = v.to_string();
+        match d {
+            Some(d) => damaged(&s, &d),
+            None => s,
+        }
+    })
 }
 
 /// What QMP line `line` is, by serde_json's reading (the reader's rules:
@@ -639,14 +794,14 @@ fn qmp_reader_agrees_with_the_oracle() {
             server.join().unwrap();
             match (result, expected_handshake(&lines)) {
                 (Ok(()), true) => tally.accepted += 1,
-                (Err(e), false) if !e.is_empty() => tally.rejected += 1,
+                (Err(e), false) if !e.to_string().is_empty() => tally.rejected += 1,
                 (Ok(()), false) => {
                     tally.accepted_malformed += 1;
                     panic!("handshake accepted {lines:?}");
                 }
                 (r, _) => {
                     tally.misread += 1;
-                    panic!("{r:?} for {lines:?}");
+                    panic!("{:?} for {lines:?}", r.map_err(|e| e.to_string()));
                 }
             }
             Ok(())

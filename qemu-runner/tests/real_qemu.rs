@@ -3,7 +3,7 @@
 //! QEMU ended from outside with exit status 0 still fails the run, and
 //! the wait PSW QEMU prints agrees with the TAP.
 
-use qemu_runner::{run, Exit, Outcome, RunOptions, Scenario};
+use qemu_runner::{run, Exit, Run, RunOptions, Scenario};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,7 +24,7 @@ fn elf() -> PathBuf {
     path
 }
 
-fn boot(scenario: Scenario) -> Outcome {
+fn boot(scenario: Scenario) -> Run {
     let scenario = scenario.timeout(Duration::from_secs(60));
     let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("real-qemu")
@@ -34,7 +34,7 @@ fn boot(scenario: Scenario) -> Outcome {
 }
 
 #[track_caller]
-fn check(o: &Outcome, ok: bool, what: &str) {
+fn check(o: &Run, ok: bool, what: &str) {
     assert!(
         ok,
         "{}: expected {what}\n{}",

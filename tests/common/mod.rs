@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod models;
-use qemu_runner::{run, Outcome, RunOptions, Scenario};
+use qemu_runner::{run, Run, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zvtest_firmware::virtio::ids;
@@ -67,7 +67,7 @@ pub fn scenario(name: &str) -> Scenario {
 
 /// Boots `kernel`; the console log goes to target/tmp/scenarios/<name>.log.
 #[track_caller]
-pub fn boot(scenario: &Scenario, kernel: &Path) -> Outcome {
+pub fn boot(scenario: &Scenario, kernel: &Path) -> Run {
     let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("scenarios")
         .join(format!("{}.log", scenario.name));
@@ -80,7 +80,7 @@ pub fn boot(scenario: &Scenario, kernel: &Path) -> Outcome {
 
 /// Panics with the verdict's reasons and the console unless the run passed.
 #[track_caller]
-pub fn assert_pass(o: &Outcome) {
+pub fn assert_pass(o: &Run) {
     if !o.passed() {
         panic!(
             "scenario {} should PASS\n{}",
@@ -92,7 +92,7 @@ pub fn assert_pass(o: &Outcome) {
 
 /// Like `assert!`, but the message carries the whole outcome.
 #[track_caller]
-pub fn check(o: &Outcome, condition: bool, what: &str) {
+pub fn check(o: &Run, condition: bool, what: &str) {
     if !condition {
         panic!(
             "scenario {}: expected {what}\n{}",
@@ -104,7 +104,7 @@ pub fn check(o: &Outcome, condition: bool, what: &str) {
 
 /// `ok` for check `name`, and not a skip.
 #[track_caller]
-pub fn check_ran(o: &Outcome, name: &str) {
+pub fn check_ran(o: &Run, name: &str) {
     check(
         o,
         o.tap.result(name).is_some_and(|r| r.ok && !r.is_skip()),
@@ -114,7 +114,7 @@ pub fn check_ran(o: &Outcome, name: &str) {
 
 /// A `Bail out!` whose reason contains `says`.
 #[track_caller]
-pub fn check_bail_out(o: &Outcome, says: &str) {
+pub fn check_bail_out(o: &Run, says: &str) {
     check(
         o,
         o.tap.bail_out.as_deref().is_some_and(|b| b.contains(says)),
@@ -126,7 +126,7 @@ pub fn check_bail_out(o: &Outcome, says: &str) {
 /// reason, `not ok` lines with their message) and the failing YAML blocks.
 /// Boot diagnostics such as `# heap: ...` and the echoed command line are
 /// printed on every boot, so they must not satisfy a "mentions X" check.
-pub fn failure_text(o: &Outcome) -> String {
+pub fn failure_text(o: &Run) -> String {
     let mut text = o.verdict.reasons.join("\n");
     for r in o.tap.failures() {
         if let Some(y) = &r.yaml {
@@ -139,7 +139,7 @@ pub fn failure_text(o: &Outcome) -> String {
 
 /// The firmware's last line must add up, also after a bail out.
 #[track_caller]
-pub fn check_summary(o: &Outcome) {
+pub fn check_summary(o: &Run) {
     check(
         o,
         o.tap.summary == Some(o.tap.counts()),

@@ -2,7 +2,7 @@
 //! QEMU offers, which it can start here, and why the others are left out.
 
 use super::{boot, elf, scenario};
-use qemu_runner::{Outcome, Scenario, STDERR_PREFIX};
+use qemu_runner::{Run, Scenario, STDERR_PREFIX};
 use std::time::Duration;
 
 /// What a candidate model needs from the host besides QEMU.
@@ -69,7 +69,7 @@ pub const BUILT_IN: &[&str] = &[
 ];
 
 /// The first line QEMU printed on stderr, from a console log.
-pub fn first_stderr_line(o: &Outcome) -> String {
+pub fn first_stderr_line(o: &Run) -> String {
     o.console()
         .lines()
         .find_map(|l| l.strip_prefix(STDERR_PREFIX))

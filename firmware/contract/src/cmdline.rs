@@ -456,6 +456,134 @@ pub fn parse(raw: &[u8]) -> Result<Config, CmdlineError> {
     Ok(cfg)
 }
 
+/// The words of a command line that [`parse`] reads back as `cfg`: one
+/// `key=value` per setting that is not the default, in a fixed order (what
+/// the host is told first: `expect-mem`, `expect-cpus`, `qemu-version`,
+/// `diag288`; then the selection and run settings; then the devices:
+/// `devices`, `hotplug`, `ram-end`, `legacy-devices`).
+///
+/// For every configuration `parse` can give, `parse(write(c)) == c` (the
+/// round-trip tests hold both to it); values out of the parser's ranges
+/// are written as they are, for the parser to refuse. Sizes are written in
+/// MiB where they are whole MiB (`expect-mem=128M`), addresses in hex.
+pub fn words(cfg: &Config) -> Vec<String> {
+    use crate::fmt::Hex;
+    use crate::format;
+    let default = Config::default();
+    let mut out = Vec::new();
+    let mut word = |key: &str, value: &str| out.push(format!("{}={}", key, value));
+    if let Some(bytes) = cfg.expect_mem {
+        word("expect-mem", &size_text(bytes));
+    }
+    if let Some(n) = cfg.expect_cpus {
+        word("expect-cpus", &format!("{}", n));
+    }
+    if let Some((major, minor)) = cfg.qemu_version {
+        word("qemu-version", &format!("{}.{}", major, minor));
+    }
+    match (cfg.diag288, cfg.diag288_expire) {
+        (None, _) => {}
+        (Some(false), _) => word("diag288", "absent"),
+        (Some(true), false) => word("diag288", "present"),
+        (Some(true), true) => word("diag288", "expire"),
+    }
+    if !cfg.only.is_empty() {
+        word("only", &cfg.only.join(","));
+    }
+    if !cfg.skip.is_empty() {
+        word("skip", &cfg.skip.join(","));
+    }
+    if cfg.seed != default.seed {
+        word("seed", &format!("{}", Hex(cfg.seed)));
+    }
+    if cfg.stress != default.stress {
+        word("stress", &format!("{}", cfg.stress));
+    }
+    if cfg.verbose != default.verbose {
+        word("verbose", &format!("{}", cfg.verbose));
+    }
+    if cfg.timeout_ms != default.timeout_ms {
+        word("timeout", &format!("{}", cfg.timeout_ms));
+    }
+    if !cfg.inject.is_empty() {
+        let names: Vec<&str> = cfg.inject.iter().map(|i| i.name()).collect();
+        word("inject", &names.join(","));
+    }
+    if let Some([a, b]) = cfg.balloon_pages {
+        word("balloon-pages", &format!("{},{}", a, b));
+    }
+    if let Some(devices) = &cfg.devices {
+        let items: Vec<String> = devices
+            .iter()
+            .map(|e| {
+                let mut item = format!("{}", e);
+                if let Some((_, c)) = cfg.virtio.iter().find(|(b, _)| *b == e.bus) {
+                    // An item with no attribute has no entry in `virtio`:
+                    // the default revision is written when nothing else is.
+                    if c.max_revision != VirtioConfig::default().max_revision || !c.packed {
+                        item.push_str(&format!(":rev{}", c.max_revision));
+                    }
+                    if c.packed {
+                        item.push_str(":packed");
+                    }
+                }
+                item
+            })
+            .collect();
+        word("devices", &none_or_list(&items));
+    }
+    if !cfg.hotplug.is_empty() {
+        let items: Vec<String> = cfg
+            .hotplug
+            .iter()
+            .map(|(add, e)| format!("{}{}", if *add { "+" } else { "-" }, e))
+            .collect();
+        word("hotplug", &items.join(","));
+    }
+    if let Some(end) = cfg.ram_end {
+        word("ram-end", &format!("{}", Hex(end)));
+    }
+    if let Some(legacy) = &cfg.legacy_devices {
+        let items: Vec<String> = legacy
+            .iter()
+            .map(|(name, queues)| format!("{}:{}", name.as_str(), *queues))
+            .collect();
+        word("legacy-devices", &none_or_list(&items));
+    }
+    out
+}
+
+/// [`words`], separated by spaces: the whole command line.
+pub fn write(cfg: &Config) -> String {
+    words(cfg).join(" ")
+}
+
+impl Config {
+    /// This configuration as a command line: see [`write()`].
+    pub fn to_command_line(&self) -> String {
+        write(self)
+    }
+}
+
+/// `128M` for whole MiB, `4K` for whole KiB, else the bytes.
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        0 => crate::format!("{}", bytes),
+        b if b % (1 << 20) == 0 => crate::format!("{}M", b >> 20),
+        b if b % (1 << 10) == 0 => crate::format!("{}K", b >> 10),
+        b => crate::format!("{}", b),
+    }
+}
+
+/// `a,b,c`, or `none` for no items.
+fn none_or_list(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(",")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,6 +813,204 @@ mod tests {
         );
         assert_eq!(parse(b"seed=\x01").unwrap_err(), CmdlineError::NotAscii);
         assert_eq!(parse(&[0xff, 0xfe]).unwrap_err(), CmdlineError::NotAscii);
+    }
+
+    #[test]
+    fn the_writer_writes_what_the_parser_reads() {
+        assert_eq!(write(&Config::default()), "");
+        let line = "expect-mem=512M expect-cpus=2 qemu-version=10.0 diag288=expire \
+                    only=pgm,heap.* skip=heap.stress seed=0x10 stress=7 verbose=2 timeout=250 \
+                    inject=fail,hang balloon-pages=16384,8192 \
+                    devices=fe.0.0001:blk:packed,fe.0.0002:net:rev1,fe.0.0003:rng:rev2,\
+                    fe.1.0004:gpu:rev0:packed,fe.2.0005:cu-3270 \
+                    hotplug=+fe.0.0007:rng,-fe.0.0001:blk ram-end=0x7c80000 \
+                    legacy-devices=console:2,blk:1";
+        let cfg = parse(line.as_bytes()).unwrap();
+        assert_eq!(write(&cfg), line);
+        assert_eq!(cfg.to_command_line(), line);
+        assert_eq!(words(&cfg).len(), 16);
+        // Sizes and lists in their short forms.
+        let cfg = Config {
+            expect_mem: Some(3 << 10),
+            devices: Some(Vec::new()),
+            legacy_devices: Some(Vec::new()),
+            ..Config::default()
+        };
+        assert_eq!(
+            write(&cfg),
+            "expect-mem=3K devices=none legacy-devices=none"
+        );
+        let odd = Config {
+            expect_mem: Some(1000),
+            ..Config::default()
+        };
+        assert_eq!(write(&odd), "expect-mem=1000");
+        assert_eq!(parse(write(&odd).as_bytes()), Ok(odd));
+        // What the parser refuses is written as it is, for it to refuse.
+        let bad = Config {
+            stress: 0,
+            ..Config::default()
+        };
+        assert!(matches!(
+            parse(write(&bad).as_bytes()),
+            Err(CmdlineError::BadValue {
+                option: "stress",
+                ..
+            })
+        ));
+    }
+
+    /// Generated configurations, written and parsed back, are what they
+    /// were: the host's writer and the firmware's parser agree.
+    mod round_trip {
+        use super::*;
+        use crate::inventory::{BusId, Entry};
+        use proptest::prelude::*;
+
+        fn bus() -> impl Strategy<Value = BusId> {
+            (any::<u8>(), 0u8..=3, any::<u16>()).prop_map(|(cssid, ssid, devno)| BusId {
+                cssid,
+                ssid,
+                devno,
+            })
+        }
+
+        fn name() -> impl Strategy<Value = String> {
+            "[a-zA-Z0-9-]{1,8}"
+        }
+
+        fn entry() -> impl Strategy<Value = Entry> {
+            (bus(), name()).prop_map(|(bus, name)| Entry { bus, name })
+        }
+
+        /// Distinct, non-empty selectors.
+        fn selectors() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::btree_set("[a-z0-9.*?-]{1,12}", 0..4)
+                .prop_map(|s| s.into_iter().collect())
+        }
+
+        /// Sorted devices, one per bus id, and attributes for some of them
+        /// (in device order, as the parser gives them).
+        fn devices() -> impl Strategy<Value = (Vec<Entry>, Vec<(BusId, VirtioConfig)>)> {
+            let attrs = proptest::option::of((0u8..=2, any::<bool>()));
+            prop::collection::vec((entry(), attrs), 0..6).prop_map(|items| {
+                let mut entries: Vec<Entry> = Vec::new();
+                let mut virtio = Vec::new();
+                for (e, attrs) in items {
+                    if entries.iter().any(|x| x.bus == e.bus) {
+                        continue;
+                    }
+                    if let Some((max_revision, packed)) = attrs {
+                        virtio.push((
+                            e.bus,
+                            VirtioConfig {
+                                max_revision,
+                                packed,
+                            },
+                        ));
+                    }
+                    entries.push(e);
+                }
+                entries.sort();
+                virtio.sort_by_key(|(b, _)| *b);
+                (entries, virtio)
+            })
+        }
+
+        fn injections() -> impl Strategy<Value = Vec<Inject>> {
+            Just(Inject::ALL.iter().map(|(_, i)| *i).collect::<Vec<_>>())
+                .prop_shuffle()
+                .prop_flat_map(|all| {
+                    let n = all.len();
+                    (Just(all), 0..=n).prop_map(|(all, k)| all[..k].to_vec())
+                })
+        }
+
+        fn diag288() -> impl Strategy<Value = (Option<bool>, bool)> {
+            prop::sample::select(
+                &[
+                    (None, false),
+                    (Some(false), false),
+                    (Some(true), false),
+                    (Some(true), true),
+                ][..],
+            )
+        }
+
+        fn config() -> impl Strategy<Value = Config> {
+            let selection = (
+                selectors(),
+                selectors(),
+                any::<u64>(),
+                1u32..=1000,
+                0u8..=2,
+                1u64..=600_000,
+                injections(),
+            );
+            let host = (
+                proptest::option::of(1u64..=u64::MAX >> 30),
+                proptest::option::of(1u16..=u16::MAX),
+                proptest::option::of((any::<u16>(), any::<u16>())),
+                diag288(),
+                proptest::option::of(any::<[u32; 2]>()),
+            );
+            let devices = (
+                proptest::option::of(devices()),
+                prop::collection::vec((any::<bool>(), entry()), 0..4),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(prop::collection::vec((name(), any::<u8>()), 0..4)),
+            );
+            (selection, host, devices).prop_map(
+                |(
+                    (only, skip, seed, stress, verbose, timeout_ms, inject),
+                    (mem, cpus, qemu_version, (diag288, diag288_expire), balloon_pages),
+                    (devices, hotplug, ram_end, legacy_devices),
+                )| {
+                    let (devices, virtio) = match devices {
+                        Some((d, v)) => (Some(d), v),
+                        None => (None, Vec::new()),
+                    };
+                    Config {
+                        only,
+                        skip,
+                        seed,
+                        stress,
+                        verbose,
+                        timeout_ms,
+                        // Whole KiB, MiB or bytes alike.
+                        expect_mem: mem.map(|m| m << (m % 3 * 10)),
+                        expect_cpus: cpus,
+                        inject,
+                        devices,
+                        virtio,
+                        hotplug,
+                        ram_end,
+                        legacy_devices,
+                        qemu_version,
+                        diag288,
+                        diag288_expire,
+                        balloon_pages,
+                    }
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 512,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn written_configurations_parse_back_the_same(cfg in config()) {
+                let line = write(&cfg);
+                prop_assert!(line.len() < 4096, "{line}");
+                prop_assert_eq!(parse(line.as_bytes()), Ok(cfg.clone()), "{}", line);
+                // Written again, the same text: one canonical form.
+                prop_assert_eq!(write(&parse(line.as_bytes()).unwrap()), line);
+            }
+        }
     }
 
     /// Property tests: generated well-formed lines parse to what they say;

@@ -3,10 +3,14 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
 use ufmt::{uDisplay, uWrite, Formatter};
 
-/// A device's bus id as QEMU writes it: `cssid.ssid.devno`, e.g. `fe.1.0003`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A device's bus id as QEMU writes it: `cssid.ssid.devno`, e.g. `fe.1.0003`
+/// (cssid one or two hex digits, ssid 0-3, devno four hex digits).
+/// Ordered as the inventory is sorted: cssid, then ssid, then devno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BusId {
     pub cssid: u8,
     pub ssid: u8,
@@ -27,23 +31,66 @@ impl uDisplay for BusId {
     }
 }
 
-/// `cssid.ssid.devno` in hex digits only (`from_str_radix` alone takes a `+`).
-pub fn parse_bus_id(s: &str) -> Option<BusId> {
-    let hex = |t: &str, max: usize| {
-        (!t.is_empty() && t.len() <= max && t.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| u16::from_str_radix(t, 16).ok())
-            .flatten()
-    };
-    let mut parts = s.split('.');
-    let (c, s, d) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || d.len() != 4 {
-        return None;
+/// The same text as the ufmt form, for the host's `to_string` and `{}`.
+impl fmt::Display for BusId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:x}.{:x}.{:04x}", self.cssid, self.ssid, self.devno)
     }
-    Some(BusId {
-        cssid: u8::try_from(hex(c, 2)?).ok()?,
-        ssid: u8::try_from(hex(s, 1)?).ok().filter(|&v| v <= 3)?,
-        devno: hex(d, 4)?,
-    })
+}
+
+/// A bus id that is not `cssid.ssid.devno`: the text and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadBusId {
+    pub text: String,
+    pub why: &'static str,
+}
+
+impl fmt::Display for BadBusId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad bus id '{}': {}", self.text, self.why)
+    }
+}
+
+/// `cssid.ssid.devno` in hex digits only (`from_str_radix` alone takes a
+/// `+`); either case.
+impl FromStr for BusId {
+    type Err = BadBusId;
+
+    fn from_str(s: &str) -> Result<Self, BadBusId> {
+        let bad = |why| {
+            Err(BadBusId {
+                text: s.into(),
+                why,
+            })
+        };
+        let hex = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut parts = s.split('.');
+        let (Some(c), Some(ss), Some(d), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return bad("expected cssid.ssid.devno, e.g. fe.0.0001");
+        };
+        if !hex(c) || c.len() > 2 {
+            return bad("cssid must be 1 or 2 hex digits");
+        }
+        let ssid = match ss.as_bytes() {
+            [b @ b'0'..=b'3'] => b - b'0',
+            _ => return bad("ssid must be 0, 1, 2 or 3"),
+        };
+        if d.len() != 4 || !hex(d) {
+            return bad("devno must be 4 hex digits");
+        }
+        // Both checked to be short hex numbers.
+        match (u8::from_str_radix(c, 16), u16::from_str_radix(d, 16)) {
+            (Ok(cssid), Ok(devno)) => Ok(BusId { cssid, ssid, devno }),
+            _ => bad("not hex"),
+        }
+    }
+}
+
+/// [`BusId::from_str`] without the reason.
+pub fn parse_bus_id(s: &str) -> Option<BusId> {
+    s.parse().ok()
 }
 
 /// What the host configured for one virtio-ccw device (`devices=` item
@@ -65,10 +112,19 @@ impl Default for VirtioConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// One inventory entry, `fe.0.0001:blk`: where a device sits and what it
+/// is called (a virtio short name such as `blk`, `virtio-N`, or `cu-XXXX`).
+/// Ordered as the inventory is sorted: by bus id, then name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Entry {
     pub bus: BusId,
     pub name: String,
+}
+
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.bus, self.name)
+    }
 }
 
 impl uDisplay for Entry {
@@ -77,7 +133,8 @@ impl uDisplay for Entry {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+/// What an inventory name may hold: letters, digits and `-`.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
@@ -199,6 +256,65 @@ mod tests {
         ] {
             assert_eq!(parse_bus_id(bad), None, "{bad}");
         }
+    }
+
+    /// The host's forms: `parse` with a reason, `to_string`, and the sort order.
+    #[test]
+    fn bus_ids_with_reasons() {
+        use alloc::string::ToString;
+        let b: BusId = "fe.1.0005".parse().unwrap();
+        assert_eq!(
+            b,
+            BusId {
+                cssid: 0xfe,
+                ssid: 1,
+                devno: 5
+            }
+        );
+        assert_eq!(b.to_string(), "fe.1.0005");
+        assert_eq!(b.to_string(), crate::format!("{}", b));
+        assert_eq!(
+            "FE.3.ABCD".parse::<BusId>().unwrap().to_string(),
+            "fe.3.abcd"
+        );
+        assert_eq!("0.0.0001".parse::<BusId>().unwrap().to_string(), "0.0.0001");
+        assert_eq!("a.2.1234".parse::<BusId>().unwrap().to_string(), "a.2.1234");
+        for (bad, why) in [
+            ("", "expected cssid.ssid.devno"),
+            ("fe", "expected cssid.ssid.devno"),
+            ("fe.0", "expected cssid.ssid.devno"),
+            ("fe.0.001", "devno must be 4 hex digits"),
+            ("fe.0.00001", "devno must be 4 hex digits"),
+            ("fe.4.0001", "ssid must be 0, 1, 2 or 3"),
+            ("fe.00.0001", "ssid"),
+            ("100.0.0001", "cssid must be 1 or 2 hex digits"),
+            ("fe.0.000g", "devno"),
+            ("x.0.0001", "cssid"),
+            ("fe.0.0001.1", "expected cssid.ssid.devno"),
+            (".0.0001", "cssid"),
+            ("fe.-1.0001", "ssid"),
+            ("+e.0.0001", "cssid"),
+            ("fe.0.+001", "devno"),
+        ] {
+            let err = bad.parse::<BusId>().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&std::format!("bad bus id '{bad}': ")),
+                "{err}"
+            );
+            assert!(err.contains(why), "{bad}: {err}");
+            assert_eq!(parse_bus_id(bad), None, "{bad}");
+        }
+        // Sorted as the firmware sorts: cssid, ssid, devno.
+        let mut v: Vec<BusId> = ["fe.1.0000", "fe.0.ffff", "0.3.0000"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        v.sort();
+        let v: Vec<String> = v.iter().map(ToString::to_string).collect();
+        assert_eq!(v, ["0.3.0000", "fe.0.ffff", "fe.1.0000"]);
+        let entry = e("fe.0.0001", "blk");
+        assert_eq!(entry.to_string(), "fe.0.0001:blk");
+        assert_eq!(entry.to_string(), crate::format!("{}", entry));
     }
 
     #[test]

@@ -8,8 +8,11 @@ use crate::tap::Tally;
 
 pub const WAIT_PASS_QEMU: u64 = 0xfff;
 pub const WAIT_PASS: u64 = 0x600d_0000;
-/// Failed checks: low bits carry twice the number failed (capped).
+/// Failed checks: low bits carry twice the number failed (capped at
+/// [`WAIT_FAIL_MAX`]).
 pub const WAIT_FAIL: u64 = 0x0bad_0000;
+/// The most failed checks [`WAIT_FAIL`] counts.
+pub const WAIT_FAIL_MAX: u64 = 0x7fff;
 /// The run could not finish: low bits carry twice the reason.
 pub const WAIT_ABORT: u64 = 0x0dea_d000;
 
@@ -50,12 +53,67 @@ impl Abort {
             .find(|(a, _)| *a == self)
             .map_or("?", |(_, n)| n)
     }
+
+    /// How the `Bail out!` reasons the firmware prints for this abort read
+    /// (none for [`Abort::MainReturned`], which prints none): the host
+    /// knows the wait code a bail-out must end with by these.
+    pub const fn bail_outs(self) -> &'static [BailOut] {
+        match self {
+            // "unexpected program interrupt: ...", "unexpected I/O interrupt ..."
+            Abort::UnexpectedInterrupt => &[BailOut::StartsAndHas("unexpected ", "interrupt")],
+            Abort::MainReturned => &[],
+            // "panic: ...", "panic in check x: ..."
+            Abort::Panic => &[BailOut::Starts("panic")],
+            // "command line: unknown option ...", and a line QEMU dropped.
+            Abort::CommandLine => &[
+                BailOut::Starts("command line"),
+                BailOut::Starts("QEMU passed no command line"),
+            ],
+            // "SCLP Read SCP Info gave no storage size: ..."
+            Abort::NoMemoryInfo => &[BailOut::Starts("SCLP Read SCP Info")],
+            // "64 MiB of storage is too little: ..."
+            Abort::TooLittleStorage => &[BailOut::Has("of storage is too little")],
+        }
+    }
+
+    /// The abort a bail-out reason stands for, where its text tells
+    /// (leading blanks aside).
+    pub fn of_bail_out(reason: &str) -> Option<Abort> {
+        let reason = reason.trim_start();
+        Abort::ALL
+            .iter()
+            .map(|(a, _)| *a)
+            .find(|a| a.bail_outs().iter().any(|b| b.matches(reason)))
+    }
+}
+
+/// The shape of a bail-out reason, see [`Abort::bail_outs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BailOut {
+    /// It starts with this text.
+    Starts(&'static str),
+    /// It starts with the first text and holds the second.
+    StartsAndHas(&'static str, &'static str),
+    /// It holds this text (it starts with a number).
+    Has(&'static str),
+}
+
+impl BailOut {
+    pub fn matches(self, reason: &str) -> bool {
+        match self {
+            BailOut::Starts(start) => reason.starts_with(start),
+            BailOut::StartsAndHas(start, part) => {
+                reason.starts_with(start) && reason.contains(part)
+            }
+            BailOut::Has(part) => reason.contains(part),
+        }
+    }
 }
 
 pub fn wait_address(qemu: bool, tally: Tally, abort: Option<Abort>) -> u64 {
     match abort {
         Some(reason) => WAIT_ABORT | (reason as u64) << 1,
-        None if tally.failed > 0 => WAIT_FAIL | u64::from(tally.failed.min(0x7fff)) << 1,
+        None if tally.failed > 0 => WAIT_FAIL | u64::from(tally.failed).min(WAIT_FAIL_MAX) << 1,
         None if qemu => WAIT_PASS_QEMU,
         None => WAIT_PASS,
     }
@@ -87,7 +145,53 @@ mod tests {
             assert_eq!(Abort::from_code(*a as u64), Some(*a));
         }
         assert_eq!(Abort::TooLittleStorage.name(), "too little storage");
+        assert_eq!(
+            wait_address(false, Tally { failed: 1, ..ok }, None),
+            WAIT_FAIL | 2
+        );
         // Every code but QEMU's pass is even: odd addresses fault on hardware.
         assert_eq!(wait_address(false, many, Some(Abort::MainReturned)) & 1, 0);
+    }
+
+    /// The firmware's bail-out texts (firmware/src/runner.rs) name their
+    /// abort; texts of no abort name none.
+    #[test]
+    fn bail_outs_name_their_abort() {
+        for (reason, abort) in [
+            (
+                "unexpected program interrupt: operation exception (code 0001, ILC 2)",
+                Some(Abort::UnexpectedInterrupt),
+            ),
+            (
+                "unexpected external interrupt: code 1201 (emergency signal) in check x",
+                Some(Abort::UnexpectedInterrupt),
+            ),
+            ("unexpected restart", None),
+            (
+                "panic in check heap.stress: oops at a.rs:1",
+                Some(Abort::Panic),
+            ),
+            (
+                "command line: unknown option 'bogus'",
+                Some(Abort::CommandLine),
+            ),
+            (
+                "QEMU passed no command line: QEMU drops an -append longer than ...",
+                Some(Abort::CommandLine),
+            ),
+            (
+                "SCLP Read SCP Info gave no storage size: response 0x0300",
+                Some(Abort::NoMemoryInfo),
+            ),
+            (
+                "  64 MiB of storage is too little: zvtest needs at least 96 MiB",
+                Some(Abort::TooLittleStorage),
+            ),
+            ("", None),
+            ("main returned", None),
+        ] {
+            assert_eq!(Abort::of_bail_out(reason), abort, "{reason}");
+        }
+        assert!(Abort::MainReturned.bail_outs().is_empty());
     }
 }

@@ -1,8 +1,10 @@
-//! Turns how QEMU ended plus the parsed TAP into PASS or FAIL with reasons.
+//! The host's judgement of a run: how QEMU ended, the parsed TAP and the
+//! wait PSW QEMU printed, turned into PASS or FAIL with reasons.
 
 use crate::tap::TapReport;
 use std::fmt;
 use std::time::Duration;
+use zvtest_contract::verdict::{Abort, WAIT_ABORT, WAIT_FAIL, WAIT_FAIL_MAX};
 
 /// How the QEMU process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,43 +92,6 @@ pub struct RunFacts {
     /// What QEMU said about why it shut down, e.g. `terminating on signal
     /// 15` on its stderr or a QMP `SHUTDOWN` reason.
     pub shutdown_cause: Option<String>,
-}
-
-/// The firmware's wait-PSW addresses (firmware/src/verdict.rs).
-pub const WAIT_FAIL: u64 = 0x0bad_0000;
-pub const WAIT_ABORT: u64 = 0x0dea_d000;
-/// The failed count the firmware puts in [`WAIT_FAIL`] stops here.
-const WAIT_FAIL_MAX: u64 = 0x7fff;
-
-/// The firmware's reasons for abandoning a run, in [`WAIT_ABORT`]'s low bits.
-pub fn abort_reason(code: u64) -> Option<&'static str> {
-    Some(match code {
-        1 => "unexpected interrupt",
-        2 => "main returned",
-        3 => "panic",
-        4 => "command line",
-        5 => "no storage information",
-        6 => "too little storage",
-        _ => return None,
-    })
-}
-
-/// The abort code a bail-out reason stands for, where the text tells.
-fn abort_code_of(bail_out: &str) -> Option<u64> {
-    let b = bail_out.trim_start();
-    if b.starts_with("unexpected ") && b.contains("interrupt") {
-        Some(1)
-    } else if b.starts_with("panic") {
-        Some(3)
-    } else if b.starts_with("command line") || b.starts_with("QEMU passed no command line") {
-        Some(4)
-    } else if b.starts_with("SCLP Read SCP Info") {
-        Some(5)
-    } else if b.contains("of storage is too little") {
-        Some(6)
-    } else {
-        None
-    }
 }
 
 /// Applies the firmware's TAP contract; every breach becomes one reason.
@@ -248,7 +213,7 @@ fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<St
     }
     let failed = u64::from(tap.tally.failed);
     let expected = match &tap.bail_out {
-        Some(why) => Expected::Abort(abort_code_of(why)),
+        Some(why) => Expected::Abort(Abort::of_bail_out(why)),
         None if failed > 0 => Expected::Fail(WAIT_FAIL | failed.min(WAIT_FAIL_MAX) << 1),
         None => Expected::Pass,
     };
@@ -273,8 +238,8 @@ fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<St
     let shown = format!("{mask:#018x} {addr:#018x}");
     let abort = addr
         .checked_sub(WAIT_ABORT)
-        .filter(|d| d % 2 == 0 && abort_reason(d / 2).is_some())
-        .map(|d| d / 2);
+        .filter(|d| d % 2 == 0)
+        .and_then(|d| Abort::from_code(d / 2));
     let mismatch = match expected {
         Expected::Pass => Some("the TAP says the run passed".to_string()),
         Expected::Fail(a) if a == addr => None,
@@ -284,8 +249,8 @@ fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<St
         Expected::Abort(code) => match (abort, code) {
             (Some(got), Some(want)) if got != want => Some(format!(
                 "the bail-out is for {} (wait address {:#x})",
-                abort_reason(want).unwrap_or("?"),
-                WAIT_ABORT | want << 1
+                want.name(),
+                WAIT_ABORT | (want as u64) << 1
             )),
             (Some(_), _) => None,
             (None, _) => Some(
@@ -295,7 +260,7 @@ fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<St
     };
     if let Some(m) = mismatch {
         let meaning = match (abort, addr.checked_sub(WAIT_FAIL)) {
-            (Some(r), _) => format!("abandoned: {}", abort_reason(r).unwrap_or("?")),
+            (Some(r), _) => format!("abandoned: {}", r.name()),
             (None, Some(d)) if d % 2 == 0 && d >> 1 <= WAIT_FAIL_MAX => {
                 format!("{} checks failed", d >> 1)
             }
@@ -310,8 +275,8 @@ fn wait_psw(tap: &TapReport, facts: &RunFacts, exit: &Exit, reasons: &mut Vec<St
 enum Expected {
     Pass,
     Fail(u64),
-    /// A bail-out, with its code when the reason text tells.
-    Abort(Option<u64>),
+    /// A bail-out, with its reason when the text tells.
+    Abort(Option<Abort>),
 }
 
 fn capped(mut reasons: Vec<String>) -> Verdict {
@@ -403,17 +368,6 @@ fn numbering(tap: &TapReport, reasons: &mut Vec<String>) {
 mod tests {
     use super::*;
 
-    /// The runner names each abort code as the firmware defines it.
-    #[test]
-    fn abort_reasons_are_the_firmwares() {
-        use zvtest_firmware::verdict::Abort;
-        for (a, name) in Abort::ALL {
-            assert_eq!(abort_reason(a as u64), Some(name), "{a:?}");
-        }
-        assert_eq!(abort_reason(Abort::ALL.len() as u64 + 1), None);
-        assert_eq!(WAIT_FAIL, zvtest_firmware::verdict::WAIT_FAIL);
-        assert_eq!(WAIT_ABORT, zvtest_firmware::verdict::WAIT_ABORT);
-    }
     use crate::tap::parse;
 
     const GOOD: &str = "TAP version 14\n# zvtest 0.1.0\n1..3\nok 1 - boot.vectors\n\

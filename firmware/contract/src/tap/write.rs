@@ -2,13 +2,26 @@
 //! the closing `N passed, N failed, N skipped` line the host reads.
 
 use crate::check::Outcome;
+use core::fmt;
 use ufmt::uWrite;
 
+/// Counts of results: passed (ok without SKIP), failed, skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     pub passed: u32,
     pub failed: u32,
     pub skipped: u32,
+}
+
+/// As the summary line writes it, without the newline.
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,12 +1,16 @@
-//! Incremental parser for the TAP version 14 stream the firmware prints.
+//! Incremental parser for the TAP version 14 stream the firmware prints
+//! (the host reads it; [`super::write`] writes it).
 //!
 //! The parser never fails: whatever it cannot make sense of is kept (as an
 //! anomaly or a non-TAP line) so that the verdict can name it. It is fed one
 //! console line at a time while QEMU runs, so a truncated stream still yields
 //! everything up to the point where the firmware stopped.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use super::Tally;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 
 /// A `# SKIP` or `# TODO` directive on a test point, with its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,23 +116,9 @@ pub struct Plan {
     pub comment: Option<String>,
 }
 
-/// Counts, as in the firmware's last line `2 passed, 1 failed, 1 skipped`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub passed: u32,
-    pub failed: u32,
-    pub skipped: u32,
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} passed, {} failed, {} skipped",
-            self.passed, self.failed, self.skipped
-        )
-    }
-}
+/// Counts, as in the firmware's last line `2 passed, 1 failed, 1 skipped`:
+/// the writer's [`Tally`], read back.
+pub type Summary = Tally;
 
 /// Everything the parser extracted from the stream so far.
 ///
@@ -450,7 +440,7 @@ impl TapParser {
             return;
         }
 
-        let after_result = std::mem::take(&mut self.after_result);
+        let after_result = core::mem::take(&mut self.after_result);
         let line = match line.strip_prefix('\u{feff}') {
             Some(rest) => {
                 self.anomaly(format!("line starts with a byte-order mark: {line:?}"));
