@@ -33,6 +33,10 @@ commands:
                           line, of boot to exit, and of each check's own timing; then
                           boot only=heap.stress at stress=1, 10 and 100 and print its
                           time at each level and the ratio to stress=1
+  lint [--verbose]        cargo fmt --check; cargo clippy -D warnings on the host and
+                          on s390x; the module graph of the firmware and its contract
+                          crate: no cycle, nothing in arch/ naming a module outside
+                          arch/ (--verbose: print the graph)
   help                    show this help
 
 What a command needs and the machine lacks is added first: the Rust target
@@ -92,6 +96,12 @@ pub enum Command {
         /// How many boots (1 to 10000)
         #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_RUNS, value_parser = bench::parse_runs)]
         runs: u32,
+    },
+    /// fmt and clippy on both targets, then the firmware's module graph
+    Lint {
+        /// Print the module graph: every module and what it names
+        #[arg(short, long)]
+        verbose: bool,
     },
 }
 
@@ -226,6 +236,7 @@ mod tests {
         refused(&["bench", "--runs"], InvalidValue, "--runs <N>");
         refused(&["bench", "-v"], UnknownArgument, "'-v'");
         refused(&["bench", "5"], UnknownArgument, "'5'");
+        refused(&["lint", "x"], UnknownArgument, "'x'");
     }
 
     #[test]
@@ -297,5 +308,7 @@ mod tests {
         assert_eq!(ok(&["qemu10"]), Command::Qemu10);
         assert_eq!(ok(&["bench"]), Command::Bench { runs: 10 });
         assert_eq!(ok(&["bench", "--runs=3"]), Command::Bench { runs: 3 });
+        assert_eq!(ok(&["lint"]), Command::Lint { verbose: false });
+        assert_eq!(ok(&["lint", "-v"]), Command::Lint { verbose: true });
     }
 }

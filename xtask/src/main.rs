@@ -6,6 +6,7 @@ mod cmd;
 mod deck;
 mod elf;
 mod libtest;
+mod modgraph;
 mod qemu;
 mod setup;
 
@@ -110,6 +111,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             build(&paths)?;
             run_bench(&paths, runs)
         }
+        Command::Lint { verbose } => lint(&paths, verbose),
     }
 }
 
@@ -230,6 +232,80 @@ fn image(paths: &Paths) -> Result<PathBuf> {
         d.data_cards
     );
     Ok(out)
+}
+
+/// `lint`: formatting, clippy on the host and on s390x, the module graph.
+/// Every step runs, so one run shows everything there is to fix.
+fn lint(paths: &Paths, verbose: bool) -> Result<ExitCode> {
+    // The firmware's build script assembles boot/ with the cross gcc, under
+    // clippy too.
+    prerequisites(paths, Needs::BUILD)?;
+    let steps: [(&str, &[&str]); 3] = [
+        ("cargo fmt --check", &["fmt", "--all", "--", "--check"]),
+        (
+            "cargo clippy on the host",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "cargo clippy on s390x",
+            &[
+                "clippy",
+                "--release",
+                "-p",
+                FIRMWARE_PACKAGE,
+                "--target",
+                TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, args) in steps {
+        eprintln!("xtask: lint: {what}");
+        let mut c = cargo(paths);
+        c.args(args);
+        if let Err(Error(msg)) = status(c, what) {
+            eprintln!("xtask: {msg}");
+            failures.push(what);
+        }
+    }
+    eprintln!("xtask: lint: module graph");
+    if !module_graph(paths, verbose)? {
+        failures.push("module graph");
+    }
+    if failures.is_empty() {
+        eprintln!("xtask: lint: clean");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(failed(format!("lint: {} failed", failures.join(", "))))
+    }
+}
+
+/// The firmware's module graph: no cycle, nothing in arch/ naming a module
+/// outside it. Prints what it finds (and with `verbose` the whole graph);
+/// true if clean.
+fn module_graph(paths: &Paths, verbose: bool) -> Result<bool> {
+    let (specs, layer) = modgraph::firmware();
+    let source = modgraph::Files {
+        base: paths.root.clone(),
+    };
+    let tree = modgraph::load(&specs, &source).map_err(|e| failed(format!("module graph: {e}")))?;
+    let edges = modgraph::edges(&tree);
+    if verbose {
+        eprint!("{}", modgraph::summary(&tree, &edges));
+    }
+    let findings = modgraph::check(&tree, &edges, &layer);
+    eprint!("{}", modgraph::report(&tree, &edges, &layer, &findings));
+    Ok(findings.is_clean())
 }
 
 /// The scenario `run` and `bench` boot: every device model this QEMU
