@@ -1,9 +1,9 @@
 //! Raw flat image from the firmware ELF: what QEMU loads at address 0 when
 //! `-kernel` is not an ELF, and what a reader-deck IPL needs.
 
-use object::elf::{FileHeader64, EM_S390, ET_EXEC, PT_LOAD};
+use object::elf::{FileHeader64, Ident, ELFMAG, EM_S390, ET_EXEC, EV_CURRENT, PT_LOAD};
 use object::read::elf::{FileHeader, ProgramHeader};
-use object::{BigEndian, FileKind};
+use object::{BigEndian, FileKind, ReadRef};
 
 /// No firmware image comes near this; a corrupt header must not make us
 /// allocate gigabytes.
@@ -18,16 +18,28 @@ pub struct Segment<'a> {
 
 /// The PT_LOAD segments of a big-endian ELF64 s390x executable.
 pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
-    let short = |_| "ELF file is truncated".to_string();
+    let truncated = || "ELF file is truncated".to_string();
     match FileKind::parse(elf) {
         Ok(FileKind::Elf64) => {}
         Ok(FileKind::Elf32) => return Err("not a 64-bit ELF".into()),
-        _ => return Err("not an ELF file".into()),
+        _ if !elf.starts_with(&ELFMAG) => return Err("not an ELF file".into()),
+        // The magic but no whole identification, or a class of neither size.
+        _ if elf.len() < size_of::<Ident>() => return Err(truncated()),
+        _ => return Err("not a 64-bit ELF".into()),
     }
-    let header = FileHeader64::<BigEndian>::parse(elf).map_err(short)?;
-    let endian = header
-        .endian()
-        .map_err(|_| "not a big-endian ELF".to_string())?;
+    // Read without object's support check first, to say which part is wrong.
+    let header: &FileHeader64<BigEndian> = elf.read_at(0).map_err(|()| truncated())?;
+    if !header.is_big_endian() {
+        return Err("not a big-endian ELF".into());
+    }
+    if !header.is_supported() {
+        return Err(format!(
+            "ELF version {}, expected {}",
+            header.e_ident().version,
+            EV_CURRENT
+        ));
+    }
+    let endian = BigEndian;
     let machine = header.e_machine(endian);
     if machine != EM_S390 {
         return Err(format!(
@@ -42,7 +54,8 @@ pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
             kind.0, ET_EXEC.0
         ));
     }
-    // object refuses any other entry size; say which rather than its generic error.
+    // object takes only the ELF64 size (as every linker writes it); say so
+    // rather than give its generic error.
     let phentsize = header.e_phentsize(endian);
     let expected = size_of::<<FileHeader64<BigEndian> as FileHeader>::ProgramHeader>();
     if usize::from(phentsize) != expected && header.e_phnum(endian) > 0 {
@@ -50,15 +63,25 @@ pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
             "program header size {phentsize}, expected {expected}"
         ));
     }
-    let headers = header.program_headers(endian, elf).map_err(short)?;
+    let headers = header
+        .program_headers(endian, elf)
+        .map_err(|_| truncated())?;
     let mut segments = Vec::new();
     for (i, ph) in headers.iter().enumerate() {
         if ph.p_type(endian) != PT_LOAD {
             continue;
         }
-        let data = ph
-            .data(endian, elf)
-            .map_err(|()| format!("segment {i} lies outside the file"))?;
+        // object finds an empty segment anywhere; a bss-only segment's
+        // offset must still be within the file, as before.
+        let (offset, size) = ph.file_range(endian);
+        let outside = || format!("segment {i} lies outside the file");
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > elf.len() as u64)
+        {
+            return Err(outside());
+        }
+        let data = ph.data(endian, elf).map_err(|()| outside())?;
         segments.push(Segment {
             paddr: ph.p_paddr(endian),
             data,
@@ -189,6 +212,10 @@ mod tests {
             "ELF file is truncated"
         );
         assert_eq!(flat_image(b"").unwrap_err(), "not an ELF file");
+        assert_eq!(broken(4, 0), "not a 64-bit ELF");
+        assert_eq!(broken(5, 0), "not a big-endian ELF");
+        assert_eq!(broken(6, 2), "ELF version 2, expected 1");
+        assert_eq!(flat_image(&good[..5]).unwrap_err(), "ELF file is truncated");
     }
 
     #[test]
@@ -197,6 +224,13 @@ mod tests {
         assert!(flat_image(&outside)
             .unwrap_err()
             .contains("outside the file"));
+        // Even a segment with no file bytes must start within the file.
+        let mut empty_outside = elf(&[(LOAD, 0x400, 0, 2, b"ok"), (LOAD, 0x1800, 8, 0, &[])]);
+        empty_outside.truncate(0x1000);
+        assert_eq!(
+            flat_image(&empty_outside).unwrap_err(),
+            "segment 1 lies outside the file"
+        );
         let overlap = elf(&[(LOAD, 0x400, 0, 8, &[]), (LOAD, 0x400, 4, 8, &[])]);
         assert!(flat_image(&overlap).unwrap_err().contains("overlaps"));
         let huge = elf(&[(LOAD, 0x400, 1 << 40, 2, b"xx")]);
