@@ -1,4 +1,4 @@
-//! `cargo xtask <build|image|run|test|qemu|bench>`: the project's build and test driver.
+//! `cargo xtask <build|image|run|test|qemu|bench|lint>`: the project's build and test driver.
 
 mod bench;
 mod cli;
