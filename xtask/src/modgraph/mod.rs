@@ -14,9 +14,10 @@
 //! modules or more; each strongly connected component of more than one
 //! module is reported with the edges inside it.
 //!
-//! `#[cfg(test)]` modules and items are left out: unit tests are no part of
-//! the firmware. Every other `cfg` is read as if on, so the s390x-only
-//! modules count on any host.
+//! A `use` inside a function counts for its whole module (the graph is of
+//! modules). `#[cfg(test)]` modules and items are left out: unit tests are
+//! no part of the firmware. Every other `cfg` is read as if on, so the
+//! s390x-only modules count on any host.
 
 mod resolve;
 mod scan;

@@ -257,12 +257,8 @@ impl<'ast> Visit<'ast> for Collector<'ast> {
 
     fn visit_item_macro(&mut self, i: &'ast syn::ItemMacro) {
         let exported = i.attrs.iter().any(|a| a.path().is_ident("macro_export"));
-        if let (true, true, Some(name)) = (
-            exported,
-            i.mac.path.is_ident("macro_rules"),
-            i.ident.as_ref(),
-        ) {
-            self.macros.push(name.to_string());
+        if exported && i.mac.path.is_ident("macro_rules") {
+            self.macros.extend(i.ident.as_ref().map(|n| n.to_string()));
         }
         visit::visit_item_macro(self, i);
     }
