@@ -1,82 +1,91 @@
 //! Raw flat image from the firmware ELF: what QEMU loads at address 0 when
 //! `-kernel` is not an ELF, and what a reader-deck IPL needs.
 
+use object::elf::{FileHeader64, Ident, ELFMAG, EM_S390, ET_EXEC, EV_CURRENT, PT_LOAD};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{BigEndian, FileKind, ReadRef};
+
 /// No firmware image comes near this; a corrupt header must not make us
 /// allocate gigabytes.
 const MAX_IMAGE: u64 = 256 << 20;
 
-const PT_LOAD: u32 = 1;
-const EM_S390: u16 = 22;
-const ET_EXEC: u16 = 2;
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// One PT_LOAD program header, the fields the image needs.
+/// One PT_LOAD segment: where it goes and its bytes in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segment {
-    pub offset: u64,
+pub struct Segment<'a> {
     pub paddr: u64,
-    pub filesz: u64,
+    pub data: &'a [u8],
 }
 
 /// The PT_LOAD segments of a big-endian ELF64 s390x executable.
-pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment>, String> {
-    let short = || "ELF file is truncated".to_string();
-    if elf.get(..4) != Some(b"\x7fELF".as_slice()) {
-        return Err("not an ELF file".into());
+pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
+    let truncated = || "ELF file is truncated".to_string();
+    match FileKind::parse(elf) {
+        Ok(FileKind::Elf64) => {}
+        Ok(FileKind::Elf32) => return Err("not a 64-bit ELF".into()),
+        _ if !elf.starts_with(&ELFMAG) => return Err("not an ELF file".into()),
+        // The magic but no whole identification, or a class of neither size.
+        _ if elf.len() < size_of::<Ident>() => return Err(truncated()),
+        _ => return Err("not a 64-bit ELF".into()),
     }
-    if elf.get(4) != Some(&2) {
-        return Err("not a 64-bit ELF".into());
-    }
-    if elf.get(5) != Some(&2) {
+    // Read without object's support check first, to say which part is wrong.
+    let header: &FileHeader64<BigEndian> = elf.read_at(0).map_err(|()| truncated())?;
+    if !header.is_big_endian() {
         return Err("not a big-endian ELF".into());
     }
-    let machine = be16(elf, 0x12).ok_or_else(short)?;
-    if machine != EM_S390 {
-        return Err(format!("ELF machine {machine}, expected s390 ({EM_S390})"));
-    }
-    let kind = be16(elf, 0x10).ok_or_else(short)?;
-    if kind != ET_EXEC {
+    if !header.is_supported() {
         return Err(format!(
-            "ELF type {kind}, expected an executable ({ET_EXEC})"
+            "ELF version {}, expected {}",
+            header.e_ident().version,
+            EV_CURRENT
         ));
     }
-    let phoff = be64(elf, 0x20).ok_or_else(short)?;
-    let phentsize = u64::from(be16(elf, 0x36).ok_or_else(short)?);
-    let phnum = u64::from(be16(elf, 0x38).ok_or_else(short)?);
-    if phentsize < 56 {
-        return Err(format!("program header size {phentsize}, expected >= 56"));
+    let endian = BigEndian;
+    let machine = header.e_machine(endian);
+    if machine != EM_S390 {
+        return Err(format!(
+            "ELF machine {}, expected s390 ({})",
+            machine.0, EM_S390.0
+        ));
     }
+    let kind = header.e_type(endian);
+    if kind != ET_EXEC {
+        return Err(format!(
+            "ELF type {}, expected an executable ({})",
+            kind.0, ET_EXEC.0
+        ));
+    }
+    // object takes only the ELF64 size (as every linker writes it); say so
+    // rather than give its generic error.
+    let phentsize = header.e_phentsize(endian);
+    let expected = size_of::<<FileHeader64<BigEndian> as FileHeader>::ProgramHeader>();
+    if usize::from(phentsize) != expected && header.e_phnum(endian) > 0 {
+        return Err(format!(
+            "program header size {phentsize}, expected {expected}"
+        ));
+    }
+    let headers = header
+        .program_headers(endian, elf)
+        .map_err(|_| truncated())?;
     let mut segments = Vec::new();
-    for i in 0..phnum {
-        let at = phoff
-            .checked_add(i * phentsize)
-            .and_then(|a| usize::try_from(a).ok())
-            .ok_or_else(short)?;
-        let field64 = |off: usize| be64(elf, at + off).ok_or_else(short);
-        if be32(elf, at).ok_or_else(short)? != PT_LOAD {
+    for (i, ph) in headers.iter().enumerate() {
+        if ph.p_type(endian) != PT_LOAD {
             continue;
         }
-        let seg = Segment {
-            offset: field64(8)?,
-            paddr: field64(24)?,
-            filesz: field64(32)?,
-        };
-        let file_end = seg.offset.checked_add(seg.filesz);
-        if file_end.is_none_or(|end| end > elf.len() as u64) {
-            return Err(format!("segment {i} lies outside the file"));
+        // object finds an empty segment anywhere; a bss-only segment's
+        // offset must still be within the file, as before.
+        let (offset, size) = ph.file_range(endian);
+        let outside = || format!("segment {i} lies outside the file");
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > elf.len() as u64)
+        {
+            return Err(outside());
         }
-        segments.push(seg);
+        let data = ph.data(endian, elf).map_err(|()| outside())?;
+        segments.push(Segment {
+            paddr: ph.p_paddr(endian),
+            data,
+        });
     }
     Ok(segments)
 }
@@ -86,7 +95,7 @@ pub fn load_segments(elf: &[u8]) -> Result<Vec<Segment>, String> {
 /// Memory-only parts (bss) are left out: the firmware clears them itself.
 pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, String> {
     let mut segments = load_segments(elf)?;
-    segments.retain(|s| s.filesz > 0);
+    segments.retain(|s| !s.data.is_empty());
     if segments.is_empty() {
         return Err("ELF has no loadable data".into());
     }
@@ -101,15 +110,14 @@ pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, String> {
         }
         end = s
             .paddr
-            .checked_add(s.filesz)
+            .checked_add(s.data.len() as u64)
             .filter(|&e| e <= MAX_IMAGE)
             .ok_or_else(|| format!("segment at {:#x} ends beyond {MAX_IMAGE:#x}", s.paddr))?;
     }
     let mut image = vec![0u8; end as usize];
     for s in &segments {
-        let (from, to) = (s.offset as usize, s.paddr as usize);
-        let len = s.filesz as usize;
-        image[to..to + len].copy_from_slice(&elf[from..from + len]);
+        let at = s.paddr as usize;
+        image[at..at + s.data.len()].copy_from_slice(s.data);
     }
     Ok(image)
 }
@@ -117,6 +125,8 @@ pub fn flat_image(elf: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LOAD: u32 = PT_LOAD.0;
 
     /// (p_type, offset, paddr, filesz, data written at offset)
     type Seg<'a> = (u32, u64, u64, u64, &'a [u8]);
@@ -129,8 +139,8 @@ mod tests {
         b[4] = 2; // ELFCLASS64
         b[5] = 2; // ELFDATA2MSB
         b[6] = 1;
-        b[0x10..0x12].copy_from_slice(&ET_EXEC.to_be_bytes());
-        b[0x12..0x14].copy_from_slice(&EM_S390.to_be_bytes());
+        b[0x10..0x12].copy_from_slice(&ET_EXEC.0.to_be_bytes());
+        b[0x12..0x14].copy_from_slice(&EM_S390.0.to_be_bytes());
         b[0x20..0x28].copy_from_slice(&phoff.to_be_bytes());
         b[0x36..0x38].copy_from_slice(&56u16.to_be_bytes());
         b[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_be_bytes());
@@ -156,10 +166,10 @@ mod tests {
     fn segments_land_at_physical_addresses_with_zero_gaps() {
         let psw = [0, 8, 0, 0, 0x80, 1, 0, 0];
         let e = elf(&[
-            (PT_LOAD, 0x400, 0, 8, &psw),
+            (LOAD, 0x400, 0, 8, &psw),
             (6, 0x40, 0x9999, 0x38, &[]), // PT_PHDR: ignored
-            (PT_LOAD, 0x800, 0x20, 4, b"CODE"),
-            (PT_LOAD, 0x900, 0x100, 0, &[]), // bss only
+            (LOAD, 0x800, 0x20, 4, b"CODE"),
+            (LOAD, 0x900, 0x100, 0, &[]), // bss only
         ]);
         let img = flat_image(&e).unwrap();
         assert_eq!(img.len(), 0x24);
@@ -170,10 +180,7 @@ mod tests {
 
     #[test]
     fn order_of_headers_does_not_matter() {
-        let a = elf(&[
-            (PT_LOAD, 0x800, 0x10, 2, b"hi"),
-            (PT_LOAD, 0x400, 0, 2, b"lo"),
-        ]);
+        let a = elf(&[(LOAD, 0x800, 0x10, 2, b"hi"), (LOAD, 0x400, 0, 2, b"lo")]);
         let img = flat_image(&a).unwrap();
         assert_eq!(&img[..2], b"lo");
         assert_eq!(&img[0x10..], b"hi");
@@ -181,14 +188,14 @@ mod tests {
 
     #[test]
     fn first_segment_above_zero_is_padded_from_zero() {
-        let img = flat_image(&elf(&[(PT_LOAD, 0x400, 0x10000, 2, b"go")])).unwrap();
+        let img = flat_image(&elf(&[(LOAD, 0x400, 0x10000, 2, b"go")])).unwrap();
         assert_eq!(img.len(), 0x10002);
         assert_eq!(&img[0x10000..], b"go");
     }
 
     #[test]
     fn rejects_what_is_not_an_s390x_executable() {
-        let good = elf(&[(PT_LOAD, 0x400, 0, 2, b"ok")]);
+        let good = elf(&[(LOAD, 0x400, 0, 2, b"ok")]);
         let broken = |i: usize, v: u8| {
             let mut e = good.clone();
             e[i] = v;
@@ -199,27 +206,38 @@ mod tests {
         assert_eq!(broken(5, 1), "not a big-endian ELF");
         assert!(broken(0x13, 62).contains("machine 62"));
         assert!(broken(0x11, 3).contains("type 3"));
-        assert!(broken(0x37, 8).contains("program header size"));
+        assert_eq!(broken(0x37, 8), "program header size 8, expected 56");
         assert_eq!(
             flat_image(&good[..0x30]).unwrap_err(),
             "ELF file is truncated"
         );
         assert_eq!(flat_image(b"").unwrap_err(), "not an ELF file");
+        assert_eq!(broken(4, 0), "not a 64-bit ELF");
+        assert_eq!(broken(5, 0), "not a big-endian ELF");
+        assert_eq!(broken(6, 2), "ELF version 2, expected 1");
+        assert_eq!(flat_image(&good[..5]).unwrap_err(), "ELF file is truncated");
     }
 
     #[test]
     fn rejects_bad_segments() {
-        let outside = elf(&[(PT_LOAD, 0xfff, 0, 2, &[])]);
+        let outside = elf(&[(LOAD, 0xfff, 0, 2, &[])]);
         assert!(flat_image(&outside)
             .unwrap_err()
             .contains("outside the file"));
-        let overlap = elf(&[(PT_LOAD, 0x400, 0, 8, &[]), (PT_LOAD, 0x400, 4, 8, &[])]);
+        // Even a segment with no file bytes must start within the file.
+        let mut empty_outside = elf(&[(LOAD, 0x400, 0, 2, b"ok"), (LOAD, 0x1800, 8, 0, &[])]);
+        empty_outside.truncate(0x1000);
+        assert_eq!(
+            flat_image(&empty_outside).unwrap_err(),
+            "segment 1 lies outside the file"
+        );
+        let overlap = elf(&[(LOAD, 0x400, 0, 8, &[]), (LOAD, 0x400, 4, 8, &[])]);
         assert!(flat_image(&overlap).unwrap_err().contains("overlaps"));
-        let huge = elf(&[(PT_LOAD, 0x400, 1 << 40, 2, b"xx")]);
+        let huge = elf(&[(LOAD, 0x400, 1 << 40, 2, b"xx")]);
         assert!(flat_image(&huge).unwrap_err().contains("beyond"));
-        let wrap = elf(&[(PT_LOAD, 0x400, u64::MAX, 2, b"xx")]);
+        let wrap = elf(&[(LOAD, 0x400, u64::MAX, 2, b"xx")]);
         assert!(flat_image(&wrap).unwrap_err().contains("beyond"));
-        let none = elf(&[(PT_LOAD, 0x400, 0, 0, &[])]);
+        let none = elf(&[(LOAD, 0x400, 0, 0, &[])]);
         assert_eq!(flat_image(&none).unwrap_err(), "ELF has no loadable data");
         let mut many = elf(&[]);
         many[0x38..0x3a].copy_from_slice(&1000u16.to_be_bytes());
@@ -228,13 +246,12 @@ mod tests {
 
     #[test]
     fn headers_are_read() {
-        let e = elf(&[(PT_LOAD, 0x400, 0x20, 3, b"abc")]);
+        let e = elf(&[(LOAD, 0x400, 0x20, 3, b"abc")]);
         assert_eq!(
             load_segments(&e).unwrap(),
             [Segment {
-                offset: 0x400,
                 paddr: 0x20,
-                filesz: 3
+                data: b"abc"
             }]
         );
     }

@@ -1,13 +1,17 @@
-//! `cargo xtask <build|image|run|test|qemu|bench>`: the project's build and test driver.
+//! `cargo xtask <build|image|run|test|qemu|bench|lint>`: the project's build and test driver.
 
 mod bench;
+mod cli;
 mod cmd;
 mod deck;
 mod elf;
 mod libtest;
+mod modgraph;
 mod qemu;
 mod setup;
 
+use clap::Parser;
+use cli::{Cli, Command, QemuChoice};
 use libtest::Tally;
 use qemu::Release;
 use qemu_runner::{RunOptions, Scenario, QEMU_DATA_ENV, QEMU_ENV};
@@ -16,7 +20,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{self, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -26,116 +30,67 @@ const TARGET: &str = "s390x-unknown-linux-gnu";
 const FIRMWARE_PACKAGE: &str = "zvtest-firmware";
 const FIRMWARE_BIN: &str = "zvtest";
 
-const USAGE: &str = "\
-usage: cargo xtask <command>
-
-commands:
-  build                   build the firmware: target/zvtest.elf
-  image                   build, then the raw flat image target/zvtest.img and the
-                          80-byte-card IPL deck target/zvtest.deck (z/VM reader)
-  run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
-  test [--qemu VERSION] [-- CARGO-ARGS...]
-                          build, image, then cargo test --workspace with
-                          ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'.
-                          --qemu 7.2: the system's QEMU (checked to be 7.2);
-                          --qemu 10.0 or 11.1: the scenarios boot that QEMU (fetched
-                          as by `qemu` if needed) through ZVTEST_QEMU and
-                          ZVTEST_QEMU_DATA; --qemu10 is --qemu 10.0
-  qemu VERSION            fetch QEMU 10.0 (Debian <codename>-backports) or 11.1
-                          (Debian unstable, with its own C library) into
-                          target/qemu-VERSION/ beside the system's QEMU, without
-                          changing apt's state; print the binary's path
-  qemu10                  the same as qemu 10.0
-  bench [--runs N]        build, boot the default scenario N times (default 10) with
-                          verbose=2; print median/min/max of the time to the first TAP
-                          line, of boot to exit, and of each check's own timing; then
-                          boot only=heap.stress at stress=1, 10 and 100 and print its
-                          time at each level and the ratio to stress=1
-  help                    show this help
-
-What a command needs and the machine lacks is added first: the Rust target
-s390x-unknown-linux-gnu (rustup target add), and as root the Debian packages
-qemu-system-misc, gcc-s390x-linux-gnu and hercules (apt-get install).
-SIGINT, SIGTERM or SIGHUP stops everything xtask started; it exits 128+signal.
-";
-
-/// Failures that end the task; usage errors exit 2, the others 1.
-enum Error {
-    Usage(String),
-    Failed(String),
-}
+/// A failure that ends the task (exit status 1; usage errors are clap's,
+/// exit status 2).
+struct Error(String);
 
 type Result<T> = std::result::Result<T, Error>;
 
 fn failed(msg: impl Into<String>) -> Error {
-    Error::Failed(msg.into())
+    Error(msg.into())
 }
 
 fn main() -> ExitCode {
+    let command = match Cli::try_parse() {
+        Ok(cli) => cli.command,
+        Err(e) => {
+            // Help on stdout with status 0; a usage error on stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
     if let Err(e) = signals::install() {
         eprintln!("xtask: cannot set up signal handling: {e}");
         return ExitCode::FAILURE;
     }
-    let args: Vec<String> = env::args().skip(1).collect();
-    let result = dispatch(&args);
+    let result = dispatch(command);
     // A step that failed because a stop signal ended it: the handler
     // exits with the signal's status; nothing more to say.
     signals::wait_if_stopping();
     match result {
         Ok(code) => code,
-        Err(Error::Usage(msg)) => {
-            eprintln!("xtask: {msg}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
-        Err(Error::Failed(msg)) => {
+        Err(Error(msg)) => {
             eprintln!("xtask: {msg}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn dispatch(args: &[String]) -> Result<ExitCode> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err(Error::Usage("missing command".into()));
-    };
-    let no_args = |rest: &[String]| match rest.first() {
-        None => Ok(()),
-        Some(a) if a.starts_with('-') => {
-            Err(Error::Usage(format!("unknown option '{a}' for {command}")))
-        }
-        Some(a) => Err(Error::Usage(format!(
-            "unexpected argument '{a}' for {command}"
-        ))),
-    };
+fn dispatch(command: Command) -> Result<ExitCode> {
     let paths = Paths::new();
-    match command.as_str() {
-        "help" | "-h" | "--help" => {
-            print!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
-        "build" => {
-            no_args(rest)?;
+    match command {
+        Command::Build => {
             prerequisites(&paths, Needs::BUILD)?;
             build(&paths)?;
             Ok(ExitCode::SUCCESS)
         }
-        "image" => {
-            no_args(rest)?;
+        Command::Image => {
             prerequisites(&paths, Needs::BUILD)?;
             build(&paths)?;
             image(&paths)?;
             Ok(ExitCode::SUCCESS)
         }
-        "run" => {
-            if let Some(opt) = rest.iter().find(|a| a.starts_with('-')) {
-                return Err(Error::Usage(format!("unknown option '{opt}' for run")));
-            }
+        Command::Run { words } => {
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
-            boot(&paths, rest)
+            boot(&paths, &words)
         }
-        "test" => {
-            let (choice, cargo_args) = parse_test_args(rest)?;
+        Command::Test {
+            qemu,
+            qemu10,
+            cargo_args,
+        } => {
+            let choice = cli::test_choice(qemu, qemu10);
             let mut needs = Needs::TEST;
             // A fetched QEMU stands in for the system's.
             needs.qemu = !matches!(choice, Some(QemuChoice::Fetched(_)));
@@ -147,105 +102,31 @@ fn dispatch(args: &[String]) -> Result<ExitCode> {
                 Some(QemuChoice::System) => Some(system_qemu()?),
                 Some(QemuChoice::Fetched(r)) => Some(fetch_qemu(&paths, r)?),
             };
-            test(&paths, cargo_args, qemu.as_ref())
+            test(&paths, &cargo_args, qemu.as_ref())
         }
-        "qemu" | "qemu10" => {
-            let release = if command == "qemu10" {
-                no_args(rest)?;
-                Release::V10_0
-            } else {
-                parse_qemu_args(rest)?
-            };
-            let q = fetch_qemu(&paths, release)?;
-            eprintln!(
-                "xtask: to boot every scenario on it:\n  {QEMU_ENV}={} {QEMU_DATA_ENV}={} cargo xtask test\n\
-                 or: cargo xtask test --qemu {}",
-                q.binary.display(),
-                q.data_dir.display(),
-                release.name()
-            );
-            println!("{}", q.binary.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        "bench" => {
-            let runs = bench::parse_args(rest).map_err(Error::Usage)?;
+        Command::Qemu { version } => fetch_only(&paths, version),
+        Command::Qemu10 => fetch_only(&paths, Release::V10_0),
+        Command::Bench { runs } => {
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
             run_bench(&paths, runs)
         }
-        other if other.starts_with('-') => Err(Error::Usage(format!("unknown option '{other}'"))),
-        other => Err(Error::Usage(format!("unknown command '{other}'"))),
+        Command::Lint { verbose } => lint(&paths, verbose),
     }
 }
 
-/// Which QEMU `test --qemu` asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum QemuChoice {
-    /// 7.2: the system's.
-    System,
-    Fetched(Release),
-}
-
-const QEMU_CHOICES: &str = "7.2, 10.0 or 11.1";
-
-/// `test`'s arguments: `--qemu V`, `--qemu=V`, `--qemu10`, then `--` and
-/// cargo's own.
-fn parse_test_args(rest: &[String]) -> Result<(Option<QemuChoice>, &[String])> {
-    let mut choice = None;
-    let mut i = 0;
-    while i < rest.len() {
-        let arg = rest[i].as_str();
-        let value = match arg.split_once('=') {
-            _ if arg == "--" => return Ok((choice, &rest[i + 1..])),
-            _ if arg == "--qemu10" => "10.0",
-            Some(("--qemu", v)) => v,
-            None if arg == "--qemu" => {
-                i += 1;
-                rest.get(i).map(String::as_str).ok_or_else(|| {
-                    Error::Usage(format!("option --qemu needs a version: {QEMU_CHOICES}"))
-                })?
-            }
-            _ if arg.starts_with('-') => {
-                return Err(Error::Usage(format!("unknown option '{arg}' for test")))
-            }
-            _ => {
-                return Err(Error::Usage(format!(
-                    "unexpected argument '{arg}' for test (cargo's own go after --)"
-                )))
-            }
-        };
-        let c =
-            match value {
-                "7.2" => QemuChoice::System,
-                v => QemuChoice::Fetched(Release::parse(v).ok_or_else(|| {
-                    Error::Usage(format!("--qemu takes {QEMU_CHOICES}, not '{v}'"))
-                })?),
-            };
-        if choice.replace(c).is_some() {
-            return Err(Error::Usage("only one --qemu for test".into()));
-        }
-        i += 1;
-    }
-    Ok((choice, &rest[rest.len()..]))
-}
-
-/// `qemu`'s one argument: the release to fetch.
-fn parse_qemu_args(rest: &[String]) -> Result<Release> {
-    match rest {
-        [] => Err(Error::Usage("qemu needs a version: 10.0 or 11.1".into())),
-        [v] if v == "7.2" => Err(Error::Usage(
-            "QEMU 7.2 is the system's (Debian's qemu-system-misc), not fetched: \
-             qemu takes 10.0 or 11.1"
-                .into(),
-        )),
-        [v] if v.starts_with('-') => Err(Error::Usage(format!("unknown option '{v}' for qemu"))),
-        [v] => Release::parse(v).ok_or_else(|| {
-            Error::Usage(format!("no QEMU '{v}' to fetch: qemu takes 10.0 or 11.1"))
-        }),
-        [_, extra, ..] => Err(Error::Usage(format!(
-            "unexpected argument '{extra}' for qemu"
-        ))),
-    }
+/// `qemu VERSION`: fetch it and say how to use it.
+fn fetch_only(paths: &Paths, release: Release) -> Result<ExitCode> {
+    let q = fetch_qemu(paths, release)?;
+    eprintln!(
+        "xtask: to boot every scenario on it:\n  {QEMU_ENV}={} {QEMU_DATA_ENV}={} cargo xtask test\n\
+         or: cargo xtask test --qemu {}",
+        q.binary.display(),
+        q.data_dir.display(),
+        release.name()
+    );
+    println!("{}", q.binary.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where things are; absolute, so the tests find them from any directory.
@@ -283,13 +164,13 @@ impl Paths {
 }
 
 /// The cargo that runs us (`cargo xtask` sets CARGO), else the one on PATH.
-fn cargo(paths: &Paths) -> Command {
-    let mut c = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+fn cargo(paths: &Paths) -> process::Command {
+    let mut c = process::Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     c.current_dir(&paths.root);
     c
 }
 
-fn status(mut cmd: Command, what: &str) -> Result<()> {
+fn status(mut cmd: process::Command, what: &str) -> Result<()> {
     let st = cmd
         .status()
         .map_err(|e| failed(format!("cannot run {what}: {e}")))?;
@@ -351,6 +232,80 @@ fn image(paths: &Paths) -> Result<PathBuf> {
         d.data_cards
     );
     Ok(out)
+}
+
+/// `lint`: formatting, clippy on the host and on s390x, the module graph.
+/// Every step runs, so one run shows everything there is to fix.
+fn lint(paths: &Paths, verbose: bool) -> Result<ExitCode> {
+    // The firmware's build script assembles boot/ with the cross gcc, under
+    // clippy too.
+    prerequisites(paths, Needs::BUILD)?;
+    let steps: [(&str, &[&str]); 3] = [
+        ("cargo fmt --check", &["fmt", "--all", "--", "--check"]),
+        (
+            "cargo clippy on the host",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "cargo clippy on s390x",
+            &[
+                "clippy",
+                "--release",
+                "-p",
+                FIRMWARE_PACKAGE,
+                "--target",
+                TARGET,
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, args) in steps {
+        eprintln!("xtask: lint: {what}");
+        let mut c = cargo(paths);
+        c.args(args);
+        if let Err(Error(msg)) = status(c, what) {
+            eprintln!("xtask: {msg}");
+            failures.push(what);
+        }
+    }
+    eprintln!("xtask: lint: module graph");
+    if !module_graph(paths, verbose)? {
+        failures.push("module graph");
+    }
+    if failures.is_empty() {
+        eprintln!("xtask: lint: clean");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(failed(format!("lint: {} failed", failures.join(", "))))
+    }
+}
+
+/// The firmware's module graph: no cycle, nothing in arch/ naming a module
+/// outside it. Prints what it finds (and with `verbose` the whole graph);
+/// true if clean.
+fn module_graph(paths: &Paths, verbose: bool) -> Result<bool> {
+    let (specs, layer) = modgraph::firmware();
+    let source = modgraph::Files {
+        base: paths.root.clone(),
+    };
+    let tree = modgraph::load(&specs, &source).map_err(|e| failed(format!("module graph: {e}")))?;
+    let edges = modgraph::edges(&tree);
+    if verbose {
+        eprint!("{}", modgraph::summary(&tree, &edges));
+    }
+    let findings = modgraph::check(&tree, &edges, &layer);
+    eprint!("{}", modgraph::report(&tree, &edges, &layer, &findings));
+    Ok(findings.is_clean())
 }
 
 /// The scenario `run` and `bench` boot: every device model this QEMU
@@ -587,7 +542,7 @@ fn find_program(name: &OsStr) -> Option<PathBuf> {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
+    process::Command::new("id")
         .arg("-u")
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -648,127 +603,6 @@ fn prerequisites(paths: &Paths, needs: Needs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn usage_error(args: &[&str]) -> String {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match dispatch(&args) {
-            Err(Error::Usage(m)) => m,
-            Err(Error::Failed(m)) => panic!("{args:?}: not a usage error: {m}"),
-            Ok(_) => panic!("{args:?} accepted"),
-        }
-    }
-
-    // Only argument errors are tested here: they are found before anything is built.
-    #[test]
-    fn usage_errors() {
-        assert_eq!(usage_error(&[]), "missing command");
-        assert_eq!(usage_error(&["frob"]), "unknown command 'frob'");
-        assert_eq!(usage_error(&["--frob"]), "unknown option '--frob'");
-        assert_eq!(
-            usage_error(&["build", "--release"]),
-            "unknown option '--release' for build"
-        );
-        assert_eq!(
-            usage_error(&["image", "x"]),
-            "unexpected argument 'x' for image"
-        );
-        assert_eq!(
-            usage_error(&["run", "only=boot.*", "-v"]),
-            "unknown option '-v' for run"
-        );
-        assert_eq!(
-            usage_error(&["test", "--nocapture"]),
-            "unknown option '--nocapture' for test"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu10", "--nocapture"]),
-            "unknown option '--nocapture' for test"
-        );
-        assert_eq!(
-            usage_error(&["qemu10", "now"]),
-            "unexpected argument 'now' for qemu10"
-        );
-        assert_eq!(
-            usage_error(&["test", "x"]),
-            "unexpected argument 'x' for test (cargo's own go after --)"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu"]),
-            "option --qemu needs a version: 7.2, 10.0 or 11.1"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu", "9.0"]),
-            "--qemu takes 7.2, 10.0 or 11.1, not '9.0'"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu=11"]),
-            "--qemu takes 7.2, 10.0 or 11.1, not '11'"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu", "11.1", "--qemu10"]),
-            "only one --qemu for test"
-        );
-        assert_eq!(
-            usage_error(&["test", "--qemu", "11.1", "--nocapture"]),
-            "unknown option '--nocapture' for test"
-        );
-        assert_eq!(usage_error(&["qemu"]), "qemu needs a version: 10.0 or 11.1");
-        assert_eq!(
-            usage_error(&["qemu", "12.0"]),
-            "no QEMU '12.0' to fetch: qemu takes 10.0 or 11.1"
-        );
-        assert!(usage_error(&["qemu", "7.2"]).starts_with("QEMU 7.2 is the system's"));
-        assert_eq!(
-            usage_error(&["qemu", "--all"]),
-            "unknown option '--all' for qemu"
-        );
-        assert_eq!(
-            usage_error(&["qemu", "11.1", "now"]),
-            "unexpected argument 'now' for qemu"
-        );
-        assert_eq!(
-            usage_error(&["bench", "--runs", "0"]),
-            "--runs needs a whole number from 1 to 10000, not '0'"
-        );
-        assert_eq!(
-            usage_error(&["bench", "-v"]),
-            "unknown option '-v' for bench"
-        );
-    }
-
-    fn test_args(args: &[&str]) -> (Option<QemuChoice>, Vec<String>) {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        match parse_test_args(&args) {
-            Ok((c, rest)) => (c, rest.to_vec()),
-            Err(Error::Usage(m) | Error::Failed(m)) => panic!("{args:?}: {m}"),
-        }
-    }
-
-    #[test]
-    fn test_arguments() {
-        assert_eq!(test_args(&[]), (None, vec![]));
-        assert_eq!(
-            test_args(&["--qemu", "7.2"]),
-            (Some(QemuChoice::System), vec![])
-        );
-        assert_eq!(
-            test_args(&["--qemu=11.1"]).0,
-            Some(QemuChoice::Fetched(Release::V11_1))
-        );
-        // The README's spelling stays.
-        assert_eq!(
-            test_args(&["--qemu10"]).0,
-            Some(QemuChoice::Fetched(Release::V10_0))
-        );
-        assert_eq!(
-            test_args(&["--qemu", "10.0", "--", "-p", "xtask", "--qemu"]),
-            (
-                Some(QemuChoice::Fetched(Release::V10_0)),
-                vec!["-p".to_string(), "xtask".into(), "--qemu".into()]
-            )
-        );
-        assert_eq!(test_args(&["--", "--nocapture"]).1, ["--nocapture"]);
-    }
 
     #[test]
     fn what_each_command_needs() {

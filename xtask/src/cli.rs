@@ -1,0 +1,314 @@
+//! The `cargo xtask` command line, parsed by clap.
+//!
+//! The top-level help is our own text ([`USAGE`]); each command's
+//! `--help` is clap's, from the doc comments below. Usage errors are clap's
+//! and exit 2.
+
+use crate::bench;
+use crate::qemu::Release;
+use clap::{Parser, Subcommand};
+
+pub const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  build                   build the firmware: target/zvtest.elf
+  image                   build, then the raw flat image target/zvtest.img and the
+                          80-byte-card IPL deck target/zvtest.deck (z/VM reader)
+  run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
+  test [--qemu VERSION] [-- CARGO-ARGS...]
+                          build, image, then cargo test --workspace with
+                          ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'.
+                          --qemu 7.2: the system's QEMU (checked to be 7.2);
+                          --qemu 10.0 or 11.1: the scenarios boot that QEMU (fetched
+                          as by `qemu` if needed) through ZVTEST_QEMU and
+                          ZVTEST_QEMU_DATA; --qemu10 is --qemu 10.0
+  qemu VERSION            fetch QEMU 10.0 (Debian <codename>-backports) or 11.1
+                          (Debian unstable, with its own C library) into
+                          target/qemu-VERSION/ beside the system's QEMU, without
+                          changing apt's state; print the binary's path
+  qemu10                  the same as qemu 10.0
+  bench [--runs N]        build, boot the default scenario N times (default 10) with
+                          verbose=2; print median/min/max of the time to the first TAP
+                          line, of boot to exit, and of each check's own timing; then
+                          boot only=heap.stress at stress=1, 10 and 100 and print its
+                          time at each level and the ratio to stress=1
+  lint [--verbose]        cargo fmt --check; cargo clippy -D warnings on the host and
+                          on s390x; the module graph of the firmware and its contract
+                          crate: no cycle, nothing in arch/ naming a module outside
+                          arch/ (--verbose: print the graph)
+  help                    show this help
+
+What a command needs and the machine lacks is added first: the Rust target
+s390x-unknown-linux-gnu (rustup target add), and as root the Debian packages
+qemu-system-misc, gcc-s390x-linux-gnu and hercules (apt-get install).
+SIGINT, SIGTERM or SIGHUP stops everything xtask started; it exits 128+signal.
+";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    override_usage = "cargo xtask <command>",
+    override_help = USAGE,
+    subcommand_required = true,
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Build the firmware: target/zvtest.elf
+    Build,
+    /// Build, then the flat image target/zvtest.img and the card deck target/zvtest.deck
+    Image,
+    /// Build and boot the default scenario, console on screen
+    Run {
+        /// Words added to the firmware's command line (key=value)
+        #[arg(value_name = "FIRMWARE-ARGS")]
+        words: Vec<String>,
+    },
+    /// Build, image, then cargo test --workspace; ends with 'N passed, M failed'
+    Test {
+        /// Boot the scenarios on this QEMU: 7.2 (the system's), 10.0 or 11.1 (fetched)
+        #[arg(long, value_name = "VERSION", value_parser = parse_test_qemu)]
+        qemu: Option<QemuChoice>,
+        /// The same as --qemu 10.0
+        #[arg(long, conflicts_with = "qemu")]
+        qemu10: bool,
+        /// Passed on to cargo test
+        #[arg(last = true, value_name = "CARGO-ARGS")]
+        cargo_args: Vec<String>,
+    },
+    /// Fetch QEMU 10.0 or 11.1 into target/qemu-VERSION/ and print its path
+    Qemu {
+        /// 10.0 or 11.1
+        #[arg(value_name = "VERSION", value_parser = fetchable)]
+        version: Release,
+    },
+    /// The same as qemu 10.0
+    Qemu10,
+    /// Boot the default scenario N times and print the timings
+    Bench {
+        /// How many boots (1 to 10000)
+        #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_RUNS, value_parser = bench::parse_runs)]
+        runs: u32,
+    },
+    /// fmt and clippy on both targets, then the firmware's module graph
+    Lint {
+        /// Print the module graph: every module and what it names
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+/// Which QEMU `test --qemu` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QemuChoice {
+    /// 7.2: the system's.
+    System,
+    Fetched(Release),
+}
+
+/// `test`'s QEMU, with `--qemu10` read as `--qemu 10.0`.
+pub fn test_choice(qemu: Option<QemuChoice>, qemu10: bool) -> Option<QemuChoice> {
+    if qemu10 {
+        Some(QemuChoice::Fetched(Release::V10_0))
+    } else {
+        qemu
+    }
+}
+
+fn parse_test_qemu(v: &str) -> Result<QemuChoice, String> {
+    match v {
+        "7.2" => Ok(QemuChoice::System),
+        v => Release::parse(v)
+            .map(QemuChoice::Fetched)
+            .ok_or_else(|| "--qemu takes 7.2, 10.0 or 11.1".into()),
+    }
+}
+
+fn fetchable(v: &str) -> Result<Release, String> {
+    match v {
+        "7.2" => Err(
+            "QEMU 7.2 is the system's (Debian's qemu-system-misc), not fetched: \
+                      qemu takes 10.0 or 11.1"
+                .into(),
+        ),
+        v => {
+            Release::parse(v).ok_or_else(|| "no such QEMU to fetch: qemu takes 10.0 or 11.1".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(["cargo-xtask"].iter().chain(args)).map(|c| c.command)
+    }
+
+    fn ok(args: &[&str]) -> Command {
+        parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// The arguments are refused as a usage error (exit status 2) of this
+    /// kind, and the message names `what`.
+    fn refused(args: &[&str], kind: ErrorKind, what: &str) {
+        let e = match parse(args) {
+            Ok(c) => panic!("{args:?} accepted: {c:?}"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        assert_eq!((e.kind(), e.exit_code()), (kind, 2), "{args:?}: {msg}");
+        assert!(msg.contains(what), "{args:?}: '{what}' not in: {msg}");
+    }
+
+    // Only argument errors are tested here: they are found before anything is built.
+    #[test]
+    fn usage_errors() {
+        use ErrorKind::*;
+        // Nothing at all: the help, as a usage error.
+        refused(&[], DisplayHelpOnMissingArgumentOrSubcommand, USAGE);
+        refused(&["frob"], InvalidSubcommand, "'frob'");
+        refused(&["--frob"], UnknownArgument, "'--frob'");
+        refused(&["build", "--release"], UnknownArgument, "'--release'");
+        refused(&["image", "x"], UnknownArgument, "'x'");
+        refused(&["run", "only=boot.*", "-v"], UnknownArgument, "'-v'");
+        refused(&["test", "--nocapture"], UnknownArgument, "'--nocapture'");
+        refused(
+            &["test", "--qemu10", "--nocapture"],
+            UnknownArgument,
+            "'--nocapture'",
+        );
+        refused(&["qemu10", "now"], UnknownArgument, "'now'");
+        // cargo's own go after --.
+        refused(&["test", "x"], UnknownArgument, "'x'");
+        refused(&["test", "--qemu"], InvalidValue, "--qemu <VERSION>");
+        refused(
+            &["test", "--qemu", "9.0"],
+            ValueValidation,
+            "'9.0' for '--qemu <VERSION>': --qemu takes 7.2, 10.0 or 11.1",
+        );
+        refused(
+            &["test", "--qemu=11"],
+            ValueValidation,
+            "'11' for '--qemu <VERSION>': --qemu takes 7.2, 10.0 or 11.1",
+        );
+        refused(
+            &["test", "--qemu", "11.1", "--qemu10"],
+            ArgumentConflict,
+            "'--qemu10'",
+        );
+        refused(
+            &["test", "--qemu", "11.1", "--qemu", "10.0"],
+            ArgumentConflict,
+            "'--qemu <VERSION>' cannot be used multiple times",
+        );
+        refused(
+            &["test", "--qemu", "11.1", "--nocapture"],
+            UnknownArgument,
+            "'--nocapture'",
+        );
+        refused(&["qemu"], MissingRequiredArgument, "<VERSION>");
+        refused(
+            &["qemu", "12.0"],
+            ValueValidation,
+            "'12.0' for '<VERSION>': no such QEMU to fetch: qemu takes 10.0 or 11.1",
+        );
+        refused(
+            &["qemu", "7.2"],
+            ValueValidation,
+            "QEMU 7.2 is the system's",
+        );
+        refused(&["qemu", "--all"], UnknownArgument, "'--all'");
+        refused(&["qemu", "11.1", "now"], UnknownArgument, "'now'");
+        refused(
+            &["bench", "--runs", "0"],
+            ValueValidation,
+            "'0' for '--runs <N>': --runs needs a whole number from 1 to 10000",
+        );
+        refused(&["bench", "--runs"], InvalidValue, "--runs <N>");
+        refused(&["bench", "-v"], UnknownArgument, "'-v'");
+        refused(&["bench", "5"], UnknownArgument, "'5'");
+        refused(&["lint", "x"], UnknownArgument, "'x'");
+    }
+
+    #[test]
+    fn help_is_ours() {
+        for args in [&["help"][..], &["--help"], &["-h"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!((e.kind(), e.exit_code()), (ErrorKind::DisplayHelp, 0));
+            assert_eq!(e.to_string(), USAGE, "{args:?}");
+        }
+        // A command's own help is clap's.
+        let e = parse(&["test", "--help"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DisplayHelp);
+        assert!(e.to_string().contains("--qemu10"));
+    }
+
+    fn test_args(args: &[&str]) -> (Option<QemuChoice>, Vec<String>) {
+        match ok(args) {
+            Command::Test {
+                qemu,
+                qemu10,
+                cargo_args,
+            } => (test_choice(qemu, qemu10), cargo_args),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn test_arguments() {
+        assert_eq!(test_args(&["test"]), (None, vec![]));
+        assert_eq!(
+            test_args(&["test", "--qemu", "7.2"]),
+            (Some(QemuChoice::System), vec![])
+        );
+        assert_eq!(
+            test_args(&["test", "--qemu=11.1"]).0,
+            Some(QemuChoice::Fetched(Release::V11_1))
+        );
+        // The README's spelling stays.
+        assert_eq!(
+            test_args(&["test", "--qemu10"]).0,
+            Some(QemuChoice::Fetched(Release::V10_0))
+        );
+        assert_eq!(
+            test_args(&["test", "--qemu", "10.0", "--", "-p", "xtask", "--qemu"]),
+            (
+                Some(QemuChoice::Fetched(Release::V10_0)),
+                vec!["-p".to_string(), "xtask".into(), "--qemu".into()]
+            )
+        );
+        assert_eq!(test_args(&["test", "--", "--nocapture"]).1, ["--nocapture"]);
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(ok(&["build"]), Command::Build);
+        assert_eq!(ok(&["image"]), Command::Image);
+        assert_eq!(
+            ok(&["run", "only=pgm", "verbose=2"]),
+            Command::Run {
+                words: vec!["only=pgm".into(), "verbose=2".into()]
+            }
+        );
+        assert_eq!(
+            ok(&["qemu", "11.1"]),
+            Command::Qemu {
+                version: Release::V11_1
+            }
+        );
+        assert_eq!(ok(&["qemu10"]), Command::Qemu10);
+        assert_eq!(ok(&["bench"]), Command::Bench { runs: 10 });
+        assert_eq!(ok(&["bench", "--runs=3"]), Command::Bench { runs: 3 });
+        assert_eq!(ok(&["lint"]), Command::Lint { verbose: false });
+        assert_eq!(ok(&["lint", "-v"]), Command::Lint { verbose: true });
+    }
+}
