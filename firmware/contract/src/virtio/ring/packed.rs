@@ -21,13 +21,11 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
 
-use super::{
+use super::common::{
     check_chain, check_size, check_table, check_used_len, Buffer, Endian, QueueError, Ram,
-    RingMemory, Used, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_LEN,
+    RingMemory, Used, Virtqueue, DESC_F_AVAIL, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_USED,
+    DESC_F_WRITE, DESC_LEN,
 };
-
-pub(crate) const DESC_F_AVAIL: u16 = 1 << 7;
-pub(crate) const DESC_F_USED: u16 = 1 << 15;
 
 /// Event suppression flags.
 const EVENT_ENABLE: u16 = 0;

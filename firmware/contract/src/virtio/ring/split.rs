@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
 
-use super::{
+use super::common::{
     align_up, check_chain, check_size, check_table, check_used_len, passed_event, Buffer, Endian,
     QueueError, Ram, RingMemory, Used, Virtqueue, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE,
     DESC_LEN, LEGACY_ALIGN,
