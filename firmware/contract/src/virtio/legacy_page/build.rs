@@ -1,6 +1,8 @@
 //! Writing a device page, for test hosts and synthetic pages.
 
-use super::*;
+use super::layout::*;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
 
 /// A queue for [`LegacyDeviceSpec`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

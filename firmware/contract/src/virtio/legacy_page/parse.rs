@@ -1,6 +1,10 @@
 //! Reading a device page: every offset and count checked against the page.
 
-use super::*;
+use super::layout::*;
+use crate::fmt::Hex;
+use crate::virtio::ids;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
 
 /// Why a page could not be walked. Every variant names the descriptor
 /// (`index`, from 0) and its page `offset`.
