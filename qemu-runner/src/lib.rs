@@ -79,8 +79,6 @@ pub use defaults::default_scenario;
 pub use devices::CcwDevice;
 pub use judge::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use qmp::{QmpError, QmpEvent};
-/// [`Run`]'s old name (xtask uses it).
-pub use run::Run as Outcome;
 pub use run::{kill_running_qemus, run, Run, RunOptions, STDERR_PREFIX};
 pub use scenario::{
     Diag288, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,

@@ -5,7 +5,7 @@
 //! Then one boot per stress level runs only `heap.stress`, to show how its
 //! time grows with `stress=`.
 
-use qemu_runner::{Outcome, TestResult};
+use qemu_runner::{Run, TestResult};
 use std::time::Duration;
 
 pub const DEFAULT_RUNS: u32 = 10;
@@ -117,7 +117,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Measurements {
-    pub fn add(&mut self, o: &Outcome) {
+    pub fn add(&mut self, o: &Run) {
         self.add_parts(o.time_to_tap, o.duration, &o.tap.diagnostics);
     }
 
@@ -271,7 +271,7 @@ impl StressRun {
         }
     }
 
-    pub fn from_outcome(level: u32, o: &Outcome) -> StressRun {
+    pub fn from_outcome(level: u32, o: &Run) -> StressRun {
         StressRun::from_parts(
             level,
             &o.tap.diagnostics,

@@ -326,11 +326,7 @@ fn default_scenario(paths: &Paths) -> Result<Scenario> {
 }
 
 /// Boots a scenario; a run cut short by a stop signal reports nothing.
-fn boot_once(
-    scenario: &Scenario,
-    paths: &Paths,
-    opts: &RunOptions,
-) -> Result<qemu_runner::Outcome> {
+fn boot_once(scenario: &Scenario, paths: &Paths, opts: &RunOptions) -> Result<qemu_runner::Run> {
     let o = qemu_runner::run(scenario, &paths.elf(), opts);
     signals::wait_if_stopping();
     o.map_err(|e| failed(e.to_string()))
