@@ -3,7 +3,7 @@
 
 use crate::arch::context::{class_name, InterruptContext, InterruptInfo};
 use crate::arch::global::Global;
-use crate::arch::handlers::{self, WAIT_UNREPORTED};
+use crate::arch::handlers;
 use crate::arch::interrupt::disarm_expectations;
 use crate::arch::recovery::{try_call, Recovery, ABORT_TIMEOUT};
 use crate::arch::{self, lowcore, timer};
@@ -20,13 +20,12 @@ use crate::machine::{HostInfo, Machine};
 use crate::memory;
 use crate::sccb;
 use crate::tap::TapWriter;
-use crate::verdict::{wait_address, Abort, WAIT_ABORT};
+use crate::verdict::{reasons, wait_address, Abort};
 use crate::{out, suites};
 use alloc::vec::Vec;
 
 const _: () = assert!(lowcore::IPL_CMDLINE_MAX == cmdline::AREA_SIZE);
 // arch's own stop when no reporter is registered is the contract's code.
-const _: () = assert!(WAIT_UNREPORTED == WAIT_ABORT | (Abort::UnexpectedInterrupt as u64) << 1);
 
 #[derive(Clone, Copy)]
 struct RunState {
@@ -64,7 +63,7 @@ fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
     // answer means the SCLP cannot tell us, and we do not guess.
     let too_short = err == sclp::InfoError::Response(sccb::RC_INSUFFICIENT_LENGTH);
     if !(too_short && len >= sccb::SCCB_SIZE) {
-        let why = crate::format_fixed!(160, "SCLP Read SCP Info gave no storage size: {}", err);
+        let why = crate::format_fixed!(160, "{}: {}", reasons::NO_STORAGE_SIZE, err);
         bail_out(Abort::NoMemoryInfo, why.as_str());
     }
     let memory = memory::probe_storage_size();
@@ -109,8 +108,9 @@ extern "C" fn zvtest_main() -> ! {
         Err(needed) => {
             let why = crate::format_fixed!(
                 120,
-                "{} MiB of storage is too little: zvtest needs at least {} MiB",
+                "{} MiB {}: zvtest needs at least {} MiB",
                 memory >> 20,
+                reasons::TOO_LITTLE_STORAGE,
                 needed >> 20
             );
             bail_out(Abort::TooLittleStorage, why.as_str())
@@ -150,14 +150,18 @@ extern "C" fn zvtest_main() -> ! {
         bail_out(
             Abort::CommandLine,
             &crate::format!(
-                "QEMU passed no command line: QEMU drops an -append longer than the {} bytes the image holds",
+                "{}: QEMU drops an -append longer than the {} bytes the image holds",
+                reasons::NO_COMMAND_LINE,
                 lowcore::IPL_CMDLINE_MAX - 1
             ),
         );
     }
     let cfg = match parsed {
         Ok(cfg) => cfg,
-        Err(e) => bail_out(Abort::CommandLine, &crate::format!("command line: {}", e)),
+        Err(e) => bail_out(
+            Abort::CommandLine,
+            &crate::format!("{}: {}", reasons::COMMAND_LINE, e),
+        ),
     };
     let (injected, regular): (Vec<&Check<Machine>>, Vec<&Check<Machine>>) =
         suites::ALL.iter().partition(|c| c.inject.is_some());
@@ -165,7 +169,7 @@ extern "C" fn zvtest_main() -> ! {
     if let Some(why) = selection_error(&cfg, &names(&regular), &names(&injected)) {
         bail_out(
             Abort::CommandLine,
-            &crate::format!("command line: {}", why.as_str()),
+            &crate::format!("{}: {}", reasons::COMMAND_LINE, why.as_str()),
         );
     }
     let _io = channel::init();
@@ -267,7 +271,12 @@ fn unexpected_interrupt(info: &InterruptInfo, ctx: &InterruptContext) -> ! {
     disarm_expectations();
     console::take_over_for_report();
     let current = STATE.get().current;
-    let mut reason = crate::format!("unexpected {} interrupt", class_name(info.class()));
+    let mut reason = crate::format!(
+        "{}{} {}",
+        reasons::UNEXPECTED,
+        class_name(info.class()),
+        reasons::INTERRUPT
+    );
     match *info {
         InterruptInfo::Program(p) => {
             reason.push_str(&crate::format!(
@@ -330,12 +339,12 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     use core::fmt::Write;
     static PANICKING: Global<bool> = Global::new(false);
     if PANICKING.get() {
-        arch::disabled_wait(crate::verdict::WAIT_ABORT | (Abort::Panic as u64) << 1);
+        arch::disabled_wait(Abort::Panic.wait_address());
     }
     PANICKING.set(true);
     deadline::end();
     console::take_over_for_report();
-    let _ = Console.write_str("Bail out! panic");
+    let _ = write!(Console, "{}{}", TapWriter::BAIL_OUT, reasons::PANIC);
     let current = STATE.get().current;
     if !current.is_empty() {
         let _ = write!(Console, " in check {}", current);

@@ -661,7 +661,7 @@ impl Scenario {
         self.check_own_words()?;
         // Room for the word a detected version adds when the scenario runs.
         let reserve = match self.qemu_version {
-            VersionWord::Detect => " qemu-version=65535.65535".len(),
+            VersionWord::Detect => 1 + QemuVersion::new(u16::MAX, u16::MAX).word().len(),
             VersionWord::Claim(_) | VersionWord::Omit => 0,
         };
         let len = self.command_line().len() + reserve;

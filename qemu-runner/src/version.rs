@@ -32,9 +32,13 @@ impl QemuVersion {
         }
     }
 
-    /// The firmware's word: `qemu-version=7.2`.
+    /// The firmware's word: `qemu-version=7.2` (as the contract writes it).
     pub fn word(&self) -> String {
-        format!("qemu-version={}.{}", self.major, self.minor)
+        let cfg = zvtest_contract::cmdline::Config {
+            qemu_version: Some((self.major, self.minor)),
+            ..Default::default()
+        };
+        zvtest_contract::cmdline::words(&cfg).concat()
     }
 
     /// `7.2.22`.

@@ -83,151 +83,192 @@ pub enum Case {
 }
 
 impl Case {
-    /// Every case with its check name (after `hcall.`) and what it calls.
+    /// Every case with its check name and what it calls: the one place a
+    /// hypercall check's name is written (the registry and the list of
+    /// checks take it from here).
     pub const ALL: &'static [(Case, &'static str, &'static str)] = &[
         (
             Case::Diag500PrintkInside,
-            "diag500.printk-inside",
+            "hcall.diag500.printk-inside",
             "DIAG 0x500 r1=0, r2 inside storage",
         ),
         (
             Case::Diag500PrintkOutside,
-            "diag500.printk-outside",
+            "hcall.diag500.printk-outside",
             "DIAG 0x500 r1=0, r2 = storage size",
         ),
         (
             Case::Diag500Reset,
-            "diag500.reset",
+            "hcall.diag500.reset",
             "DIAG 0x500 r1=1 (legacy RESET)",
         ),
         (
             Case::Diag500SetStatus,
-            "diag500.set-status",
+            "hcall.diag500.set-status",
             "DIAG 0x500 r1=2 (legacy SET_STATUS)",
         ),
         (
             Case::Diag500NotifyConfigured,
-            "diag500.notify",
+            "hcall.diag500.notify",
             "DIAG 0x500 r1=3, a set-up queue",
         ),
         (
             Case::Diag500NotifyNotSetUp,
-            "diag500.notify-not-set-up",
+            "hcall.diag500.notify-not-set-up",
             "DIAG 0x500 r1=3, a queue not set up",
         ),
         (
             Case::Diag500NotifyPastQueues,
-            "diag500.notify-past-queues",
+            "hcall.diag500.notify-past-queues",
             "DIAG 0x500 r1=3, queue past the device's",
         ),
         (
             Case::Diag500NotifyQueueLimit,
-            "diag500.notify-queue-limit",
+            "hcall.diag500.notify-queue-limit",
             "DIAG 0x500 r1=3, queue 1024",
         ),
         (
             Case::Diag500NotifyBadSubchannel,
-            "diag500.notify-bad-subchannel",
+            "hcall.diag500.notify-bad-subchannel",
             "DIAG 0x500 r1=3, no such subchannel",
         ),
         (
             Case::Diag500StorageLimit,
-            "diag500.storage-limit",
+            "hcall.diag500.storage-limit",
             "DIAG 0x500 r1=4",
         ),
         (
             Case::Diag500Function5,
-            "diag500.function-5",
+            "hcall.diag500.function-5",
             "DIAG 0x500 r1=5",
         ),
         (
             Case::Diag500FunctionFfff,
-            "diag500.function-ffff",
+            "hcall.diag500.function-ffff",
             "DIAG 0x500 r1=0xffff",
         ),
         (
             Case::Diag500Function2Pow63,
-            "diag500.function-2pow63",
+            "hcall.diag500.function-2pow63",
             "DIAG 0x500 r1=2^63",
         ),
         (
             Case::Diag500ProblemState,
-            "diag500.problem-state",
+            "hcall.diag500.problem-state",
             "DIAG 0x500 in problem state",
         ),
-        (Case::Diag10, "diag10", "DIAG 0x10 on one page"),
-        (Case::Diag44, "diag44", "DIAG 0x44"),
-        (Case::Diag9cSelf, "diag9c.self", "DIAG 0x9c to this CPU"),
+        (Case::Diag10, "hcall.diag10", "DIAG 0x10 on one page"),
+        (Case::Diag44, "hcall.diag44", "DIAG 0x44"),
+        (
+            Case::Diag9cSelf,
+            "hcall.diag9c.self",
+            "DIAG 0x9c to this CPU",
+        ),
         (
             Case::Diag9cOther,
-            "diag9c.other",
+            "hcall.diag9c.other",
             "DIAG 0x9c to another CPU address",
         ),
         (
             Case::Diag9cMissing,
-            "diag9c.missing",
+            "hcall.diag9c.missing",
             "DIAG 0x9c to CPU 0xffff",
         ),
-        (Case::Diag258, "diag258", "DIAG 0x258, r1=0"),
+        (Case::Diag258, "hcall.diag258", "DIAG 0x258, r1=0"),
         (
             Case::Diag288Start,
-            "diag288.start",
+            "hcall.diag288.start",
             "DIAG 0x288 start, 30 s",
         ),
         (
             Case::Diag288Cancel,
-            "diag288.cancel",
+            "hcall.diag288.cancel",
             "DIAG 0x288 cancel of a 30 s watchdog",
         ),
         (
             Case::Diag288CancelIdle,
-            "diag288.cancel-idle",
+            "hcall.diag288.cancel-idle",
             "DIAG 0x288 cancel, no watchdog running",
         ),
         (
             Case::Diag288ShortTimeout,
-            "diag288.short-timeout",
+            "hcall.diag288.short-timeout",
             "DIAG 0x288 start, 14 s",
         ),
         (
             Case::Diag288OddRegister,
-            "diag288.odd-register",
+            "hcall.diag288.odd-register",
             "DIAG 0x288 with odd R1",
         ),
         (
             Case::Diag308Store,
-            "diag308.store",
+            "hcall.diag308.store",
             "DIAG 0x308 subcode 6 (store IPL parameters)",
         ),
         (
             Case::Diag308SetInvalid,
-            "diag308.set-invalid",
+            "hcall.diag308.set-invalid",
             "DIAG 0x308 subcode 5, IPL block of length 0",
         ),
         (
             Case::Diag308BadSubcode,
-            "diag308.bad-subcode",
+            "hcall.diag308.bad-subcode",
             "DIAG 0x308 subcode 0x10000",
         ),
         (
             Case::Diag308OddRegister,
-            "diag308.odd-register",
+            "hcall.diag308.odd-register",
             "DIAG 0x308 subcode 6, odd R1",
         ),
-        (Case::Diag318, "diag318", "DIAG 0x318"),
+        (Case::Diag318, "hcall.diag318", "DIAG 0x318"),
         (
             Case::Diag320Query,
-            "diag320.query",
+            "hcall.diag320.query",
             "DIAG 0x320 subcode 0 (certificate store), one page",
         ),
         (
             Case::Diag508Query,
-            "diag508.query",
+            "hcall.diag508.query",
             "DIAG 0x508 subcode 0 (secure IPL)",
         ),
-        (Case::Diag501, "diag501", "DIAG 0x501"),
+        (Case::Diag501, "hcall.diag501", "DIAG 0x501"),
     ];
 }
+
+impl Case {
+    /// The check's name, `hcall.…`.
+    pub const fn check_name(self) -> &'static str {
+        let mut i = 0;
+        while i < Case::ALL.len() {
+            if Case::ALL[i].0 as usize == self as usize {
+                return Case::ALL[i].1;
+            }
+            i += 1;
+        }
+        panic!("a case missing from Case::ALL")
+    }
+
+    /// The name without the group, as messages and the table show it.
+    pub fn short_name(self) -> &'static str {
+        let name = self.check_name();
+        name.strip_prefix("hcall.").unwrap_or(name)
+    }
+}
+
+/// Every case's check is in the list of checks a full run reports.
+const _: () = {
+    let mut i = 0;
+    while i < Case::ALL.len() {
+        let mut found = false;
+        let mut j = 0;
+        while j < crate::checks::NAMES.len() {
+            found |= crate::checks::same(Case::ALL[i].1, crate::checks::NAMES[j]);
+            j += 1;
+        }
+        assert!(found, "a hypercall check missing from checks::NAMES");
+        i += 1;
+    }
+};
 
 impl HostProfile {
     fn qemu_at_least(&self, major: u16, minor: u16) -> Option<bool> {
@@ -332,8 +373,8 @@ pub fn markdown_table(memory: u64) -> alloc::string::String {
         out.push_str("---|");
     }
     out.push('\n');
-    for (case, name, what) in Case::ALL {
-        out.push_str(&crate::format!("| {} | {} |", *name, *what));
+    for (case, _, what) in Case::ALL {
+        out.push_str(&crate::format!("| {} | {} |", case.short_name(), *what));
         for (_, host) in &hosts {
             let cell = match expect(*case, host, memory) {
                 Expect::Returns(v) if v == memory - 1 => String::from("r2 = storage size - 1"),

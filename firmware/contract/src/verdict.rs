@@ -59,20 +59,18 @@ impl Abort {
     /// knows the wait code a bail-out must end with by these.
     pub const fn bail_outs(self) -> &'static [BailOut] {
         match self {
-            // "unexpected program interrupt: ...", "unexpected I/O interrupt ..."
-            Abort::UnexpectedInterrupt => &[BailOut::StartsAndHas("unexpected ", "interrupt")],
+            Abort::UnexpectedInterrupt => &[BailOut::StartsAndHas(
+                reasons::UNEXPECTED,
+                reasons::INTERRUPT,
+            )],
             Abort::MainReturned => &[],
-            // "panic: ...", "panic in check x: ..."
-            Abort::Panic => &[BailOut::Starts("panic")],
-            // "command line: unknown option ...", and a line QEMU dropped.
+            Abort::Panic => &[BailOut::Starts(reasons::PANIC)],
             Abort::CommandLine => &[
-                BailOut::Starts("command line"),
-                BailOut::Starts("QEMU passed no command line"),
+                BailOut::Starts(reasons::COMMAND_LINE),
+                BailOut::Starts(reasons::NO_COMMAND_LINE),
             ],
-            // "SCLP Read SCP Info gave no storage size: ..."
-            Abort::NoMemoryInfo => &[BailOut::Starts("SCLP Read SCP Info")],
-            // "64 MiB of storage is too little: ..."
-            Abort::TooLittleStorage => &[BailOut::Has("of storage is too little")],
+            Abort::NoMemoryInfo => &[BailOut::Starts(reasons::NO_STORAGE_SIZE)],
+            Abort::TooLittleStorage => &[BailOut::Has(reasons::TOO_LITTLE_STORAGE)],
         }
     }
 
@@ -85,6 +83,25 @@ impl Abort {
             .map(|(a, _)| *a)
             .find(|a| a.bail_outs().iter().any(|b| b.matches(reason)))
     }
+}
+
+/// The words `Bail out!` reasons start with (or hold), one definition for
+/// the firmware that writes them and the host that reads the abort from
+/// them.
+pub mod reasons {
+    /// "unexpected <class> interrupt: ..."
+    pub const UNEXPECTED: &str = "unexpected ";
+    pub const INTERRUPT: &str = "interrupt";
+    /// "panic: ...", "panic in check x: ..."
+    pub const PANIC: &str = "panic";
+    /// "command line: unknown option ..."
+    pub const COMMAND_LINE: &str = "command line";
+    /// QEMU dropped the -append.
+    pub const NO_COMMAND_LINE: &str = "QEMU passed no command line";
+    /// "SCLP Read SCP Info gave no storage size: response ..."
+    pub const NO_STORAGE_SIZE: &str = "SCLP Read SCP Info gave no storage size";
+    /// "64 MiB of storage is too little: ..."
+    pub const TOO_LITTLE_STORAGE: &str = "of storage is too little";
 }
 
 /// The shape of a bail-out reason, see [`Abort::bail_outs`].
@@ -107,6 +124,13 @@ impl BailOut {
             }
             BailOut::Has(part) => reason.contains(part),
         }
+    }
+}
+
+impl Abort {
+    /// The wait address of this abort: `0x0dead000 + 2r`.
+    pub const fn wait_address(self) -> u64 {
+        WAIT_ABORT | (self as u64) << 1
     }
 }
 

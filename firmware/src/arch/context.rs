@@ -5,6 +5,10 @@ use super::layout::define;
 use super::Psw;
 use core::mem::offset_of;
 
+/// The timers' external interruption codes (arch::timer owns them).
+pub const EXT_CLOCK_COMPARATOR: u16 = 0x1004;
+pub const EXT_CPU_TIMER: u16 = 0x1005;
+
 pub const CLASS_RESTART: u64 = 0;
 pub const CLASS_EXTERNAL: u64 = 1;
 pub const CLASS_SVC: u64 = 2;

@@ -11,7 +11,10 @@
 //! running, so the guards it held never drop: [`release_since`] with a
 //! [`mark`] taken before the check gives those sources up all the same.
 
-use super::context::{ExternalInterrupt, InterruptContext, InterruptInfo, IoInterrupt};
+use super::context::{
+    ExternalInterrupt, InterruptContext, InterruptInfo, IoInterrupt, EXT_CLOCK_COMPARATOR,
+    EXT_CPU_TIMER,
+};
 use super::global::Global;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -30,7 +33,8 @@ pub type UnexpectedHandler = fn(&InterruptInfo, &InterruptContext) -> !;
 /// The wait code when an unexpected interrupt arrives and no reporter is
 /// registered: the contract's unexpected-interrupt abort (the runner
 /// asserts the two agree).
-pub const WAIT_UNREPORTED: u64 = 0x0dea_d002;
+pub const WAIT_UNREPORTED: u64 =
+    zvtest_contract::verdict::Abort::UnexpectedInterrupt.wait_address();
 
 /// Registrations are numbered; a slot remembers the number of the one
 /// holding it, so only that registration (or a release covering it) frees it.
@@ -172,6 +176,11 @@ fn take<H: Copy>(g: &Global<Option<Slot<H>>>, handler: H, source: Source) -> Reg
 /// the legacy virtio 0x2603, ...). The clock comparator and the CPU timer
 /// belong to arch::timer.
 pub fn on_external(code: u16, handler: ExternalHandler) -> Registration {
+    // Dispatched to the timers before any handler is looked up.
+    assert!(
+        code != EXT_CLOCK_COMPARATOR && code != EXT_CPU_TIMER,
+        "the timers' external interrupts belong to arch::timer"
+    );
     let seq = next_seq();
     quietly(|| {
         let mut table = EXTERNAL.get();

@@ -7,7 +7,8 @@
 
 use super::context::{
     ExternalInterrupt, InterruptContext, InterruptInfo, IoInterrupt, ProgramInterrupt,
-    CLASS_EXTERNAL, CLASS_IO, CLASS_MCCK, CLASS_PROGRAM, CLASS_SVC,
+    CLASS_EXTERNAL, CLASS_IO, CLASS_MCCK, CLASS_PROGRAM, CLASS_SVC, EXT_CLOCK_COMPARATOR,
+    EXT_CPU_TIMER,
 };
 use super::global::Global;
 use super::recovery::{current_mask, resume_at_abort, try_call, Recovery, ABORT_PROGRAM};
@@ -121,8 +122,8 @@ fn external(ctx: &mut InterruptContext) -> Option<InterruptInfo> {
         param64,
     };
     match ext.code {
-        timer::EXT_CLOCK_COMPARATOR => timer::on_clock_comparator(ctx),
-        timer::EXT_CPU_TIMER => timer::on_cpu_timer(),
+        EXT_CLOCK_COMPARATOR => timer::on_clock_comparator(ctx),
+        EXT_CPU_TIMER => timer::on_cpu_timer(),
         code => match handlers::external_handler(code) {
             Some(h) => h(&ext, ctx),
             None => return Some(InterruptInfo::External(ext)),

@@ -3,8 +3,7 @@
 
 use core::arch::asm;
 
-/// The size of an operation-request block (format 1).
-pub const ORB_SIZE: usize = 32;
+pub use zvtest_contract::css::blocks::ORB_SIZE;
 
 /// A control block with the word alignment the I/O instructions demand.
 #[repr(C, align(8))]

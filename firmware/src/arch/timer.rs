@@ -10,10 +10,6 @@ use super::{cr0_subclass, enabled_wait, set_clock_comparator, set_cpu_timer, tod
 use super::{CR0_CLOCK_COMPARATOR, CR0_CPU_TIMER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// External interruption codes of the two timers.
-pub const EXT_CLOCK_COMPARATOR: u16 = 0x1004;
-pub const EXT_CPU_TIMER: u16 = 0x1005;
-
 /// Counts of timer interrupts, for the timer checks.
 pub static CKC_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 pub static CPU_TIMER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);

@@ -8,11 +8,23 @@
 //! kept as offsets and written out, as absolute addresses, by
 //! [`ChannelProgram::prepare`].
 
-use super::blocks::{Ccw1, CMD_NOOP, CMD_TIC};
+use super::blocks::{
+    Ccw1, CCW_CHAIN_COMMAND, CCW_CHAIN_DATA, CCW_SKIP, CCW_SLI, CMD_NOOP, CMD_TIC,
+};
 use crate::dma::DmaMemory;
 use alloc::vec::Vec;
 
 const CCW_LEN: usize = 8;
+
+/// The CCW flags a program may carry: chaining, suppressed length and
+/// skip. The others would let the device reach outside the program (IDA,
+/// MIDA: the data area becomes a list of addresses) or leave it running
+/// behind our back (suspend, PCI).
+const ALLOWED_FLAGS: u8 = CCW_CHAIN_DATA | CCW_CHAIN_COMMAND | CCW_SLI | CCW_SKIP;
+
+fn flags_allowed(flags: u8) -> bool {
+    flags & !ALLOWED_FLAGS == 0
+}
 
 /// What a CCW names, relative to its program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +101,10 @@ impl ChannelProgram {
     pub fn ccw(&mut self, i: usize, cmd: u8, flags: u8, offset: usize, count: u16) {
         assert!(cmd != CMD_TIC, "a TIC names a CCW: use `tic`");
         assert!(
+            flags_allowed(flags),
+            "only chaining, SLI and skip flags keep a device inside the program"
+        );
+        assert!(
             offset <= self.data_len && usize::from(count) <= self.data_len - offset,
             "CCW data past the program's data area"
         );
@@ -149,7 +165,20 @@ impl ChannelProgram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::css::blocks::{CCW_CHAIN_COMMAND, CCW_SLI, CMD_SENSE_ID};
+    use crate::css::blocks::CMD_SENSE_ID;
+
+    /// IDA would make the data area a list of addresses the device stores
+    /// to: the program refuses it, and every flag but the four it allows.
+    #[test]
+    fn flags_that_let_the_device_out_are_refused() {
+        // IDA, MIDA, suspend, PCI.
+        for bad in [0x04u8, 0x01, 0x02, 0x08] {
+            assert!(!flags_allowed(bad), "flag {bad:#x} allowed");
+        }
+        assert!(flags_allowed(
+            CCW_CHAIN_DATA | CCW_CHAIN_COMMAND | CCW_SLI | CCW_SKIP
+        ));
+    }
 
     #[test]
     fn ccws_name_their_own_buffer() {

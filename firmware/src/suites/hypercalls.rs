@@ -160,10 +160,10 @@ fn latency(name: &str, mut call: impl FnMut() -> Observed) {
 fn judge(
     m: &mut Machine,
     case: Case,
-    name: &str,
     timed: bool,
     call: &mut dyn FnMut() -> (u64, u64),
 ) -> Outcome {
+    let name = case.short_name();
     let host = profile(m, case);
     let want = expect(case, &host, m.memory);
     let got = observe(&mut *call);
@@ -194,114 +194,65 @@ fn d500(f: u64, a: u64, b: u64, c: u64) -> (u64, u64) {
 
 /// A check that makes one call needing nothing from the machine.
 macro_rules! simple {
-    ($fn:ident, $case:expr, $name:literal, $timed:expr, $call:expr) => {
+    ($fn:ident, $case:expr, $timed:expr, $call:expr) => {
         pub fn $fn(m: &mut Machine) -> Outcome {
-            judge(m, $case, $name, $timed, &mut $call)
+            judge(m, $case, $timed, &mut $call)
         }
     };
 }
 
-simple!(
-    printk_inside,
-    Case::Diag500PrintkInside,
-    "diag500.printk-inside",
-    true,
-    || d500(0, 0x1000, 0, 0)
-);
-simple!(
-    legacy_reset,
-    Case::Diag500Reset,
-    "diag500.reset",
-    false,
-    || d500(1, 0, 0, 0)
-);
-simple!(
-    legacy_set_status,
-    Case::Diag500SetStatus,
-    "diag500.set-status",
-    false,
-    || d500(2, 0, 0, 0)
-);
+simple!(printk_inside, Case::Diag500PrintkInside, true, || d500(
+    0, 0x1000, 0, 0
+));
+simple!(legacy_reset, Case::Diag500Reset, false, || d500(1, 0, 0, 0));
+simple!(legacy_set_status, Case::Diag500SetStatus, false, || d500(
+    2, 0, 0, 0
+));
 simple!(
     notify_bad_subchannel,
     Case::Diag500NotifyBadSubchannel,
-    "diag500.notify-bad-subchannel",
     true,
     || d500(3, 0x0001_fff0, 0, 0)
 );
-simple!(
-    storage_limit,
-    Case::Diag500StorageLimit,
-    "diag500.storage-limit",
-    true,
-    || d500(4, 0, 0, 0)
-);
-simple!(
-    function_5,
-    Case::Diag500Function5,
-    "diag500.function-5",
-    true,
-    || d500(5, 0, 0, 0)
-);
-simple!(
-    function_ffff,
-    Case::Diag500FunctionFfff,
-    "diag500.function-ffff",
-    false,
-    || d500(0xffff, 0, 0, 0)
-);
+simple!(storage_limit, Case::Diag500StorageLimit, true, || d500(
+    4, 0, 0, 0
+));
+simple!(function_5, Case::Diag500Function5, true, || d500(
+    5, 0, 0, 0
+));
+simple!(function_ffff, Case::Diag500FunctionFfff, false, || d500(
+    0xffff, 0, 0, 0
+));
 simple!(
     function_2pow63,
     Case::Diag500Function2Pow63,
-    "diag500.function-2pow63",
     false,
     || d500(1 << 63, 0, 0, 0)
 );
-simple!(
-    problem_state,
-    Case::Diag500ProblemState,
-    "diag500.problem-state",
-    false,
-    || {
-        in_problem_state(|| {
-            d500(0, 0x1000, 0, 0);
-        });
-        (0, 0)
-    }
-);
-simple!(diag44, Case::Diag44, "diag44", true, || diag::<0x44>(
-    (0, 0),
+simple!(problem_state, Case::Diag500ProblemState, false, || {
+    in_problem_state(|| {
+        d500(0, 0x1000, 0, 0);
+    });
+    (0, 0)
+});
+simple!(diag44, Case::Diag44, true, || diag::<0x44>((0, 0), 0));
+simple!(diag9c_self, Case::Diag9cSelf, true, || diag::<0x9c>(
+    (cpu_address().into(), 0),
     0
 ));
-simple!(
-    diag9c_self,
-    Case::Diag9cSelf,
-    "diag9c.self",
-    true,
-    || diag::<0x9c>((cpu_address().into(), 0), 0)
-);
-simple!(
-    diag9c_other,
-    Case::Diag9cOther,
-    "diag9c.other",
-    false,
-    || diag::<0x9c>((u64::from(cpu_address()) ^ 1, 0), 0)
-);
-simple!(
-    diag9c_missing,
-    Case::Diag9cMissing,
-    "diag9c.missing",
-    false,
-    || diag::<0x9c>((0xffff, 0), 0)
-);
-simple!(diag258, Case::Diag258, "diag258", false, || diag::<0x258>(
-    (0, 0),
+simple!(diag9c_other, Case::Diag9cOther, false, || diag::<0x9c>(
+    (u64::from(cpu_address()) ^ 1, 0),
     0
 ));
+simple!(diag9c_missing, Case::Diag9cMissing, false, || diag::<0x9c>(
+    (0xffff, 0),
+    0
+));
+simple!(diag258, Case::Diag258, false, || diag::<0x258>((0, 0), 0));
 /// Starts the watchdog for 30 s, then cancels it again: a check that
 /// leaves it running would end the run half a minute later.
 pub fn diag288_start(m: &mut Machine) -> Outcome {
-    let r = judge(m, Case::Diag288Start, "diag288.start", false, &mut || {
+    let r = judge(m, Case::Diag288Start, false, &mut || {
         diag::<0x288>((0, 30), 0)
     });
     observe(|| diag::<0x288>((2, 0), 0));
@@ -311,25 +262,17 @@ pub fn diag288_start(m: &mut Machine) -> Outcome {
 /// A cancel with no watchdog running (none is started here; every other
 /// check cancels what it starts).
 pub fn diag288_cancel_idle(m: &mut Machine) -> Outcome {
-    judge(
-        m,
-        Case::Diag288CancelIdle,
-        "diag288.cancel-idle",
-        false,
-        &mut || diag::<0x288>((2, 0), 0),
-    )
+    judge(m, Case::Diag288CancelIdle, false, &mut || {
+        diag::<0x288>((2, 0), 0)
+    })
 }
 
 /// A start below the minimum timeout; should one be accepted, it is
 /// cancelled at once.
 pub fn diag288_short_timeout(m: &mut Machine) -> Outcome {
-    let r = judge(
-        m,
-        Case::Diag288ShortTimeout,
-        "diag288.short-timeout",
-        false,
-        &mut || diag::<0x288>((0, 14), 0),
-    );
+    let r = judge(m, Case::Diag288ShortTimeout, false, &mut || {
+        diag::<0x288>((0, 14), 0)
+    });
     observe(|| diag::<0x288>((2, 0), 0));
     r
 }
@@ -347,87 +290,59 @@ pub fn diag288_cancel(m: &mut Machine) -> Outcome {
             started,
         );
     }
-    judge(m, Case::Diag288Cancel, "diag288.cancel", false, &mut || {
+    judge(m, Case::Diag288Cancel, false, &mut || {
         diag::<0x288>((2, 0), 0)
     })
 }
 
-simple!(
-    diag288_odd,
-    Case::Diag288OddRegister,
-    "diag288.odd-register",
-    false,
-    || {
-        diag_odd_r1::<0x288>(0, 0);
-        (0, 0)
-    }
-);
+simple!(diag288_odd, Case::Diag288OddRegister, false, || {
+    diag_odd_r1::<0x288>(0, 0);
+    (0, 0)
+});
 simple!(
     diag308_bad_subcode,
     Case::Diag308BadSubcode,
-    "diag308.bad-subcode",
     false,
     || diag::<0x308>((0, 0), 0x1_0000)
 );
-simple!(
-    diag308_odd,
-    Case::Diag308OddRegister,
-    "diag308.odd-register",
-    false,
-    || {
-        diag_odd_r1::<0x308>(0, 6);
-        (0, 0)
-    }
-);
-simple!(diag318, Case::Diag318, "diag318", false, || diag::<0x318>(
+simple!(diag308_odd, Case::Diag308OddRegister, false, || {
+    diag_odd_r1::<0x308>(0, 6);
+    (0, 0)
+});
+simple!(diag318, Case::Diag318, false, || diag::<0x318>((0, 0), 0));
+simple!(diag508_query, Case::Diag508Query, false, || diag::<0x508>(
     (0, 0),
     0
 ));
-simple!(
-    diag508_query,
-    Case::Diag508Query,
-    "diag508.query",
-    false,
-    || diag::<0x508>((0, 0), 0)
-);
 
 pub fn diag320_query(m: &mut Machine) -> Outcome {
     let mut page = Box::new(Page([0; 4096]));
     let at = page.0.as_mut_ptr() as u64;
-    judge(m, Case::Diag320Query, "diag320.query", false, &mut || {
+    judge(m, Case::Diag320Query, false, &mut || {
         diag::<0x320>((at, 0), 0)
     })
 }
 
-simple!(diag501, Case::Diag501, "diag501", false, || diag::<0x501>(
-    (0, 0),
-    0
-));
+simple!(diag501, Case::Diag501, false, || diag::<0x501>((0, 0), 0));
 
 pub fn printk_outside(m: &mut Machine) -> Outcome {
     let end = m.memory;
-    judge(
-        m,
-        Case::Diag500PrintkOutside,
-        "diag500.printk-outside",
-        true,
-        &mut || d500(0, end, 0, 0),
-    )
+    judge(m, Case::Diag500PrintkOutside, true, &mut || {
+        d500(0, end, 0, 0)
+    })
 }
 
 pub fn diag10(m: &mut Machine) -> Outcome {
     let page = Box::new(Page([0; 4096]));
     let at = page.0.as_ptr() as u64;
-    judge(m, Case::Diag10, "diag10", false, &mut || {
-        diag::<0x10>((at, 0), at)
-    })
+    judge(m, Case::Diag10, false, &mut || diag::<0x10>((at, 0), at))
 }
 
 pub fn diag308_store(m: &mut Machine) -> Outcome {
     let mut page = Box::new(Page([0; 4096]));
     let at = page.0.as_mut_ptr() as u64;
     // Subcode 6 stores the IPL parameters; R1+1 gets the return code.
-    judge(m, Case::Diag308Store, "diag308.store", false, &mut || {
+    judge(m, Case::Diag308Store, false, &mut || {
         diag::<0x308>((at, 0), 6)
     })
 }
@@ -436,13 +351,9 @@ pub fn diag308_set_invalid(m: &mut Machine) -> Outcome {
     // A zeroed page: its length field (0) is no valid IPL parameter block.
     let page = Box::new(Page([0; 4096]));
     let at = page.0.as_ptr() as u64;
-    judge(
-        m,
-        Case::Diag308SetInvalid,
-        "diag308.set-invalid",
-        false,
-        &mut || diag::<0x308>((at, 0), 5),
-    )
+    judge(m, Case::Diag308SetInvalid, false, &mut || {
+        diag::<0x308>((at, 0), 5)
+    })
 }
 
 /// A virtio-ccw device brought to DRIVER_OK with queue 0 set up over
@@ -504,7 +415,6 @@ fn notify_target(m: &Machine, min_queues: u16) -> Result<Option<NotifyTarget>, S
 fn with_target(
     m: &mut Machine,
     case: Case,
-    name: &str,
     min_queues: u16,
     timed: bool,
     queue: impl Fn(&NotifyTarget) -> u64,
@@ -529,14 +439,14 @@ fn with_target(
     let q = queue(&target);
     crate::out!(
         "# {}: device {} ({} queues), queue {}\n",
-        name,
+        case.short_name(),
         target.bus,
         target.queues,
         q
     );
     let mut cookie = 0u64;
     let t = &target;
-    let r = judge(m, case, name, timed, &mut || {
+    let r = judge(m, case, timed, &mut || {
         let r = t.transport.notify_raw(q, cookie);
         if r >= 0 {
             cookie = r as u64;
@@ -548,49 +458,23 @@ fn with_target(
 }
 
 pub fn notify_configured(m: &mut Machine) -> Outcome {
-    with_target(
-        m,
-        Case::Diag500NotifyConfigured,
-        "diag500.notify",
-        1,
-        true,
-        |_| 0,
-    )
+    with_target(m, Case::Diag500NotifyConfigured, 1, true, |_| 0)
 }
 
 /// Queue 1 of a device that has one: it exists, but only queue 0 was set up.
 pub fn notify_not_set_up(m: &mut Machine) -> Outcome {
-    with_target(
-        m,
-        Case::Diag500NotifyNotSetUp,
-        "diag500.notify-not-set-up",
-        2,
-        false,
-        |_| 1,
-    )
+    with_target(m, Case::Diag500NotifyNotSetUp, 2, false, |_| 1)
 }
 
 /// The first queue index the device does not have.
 pub fn notify_past_queues(m: &mut Machine) -> Outcome {
-    with_target(
-        m,
-        Case::Diag500NotifyPastQueues,
-        "diag500.notify-past-queues",
-        1,
-        false,
-        |t| u64::from(t.queues),
-    )
+    with_target(m, Case::Diag500NotifyPastQueues, 1, false, |t| {
+        u64::from(t.queues)
+    })
 }
 
 pub fn notify_queue_limit(m: &mut Machine) -> Outcome {
-    with_target(
-        m,
-        Case::Diag500NotifyQueueLimit,
-        "diag500.notify-queue-limit",
-        1,
-        false,
-        |_| 1024,
-    )
+    with_target(m, Case::Diag500NotifyQueueLimit, 1, false, |_| 1024)
 }
 
 /// Seconds the watchdog runs before it expires (the host's minimum is 15).

@@ -17,6 +17,8 @@ mod timer;
 mod virtio;
 
 use crate::check::Check;
+use crate::checks;
+use crate::hypercalls::Case;
 use crate::machine::Machine;
 
 const CHECKS: &[Check<Machine>] = &[
@@ -44,55 +46,94 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("virtio.config", balloon::config),
     Check::new("virtio.config-change", balloon::config_change).timeout(30_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
-    Check::new("hcall.diag500.printk-inside", hypercalls::printk_inside),
-    Check::new("hcall.diag500.printk-outside", hypercalls::printk_outside),
-    Check::new("hcall.diag500.reset", hypercalls::legacy_reset),
-    Check::new("hcall.diag500.set-status", hypercalls::legacy_set_status),
-    Check::new("hcall.diag500.notify", hypercalls::notify_configured),
     Check::new(
-        "hcall.diag500.notify-not-set-up",
+        Case::Diag500PrintkInside.check_name(),
+        hypercalls::printk_inside,
+    ),
+    Check::new(
+        Case::Diag500PrintkOutside.check_name(),
+        hypercalls::printk_outside,
+    ),
+    Check::new(Case::Diag500Reset.check_name(), hypercalls::legacy_reset),
+    Check::new(
+        Case::Diag500SetStatus.check_name(),
+        hypercalls::legacy_set_status,
+    ),
+    Check::new(
+        Case::Diag500NotifyConfigured.check_name(),
+        hypercalls::notify_configured,
+    ),
+    Check::new(
+        Case::Diag500NotifyNotSetUp.check_name(),
         hypercalls::notify_not_set_up,
     ),
     Check::new(
-        "hcall.diag500.notify-past-queues",
+        Case::Diag500NotifyPastQueues.check_name(),
         hypercalls::notify_past_queues,
     ),
     Check::new(
-        "hcall.diag500.notify-queue-limit",
+        Case::Diag500NotifyQueueLimit.check_name(),
         hypercalls::notify_queue_limit,
     ),
     Check::new(
-        "hcall.diag500.notify-bad-subchannel",
+        Case::Diag500NotifyBadSubchannel.check_name(),
         hypercalls::notify_bad_subchannel,
     ),
-    Check::new("hcall.diag500.storage-limit", hypercalls::storage_limit),
-    Check::new("hcall.diag500.function-5", hypercalls::function_5),
-    Check::new("hcall.diag500.function-ffff", hypercalls::function_ffff),
-    Check::new("hcall.diag500.function-2pow63", hypercalls::function_2pow63),
-    Check::new("hcall.diag500.problem-state", hypercalls::problem_state),
-    Check::new("hcall.diag10", hypercalls::diag10),
-    Check::new("hcall.diag44", hypercalls::diag44),
-    Check::new("hcall.diag9c.self", hypercalls::diag9c_self),
-    Check::new("hcall.diag9c.other", hypercalls::diag9c_other),
-    Check::new("hcall.diag9c.missing", hypercalls::diag9c_missing),
-    Check::new("hcall.diag258", hypercalls::diag258),
-    Check::new("hcall.diag288.start", hypercalls::diag288_start),
-    Check::new("hcall.diag288.cancel", hypercalls::diag288_cancel),
-    Check::new("hcall.diag288.cancel-idle", hypercalls::diag288_cancel_idle),
     Check::new(
-        "hcall.diag288.short-timeout",
+        Case::Diag500StorageLimit.check_name(),
+        hypercalls::storage_limit,
+    ),
+    Check::new(Case::Diag500Function5.check_name(), hypercalls::function_5),
+    Check::new(
+        Case::Diag500FunctionFfff.check_name(),
+        hypercalls::function_ffff,
+    ),
+    Check::new(
+        Case::Diag500Function2Pow63.check_name(),
+        hypercalls::function_2pow63,
+    ),
+    Check::new(
+        Case::Diag500ProblemState.check_name(),
+        hypercalls::problem_state,
+    ),
+    Check::new(Case::Diag10.check_name(), hypercalls::diag10),
+    Check::new(Case::Diag44.check_name(), hypercalls::diag44),
+    Check::new(Case::Diag9cSelf.check_name(), hypercalls::diag9c_self),
+    Check::new(Case::Diag9cOther.check_name(), hypercalls::diag9c_other),
+    Check::new(Case::Diag9cMissing.check_name(), hypercalls::diag9c_missing),
+    Check::new(Case::Diag258.check_name(), hypercalls::diag258),
+    Check::new(Case::Diag288Start.check_name(), hypercalls::diag288_start),
+    Check::new(Case::Diag288Cancel.check_name(), hypercalls::diag288_cancel),
+    Check::new(
+        Case::Diag288CancelIdle.check_name(),
+        hypercalls::diag288_cancel_idle,
+    ),
+    Check::new(
+        Case::Diag288ShortTimeout.check_name(),
         hypercalls::diag288_short_timeout,
     ),
-    Check::new("hcall.diag288.odd-register", hypercalls::diag288_odd),
-    Check::new("hcall.diag288.expiry", hypercalls::diag288_expiry).timeout(40_000),
-    Check::new("hcall.diag308.store", hypercalls::diag308_store),
-    Check::new("hcall.diag308.set-invalid", hypercalls::diag308_set_invalid),
-    Check::new("hcall.diag308.bad-subcode", hypercalls::diag308_bad_subcode),
-    Check::new("hcall.diag308.odd-register", hypercalls::diag308_odd),
-    Check::new("hcall.diag318", hypercalls::diag318),
-    Check::new("hcall.diag320.query", hypercalls::diag320_query),
-    Check::new("hcall.diag508.query", hypercalls::diag508_query),
-    Check::new("hcall.diag501", hypercalls::diag501),
+    Check::new(
+        Case::Diag288OddRegister.check_name(),
+        hypercalls::diag288_odd,
+    ),
+    Check::new(checks::DIAG288_EXPIRY, hypercalls::diag288_expiry).timeout(40_000),
+    Check::new(Case::Diag308Store.check_name(), hypercalls::diag308_store),
+    Check::new(
+        Case::Diag308SetInvalid.check_name(),
+        hypercalls::diag308_set_invalid,
+    ),
+    Check::new(
+        Case::Diag308BadSubcode.check_name(),
+        hypercalls::diag308_bad_subcode,
+    ),
+    Check::new(
+        Case::Diag308OddRegister.check_name(),
+        hypercalls::diag308_odd,
+    ),
+    Check::new(Case::Diag318.check_name(), hypercalls::diag318),
+    Check::new(Case::Diag320Query.check_name(), hypercalls::diag320_query),
+    Check::new(Case::Diag508Query.check_name(), hypercalls::diag508_query),
+    Check::new(Case::Diag501.check_name(), hypercalls::diag501),
     Check::new("heap.stress", heap::stress).stressed(),
     Check::new("heap.exhaustion", heap::exhaustion),
     Check::new("timer.cpu-timer", timer::cpu_timer),

@@ -135,8 +135,11 @@ impl TapWriter {
         w.write_char('\n')
     }
 
+    /// What starts a bail-out line, its reason after it.
+    pub const BAIL_OUT: &'static str = "Bail out! ";
+
     pub fn bail_out<W: uWrite + ?Sized>(w: &mut W, reason: &str) -> Result<(), W::Error> {
-        w.write_str("Bail out! ")?;
+        w.write_str(Self::BAIL_OUT)?;
         one_line(w, reason)?;
         w.write_char('\n')
     }
