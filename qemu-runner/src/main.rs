@@ -144,12 +144,20 @@ fn usage_error(e: &clap::Error) -> String {
             )
         }
         ErrorKind::MissingRequiredArgument => "missing KERNEL".into(),
-        _ => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("");
-            first.strip_prefix("error: ").unwrap_or(first).to_string()
-        }
+        // Our own value checks say what is wrong and with which option.
+        ErrorKind::ValueValidation => match std::error::Error::source(e) {
+            Some(inner) => inner.to_string(),
+            None => first_line(e),
+        },
+        _ => first_line(e),
     }
+}
+
+/// Clap's message without its `error: ` prefix and hints.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// "512" or "512M".
@@ -382,6 +390,11 @@ mod tests {
         let e = err(&["--memory"]);
         assert!(e.contains("'--memory <MIB>'") && e.contains("value"), "{e}");
         assert!(err(&["--memory", "lots", "k"]).contains("'lots'"));
+        // Our own message alone, not wrapped in clap's.
+        assert_eq!(
+            err(&["--memory", "0", "k"]),
+            "--memory needs a positive whole number, not '0'"
+        );
         assert!(err(&["--smp", "0", "k"]).contains("--smp"));
         assert!(err(&["--timeout", "-1", "k"]).contains("--timeout"));
         assert!(matches!(parse(&["--help"]), Ok(Parsed::Help)));
