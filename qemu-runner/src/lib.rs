@@ -63,9 +63,9 @@
 //! assert!(s.qmp_events, "the runner watches for QEMU's WATCHDOG event");
 //! ```
 
+pub mod assess;
 pub mod defaults;
 pub mod devices;
-pub mod judge;
 pub mod qemu_args;
 pub mod qmp;
 pub mod run;
@@ -75,9 +75,9 @@ pub mod version;
 /// TAP, read (and written, by the firmware): the contract's.
 pub use zvtest_contract::tap;
 
+pub use assess::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use defaults::default_scenario;
 pub use devices::CcwDevice;
-pub use judge::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use qmp::{QmpError, QmpEvent};
 pub use run::{kill_running_qemus, run, Run, RunOptions, STDERR_PREFIX};
 pub use scenario::{

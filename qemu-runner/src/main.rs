@@ -5,7 +5,7 @@
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 use qemu_runner::{
-    judge::seconds, kill_running_qemus, run, Diag288, RunOptions, Scenario, VersionWord,
+    assess::seconds, kill_running_qemus, run, Diag288, RunOptions, Scenario, VersionWord,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};

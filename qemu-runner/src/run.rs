@@ -1,6 +1,6 @@
 //! Boots one scenario: spawn QEMU, stream and log its console, enforce the timeout.
 
-use crate::judge::{judge_run, Exit, RunFacts, Verdict};
+use crate::assess::{judge_run, Exit, RunFacts, Verdict};
 use crate::qmp::{self, QmpEvent, QmpSocket};
 use crate::scenario::{Diag288, Scenario};
 use crate::tap::{TapParser, TapReport};
