@@ -6,7 +6,7 @@
 //! console line at a time while QEMU runs, so a truncated stream still yields
 //! everything up to the point where the firmware stopped.
 
-use super::Tally;
+use super::write::Tally;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
