@@ -14,7 +14,9 @@
 //! interrupt ([`diag::DiagHost`]); in the unit tests a model host. The
 //! transport parses the page itself and checks every ring the host
 //! placed, so a malformed page or ring is an error, never an access out
-//! of bounds.
+//! of bounds. What it cannot check — that the host's ring storage is
+//! storage nothing else uses — is the host's promise: [`LegacyHost`] is an
+//! unsafe trait.
 
 #[cfg(target_arch = "s390x")]
 pub mod diag;
@@ -59,7 +61,20 @@ pub struct LegacyInterrupt {
 
 /// The legacy host as the guest sees it: its device page, the storage it
 /// sets aside for rings, its hypercalls and its interrupt.
-pub trait LegacyHost {
+///
+/// # Safety
+///
+/// The transport makes queues over rings in [`LegacyHost::ring_window`]
+/// on the host's word. An implementation promises that the window is
+/// storage, valid for reads and writes for the rest of the run (a queue
+/// may outlive the host), in which no Rust object lives and which no
+/// allocator hands out, so that the firmware touches it only through the
+/// rings the host hands out (and the device page, should the window hold
+/// it: the transport keeps rings clear of the page); and that
+/// [`LegacyHost::claim_ring`] says yes at most once for any byte of the
+/// window, whichever host over that window is asked, so that no two
+/// queues share a ring.
+pub unsafe trait LegacyHost {
     /// The page's real address (descriptor addresses are relative to it).
     fn page_addr(&self) -> u64;
     /// Bytes of the page that are storage: normally `PAGE_SIZE`, fewer
@@ -74,6 +89,10 @@ pub trait LegacyHost {
     /// Where the host may place rings: storage nothing in the firmware
     /// uses. A ring must lie wholly inside.
     fn ring_window(&self) -> Range<u64>;
+    /// Records `ring` (inside the window) as handed to a queue; false,
+    /// nothing recorded, where it overlaps a ring handed out before (or
+    /// the host can record no more).
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool;
     /// Hypercall `call` with `arg` in r2: its result, or None when the host
     /// does not serve it (a program interrupt).
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64>;
@@ -84,7 +103,8 @@ pub trait LegacyHost {
     fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool;
 }
 
-impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
+// SAFETY: every method is `H`'s, whose implementation keeps the promise.
+unsafe impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
     fn page_addr(&self) -> u64 {
         (**self).page_addr()
     }
@@ -99,6 +119,9 @@ impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
     }
     fn ring_window(&self) -> Range<u64> {
         (**self).ring_window()
+    }
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool {
+        (**self).claim_ring(ring)
     }
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64> {
         (**self).hypercall(call, arg)
@@ -150,8 +173,6 @@ pub struct Interrupts {
 pub struct LegacyTransport<H: LegacyHost> {
     host: H,
     dev: LegacyDevice,
-    /// Queues whose ring has been handed to a queue.
-    rings_given: Vec<bool>,
     interrupts: Interrupts,
 }
 
@@ -194,7 +215,6 @@ impl<H: LegacyHost> LegacyTransport<H> {
             .ok_or(LegacyError::NotServed)?;
         Ok(LegacyTransport {
             host,
-            rings_given: alloc::vec![false; dev.queues.len()],
             interrupts: Interrupts {
                 vring: alloc::vec![0; dev.queues.len()],
                 ..Interrupts::default()
@@ -274,11 +294,11 @@ impl<H: LegacyHost> LegacyTransport<H> {
         &self.interrupts
     }
 
-    /// The ring of queue `index` with `size` entries, checked: the host's
-    /// size, 4096-aligned, inside the ring window, clear of the page and of
-    /// the device's other rings, and not yet handed out.
-    fn checked_ring(&self, index: u16, size: u16) -> Result<Range<u64>, TransportError> {
-        let q = self
+    /// The ring of queue `index` with `size` entries, checked and claimed:
+    /// the host's size, 4096-aligned, inside the ring window, clear of the
+    /// page and of the device's other rings, and not handed out before.
+    fn claimed_ring(&mut self, index: u16, size: u16) -> Result<Range<u64>, TransportError> {
+        let q = *self
             .dev
             .queues
             .get(usize::from(index))
@@ -314,7 +334,7 @@ impl<H: LegacyHost> LegacyTransport<H> {
                 return Err(bad("overlaps another queue's ring"));
             }
         }
-        if self.rings_given[usize::from(index)] {
+        if !self.host.claim_ring(at.clone()) {
             return Err(bad("is already in use by a queue"));
         }
         Ok(at)
@@ -387,12 +407,12 @@ impl<H: LegacyHost> Transport for LegacyTransport<H> {
     }
 
     fn host_ring(&mut self, index: u16, size: u16) -> Result<Option<RingMemory>, TransportError> {
-        let at = self.checked_ring(index, size)?;
-        self.rings_given[usize::from(index)] = true;
+        let at = self.claimed_ring(index, size)?;
         // SAFETY: the ring lies wholly in the storage the host set aside for
-        // rings (which nothing in the firmware allocates from), clear of the
-        // page and of the device's other rings, and this is the one time
-        // this transport hands it out.
+        // rings, which by the `LegacyHost` promise stays valid for the run
+        // and which nothing in the firmware uses but the rings the host
+        // hands out; it is clear of the page and of the device's other
+        // rings, and the host has just said no queue had it before.
         Ok(Some(unsafe {
             RingMemory::new(at.start, (at.end - at.start) as usize)
         }))

@@ -423,3 +423,23 @@ fn interrupts_are_told_apart_by_token() {
     let q1 = 5 + 24;
     assert_eq!(page[q1..q1 + 8], t1.to_be_bytes());
 }
+
+/// A ring the host placed serves one queue, whichever transport asks.
+#[test]
+fn a_host_ring_serves_one_queue_across_transports() {
+    let mut host = ModelHost::new(&[console_spec()]);
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let q = crate::virtio::queue::setup_queue(&mut t, 0, 0, false).unwrap();
+    drop(t);
+    let mut again = LegacyTransport::open(&mut host, 0).unwrap();
+    assert!(matches!(
+        crate::virtio::queue::setup_queue(&mut again, 0, 0, false),
+        Err(DriveError::Transport(TransportError::BadRing {
+            index: 0,
+            ..
+        }))
+    ));
+    // Its other ring is still free.
+    assert!(crate::virtio::queue::setup_queue(&mut again, 1, 0, false).is_ok());
+    drop(q);
+}
