@@ -16,7 +16,10 @@
 //! placed, so a malformed page or ring is an error, never an access out
 //! of bounds. What it cannot check — that the host's ring storage is
 //! storage nothing else uses — is the host's promise: [`LegacyHost`] is an
-//! unsafe trait.
+//! unsafe trait. The request buffers a queue hands the device are kept
+//! with the device's memory, as on virtio-ccw (see `transport`), until a
+//! RESET answers 0; a transport dropped while it holds some resets the
+//! device first.
 
 #[cfg(target_arch = "s390x")]
 pub mod diag;
@@ -25,7 +28,8 @@ mod tests;
 
 use super::legacy_page::{self, LegacyDevice, LegacyPageError, PAGE_SIZE};
 use super::ring::{split_layout, RingMemory, LEGACY_ALIGN};
-use super::transport::{QueueAddresses, Status, Transport, TransportError};
+use super::transport::{HostRing, QueueRings, Status, Transport, TransportError};
+use crate::dma::DeviceHeld;
 use alloc::vec::Vec;
 use core::ops::Range;
 use ufmt::{uDisplay, uWrite, Formatter};
@@ -173,6 +177,8 @@ pub struct Interrupts {
 pub struct LegacyTransport<H: LegacyHost> {
     host: H,
     dev: LegacyDevice,
+    /// The request buffers (and indirect tables) the device was given.
+    held: DeviceHeld,
     interrupts: Interrupts,
 }
 
@@ -215,6 +221,7 @@ impl<H: LegacyHost> LegacyTransport<H> {
             .ok_or(LegacyError::NotServed)?;
         Ok(LegacyTransport {
             host,
+            held: DeviceHeld::default(),
             interrupts: Interrupts {
                 vring: alloc::vec![0; dev.queues.len()],
                 ..Interrupts::default()
@@ -341,13 +348,36 @@ impl<H: LegacyHost> LegacyTransport<H> {
     }
 }
 
-impl<H: LegacyHost> Transport for LegacyTransport<H> {
+impl<H: LegacyHost> Drop for LegacyTransport<H> {
+    /// A device holding memory is reset before that memory may go; should
+    /// RESET fail, the memory stays held, never freed.
+    fn drop(&mut self) {
+        if !self.held.is_empty() {
+            let _ = self.reset();
+        }
+    }
+}
+
+// SAFETY: the device is given addresses in the host's ring storage (rings
+// the host placed, checked inside its window and claimed once, which the
+// `LegacyHost` promise covers) and in buffers a queue keeps in `held`;
+// `held` is released only after RESET answered 0, and `Drop` resets a
+// device that holds memory.
+unsafe impl<H: LegacyHost> Transport for LegacyTransport<H> {
     fn revision(&self) -> u8 {
         0
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {
-        self.call(LegacyCall::Reset, self.descriptor(), "legacy RESET")
+        self.call(LegacyCall::Reset, self.descriptor(), "legacy RESET")?;
+        // SAFETY: RESET answered 0: the host has reset the device, which
+        // holds no buffer any more.
+        unsafe { self.held.release() };
+        Ok(())
+    }
+
+    fn held(&self) -> DeviceHeld {
+        self.held.clone()
     }
 
     fn device_features(&mut self) -> Result<u64, TransportError> {
@@ -406,32 +436,28 @@ impl<H: LegacyHost> Transport for LegacyTransport<H> {
         Ok(self.dev.queues.get(usize::from(index)).map_or(0, |q| q.num))
     }
 
-    fn host_ring(&mut self, index: u16, size: u16) -> Result<Option<RingMemory>, TransportError> {
+    fn host_ring(&mut self, index: u16, size: u16) -> Result<Option<HostRing>, TransportError> {
         let at = self.claimed_ring(index, size)?;
         // SAFETY: the ring lies wholly in the storage the host set aside for
         // rings, which by the `LegacyHost` promise stays valid for the run
         // and which nothing in the firmware uses but the rings the host
         // hands out; it is clear of the page and of the device's other
         // rings, and the host has just said no queue had it before.
-        Ok(Some(unsafe {
+        Ok(Some(HostRing::new(unsafe {
             RingMemory::new(at.start, (at.end - at.start) as usize)
-        }))
+        })))
     }
 
     /// The host placed the ring: only its own address and size are
     /// accepted. The queue's token goes into the page.
-    fn set_queue(
-        &mut self,
-        index: u16,
-        size: u16,
-        at: QueueAddresses,
-    ) -> Result<(), TransportError> {
+    fn set_queue(&mut self, index: u16, rings: QueueRings) -> Result<(), TransportError> {
         let q = *self
             .dev
             .queues
             .get(usize::from(index))
             .ok_or(TransportError::NoSuchQueue { index })?;
-        if q.address != at.desc || q.num != size {
+        if rings.placed_by_driver() || q.address != rings.addresses().desc || q.num != rings.size()
+        {
             return Err(TransportError::Rejected {
                 what: "a ring away from the host's (the legacy host places rings)",
             });
