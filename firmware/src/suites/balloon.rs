@@ -110,7 +110,8 @@ fn ready_line(mode: IndicatorMode) -> &'static str {
 /// line, then the configuration indicator and an I/O interrupt for the
 /// subchannel; returns whether both came, the interrupts, the adapter
 /// interrupts meanwhile (a configuration change is never one: nothing was
-/// queued) and num_pages.
+/// queued) and num_pages. An error drops the transport, which resets the
+/// device before the indicators' and rings' memory can go.
 fn config_change_round(
     d: &Device,
     mode: IndicatorMode,

@@ -8,12 +8,15 @@ use crate::arch::timer;
 use crate::arch::{tod, Page, TOD_PER_US};
 use crate::check::Outcome;
 use crate::decode::program_code_name;
+use crate::dma::DmaMemory;
 use crate::fmt::{Hex, ToText};
 use crate::format;
 use crate::hypercalls::{expect, Case, Expect, HostProfile};
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::transport::{driver_ok_status, negotiate, QueueAddresses, Transport};
+use crate::virtio::transport::{
+    driver_ok_status, negotiate, QueueAddresses, QueueRings, RingFormat, Transport,
+};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -358,14 +361,14 @@ pub fn diag308_set_invalid(m: &mut Machine) -> Outcome {
 
 /// A virtio-ccw device brought to DRIVER_OK with queue 0 set up over
 /// zeroed rings (nothing made available) and every other queue left
-/// alone, for the notify cases.
+/// alone, for the notify cases. The transport keeps the rings until the
+/// device is reset (on its drop, if nothing reset it before).
 struct NotifyTarget {
     transport: CcwTransport,
     /// Where it sits, for the messages.
     bus: crate::inventory::BusId,
     /// How many queues the device has (READ_VQ_CONF answers a size).
     queues: u16,
-    _rings: Box<[Page; 3]>,
 }
 
 /// The first virtio-ccw device with at least `min_queues` queues, set up
@@ -390,21 +393,27 @@ fn notify_target(m: &Machine, min_queues: u16) -> Result<Option<NotifyTarget>, S
             .queue_max(0)
             .map_err(|e| fail("READ_VQ_CONF", &e))?
             .min(16);
-        let rings = Box::new([Page([0; 4096]), Page([0; 4096]), Page([0; 4096])]);
-        let base = rings.as_ptr() as u64;
+        // One page per area (the legacy layout needs only the first two).
+        let mem = DmaMemory::new(3 * 4096);
+        let base = mem.addr();
         let at = QueueAddresses {
             desc: base,
             driver: base + 4096,
             device: base + 8192,
         };
-        t.set_queue(0, size, at).map_err(|e| fail("SET_VQ 0", &e))?;
+        let format = if t.revision() == 0 {
+            RingFormat::Legacy
+        } else {
+            RingFormat::Split
+        };
+        let rings = QueueRings::zeroed(mem, size, format, at).map_err(|e| fail("SET_VQ 0", &e))?;
+        t.set_queue(0, rings).map_err(|e| fail("SET_VQ 0", &e))?;
         t.set_status(driver_ok_status(t.revision()))
             .map_err(|e| fail("DRIVER_OK", &e))?;
         return Ok(Some(NotifyTarget {
             transport: t,
             bus: dev.bus_id(),
             queues,
-            _rings: rings,
         }));
     }
     Ok(None)

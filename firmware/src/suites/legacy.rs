@@ -160,8 +160,26 @@ fn drive(m: &Machine, addr: u64, readable: usize, devs: &[LegacyDevice]) -> Driv
     if devs.is_empty() {
         return Driven::Done;
     }
+    // The host writes the page in place: never where the firmware's own
+    // objects live (`ram-end=` can name any address).
+    if addr < m.heap.end {
+        return Driven::Failed(Outcome::mismatch(
+            &format!("legacy device page at {}", Hex(addr)),
+            format!(
+                "above the firmware's image and heap (they end at {})",
+                Hex(m.heap.end)
+            )
+            .as_str(),
+            "inside them: the page is not driven",
+        ));
+    }
     // It owns the 0x2603 interrupt until this check ends.
-    let mut host = DiagHost::new(addr, readable, ring_window(m, addr));
+    // SAFETY: `readable` bytes from `addr` are storage (read above) at or
+    // above the heap's end, where neither the image (below the heap) nor
+    // any allocation lives: only the host's page is there. The ring window
+    // starts at or above the storage size SCLP reports, above everything
+    // the firmware uses, and ends where storage ends.
+    let mut host = unsafe { DiagHost::new(addr, readable, ring_window(m, addr)) };
     match LegacyTransport::open(&mut host, 0) {
         Err(LegacyError::NotServed) => return Driven::NotServed,
         Err(e) => {

@@ -12,16 +12,18 @@ use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::rng::{self, request_chain, Rng};
 use crate::virtio::indicators::{self, IndicatorMode, Indicators};
 use crate::virtio::queue::USED_TIMEOUT_US;
-use crate::virtio::ring::RingMemory;
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_INDIRECT_DESC, F_NOTIFICATION_DATA,
     F_RING_PACKED,
 };
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Requests on an entropy device in one configuration; None when the
-/// device does not take it (the revision refused, no packed ring).
+/// device does not take it (the revision refused, no packed ring). An
+/// error (a request that never came back too) drops the transport, which
+/// resets the device before the memory it was given can go.
 fn round(
     sid: u32,
     rev: u8,
@@ -49,8 +51,10 @@ fn round(
     t.set_status(ok).map_err(|e| fail("DRIVER_OK", &e))?;
     let interrupts_before = indicators::interrupts_seen();
     let indirect = has(features, F_INDIRECT_DESC);
-    let mut data = DmaMemory::new(4096);
-    let table = DmaMemory::new(4096);
+    // The device's from the first request until the reset (the transport
+    // keeps it): written and read volatile, from and into `seen`.
+    let data = Rc::new(DmaMemory::new(4096));
+    let mut seen = alloc::vec![0u8; data.len()];
     let mut total = 0u64;
     let mut flagged = false;
     for round in 0..rounds {
@@ -62,24 +66,23 @@ fn round(
         // The whole buffer, past the chain too: nothing beyond what the
         // device reports may change.
         let canary_seed = *rng;
-        for (i, b) in data.bytes().iter_mut().enumerate() {
+        for (i, b) in seen.iter_mut().enumerate() {
             *b = crate::judge::canary(canary_seed, i);
         }
+        data.write(0, &seen);
         // Two elements on odd rounds, indirect on every third where offered.
-        let chain = request_chain(base, len, if round % 2 == 1 { 2 } else { 1 });
-        // SAFETY: `table` is ours and idle until this chain comes back.
-        let tbl = (indirect && round % 3 == 2)
-            .then(|| unsafe { RingMemory::new(table.addr(), table.len()) });
+        let chain = request_chain(&data, len, if round % 2 == 1 { 2 } else { 1 });
         flagged |= ind.queue_flagged(rng::REQUEST_QUEUE);
         ind.acknowledge();
         let token = dev
-            .request(&mut t, &chain, tbl)
+            .request(&mut t, &chain, indirect && round % 3 == 2)
             .map_err(|e| fail("submit", &e))?;
         let got = match dev.wait(&mut t, token, len).map_err(|e| fail("wait", &e))? {
             Ok(n) => n,
             Err(e) => return Err(format!("round {}: {}", round, e)),
         };
-        if let Err(e) = crate::judge::entropy_fill(data.bytes(), got as usize, canary_seed) {
+        data.read(0, &mut seen);
+        if let Err(e) = crate::judge::entropy_fill(&seen, got as usize, canary_seed) {
             return Err(format!(
                 "round {} (a {}-byte chain of {} elements at {}): {}",
                 round,

@@ -33,7 +33,9 @@ pub(super) const WANTED: u64 = 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | 1 << F_
 
 /// One bring-up at the revision `t` has: features (packed ring or not),
 /// indicators, every queue, DRIVER_OK, status read back, reset. None when
-/// the device does not offer the packed ring.
+/// the device does not offer the packed ring. On an error the indicators
+/// and queues go, but `t` keeps their memory for the device until the
+/// next bring-up's reset (in `negotiate`) or its own drop.
 fn bring_up(
     t: &mut CcwTransport,
     packed: bool,

@@ -3,14 +3,25 @@
 //!
 //! Control blocks are big-endian; feature words are little-endian (the
 //! virtio-ccw layout), which `u32::to_le_bytes` spells out.
+//!
+//! The device keeps the addresses of its rings and indicators until
+//! VDEV_RESET, and stores there whenever it likes: disabling the
+//! subchannel does not make it forget them (QEMU only drops the revision
+//! then). So every command that names memory takes the DMA memory itself,
+//! checks the address against it and keeps it in the device's
+//! [`DeviceHeld`] before the command starts; a completed VDEV_RESET lets
+//! go of it, and a transport dropped while it holds memory issues one
+//! first (if that fails, the memory is never freed).
 
 use super::ring::LEGACY_ALIGN;
-use super::transport::{QueueAddresses, Status, Transport, TransportError};
+use super::transport::{QueueRings, RingFormat, Status, Transport, TransportError};
 use crate::arch::hypercall::diag500;
 use crate::arch::timer;
 use crate::css::blocks::CCW_SLI;
 use crate::css::channel::{self, IoError, IO_TIMEOUT_US};
 use crate::css::program::ChannelProgram;
+use crate::dma::{DeviceHeld, DmaMemory};
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 pub const CMD_WRITE_FEAT: u8 = 0x11;
@@ -33,6 +44,10 @@ pub const HYPERCALL_CCW_NOTIFY: u64 = 3;
 /// Largest config space we read in one go.
 const BUF_LEN: usize = 256;
 
+/// Queues a device may have (QEMU's VIRTIO_QUEUE_MAX): an adapter
+/// indicator bit may be set for any of them.
+const QUEUES_MAX: u64 = 1024;
+
 pub struct CcwTransport {
     sid: u32,
     revision: u8,
@@ -40,6 +55,8 @@ pub struct CcwTransport {
     program: ChannelProgram,
     /// The host's cookie for each queue, fed back on the next notify.
     cookies: Vec<u64>,
+    /// The memory the device holds addresses in.
+    held: DeviceHeld,
 }
 
 impl CcwTransport {
@@ -57,6 +74,7 @@ impl CcwTransport {
             revision: 0,
             program,
             cookies: Vec::new(),
+            held: DeviceHeld::default(),
         };
         for rev in (1..=max.min(2)).rev() {
             let mut info = [0u8; 4];
@@ -112,31 +130,68 @@ impl CcwTransport {
         self.run(cmd, 0, out, read, what)
     }
 
-    /// SET_IND and SET_CONF_IND: classic 64-bit indicators.
-    pub fn set_classic_indicators(
+    /// The address of `len` bytes at `offset` of `mem`, which is kept with
+    /// the device's memory from now on; an error if they lie outside.
+    fn give(
         &mut self,
-        queues: u64,
-        config: u64,
-    ) -> Result<(), TransportError> {
-        self.command(CMD_SET_IND, &queues.to_be_bytes(), 0, "SET_IND")?;
-        self.set_config_indicator(config)
+        mem: &Rc<DmaMemory>,
+        offset: usize,
+        len: usize,
+        what: &'static str,
+    ) -> Result<u64, TransportError> {
+        if !mem.contains(offset, len) {
+            return Err(TransportError::OutsideMemory {
+                what,
+                offset,
+                len,
+                mem_len: mem.len(),
+            });
+        }
+        self.held.keep(mem);
+        Ok(mem.addr() + offset as u64)
     }
 
-    /// SET_CONF_IND alone: the configuration-change indicator, which adapter
-    /// interrupts leave classic.
-    pub fn set_config_indicator(&mut self, config: u64) -> Result<(), TransportError> {
-        self.command(CMD_SET_CONF_IND, &config.to_be_bytes(), 0, "SET_CONF_IND")?;
+    /// SET_IND and SET_CONF_IND: classic 64-bit indicators, the queues'
+    /// and the configuration's doublewords at offsets `queues` and
+    /// `config` of `mem`.
+    pub fn set_classic_indicators(
+        &mut self,
+        mem: &Rc<DmaMemory>,
+        queues: usize,
+        config: usize,
+    ) -> Result<(), TransportError> {
+        let at = self.give(mem, queues, 8, "SET_IND")?;
+        self.command(CMD_SET_IND, &at.to_be_bytes(), 0, "SET_IND")?;
+        self.set_config_indicator(mem, config)
+    }
+
+    /// SET_CONF_IND alone: the configuration-change indicator (a
+    /// doubleword at `config` of `mem`), which adapter interrupts leave
+    /// classic.
+    pub fn set_config_indicator(
+        &mut self,
+        mem: &Rc<DmaMemory>,
+        config: usize,
+    ) -> Result<(), TransportError> {
+        let at = self.give(mem, config, 8, "SET_CONF_IND")?;
+        self.command(CMD_SET_CONF_IND, &at.to_be_bytes(), 0, "SET_CONF_IND")?;
         Ok(())
     }
 
-    /// SET_IND_ADAPTER: summary byte, indicator bits from `bit`, and the ISC.
+    /// SET_IND_ADAPTER: the summary byte at `summary` of `mem`, the
+    /// indicator bits from bit `bit` of the string at `indicators`, and the
+    /// ISC. The string must hold a bit for every queue a device may have.
     pub fn set_adapter_indicators(
         &mut self,
-        summary: u64,
-        indicators: u64,
+        mem: &Rc<DmaMemory>,
+        summary: usize,
+        indicators: usize,
         bit: u64,
         isc: u8,
     ) -> Result<(), TransportError> {
+        let bits_len = usize::try_from((bit + QUEUES_MAX).div_ceil(8)).unwrap_or(usize::MAX);
+        let summary = self.give(mem, summary, 1, "SET_IND_ADAPTER summary")?;
+        let indicators = self.give(mem, indicators, bits_len, "SET_IND_ADAPTER indicators")?;
         let mut b = [0u8; 25];
         b[0..8].copy_from_slice(&summary.to_be_bytes());
         b[8..16].copy_from_slice(&indicators.to_be_bytes());
@@ -147,12 +202,7 @@ impl CcwTransport {
     }
 
     /// Revision-0 SET_VQ: one area, 4096-aligned used ring.
-    pub fn set_queue_legacy(
-        &mut self,
-        index: u16,
-        size: u16,
-        area: u64,
-    ) -> Result<(), TransportError> {
+    fn set_queue_legacy(&mut self, index: u16, size: u16, area: u64) -> Result<(), TransportError> {
         let mut b = [0u8; 16];
         b[0..8].copy_from_slice(&area.to_be_bytes());
         b[8..12].copy_from_slice(&LEGACY_ALIGN.to_be_bytes());
@@ -171,15 +221,36 @@ impl CcwTransport {
     }
 }
 
-impl Transport for CcwTransport {
+impl Drop for CcwTransport {
+    /// A device holding memory is reset before that memory may go; should
+    /// VDEV_RESET fail, the memory stays held, never freed.
+    fn drop(&mut self) {
+        if !self.held.is_empty() {
+            let _ = self.reset();
+        }
+    }
+}
+
+// SAFETY: the device is given addresses only inside memory kept in `held`
+// first (`give`, `set_queue`); `held` is released only after VDEV_RESET
+// completed, and `Drop` resets a device that holds memory.
+unsafe impl Transport for CcwTransport {
     fn revision(&self) -> u8 {
         self.revision
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {
         self.cookies.clear();
-        self.command(CMD_VDEV_RESET, &[], 0, "VDEV_RESET")
-            .map(|_| ())
+        self.command(CMD_VDEV_RESET, &[], 0, "VDEV_RESET")?;
+        // SAFETY: VDEV_RESET completed: the device has dropped its rings
+        // and indicators (QEMU: virtio_reset, indicators released), and
+        // holds no address in this memory any more.
+        unsafe { self.held.release() };
+        Ok(())
+    }
+
+    fn held(&self) -> DeviceHeld {
+        self.held.clone()
     }
 
     fn device_features(&mut self) -> Result<u64, TransportError> {
@@ -240,12 +311,21 @@ impl Transport for CcwTransport {
         }
     }
 
-    fn set_queue(
-        &mut self,
-        index: u16,
-        size: u16,
-        at: QueueAddresses,
-    ) -> Result<(), TransportError> {
+    /// Rings in the driver's memory, laid out for this revision: legacy at
+    /// revision 0, split or packed from revision 1.
+    fn set_queue(&mut self, index: u16, rings: QueueRings) -> Result<(), TransportError> {
+        if !rings.placed_by_driver() {
+            return Err(TransportError::WrongRings {
+                why: "placed by the host (a virtio-ccw host places none)",
+            });
+        }
+        if (rings.format() == RingFormat::Legacy) != (self.revision == 0) {
+            return Err(TransportError::WrongRings {
+                why: "laid out for another virtio revision",
+            });
+        }
+        rings.keep_memory(&self.held);
+        let (size, at) = (rings.size(), rings.addresses());
         if self.revision == 0 {
             return self.set_queue_legacy(index, size, at.desc);
         }

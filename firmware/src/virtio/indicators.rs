@@ -8,12 +8,18 @@
 //! left), signalled by an adapter interrupt on their own ISC, which the
 //! host raises only when the summary goes from 0 to 1; configuration
 //! changes stay classic.
+//!
+//! The indicator memory is shared with the transport, which keeps it for
+//! the device until a reset: the [`Indicators`] can be dropped whenever
+//! (on an error path too) without the device ever setting bits in freed
+//! memory.
 
 use super::ccw::CcwTransport;
 use super::transport::TransportError;
 use crate::arch::io;
 use crate::css::channel;
 use crate::dma::DmaMemory;
+use alloc::rc::Rc;
 use core::sync::atomic::Ordering;
 
 /// ISC for adapter (thin) interrupts, apart from the subchannels' own.
@@ -45,32 +51,24 @@ const ADAPTER_BITS: usize = 64;
 /// Everything the host may set.
 const USED: usize = 128;
 
-/// Indicator memory registered with a device; it must outlive the
-/// device's use of it (until the device is reset).
+/// Indicator memory registered with a device, read as the host sets it;
+/// the transport keeps it too, until the device is reset.
 pub struct Indicators {
-    mem: DmaMemory,
+    mem: Rc<DmaMemory>,
     mode: IndicatorMode,
 }
 
 impl Indicators {
     /// Registers fresh indicators of `mode` with the device.
     pub fn install(t: &mut CcwTransport, mode: IndicatorMode) -> Result<Self, TransportError> {
-        let mem = DmaMemory::new(4096);
-        let base = mem.addr();
+        let mem = Rc::new(DmaMemory::new(4096));
         match mode {
-            IndicatorMode::Classic => {
-                t.set_classic_indicators(base + QUEUES as u64, base + CONFIG as u64)?
-            }
+            IndicatorMode::Classic => t.set_classic_indicators(&mem, QUEUES, CONFIG)?,
             IndicatorMode::Adapter => {
                 io::enable_isc(ADAPTER_ISC);
-                t.set_adapter_indicators(
-                    base + SUMMARY as u64,
-                    base + ADAPTER_BITS as u64,
-                    0,
-                    ADAPTER_ISC,
-                )?;
+                t.set_adapter_indicators(&mem, SUMMARY, ADAPTER_BITS, 0, ADAPTER_ISC)?;
                 // Configuration changes are never adapter-signalled.
-                t.set_config_indicator(base + CONFIG as u64)?
+                t.set_config_indicator(&mem, CONFIG)?
             }
         }
         Ok(Indicators { mem, mode })

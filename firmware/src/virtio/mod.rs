@@ -5,6 +5,11 @@
 //! transport's DIAG host builds on the host too: the queues and drivers are
 //! unit-tested there, and the legacy transport is driven against a model
 //! host.
+//!
+//! A device stores into what it was given until it is reset, so nothing
+//! here hands it a raw address: rings, indicators and buffers come as the
+//! DMA memory they lie in, which the transport keeps until a reset has
+//! completed (see `transport`).
 
 #[cfg(target_arch = "s390x")]
 pub mod ccw;

@@ -1,17 +1,63 @@
 //! Driving a device's queues over any transport: ring memory, set-up,
 //! notification, and waiting for used buffers with a timeout (the
 //! transport knows how its devices signal).
+//!
+//! A [`Queue`] owns its ring and never lets it out: the contract's
+//! `Virtqueue` takes raw addresses, so the only way to make a buffer
+//! available is [`Queue::submit`], which takes each buffer as the DMA
+//! memory it lies in ([`DmaBuffer`]), checks it, and keeps that memory
+//! with the device's ([`DeviceHeld`]) before the device can see it.
+//! Indirect tables are the queue's own, each serving one chain until its
+//! token comes back. The ring's memory is shared the same way: the queue
+//! has it for the ring, the transport keeps it for the device until a
+//! reset. What a request's bytes mean is the driver's business: a driver
+//! whose requests name guest addresses themselves (a balloon's page
+//! numbers, a GPU's backing pages) must keep that memory with the
+//! device's too.
 
 use super::ring::packed::PackedQueue;
 use super::ring::split::{split_layout, SplitQueue};
-use super::ring::{Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, LEGACY_ALIGN};
-use super::transport::{
-    has, QueueAddresses, Transport, TransportError, F_EVENT_IDX, F_NOTIFICATION_DATA, F_RING_PACKED,
+use super::ring::{
+    Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, DESC_LEN, LEGACY_ALIGN,
 };
-use crate::dma::DmaMemory;
+use super::transport::{
+    has, QueueAddresses, QueueRings, RingFormat, Transport, TransportError, F_EVENT_IDX,
+    F_NOTIFICATION_DATA, F_RING_PACKED,
+};
+use crate::dma::{DeviceHeld, DmaMemory};
 use alloc::boxed::Box;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
+
+/// One element of a buffer chain: `len` bytes of `mem` from `offset`,
+/// which the device reads, or writes where `device_writable`.
+#[derive(Clone, Copy)]
+pub struct DmaBuffer<'a> {
+    pub mem: &'a Rc<DmaMemory>,
+    pub offset: usize,
+    pub len: u32,
+    pub device_writable: bool,
+}
+
+impl DmaBuffer<'_> {
+    /// The element as the ring describes it, if it lies in its memory.
+    fn buffer(&self, element: usize) -> Result<Buffer, DriveError> {
+        if !self.mem.contains(self.offset, self.len as usize) {
+            return Err(DriveError::OutsideMemory {
+                element,
+                offset: self.offset,
+                len: self.len,
+                mem_len: self.mem.len(),
+            });
+        }
+        Ok(Buffer {
+            addr: self.mem.addr() + self.offset as u64,
+            len: self.len,
+            device_writable: self.device_writable,
+        })
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DriveError {
@@ -25,6 +71,13 @@ pub enum DriveError {
     /// The queue does not exist or has no room.
     NoQueue {
         queue: u16,
+    },
+    /// Element `element` of a chain does not lie in its memory.
+    OutsideMemory {
+        element: usize,
+        offset: usize,
+        len: u32,
+        mem_len: usize,
     },
 }
 
@@ -52,26 +105,49 @@ impl uDisplay for DriveError {
                 in_flight
             ),
             DriveError::NoQueue { queue } => ufmt::uwrite!(f, "queue {} does not exist", queue),
+            DriveError::OutsideMemory {
+                element,
+                offset,
+                len,
+                mem_len,
+            } => ufmt::uwrite!(
+                f,
+                "element {}: {} bytes at offset {} of {}-byte DMA memory",
+                element,
+                len,
+                offset,
+                mem_len
+            ),
         }
     }
 }
 
 /// Ring memory over `mem`.
-fn ring_memory(mem: &DmaMemory) -> RingMemory {
-    // SAFETY: the memory is owned by the queue that gets it and lives as
-    // long as that queue (both are fields of `Queue`); its pages stay put
-    // when the `DmaMemory` itself moves.
+///
+/// # Safety
+///
+/// Nothing but the one queue given the result writes `mem`, and that
+/// queue holds `mem` for as long as it lives.
+unsafe fn ring_memory(mem: &DmaMemory) -> RingMemory {
+    // SAFETY: the caller's promise; the pages stay put when the
+    // `DmaMemory` (or the `Rc` around it) moves.
     unsafe { RingMemory::new(mem.addr(), mem.len()) }
 }
 
 /// A set-up queue and the memory it lives in.
 pub struct Queue {
     pub index: u16,
-    pub ring: Box<dyn Virtqueue>,
+    /// Private: a `Virtqueue` makes any address available.
+    ring: Box<dyn Virtqueue>,
     pub packed: bool,
     notification_data: bool,
+    /// The device's memory list, for the buffers made available.
+    held: DeviceHeld,
     /// The ring's memory, where the driver placed it (None: the host did).
-    _mem: Option<DmaMemory>,
+    _mem: Option<Rc<DmaMemory>>,
+    /// Indirect tables, each with the token of the chain it serves (None:
+    /// free).
+    tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
 }
 
 /// Largest queue we set up: enough for stress, small enough for TCG.
@@ -117,15 +193,24 @@ pub fn setup_queue<T: Transport + ?Sized>(
         size = 1 << (15 - size.leading_zeros());
     }
     let host = t.host_ring(index, size)?;
+    let format = if packed {
+        RingFormat::Packed
+    } else if legacy {
+        RingFormat::Legacy
+    } else {
+        RingFormat::Split
+    };
     // The driver's own memory for the ring, unless the host placed it.
-    let place = |total: usize| match host {
-        Some(at) => (at, None),
+    let place = |total: usize| match &host {
+        Some(ring) => (ring.memory(), None),
         None => {
-            let mem = DmaMemory::new(total);
-            (ring_memory(&mem), Some(mem))
+            let mem = Rc::new(DmaMemory::new(total));
+            // SAFETY: `mem` is new; only the ring made over it writes it,
+            // and the queue it goes into holds it (`_mem`).
+            (unsafe { ring_memory(&mem) }, Some(mem))
         }
     };
-    let (ring, mem): (Box<dyn Virtqueue>, Option<DmaMemory>) = if packed {
+    let (ring, mem): (Box<dyn Virtqueue>, Option<Rc<DmaMemory>>) = if packed {
         let layout = super::ring::packed::packed_layout(size)?;
         let (at, mem) = place(layout.total);
         (Box::new(PackedQueue::new(at, size, event_idx)?), mem)
@@ -143,13 +228,22 @@ pub fn setup_queue<T: Transport + ?Sized>(
         driver: ring.driver_area(),
         device: ring.device_area(),
     };
-    t.set_queue(index, size, at)?;
+    let rings = match &mem {
+        // SAFETY: only `ring` writes `mem`, and it goes into the queue
+        // returned below, whose `submit` makes available only buffers it
+        // keeps with the device's memory.
+        Some(mem) => unsafe { QueueRings::from_ring(mem.clone(), size, format, at)? },
+        None => QueueRings::host(size, at.desc),
+    };
+    t.set_queue(index, rings)?;
     Ok(Queue {
         index,
         ring,
         packed,
         notification_data: has(features, F_NOTIFICATION_DATA),
+        held: t.held(),
         _mem: mem,
+        tables: Vec::new(),
     })
 }
 
@@ -157,17 +251,38 @@ pub fn setup_queue<T: Transport + ?Sized>(
 pub const USED_TIMEOUT_US: u64 = 2_000_000;
 
 impl Queue {
-    /// Makes `chain` available (indirectly when `table` is given) and
-    /// notifies the device if the ring says so. Returns the token.
+    /// Makes `chain` available (through an indirect table of the queue's
+    /// where `indirect`) and notifies the device if the ring says so.
+    /// Every element's memory is kept with the device's first. Returns the
+    /// token.
     pub fn submit<T: Transport + ?Sized>(
         &mut self,
         t: &mut T,
-        chain: &[Buffer],
-        table: Option<RingMemory>,
+        chain: &[DmaBuffer<'_>],
+        indirect: bool,
     ) -> Result<u16, DriveError> {
-        let token = match table {
-            Some(mem) => self.ring.add_indirect(chain, mem)?,
-            None => self.ring.add(chain)?,
+        let buffers = chain
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.buffer(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The device may use them until it is reset.
+        for b in chain {
+            self.held.keep(b.mem);
+        }
+        let token = if indirect {
+            let slot = self.free_table(buffers.len());
+            let table = &self.tables[slot].0;
+            self.held.keep(table);
+            // SAFETY: the table is this queue's own and lives as long as
+            // it; it serves one chain at a time (it is free: no chain in
+            // flight uses it), and nothing but this ring writes it.
+            let mem = unsafe { ring_memory(table) };
+            let token = self.ring.add_indirect(&buffers, mem)?;
+            self.tables[slot].1 = Some(token);
+            token
+        } else {
+            self.ring.add(&buffers)?
         };
         if self.ring.should_notify() {
             let data = self
@@ -176,6 +291,27 @@ impl Queue {
             t.notify(self.index, data)?;
         }
         Ok(token)
+    }
+
+    /// Chains made available and not yet returned.
+    pub fn in_flight(&self) -> u16 {
+        self.ring.in_flight()
+    }
+
+    /// A free indirect table for `descriptors` descriptors, made if none is.
+    fn free_table(&mut self, descriptors: usize) -> usize {
+        let bytes = DESC_LEN * descriptors;
+        match self
+            .tables
+            .iter()
+            .position(|(mem, user)| user.is_none() && mem.len() >= bytes)
+        {
+            Some(slot) => slot,
+            None => {
+                self.tables.push((Rc::new(DmaMemory::new(bytes)), None));
+                self.tables.len() - 1
+            }
+        }
     }
 
     /// Waits for the next used buffer, as `t` waits for its devices.
@@ -197,9 +333,16 @@ impl Queue {
         if let Some(e) = err {
             return Err(e.into());
         }
-        got.ok_or(DriveError::Timeout {
+        let used = got.ok_or(DriveError::Timeout {
             queue: self.index,
             in_flight: self.ring.in_flight(),
-        })
+        })?;
+        // Its table, if it had one, may serve the next chain.
+        for (_, user) in &mut self.tables {
+            if *user == Some(used.token) {
+                *user = None;
+            }
+        }
+        Ok(used)
     }
 }

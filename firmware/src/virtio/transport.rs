@@ -1,7 +1,32 @@
 //! What a virtio transport offers device code, so devices and checks do
 //! not know whether CCW or the legacy s390-virtio page carries them.
+//!
+//! # Memory the device is given
+//!
+//! A virtio device stores, until it is reset, into every address it was
+//! given: its rings, its indicators, and the buffers made available to it
+//! (and, through the rings' contents, wherever the descriptors point). So
+//! nothing here hands a device a raw address. Each takes the DMA memory
+//! the address lies in, checks the address against it, and keeps that
+//! memory in the device's [`DeviceHeld`] before the device sees the
+//! address: rings as [`QueueRings`] ([`Transport::set_queue`]), indicators
+//! (virtio-ccw's `set_*_indicators`), buffers as the queue's
+//! [`DmaBuffer`](super::queue::DmaBuffer)s. The transport lets go of that
+//! memory only when a reset has completed, and a transport dropped while
+//! it holds memory resets the device first (or, if that fails, never
+//! frees the memory). Dropping a queue, the indicators or a request's
+//! buffer on an error path therefore never frees memory the device holds.
+//!
+//! Ring memory is also what steers the device: a descriptor names where
+//! it stores. [`QueueRings`] therefore holds rings whose contents only a
+//! queue writes ([`QueueRings::from_ring`], unsafe for that reason) or
+//! that are zeroed and given up by their owner ([`QueueRings::zeroed`]);
+//! and [`Transport`] is an unsafe trait, since the queues trust it to keep
+//! what they hand it.
 
-use super::ring::RingMemory;
+use super::ring::{RingMemory, LEGACY_ALIGN};
+use crate::dma::{DeviceHeld, DmaMemory};
+use alloc::rc::Rc;
 use ufmt::{uDisplay, uWrite, Formatter};
 
 bitflags::bitflags! {
@@ -39,6 +64,180 @@ pub struct QueueAddresses {
     pub desc: u64,
     pub driver: u64,
     pub device: u64,
+}
+
+/// How a queue's rings are laid out, as far as the device's accesses go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingFormat {
+    /// Split ring, virtio 1.x: descriptors, avail ring, used ring, each at
+    /// its own address.
+    Split,
+    /// Packed ring: descriptors and the two event-suppression structures.
+    Packed,
+    /// Legacy split ring (virtio-ccw revision 0, the legacy s390-virtio
+    /// host): one area from the descriptors' address, the used ring at the
+    /// next 4096-byte boundary after the avail ring.
+    Legacy,
+}
+
+impl RingFormat {
+    /// Bytes from each area's address (descriptors, driver area, device
+    /// area) the device may read or write for a queue of `size` entries;
+    /// the legacy format's one area counts as the descriptors'.
+    pub fn area_lens(self, size: u16) -> [usize; 3] {
+        let n = usize::from(size);
+        // flags, idx, a ring entry per descriptor, used_event / avail_event.
+        let avail = 6 + 2 * n;
+        let used = 6 + 8 * n;
+        match self {
+            RingFormat::Split => [16 * n, avail, used],
+            RingFormat::Packed => [16 * n, 4, 4],
+            RingFormat::Legacy => {
+                let used_at = (16 * n + avail).next_multiple_of(LEGACY_ALIGN as usize);
+                [used_at + used, 0, 0]
+            }
+        }
+    }
+}
+
+/// Where a queue's rings lie, and in whose memory.
+enum Placement {
+    /// In the driver's memory, which the transport keeps with the device's.
+    Driver(Rc<DmaMemory>),
+    /// Where the host placed them ([`Transport::host_ring`]).
+    Host,
+}
+
+/// A queue's rings as a transport hands them to the device: their
+/// addresses, checked against the memory they lie in, which no one can
+/// write any more but the queue that owns the rings.
+pub struct QueueRings {
+    size: u16,
+    format: RingFormat,
+    at: QueueAddresses,
+    placement: Placement,
+}
+
+impl QueueRings {
+    fn in_memory(
+        mem: Rc<DmaMemory>,
+        size: u16,
+        format: RingFormat,
+        at: QueueAddresses,
+    ) -> Result<Self, TransportError> {
+        let lens = format.area_lens(size);
+        let areas = [
+            ("descriptor", at.desc),
+            ("driver", at.driver),
+            ("device", at.device),
+        ];
+        for ((area, addr), len) in areas.into_iter().zip(lens) {
+            let inside = addr
+                .checked_sub(mem.addr())
+                .and_then(|off| usize::try_from(off).ok())
+                .is_some_and(|off| mem.contains(off, len));
+            if len > 0 && !inside {
+                return Err(TransportError::RingOutsideMemory { area, addr, len });
+            }
+        }
+        if format == RingFormat::Legacy && !at.desc.is_multiple_of(u64::from(LEGACY_ALIGN)) {
+            // The device aligns the used ring's absolute address.
+            return Err(TransportError::WrongRings {
+                why: "a legacy ring not 4096-byte aligned",
+            });
+        }
+        Ok(QueueRings {
+            size,
+            format,
+            at,
+            placement: Placement::Driver(mem),
+        })
+    }
+
+    /// Rings of `size` entries at `at`, all in `mem`, zeroed: a device
+    /// finds nothing made available in them. Taking `mem` whole means
+    /// nothing else can write them afterwards.
+    pub fn zeroed(
+        mut mem: DmaMemory,
+        size: u16,
+        format: RingFormat,
+        at: QueueAddresses,
+    ) -> Result<Self, TransportError> {
+        mem.bytes().fill(0);
+        Self::in_memory(Rc::new(mem), size, format, at)
+    }
+
+    /// The rings of a queue at `at`, all in `mem`.
+    ///
+    /// # Safety
+    ///
+    /// Nothing writes `mem` but one `Virtqueue`, which makes available
+    /// only chains whose buffers the device's [`DeviceHeld`] keeps (as
+    /// [`Queue::submit`](super::queue::Queue::submit) does): whatever the
+    /// device finds in the rings then names memory it holds.
+    pub unsafe fn from_ring(
+        mem: Rc<DmaMemory>,
+        size: u16,
+        format: RingFormat,
+        at: QueueAddresses,
+    ) -> Result<Self, TransportError> {
+        Self::in_memory(mem, size, format, at)
+    }
+
+    /// Rings the host placed, of `size` entries from `desc` (legacy
+    /// format): only the transport whose host placed them takes them.
+    pub fn host(size: u16, desc: u64) -> Self {
+        QueueRings {
+            size,
+            format: RingFormat::Legacy,
+            at: QueueAddresses {
+                desc,
+                driver: 0,
+                device: 0,
+            },
+            placement: Placement::Host,
+        }
+    }
+
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    pub fn format(&self) -> RingFormat {
+        self.format
+    }
+
+    pub fn addresses(&self) -> QueueAddresses {
+        self.at
+    }
+
+    /// Whether the driver placed them (in its own memory).
+    pub fn placed_by_driver(&self) -> bool {
+        matches!(self.placement, Placement::Driver(_))
+    }
+
+    /// Keeps the rings' memory with the device's, if the driver placed
+    /// them: a transport does so before it gives the device the addresses.
+    pub fn keep_memory(&self, held: &DeviceHeld) {
+        if let Placement::Driver(mem) = &self.placement {
+            held.keep(mem);
+        }
+    }
+}
+
+/// A ring the host placed in storage it set aside ([`Transport::host_ring`]):
+/// only the queue code of this module's parent may use it, since whoever
+/// holds its memory could make available any address.
+pub struct HostRing(RingMemory);
+
+impl HostRing {
+    pub fn new(mem: RingMemory) -> Self {
+        HostRing(mem)
+    }
+
+    pub(in crate::virtio) fn memory(&self) -> RingMemory {
+        self.0
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +283,24 @@ pub enum TransportError {
     ConfigPastEnd {
         len: usize,
         config_len: usize,
+    },
+    /// A ring area the device would use does not lie in the ring's memory.
+    RingOutsideMemory {
+        area: &'static str,
+        addr: u64,
+        len: usize,
+    },
+    /// An address for the device that does not lie in the memory given.
+    OutsideMemory {
+        what: &'static str,
+        offset: usize,
+        len: usize,
+        mem_len: usize,
+    },
+    /// Rings this transport cannot hand its device (placed by the other
+    /// party, or laid out for another revision).
+    WrongRings {
+        why: &'static str,
     },
 }
 
@@ -136,15 +353,54 @@ impl uDisplay for TransportError {
                 len,
                 config_len
             ),
+            TransportError::RingOutsideMemory { area, addr, len } => ufmt::uwrite!(
+                f,
+                "the {} area ({} bytes at {}) lies outside the ring's memory",
+                area,
+                len,
+                Hex(addr)
+            ),
+            TransportError::OutsideMemory {
+                what,
+                offset,
+                len,
+                mem_len,
+            } => ufmt::uwrite!(
+                f,
+                "{}: {} bytes at offset {} of {}-byte DMA memory",
+                what,
+                len,
+                Hex(offset as u64),
+                mem_len
+            ),
+            TransportError::WrongRings { why } => ufmt::uwrite!(f, "rings refused: {}", why),
         }
     }
 }
 
 /// The operations device code needs from a transport.
-pub trait Transport {
+///
+/// # Safety
+///
+/// Queues and their callers rely on the transport for the memory a device
+/// stores into (see the module notes). An implementation gives its device
+/// addresses only inside memory it keeps in its [`Transport::held`] list
+/// (queue rings from [`Transport::set_queue`], the transport's own
+/// indicators) or inside storage the host set aside itself (rings from
+/// [`Transport::host_ring`], which must be storage nothing else in the
+/// firmware uses, each ring handed out once); and it empties that list
+/// only once a reset of the device has completed. Dropped while the list
+/// holds memory, it resets the device first, or leaves the memory in the
+/// list (never freed) if it cannot.
+pub unsafe trait Transport {
     /// The virtio revision in use (0 = legacy).
     fn revision(&self) -> u8;
+    /// Resets the device; once that has completed, lets go of the memory
+    /// it was given.
     fn reset(&mut self) -> Result<(), TransportError>;
+    /// The list of the device's DMA memory (a handle to it): what is added
+    /// stays until the device has been reset.
+    fn held(&self) -> DeviceHeld;
     fn device_features(&mut self) -> Result<u64, TransportError>;
     fn set_driver_features(&mut self, features: u64) -> Result<(), TransportError>;
     fn set_status(&mut self, status: Status) -> Result<(), TransportError>;
@@ -157,15 +413,12 @@ pub trait Transport {
     /// Where the host placed queue `index`'s ring of `size` entries, for
     /// transports whose host places rings (legacy s390-virtio); None where
     /// the driver places them. The memory is the queue's from then on.
-    fn host_ring(&mut self, _index: u16, _size: u16) -> Result<Option<RingMemory>, TransportError> {
+    fn host_ring(&mut self, _index: u16, _size: u16) -> Result<Option<HostRing>, TransportError> {
         Ok(None)
     }
-    fn set_queue(
-        &mut self,
-        index: u16,
-        size: u16,
-        at: QueueAddresses,
-    ) -> Result<(), TransportError>;
+    /// Hands the device queue `index`'s rings; rings in the driver's
+    /// memory are kept with the device's first.
+    fn set_queue(&mut self, index: u16, rings: QueueRings) -> Result<(), TransportError>;
     /// Tells the device a queue has new buffers; `data` is the notification
     /// data where VIRTIO_F_NOTIFICATION_DATA was negotiated.
     fn notify(&mut self, index: u16, data: Option<u32>) -> Result<(), TransportError>;
@@ -211,4 +464,89 @@ pub fn negotiate<T: Transport + ?Sized>(t: &mut T, wanted: u64) -> Result<u64, T
         }
     }
     Ok(accept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::virtio::ring::{packed_layout, split_layout};
+
+    #[test]
+    fn area_lengths_cover_the_ring_layouts() {
+        for size in [1u16, 16, 128, 256] {
+            let split = split_layout(size, None).unwrap();
+            let [desc, avail, used] = RingFormat::Split.area_lens(size);
+            assert_eq!(desc, split.avail - split.desc);
+            assert!(split.avail + avail <= split.used);
+            assert_eq!(split.used + used, split.total);
+            let packed = packed_layout(size).unwrap();
+            let [desc, driver, device] = RingFormat::Packed.area_lens(size);
+            assert_eq!(desc, packed.driver_event);
+            assert_eq!(packed.driver_event + driver, packed.device_event);
+            assert_eq!(packed.device_event + device, packed.total);
+            let legacy = split_layout(size, Some(LEGACY_ALIGN)).unwrap();
+            let [area, 0, 0] = RingFormat::Legacy.area_lens(size) else {
+                panic!("one legacy area");
+            };
+            assert!(area <= legacy.total && area > legacy.used);
+        }
+    }
+
+    #[test]
+    fn rings_must_lie_in_their_memory() {
+        let rings = |mem: DmaMemory, format, at: fn(u64) -> QueueAddresses| {
+            let base = mem.addr();
+            QueueRings::zeroed(mem, 16, format, at(base))
+        };
+        let three = |b| QueueAddresses {
+            desc: b,
+            driver: b + 4096,
+            device: b + 8192,
+        };
+        let r = rings(DmaMemory::new(3 * 4096), RingFormat::Split, three).unwrap();
+        assert!(r.placed_by_driver());
+        assert_eq!(r.size(), 16);
+        // The used ring's last bytes past the end.
+        let tight = |b| QueueAddresses {
+            desc: b,
+            driver: b + 256,
+            device: b + 4096 - 100,
+        };
+        assert!(matches!(
+            rings(DmaMemory::new(4096), RingFormat::Split, tight),
+            Err(TransportError::RingOutsideMemory { area: "device", .. })
+        ));
+        // Below the memory; a legacy area off the 4096 boundary.
+        let below = |b: u64| QueueAddresses {
+            desc: b - 4096,
+            driver: b,
+            device: b,
+        };
+        assert!(matches!(
+            rings(DmaMemory::new(4096), RingFormat::Packed, below),
+            Err(TransportError::RingOutsideMemory {
+                area: "descriptor",
+                ..
+            })
+        ));
+        let odd = |b| QueueAddresses {
+            desc: b + 16,
+            driver: 0,
+            device: 0,
+        };
+        assert!(matches!(
+            rings(DmaMemory::new(3 * 4096), RingFormat::Legacy, odd),
+            Err(TransportError::WrongRings { .. })
+        ));
+        // The driver's rings go with the device's memory.
+        let held = DeviceHeld::default();
+        r.keep_memory(&held);
+        assert!(!held.is_empty());
+        // Host rings carry no memory of the driver's.
+        let host = QueueRings::host(16, 0x10000);
+        assert!(!host.placed_by_driver());
+        let none = DeviceHeld::default();
+        host.keep_memory(&none);
+        assert!(none.is_empty());
+    }
 }

@@ -2,9 +2,10 @@
 //! `requestq`, of device-writable buffers the device fills with random
 //! bytes; no feature bits of its own and no configuration space.
 
-use super::super::queue::{setup_queue, DriveError, Queue};
-use super::super::ring::{Buffer, RingMemory};
+use super::super::queue::{setup_queue, DmaBuffer, DriveError, Queue};
 use super::super::transport::Transport;
+use crate::dma::DmaMemory;
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
 
@@ -34,18 +35,19 @@ impl uDisplay for EntropyError {
     }
 }
 
-/// The buffer chain of one request for `len` bytes at `addr`, in
-/// `elements` device-writable parts (the first ones `len / elements`
+/// The buffer chain of one request for the first `len` bytes of `mem`,
+/// in `elements` device-writable parts (the first ones `len / elements`
 /// bytes, the last the rest).
-pub fn request_chain(addr: u64, len: u32, elements: u32) -> Vec<Buffer> {
+pub fn request_chain(mem: &Rc<DmaMemory>, len: u32, elements: u32) -> Vec<DmaBuffer<'_>> {
     let elements = elements.clamp(1, len.max(1));
     let part = len / elements;
     (0..elements)
         .map(|i| {
             let start = part * i;
             let end = if i + 1 == elements { len } else { start + part };
-            Buffer {
-                addr: addr + u64::from(start),
+            DmaBuffer {
+                mem,
+                offset: start as usize,
                 len: end - start,
                 device_writable: true,
             }
@@ -75,15 +77,16 @@ impl Rng {
         &self.queue
     }
 
-    /// Makes a request available (through an indirect table in `table`
-    /// where given) and notifies as the ring says; returns its token.
+    /// Makes a request available (through an indirect table where
+    /// `indirect`) and notifies as the ring says; returns its token. The
+    /// chain's memory is the device's until it is reset.
     pub fn request<T: Transport + ?Sized>(
         &mut self,
         t: &mut T,
-        chain: &[Buffer],
-        table: Option<RingMemory>,
+        chain: &[DmaBuffer<'_>],
+        indirect: bool,
     ) -> Result<u16, DriveError> {
-        self.queue.submit(t, chain, table)
+        self.queue.submit(t, chain, indirect)
     }
 
     /// Waits for the request `token` of `len` bytes to come back; returns
@@ -117,15 +120,17 @@ mod tests {
 
     #[test]
     fn chains_cover_the_buffer() {
-        let one = request_chain(0x1000, 9, 1);
+        let mem = Rc::new(DmaMemory::new(4096));
+        let one = request_chain(&mem, 9, 1);
         assert_eq!(one.len(), 1);
-        assert_eq!((one[0].addr, one[0].len), (0x1000, 9));
-        let two = request_chain(0x1000, 9, 2);
+        assert_eq!((one[0].offset, one[0].len), (0, 9));
+        let two = request_chain(&mem, 9, 2);
         assert_eq!(
-            two.iter().map(|b| (b.addr, b.len)).collect::<Vec<_>>(),
-            [(0x1000, 4), (0x1004, 5)]
+            two.iter().map(|b| (b.offset, b.len)).collect::<Vec<_>>(),
+            [(0, 4), (4, 5)]
         );
         assert!(two.iter().all(|b| b.device_writable));
-        assert_eq!(request_chain(0, 1, 4).len(), 1);
+        assert!(two.iter().all(|b| Rc::ptr_eq(b.mem, &mem)));
+        assert_eq!(request_chain(&mem, 1, 4).len(), 1);
     }
 }

@@ -1,6 +1,11 @@
 //! The legacy host on s390x: DIAG 0x500 for the hypercalls, external
 //! interrupt 0x2603 for its notifications, the page read and written in
 //! place.
+//!
+//! Nothing here can tell storage from a Rust object: whoever makes a
+//! [`DiagHost`] vouches for its page and its ring storage
+//! ([`DiagHost::new`] is unsafe). The rings handed out are recorded for
+//! the whole run, across hosts, so no ring ever serves two queues.
 
 use super::{LegacyCall, LegacyHost, LegacyInterrupt, EXT_VIRTIO};
 use crate::arch::context::{ExternalInterrupt, InterruptContext};
@@ -25,6 +30,18 @@ static PENDING: Global<Pending> = Global::new(Pending {
     slots: [LegacyInterrupt { kind: 0, token: 0 }; 16],
     len: 0,
     taken: 0,
+});
+
+/// Rings handed to queues so far in the run, by any host: (start, end).
+#[derive(Clone, Copy)]
+struct Claimed {
+    rings: [(u64, u64); 64],
+    len: usize,
+}
+
+static CLAIMED: Global<Claimed> = Global::new(Claimed {
+    rings: [(0, 0); 64],
+    len: 0,
 });
 
 fn on_virtio_interrupt(ext: &ExternalInterrupt, _: &mut InterruptContext) {
@@ -61,10 +78,16 @@ pub struct DiagHost {
 }
 
 impl DiagHost {
-    /// `page_len` bytes from `page` must be storage that is the host's
-    /// device page (no Rust object lives there); `rings` is the storage
-    /// the host set aside for rings, which nothing in the firmware uses.
-    pub fn new(page: u64, page_len: usize, rings: Range<u64>) -> Self {
+    /// The host of the device page at `page`, with ring storage `rings`.
+    ///
+    /// # Safety
+    ///
+    /// `page_len` bytes from `page` are storage holding the host's device
+    /// page, in which no Rust object lives, for as long as the host lives;
+    /// `rings` is storage the host set aside for rings that nothing in the
+    /// firmware uses (no Rust object, no allocator) for the rest of the
+    /// run, apart from the rings handed out from it.
+    pub unsafe fn new(page: u64, page_len: usize, rings: Range<u64>) -> Self {
         quietly(|| {
             let mut p = PENDING.get();
             p.len = 0;
@@ -89,7 +112,11 @@ impl DiagHost {
     }
 }
 
-impl LegacyHost for DiagHost {
+// SAFETY: `ring_window` is the storage `new`'s caller vouched for (valid
+// for the run, used by nothing but the rings handed out), and
+// `claim_ring` answers yes once for any byte, for every `DiagHost` of the
+// run (the record is one static).
+unsafe impl LegacyHost for DiagHost {
     fn page_addr(&self) -> u64 {
         self.page
     }
@@ -105,7 +132,8 @@ impl LegacyHost for DiagHost {
         for (i, b) in buf.iter_mut().enumerate() {
             let at = (self.page + (offset + i) as u64) as *const u8;
             // SAFETY: inside the page's storage (checked), which `new`'s
-            // caller vouched for; volatile, as the host writes it too.
+            // caller vouched for: storage no Rust object occupies; volatile,
+            // as the host writes it too.
             *b = unsafe { core::ptr::read_volatile(at) };
         }
         true
@@ -126,6 +154,22 @@ impl LegacyHost for DiagHost {
 
     fn ring_window(&self) -> Range<u64> {
         self.rings.clone()
+    }
+
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool {
+        quietly(|| {
+            let mut c = CLAIMED.get();
+            let taken = c.rings[..c.len]
+                .iter()
+                .any(|&(start, end)| ring.start < end && start < ring.end);
+            if taken || c.len == c.rings.len() {
+                return false;
+            }
+            c.rings[c.len] = (ring.start, ring.end);
+            c.len += 1;
+            CLAIMED.set(c);
+            true
+        })
     }
 
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64> {

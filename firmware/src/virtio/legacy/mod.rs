@@ -14,7 +14,12 @@
 //! interrupt ([`diag::DiagHost`]); in the unit tests a model host. The
 //! transport parses the page itself and checks every ring the host
 //! placed, so a malformed page or ring is an error, never an access out
-//! of bounds.
+//! of bounds. What it cannot check — that the host's ring storage is
+//! storage nothing else uses — is the host's promise: [`LegacyHost`] is an
+//! unsafe trait. The request buffers a queue hands the device are kept
+//! with the device's memory, as on virtio-ccw (see `transport`), until a
+//! RESET answers 0; a transport dropped while it holds some resets the
+//! device first.
 
 #[cfg(target_arch = "s390x")]
 pub mod diag;
@@ -23,7 +28,8 @@ mod tests;
 
 use super::legacy_page::{self, LegacyDevice, LegacyPageError, PAGE_SIZE};
 use super::ring::{split_layout, RingMemory, LEGACY_ALIGN};
-use super::transport::{QueueAddresses, Status, Transport, TransportError};
+use super::transport::{HostRing, QueueRings, Status, Transport, TransportError};
+use crate::dma::DeviceHeld;
 use alloc::vec::Vec;
 use core::ops::Range;
 use ufmt::{uDisplay, uWrite, Formatter};
@@ -59,7 +65,20 @@ pub struct LegacyInterrupt {
 
 /// The legacy host as the guest sees it: its device page, the storage it
 /// sets aside for rings, its hypercalls and its interrupt.
-pub trait LegacyHost {
+///
+/// # Safety
+///
+/// The transport makes queues over rings in [`LegacyHost::ring_window`]
+/// on the host's word. An implementation promises that the window is
+/// storage, valid for reads and writes for the rest of the run (a queue
+/// may outlive the host), in which no Rust object lives and which no
+/// allocator hands out, so that the firmware touches it only through the
+/// rings the host hands out (and the device page, should the window hold
+/// it: the transport keeps rings clear of the page); and that
+/// [`LegacyHost::claim_ring`] says yes at most once for any byte of the
+/// window, whichever host over that window is asked, so that no two
+/// queues share a ring.
+pub unsafe trait LegacyHost {
     /// The page's real address (descriptor addresses are relative to it).
     fn page_addr(&self) -> u64;
     /// Bytes of the page that are storage: normally `PAGE_SIZE`, fewer
@@ -74,6 +93,10 @@ pub trait LegacyHost {
     /// Where the host may place rings: storage nothing in the firmware
     /// uses. A ring must lie wholly inside.
     fn ring_window(&self) -> Range<u64>;
+    /// Records `ring` (inside the window) as handed to a queue; false,
+    /// nothing recorded, where it overlaps a ring handed out before (or
+    /// the host can record no more).
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool;
     /// Hypercall `call` with `arg` in r2: its result, or None when the host
     /// does not serve it (a program interrupt).
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64>;
@@ -84,7 +107,8 @@ pub trait LegacyHost {
     fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool;
 }
 
-impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
+// SAFETY: every method is `H`'s, whose implementation keeps the promise.
+unsafe impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
     fn page_addr(&self) -> u64 {
         (**self).page_addr()
     }
@@ -99,6 +123,9 @@ impl<H: LegacyHost + ?Sized> LegacyHost for &mut H {
     }
     fn ring_window(&self) -> Range<u64> {
         (**self).ring_window()
+    }
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool {
+        (**self).claim_ring(ring)
     }
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64> {
         (**self).hypercall(call, arg)
@@ -150,8 +177,8 @@ pub struct Interrupts {
 pub struct LegacyTransport<H: LegacyHost> {
     host: H,
     dev: LegacyDevice,
-    /// Queues whose ring has been handed to a queue.
-    rings_given: Vec<bool>,
+    /// The request buffers (and indirect tables) the device was given.
+    held: DeviceHeld,
     interrupts: Interrupts,
 }
 
@@ -194,7 +221,7 @@ impl<H: LegacyHost> LegacyTransport<H> {
             .ok_or(LegacyError::NotServed)?;
         Ok(LegacyTransport {
             host,
-            rings_given: alloc::vec![false; dev.queues.len()],
+            held: DeviceHeld::default(),
             interrupts: Interrupts {
                 vring: alloc::vec![0; dev.queues.len()],
                 ..Interrupts::default()
@@ -274,11 +301,11 @@ impl<H: LegacyHost> LegacyTransport<H> {
         &self.interrupts
     }
 
-    /// The ring of queue `index` with `size` entries, checked: the host's
-    /// size, 4096-aligned, inside the ring window, clear of the page and of
-    /// the device's other rings, and not yet handed out.
-    fn checked_ring(&self, index: u16, size: u16) -> Result<Range<u64>, TransportError> {
-        let q = self
+    /// The ring of queue `index` with `size` entries, checked and claimed:
+    /// the host's size, 4096-aligned, inside the ring window, clear of the
+    /// page and of the device's other rings, and not handed out before.
+    fn claimed_ring(&mut self, index: u16, size: u16) -> Result<Range<u64>, TransportError> {
+        let q = *self
             .dev
             .queues
             .get(usize::from(index))
@@ -314,20 +341,43 @@ impl<H: LegacyHost> LegacyTransport<H> {
                 return Err(bad("overlaps another queue's ring"));
             }
         }
-        if self.rings_given[usize::from(index)] {
+        if !self.host.claim_ring(at.clone()) {
             return Err(bad("is already in use by a queue"));
         }
         Ok(at)
     }
 }
 
-impl<H: LegacyHost> Transport for LegacyTransport<H> {
+impl<H: LegacyHost> Drop for LegacyTransport<H> {
+    /// A device holding memory is reset before that memory may go; should
+    /// RESET fail, the memory stays held, never freed.
+    fn drop(&mut self) {
+        if !self.held.is_empty() {
+            let _ = self.reset();
+        }
+    }
+}
+
+// SAFETY: the device is given addresses in the host's ring storage (rings
+// the host placed, checked inside its window and claimed once, which the
+// `LegacyHost` promise covers) and in buffers a queue keeps in `held`;
+// `held` is released only after RESET answered 0, and `Drop` resets a
+// device that holds memory.
+unsafe impl<H: LegacyHost> Transport for LegacyTransport<H> {
     fn revision(&self) -> u8 {
         0
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {
-        self.call(LegacyCall::Reset, self.descriptor(), "legacy RESET")
+        self.call(LegacyCall::Reset, self.descriptor(), "legacy RESET")?;
+        // SAFETY: RESET answered 0: the host has reset the device, which
+        // holds no buffer any more.
+        unsafe { self.held.release() };
+        Ok(())
+    }
+
+    fn held(&self) -> DeviceHeld {
+        self.held.clone()
     }
 
     fn device_features(&mut self) -> Result<u64, TransportError> {
@@ -386,32 +436,28 @@ impl<H: LegacyHost> Transport for LegacyTransport<H> {
         Ok(self.dev.queues.get(usize::from(index)).map_or(0, |q| q.num))
     }
 
-    fn host_ring(&mut self, index: u16, size: u16) -> Result<Option<RingMemory>, TransportError> {
-        let at = self.checked_ring(index, size)?;
-        self.rings_given[usize::from(index)] = true;
+    fn host_ring(&mut self, index: u16, size: u16) -> Result<Option<HostRing>, TransportError> {
+        let at = self.claimed_ring(index, size)?;
         // SAFETY: the ring lies wholly in the storage the host set aside for
-        // rings (which nothing in the firmware allocates from), clear of the
-        // page and of the device's other rings, and this is the one time
-        // this transport hands it out.
-        Ok(Some(unsafe {
+        // rings, which by the `LegacyHost` promise stays valid for the run
+        // and which nothing in the firmware uses but the rings the host
+        // hands out; it is clear of the page and of the device's other
+        // rings, and the host has just said no queue had it before.
+        Ok(Some(HostRing::new(unsafe {
             RingMemory::new(at.start, (at.end - at.start) as usize)
-        }))
+        })))
     }
 
     /// The host placed the ring: only its own address and size are
     /// accepted. The queue's token goes into the page.
-    fn set_queue(
-        &mut self,
-        index: u16,
-        size: u16,
-        at: QueueAddresses,
-    ) -> Result<(), TransportError> {
+    fn set_queue(&mut self, index: u16, rings: QueueRings) -> Result<(), TransportError> {
         let q = *self
             .dev
             .queues
             .get(usize::from(index))
             .ok_or(TransportError::NoSuchQueue { index })?;
-        if q.address != at.desc || q.num != size {
+        if rings.placed_by_driver() || q.address != rings.addresses().desc || q.num != rings.size()
+        {
             return Err(TransportError::Rejected {
                 what: "a ring away from the host's (the legacy host places rings)",
             });

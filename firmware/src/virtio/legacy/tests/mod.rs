@@ -8,15 +8,22 @@ use crate::virtio::devices::balloon;
 use crate::virtio::devices::rng::{request_chain, Rng};
 use crate::virtio::legacy_page::{self, LegacyDeviceSpec, LegacyPageBuilder, LegacyPageError};
 use crate::virtio::queue::DriveError;
-use crate::virtio::ring::RingMemory;
 use crate::virtio::transport::{
     driver_ok_status, negotiate, Status, Transport, TransportError, F_INDIRECT_DESC,
 };
 use model::{ring_size, DeviceSpec, ModelHost, PAGE};
+use std::rc::Rc;
 
 const RNG: u8 = 4;
 const BALLOON: u8 = 5;
 const CONSOLE: u8 = 3;
+
+/// A copy of `mem`'s bytes (the device may hold it: read volatile).
+fn bytes_of(mem: &DmaMemory) -> Vec<u8> {
+    let mut b = vec![0u8; mem.len()];
+    mem.read(0, &mut b);
+    b
+}
 
 /// Feature bytes with `bits` set (bit n in byte n / 8).
 fn feature_bytes(len: usize, bits: &[u32]) -> Vec<u8> {
@@ -96,6 +103,7 @@ fn negotiates_features_through_the_page() {
     let got = negotiate(&mut t, 1 << F_INDIRECT_DESC | 1 << 5).unwrap();
     assert_eq!(got, 1 << F_INDIRECT_DESC);
     t.set_status(driver_ok_status(0)).unwrap();
+    drop(t);
     let rng = &host.devices[1];
     assert_eq!(rng.acked, feature_bytes(4, &[F_INDIRECT_DESC]));
     assert_eq!(rng.statuses, [1, 3, 7]);
@@ -117,6 +125,7 @@ fn status_reaches_the_host_and_reset_clears_it() {
     t.notify(1, None).unwrap();
     t.reset().unwrap();
     assert_eq!(t.status().unwrap(), Some(Status::empty()));
+    drop(t);
     let dev = &host.devices[0];
     assert_eq!(dev.statuses, [3]);
     // Opening resets too.
@@ -142,21 +151,19 @@ fn rng_requests(host: &mut ModelHost, rounds: u32) -> (u32, u64) {
     let mut dev = Rng::setup(&mut t, features, false).unwrap();
     assert!(!dev.queue().packed);
     t.set_status(driver_ok_status(0)).unwrap();
-    let mut data = DmaMemory::new(4096);
-    let table = DmaMemory::new(4096);
+    let data = Rc::new(DmaMemory::new(4096));
     let mut total = 0;
     for round in 0..rounds {
         let seed = 0x5eed_0000 + u64::from(round);
         let len = 8 + (seed % 249) as u32;
-        for (i, b) in data.bytes().iter_mut().enumerate() {
-            *b = crate::judge::canary(seed, i);
-        }
-        let chain = request_chain(data.addr(), len, 1 + round % 2);
-        // SAFETY: `table` is ours and idle until this request comes back.
-        let tbl = (round % 3 == 2).then(|| unsafe { RingMemory::new(table.addr(), table.len()) });
-        let token = dev.request(&mut t, &chain, tbl).unwrap();
+        let canary: Vec<u8> = (0..data.len())
+            .map(|i| crate::judge::canary(seed, i))
+            .collect();
+        data.write(0, &canary);
+        let chain = request_chain(&data, len, 1 + round % 2);
+        let token = dev.request(&mut t, &chain, round % 3 == 2).unwrap();
         let got = dev.wait(&mut t, token, len).unwrap().unwrap();
-        crate::judge::entropy_fill(data.bytes(), got as usize, seed)
+        crate::judge::entropy_fill(&bytes_of(&data), got as usize, seed)
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         total += u64::from(got);
     }
@@ -174,13 +181,15 @@ fn rng_requests_return_fresh_bytes() {
     let features = negotiate(&mut t, 1 << F_INDIRECT_DESC).unwrap();
     let mut dev = Rng::setup(&mut t, features, false).unwrap();
     t.set_status(driver_ok_status(0)).unwrap();
-    let mut data = DmaMemory::new(4096);
-    let chain = request_chain(data.addr(), 100, 1);
-    let token = dev.request(&mut t, &chain, None).unwrap();
+    let data = Rc::new(DmaMemory::new(4096));
+    let chain = request_chain(&data, 100, 1);
+    let token = dev.request(&mut t, &chain, false).unwrap();
     assert_eq!(dev.wait(&mut t, token, 100).unwrap(), Ok(100));
-    assert!(data.bytes()[..100].iter().any(|&b| b != 0));
-    assert!(data.bytes()[100..].iter().all(|&b| b == 0));
+    let bytes = bytes_of(&data);
+    assert!(bytes[..100].iter().any(|&b| b != 0));
+    assert!(bytes[100..].iter().all(|&b| b == 0));
     assert_eq!(t.interrupts().vring, [1]);
+    drop(t);
 
     let mut host = ModelHost::new(&[rng_spec()]);
     let (interrupts, bytes) = rng_requests(&mut host, 48);
@@ -207,9 +216,9 @@ fn requests_before_driver_ok_are_not_served() {
     let mut t = LegacyTransport::open(&mut host, 0).unwrap();
     let features = negotiate(&mut t, 0).unwrap();
     let mut dev = Rng::setup(&mut t, features, false).unwrap();
-    let data = DmaMemory::new(4096);
+    let data = Rc::new(DmaMemory::new(4096));
     let token = dev
-        .request(&mut t, &request_chain(data.addr(), 16, 1), None)
+        .request(&mut t, &request_chain(&data, 16, 1), false)
         .unwrap();
     assert!(matches!(
         dev.wait(&mut t, token, 16),
@@ -376,6 +385,7 @@ fn config_accesses_stay_in_bounds() {
         })
     ));
     assert!(t.write_config(&nine).is_err());
+    drop(t);
     // The host's copy is what the driver wrote, little-endian.
     let at = host.devices[0].config();
     assert_eq!(host.page()[at + 4..at + 8], [0x0d, 0x0c, 0x0b, 0x0a]);
@@ -422,4 +432,137 @@ fn interrupts_are_told_apart_by_token() {
     let page = t.host().page().to_vec();
     let q1 = 5 + 24;
     assert_eq!(page[q1..q1 + 8], t1.to_be_bytes());
+}
+
+/// What a request hands the device stays the device's until a RESET
+/// answers: the caller dropping its own handle frees nothing before.
+#[test]
+fn request_memory_is_kept_until_the_device_is_reset() {
+    let mut host = ModelHost::new(&[rng_spec()]);
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let features = negotiate(&mut t, 1 << F_INDIRECT_DESC).unwrap();
+    let mut dev = Rng::setup(&mut t, features, false).unwrap();
+    t.set_status(driver_ok_status(0)).unwrap();
+    let data = Rc::new(DmaMemory::new(4096));
+    let token = dev
+        .request(&mut t, &request_chain(&data, 16, 2), true)
+        .unwrap();
+    assert_eq!(Rc::strong_count(&data), 2, "kept with the device's memory");
+    dev.wait(&mut t, token, 16).unwrap().unwrap();
+    // Returned, but the device is not reset: still kept.
+    assert_eq!(Rc::strong_count(&data), 2);
+    t.reset().unwrap();
+    assert_eq!(Rc::strong_count(&data), 1, "let go after the reset");
+}
+
+/// A transport dropped while its device holds memory resets the device
+/// first; one that gave nothing does not.
+#[test]
+fn dropping_a_transport_resets_a_device_that_holds_memory() {
+    let mut host = ModelHost::new(&[rng_spec()]);
+    let t = LegacyTransport::open(&mut host, 0).unwrap();
+    drop(t);
+    assert_eq!(host.devices[0].resets, 1, "only the reset at open");
+
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let features = negotiate(&mut t, 0).unwrap();
+    let mut dev = Rng::setup(&mut t, features, false).unwrap();
+    let data = Rc::new(DmaMemory::new(4096));
+    // Never served (no DRIVER_OK): in flight when the transport goes.
+    dev.request(&mut t, &request_chain(&data, 16, 1), false)
+        .unwrap();
+    let resets = host_resets(&mut t);
+    drop(t);
+    assert_eq!(host.devices[0].resets, resets + 1, "reset on drop");
+    assert_eq!(host.calls.last().map(|c| c.0), Some(LegacyCall::Reset));
+    assert_eq!(Rc::strong_count(&data), 1);
+    drop(dev);
+}
+
+fn host_resets(t: &mut LegacyTransport<&mut ModelHost>) -> u32 {
+    t.host().devices[0].resets
+}
+
+/// A device whose reset fails may still store into what it was given:
+/// that memory is never freed.
+#[test]
+fn memory_of_a_device_that_cannot_be_reset_is_never_freed() {
+    let mut host = ModelHost::new(&[rng_spec()]);
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let features = negotiate(&mut t, 0).unwrap();
+    let mut dev = Rng::setup(&mut t, features, false).unwrap();
+    let data = Rc::new(DmaMemory::new(4096));
+    dev.request(&mut t, &request_chain(&data, 16, 1), false)
+        .unwrap();
+    t.host().serve = false;
+    assert!(t.reset().is_err());
+    drop(t);
+    drop(dev);
+    assert_eq!(Rc::strong_count(&data), 2, "still held: never freed");
+}
+
+/// A ring the host placed serves one queue, whichever transport asks.
+#[test]
+fn a_host_ring_serves_one_queue_across_transports() {
+    let mut host = ModelHost::new(&[console_spec()]);
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let q = crate::virtio::queue::setup_queue(&mut t, 0, 0, false).unwrap();
+    drop(t);
+    let mut again = LegacyTransport::open(&mut host, 0).unwrap();
+    assert!(matches!(
+        crate::virtio::queue::setup_queue(&mut again, 0, 0, false),
+        Err(DriveError::Transport(TransportError::BadRing {
+            index: 0,
+            ..
+        }))
+    ));
+    // Its other ring is still free.
+    assert!(crate::virtio::queue::setup_queue(&mut again, 1, 0, false).is_ok());
+    drop(q);
+}
+
+/// A chain element must lie in its memory; nothing is made available
+/// otherwise.
+#[test]
+fn buffers_outside_their_memory_are_refused() {
+    let mut host = ModelHost::new(&[rng_spec()]);
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let features = negotiate(&mut t, 0).unwrap();
+    let mut dev = Rng::setup(&mut t, features, false).unwrap();
+    let data = Rc::new(DmaMemory::new(4096));
+    let mut chain = request_chain(&data, 16, 2);
+    chain[1].offset = 4090;
+    assert!(matches!(
+        dev.request(&mut t, &chain, false),
+        Err(DriveError::OutsideMemory {
+            element: 1,
+            offset: 4090,
+            len: 8,
+            mem_len: 4096
+        })
+    ));
+    assert_eq!(dev.queue().in_flight(), 0);
+    assert_eq!(Rc::strong_count(&data), 1, "nothing given");
+}
+
+/// The legacy host places rings itself: rings in the driver's memory are
+/// refused, whatever their address.
+#[test]
+fn driver_rings_are_refused_by_the_legacy_transport() {
+    use crate::virtio::transport::{QueueAddresses, QueueRings, RingFormat};
+    let mut host = ModelHost::new(&[console_spec()]);
+    let desc = host.devices[0].queues[0].addr;
+    let mut t = LegacyTransport::open(&mut host, 0).unwrap();
+    let mem = DmaMemory::new(2 * 4096);
+    let at = QueueAddresses {
+        desc: mem.addr(),
+        driver: 0,
+        device: 0,
+    };
+    let rings = QueueRings::zeroed(mem, 16, RingFormat::Legacy, at).unwrap();
+    assert!(matches!(
+        t.set_queue(0, rings),
+        Err(TransportError::Rejected { .. })
+    ));
+    assert!(t.set_queue(0, QueueRings::host(16, desc)).is_ok());
 }

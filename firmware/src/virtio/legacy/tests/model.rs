@@ -78,9 +78,14 @@ impl ModelDevice {
     }
 }
 
-/// The page and the ring area are one allocation, which never moves.
+/// The page and the ring area are one allocation, which never moves and is
+/// never freed (leaked: a queue over one of its rings may outlive the
+/// host), reached only through raw pointers.
 pub struct ModelHost {
-    backing: Vec<u64>,
+    backing: *mut u64,
+    words: usize,
+    /// Rings handed to queues.
+    claimed: Vec<Range<u64>>,
     pub devices: Vec<ModelDevice>,
     pending: Vec<LegacyInterrupt>,
     /// False: every hypercall raises a program interrupt (no host).
@@ -96,8 +101,11 @@ pub struct ModelHost {
 
 impl ModelHost {
     fn with_backing(bytes: usize) -> Self {
+        let backing = vec![0u64; bytes.div_ceil(8) + ALIGN as usize / 8].leak();
         ModelHost {
-            backing: vec![0u64; bytes.div_ceil(8) + ALIGN as usize / 8],
+            words: backing.len(),
+            backing: backing.as_mut_ptr(),
+            claimed: Vec::new(),
             devices: Vec::new(),
             pending: Vec::new(),
             serve: true,
@@ -111,11 +119,11 @@ impl ModelHost {
 
     /// The page's address: the backing store's first 4096-aligned byte.
     pub fn base(&self) -> u64 {
-        (self.backing.as_ptr() as u64).next_multiple_of(ALIGN)
+        (self.backing as u64).next_multiple_of(ALIGN)
     }
 
     fn end(&self) -> u64 {
-        self.backing.as_ptr() as u64 + 8 * self.backing.len() as u64
+        self.backing as u64 + 8 * self.words as u64
     }
 
     /// A host with `devices` on its page and their rings after it.
@@ -183,13 +191,12 @@ impl ModelHost {
 
     /// The whole page as bytes.
     pub fn page(&self) -> &[u8] {
-        let off = (self.base() - self.backing.as_ptr() as u64) as usize;
+        let off = (self.base() - self.backing as u64) as usize;
         // SAFETY: the backing store holds the page from `off` on (one
-        // page of alignment slack was allocated).
-        let all = unsafe {
-            std::slice::from_raw_parts(self.backing.as_ptr().cast::<u8>(), 8 * self.backing.len())
-        };
-        &all[off..off + PAGE]
+        // page of alignment slack was allocated); the slice covers the
+        // page alone, never the rings, and nothing writes the page while
+        // it is borrowed (`put` takes `&mut self`).
+        unsafe { std::slice::from_raw_parts(self.backing.cast::<u8>().add(off), PAGE) }
     }
 
     pub fn put(&mut self, offset: usize, data: &[u8]) {
@@ -405,7 +412,13 @@ impl ModelHost {
     }
 }
 
-impl LegacyHost for ModelHost {
+// SAFETY: the ring window is the model's backing store past the page (a
+// test's own window is clamped to the backing store): one allocation,
+// leaked, so valid for the rest of the process, in which no Rust object
+// lives and which the model and the driver reach only through raw
+// pointers. Each model has its own, and `claim_ring` says yes once for
+// any byte of it.
+unsafe impl LegacyHost for ModelHost {
     fn page_addr(&self) -> u64 {
         self.base()
     }
@@ -431,9 +444,22 @@ impl LegacyHost for ModelHost {
     }
 
     fn ring_window(&self) -> Range<u64> {
-        self.window
-            .clone()
-            .unwrap_or(self.base() + PAGE as u64..self.end())
+        match &self.window {
+            Some(w) => w.start.max(self.base())..w.end.min(self.end()),
+            None => self.base() + PAGE as u64..self.end(),
+        }
+    }
+
+    fn claim_ring(&mut self, ring: Range<u64>) -> bool {
+        if self
+            .claimed
+            .iter()
+            .any(|c| ring.start < c.end && c.start < ring.end)
+        {
+            return false;
+        }
+        self.claimed.push(ring);
+        true
     }
 
     fn hypercall(&mut self, call: LegacyCall, arg: u64) -> Option<i64> {
