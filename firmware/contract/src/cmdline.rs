@@ -94,6 +94,10 @@ pub struct Config {
     /// two ready lines (classic, then adapter indicators):
     /// `virtio.config-change` waits for them.
     pub balloon_pages: Option<[u32; 2]>,
+    /// Disks the firmware may write (`scratch=`): each must hold the
+    /// scratch pattern of `seed=` (crate::disk); every other disk is only
+    /// read.
+    pub scratch: Vec<crate::inventory::BusId>,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for Config {
             diag288: None,
             diag288_expire: false,
             balloon_pages: None,
+            scratch: Vec::new(),
         }
     }
 }
@@ -319,6 +324,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "scratch",
+        "comma-separated bus ids of disks holding the scratch pattern of seed= (fe.0.0001,fe.0.0002)",
+        |c, v| {
+            for item in list(v)? {
+                let bus = crate::inventory::parse_bus_id(&item)?;
+                if c.scratch.contains(&bus) {
+                    return None;
+                }
+                c.scratch.push(bus);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -511,6 +530,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     }
     if let Some([a, b]) = cfg.balloon_pages {
         word("balloon-pages", &format!("{},{}", a, b));
+    }
+    if !cfg.scratch.is_empty() {
+        let items: Vec<String> = cfg.scratch.iter().map(|b| format!("{}", b)).collect();
+        word("scratch", &items.join(","));
     }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
@@ -959,12 +982,13 @@ mod tests {
                 prop::collection::vec((any::<bool>(), entry()), 0..4),
                 proptest::option::of(any::<u64>()),
                 proptest::option::of(prop::collection::vec((name(), any::<u8>()), 0..4)),
+                prop::collection::btree_set(bus(), 0..3),
             );
             (selection, host, devices).prop_map(
                 |(
                     (only, skip, seed, stress, verbose, timeout_ms, inject),
                     (mem, cpus, qemu_version, (diag288, diag288_expire), balloon_pages),
-                    (devices, hotplug, ram_end, legacy_devices),
+                    (devices, hotplug, ram_end, legacy_devices, scratch),
                 )| {
                     let (devices, virtio) = match devices {
                         Some((d, v)) => (Some(d), v),
@@ -990,6 +1014,7 @@ mod tests {
                         diag288,
                         diag288_expire,
                         balloon_pages,
+                        scratch: scratch.into_iter().collect(),
                     }
                 },
             )

@@ -9,6 +9,7 @@ pub mod check;
 pub mod checks;
 pub mod cmdline;
 pub mod css;
+pub mod disk;
 pub mod ebcdic;
 pub mod fmt;
 pub mod glob;

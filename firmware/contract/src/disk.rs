@@ -1,0 +1,305 @@
+//! Scratch disks: what an image holds before a run (`cargo xtask disk`),
+//! which parts a run may write and with what, and what the image must
+//! hold after it.
+//!
+//! Every byte of the image is a function of the seed and its own offset,
+//! so a byte in the wrong place, a lost write or a stale one shows as a
+//! mismatch at that offset:
+//!
+//! - Bytes 0..32 are the header: [`MAGIC`], the seed and the image size
+//!   (both big-endian). The firmware writes to a disk only if it finds
+//!   this header with the seed and size it was told: a user's own disk,
+//!   named as scratch by mistake, is left alone.
+//! - Every other byte of the image holds pattern A ([`Pattern::Before`]).
+//! - The image is cut in [`STRIPE`]-byte stripes. Some of them, chosen
+//!   from the seed ([`writable_stripe`]), are the only places a run
+//!   writes, and it writes them whole with pattern B
+//!   ([`Pattern::After`]). Stripe 0 (the header's) never is one.
+//!
+//! After a complete run every byte of a writable stripe holds pattern B
+//! and every other byte what it held before; [`first_mismatch`] says where
+//! that is not so.
+
+/// The header's first 16 bytes (version 1 of this layout).
+pub const MAGIC: [u8; 16] = *b"zvtest-scratch/1";
+/// Header bytes: magic, seed, size.
+pub const HEADER_LEN: usize = 32;
+/// The unit the writable part is chosen in: a multiple of every block size
+/// a virtio disk can have (up to 64 KiB).
+pub const STRIPE: u64 = 64 * 1024;
+/// One stripe in `WRITABLE_ONE_IN` is writable, on average.
+pub const WRITABLE_ONE_IN: u64 = 4;
+/// The smallest image with room for the header and a writable stripe.
+pub const MIN_SIZE: u64 = 2 * STRIPE;
+
+/// Which of the two patterns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// A: what `cargo xtask disk` writes.
+    Before,
+    /// B: what a run writes into the writable stripes.
+    After,
+}
+
+impl Pattern {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pattern::Before => "A",
+            Pattern::After => "B",
+        }
+    }
+
+    fn key(self) -> u64 {
+        match self {
+            Pattern::Before => 0x4a5b_6c7d_8e9f_a0b1,
+            Pattern::After => 0xb1a0_9f8e_7d6c_5b4a,
+        }
+    }
+}
+
+/// SplitMix64's finaliser: every input bit reaches every output bit.
+pub const fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The pattern's 8 bytes at the 8-aligned image offset `8 * word`, as a
+/// big-endian number (byte `8 * word` is its most significant byte).
+#[inline]
+pub fn word(seed: u64, pattern: Pattern, word: u64) -> u64 {
+    mix(seed ^ pattern.key() ^ word.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+/// The pattern's byte at image offset `offset` (the header aside).
+pub fn byte(seed: u64, pattern: Pattern, offset: u64) -> u8 {
+    word(seed, pattern, offset / 8).to_be_bytes()[(offset % 8) as usize]
+}
+
+/// The header of an image of `size` bytes for `seed`.
+pub fn header(seed: u64, size: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0; HEADER_LEN];
+    h[..16].copy_from_slice(&MAGIC);
+    h[16..24].copy_from_slice(&seed.to_be_bytes());
+    h[24..32].copy_from_slice(&size.to_be_bytes());
+    h
+}
+
+/// What the first bytes of a disk say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderSays {
+    /// A scratch image for this seed and size.
+    Scratch,
+    /// Not a scratch image (no magic): somebody's disk.
+    NotScratch,
+    /// A scratch image for another seed or size.
+    Other { seed: u64, size: u64 },
+}
+
+/// Reads the header in `first` (at least [`HEADER_LEN`] bytes of the
+/// disk's start) against the seed and size a run was told.
+pub fn read_header(first: &[u8], seed: u64, size: u64) -> HeaderSays {
+    if first.len() < HEADER_LEN || first[..16] != MAGIC {
+        return HeaderSays::NotScratch;
+    }
+    let num = |r: core::ops::Range<usize>| {
+        let mut b = [0; 8];
+        b.copy_from_slice(&first[r]);
+        u64::from_be_bytes(b)
+    };
+    let (s, z) = (num(16..24), num(24..32));
+    if (s, z) == (seed, size) {
+        HeaderSays::Scratch
+    } else {
+        HeaderSays::Other { seed: s, size: z }
+    }
+}
+
+/// Whether stripe `stripe` of an image of `size` bytes for `seed` is one a
+/// run writes: a whole stripe inside the image, not stripe 0.
+pub fn writable_stripe(seed: u64, size: u64, stripe: u64) -> bool {
+    stripe != 0
+        && (stripe + 1) * STRIPE <= size
+        && mix(seed ^ 0x5742_5354_5249_5045 ^ stripe).is_multiple_of(WRITABLE_ONE_IN)
+}
+
+/// The writable stripes of an image, in order.
+pub fn writable_stripes(seed: u64, size: u64) -> impl Iterator<Item = u64> {
+    (1..size / STRIPE).filter(move |&s| writable_stripe(seed, size, s))
+}
+
+/// What the image holds at `offset`: before a run (`after_run` false) or
+/// after a complete one.
+pub fn expected_pattern(seed: u64, size: u64, offset: u64, after_run: bool) -> Pattern {
+    if after_run && writable_stripe(seed, size, offset / STRIPE) {
+        Pattern::After
+    } else {
+        Pattern::Before
+    }
+}
+
+/// Fills `out` with `pattern`'s bytes from image offset `offset` (the
+/// header's bytes included, where `out` covers them: see [`fill_image`]).
+pub fn fill(seed: u64, pattern: Pattern, offset: u64, out: &mut [u8]) {
+    let mut at = offset;
+    let mut rest = out;
+    // Up to a word boundary, whole words, then the tail.
+    while !rest.is_empty() {
+        let w = word(seed, pattern, at / 8).to_be_bytes();
+        let from = (at % 8) as usize;
+        let n = (8 - from).min(rest.len());
+        rest[..n].copy_from_slice(&w[from..from + n]);
+        rest = &mut rest[n..];
+        at += n as u64;
+    }
+}
+
+/// Fills `out` with what an image of `size` bytes for `seed` holds from
+/// `offset` (header included), before a run or after a complete one.
+pub fn fill_image(seed: u64, size: u64, offset: u64, after_run: bool, out: &mut [u8]) {
+    let mut at = offset;
+    let mut rest = &mut out[..];
+    while !rest.is_empty() {
+        let stripe_end = (at / STRIPE + 1) * STRIPE;
+        let n = usize::try_from(stripe_end - at).map_or(rest.len(), |n| n.min(rest.len()));
+        let pattern = expected_pattern(seed, size, at, after_run);
+        let (now, later) = rest.split_at_mut(n);
+        fill(seed, pattern, at, now);
+        rest = later;
+        at += n as u64;
+    }
+    if offset < HEADER_LEN as u64 {
+        let h = header(seed, size);
+        let from = offset as usize;
+        let n = (HEADER_LEN - from).min(out.len());
+        out[..n].copy_from_slice(&h[from..from + n]);
+    }
+}
+
+/// A byte that is not what it should be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Image offset.
+    pub offset: u64,
+    pub expected: u8,
+    pub got: u8,
+    /// Which pattern the byte should hold (None: a header byte).
+    pub pattern: Option<Pattern>,
+}
+
+/// The first byte of `got` (image bytes from `offset`) that differs from
+/// what the image should hold, before a run or after a complete one.
+pub fn first_mismatch(
+    seed: u64,
+    size: u64,
+    offset: u64,
+    after_run: bool,
+    got: &[u8],
+) -> Option<Mismatch> {
+    let mut want = [0u8; 4096];
+    let mut at = offset;
+    for chunk in got.chunks(want.len()) {
+        let want = &mut want[..chunk.len()];
+        fill_image(seed, size, at, after_run, want);
+        if let Some(i) = want.iter().zip(chunk).position(|(a, b)| a != b) {
+            let o = at + i as u64;
+            return Some(Mismatch {
+                offset: o,
+                expected: want[i],
+                got: chunk[i],
+                pattern: (o >= HEADER_LEN as u64)
+                    .then(|| expected_pattern(seed, size, o, after_run)),
+            });
+        }
+        at += chunk.len() as u64;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_words_and_fills_agree() {
+        let seed = 0x1234;
+        let mut buf = [0u8; 100];
+        for start in [0u64, 1, 7, 8, 4093] {
+            fill(seed, Pattern::After, start, &mut buf);
+            for (i, b) in buf.iter().enumerate() {
+                assert_eq!(*b, byte(seed, Pattern::After, start + i as u64));
+            }
+        }
+        // Position-dependent, seed-dependent, pattern-dependent.
+        assert_ne!(word(seed, Pattern::Before, 1), word(seed, Pattern::Before, 2));
+        assert_ne!(word(seed, Pattern::Before, 1), word(seed + 1, Pattern::Before, 1));
+        assert_ne!(word(seed, Pattern::Before, 1), word(seed, Pattern::After, 1));
+    }
+
+    #[test]
+    fn the_header_names_seed_and_size() {
+        let size = 8 * STRIPE;
+        let mut img = vec![0u8; size as usize];
+        fill_image(7, size, 0, false, &mut img);
+        assert_eq!(read_header(&img, 7, size), HeaderSays::Scratch);
+        assert_eq!(
+            read_header(&img, 8, size),
+            HeaderSays::Other { seed: 7, size }
+        );
+        assert_eq!(read_header(&img[..31], 7, size), HeaderSays::NotScratch);
+        let mut other = img.clone();
+        other[3] ^= 1;
+        assert_eq!(read_header(&other, 7, size), HeaderSays::NotScratch);
+        assert_eq!(first_mismatch(7, size, 0, false, &img), None);
+        let m = first_mismatch(7, size, 0, false, &other).unwrap();
+        assert_eq!((m.offset, m.pattern), (3, None));
+    }
+
+    #[test]
+    fn a_flipped_byte_is_found_where_it_is() {
+        let size = 16 * STRIPE;
+        let seed = 99;
+        let mut img = vec![0u8; size as usize];
+        fill_image(seed, size, 0, false, &mut img);
+        for at in [32usize, 4095, 65536, size as usize - 1] {
+            let mut bad = img.clone();
+            bad[at] ^= 0x40;
+            let m = first_mismatch(seed, size, 0, false, &bad).unwrap();
+            assert_eq!((m.offset, m.got ^ m.expected), (at as u64, 0x40));
+            assert_eq!(m.pattern, Some(Pattern::Before));
+        }
+        // Checked piecewise from any offset, as a verifier reading in chunks.
+        assert_eq!(first_mismatch(seed, size, 1000, false, &img[1000..5000]), None);
+    }
+
+    #[test]
+    fn after_a_run_writable_stripes_hold_b_and_nothing_else_changes() {
+        let size = 64 * STRIPE + 512; // a partial last stripe is never written
+        for seed in [1u64, 2, 3, 0xdead_beef] {
+            let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+            assert!(!stripes.is_empty() && !stripes.contains(&0));
+            assert!(stripes.len() < 64, "{seed}: {} of 64", stripes.len());
+            assert!(stripes.iter().all(|s| (s + 1) * STRIPE <= size));
+            let mut img = vec![0u8; size as usize];
+            fill_image(seed, size, 0, false, &mut img);
+            for &s in &stripes {
+                let at = (s * STRIPE) as usize;
+                fill(seed, Pattern::After, s * STRIPE, &mut img[at..at + STRIPE as usize]);
+            }
+            assert_eq!(first_mismatch(seed, size, 0, true, &img), None);
+            assert!(first_mismatch(seed, size, 0, false, &img).is_some());
+            // A write that never landed, and one that landed one sector off.
+            let s = stripes[0];
+            let mut lost = img.clone();
+            let at = (s * STRIPE) as usize + 512;
+            fill(seed, Pattern::Before, at as u64, &mut lost[at..at + 512]);
+            let m = first_mismatch(seed, size, 0, true, &lost).unwrap();
+            assert_eq!((m.offset, m.pattern), (at as u64, Some(Pattern::After)));
+            let mut shifted = img.clone();
+            let src = img[at..at + 512].to_vec();
+            shifted[at + 512..at + 1024].copy_from_slice(&src);
+            let m = first_mismatch(seed, size, 0, true, &shifted).unwrap();
+            assert_eq!(m.offset / 8, (at as u64 + 512) / 8);
+        }
+    }
+}
