@@ -97,7 +97,10 @@ pub struct Config {
     /// Disks the firmware may write (`scratch=`): each must hold the
     /// scratch pattern of `seed=` (crate::disk); every other disk is only
     /// read.
-    pub scratch: Vec<crate::inventory::BusId>,
+    pub scratch: Vec<crate::disk::DiskId>,
+    /// The disks the host configured (`disks=`): the firmware holds each
+    /// to its size, block size, queues, read-only flag and serial.
+    pub disks: Vec<crate::disk::DiskConfig>,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             diag288_expire: false,
             balloon_pages: None,
             scratch: Vec::new(),
+            disks: Vec::new(),
         }
     }
 }
@@ -325,14 +329,24 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "scratch",
-        "comma-separated bus ids of disks holding the scratch pattern of seed= (fe.0.0001,fe.0.0002)",
+        "comma-separated disks holding the scratch pattern of seed=: bus ids, or busid/target/lun for one SCSI LUN (fe.0.0001,fe.0.0006/0/1)",
         |c, v| {
             for item in list(v)? {
-                let bus = crate::inventory::parse_bus_id(&item)?;
-                if c.scratch.contains(&bus) {
+                c.scratch.push(item.parse().ok()?);
+            }
+            Some(())
+        },
+    ),
+    (
+        "disks",
+        "comma-separated ID:SIZE[:bs=N][:queues=N][:ro][:serial=WORD], ID a bus id or busid/target/lun (fe.0.0001:64M:bs=4096)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::disk::DiskConfig::parse(item)?;
+                if c.disks.iter().any(|x| x.id == d.id) {
                     return None;
                 }
-                c.scratch.push(bus);
+                c.disks.push(d);
             }
             Some(())
         },
@@ -534,6 +548,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if !cfg.scratch.is_empty() {
         let items: Vec<String> = cfg.scratch.iter().map(|b| format!("{}", b)).collect();
         word("scratch", &items.join(","));
+    }
+    if !cfg.disks.is_empty() {
+        let items: Vec<String> = cfg.disks.iter().map(|d| d.item()).collect();
+        word("disks", &items.join(","));
     }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
@@ -940,6 +958,32 @@ mod tests {
             })
         }
 
+        fn disk_id() -> impl Strategy<Value = crate::disk::DiskId> {
+            (bus(), proptest::option::of((any::<u8>(), any::<u16>())))
+                .prop_map(|(bus, lun)| crate::disk::DiskId { bus, lun })
+        }
+
+        fn disk() -> impl Strategy<Value = crate::disk::DiskConfig> {
+            (
+                disk_id(),
+                1u64..=1 << 40,
+                9u32..=16,
+                1u16..=u16::MAX,
+                any::<bool>(),
+                proptest::option::of("[a-zA-Z0-9_-]{1,20}"),
+            )
+                .prop_map(|(id, size, bs, queues, read_only, serial)| {
+                    crate::disk::DiskConfig {
+                        id,
+                        size,
+                        block_size: 1 << bs,
+                        queues,
+                        read_only,
+                        serial,
+                    }
+                })
+        }
+
         fn injections() -> impl Strategy<Value = Vec<Inject>> {
             Just(Inject::ALL.iter().map(|(_, i)| *i).collect::<Vec<_>>())
                 .prop_shuffle()
@@ -982,13 +1026,16 @@ mod tests {
                 prop::collection::vec((any::<bool>(), entry()), 0..4),
                 proptest::option::of(any::<u64>()),
                 proptest::option::of(prop::collection::vec((name(), any::<u8>()), 0..4)),
-                prop::collection::btree_set(bus(), 0..3),
+                (
+                    prop::collection::btree_set(disk_id(), 0..3),
+                    prop::collection::btree_map(disk_id(), disk(), 0..3),
+                ),
             );
             (selection, host, devices).prop_map(
                 |(
                     (only, skip, seed, stress, verbose, timeout_ms, inject),
                     (mem, cpus, qemu_version, (diag288, diag288_expire), balloon_pages),
-                    (devices, hotplug, ram_end, legacy_devices, scratch),
+                    (devices, hotplug, ram_end, legacy_devices, (scratch, disks)),
                 )| {
                     let (devices, virtio) = match devices {
                         Some((d, v)) => (Some(d), v),
@@ -1015,6 +1062,13 @@ mod tests {
                         diag288_expire,
                         balloon_pages,
                         scratch: scratch.into_iter().collect(),
+                        disks: disks
+                            .into_iter()
+                            .map(|(id, mut d)| {
+                                d.id = id;
+                                d
+                            })
+                            .collect(),
                     }
                 },
             )

@@ -20,6 +20,12 @@
 //! and every other byte what it held before; [`first_mismatch`] says where
 //! that is not so.
 
+use crate::cmdline::digits;
+use crate::inventory::{parse_bus_id, BusId};
+use alloc::string::String;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
+
 /// The header's first 16 bytes (version 1 of this layout).
 pub const MAGIC: [u8; 16] = *b"zvtest-scratch/1";
 /// Header bytes: magic, seed, size.
@@ -216,9 +222,207 @@ pub fn first_mismatch(
     None
 }
 
+/// A disk the host configured: a virtio-blk device, or one LUN of a
+/// virtio-scsi controller. Written `fe.0.0001` or `fe.0.0006/0/1`
+/// (bus id / target / LUN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DiskId {
+    pub bus: BusId,
+    /// SCSI target and LUN; None for a virtio-blk device, and in
+    /// `scratch=` for every LUN of a controller.
+    pub lun: Option<(u8, u16)>,
+}
+
+impl DiskId {
+    /// Whether `self`, as named in `scratch=`, covers `disk`.
+    pub fn covers(&self, disk: &DiskId) -> bool {
+        self.bus == disk.bus && (self.lun.is_none() || self.lun == disk.lun)
+    }
+}
+
+impl core::str::FromStr for DiskId {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let mut parts = s.split('/');
+        let bus = parse_bus_id(parts.next().ok_or(())?).ok_or(())?;
+        let lun = match (parts.next(), parts.next(), parts.next()) {
+            (None, _, _) => None,
+            (Some(t), Some(l), None) => Some((
+                u8::try_from(digits(t, 10).ok_or(())?).map_err(|_| ())?,
+                u16::try_from(digits(l, 10).ok_or(())?).map_err(|_| ())?,
+            )),
+            _ => return Err(()),
+        };
+        Ok(DiskId { bus, lun })
+    }
+}
+
+impl uDisplay for DiskId {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        ufmt::uwrite!(f, "{}", self.bus)?;
+        if let Some((t, l)) = self.lun {
+            ufmt::uwrite!(f, "/{}/{}", t, l)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::fmt::Display for DiskId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.bus)?;
+        if let Some((t, l)) = self.lun {
+            write!(f, "/{t}/{l}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How the host configured a disk (`disks=` item
+/// `ID:SIZE[:bs=N][:queues=N][:ro][:serial=WORD]`): the firmware holds
+/// the device to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub id: DiskId,
+    /// Bytes.
+    pub size: u64,
+    /// Logical block size (QEMU's `logical_block_size`).
+    pub block_size: u32,
+    /// Request queues (QEMU's `num-queues` of virtio-blk).
+    pub queues: u16,
+    pub read_only: bool,
+    /// What GET_ID / the unit serial number must answer.
+    pub serial: Option<String>,
+}
+
+impl DiskConfig {
+    pub fn new(id: DiskId, size: u64) -> Self {
+        DiskConfig {
+            id,
+            size,
+            block_size: 512,
+            queues: 1,
+            read_only: false,
+            serial: None,
+        }
+    }
+
+    /// Parses one `disks=` item.
+    pub fn parse(item: &str) -> Option<Self> {
+        let mut fields = item.split(':');
+        let id: DiskId = fields.next()?.parse().ok()?;
+        let size = size_value(fields.next()?)?;
+        let mut d = DiskConfig::new(id, size);
+        let mut seen: Vec<&str> = Vec::new();
+        for attr in fields {
+            let (key, value) = attr.split_once('=').unwrap_or((attr, ""));
+            if seen.contains(&key) {
+                return None;
+            }
+            seen.push(key);
+            match (key, value) {
+                ("bs", v) => {
+                    d.block_size = u32::try_from(digits(v, 10)?).ok()?;
+                    if !d.block_size.is_power_of_two() || !(512..=65536).contains(&d.block_size) {
+                        return None;
+                    }
+                }
+                ("queues", v) => {
+                    d.queues = u16::try_from(digits(v, 10)?).ok().filter(|&q| q > 0)?
+                }
+                ("ro", "") => d.read_only = true,
+                ("serial", v) if valid_serial(v) => d.serial = Some(String::from(v)),
+                _ => return None,
+            }
+        }
+        Some(d)
+    }
+
+    /// The item [`DiskConfig::parse`] reads back as `self`.
+    pub fn item(&self) -> String {
+        let mut s = crate::format!("{}:{}", self.id, size_text(self.size).as_str());
+        if self.block_size != 512 {
+            s.push_str(&crate::format!(":bs={}", self.block_size));
+        }
+        if self.queues != 1 {
+            s.push_str(&crate::format!(":queues={}", self.queues));
+        }
+        if self.read_only {
+            s.push_str(":ro");
+        }
+        if let Some(serial) = &self.serial {
+            s.push_str(":serial=");
+            s.push_str(serial);
+        }
+        s
+    }
+}
+
+/// A serial number QEMU passes through unchanged and the command line can
+/// carry: 1 to 20 letters, digits, `-` and `_`.
+pub fn valid_serial(s: &str) -> bool {
+    (1..=20).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `64M`, `4K`, `1G` or bytes.
+fn size_value(v: &str) -> Option<u64> {
+    let (num, shift) = match v.as_bytes().last()? {
+        b'K' => (&v[..v.len() - 1], 10),
+        b'M' => (&v[..v.len() - 1], 20),
+        b'G' => (&v[..v.len() - 1], 30),
+        _ => (v, 0),
+    };
+    digits(num, 10)?.checked_mul(1 << shift).filter(|&b| b > 0)
+}
+
+fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => crate::format!("{}G", b >> 30),
+        b if b % (1 << 20) == 0 => crate::format!("{}M", b >> 20),
+        b if b % (1 << 10) == 0 => crate::format!("{}K", b >> 10),
+        b => crate::format!("{}", b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_items_read_back() {
+        let d = DiskConfig::parse("fe.0.0006/0/1:64M:bs=4096:queues=4:ro:serial=zv-1").unwrap();
+        assert_eq!(d.id.lun, Some((0, 1)));
+        assert_eq!(
+            (d.size, d.block_size, d.queues, d.read_only),
+            (64 << 20, 4096, 4, true)
+        );
+        assert_eq!(d.serial.as_deref(), Some("zv-1"));
+        assert_eq!(DiskConfig::parse(&d.item()), Some(d));
+        let plain = DiskConfig::parse("fe.0.0001:1000").unwrap();
+        assert_eq!(plain, DiskConfig::new("fe.0.0001".parse().unwrap(), 1000));
+        assert_eq!(plain.item(), "fe.0.0001:1000");
+        for bad in [
+            "fe.0.0001",
+            "fe.0.0001:0",
+            "fe.0.0001:64M:bs=1000",
+            "fe.0.0001:64M:ro:ro",
+            "fe.0.0001:64M:queues=0",
+            "fe.0.0001:64M:serial=a b",
+            "fe.0.0001:64M:serial=",
+            "fe.0.0001:64M:rw",
+            "fe.0.0001/1:64M",
+            "fe.0.0001/1/2/3:64M",
+            "fe.0.0001:-64M",
+        ] {
+            assert_eq!(DiskConfig::parse(bad), None, "{bad}");
+        }
+        let all: DiskId = "fe.0.0006".parse().unwrap();
+        let one: DiskId = "fe.0.0006/0/1".parse().unwrap();
+        assert!(all.covers(&one) && one.covers(&one));
+        assert!(!one.covers(&"fe.0.0006/0/2".parse().unwrap()));
+    }
 
     #[test]
     fn bytes_words_and_fills_agree() {
@@ -231,9 +435,18 @@ mod tests {
             }
         }
         // Position-dependent, seed-dependent, pattern-dependent.
-        assert_ne!(word(seed, Pattern::Before, 1), word(seed, Pattern::Before, 2));
-        assert_ne!(word(seed, Pattern::Before, 1), word(seed + 1, Pattern::Before, 1));
-        assert_ne!(word(seed, Pattern::Before, 1), word(seed, Pattern::After, 1));
+        assert_ne!(
+            word(seed, Pattern::Before, 1),
+            word(seed, Pattern::Before, 2)
+        );
+        assert_ne!(
+            word(seed, Pattern::Before, 1),
+            word(seed + 1, Pattern::Before, 1)
+        );
+        assert_ne!(
+            word(seed, Pattern::Before, 1),
+            word(seed, Pattern::After, 1)
+        );
     }
 
     #[test]
@@ -269,7 +482,10 @@ mod tests {
             assert_eq!(m.pattern, Some(Pattern::Before));
         }
         // Checked piecewise from any offset, as a verifier reading in chunks.
-        assert_eq!(first_mismatch(seed, size, 1000, false, &img[1000..5000]), None);
+        assert_eq!(
+            first_mismatch(seed, size, 1000, false, &img[1000..5000]),
+            None
+        );
     }
 
     #[test]
@@ -284,7 +500,12 @@ mod tests {
             fill_image(seed, size, 0, false, &mut img);
             for &s in &stripes {
                 let at = (s * STRIPE) as usize;
-                fill(seed, Pattern::After, s * STRIPE, &mut img[at..at + STRIPE as usize]);
+                fill(
+                    seed,
+                    Pattern::After,
+                    s * STRIPE,
+                    &mut img[at..at + STRIPE as usize],
+                );
             }
             assert_eq!(first_mismatch(seed, size, 0, true, &img), None);
             assert!(first_mismatch(seed, size, 0, false, &img).is_some());
