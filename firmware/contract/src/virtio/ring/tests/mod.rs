@@ -6,6 +6,7 @@ mod model;
 mod packed;
 mod random;
 mod split;
+mod stress;
 
 use super::*;
 use mem::TestMem;
