@@ -12,8 +12,8 @@ extern crate alloc;
 
 // What the host side shares, under the names the firmware has always used.
 pub use zvtest_contract::{
-    check, checks, cmdline, ebcdic, fmt, format, format_fixed, glob, host, hypercalls, inventory,
-    sccb, tap, verdict,
+    check, checks, cmdline, disk, ebcdic, fmt, format, format_fixed, glob, host, hypercalls,
+    inventory, sccb, tap, verdict,
 };
 
 pub mod css;
@@ -22,6 +22,7 @@ pub mod dma;
 pub mod judge;
 pub mod line;
 pub mod virtio;
+pub mod workloads;
 
 #[cfg(target_arch = "s390x")]
 pub mod arch;

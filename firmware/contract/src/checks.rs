@@ -26,6 +26,9 @@ pub const NAMES: &[&str] = &[
     "virtio.rng",
     "virtio.config",
     "virtio.config-change",
+    "blk.config",
+    "blk.requests",
+    "blk.stress",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -89,6 +92,11 @@ pub mod markers {
         "# zvtest: config-change ready classic",
         "# zvtest: config-change ready adapter",
     ];
+    /// Followed by a disk's id: every writable stripe of that scratch disk
+    /// now holds pattern B (contract `disk`); the runner verifies the
+    /// image as a complete run leaves it. A scratch disk without this line
+    /// must be as it was before the run.
+    pub const DISK_WRITTEN: &str = "# zvtest: disk written";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 }

@@ -28,7 +28,7 @@ impl Rng {
         Rng(mix(seed ^ mix(stream ^ 0x7374_7265_616d)) ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         mix(self.0)
     }
@@ -36,7 +36,7 @@ impl Rng {
     /// Uniform in `0..n` (n > 0; the bias is below 2^-32 for the ranges
     /// used here).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `lo..=hi`.
@@ -117,8 +117,10 @@ pub fn shape(
         return None;
     }
     // Random extra cuts: how many, then where (distinct, inside).
-    let room = limits.max_elements - (at.len() + 1);
-    let extra = rng.below(room as u64 + 1).min(u64::from(total - 1)) as usize;
+    // Few elements mostly, many now and then: a log-uniform count.
+    let room = (limits.max_elements - (at.len() + 1)) as u64;
+    let span = 1u64 << rng.below(u64::from(64 - room.leading_zeros()) + 1);
+    let extra = rng.below(span).min(room).min(u64::from(total - 1)) as usize;
     for _ in 0..extra {
         let c = 1 + rng.below(u64::from(total - 1)) as u32;
         if let Err(i) = at.binary_search(&c) {
@@ -354,15 +356,17 @@ mod tests {
 
     #[test]
     fn requests_replay_from_their_number() {
-        let a: Vec<u64> = (0..4).map(|_| Rng::for_request(9, 2, 77).next()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| Rng::for_request(9, 2, 77).next_u64())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         assert_ne!(
-            Rng::for_request(9, 2, 77).next(),
-            Rng::for_request(9, 2, 78).next()
+            Rng::for_request(9, 2, 77).next_u64(),
+            Rng::for_request(9, 2, 78).next_u64()
         );
         assert_ne!(
-            Rng::for_request(9, 2, 77).next(),
-            Rng::for_request(9, 3, 77).next()
+            Rng::for_request(9, 2, 77).next_u64(),
+            Rng::for_request(9, 3, 77).next_u64()
         );
         let mut r = Rng::new(3);
         assert!((0..1000).all(|_| r.range(5, 9) >= 5 && r.range(5, 9) <= 9));

@@ -6,6 +6,7 @@
 //! what every virtio-ccw device shares (the transport).
 
 mod balloon;
+mod blk;
 mod boot;
 mod css;
 mod heap;
@@ -45,6 +46,11 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("virtio.config", balloon::config),
     Check::new("virtio.config-change", balloon::config_change).timeout(30_000),
+    Check::new("blk.config", blk::config),
+    Check::new("blk.requests", blk::requests).timeout(20_000),
+    Check::new("blk.stress", blk::stress)
+        .timeout(120_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

@@ -363,4 +363,17 @@ unsafe impl Transport for CcwTransport {
     fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
         timer::wait_until(timeout_us, true, done)
     }
+
+    fn poll(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
+        let end = timer::deadline_after_us(timeout_us);
+        loop {
+            if done() {
+                return true;
+            }
+            if crate::arch::tod() >= end {
+                return done();
+            }
+            core::hint::spin_loop();
+        }
+    }
 }

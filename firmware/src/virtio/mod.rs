@@ -18,6 +18,7 @@ pub mod devices;
 pub mod indicators;
 pub mod legacy;
 pub mod queue;
+pub mod stress;
 pub mod transport;
 
 pub use zvtest_contract::virtio::{ids, legacy_page, ring};

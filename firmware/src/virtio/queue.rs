@@ -148,6 +148,11 @@ pub struct Queue {
     /// Indirect tables, each with the token of the chain it serves (None:
     /// free).
     tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
+    /// Available-buffer notifications sent.
+    kicks: u64,
+    /// Times the avail index (split) wrapped past 65535, or the ring
+    /// (packed) wrapped to its start.
+    wraps: u64,
 }
 
 /// Largest queue we set up: enough for stress, small enough for TCG.
@@ -244,6 +249,8 @@ pub fn setup_queue<T: Transport + ?Sized>(
         held: t.held(),
         _mem: mem,
         tables: Vec::new(),
+        kicks: 0,
+        wraps: 0,
     })
 }
 
@@ -270,6 +277,7 @@ impl Queue {
         for b in chain {
             self.held.keep(b.mem);
         }
+        let before = self.ring.next_avail_index();
         let token = if indirect {
             let slot = self.free_table(buffers.len());
             let table = &self.tables[slot].0;
@@ -284,13 +292,70 @@ impl Queue {
         } else {
             self.ring.add(&buffers)?
         };
+        let after = self.ring.next_avail_index();
+        // Split: the free-running index; packed: bit 15 is the wrap counter.
+        let wrapped = if self.packed {
+            (after ^ before) & 0x8000 != 0
+        } else {
+            after < before
+        };
+        self.wraps += u64::from(wrapped);
         if self.ring.should_notify() {
             let data = self
                 .notification_data
                 .then(|| u32::from(self.ring.next_avail_index()));
+            self.kicks += 1;
             t.notify(self.index, data)?;
         }
         Ok(token)
+    }
+
+    pub fn size(&self) -> u16 {
+        self.ring.size()
+    }
+
+    /// Descriptors free for new chains.
+    pub fn free_descriptors(&self) -> u16 {
+        self.ring.free_descriptors()
+    }
+
+    /// Available-buffer notifications sent so far.
+    pub fn kicks(&self) -> u64 {
+        self.kicks
+    }
+
+    /// Index wraps so far (see the field).
+    pub fn wraps(&self) -> u64 {
+        self.wraps
+    }
+
+    /// Asks the device for used-buffer notifications, or not (advice: see
+    /// `Virtqueue::enable_interrupts`).
+    pub fn enable_interrupts(&mut self, on: bool) {
+        self.ring.enable_interrupts(on);
+    }
+
+    /// The next used buffer if there is one, without waiting.
+    pub fn try_used(&mut self) -> Result<Option<Used>, DriveError> {
+        let used = self.ring.pop_used()?;
+        if let Some(u) = used {
+            self.release_table(u.token);
+        }
+        Ok(used)
+    }
+
+    /// Waits for the next used buffer by polling, interrupts or not: for
+    /// queues whose interrupts are suppressed.
+    pub fn poll_used<T: Transport + ?Sized>(&mut self, t: &mut T) -> Result<Used, DriveError> {
+        self.wait_with(t, true)
+    }
+
+    fn release_table(&mut self, token: u16) {
+        for (_, user) in &mut self.tables {
+            if *user == Some(token) {
+                *user = None;
+            }
+        }
     }
 
     /// Chains made available and not yet returned.
@@ -316,10 +381,18 @@ impl Queue {
 
     /// Waits for the next used buffer, as `t` waits for its devices.
     pub fn wait_used<T: Transport + ?Sized>(&mut self, t: &mut T) -> Result<Used, DriveError> {
+        self.wait_with(t, false)
+    }
+
+    fn wait_with<T: Transport + ?Sized>(
+        &mut self,
+        t: &mut T,
+        poll: bool,
+    ) -> Result<Used, DriveError> {
         let mut got = None;
         let mut err = None;
         let ring = &mut self.ring;
-        t.wait(USED_TIMEOUT_US, &mut || match ring.pop_used() {
+        let mut done = || match ring.pop_used() {
             Ok(Some(u)) => {
                 got = Some(u);
                 true
@@ -329,7 +402,12 @@ impl Queue {
                 err = Some(e);
                 true
             }
-        });
+        };
+        if poll {
+            t.poll(USED_TIMEOUT_US, &mut done);
+        } else {
+            t.wait(USED_TIMEOUT_US, &mut done);
+        }
         if let Some(e) = err {
             return Err(e.into());
         }
@@ -338,11 +416,7 @@ impl Queue {
             in_flight: self.ring.in_flight(),
         })?;
         // Its table, if it had one, may serve the next chain.
-        for (_, user) in &mut self.tables {
-            if *user == Some(used.token) {
-                *user = None;
-            }
-        }
+        self.release_table(used.token);
         Ok(used)
     }
 }

@@ -425,6 +425,11 @@ pub unsafe trait Transport {
     /// Waits, taking the interrupts this transport's devices signal with,
     /// until `done()` holds or `timeout_us` passes; says whether it held.
     fn wait(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool;
+    /// Like [`Transport::wait`], but spinning on `done()` without waiting
+    /// for an interrupt: for queues whose interrupts are suppressed.
+    fn poll(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
+        self.wait(timeout_us, done)
+    }
 }
 
 /// The status of a device the driver has finished setting up: FEATURES_OK

@@ -5,4 +5,5 @@
 //! [`Transport`]: super::transport::Transport
 
 pub mod balloon;
+pub mod blk;
 pub mod rng;

@@ -1,0 +1,282 @@
+//! The stress engine: keeps up to `depth` requests in flight on one queue,
+//! takes them back in whatever order the device returns them, and has the
+//! device's driver check every answer. What a request is and what a right
+//! answer looks like is the [`Workload`]'s business; the engine owns the
+//! memory, the chain shapes (from the seeded generator: element count,
+//! sizes, gaps, direct or indirect) and the bookkeeping.
+//!
+//! Requests are planned in number order, each from its own stream
+//! ([`Rng::for_request`]), and a request that conflicts with one in
+//! flight (a write over a read, say) waits for it instead of being
+//! re-planned: the same seed replays the same requests whatever the
+//! device's timing.
+
+use super::queue::{DmaBuffer, DriveError, Queue};
+use super::transport::Transport;
+use crate::dma::DmaMemory;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use ufmt::{uDisplay, uWrite, Formatter};
+pub use zvtest_contract::stress::{shape, Book, Piece, QueueStats, Rng, ShapeLimits};
+
+/// A request as the workload planned it: its bytes as the device sees
+/// them, `readable` then `writable`, with element edges required at
+/// `cuts` (offsets into those bytes; 0 means none).
+pub struct Plan<R> {
+    pub req: R,
+    pub readable: u32,
+    pub writable: u32,
+    pub cuts: [u32; 2],
+}
+
+/// A device's requests and its answers' meaning.
+pub trait Workload {
+    type Req;
+    /// Plans request number `n`, drawing only from `rng`.
+    fn plan(&mut self, n: u64, rng: &mut Rng) -> Plan<Self::Req>;
+    /// Whether `a` may not be in flight together with `b`.
+    fn conflicts(&self, a: &Self::Req, b: &Self::Req) -> bool;
+    /// The request's device-readable bytes.
+    fn fill(&mut self, req: &Self::Req, readable: &mut [u8]);
+    /// Checks the answer: what the device-writable bytes hold and the
+    /// length the device reported. Returns the payload bytes moved.
+    fn check(&mut self, req: &Self::Req, written: &[u8], used_len: u32) -> Result<u64, String>;
+}
+
+/// How completions are taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    /// Used-buffer interrupts enabled; the CPU waits for them.
+    Interrupts,
+    /// Interrupts suppressed in the ring; the CPU polls the used ring.
+    Polled,
+}
+
+impl Completion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Completion::Interrupts => "interrupts",
+            Completion::Polled => "polled",
+        }
+    }
+}
+
+pub struct Options {
+    pub seed: u64,
+    /// Which queue of which device: part of every request's stream.
+    pub stream: u64,
+    pub depth: u16,
+    pub requests: u64,
+    pub limits: ShapeLimits,
+    /// Send one chain in `indirect` through an indirect table (0: none).
+    pub indirect: u64,
+    pub completion: Completion,
+    /// Microseconds since some fixed point, for rates and progress.
+    pub now_us: fn() -> u64,
+}
+
+/// A request that went wrong: which one, so that it can be replayed.
+#[derive(Debug)]
+pub struct Failure {
+    pub request: u64,
+    pub what: String,
+    pub stats: QueueStats,
+}
+
+impl uDisplay for Failure {
+    fn fmt<W: uWrite + ?Sized>(&self, f: &mut Formatter<'_, W>) -> Result<(), W::Error> {
+        ufmt::uwrite!(f, "request {}: {}", self.request, self.what.as_str())
+    }
+}
+
+struct InFlight<R> {
+    n: u64,
+    req: R,
+    slot: usize,
+    /// Where each element lies in the slot's memory.
+    at: Vec<(usize, Piece)>,
+}
+
+/// What a device-writable byte holds before the device answers: a device
+/// that reports bytes it never wrote shows.
+const POISON: u8 = 0xa5;
+
+/// Drives `q` with `opts.requests` requests of `w` at `opts.depth`;
+/// `progress` is called about every 2 s with the figures so far.
+pub fn run<T: Transport + ?Sized, W: Workload>(
+    t: &mut T,
+    q: &mut Queue,
+    w: &mut W,
+    opts: &Options,
+    wake: &mut dyn FnMut(),
+    progress: &mut dyn FnMut(&QueueStats, u64),
+) -> Result<QueueStats, Failure> {
+    let depth = opts.depth.clamp(1, q.size());
+    let mut book: Book<InFlight<W::Req>> = Book::new(q.size());
+    let mut slots: Vec<Rc<DmaMemory>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    // A planned request waiting for room or for one it conflicts with:
+    // its number, plan, shape and whether it goes indirect.
+    type Pending<R> = (u64, Plan<R>, Vec<Piece>, bool);
+    let mut pending: Option<Pending<W::Req>> = None;
+    let mut buf: Vec<u8> = Vec::new();
+    let (kicks0, wraps0) = (q.kicks(), q.wraps());
+    let start = (opts.now_us)();
+    let mut last_progress = start;
+    let mut n = 0u64;
+    q.enable_interrupts(opts.completion == Completion::Interrupts);
+    let fail = |n: u64, what: String, book: &Book<InFlight<W::Req>>| Failure {
+        request: n,
+        what,
+        stats: book.stats,
+    };
+    loop {
+        // Make available all the depth allows.
+        while book.in_flight() < depth && (pending.is_some() || n < opts.requests) {
+            let (k, plan, pieces, indirect) = match pending.take() {
+                Some(p) => p,
+                None => {
+                    let mut rng = Rng::for_request(opts.seed, opts.stream, n);
+                    let plan = w.plan(n, &mut rng);
+                    let cuts = plan.cuts;
+                    let Some(pieces) =
+                        shape(&mut rng, plan.readable, plan.writable, &cuts, &opts.limits)
+                    else {
+                        return Err(fail(
+                            n,
+                            crate::format!(
+                                "no chain of at most {} elements holds {}+{} bytes",
+                                opts.limits.max_elements,
+                                plan.readable,
+                                plan.writable
+                            ),
+                            &book,
+                        ));
+                    };
+                    let indirect = opts.indirect > 0
+                        && pieces.len() > 1
+                        && pieces.len() <= usize::from(q.size())
+                        && rng.below(opts.indirect) == 0;
+                    n += 1;
+                    (n - 1, plan, pieces, indirect)
+                }
+            };
+            let needed = if indirect { 1 } else { pieces.len() as u16 };
+            let busy = book.iter().any(|f| w.conflicts(&plan.req, &f.req));
+            if busy || q.free_descriptors() < needed {
+                pending = Some((k, plan, pieces, indirect));
+                break;
+            }
+            let footprint = zvtest_contract::stress::footprint(&pieces);
+            let slot = match free.iter().position(|&s| slots[s].len() >= footprint) {
+                Some(i) => free.swap_remove(i),
+                None => {
+                    slots.push(Rc::new(DmaMemory::new(footprint)));
+                    slots.len() - 1
+                }
+            };
+            let mem = &slots[slot];
+            buf.clear();
+            buf.resize(plan.readable as usize, 0);
+            w.fill(&plan.req, &mut buf);
+            let mut at = Vec::with_capacity(pieces.len());
+            let (mut cursor, mut done) = (0usize, 0usize);
+            for p in &pieces {
+                cursor += p.gap as usize;
+                if p.writable {
+                    poison(mem, cursor, p.len as usize);
+                } else {
+                    mem.write(cursor, &buf[done..done + p.len as usize]);
+                    done += p.len as usize;
+                }
+                at.push((cursor, *p));
+                cursor += p.len as usize;
+            }
+            let chain: Vec<DmaBuffer<'_>> = at
+                .iter()
+                .map(|&(offset, p)| DmaBuffer {
+                    mem,
+                    offset,
+                    len: p.len,
+                    device_writable: p.writable,
+                })
+                .collect();
+            let token = q
+                .submit(t, &chain, indirect)
+                .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
+            book.start(
+                token,
+                InFlight {
+                    n: k,
+                    req: plan.req,
+                    slot,
+                    at,
+                },
+            )
+            .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
+        }
+        if book.in_flight() == 0 {
+            if pending.is_none() && n >= opts.requests {
+                break;
+            }
+            continue;
+        }
+        // Take one answer back.
+        wake();
+        let used = match opts.completion {
+            Completion::Interrupts => q.wait_used(t),
+            Completion::Polled => q.poll_used(t),
+        };
+        let used = match used {
+            Ok(u) => u,
+            Err(e) => {
+                let oldest = book.iter().map(|f| f.n).min().unwrap_or(n);
+                let what = match e {
+                    DriveError::Timeout { .. } => {
+                        crate::format!("{} (requests in flight, the oldest {})", e, oldest)
+                    }
+                    e => crate::format!("{}", e),
+                };
+                return Err(fail(oldest, what, &book));
+            }
+        };
+        let f = book
+            .finish(used.token)
+            .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
+        let mem = &slots[f.slot];
+        buf.clear();
+        for &(offset, p) in f.at.iter().filter(|(_, p)| p.writable) {
+            let from = buf.len();
+            buf.resize(from + p.len as usize, 0);
+            mem.read(offset, &mut buf[from..]);
+        }
+        let bytes = w
+            .check(&f.req, &buf, used.len)
+            .map_err(|e| fail(f.n, e, &book))?;
+        book.stats.bytes += bytes;
+        free.push(f.slot);
+        let now = (opts.now_us)();
+        if now - last_progress >= 2_000_000 {
+            last_progress = now;
+            let mut s = book.stats;
+            s.elapsed_us = now - start;
+            progress(&s, opts.requests);
+        }
+    }
+    let mut stats = book.stats;
+    stats.kicks = q.kicks() - kicks0;
+    stats.wraps = q.wraps() - wraps0;
+    stats.elapsed_us = (opts.now_us)() - start;
+    Ok(stats)
+}
+
+fn poison(mem: &DmaMemory, offset: usize, len: usize) {
+    const CHUNK: [u8; 256] = [POISON; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(CHUNK.len());
+        mem.write(offset + done, &CHUNK[..n]);
+        done += n;
+    }
+}

@@ -1,0 +1,551 @@
+//! Stress traffic for a virtio-blk device and what its answers must be.
+//!
+//! The medium is a scratch image (contract `disk`): pattern A everywhere
+//! but the header, pattern B wherever we wrote. Writes go only into the
+//! seed's writable stripes of a disk we may write; a per-block bitmap says
+//! which blocks hold B, so every read is checked against exactly what must
+//! be there. A disk that is not a scratch image of this seed gets reads
+//! whose status is checked, and nothing else.
+
+use crate::format;
+use crate::virtio::devices::blk::{self, header, Order, StatusByte, HEADER_LEN, SECTOR};
+use crate::virtio::stress::{Plan, Rng, Workload};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use zvtest_contract::disk::{self, Pattern, STRIPE};
+use zvtest_contract::fmt::Hex;
+
+/// What we know of a disk's contents.
+pub struct Medium {
+    pub seed: u64,
+    /// Bytes.
+    pub size: u64,
+    pub block: u32,
+    pub order: Order,
+    /// It holds the scratch pattern of `seed` (its header says so).
+    pub patterned: bool,
+    /// We may write it: patterned, named scratch, not read-only.
+    pub writable: bool,
+    /// The writable stripes, in order.
+    pub stripes: Vec<u64>,
+    /// Blocks that hold pattern B, one bit each.
+    written: Vec<u64>,
+}
+
+impl Medium {
+    pub fn new(
+        seed: u64,
+        size: u64,
+        block: u32,
+        order: Order,
+        patterned: bool,
+        writable: bool,
+    ) -> Self {
+        let blocks = size / u64::from(block);
+        let stripes = if writable {
+            disk::writable_stripes(seed, size).collect()
+        } else {
+            Vec::new()
+        };
+        Medium {
+            seed,
+            size,
+            block,
+            order,
+            patterned,
+            writable,
+            stripes,
+            written: vec![0; blocks.div_ceil(64) as usize],
+        }
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.size / u64::from(self.block)
+    }
+
+    fn blocks_per_stripe(&self) -> u64 {
+        STRIPE / u64::from(self.block)
+    }
+
+    pub fn is_written(&self, block: u64) -> bool {
+        self.written[(block / 64) as usize] & (1 << (block % 64)) != 0
+    }
+
+    pub fn mark_written(&mut self, block: u64, n: u32) {
+        for b in block..block + u64::from(n) {
+            self.written[(b / 64) as usize] |= 1 << (b % 64);
+        }
+    }
+
+    /// Blocks of writable stripes that do not hold B yet.
+    pub fn unwritten(&self) -> u64 {
+        let per = self.blocks_per_stripe();
+        self.stripes
+            .iter()
+            .map(|s| {
+                (s * per..(s + 1) * per)
+                    .filter(|&b| !self.is_written(b))
+                    .count() as u64
+            })
+            .sum()
+    }
+
+    /// What `n` blocks from `block` must hold.
+    pub fn expected(&self, block: u64, out: &mut [u8]) {
+        let bs = self.block as usize;
+        for (i, chunk) in out.chunks_mut(bs).enumerate() {
+            let b = block + i as u64;
+            let offset = b * u64::from(self.block);
+            if self.is_written(b) {
+                disk::fill(self.seed, Pattern::After, offset, chunk);
+            } else {
+                disk::fill_image(self.seed, self.size, offset, false, chunk);
+            }
+        }
+    }
+
+    /// Checks `got`, read from `block` on, against what must be there.
+    pub fn check_read(&self, block: u64, got: &[u8]) -> Result<(), String> {
+        if !self.patterned {
+            return Ok(());
+        }
+        let mut want = vec![0u8; got.len()];
+        self.expected(block, &mut want);
+        match want.iter().zip(got).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => {
+                let offset = block * u64::from(self.block) + i as u64;
+                let b = offset / u64::from(self.block);
+                let pattern = if offset < disk::HEADER_LEN as u64 {
+                    "header"
+                } else if self.is_written(b) {
+                    Pattern::After.name()
+                } else {
+                    Pattern::Before.name()
+                };
+                let differ = want.iter().zip(got).filter(|(a, b)| a != b).count();
+                Err(format!(
+                    "sector {} byte {} (image offset {}): expected {} (pattern {}), got {}; {} of {} bytes read differ",
+                    offset / SECTOR,
+                    offset % SECTOR,
+                    Hex(offset),
+                    Hex(u64::from(want[i])),
+                    pattern,
+                    Hex(u64::from(got[i])),
+                    differ,
+                    got.len()
+                ))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Flush,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Req {
+    pub op: Op,
+    pub block: u64,
+    pub blocks: u32,
+}
+
+/// What traffic to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mix {
+    /// Random reads anywhere, writes into writable stripes (where we may
+    /// write), flushes (where offered), of 1 to `max_blocks` blocks.
+    Random { max_blocks: u32, flush: bool },
+    /// Reads only, of `blocks` blocks at random places.
+    RandomReads { blocks: u32 },
+    /// The whole disk read in order, `blocks` at a time.
+    ReadAll { blocks: u32 },
+    /// Every writable stripe written whole, `blocks` at a time, in order.
+    FillStripes { blocks: u32 },
+    /// Writes of `blocks` blocks at random places of the writable stripes.
+    RandomWrites { blocks: u32 },
+}
+
+impl Mix {
+    /// Requests the mix needs to be complete (None: as many as asked).
+    pub fn requests(&self, m: &Medium) -> Option<u64> {
+        match *self {
+            Mix::ReadAll { blocks } => Some(m.blocks().div_ceil(u64::from(blocks))),
+            Mix::FillStripes { blocks } => {
+                Some(m.stripes.len() as u64 * m.blocks_per_stripe().div_ceil(u64::from(blocks)))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub struct Traffic<'m> {
+    pub medium: &'m mut Medium,
+    pub mix: Mix,
+    /// Largest data part of a request, bytes.
+    reads: u64,
+    writes: u64,
+    flushes: u64,
+}
+
+impl<'m> Traffic<'m> {
+    pub fn new(medium: &'m mut Medium, mix: Mix) -> Self {
+        Traffic {
+            medium,
+            mix,
+            reads: 0,
+            writes: 0,
+            flushes: 0,
+        }
+    }
+
+    /// Reads, writes and flushes answered.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (self.reads, self.writes, self.flushes)
+    }
+
+    fn random_write(&self, rng: &mut Rng, max: u32) -> Req {
+        let m = &*self.medium;
+        let per = m.blocks_per_stripe();
+        let stripe = m.stripes[rng.below(m.stripes.len() as u64) as usize];
+        let first = rng.below(per);
+        let blocks = rng.range(1, u64::from(max)).min(per - first) as u32;
+        Req {
+            op: Op::Write,
+            block: stripe * per + first,
+            blocks,
+        }
+    }
+
+    fn random_read(&self, rng: &mut Rng, max: u32) -> Req {
+        let total = self.medium.blocks();
+        let block = rng.below(total);
+        let blocks = rng.range(1, u64::from(max)).min(total - block) as u32;
+        Req {
+            op: Op::Read,
+            block,
+            blocks,
+        }
+    }
+}
+
+impl Workload for Traffic<'_> {
+    type Req = Req;
+
+    fn plan(&mut self, n: u64, rng: &mut Rng) -> Plan<Req> {
+        let can_write = self.medium.writable && !self.medium.stripes.is_empty();
+        let req = match self.mix {
+            Mix::Random { max_blocks, flush } => match rng.below(20) {
+                0 if flush => Req {
+                    op: Op::Flush,
+                    block: 0,
+                    blocks: 0,
+                },
+                1..=9 if can_write => self.random_write(rng, max_blocks),
+                _ => self.random_read(rng, max_blocks),
+            },
+            Mix::RandomReads { blocks } => {
+                let mut r = self.random_read(rng, blocks);
+                // Whole requests of `blocks`, short only at the very end.
+                r.block = r
+                    .block
+                    .min(self.medium.blocks().saturating_sub(u64::from(blocks)));
+                r.blocks = blocks.min(self.medium.blocks() as u32);
+                r
+            }
+            Mix::ReadAll { blocks } => {
+                let block = n * u64::from(blocks);
+                Req {
+                    op: Op::Read,
+                    block,
+                    blocks: (u64::from(blocks).min(self.medium.blocks() - block)) as u32,
+                }
+            }
+            Mix::FillStripes { blocks } => {
+                let per = self.medium.blocks_per_stripe();
+                let each = per.div_ceil(u64::from(blocks));
+                let stripe = self.medium.stripes[(n / each) as usize];
+                let first = (n % each) * u64::from(blocks);
+                Req {
+                    op: Op::Write,
+                    block: stripe * per + first,
+                    blocks: u64::from(blocks).min(per - first) as u32,
+                }
+            }
+            Mix::RandomWrites { blocks } if can_write => {
+                let mut r = self.random_write(rng, blocks);
+                let per = self.medium.blocks_per_stripe();
+                let stripe_start = r.block / per * per;
+                let b = u64::from(blocks).min(per);
+                r.block = r.block.min(stripe_start + per - b);
+                r.blocks = b as u32;
+                r
+            }
+            Mix::RandomWrites { blocks } => self.random_read(rng, blocks),
+        };
+        let data = req.blocks * self.medium.block;
+        let (readable, writable) = match req.op {
+            Op::Read => (HEADER_LEN as u32, data + 1),
+            Op::Write => (HEADER_LEN as u32 + data, 1),
+            Op::Flush => (HEADER_LEN as u32, 1),
+        };
+        Plan {
+            req,
+            readable,
+            writable,
+            // The header and the status byte whole in their own elements:
+            // what a legacy device without ANY_LAYOUT needs, and a boundary
+            // every device must take.
+            cuts: [HEADER_LEN as u32, readable + writable - 1],
+        }
+    }
+
+    fn conflicts(&self, a: &Req, b: &Req) -> bool {
+        let overlap =
+            a.block < b.block + u64::from(b.blocks) && b.block < a.block + u64::from(a.blocks);
+        overlap && (a.op == Op::Write || b.op == Op::Write)
+    }
+
+    fn fill(&mut self, req: &Req, readable: &mut [u8]) {
+        let m = &*self.medium;
+        let kind = match req.op {
+            Op::Read => blk::T_IN,
+            Op::Write => blk::T_OUT,
+            Op::Flush => blk::T_FLUSH,
+        };
+        let offset = req.block * u64::from(m.block);
+        let sector = if req.op == Op::Flush {
+            0
+        } else {
+            offset / SECTOR
+        };
+        readable[..HEADER_LEN].copy_from_slice(&header(m.order, kind, sector));
+        if req.op == Op::Write {
+            disk::fill(m.seed, Pattern::After, offset, &mut readable[HEADER_LEN..]);
+        }
+    }
+
+    fn check(&mut self, req: &Req, written: &[u8], used_len: u32) -> Result<u64, String> {
+        let what = |op: Op| match op {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Flush => "flush",
+        };
+        let status = written[written.len() - 1];
+        let at = req.block * u64::from(self.medium.block) / SECTOR;
+        if status != blk::S_OK {
+            return Err(format!(
+                "{} of {} blocks at sector {}: status {}, expected {}{}",
+                what(req.op),
+                req.blocks,
+                at,
+                StatusByte(status),
+                StatusByte(blk::S_OK),
+                if status == 0xa5 {
+                    " (the status byte was never written)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if used_len == 0 {
+            return Err(format!(
+                "{} at sector {}: used length 0, but the device must write the status byte",
+                what(req.op),
+                at
+            ));
+        }
+        let data = u64::from(req.blocks) * u64::from(self.medium.block);
+        match req.op {
+            Op::Read => {
+                self.reads += 1;
+                self.medium
+                    .check_read(req.block, &written[..data as usize])
+                    .map_err(|e| {
+                        format!(
+                            "read of {} blocks at sector {}: {}",
+                            req.blocks,
+                            at,
+                            e.as_str()
+                        )
+                    })?;
+            }
+            Op::Write => {
+                self.writes += 1;
+                self.medium.mark_written(req.block, req.blocks);
+            }
+            Op::Flush => self.flushes += 1,
+        }
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: u64 = 0x77;
+    const SIZE: u64 = 32 * STRIPE;
+
+    fn image() -> Vec<u8> {
+        let mut img = vec![0u8; SIZE as usize];
+        disk::fill_image(SEED, SIZE, 0, false, &mut img);
+        img
+    }
+
+    /// Answers requests the way an honest device does, against `img`.
+    fn serve(m: &Medium, img: &mut [u8], plan: &Plan<Req>, readable: &[u8]) -> Vec<u8> {
+        let r = plan.req;
+        let off = (r.block * u64::from(m.block)) as usize;
+        let len = (r.blocks * m.block) as usize;
+        let mut out = vec![0u8; plan.writable as usize];
+        match r.op {
+            Op::Read => out[..len].copy_from_slice(&img[off..off + len]),
+            Op::Write => img[off..off + len].copy_from_slice(&readable[HEADER_LEN..]),
+            Op::Flush => {}
+        }
+        out
+    }
+
+    fn drive(m: &mut Medium, img: &mut [u8], mix: Mix, requests: u64) -> Result<(), String> {
+        let mut t = Traffic::new(m, mix);
+        let total = mix.requests(t.medium).unwrap_or(requests);
+        for n in 0..total {
+            let mut rng = Rng::for_request(1, 2, n);
+            let plan = t.plan(n, &mut rng);
+            let mut readable = vec![0u8; plan.readable as usize];
+            t.fill(&plan.req, &mut readable);
+            let out = serve(t.medium, img, &plan, &readable);
+            t.check(&plan.req, &out, plan.writable)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_honest_disk_passes_and_ends_as_the_host_expects() {
+        for block in [512u32, 4096] {
+            let mut img = image();
+            let mut m = Medium::new(SEED, SIZE, block, Order::Little, true, true);
+            drive(
+                &mut m,
+                &mut img,
+                Mix::ReadAll {
+                    blocks: 128 / (block / 512),
+                },
+                0,
+            )
+            .unwrap();
+            drive(
+                &mut m,
+                &mut img,
+                Mix::Random {
+                    max_blocks: 16,
+                    flush: true,
+                },
+                100,
+            )
+            .unwrap();
+            assert!(m.unwritten() > 0);
+            drive(&mut m, &mut img, Mix::FillStripes { blocks: 16 }, 0).unwrap();
+            assert_eq!(m.unwritten(), 0);
+            drive(&mut m, &mut img, Mix::ReadAll { blocks: 64 }, 0).unwrap();
+            assert_eq!(disk::first_mismatch(SEED, SIZE, 0, true, &img), None);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_is_named_by_sector_and_offset() {
+        let mut img = image();
+        img[5 * 512 + 17] ^= 1;
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, false);
+        let e = drive(&mut m, &mut img, Mix::ReadAll { blocks: 8 }, 0).unwrap_err();
+        assert!(e.contains("sector 5 byte 17 "), "{e}");
+        assert!(
+            e.contains("pattern A") && e.contains("1 of 4096 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_lost_or_misplaced_write_is_found_by_a_later_read() {
+        let mut img = image();
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        drive(&mut m, &mut img, Mix::FillStripes { blocks: 128 }, 0).unwrap();
+        // The device "forgets" one written block.
+        let s = m.stripes[0];
+        let at = (s * STRIPE) as usize + 1024;
+        disk::fill(SEED, Pattern::Before, at as u64, &mut img[at..at + 512]);
+        let e = drive(&mut m, &mut img, Mix::ReadAll { blocks: 128 }, 0).unwrap_err();
+        assert!(
+            e.contains(&std::format!("sector {} byte 0", at / 512)),
+            "{e}"
+        );
+        assert!(e.contains("pattern B"), "{e}");
+    }
+
+    #[test]
+    fn bad_status_and_unwritten_status_fail() {
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        let mut t = Traffic::new(&mut m, Mix::RandomReads { blocks: 1 });
+        let plan = t.plan(0, &mut Rng::new(3));
+        let mut out = vec![0u8; plan.writable as usize];
+        *out.last_mut().unwrap() = blk::S_IOERR;
+        let e = t.check(&plan.req, &out, plan.writable).unwrap_err();
+        assert!(e.contains("status 1 (IOERR), expected 0 (OK)"), "{e}");
+        *out.last_mut().unwrap() = 0xa5;
+        let e = t.check(&plan.req, &out, plan.writable).unwrap_err();
+        assert!(e.contains("never written"), "{e}");
+    }
+
+    #[test]
+    fn writes_stay_in_writable_stripes_and_never_touch_a_read_only_disk() {
+        let mut img = image();
+        let before = img.clone();
+        let mut ro = Medium::new(SEED, SIZE, 512, Order::Little, true, false);
+        drive(
+            &mut ro,
+            &mut img,
+            Mix::Random {
+                max_blocks: 64,
+                flush: true,
+            },
+            2000,
+        )
+        .unwrap();
+        drive(&mut ro, &mut img, Mix::RandomWrites { blocks: 8 }, 200).unwrap();
+        assert!(img == before, "a disk we may not write was written");
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        let mut t = Traffic::new(
+            &mut m,
+            Mix::Random {
+                max_blocks: 64,
+                flush: false,
+            },
+        );
+        for n in 0..2000 {
+            let p = t.plan(n, &mut Rng::for_request(4, 0, n));
+            if p.req.op == Op::Write {
+                let first = p.req.block * 512 / STRIPE;
+                let last = (p.req.block + u64::from(p.req.blocks) - 1) * 512 / STRIPE;
+                assert_eq!(first, last);
+                assert!(disk::writable_stripe(SEED, SIZE, first));
+            }
+        }
+    }
+
+    #[test]
+    fn writes_conflict_with_what_they_overlap() {
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        let t = Traffic::new(&mut m, Mix::RandomReads { blocks: 1 });
+        let r = |op, block, blocks| Req { op, block, blocks };
+        assert!(t.conflicts(&r(Op::Write, 10, 4), &r(Op::Read, 13, 1)));
+        assert!(!t.conflicts(&r(Op::Write, 10, 4), &r(Op::Read, 14, 1)));
+        assert!(!t.conflicts(&r(Op::Read, 10, 4), &r(Op::Read, 11, 1)));
+        assert!(!t.conflicts(&r(Op::Flush, 0, 0), &r(Op::Write, 0, 4)));
+    }
+}

@@ -1,0 +1,4 @@
+//! Stress traffic per device for the engine in `virtio::stress`: what
+//! requests to make and what every answer must be. Pure, host-tested.
+
+pub mod blk;
