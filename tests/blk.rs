@@ -1,0 +1,162 @@
+//! virtio-blk on scratch images the runner makes and verifies after QEMU
+//! exits: the default setup, several queues, a read-only drive, 4 KiB
+//! blocks, the packed ring, a legacy-only device, a disk not named
+//! scratch (left as it was), and bytes flipped before boot and after the
+//! run (both must fail, naming the offset).
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use qemu_runner::disks::Disk;
+use qemu_runner::Scenario;
+use std::os::unix::fs::FileExt;
+use zvtest_firmware::disk::DiskId;
+
+const BUS: &str = "fe.0.0001";
+const MIB: u64 = 1 << 20;
+
+fn blk(name: &str, disk: Disk) -> Scenario {
+    scenario(name)
+        .scratch_blk(BUS, disk)
+        .append("only=blk")
+}
+
+#[track_caller]
+fn all_blk_checks_ran(o: &qemu_runner::Run) {
+    assert_pass(o);
+    for c in ["blk.config", "blk.requests", "blk.stress"] {
+        check_ran(o, c);
+    }
+}
+
+#[test]
+fn default_disk_is_read_written_and_verified_by_the_host() {
+    let o = boot(&blk("blk-default", Disk::new(16 * MIB).serial("zv-blk-1")), &elf());
+    all_blk_checks_ran(&o);
+    check(
+        &o,
+        o.console.contains("# zvtest: disk written fe.0.0001"),
+        "the firmware's word that every writable stripe holds pattern B",
+    );
+}
+
+#[test]
+fn several_queues_each_stressed() {
+    let o = boot(&blk("blk-multiqueue", Disk::new(8 * MIB).queues(4)), &elf());
+    all_blk_checks_ran(&o);
+    for q in 0..4 {
+        check(
+            &o,
+            o.console.contains(&format!("# blk fe.0.0001 q{q} ")),
+            &format!("a report line for queue {q}"),
+        );
+    }
+}
+
+#[test]
+fn four_kib_blocks() {
+    let o = boot(
+        &blk(
+            "blk-4k",
+            Disk::new(8 * MIB).block_size(4096).physical_block_size(4096),
+        ),
+        &elf(),
+    );
+    all_blk_checks_ran(&o);
+}
+
+#[test]
+fn packed_ring_and_legacy_only() {
+    let o = boot(&blk("blk-packed", Disk::new(8 * MIB).packed()), &elf());
+    all_blk_checks_ran(&o);
+    check(&o, o.console.contains(" packed "), "packed rounds");
+    let o = boot(&blk("blk-rev0", Disk::new(8 * MIB).max_revision(0)), &elf());
+    all_blk_checks_ran(&o);
+}
+
+#[test]
+fn a_read_only_drive_is_only_read() {
+    let o = boot(&blk("blk-ro", Disk::new(8 * MIB).read_only()), &elf());
+    all_blk_checks_ran(&o);
+}
+
+#[test]
+fn a_disk_not_named_scratch_is_left_alone() {
+    let o = boot(&blk("blk-user", Disk::new(8 * MIB).user()), &elf());
+    all_blk_checks_ran(&o);
+    check(
+        &o,
+        o.console.contains("not written: every read checked against pattern A"),
+        "the report that the disk was only read",
+    );
+}
+
+/// Flips the byte at `offset` of `image`.
+fn flip(image: &std::path::Path, offset: u64, bit: u8) {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= bit;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+/// Booted by hand, as the README shows: `cargo xtask disk`'s image, one
+/// byte flipped, the firmware told the seed and that the disk is scratch.
+#[test]
+fn a_byte_flipped_before_boot_fails_naming_it() {
+    let dir = common::scenario_dir("blk-flip-before");
+    let image = dir.join("disk.img");
+    let seed = 0x1234_5678;
+    qemu_runner::disks::create(&image, seed, 8 * MIB).unwrap();
+    let offset = 3 * MIB + 1234;
+    flip(&image, offset, 0x10);
+    let mut args: Vec<std::ffi::OsString> = [
+        "-M", "s390-ccw-virtio", "-nographic", "-nodefaults", "-serial", "stdio", "-m", "128",
+        "-no-reboot", "-kernel",
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(elf().into());
+    args.push("-drive".into());
+    args.push(format!("file={},if=none,id=d0,format=raw,cache=writeback", image.display()).into());
+    args.push("-device".into());
+    args.push("virtio-blk-ccw,drive=d0,devno=fe.0.0001".into());
+    args.push("-append".into());
+    args.push(format!("only=blk seed={seed:#x} scratch=fe.0.0001 disks=fe.0.0001:8M").into());
+    let out = common::run_qemu_by_hand(&args);
+    let console = String::from_utf8_lossy(&out.stdout);
+    let sector = offset / 512;
+    let named = format!("sector {sector} byte {}", offset % 512);
+    assert!(
+        console.contains("not ok") && console.contains(&named),
+        "the firmware must fail naming {named}:\n{console}"
+    );
+}
+
+/// The host's verification of a run's image, with one byte flipped after
+/// the run: it must fail, naming the offset.
+#[test]
+fn a_byte_flipped_after_the_run_fails_naming_it() {
+    let s = blk("blk-flip-after", Disk::new(8 * MIB));
+    let o = boot(&s, &elf());
+    all_blk_checks_ran(&o);
+    let id: DiskId = BUS.parse().unwrap();
+    let image = s.disk_image(&id);
+    let offset = 5 * MIB + 77;
+    flip(&image, offset, 0x01);
+    let dir = image.parent().unwrap();
+    let checks = qemu_runner::disks::check_after_run(&s, dir, &o.tap, true);
+    let reason = checks
+        .iter()
+        .find_map(|c| c.reason.clone())
+        .expect("the flipped byte must fail the verification");
+    assert!(
+        reason.contains("disk fe.0.0001") && reason.contains(&offset.to_string()),
+        "the reason must name the disk and offset {offset}: {reason}"
+    );
+}
