@@ -16,7 +16,7 @@ use zvtest_contract::tap::{TapReport, TestResult};
 /// Bytes read or written at a time (a whole number of stripes, so no
 /// stripe straddles two chunks).
 pub const CHUNK: usize = 1 << 20;
-const _: () = assert!(CHUNK as u64 % STRIPE == 0);
+const _: () = assert!((CHUNK as u64).is_multiple_of(STRIPE));
 
 /// Offsets are also given in these (what the firmware's reports count).
 pub const SECTOR: u64 = 512;
@@ -47,7 +47,7 @@ pub fn size_problem(size: u64) -> Option<String> {
         Some(format!(
             "{size} bytes is too small for a scratch image (at least {MIN_SIZE})"
         ))
-    } else if size % SECTOR != 0 {
+    } else if !size.is_multiple_of(SECTOR) {
         Some(format!(
             "{size} bytes is not a whole number of {SECTOR}-byte sectors"
         ))
@@ -509,7 +509,7 @@ impl Disk {
                 self.logical_block_size
             ));
         }
-        if self.size % u64::from(self.logical_block_size) != 0 {
+        if !self.size.is_multiple_of(u64::from(self.logical_block_size)) {
             return Some(format!(
                 "{} bytes is not a whole number of {}-byte blocks",
                 self.size, self.logical_block_size
