@@ -30,8 +30,11 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
 
-/// The scratch disk's size: small, sparse.
-const SCRATCH_DISK_BYTES: u64 = 64 << 20;
+/// The scratch disk of the blk device: big enough for a few hundred
+/// writable stripes, made in well under a second.
+pub const SCRATCH_BLK_BYTES: u64 = 64 << 20;
+/// Each of the SCSI controller's two scratch LUNs (target 0, LUNs 0 and 1).
+pub const SCRATCH_LUN_BYTES: u64 = 32 << 20;
 
 /// Does `qemu` (with data directory `data_dir`) offer device `model`?
 /// `-device MODEL,help` exits 0 even for a model it does not know (it says
@@ -61,14 +64,12 @@ pub fn offered(qemu: &Path, data_dir: Option<&Path>, model: &str) -> Result<(), 
 /// What was left out of the default scenario, and why.
 pub type LeftOut = Vec<(&'static str, String)>;
 
-/// The default scenario, its scratch files under `scratch` (a disk image
-/// and a directory for 9p, made afresh: nothing of the user's is written
-/// to), and the models this QEMU does not offer, left out with the reason.
+/// The default scenario, its scratch files under `scratch` (the disk
+/// images, made by the runner when it boots, and a directory for 9p, made
+/// afresh here: nothing of the user's is written to), and the models this
+/// QEMU does not offer, left out with the reason.
 pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
     fs::create_dir_all(scratch)?;
-    let disk = scratch.join("scratch-disk.img");
-    let file = fs::File::create(&disk)?;
-    file.set_len(SCRATCH_DISK_BYTES)?;
     let share = scratch.join("scratch-9p");
     if share.exists() {
         fs::remove_dir_all(&share)?;
@@ -76,7 +77,9 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
     fs::create_dir_all(&share)?;
     fs::write(share.join("hello.txt"), b"zvtest scratch share\n")?;
 
-    let mut s = Scenario::new("default").timeout(Duration::from_secs(60));
+    let mut s = Scenario::new("default")
+        .timeout(Duration::from_secs(60))
+        .disk_dir(scratch);
     let probes: Vec<Result<(), String>> = std::thread::scope(|sc| {
         let handles: Vec<_> = DEVICES
             .iter()
@@ -96,12 +99,17 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             left_out.push((model, why));
             continue;
         }
-        s = s.ccw_device(model, bus, name);
-        let dev = s.ccw_devices.last_mut().expect("just added");
-        match model {
-            "virtio-blk-ccw" => scratch_disk(dev, &disk),
-            "virtio-9p-ccw" => scratch_share(dev, &share),
-            _ => {}
+        s = match model {
+            "virtio-blk-ccw" => s.scratch_blk(bus, SCRATCH_BLK_BYTES),
+            "virtio-scsi-ccw" => s
+                .ccw_device(model, bus, name)
+                .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
+                .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
+            _ => s.ccw_device(model, bus, name),
+        };
+        if model == "virtio-9p-ccw" {
+            let dev = s.ccw_devices.last_mut().expect("just added");
+            scratch_share(dev, &share);
         }
     }
     let (model, bus, name) = HOT_PLUGGED;
@@ -123,19 +131,6 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
         }
     }
     Ok((s, left_out))
-}
-
-/// blk on a raw scratch image instead of the null block node.
-fn scratch_disk(dev: &mut CcwDevice, image: &Path) {
-    let node = format!("{}-disk", dev.id);
-    dev.properties = vec![("drive".into(), node.clone())];
-    dev.backend_args = vec![
-        "-blockdev".into(),
-        format!(
-            "driver=raw,node-name={node},file.driver=file,file.filename={}",
-            option_value(image)
-        ),
-    ];
 }
 
 /// 9p on a scratch directory instead of the synthetic file system.

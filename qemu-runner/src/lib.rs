@@ -66,6 +66,7 @@
 pub mod assess;
 pub mod defaults;
 pub mod devices;
+pub mod disks;
 pub mod qemu_args;
 pub mod qmp;
 pub mod run;
@@ -78,10 +79,11 @@ pub use zvtest_contract::tap;
 pub use assess::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use defaults::default_scenario;
 pub use devices::CcwDevice;
+pub use disks::{Disk, DiskCheck, Expect};
 pub use qmp::{QmpError, QmpEvent};
 pub use run::{kill_running_qemus, run, Run, RunOptions, STDERR_PREFIX};
 pub use scenario::{
-    Diag288, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,
+    Diag288, DiskId, HotplugStep, LegacyPage, LineCommand, Scenario, VersionWord, MAX_APPEND_LEN,
     QEMU_DATA_ENV, QEMU_ENV,
 };
 pub use tap::{Directive, Plan, Summary, TapParser, TapReport, TestResult, Yaml};

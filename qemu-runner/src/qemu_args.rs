@@ -60,10 +60,12 @@ impl Scenario {
         for d in self.ccw_devices.iter().chain(plugged) {
             args.extend(d.backend_args.iter().map(OsString::from));
         }
+        args.extend(self.drive_args());
         for d in &self.ccw_devices {
             args.push("-device".into());
             args.push(d.device_arg().into());
         }
+        args.extend(self.scsi_disk_args());
         if let Some(page) = &self.legacy_page {
             let mut loader = OsString::from("loader,file=");
             loader.push(&page.file);

@@ -21,6 +21,8 @@ use zvtest_contract::checks::DIAG288_EXPIRY;
 
 /// Prefix of QEMU's own stderr lines in the console log.
 pub const STDERR_PREFIX: &str = "[qemu stderr] ";
+/// Prefix of the runner's disk verification lines at the log's end.
+pub const DISK_PREFIX: &str = "[zvtest] ";
 
 /// A console line is kept up to this long; the rest of it is counted and
 /// dropped (a guest printing without newlines must not grow our memory).
@@ -95,6 +97,9 @@ pub struct Run {
     pub log_path: PathBuf,
     pub tap: TapReport,
     pub verdict: Verdict,
+    /// Each scratch disk as verified after the run (its line, and a
+    /// reason in the verdict if it failed).
+    pub disks: Vec<crate::disks::DiskCheck>,
 }
 
 impl Run {
@@ -157,6 +162,9 @@ impl Run {
         let mut s = format!("{}\n", self.summary_line());
         for r in &self.verdict.reasons {
             s.push_str(&format!("  - {r}\n"));
+        }
+        for d in self.disks.iter().filter(|d| d.reason.is_none()) {
+            s.push_str(&format!("{}\n", d.line));
         }
         s.push_str(&format!("command: {}\n", self.command_line()));
         let console = self.console_tail(64 * 1024);
@@ -325,6 +333,12 @@ impl Drop for Qemu {
 /// thread that called `run` ends (`run` reaps it before it returns) and
 /// when this process dies, even by SIGKILL; [`kill_running_qemus`] ends
 /// it from a signal handler.
+///
+/// The scenario's disks get fresh images before QEMU starts (an image
+/// that cannot be made is an error); after QEMU is gone every byte of each
+/// is verified ([`crate::disks::check_after_run`]) and a disk that does not
+/// hold what it should fails the verdict. Images in a directory the runner
+/// picked are removed once all of them verified clean.
 pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<Run> {
     scenario
         .validate()
@@ -336,7 +350,15 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         ));
     }
     // qemu-version= as the firmware will see it.
-    let scenario = &scenario.resolve_qemu_version().map_err(io::Error::other)?;
+    let mut scenario = scenario.resolve_qemu_version().map_err(io::Error::other)?;
+    let own_disk_dir = scenario.disk_dir.is_none() && !scenario.disks.is_empty();
+    if own_disk_dir {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        scenario.disk_dir = Some(crate::scenario::default_disk_dir(&scenario.name, Some(n)));
+    }
+    let scenario = &scenario;
+    make_disks(scenario)?;
     scenario
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -476,6 +498,22 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     if scenario.diag288 == Some(Diag288::Expire) {
         verdict.reasons.extend(watchdog_reason(&tap, &qmp_events));
     }
+    let disks = match &scenario.disk_dir {
+        Some(dir) if !scenario.disks.is_empty() => {
+            let complete = tap.summary.is_some() && tap.bail_out.is_none() && !exit.is_timed_out();
+            let checks = crate::disks::check_after_run(scenario, dir, &tap, complete);
+            note_disks(&log_path, &checks, opts.echo)?;
+            verdict
+                .reasons
+                .extend(checks.iter().filter_map(|c| c.reason.clone()));
+            if own_disk_dir && checks.iter().all(|c| c.reason.is_none()) {
+                // Clean images say nothing more; failing ones stay to be looked at.
+                let _ = fs::remove_dir_all(dir);
+            }
+            checks
+        }
+        _ => Vec::new(),
+    };
     Ok(Run {
         scenario: scenario.name.clone(),
         command,
@@ -490,7 +528,42 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         log_path,
         tap,
         verdict,
+        disks,
     })
+}
+
+/// Fresh images for the scenario's disks, in its disk directory.
+fn make_disks(scenario: &Scenario) -> io::Result<()> {
+    let seed = scenario.disk_seed();
+    for (id, disk) in &scenario.disks {
+        let image = scenario.disk_image(id);
+        if let Some(dir) = image.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        crate::disks::create(&image, seed, disk.size).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot make the image of disk {id} at {}: {e}",
+                    image.display()
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The disks' lines, at the end of the console log (and on our stderr
+/// when the console is echoed).
+fn note_disks(log: &Path, checks: &[crate::disks::DiskCheck], echo: bool) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().append(true).open(log)?;
+    for c in checks {
+        writeln!(f, "{DISK_PREFIX}{}", c.line)?;
+        if echo {
+            eprintln!("{DISK_PREFIX}{}", c.line);
+        }
+    }
+    Ok(())
 }
 
 /// With `diag288=expire`: when the firmware says its watchdog expired

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::devices::{model_setup, CcwDevice};
+pub use crate::disks::Disk;
+use crate::disks::{self, drive_id};
 use crate::version::{self, QemuVersion};
 use zvtest_contract::cmdline::{self, Config, VirtioConfig};
+pub use zvtest_contract::disk::DiskId;
 use zvtest_contract::inventory;
 pub use zvtest_contract::inventory::{BusId, Entry};
 
@@ -73,6 +76,15 @@ pub struct Scenario {
     /// Use the SCLP line-mode console (EBCDIC messages, as z/VM and LPAR
     /// operators see them) instead of the VT220 one.
     pub line_mode_console: bool,
+    /// What `seed=` tells the firmware (None: the firmware's default);
+    /// the scratch images are made for it too ([`Scenario::disk_seed`]).
+    pub seed: Option<u64>,
+    /// Disks on fresh scratch images ([`Scenario::scratch_blk`],
+    /// [`Scenario::scratch_scsi`]), verified byte by byte after the run.
+    pub disks: Vec<(DiskId, Disk)>,
+    /// Where the runner makes their images; by default a fresh directory
+    /// under the temp directory, removed once every image verified clean.
+    pub disk_dir: Option<PathBuf>,
     /// Mistakes made while building (a malformed bus id, ...); reported
     /// by [`Scenario::validate`].
     pub errors: Vec<String>,
@@ -208,6 +220,9 @@ impl Scenario {
             balloon_pages: None,
             qmp_events: false,
             line_mode_console: false,
+            seed: None,
+            disks: Vec::new(),
+            disk_dir: None,
             errors: Vec::new(),
         }
     }
@@ -315,6 +330,156 @@ impl Scenario {
     pub fn balloon_pages(mut self, after_classic: u32, after_adapter: u32) -> Self {
         self.balloon_pages = Some([after_classic, after_adapter]);
         self
+    }
+
+    /// Tells the firmware `seed=<seed>`; the scratch images are made for it.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The seed the scratch images are made for: the firmware's, whether
+    /// [`Scenario::seed`] or a `seed=` word of [`Scenario::append`] gives
+    /// it (`cargo xtask run seed=7`), else the firmware's default.
+    pub fn disk_seed(&self) -> u64 {
+        let appended = self
+            .append
+            .iter()
+            .filter_map(|w| w.strip_prefix("seed="))
+            .find_map(disks::parse_seed);
+        appended
+            .or(self.seed)
+            .unwrap_or_else(|| Config::default().seed)
+    }
+
+    /// A virtio-blk device at `bus` on a fresh scratch image (header and
+    /// pattern A, made by the runner before QEMU starts):
+    /// `.scratch_blk("fe.0.0001", 64 << 20)` or with a [`Disk`] built with
+    /// options, `.scratch_blk("fe.0.0002", Disk::new(1 << 20).block_size(4096))`.
+    /// The device is expected in `devices=` as `blk`, the disk in
+    /// `disks=` and (unless read-only or a user disk) `scratch=`; after
+    /// the run every byte of the image is verified.
+    pub fn scratch_blk(mut self, bus: &str, disk: impl Into<Disk>) -> Self {
+        let disk = disk.into();
+        let bus: BusId = match bus.parse() {
+            Ok(b) => b,
+            Err(e) => {
+                self.errors.push(format!("scratch blk: {e}"));
+                return self;
+            }
+        };
+        let id = DiskId { bus, lun: None };
+        let mut dev = CcwDevice::new("virtio-blk-ccw", bus, "blk");
+        dev.backend_args.clear(); // the -drive comes from the disk
+        dev.properties = blk_properties(&id, &disk);
+        self.expected_devices
+            .get_or_insert_with(Vec::new)
+            .push(dev.entry());
+        self.ccw_devices.push(dev);
+        self.disks.push((id, disk));
+        self
+    }
+
+    /// A SCSI disk (QEMU `scsi-hd`) at `target`/`lun` of the virtio-scsi
+    /// controller at `controller`, on a fresh scratch image as
+    /// [`Scenario::scratch_blk`]; the controller (`virtio-scsi-ccw`,
+    /// expected as `scsi`) is added with the first of its disks unless the
+    /// scenario has it already. Vendor and product stay QEMU's.
+    pub fn scratch_scsi(
+        mut self,
+        controller: &str,
+        target: u8,
+        lun: u16,
+        disk: impl Into<Disk>,
+    ) -> Self {
+        let disk = disk.into();
+        let bus: BusId = match controller.parse() {
+            Ok(b) => b,
+            Err(e) => {
+                self.errors.push(format!("scratch scsi: {e}"));
+                return self;
+            }
+        };
+        let blk_only = disk.blk_only_properties();
+        if !blk_only.is_empty() {
+            self.errors.push(format!(
+                "scratch scsi {bus}/{target}/{lun}: {} belong to the controller, not a LUN",
+                blk_only.join(", ")
+            ));
+        }
+        match self.ccw_devices.iter().find(|d| d.bus == bus) {
+            Some(d) if d.model == "virtio-scsi-ccw" => {}
+            Some(d) => self.errors.push(format!(
+                "scratch scsi {bus}/{target}/{lun}: the device at {bus} is {}, not virtio-scsi-ccw",
+                d.model
+            )),
+            None => self = self.ccw_device("virtio-scsi-ccw", controller, "scsi"),
+        }
+        self.disks.push((
+            DiskId {
+                bus,
+                lun: Some((target, lun)),
+            },
+            disk,
+        ));
+        self
+    }
+
+    /// Where the runner makes the scratch images (kept after the run).
+    pub fn disk_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.disk_dir = Some(dir.into());
+        self
+    }
+
+    /// The image of disk `id`, in [`Scenario::disk_dir`] (or, before
+    /// [`crate::run()`] picked one, a per-process temp directory).
+    pub fn disk_image(&self, id: &DiskId) -> PathBuf {
+        self.disk_dir
+            .clone()
+            .unwrap_or_else(|| default_disk_dir(&self.name, None))
+            .join(disks::image_name(id))
+    }
+
+    /// QEMU arguments of the disks: their `-drive`s ...
+    pub(crate) fn drive_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        for (id, disk) in &self.disks {
+            let mut v = std::ffi::OsString::from("file=");
+            v.push(self.disk_image(id).to_string_lossy().replace(',', ",,"));
+            v.push(format!(
+                ",if=none,id={},format=raw,cache=writeback",
+                drive_id(id)
+            ));
+            if disk.read_only {
+                v.push(",readonly=on");
+            }
+            args.push("-drive".into());
+            args.push(v);
+        }
+        args
+    }
+
+    /// ... and the `scsi-hd` devices on their controllers' buses (after
+    /// the controllers).
+    pub(crate) fn scsi_disk_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        for (id, disk) in &self.disks {
+            let Some((target, lun)) = id.lun else {
+                continue;
+            };
+            let mut v = format!(
+                "scsi-hd,bus={}.0,scsi-id={target},lun={lun},drive={},id={}-hd",
+                CcwDevice::default_id(id.bus),
+                drive_id(id),
+                drive_id(id)
+            );
+            for (k, val) in block_properties(disk) {
+                v.push_str(&format!(",{k}={val}"));
+            }
+            args.push("-device".into());
+            args.push(v.into());
+        }
+        args
     }
 
     /// Boots with the SCLP line-mode console instead of the VT220 one.
@@ -544,6 +709,16 @@ impl Scenario {
         if let Ok(changes) = self.hotplug_changes() {
             c.hotplug = changes;
         }
+        if let Some(seed) = self.seed {
+            c.seed = seed;
+        }
+        c.disks = self.disks.iter().map(|(id, d)| d.config(*id)).collect();
+        c.scratch = self
+            .disks
+            .iter()
+            .filter(|(_, d)| d.scratch)
+            .map(|(id, _)| *id)
+            .collect();
         if let Some(page) = &self.legacy_page {
             c.ram_end = Some(page.addr);
             c.legacy_devices = page
@@ -658,6 +833,16 @@ impl Scenario {
                 ));
             }
         }
+        let mut ids: Vec<DiskId> = Vec::new();
+        for (id, disk) in &self.disks {
+            if let Some(why) = disk.problem() {
+                return Err(format!("scenario {}: disk {id}: {why}", self.name));
+            }
+            if ids.contains(id) {
+                return Err(format!("scenario {}: two disks at {id}", self.name));
+            }
+            ids.push(*id);
+        }
         self.check_own_words()?;
         // Room for the word a detected version adds when the scenario runs.
         let reserve = match self.qemu_version {
@@ -691,6 +876,64 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// Block sizes and serial, as both virtio-blk and scsi-hd spell them.
+fn block_properties(disk: &Disk) -> Vec<(String, String)> {
+    let mut p = Vec::new();
+    if disk.logical_block_size != 512 {
+        p.push((
+            "logical_block_size".into(),
+            disk.logical_block_size.to_string(),
+        ));
+    }
+    if let Some(b) = disk.physical_block_size {
+        p.push(("physical_block_size".into(), b.to_string()));
+    }
+    if let Some(s) = &disk.serial {
+        p.push(("serial".into(), s.clone()));
+    }
+    p
+}
+
+/// A virtio-blk device's properties for `disk`: its drive, then what
+/// [`Scenario::firmware_config`] reads back for `devices=` (`packed`,
+/// `max_revision`) and the rest.
+fn blk_properties(id: &DiskId, disk: &Disk) -> Vec<(String, String)> {
+    let mut p = vec![("drive".to_string(), drive_id(id))];
+    p.extend(block_properties(disk));
+    if let Some(n) = disk.queues {
+        p.push(("num-queues".into(), n.to_string()));
+    }
+    if let Some(n) = disk.queue_size {
+        p.push(("queue-size".into(), n.to_string()));
+    }
+    if disk.packed {
+        p.push(("packed".into(), "on".into()));
+    }
+    if let Some(r) = disk.max_revision {
+        p.push(("max_revision".into(), r.to_string()));
+    }
+    p
+}
+
+/// `<tmp>/zvtest-disks/<name>-<pid>[-<n>]`: the images of one run.
+pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let leaf = match n {
+        Some(n) => format!("{safe}-{}-{n}", std::process::id()),
+        None => format!("{safe}-{}", std::process::id()),
+    };
+    std::env::temp_dir().join("zvtest-disks").join(leaf)
 }
 
 #[cfg(test)]
@@ -1098,6 +1341,147 @@ mod tests {
         assert!(ok
             .command_line()
             .ends_with("devices=none legacy-devices=none bogus=1 x"));
+    }
+
+    #[test]
+    fn scratch_disks_reach_qemu_and_the_firmware() {
+        let mut s = Scenario::new("disks")
+            .seed(0x77)
+            .disk_dir("/d,x")
+            .scratch_blk("fe.0.0001", 64 << 20)
+            .scratch_blk(
+                "fe.0.0002",
+                Disk::new(1 << 20)
+                    .block_size(4096)
+                    .physical_block_size(8192)
+                    .queues(2)
+                    .queue_size(64)
+                    .serial("zv-2")
+                    .packed()
+                    .max_revision(1),
+            )
+            .scratch_blk("fe.0.0003", Disk::new(1 << 20).read_only())
+            .scratch_blk("fe.0.0004", Disk::new(1 << 20).user())
+            .scratch_scsi("fe.0.0006", 0, 0, 32 << 20)
+            .scratch_scsi(
+                "fe.0.0006",
+                0,
+                1,
+                Disk::new(32 << 20).block_size(4096).serial("lun1"),
+            );
+        s.data_dir = None;
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M expect-cpus=1 seed=0x77 \
+             scratch=fe.0.0001,fe.0.0002,fe.0.0006/0/0,fe.0.0006/0/1 \
+             disks=fe.0.0001:64M,fe.0.0002:1M:bs=4096:queues=2:serial=zv-2,fe.0.0003:1M:ro,\
+             fe.0.0004:1M,fe.0.0006/0/0:32M,fe.0.0006/0/1:32M:bs=4096:serial=lun1 \
+             devices=fe.0.0001:blk,fe.0.0002:blk:rev1:packed,fe.0.0003:blk,fe.0.0004:blk,fe.0.0006:scsi"
+        );
+        let cfg = cmdline::parse(s.command_line().as_bytes()).unwrap();
+        assert_eq!(cfg, s.firmware_config());
+        assert_eq!(s.disk_seed(), 0x77);
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
+        assert!(has([
+            "-drive",
+            "file=/d,,x/fe.0.0001.img,if=none,id=disk-fe.0.0001,format=raw,cache=writeback"
+        ]));
+        assert!(has([
+            "-drive",
+            "file=/d,,x/fe.0.0003.img,if=none,id=disk-fe.0.0003,format=raw,cache=writeback,readonly=on"
+        ]));
+        assert!(has([
+            "-drive",
+            "file=/d,,x/fe.0.0006-0-1.img,if=none,id=disk-fe.0.0006-0-1,format=raw,cache=writeback"
+        ]));
+        assert!(has([
+            "-device",
+            "virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=disk-fe.0.0001"
+        ]));
+        assert!(has([
+            "-device",
+            "virtio-blk-ccw,devno=fe.0.0002,id=ccw-fe.0.0002,drive=disk-fe.0.0002,\
+             logical_block_size=4096,physical_block_size=8192,serial=zv-2,num-queues=2,\
+             queue-size=64,packed=on,max_revision=1"
+        ]));
+        let scsi = "scsi-hd,bus=ccw-fe.0.0006.0,scsi-id=0,lun=1,drive=disk-fe.0.0006-0-1,\
+                    id=disk-fe.0.0006-0-1-hd,logical_block_size=4096,serial=lun1";
+        assert!(has(["-device", scsi]));
+        // Drives before devices, the controller before its LUNs.
+        let at = |a: &str| args.iter().position(|x| *x == a).unwrap();
+        assert!(
+            at("-drive")
+                < at("virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=disk-fe.0.0001")
+        );
+        assert!(at("virtio-scsi-ccw,devno=fe.0.0006,id=ccw-fe.0.0006") < at(scsi));
+        assert_eq!(
+            s.disk_image(&"fe.0.0006/0/1".parse().unwrap()),
+            PathBuf::from("/d,x/fe.0.0006-0-1.img")
+        );
+    }
+
+    #[test]
+    fn the_images_seed_is_the_firmwares() {
+        let s = Scenario::new("seed").scratch_blk("fe.0.0001", 1 << 20);
+        assert_eq!(s.disk_seed(), Config::default().seed);
+        assert!(!s.command_line().contains("seed="));
+        assert_eq!(s.clone().append("only=blk seed=0x99").disk_seed(), 0x99);
+        assert_eq!(s.clone().seed(5).disk_seed(), 5);
+        let e = s.seed(5).append("seed=6").validate().unwrap_err();
+        assert!(e.contains("gives seed= again"), "{e}");
+    }
+
+    #[test]
+    fn disk_mistakes() {
+        let err = |s: Scenario| s.validate().unwrap_err();
+        let e = err(Scenario::new("x").scratch_blk("fe.0.0001", 4096));
+        assert!(e.contains("disk fe.0.0001: 4096 bytes is too small"), "{e}");
+        let e =
+            err(Scenario::new("x").scratch_blk("fe.0.0001", Disk::new(1 << 20).block_size(1000)));
+        assert!(e.contains("logical_block_size 1000"), "{e}");
+        let e = err(Scenario::new("x")
+            .scratch_blk("fe.0.0001", Disk::new((1 << 20) + 512).block_size(4096)));
+        assert!(e.contains("4096-byte blocks"), "{e}");
+        let e = err(Scenario::new("x").scratch_blk(
+            "fe.0.0001",
+            Disk::new(1 << 20).block_size(4096).physical_block_size(512),
+        ));
+        assert!(e.contains("physical_block_size 512"), "{e}");
+        let e = err(Scenario::new("x").scratch_blk("fe.0.0001", Disk::new(1 << 20).serial("a b")));
+        assert!(e.contains("serial 'a b'"), "{e}");
+        let e = err(Scenario::new("x").scratch_blk("fe.0.01", 1 << 20));
+        assert!(e.contains("scratch blk"), "{e}");
+        let e = err(Scenario::new("x")
+            .scratch_blk("fe.0.0001", 1 << 20)
+            .scratch_blk("fe.0.0001", 1 << 20));
+        assert!(e.contains("two devices expected at fe.0.0001"), "{e}");
+        let e = err(Scenario::new("x")
+            .scratch_scsi("fe.0.0006", 0, 1, 1 << 20)
+            .scratch_scsi("fe.0.0006", 0, 1, 1 << 20));
+        assert!(e.contains("two disks at fe.0.0006/0/1"), "{e}");
+        let e = err(Scenario::new("x").scratch_scsi(
+            "fe.0.0006",
+            0,
+            1,
+            Disk::new(1 << 20).queues(2).packed(),
+        ));
+        assert!(
+            e.contains("num-queues, packed belong to the controller"),
+            "{e}"
+        );
+        let e = err(Scenario::new("x")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0006", "rng")
+            .scratch_scsi("fe.0.0006", 0, 0, 1 << 20));
+        assert!(e.contains("is virtio-rng-ccw, not virtio-scsi-ccw"), "{e}");
+        // One controller for many LUNs.
+        let s = Scenario::new("x")
+            .scratch_scsi("fe.0.0006", 0, 0, 1 << 20)
+            .scratch_scsi("fe.0.0006", 1, 3, 1 << 20);
+        assert_eq!(s.ccw_devices.len(), 1);
+        assert_eq!(s.validate(), Ok(()));
     }
 
     #[test]

@@ -1290,3 +1290,248 @@ fn signals_to_the_runner_take_qemu_along() {
         assert!(left.is_empty(), "{name}: left behind {left:?}");
     }
 }
+
+// Scratch disks: the fake QEMU finds each image after `-drive file=` (as
+// $img1, $img2, ... in order) and does to it what a run would.
+
+const DISK_ARGS: &str = "n=0\nfor a in \"$@\"; do case \"$a\" in file=*) n=$((n+1)); \
+     p=${a#file=}; p=${p%%,if=none*}; eval \"img$n=\\$p\";; esac; done\n";
+
+const STRESS_TAP: &str = "TAP version 14
+1..2
+ok 1 - boot.vectors
+ok 2 - blk.stress
+2 passed, 0 failed, 0 skipped";
+
+fn disk_boot(test: &str, body: &str, scenario: Scenario) -> Run {
+    boot(test, &format!("{DISK_ARGS}{body}"), scenario)
+}
+
+/// An image as a complete run leaves it: pattern B in every writable stripe.
+fn after_a_run(test: &str, seed: u64, size: u64) -> PathBuf {
+    use zvtest_contract::disk::{fill, writable_stripes, Pattern, STRIPE};
+    let p = dir(test).join("after.img");
+    qemu_runner::disks::create(&p, seed, size).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+    let mut b = vec![0u8; STRIPE as usize];
+    for s in writable_stripes(seed, size) {
+        fill(seed, Pattern::After, s * STRIPE, &mut b);
+        std::os::unix::fs::FileExt::write_all_at(&f, &b, s * STRIPE).unwrap();
+    }
+    p
+}
+
+/// Shell: XOR the byte at `offset` of `image` (a shell word) with 0xff.
+fn flip(image: &str, offset: u64, seed: u64, size: u64, after: bool) -> String {
+    let mut was = [0u8];
+    zvtest_contract::disk::fill_image(seed, size, offset, after, &mut was);
+    format!(
+        "printf '\\{:03o}' | dd of=\"{image}\" bs=1 seek={offset} conv=notrunc 2>/dev/null",
+        !was[0]
+    )
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn disks_are_made_before_boot_and_verified_after() {
+    let test = "disks-untouched";
+    // Shows the header each image has when QEMU starts.
+    let script = format!(
+        "echo \"# first: $(head -c 16 \"$img1\")\"\necho \"# second: $(head -c 16 \"$img2\")\"\n{}",
+        print_tap(GOOD_TAP)
+    );
+    let s = Scenario::new(test)
+        .scratch_blk("fe.0.0001", MIB)
+        .scratch_scsi("fe.0.0006", 0, 1, 2 * MIB);
+    let o = disk_boot(test, &script, s);
+    assert!(o.passed(), "{}", o.failure_report());
+    let d = &o.tap.diagnostics;
+    assert!(d.contains(&"first: zvtest-scratch/1".to_string()), "{d:?}");
+    assert!(d.contains(&"second: zvtest-scratch/1".to_string()), "{d:?}");
+    let lines: Vec<&str> = o.disks.iter().map(|d| d.line.as_str()).collect();
+    assert_eq!(
+        lines,
+        [
+            "disk fe.0.0001: 1048576 bytes verified (pattern A everywhere: no blk check ran)",
+            "disk fe.0.0006/0/1: 2097152 bytes verified (pattern A everywhere: no scsi check ran)",
+        ]
+    );
+    assert!(o
+        .console()
+        .contains("[zvtest] disk fe.0.0001: 1048576 bytes verified"));
+    let append = append_of(&o);
+    assert!(
+        append.contains("scratch=fe.0.0001,fe.0.0006/0/1 disks=fe.0.0001:1M,fe.0.0006/0/1:2M"),
+        "{append}"
+    );
+    // A directory the runner picked goes once every image verified clean.
+    assert!(!o.disks[0].image.exists());
+}
+
+#[test]
+fn a_byte_changed_during_the_run_fails_naming_it() {
+    let test = "disks-flipped";
+    let s = Scenario::new(test).scratch_blk("fe.0.0001", MIB);
+    let seed = s.disk_seed();
+    let script = format!(
+        "{}\n{}",
+        flip("$img1", 300_000, seed, MIB, false),
+        print_tap(GOOD_TAP)
+    );
+    let o = disk_boot(test, &script, s);
+    assert!(!o.passed());
+    assert_eq!(o.verdict.reasons.len(), 1, "{:?}", o.verdict.reasons);
+    let r = &o.verdict.reasons[0];
+    assert!(
+        r.starts_with(
+            "disk fe.0.0001 (no blk check ran): 1 of 1048576 bytes differ from pattern A \
+             (untouched); the first at offset 0x493e0 (300000; sector 585, stripe 4): expected 0x"
+        ),
+        "{r}"
+    );
+    assert!(r.contains("(pattern A), got 0x"), "{r}");
+    // The image stays, to be looked at.
+    assert!(o.disks[0].image.is_file());
+    assert!(r.contains(&o.disks[0].image.display().to_string()), "{r}");
+    assert!(o.failure_report().contains("offset 0x493e0"));
+}
+
+#[test]
+fn a_complete_run_leaves_b_in_every_writable_stripe() {
+    let test = "disks-complete";
+    let s = Scenario::new(test).scratch_blk("fe.0.0001", 2 * MIB);
+    let seed = s.disk_seed();
+    let after = after_a_run(test, seed, 2 * MIB);
+    let copy = format!("cp {} \"$img1\"\n", after.display());
+    let o = disk_boot(test, &format!("{copy}{}", print_tap(STRESS_TAP)), s.clone());
+    assert!(o.passed(), "{}", o.failure_report());
+    let n = qemu_runner::disks::writable_count(seed, 2 * MIB);
+    assert_eq!(
+        o.disks[0].line,
+        format!("disk fe.0.0001: 2097152 bytes verified ({n} writable stripes hold B)")
+    );
+
+    // blk.stress passed but nothing was written: the first writable stripe says so.
+    let o = disk_boot(test, &print_tap(STRESS_TAP), s.clone());
+    assert!(!o.passed());
+    let first = zvtest_contract::disk::writable_stripes(seed, 2 * MIB)
+        .next()
+        .unwrap()
+        * 65536;
+    let r = &o.verdict.reasons[0];
+    assert!(r.starts_with("disk fe.0.0001 (blk.stress passed): "), "{r}");
+    assert!(
+        r.contains(&format!("the first at offset {first:#x}")),
+        "{r}"
+    );
+    assert!(r.contains("(pattern B), got"), "{r}");
+
+    // One byte of a written stripe lost after the run.
+    let at = first + 4097;
+    let script = format!(
+        "{copy}{}\n{}",
+        flip("$img1", at, seed, 2 * MIB, true),
+        print_tap(STRESS_TAP)
+    );
+    let o = disk_boot(test, &script, s);
+    assert!(!o.passed());
+    let r = &o.verdict.reasons[0];
+    assert!(r.contains("1 of 2097152 bytes differ"), "{r}");
+    assert!(
+        r.contains(&format!(
+            "offset {at:#x} ({at}; sector {}, stripe {})",
+            at / 512,
+            at / 65536
+        )),
+        "{r}"
+    );
+    assert!(r.contains("(pattern B), got"), "{r}");
+}
+
+#[test]
+fn user_and_read_only_disks_must_be_left_alone() {
+    let test = "disks-user";
+    let s = Scenario::new(test)
+        .scratch_blk("fe.0.0001", MIB)
+        .scratch_blk("fe.0.0002", qemu_runner::Disk::new(MIB).user())
+        .scratch_blk("fe.0.0003", qemu_runner::Disk::new(MIB).read_only());
+    let seed = s.disk_seed();
+    let after = after_a_run(test, seed, MIB);
+    // Pattern B written to all three.
+    let script = format!(
+        "for i in \"$img1\" \"$img2\" \"$img3\"; do cp {} \"$i\"; done\necho \"# args: $*\"\n{}",
+        after.display(),
+        print_tap(STRESS_TAP)
+    );
+    let o = disk_boot(test, &script, s);
+    assert!(!o.passed());
+    let append = append_of(&o);
+    assert!(append.contains(" scratch=fe.0.0001 "), "{append}");
+    assert!(append.contains("fe.0.0003:1M:ro"), "{append}");
+    let args = o
+        .tap
+        .diagnostics
+        .iter()
+        .find(|l| l.starts_with("args: "))
+        .unwrap();
+    assert!(
+        args.contains("id=disk-fe.0.0003,format=raw,cache=writeback,readonly=on"),
+        "{args}"
+    );
+    assert!(o.disks[0].reason.is_none(), "{:?}", o.disks[0]);
+    let reasons = &o.verdict.reasons;
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].starts_with("disk fe.0.0002 (not named scratch): "),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].starts_with("disk fe.0.0003 (read-only): "),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("(pattern A), got"), "{reasons:?}");
+}
+
+#[test]
+fn an_incomplete_run_is_still_verified() {
+    let test = "disks-incomplete";
+    let s = Scenario::new(test).scratch_blk("fe.0.0001", MIB);
+    let seed = s.disk_seed();
+    let after = after_a_run(test, seed, MIB);
+    let cut = "TAP version 14\n1..2\nok 1 - boot.vectors\nBail out! panic";
+    // Every writable stripe written (some could have been): nothing to add.
+    let script = format!(
+        "cp {} \"$img1\"\n{}\nexit 1",
+        after.display(),
+        print_tap(cut)
+    );
+    let o = disk_boot(test, &script, s.clone());
+    assert!(!o.passed());
+    assert!(o.disks[0].reason.is_none(), "{:?}", o.disks[0]);
+    assert!(
+        o.disks[0].line.contains("the run was incomplete"),
+        "{}",
+        o.disks[0].line
+    );
+    // A write outside the writable stripes is caught all the same.
+    let outside = (1..16u64)
+        .find(|&s| !zvtest_contract::disk::writable_stripe(seed, MIB, s))
+        .unwrap()
+        * 65536
+        + 10;
+    let script = format!(
+        "{}\n{}\nexit 1",
+        flip("$img1", outside, seed, MIB, false),
+        print_tap(cut)
+    );
+    let o = disk_boot(test, &script, s);
+    let r = o
+        .verdict
+        .reasons
+        .iter()
+        .find(|r| r.starts_with("disk "))
+        .unwrap();
+    assert!(r.contains(&format!("offset {outside:#x}")), "{r}");
+    assert!(r.ends_with("(the run was incomplete)"), "{r}");
+}

@@ -33,6 +33,13 @@ commands:
                           line, of boot to exit, and of each check's own timing; then
                           boot only=heap.stress at stress=1, 10 and 100 and print its
                           time at each level and the ratio to stress=1
+  disk --seed S --size N FILE
+                          write a scratch disk image of N bytes (64M, 1G, bytes) for
+                          seed S: header, then pattern A (what a run finds)
+  disk --verify --seed S [--untouched] FILE
+                          check every byte of FILE against what a complete run
+                          leaves (pattern B in the writable stripes; --untouched:
+                          pattern A everywhere); exit 1 naming the first mismatch
   lint [--verbose]        cargo fmt --check; cargo clippy -D warnings on the host and
                           on s390x; the module graph of the firmware and its contract
                           crate: no cycle, nothing in arch/ naming a module outside
@@ -97,6 +104,24 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_RUNS, value_parser = bench::parse_runs)]
         runs: u32,
     },
+    /// Make a scratch disk image, or verify one after a run
+    Disk {
+        /// The seed (decimal or 0x hex): the firmware's seed= for the run
+        #[arg(long, value_name = "S", value_parser = parse_seed)]
+        seed: u64,
+        /// Make an image of this size: 64M, 1G, 4K or bytes
+        #[arg(long, value_name = "N", value_parser = parse_size, required_unless_present = "verify", conflicts_with = "verify")]
+        size: Option<u64>,
+        /// Check FILE instead of making it (its size is its length)
+        #[arg(long)]
+        verify: bool,
+        /// With --verify: expect pattern A everywhere (a run that only read)
+        #[arg(long, conflicts_with = "size")]
+        untouched: bool,
+        /// The image
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
     /// fmt and clippy on both targets, then the firmware's module graph
     Lint {
         /// Print the module graph: every module and what it names
@@ -128,6 +153,19 @@ fn parse_test_qemu(v: &str) -> Result<QemuChoice, String> {
         v => Release::parse(v)
             .map(QemuChoice::Fetched)
             .ok_or_else(|| "--qemu takes 7.2, 10.0 or 11.1".into()),
+    }
+}
+
+fn parse_seed(v: &str) -> Result<u64, String> {
+    qemu_runner::disks::parse_seed(v).ok_or_else(|| "a seed is a number, decimal or 0x hex".into())
+}
+
+fn parse_size(v: &str) -> Result<u64, String> {
+    let size = qemu_runner::disks::parse_size(v)
+        .ok_or_else(|| "a size is bytes or a number with K, M or G".to_string())?;
+    match qemu_runner::disks::size_problem(size) {
+        Some(why) => Err(why),
+        None => Ok(size),
     }
 }
 
@@ -237,6 +275,42 @@ mod tests {
         refused(&["bench", "-v"], UnknownArgument, "'-v'");
         refused(&["bench", "5"], UnknownArgument, "'5'");
         refused(&["lint", "x"], UnknownArgument, "'x'");
+        refused(&["disk", "f"], MissingRequiredArgument, "--seed <S>");
+        refused(
+            &["disk", "--seed", "1", "f"],
+            MissingRequiredArgument,
+            "--size <N>",
+        );
+        refused(
+            &["disk", "--seed", "1", "--size", "1M", "--verify", "f"],
+            ArgumentConflict,
+            "--verify",
+        );
+        refused(
+            &["disk", "--seed", "1", "--size", "1M", "--untouched", "f"],
+            ArgumentConflict,
+            "--untouched",
+        );
+        refused(
+            &["disk", "--seed", "x1", "--verify", "f"],
+            ValueValidation,
+            "a seed is a number",
+        );
+        refused(
+            &["disk", "--seed", "1", "--size", "64T", "f"],
+            ValueValidation,
+            "K, M or G",
+        );
+        refused(
+            &["disk", "--seed", "1", "--size", "1000", "f"],
+            ValueValidation,
+            "too small",
+        );
+        refused(
+            &["disk", "--seed", "1", "--verify"],
+            MissingRequiredArgument,
+            "<FILE>",
+        );
     }
 
     #[test]
@@ -308,6 +382,26 @@ mod tests {
         assert_eq!(ok(&["qemu10"]), Command::Qemu10);
         assert_eq!(ok(&["bench"]), Command::Bench { runs: 10 });
         assert_eq!(ok(&["bench", "--runs=3"]), Command::Bench { runs: 3 });
+        assert_eq!(
+            ok(&["disk", "--seed", "0x10", "--size", "64M", "d.img"]),
+            Command::Disk {
+                seed: 16,
+                size: Some(64 << 20),
+                verify: false,
+                untouched: false,
+                file: "d.img".into()
+            }
+        );
+        assert_eq!(
+            ok(&["disk", "--verify", "--untouched", "--seed=7", "d.img"]),
+            Command::Disk {
+                seed: 7,
+                size: None,
+                verify: true,
+                untouched: true,
+                file: "d.img".into()
+            }
+        );
         assert_eq!(ok(&["lint"]), Command::Lint { verbose: false });
         assert_eq!(ok(&["lint", "-v"]), Command::Lint { verbose: true });
     }

@@ -112,6 +112,46 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             run_bench(&paths, runs)
         }
         Command::Lint { verbose } => lint(&paths, verbose),
+        Command::Disk {
+            seed,
+            size,
+            verify,
+            untouched,
+            file,
+        } => match size.filter(|_| !verify) {
+            Some(size) => make_disk(&file, seed, size),
+            None => verify_disk(&file, seed, untouched),
+        },
+    }
+}
+
+/// `disk --size`: a fresh scratch image.
+fn make_disk(file: &Path, seed: u64, size: u64) -> Result<ExitCode> {
+    qemu_runner::disks::create(file, seed, size)
+        .map_err(|e| failed(format!("cannot write {}: {e}", file.display())))?;
+    let writable = qemu_runner::disks::writable_count(seed, size);
+    eprintln!(
+        "xtask: wrote {} ({size} bytes, seed {seed:#x}: header and pattern A; {writable} writable stripes)",
+        file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `disk --verify`: every byte against what a complete run (or, with
+/// `untouched`, none) leaves; exit 1 naming the first mismatch.
+fn verify_disk(file: &Path, seed: u64, untouched: bool) -> Result<ExitCode> {
+    use qemu_runner::disks::{verify, Expect};
+    let expect = if untouched {
+        Expect::Untouched
+    } else {
+        Expect::Complete
+    };
+    let v = verify(file, seed, expect).map_err(|p| failed(format!("{}: {p}", file.display())))?;
+    if v.is_clean() {
+        eprintln!("xtask: {}: {}", file.display(), v.summary());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(failed(format!("{}: {}", file.display(), v.summary())))
     }
 }
 
