@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use common::{assert_pass, boot, check, check_ran, elf, scenario};
 use qemu_runner::disks::Disk;
 use qemu_runner::Scenario;
 use std::os::unix::fs::FileExt;
@@ -16,9 +16,7 @@ const BUS: &str = "fe.0.0001";
 const MIB: u64 = 1 << 20;
 
 fn blk(name: &str, disk: Disk) -> Scenario {
-    scenario(name)
-        .scratch_blk(BUS, disk)
-        .append("only=blk")
+    scenario(name).scratch_blk(BUS, disk).append("only=blk")
 }
 
 #[track_caller]
@@ -31,11 +29,14 @@ fn all_blk_checks_ran(o: &qemu_runner::Run) {
 
 #[test]
 fn default_disk_is_read_written_and_verified_by_the_host() {
-    let o = boot(&blk("blk-default", Disk::new(16 * MIB).serial("zv-blk-1")), &elf());
+    let o = boot(
+        &blk("blk-default", Disk::new(16 * MIB).serial("zv-blk-1")),
+        &elf(),
+    );
     all_blk_checks_ran(&o);
     check(
         &o,
-        o.console.contains("# zvtest: disk written fe.0.0001"),
+        o.console().contains("# zvtest: disk written fe.0.0001"),
         "the firmware's word that every writable stripe holds pattern B",
     );
 }
@@ -47,7 +48,7 @@ fn several_queues_each_stressed() {
     for q in 0..4 {
         check(
             &o,
-            o.console.contains(&format!("# blk fe.0.0001 q{q} ")),
+            o.console().contains(&format!("# blk fe.0.0001 q{q} ")),
             &format!("a report line for queue {q}"),
         );
     }
@@ -58,7 +59,9 @@ fn four_kib_blocks() {
     let o = boot(
         &blk(
             "blk-4k",
-            Disk::new(8 * MIB).block_size(4096).physical_block_size(4096),
+            Disk::new(8 * MIB)
+                .block_size(4096)
+                .physical_block_size(4096),
         ),
         &elf(),
     );
@@ -69,7 +72,7 @@ fn four_kib_blocks() {
 fn packed_ring_and_legacy_only() {
     let o = boot(&blk("blk-packed", Disk::new(8 * MIB).packed()), &elf());
     all_blk_checks_ran(&o);
-    check(&o, o.console.contains(" packed "), "packed rounds");
+    check(&o, o.console().contains(" packed "), "packed rounds");
     let o = boot(&blk("blk-rev0", Disk::new(8 * MIB).max_revision(0)), &elf());
     all_blk_checks_ran(&o);
 }
@@ -86,7 +89,8 @@ fn a_disk_not_named_scratch_is_left_alone() {
     all_blk_checks_ran(&o);
     check(
         &o,
-        o.console.contains("not written: every read checked against pattern A"),
+        o.console()
+            .contains("not written: every read checked against pattern A"),
         "the report that the disk was only read",
     );
 }
@@ -115,15 +119,29 @@ fn a_byte_flipped_before_boot_fails_naming_it() {
     let offset = 3 * MIB + 1234;
     flip(&image, offset, 0x10);
     let mut args: Vec<std::ffi::OsString> = [
-        "-M", "s390-ccw-virtio", "-nographic", "-nodefaults", "-serial", "stdio", "-m", "128",
-        "-no-reboot", "-kernel",
+        "-M",
+        "s390-ccw-virtio",
+        "-nographic",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-m",
+        "128",
+        "-no-reboot",
+        "-kernel",
     ]
     .iter()
     .map(Into::into)
     .collect();
     args.push(elf().into());
     args.push("-drive".into());
-    args.push(format!("file={},if=none,id=d0,format=raw,cache=writeback", image.display()).into());
+    args.push(
+        format!(
+            "file={},if=none,id=d0,format=raw,cache=writeback",
+            image.display()
+        )
+        .into(),
+    );
     args.push("-device".into());
     args.push("virtio-blk-ccw,drive=d0,devno=fe.0.0001".into());
     args.push("-append".into());
@@ -142,7 +160,8 @@ fn a_byte_flipped_before_boot_fails_naming_it() {
 /// the run: it must fail, naming the offset.
 #[test]
 fn a_byte_flipped_after_the_run_fails_naming_it() {
-    let s = blk("blk-flip-after", Disk::new(8 * MIB));
+    let s =
+        blk("blk-flip-after", Disk::new(8 * MIB)).disk_dir(common::scenario_dir("blk-flip-after"));
     let o = boot(&s, &elf());
     all_blk_checks_ran(&o);
     let id: DiskId = BUS.parse().unwrap();

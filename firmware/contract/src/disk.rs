@@ -20,7 +20,6 @@
 //! and every other byte what it held before; [`first_mismatch`] says where
 //! that is not so.
 
-use crate::cmdline::digits;
 use crate::inventory::{parse_bus_id, BusId};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -364,6 +363,14 @@ pub fn valid_serial(s: &str) -> bool {
     (1..=20).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Decimal digits only, no sign (the command line's own rule).
+fn digits(v: &str, radix: u32) -> Option<u64> {
+    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(v, radix).ok()
 }
 
 /// `64M`, `4K`, `1G` or bytes.
