@@ -293,6 +293,12 @@ impl Queue {
         Ok(token)
     }
 
+    /// Entries in the ring: how many chains (of direct descriptors, one
+    /// each) can be in flight at most.
+    pub fn size(&self) -> u16 {
+        self.ring.size()
+    }
+
     /// Chains made available and not yet returned.
     pub fn in_flight(&self) -> u16 {
         self.ring.in_flight()

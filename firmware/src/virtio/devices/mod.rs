@@ -6,3 +6,4 @@
 
 pub mod balloon;
 pub mod rng;
+pub mod scsi;
