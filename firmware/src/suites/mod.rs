@@ -13,6 +13,7 @@ mod hypercalls;
 mod inject;
 mod legacy;
 mod rng;
+mod scsi;
 mod timer;
 mod virtio;
 
@@ -45,6 +46,12 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("virtio.config", balloon::config),
     Check::new("virtio.config-change", balloon::config_change).timeout(30_000),
+    Check::new("scsi.commands", scsi::commands).timeout(30_000),
+    Check::new("scsi.errors", scsi::errors).timeout(20_000),
+    Check::new("scsi.control", scsi::control).timeout(20_000),
+    Check::new("scsi.stress", scsi::stress)
+        .timeout(120_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

@@ -337,18 +337,26 @@ impl Queue {
             }
         });
         if let Some(e) = err {
+            // That entry was consumed all the same: its table is free.
+            if let QueueError::UsedLenTooLong { id, .. } = e {
+                self.free_table_of(id);
+            }
             return Err(e.into());
         }
         let used = got.ok_or(DriveError::Timeout {
             queue: self.index,
             in_flight: self.ring.in_flight(),
         })?;
-        // Its table, if it had one, may serve the next chain.
+        self.free_table_of(used.token);
+        Ok(used)
+    }
+
+    /// The table of chain `token`, if it had one, may serve the next chain.
+    fn free_table_of(&mut self, token: u16) {
         for (_, user) in &mut self.tables {
-            if *user == Some(used.token) {
+            if *user == Some(token) {
                 *user = None;
             }
         }
-        Ok(used)
     }
 }
