@@ -20,7 +20,6 @@
 //! and every other byte what it held before; [`first_mismatch`] says where
 //! that is not so.
 
-use crate::cmdline::digits;
 use crate::inventory::{parse_bus_id, BusId};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -356,6 +355,15 @@ impl DiskConfig {
         }
         s
     }
+}
+
+/// A number in `radix` without sign or prefix: local, so that this module
+/// (which the command line uses) does not use the command line's in turn.
+fn digits(v: &str, radix: u32) -> Option<u64> {
+    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(v, radix).ok()
 }
 
 /// A serial number QEMU passes through unchanged and the command line can

@@ -1116,7 +1116,7 @@ fn stress_queue(
             let tg = &targets[li];
             let bs = u64::from(tg.l.cfg.block_size);
             let max_blocks = (MAX_XFER as u64 / bs).min(tg.l.blocks());
-            let write = tg.writable && next(rng) % 2 == 0;
+            let write = tg.writable && next(rng).is_multiple_of(2);
             let (lba, blocks) = if write {
                 let s = tg.stripes[(next(rng) % tg.stripes.len() as u64) as usize];
                 let per = (STRIPE / bs).min(max_blocks);
@@ -1133,7 +1133,7 @@ fn stress_queue(
                 break;
             }
             let slot = free.pop().expect("a free slot");
-            let sixteen = next(rng) % 2 == 0 || lba + blocks > u64::from(u32::MAX);
+            let sixteen = next(rng).is_multiple_of(2) || lba + blocks > u64::from(u32::MAX);
             let (cmd, op): (Vec<u8>, u8) = match (write, sixteen) {
                 (false, false) => (
                     cdb::read_10(lba as u32, blocks as u16).to_vec(),
