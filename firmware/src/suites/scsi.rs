@@ -34,6 +34,9 @@ const MAX_XFER: usize = 64 * 1024;
 /// Where LUNs with no `bs=` stop being probed for a missing LUN.
 const PROBE_LUN: u16 = 200;
 
+/// Why a check that needs LUNs did nothing.
+const NO_LUNS: &str = "no LUN of a virtio-scsi-ccw device in disks=";
+
 /// One configured LUN of a controller.
 #[derive(Clone)]
 struct Lun {
@@ -112,9 +115,10 @@ impl Answer {
 }
 
 impl Hba {
-    fn open(d: &Device) -> Result<Hba, String> {
+    /// Brought up at the highest revision up to `max` the device takes.
+    fn open(d: &Device, max: u8) -> Result<Hba, String> {
         let fail = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
-        let mut t = CcwTransport::open(d.subchannel.sid, 2).map_err(|e| fail("open", &e))?;
+        let mut t = CcwTransport::open(d.subchannel.sid, max).map_err(|e| fail("open", &e))?;
         let features = negotiate(&mut t, 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX)
             .map_err(|e| fail("negotiate", &e))?;
         // Adapter indicators: classic ones leave status pending.
@@ -218,6 +222,16 @@ impl Hba {
             ));
         }
         let resp = self.dev.layout.response(&self.slot);
+        // More sense than the buffer holds: a length in the wrong byte
+        // order, say (section 5.6.6.1: at most sense_size).
+        if resp.sense_len as usize > self.dev.layout.sense_size {
+            return Err(format!(
+                "{}: sense_len {} past sense_size {}",
+                whence.as_str(),
+                resp.sense_len,
+                self.dev.layout.sense_size
+            ));
+        }
         let mut got = Vec::new();
         if let Data::In(n) = data {
             let moved = n.saturating_sub(if resp.status == GOOD { resp.resid } else { n });
@@ -337,46 +351,6 @@ fn controllers(m: &Machine) -> Result<Vec<(&Device, Vec<Lun>)>, Outcome> {
 /// The first configured LUN's whence for messages, with the seed.
 fn replay(m: &Machine) -> String {
     format!("(replay: seed={})", Hex(m.cfg.seed))
-}
-
-/// Compares `got`, read from image offset `at`, with the pattern each
-/// sector must hold: `expect(offset)` gives Some(pattern) where only that
-/// one will do, None where A or B will (a writable stripe this check did
-/// not write). Header bytes (0..32) are left out: the caller checks them.
-/// Returns the first wrong byte as (offset, expected, got, pattern).
-fn verify(
-    seed: u64,
-    at: u64,
-    got: &[u8],
-    sector: usize,
-    expect: &dyn Fn(u64) -> Option<Pattern>,
-) -> Option<(u64, u8, u8, Pattern)> {
-    let mut want = alloc::vec![0u8; sector];
-    for (i, chunk) in got.chunks(sector).enumerate() {
-        let off = at + (i * sector) as u64;
-        let want = &mut want[..chunk.len()];
-        let skip = if off < disk::HEADER_LEN as u64 {
-            disk::HEADER_LEN - off as usize
-        } else {
-            0
-        };
-        let first_bad = |p: Pattern, want: &mut [u8]| {
-            disk::fill(seed, p, off, want);
-            (skip..chunk.len()).find(|&j| want[j] != chunk[j])
-        };
-        let bad = match expect(off) {
-            Some(p) => first_bad(p, want).map(|j| (j, p)),
-            None => match first_bad(Pattern::Before, want) {
-                None => None,
-                Some(j) => first_bad(Pattern::After, want).map(|_| (j, Pattern::Before)),
-            },
-        };
-        if let Some((j, p)) = bad {
-            disk::fill(seed, p, off, want);
-            return Some((off + j as u64, want[j], chunk[j], p));
-        }
-    }
-    None
 }
 
 fn mismatch_text(
@@ -650,7 +624,9 @@ fn commands_on(m: &Machine, h: &mut Hba, l: &Lun, all: &[Lun]) -> Result<(), Out
                 before(o)
             }
         };
-        if let Some(bad) = verify(seed, lba * u64::from(bs), &data, bs as usize, &expect) {
+        if let Some(bad) =
+            crate::judge::disk_sectors(seed, lba * u64::from(bs), &data, bs as usize, &expect)
+        {
             let (msg, want, got) = mismatch_text(l, bad, what, seed);
             return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
         }
@@ -685,7 +661,9 @@ fn commands_on(m: &Machine, h: &mut Hba, l: &Lun, all: &[Lun]) -> Result<(), Out
         let back = h
             .good(l, &r, Data::In(STRIPE as u32), &[], "read back")
             .map_err(e)?;
-        if let Some(bad) = verify(seed, at, &back, bs as usize, &|_| Some(Pattern::After)) {
+        if let Some(bad) =
+            crate::judge::disk_sectors(seed, at, &back, bs as usize, &|_| Some(Pattern::After))
+        {
             let (msg, want, got) = mismatch_text(l, bad, "read back after a write", seed);
             return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
         }
@@ -698,6 +676,77 @@ fn commands_on(m: &Machine, h: &mut Hba, l: &Lun, all: &[Lun]) -> Result<(), Out
     Ok(())
 }
 
+/// The legacy interface (revision 0), whose header fields are big-endian:
+/// the sense length of the reset's UNIT ATTENTION, READ CAPACITY (16) and
+/// a READ (10) of pattern A, per LUN. A device that refuses revision 0
+/// (`max_revision`) is left out.
+fn legacy_round(m: &Machine, d: &Device, luns: &[Lun]) -> Result<(), Outcome> {
+    let mut h = Hba::open(d, 0)
+        .map_err(|e| Outcome::fail(&format!("{} rev 0: {}", d.bus_id(), e.as_str())))?;
+    if h.t.revision() != 0 {
+        return Ok(());
+    }
+    let e = |s: String| Outcome::fail(&format!("rev 0: {} {}", s.as_str(), replay(m).as_str()));
+    for l in luns {
+        let ua = h.clear_unit_attention(l).map_err(e)?;
+        if let Some(s) = ua.first().filter(|s| (s.asc, s.ascq) != (0x29, 0)) {
+            return Err(Outcome::mismatch(
+                &format!(
+                    "{} rev 0: UNIT ATTENTION after the reset",
+                    l.name().as_str()
+                ),
+                "ASC/ASCQ 29/00",
+                *s,
+            ));
+        }
+        let bs = l.cfg.block_size;
+        let rc16 = h
+            .good(
+                l,
+                &cdb::read_capacity_16(32),
+                Data::In(32),
+                &[],
+                "rev 0 READ CAPACITY(16)",
+            )
+            .map_err(e)?;
+        let want = (l.blocks() - 1, bs);
+        if scsi::decode_capacity_16(&rc16) != Some(want) {
+            return Err(Outcome::mismatch(
+                &format!(
+                    "{} rev 0 READ CAPACITY(16) last LBA/block length",
+                    l.name().as_str()
+                ),
+                format!("{}/{}", want.0, want.1).as_str(),
+                format!("{:?}", scsi::decode_capacity_16(&rc16)).as_str(),
+            ));
+        }
+        let n = (8192 / bs).max(1) as u16;
+        let data = h
+            .good(
+                l,
+                &cdb::read_10(0, n),
+                Data::In(u32::from(n) * bs),
+                &[],
+                "rev 0 READ(10)",
+            )
+            .map_err(e)?;
+        let seed = m.cfg.seed;
+        let size = l.cfg.size;
+        let expect =
+            |o: u64| (!disk::writable_stripe(seed, size, o / STRIPE)).then_some(Pattern::Before);
+        if let Some(bad) = crate::judge::disk_sectors(seed, 0, &data, bs as usize, &expect) {
+            let (msg, want, got) = mismatch_text(l, bad, "rev 0 READ(10)", seed);
+            return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
+        }
+    }
+    crate::out!(
+        "# scsi {}: rev 0 (big-endian headers): {} LUNs read\n",
+        h.bus.as_str(),
+        luns.len()
+    );
+    Ok(())
+}
+
 pub fn commands(m: &mut Machine) -> Outcome {
     let ctrls = match controllers(m) {
         Ok(c) => c,
@@ -705,7 +754,7 @@ pub fn commands(m: &mut Machine) -> Outcome {
     };
     let mut note = String::new();
     for (d, luns) in ctrls {
-        let mut h = match Hba::open(d) {
+        let mut h = match Hba::open(d, 2) {
             Ok(h) => h,
             Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
         };
@@ -762,6 +811,11 @@ pub fn commands(m: &mut Machine) -> Outcome {
                 h.long_used_lens
             );
         }
+        // One transport on the subchannel at a time: this one resets first.
+        drop(h);
+        if let Err(o) = legacy_round(m, d, &luns) {
+            return o;
+        }
     }
     if note.is_empty() {
         Outcome::Pass
@@ -793,11 +847,13 @@ pub fn errors(m: &mut Machine) -> Outcome {
         Ok(c) => c,
         Err(o) => return o,
     };
+    let mut ran = false;
     for (d, luns) in ctrls {
         let Some(l) = luns.first().cloned() else {
             continue;
         };
-        let mut h = match Hba::open(d) {
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
             Ok(h) => h,
             Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
         };
@@ -923,6 +979,9 @@ pub fn errors(m: &mut Machine) -> Outcome {
             return o;
         }
     }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
+    }
     Outcome::Pass
 }
 
@@ -934,11 +993,13 @@ pub fn control(m: &mut Machine) -> Outcome {
         Ok(c) => c,
         Err(o) => return o,
     };
+    let mut ran = false;
     for (d, luns) in ctrls {
         let Some(l) = luns.first().cloned() else {
             continue;
         };
-        let mut h = match Hba::open(d) {
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
             Ok(h) => h,
             Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
         };
@@ -1043,6 +1104,9 @@ pub fn control(m: &mut Machine) -> Outcome {
         if let Err(o) = r {
             return o;
         }
+    }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
     }
     Outcome::Pass
 }
@@ -1283,7 +1347,8 @@ fn stress_queue(
                     None // A, or B if scsi.commands wrote it
                 }
             };
-            if let Some(bad) = verify(seed, f.lba * bs, b, bs as usize, &expect) {
+            if let Some(bad) = crate::judge::disk_sectors(seed, f.lba * bs, b, bs as usize, &expect)
+            {
                 let (msg, want, got) = mismatch_text(&tg.l, bad, whence.as_str(), seed);
                 return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
             }
@@ -1343,11 +1408,13 @@ pub fn stress(m: &mut Machine) -> Outcome {
     };
     let seed = m.cfg.seed;
     let mut rng = seed | 1;
+    let mut ran = false;
     for (d, luns) in ctrls {
         if luns.is_empty() {
             continue;
         }
-        let mut h = match Hba::open(d) {
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
             Ok(h) => h,
             Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
         };
@@ -1402,6 +1469,9 @@ pub fn stress(m: &mut Machine) -> Outcome {
             Err(o) => return o,
         }
         crate::out!("\n");
+    }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
     }
     Outcome::Pass
 }
