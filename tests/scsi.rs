@@ -29,6 +29,8 @@ struct Lun {
     claimed: Option<u64>,
     /// Configured in QEMU (false: only named in `disks=`).
     present: bool,
+    /// Logical block size (QEMU's default 512).
+    bs: u32,
 }
 
 impl Lun {
@@ -42,6 +44,7 @@ impl Lun {
             flip: None,
             claimed: None,
             present: true,
+            bs: 512,
         }
     }
 
@@ -86,8 +89,10 @@ fn scsi_scenario(name: &str, luns: &[Lun], only: &str) -> (Scenario, Vec<PathBuf
                 ),
                 "-device".into(),
                 format!(
-                    "scsi-hd,bus=scsi0.0,drive=d{i},scsi-id={},lun={}",
-                    l.target, l.lun
+                    "scsi-hd,bus=scsi0.0,drive=d{i},scsi-id={},lun={},logical_block_size={bs},physical_block_size={bs}",
+                    l.target,
+                    l.lun,
+                    bs = l.bs
                 ),
             ]);
         }
@@ -95,7 +100,14 @@ fn scsi_scenario(name: &str, luns: &[Lun], only: &str) -> (Scenario, Vec<PathBuf
     }
     let disks: Vec<String> = luns
         .iter()
-        .map(|l| format!("{}:{}", l.id(), l.claimed.unwrap_or(l.size)))
+        .map(|l| {
+            let bs = if l.bs == 512 {
+                String::new()
+            } else {
+                format!(":bs={}", l.bs)
+            };
+            format!("{}:{}{bs}", l.id(), l.claimed.unwrap_or(l.size))
+        })
         .collect();
     let scratch: Vec<String> = luns.iter().filter(|l| l.scratch).map(Lun::id).collect();
     let mut words = format!("only={only} seed={SEED:#x} disks={}", disks.join(","));
@@ -163,7 +175,10 @@ fn two_scratch_luns_are_driven_and_left_in_pattern_b() {
 
 #[test]
 fn a_lun_not_named_scratch_keeps_pattern_a() {
-    let luns = [Lun::new(0, 0, true), Lun::new(1, 2, false)];
+    // 4 KiB blocks on the scratch LUN.
+    let mut big_blocks = Lun::new(0, 0, true);
+    big_blocks.bs = 4096;
+    let luns = [big_blocks, Lun::new(1, 2, false)];
     let (s, images) = scsi_scenario("scsi-not-scratch", &luns, "scsi.commands,scsi.stress");
     let o = boot(&s, &elf());
     assert_pass(&o);

@@ -22,7 +22,7 @@ use crate::virtio::indicators::{IndicatorMode, Indicators};
 use crate::virtio::queue::DriveError;
 use crate::virtio::ring::QueueError;
 use crate::virtio::transport::{
-    driver_ok_status, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC,
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC,
 };
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -86,6 +86,8 @@ struct Hba {
     tag: u64,
     /// Writes whose used length counted the data-out buffer (QEMU's way).
     long_used_lens: u32,
+    /// VIRTIO_F_INDIRECT_DESC negotiated: a chain takes one descriptor.
+    indirect: bool,
 }
 
 /// What a command brought back.
@@ -135,6 +137,7 @@ impl Hba {
             slot: Slot::new(MAX_XFER),
             tag: 0,
             long_used_lens: 0,
+            indirect: has(features, F_INDIRECT_DESC),
         })
     }
 
@@ -370,6 +373,12 @@ fn mismatch_text(
         format!("{} (pattern {})", Hex(m.1.into()), m.3.name()),
         format!("{}", Hex(m.2.into())),
     )
+}
+
+/// Whether image offset `o` of `l` may hold pattern B: a writable stripe
+/// of a LUN the firmware writes (named scratch, not read-only).
+fn may_hold_b(l: &Lun, seed: u64, o: u64) -> bool {
+    l.scratch && !l.cfg.read_only && disk::writable_stripe(seed, l.cfg.size, o / STRIPE)
 }
 
 /// Bytes as text, `.` for anything not printable ASCII (`from_utf8_lossy`
@@ -616,9 +625,8 @@ fn commands_on(m: &Machine, h: &mut Hba, l: &Lun, all: &[Lun]) -> Result<(), Out
             ));
         }
         // Stripes a previous check wrote may hold B: A or B there.
-        let size = l.cfg.size;
         let expect = |o: u64| {
-            if disk::writable_stripe(seed, size, o / STRIPE) {
+            if may_hold_b(l, seed, o) {
                 None
             } else {
                 before(o)
@@ -731,9 +739,7 @@ fn legacy_round(m: &Machine, d: &Device, luns: &[Lun]) -> Result<(), Outcome> {
             )
             .map_err(e)?;
         let seed = m.cfg.seed;
-        let size = l.cfg.size;
-        let expect =
-            |o: u64| (!disk::writable_stripe(seed, size, o / STRIPE)).then_some(Pattern::Before);
+        let expect = |o: u64| (!may_hold_b(l, seed, o)).then_some(Pattern::Before);
         if let Some(bad) = crate::judge::disk_sectors(seed, 0, &data, bs as usize, &expect) {
             let (msg, want, got) = mismatch_text(l, bad, "rev 0 READ(10)", seed);
             return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
@@ -1165,7 +1171,9 @@ fn stress_queue(
     seed: u64,
 ) -> Result<(u64, u64, usize), Outcome> {
     let queue_no = usize::from(scsi::FIRST_REQUEST_QUEUE) + q;
-    let depth = slots.len().min(usize::from(h.dev.requests[q].size()));
+    // A direct chain of a command takes three descriptors.
+    let size = usize::from(h.dev.requests[q].size());
+    let depth = slots.len().min(if h.indirect { size } else { size / 3 });
     let mut free: Vec<usize> = (0..depth).collect();
     let mut flying: Vec<Flight> = Vec::new();
     let (mut issued, mut done, mut bytes, mut max_depth) = (0u64, 0u64, 0u64, 0usize);
@@ -1232,7 +1240,7 @@ fn stress_queue(
                 )
                 .expect("fits its slot");
             let token = h.dev.requests[q]
-                .submit(&mut h.t, &chain, true)
+                .submit(&mut h.t, &chain, h.indirect)
                 .map_err(|e| {
                     Outcome::fail(&format!(
                         "{} queue {} request {}: submit: {} (replay: seed={})",
@@ -1336,10 +1344,9 @@ fn stress_queue(
         } else {
             let b = &mut buf[..len as usize];
             slots[f.slot].mem.read(DATA_AT, b);
-            let size = tg.l.cfg.size;
             let tgr = &*tg;
             let expect = |o: u64| {
-                if !disk::writable_stripe(seed, size, o / STRIPE) {
+                if !may_hold_b(&tgr.l, seed, o) {
                     Some(Pattern::Before)
                 } else if tgr.is_written(o / bs) {
                     Some(Pattern::After)
