@@ -303,6 +303,48 @@ pub fn scsc(got: &crate::css::blocks::Characteristics, qemu: bool, mcss_enabled:
     Outcome::Pass
 }
 
+/// Compares `got`, read from image offset `at`, with the pattern each
+/// sector must hold: `expect(offset)` gives Some(pattern) where only that
+/// one will do, None where A or B will (a writable stripe this check did
+/// not write). Header bytes (0..32) are left out: the caller checks them.
+/// A sector must hold one pattern whole: a torn or misplaced write shows.
+/// Returns the first wrong byte as (offset, expected, got, pattern).
+pub fn disk_sectors(
+    seed: u64,
+    at: u64,
+    got: &[u8],
+    sector: usize,
+    expect: &dyn Fn(u64) -> Option<zvtest_contract::disk::Pattern>,
+) -> Option<(u64, u8, u8, zvtest_contract::disk::Pattern)> {
+    let mut want = alloc::vec![0u8; sector];
+    for (i, chunk) in got.chunks(sector).enumerate() {
+        let off = at + (i * sector) as u64;
+        let want = &mut want[..chunk.len()];
+        let skip = if off < zvtest_contract::disk::HEADER_LEN as u64 {
+            zvtest_contract::disk::HEADER_LEN - off as usize
+        } else {
+            0
+        };
+        let first_bad = |p: zvtest_contract::disk::Pattern, want: &mut [u8]| {
+            zvtest_contract::disk::fill(seed, p, off, want);
+            (skip..chunk.len()).find(|&j| want[j] != chunk[j])
+        };
+        let bad = match expect(off) {
+            Some(p) => first_bad(p, want).map(|j| (j, p)),
+            None => match first_bad(zvtest_contract::disk::Pattern::Before, want) {
+                None => None,
+                Some(j) => first_bad(zvtest_contract::disk::Pattern::After, want)
+                    .map(|_| (j, zvtest_contract::disk::Pattern::Before)),
+            },
+        };
+        if let Some((j, p)) = bad {
+            zvtest_contract::disk::fill(seed, p, off, want);
+            return Some((off + j as u64, want[j], chunk[j], p));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,5 +627,31 @@ mod tests {
             |_| (),
         );
         assert!(matches!(r, Err(Outcome::Fail(ref f)) if f.message.contains("early")));
+    }
+
+    #[test]
+    fn disk_sectors_name_the_first_wrong_byte() {
+        use zvtest_contract::disk::{fill, Pattern};
+        let seed = 42;
+        let mut data = vec![0u8; 4 * 512];
+        fill(seed, Pattern::Before, 0, &mut data[..1024]);
+        fill(seed, Pattern::After, 1024, &mut data[1024..]);
+        data[..32].fill(0xee); // the header: the caller's
+        let a_then_either = |o: u64| (o < 1024).then_some(Pattern::Before);
+        assert_eq!(disk_sectors(seed, 0, &data, 512, &a_then_either), None);
+        // B where only A will do.
+        let all_a = |_| Some(Pattern::Before);
+        let (off, _, _, p) = disk_sectors(seed, 0, &data, 512, &all_a).unwrap();
+        assert_eq!((off, p), (1024, Pattern::Before));
+        // A sector half A, half B: neither pattern whole.
+        let mut torn = data.clone();
+        fill(seed, Pattern::Before, 1024, &mut torn[1024..1280]);
+        let bad = disk_sectors(seed, 0, &torn, 512, &a_then_either).unwrap();
+        assert_eq!((bad.0, bad.3), (1024 + 256, Pattern::Before));
+        // A flipped byte, read from an offset.
+        let mut flipped = data[512..].to_vec();
+        flipped[7] ^= 1;
+        let (off, want, got, _) = disk_sectors(seed, 512, &flipped, 512, &a_then_either).unwrap();
+        assert_eq!((off, want ^ got), (519, 1));
     }
 }

@@ -357,20 +357,21 @@ impl DiskConfig {
     }
 }
 
+/// A number in `radix` without sign or prefix: local, so that this module
+/// (which the command line uses) does not use the command line's in turn.
+fn digits(v: &str, radix: u32) -> Option<u64> {
+    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(v, radix).ok()
+}
+
 /// A serial number QEMU passes through unchanged and the command line can
 /// carry: 1 to 20 letters, digits, `-` and `_`.
 pub fn valid_serial(s: &str) -> bool {
     (1..=20).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Decimal digits only, no sign (the command line's own rule).
-fn digits(v: &str, radix: u32) -> Option<u64> {
-    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(v, radix).ok()
 }
 
 /// `64M`, `4K`, `1G` or bytes.

@@ -14,6 +14,7 @@ mod hypercalls;
 mod inject;
 mod legacy;
 mod rng;
+mod scsi;
 mod timer;
 mod virtio;
 
@@ -49,6 +50,12 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("blk.config", blk::config),
     Check::new("blk.requests", blk::requests).timeout(20_000),
     Check::new("blk.stress", blk::stress)
+        .timeout(120_000)
+        .stressed(),
+    Check::new("scsi.commands", scsi::commands).timeout(30_000),
+    Check::new("scsi.errors", scsi::errors).timeout(20_000),
+    Check::new("scsi.control", scsi::control).timeout(20_000),
+    Check::new("scsi.stress", scsi::stress)
         .timeout(120_000)
         .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),

@@ -409,6 +409,10 @@ impl Queue {
             t.wait(USED_TIMEOUT_US, &mut done);
         }
         if let Some(e) = err {
+            // That entry was consumed all the same: its table is free.
+            if let QueueError::UsedLenTooLong { id, .. } = e {
+                self.release_table(id);
+            }
             return Err(e.into());
         }
         let used = got.ok_or(DriveError::Timeout {

@@ -7,3 +7,4 @@
 pub mod balloon;
 pub mod blk;
 pub mod rng;
+pub mod scsi;

@@ -1,0 +1,1484 @@
+//! virtio-scsi: the LUNs `disks=` configures, held to what the SCSI
+//! standards and QEMU's scsi-hd say (`scsi.commands`), its error answers
+//! (`scsi.errors`), task management (`scsi.control`), and many commands in
+//! flight on every request queue with every byte read checked against the
+//! scratch pattern (`scsi.stress`).
+//!
+//! Disk contents follow `zvtest_contract::disk`: pattern A everywhere but
+//! the header, pattern B written only into the writable stripes of LUNs
+//! named in `scratch=` whose header matches `seed=` and their size.
+
+use crate::check::Outcome;
+use crate::discovery::Device;
+use crate::fmt::{Hex, HexW, ToText};
+use crate::format;
+use crate::machine::Machine;
+use crate::virtio::ccw::CcwTransport;
+use crate::virtio::devices::scsi::{
+    self, cdb, lun_field, response, CmdResponse, Data, Inquiry, Scsi, Sense, Slot, CHECK_CONDITION,
+    DATA_AT, GOOD, KEY_ILLEGAL_REQUEST, KEY_UNIT_ATTENTION,
+};
+use crate::virtio::indicators::{IndicatorMode, Indicators};
+use crate::virtio::queue::DriveError;
+use crate::virtio::ring::QueueError;
+use crate::virtio::transport::{
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC,
+};
+use alloc::string::String;
+use alloc::vec::Vec;
+use zvtest_contract::disk::{self, DiskConfig, HeaderSays, Pattern, STRIPE};
+
+/// Largest data transfer of one request: slots are reused, and stay the
+/// device's until its reset.
+const MAX_XFER: usize = 64 * 1024;
+/// Where LUNs with no `bs=` stop being probed for a missing LUN.
+const PROBE_LUN: u16 = 200;
+
+/// Why a check that needs LUNs did nothing.
+const NO_LUNS: &str = "no LUN of a virtio-scsi-ccw device in disks=";
+
+/// One configured LUN of a controller.
+#[derive(Clone)]
+struct Lun {
+    cfg: DiskConfig,
+    target: u8,
+    lun: u16,
+    /// Named in `scratch=` (its header is checked before any write).
+    scratch: bool,
+}
+
+impl Lun {
+    fn blocks(&self) -> u64 {
+        self.cfg.size / u64::from(self.cfg.block_size)
+    }
+
+    fn name(&self) -> String {
+        format!("{}", self.cfg.id)
+    }
+}
+
+/// The LUNs `disks=` configures on the controller at `d`.
+fn luns(m: &Machine, d: &Device) -> Vec<Lun> {
+    m.cfg
+        .disks
+        .iter()
+        .filter(|c| c.id.bus == d.bus_id())
+        .filter_map(|c| {
+            let (target, lun) = c.id.lun?;
+            Some(Lun {
+                cfg: c.clone(),
+                target,
+                lun,
+                scratch: m.cfg.scratch.iter().any(|s| s.covers(&c.id)),
+            })
+        })
+        .collect()
+}
+
+/// A controller brought to DRIVER_OK, with one slot for commands issued
+/// one at a time.
+struct Hba {
+    bus: String,
+    t: CcwTransport,
+    ind: Indicators,
+    dev: Scsi,
+    slot: Slot,
+    tag: u64,
+    /// Writes whose used length counted the data-out buffer (QEMU's way).
+    long_used_lens: u32,
+    /// VIRTIO_F_INDIRECT_DESC negotiated: a chain takes one descriptor.
+    indirect: bool,
+}
+
+/// What a command brought back.
+struct Answer {
+    resp: CmdResponse,
+    data: Vec<u8>,
+}
+
+impl Answer {
+    fn sense(&self) -> Option<Sense> {
+        self.resp.sense()
+    }
+
+    /// How the answer reads in a failure message.
+    fn text(&self) -> String {
+        let mut s = format!(
+            "response {} ({}), status {}",
+            self.resp.response,
+            response::name(self.resp.response),
+            Hex(self.resp.status.into())
+        );
+        if let Some(sense) = self.sense() {
+            s.push_str(&format!(", {}", sense));
+        }
+        s
+    }
+}
+
+impl Hba {
+    /// Brought up at the highest revision up to `max` the device takes.
+    fn open(d: &Device, max: u8) -> Result<Hba, String> {
+        let fail = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
+        let mut t = CcwTransport::open(d.subchannel.sid, max).map_err(|e| fail("open", &e))?;
+        let features = negotiate(&mut t, 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX)
+            .map_err(|e| fail("negotiate", &e))?;
+        // Adapter indicators: classic ones leave status pending.
+        let ind = Indicators::install(&mut t, IndicatorMode::Adapter)
+            .map_err(|e| fail("indicators", &e))?;
+        let dev = Scsi::setup(&mut t, features).map_err(|e| fail("queues", &e))?;
+        t.set_status(driver_ok_status(t.revision()))
+            .map_err(|e| fail("DRIVER_OK", &e))?;
+        Ok(Hba {
+            bus: format!("{}", d.bus_id()),
+            t,
+            ind,
+            dev,
+            slot: Slot::new(MAX_XFER),
+            tag: 0,
+            long_used_lens: 0,
+            indirect: has(features, F_INDIRECT_DESC),
+        })
+    }
+
+    fn next_tag(&mut self) -> u64 {
+        self.tag += 1;
+        self.tag
+    }
+
+    /// One command on request queue `q` (0-based), waited for. `out` is
+    /// the data-out for `Data::Out`.
+    fn command(
+        &mut self,
+        q: usize,
+        target: u8,
+        lun: u16,
+        cmd: &[u8],
+        data: Data,
+        out: &[u8],
+    ) -> Result<Answer, String> {
+        let tag = self.next_tag();
+        let queue_no = usize::from(scsi::FIRST_REQUEST_QUEUE) + q;
+        let whence = format!(
+            "{} target {} lun {} opcode {} queue {}",
+            self.bus.as_str(),
+            target,
+            lun,
+            HexW(cmd[0].into(), 2),
+            queue_no
+        );
+        if let Data::Out(_) = data {
+            self.slot.mem.write(DATA_AT, out);
+        }
+        let chain = self
+            .dev
+            .layout
+            .command_chain(&self.slot, lun_field(target, lun), tag, cmd, data)
+            .ok_or_else(|| format!("{}: the request does not fit its slot", whence.as_str()))?;
+        let queue = self
+            .dev
+            .requests
+            .get_mut(q)
+            .ok_or_else(|| format!("{}: no such request queue", whence.as_str()))?;
+        self.ind.acknowledge();
+        let token = queue
+            .submit(&mut self.t, &chain, false)
+            .map_err(|e| format!("{}: submit: {}", whence.as_str(), e))?;
+        let resp_len = self.dev.layout.response_len() as u32;
+        let (used_token, used_len) = match queue.wait_used(&mut self.t) {
+            Ok(u) => (u.token, u.len),
+            Err(DriveError::Queue(QueueError::UsedLenTooLong { id, len, .. })) => {
+                // QEMU reports the data-out buffer too (virtio-scsi.c
+                // virtio_scsi_complete_req: qsgl.size + resp_iov.size);
+                // any other excess is a failure.
+                match data {
+                    Data::Out(n) if len == n + resp_len => {
+                        self.long_used_lens += 1;
+                        (id, resp_len)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{}: used length {} for {} device-writable bytes",
+                            whence.as_str(),
+                            len,
+                            resp_len
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(format!("{}: {}", whence.as_str(), e)),
+        };
+        if used_token != token {
+            return Err(format!(
+                "{}: used token {} for submitted {}",
+                whence.as_str(),
+                used_token,
+                token
+            ));
+        }
+        if used_len < resp_len {
+            return Err(format!(
+                "{}: used length {}, less than the {}-byte response",
+                whence.as_str(),
+                used_len,
+                resp_len
+            ));
+        }
+        let resp = self.dev.layout.response(&self.slot);
+        // More sense than the buffer holds: a length in the wrong byte
+        // order, say (section 5.6.6.1: at most sense_size).
+        if resp.sense_len as usize > self.dev.layout.sense_size {
+            return Err(format!(
+                "{}: sense_len {} past sense_size {}",
+                whence.as_str(),
+                resp.sense_len,
+                self.dev.layout.sense_size
+            ));
+        }
+        let mut got = Vec::new();
+        if let Data::In(n) = data {
+            let moved = n.saturating_sub(if resp.status == GOOD { resp.resid } else { n });
+            got.resize(moved as usize, 0);
+            self.slot.mem.read(DATA_AT, &mut got);
+        }
+        Ok(Answer { resp, data: got })
+    }
+
+    /// A command that must end GOOD with response OK.
+    fn good(
+        &mut self,
+        l: &Lun,
+        cmd: &[u8],
+        data: Data,
+        out: &[u8],
+        what: &str,
+    ) -> Result<Vec<u8>, String> {
+        let a = self.command(0, l.target, l.lun, cmd, data, out)?;
+        if a.resp.response != response::OK || a.resp.status != GOOD {
+            return Err(format!(
+                "{} {}: expected response OK, status GOOD; got {}",
+                l.name().as_str(),
+                what,
+                a.text().as_str()
+            ));
+        }
+        Ok(a.data)
+    }
+
+    /// TEST UNIT READY until GOOD: a reset (the driver's own, at
+    /// negotiation) leaves a UNIT ATTENTION pending that the first command
+    /// reports (SAM-5 5.14; QEMU's scsi_device_purge_requests sets 29/00),
+    /// and reporting it clears it. Returns the attentions seen.
+    fn clear_unit_attention(&mut self, l: &Lun) -> Result<Vec<Sense>, String> {
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let a = self.command(0, l.target, l.lun, &cdb::test_unit_ready(), Data::None, &[])?;
+            match (a.resp.response, a.resp.status, a.sense()) {
+                (response::OK, GOOD, _) => return Ok(seen),
+                (response::OK, CHECK_CONDITION, Some(s)) if s.key == KEY_UNIT_ATTENTION => {
+                    seen.push(s)
+                }
+                _ => {
+                    return Err(format!(
+                        "{} TEST UNIT READY: expected GOOD (after UNIT ATTENTIONs); got {}",
+                        l.name().as_str(),
+                        a.text().as_str()
+                    ))
+                }
+            }
+        }
+        Err(format!(
+            "{} TEST UNIT READY: still UNIT ATTENTION after {} tries",
+            l.name().as_str(),
+            seen.len()
+        ))
+    }
+
+    /// A TMF request, waited for; returns the response byte.
+    fn tmf(&mut self, subtype: u32, target: u8, lun: u16, tag: u64) -> Result<u8, String> {
+        let req = scsi::tmf_request(subtype, lun_field(target, lun), tag, self.dev.layout.order);
+        let chain = scsi::tmf_chain(&self.slot, &req);
+        self.ind.acknowledge();
+        let whence = format!(
+            "{} control queue 0 TMF {} target {} lun {}",
+            self.bus.as_str(),
+            subtype,
+            target,
+            lun
+        );
+        let token = self
+            .dev
+            .control
+            .submit(&mut self.t, &chain, false)
+            .map_err(|e| format!("{}: {}", whence.as_str(), e))?;
+        let used = self
+            .dev
+            .control
+            .wait_used(&mut self.t)
+            .map_err(|e| format!("{}: {}", whence.as_str(), e))?;
+        if used.token != token || used.len < 1 {
+            return Err(format!(
+                "{}: used token {} length {} for token {}",
+                whence.as_str(),
+                used.token,
+                used.len,
+                token
+            ));
+        }
+        Ok(scsi::tmf_response(&self.slot))
+    }
+}
+
+impl Drop for Hba {
+    fn drop(&mut self) {
+        // The slots' memory goes only after this reset (the transport keeps it).
+        let _ = self.t.reset();
+    }
+}
+
+/// The controllers and their LUNs; a skip or a failure when there is
+/// nothing to drive.
+fn controllers(m: &Machine) -> Result<Vec<(&Device, Vec<Lun>)>, Outcome> {
+    let devices: Vec<&Device> = m.inventory.virtio_devices(scsi::DEVICE_ID).collect();
+    if devices.is_empty() {
+        let configured = m.cfg.disks.iter().any(|d| d.id.lun.is_some());
+        return Err(if configured {
+            Outcome::fail("disks= names SCSI LUNs but there is no virtio-scsi-ccw device")
+        } else {
+            Outcome::skip("no virtio-scsi-ccw device")
+        });
+    }
+    Ok(devices.into_iter().map(|d| (d, luns(m, d))).collect())
+}
+
+/// The first configured LUN's whence for messages, with the seed.
+fn replay(m: &Machine) -> String {
+    format!("(replay: seed={})", Hex(m.cfg.seed))
+}
+
+fn mismatch_text(
+    l: &Lun,
+    m: (u64, u8, u8, Pattern),
+    how: &str,
+    seed: u64,
+) -> (String, String, String) {
+    (
+        format!(
+            "{} byte at image offset {} ({}) (replay: seed={})",
+            l.name().as_str(),
+            Hex(m.0),
+            how,
+            Hex(seed)
+        ),
+        format!("{} (pattern {})", Hex(m.1.into()), m.3.name()),
+        format!("{}", Hex(m.2.into())),
+    )
+}
+
+/// Whether image offset `o` of `l` may hold pattern B: a writable stripe
+/// of a LUN the firmware writes (named scratch, not read-only).
+fn may_hold_b(l: &Lun, seed: u64, o: u64) -> bool {
+    l.scratch && !l.cfg.read_only && disk::writable_stripe(seed, l.cfg.size, o / STRIPE)
+}
+
+/// Bytes as text, `.` for anything not printable ASCII (`from_utf8_lossy`
+/// would pull in unwinding).
+fn ascii(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| {
+            if (0x20..0x7f).contains(&c) {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
+}
+
+/// Whether a LUN named scratch may be written: its header names our seed
+/// and its size. Err says why not.
+fn scratch_ok(h: &mut Hba, l: &Lun, seed: u64) -> Result<(), String> {
+    let bs = l.cfg.block_size;
+    let first = h.good(
+        l,
+        &cdb::read_10(0, 1),
+        Data::In(bs),
+        &[],
+        "READ(10) of block 0",
+    )?;
+    match disk::read_header(&first, seed, l.cfg.size) {
+        HeaderSays::Scratch => Ok(()),
+        HeaderSays::NotScratch => Err(format!(
+            "{} is named in scratch= but holds no scratch header: not written",
+            l.name().as_str()
+        )),
+        HeaderSays::Other { seed: s, size } => Err(format!(
+            "{} is named in scratch= but its header is for seed {} size {} (expected seed {} size {}): not written",
+            l.name().as_str(),
+            Hex(s),
+            size,
+            Hex(seed),
+            l.cfg.size
+        )),
+    }
+}
+
+/// INQUIRY, TEST UNIT READY, READ CAPACITY (10) and (16), REPORT LUNS,
+/// MODE SENSE (6) and (10), SYNCHRONIZE CACHE, READ (10) and (16) of
+/// pattern A, and on scratch LUNs WRITE (10) and (16) of pattern B into
+/// two writable stripes, read back.
+fn commands_on(m: &Machine, h: &mut Hba, l: &Lun, all: &[Lun]) -> Result<(), Outcome> {
+    let e = |s: String| Outcome::fail(&format!("{} {}", s.as_str(), replay(m).as_str()));
+    let name = l.name();
+    let inq = h
+        .good(l, &cdb::inquiry(96), Data::In(96), &[], "INQUIRY")
+        .map_err(e)?;
+    let Some(i) = Inquiry::decode(&inq) else {
+        return Err(Outcome::mismatch(
+            &format!("{} INQUIRY data length", name.as_str()),
+            ">= 32",
+            inq.len(),
+        ));
+    };
+    if (i.qualifier, i.device_type) != (0, 0) {
+        return Err(Outcome::mismatch(
+            &format!(
+                "{} INQUIRY peripheral qualifier/device type (configured LUN missing?)",
+                name.as_str()
+            ),
+            "0/0 (a direct-access device is connected)",
+            format!("{}/{}", i.qualifier, HexW(i.device_type.into(), 2)).as_str(),
+        ));
+    }
+    // scsi-hd's defaults (hw/scsi/scsi-disk.c scsi_realize: "QEMU",
+    // "QEMU HARDDISK"), space-padded as SPC-4 6.6.2 has it.
+    for (what, want, got) in [
+        ("vendor", &b"QEMU    "[..], &i.vendor[..]),
+        ("product", &b"QEMU HARDDISK   "[..], &i.product[..]),
+    ] {
+        if want != got {
+            return Err(Outcome::mismatch(
+                &format!("{} INQUIRY {}", name.as_str(), what),
+                ascii(want).as_str(),
+                ascii(got).as_str(),
+            ));
+        }
+    }
+    let ua = h.clear_unit_attention(l).map_err(e)?;
+    if let Some(s) = ua.first() {
+        crate::out!(
+            "# scsi {}: first TEST UNIT READY after the reset got UNIT ATTENTION ({}), retried as SAM-5 5.14 has it\n",
+            name.as_str(),
+            *s
+        );
+    }
+    let bs = l.cfg.block_size;
+    let blocks = l.blocks();
+    let rc10 = h
+        .good(
+            l,
+            &cdb::read_capacity_10(),
+            Data::In(8),
+            &[],
+            "READ CAPACITY(10)",
+        )
+        .map_err(e)?;
+    let want10 = (u32::try_from(blocks - 1).unwrap_or(u32::MAX), bs);
+    match scsi::decode_capacity_10(&rc10) {
+        Some(got) if got == want10 => {}
+        got => {
+            return Err(Outcome::mismatch(
+                &format!("{} READ CAPACITY(10) last LBA/block length", name.as_str()),
+                format!("{}/{}", want10.0, want10.1).as_str(),
+                format!("{:?}", got.map(|g| (g.0, g.1))).as_str(),
+            ))
+        }
+    }
+    let rc16 = h
+        .good(
+            l,
+            &cdb::read_capacity_16(32),
+            Data::In(32),
+            &[],
+            "READ CAPACITY(16)",
+        )
+        .map_err(e)?;
+    match scsi::decode_capacity_16(&rc16) {
+        Some((last, len)) if (last, len) == (blocks - 1, bs) => {}
+        got => {
+            return Err(Outcome::mismatch(
+                &format!("{} READ CAPACITY(16) last LBA/block length", name.as_str()),
+                format!("{}/{}", blocks - 1, bs).as_str(),
+                format!("{:?}", got).as_str(),
+            ))
+        }
+    }
+    // REPORT LUNS goes to LUN 0: QEMU answers it for the target there
+    // (scsi-bus.c scsi_target_send_command refuses it on other LUNs), and
+    // always lists LUN 0 (scsi_target_emulate_report_luns).
+    let target0 = Lun {
+        lun: 0,
+        ..l.clone()
+    };
+    let rl = h
+        .good(
+            &target0,
+            &cdb::report_luns(4096),
+            Data::In(4096),
+            &[],
+            "REPORT LUNS",
+        )
+        .map_err(e)?;
+    let mut want_luns: Vec<u16> = all
+        .iter()
+        .filter(|o| o.target == l.target)
+        .map(|o| o.lun)
+        .chain([0])
+        .collect();
+    want_luns.sort_unstable();
+    want_luns.dedup();
+    let mut got_luns = scsi::decode_report_luns(&rl);
+    if let Some(g) = got_luns.as_mut() {
+        g.sort_unstable();
+    }
+    if got_luns.as_ref() != Some(&want_luns) {
+        return Err(Outcome::mismatch(
+            &format!(
+                "{} REPORT LUNS of target {} (LUN 0 always listed)",
+                name.as_str(),
+                l.target
+            ),
+            format!("{:?}", want_luns.as_slice()).as_str(),
+            match &got_luns {
+                Some(g) => format!("{:?}", g.as_slice()),
+                None => String::from("a malformed list"),
+            }
+            .as_str(),
+        ));
+    }
+    let ms6 = h
+        .good(
+            l,
+            &cdb::mode_sense_6(255),
+            Data::In(255),
+            &[],
+            "MODE SENSE(6)",
+        )
+        .map_err(e)?;
+    // Mode data length counts the bytes after itself (SPC-4 7.5.5); it
+    // must fit what came. QEMU sends the whole allocation length, zero
+    // padded (scsi-disk.c scsi_disk_emulate_command: MIN(r->buflen, xfer),
+    // 7.2 and 10.0), so only "fits" can be asked of it.
+    let len6 = ms6.first().map_or(0, |&b| usize::from(b) + 1);
+    if len6 < 4 || len6 > ms6.len() {
+        return Err(Outcome::mismatch(
+            &format!("{} MODE SENSE(6) mode data length + 1", name.as_str()),
+            format!("4..={} (the bytes transferred)", ms6.len()).as_str(),
+            len6,
+        ));
+    }
+    let ms10 = h
+        .good(
+            l,
+            &cdb::mode_sense_10(1024),
+            Data::In(1024),
+            &[],
+            "MODE SENSE(10)",
+        )
+        .map_err(e)?;
+    let len10 = ms10
+        .get(..2)
+        .map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])) + 2);
+    if len10 < 8 || len10 > ms10.len() {
+        return Err(Outcome::mismatch(
+            &format!("{} MODE SENSE(10) mode data length + 2", name.as_str()),
+            format!("8..={} (the bytes transferred)", ms10.len()).as_str(),
+            len10,
+        ));
+    }
+    h.good(
+        l,
+        &cdb::synchronize_cache_10(),
+        Data::None,
+        &[],
+        "SYNCHRONIZE CACHE(10)",
+    )
+    .map_err(e)?;
+    // Reads: the first 64 KiB with READ(10), the last with READ(16).
+    let n = (MAX_XFER as u64 / u64::from(bs)).min(blocks);
+    let seed = m.cfg.seed;
+    let before = |_| Some(Pattern::Before);
+    for (lba, sixteen) in [(0, false), (blocks - n, true)] {
+        let (cmd, what): (Vec<u8>, &str) = if sixteen {
+            (cdb::read_16(lba, n as u32).to_vec(), "READ(16)")
+        } else {
+            (cdb::read_10(lba as u32, n as u16).to_vec(), "READ(10)")
+        };
+        let data = h
+            .good(l, &cmd, Data::In(n as u32 * bs), &[], what)
+            .map_err(e)?;
+        if data.len() != (n * u64::from(bs)) as usize {
+            return Err(Outcome::mismatch(
+                &format!("{} {} bytes at LBA {}", name.as_str(), what, lba),
+                n * u64::from(bs),
+                data.len(),
+            ));
+        }
+        // Stripes a previous check wrote may hold B: A or B there.
+        let expect = |o: u64| {
+            if may_hold_b(l, seed, o) {
+                None
+            } else {
+                before(o)
+            }
+        };
+        if let Some(bad) =
+            crate::judge::disk_sectors(seed, lba * u64::from(bs), &data, bs as usize, &expect)
+        {
+            let (msg, want, got) = mismatch_text(l, bad, what, seed);
+            return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
+        }
+    }
+    if !l.scratch || l.cfg.read_only {
+        return Ok(());
+    }
+    scratch_ok(h, l, seed).map_err(|s| Outcome::fail(&s))?;
+    // Whole stripes, so a run that stops here leaves none half-written.
+    let stripes: Vec<u64> = disk::writable_stripes(seed, l.cfg.size).take(2).collect();
+    for (k, &s) in stripes.iter().enumerate() {
+        let at = s * STRIPE;
+        let lba = at / u64::from(bs);
+        let nb = STRIPE / u64::from(bs);
+        let mut b = alloc::vec![0u8; STRIPE as usize];
+        disk::fill(seed, Pattern::After, at, &mut b);
+        let (w, r, what): (Vec<u8>, Vec<u8>, &str) = if k == 0 {
+            (
+                cdb::write_10(lba as u32, nb as u16).to_vec(),
+                cdb::read_10(lba as u32, nb as u16).to_vec(),
+                "WRITE(10)",
+            )
+        } else {
+            (
+                cdb::write_16(lba, nb as u32).to_vec(),
+                cdb::read_16(lba, nb as u32).to_vec(),
+                "WRITE(16)",
+            )
+        };
+        h.good(l, &w, Data::Out(STRIPE as u32), &b, what)
+            .map_err(e)?;
+        let back = h
+            .good(l, &r, Data::In(STRIPE as u32), &[], "read back")
+            .map_err(e)?;
+        if let Some(bad) =
+            crate::judge::disk_sectors(seed, at, &back, bs as usize, &|_| Some(Pattern::After))
+        {
+            let (msg, want, got) = mismatch_text(l, bad, "read back after a write", seed);
+            return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
+        }
+    }
+    crate::out!(
+        "# scsi {}: {} writable stripes written with pattern B and read back\n",
+        name.as_str(),
+        stripes.len()
+    );
+    Ok(())
+}
+
+/// The legacy interface (revision 0), whose header fields are big-endian:
+/// the sense length of the reset's UNIT ATTENTION, READ CAPACITY (16) and
+/// a READ (10) of pattern A, per LUN. A device that refuses revision 0
+/// (`max_revision`) is left out.
+fn legacy_round(m: &Machine, d: &Device, luns: &[Lun]) -> Result<(), Outcome> {
+    let mut h = Hba::open(d, 0)
+        .map_err(|e| Outcome::fail(&format!("{} rev 0: {}", d.bus_id(), e.as_str())))?;
+    if h.t.revision() != 0 {
+        return Ok(());
+    }
+    let e = |s: String| Outcome::fail(&format!("rev 0: {} {}", s.as_str(), replay(m).as_str()));
+    for l in luns {
+        let ua = h.clear_unit_attention(l).map_err(e)?;
+        if let Some(s) = ua.first().filter(|s| (s.asc, s.ascq) != (0x29, 0)) {
+            return Err(Outcome::mismatch(
+                &format!(
+                    "{} rev 0: UNIT ATTENTION after the reset",
+                    l.name().as_str()
+                ),
+                "ASC/ASCQ 29/00",
+                *s,
+            ));
+        }
+        let bs = l.cfg.block_size;
+        let rc16 = h
+            .good(
+                l,
+                &cdb::read_capacity_16(32),
+                Data::In(32),
+                &[],
+                "rev 0 READ CAPACITY(16)",
+            )
+            .map_err(e)?;
+        let want = (l.blocks() - 1, bs);
+        if scsi::decode_capacity_16(&rc16) != Some(want) {
+            return Err(Outcome::mismatch(
+                &format!(
+                    "{} rev 0 READ CAPACITY(16) last LBA/block length",
+                    l.name().as_str()
+                ),
+                format!("{}/{}", want.0, want.1).as_str(),
+                format!("{:?}", scsi::decode_capacity_16(&rc16)).as_str(),
+            ));
+        }
+        let n = (8192 / bs).max(1) as u16;
+        let data = h
+            .good(
+                l,
+                &cdb::read_10(0, n),
+                Data::In(u32::from(n) * bs),
+                &[],
+                "rev 0 READ(10)",
+            )
+            .map_err(e)?;
+        let seed = m.cfg.seed;
+        let expect = |o: u64| (!may_hold_b(l, seed, o)).then_some(Pattern::Before);
+        if let Some(bad) = crate::judge::disk_sectors(seed, 0, &data, bs as usize, &expect) {
+            let (msg, want, got) = mismatch_text(l, bad, "rev 0 READ(10)", seed);
+            return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
+        }
+    }
+    crate::out!(
+        "# scsi {}: rev 0 (big-endian headers): {} LUNs read\n",
+        h.bus.as_str(),
+        luns.len()
+    );
+    Ok(())
+}
+
+pub fn commands(m: &mut Machine) -> Outcome {
+    let ctrls = match controllers(m) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut note = String::new();
+    for (d, luns) in ctrls {
+        let mut h = match Hba::open(d, 2) {
+            Ok(h) => h,
+            Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
+        };
+        crate::out!(
+            "# scsi {}: rev {}, {} request queues, cdb_size {}, sense_size {}, max_target {}, max_lun {}, cmd_per_lun {}, seg_max {}, max_sectors {}\n",
+            h.bus.as_str(),
+            h.t.revision(),
+            h.dev.config.num_queues,
+            h.dev.config.cdb_size,
+            h.dev.config.sense_size,
+            h.dev.config.max_target,
+            h.dev.config.max_lun,
+            h.dev.config.cmd_per_lun,
+            h.dev.config.seg_max,
+            h.dev.config.max_sectors
+        );
+        if luns.is_empty() {
+            note.push_str(&format!(
+                "{}: no LUN in disks=, nothing compared; ",
+                d.bus_id()
+            ));
+            continue;
+        }
+        // Every configured LUN first, so that all missing ones are named.
+        let mut missing = Vec::new();
+        for l in &luns {
+            let a = match h.command(0, l.target, l.lun, &cdb::inquiry(36), Data::In(36), &[]) {
+                Ok(a) => a,
+                Err(e) => return Outcome::fail(&e),
+            };
+            let there = a.resp.response == response::OK
+                && a.resp.status == GOOD
+                && Inquiry::decode(&a.data).is_some_and(|i| i.qualifier == 0);
+            if !there {
+                missing.push(format!("{} ({})", l.name().as_str(), a.text().as_str()));
+            }
+        }
+        if !missing.is_empty() {
+            return Outcome::mismatch(
+                &format!("{}: LUNs configured in disks= missing", h.bus.as_str()),
+                "INQUIRY: response OK, status GOOD, peripheral qualifier 0",
+                missing.join("; ").as_str(),
+            );
+        }
+        for l in &luns {
+            if let Err(o) = commands_on(m, &mut h, l, &luns) {
+                return o;
+            }
+        }
+        if h.long_used_lens > 0 {
+            crate::out!(
+                "# scsi {}: {} writes got a used length counting the data-out buffer (QEMU virtio-scsi.c; virtio 1.2 2.7.8.2 says bytes written)\n",
+                h.bus.as_str(),
+                h.long_used_lens
+            );
+        }
+        // One transport on the subchannel at a time: this one resets first.
+        drop(h);
+        if let Err(o) = legacy_round(m, d, &luns) {
+            return o;
+        }
+    }
+    if note.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::PassNote(note)
+    }
+}
+
+/// Expects `a` to be CHECK CONDITION with `key`/`asc`/`ascq`.
+fn expect_sense(a: &Answer, key: u8, asc: u8, ascq: u8, what: &str) -> Result<(), Outcome> {
+    let want = Sense { key, asc, ascq };
+    if a.resp.response == response::OK
+        && a.resp.status == CHECK_CONDITION
+        && a.sense() == Some(want)
+    {
+        return Ok(());
+    }
+    Err(Outcome::mismatch(
+        what,
+        format!("response OK, status CHECK CONDITION (0x2), {}", want).as_str(),
+        a.text().as_str(),
+    ))
+}
+
+/// A LUN that does not exist on a configured target and a target with no
+/// LUN at all, an opcode scsi-hd does not know, a read past the end.
+pub fn errors(m: &mut Machine) -> Outcome {
+    let ctrls = match controllers(m) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut ran = false;
+    for (d, luns) in ctrls {
+        let Some(l) = luns.first().cloned() else {
+            continue;
+        };
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
+            Ok(h) => h,
+            Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
+        };
+        let r = (|| -> Result<(), Outcome> {
+            let e = |s: String| Outcome::fail(&s);
+            // A pending UNIT ATTENTION on the target's LUNs would answer
+            // first (scsi-bus.c scsi_req_new checks it before the LUN).
+            for o in &luns {
+                h.clear_unit_attention(o).map_err(e)?;
+            }
+            let bus = h.bus.clone();
+            let missing = (1..PROBE_LUN)
+                .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
+                .unwrap_or(PROBE_LUN);
+            // QEMU finds the target's device for any LUN (scsi-bus.c
+            // do_scsi_device_find) and answers for the missing one with
+            // LOGICAL UNIT NOT SUPPORTED (scsi_target_send_command), the
+            // same in 7.2 and 10.0; INQUIRY gets qualifier 3, type 0x1f.
+            let a = h
+                .command(
+                    0,
+                    l.target,
+                    missing,
+                    &cdb::test_unit_ready(),
+                    Data::None,
+                    &[],
+                )
+                .map_err(e)?;
+            expect_sense(
+                &a,
+                KEY_ILLEGAL_REQUEST,
+                0x25,
+                0x00,
+                &format!(
+                    "{} target {} lun {} (not configured) TEST UNIT READY",
+                    bus.as_str(),
+                    l.target,
+                    missing
+                ),
+            )?;
+            let a = h
+                .command(0, l.target, missing, &cdb::inquiry(36), Data::In(36), &[])
+                .map_err(e)?;
+            let i = Inquiry::decode(&a.data);
+            if a.resp.status != GOOD
+                || i.as_ref().map(|i| (i.qualifier, i.device_type)) != Some((3, 0x1f))
+            {
+                return Err(Outcome::mismatch(
+                    &format!(
+                        "{} target {} lun {} (not configured) INQUIRY peripheral qualifier/type",
+                        bus.as_str(),
+                        l.target,
+                        missing
+                    ),
+                    "GOOD, 3/0x1f (no unit can be connected here)",
+                    format!(
+                        "{}, {:?}",
+                        a.text().as_str(),
+                        i.map(|i| (i.qualifier, i.device_type))
+                    )
+                    .as_str(),
+                ));
+            }
+            // A target with no device: virtio_scsi_device_get finds none
+            // and the request ends with response BAD_TARGET.
+            if let Some(empty) = (0..=255u8)
+                .rev()
+                .find(|t| !luns.iter().any(|o| o.target == *t))
+            {
+                let a = h
+                    .command(0, empty, 0, &cdb::test_unit_ready(), Data::None, &[])
+                    .map_err(e)?;
+                if a.resp.response != response::BAD_TARGET {
+                    return Err(Outcome::mismatch(
+                        &format!(
+                            "{} target {} (no device) TEST UNIT READY",
+                            bus.as_str(),
+                            empty
+                        ),
+                        "response BAD_TARGET (3)",
+                        a.text().as_str(),
+                    ));
+                }
+            }
+            // Opcode 0x02 has no command in SBC-3 and scsi-hd's table
+            // (scsi-disk.c scsi_disk_emulate_command: INVALID_OPCODE).
+            let a = h
+                .command(0, l.target, l.lun, &[0x02, 0, 0, 0, 0, 0], Data::None, &[])
+                .map_err(e)?;
+            expect_sense(
+                &a,
+                KEY_ILLEGAL_REQUEST,
+                0x20,
+                0x00,
+                &format!("{} unknown opcode 0x02", l.name().as_str()),
+            )?;
+            // One block past the end: LBA OUT OF RANGE (SBC-3 5.15).
+            let bs = l.cfg.block_size;
+            let a = h
+                .command(
+                    0,
+                    l.target,
+                    l.lun,
+                    &cdb::read_16(l.blocks(), 1),
+                    Data::In(bs),
+                    &[],
+                )
+                .map_err(e)?;
+            expect_sense(
+                &a,
+                KEY_ILLEGAL_REQUEST,
+                0x21,
+                0x00,
+                &format!(
+                    "{} READ(16) at LBA {} (one past the end)",
+                    l.name().as_str(),
+                    l.blocks()
+                ),
+            )?;
+            Ok(())
+        })();
+        if let Err(o) = r {
+            return o;
+        }
+    }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
+    }
+    Outcome::Pass
+}
+
+/// LOGICAL UNIT RESET and ABORT TASK on the control queue, answered as
+/// section 5.6.6.2 and QEMU's virtio_scsi_do_tmf say; after the reset the
+/// LUN reports UNIT ATTENTION 29/00 (SAM-5 5.14.2).
+pub fn control(m: &mut Machine) -> Outcome {
+    let ctrls = match controllers(m) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut ran = false;
+    for (d, luns) in ctrls {
+        let Some(l) = luns.first().cloned() else {
+            continue;
+        };
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
+            Ok(h) => h,
+            Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
+        };
+        let r = (|| -> Result<(), Outcome> {
+            let e = |s: String| Outcome::fail(&s);
+            // The reset's UNIT ATTENTION must be the LUN reset's, not the
+            // one the negotiation's reset left.
+            for o in &luns {
+                h.clear_unit_attention(o).map_err(e)?;
+            }
+            let name = l.name();
+            let missing = (1..PROBE_LUN)
+                .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
+                .unwrap_or(PROBE_LUN);
+            let empty = (0..=255u8)
+                .rev()
+                .find(|t| !luns.iter().any(|o| o.target == *t));
+            let mut cases: Vec<(String, u32, u8, u16, u8)> = Vec::new();
+            for o in &luns {
+                cases.push((
+                    format!("{} LOGICAL UNIT RESET", o.name().as_str()),
+                    scsi::TMF_LOGICAL_UNIT_RESET,
+                    o.target,
+                    o.lun,
+                    response::FUNCTION_COMPLETE,
+                ));
+                cases.push((
+                    format!("{} ABORT TASK of a tag not in flight", o.name().as_str()),
+                    scsi::TMF_ABORT_TASK,
+                    o.target,
+                    o.lun,
+                    response::FUNCTION_COMPLETE,
+                ));
+            }
+            cases.extend([
+                (
+                    format!(
+                        "{} target {} lun {} (not configured) LOGICAL UNIT RESET",
+                        h.bus.as_str(),
+                        l.target,
+                        missing
+                    ),
+                    scsi::TMF_LOGICAL_UNIT_RESET,
+                    l.target,
+                    missing,
+                    response::INCORRECT_LUN,
+                ),
+                (
+                    format!("{} CLEAR ACA (QEMU rejects it)", name.as_str()),
+                    2,
+                    l.target,
+                    l.lun,
+                    response::FUNCTION_REJECTED,
+                ),
+            ]);
+            if let Some(t) = empty {
+                cases.push((
+                    format!(
+                        "{} target {} (no device) LOGICAL UNIT RESET",
+                        h.bus.as_str(),
+                        t
+                    ),
+                    scsi::TMF_LOGICAL_UNIT_RESET,
+                    t,
+                    0,
+                    response::BAD_TARGET,
+                ));
+            }
+            for (what, subtype, target, lun, want) in cases {
+                let tag = h.next_tag() + 0x1000;
+                let got = h.tmf(subtype, target, lun, tag).map_err(e)?;
+                if got != want {
+                    return Err(Outcome::mismatch(
+                        &what,
+                        format!("{} ({})", want, response::name(want)).as_str(),
+                        format!("{} ({})", got, response::name(got)).as_str(),
+                    ));
+                }
+                if let Some(o) = luns.iter().find(|o| {
+                    subtype == scsi::TMF_LOGICAL_UNIT_RESET
+                        && want == response::FUNCTION_COMPLETE
+                        && (o.target, o.lun) == (target, lun)
+                }) {
+                    let a = h
+                        .command(0, target, lun, &cdb::test_unit_ready(), Data::None, &[])
+                        .map_err(e)?;
+                    expect_sense(
+                        &a,
+                        KEY_UNIT_ATTENTION,
+                        0x29,
+                        0x00,
+                        &format!(
+                            "{} first command after LOGICAL UNIT RESET",
+                            o.name().as_str()
+                        ),
+                    )?;
+                    h.clear_unit_attention(o).map_err(e)?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(o) = r {
+            return o;
+        }
+    }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
+    }
+    Outcome::Pass
+}
+
+/// xorshift64: the stress pattern, replayable from `seed=`.
+fn next(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// A request in flight in the stress loop.
+#[derive(Clone, Copy)]
+struct Flight {
+    token: u16,
+    slot: usize,
+    lun: usize,
+    lba: u64,
+    blocks: u64,
+    write: bool,
+    op: u8,
+    number: u64,
+}
+
+/// Per-LUN stress state: which sectors of the writable stripes this
+/// check wrote (they must read B from then on).
+struct Target {
+    l: Lun,
+    writable: bool,
+    written: Vec<u64>,
+    stripes: Vec<u64>,
+}
+
+impl Target {
+    fn mark(&mut self, lba: u64, blocks: u64) {
+        for s in lba..lba + blocks {
+            self.written[(s / 64) as usize] |= 1 << (s % 64);
+        }
+    }
+
+    fn is_written(&self, s: u64) -> bool {
+        self.written[(s / 64) as usize] & (1 << (s % 64)) != 0
+    }
+}
+
+/// Many commands in flight on one request queue: returns (requests,
+/// bytes, max depth) or the failure.
+fn stress_queue(
+    h: &mut Hba,
+    q: usize,
+    targets: &mut [Target],
+    slots: &[Slot],
+    requests: u64,
+    rng: &mut u64,
+    seed: u64,
+) -> Result<(u64, u64, usize), Outcome> {
+    let queue_no = usize::from(scsi::FIRST_REQUEST_QUEUE) + q;
+    // A direct chain of a command takes three descriptors.
+    let size = usize::from(h.dev.requests[q].size());
+    let depth = slots.len().min(if h.indirect { size } else { size / 3 });
+    let mut free: Vec<usize> = (0..depth).collect();
+    let mut flying: Vec<Flight> = Vec::new();
+    let (mut issued, mut done, mut bytes, mut max_depth) = (0u64, 0u64, 0u64, 0usize);
+    let layout = h.dev.layout;
+    let resp_len = layout.response_len() as u32;
+    let mut buf = alloc::vec![0u8; MAX_XFER];
+    while done < requests {
+        // Fill up to `depth` with requests that overlap no write in flight
+        // (and, for writes, nothing in flight).
+        while issued < requests && !free.is_empty() {
+            let li = (next(rng) % targets.len() as u64) as usize;
+            let tg = &targets[li];
+            let bs = u64::from(tg.l.cfg.block_size);
+            let max_blocks = (MAX_XFER as u64 / bs).min(tg.l.blocks());
+            let write = tg.writable && next(rng).is_multiple_of(2);
+            let (lba, blocks) = if write {
+                let s = tg.stripes[(next(rng) % tg.stripes.len() as u64) as usize];
+                let per = (STRIPE / bs).min(max_blocks);
+                let n = 1 + next(rng) % per;
+                (s * STRIPE / bs + next(rng) % (STRIPE / bs - n + 1), n)
+            } else {
+                let n = 1 + next(rng) % max_blocks;
+                (next(rng) % (tg.l.blocks() - n + 1), n)
+            };
+            let clash = flying.iter().any(|f| {
+                f.lun == li && (f.write || write) && f.lba < lba + blocks && lba < f.lba + f.blocks
+            });
+            if clash {
+                break;
+            }
+            let slot = free.pop().expect("a free slot");
+            let sixteen = next(rng).is_multiple_of(2) || lba + blocks > u64::from(u32::MAX);
+            let (cmd, op): (Vec<u8>, u8) = match (write, sixteen) {
+                (false, false) => (
+                    cdb::read_10(lba as u32, blocks as u16).to_vec(),
+                    cdb::READ_10,
+                ),
+                (false, true) => (cdb::read_16(lba, blocks as u32).to_vec(), cdb::READ_16),
+                (true, false) => (
+                    cdb::write_10(lba as u32, blocks as u16).to_vec(),
+                    cdb::WRITE_10,
+                ),
+                (true, true) => (cdb::write_16(lba, blocks as u32).to_vec(), cdb::WRITE_16),
+            };
+            let len = (blocks * bs) as u32;
+            let data = if write {
+                let b = &mut buf[..len as usize];
+                disk::fill(seed, Pattern::After, lba * bs, b);
+                slots[slot].mem.write(DATA_AT, b);
+                Data::Out(len)
+            } else {
+                // Stale data must not pass for the device's.
+                slots[slot].mem.clear(DATA_AT, len as usize);
+                Data::In(len)
+            };
+            let tag = h.next_tag();
+            let chain = layout
+                .command_chain(
+                    &slots[slot],
+                    lun_field(tg.l.target, tg.l.lun),
+                    tag,
+                    &cmd,
+                    data,
+                )
+                .expect("fits its slot");
+            let token = h.dev.requests[q]
+                .submit(&mut h.t, &chain, h.indirect)
+                .map_err(|e| {
+                    Outcome::fail(&format!(
+                        "{} queue {} request {}: submit: {} (replay: seed={})",
+                        h.bus.as_str(),
+                        queue_no,
+                        issued,
+                        e,
+                        Hex(seed)
+                    ))
+                })?;
+            flying.push(Flight {
+                token,
+                slot,
+                lun: li,
+                lba,
+                blocks,
+                write,
+                op,
+                number: issued,
+            });
+            issued += 1;
+            max_depth = max_depth.max(flying.len());
+        }
+        h.ind.acknowledge();
+        let (token, used_len) = match h.dev.requests[q].wait_used(&mut h.t) {
+            Ok(u) => (u.token, Some(u.len)),
+            Err(DriveError::Queue(QueueError::UsedLenTooLong { id, len, .. })) => (id, {
+                h.long_used_lens += 1;
+                // Only QEMU's count (data-out + response) for a write.
+                flying
+                    .iter()
+                    .find(|f| f.token == id && f.write)
+                    .filter(|f| {
+                        len == (f.blocks * u64::from(targets[f.lun].l.cfg.block_size)) as u32
+                            + resp_len
+                    })
+                    .map(|_| resp_len)
+            }),
+            Err(e) => {
+                return Err(Outcome::fail(&format!(
+                    "{} queue {}: waiting with {} in flight: {} (replay: seed={})",
+                    h.bus.as_str(),
+                    queue_no,
+                    flying.len(),
+                    e,
+                    Hex(seed)
+                )))
+            }
+        };
+        let Some(at) = flying.iter().position(|f| f.token == token) else {
+            return Err(Outcome::fail(&format!(
+                "{} queue {}: used token {} is no request in flight (replay: seed={})",
+                h.bus.as_str(),
+                queue_no,
+                token,
+                Hex(seed)
+            )));
+        };
+        let f = flying.swap_remove(at);
+        let tg = &mut targets[f.lun];
+        let bs = u64::from(tg.l.cfg.block_size);
+        let len = (f.blocks * bs) as u32;
+        let whence = format!(
+            "{} queue {} request {} opcode {} LBA {} blocks {}",
+            tg.l.name().as_str(),
+            queue_no,
+            f.number,
+            HexW(f.op.into(), 2),
+            f.lba,
+            f.blocks
+        );
+        let writable_len = if f.write { resp_len } else { resp_len + len };
+        match used_len {
+            Some(n) if n >= resp_len && n <= writable_len => {}
+            n => {
+                return Err(Outcome::mismatch(
+                    &format!(
+                        "{} used length (replay: seed={})",
+                        whence.as_str(),
+                        Hex(seed)
+                    ),
+                    format!("{}..={}", resp_len, writable_len).as_str(),
+                    format!("{:?}", n).as_str(),
+                ))
+            }
+        }
+        let resp = layout.response(&slots[f.slot]);
+        if resp.response != response::OK || resp.status != GOOD || resp.resid != 0 {
+            let a = Answer {
+                resp,
+                data: Vec::new(),
+            };
+            return Err(Outcome::mismatch(
+                &format!("{} (replay: seed={})", whence.as_str(), Hex(seed)),
+                "response OK, status GOOD, resid 0",
+                format!("{}, resid {}", a.text().as_str(), a.resp.resid).as_str(),
+            ));
+        }
+        if f.write {
+            tg.mark(f.lba, f.blocks);
+        } else {
+            let b = &mut buf[..len as usize];
+            slots[f.slot].mem.read(DATA_AT, b);
+            let tgr = &*tg;
+            let expect = |o: u64| {
+                if !may_hold_b(&tgr.l, seed, o) {
+                    Some(Pattern::Before)
+                } else if tgr.is_written(o / bs) {
+                    Some(Pattern::After)
+                } else {
+                    None // A, or B if scsi.commands wrote it
+                }
+            };
+            if let Some(bad) = crate::judge::disk_sectors(seed, f.lba * bs, b, bs as usize, &expect)
+            {
+                let (msg, want, got) = mismatch_text(&tg.l, bad, whence.as_str(), seed);
+                return Err(Outcome::mismatch(&msg, want.as_str(), got.as_str()));
+            }
+        }
+        bytes += u64::from(len);
+        done += 1;
+        free.push(f.slot);
+    }
+    Ok((done, bytes, max_depth))
+}
+
+/// Writes pattern B wherever this check has not, in every writable
+/// stripe of every writable LUN: the host checks the whole image.
+fn fill_pass(h: &mut Hba, targets: &mut [Target], seed: u64) -> Result<u64, Outcome> {
+    let mut written = 0;
+    for tg in targets.iter_mut().filter(|t| t.writable) {
+        let bs = u64::from(tg.l.cfg.block_size);
+        for s in tg.stripes.clone() {
+            let first = s * STRIPE / bs;
+            let end = first + STRIPE / bs;
+            let mut b = first;
+            while b < end {
+                if tg.is_written(b) {
+                    b += 1;
+                    continue;
+                }
+                let mut n = 1;
+                while b + n < end && !tg.is_written(b + n) && (n + 1) * bs <= MAX_XFER as u64 {
+                    n += 1;
+                }
+                let mut data = alloc::vec![0u8; (n * bs) as usize];
+                disk::fill(seed, Pattern::After, b * bs, &mut data);
+                let l = tg.l.clone();
+                h.good(
+                    &l,
+                    &cdb::write_16(b, n as u32),
+                    Data::Out(data.len() as u32),
+                    &data,
+                    "fill-pass WRITE(16)",
+                )
+                .map_err(|e| {
+                    Outcome::fail(&format!("{} (replay: seed={})", e.as_str(), Hex(seed)))
+                })?;
+                tg.mark(b, n);
+                written += n * bs;
+                b += n;
+            }
+        }
+    }
+    Ok(written)
+}
+
+pub fn stress(m: &mut Machine) -> Outcome {
+    let ctrls = match controllers(m) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let seed = m.cfg.seed;
+    let mut rng = seed | 1;
+    let mut ran = false;
+    for (d, luns) in ctrls {
+        if luns.is_empty() {
+            continue;
+        }
+        ran = true;
+        let mut h = match Hba::open(d, 2) {
+            Ok(h) => h,
+            Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
+        };
+        let mut targets = Vec::new();
+        for l in &luns {
+            if let Err(e) = h.clear_unit_attention(l) {
+                return Outcome::fail(&e);
+            }
+            let writable = l.scratch && !l.cfg.read_only;
+            if writable {
+                if let Err(e) = scratch_ok(&mut h, l, seed) {
+                    return Outcome::fail(&e);
+                }
+            }
+            let stripes: Vec<u64> = disk::writable_stripes(seed, l.cfg.size).collect();
+            targets.push(Target {
+                l: l.clone(),
+                writable: writable && !stripes.is_empty(),
+                written: alloc::vec![0u64; (l.blocks() / 64 + 1) as usize],
+                stripes,
+            });
+        }
+        let queues = h.dev.requests.len();
+        let slots: Vec<Slot> = (0..usize::from(crate::virtio::queue::QUEUE_SIZE_MAX))
+            .map(|_| Slot::new(MAX_XFER))
+            .collect();
+        let requests = 256 * u64::from(m.cfg.stress);
+        for q in 0..queues {
+            let t0 = crate::arch::tod();
+            let (n, bytes, depth) =
+                match stress_queue(&mut h, q, &mut targets, &slots, requests, &mut rng, seed) {
+                    Ok(r) => r,
+                    Err(o) => return o,
+                };
+            let us = ((crate::arch::tod() - t0) / crate::arch::TOD_PER_US).max(1);
+            crate::out!(
+                "# scsi {} queue {}: {} requests, {} bytes, {} req/s, max depth {}\n",
+                h.bus.as_str(),
+                usize::from(scsi::FIRST_REQUEST_QUEUE) + q,
+                n,
+                bytes,
+                n * 1_000_000 / us,
+                depth
+            );
+        }
+        match fill_pass(&mut h, &mut targets, seed) {
+            Ok(b) => crate::out!(
+                "# scsi {}: fill pass wrote {} bytes of pattern B the stress left",
+                h.bus.as_str(),
+                b
+            ),
+            Err(o) => return o,
+        }
+        crate::out!("\n");
+    }
+    if !ran {
+        return Outcome::skip(NO_LUNS);
+    }
+    Outcome::Pass
+}

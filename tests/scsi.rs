@@ -1,0 +1,292 @@
+//! virtio-scsi (`scsi.*`): LUNs on scratch images the test makes itself
+//! (`zvtest_contract::disk`), checked after QEMU exits; a LUN not named
+//! scratch left as it was; and the failures: a flipped byte, a header for
+//! another seed, a LUN that is not there, a wrong size.
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario, scenario_dir};
+use qemu_runner::{Run, Scenario};
+use std::io::Write;
+use std::path::PathBuf;
+use zvtest_contract::disk::{fill_image, first_mismatch};
+
+const SEED: u64 = 0x5c51_0011;
+const BUS: &str = "fe.0.0006";
+const MIB: u64 = 1 << 20;
+
+/// One LUN: its image, where it sits, and how the firmware is told of it.
+struct Lun {
+    target: u8,
+    lun: u16,
+    size: u64,
+    scratch: bool,
+    /// The seed its image was made for.
+    seed: u64,
+    /// A byte flipped after the image was made.
+    flip: Option<u64>,
+    /// The size `disks=` claims, where it lies.
+    claimed: Option<u64>,
+    /// Configured in QEMU (false: only named in `disks=`).
+    present: bool,
+    /// Logical block size (QEMU's default 512).
+    bs: u32,
+}
+
+impl Lun {
+    fn new(target: u8, lun: u16, scratch: bool) -> Self {
+        Lun {
+            target,
+            lun,
+            size: 16 * MIB,
+            scratch,
+            seed: SEED,
+            flip: None,
+            claimed: None,
+            present: true,
+            bs: 512,
+        }
+    }
+
+    fn id(&self) -> String {
+        format!("{BUS}/{}/{}", self.target, self.lun)
+    }
+}
+
+/// Writes the scratch image of `l` (in 1 MiB chunks) before the run.
+fn make_image(dir: &std::path::Path, i: usize, l: &Lun) -> PathBuf {
+    let path = dir.join(format!("lun{i}.img"));
+    let mut f = std::fs::File::create(&path).expect("image file");
+    let mut buf = vec![0u8; MIB as usize];
+    for at in (0..l.size).step_by(MIB as usize) {
+        let n = (l.size - at).min(MIB) as usize;
+        fill_image(l.seed, l.size, at, false, &mut buf[..n]);
+        if let Some(flip) = l.flip.filter(|&o| o >= at && o < at + n as u64) {
+            buf[(flip - at) as usize] ^= 0x5a;
+        }
+        f.write_all(&buf[..n]).expect("image write");
+    }
+    path
+}
+
+/// A controller with two request queues holding `luns`, and the firmware
+/// told `disks=`, `scratch=` and `seed=`; `only` selects the checks.
+fn scsi_scenario(name: &str, luns: &[Lun], only: &str) -> (Scenario, Vec<PathBuf>) {
+    let dir = scenario_dir(name);
+    let mut args: Vec<String> = vec![
+        "-device".into(),
+        format!("virtio-scsi-ccw,id=scsi0,devno={BUS},num_queues=2"),
+    ];
+    let mut images = Vec::new();
+    for (i, l) in luns.iter().enumerate() {
+        let img = make_image(&dir, i, l);
+        if l.present {
+            args.extend([
+                "-drive".into(),
+                format!(
+                    "file={},if=none,id=d{i},format=raw,cache=writeback",
+                    img.display()
+                ),
+                "-device".into(),
+                format!(
+                    "scsi-hd,bus=scsi0.0,drive=d{i},scsi-id={},lun={},logical_block_size={bs},physical_block_size={bs}",
+                    l.target,
+                    l.lun,
+                    bs = l.bs
+                ),
+            ]);
+        }
+        images.push(img);
+    }
+    let disks: Vec<String> = luns
+        .iter()
+        .map(|l| {
+            let bs = if l.bs == 512 {
+                String::new()
+            } else {
+                format!(":bs={}", l.bs)
+            };
+            format!("{}:{}{bs}", l.id(), l.claimed.unwrap_or(l.size))
+        })
+        .collect();
+    let scratch: Vec<String> = luns.iter().filter(|l| l.scratch).map(Lun::id).collect();
+    let mut words = format!("only={only} seed={SEED:#x} disks={}", disks.join(","));
+    if !scratch.is_empty() {
+        words.push_str(&format!(" scratch={}", scratch.join(",")));
+    }
+    let s = scenario(name)
+        .timeout(std::time::Duration::from_secs(240))
+        .extra_args(args)
+        .append(words);
+    (s, images)
+}
+
+/// Each image holds, after the run, what `after_run` says (pattern B in
+/// every writable stripe of a scratch LUN, else A throughout).
+fn check_images(o: &Run, luns: &[Lun], images: &[PathBuf], after: &[bool]) {
+    for ((l, img), &after_run) in luns.iter().zip(images).zip(after) {
+        let bytes = std::fs::read(img).expect("image read back");
+        let m = first_mismatch(l.seed, l.size, 0, after_run, &bytes);
+        check(
+            o,
+            m.is_none(),
+            &format!(
+                "{} ({}) to hold pattern {} after the run, not {m:?}",
+                l.id(),
+                img.display(),
+                if after_run {
+                    "B in its writable stripes"
+                } else {
+                    "A"
+                }
+            ),
+        );
+    }
+}
+
+/// The `# scsi <bus> queue N: ...` lines.
+fn queue_lines(o: &Run) -> Vec<&str> {
+    let prefix = format!("scsi {BUS} queue ");
+    o.tap
+        .diagnostics
+        .iter()
+        .filter(|d| d.starts_with(prefix.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
+#[test]
+fn two_scratch_luns_are_driven_and_left_in_pattern_b() {
+    let luns = [Lun::new(0, 0, true), Lun::new(0, 1, true)];
+    let (s, images) = scsi_scenario("scsi-two-scratch", &luns, "scsi");
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    for name in ALL {
+        check_ran(&o, name);
+    }
+    let lines = queue_lines(&o);
+    check(
+        &o,
+        lines.len() == 2 && lines.iter().all(|l| l.contains(": 256 requests")),
+        &format!("a line for each of the 2 request queues with 256 requests, not {lines:?}"),
+    );
+    check_images(&o, &luns, &images, &[true, true]);
+}
+
+#[test]
+fn a_lun_not_named_scratch_keeps_pattern_a() {
+    // 4 KiB blocks on the scratch LUN.
+    let mut big_blocks = Lun::new(0, 0, true);
+    big_blocks.bs = 4096;
+    let luns = [big_blocks, Lun::new(1, 2, false)];
+    let (s, images) = scsi_scenario("scsi-not-scratch", &luns, "scsi.commands,scsi.stress");
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "scsi.stress");
+    check_images(&o, &luns, &images, &[true, false]);
+}
+
+#[test]
+fn a_flipped_byte_is_named_with_its_lun_and_offset() {
+    let mut bad = Lun::new(0, 1, false);
+    bad.flip = Some(0x1007);
+    let luns = [Lun::new(0, 0, true), bad];
+    let (s, _) = scsi_scenario("scsi-flipped-byte", &luns, "scsi.commands");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains(&format!("{BUS}/0/1 byte at image offset 0x1007")),
+        &format!("a failure naming LUN {BUS}/0/1 and offset 0x1007, not {text:?}"),
+    );
+}
+
+#[test]
+fn a_header_for_another_seed_is_not_written() {
+    let mut other = Lun::new(0, 0, true);
+    other.seed = SEED + 1;
+    let luns = [other];
+    let (s, images) = scsi_scenario("scsi-other-seed", &luns, "scsi.stress");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains("its header is for seed") && text.contains("not written"),
+        &format!("a failure saying the header is another seed's, not {text:?}"),
+    );
+    // Untouched: still pattern A of its own seed.
+    check_images(&o, &luns, &images, &[false]);
+}
+
+#[test]
+fn a_missing_lun_and_a_wrong_size_fail() {
+    let mut ghost = Lun::new(0, 3, false);
+    ghost.present = false;
+    let luns = [Lun::new(0, 0, false), ghost];
+    let (s, _) = scsi_scenario("scsi-missing-lun", &luns, "scsi.commands,scsi.control");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    for name in ["scsi.commands", "scsi.control"] {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| !r.ok),
+            &format!("{name} to fail"),
+        );
+    }
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains(&format!("{BUS}/0/3")),
+        &format!("failures naming {BUS}/0/3, not {text:?}"),
+    );
+
+    let mut small = Lun::new(0, 0, false);
+    small.claimed = Some(8 * MIB);
+    let (s, _) = scsi_scenario("scsi-wrong-size", &[small], "scsi.errors");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains("one past the end"),
+        &format!("a failure on the read past the claimed end, not {text:?}"),
+    );
+}
+
+const ALL: [&str; 4] = [
+    "scsi.commands",
+    "scsi.errors",
+    "scsi.control",
+    "scsi.stress",
+];
+
+#[test]
+fn no_controller_or_no_lun_skips() {
+    let s = scenario("scsi-none").append("only=scsi");
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    for name in ALL {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| r.is_skip()),
+            &format!("{name} skipped"),
+        );
+    }
+    // A controller but no LUN in disks=: its configuration is printed,
+    // nothing is compared, and the checks that need a LUN skip.
+    let s = scenario("scsi-no-luns")
+        .device(format!("virtio-scsi-ccw,devno={BUS}"))
+        .append("only=scsi");
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "scsi.commands");
+    for name in &ALL[1..] {
+        check(
+            &o,
+            o.tap.result(name).is_some_and(|r| r.is_skip()),
+            &format!("{name} skipped"),
+        );
+    }
+}
