@@ -56,6 +56,42 @@ impl Inject {
     }
 }
 
+/// A block benchmark workload: request size and depth, random reads or
+/// sequential writes (the names the Linux reference's fio jobs have).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bench {
+    RandRead4kQd1,
+    RandRead4kQd32,
+    SeqWrite64kQd1,
+    SeqWrite64kQd8,
+}
+
+impl Bench {
+    pub const ALL: [(&'static str, Bench); 4] = [
+        ("randread4k_qd1", Bench::RandRead4kQd1),
+        ("randread4k_qd32", Bench::RandRead4kQd32),
+        ("seqwrite64k_qd1", Bench::SeqWrite64kQd1),
+        ("seqwrite64k_qd8", Bench::SeqWrite64kQd8),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// Bytes per request, requests in flight, whether it writes.
+    pub fn shape(self) -> (u32, u16, bool) {
+        match self {
+            Bench::RandRead4kQd1 => (4096, 1, false),
+            Bench::RandRead4kQd32 => (4096, 32, false),
+            Bench::SeqWrite64kQd1 => (65536, 1, true),
+            Bench::SeqWrite64kQd8 => (65536, 8, true),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Selectors (names, globs, groups); empty means every regular check.
@@ -94,6 +130,10 @@ pub struct Config {
     /// two ready lines (classic, then adapter indicators):
     /// `virtio.config-change` waits for them.
     pub balloon_pages: Option<[u32; 2]>,
+    /// Benchmark workloads `blk.stress` runs instead of its stress
+    /// (`bench=`), each for `bench_ms`.
+    pub bench: Vec<Bench>,
+    pub bench_ms: u64,
     /// Disks the firmware may write (`scratch=`): each must hold the
     /// scratch pattern of `seed=` (crate::disk); every other disk is only
     /// read.
@@ -124,6 +164,8 @@ impl Default for Config {
             diag288: None,
             diag288_expire: false,
             balloon_pages: None,
+            bench: Vec::new(),
+            bench_ms: 3000,
             scratch: Vec::new(),
             disks: Vec::new(),
         }
@@ -327,6 +369,21 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
             Some(())
         },
     ),
+    (
+        "bench",
+        "comma-separated randread4k_qd1, randread4k_qd32, seqwrite64k_qd1, seqwrite64k_qd8: blk.stress runs these instead",
+        |c, v| {
+            for word in list(v)? {
+                let (_, b) = Bench::ALL.iter().find(|(n, _)| *n == word)?;
+                c.bench.push(*b);
+            }
+            Some(())
+        },
+    ),
+    ("bench-ms", "milliseconds per benchmark workload, 100 to 600000", |c, v| {
+        c.bench_ms = ranged(v, 100, 600_000)?;
+        Some(())
+    }),
     (
         "scratch",
         "comma-separated disks holding the scratch pattern of seed=: bus ids, or busid/target/lun for one SCSI LUN (fe.0.0001,fe.0.0006/0/1)",
@@ -544,6 +601,13 @@ pub fn words(cfg: &Config) -> Vec<String> {
     }
     if let Some([a, b]) = cfg.balloon_pages {
         word("balloon-pages", &format!("{},{}", a, b));
+    }
+    if !cfg.bench.is_empty() {
+        let names: Vec<&str> = cfg.bench.iter().map(|b| b.name()).collect();
+        word("bench", &names.join(","));
+    }
+    if cfg.bench_ms != default.bench_ms {
+        word("bench-ms", &format!("{}", cfg.bench_ms));
     }
     if !cfg.scratch.is_empty() {
         let items: Vec<String> = cfg.scratch.iter().map(|b| format!("{}", b)).collect();
@@ -970,17 +1034,28 @@ mod tests {
                 9u32..=16,
                 1u16..=u16::MAX,
                 any::<bool>(),
+                any::<bool>(),
                 proptest::option::of("[a-zA-Z0-9_-]{1,20}"),
             )
-                .prop_map(|(id, size, bs, queues, read_only, serial)| {
+                .prop_map(|(id, size, bs, queues, read_only, null, serial)| {
                     crate::disk::DiskConfig {
                         id,
                         size,
                         block_size: 1 << bs,
                         queues,
                         read_only,
+                        null,
                         serial,
                     }
+                })
+        }
+
+        fn benches() -> impl Strategy<Value = Vec<Bench>> {
+            Just(Bench::ALL.iter().map(|(_, b)| *b).collect::<Vec<_>>())
+                .prop_shuffle()
+                .prop_flat_map(|all| {
+                    let n = all.len();
+                    (Just(all), 0..=n).prop_map(|(all, k)| all[..k].to_vec())
                 })
         }
 
@@ -1020,6 +1095,7 @@ mod tests {
                 proptest::option::of((any::<u16>(), any::<u16>())),
                 diag288(),
                 proptest::option::of(any::<[u32; 2]>()),
+                (benches(), 100u64..=600_000),
             );
             let devices = (
                 proptest::option::of(devices()),
@@ -1034,7 +1110,14 @@ mod tests {
             (selection, host, devices).prop_map(
                 |(
                     (only, skip, seed, stress, verbose, timeout_ms, inject),
-                    (mem, cpus, qemu_version, (diag288, diag288_expire), balloon_pages),
+                    (
+                        mem,
+                        cpus,
+                        qemu_version,
+                        (diag288, diag288_expire),
+                        balloon_pages,
+                        (bench, bench_ms),
+                    ),
                     (devices, hotplug, ram_end, legacy_devices, (scratch, disks)),
                 )| {
                     let (devices, virtio) = match devices {
@@ -1061,6 +1144,8 @@ mod tests {
                         diag288,
                         diag288_expire,
                         balloon_pages,
+                        bench,
+                        bench_ms,
                         scratch: scratch.into_iter().collect(),
                         disks: disks
                             .into_iter()

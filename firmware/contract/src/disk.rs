@@ -69,11 +69,68 @@ pub const fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Each 512-byte sector of a pattern starts from its own key, mixed from
+/// the seed and the sector number, so a sector in the wrong place or from
+/// the other pattern shows; the words inside it step from the key by an
+/// odd constant, which costs one addition a word (the firmware checks
+/// every byte it reads, under TCG too).
+#[inline]
+pub fn sector_key(seed: u64, pattern: Pattern, sector: u64) -> u64 {
+    mix(seed ^ pattern.key() ^ sector.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+const STEP: u64 = 0xd1b5_4a32_d192_ed03;
+const WORDS_PER_SECTOR: u64 = 64;
+
 /// The pattern's 8 bytes at the 8-aligned image offset `8 * word`, as a
 /// big-endian number (byte `8 * word` is its most significant byte).
 #[inline]
 pub fn word(seed: u64, pattern: Pattern, word: u64) -> u64 {
-    mix(seed ^ pattern.key() ^ word.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    let key = sector_key(seed, pattern, word / WORDS_PER_SECTOR);
+    key.wrapping_add((word % WORDS_PER_SECTOR + 1).wrapping_mul(STEP))
+}
+
+/// The first byte of `got` (image bytes from `offset`) that is not
+/// `pattern`'s, if any: a comparison without a buffer of expected bytes.
+pub fn mismatch(seed: u64, pattern: Pattern, offset: u64, got: &[u8]) -> Option<usize> {
+    let mut i = 0usize;
+    let mut at = offset;
+    while i < got.len() {
+        let sector = at / 512;
+        let key = sector_key(seed, pattern, sector);
+        let end = ((sector + 1) * 512 - at).min((got.len() - i) as u64) as usize;
+        let part = &got[i..i + end];
+        let head = ((8 - at % 8) % 8) as usize;
+        let head = head.min(part.len());
+        let word_at = |a: u64| key.wrapping_add((a / 8 % WORDS_PER_SECTOR + 1).wrapping_mul(STEP));
+        for (j, b) in part[..head].iter().enumerate() {
+            let a = at + j as u64;
+            if word_at(a).to_be_bytes()[(a % 8) as usize] != *b {
+                return Some(i + j);
+            }
+        }
+        let body = &part[head..];
+        let mut w = word_at(at + head as u64);
+        let mut chunks = body.chunks_exact(8);
+        for (k, c) in chunks.by_ref().enumerate() {
+            if u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) != w {
+                let first = c.iter().zip(w.to_be_bytes()).position(|(x, y)| *x != y);
+                return Some(i + head + 8 * k + first.unwrap_or(0));
+            }
+            w = w.wrapping_add(STEP);
+        }
+        let tail = chunks.remainder();
+        let tail_at = at + (part.len() - tail.len()) as u64;
+        for (j, b) in tail.iter().enumerate() {
+            let a = tail_at + j as u64;
+            if word_at(a).to_be_bytes()[(a % 8) as usize] != *b {
+                return Some(i + part.len() - tail.len() + j);
+            }
+        }
+        i += end;
+        at += end as u64;
+    }
+    None
 }
 
 /// The pattern's byte at image offset `offset` (the header aside).
@@ -148,10 +205,22 @@ pub fn expected_pattern(seed: u64, size: u64, offset: u64, after_run: bool) -> P
 pub fn fill(seed: u64, pattern: Pattern, offset: u64, out: &mut [u8]) {
     let mut at = offset;
     let mut rest = out;
-    // Up to a word boundary, whole words, then the tail.
     while !rest.is_empty() {
-        let w = word(seed, pattern, at / 8).to_be_bytes();
         let from = (at % 8) as usize;
+        if from == 0 && rest.len() >= 8 {
+            // Whole words to the end of this sector: one key, then steps.
+            let mut w = word(seed, pattern, at / 8);
+            let left = (512 - at % 512) as usize;
+            let n = left.min(rest.len()) / 8 * 8;
+            for c in rest[..n].chunks_exact_mut(8) {
+                c.copy_from_slice(&w.to_be_bytes());
+                w = w.wrapping_add(STEP);
+            }
+            rest = &mut rest[n..];
+            at += n as u64;
+            continue;
+        }
+        let w = word(seed, pattern, at / 8).to_be_bytes();
         let n = (8 - from).min(rest.len());
         rest[..n].copy_from_slice(&w[from..from + n]);
         rest = &mut rest[n..];
@@ -278,7 +347,7 @@ impl core::fmt::Display for DiskId {
 }
 
 /// How the host configured a disk (`disks=` item
-/// `ID:SIZE[:bs=N][:queues=N][:ro][:serial=WORD]`): the firmware holds
+/// `ID:SIZE[:bs=N][:queues=N][:ro][:null][:serial=WORD]`): the firmware holds
 /// the device to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskConfig {
@@ -290,6 +359,9 @@ pub struct DiskConfig {
     /// Request queues (QEMU's `num-queues` of virtio-blk).
     pub queues: u16,
     pub read_only: bool,
+    /// A device that keeps nothing (QEMU's `null-co`): no header, reads
+    /// unchecked; written only if also named scratch.
+    pub null: bool,
     /// What GET_ID / the unit serial number must answer.
     pub serial: Option<String>,
 }
@@ -302,6 +374,7 @@ impl DiskConfig {
             block_size: 512,
             queues: 1,
             read_only: false,
+            null: false,
             serial: None,
         }
     }
@@ -330,6 +403,7 @@ impl DiskConfig {
                     d.queues = u16::try_from(digits(v, 10)?).ok().filter(|&q| q > 0)?
                 }
                 ("ro", "") => d.read_only = true,
+                ("null", "") => d.null = true,
                 ("serial", v) if valid_serial(v) => d.serial = Some(String::from(v)),
                 _ => return None,
             }
@@ -348,6 +422,9 @@ impl DiskConfig {
         }
         if self.read_only {
             s.push_str(":ro");
+        }
+        if self.null {
+            s.push_str(":null");
         }
         if let Some(serial) = &self.serial {
             s.push_str(":serial=");
@@ -454,6 +531,48 @@ mod tests {
         assert_ne!(
             word(seed, Pattern::Before, 1),
             word(seed, Pattern::After, 1)
+        );
+    }
+
+    #[test]
+    fn mismatch_agrees_with_fill_at_any_offset() {
+        let seed = 0xabc;
+        let mut buf = vec![0u8; 3000];
+        for start in [0u64, 3, 8, 509, 512, 4093] {
+            for len in [0usize, 1, 7, 8, 9, 511, 512, 513, 3000] {
+                let b = &mut buf[..len];
+                fill(seed, Pattern::Before, start, b);
+                assert_eq!(mismatch(seed, Pattern::Before, start, b), None);
+                assert_eq!(
+                    (len > 0)
+                        .then(|| mismatch(seed, Pattern::After, start, b))
+                        .flatten(),
+                    (len > 0).then_some(0).filter(|_| {
+                        // Almost surely the first byte differs between patterns.
+                        byte(seed, Pattern::Before, start) != byte(seed, Pattern::After, start)
+                    })
+                );
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    if at < len {
+                        b[at] ^= 4;
+                        assert_eq!(
+                            mismatch(seed, Pattern::Before, start, b),
+                            Some(at),
+                            "{start} {len} {at}"
+                        );
+                        b[at] ^= 4;
+                    }
+                }
+            }
+        }
+        // A sector in another sector's place differs from its first word.
+        let mut two = vec![0u8; 1024];
+        fill(seed, Pattern::Before, 0, &mut two);
+        let first = two[..512].to_vec();
+        two[512..].copy_from_slice(&first);
+        assert_eq!(
+            mismatch(seed, Pattern::Before, 0, &two).map(|i| i / 8),
+            Some(64)
         );
     }
 

@@ -371,6 +371,10 @@ fn may_write(d: &Disk, first: &[u8], seed: u64, size: u64) -> Result<bool, Strin
     if !d.scratch {
         return Ok(false);
     }
+    // A device that keeps nothing has no header to hold: the host said so.
+    if d.configured.as_ref().is_some_and(|k| k.null) {
+        return Ok(true);
+    }
     match disk::read_header(first, seed, size) {
         HeaderSays::Scratch => Ok(true),
         HeaderSays::NotScratch => Err(format!(
@@ -621,6 +625,9 @@ fn device_stress(m: &Machine, d: &Disk) -> Result<(), String> {
     let patterned = disk::read_header(&first, seed, size) == HeaderSays::Scratch;
     let writable = may_write(d, &first, seed, size)? && !ro;
     let mut medium = Medium::new(seed, size, bs, order, patterned, writable);
+    if !m.cfg.bench.is_empty() {
+        return bench(m, d, &mut medium);
+    }
     let per_req_max = (64 * 1024 / bs).max(1);
     // Every setup the device takes: revisions, ring formats, EVENT_IDX,
     // IN_ORDER, indicator modes; completion by interrupt and by polling.
@@ -735,6 +742,7 @@ fn device_stress(m: &Machine, d: &Disk) -> Result<(), String> {
                     },
                     indirect,
                     completion,
+                    until_us: None,
                     now_us,
                 };
                 let mut traffic = Traffic::new(&mut medium, *mix);
@@ -825,5 +833,116 @@ fn device_stress(m: &Machine, d: &Disk) -> Result<(), String> {
             "not a scratch image: reads checked for status only"
         }
     );
+    Ok(())
+}
+
+/// The benchmark workloads of `bench=` on queue 0, each for `bench-ms=`:
+/// every byte read still checked (on a scratch image), one line each.
+fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
+    let mut o = best_setup(d.sid)?;
+    medium.order = Order::for_revision(o.t.revision());
+    let size = o.queues[0].size();
+    for &b in &m.cfg.bench {
+        let (bytes, depth, writes) = b.shape();
+        if writes && !medium.writable {
+            return Err(format!(
+                "bench {} writes, but {} may not be written (name it in scratch=)",
+                b.name(),
+                d.id
+            ));
+        }
+        let blocks = (bytes / medium.block).max(1);
+        let mix = if writes {
+            Mix::SeqWrites { blocks }
+        } else {
+            Mix::RandomReads { blocks }
+        };
+        let opts = Options {
+            seed: m.cfg.seed,
+            stream: u64::from(d.sid) << 16,
+            depth: depth.min(size),
+            requests: u64::MAX,
+            // Header, data, status: the shape a block layer sends.
+            limits: ShapeLimits {
+                max_elements: 3,
+                max_len: None,
+                max_gap: 0,
+            },
+            indirect: 0,
+            completion: Completion::Interrupts,
+            until_us: Some(now_us() + m.cfg.bench_ms * 1000),
+            now_us,
+        };
+        let mut traffic = Traffic::new(medium, mix);
+        let ints0 = indicators::interrupts_seen();
+        let ind = &mut o.ind;
+        let mut wake = || ind.acknowledge();
+        let mut progress = |_: &zvtest_contract::stress::QueueStats, _: u64| {};
+        let mut s = stress::run(
+            &mut o.t,
+            &mut o.queues[0],
+            &mut traffic,
+            &opts,
+            &mut wake,
+            &mut progress,
+        )
+        .map_err(|f| {
+            format!(
+                "bench {} request {}: {}",
+                b.name(),
+                f.request,
+                f.what.as_str()
+            )
+        })?;
+        s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+        crate::out!(
+            "# bench {} {}: requests {} bytes {} us {} req/s {} KiB/s {} kicks {} interrupts {} max depth {} verified {}\n",
+            b.name(),
+            d.id,
+            s.completed,
+            s.bytes,
+            s.elapsed_us,
+            s.per_second(s.completed),
+            s.per_second(s.bytes) / 1024,
+            s.kicks,
+            s.interrupts,
+            s.max_depth,
+            if medium.patterned { "yes" } else { "no (not a scratch image)" }
+        );
+    }
+    // What a complete run leaves, for the host's verification.
+    if medium.writable && medium.patterned {
+        let blocks = (65536 / medium.block).max(1);
+        let mix = Mix::FillStripes { blocks };
+        let opts = Options {
+            seed: m.cfg.seed,
+            stream: u64::from(d.sid) << 16 | 1,
+            depth: size,
+            requests: mix.requests(medium).unwrap_or(0),
+            limits: ShapeLimits {
+                max_elements: 3,
+                max_len: None,
+                max_gap: 0,
+            },
+            indirect: 0,
+            completion: Completion::Interrupts,
+            until_us: None,
+            now_us,
+        };
+        let mut traffic = Traffic::new(medium, mix);
+        let ind = &mut o.ind;
+        let mut wake = || ind.acknowledge();
+        stress::run(
+            &mut o.t,
+            &mut o.queues[0],
+            &mut traffic,
+            &opts,
+            &mut wake,
+            &mut |_, _| {},
+        )
+        .map_err(|f| format!("fill request {}: {}", f.request, f.what.as_str()))?;
+        crate::out!("{} {}\n", markers::DISK_WRITTEN, d.id);
+    }
+    let _ = o.t.reset();
     Ok(())
 }

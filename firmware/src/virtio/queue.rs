@@ -268,6 +268,14 @@ impl Queue {
         chain: &[DmaBuffer<'_>],
         indirect: bool,
     ) -> Result<u16, DriveError> {
+        let token = self.add(chain, indirect)?;
+        self.kick(t)?;
+        Ok(token)
+    }
+
+    /// Makes `chain` available like [`Queue::submit`], without notifying:
+    /// [`Queue::kick`] after a batch notifies once for all of it.
+    pub fn add(&mut self, chain: &[DmaBuffer<'_>], indirect: bool) -> Result<u16, DriveError> {
         let buffers = chain
             .iter()
             .enumerate()
@@ -300,6 +308,12 @@ impl Queue {
             after < before
         };
         self.wraps += u64::from(wrapped);
+        Ok(token)
+    }
+
+    /// Notifies the device of what was made available since the last
+    /// kick, if the ring says it wants to know.
+    pub fn kick<T: Transport + ?Sized>(&mut self, t: &mut T) -> Result<(), DriveError> {
         if self.ring.should_notify() {
             let data = self
                 .notification_data
@@ -307,7 +321,7 @@ impl Queue {
             self.kicks += 1;
             t.notify(self.index, data)?;
         }
-        Ok(token)
+        Ok(())
     }
 
     pub fn size(&self) -> u16 {

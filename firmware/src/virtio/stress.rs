@@ -72,6 +72,8 @@ pub struct Options {
     /// Send one chain in `indirect` through an indirect table (0: none).
     pub indirect: u64,
     pub completion: Completion,
+    /// No new request once `now_us()` reaches this (a timed run).
+    pub until_us: Option<u64>,
     /// Microseconds since some fixed point, for rates and progress.
     pub now_us: fn() -> u64,
 }
@@ -131,9 +133,13 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
         what,
         stats: book.stats,
     };
+    let mut requests = opts.requests;
     loop {
+        if opts.until_us.is_some_and(|u| (opts.now_us)() >= u) {
+            requests = requests.min(n);
+        }
         // Make available all the depth allows.
-        while book.in_flight() < depth && (pending.is_some() || n < opts.requests) {
+        while book.in_flight() < depth && (pending.is_some() || n < requests) {
             let (k, plan, pieces, indirect) = match pending.take() {
                 Some(p) => p,
                 None => {
@@ -203,7 +209,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                 })
                 .collect();
             let token = q
-                .submit(t, &chain, indirect)
+                .add(&chain, indirect)
                 .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
             book.start(
                 token,
@@ -216,46 +222,57 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
             )
             .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
         }
+        // One notification for the whole batch.
+        q.kick(t)
+            .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
         if book.in_flight() == 0 {
-            if pending.is_none() && n >= opts.requests {
+            if pending.is_none() && n >= requests {
                 break;
             }
             continue;
         }
-        // Take one answer back.
+        // Take back one answer, waiting for it, then all that are there.
         wake();
-        let used = match opts.completion {
+        let first = match opts.completion {
             Completion::Interrupts => q.wait_used(t),
             Completion::Polled => q.poll_used(t),
         };
-        let used = match used {
-            Ok(u) => u,
-            Err(e) => {
-                let oldest = book.iter().map(|f| f.n).min().unwrap_or(n);
-                let what = match e {
-                    DriveError::Timeout { .. } => {
-                        crate::format!("{} (requests in flight, the oldest {})", e, oldest)
-                    }
-                    e => crate::format!("{}", e),
-                };
-                return Err(fail(oldest, what, &book));
+        let mut next = Some(first);
+        while let Some(used) = next.take() {
+            let used = match used {
+                Ok(u) => u,
+                Err(e) => {
+                    let oldest = book.iter().map(|f| f.n).min().unwrap_or(n);
+                    let what = match e {
+                        DriveError::Timeout { .. } => {
+                            crate::format!("{} (requests in flight, the oldest {})", e, oldest)
+                        }
+                        e => crate::format!("{}", e),
+                    };
+                    return Err(fail(oldest, what, &book));
+                }
+            };
+            let f = book
+                .finish(used.token)
+                .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
+            let mem = &slots[f.slot];
+            buf.clear();
+            for &(offset, p) in f.at.iter().filter(|(_, p)| p.writable) {
+                let from = buf.len();
+                buf.resize(from + p.len as usize, 0);
+                mem.read(offset, &mut buf[from..]);
             }
-        };
-        let f = book
-            .finish(used.token)
-            .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
-        let mem = &slots[f.slot];
-        buf.clear();
-        for &(offset, p) in f.at.iter().filter(|(_, p)| p.writable) {
-            let from = buf.len();
-            buf.resize(from + p.len as usize, 0);
-            mem.read(offset, &mut buf[from..]);
+            let bytes = w
+                .check(&f.req, &buf, used.len)
+                .map_err(|e| fail(f.n, e, &book))?;
+            book.stats.bytes += bytes;
+            free.push(f.slot);
+            next = match q.try_used() {
+                Ok(Some(u)) => Some(Ok(u)),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            };
         }
-        let bytes = w
-            .check(&f.req, &buf, used.len)
-            .map_err(|e| fail(f.n, e, &book))?;
-        book.stats.bytes += bytes;
-        free.push(f.slot);
         let now = (opts.now_us)();
         if now - last_progress >= 2_000_000 {
             last_progress = now;

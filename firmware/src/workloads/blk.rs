@@ -110,34 +110,56 @@ impl Medium {
         if !self.patterned {
             return Ok(());
         }
-        let mut want = vec![0u8; got.len()];
-        self.expected(block, &mut want);
-        match want.iter().zip(got).position(|(a, b)| a != b) {
-            None => Ok(()),
-            Some(i) => {
-                let offset = block * u64::from(self.block) + i as u64;
-                let b = offset / u64::from(self.block);
-                let pattern = if offset < disk::HEADER_LEN as u64 {
-                    "header"
-                } else if self.is_written(b) {
-                    Pattern::After.name()
-                } else {
-                    Pattern::Before.name()
-                };
-                let differ = want.iter().zip(got).filter(|(a, b)| a != b).count();
-                Err(format!(
-                    "sector {} byte {} (image offset {}): expected {} (pattern {}), got {}; {} of {} bytes read differ",
-                    offset / SECTOR,
-                    offset % SECTOR,
-                    Hex(offset),
-                    Hex(u64::from(want[i])),
-                    pattern,
-                    Hex(u64::from(got[i])),
-                    differ,
-                    got.len()
-                ))
+        let bs = self.block as usize;
+        for (i, chunk) in got.chunks(bs).enumerate() {
+            let b = block + i as u64;
+            let offset = b * u64::from(self.block);
+            let bad = if offset < disk::HEADER_LEN as u64 {
+                // The header's block: the slow way, with what must be there.
+                let mut want = vec![0u8; chunk.len()];
+                self.expected(b, &mut want);
+                want.iter().zip(chunk).position(|(a, c)| a != c)
+            } else {
+                disk::mismatch(self.seed, self.pattern_of(b), offset, chunk)
+            };
+            if let Some(j) = bad {
+                return Err(self.describe(b, chunk, j, got.len()));
             }
         }
+        Ok(())
+    }
+
+    fn pattern_of(&self, block: u64) -> Pattern {
+        if self.is_written(block) {
+            Pattern::After
+        } else {
+            Pattern::Before
+        }
+    }
+
+    /// The report of a wrong byte `j` of block `b`'s `chunk`.
+    fn describe(&self, b: u64, chunk: &[u8], j: usize, read: usize) -> String {
+        let mut want = vec![0u8; chunk.len()];
+        self.expected(b, &mut want);
+        let offset = b * u64::from(self.block) + j as u64;
+        let pattern = if offset < disk::HEADER_LEN as u64 {
+            "header"
+        } else {
+            self.pattern_of(b).name()
+        };
+        let differ = want.iter().zip(chunk).filter(|(a, c)| a != c).count();
+        format!(
+            "sector {} byte {} (image offset {}): expected {} (pattern {}), got {}; {} of the block's {} bytes differ ({} read)",
+            offset / SECTOR,
+            offset % SECTOR,
+            Hex(offset),
+            Hex(u64::from(want[j])),
+            pattern,
+            Hex(u64::from(chunk[j])),
+            differ,
+            chunk.len(),
+            read
+        )
     }
 }
 
@@ -169,6 +191,9 @@ pub enum Mix {
     FillStripes { blocks: u32 },
     /// Writes of `blocks` blocks at random places of the writable stripes.
     RandomWrites { blocks: u32 },
+    /// The writable stripes written in order, `blocks` at a time, round
+    /// and round.
+    SeqWrites { blocks: u32 },
 }
 
 impl Mix {
@@ -287,6 +312,19 @@ impl Workload for Traffic<'_> {
                 r
             }
             Mix::RandomWrites { blocks } => self.random_read(rng, blocks),
+            Mix::SeqWrites { blocks } if can_write => {
+                let per = self.medium.blocks_per_stripe();
+                let each = per.div_ceil(u64::from(blocks));
+                let k = n % (each * self.medium.stripes.len() as u64);
+                let stripe = self.medium.stripes[(k / each) as usize];
+                let first = (k % each) * u64::from(blocks);
+                Req {
+                    op: Op::Write,
+                    block: stripe * per + first,
+                    blocks: u64::from(blocks).min(per - first) as u32,
+                }
+            }
+            Mix::SeqWrites { blocks } => self.random_read(rng, blocks),
         };
         let data = req.blocks * self.medium.block;
         let (readable, writable) = match req.op {
@@ -466,7 +504,7 @@ mod tests {
         let e = drive(&mut m, &mut img, Mix::ReadAll { blocks: 8 }, 0).unwrap_err();
         assert!(e.contains("sector 5 byte 17 "), "{e}");
         assert!(
-            e.contains("pattern A") && e.contains("1 of 4096 bytes"),
+            e.contains("pattern A") && e.contains("1 of the block's 512 bytes differ (4096 read)"),
             "{e}"
         );
     }
