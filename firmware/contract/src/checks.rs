@@ -30,6 +30,7 @@ pub const NAMES: &[&str] = &[
     "scsi.errors",
     "scsi.control",
     "scsi.stress",
+    "scsi.hotplug",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -92,6 +93,11 @@ pub mod markers {
     pub const CONFIG_CHANGE_READY: [&str; 2] = [
         "# zvtest: config-change ready classic",
         "# zvtest: config-change ready adapter",
+    ];
+    /// Plug, then unplug, the `scsi-hotplug=` LUN now (`scsi.hotplug`).
+    pub const SCSI_HOTPLUG_READY: [&str; 2] = [
+        "# zvtest: scsi hotplug ready plug",
+        "# zvtest: scsi hotplug ready unplug",
     ];
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
