@@ -255,6 +255,8 @@ fn a_missing_lun_and_a_wrong_size_fail() {
     );
 }
 
+use zvtest_firmware::checks::markers::SCSI_HOTPLUG_READY;
+
 const ALL: [&str; 4] = [
     "scsi.commands",
     "scsi.errors",
@@ -289,4 +291,51 @@ fn no_controller_or_no_lun_skips() {
             &format!("{name} skipped"),
         );
     }
+}
+
+/// A controller with LUN 0 whose host plugs LUN 5 on target 0 and then
+/// unplugs it on the firmware's ready lines; `expect` is the LUN the
+/// firmware is told of.
+fn hotplug_scenario(name: &str, expect: &str) -> Scenario {
+    let luns = [Lun::new(0, 0, false)];
+    let (s, _) = scsi_scenario(name, &luns, "scsi.hotplug");
+    let dir = scenario_dir(name);
+    let spare = make_image(&dir, 9, &Lun::new(0, 5, false));
+    s.extra_args([
+        "-drive".to_string(),
+        format!("file={},if=none,id=hp,format=raw", spare.display()),
+    ])
+    .append(format!("scsi-hotplug={expect}"))
+    .qmp_on_line(
+        SCSI_HOTPLUG_READY[0],
+        r#"{"execute": "device_add", "arguments": {"driver": "scsi-hd", "bus": "scsi0.0", "drive": "hp", "scsi-id": 0, "lun": 5, "id": "hplun"}}"#,
+    )
+    .qmp_on_line(
+        SCSI_HOTPLUG_READY[1],
+        r#"{"execute": "device_del", "arguments": {"id": "hplun"}}"#,
+    )
+}
+
+#[test]
+fn a_hot_plugged_lun_is_announced_and_removed() {
+    let s = hotplug_scenario("scsi-hotplug", &format!("{BUS}/0/5"));
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "scsi.hotplug");
+    check(
+        &o,
+        o.qmp_commands_done,
+        "device_add and device_del sent and accepted",
+    );
+
+    // Told of another LUN than the host plugs: the event names the wrong one.
+    let s = hotplug_scenario("scsi-hotplug-wrong-lun", &format!("{BUS}/0/6"));
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    check(
+        &o,
+        text.contains("for fe.0.0006/0/6") && text.contains("Some((0, 5))"),
+        &format!("a failure naming the LUN expected and the one the event named, not {text:?}"),
+    );
 }

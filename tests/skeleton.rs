@@ -36,6 +36,8 @@ const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
         "scsi.stress",
         "no LUN of a virtio-scsi-ccw device in disks=",
     ),
+    // Needs the host to plug a LUN over QMP: tests/scsi.rs.
+    ("scsi.hotplug", "no scsi-hotplug="),
 ];
 
 #[test]

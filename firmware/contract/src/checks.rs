@@ -33,6 +33,7 @@ pub const NAMES: &[&str] = &[
     "scsi.errors",
     "scsi.control",
     "scsi.stress",
+    "scsi.hotplug",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -101,6 +102,11 @@ pub mod markers {
     /// image as a complete run leaves it. A scratch disk without this line
     /// must be as it was before the run.
     pub const DISK_WRITTEN: &str = "# zvtest: disk written";
+    /// Plug, then unplug, the `scsi-hotplug=` LUN now (`scsi.hotplug`).
+    pub const SCSI_HOTPLUG_READY: [&str; 2] = [
+        "# zvtest: scsi hotplug ready plug",
+        "# zvtest: scsi hotplug ready unplug",
+    ];
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 }

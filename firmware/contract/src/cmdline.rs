@@ -141,6 +141,9 @@ pub struct Config {
     /// The disks the host configured (`disks=`): the firmware holds each
     /// to its size, block size, queues, read-only flag and serial.
     pub disks: Vec<crate::disk::DiskConfig>,
+    /// The SCSI LUN the host plugs after `SCSI_HOTPLUG_READY[0]` and
+    /// unplugs after `[1]` (`scsi-hotplug=`; `scsi.hotplug` checks).
+    pub scsi_hotplug: Option<crate::disk::DiskId>,
 }
 
 impl Default for Config {
@@ -168,6 +171,7 @@ impl Default for Config {
             bench_ms: 3000,
             scratch: Vec::new(),
             disks: Vec::new(),
+            scsi_hotplug: None,
         }
     }
 }
@@ -409,6 +413,15 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "scsi-hotplug",
+        "busid/target/lun of the SCSI LUN the host plugs and unplugs (fe.0.0006/0/5)",
+        |c, v| {
+            let id: crate::disk::DiskId = v.parse().ok()?;
+            c.scsi_hotplug = Some(id.lun.map(|_| id)?);
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -617,6 +630,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.disks.iter().map(|d| d.item()).collect();
         word("disks", &items.join(","));
     }
+    if let Some(id) = &cfg.scsi_hotplug {
+        word("scsi-hotplug", &format!("{}", id));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -719,6 +735,12 @@ mod tests {
             .hotplug;
         assert_eq!((h.len(), h[0].0, h[1].0), (2, true, false));
         assert_eq!(crate::format!("{}", h[1].1), "fe.0.0001:blk");
+        let lun = parse(b"scsi-hotplug=fe.0.0006/0/5").unwrap().scsi_hotplug;
+        assert_eq!(lun.and_then(|d| d.lun), Some((0, 5)));
+        assert!(
+            parse(b"scsi-hotplug=fe.0.0006").is_err(),
+            "a LUN, not a controller"
+        );
         assert_eq!(
             parse(b"ram-end=0x7c80000").unwrap().ram_end,
             Some(0x7c8_0000)
@@ -1105,6 +1127,7 @@ mod tests {
                 (
                     prop::collection::btree_set(disk_id(), 0..3),
                     prop::collection::btree_map(disk_id(), disk(), 0..3),
+                    prop::option::of(disk_id().prop_filter("a LUN", |d| d.lun.is_some())),
                 ),
             );
             (selection, host, devices).prop_map(
@@ -1118,7 +1141,7 @@ mod tests {
                         balloon_pages,
                         (bench, bench_ms),
                     ),
-                    (devices, hotplug, ram_end, legacy_devices, (scratch, disks)),
+                    (devices, hotplug, ram_end, legacy_devices, (scratch, disks, scsi_hotplug)),
                 )| {
                     let (devices, virtio) = match devices {
                         Some((d, v)) => (Some(d), v),
@@ -1154,6 +1177,7 @@ mod tests {
                                 d
                             })
                             .collect(),
+                        scsi_hotplug,
                     }
                 },
             )

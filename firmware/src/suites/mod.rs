@@ -58,6 +58,7 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("scsi.stress", scsi::stress)
         .timeout(120_000)
         .stressed(),
+    Check::new("scsi.hotplug", scsi::hotplug).timeout(60_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

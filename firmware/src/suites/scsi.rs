@@ -119,9 +119,15 @@ impl Answer {
 impl Hba {
     /// Brought up at the highest revision up to `max` the device takes.
     fn open(d: &Device, max: u8) -> Result<Hba, String> {
+        Self::open_with(d, max, 0).map(|(h, _)| h)
+    }
+
+    /// The same, asking for the device feature bits `extra` too; returns
+    /// the features accepted.
+    fn open_with(d: &Device, max: u8, extra: u64) -> Result<(Hba, u64), String> {
         let fail = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
         let mut t = CcwTransport::open(d.subchannel.sid, max).map_err(|e| fail("open", &e))?;
-        let features = negotiate(&mut t, 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX)
+        let features = negotiate(&mut t, 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | extra)
             .map_err(|e| fail("negotiate", &e))?;
         // Adapter indicators: classic ones leave status pending.
         let ind = Indicators::install(&mut t, IndicatorMode::Adapter)
@@ -129,7 +135,7 @@ impl Hba {
         let dev = Scsi::setup(&mut t, features).map_err(|e| fail("queues", &e))?;
         t.set_status(driver_ok_status(t.revision()))
             .map_err(|e| fail("DRIVER_OK", &e))?;
-        Ok(Hba {
+        let h = Hba {
             bus: format!("{}", d.bus_id()),
             t,
             ind,
@@ -138,7 +144,8 @@ impl Hba {
             tag: 0,
             long_used_lens: 0,
             indirect: has(features, F_INDIRECT_DESC),
-        })
+        };
+        Ok((h, features))
     }
 
     fn next_tag(&mut self) -> u64 {
@@ -1481,4 +1488,177 @@ pub fn stress(m: &mut Machine) -> Outcome {
         return Outcome::skip(NO_LUNS);
     }
     Outcome::Pass
+}
+
+/// How long the host has to plug or unplug after a ready line.
+const HOTPLUG_WAIT_US: u64 = 15_000_000;
+
+/// Event buffers kept on the event queue.
+const EVENT_SLOTS: usize = 4;
+
+/// Waits for the next event; the slot it came in goes back on the queue.
+fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::Event, String> {
+    let deadline = crate::arch::tod() + HOTPLUG_WAIT_US * crate::arch::TOD_PER_US;
+    let used = loop {
+        h.ind.acknowledge();
+        match h.dev.event.wait_used(&mut h.t) {
+            Ok(u) => break u,
+            Err(DriveError::Timeout { .. }) if crate::arch::tod() < deadline => continue,
+            Err(e) => {
+                return Err(format!(
+                    "{} event queue 1: {} (no event within {} s)",
+                    h.bus.as_str(),
+                    e,
+                    HOTPLUG_WAIT_US / 1_000_000
+                ))
+            }
+        }
+    };
+    let Some(i) = tokens.iter().position(|&t| t == used.token) else {
+        return Err(format!(
+            "{} event queue 1: used token {} is no event buffer",
+            h.bus.as_str(),
+            used.token
+        ));
+    };
+    if used.len as usize != scsi::EVENT_LEN {
+        return Err(format!(
+            "{} event queue 1: used length {} for a {}-byte event",
+            h.bus.as_str(),
+            used.len,
+            scsi::EVENT_LEN
+        ));
+    }
+    let ev = scsi::event(&slots[i], h.dev.layout.order);
+    let chain = scsi::event_chain(&slots[i]);
+    tokens[i] = h
+        .dev
+        .event
+        .submit(&mut h.t, &chain, false)
+        .map_err(|e| format!("{} event queue 1: {}", h.bus.as_str(), e))?;
+    Ok(ev)
+}
+
+/// The LUNs REPORT LUNS lists for `target` (sent to its LUN 0).
+fn reported(h: &mut Hba, target: u8) -> Result<Vec<u16>, String> {
+    let a = h.command(0, target, 0, &cdb::report_luns(4096), Data::In(4096), &[])?;
+    if a.resp.response != response::OK || a.resp.status != GOOD {
+        return Err(format!(
+            "{} target {} REPORT LUNS: {}",
+            h.bus.as_str(),
+            target,
+            a.text().as_str()
+        ));
+    }
+    scsi::decode_report_luns(&a.data).ok_or_else(|| {
+        format!(
+            "{} target {} REPORT LUNS: a malformed list",
+            h.bus.as_str(),
+            target
+        )
+    })
+}
+
+/// The host plugs the `scsi-hotplug=` LUN after the first ready line and
+/// unplugs it after the second: an event TRANSPORT_RESET with reason
+/// RESCAN, then REMOVED, must name exactly that LUN (section 5.6.6.3.1;
+/// QEMU's virtio_scsi_hotplug/hotunplug), and REPORT LUNS must list it
+/// only in between.
+pub fn hotplug(m: &mut Machine) -> Outcome {
+    let Some(id) = m.cfg.scsi_hotplug else {
+        return Outcome::skip("no scsi-hotplug= on the command line");
+    };
+    let Some((target, lun)) = id.lun else {
+        return Outcome::fail("scsi-hotplug= names no LUN");
+    };
+    let Some(d) = m
+        .inventory
+        .virtio_devices(scsi::DEVICE_ID)
+        .find(|d| d.bus_id() == id.bus)
+    else {
+        return Outcome::fail(&format!(
+            "scsi-hotplug={}: no virtio-scsi-ccw device there",
+            id
+        ));
+    };
+    let r = (|| -> Result<(), Outcome> {
+        let e = |s: String| Outcome::fail(&s);
+        let (mut h, features) = Hba::open_with(d, 2, 1 << scsi::F_HOTPLUG).map_err(e)?;
+        if !has(features, scsi::F_HOTPLUG) {
+            return Err(Outcome::fail(&format!(
+                "{}: VIRTIO_SCSI_F_HOTPLUG not offered (hotplug=off?)",
+                h.bus.as_str()
+            )));
+        }
+        let slots: Vec<Slot> = (0..EVENT_SLOTS).map(|_| Slot::new(0)).collect();
+        let mut tokens = Vec::new();
+        for s in &slots {
+            let chain = scsi::event_chain(s);
+            tokens.push(
+                h.dev
+                    .event
+                    .submit(&mut h.t, &chain, false)
+                    .map_err(|x| e(format!("{} event queue 1: {}", h.bus.as_str(), x)))?,
+            );
+        }
+        let before = reported(&mut h, target).map_err(e)?;
+        if before.contains(&lun) {
+            return Err(Outcome::mismatch(
+                &format!("{} REPORT LUNS before the plug", id),
+                format!("without LUN {}", lun).as_str(),
+                format!("{:?}", before.as_slice()).as_str(),
+            ));
+        }
+        for (step, reason, name) in [
+            (0, scsi::EVT_RESET_RESCAN, "RESCAN"),
+            (1, scsi::EVT_RESET_REMOVED, "REMOVED"),
+        ] {
+            crate::out!("{}\n", crate::checks::markers::SCSI_HOTPLUG_READY[step]);
+            let ev = next_event(&mut h, &slots, &mut tokens).map_err(e)?;
+            let got = (ev.event, ev.reason, ev.target_lun(), ev.missed);
+            if got != (scsi::T_TRANSPORT_RESET, reason, Some((target, lun)), false) {
+                return Err(Outcome::mismatch(
+                    &format!(
+                        "{} event after the {}",
+                        h.bus.as_str(),
+                        if step == 0 { "plug" } else { "unplug" }
+                    ),
+                    format!(
+                        "TRANSPORT_RESET (1) reason {} ({}) for {}",
+                        name, reason, id
+                    )
+                    .as_str(),
+                    format!(
+                        "event {}{} reason {} for target/lun {:?}",
+                        ev.event,
+                        if ev.missed { " with EVENTS_MISSED" } else { "" },
+                        ev.reason,
+                        ev.target_lun()
+                    )
+                    .as_str(),
+                ));
+            }
+            let now = reported(&mut h, target).map_err(e)?;
+            let mut want = before.clone();
+            if step == 0 {
+                want.push(lun);
+            }
+            want.sort_unstable();
+            let mut sorted = now.clone();
+            sorted.sort_unstable();
+            if sorted != want {
+                return Err(Outcome::mismatch(
+                    &format!(
+                        "{} REPORT LUNS after the {}",
+                        id,
+                        if step == 0 { "plug" } else { "unplug" }
+                    ),
+                    format!("{:?}", want.as_slice()).as_str(),
+                    format!("{:?}", sorted.as_slice()).as_str(),
+                ));
+            }
+        }
+        Ok(())
+    })();
+    r.err().unwrap_or(Outcome::Pass)
 }

@@ -455,8 +455,11 @@ pub const T_NO_EVENT: u32 = 0;
 pub const T_TRANSPORT_RESET: u32 = 1;
 pub const T_PARAM_CHANGE: u32 = 3;
 pub const T_EVENTS_MISSED: u32 = 0x8000_0000;
-pub const EVT_RESET_RESCAN: u32 = 0;
-pub const EVT_RESET_REMOVED: u32 = 1;
+/// Reasons of a TRANSPORT_RESET event (the spec's and Linux's
+/// virtio_scsi.h values).
+pub const EVT_RESET_HARD: u32 = 0;
+pub const EVT_RESET_RESCAN: u32 = 1;
+pub const EVT_RESET_REMOVED: u32 = 2;
 pub const EVENT_LEN: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -826,7 +829,7 @@ mod tests {
         let mut e = [0u8; EVENT_LEN];
         e[0..4].copy_from_slice(&(T_EVENTS_MISSED | T_TRANSPORT_RESET).to_le_bytes());
         e[4..12].copy_from_slice(&[1, 2, 0, 3, 0, 0, 0, 0]);
-        e[12..16].copy_from_slice(&EVT_RESET_REMOVED.to_le_bytes());
+        e[12..16].copy_from_slice(&2u32.to_le_bytes());
         let ev = Event::decode(&e, Order::Little);
         assert!(ev.missed);
         assert_eq!(
