@@ -28,6 +28,11 @@ commands:
                           target/qemu-VERSION/ beside the system's QEMU, without
                           changing apt's state; print the binary's path
   qemu10                  the same as qemu 10.0
+  bench blk [--runs N] [--ms MS] [--linux FILE]
+                          the block benchmark: randread4k_qd1/qd32, seqwrite64k_qd1/qd8
+                          on a 1 GiB scratch image (every read checked) and on null-co,
+                          QEMU TCG, one CPU, -m 1024; N boots each (default 3); the
+                          medians beside linux-anchor's JSON; target/bench/blk.json
   bench [--runs N]        build, boot the default scenario N times (default 10) with
                           verbose=2; print median/min/max of the time to the first TAP
                           line, of boot to exit, and of each check's own timing; then
@@ -98,11 +103,21 @@ pub enum Command {
     },
     /// The same as qemu 10.0
     Qemu10,
-    /// Boot the default scenario N times and print the timings
+    /// Boot the default scenario N times and print the timings; `bench
+    /// blk`: the block benchmark beside a Linux guest's figures
     Bench {
-        /// How many boots (1 to 10000)
-        #[arg(long, value_name = "N", default_value_t = bench::DEFAULT_RUNS, value_parser = bench::parse_runs)]
-        runs: u32,
+        /// `blk`: the block benchmark
+        #[arg(value_name = "WHAT", value_parser = ["blk"])]
+        what: Option<String>,
+        /// How many boots (1 to 10000; default 10, for `blk` 3 per back-end)
+        #[arg(long, value_name = "N", value_parser = bench::parse_runs)]
+        runs: Option<u32>,
+        /// `blk`: linux-anchor's JSON to compare with
+        #[arg(long, value_name = "FILE")]
+        linux: Option<std::path::PathBuf>,
+        /// `blk`: milliseconds per workload (100 to 600000)
+        #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+        ms: u64,
     },
     /// Make a scratch disk image, or verify one after a run
     Disk {
@@ -273,7 +288,7 @@ mod tests {
         );
         refused(&["bench", "--runs"], InvalidValue, "--runs <N>");
         refused(&["bench", "-v"], UnknownArgument, "'-v'");
-        refused(&["bench", "5"], UnknownArgument, "'5'");
+        refused(&["bench", "5"], InvalidValue, "'5'");
         refused(&["lint", "x"], UnknownArgument, "'x'");
         refused(&["disk", "f"], MissingRequiredArgument, "--seed <S>");
         refused(
@@ -380,8 +395,15 @@ mod tests {
             }
         );
         assert_eq!(ok(&["qemu10"]), Command::Qemu10);
-        assert_eq!(ok(&["bench"]), Command::Bench { runs: 10 });
-        assert_eq!(ok(&["bench", "--runs=3"]), Command::Bench { runs: 3 });
+        let bench = |what: Option<&str>, runs| Command::Bench {
+            what: what.map(String::from),
+            runs,
+            linux: None,
+            ms: 3000,
+        };
+        assert_eq!(ok(&["bench"]), bench(None, None));
+        assert_eq!(ok(&["bench", "--runs=3"]), bench(None, Some(3)));
+        assert_eq!(ok(&["bench", "blk"]), bench(Some("blk"), None));
         assert_eq!(
             ok(&["disk", "--seed", "0x10", "--size", "64M", "d.img"]),
             Command::Disk {

@@ -1,6 +1,7 @@
 //! `cargo xtask <build|image|run|test|qemu|bench|lint>`: the project's build and test driver.
 
 mod bench;
+mod blkbench;
 mod cli;
 mod cmd;
 mod deck;
@@ -106,10 +107,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Qemu { version } => fetch_only(&paths, version),
         Command::Qemu10 => fetch_only(&paths, Release::V10_0),
-        Command::Bench { runs } => {
+        Command::Bench {
+            what,
+            runs,
+            linux,
+            ms,
+        } => {
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
-            run_bench(&paths, runs)
+            match what.as_deref() {
+                Some("blk") => run_blk_bench(&paths, runs.unwrap_or(3), linux.as_deref(), ms),
+                _ => run_bench(&paths, runs.unwrap_or(bench::DEFAULT_RUNS)),
+            }
         }
         Command::Lint { verbose } => lint(&paths, verbose),
         Command::Disk {
@@ -388,6 +397,109 @@ fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The block benchmark: `runs` boots on a 1 GiB scratch image and as many
+/// on null-co, the four workloads for `ms` each; medians beside the Linux
+/// reference (linux-anchor's JSON), the table printed and
+/// target/bench/blk.json written. A boot that fails fails the bench.
+fn run_blk_bench(paths: &Paths, runs: u32, linux: Option<&Path>, ms: u64) -> Result<ExitCode> {
+    let anchor = match linux {
+        Some(f) => Some(
+            fs::read_to_string(f)
+                .map_err(|e| failed(format!("cannot read {}: {e}", f.display())))
+                .and_then(|t| {
+                    // linux-anchor prints one JSON line; take the last.
+                    let line = t.lines().rev().find(|l| l.starts_with('{')).unwrap_or("");
+                    serde_json::from_str::<serde_json::Value>(line).map_err(|e| {
+                        failed(format!("{}: not linux-anchor's JSON: {e}", f.display()))
+                    })
+                })?,
+        ),
+        None => None,
+    };
+    let logs = paths.target.join("bench");
+    fs::create_dir_all(&logs).map_err(|e| failed(format!("{}: {e}", logs.display())))?;
+    let words = format!(
+        "only=blk.stress bench={} bench-ms={ms}",
+        blkbench::WORKLOADS.join(",")
+    );
+    const BUS: &str = "fe.0.0001";
+    let timeout = Duration::from_millis(4 * ms * 3 + 120_000);
+    let base = |name: &str| {
+        Scenario::new(name)
+            .accel("tcg")
+            .smp(1)
+            .memory_mib(1024)
+            .timeout(timeout)
+    };
+    let image = base("bench-blk-image")
+        .scratch_blk(BUS, qemu_runner::disks::Disk::new(1 << 30))
+        .disk_dir(logs.join("blk-disk"))
+        .append(&words);
+    let null = base("bench-blk-null-co")
+        .extra_args([
+            "-blockdev",
+            "driver=null-co,node-name=null0,size=1073741824,read-zeroes=on",
+            "-device",
+            "virtio-blk-ccw,drive=null0,devno=fe.0.0001",
+        ])
+        .expect_device(BUS, "blk")
+        .append(format!("{words} scratch={BUS} disks={BUS}:1G:null"));
+    let mut samples: [Vec<blkbench::Sample>; 2] = [Vec::new(), Vec::new()];
+    let mut failures = Vec::new();
+    for (k, s) in [&image, &null].into_iter().enumerate() {
+        for i in 1..=runs {
+            let opts = RunOptions::default().log(logs.join(format!("{}-{i}.log", s.name)));
+            let o = boot_once(s, paths, &opts)?;
+            eprintln!("xtask: {} {i}/{runs}: {}", s.name, o.summary_line());
+            if !o.passed() {
+                failures.push(o.failure_report());
+            }
+            samples[k].extend(o.tap.diagnostics.iter().filter_map(|d| blkbench::parse(d)));
+        }
+    }
+    let entries: std::collections::BTreeMap<String, blkbench::Entry> = blkbench::WORKLOADS
+        .iter()
+        .map(|w| {
+            (
+                w.to_string(),
+                blkbench::entry(&samples[0], &samples[1], anchor.as_ref(), w),
+            )
+        })
+        .collect();
+    println!("{}", blkbench::table(&entries).trim_end());
+    let report = serde_json::json!({
+        "qemu": image.qemu.display().to_string(),
+        "accel": "tcg",
+        "cpus": 1,
+        "memory_mib": 1024,
+        "image": "1 GiB raw, cache=writeback, written just before boot (in the page cache)",
+        "ms_per_workload": ms,
+        "boots_per_backend": runs,
+        "linux_anchor": anchor.as_ref().map(|a| serde_json::json!({
+            "qemu": a.get("qemu"),
+            "kernel": a.get("kernel_pkg"),
+            "host_cpu": a.get("host_cpu"),
+        })),
+        "workloads": entries,
+    });
+    let out = paths.target.join("bench").join("blk.json");
+    fs::write(
+        &out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    eprintln!("xtask: bench blk: wrote {}", out.display());
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "xtask: bench blk: {} boots failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// A stress boot may run far longer than a normal one.
