@@ -160,6 +160,43 @@ impl DmaMemory {
         }
     }
 
+    /// Calls `f` with each of the `n` doublewords from `offset` (8-byte
+    /// aligned), read volatile as big-endian numbers, until it returns
+    /// false; returns that word's index. No copy: for checking what a
+    /// device wrote where it is.
+    pub fn scan_words(
+        &self,
+        offset: usize,
+        n: usize,
+        mut f: impl FnMut(u64) -> bool,
+    ) -> Option<usize> {
+        assert!(offset.is_multiple_of(8), "unaligned word scan");
+        assert!(self.contains(offset, n * 8), "DMA read out of bounds");
+        let words = self.at(offset).cast::<u64>();
+        for i in 0..n {
+            // SAFETY: in bounds (checked) of memory we own; aligned.
+            let w = unsafe { core::ptr::read_volatile(words.wrapping_add(i)) };
+            if !f(u64::from_be_bytes(w.to_ne_bytes())) {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Stores `n` doublewords from `offset` (8-byte aligned), volatile,
+    /// each `f()` as a big-endian number: for filling a buffer in place.
+    pub fn fill_words(&self, offset: usize, n: usize, mut f: impl FnMut() -> u64) {
+        assert!(offset.is_multiple_of(8), "unaligned word fill");
+        assert!(self.contains(offset, n * 8), "DMA write out of bounds");
+        let words = self.at(offset).cast::<u64>();
+        for i in 0..n {
+            let w = u64::from_ne_bytes(f().to_be_bytes());
+            // SAFETY: in bounds (checked) of memory we own, inside
+            // UnsafeCell; aligned.
+            unsafe { core::ptr::write_volatile(words.wrapping_add(i), w) };
+        }
+    }
+
     /// Zeroes `len` bytes from `offset`, volatile: the device may be
     /// setting them meanwhile, and must see each write.
     pub fn clear(&self, offset: usize, len: usize) {
@@ -237,6 +274,22 @@ mod tests {
         assert_eq!(m.load(4097), 7);
         m.clear(4096, 2);
         assert_eq!(m.load(4097), 0);
+        let mut k = 0u64;
+        m.fill_words(8, 3, || {
+            k += 1;
+            k << 56 | k
+        });
+        assert_eq!((m.load(8), m.load(15), m.load(16)), (1, 1, 2));
+        let mut seen = Vec::new();
+        assert_eq!(
+            m.scan_words(8, 3, |w| {
+                seen.push(w);
+                w != (2 << 56 | 2)
+            }),
+            Some(1)
+        );
+        assert_eq!(seen, [1 << 56 | 1, 2 << 56 | 2]);
+        assert_eq!(m.scan_words(8, 3, |_| true), None);
         assert_eq!(DmaMemory::new(0).len(), 4096);
         assert_eq!(m.addr31(8193), None);
         assert!(m.contains(8192, 0) && !m.contains(8191, 2));

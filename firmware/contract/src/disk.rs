@@ -90,6 +90,43 @@ pub fn word(seed: u64, pattern: Pattern, word: u64) -> u64 {
     key.wrapping_add((word % WORDS_PER_SECTOR + 1).wrapping_mul(STEP))
 }
 
+/// The pattern's words from the 8-aligned image offset `offset` on, in
+/// order: one key per sector, one addition per word.
+pub struct Words {
+    seed: u64,
+    pattern: Pattern,
+    word: u64,
+    next: u64,
+}
+
+impl Words {
+    pub fn new(seed: u64, pattern: Pattern, offset: u64) -> Self {
+        let word = offset / 8;
+        Words {
+            seed,
+            pattern,
+            word,
+            next: self::word(seed, pattern, word),
+        }
+    }
+}
+
+impl Iterator for Words {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        let w = self.next;
+        self.word += 1;
+        self.next = if self.word.is_multiple_of(WORDS_PER_SECTOR) {
+            word(self.seed, self.pattern, self.word)
+        } else {
+            w.wrapping_add(STEP)
+        };
+        Some(w)
+    }
+}
+
 /// The first byte of `got` (image bytes from `offset`) that is not
 /// `pattern`'s, if any: a comparison without a buffer of expected bytes.
 pub fn mismatch(seed: u64, pattern: Pattern, offset: u64, got: &[u8]) -> Option<usize> {
@@ -532,6 +569,15 @@ mod tests {
             word(seed, Pattern::Before, 1),
             word(seed, Pattern::After, 1)
         );
+    }
+
+    #[test]
+    fn words_run_as_fill_lays_them() {
+        let mut b = vec![0u8; 2048];
+        fill(5, Pattern::After, 1024, &mut b);
+        for (i, w) in Words::new(5, Pattern::After, 1024).take(256).enumerate() {
+            assert_eq!(w.to_be_bytes(), b[8 * i..8 * i + 8], "word {i}");
+        }
     }
 
     #[test]

@@ -86,16 +86,45 @@ pub fn shape(
     cuts: &[u32],
     limits: &ShapeLimits,
 ) -> Option<Vec<Piece>> {
-    let total = readable.checked_add(writable)?;
+    let mut pieces = Vec::new();
+    shape_into(
+        rng,
+        readable,
+        writable,
+        cuts,
+        limits,
+        &mut Vec::new(),
+        &mut pieces,
+    )
+    .then_some(pieces)
+}
+
+/// [`shape`] into `pieces`, with `at` as scratch: for a caller that keeps
+/// both between requests (the engine: no allocation per request). False
+/// where [`shape`] gives None.
+pub fn shape_into(
+    rng: &mut Rng,
+    readable: u32,
+    writable: u32,
+    cuts: &[u32],
+    limits: &ShapeLimits,
+    at: &mut Vec<u32>,
+    pieces: &mut Vec<Piece>,
+) -> bool {
+    pieces.clear();
+    at.clear();
+    let Some(total) = readable.checked_add(writable) else {
+        return false;
+    };
     if total == 0 || limits.max_elements == 0 {
-        return None;
+        return false;
     }
-    let mut at: Vec<u32> = cuts
-        .iter()
-        .copied()
-        .chain([readable])
-        .filter(|&c| c > 0 && c < total)
-        .collect();
+    at.extend(
+        cuts.iter()
+            .copied()
+            .chain([readable])
+            .filter(|&c| c > 0 && c < total),
+    );
     at.sort_unstable();
     at.dedup();
     // Elements too long for max_len are cut where they must be.
@@ -114,7 +143,7 @@ pub fn shape(
         at.sort_unstable();
     }
     if at.len() + 1 > limits.max_elements {
-        return None;
+        return false;
     }
     // Random extra cuts: how many, then where (distinct, inside).
     // Few elements mostly, many now and then: a log-uniform count.
@@ -127,9 +156,8 @@ pub fn shape(
             at.insert(i, c);
         }
     }
-    let mut pieces = Vec::with_capacity(at.len() + 1);
     let mut start = 0;
-    for end in at.into_iter().chain([total]) {
+    for &end in at.iter().chain([&total]) {
         let gap = match rng.below(4) {
             0 => 0,
             1 => rng.below(8) as u32,
@@ -142,7 +170,7 @@ pub fn shape(
         });
         start = end;
     }
-    Some(pieces)
+    true
 }
 
 /// Bytes of memory a shape takes, gaps included.

@@ -276,11 +276,26 @@ impl Queue {
     /// Makes `chain` available like [`Queue::submit`], without notifying:
     /// [`Queue::kick`] after a batch notifies once for all of it.
     pub fn add(&mut self, chain: &[DmaBuffer<'_>], indirect: bool) -> Result<u16, DriveError> {
-        let buffers = chain
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b.buffer(i))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Short chains on the stack: no allocation per request.
+        let mut short = [Buffer {
+            addr: 0,
+            len: 0,
+            device_writable: false,
+        }; 16];
+        let long;
+        let buffers: &[Buffer] = if chain.len() <= short.len() {
+            for (i, (s, b)) in short.iter_mut().zip(chain).enumerate() {
+                *s = b.buffer(i)?;
+            }
+            &short[..chain.len()]
+        } else {
+            long = chain
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b.buffer(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            &long
+        };
         // The device may use them until it is reset.
         for b in chain {
             self.held.keep(b.mem);
@@ -294,11 +309,11 @@ impl Queue {
             // it; it serves one chain at a time (it is free: no chain in
             // flight uses it), and nothing but this ring writes it.
             let mem = unsafe { ring_memory(table) };
-            let token = self.ring.add_indirect(&buffers, mem)?;
+            let token = self.ring.add_indirect(buffers, mem)?;
             self.tables[slot].1 = Some(token);
             token
         } else {
-            self.ring.add(&buffers)?
+            self.ring.add(buffers)?
         };
         let after = self.ring.next_avail_index();
         // Split: the free-running index; packed: bit 15 is the wrap counter.

@@ -18,7 +18,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
-pub use zvtest_contract::stress::{shape, Book, Piece, QueueStats, Rng, ShapeLimits};
+pub use zvtest_contract::stress::{shape, shape_into, Book, Piece, QueueStats, Rng, ShapeLimits};
 
 /// A request as the workload planned it: its bytes as the device sees
 /// them, `readable` then `writable`, with element edges required at
@@ -42,6 +42,25 @@ pub trait Workload {
     /// Checks the answer: what the device-writable bytes hold and the
     /// length the device reported. Returns the payload bytes moved.
     fn check(&mut self, req: &Self::Req, written: &[u8], used_len: u32) -> Result<u64, String>;
+    /// [`Workload::fill`] straight into `mem`, whose device-readable
+    /// elements lie at `at` (offset, length); false where the workload
+    /// cannot for this layout (then `fill` is used).
+    fn fill_in_place(&mut self, _req: &Self::Req, _mem: &DmaMemory, _at: &[(usize, u32)]) -> bool {
+        false
+    }
+    /// [`Workload::check`] where the device wrote, its device-writable
+    /// elements at `at`: `Some(Ok)` for a right answer; None where it
+    /// cannot tell in place, or the answer is wrong (then the bytes are
+    /// gathered and `check` says what is wrong).
+    fn check_in_place(
+        &mut self,
+        _req: &Self::Req,
+        _mem: &DmaMemory,
+        _at: &[(usize, u32)],
+        _used_len: u32,
+    ) -> Option<u64> {
+        None
+    }
 }
 
 /// How completions are taken.
@@ -72,10 +91,22 @@ pub struct Options {
     /// Send one chain in `indirect` through an indirect table (0: none).
     pub indirect: u64,
     pub completion: Completion,
+    pub poison: Poison,
     /// No new request once `now_us()` reaches this (a timed run).
     pub until_us: Option<u64>,
     /// Microseconds since some fixed point, for rates and progress.
     pub now_us: fn() -> u64,
+}
+
+/// What device-writable bytes hold before the device answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poison {
+    /// Every byte: a device that reports bytes it never wrote shows.
+    All,
+    /// The first and last 8 bytes of each element (a benchmark: the data
+    /// check itself catches a buffer the device left alone unless the
+    /// same blocks were read into the same place before).
+    Ends,
 }
 
 /// A request that went wrong: which one, so that it can be replayed.
@@ -123,6 +154,11 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
     type Pending<R> = (u64, Plan<R>, Vec<Piece>, bool);
     let mut pending: Option<Pending<W::Req>> = None;
     let mut buf: Vec<u8> = Vec::new();
+    // Vectors kept between requests: no allocation per request.
+    let mut spare_pieces: Vec<Vec<Piece>> = Vec::new();
+    let mut spare_at: Vec<Vec<(usize, Piece)>> = Vec::new();
+    let mut cut_scratch: Vec<u32> = Vec::new();
+    let mut parts: Vec<(usize, u32)> = Vec::new();
     let (kicks0, wraps0) = (q.kicks(), q.wraps());
     let start = (opts.now_us)();
     let mut last_progress = start;
@@ -146,9 +182,16 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                     let mut rng = Rng::for_request(opts.seed, opts.stream, n);
                     let plan = w.plan(n, &mut rng);
                     let cuts = plan.cuts;
-                    let Some(pieces) =
-                        shape(&mut rng, plan.readable, plan.writable, &cuts, &opts.limits)
-                    else {
+                    let mut pieces = spare_pieces.pop().unwrap_or_default();
+                    if !shape_into(
+                        &mut rng,
+                        plan.readable,
+                        plan.writable,
+                        &cuts,
+                        &opts.limits,
+                        &mut cut_scratch,
+                        &mut pieces,
+                    ) {
                         return Err(fail(
                             n,
                             crate::format!(
@@ -183,34 +226,52 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                 }
             };
             let mem = &slots[slot];
-            buf.clear();
-            buf.resize(plan.readable as usize, 0);
-            w.fill(&plan.req, &mut buf);
-            let mut at = Vec::with_capacity(pieces.len());
-            let (mut cursor, mut done) = (0usize, 0usize);
+            let mut at = spare_at.pop().unwrap_or_default();
+            at.clear();
+            let mut cursor = 0usize;
             for p in &pieces {
                 cursor += p.gap as usize;
                 if p.writable {
-                    poison(mem, cursor, p.len as usize);
-                } else {
-                    mem.write(cursor, &buf[done..done + p.len as usize]);
-                    done += p.len as usize;
+                    poison(mem, cursor, p.len as usize, opts.poison);
                 }
                 at.push((cursor, *p));
                 cursor += p.len as usize;
             }
-            let chain: Vec<DmaBuffer<'_>> = at
-                .iter()
-                .map(|&(offset, p)| DmaBuffer {
-                    mem,
-                    offset,
-                    len: p.len,
-                    device_writable: p.writable,
-                })
-                .collect();
-            let token = q
-                .add(&chain, indirect)
-                .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
+            parts.clear();
+            parts.extend(
+                at.iter()
+                    .filter(|(_, p)| !p.writable)
+                    .map(|&(o, p)| (o, p.len)),
+            );
+            if !w.fill_in_place(&plan.req, mem, &parts) {
+                buf.clear();
+                buf.resize(plan.readable as usize, 0);
+                w.fill(&plan.req, &mut buf);
+                let mut done = 0usize;
+                for &(offset, len) in &parts {
+                    mem.write(offset, &buf[done..done + len as usize]);
+                    done += len as usize;
+                }
+            }
+            spare_pieces.push(pieces);
+            let element = |&(offset, p): &(usize, Piece)| DmaBuffer {
+                mem,
+                offset,
+                len: p.len,
+                device_writable: p.writable,
+            };
+            // Short chains from the stack, long ones from the heap.
+            let added = if at.len() <= SHORT {
+                let mut chain = [element(&at[0]); SHORT];
+                for (c, a) in chain.iter_mut().zip(&at) {
+                    *c = element(a);
+                }
+                q.add(&chain[..at.len()], indirect)
+            } else {
+                let chain: Vec<DmaBuffer<'_>> = at.iter().map(element).collect();
+                q.add(&chain, indirect)
+            };
+            let token = added.map_err(|e| fail(k, crate::format!("{}", e), &book))?;
             book.start(
                 token,
                 InFlight {
@@ -256,17 +317,28 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                 .finish(used.token)
                 .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
             let mem = &slots[f.slot];
-            buf.clear();
-            for &(offset, p) in f.at.iter().filter(|(_, p)| p.writable) {
-                let from = buf.len();
-                buf.resize(from + p.len as usize, 0);
-                mem.read(offset, &mut buf[from..]);
-            }
-            let bytes = w
-                .check(&f.req, &buf, used.len)
-                .map_err(|e| fail(f.n, e, &book))?;
+            parts.clear();
+            parts.extend(
+                f.at.iter()
+                    .filter(|(_, p)| p.writable)
+                    .map(|&(o, p)| (o, p.len)),
+            );
+            let bytes = match w.check_in_place(&f.req, mem, &parts, used.len) {
+                Some(bytes) => bytes,
+                None => {
+                    buf.clear();
+                    for &(offset, len) in &parts {
+                        let from = buf.len();
+                        buf.resize(from + len as usize, 0);
+                        mem.read(offset, &mut buf[from..]);
+                    }
+                    w.check(&f.req, &buf, used.len)
+                        .map_err(|e| fail(f.n, e, &book))?
+                }
+            };
             book.stats.bytes += bytes;
             free.push(f.slot);
+            spare_at.push(f.at);
             next = match q.try_used() {
                 Ok(Some(u)) => Some(Ok(u)),
                 Ok(None) => None,
@@ -288,8 +360,16 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
     Ok(stats)
 }
 
-fn poison(mem: &DmaMemory, offset: usize, len: usize) {
+/// Chains up to this long are built without allocating.
+const SHORT: usize = 8;
+
+fn poison(mem: &DmaMemory, offset: usize, len: usize, how: Poison) {
     const CHUNK: [u8; 256] = [POISON; 256];
+    if how == Poison::Ends && len > 16 {
+        mem.write(offset, &CHUNK[..8]);
+        mem.write(offset + len - 8, &CHUNK[..8]);
+        return;
+    }
     let mut done = 0;
     while done < len {
         let n = (len - done).min(CHUNK.len());

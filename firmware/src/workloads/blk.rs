@@ -7,6 +7,7 @@
 //! be there. A disk that is not a scratch image of this seed gets reads
 //! whose status is checked, and nothing else.
 
+use crate::dma::DmaMemory;
 use crate::format;
 use crate::virtio::devices::blk::{self, header, Order, StatusByte, HEADER_LEN, SECTOR};
 use crate::virtio::stress::{Plan, Rng, Workload};
@@ -15,6 +16,8 @@ use alloc::vec;
 use alloc::vec::Vec;
 use zvtest_contract::disk::{self, Pattern, STRIPE};
 use zvtest_contract::fmt::Hex;
+
+const HEADER_LEN_U32: u32 = HEADER_LEN as u32;
 
 /// What we know of a disk's contents.
 pub struct Medium {
@@ -368,6 +371,56 @@ impl Workload for Traffic<'_> {
         }
     }
 
+    fn fill_in_place(&mut self, req: &Req, mem: &DmaMemory, at: &[(usize, u32)]) -> bool {
+        let m = &*self.medium;
+        let data = req.blocks * m.block;
+        // The header alone, then the data whole and doubleword-aligned.
+        let [(h, HEADER_LEN_U32), (d, len)] = *at else {
+            return false;
+        };
+        if req.op != Op::Write || len != data || d % 8 != 0 {
+            return false;
+        }
+        let offset = req.block * u64::from(m.block);
+        mem.write(h, &header(m.order, blk::T_OUT, offset / SECTOR));
+        let mut words = disk::Words::new(m.seed, Pattern::After, offset);
+        mem.fill_words(d, len as usize / 8, || words.next().unwrap_or(0));
+        true
+    }
+
+    fn check_in_place(
+        &mut self,
+        req: &Req,
+        mem: &DmaMemory,
+        at: &[(usize, u32)],
+        used_len: u32,
+    ) -> Option<u64> {
+        let m = &*self.medium;
+        let data = req.blocks * m.block;
+        // The data whole and doubleword-aligned, then the status alone;
+        // not the header's block (its first bytes are not the pattern).
+        let [(d, len), (s, 1)] = *at else {
+            return None;
+        };
+        if req.op != Op::Read || len != data || d % 8 != 0 || !m.patterned || req.block == 0 {
+            return None;
+        }
+        if mem.load(s) != blk::S_OK || used_len == 0 {
+            return None;
+        }
+        let per = m.block as usize / 8;
+        for i in 0..req.blocks as usize {
+            let b = req.block + i as u64;
+            let mut words = disk::Words::new(m.seed, m.pattern_of(b), b * u64::from(m.block));
+            let bad = mem.scan_words(d + i * m.block as usize, per, |w| words.next() == Some(w));
+            if bad.is_some() {
+                return None;
+            }
+        }
+        self.reads += 1;
+        Some(u64::from(data))
+    }
+
     fn check(&mut self, req: &Req, written: &[u8], used_len: u32) -> Result<u64, String> {
         let what = |op: Op| match op {
             Op::Read => "read",
@@ -524,6 +577,41 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("pattern B"), "{e}");
+    }
+
+    #[test]
+    fn in_place_fill_and_check_agree_with_the_copies() {
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        let mut t = Traffic::new(&mut m, Mix::SeqWrites { blocks: 8 });
+        let plan = t.plan(3, &mut Rng::new(1));
+        let mem = DmaMemory::new(8192);
+        assert!(t.fill_in_place(&plan.req, &mem, &[(0, 16), (16, 4096)]));
+        let mut copy = vec![0u8; plan.readable as usize];
+        t.fill(&plan.req, &mut copy);
+        let mut placed = vec![0u8; copy.len()];
+        mem.read(0, &mut placed);
+        assert!(placed == copy, "in-place write data differs from fill()");
+        // Not for a layout it does not know.
+        assert!(!t.fill_in_place(&plan.req, &mem, &[(0, 8), (8, 8), (16, 4096)]));
+
+        let mut r = Traffic::new(&mut m, Mix::RandomReads { blocks: 8 });
+        let plan = r.plan(5, &mut Rng::new(2));
+        let req = Req {
+            block: plan.req.block.max(1),
+            ..plan.req
+        };
+        let mut data = vec![0u8; 4096];
+        r.medium.expected(req.block, &mut data);
+        mem.write(0, &data);
+        mem.store(4096, blk::S_OK);
+        let at = [(0usize, 4096u32), (4096, 1)];
+        assert_eq!(r.check_in_place(&req, &mem, &at, 4097), Some(4096));
+        mem.store(1234, mem.load(1234) ^ 1);
+        assert_eq!(r.check_in_place(&req, &mem, &at, 4097), None);
+        let mut got = vec![0u8; 4097];
+        mem.read(0, &mut got);
+        let e = r.check(&req, &got, 4097).unwrap_err();
+        assert!(e.contains(&std::format!("byte {} ", 1234 % 512)), "{e}");
     }
 
     #[test]
