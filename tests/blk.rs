@@ -43,7 +43,13 @@ fn default_disk_is_read_written_and_verified_by_the_host() {
 
 #[test]
 fn several_queues_each_stressed() {
-    let o = boot(&blk("blk-multiqueue", Disk::new(8 * MIB).queues(4)), &elf());
+    let o = boot(
+        &blk(
+            "blk-multiqueue",
+            Disk::new(8 * MIB).queues(4).queue_size(64),
+        ),
+        &elf(),
+    );
     all_blk_checks_ran(&o);
     for q in 0..4 {
         check(
@@ -77,10 +83,20 @@ fn packed_ring_and_legacy_only() {
     all_blk_checks_ran(&o);
 }
 
+/// A read-only drive named scratch all the same: the firmware sees the RO
+/// feature, its one OUT gets IOERR, stress only reads, and the host finds
+/// the image as it was.
 #[test]
-fn a_read_only_drive_is_only_read() {
-    let o = boot(&blk("blk-ro", Disk::new(8 * MIB).read_only()), &elf());
+fn a_read_only_drive_refuses_writes_and_is_only_read() {
+    let mut disk = Disk::new(8 * MIB).read_only();
+    disk.scratch = true;
+    let o = boot(&blk("blk-ro", disk), &elf());
     all_blk_checks_ran(&o);
+    check(
+        &o,
+        o.console().contains("OUT refused (read-only)"),
+        "the OUT on the read-only drive answered IOERR",
+    );
 }
 
 #[test]

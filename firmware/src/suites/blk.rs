@@ -657,16 +657,9 @@ fn device_stress(m: &Machine, d: &Disk) -> Result<(), String> {
             }
         }
     }
-    rounds.push((
-        Setup {
-            revision: 2,
-            packed: false,
-            event_idx: true,
-            in_order: true,
-            mode: IndicatorMode::Adapter,
-        },
-        Completion::Interrupts,
-    ));
+    // No IN_ORDER round: a device may then answer a batch with one used
+    // entry, which the rings do not take yet; negotiating it would make
+    // a correct device look broken.
     // The last round writes every writable stripe whole: the first setup
     // again, which every device takes.
     if let Some(&(first, _)) = rounds.first() {
