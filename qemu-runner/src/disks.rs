@@ -411,6 +411,8 @@ pub struct Disk {
     pub packed: bool,
     /// virtio-blk `max_revision`.
     pub max_revision: Option<u8>,
+    /// virtio-blk `in_order=on` (VIRTIO_F_IN_ORDER; QEMU 10.0 and later).
+    pub in_order: bool,
 }
 
 impl Disk {
@@ -426,6 +428,7 @@ impl Disk {
             scratch: true,
             packed: false,
             max_revision: None,
+            in_order: false,
         }
     }
 
@@ -473,6 +476,12 @@ impl Disk {
         self
     }
 
+    /// `in_order=on`: the device offers VIRTIO_F_IN_ORDER.
+    pub fn in_order(mut self) -> Self {
+        self.in_order = true;
+        self
+    }
+
     pub fn max_revision(mut self, rev: u8) -> Self {
         self.max_revision = Some(rev);
         self
@@ -493,6 +502,9 @@ impl Disk {
         }
         if self.max_revision.is_some() {
             v.push("max_revision");
+        }
+        if self.in_order {
+            v.push("in_order");
         }
         v
     }

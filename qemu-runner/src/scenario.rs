@@ -914,6 +914,9 @@ fn blk_properties(id: &DiskId, disk: &Disk) -> Vec<(String, String)> {
     if let Some(r) = disk.max_revision {
         p.push(("max_revision".into(), r.to_string()));
     }
+    if disk.in_order {
+        p.push(("in_order".into(), "on".into()));
+    }
     p
 }
 

@@ -22,7 +22,7 @@ use super::ring::{
 };
 use super::transport::{
     has, QueueAddresses, QueueRings, RingFormat, Transport, TransportError, F_EVENT_IDX,
-    F_NOTIFICATION_DATA, F_RING_PACKED,
+    F_IN_ORDER, F_NOTIFICATION_DATA, F_RING_PACKED,
 };
 use crate::dma::{DeviceHeld, DmaMemory};
 use alloc::boxed::Box;
@@ -215,6 +215,13 @@ pub fn setup_queue<T: Transport + ?Sized>(
             (unsafe { ring_memory(&mem) }, Some(mem))
         }
     };
+    if packed && has(features, F_IN_ORDER) {
+        // The packed ring does not take batched used descriptors.
+        return Err(TransportError::WrongRings {
+            why: "IN_ORDER with a packed ring is not driven",
+        }
+        .into());
+    }
     let (ring, mem): (Box<dyn Virtqueue>, Option<Rc<DmaMemory>>) = if packed {
         let layout = super::ring::packed::packed_layout(size)?;
         let (at, mem) = place(layout.total);
@@ -223,10 +230,9 @@ pub fn setup_queue<T: Transport + ?Sized>(
         let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
         let (at, mem) = place(layout.total);
         let endian = if legacy { Endian::Big } else { Endian::Little };
-        (
-            Box::new(SplitQueue::new(at, size, endian, legacy, event_idx)?),
-            mem,
-        )
+        let mut split = SplitQueue::new(at, size, endian, legacy, event_idx)?;
+        split.set_in_order(has(features, F_IN_ORDER));
+        (Box::new(split), mem)
     };
     let at = QueueAddresses {
         desc: ring.desc_area(),

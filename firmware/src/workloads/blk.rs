@@ -34,6 +34,8 @@ pub struct Medium {
     pub stripes: Vec<u64>,
     /// Blocks that hold pattern B, one bit each.
     written: Vec<u64>,
+    /// What GET_ID must answer, where the host said.
+    pub serial: Option<String>,
 }
 
 impl Medium {
@@ -60,6 +62,7 @@ impl Medium {
             writable,
             stripes,
             written: vec![0; blocks.div_ceil(64) as usize],
+            serial: None,
         }
     }
 
@@ -171,6 +174,8 @@ pub enum Op {
     Read,
     Write,
     Flush,
+    /// GET_ID: answered from the device's configuration, no I/O.
+    GetId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +202,9 @@ pub enum Mix {
     /// The writable stripes written in order, `blocks` at a time, round
     /// and round.
     SeqWrites { blocks: u32 },
+    /// GET_ID requests: many, fast (the device does no I/O for them), each
+    /// answer held to the serial; what wraps the ring index in seconds.
+    GetIds,
 }
 
 impl Mix {
@@ -328,12 +336,18 @@ impl Workload for Traffic<'_> {
                 }
             }
             Mix::SeqWrites { blocks } => self.random_read(rng, blocks),
+            Mix::GetIds => Req {
+                op: Op::GetId,
+                block: 0,
+                blocks: 0,
+            },
         };
         let data = req.blocks * self.medium.block;
         let (readable, writable) = match req.op {
             Op::Read => (HEADER_LEN as u32, data + 1),
             Op::Write => (HEADER_LEN as u32 + data, 1),
             Op::Flush => (HEADER_LEN as u32, 1),
+            Op::GetId => (HEADER_LEN as u32, blk::ID_LEN as u32 + 1),
         };
         Plan {
             req,
@@ -358,9 +372,10 @@ impl Workload for Traffic<'_> {
             Op::Read => blk::T_IN,
             Op::Write => blk::T_OUT,
             Op::Flush => blk::T_FLUSH,
+            Op::GetId => blk::T_GET_ID,
         };
         let offset = req.block * u64::from(m.block);
-        let sector = if req.op == Op::Flush {
+        let sector = if matches!(req.op, Op::Flush | Op::GetId) {
             0
         } else {
             offset / SECTOR
@@ -426,6 +441,7 @@ impl Workload for Traffic<'_> {
             Op::Read => "read",
             Op::Write => "write",
             Op::Flush => "flush",
+            Op::GetId => "GET_ID",
         };
         let status = written[written.len() - 1];
         let at = req.block * u64::from(self.medium.block) / SECTOR;
@@ -471,6 +487,19 @@ impl Workload for Traffic<'_> {
                 self.medium.mark_written(req.block, req.blocks);
             }
             Op::Flush => self.flushes += 1,
+            Op::GetId => {
+                let got = blk::id_text(&written[..blk::ID_LEN]);
+                if let Some(want) = &self.medium.serial {
+                    if got != want.as_bytes() {
+                        return Err(format!(
+                            "GET_ID: expected '{}', got '{}'",
+                            want.as_str(),
+                            crate::fmt::Escaped(got)
+                        ));
+                    }
+                }
+                return Ok(0);
+            }
         }
         Ok(data)
     }
@@ -612,6 +641,24 @@ mod tests {
         mem.read(0, &mut got);
         let e = r.check(&req, &got, 4097).unwrap_err();
         assert!(e.contains(&std::format!("byte {} ", 1234 % 512)), "{e}");
+    }
+
+    #[test]
+    fn get_id_answers_are_held_to_the_serial() {
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, false);
+        m.serial = Some(String::from("zv-7"));
+        let mut t = Traffic::new(&mut m, Mix::GetIds);
+        let plan = t.plan(0, &mut Rng::new(1));
+        assert_eq!((plan.readable, plan.writable), (16, 21));
+        let mut hdr = vec![0u8; 16];
+        t.fill(&plan.req, &mut hdr);
+        assert_eq!(hdr[0], blk::T_GET_ID as u8);
+        let mut out = vec![0u8; 21];
+        out[..4].copy_from_slice(b"zv-7");
+        assert_eq!(t.check(&plan.req, &out, 21), Ok(0));
+        out[3] = b'8';
+        let e = t.check(&plan.req, &out, 21).unwrap_err();
+        assert!(e.contains("expected 'zv-7', got 'zv-8'"), "{e}");
     }
 
     #[test]

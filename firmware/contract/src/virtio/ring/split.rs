@@ -12,6 +12,7 @@
 //! The indexes run freely and wrap at 65536; ring slots are index mod `n`,
 //! which is why `n` has to be a power of two.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use core::sync::atomic::{fence, Ordering};
@@ -118,6 +119,16 @@ pub struct SplitQueue {
     chains: Vec<Chain>,
     /// Chains made available since `should_notify` last answered.
     unnotified: Cell<u32>,
+    /// VIRTIO_F_IN_ORDER: descriptors taken in ring order, and a used
+    /// entry may stand for a batch (see `pop_used`).
+    in_order: bool,
+    /// With `in_order`: the heads in flight, oldest first.
+    order: VecDeque<u16>,
+    /// The free list's last descriptor (`in_order` appends there).
+    free_tail: u16,
+    /// A batch being handed back: its last head, that one's length, and
+    /// the used index it ends at.
+    batch: Option<(u16, u32)>,
 }
 
 impl SplitQueue {
@@ -162,6 +173,10 @@ impl SplitQueue {
             next: (1..=n).map(|i| (i % n) as u16).collect(),
             chains: alloc::vec![Chain::default(); n],
             unnotified: Cell::new(0),
+            in_order: false,
+            order: VecDeque::new(),
+            free_tail: size - 1,
+            batch: None,
         };
         q.write_suppression();
         Ok(q)
@@ -188,6 +203,21 @@ impl SplitQueue {
 
     pub fn layout(&self) -> SplitLayout {
         self.layout
+    }
+
+    #[cfg(test)]
+    pub(crate) fn last_used_for_tests(&self) -> u16 {
+        self.last_used
+    }
+
+    /// VIRTIO_F_IN_ORDER was negotiated: descriptors are taken in ring
+    /// order (the free list is kept in that order), and the device may
+    /// hand back a batch of chains with one used entry naming the batch's
+    /// last head, advancing the used index by the batch's size. Set
+    /// before any chain is made available.
+    pub fn set_in_order(&mut self, on: bool) {
+        assert_eq!(self.in_flight, 0, "in-order is chosen on an idle queue");
+        self.in_order = on;
     }
 
     fn desc_at(&self, i: u16) -> usize {
@@ -251,6 +281,9 @@ impl SplitQueue {
     /// avail ring and publishes it.
     fn publish(&mut self, head: u16, count: u16, writable: u64) {
         self.chains[usize::from(head)] = Chain { count, writable };
+        if self.in_order {
+            self.order.push_back(head);
+        }
         self.ram.w16(self.avail_slot_at(self.avail_idx), head);
         // The descriptors and the ring entry must be visible before the
         // index that hands them to the device.
@@ -282,11 +315,33 @@ impl SplitQueue {
         for _ in 1..count {
             tail = self.next[usize::from(tail)];
         }
-        self.next[usize::from(tail)] = self.free_head;
-        self.free_head = head;
+        if self.in_order {
+            // Appended: the free list stays in ring order, since chains
+            // come back in the order they were taken.
+            if self.num_free == 0 {
+                self.free_head = head;
+            } else {
+                self.next[usize::from(self.free_tail)] = head;
+            }
+            self.next[usize::from(tail)] = (tail + 1) % self.size;
+            self.free_tail = tail;
+        } else {
+            self.next[usize::from(tail)] = self.free_head;
+            self.free_head = head;
+        }
         self.num_free += count;
         self.chains[usize::from(head)] = Chain::default();
         self.in_flight -= 1;
+    }
+}
+
+impl SplitQueue {
+    fn after_pop(&mut self) {
+        if self.event_idx && self.interrupts {
+            self.write_suppression();
+            // Publish the new used_event before we look at used.idx again.
+            fence(Ordering::SeqCst);
+        }
     }
 }
 
@@ -373,6 +428,27 @@ impl Virtqueue for SplitQueue {
     }
 
     fn pop_used(&mut self) -> Result<Option<Used>, QueueError> {
+        // The rest of a batch: the chains after its first, in order.
+        if let Some((last, len)) = self.batch {
+            let head = self
+                .order
+                .pop_front()
+                .expect("a batch's chains are in flight");
+            let writable = self.chains[usize::from(head)].writable;
+            self.last_used = self.last_used.wrapping_add(1);
+            self.release(head);
+            if head == last {
+                self.batch = None;
+                self.after_pop();
+                check_used_len(head, len, writable)?;
+                return Ok(Some(Used { token: head, len }));
+            }
+            // A batched chain's length is not told: all it may hold.
+            return Ok(Some(Used {
+                token: head,
+                len: writable as u32,
+            }));
+        }
         let used_idx = self.ram.r16(self.layout.used + 2);
         if used_idx == self.last_used {
             return Ok(None);
@@ -402,13 +478,26 @@ impl Virtqueue for SplitQueue {
         if chain.count == 0 {
             return Err(QueueError::NotInFlight { id });
         }
+        if self.in_order {
+            let at = self
+                .order
+                .iter()
+                .position(|&h| h == id)
+                .ok_or(QueueError::NotInFlight { id })?;
+            if at > 0 {
+                // One entry for `at + 1` chains: the device must have
+                // moved the used index past all of them.
+                if used_idx.wrapping_sub(self.last_used) <= at as u16 {
+                    return Err(QueueError::NotInFlight { id });
+                }
+                self.batch = Some((id, len));
+                return self.pop_used();
+            }
+            self.order.pop_front();
+        }
         self.last_used = self.last_used.wrapping_add(1);
         self.release(id);
-        if self.event_idx && self.interrupts {
-            self.write_suppression();
-            // Publish the new used_event before we look at used.idx again.
-            fence(Ordering::SeqCst);
-        }
+        self.after_pop();
         check_used_len(id, len, chain.writable)?;
         Ok(Some(Used { token: id, len }))
     }
