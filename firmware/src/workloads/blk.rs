@@ -527,7 +527,7 @@ mod tests {
         match r.op {
             Op::Read => out[..len].copy_from_slice(&img[off..off + len]),
             Op::Write => img[off..off + len].copy_from_slice(&readable[HEADER_LEN..]),
-            Op::Flush => {}
+            Op::Flush | Op::GetId => {}
         }
         out
     }
