@@ -911,16 +911,7 @@ impl LineSplitter {
 fn default_log_path(name: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let safe = crate::scenario::file_name_safe(name);
     std::env::temp_dir()
         .join("zvtest-logs")
         .join(format!("{safe}-{}-{n}.log", std::process::id()))

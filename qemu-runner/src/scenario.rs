@@ -920,10 +920,10 @@ fn blk_properties(id: &DiskId, disk: &Disk) -> Vec<(String, String)> {
     p
 }
 
-/// `<tmp>/zvtest-disks/<name>-<pid>[-<n>]`: the images of one run.
-pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
-    let safe: String = name
-        .chars()
+/// A scenario name as a file name: letters, digits, `-` and `_` kept,
+/// anything else `_`.
+pub(crate) fn file_name_safe(name: &str) -> String {
+    name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c
@@ -931,7 +931,12 @@ pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// `<tmp>/zvtest-disks/<name>-<pid>[-<n>]`: the images of one run.
+pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
+    let safe = file_name_safe(name);
     let leaf = match n {
         Some(n) => format!("{safe}-{}-{n}", std::process::id()),
         None => format!("{safe}-{}", std::process::id()),

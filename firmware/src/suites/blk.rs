@@ -259,34 +259,26 @@ pub fn config(m: &mut Machine) -> Outcome {
             Hex(f)
         );
         if let Some(k) = &d.configured {
-            expect(
-                &mut failures,
-                d.id,
-                "capacity (bytes)",
-                k.size,
-                c.capacity * SECTOR,
-            );
-            expect(
-                &mut failures,
-                d.id,
-                "block size",
-                u64::from(k.block_size),
-                u64::from(c.block_size(f)),
-            );
-            expect(
-                &mut failures,
-                d.id,
-                "request queues",
-                u64::from(k.queues),
-                u64::from(c.queues(f)),
-            );
-            expect(
-                &mut failures,
-                d.id,
-                "read-only (VIRTIO_BLK_F_RO)",
-                u64::from(k.read_only),
-                u64::from(has(f, blk::F_RO)),
-            );
+            for (what, want, got) in [
+                ("capacity (bytes)", k.size, c.capacity * SECTOR),
+                (
+                    "block size",
+                    u64::from(k.block_size),
+                    u64::from(c.block_size(f)),
+                ),
+                (
+                    "request queues",
+                    u64::from(k.queues),
+                    u64::from(c.queues(f)),
+                ),
+                (
+                    "read-only (VIRTIO_BLK_F_RO)",
+                    u64::from(k.read_only),
+                    u64::from(has(f, blk::F_RO)),
+                ),
+            ] {
+                expect(&mut failures, d.id, what, want, got);
+            }
         }
         if has(f, blk::F_SEG_MAX) && c.seg_max == 0 {
             failures.push(format!("{}: seg_max 0 offered", d.id));
