@@ -377,3 +377,6 @@ fn poison(mem: &DmaMemory, offset: usize, len: usize, how: Poison) {
         done += n;
     }
 }
+
+#[cfg(test)]
+mod tests;
