@@ -265,6 +265,11 @@ impl<R> Book<R> {
         Ok(req)
     }
 
+    /// The request in flight under `token`, if any.
+    pub fn get(&self, token: u16) -> Option<&R> {
+        self.slots.get(usize::from(token))?.as_ref()
+    }
+
     /// The requests in flight.
     pub fn iter(&self) -> impl Iterator<Item = &R> {
         self.slots.iter().flatten()

@@ -12,6 +12,7 @@
 //! device's timing.
 
 use super::queue::{DmaBuffer, DriveError, Queue};
+use super::ring::{QueueError, Used};
 use super::transport::Transport;
 use crate::dma::DmaMemory;
 use alloc::rc::Rc;
@@ -59,6 +60,12 @@ pub trait Workload {
         _at: &[(usize, u32)],
         _used_len: u32,
     ) -> Option<u64> {
+        None
+    }
+    /// A used length past the chain's device-writable bytes: the length to
+    /// check the answer with where the workload knows the device counts so
+    /// (QEMU's virtio-scsi adds the data-out), None to fail the request.
+    fn long_used_len(&mut self, _req: &Self::Req, _len: u32) -> Option<u32> {
         None
     }
 }
@@ -302,6 +309,19 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
         while let Some(used) = next.take() {
             let used = match used {
                 Ok(u) => u,
+                // The entry is consumed all the same: the workload says
+                // whether the length is one it knows.
+                Err(DriveError::Queue(QueueError::UsedLenTooLong { id, len, writable })) => {
+                    let f = book.get(id);
+                    match f.and_then(|f| w.long_used_len(&f.req, len)) {
+                        Some(len) => Used { token: id, len },
+                        None => {
+                            let e = QueueError::UsedLenTooLong { id, len, writable };
+                            let k = f.map_or(n, |f| f.n);
+                            return Err(fail(k, crate::format!("{}", e), &book));
+                        }
+                    }
+                }
                 Err(e) => {
                     let oldest = book.iter().map(|f| f.n).min().unwrap_or(n);
                     let what = match e {
