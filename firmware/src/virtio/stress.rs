@@ -29,6 +29,9 @@ pub struct Plan<R> {
     pub readable: u32,
     pub writable: u32,
     pub cuts: [u32; 2],
+    /// Ranges (start, end) of those bytes each kept one element
+    /// ((0, 0): none).
+    pub whole: [(u32, u32); 2],
 }
 
 /// A device's requests and its answers' meaning.
@@ -195,6 +198,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                         plan.readable,
                         plan.writable,
                         &cuts,
+                        &plan.whole,
                         &opts.limits,
                         &mut cut_scratch,
                         &mut pieces,

@@ -381,6 +381,7 @@ impl Workload for Traffic<'_> {
             // what a legacy device without ANY_LAYOUT needs, and a boundary
             // every device must take.
             cuts: [HEADER_LEN as u32, readable + writable - 1],
+            whole: [(0, 0); 2],
         }
     }
 

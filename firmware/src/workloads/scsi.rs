@@ -242,9 +242,12 @@ impl Workload for Traffic<'_> {
             req,
             readable,
             writable,
-            // The request header and the response each end an element:
-            // what a device without ANY_LAYOUT takes (legacy QEMU).
+            // The request header and the response each one element: QEMU
+            // without VIRTIO_F_ANY_LAYOUT takes the first element of each
+            // direction as the header whatever its length (virtio-scsi.c
+            // virtio_scsi_parse_req), also at revision 2.
             cuts: [header, readable + resp],
+            whole: [(0, header), (readable, readable + resp)],
         }
     }
 
@@ -584,6 +587,7 @@ mod tests {
                 Op::TestUnitReady => unreachable!(),
             }
             assert_eq!(p.cuts, [51, p.readable + 108]);
+            assert_eq!(p.whole, [(0, 51), (p.readable, p.readable + 108)]);
             let mut r = vec![0u8; p.readable as usize];
             t.fill(&p.req, &mut r);
             let l = &t.luns[p.req.lun];
