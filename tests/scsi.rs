@@ -1,7 +1,8 @@
 //! virtio-scsi (`scsi.*`): LUNs on scratch images the test makes itself
 //! (`zvtest_contract::disk`), checked after QEMU exits; a LUN not named
-//! scratch left as it was; and the failures: a flipped byte, a header for
-//! another seed, a LUN that is not there, a wrong size.
+//! scratch left as it was; and the failures: a flipped byte (read by
+//! scsi.commands and under stress), a header for another seed, a LUN that
+//! is not there, a wrong size.
 
 mod common;
 
@@ -165,10 +166,16 @@ fn two_scratch_luns_are_driven_and_left_in_pattern_b() {
         check_ran(&o, name);
     }
     let lines = queue_lines(&o);
+    // The first request queue's index wrapped (the wrap phase), the
+    // second's need not at the default stress.
     check(
         &o,
-        lines.len() == 2 && lines.iter().all(|l| l.contains(": 256 requests")),
-        &format!("a line for each of the 2 request queues with 256 requests, not {lines:?}"),
+        lines.len() == 2
+            && lines
+                .iter()
+                .all(|l| l.contains(" requests, ") && l.contains(" rounds"))
+            && !lines[0].contains(" 0 index wraps"),
+        &format!("a line for each of the 2 request queues, the first wrapped, not {lines:?}"),
     );
     check_images(&o, &luns, &images, &[true, true]);
 }
@@ -200,6 +207,33 @@ fn a_flipped_byte_is_named_with_its_lun_and_offset() {
         text.contains(&format!("{BUS}/0/1 byte at image offset 0x1007")),
         &format!("a failure naming LUN {BUS}/0/1 and offset 0x1007, not {text:?}"),
     );
+}
+
+#[test]
+fn a_flipped_byte_under_stress_is_named_with_its_queue_request_and_seed() {
+    // 1 MiB: the random reads of the first round cover it many times over.
+    let mut bad = Lun::new(0, 1, false);
+    bad.size = MIB;
+    bad.flip = Some(0x8_1007);
+    let luns = [bad];
+    let (s, _) = scsi_scenario("scsi-stress-flipped-byte", &luns, "scsi.stress");
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let text = failure_text(&o);
+    for want in [
+        &format!("{BUS} virtio-scsi: queue "),
+        " request ",
+        &format!("{BUS}/0/1 target 0 LUN 1 "),
+        "block 1032 byte 7 (image offset 0x81007): expected ",
+        "(pattern A), got ",
+        &format!("(replay: seed={SEED:#x} only=scsi.stress)"),
+    ] {
+        check(
+            &o,
+            text.contains(want),
+            &format!("a failure naming {want:?}, not {text:?}"),
+        );
+    }
 }
 
 #[test]

@@ -92,6 +92,7 @@ pub fn shape(
         readable,
         writable,
         cuts,
+        &[],
         limits,
         &mut Vec::new(),
         &mut pieces,
@@ -101,12 +102,16 @@ pub fn shape(
 
 /// [`shape`] into `pieces`, with `at` as scratch: for a caller that keeps
 /// both between requests (the engine: no allocation per request). False
-/// where [`shape`] gives None.
+/// where [`shape`] gives None. Each range of `whole` (start, end) stays
+/// one element: no cut falls inside it (a header a device takes only
+/// whole; its ends belong in `cuts`).
+#[allow(clippy::too_many_arguments)]
 pub fn shape_into(
     rng: &mut Rng,
     readable: u32,
     writable: u32,
     cuts: &[u32],
+    whole: &[(u32, u32)],
     limits: &ShapeLimits,
     at: &mut Vec<u32>,
     pieces: &mut Vec<Piece>,
@@ -142,7 +147,8 @@ pub fn shape_into(
         at.extend(forced);
         at.sort_unstable();
     }
-    if at.len() + 1 > limits.max_elements {
+    let inside = |c: u32| whole.iter().any(|&(s, e)| s < c && c < e);
+    if at.len() + 1 > limits.max_elements || at.iter().any(|&c| inside(c)) {
         return false;
     }
     // Random extra cuts: how many, then where (distinct, inside).
@@ -152,6 +158,9 @@ pub fn shape_into(
     let extra = rng.below(span).min(room).min(u64::from(total - 1)) as usize;
     for _ in 0..extra {
         let c = 1 + rng.below(u64::from(total - 1)) as u32;
+        if inside(c) {
+            continue;
+        }
         if let Err(i) = at.binary_search(&c) {
             at.insert(i, c);
         }
@@ -263,6 +272,11 @@ impl<R> Book<R> {
         self.in_flight -= 1;
         self.stats.completed += 1;
         Ok(req)
+    }
+
+    /// The request in flight under `token`, if any.
+    pub fn get(&self, token: u16) -> Option<&R> {
+        self.slots.get(usize::from(token))?.as_ref()
     }
 
     /// The requests in flight.
@@ -380,6 +394,37 @@ mod tests {
         assert!(shape(&mut rng, 0, 0, &[], &limits(5, None)).is_none());
         let one = shape(&mut rng, 100, 0, &[], &limits(1, None)).unwrap();
         assert_eq!(one.len(), 1);
+    }
+
+    #[test]
+    fn whole_ranges_stay_one_element() {
+        let mut rng = Rng::new(3);
+        let (mut at, mut p) = (Vec::new(), Vec::new());
+        let whole = [(0, 51), (51, 159)];
+        for _ in 0..2000 {
+            assert!(shape_into(
+                &mut rng,
+                51,
+                108 + 4096,
+                &[51, 159],
+                &whole,
+                &limits(20, None),
+                &mut at,
+                &mut p
+            ));
+            assert_eq!((p[0].len, p[1].len), (51, 108), "{p:?}");
+        }
+        // A cut the limits force inside a whole range: no shape.
+        assert!(!shape_into(
+            &mut rng,
+            51,
+            108,
+            &[51],
+            &whole,
+            &limits(20, Some(32)),
+            &mut at,
+            &mut p
+        ));
     }
 
     #[test]

@@ -372,7 +372,13 @@ impl Queue {
 
     /// The next used buffer if there is one, without waiting.
     pub fn try_used(&mut self) -> Result<Option<Used>, DriveError> {
-        let used = self.ring.pop_used()?;
+        let used = self.ring.pop_used().inspect_err(|e| {
+            // That entry was consumed all the same: its table is free.
+            if let QueueError::UsedLenTooLong { id, .. } = *e {
+                self.release_table(id);
+            }
+        });
+        let used = used?;
         if let Some(u) = used {
             self.release_table(u.token);
         }

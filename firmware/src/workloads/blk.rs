@@ -36,6 +36,11 @@ pub struct Medium {
     written: Vec<u64>,
     /// What GET_ID must answer, where the host said.
     pub serial: Option<String>,
+    /// Blocks of the writable stripes we have not written may hold B an
+    /// earlier check wrote (scsi.commands): reads there take A or B.
+    pub earlier_b: bool,
+    /// Failures name the block (a LUN's) rather than the 512-byte sector.
+    pub by_block: bool,
 }
 
 impl Medium {
@@ -63,6 +68,8 @@ impl Medium {
             stripes,
             written: vec![0; blocks.div_ceil(64) as usize],
             serial: None,
+            earlier_b: false,
+            by_block: false,
         }
     }
 
@@ -126,13 +133,24 @@ impl Medium {
                 self.expected(b, &mut want);
                 want.iter().zip(chunk).position(|(a, c)| a != c)
             } else {
-                disk::mismatch(self.seed, self.pattern_of(b), offset, chunk)
+                disk::mismatch(self.seed, self.pattern_of(b), offset, chunk).filter(|_| {
+                    !self.may_hold_earlier_b(b)
+                        || disk::mismatch(self.seed, Pattern::After, offset, chunk).is_some()
+                })
             };
             if let Some(j) = bad {
                 return Err(self.describe(b, chunk, j, got.len()));
             }
         }
         Ok(())
+    }
+
+    /// Whether `block` may hold B we did not write (see `earlier_b`).
+    fn may_hold_earlier_b(&self, block: u64) -> bool {
+        self.earlier_b
+            && self.writable
+            && !self.is_written(block)
+            && disk::writable_stripe(self.seed, self.size, block / self.blocks_per_stripe())
     }
 
     fn pattern_of(&self, block: u64) -> Pattern {
@@ -154,10 +172,16 @@ impl Medium {
             self.pattern_of(b).name()
         };
         let differ = want.iter().zip(chunk).filter(|(a, c)| a != c).count();
+        let (unit, size) = if self.by_block {
+            ("block", u64::from(self.block))
+        } else {
+            ("sector", SECTOR)
+        };
         format!(
-            "sector {} byte {} (image offset {}): expected {} (pattern {}), got {}; {} of the block's {} bytes differ ({} read)",
-            offset / SECTOR,
-            offset % SECTOR,
+            "{} {} byte {} (image offset {}): expected {} (pattern {}), got {}; {} of the block's {} bytes differ ({} read)",
+            unit,
+            offset / size,
+            offset % size,
             Hex(offset),
             Hex(u64::from(want[j])),
             pattern,
@@ -357,6 +381,7 @@ impl Workload for Traffic<'_> {
             // what a legacy device without ANY_LAYOUT needs, and a boundary
             // every device must take.
             cuts: [HEADER_LEN as u32, readable + writable - 1],
+            whole: [(0, 0); 2],
         }
     }
 

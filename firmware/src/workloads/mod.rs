@@ -2,3 +2,4 @@
 //! requests to make and what every answer must be. Pure, host-tested.
 
 pub mod blk;
+pub mod scsi;

@@ -11,7 +11,7 @@
 //! (revision 0). The CDBs and the data they move are SCSI's, big-endian.
 
 use super::super::queue::{setup_queue, DmaBuffer, DriveError, Queue};
-use super::super::transport::{Transport, TransportError};
+use super::super::transport::{has, Transport, TransportError, F_RING_PACKED};
 use crate::dma::DmaMemory;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
@@ -658,11 +658,13 @@ impl Scsi {
             cdb_size: config.cdb_size as usize,
             sense_size: config.sense_size as usize,
         };
-        let control = setup_queue(t, CONTROL_QUEUE, features, false)?;
-        let event = setup_queue(t, EVENT_QUEUE, features, false)?;
+        // VIRTIO_F_RING_PACKED negotiated: every queue is packed.
+        let packed = has(features, F_RING_PACKED);
+        let control = setup_queue(t, CONTROL_QUEUE, features, packed)?;
+        let event = setup_queue(t, EVENT_QUEUE, features, packed)?;
         let mut requests = Vec::new();
         for i in 0..config.num_queues.min(64) as u16 {
-            requests.push(setup_queue(t, FIRST_REQUEST_QUEUE + i, features, false)?);
+            requests.push(setup_queue(t, FIRST_REQUEST_QUEUE + i, features, packed)?);
         }
         Ok(Scsi {
             config,

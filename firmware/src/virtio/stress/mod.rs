@@ -12,6 +12,7 @@
 //! device's timing.
 
 use super::queue::{DmaBuffer, DriveError, Queue};
+use super::ring::{QueueError, Used};
 use super::transport::Transport;
 use crate::dma::DmaMemory;
 use alloc::rc::Rc;
@@ -28,6 +29,9 @@ pub struct Plan<R> {
     pub readable: u32,
     pub writable: u32,
     pub cuts: [u32; 2],
+    /// Ranges (start, end) of those bytes each kept one element
+    /// ((0, 0): none).
+    pub whole: [(u32, u32); 2],
 }
 
 /// A device's requests and its answers' meaning.
@@ -59,6 +63,12 @@ pub trait Workload {
         _at: &[(usize, u32)],
         _used_len: u32,
     ) -> Option<u64> {
+        None
+    }
+    /// A used length past the chain's device-writable bytes: the length to
+    /// check the answer with where the workload knows the device counts so
+    /// (QEMU's virtio-scsi adds the data-out), None to fail the request.
+    fn long_used_len(&mut self, _req: &Self::Req, _len: u32) -> Option<u32> {
         None
     }
 }
@@ -188,6 +198,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                         plan.readable,
                         plan.writable,
                         &cuts,
+                        &plan.whole,
                         &opts.limits,
                         &mut cut_scratch,
                         &mut pieces,
@@ -302,6 +313,19 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
         while let Some(used) = next.take() {
             let used = match used {
                 Ok(u) => u,
+                // The entry is consumed all the same: the workload says
+                // whether the length is one it knows.
+                Err(DriveError::Queue(QueueError::UsedLenTooLong { id, len, writable })) => {
+                    let f = book.get(id);
+                    match f.and_then(|f| w.long_used_len(&f.req, len)) {
+                        Some(len) => Used { token: id, len },
+                        None => {
+                            let e = QueueError::UsedLenTooLong { id, len, writable };
+                            let k = f.map_or(n, |f| f.n);
+                            return Err(fail(k, crate::format!("{}", e), &book));
+                        }
+                    }
+                }
                 Err(e) => {
                     let oldest = book.iter().map(|f| f.n).min().unwrap_or(n);
                     let what = match e {
