@@ -750,7 +750,8 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<(), String> {
                 let lean = *phase == "wrap";
                 let opts = Options {
                     seed,
-                    stream: (u64::from(d.sid) << 16) | q as u64,
+                    // Device, round and queue: each round its own requests.
+                    stream: (u64::from(d.sid) << 24) | (i as u64) << 16 | q as u64,
                     depth: size,
                     requests: mix.requests(&medium).unwrap_or(*requests),
                     limits: ShapeLimits {

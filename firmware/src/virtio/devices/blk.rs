@@ -83,60 +83,7 @@ impl uDisplay for StatusByte {
 }
 
 /// The device's byte order for header, segments and configuration.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    Little,
-    Big,
-}
-
-impl Order {
-    pub fn for_revision(revision: u8) -> Self {
-        if revision == 0 {
-            Order::Big
-        } else {
-            Order::Little
-        }
-    }
-
-    fn u16(self, b: &[u8]) -> u16 {
-        let a = [b[0], b[1]];
-        match self {
-            Order::Little => u16::from_le_bytes(a),
-            Order::Big => u16::from_be_bytes(a),
-        }
-    }
-
-    fn u32(self, b: &[u8]) -> u32 {
-        let a = [b[0], b[1], b[2], b[3]];
-        match self {
-            Order::Little => u32::from_le_bytes(a),
-            Order::Big => u32::from_be_bytes(a),
-        }
-    }
-
-    fn u64(self, b: &[u8]) -> u64 {
-        let mut a = [0; 8];
-        a.copy_from_slice(&b[..8]);
-        match self {
-            Order::Little => u64::from_le_bytes(a),
-            Order::Big => u64::from_be_bytes(a),
-        }
-    }
-
-    fn put32(self, out: &mut [u8], v: u32) {
-        out[..4].copy_from_slice(&match self {
-            Order::Little => v.to_le_bytes(),
-            Order::Big => v.to_be_bytes(),
-        });
-    }
-
-    fn put64(self, out: &mut [u8], v: u64) {
-        out[..8].copy_from_slice(&match self {
-            Order::Little => v.to_le_bytes(),
-            Order::Big => v.to_be_bytes(),
-        });
-    }
-}
+pub use super::order::Order;
 
 /// The configuration space (section 5.2.4), the fields of features not
 /// negotiated left as read.
@@ -226,17 +173,17 @@ pub fn read_config<T: Transport + ?Sized>(t: &mut T) -> Result<BlkConfig, Transp
 /// sector.
 pub fn header(order: Order, kind: u32, sector: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
-    order.put32(&mut h[0..], kind);
-    order.put64(&mut h[8..], sector);
+    h[0..4].copy_from_slice(&order.put32(kind));
+    h[8..16].copy_from_slice(&order.put64(sector));
     h
 }
 
 /// A discard / write-zeroes segment.
 pub fn segment(order: Order, sector: u64, sectors: u32, flags: u32) -> [u8; SEGMENT_LEN] {
     let mut s = [0u8; SEGMENT_LEN];
-    order.put64(&mut s[0..], sector);
-    order.put32(&mut s[8..], sectors);
-    order.put32(&mut s[12..], flags);
+    s[0..8].copy_from_slice(&order.put64(sector));
+    s[8..12].copy_from_slice(&order.put32(sectors));
+    s[12..16].copy_from_slice(&order.put32(flags));
     s
 }
 

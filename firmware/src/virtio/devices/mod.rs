@@ -6,5 +6,6 @@
 
 pub mod balloon;
 pub mod blk;
+pub mod order;
 pub mod rng;
 pub mod scsi;

@@ -30,53 +30,7 @@ pub const F_CHANGE: u32 = 2;
 pub const F_T10_PI: u32 = 3;
 
 /// Byte order of the header fields.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    /// Virtio 1 (revisions 1 and 2).
-    Little,
-    /// Legacy (revision 0): the guest's own, big-endian.
-    Big,
-}
-
-impl Order {
-    pub fn for_revision(rev: u8) -> Self {
-        if rev == 0 {
-            Order::Big
-        } else {
-            Order::Little
-        }
-    }
-
-    fn u16(self, b: &[u8]) -> u16 {
-        let b = [b[0], b[1]];
-        match self {
-            Order::Little => u16::from_le_bytes(b),
-            Order::Big => u16::from_be_bytes(b),
-        }
-    }
-
-    fn u32(self, b: &[u8]) -> u32 {
-        let b = [b[0], b[1], b[2], b[3]];
-        match self {
-            Order::Little => u32::from_le_bytes(b),
-            Order::Big => u32::from_be_bytes(b),
-        }
-    }
-
-    fn put32(self, v: u32) -> [u8; 4] {
-        match self {
-            Order::Little => v.to_le_bytes(),
-            Order::Big => v.to_be_bytes(),
-        }
-    }
-
-    fn put64(self, v: u64) -> [u8; 8] {
-        match self {
-            Order::Little => v.to_le_bytes(),
-            Order::Big => v.to_be_bytes(),
-        }
-    }
-}
+pub use super::order::Order;
 
 /// The configuration space (section 5.6.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -224,6 +224,7 @@ impl Workload for Echo {
             readable: 8 + rng.below(40) as u32,
             writable: 8 + rng.below(40) as u32,
             cuts: [8, 0],
+            whole: [(0, 0); 2],
         }
     }
     fn conflicts(&self, _: &u64, _: &u64) -> bool {
