@@ -345,6 +345,35 @@ pub fn disk_sectors(
     None
 }
 
+/// What one stress phase on one queue must have shown beyond its answers:
+/// a polled phase (interrupts suppressed) got at most a few interrupts —
+/// half the completions and two more allow for the ones already on their
+/// way when suppression was asked for; a wrap phase wrapped the ring
+/// index. The failure says which, for the queue named `queue`.
+pub fn stress_phase(
+    queue: &str,
+    wrap: bool,
+    polled: bool,
+    s: &zvtest_contract::stress::QueueStats,
+) -> Result<(), String> {
+    if polled && s.interrupts > s.completed / 2 + 2 {
+        return Err(crate::format!(
+            "{} polled: {} interrupts for {} requests with interrupts suppressed",
+            queue,
+            s.interrupts,
+            s.completed
+        ));
+    }
+    if wrap && s.wraps == 0 {
+        return Err(crate::format!(
+            "{}: the ring index never wrapped in {} requests",
+            queue,
+            s.completed
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,5 +682,25 @@ mod tests {
         flipped[7] ^= 1;
         let (off, want, got, _) = disk_sectors(seed, 512, &flipped, 512, &a_then_either).unwrap();
         assert_eq!((off, want ^ got), (519, 1));
+    }
+
+    #[test]
+    fn stress_phases_must_show_suppression_and_the_wrap() {
+        let s = |completed, interrupts, wraps| zvtest_contract::stress::QueueStats {
+            completed,
+            interrupts,
+            wraps,
+            ..Default::default()
+        };
+        assert!(stress_phase("q0", false, true, &s(100, 52, 0)).is_ok());
+        let e = stress_phase("q0", false, true, &s(100, 53, 0)).unwrap_err();
+        assert!(e.contains("53 interrupts for 100 requests"), "{e}");
+        assert!(stress_phase("q0", false, false, &s(100, 100, 0)).is_ok());
+        let e = stress_phase("q1 rev 2", true, false, &s(66048, 10, 0)).unwrap_err();
+        assert!(
+            e.contains("q1 rev 2: the ring index never wrapped in 66048"),
+            "{e}"
+        );
+        assert!(stress_phase("q1", true, false, &s(66048, 10, 1)).is_ok());
     }
 }

@@ -819,23 +819,12 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<(), String> {
                     w,
                     fl
                 );
-                if completion == Completion::Polled && s.interrupts > s.completed / 2 + 2 {
-                    return Err(format!(
-                        "queue {} {} polled: {} interrupts for {} requests with interrupts suppressed",
-                        q,
-                        label.as_str(),
-                        s.interrupts,
-                        s.completed
-                    ));
-                }
-                if *phase == "wrap" && s.wraps == 0 {
-                    return Err(format!(
-                        "queue {} {}: the ring index never wrapped in {} requests",
-                        q,
-                        label.as_str(),
-                        s.completed
-                    ));
-                }
+                crate::judge::stress_phase(
+                    &format!("queue {} {}", q, label.as_str()),
+                    *phase == "wrap",
+                    completion == Completion::Polled,
+                    &s,
+                )?;
                 total.add(&s);
             }
         }

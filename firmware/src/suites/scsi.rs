@@ -1404,23 +1404,12 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                     o,
                     long
                 );
-                if completion == Completion::Polled && s.interrupts > s.completed / 2 + 2 {
-                    return Err(format!(
-                        "queue {} {} polled: {} interrupts for {} requests with interrupts suppressed",
-                        qno,
-                        label.as_str(),
-                        s.interrupts,
-                        s.completed
-                    ));
-                }
-                if phase == "wrap" && s.wraps == 0 {
-                    return Err(format!(
-                        "queue {} {}: the ring index never wrapped in {} requests",
-                        qno,
-                        label.as_str(),
-                        s.completed
-                    ));
-                }
+                crate::judge::stress_phase(
+                    &format!("queue {} {}", qno, label.as_str()),
+                    phase == "wrap",
+                    completion == Completion::Polled,
+                    &s,
+                )?;
                 per_queue[q].add(&s);
                 total.add(&s);
             }
