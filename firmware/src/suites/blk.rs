@@ -4,6 +4,7 @@
 //! against the scratch pattern (`scratch=` disks are also written; the
 //! runner checks the image after the run).
 
+use super::setups::Setup;
 use super::virtio::WANTED;
 use crate::check::Outcome;
 use crate::discovery::Device;
@@ -63,29 +64,6 @@ struct Open {
     queues: Vec<Queue>,
     features: u64,
     config: BlkConfig,
-}
-
-/// How a device is driven in one round.
-#[derive(Clone, Copy)]
-struct Setup {
-    revision: u8,
-    packed: bool,
-    event_idx: bool,
-    in_order: bool,
-    mode: IndicatorMode,
-}
-
-impl Setup {
-    fn label(&self) -> String {
-        format!(
-            "rev {} {}{}{} {}",
-            self.revision,
-            if self.packed { "packed" } else { "split" },
-            if self.event_idx { " event-idx" } else { "" },
-            if self.in_order { " in-order" } else { "" },
-            self.mode.name()
-        )
-    }
 }
 
 /// Opens the device as `s` says; None when it does not take that setup
@@ -633,48 +611,9 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<(), String> {
         return bench(m, d, &mut medium);
     }
     let per_req_max = (64 * 1024 / bs).max(1);
-    // Every setup the device takes: revisions, ring formats, EVENT_IDX,
-    // IN_ORDER, indicator modes; completion by interrupt and by polling.
-    let mut rounds: Vec<(Setup, Completion)> = Vec::new();
-    for revision in [2u8, 0] {
-        for packed in [false, true] {
-            for event_idx in [true, false] {
-                for mode in IndicatorMode::ALL {
-                    if revision == 0 && (packed || event_idx || mode == IndicatorMode::Adapter) {
-                        continue;
-                    }
-                    let s = Setup {
-                        revision,
-                        packed,
-                        event_idx,
-                        in_order: false,
-                        mode,
-                    };
-                    rounds.push((s, Completion::Interrupts));
-                    if mode == IndicatorMode::Classic {
-                        rounds.push((s, Completion::Polled));
-                    }
-                }
-            }
-        }
-    }
-    // IN_ORDER where offered (`in_order=on`), on a split ring: the ring
-    // then takes descriptors in ring order and batched used entries.
-    rounds.push((
-        Setup {
-            revision: 2,
-            packed: false,
-            event_idx: true,
-            in_order: true,
-            mode: IndicatorMode::Adapter,
-        },
-        Completion::Interrupts,
-    ));
-    // The last round writes every writable stripe whole: the first setup
-    // again, which every device takes.
-    if let Some(&(first, _)) = rounds.first() {
-        rounds.push((first, Completion::Interrupts));
-    }
+    // Every setup the device takes (IN_ORDER too, where offered), the
+    // last one writing every writable stripe.
+    let rounds = super::setups::stress_rounds(true);
     let mut driven = 0;
     let mut total = zvtest_contract::stress::QueueStats::default();
     let last = rounds.len() - 1;

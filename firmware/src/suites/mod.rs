@@ -15,6 +15,7 @@ mod inject;
 mod legacy;
 mod rng;
 mod scsi;
+mod setups;
 mod timer;
 mod virtio;
 

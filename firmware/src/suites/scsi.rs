@@ -9,6 +9,7 @@
 //! the header, pattern B written only into the writable stripes of LUNs
 //! named in `scratch=` whose header matches `seed=` and their size.
 
+use super::setups::Setup;
 use crate::check::Outcome;
 use crate::discovery::Device;
 use crate::fmt::{Hex, HexW, ToText};
@@ -124,27 +125,6 @@ impl Answer {
 /// A bring-up step's failure as text.
 fn fail(what: &str, e: &dyn ToText) -> String {
     format!("{}: {}", what, e.text().as_str())
-}
-
-/// How the adapter is driven in one stress round.
-#[derive(Clone, Copy)]
-struct Setup {
-    revision: u8,
-    packed: bool,
-    event_idx: bool,
-    mode: IndicatorMode,
-}
-
-impl Setup {
-    fn label(&self) -> String {
-        format!(
-            "rev {} {}{} {}",
-            self.revision,
-            if self.packed { "packed" } else { "split" },
-            if self.event_idx { " event-idx" } else { "" },
-            self.mode.name()
-        )
-    }
 }
 
 impl Hba {
@@ -1265,33 +1245,9 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
     let stress = u64::from(m.cfg.stress);
     let mut media = media(d, luns, seed)?;
     let bus = format!("{}", d.bus_id());
-    // Revisions, ring formats, EVENT_IDX, indicator modes; completion by
-    // interrupt and by polling (as blk.stress).
-    let mut rounds: Vec<(Setup, Completion)> = Vec::new();
-    for revision in [2u8, 0] {
-        for packed in [false, true] {
-            for event_idx in [true, false] {
-                for mode in IndicatorMode::ALL {
-                    if revision == 0 && (packed || event_idx || mode == IndicatorMode::Adapter) {
-                        continue;
-                    }
-                    let s = Setup {
-                        revision,
-                        packed,
-                        event_idx,
-                        mode,
-                    };
-                    rounds.push((s, Completion::Interrupts));
-                    if mode == IndicatorMode::Classic {
-                        rounds.push((s, Completion::Polled));
-                    }
-                }
-            }
-        }
-    }
-    // The last round writes every writable stripe whole: the first setup
-    // again, which every device takes.
-    rounds.push((rounds[0].0, Completion::Interrupts));
+    // Every setup the device takes, as blk.stress (no IN_ORDER: the
+    // adapter does not offer it), the last one writing every stripe.
+    let rounds = super::setups::stress_rounds(false);
     let last = rounds.len() - 1;
     let mut driven = 0u64;
     let mut total = QueueStats::default();

@@ -1,0 +1,79 @@
+//! The setups a device's queues are stressed in, the same for every
+//! device suite: what the transport and rings can be, each once.
+
+use crate::format;
+use crate::virtio::indicators::IndicatorMode;
+use crate::virtio::stress::Completion;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// How a device is driven in one round.
+#[derive(Clone, Copy)]
+pub struct Setup {
+    pub revision: u8,
+    pub packed: bool,
+    pub event_idx: bool,
+    /// VIRTIO_F_IN_ORDER (split rings only).
+    pub in_order: bool,
+    pub mode: IndicatorMode,
+}
+
+impl Setup {
+    pub fn label(&self) -> String {
+        format!(
+            "rev {} {}{}{} {}",
+            self.revision,
+            if self.packed { "packed" } else { "split" },
+            if self.event_idx { " event-idx" } else { "" },
+            if self.in_order { " in-order" } else { "" },
+            self.mode.name()
+        )
+    }
+}
+
+/// The rounds, in order: revision 2 with split and packed rings, EVENT_IDX
+/// on and off, classic and adapter indicators, each taking its answers by
+/// interrupt and, with classic indicators, by polling; revision 0 (split,
+/// classic, no EVENT_IDX) both ways; an IN_ORDER round where `in_order`;
+/// and last the first setup again, which every device takes (the suites
+/// write every writable stripe there). A device skips what it does not
+/// offer.
+pub fn stress_rounds(in_order: bool) -> Vec<(Setup, Completion)> {
+    let mut rounds = Vec::new();
+    for revision in [2u8, 0] {
+        for packed in [false, true] {
+            for event_idx in [true, false] {
+                for mode in IndicatorMode::ALL {
+                    if revision == 0 && (packed || event_idx || mode == IndicatorMode::Adapter) {
+                        continue;
+                    }
+                    let s = Setup {
+                        revision,
+                        packed,
+                        event_idx,
+                        in_order: false,
+                        mode,
+                    };
+                    rounds.push((s, Completion::Interrupts));
+                    if mode == IndicatorMode::Classic {
+                        rounds.push((s, Completion::Polled));
+                    }
+                }
+            }
+        }
+    }
+    if in_order {
+        rounds.push((
+            Setup {
+                revision: 2,
+                packed: false,
+                event_idx: true,
+                in_order: true,
+                mode: IndicatorMode::Adapter,
+            },
+            Completion::Interrupts,
+        ));
+    }
+    rounds.push((rounds[0].0, Completion::Interrupts));
+    rounds
+}
