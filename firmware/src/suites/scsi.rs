@@ -893,9 +893,15 @@ fn expect_sense(a: &Answer, key: u8, asc: u8, ascq: u8, what: &str) -> Result<()
     ))
 }
 
-/// A LUN that does not exist on a configured target and a target with no
-/// LUN at all, an opcode scsi-hd does not know, a read past the end.
-pub fn errors(m: &mut Machine) -> Outcome {
+/// Runs `body` on every controller with a configured LUN, the adapter
+/// brought up at revision 2 and every LUN's UNIT ATTENTION (left by the
+/// bring-up's reset, and answered before anything else: scsi-bus.c
+/// scsi_req_new) cleared; `body` gets the first LUN and all of them. A
+/// SKIP when no controller has a LUN.
+fn each_controller(
+    m: &mut Machine,
+    body: impl Fn(&mut Hba, &Lun, &[Lun]) -> Result<(), Outcome>,
+) -> Outcome {
     let ctrls = match controllers(m) {
         Ok(c) => c,
         Err(o) => return o,
@@ -910,125 +916,12 @@ pub fn errors(m: &mut Machine) -> Outcome {
             Ok(h) => h,
             Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
         };
-        let r = (|| -> Result<(), Outcome> {
-            let e = |s: String| Outcome::fail(&s);
-            // A pending UNIT ATTENTION on the target's LUNs would answer
-            // first (scsi-bus.c scsi_req_new checks it before the LUN).
-            for o in &luns {
-                h.clear_unit_attention(o).map_err(e)?;
+        for o in &luns {
+            if let Err(e) = h.clear_unit_attention(o) {
+                return Outcome::fail(&e);
             }
-            let bus = h.bus.clone();
-            let missing = (1..PROBE_LUN)
-                .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
-                .unwrap_or(PROBE_LUN);
-            // QEMU finds the target's device for any LUN (scsi-bus.c
-            // do_scsi_device_find) and answers for the missing one with
-            // LOGICAL UNIT NOT SUPPORTED (scsi_target_send_command), the
-            // same in 7.2 and 10.0; INQUIRY gets qualifier 3, type 0x1f.
-            let a = h
-                .command(
-                    0,
-                    l.target,
-                    missing,
-                    &cdb::test_unit_ready(),
-                    Data::None,
-                    &[],
-                )
-                .map_err(e)?;
-            expect_sense(
-                &a,
-                KEY_ILLEGAL_REQUEST,
-                0x25,
-                0x00,
-                &format!(
-                    "{} target {} lun {} (not configured) TEST UNIT READY",
-                    bus.as_str(),
-                    l.target,
-                    missing
-                ),
-            )?;
-            let a = h
-                .command(0, l.target, missing, &cdb::inquiry(36), Data::In(36), &[])
-                .map_err(e)?;
-            let i = Inquiry::decode(&a.data);
-            if a.resp.status != GOOD
-                || i.as_ref().map(|i| (i.qualifier, i.device_type)) != Some((3, 0x1f))
-            {
-                return Err(Outcome::mismatch(
-                    &format!(
-                        "{} target {} lun {} (not configured) INQUIRY peripheral qualifier/type",
-                        bus.as_str(),
-                        l.target,
-                        missing
-                    ),
-                    "GOOD, 3/0x1f (no unit can be connected here)",
-                    format!(
-                        "{}, {:?}",
-                        a.text().as_str(),
-                        i.map(|i| (i.qualifier, i.device_type))
-                    )
-                    .as_str(),
-                ));
-            }
-            // A target with no device: virtio_scsi_device_get finds none
-            // and the request ends with response BAD_TARGET.
-            if let Some(empty) = (0..=255u8)
-                .rev()
-                .find(|t| !luns.iter().any(|o| o.target == *t))
-            {
-                let a = h
-                    .command(0, empty, 0, &cdb::test_unit_ready(), Data::None, &[])
-                    .map_err(e)?;
-                if a.resp.response != response::BAD_TARGET {
-                    return Err(Outcome::mismatch(
-                        &format!(
-                            "{} target {} (no device) TEST UNIT READY",
-                            bus.as_str(),
-                            empty
-                        ),
-                        "response BAD_TARGET (3)",
-                        a.text().as_str(),
-                    ));
-                }
-            }
-            // Opcode 0x02 has no command in SBC-3 and scsi-hd's table
-            // (scsi-disk.c scsi_disk_emulate_command: INVALID_OPCODE).
-            let a = h
-                .command(0, l.target, l.lun, &[0x02, 0, 0, 0, 0, 0], Data::None, &[])
-                .map_err(e)?;
-            expect_sense(
-                &a,
-                KEY_ILLEGAL_REQUEST,
-                0x20,
-                0x00,
-                &format!("{} unknown opcode 0x02", l.name().as_str()),
-            )?;
-            // One block past the end: LBA OUT OF RANGE (SBC-3 5.15).
-            let bs = l.cfg.block_size;
-            let a = h
-                .command(
-                    0,
-                    l.target,
-                    l.lun,
-                    &cdb::read_16(l.blocks(), 1),
-                    Data::In(bs),
-                    &[],
-                )
-                .map_err(e)?;
-            expect_sense(
-                &a,
-                KEY_ILLEGAL_REQUEST,
-                0x21,
-                0x00,
-                &format!(
-                    "{} READ(16) at LBA {} (one past the end)",
-                    l.name().as_str(),
-                    l.blocks()
-                ),
-            )?;
-            Ok(())
-        })();
-        if let Err(o) = r {
+        }
+        if let Err(o) = body(&mut h, &l, &luns) {
             return o;
         }
     }
@@ -1038,130 +931,223 @@ pub fn errors(m: &mut Machine) -> Outcome {
     Outcome::Pass
 }
 
+/// A LUN that does not exist on a configured target and a target with no
+/// LUN at all, an opcode scsi-hd does not know, a read past the end.
+pub fn errors(m: &mut Machine) -> Outcome {
+    each_controller(m, |h, l, luns| {
+        let e = |s: String| Outcome::fail(&s);
+        let bus = h.bus.clone();
+        let missing = (1..PROBE_LUN)
+            .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
+            .unwrap_or(PROBE_LUN);
+        // QEMU finds the target's device for any LUN (scsi-bus.c
+        // do_scsi_device_find) and answers for the missing one with
+        // LOGICAL UNIT NOT SUPPORTED (scsi_target_send_command), the
+        // same in 7.2 and 10.0; INQUIRY gets qualifier 3, type 0x1f.
+        let a = h
+            .command(
+                0,
+                l.target,
+                missing,
+                &cdb::test_unit_ready(),
+                Data::None,
+                &[],
+            )
+            .map_err(e)?;
+        expect_sense(
+            &a,
+            KEY_ILLEGAL_REQUEST,
+            0x25,
+            0x00,
+            &format!(
+                "{} target {} lun {} (not configured) TEST UNIT READY",
+                bus.as_str(),
+                l.target,
+                missing
+            ),
+        )?;
+        let a = h
+            .command(0, l.target, missing, &cdb::inquiry(36), Data::In(36), &[])
+            .map_err(e)?;
+        let i = Inquiry::decode(&a.data);
+        if a.resp.status != GOOD
+            || i.as_ref().map(|i| (i.qualifier, i.device_type)) != Some((3, 0x1f))
+        {
+            return Err(Outcome::mismatch(
+                &format!(
+                    "{} target {} lun {} (not configured) INQUIRY peripheral qualifier/type",
+                    bus.as_str(),
+                    l.target,
+                    missing
+                ),
+                "GOOD, 3/0x1f (no unit can be connected here)",
+                format!(
+                    "{}, {:?}",
+                    a.text().as_str(),
+                    i.map(|i| (i.qualifier, i.device_type))
+                )
+                .as_str(),
+            ));
+        }
+        // A target with no device: virtio_scsi_device_get finds none
+        // and the request ends with response BAD_TARGET.
+        if let Some(empty) = (0..=255u8)
+            .rev()
+            .find(|t| !luns.iter().any(|o| o.target == *t))
+        {
+            let a = h
+                .command(0, empty, 0, &cdb::test_unit_ready(), Data::None, &[])
+                .map_err(e)?;
+            if a.resp.response != response::BAD_TARGET {
+                return Err(Outcome::mismatch(
+                    &format!(
+                        "{} target {} (no device) TEST UNIT READY",
+                        bus.as_str(),
+                        empty
+                    ),
+                    "response BAD_TARGET (3)",
+                    a.text().as_str(),
+                ));
+            }
+        }
+        // Opcode 0x02 has no command in SBC-3 and scsi-hd's table
+        // (scsi-disk.c scsi_disk_emulate_command: INVALID_OPCODE).
+        let a = h
+            .command(0, l.target, l.lun, &[0x02, 0, 0, 0, 0, 0], Data::None, &[])
+            .map_err(e)?;
+        expect_sense(
+            &a,
+            KEY_ILLEGAL_REQUEST,
+            0x20,
+            0x00,
+            &format!("{} unknown opcode 0x02", l.name().as_str()),
+        )?;
+        // One block past the end: LBA OUT OF RANGE (SBC-3 5.15).
+        let bs = l.cfg.block_size;
+        let a = h
+            .command(
+                0,
+                l.target,
+                l.lun,
+                &cdb::read_16(l.blocks(), 1),
+                Data::In(bs),
+                &[],
+            )
+            .map_err(e)?;
+        expect_sense(
+            &a,
+            KEY_ILLEGAL_REQUEST,
+            0x21,
+            0x00,
+            &format!(
+                "{} READ(16) at LBA {} (one past the end)",
+                l.name().as_str(),
+                l.blocks()
+            ),
+        )?;
+        Ok(())
+    })
+}
+
 /// LOGICAL UNIT RESET and ABORT TASK on the control queue, answered as
 /// section 5.6.6.2 and QEMU's virtio_scsi_do_tmf say; after the reset the
 /// LUN reports UNIT ATTENTION 29/00 (SAM-5 5.14.2).
 pub fn control(m: &mut Machine) -> Outcome {
-    let ctrls = match controllers(m) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    let mut ran = false;
-    for (d, luns) in ctrls {
-        let Some(l) = luns.first().cloned() else {
-            continue;
-        };
-        ran = true;
-        let mut h = match Hba::open(d, 2) {
-            Ok(h) => h,
-            Err(e) => return Outcome::fail(&format!("{} virtio-scsi: {}", d.bus_id(), e.as_str())),
-        };
-        let r = (|| -> Result<(), Outcome> {
-            let e = |s: String| Outcome::fail(&s);
-            // The reset's UNIT ATTENTION must be the LUN reset's, not the
-            // one the negotiation's reset left.
-            for o in &luns {
+    each_controller(m, |h, l, luns| {
+        // The bring-up's UNIT ATTENTION is cleared (each_controller): the
+        // one after the LUN reset is the reset's.
+        let e = |s: String| Outcome::fail(&s);
+        let name = l.name();
+        let missing = (1..PROBE_LUN)
+            .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
+            .unwrap_or(PROBE_LUN);
+        let empty = (0..=255u8)
+            .rev()
+            .find(|t| !luns.iter().any(|o| o.target == *t));
+        let mut cases: Vec<(String, u32, u8, u16, u8)> = Vec::new();
+        for o in luns {
+            cases.push((
+                format!("{} LOGICAL UNIT RESET", o.name().as_str()),
+                scsi::TMF_LOGICAL_UNIT_RESET,
+                o.target,
+                o.lun,
+                response::FUNCTION_COMPLETE,
+            ));
+            cases.push((
+                format!("{} ABORT TASK of a tag not in flight", o.name().as_str()),
+                scsi::TMF_ABORT_TASK,
+                o.target,
+                o.lun,
+                response::FUNCTION_COMPLETE,
+            ));
+        }
+        cases.extend([
+            (
+                format!(
+                    "{} target {} lun {} (not configured) LOGICAL UNIT RESET",
+                    h.bus.as_str(),
+                    l.target,
+                    missing
+                ),
+                scsi::TMF_LOGICAL_UNIT_RESET,
+                l.target,
+                missing,
+                response::INCORRECT_LUN,
+            ),
+            (
+                format!("{} CLEAR ACA (QEMU rejects it)", name.as_str()),
+                2,
+                l.target,
+                l.lun,
+                response::FUNCTION_REJECTED,
+            ),
+        ]);
+        if let Some(t) = empty {
+            cases.push((
+                format!(
+                    "{} target {} (no device) LOGICAL UNIT RESET",
+                    h.bus.as_str(),
+                    t
+                ),
+                scsi::TMF_LOGICAL_UNIT_RESET,
+                t,
+                0,
+                response::BAD_TARGET,
+            ));
+        }
+        for (what, subtype, target, lun, want) in cases {
+            let tag = h.next_tag() + 0x1000;
+            let got = h.tmf(subtype, target, lun, tag).map_err(e)?;
+            if got != want {
+                return Err(Outcome::mismatch(
+                    &what,
+                    format!("{} ({})", want, response::name(want)).as_str(),
+                    format!("{} ({})", got, response::name(got)).as_str(),
+                ));
+            }
+            if let Some(o) = luns.iter().find(|o| {
+                subtype == scsi::TMF_LOGICAL_UNIT_RESET
+                    && want == response::FUNCTION_COMPLETE
+                    && (o.target, o.lun) == (target, lun)
+            }) {
+                let a = h
+                    .command(0, target, lun, &cdb::test_unit_ready(), Data::None, &[])
+                    .map_err(e)?;
+                expect_sense(
+                    &a,
+                    KEY_UNIT_ATTENTION,
+                    0x29,
+                    0x00,
+                    &format!(
+                        "{} first command after LOGICAL UNIT RESET",
+                        o.name().as_str()
+                    ),
+                )?;
                 h.clear_unit_attention(o).map_err(e)?;
             }
-            let name = l.name();
-            let missing = (1..PROBE_LUN)
-                .find(|&n| !luns.iter().any(|o| o.target == l.target && o.lun == n))
-                .unwrap_or(PROBE_LUN);
-            let empty = (0..=255u8)
-                .rev()
-                .find(|t| !luns.iter().any(|o| o.target == *t));
-            let mut cases: Vec<(String, u32, u8, u16, u8)> = Vec::new();
-            for o in &luns {
-                cases.push((
-                    format!("{} LOGICAL UNIT RESET", o.name().as_str()),
-                    scsi::TMF_LOGICAL_UNIT_RESET,
-                    o.target,
-                    o.lun,
-                    response::FUNCTION_COMPLETE,
-                ));
-                cases.push((
-                    format!("{} ABORT TASK of a tag not in flight", o.name().as_str()),
-                    scsi::TMF_ABORT_TASK,
-                    o.target,
-                    o.lun,
-                    response::FUNCTION_COMPLETE,
-                ));
-            }
-            cases.extend([
-                (
-                    format!(
-                        "{} target {} lun {} (not configured) LOGICAL UNIT RESET",
-                        h.bus.as_str(),
-                        l.target,
-                        missing
-                    ),
-                    scsi::TMF_LOGICAL_UNIT_RESET,
-                    l.target,
-                    missing,
-                    response::INCORRECT_LUN,
-                ),
-                (
-                    format!("{} CLEAR ACA (QEMU rejects it)", name.as_str()),
-                    2,
-                    l.target,
-                    l.lun,
-                    response::FUNCTION_REJECTED,
-                ),
-            ]);
-            if let Some(t) = empty {
-                cases.push((
-                    format!(
-                        "{} target {} (no device) LOGICAL UNIT RESET",
-                        h.bus.as_str(),
-                        t
-                    ),
-                    scsi::TMF_LOGICAL_UNIT_RESET,
-                    t,
-                    0,
-                    response::BAD_TARGET,
-                ));
-            }
-            for (what, subtype, target, lun, want) in cases {
-                let tag = h.next_tag() + 0x1000;
-                let got = h.tmf(subtype, target, lun, tag).map_err(e)?;
-                if got != want {
-                    return Err(Outcome::mismatch(
-                        &what,
-                        format!("{} ({})", want, response::name(want)).as_str(),
-                        format!("{} ({})", got, response::name(got)).as_str(),
-                    ));
-                }
-                if let Some(o) = luns.iter().find(|o| {
-                    subtype == scsi::TMF_LOGICAL_UNIT_RESET
-                        && want == response::FUNCTION_COMPLETE
-                        && (o.target, o.lun) == (target, lun)
-                }) {
-                    let a = h
-                        .command(0, target, lun, &cdb::test_unit_ready(), Data::None, &[])
-                        .map_err(e)?;
-                    expect_sense(
-                        &a,
-                        KEY_UNIT_ATTENTION,
-                        0x29,
-                        0x00,
-                        &format!(
-                            "{} first command after LOGICAL UNIT RESET",
-                            o.name().as_str()
-                        ),
-                    )?;
-                    h.clear_unit_attention(o).map_err(e)?;
-                }
-            }
-            Ok(())
-        })();
-        if let Err(o) = r {
-            return o;
         }
-    }
-    if !ran {
-        return Outcome::skip(NO_LUNS);
-    }
-    Outcome::Pass
+        Ok(())
+    })
 }
 
 /// Enough requests for the 16-bit available index to wrap once.
