@@ -22,20 +22,6 @@ const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
     // From QEMU 11.0: no source at hand says what they must answer.
     ("hcall.diag320.query", "no expectation recorded"),
     ("hcall.diag508.query", "no expectation recorded"),
-    // The default controller has no LUN yet (its scratch images wait for
-    // the runner's scratch-disk set-up); tests/scsi.rs drives LUNs.
-    (
-        "scsi.errors",
-        "no LUN of a virtio-scsi-ccw device in disks=",
-    ),
-    (
-        "scsi.control",
-        "no LUN of a virtio-scsi-ccw device in disks=",
-    ),
-    (
-        "scsi.stress",
-        "no LUN of a virtio-scsi-ccw device in disks=",
-    ),
     // Needs the host to plug a LUN over QMP: tests/scsi.rs.
     ("scsi.hotplug", "no scsi-hotplug="),
 ];
@@ -76,7 +62,16 @@ fn default_scenario_runs_every_check_it_can() {
             ),
         );
     }
-    for must_run in ["virtio.", "css.", "hcall.diag500.notify"] {
+    for must_run in [
+        "virtio.",
+        "css.",
+        "hcall.diag500.notify",
+        "blk.",
+        "scsi.commands",
+        "scsi.errors",
+        "scsi.control",
+        "scsi.stress",
+    ] {
         check(
             &o,
             !skipped.iter().any(|(n, _)| n.starts_with(must_run)),
@@ -92,6 +87,15 @@ fn default_scenario_runs_every_check_it_can() {
         &o,
         o.hotplug_done && o.qmp_commands_done,
         "the hot plug and both balloon resizes done over QMP",
+    );
+    // The blk disk and both LUNs written whole and verified by the host.
+    check(
+        &o,
+        o.disks.len() == 3
+            && o.disks
+                .iter()
+                .all(|d| d.reason.is_none() && d.expect == qemu_runner::disks::Expect::Complete),
+        "three scratch disks left complete and verified after the run",
     );
 }
 
