@@ -124,16 +124,10 @@ fn flip(image: &std::path::Path, offset: u64, bit: u8) {
     f.write_all_at(&b, offset).unwrap();
 }
 
-/// Booted by hand, as the README shows: `cargo xtask disk`'s image, one
-/// byte flipped, the firmware told the seed and that the disk is scratch.
-#[test]
-fn a_byte_flipped_before_boot_fails_naming_it() {
-    let dir = common::scenario_dir("blk-flip-before");
-    let image = dir.join("disk.img");
-    let seed = 0x1234_5678;
-    qemu_runner::disks::create(&image, seed, 8 * MIB).unwrap();
-    let offset = 3 * MIB + 1234;
-    flip(&image, offset, 0x10);
+/// Boots the firmware by hand, as the README shows, with `image` as a
+/// virtio-blk device at fe.0.0001 (device properties `props`) and the
+/// firmware words `append`; returns the console.
+fn by_hand(image: &std::path::Path, props: &str, append: &str) -> String {
     let mut args: Vec<std::ffi::OsString> = [
         "-M",
         "s390-ccw-virtio",
@@ -159,11 +153,52 @@ fn a_byte_flipped_before_boot_fails_naming_it() {
         .into(),
     );
     args.push("-device".into());
-    args.push("virtio-blk-ccw,drive=d0,devno=fe.0.0001".into());
+    args.push(format!("virtio-blk-ccw,drive=d0,devno=fe.0.0001,{props}").into());
     args.push("-append".into());
-    args.push(format!("only=blk seed={seed:#x} scratch=fe.0.0001 disks=fe.0.0001:8M").into());
+    args.push(append.into());
     let out = common::run_qemu_by_hand(&args);
-    let console = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A disk other than the command line says: blk.config names each field
+/// that differs, blk.requests the serial GET_ID answered.
+#[test]
+fn a_disk_other_than_configured_fails_naming_the_fields() {
+    let dir = common::scenario_dir("blk-misconfigured");
+    let image = dir.join("disk.img");
+    qemu_runner::disks::create(&image, 7, 8 * MIB).unwrap();
+    let console = by_hand(
+        &image,
+        "serial=zv-real",
+        "only=blk.config,blk.requests seed=7 disks=fe.0.0001:16M:bs=4096:queues=2:serial=zv-told",
+    );
+    for want in [
+        "not ok 1 - blk.config",
+        "capacity (bytes): expected 16777216, got 8388608",
+        "block size: expected 4096, got 512",
+        "request queues: expected 2, got 1",
+        "not ok 2 - blk.requests",
+        "GET_ID: expected 'zv-told', got 'zv-real'",
+    ] {
+        assert!(console.contains(want), "{want:?} missing from:\n{console}");
+    }
+}
+
+/// Booted by hand, as the README shows: `cargo xtask disk`'s image, one
+/// byte flipped, the firmware told the seed and that the disk is scratch.
+#[test]
+fn a_byte_flipped_before_boot_fails_naming_it() {
+    let dir = common::scenario_dir("blk-flip-before");
+    let image = dir.join("disk.img");
+    let seed = 0x1234_5678;
+    qemu_runner::disks::create(&image, seed, 8 * MIB).unwrap();
+    let offset = 3 * MIB + 1234;
+    flip(&image, offset, 0x10);
+    let console = by_hand(
+        &image,
+        "serial=zv-1",
+        &format!("only=blk seed={seed:#x} scratch=fe.0.0001 disks=fe.0.0001:8M:serial=zv-1"),
+    );
     let sector = offset / 512;
     let named = format!("sector {sector} byte {}", offset % 512);
     assert!(
