@@ -98,9 +98,10 @@ pub mod markers {
         "# zvtest: config-change ready adapter",
     ];
     /// Followed by a disk's id: every writable stripe of that scratch disk
-    /// now holds pattern B (contract `disk`); the runner verifies the
-    /// image as a complete run leaves it. A scratch disk without this line
-    /// must be as it was before the run.
+    /// now holds pattern B (contract `disk`). For people and scenarios to
+    /// read; the runner decides what an image must hold from whether the
+    /// disk's `<group>.stress` check passed in a complete run
+    /// (qemu-runner `disks::expectation`).
     pub const DISK_WRITTEN: &str = "# zvtest: disk written";
     /// Plug, then unplug, the `scsi-hotplug=` LUN now (`scsi.hotplug`).
     pub const SCSI_HOTPLUG_READY: [&str; 2] = [

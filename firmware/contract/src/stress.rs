@@ -72,6 +72,17 @@ pub struct ShapeLimits {
     pub max_gap: u32,
 }
 
+impl ShapeLimits {
+    /// Three elements at most (header, payload, status), none apart: the
+    /// shape a block layer sends, for the many cheap requests of an index
+    /// wrap and of a benchmark.
+    pub const LEAN: ShapeLimits = ShapeLimits {
+        max_elements: 3,
+        max_len: None,
+        max_gap: 0,
+    };
+}
+
 /// Cuts a request of `readable` device-readable bytes followed by
 /// `writable` device-writable ones into elements: always at the boundary
 /// between the two and at every offset in `cuts` (fixed parts such as a

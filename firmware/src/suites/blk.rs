@@ -19,7 +19,7 @@ use crate::virtio::devices::blk::{
 };
 use crate::virtio::indicators::{self, IndicatorMode, Indicators};
 use crate::virtio::queue::{setup_queue, DmaBuffer, Queue};
-use crate::virtio::stress::{self, Completion, Options, Poison, ShapeLimits};
+use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
     F_RING_PACKED,
@@ -551,6 +551,30 @@ fn device_requests(d: &Disk, seed: u64, failures: &mut Vec<String>) -> Result<()
     Ok(())
 }
 
+/// Runs the engine on queue `q` of `o` with the indicators acknowledged
+/// before each wait (the host raises an adapter interrupt only when the
+/// summary goes 0 -> 1), and counts the interrupts that came meanwhile.
+fn drive_queue(
+    o: &mut Open,
+    q: usize,
+    traffic: &mut Traffic,
+    opts: &Options,
+    progress: &mut dyn FnMut(&QueueStats, u64),
+) -> Result<QueueStats, stress::Failure> {
+    let ints0 = indicators::interrupts_seen();
+    let ind = &mut o.ind;
+    let mut s = stress::run(
+        &mut o.t,
+        &mut o.queues[q],
+        traffic,
+        opts,
+        &mut || ind.acknowledge(),
+        progress,
+    )?;
+    s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+    Ok(s)
+}
+
 /// The largest disk read whole before the stress (bytes).
 const READ_ALL_MAX: u64 = 256 << 20;
 
@@ -630,7 +654,7 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
     // last one writing every writable stripe.
     let rounds = super::setups::stress_rounds(true);
     let mut driven = 0;
-    let mut total = zvtest_contract::stress::QueueStats::default();
+    let mut total = QueueStats::default();
     let last = rounds.len() - 1;
     for (i, (setup, completion)) in rounds.into_iter().enumerate() {
         let mut o = match open(d.sid, setup)? {
@@ -708,16 +732,19 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     stream: (u64::from(d.sid) << 24) | (i as u64) << 16 | q as u64,
                     depth: size,
                     requests: mix.requests(&medium).unwrap_or(*requests),
-                    limits: ShapeLimits {
-                        // seg_max counts data segments; the header and the
-                        // status byte come on top.
-                        max_elements: if lean {
-                            3
-                        } else {
-                            (seg_max + 2).min(usize::from(size)).max(3)
-                        },
-                        max_len: size_max,
-                        max_gap: if lean { 0 } else { 256 },
+                    limits: if lean {
+                        ShapeLimits {
+                            max_len: size_max,
+                            ..ShapeLimits::LEAN
+                        }
+                    } else {
+                        ShapeLimits {
+                            // seg_max counts data segments; the header and
+                            // the status byte come on top.
+                            max_elements: (seg_max + 2).min(usize::from(size)).max(3),
+                            max_len: size_max,
+                            max_gap: 256,
+                        }
                     },
                     indirect: if lean { 0 } else { indirect },
                     completion,
@@ -726,10 +753,7 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     now_us,
                 };
                 let mut traffic = Traffic::new(&mut medium, *mix);
-                let ints0 = indicators::interrupts_seen();
-                let ind = &mut o.ind;
-                let mut wake = || ind.acknowledge();
-                let mut progress = |s: &zvtest_contract::stress::QueueStats, of: u64| {
+                let mut progress = |s: &QueueStats, of: u64| {
                     crate::out!(
                         "# blk {} q{} {} {}: {} of {} requests so far\n",
                         d.id,
@@ -740,26 +764,18 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         of
                     );
                 };
-                let result = stress::run(
-                    &mut o.t,
-                    &mut o.queues[q],
-                    &mut traffic,
-                    &opts,
-                    &mut wake,
-                    &mut progress,
-                );
-                let mut s = result.map_err(|f| {
-                    format!(
-                        "queue {} {} {} {} request {}: {}",
-                        q,
-                        label.as_str(),
-                        completion.name(),
-                        *phase,
-                        f.request,
-                        f.what.as_str()
-                    )
-                })?;
-                s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+                let s =
+                    drive_queue(&mut o, q, &mut traffic, &opts, &mut progress).map_err(|f| {
+                        format!(
+                            "queue {} {} {} {} request {}: {}",
+                            q,
+                            label.as_str(),
+                            completion.name(),
+                            *phase,
+                            f.request,
+                            f.what.as_str()
+                        )
+                    })?;
                 let (r, w, fl) = traffic.counts();
                 crate::out!(
                     "# blk {} q{} {} {} {}: {} ({} reads, {} writes, {} flushes)\n",
@@ -840,11 +856,7 @@ fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
             depth: depth.min(size),
             requests: u64::MAX,
             // Header, data, status: the shape a block layer sends.
-            limits: ShapeLimits {
-                max_elements: 3,
-                max_len: None,
-                max_gap: 0,
-            },
+            limits: ShapeLimits::LEAN,
             indirect: 0,
             // One request at a time: spinning on the used ring saves a halt
             // and a wake-up per request. Deeper, the CPU is better left to
@@ -860,19 +872,7 @@ fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
             now_us,
         };
         let mut traffic = Traffic::new(medium, mix);
-        let ints0 = indicators::interrupts_seen();
-        let ind = &mut o.ind;
-        let mut wake = || ind.acknowledge();
-        let mut progress = |_: &zvtest_contract::stress::QueueStats, _: u64| {};
-        let mut s = stress::run(
-            &mut o.t,
-            &mut o.queues[0],
-            &mut traffic,
-            &opts,
-            &mut wake,
-            &mut progress,
-        )
-        .map_err(|f| {
+        let s = drive_queue(&mut o, 0, &mut traffic, &opts, &mut |_, _| {}).map_err(|f| {
             format!(
                 "bench {} request {}: {}",
                 b.name(),
@@ -880,7 +880,6 @@ fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
                 f.what.as_str()
             )
         })?;
-        s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
         crate::out!(
             "# bench {} {}: requests {} bytes {} us {} req/s {} KiB/s {} kicks {} interrupts {} max depth {} verified {}\n",
             b.name(),
@@ -905,11 +904,7 @@ fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
             stream: u64::from(d.sid) << 16 | 1,
             depth: size,
             requests: mix.requests(medium).unwrap_or(0),
-            limits: ShapeLimits {
-                max_elements: 3,
-                max_len: None,
-                max_gap: 0,
-            },
+            limits: ShapeLimits::LEAN,
             indirect: 0,
             completion: Completion::Interrupts,
             poison: Poison::Ends,
@@ -917,17 +912,8 @@ fn bench(m: &Machine, d: &Disk, medium: &mut Medium) -> Result<(), String> {
             now_us,
         };
         let mut traffic = Traffic::new(medium, mix);
-        let ind = &mut o.ind;
-        let mut wake = || ind.acknowledge();
-        stress::run(
-            &mut o.t,
-            &mut o.queues[0],
-            &mut traffic,
-            &opts,
-            &mut wake,
-            &mut |_, _| {},
-        )
-        .map_err(|f| format!("fill request {}: {}", f.request, f.what.as_str()))?;
+        drive_queue(&mut o, 0, &mut traffic, &opts, &mut |_, _| {})
+            .map_err(|f| format!("fill request {}: {}", f.request, f.what.as_str()))?;
         crate::out!("{} {}\n", markers::DISK_WRITTEN, d.id);
     }
     let _ = o.t.reset();

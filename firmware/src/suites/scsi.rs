@@ -1289,16 +1289,16 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                     stream: (u64::from(d.subchannel.sid) << 24) | (i as u64) << 8 | qno as u64,
                     depth: size,
                     requests: traffic.requests().unwrap_or(requests),
-                    limits: ShapeLimits {
-                        // seg_max counts data segments; the request header
-                        // and the response come on top.
-                        max_elements: if lean {
-                            3
-                        } else {
-                            (cfg.seg_max as usize + 2).min(usize::from(size)).max(3)
-                        },
-                        max_len: None,
-                        max_gap: if lean { 0 } else { 256 },
+                    limits: if lean {
+                        ShapeLimits::LEAN
+                    } else {
+                        ShapeLimits {
+                            // seg_max counts data segments; the request
+                            // header and the response come on top.
+                            max_elements: (cfg.seg_max as usize + 2).min(usize::from(size)).max(3),
+                            max_len: None,
+                            max_gap: 256,
+                        }
                     },
                     indirect: if lean || !*indirect { 0 } else { 3 },
                     completion,
