@@ -34,6 +34,11 @@ pub const NAMES: &[&str] = &[
     "scsi.control",
     "scsi.stress",
     "scsi.hotplug",
+    "serial.config",
+    "serial.control",
+    "serial.stress",
+    "serial.emergency",
+    "serial.close",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -108,6 +113,16 @@ pub mod markers {
         "# zvtest: scsi hotplug ready plug",
         "# zvtest: scsi hotplug ready unplug",
     ];
+    /// Followed by ` <bus id>`: the firmware starts moving the streams of
+    /// every port of that virtio-serial device (`serial.stress`); the
+    /// host's peer holds them complete from then on.
+    pub const SERIAL_STRESS: &str = "# zvtest: serial stress";
+    /// Followed by ` <bus id> <port>`: close the host side of that port
+    /// now (`serial.close`).
+    pub const SERIAL_CLOSE: &str = "# zvtest: serial close";
+    /// Followed by ` <bus id>`: the emergency-write bytes of that device
+    /// were written (`serial.emergency`); the console's peer must have them.
+    pub const SERIAL_EMERGENCY: &str = "# zvtest: serial emergency written";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 }

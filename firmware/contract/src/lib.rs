@@ -17,6 +17,7 @@ pub mod host;
 pub mod hypercalls;
 pub mod inventory;
 pub mod sccb;
+pub mod serial;
 pub mod stress;
 pub mod tap;
 pub mod verdict;

@@ -15,6 +15,7 @@ mod inject;
 mod legacy;
 mod rng;
 mod scsi;
+mod serial;
 mod setups;
 mod timer;
 mod virtio;
@@ -60,6 +61,11 @@ const CHECKS: &[Check<Machine>] = &[
         .timeout(120_000)
         .stressed(),
     Check::new("scsi.hotplug", scsi::hotplug).timeout(60_000),
+    Check::new("serial.config", serial::config),
+    Check::new("serial.control", serial::control).timeout(20_000),
+    Check::new("serial.stress", serial::stress).timeout(120_000),
+    Check::new("serial.emergency", serial::emergency),
+    Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

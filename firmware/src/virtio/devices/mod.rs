@@ -9,3 +9,4 @@ pub mod blk;
 pub mod order;
 pub mod rng;
 pub mod scsi;
+pub mod serial;
