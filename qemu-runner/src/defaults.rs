@@ -27,6 +27,12 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
     ("virtio-9p-ccw", "fe.0.000a", "9p"),
 ];
 
+/// Devices that need a host device QEMU opens itself (model, bus id, the
+/// firmware's name, the host device): in the scenario where the host has
+/// it, else left out with the reason.
+pub const HOST_DEVICES: &[(&str, &str, &str, &str)] =
+    &[("vhost-vsock-ccw", "fe.0.000c", "vsock", "/dev/vhost-vsock")];
+
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
 
@@ -110,6 +116,18 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
         if model == "virtio-9p-ccw" {
             let dev = s.ccw_devices.last_mut().expect("just added");
             scratch_share(dev, &share);
+        }
+    }
+    for &(model, bus, name, host) in HOST_DEVICES {
+        if !Path::new(host).exists() {
+            left_out.push((
+                model,
+                format!("it needs {host}, which this host does not have (a kernel module)"),
+            ));
+        } else if let Err(why) = offered(&s.qemu, s.data_dir.as_deref(), model) {
+            left_out.push((model, why));
+        } else {
+            s = s.ccw_device(model, bus, name);
         }
     }
     let (model, bus, name) = HOT_PLUGGED;

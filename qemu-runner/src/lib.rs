@@ -67,6 +67,7 @@ pub mod assess;
 pub mod defaults;
 pub mod devices;
 pub mod disks;
+pub mod peers;
 pub mod qemu_args;
 pub mod qmp;
 pub mod run;
@@ -80,6 +81,7 @@ pub use assess::{judge, judge_run, Exit, RunFacts, Verdict};
 pub use defaults::default_scenario;
 pub use devices::CcwDevice;
 pub use disks::{Disk, DiskCheck, Expect};
+pub use peers::{Peer, PeerContext, PeerEnd, PeerOutcome, PeerSpec};
 pub use qmp::{QmpError, QmpEvent};
 pub use run::{kill_running_qemus, run, Run, RunOptions, STDERR_PREFIX};
 pub use scenario::{

@@ -100,6 +100,8 @@ pub struct Run {
     /// Each scratch disk as verified after the run (its line, and a
     /// reason in the verdict if it failed).
     pub disks: Vec<crate::disks::DiskCheck>,
+    /// What each of the scenario's peers saw (its reasons are in the verdict).
+    pub peers: Vec<crate::peers::PeerOutcome>,
 }
 
 impl Run {
@@ -258,13 +260,23 @@ struct Qemu(Child);
 impl Qemu {
     /// Starts `command`; `inherit` is a close-on-exec descriptor QEMU is
     /// to keep (its end of the QMP socket pair).
-    fn spawn(command: &mut Command, inherit: Option<RawFd>) -> io::Result<Self> {
+    fn spawn(
+        command: &mut Command,
+        inherit: Option<RawFd>,
+        netns: Option<RawFd>,
+    ) -> io::Result<Self> {
         let parent = std::process::id();
         // SAFETY: the closure runs in the forked child before exec and
-        // calls only fcntl(), prctl() and getppid(), which are
+        // calls only fcntl(), setns(), prctl() and getppid(), which are
         // async-signal-safe, and builds its error without allocating.
         unsafe {
             command.pre_exec(move || {
+                // A peer's network namespace (its tap is there).
+                if let Some(fd) = netns {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 // Only this child keeps the descriptor across exec.
                 if let Some(fd) = inherit {
                     if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
@@ -378,6 +390,32 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
 
     let mut args = scenario.qemu_args(kernel);
     let psw_reported = reports_wait_psw(&args);
+    // Peers bind before QEMU starts: their sockets are there to connect to.
+    let peer_dir = peer_dir(scenario)?;
+    let peers = match &peer_dir {
+        None => None,
+        Some(dir) => {
+            let ctx = crate::peers::PeerContext {
+                dir: dir.clone(),
+                seed: scenario.disk_seed(),
+                deadline: Instant::now() + scenario.timeout + DRAIN_GRACE,
+            };
+            Some(crate::peers::Running::start(&scenario.peers, &ctx)?)
+        }
+    };
+    let netns = match peers.as_ref().map(crate::peers::Running::netns) {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(Some(path))) => Some(File::open(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open network namespace {}: {e}", path.display()),
+            )
+        })?),
+        _ => None,
+    };
+    if let Some(p) = &peers {
+        args.extend(p.qemu_args().into_iter().map(Into::into));
+    }
     // Hot plug, commands on console lines and events: QEMU talks QMP over
     // a socket pair whose other end it inherits.
     let qmp_socket =
@@ -400,6 +438,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
         qmp_socket.as_ref().map(QmpSocket::child_fd),
+        netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd),
     )
     .map_err(|e| {
         io::Error::new(
@@ -409,6 +448,11 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     })?;
 
     // Bounded, so a flooding guest is slowed down rather than filling our memory.
+    drop(netns);
+    let mut peers = peers;
+    if let Some(p) = &mut peers {
+        p.spawned(child.0.id());
+    }
     let (tx, rx) = mpsc::sync_channel(CHANNEL_LINES);
     let stdout = child.0.stdout.take().expect("stdout is piped");
     let stderr = child.0.stderr.take().expect("stderr is piped");
@@ -429,6 +473,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         tail_bytes: 0,
         unlogged: 0,
         stderr: StderrFacts::default(),
+        peers,
     };
     let ended = Arc::new(AtomicBool::new(false));
     let job = match qmp_socket {
@@ -498,6 +543,26 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     if scenario.diag288 == Some(Diag288::Expire) {
         verdict.reasons.extend(watchdog_reason(&tap, &qmp_events));
     }
+    let peers = match console.peers.take() {
+        None => Vec::new(),
+        Some(running) => {
+            let complete = tap.summary.is_some() && tap.bail_out.is_none() && !exit.is_timed_out();
+            let outcomes = running.finish(&crate::peers::PeerEnd {
+                tap: &tap,
+                complete,
+            });
+            note_peers(&log_path, &outcomes, opts.echo)?;
+            for o in &outcomes {
+                verdict
+                    .reasons
+                    .extend(o.reasons.iter().map(|r| format!("peer {}: {r}", o.name)));
+            }
+            outcomes
+        }
+    };
+    if let Some(dir) = &peer_dir {
+        let _ = fs::remove_dir_all(dir);
+    }
     let disks = match &scenario.disk_dir {
         Some(dir) if !scenario.disks.is_empty() => {
             let complete = tap.summary.is_some() && tap.bail_out.is_none() && !exit.is_timed_out();
@@ -529,7 +594,39 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
         tap,
         verdict,
         disks,
+        peers,
     })
+}
+
+/// A fresh directory for the peers' sockets, if the scenario has peers:
+/// short, since a unix socket's path is at most 107 bytes.
+fn peer_dir(scenario: &Scenario) -> io::Result<Option<PathBuf>> {
+    if scenario.peers.is_empty() {
+        return Ok(None);
+    }
+    static DIRS: AtomicUsize = AtomicUsize::new(0);
+    let n = DIRS.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zvp-{}-{n}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(Some(dir))
+}
+
+/// The peers' lines, at the end of the console log (and on our stderr
+/// when the console is echoed).
+fn note_peers(log: &Path, outcomes: &[crate::peers::PeerOutcome], echo: bool) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().append(true).open(log)?;
+    for o in outcomes {
+        for l in o.lines.iter().chain(&o.reasons) {
+            writeln!(f, "# peer {}: {l}", o.name)?;
+            if echo {
+                eprintln!("# peer {}: {l}", o.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fresh images for the scenario's disks, in its disk directory.
@@ -676,6 +773,8 @@ struct Capture {
     /// Bytes not written to the log (the tail included).
     unlogged: u64,
     stderr: StderrFacts,
+    /// The scenario's peers, told each console line.
+    peers: Option<crate::peers::Running>,
 }
 
 /// What QEMU's stderr told about how the guest ended.
@@ -732,6 +831,9 @@ impl Capture {
                     self.time_to_tap = Some(at.duration_since(self.start));
                 }
                 let trimmed = line.trim();
+                if let Some(p) = &mut self.peers {
+                    p.line(trimmed);
+                }
                 if let Some(i) = self.triggers.iter().position(|t| t == trimmed) {
                     let seen = self.triggers.remove(i);
                     if let Some(tx) = &self.triggered {

@@ -88,6 +88,9 @@ pub struct Scenario {
     /// Mistakes made while building (a malformed bus id, ...); reported
     /// by [`Scenario::validate`].
     pub errors: Vec<String>,
+    /// Programs of the runner at the host end of devices
+    /// ([`Scenario::peer`]), heard in the verdict.
+    pub peers: Vec<crate::peers::PeerRef>,
 }
 
 /// Where the firmware's `qemu-version=` word comes from.
@@ -224,6 +227,7 @@ impl Scenario {
             disks: Vec::new(),
             disk_dir: None,
             errors: Vec::new(),
+            peers: Vec::new(),
         }
     }
 
@@ -329,6 +333,15 @@ impl Scenario {
     /// for them; the scenario sends the QMP commands that set them).
     pub fn balloon_pages(mut self, after_classic: u32, after_adapter: u32) -> Self {
         self.balloon_pages = Some([after_classic, after_adapter]);
+        self
+    }
+
+    /// A peer at the host end of a device's back-end: it binds before
+    /// QEMU starts, adds the back-end's arguments, sees the console lines
+    /// and its findings join the verdict ([`crate::peers`]).
+    pub fn peer(mut self, spec: impl crate::peers::PeerSpec + 'static) -> Self {
+        self.peers
+            .push(crate::peers::PeerRef(std::sync::Arc::new(spec)));
         self
     }
 

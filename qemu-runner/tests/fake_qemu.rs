@@ -1535,3 +1535,153 @@ fn an_incomplete_run_is_still_verified() {
     assert!(r.contains(&format!("offset {outside:#x}")), "{r}");
     assert!(r.ends_with("(the run was incomplete)"), "{r}");
 }
+
+/// A peer that serves nothing: it adds an argument, collects the console
+/// lines it is told, may ask for a network namespace, and fails the run
+/// when it never saw its line.
+#[derive(Debug)]
+struct LinePeer {
+    want: &'static str,
+    netns: bool,
+}
+
+struct LinePeerRunning {
+    want: &'static str,
+    seen: bool,
+    netns: Option<(
+        PathBuf,
+        std::thread::JoinHandle<()>,
+        std::sync::mpsc::Sender<()>,
+    )>,
+    dir: PathBuf,
+}
+
+impl qemu_runner::PeerSpec for LinePeer {
+    fn name(&self) -> String {
+        "lines".into()
+    }
+    fn start(&self, ctx: &qemu_runner::PeerContext) -> std::io::Result<Box<dyn qemu_runner::Peer>> {
+        assert!(ctx.dir.is_dir(), "the peer's socket directory exists");
+        assert!(ctx.deadline > Instant::now());
+        // A thread in a network namespace of its own, alive until finish.
+        let netns = if self.netns {
+            let (path_tx, path_rx) = std::sync::mpsc::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let h = std::thread::spawn(move || {
+                // SAFETY: unshare() moves only this thread to a new namespace.
+                let r = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+                let tid = std::fs::read_link("/proc/thread-self").ok();
+                let _ = path_tx.send(
+                    (r == 0)
+                        .then_some(tid)
+                        .flatten()
+                        .map(|t| PathBuf::from("/proc").join(t).join("ns/net")),
+                );
+                let _ = stop_rx.recv_timeout(Duration::from_secs(30));
+            });
+            match path_rx.recv().unwrap() {
+                Some(p) => Some((p, h, stop_tx)),
+                None => {
+                    return Err(std::io::Error::other(
+                        "cannot unshare the network namespace",
+                    ))
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Box::new(LinePeerRunning {
+            want: self.want,
+            seen: false,
+            netns,
+            dir: ctx.dir.clone(),
+        }))
+    }
+}
+
+impl qemu_runner::Peer for LinePeerRunning {
+    fn qemu_args(&self) -> Vec<String> {
+        vec![
+            "-chardev".into(),
+            format!("socket,path={}/p0", self.dir.display()),
+        ]
+    }
+    fn netns(&self) -> Option<PathBuf> {
+        self.netns.as_ref().map(|(p, _, _)| p.clone())
+    }
+    fn line(&mut self, line: &str) {
+        self.seen |= line == self.want;
+    }
+    fn finish(self: Box<Self>, end: &qemu_runner::PeerEnd<'_>) -> qemu_runner::PeerOutcome {
+        let mut o = qemu_runner::PeerOutcome::new("lines");
+        o.lines.push(format!("complete {}", end.complete));
+        if !self.seen {
+            o.reasons.push(format!("never saw '{}'", self.want));
+        }
+        if let Some((_, h, stop)) = self.netns {
+            let _ = stop.send(());
+            let _ = h.join();
+        }
+        o
+    }
+}
+
+#[test]
+fn peers_add_arguments_hear_lines_and_join_the_verdict() {
+    let script = format!(
+        "case \"$*\" in *'-chardev socket,path='*/p0*) ;; *) echo 'no peer argument' >&2; exit 3;; esac\n{}",
+        print_tap(GOOD_TAP)
+    );
+    let s = Scenario::new("peer").peer(LinePeer {
+        want: "# zvtest 0.1.0",
+        netns: false,
+    });
+    let o = boot("peer-pass", &script, s);
+    assert!(o.passed(), "{}", o.failure_report());
+    assert_eq!(o.peers.len(), 1);
+    assert!(
+        o.console().contains("# peer lines: complete true"),
+        "{}",
+        o.console()
+    );
+
+    let s = Scenario::new("peer").peer(LinePeer {
+        want: "# never printed",
+        netns: false,
+    });
+    let o = boot("peer-fail", &script, s);
+    assert!(!o.passed());
+    let v = o.verdict.to_string();
+    assert!(v.contains("peer lines: never saw '# never printed'"), "{v}");
+}
+
+#[test]
+fn qemu_runs_in_the_peers_network_namespace() {
+    // SAFETY: geteuid() only reads the process's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: a network namespace cannot be made here");
+        return;
+    }
+    let ours = fs::read_link("/proc/self/ns/net").unwrap();
+    let script = format!(
+        "echo \"# netns $(readlink /proc/self/ns/net)\"\n{}",
+        print_tap(GOOD_TAP)
+    );
+    let s = Scenario::new("peer-netns").peer(LinePeer {
+        want: "# zvtest 0.1.0",
+        netns: true,
+    });
+    let o = boot("peer-netns", &script, s);
+    assert!(o.passed(), "{}", o.failure_report());
+    let line = o
+        .console()
+        .lines()
+        .find_map(|l| l.strip_prefix("# netns ").map(String::from))
+        .expect("the script's namespace line");
+    assert!(line.starts_with("net:["), "{line}");
+    assert_ne!(
+        PathBuf::from(&line),
+        ours,
+        "QEMU ran in the peer's namespace"
+    );
+}

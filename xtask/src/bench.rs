@@ -152,6 +152,24 @@ impl Measurements {
         }
     }
 
+    /// Boot times and per-check times for the JSON report (microseconds).
+    pub fn boot_json(&self) -> serde_json::Value {
+        let stats = |v: &[u64]| {
+            Stats::of(v)
+                .map(|s| serde_json::json!({"median": s.median, "min": s.min, "max": s.max}))
+        };
+        let checks: serde_json::Map<String, serde_json::Value> = self
+            .checks
+            .iter()
+            .filter_map(|(c, us, _)| Some((c.clone(), stats(us)?)))
+            .collect();
+        serde_json::json!({
+            "first_tap_us": stats(&self.first_tap_us),
+            "boot_to_exit_us": stats(&self.total_us),
+            "checks_us": checks,
+        })
+    }
+
     /// The two tables.
     pub fn table(&self) -> String {
         let ms = |us: u64| format!("{:.1} ms", us as f64 / 1000.0);

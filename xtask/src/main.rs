@@ -9,6 +9,7 @@ mod elf;
 mod libtest;
 mod modgraph;
 mod qemu;
+mod queuebench;
 mod setup;
 
 use clap::Parser;
@@ -514,6 +515,7 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     let logs = paths.target.join("bench");
     let mut m = bench::Measurements::default();
     let mut failures = Vec::new();
+    let (mut queue_samples, mut peer_outcomes) = (Vec::new(), Vec::new());
     eprintln!(
         "xtask: bench: {runs} boots of the default scenario, command line '{}'",
         scenario.command_line()
@@ -526,7 +528,16 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
             failures.push(o.failure_report());
         }
         m.add(&o);
+        queue_samples.extend(
+            o.tap
+                .diagnostics
+                .iter()
+                .filter_map(|d| queuebench::parse(d)),
+        );
+        peer_outcomes.extend(o.peers.iter().cloned());
     }
+    let queues = queuebench::queues(&queue_samples);
+    let peers = queuebench::peers(&peer_outcomes);
     let mut stress = Vec::new();
     for level in bench::STRESS_LEVELS {
         // heap.stress alone needs no device.
@@ -543,7 +554,26 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     }
     println!("{}", m.table().trim_end());
     println!();
+    println!("{}", queuebench::table(&queues).trim_end());
+    println!();
     println!("{}", bench::stress_table(&stress).trim_end());
+    let report = serde_json::json!({
+        "scenario": "default",
+        "runs": runs,
+        "boot": m.boot_json(),
+        "queues": queues,
+        "peers": peers,
+    });
+    let out = logs.join("default.json");
+    fs::create_dir_all(&logs)
+        .and_then(|()| {
+            fs::write(
+                &out,
+                serde_json::to_string_pretty(&report).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    eprintln!("xtask: bench: wrote {}", out.display());
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

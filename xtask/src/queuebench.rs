@@ -1,0 +1,185 @@
+//! Per-queue figures of `cargo xtask bench`: every queue a suite drove
+//! prints `# <group> <bus> <queue>: N requests, B bytes, ..., E ms` (the
+//! contract's `QueueStats`), and every peer of the runner its named
+//! figures; this module gathers them over the boots, prints their medians
+//! and writes them as JSON (`target/bench/default.json`).
+
+use crate::blkbench::{spread, Spread};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One queue's line in one boot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueSample {
+    /// `<group> <bus> <queue...>`, e.g. `net fe.0.0002 rx0`.
+    pub queue: String,
+    pub requests: u64,
+    pub bytes: u64,
+    pub millis: u64,
+}
+
+/// Parses a diagnostic (without `# `) in the `QueueStats` form; None for
+/// any other line.
+pub fn parse(diagnostic: &str) -> Option<QueueSample> {
+    let (queue, fields) = diagnostic.split_once(": ")?;
+    let mut words = queue.split_whitespace();
+    let (group, bus) = (words.next()?, words.next()?);
+    // A bus id (`fe.0.0002`) after the group, and a queue label after it.
+    let bus_ok =
+        bus.split('.').count() == 3 && bus.bytes().all(|b| b == b'.' || b.is_ascii_hexdigit());
+    if group.is_empty() || !bus_ok || words.next().is_none() {
+        return None;
+    }
+    let f: Vec<&str> = fields.split(", ").collect();
+    let number =
+        |i: usize, unit: &str| -> Option<u64> { f.get(i)?.strip_suffix(unit)?.parse().ok() };
+    // The time is the last of the figures; a device may add words after
+    // it (`497 ms (1024 reads, ...)`).
+    let millis = f.iter().find_map(|w| {
+        let (n, rest) = w.split_once(" ms")?;
+        (rest.is_empty() || rest.starts_with(" (")).then(|| n.parse().ok())?
+    })?;
+    Some(QueueSample {
+        queue: queue.to_string(),
+        requests: number(0, " requests")?,
+        bytes: number(1, " bytes")?,
+        millis,
+    })
+}
+
+/// A queue's figures over the boots: rates from each boot's own time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueFigures {
+    pub requests_per_s: Spread,
+    pub bytes_per_s: Spread,
+    /// Requests per boot (median).
+    pub requests: f64,
+    pub boots: usize,
+}
+
+/// Per queue, the figures of its samples; a queue whose lines have no
+/// measurable time (0 ms) gets none.
+pub fn queues(samples: &[QueueSample]) -> BTreeMap<String, QueueFigures> {
+    let mut by: BTreeMap<&str, Vec<&QueueSample>> = BTreeMap::new();
+    for s in samples {
+        by.entry(&s.queue).or_default().push(s);
+    }
+    by.into_iter()
+        .filter_map(|(q, v)| {
+            let timed: Vec<&&QueueSample> = v.iter().filter(|s| s.millis > 0).collect();
+            let rate = |x: fn(&QueueSample) -> u64| -> Vec<f64> {
+                timed
+                    .iter()
+                    .map(|s| x(s) as f64 * 1000.0 / s.millis as f64)
+                    .collect()
+            };
+            let requests: Vec<f64> = v.iter().map(|s| s.requests as f64).collect();
+            Some((
+                q.to_string(),
+                QueueFigures {
+                    requests_per_s: spread(&rate(|s| s.requests))?,
+                    bytes_per_s: spread(&rate(|s| s.bytes))?,
+                    requests: spread(&requests)?.median,
+                    boots: v.len(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Per peer, per figure: the median over the boots.
+pub fn peers<'a>(
+    outcomes: impl IntoIterator<Item = &'a qemu_runner::PeerOutcome>,
+) -> BTreeMap<String, BTreeMap<String, Spread>> {
+    let mut by: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for o in outcomes {
+        for (name, v) in &o.figures {
+            by.entry(o.name.clone())
+                .or_default()
+                .entry(name.clone())
+                .or_default()
+                .push(*v);
+        }
+    }
+    by.into_iter()
+        .map(|(p, f)| {
+            let f = f
+                .into_iter()
+                .filter_map(|(n, v)| Some((n, spread(&v)?)))
+                .collect();
+            (p, f)
+        })
+        .collect()
+}
+
+/// The queue table: median requests/s and bytes/s per queue.
+pub fn table(queues: &BTreeMap<String, QueueFigures>) -> String {
+    let width = queues.keys().map(String::len).max().unwrap_or(0).max(5) + 2;
+    let mut s = format!(
+        "{:<width$}{:>14}{:>14}{:>14}{:>7}\n",
+        "queue", "requests", "req/s", "MB/s", "boots"
+    );
+    for (q, f) in queues {
+        s.push_str(&format!(
+            "{q:<width$}{:>14.0}{:>14.0}{:>14.2}{:>7}\n",
+            f.requests,
+            f.requests_per_s.median,
+            f.bytes_per_s.median / 1e6,
+            f.boots
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = "net fe.0.0002 rx0: 1000 requests, 1514000 bytes, 5000 req/s, 7392 KiB/s, 12 kicks, 40 interrupts, max depth 64, 0 index wraps, 200 ms";
+
+    #[test]
+    fn queue_lines() {
+        let s = parse(LINE).unwrap();
+        assert_eq!(s.queue, "net fe.0.0002 rx0");
+        assert_eq!((s.requests, s.bytes, s.millis), (1000, 1514000, 200));
+        let blk = "blk fe.0.0001 q0 split: 5 requests, 20480 bytes, 0 req/s, 0 KiB/s, 5 kicks, 5 interrupts, max depth 1, 0 index wraps, 0 ms";
+        assert_eq!(parse(blk).unwrap().queue, "blk fe.0.0001 q0 split");
+        let more = "blk fe.0.0001 q0 read-all: 1024 requests, 67108864 bytes, 2058 req/s, 131737 KiB/s, 112 kicks, 112 interrupts, max depth 27, 0 index wraps, 497 ms (1024 reads, 0 writes, 0 flushes)";
+        assert_eq!(parse(more).unwrap().millis, 497);
+        for not in [
+            "blk.stress: 100 us, heap in use 5 bytes, timeout 5 ms",
+            "net fe.0.0002: 1 requests, 2 bytes, 0 ms",
+            "net rx0 q: 1 requests, 2 bytes, 0 ms",
+            "net fe.0.0002 rx0: many requests, 2 bytes, 0 ms",
+            "net fe.0.0002 rx0: 1 requests, 2 bytes, 0 s",
+        ] {
+            assert_eq!(parse(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn rates_per_boot_then_medians() {
+        let a = parse(LINE).unwrap();
+        let mut b = a.clone();
+        b.millis = 100;
+        let mut c = a.clone();
+        c.millis = 0;
+        let q = queues(&[a, b, c]);
+        let f = &q["net fe.0.0002 rx0"];
+        assert_eq!(f.boots, 3);
+        assert_eq!(f.requests_per_s.median, 7500.0);
+        assert_eq!(f.requests_per_s.min, 5000.0);
+        assert_eq!(f.bytes_per_s.max, 15_140_000.0);
+        assert!(table(&q).contains("net fe.0.0002 rx0"));
+    }
+
+    #[test]
+    fn peer_figures() {
+        let mut o = qemu_runner::PeerOutcome::new("net0");
+        o.figures.push(("frames".into(), 10.0));
+        let mut p = o.clone();
+        p.figures[0].1 = 30.0;
+        let f = peers([&o, &p]);
+        assert_eq!(f["net0"]["frames"].median, 20.0);
+    }
+}
