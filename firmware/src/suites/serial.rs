@@ -495,6 +495,24 @@ fn stream_ports(cfg: &SerialConfig) -> Vec<u32> {
 fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, String> {
     let ports = stream_ports(cfg);
     let mut s = Session::bring_up(d.sid, &ports, true)?;
+    if s.control.is_some() {
+        for &p in &ports {
+            let open = s
+                .log
+                .iter()
+                .rev()
+                .find(|m| m.control.event == PORT_OPEN && m.control.id == p)
+                .map(|m| m.control.value);
+            if open != Some(1) {
+                return Err(format!(
+                    "port {}: its host side is not connected ({}) before the streams start",
+                    p,
+                    open.map_or(String::from("no PORT_OPEN"), |v| format!("PORT_OPEN {}", v))
+                        .as_str()
+                ));
+            }
+        }
+    }
     let bytes = u64::from(cfg.bytes);
     let mut flows: Vec<Flow> = Vec::new();
     for (port, mut rx, mut tx) in core::mem::take(&mut s.ports) {
@@ -795,10 +813,7 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     }
     let _ = s.t.reset();
     Ok(format!(
-        "{} port {}: PORT_OPEN 0 {} ms after the marker; {} writes returned unread",
-        d.bus,
-        port,
-        after / 1000,
-        CLOSED_WRITES
+        "{} port {}: PORT_OPEN 0 {} us after the marker; {} writes returned unread",
+        d.bus, port, after, CLOSED_WRITES
     ))
 }
