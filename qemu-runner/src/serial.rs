@@ -89,7 +89,8 @@ impl SerialPorts {
         self
     }
 
-    /// QEMU's `emergency-write=on`.
+    /// QEMU's `emergency-write=on` (QEMU 11 has no such property and
+    /// always offers the emergency write: see [`Scenario::virtio_serial`]).
     pub fn emergency_write(mut self, on: bool) -> Self {
         self.config.emergency = on;
         self
@@ -165,7 +166,13 @@ impl SerialPorts {
 impl Scenario {
     /// A virtio-serial-ccw device with `ports`, each served by the
     /// runner (see [`crate::serial`]), and `serial=` telling the firmware.
-    pub fn virtio_serial(self, ports: SerialPorts) -> Self {
+    /// Where the scenario's QEMU has no `emergency-write` property (11.x:
+    /// the feature is always offered) the device is held to offering it.
+    pub fn virtio_serial(self, mut ports: SerialPorts) -> Self {
+        let property = has_emergency_property(&self.qemu, self.data_dir.as_deref());
+        if !property {
+            ports.config.emergency = true;
+        }
         let mut s = self.ccw_device(
             "virtio-serial-ccw",
             &ports.config.bus.to_string(),
@@ -182,12 +189,46 @@ impl Scenario {
         if let Some(dev) = s.ccw_devices.iter_mut().find(|d| d.bus == ports.config.bus) {
             dev.properties
                 .push(("max_ports".into(), ports.config.max_ports.to_string()));
-            let on = if ports.config.emergency { "on" } else { "off" };
-            dev.properties.push(("emergency-write".into(), on.into()));
+            if property {
+                let on = if ports.config.emergency { "on" } else { "off" };
+                dev.properties.push(("emergency-write".into(), on.into()));
+            }
         }
         let word = ports.word();
         s.append(word).peer(ports)
     }
+}
+
+/// Whether `qemu`'s virtio-serial-ccw has the `emergency-write` property
+/// (7.2 and 10.0 do, default on; 11.1 has none and always offers the
+/// feature). Asked once per binary; a QEMU that cannot be asked is taken
+/// to have it (QEMU then names the problem when it starts).
+fn has_emergency_property(qemu: &std::path::Path, data: Option<&std::path::Path>) -> bool {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&v) = map.get(qemu) {
+        return v;
+    }
+    let mut cmd = std::process::Command::new(qemu);
+    if let Some(d) = data {
+        cmd.arg("-L").arg(d);
+    }
+    let out = cmd
+        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
+        .arg("virtio-serial-ccw,help")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let v = match out {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).contains("emergency-write=")
+        }
+        _ => true,
+    };
+    map.insert(qemu.to_path_buf(), v);
+    v
 }
 
 /// What one port's thread saw.
@@ -694,7 +735,8 @@ mod tests {
         assert_eq!(s.validate(), Ok(()));
         assert_eq!(s.peers.len(), 1);
         let dev = &s.ccw_devices[0];
-        assert!(dev.device_arg().contains("max_ports=4,emergency-write=on"));
+        let arg = dev.device_arg();
+        assert!(arg.ends_with("max_ports=4,emergency-write=on") || arg.ends_with("max_ports=4"));
         assert!(s
             .command_line()
             .ends_with("serial=fe.0.0003:max=4:emerg:c0:p1=zv.a"));
