@@ -184,6 +184,39 @@ fn a_peer_that_closes_early_fails_without_a_hang() {
 }
 
 #[test]
+fn a_port_left_open_fails_the_close_check() {
+    let o = boot(
+        &serial(
+            "serial-keep-open",
+            ports().fault(Fault::KeepOpen { port: 3 }),
+        )
+        .append("skip=serial.stress,serial.emergency"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "serial.close",
+        &["port 3 closed by the host", "no PORT_OPEN 0 within 5 s"],
+    );
+}
+
+/// The firmware told a `max_ports` the device does not have.
+#[test]
+fn a_wrong_max_ports_fails_the_config_check() {
+    let mut s = scenario("serial-wrong-max")
+        .virtio_serial(ports())
+        .append("only=serial.config");
+    let word = ports().word();
+    for w in &mut s.append {
+        if *w == word {
+            *w = word.replace("max=4", "max=8");
+        }
+    }
+    let o = boot(&s, &elf());
+    fails_with(&o, "serial.config", &["fe.0.0003 max_nr_ports", "8", "4"]);
+}
+
+#[test]
 fn a_wrong_port_name_fails_the_control_check() {
     // The device's port 2 is called org.zvtest.two; the firmware is told
     // org.zvtest.other.

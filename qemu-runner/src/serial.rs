@@ -46,6 +46,8 @@ pub enum Fault {
     Drop { port: u32, offset: u64, len: u64 },
     /// Closes `port`'s socket once `after` bytes came from the guest.
     CloseEarly { port: u32, after: u64 },
+    /// Leaves `port`'s socket open at the firmware's close marker.
+    KeepOpen { port: u32 },
 }
 
 /// A virtio-serial-ccw device, its ports and the peer serving them.
@@ -346,9 +348,10 @@ impl PeerSpec for SerialPorts {
 
 fn fault_port(f: &Fault) -> u32 {
     match *f {
-        Fault::Flip { port, .. } | Fault::Drop { port, .. } | Fault::CloseEarly { port, .. } => {
-            port
-        }
+        Fault::Flip { port, .. }
+        | Fault::Drop { port, .. }
+        | Fault::CloseEarly { port, .. }
+        | Fault::KeepOpen { port } => port,
     }
 }
 
@@ -558,7 +561,17 @@ impl Peer for Running {
             let mut words = rest.split(' ');
             if words.next() == Some(bus.as_str()) {
                 let id: Option<u32> = words.next().and_then(|w| w.parse().ok());
+                let keep = |p: &PortRun| {
+                    self.spec
+                        .faults
+                        .contains(&Fault::KeepOpen { port: p.config.id })
+                };
                 if let Some(p) = self.ports.iter().find(|p| Some(p.config.id) == id) {
+                    if keep(p) {
+                        p.log.lock().unwrap().closed =
+                            Some("left open at the firmware's marker on purpose".into());
+                        return;
+                    }
                     p.log.lock().unwrap().closed = Some("closed at the firmware's marker".into());
                     if let Some(s) = p.socket.lock().unwrap().as_ref() {
                         let _ = s.shutdown(std::net::Shutdown::Both);
@@ -749,6 +762,48 @@ mod tests {
         assert!(s.validate().is_err());
         let s = Scenario::new("t").virtio_serial(SerialPorts::new("fe.0.0003").port(1, "a b"));
         assert!(s.validate().is_err());
+    }
+
+    /// The console's emergency bytes after its stream: one wrong is named.
+    #[test]
+    fn wrong_emergency_bytes_are_named() {
+        let dir = std::env::temp_dir().join(format!("zv-serial-e-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed: 3,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let spec = SerialPorts::new("fe.0.0003")
+            .max_ports(1)
+            .bytes(100)
+            .emergency_write(true)
+            .console(0, None);
+        let mut peer = spec.start(&ctx).unwrap();
+        let mut guest = UnixStream::connect(dir.join("s0003-0.sock")).unwrap();
+        let bus: BusId = "fe.0.0003".parse().unwrap();
+        let mut sent = vec![0u8; 100];
+        Stream::new(3, bus, 0, Dir::Tx).fill(0, &mut sent);
+        let mut e = emergency_bytes(3, bus);
+        e[3] ^= 0x40;
+        sent.extend_from_slice(&e);
+        guest.write_all(&sent).unwrap();
+        drop(guest);
+        peer.line(&format!("{} fe.0.0003", markers::SERIAL_STRESS));
+        peer.line(&format!("{} fe.0.0003", markers::SERIAL_EMERGENCY));
+        let tap = crate::tap::TapReport::default();
+        let out = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: true,
+        });
+        assert_eq!(out.reasons.len(), 1, "{out:?}");
+        assert!(
+            out.reasons[0].contains("port 0 tx (guest to host): byte at emergency byte 3"),
+            "{:?}",
+            out.reasons
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A peer against a fake guest: the guest side connects, reads the

@@ -779,7 +779,12 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     let Some(after) = closed else {
         return Err(format!(
             "no PORT_OPEN 0 within 5 s of the marker (came: {})",
-            describe(&s.log[seen..]).as_str()
+            if s.log.len() > seen {
+                describe(&s.log[seen..])
+            } else {
+                String::from("no control message")
+            }
+            .as_str()
         ));
     };
     let (_, _, tx) = s
