@@ -95,7 +95,8 @@ fn one_port_without_multiport_carries_both_ways() {
         .max_ports(1)
         .bytes(8 << 10)
         .console(0, None);
-    let o = boot(&serial("serial-port0", ports), &elf());
+    // stress=3: three times bytes= each way.
+    let o = boot(&serial("serial-port0", ports).append("stress=3"), &elf());
     assert_pass(&o);
     check_ran(&o, "serial.config");
     check_ran(&o, "serial.stress");
@@ -110,6 +111,12 @@ fn one_port_without_multiport_carries_both_ways() {
         log.contains(&format!("# serial {BUS} port0 rx: "))
             && log.contains(&format!("# serial {BUS} port0 tx: ")),
         "port 0's two figures lines",
+    );
+    check(
+        &o,
+        log.contains(&format!("# zvtest: serial stress {BUS} 24576"))
+            && o.peers[0].figure("port0_rx_bytes_sent") == Some(24576.0),
+        "streams of bytes= times stress=, the peer's too",
     );
 }
 

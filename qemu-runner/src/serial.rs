@@ -1,7 +1,9 @@
 //! The host end of a virtio-serial device: every port (virtserialport or
 //! virtconsole) on a `-chardev socket` whose unix socket a runner thread
-//! serves. Each port's thread sends the port's seeded stream to the guest
-//! in seeded chunk sizes and keeps what the guest sends; after QEMU exits
+//! serves. Once the firmware's stress marker says how long the streams
+//! are (`bytes=` times `stress=`), each port's thread sends the port's
+//! seeded stream to the guest in seeded chunk sizes; it keeps what the
+//! guest sends; after QEMU exits
 //! every byte is checked against the stream the firmware must have sent
 //! (and, on the console, the emergency-write bytes after it). At the
 //! firmware's close marker the thread closes its socket.
@@ -27,7 +29,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zvtest_contract::checks::markers;
@@ -263,7 +265,9 @@ struct Running {
     stop: Arc<AtomicBool>,
     ports: Vec<PortRun>,
     args: Vec<String>,
-    stress_seen: bool,
+    /// The streams' length, from the firmware's stress marker: the port
+    /// threads wait for it before sending.
+    streams: Arc<(Mutex<Option<u64>>, Condvar)>,
     emergency_seen: bool,
 }
 
@@ -274,6 +278,7 @@ impl PeerSpec for SerialPorts {
 
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         let stop = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new((Mutex::new(None), Condvar::new()));
         let mut ports = Vec::new();
         let mut args = Vec::new();
         for p in &self.config.ports {
@@ -312,7 +317,8 @@ impl PeerSpec for SerialPorts {
                 path,
                 stream: Stream::new(ctx.seed, self.config.bus, p.id, Dir::Rx),
                 chunks: Chunks::new(ctx.seed, self.config.bus, p.id, Cutter::HostWrite),
-                bytes: u64::from(self.config.bytes),
+                streams: Arc::clone(&streams),
+                limit: u64::from(self.config.bytes) * 1000,
                 faults: self
                     .faults
                     .iter()
@@ -340,7 +346,7 @@ impl PeerSpec for SerialPorts {
             stop,
             ports,
             args,
-            stress_seen: false,
+            streams,
             emergency_seen: false,
         }))
     }
@@ -361,7 +367,10 @@ struct PortJob {
     path: PathBuf,
     stream: Stream,
     chunks: Chunks,
-    bytes: u64,
+    /// The streams' length once the firmware said it.
+    streams: Arc<(Mutex<Option<u64>>, Condvar)>,
+    /// The most `bytes=` with `stress=` can make: what the guest may send.
+    limit: u64,
     faults: Vec<Fault>,
     log: Arc<Mutex<PortLog>>,
     socket: Arc<Mutex<Option<UnixStream>>>,
@@ -413,13 +422,29 @@ impl PortJob {
         });
     }
 
+    /// Waits for the firmware's stress marker (or the stop): the length.
+    fn stream_len(&self) -> Option<u64> {
+        let (lock, ready) = &*self.streams;
+        let mut len = lock.lock().unwrap();
+        while len.is_none() {
+            if !self.running() {
+                return None;
+            }
+            len = ready.wait_timeout(len, TICK).unwrap().0;
+        }
+        *len
+    }
+
     /// The stream to the guest, chunk by chunk, faults applied.
     fn send(&self, mut w: UnixStream) {
+        let Some(bytes) = self.stream_len() else {
+            return;
+        };
         let mut offset = 0u64;
         let mut n = 0u64;
         let mut buf = Vec::new();
-        while offset < self.bytes && self.running() {
-            let len = u64::from(self.chunks.len(n)).min(self.bytes - offset);
+        while offset < bytes && self.running() {
+            let len = u64::from(self.chunks.len(n)).min(bytes - offset);
             n += 1;
             buf.clear();
             for at in offset..offset + len {
@@ -489,7 +514,7 @@ impl PortJob {
                     log.first_byte.get_or_insert(now);
                     log.last_byte = Some(now);
                     // Bounded: a guest that never stops is cut off.
-                    if log.received.len() < (self.bytes as usize + (1 << 20)) {
+                    if (log.received.len() as u64) < self.limit + (1 << 20) {
                         log.received.extend_from_slice(&buf[..k]);
                     }
                     let early = self.faults.iter().find_map(|f| match *f {
@@ -551,8 +576,15 @@ impl Peer for Running {
                 .and_then(|r| r.strip_prefix(' '))
                 .map(str::to_string)
         };
-        if after(markers::SERIAL_STRESS).as_deref() == Some(bus.as_str()) {
-            self.stress_seen = true;
+        if let Some(rest) = after(markers::SERIAL_STRESS) {
+            let mut words = rest.split(' ');
+            if words.next() == Some(bus.as_str()) {
+                if let Some(n) = words.next().and_then(|w| w.parse().ok()) {
+                    let (lock, ready) = &*self.streams;
+                    *lock.lock().unwrap() = Some(n);
+                    ready.notify_all();
+                }
+            }
         }
         if after(markers::SERIAL_EMERGENCY).as_deref() == Some(bus.as_str()) {
             self.emergency_seen = true;
@@ -614,6 +646,7 @@ impl Peer for Running {
             vec![0]
         };
         let emergency_all = emergency_bytes(self.seed, bus);
+        let stream_len = *self.streams.0.lock().unwrap();
         // A failed serial.stress may have sent only part of a stream: then
         // what came is checked as a prefix of it.
         let stress_passed = end
@@ -623,10 +656,10 @@ impl Peer for Running {
         for p in &self.ports {
             let log = p.log.lock().unwrap();
             let label = self.spec.label(&p.config);
-            let streams = self.stress_seen && ports_with_streams.contains(&p.config.id);
+            let streams = stream_len.is_some() && ports_with_streams.contains(&p.config.id);
             let mut stream = Vec::new();
-            if streams {
-                stream.resize(self.spec.config.bytes as usize, 0);
+            if let Some(n) = stream_len.filter(|_| streams) {
+                stream.resize(n as usize, 0);
                 Stream::new(self.seed, bus, p.config.id, Dir::Tx).fill(0, &mut stream);
             }
             let emergency: &[u8] = if self.emergency_seen && emergency_port == Some(p.config.id) {
@@ -790,7 +823,7 @@ mod tests {
         sent.extend_from_slice(&e);
         guest.write_all(&sent).unwrap();
         drop(guest);
-        peer.line(&format!("{} fe.0.0003", markers::SERIAL_STRESS));
+        peer.line(&format!("{} fe.0.0003 100", markers::SERIAL_STRESS));
         peer.line(&format!("{} fe.0.0003", markers::SERIAL_EMERGENCY));
         let tap = crate::tap::TapReport::default();
         let out = peer.finish(&PeerEnd {
@@ -828,6 +861,7 @@ mod tests {
                 offset: 1234,
             });
         let mut peer = spec.start(&ctx).unwrap();
+        peer.line(&format!("{} fe.0.0003 3000", markers::SERIAL_STRESS));
         let args = peer.qemu_args();
         assert!(args[1].starts_with("socket,id=ccw-fe.0.0003-port1,path="));
         let path = dir.join("s0003-1.sock");
@@ -844,7 +878,6 @@ mod tests {
         Stream::new(7, bus, 1, Dir::Tx).fill(0, &mut sent);
         sent[10] ^= 1;
         guest.write_all(&sent).unwrap();
-        peer.line(&format!("{} fe.0.0003", markers::SERIAL_STRESS));
         // The reader takes what is buffered up to the guest's close.
         drop(guest);
         let tap = crate::tap::TapReport::default();

@@ -113,9 +113,10 @@ pub mod markers {
         "# zvtest: scsi hotplug ready plug",
         "# zvtest: scsi hotplug ready unplug",
     ];
-    /// Followed by ` <bus id>`: the firmware starts moving the streams of
-    /// every port of that virtio-serial device (`serial.stress`); the
-    /// host's peer holds them complete from then on.
+    /// Followed by ` <bus id> <bytes>`: the firmware starts moving the
+    /// streams of every port of that virtio-serial device, each `<bytes>`
+    /// long (`bytes=` times `stress=`; `serial.stress`): the host's peer
+    /// sends its streams from then on and holds the guest's to that length.
     pub const SERIAL_STRESS: &str = "# zvtest: serial stress";
     /// Followed by ` <bus id> <port>`: close the host side of that port
     /// now (`serial.close`).

@@ -63,7 +63,9 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("scsi.hotplug", scsi::hotplug).timeout(60_000),
     Check::new("serial.config", serial::config),
     Check::new("serial.control", serial::control).timeout(20_000),
-    Check::new("serial.stress", serial::stress).timeout(120_000),
+    Check::new("serial.stress", serial::stress)
+        .timeout(120_000)
+        .stressed(),
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),

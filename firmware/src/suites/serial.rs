@@ -492,7 +492,7 @@ fn stream_ports(cfg: &SerialConfig) -> Vec<u32> {
 }
 
 /// Every port's streams at once on one device.
-fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, String> {
+fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Result<String, String> {
     let ports = stream_ports(cfg);
     let mut s = Session::bring_up(d.sid, &ports, true)?;
     if s.control.is_some() {
@@ -513,7 +513,7 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, St
             }
         }
     }
-    let bytes = u64::from(cfg.bytes);
+    let bytes = u64::from(cfg.bytes) * u64::from(stress);
     let mut flows: Vec<Flow> = Vec::new();
     for (port, mut rx, mut tx) in core::mem::take(&mut s.ports) {
         rx.enable_interrupts(false);
@@ -528,7 +528,7 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, St
             ],
         });
     }
-    crate::out!("{} {}\n", markers::SERIAL_STRESS, d.bus);
+    crate::out!("{} {} {}\n", markers::SERIAL_STRESS, d.bus, bytes);
     let start = now_us();
     let mut last = start;
     let mut spins = 0u32;
@@ -643,7 +643,7 @@ pub fn stress(m: &mut Machine) -> Outcome {
         if cfg.ports.is_empty() || (!cfg.multiport() && cfg.port(0).is_none()) {
             continue;
         }
-        match stress_device(d, cfg, m.cfg.seed) {
+        match stress_device(d, cfg, m.cfg.seed, m.cfg.stress) {
             Ok(s) => done.push(s),
             Err(e) => {
                 return Outcome::mismatch(
