@@ -90,7 +90,13 @@ impl Session {
     /// for each port the device adds, and PORT_OPEN 1 for `ports` where
     /// `open`.
     fn bring_up(sid: u32, ports: &[u32], open: bool) -> Result<Session, String> {
-        let mut t = CcwTransport::open(sid, 2).map_err(|e| err("open", &e))?;
+        Self::bring_up_at(sid, 2, ports, open)
+    }
+
+    /// [`Session::bring_up`] at virtio revision `rev` (or the highest the
+    /// device takes below it: see `t.revision()`).
+    fn bring_up_at(sid: u32, rev: u8, ports: &[u32], open: bool) -> Result<Session, String> {
+        let mut t = CcwTransport::open(sid, rev).map_err(|e| err("open", &e))?;
         let wanted = 1 << F_MULTIPORT | 1 << F_EMERG_WRITE;
         let features = negotiate(&mut t, wanted).map_err(|e| err("negotiate", &e))?;
         let multiport = has(features, F_MULTIPORT);
@@ -268,31 +274,43 @@ pub fn control(m: &mut Machine) -> Outcome {
     }
     let mut ran = 0;
     let mut notes = Vec::new();
+    // Revision 0 too: legacy control messages are in the guest's
+    // (big-endian) byte order.
     for d in &found {
-        let s = match Session::bring_up(d.sid, &[], false) {
-            Ok(s) => s,
-            Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
-        };
-        if s.control.is_none() {
-            continue;
-        }
-        ran += 1;
-        crate::out!(
-            "# serial {} control: {}\n",
-            d.bus,
-            describe(&s.log).as_str()
-        );
-        match &d.cfg {
-            Some(cfg) => {
-                if let Err((what, expected, got)) = judge_control(cfg, &s.log) {
-                    return Outcome::mismatch(&what, expected.as_str(), got.as_str());
+        for rev in [2u8, 0] {
+            let s = match Session::bring_up_at(d.sid, rev, &[], false) {
+                Ok(s) => s,
+                Err(e) => {
+                    return Outcome::fail(&format!("{} revision {}: {}", d.bus, rev, e.as_str()))
                 }
+            };
+            if s.control.is_none() || s.t.revision() != rev {
+                continue;
             }
-            None => notes.push(format!(
-                "{}: {} (no serial= item to compare with)",
+            ran += 1;
+            crate::out!(
+                "# serial {} control rev {}: {}\n",
                 d.bus,
+                rev,
                 describe(&s.log).as_str()
-            )),
+            );
+            match &d.cfg {
+                Some(cfg) => {
+                    if let Err((what, expected, got)) = judge_control(cfg, &s.log) {
+                        return Outcome::mismatch(
+                            &format!("{} (revision {})", what.as_str(), rev),
+                            expected.as_str(),
+                            got.as_str(),
+                        );
+                    }
+                }
+                None => notes.push(format!(
+                    "{} revision {}: {} (no serial= item to compare with)",
+                    d.bus,
+                    rev,
+                    describe(&s.log).as_str()
+                )),
+            }
         }
     }
     if ran == 0 {
