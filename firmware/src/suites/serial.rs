@@ -681,7 +681,9 @@ pub fn stress(m: &mut Machine) -> Outcome {
 }
 
 /// The emergency-write bytes, one config write each; the console's host
-/// side checks they arrived (the firmware cannot see them).
+/// side checks they arrived (the firmware cannot see them). Revision 2
+/// only: at revision 0 QEMU (7.2, 10.0, 11.1) reads the big-endian field
+/// as little-endian and sends a NUL for every byte (seen with this peer).
 pub fn emergency(m: &mut Machine) -> Outcome {
     let found = devices(m);
     if found.is_empty() {
