@@ -285,10 +285,13 @@ impl PeerSpec for SerialPorts {
             let path = ctx
                 .dir
                 .join(format!("s{:04x}-{}.sock", self.config.bus.devno, p.id));
-            let listener = UnixListener::bind(&path).map_err(|e| {
+            // A port that cannot start stops the threads already serving.
+            let failed = |e: io::Error| {
+                stop.store(true, Ordering::SeqCst);
                 io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
-            })?;
-            listener.set_nonblocking(true)?;
+            };
+            let listener = UnixListener::bind(&path).map_err(failed)?;
+            listener.set_nonblocking(true).map_err(failed)?;
             let chr = self.chardev_id(p.id);
             args.push("-chardev".into());
             args.push(format!(
@@ -332,7 +335,8 @@ impl PeerSpec for SerialPorts {
             };
             let thread = std::thread::Builder::new()
                 .name(format!("serial-port{}", p.id))
-                .spawn(move || job.serve())?;
+                .spawn(move || job.serve())
+                .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
             ports.push(PortRun {
                 config: p.clone(),
                 log,
