@@ -18,6 +18,7 @@ fn ports() -> SerialPorts {
         .max_ports(4)
         .emergency_write(true)
         .bytes(16 << 10)
+        .packed(true)
         .console(0, Some("zv.console"))
         .port(1, "org.zvtest.one")
         .port(2, "org.zvtest.two")
@@ -66,11 +67,22 @@ fn named_ports_and_a_console_pass() {
         for dir in ["rx", "tx"] {
             check(
                 &o,
-                log.contains(&format!("# serial {BUS} port{port} {dir}: ")),
+                log.contains(&format!("# serial {BUS} port{port} {dir} rev 2 packed ")),
                 &format!("a figures line for port {port} {dir}"),
             );
         }
     }
+    // Every setup the device takes (packed=on: all 14), each its own
+    // segment of the streams.
+    check(
+        &o,
+        log.contains(&format!(
+            "# zvtest: serial stress {BUS} 1170 rev 2 split event-idx classic interrupts"
+        )) && log.contains(&format!(
+            "# zvtest: serial stress {BUS} 16384 rev 0 split classic polled"
+        )) && log.matches("# zvtest: serial stress ").count() == 14,
+        "a stress round for each of the 14 setups",
+    );
     check(
         &o,
         log.contains("PORT_NAME(2)=org.zvtest.two") && log.contains("CONSOLE_PORT(0)=1"),
@@ -108,8 +120,11 @@ fn one_port_without_multiport_carries_both_ways() {
     let log = o.console();
     check(
         &o,
-        log.contains(&format!("# serial {BUS} port0 rx: "))
-            && log.contains(&format!("# serial {BUS} port0 tx: ")),
+        log.contains(&format!(
+            "# serial {BUS} port0 rx rev 0 split classic polled: "
+        )) && log.contains(&format!(
+            "# serial {BUS} port0 tx rev 2 split event-idx adapter interrupts: "
+        )),
         "port 0's two figures lines",
     );
     check(
@@ -117,6 +132,13 @@ fn one_port_without_multiport_carries_both_ways() {
         log.contains(&format!("# zvtest: serial stress {BUS} 24576"))
             && o.peers[0].figure("port0_rx_bytes_sent") == Some(24576.0),
         "streams of bytes= times stress=, the peer's too",
+    );
+    // Without packed=on the packed rounds are left out, and said to be.
+    check(
+        &o,
+        log.matches("# zvtest: serial stress ").count() == 8
+            && log.contains("not offered: rev 2 packed event-idx classic interrupts"),
+        "8 rounds, the packed ones named as not offered",
     );
 }
 
@@ -132,11 +154,40 @@ fn a_flipped_byte_is_named_by_port_direction_and_offset() {
         ),
         &elf(),
     );
+    // 16 KiB over 14 setups: offset 5000 is in the fifth round's segment.
     fails_with(
         &o,
         "serial.stress",
-        &["port 2 rx: byte at stream offset 5000", "seed="],
+        &[
+            "rev 2 split classic polled: port 2 rx: byte at stream offset 5000",
+            "seed=",
+        ],
     );
+}
+
+/// A flipped byte in a packed-ring round and in a legacy (revision 0)
+/// round: each named with its setup.
+#[test]
+fn flips_in_packed_and_legacy_rounds_name_the_setup() {
+    for (offset, setup) in [
+        (13_000, "rev 2 packed adapter interrupts"),
+        (15_500, "rev 0 split classic polled"),
+    ] {
+        let o = boot(
+            &serial(
+                &format!("serial-flip-{offset}"),
+                ports().fault(Fault::Flip { port: 1, offset }),
+            ),
+            &elf(),
+        );
+        fails_with(
+            &o,
+            "serial.stress",
+            &[&format!(
+                "{setup}: port 1 rx: byte at stream offset {offset}"
+            )],
+        );
+    }
 }
 
 #[test]

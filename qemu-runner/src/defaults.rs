@@ -43,14 +43,15 @@ pub const SCRATCH_BLK_BYTES: u64 = 64 << 20;
 pub const SCRATCH_LUN_BYTES: u64 = 32 << 20;
 
 /// The serial device's ports, each on a socket the runner serves: a
-/// console and two named ports, 32 KiB each way on each (a few tens of
-/// milliseconds under TCG), the emergency write, and port 2 closed by the
-/// host at the firmware's marker.
+/// console and two named ports, 32 KiB each way on each over every ring
+/// setup (packed too), the emergency write, and port 2 closed by the host
+/// at the firmware's marker.
 pub fn default_serial(bus: &str) -> crate::serial::SerialPorts {
     crate::serial::SerialPorts::new(bus)
         .max_ports(4)
         .emergency_write(true)
         .bytes(32 << 10)
+        .packed(true)
         .console(0, Some("org.zvtest.console"))
         .port(1, "org.zvtest.port1")
         .port(2, "org.zvtest.port2")

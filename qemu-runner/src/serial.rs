@@ -1,9 +1,9 @@
 //! The host end of a virtio-serial device: every port (virtserialport or
 //! virtconsole) on a `-chardev socket` whose unix socket a runner thread
-//! serves. Once the firmware's stress marker says how long the streams
-//! are (`bytes=` times `stress=`), each port's thread sends the port's
-//! seeded stream to the guest in seeded chunk sizes; it keeps what the
-//! guest sends; after QEMU exits
+//! serves. As each round's stress marker of the firmware says where the
+//! streams go on to (the last: `bytes=` times `stress=`), each port's
+//! thread sends the port's seeded stream to the guest that far, in seeded
+//! chunk sizes; it keeps what the guest sends; after QEMU exits
 //! every byte is checked against the stream the firmware must have sent
 //! (and, on the console, the emergency-write bytes after it). At the
 //! firmware's close marker the thread closes its socket.
@@ -56,6 +56,8 @@ pub enum Fault {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SerialPorts {
     pub config: SerialConfig,
+    /// QEMU's `packed=on`: the device offers packed rings.
+    pub packed: bool,
     pub faults: Vec<Fault>,
     /// Errors found while building (a malformed bus id, a bad name).
     pub errors: Vec<String>,
@@ -82,6 +84,7 @@ impl SerialPorts {
         };
         SerialPorts {
             config: SerialConfig::new(bus),
+            packed: false,
             faults: Vec::new(),
             errors,
         }
@@ -100,7 +103,15 @@ impl SerialPorts {
         self
     }
 
-    /// Bytes each port carries each way.
+    /// QEMU's `packed=on` (7.2, 10.0 and 11.1 have it): the device also
+    /// offers packed rings, and `serial.stress` moves the streams there too.
+    pub fn packed(mut self, on: bool) -> Self {
+        self.packed = on;
+        self
+    }
+
+    /// Bytes each port carries each way (over all of `serial.stress`'s
+    /// rounds).
     pub fn bytes(mut self, n: u32) -> Self {
         self.config.bytes = n;
         self
@@ -197,6 +208,9 @@ impl Scenario {
                 let on = if ports.config.emergency { "on" } else { "off" };
                 dev.properties.push(("emergency-write".into(), on.into()));
             }
+            if ports.packed {
+                dev.properties.push(("packed".into(), "on".into()));
+            }
         }
         let word = ports.word();
         s.append(word).peer(ports)
@@ -265,8 +279,8 @@ struct Running {
     stop: Arc<AtomicBool>,
     ports: Vec<PortRun>,
     args: Vec<String>,
-    /// The streams' length, from the firmware's stress marker: the port
-    /// threads wait for it before sending.
+    /// Where the streams end so far, from the firmware's stress markers
+    /// (one a round): the port threads send up to it.
     streams: Arc<(Mutex<Option<u64>>, Condvar)>,
     emergency_seen: bool,
 }
@@ -371,7 +385,7 @@ struct PortJob {
     path: PathBuf,
     stream: Stream,
     chunks: Chunks,
-    /// The streams' length once the firmware said it.
+    /// Where the streams end so far (the latest stress marker).
     streams: Arc<(Mutex<Option<u64>>, Condvar)>,
     /// The most `bytes=` with `stress=` can make: what the guest may send.
     limit: u64,
@@ -426,54 +440,58 @@ impl PortJob {
         });
     }
 
-    /// Waits for the firmware's stress marker (or the stop): the length.
-    fn stream_len(&self) -> Option<u64> {
+    /// Waits until a stress marker of the firmware puts the streams' end
+    /// beyond `offset` (or the stop): that end.
+    fn stream_end(&self, offset: u64) -> Option<u64> {
         let (lock, ready) = &*self.streams;
-        let mut len = lock.lock().unwrap();
-        while len.is_none() {
+        let mut end = lock.lock().unwrap();
+        while end.is_none_or(|e| e <= offset) {
             if !self.running() {
                 return None;
             }
-            len = ready.wait_timeout(len, TICK).unwrap().0;
+            end = ready.wait_timeout(end, TICK).unwrap().0;
         }
-        *len
+        *end
     }
 
-    /// The stream to the guest, chunk by chunk, faults applied.
+    /// The stream to the guest, chunk by chunk, faults applied: each
+    /// round's segment once its marker came, never beyond it (what the
+    /// guest has no buffers for stays in the socket across its resets).
     fn send(&self, mut w: UnixStream) {
-        let Some(bytes) = self.stream_len() else {
-            return;
-        };
         let mut offset = 0u64;
         let mut n = 0u64;
         let mut buf = Vec::new();
-        while offset < bytes && self.running() {
-            let len = u64::from(self.chunks.len(n)).min(bytes - offset);
-            n += 1;
-            buf.clear();
-            for at in offset..offset + len {
-                let mut b = self.stream.byte(at);
-                let mut keep = true;
-                for f in &self.faults {
-                    match *f {
-                        Fault::Flip { offset, .. } if offset == at => b = !b,
-                        Fault::Drop { offset, len, .. } if (offset..offset + len).contains(&at) => {
-                            keep = false
+        while let Some(end) = self.stream_end(offset) {
+            while offset < end && self.running() {
+                let len = u64::from(self.chunks.len(n)).min(end - offset);
+                n += 1;
+                buf.clear();
+                for at in offset..offset + len {
+                    let mut b = self.stream.byte(at);
+                    let mut keep = true;
+                    for f in &self.faults {
+                        match *f {
+                            Fault::Flip { offset, .. } if offset == at => b = !b,
+                            Fault::Drop { offset, len, .. }
+                                if (offset..offset + len).contains(&at) =>
+                            {
+                                keep = false
+                            }
+                            _ => {}
                         }
-                        _ => {}
+                    }
+                    if keep {
+                        buf.push(b);
                     }
                 }
-                if keep {
-                    buf.push(b);
+                if !self.write_all(&mut w, &buf) {
+                    return;
                 }
+                offset += len;
+                let mut log = self.log.lock().unwrap();
+                log.sent = offset;
+                log.writes = n;
             }
-            if !self.write_all(&mut w, &buf) {
-                return;
-            }
-            offset += len;
-            let mut log = self.log.lock().unwrap();
-            log.sent = offset;
-            log.writes = n;
         }
     }
 
@@ -583,9 +601,11 @@ impl Peer for Running {
         if let Some(rest) = after(markers::SERIAL_STRESS) {
             let mut words = rest.split(' ');
             if words.next() == Some(bus.as_str()) {
-                if let Some(n) = words.next().and_then(|w| w.parse().ok()) {
+                if let Some(n) = words.next().and_then(|w| w.parse::<u64>().ok()) {
+                    // Each round's marker carries the stream on: ends only grow.
                     let (lock, ready) = &*self.streams;
-                    *lock.lock().unwrap() = Some(n);
+                    let mut end = lock.lock().unwrap();
+                    *end = Some(end.map_or(n, |e| e.max(n)));
                     ready.notify_all();
                 }
             }

@@ -113,10 +113,11 @@ pub mod markers {
         "# zvtest: scsi hotplug ready plug",
         "# zvtest: scsi hotplug ready unplug",
     ];
-    /// Followed by ` <bus id> <bytes>`: the firmware starts moving the
-    /// streams of every port of that virtio-serial device, each `<bytes>`
-    /// long (`bytes=` times `stress=`; `serial.stress`): the host's peer
-    /// sends its streams from then on and holds the guest's to that length.
+    /// Followed by ` <bus id> <end> <setup>`: the firmware starts a round
+    /// of `serial.stress` on that virtio-serial device (one per setup,
+    /// after a reset), moving every port's streams on to offset `<end>`
+    /// (the last round's is `bytes=` times `stress=`): the host's peer
+    /// sends its streams up to there and holds the guest's to the last.
     pub const SERIAL_STRESS: &str = "# zvtest: serial stress";
     /// Followed by ` <bus id> <port>`: close the host side of that port
     /// now (`serial.close`).

@@ -191,12 +191,17 @@ pub struct ControlQueues {
 }
 
 impl ControlQueues {
-    /// Sets up queues 2 and 3 and posts a receive buffer in every
+    /// Sets up queues 2 and 3 (packed rings where `packed` and offered,
+    /// as the data queues) and posts a receive buffer in every
     /// descriptor of queue 2 (the device drops a message it has no
     /// buffer for).
-    pub fn setup<T: Transport + ?Sized>(t: &mut T, features: u64) -> Result<Self, DriveError> {
-        let mut rx = setup_queue(t, CONTROL_RX, features, false)?;
-        let tx = setup_queue(t, CONTROL_TX, features, false)?;
+    pub fn setup<T: Transport + ?Sized>(
+        t: &mut T,
+        features: u64,
+        packed: bool,
+    ) -> Result<Self, DriveError> {
+        let mut rx = setup_queue(t, CONTROL_RX, features, packed)?;
+        let tx = setup_queue(t, CONTROL_TX, features, packed)?;
         rx.enable_interrupts(false);
         let slots = usize::from(rx.size());
         let rx_mem = Rc::new(DmaMemory::new(slots * CONTROL_BUF as usize));
@@ -214,6 +219,12 @@ impl ControlQueues {
         }
         c.rx.kick(t)?;
         Ok(c)
+    }
+
+    /// Asks for an interrupt when a message comes, or not (the transmit
+    /// queue is always polled: [`ControlQueues::send`] waits there).
+    pub fn enable_interrupts(&mut self, on: bool) {
+        self.rx.enable_interrupts(on);
     }
 
     fn post(&mut self, slot: usize) -> Result<(), DriveError> {
