@@ -62,6 +62,11 @@ fn named_ports_and_a_console_pass() {
     ] {
         check_ran(&o, c);
     }
+    check(
+        &o,
+        o.tap.result("serial.hotplug").is_some_and(|r| r.is_skip()),
+        "serial.hotplug skipped: nothing asks for it",
+    );
     let log = o.console();
     for port in 0..4 {
         for dir in ["rx", "tx"] {
@@ -294,5 +299,83 @@ fn a_wrong_port_name_fails_the_control_check() {
         &o,
         "serial.control",
         &["port 2 PORT_NAME", "org.zvtest.other", "org.zvtest.two"],
+    );
+}
+
+fn hot_ports() -> SerialPorts {
+    SerialPorts::new(BUS)
+        .max_ports(8)
+        .console(0, Some("zv.console"))
+        .port(1, "org.zvtest.one")
+        .port(2, "org.zvtest.two")
+        .unplug(2)
+        .plug(5, "org.zvtest.hot")
+}
+
+/// Port 2 unplugged over QMP at the firmware's marker gives PORT_REMOVE
+/// for port 2; port 5 plugged gives PORT_ADD, its name and PORT_OPEN, and
+/// carries bytes the peer checks.
+#[test]
+fn ports_unplugged_and_plugged_are_announced() {
+    let o = boot(&serial("serial-hotplug", hot_ports()), &elf());
+    assert_pass(&o);
+    check_ran(&o, "serial.hotplug");
+    check_ran(&o, "serial.stress");
+    let log = o.console();
+    check(
+        &o,
+        log.contains("port 2: PORT_REMOVE(2)=1")
+            && log.contains("port 5: PORT_ADD ")
+            && log.contains("PORT_NAME(5)=org.zvtest.hot PORT_OPEN(5)=1"),
+        "PORT_REMOVE for port 2, then port 5's PORT_NAME and PORT_OPEN",
+    );
+    check(
+        &o,
+        o.peers[0].figure("port5_tx_bytes") == Some(64.0),
+        "the peer to have the 64 bytes written to the plugged port",
+    );
+}
+
+/// The firmware told to expect port 2's removal, and nobody removes it.
+#[test]
+fn a_removal_that_never_comes_fails_naming_the_port() {
+    let mut s = scenario("serial-no-unplug")
+        .virtio_serial(hot_ports())
+        .append("only=serial.hotplug");
+    s.line_commands.clear();
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        "serial.hotplug",
+        &[
+            "port 2 unplugged by the host",
+            "PORT_REMOVE for port 2",
+            "none within 5 s of the marker",
+        ],
+    );
+}
+
+/// The firmware told to expect port 1's removal; the host removes port 2.
+#[test]
+fn the_wrong_port_removed_is_named() {
+    let mut s = scenario("serial-wrong-unplug")
+        .virtio_serial(hot_ports())
+        .append("only=serial.hotplug");
+    let word = hot_ports().word();
+    for w in &mut s.append {
+        if *w == word {
+            *w = word.replace("unplug=2", "unplug=1");
+        }
+    }
+    for c in &mut s.line_commands {
+        if c.line.ends_with("unplug fe.0.0003 2") {
+            c.line = c.line.replace(" 2", " 1");
+        }
+    }
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        "serial.hotplug",
+        &["port 1 unplugged by the host", "PORT_REMOVE for port 2"],
     );
 }

@@ -36,7 +36,7 @@ use zvtest_contract::checks::markers;
 use zvtest_contract::cmdline::{self, Config};
 use zvtest_contract::inventory::BusId;
 use zvtest_contract::serial::{
-    emergency_bytes, Chunks, Cutter, Dir, PortConfig, SerialConfig, Stream,
+    emergency_bytes, Chunks, Cutter, Dir, PortConfig, SerialConfig, Stream, PLUGGED_BYTES,
 };
 
 /// Something wrong a peer does on purpose, to prove a check can fail.
@@ -146,6 +146,60 @@ impl SerialPorts {
         self.add(id, name, true)
     }
 
+    /// Unplugs port `id` (`device_del`) at the firmware's unplug marker;
+    /// `serial.hotplug` expects PORT_REMOVE for it.
+    pub fn unplug(mut self, id: u32) -> Self {
+        self.config.unplug = Some(id);
+        self
+    }
+
+    /// Plugs a virtserialport `nr=id` with `name=` (`device_add`, its
+    /// chardev on a socket served from boot) at the firmware's plug
+    /// marker; `serial.hotplug` expects PORT_ADD, PORT_NAME and PORT_OPEN
+    /// for it and writes there, which the peer checks.
+    pub fn plug(mut self, id: u32, name: &str) -> Self {
+        if !zvtest_contract::serial::valid_port_name(name) {
+            self.errors.push(format!("port {id}: bad name {name:?}"));
+        }
+        self.config.plug = Some(PortConfig {
+            id,
+            name: Some(name.into()),
+            console: false,
+        });
+        self
+    }
+
+    /// The QMP commands of the unplug and plug markers (line, command).
+    fn hotplug_commands(&self) -> Vec<(String, String)> {
+        let bus = self.config.bus;
+        let mut v = Vec::new();
+        if let Some(id) = self.config.unplug {
+            v.push((
+                format!("{} {bus} {id}", markers::SERIAL_UNPLUG),
+                format!(
+                    r#"{{"execute": "device_del", "arguments": {{"id": "{}-dev"}}}}"#,
+                    self.chardev_id(id)
+                ),
+            ));
+        }
+        if let Some(p) = &self.config.plug {
+            let chr = self.chardev_id(p.id);
+            let name = p
+                .name
+                .as_ref()
+                .map_or(String::new(), |n| format!(r#", "name": "{n}""#));
+            v.push((
+                format!("{} {bus} {}", markers::SERIAL_PLUG, p.id),
+                format!(
+                    r#"{{"execute": "device_add", "arguments": {{"driver": "virtserialport", "bus": "{}.0", "nr": {}, "chardev": "{chr}", "id": "{chr}-dev"{name}}}}}"#,
+                    self.device_id(),
+                    p.id
+                ),
+            ));
+        }
+        v
+    }
+
     pub fn fault(mut self, f: Fault) -> Self {
         self.faults.push(f);
         self
@@ -211,6 +265,9 @@ impl Scenario {
             if ports.packed {
                 dev.properties.push(("packed".into(), "on".into()));
             }
+        }
+        for (line, command) in ports.hotplug_commands() {
+            s = s.qmp_on_line(&line, &command);
         }
         let word = ports.word();
         s.append(word).peer(ports)
@@ -283,6 +340,8 @@ struct Running {
     /// (one a round): the port threads send up to it.
     streams: Arc<(Mutex<Option<u64>>, Condvar)>,
     emergency_seen: bool,
+    /// The firmware's plug marker came.
+    plug_seen: bool,
 }
 
 impl PeerSpec for SerialPorts {
@@ -295,7 +354,11 @@ impl PeerSpec for SerialPorts {
         let streams = Arc::new((Mutex::new(None), Condvar::new()));
         let mut ports = Vec::new();
         let mut args = Vec::new();
-        for p in &self.config.ports {
+        // The ports at boot, then the one plugged later: its chardev is
+        // there from the start (a device_add names an existing chardev),
+        // its device comes over QMP at the firmware's plug marker.
+        let at_boot = self.config.ports.iter().map(|p| (p, true));
+        for (p, boot) in at_boot.chain(self.config.plug.iter().map(|p| (p, false))) {
             let path = ctx
                 .dir
                 .join(format!("s{:04x}-{}.sock", self.config.bus.devno, p.id));
@@ -325,8 +388,10 @@ impl PeerSpec for SerialPorts {
             if let Some(n) = &p.name {
                 dev.push_str(&format!(",name={n}"));
             }
-            args.push("-device".into());
-            args.push(dev);
+            if boot {
+                args.push("-device".into());
+                args.push(dev);
+            }
             let log = Arc::new(Mutex::new(PortLog::default()));
             let socket = Arc::new(Mutex::new(None));
             let job = PortJob {
@@ -335,6 +400,8 @@ impl PeerSpec for SerialPorts {
                 stream: Stream::new(ctx.seed, self.config.bus, p.id, Dir::Rx),
                 chunks: Chunks::new(ctx.seed, self.config.bus, p.id, Cutter::HostWrite),
                 streams: Arc::clone(&streams),
+                // Only the ports serial.stress drives get a stream.
+                sends: boot,
                 limit: u64::from(self.config.bytes) * 1000,
                 faults: self
                     .faults
@@ -366,6 +433,7 @@ impl PeerSpec for SerialPorts {
             args,
             streams,
             emergency_seen: false,
+            plug_seen: false,
         }))
     }
 }
@@ -387,6 +455,9 @@ struct PortJob {
     chunks: Chunks,
     /// Where the streams end so far (the latest stress marker).
     streams: Arc<(Mutex<Option<u64>>, Condvar)>,
+    /// Whether this port sends a stream to the guest (a port plugged
+    /// later does not).
+    sends: bool,
     /// The most `bytes=` with `stress=` can make: what the guest may send.
     limit: u64,
     faults: Vec<Fault>,
@@ -445,19 +516,25 @@ impl PortJob {
     fn stream_end(&self, offset: u64) -> Option<u64> {
         let (lock, ready) = &*self.streams;
         let mut end = lock.lock().unwrap();
-        while end.is_none_or(|e| e <= offset) {
+        loop {
+            // Stopped: nothing more is sent, whatever the markers said.
             if !self.running() {
                 return None;
             }
+            if end.is_some_and(|e| e > offset) {
+                return *end;
+            }
             end = ready.wait_timeout(end, TICK).unwrap().0;
         }
-        *end
     }
 
     /// The stream to the guest, chunk by chunk, faults applied: each
     /// round's segment once its marker came, never beyond it (what the
     /// guest has no buffers for stays in the socket across its resets).
     fn send(&self, mut w: UnixStream) {
+        if !self.sends {
+            return;
+        }
         let mut offset = 0u64;
         let mut n = 0u64;
         let mut buf = Vec::new();
@@ -613,6 +690,11 @@ impl Peer for Running {
         if after(markers::SERIAL_EMERGENCY).as_deref() == Some(bus.as_str()) {
             self.emergency_seen = true;
         }
+        if let (Some(rest), Some(p)) = (after(markers::SERIAL_PLUG), &self.spec.config.plug) {
+            if rest == format!("{bus} {}", p.id) {
+                self.plug_seen = true;
+            }
+        }
         if let Some(rest) = after(markers::SERIAL_CLOSE) {
             let mut words = rest.split(' ');
             if words.next() == Some(bus.as_str()) {
@@ -677,10 +759,24 @@ impl Peer for Running {
             .tap
             .result("serial.stress")
             .is_some_and(|r| r.ok && !r.is_skip());
+        let hotplug_passed = end
+            .tap
+            .result("serial.hotplug")
+            .is_some_and(|r| r.ok && !r.is_skip());
         for p in &self.ports {
             let log = p.log.lock().unwrap();
             let label = self.spec.label(&p.config);
-            let streams = stream_len.is_some() && ports_with_streams.contains(&p.config.id);
+            // The port plugged at the marker: the firmware writes the
+            // first PLUGGED_BYTES of its stream there.
+            let hot = self.spec.config.plug.as_ref() == Some(&p.config);
+            let (stream_len, stress_passed) = if hot {
+                let n = PLUGGED_BYTES as u64;
+                (self.plug_seen.then_some(n), hotplug_passed)
+            } else {
+                (stream_len, stress_passed)
+            };
+            let streams =
+                stream_len.is_some() && (hot || ports_with_streams.contains(&p.config.id));
             let mut stream = Vec::new();
             if let Some(n) = stream_len.filter(|_| streams) {
                 stream.resize(n as usize, 0);
@@ -810,6 +906,81 @@ mod tests {
         assert!(s
             .command_line()
             .ends_with("serial=fe.0.0003:max=4:emerg:c0:p1=zv.a"));
+    }
+
+    /// The plugged port: a chardev from boot, no device; QMP commands at
+    /// the firmware's markers; the firmware told both.
+    #[test]
+    fn hot_plug_gives_qmp_commands_at_the_markers() {
+        let ports = SerialPorts::new("fe.0.0003")
+            .max_ports(8)
+            .port(1, "zv.a")
+            .port(2, "zv.b")
+            .unplug(2)
+            .plug(5, "zv.hot");
+        let s = Scenario::new("t").virtio_serial(ports.clone());
+        assert_eq!(s.validate(), Ok(()));
+        assert!(s
+            .command_line()
+            .ends_with("serial=fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1=zv.a:p2=zv.b"));
+        let lines: Vec<&str> = s.line_commands.iter().map(|c| c.line.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "# zvtest: serial unplug fe.0.0003 2",
+                "# zvtest: serial plug fe.0.0003 5"
+            ]
+        );
+        assert_eq!(s.line_commands[0].execute(), Ok("device_del".into()));
+        assert!(s.line_commands[0]
+            .wire()
+            .contains("ccw-fe.0.0003-port2-dev"));
+        assert_eq!(s.line_commands[1].execute(), Ok("device_add".into()));
+        let add = s.line_commands[1].wire();
+        for part in [
+            r#""bus": "ccw-fe.0.0003.0""#,
+            r#""nr": 5"#,
+            r#""chardev": "ccw-fe.0.0003-port5""#,
+            r#""name": "zv.hot""#,
+        ] {
+            assert!(add.contains(part), "{add} lacks {part}");
+        }
+        let dir = std::env::temp_dir().join(format!("zv-serial-h-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed: 1,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let peer = ports.start(&ctx).unwrap();
+        let args = peer.qemu_args().join(" ");
+        assert!(args.contains("socket,id=ccw-fe.0.0003-port5,path="));
+        assert!(!args.contains("nr=5"), "{args}");
+        assert!(args.contains("nr=2"));
+        let tap = crate::tap::TapReport::default();
+        let _ = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: false,
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        // A plugged port that is already there, one past max_ports.
+        for bad in [
+            SerialPorts::new("fe.0.0003")
+                .max_ports(8)
+                .port(1, "a")
+                .plug(1, "b"),
+            SerialPorts::new("fe.0.0003")
+                .max_ports(4)
+                .port(1, "a")
+                .plug(4, "b"),
+            SerialPorts::new("fe.0.0003")
+                .max_ports(4)
+                .port(1, "a")
+                .unplug(2),
+        ] {
+            assert!(Scenario::new("t").virtio_serial(bad).validate().is_err());
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub const NAMES: &[&str] = &[
     "serial.stress",
     "serial.emergency",
     "serial.close",
+    "serial.hotplug",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -125,6 +126,12 @@ pub mod markers {
     /// Followed by ` <bus id>`: the emergency-write bytes of that device
     /// were written (`serial.emergency`); the console's peer must have them.
     pub const SERIAL_EMERGENCY: &str = "# zvtest: serial emergency written";
+    /// Followed by ` <bus id> <port>`: unplug that port now (`device_del`;
+    /// `serial.hotplug`).
+    pub const SERIAL_UNPLUG: &str = "# zvtest: serial unplug";
+    /// Followed by ` <bus id> <port>`: plug that virtserialport now
+    /// (`device_add`; `serial.hotplug`).
+    pub const SERIAL_PLUG: &str = "# zvtest: serial plug";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 }

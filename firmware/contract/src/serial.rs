@@ -21,6 +21,9 @@ pub const DEFAULT_BYTES: u32 = 4096;
 pub const MAX_CHUNK: u32 = 2048;
 /// Bytes written through the emergency-write field.
 pub const EMERGENCY_LEN: usize = 16;
+/// Bytes of its transmit stream the firmware writes to a port plugged
+/// while it runs (`serial.hotplug`).
+pub const PLUGGED_BYTES: usize = 64;
 
 /// One port of a device as the host configured it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +50,10 @@ pub struct SerialConfig {
     pub close: Option<u32>,
     /// Ports, in ascending id order.
     pub ports: Vec<PortConfig>,
+    /// The port the host unplugs at the unplug marker (`serial.hotplug`).
+    pub unplug: Option<u32>,
+    /// The virtserialport the host plugs at the plug marker.
+    pub plug: Option<PortConfig>,
 }
 
 /// A port name the command line can carry and QEMU passes through: 1 to
@@ -92,6 +99,8 @@ impl SerialConfig {
             bytes: DEFAULT_BYTES,
             close: None,
             ports: Vec::new(),
+            unplug: None,
+            plug: None,
         }
     }
 
@@ -104,11 +113,12 @@ impl SerialConfig {
         self.ports.iter().find(|p| p.id == id)
     }
 
-    /// Parses one `serial=` item:
-    /// `BUS[:max=N][:emerg][:bytes=N][:close=N]{:cN[=NAME]|:pN[=NAME]}`,
-    /// `c` a console port, `p` a serial port, N its number. Ports must
-    /// fit `max=`, each once; the closed port must be a serial port
-    /// (QEMU keeps a console open whatever its back-end does).
+    /// Parses one `serial=` item: `BUS[:max=N][:emerg][:bytes=N][:close=N]
+    /// [:unplug=N][:plug=N[=NAME]]{:cN[=NAME]|:pN[=NAME]}`, `c` a console
+    /// port, `p` a serial port, N its number. Ports must fit `max=`, each
+    /// once; the closed port must be a serial port (QEMU keeps a console
+    /// open whatever its back-end does); the unplugged port one of them;
+    /// the plugged port (a serial port) none of them, within `max=`.
     pub fn parse(item: &str) -> Option<Self> {
         let mut fields = item.split(':');
         let mut c = SerialConfig::new(fields.next()?.parse().ok()?);
@@ -145,6 +155,19 @@ impl SerialConfig {
                 ("emerg", None) => c.emergency = true,
                 ("bytes", Some(v)) => c.bytes = byte_count(v).filter(|&n| n <= 64 << 20)?,
                 ("close", Some(v)) => c.close = Some(digits(v)?),
+                ("unplug", Some(v)) => c.unplug = Some(digits(v)?),
+                ("plug", Some(v)) => {
+                    let (id, name) = match v.split_once('=') {
+                        Some((id, n)) if valid_port_name(n) => (id, Some(String::from(n))),
+                        Some(_) => return None,
+                        None => (v, None),
+                    };
+                    c.plug = Some(PortConfig {
+                        id: digits(id)?,
+                        name,
+                        console: false,
+                    });
+                }
                 _ => return None,
             }
         }
@@ -158,7 +181,13 @@ impl SerialConfig {
         let close_ok = c
             .close
             .is_none_or(|id| c.port(id).is_some_and(|p| !p.console));
-        (fits && close_ok && !names_twice).then_some(c)
+        let unplug_ok = c.unplug.is_none_or(|id| c.port(id).is_some());
+        let plug_ok = c.plug.as_ref().is_none_or(|p| {
+            p.id < c.max_ports
+                && c.port(p.id).is_none()
+                && (p.name.is_none() || c.ports.iter().all(|q| q.name != p.name))
+        });
+        (fits && close_ok && unplug_ok && plug_ok && !names_twice).then_some(c)
     }
 
     /// The item [`SerialConfig::parse`] reads back as `self`.
@@ -175,6 +204,16 @@ impl SerialConfig {
         }
         if let Some(id) = self.close {
             s.push_str(&crate::format!(":close={}", id));
+        }
+        if let Some(id) = self.unplug {
+            s.push_str(&crate::format!(":unplug={}", id));
+        }
+        if let Some(p) = &self.plug {
+            s.push_str(&crate::format!(":plug={}", p.id));
+            if let Some(n) = &p.name {
+                s.push('=');
+                s.push_str(n);
+            }
         }
         for p in &self.ports {
             s.push_str(&crate::format!(
@@ -332,6 +371,25 @@ mod tests {
             "fe.0.0003:max=4:emerg:bytes=16K:close=2:c0=zv.con:p1:p2=zv.b"
         );
         assert_eq!(SerialConfig::parse(&c.item()), Some(c));
+        let hot = SerialConfig::parse("fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1:p2").unwrap();
+        assert_eq!(hot.unplug, Some(2));
+        assert_eq!(
+            hot.plug,
+            Some(PortConfig {
+                id: 5,
+                name: Some("zv.hot".into()),
+                console: false
+            })
+        );
+        assert_eq!(hot.item(), "fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1:p2");
+        assert_eq!(
+            SerialConfig::parse("fe.0.0003:plug=3")
+                .unwrap()
+                .plug
+                .unwrap()
+                .name,
+            None
+        );
         let plain = SerialConfig::parse("fe.0.0003").unwrap();
         assert_eq!(plain, SerialConfig::new(bus("fe.0.0003")));
         assert_eq!(plain.item(), "fe.0.0003");
@@ -356,6 +414,13 @@ mod tests {
             "fe.0.0003:close=1",
             "fe.0.0003:c0:close=0",
             "fe.0.0003:max=4:max=5",
+            "fe.0.0003:unplug=1",
+            "fe.0.0003:p1:unplug=x",
+            "fe.0.0003:p1:plug=1",
+            "fe.0.0003:max=4:plug=4",
+            "fe.0.0003:p1=a:plug=2=a",
+            "fe.0.0003:plug=2=a b",
+            "fe.0.0003:plug=",
             "zz:p1",
         ] {
             assert_eq!(SerialConfig::parse(bad), None, "{bad} accepted");

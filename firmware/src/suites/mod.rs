@@ -68,6 +68,7 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
+    Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

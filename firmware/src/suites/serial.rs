@@ -20,7 +20,7 @@ use crate::virtio::devices::order::Order;
 use crate::virtio::devices::serial::{
     self, emergency_write, event_name, rx_queue, tx_queue, Config, Control, ControlQueues, Message,
     CONFIG_LEN, CONFIG_LEN_NO_EMERG, DEVICE_READY, F_EMERG_WRITE, F_MULTIPORT, F_SIZE, PORT_ADD,
-    PORT_OPEN, PORT_READY,
+    PORT_NAME, PORT_OPEN, PORT_READY, PORT_REMOVE,
 };
 use crate::virtio::indicators::{self, Indicators};
 use crate::virtio::queue::{setup_queue, DmaBuffer, Queue, USED_TIMEOUT_US};
@@ -35,7 +35,7 @@ use alloc::vec::Vec;
 use zvtest_contract::checks::markers;
 use zvtest_contract::inventory::BusId;
 use zvtest_contract::serial::{
-    emergency_bytes, Chunks, Cutter, Dir, SerialConfig, Stream, MAX_CHUNK,
+    emergency_bytes, Chunks, Cutter, Dir, SerialConfig, Stream, MAX_CHUNK, PLUGGED_BYTES,
 };
 
 /// A virtio-serial device and what `serial=` says of it.
@@ -102,18 +102,21 @@ impl Session {
     /// device takes below it: see `t.revision()`), split rings, no
     /// indicators (everything polled).
     fn bring_up_at(sid: u32, rev: u8, ports: &[u32], open: bool) -> Result<Session, String> {
-        let s = Self::bring_up_in(sid, rev, None, ports, open)?;
+        let s = Self::bring_up_in(sid, rev, None, ports, &[], open)?;
         s.ok_or_else(|| String::from("the device took no revision"))
     }
 
     /// [`Session::bring_up_at`] as `setup` says (revision, ring format,
     /// EVENT_IDX, indicators): None when the device does not take it
-    /// (revision refused, a feature not offered).
+    /// (revision refused, a feature not offered). `later` are ports not
+    /// there yet whose queues are set up too (a driver sets up every
+    /// queue before DRIVER_OK), but not opened.
     fn bring_up_in(
         sid: u32,
         rev: u8,
         setup: Option<Setup>,
         ports: &[u32],
+        later: &[u32],
         open: bool,
     ) -> Result<Option<Session>, String> {
         let rev = setup.map_or(rev, |s| s.revision);
@@ -147,7 +150,8 @@ impl Session {
             alloc::vec![0]
         };
         let mut queues = Vec::new();
-        for &p in &ports {
+        let all = ports.iter().chain(later.iter().filter(|_| multiport));
+        for &p in all {
             let q = |t: &mut CcwTransport, i| {
                 setup_queue(t, i, features, packed)
                     .map_err(|e| err(&format!("port {} queue {}", p, i), &e))
@@ -698,7 +702,7 @@ fn stress_round(
     end: u64,
     label: &str,
 ) -> Result<(u64, u64), String> {
-    let mut s = Session::bring_up_in(d.sid, setup.revision, Some(setup), ports, true)?
+    let mut s = Session::bring_up_in(d.sid, setup.revision, Some(setup), ports, &[], true)?
         .ok_or("the device no longer takes this setup")?;
     if s.control.is_some() {
         for &p in ports {
@@ -1067,4 +1071,235 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
         "{} port {}: PORT_OPEN 0 {} us after the marker; {} writes returned unread",
         d.bus, port, after, CLOSED_WRITES
     ))
+}
+
+/// How long the host has to act on a hot-plug marker.
+const HOTPLUG_WAIT_US: u64 = 5_000_000;
+
+/// The host unplugs the `unplug=` port (PORT_REMOVE for exactly that
+/// port must come) and plugs the `plug=` port (PORT_ADD for it; once we
+/// answer PORT_READY, its PORT_NAME and PORT_OPEN 1, its host side being
+/// connected; then [`PLUGGED_BYTES`] of its stream written there, which
+/// the host's peer checks).
+pub fn hotplug(m: &mut Machine) -> Outcome {
+    let found = devices(m);
+    let mut done = Vec::new();
+    for d in &found {
+        let Some(cfg) = &d.cfg else { continue };
+        if cfg.unplug.is_none() && cfg.plug.is_none() {
+            continue;
+        }
+        match hotplug_device(d, cfg, m.cfg.seed) {
+            Ok(s) => done.push(s),
+            Err((what, expected, got)) => {
+                return Outcome::mismatch(
+                    &format!("{} {}", d.bus, what.as_str()),
+                    expected.as_str(),
+                    got.as_str(),
+                )
+            }
+        }
+    }
+    if done.is_empty() {
+        return Outcome::skip("no serial= device names a port to unplug or plug (unplug=, plug=)");
+    }
+    Outcome::PassNote(done.join("; "))
+}
+
+type Mismatch = (String, String, String);
+
+fn plain(what: &str, e: String) -> Mismatch {
+    (String::from(what), String::from("no error"), e)
+}
+
+/// Prints `marker` for `port` and collects control messages until one
+/// `wanted` arrives or the wait runs out: the messages that came.
+fn after_marker(
+    s: &mut Session,
+    marker: &str,
+    bus: BusId,
+    port: u32,
+    wanted: impl Fn(&Message) -> bool,
+) -> Result<(Vec<Message>, Option<u64>), String> {
+    let seen = s.log.len();
+    crate::out!("{} {} {}\n", marker, bus, port);
+    let start = now_us();
+    loop {
+        s.drain()?;
+        if let Some(_m) = s.log[seen..].iter().find(|m| wanted(m)) {
+            return Ok((s.log[seen..].to_vec(), Some(now_us() - start)));
+        }
+        if now_us() - start >= HOTPLUG_WAIT_US {
+            return Ok((s.log[seen..].to_vec(), None));
+        }
+    }
+}
+
+fn came(log: &[Message]) -> String {
+    if log.is_empty() {
+        String::from("no control message")
+    } else {
+        describe(log)
+    }
+}
+
+fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, Mismatch> {
+    let ports: Vec<u32> = cfg.ports.iter().map(|p| p.id).collect();
+    let later: Vec<u32> = cfg.plug.iter().map(|p| p.id).collect();
+    let mut s = Session::bring_up_in(d.sid, 2, None, &ports, &later, true)
+        .map_err(|e| plain("bring-up", e))?
+        .ok_or_else(|| plain("bring-up", String::from("the device took no revision")))?;
+    if s.control.is_none() {
+        return Err((
+            String::from("MULTIPORT"),
+            String::from("offered (ports come and go only with it)"),
+            String::from("not offered"),
+        ));
+    }
+    let mut notes = Vec::new();
+    if let Some(id) = cfg.unplug {
+        let (log, after) = after_marker(&mut s, markers::SERIAL_UNPLUG, d.bus, id, |m| {
+            m.control.event == PORT_REMOVE
+        })
+        .map_err(|e| plain("unplug", e))?;
+        let what = format!("port {} unplugged by the host", id);
+        let Some(after) = after else {
+            return Err((
+                what,
+                format!("PORT_REMOVE for port {}", id),
+                format!(
+                    "none within {} s of the marker (came: {})",
+                    HOTPLUG_WAIT_US / 1_000_000,
+                    came(&log).as_str()
+                ),
+            ));
+        };
+        // Only the port's own messages: its removal, its host side
+        // closing with it.
+        if let Some(m) = log
+            .iter()
+            .find(|m| m.control.id != id || !matches!(m.control.event, PORT_REMOVE | PORT_OPEN))
+        {
+            return Err((
+                what,
+                format!("PORT_REMOVE for port {} (and nothing for another port)", id),
+                format!(
+                    "{} for port {} (came: {})",
+                    event_name(m.control.event),
+                    m.control.id,
+                    came(&log).as_str()
+                ),
+            ));
+        }
+        notes.push(format!(
+            "port {}: {} {} us after the marker",
+            id,
+            describe(&log).as_str(),
+            after
+        ));
+    }
+    if let Some(p) = &cfg.plug {
+        let id = p.id;
+        let what = format!("port {} plugged by the host", id);
+        let (log, after) = after_marker(&mut s, markers::SERIAL_PLUG, d.bus, id, |m| {
+            m.control.event == PORT_ADD
+        })
+        .map_err(|e| plain("plug", e))?;
+        let Some(after) = after else {
+            return Err((
+                what,
+                format!("PORT_ADD for port {}", id),
+                format!(
+                    "none within {} s of the marker (came: {})",
+                    HOTPLUG_WAIT_US / 1_000_000,
+                    came(&log).as_str()
+                ),
+            ));
+        };
+        if let Some(m) = log.iter().find(|m| m.control.id != id) {
+            return Err((
+                what,
+                format!("PORT_ADD for port {} only", id),
+                format!(
+                    "{} for port {} (came: {})",
+                    event_name(m.control.event),
+                    m.control.id,
+                    came(&log).as_str()
+                ),
+            ));
+        }
+        let seen = s.log.len();
+        s.send(id, PORT_READY, 1)
+            .map_err(|e| plain("PORT_READY", e))?;
+        let answer = s.log[seen..].to_vec();
+        let names: Vec<&str> = answer
+            .iter()
+            .filter(|m| m.control.event == PORT_NAME && m.control.id == id)
+            .filter_map(|m| m.name.as_deref())
+            .collect();
+        let want_name = p.name.as_deref().unwrap_or("(no PORT_NAME)");
+        let got_name = match names.as_slice() {
+            [] => String::from("(no PORT_NAME)"),
+            [one] => String::from(*one),
+            many => many.join(" "),
+        };
+        if want_name != got_name {
+            return Err((
+                format!("port {} PORT_NAME after PORT_READY", id),
+                String::from(want_name),
+                got_name,
+            ));
+        }
+        let open = answer
+            .iter()
+            .rev()
+            .find(|m| m.control.event == PORT_OPEN && m.control.id == id)
+            .map(|m| m.control.value);
+        if open != Some(1) {
+            return Err((
+                format!(
+                    "port {} PORT_OPEN after PORT_READY (its host side is connected)",
+                    id
+                ),
+                String::from("1"),
+                format!(
+                    "{} (came: {})",
+                    open.map_or(String::from("none"), |v| format!("{}", v))
+                        .as_str(),
+                    came(&answer).as_str()
+                ),
+            ));
+        }
+        s.send(id, PORT_OPEN, 1)
+            .map_err(|e| plain("PORT_OPEN", e))?;
+        // The new port carries bytes: the peer checks them.
+        let (_, _, tx) = s
+            .ports
+            .iter_mut()
+            .find(|(q, _, _)| *q == id)
+            .ok_or_else(|| plain("queues", format!("none for port {}", id)))?;
+        tx.enable_interrupts(false);
+        let mem = Rc::new(DmaMemory::new(PLUGGED_BYTES));
+        let mut data = [0u8; PLUGGED_BYTES];
+        Stream::new(seed, d.bus, id, Dir::Tx).fill(0, &mut data);
+        mem.write(0, &data);
+        let buf = DmaBuffer {
+            mem: &mem,
+            offset: 0,
+            len: PLUGGED_BYTES as u32,
+            device_writable: false,
+        };
+        tx.submit(&mut s.t, &[buf], false)
+            .and_then(|_| tx.poll_used(&mut s.t))
+            .map_err(|e| plain(&format!("port {} write", id), err("transmit", &e)))?;
+        notes.push(format!(
+            "port {}: PORT_ADD {} us after the marker, then {}; {} bytes written",
+            id,
+            after,
+            describe(&answer).as_str(),
+            PLUGGED_BYTES
+        ));
+    }
+    let _ = s.t.reset();
+    Ok(format!("{}: {}", d.bus, notes.join("; ").as_str()))
 }
