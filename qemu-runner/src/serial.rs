@@ -200,6 +200,14 @@ impl SerialPorts {
         v
     }
 
+    /// Test only: tells the firmware (`serial=...:corrupt=PORT@OFFSET`) to
+    /// send the byte at `offset` of `port`'s stream inverted, proving on
+    /// QEMU that this peer catches a wrong byte from the guest.
+    pub fn corrupt(mut self, port: u32, offset: u64) -> Self {
+        self.config.corrupt = Some((port, offset));
+        self
+    }
+
     pub fn fault(mut self, f: Fault) -> Self {
         self.faults.push(f);
         self

@@ -54,6 +54,10 @@ pub struct SerialConfig {
     pub unplug: Option<u32>,
     /// The virtserialport the host plugs at the plug marker.
     pub plug: Option<PortConfig>,
+    /// Test only: the firmware sends the byte at this offset of this
+    /// port's transmit stream inverted, so that the host's check must
+    /// fail (port, offset).
+    pub corrupt: Option<(u32, u64)>,
 }
 
 /// A port name the command line can carry and QEMU passes through: 1 to
@@ -101,6 +105,7 @@ impl SerialConfig {
             ports: Vec::new(),
             unplug: None,
             plug: None,
+            corrupt: None,
         }
     }
 
@@ -156,6 +161,10 @@ impl SerialConfig {
                 ("bytes", Some(v)) => c.bytes = byte_count(v).filter(|&n| n <= 64 << 20)?,
                 ("close", Some(v)) => c.close = Some(digits(v)?),
                 ("unplug", Some(v)) => c.unplug = Some(digits(v)?),
+                ("corrupt", Some(v)) => {
+                    let (port, offset) = v.split_once('@')?;
+                    c.corrupt = Some((digits(port)?, u64::from(digits(offset)?)));
+                }
                 ("plug", Some(v)) => {
                     let (id, name) = match v.split_once('=') {
                         Some((id, n)) if valid_port_name(n) => (id, Some(String::from(n))),
@@ -182,12 +191,13 @@ impl SerialConfig {
             .close
             .is_none_or(|id| c.port(id).is_some_and(|p| !p.console));
         let unplug_ok = c.unplug.is_none_or(|id| c.port(id).is_some());
+        let corrupt_ok = c.corrupt.is_none_or(|(id, _)| c.port(id).is_some());
         let plug_ok = c.plug.as_ref().is_none_or(|p| {
             p.id < c.max_ports
                 && c.port(p.id).is_none()
                 && (p.name.is_none() || c.ports.iter().all(|q| q.name != p.name))
         });
-        (fits && close_ok && unplug_ok && plug_ok && !names_twice).then_some(c)
+        (fits && close_ok && unplug_ok && plug_ok && corrupt_ok && !names_twice).then_some(c)
     }
 
     /// The item [`SerialConfig::parse`] reads back as `self`.
@@ -207,6 +217,9 @@ impl SerialConfig {
         }
         if let Some(id) = self.unplug {
             s.push_str(&crate::format!(":unplug={}", id));
+        }
+        if let Some((port, offset)) = self.corrupt {
+            s.push_str(&crate::format!(":corrupt={}@{}", port, offset));
         }
         if let Some(p) = &self.plug {
             s.push_str(&crate::format!(":plug={}", p.id));
@@ -382,6 +395,9 @@ mod tests {
             })
         );
         assert_eq!(hot.item(), "fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1:p2");
+        let bad = SerialConfig::parse("fe.0.0003:corrupt=1@5000:p1").unwrap();
+        assert_eq!(bad.corrupt, Some((1, 5000)));
+        assert_eq!(bad.item(), "fe.0.0003:corrupt=1@5000:p1");
         assert_eq!(
             SerialConfig::parse("fe.0.0003:plug=3")
                 .unwrap()
@@ -421,6 +437,9 @@ mod tests {
             "fe.0.0003:p1=a:plug=2=a",
             "fe.0.0003:plug=2=a b",
             "fe.0.0003:plug=",
+            "fe.0.0003:p1:corrupt=2@5",
+            "fe.0.0003:p1:corrupt=1",
+            "fe.0.0003:p1:corrupt=1@x",
             "zz:p1",
         ] {
             assert_eq!(SerialConfig::parse(bad), None, "{bad} accepted");

@@ -459,7 +459,9 @@ fn top_up<T: Transport + ?Sized>(
     f: &mut Flow,
     tx: &mut Queue,
     rx: &mut Queue,
+    corrupt: Option<(u32, u64)>,
 ) -> Result<bool, String> {
+    let port = f.port;
     let mut any = false;
     for (lane, q) in f.lanes.iter_mut().zip([tx, rx]) {
         let mut added = false;
@@ -485,6 +487,13 @@ fn top_up<T: Transport + ?Sized>(
             if lane.dir == Dir::Tx {
                 let mut data = [0u8; MAX_CHUNK as usize];
                 lane.stream.fill(lane.offset, &mut data[..len as usize]);
+                // Test only (`corrupt=`): one byte sent wrong, which the
+                // host's check must catch.
+                if let Some((_, bad)) = corrupt.filter(|&(p, o)| {
+                    p == port && (lane.offset..lane.offset + u64::from(len)).contains(&o)
+                }) {
+                    data[(bad - lane.offset) as usize] ^= 0xff;
+                }
                 lane.mem.write(at, &data[..len as usize]);
                 lane.offset += u64::from(len);
             }
@@ -661,7 +670,7 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
     for (i, &(setup, completion)) in rounds.iter().enumerate() {
         let end = bytes * (i as u64 + 1) / n;
         let label = format!("{} {}", setup.label().as_str(), completion.name());
-        let r = stress_round(d, setup, completion, &ports, &mut flows, end, &label)
+        let r = stress_round(d, setup, completion, &mut flows, end, &label, cfg.corrupt)
             .map_err(|e| format!("{}: {}", label.as_str(), e.as_str()))?;
         buffers += r.0;
         interrupts += r.1;
@@ -697,11 +706,13 @@ fn stress_round(
     d: &Device,
     setup: Setup,
     completion: Completion,
-    ports: &[u32],
     flows: &mut [Flow],
     end: u64,
     label: &str,
+    corrupt: Option<(u32, u64)>,
 ) -> Result<(u64, u64), String> {
+    let ports: Vec<u32> = flows.iter().map(|f| f.port).collect();
+    let ports = ports.as_slice();
     let mut s = Session::bring_up_in(d.sid, setup.revision, Some(setup), ports, &[], true)?
         .ok_or("the device no longer takes this setup")?;
     if s.control.is_some() {
@@ -766,7 +777,7 @@ fn stress_round(
         }
         let mut progress = false;
         for (f, (tx, rx)) in flows.iter_mut().zip(queues.iter_mut()) {
-            progress |= top_up(&mut s.t, f, tx, rx)
+            progress |= top_up(&mut s.t, f, tx, rx, corrupt)
                 .map_err(|e| format!("port {} {}", f.port, e.as_str()))?;
             let came = take_back(f, tx, rx, start)?;
             if came && waited_out {
