@@ -43,9 +43,10 @@ pub const SCRATCH_BLK_BYTES: u64 = 64 << 20;
 pub const SCRATCH_LUN_BYTES: u64 = 32 << 20;
 
 /// The serial device's ports, each on a socket the runner serves: a
-/// console and two named ports, 32 KiB each way on each over every ring
-/// setup (packed too), the emergency write, and port 2 closed by the host
-/// at the firmware's marker.
+/// console and two named ports, 32 KiB each way on each spread over the
+/// 14 setups (packed too; under 200 ms under TCG, mostly the setups'
+/// bring-ups, not the bytes), the emergency write, and port 2 closed by
+/// the host at the firmware's marker.
 pub fn default_serial(bus: &str) -> crate::serial::SerialPorts {
     crate::serial::SerialPorts::new(bus)
         .max_ports(4)
