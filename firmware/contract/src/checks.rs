@@ -34,6 +34,11 @@ pub const NAMES: &[&str] = &[
     "scsi.control",
     "scsi.stress",
     "scsi.hotplug",
+    "net.config",
+    "net.control",
+    "net.link",
+    "net.echo",
+    "net.user",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -107,6 +112,12 @@ pub mod markers {
     pub const SCSI_HOTPLUG_READY: [&str; 2] = [
         "# zvtest: scsi hotplug ready plug",
         "# zvtest: scsi hotplug ready unplug",
+    ];
+    /// Set the link of the `nets=` device marked `:link` down, then up
+    /// again (QMP `set_link`), now (`net.link`).
+    pub const NET_LINK_READY: [&str; 2] = [
+        "# zvtest: net link ready down",
+        "# zvtest: net link ready up",
     ];
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";

@@ -144,6 +144,9 @@ pub struct Config {
     /// The SCSI LUN the host plugs after `SCSI_HOTPLUG_READY[0]` and
     /// unplugs after `[1]` (`scsi-hotplug=`; `scsi.hotplug` checks).
     pub scsi_hotplug: Option<crate::disk::DiskId>,
+    /// How the host configured each net device (`nets=`): its MAC, its
+    /// peer, queue pairs, link changes (crate::net).
+    pub nets: Vec<crate::net::NetConfig>,
 }
 
 impl Default for Config {
@@ -172,6 +175,7 @@ impl Default for Config {
             scratch: Vec::new(),
             disks: Vec::new(),
             scsi_hotplug: None,
+            nets: Vec::new(),
         }
     }
 }
@@ -422,6 +426,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "nets",
+        "comma-separated BUSID:MAC[:echo|:user][:pairs=N][:link], the MAC with dashes (fe.0.0002:52-54-00-12-34-56:echo)",
+        |c, v| {
+            for item in v.split(',') {
+                let n = crate::net::NetConfig::parse(item)?;
+                if c.nets.iter().any(|x| x.bus == n.bus) {
+                    return None;
+                }
+                c.nets.push(n);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -632,6 +650,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     }
     if let Some(id) = &cfg.scsi_hotplug {
         word("scsi-hotplug", &format!("{}", id));
+    }
+    if !cfg.nets.is_empty() {
+        let items: Vec<String> = cfg.nets.iter().map(|n| n.item()).collect();
+        word("nets", &items.join(","));
     }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
@@ -1101,6 +1123,24 @@ mod tests {
             )
         }
 
+        fn net() -> impl Strategy<Value = crate::net::NetConfig> {
+            use crate::net::{NetConfig, NetPeer};
+            (
+                bus(),
+                any::<[u8; 6]>(),
+                prop::sample::select(&[NetPeer::None, NetPeer::Echo, NetPeer::User][..]),
+                1u16..=crate::net::MAX_PAIRS as u16,
+                any::<bool>(),
+            )
+                .prop_map(|(bus, mac, peer, pairs, link)| NetConfig {
+                    bus,
+                    mac,
+                    peer,
+                    pairs,
+                    link,
+                })
+        }
+
         fn config() -> impl Strategy<Value = Config> {
             let selection = (
                 selectors(),
@@ -1128,6 +1168,7 @@ mod tests {
                     prop::collection::btree_set(disk_id(), 0..3),
                     prop::collection::btree_map(disk_id(), disk(), 0..3),
                     prop::option::of(disk_id().prop_filter("a LUN", |d| d.lun.is_some())),
+                    prop::collection::btree_map(bus(), net(), 0..3),
                 ),
             );
             (selection, host, devices).prop_map(
@@ -1141,7 +1182,13 @@ mod tests {
                         balloon_pages,
                         (bench, bench_ms),
                     ),
-                    (devices, hotplug, ram_end, legacy_devices, (scratch, disks, scsi_hotplug)),
+                    (
+                        devices,
+                        hotplug,
+                        ram_end,
+                        legacy_devices,
+                        (scratch, disks, scsi_hotplug, nets),
+                    ),
                 )| {
                     let (devices, virtio) = match devices {
                         Some((d, v)) => (Some(d), v),
@@ -1178,6 +1225,13 @@ mod tests {
                             })
                             .collect(),
                         scsi_hotplug,
+                        nets: nets
+                            .into_iter()
+                            .map(|(bus, mut n)| {
+                                n.bus = bus;
+                                n
+                            })
+                            .collect(),
                     }
                 },
             )

@@ -13,6 +13,7 @@ mod heap;
 mod hypercalls;
 mod inject;
 mod legacy;
+mod net;
 mod rng;
 mod scsi;
 mod setups;
@@ -60,6 +61,13 @@ const CHECKS: &[Check<Machine>] = &[
         .timeout(120_000)
         .stressed(),
     Check::new("scsi.hotplug", scsi::hotplug).timeout(60_000),
+    Check::new("net.config", net::config).timeout(20_000),
+    Check::new("net.control", net::control).timeout(20_000),
+    Check::new("net.link", net::link).timeout(30_000),
+    Check::new("net.echo", net::echo)
+        .timeout(120_000)
+        .stressed(),
+    Check::new("net.user", net::user).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

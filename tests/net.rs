@@ -1,0 +1,181 @@
+//! virtio-net with peers: the runner's echo peer over a datagram back-end
+//! (configuration, control queue, link down and up over QMP, echo frames
+//! in every setup), and the same peer misbehaving on purpose (a flipped
+//! byte, a dropped frame, a peer that closes early), each a failing
+//! verdict that names the frame; a wrong MAC expectation; QEMU's
+//! user-mode network (ARP, DHCP); a tap with several queue pairs in a
+//! network namespace the runner makes.
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use qemu_runner::net::{
+    netdev_offered, tap_namespace_available, Backend, Misbehaviour, NetScenario,
+};
+use qemu_runner::{Run, Scenario};
+
+const BUS: &str = "fe.0.0002";
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x01];
+
+fn echo(name: &str, misbehaviour: Misbehaviour) -> Scenario {
+    scenario(name)
+        .net_echo(BUS, MAC, Backend::Dgram, misbehaviour)
+        .append("only=net")
+}
+
+#[track_caller]
+fn fails_naming(o: &Run, check_name: &str, words: &[&str]) {
+    check(o, !o.passed(), "a failing verdict");
+    check(
+        o,
+        o.tap.result(check_name).is_some_and(|r| !r.ok),
+        &format!("`not ok ... - {check_name}`"),
+    );
+    let text = failure_text(o);
+    for w in words {
+        check(
+            o,
+            text.contains(w),
+            &format!("the failure to say {w:?}, not:\n{text}"),
+        );
+    }
+}
+
+#[test]
+fn dgram_echo_passes_every_setup() {
+    let o = boot(&echo("net-echo", Misbehaviour::None).net_link(BUS), &elf());
+    assert_pass(&o);
+    for c in ["net.config", "net.control", "net.link", "net.echo"] {
+        check_ran(&o, c);
+    }
+    let console = o.console();
+    for setup in ["rev2-mrg", "rev2", "rev0", "rev0-mrg"] {
+        for q in ["rx0", "tx0"] {
+            check(
+                &o,
+                console.contains(&format!("# net {BUS} {q} {setup}: ")),
+                &format!("a figures line for {q} in setup {setup}"),
+            );
+        }
+    }
+    check(
+        &o,
+        console.contains("rev0: 64 frames sent") && console.contains("header 10 bytes"),
+        "the legacy setup without MRG_RXBUF with its 10-byte header",
+    );
+    let peer = &o.peers[0];
+    check(
+        &o,
+        peer.figure("frames_received") == Some(256.0)
+            && peer.figure("frames_answered") == Some(256.0),
+        "the peer's counts of 4 x 64 frames received and answered",
+    );
+}
+
+#[test]
+fn a_flipped_byte_is_named() {
+    let o = boot(
+        &echo(
+            "net-echo-flip",
+            Misbehaviour::Flip {
+                pair: 0,
+                seq: 5,
+                offset: 30,
+            },
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 5", "answer byte 30", "seed="],
+    );
+}
+
+#[test]
+fn a_dropped_frame_is_named() {
+    let o = boot(
+        &echo("net-echo-drop", Misbehaviour::Drop { pair: 0, seq: 7 }),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 7", "never answered", "1 of 64"],
+    );
+}
+
+#[test]
+fn a_peer_that_closes_early_is_named() {
+    let o = boot(
+        &echo("net-echo-close", Misbehaviour::CloseAfter { answers: 10 }),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 10", "never answered", "54 of 64"],
+    );
+    check(
+        &o,
+        o.peers[0]
+            .lines
+            .iter()
+            .any(|l| l.contains("closed on purpose")),
+        "the peer's word that it closed",
+    );
+}
+
+#[test]
+fn a_wrong_mac_expectation_fails_net_config() {
+    let mut s = echo("net-wrong-mac", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].mac = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x02];
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &["MAC", "52:54:00:7a:76:02", "52:54:00:7a:76:01"],
+    );
+}
+
+#[test]
+fn user_mode_network_answers_arp_and_dhcp() {
+    let s = scenario("net-user").net_user(BUS, MAC).append("only=net");
+    if let Err(why) = netdev_offered(&s, "user") {
+        eprintln!("SKIP net-user: {why}");
+        return;
+    }
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "net.user");
+    check(
+        &o,
+        o.console()
+            .contains("gateway 10.0.2.2 at 52:55:0a:00:02:02, offer of 10.0.2.15"),
+        "the gateway's MAC and the address offered",
+    );
+}
+
+#[test]
+fn tap_with_four_queue_pairs_in_a_namespace() {
+    if let Err(why) = tap_namespace_available() {
+        eprintln!("SKIP net-tap-mq: cannot make a network namespace with a tap: {why}");
+        return;
+    }
+    let o = boot(
+        &scenario("net-tap-mq")
+            .net_echo(BUS, MAC, Backend::Tap { queues: 4 }, Misbehaviour::None)
+            .append("only=net"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    for q in 0..4 {
+        check(
+            &o,
+            o.console()
+                .contains(&format!("# net {BUS} tx{q} rev2-mrg: ")),
+            &format!("a figures line for transmit queue {q}"),
+        );
+    }
+}
