@@ -170,12 +170,22 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
     );
     assert_pass(&o);
     check_ran(&o, "net.echo");
+    let console = o.console();
     for q in 0..4 {
-        check(
-            &o,
-            o.console()
-                .contains(&format!("# net {BUS} tx{q} rev2-mrg: ")),
-            &format!("a figures line for transmit queue {q}"),
-        );
+        for dir in ["rx", "tx"] {
+            let head = format!("# net {BUS} {dir}{q} rev2-mrg: ");
+            check(
+                &o,
+                console
+                    .lines()
+                    .any(|l| l.starts_with(&head) && !l[head.len()..].starts_with("0 requests")),
+                &format!("frames on {dir}{q} (every pair stressed)"),
+            );
+        }
     }
+    check(
+        &o,
+        console.contains("rev2-mrg: 256 frames sent") && console.contains("on 4 pairs"),
+        "64 frames on each of the 4 pairs",
+    );
 }

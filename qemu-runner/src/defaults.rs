@@ -5,6 +5,7 @@
 //! resized twice over QMP and the diag288 watchdog, so that every check
 //! that can run on this host runs.
 
+use crate::net::{Backend, Misbehaviour, NetScenario};
 use crate::scenario::{CcwDevice, Diag288, Scenario};
 use std::fs;
 use std::io;
@@ -32,6 +33,13 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
 /// it, else left out with the reason.
 pub const HOST_DEVICES: &[(&str, &str, &str, &str)] =
     &[("vhost-vsock-ccw", "fe.0.000c", "vsock", "/dev/vhost-vsock")];
+
+/// A second net device, on QEMU's user-mode network (`net.user`); the
+/// first one (fe.0.0002) has the runner's echo peer on a datagram back-end.
+pub const USER_NET: (&str, &str, &str) = ("virtio-net-ccw", "fe.0.000d", "net");
+/// The MACs of the echo and the user-mode net device (locally administered).
+pub const ECHO_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x02];
+pub const USER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x0d];
 
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
@@ -111,8 +119,24 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 .ccw_device(model, bus, name)
                 .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
                 .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
+            "virtio-net-ccw" => match crate::net::netdev_offered(&s, "dgram") {
+                Ok(()) => s
+                    .net_echo(bus, ECHO_MAC, Backend::Dgram, Misbehaviour::None)
+                    .net_link(bus),
+                Err(why) => {
+                    left_out.push(("the echo peer of virtio-net-ccw", why));
+                    s.ccw_device(model, bus, name)
+                }
+            },
             _ => s.ccw_device(model, bus, name),
         };
+        if model == "virtio-net-ccw" {
+            let (_, bus, _) = USER_NET;
+            match crate::net::netdev_offered(&s, "user") {
+                Ok(()) => s = s.net_user(bus, USER_MAC),
+                Err(why) => left_out.push(("virtio-net-ccw on -netdev user", why)),
+            }
+        }
         if model == "virtio-9p-ccw" {
             let dev = s.ccw_devices.last_mut().expect("just added");
             scratch_share(dev, &share);
@@ -186,12 +210,12 @@ mod tests {
     fn every_device_has_its_own_bus_id() {
         let mut buses: Vec<BusId> = DEVICES
             .iter()
-            .chain([&HOT_PLUGGED])
+            .chain([&HOT_PLUGGED, &USER_NET])
             .map(|(_, b, _)| b.parse().unwrap())
             .collect();
         buses.sort();
         buses.dedup();
-        assert_eq!(buses.len(), DEVICES.len() + 1);
+        assert_eq!(buses.len(), DEVICES.len() + 2);
     }
 
     #[test]

@@ -590,8 +590,8 @@ pub fn tap_namespace_available() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether `qemu -netdev help` lists back-end `kind` (`user`, `dgram`).
-pub fn netdev_offered(scenario: &Scenario, kind: &str) -> Result<(), String> {
+/// The back-ends `qemu -netdev help` lists (`user`, `dgram`, `tap`...).
+pub fn netdevs(scenario: &Scenario) -> Result<Vec<String>, String> {
     let mut cmd = std::process::Command::new(&scenario.qemu);
     if let Some(dir) = &scenario.data_dir {
         cmd.arg("-L").arg(dir);
@@ -600,8 +600,18 @@ pub fn netdev_offered(scenario: &Scenario, kind: &str) -> Result<(), String> {
         .args(["-machine", "none", "-netdev", "help"])
         .output()
         .map_err(|e| format!("cannot run {}: {e}", scenario.qemu.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.lines().any(|l| l.trim() == kind) {
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip_while(|l| !l.contains("netdev backend types"))
+        .skip(1)
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect())
+}
+
+/// Whether `qemu -netdev help` lists back-end `kind`; the error says why not.
+pub fn netdev_offered(scenario: &Scenario, kind: &str) -> Result<(), String> {
+    if netdevs(scenario)?.iter().any(|k| k == kind) {
         Ok(())
     } else {
         Err(format!(

@@ -699,15 +699,25 @@ fn echo_round(
                         ));
                     }
                     while buffers < nb {
-                        // The device publishes a frame's buffers together.
-                        let next = up.rx[q]
-                            .try_used()
-                            .map_err(|e| text(&format!("receive queue {}", rxq), &e))?;
-                        let Some(v) = next else {
-                            return Err(format!(
-                                "receive queue {}: num_buffers {}, only {} used",
-                                rxq, nb, buffers
-                            ));
+                        // The rest of the frame's buffers, soon if not yet.
+                        let end = now_us() + QUIET_US;
+                        let v = loop {
+                            let next = up.rx[q]
+                                .try_used()
+                                .map_err(|e| text(&format!("receive queue {}", rxq), &e))?;
+                            match next {
+                                Some(v) => break v,
+                                None if now_us() > end => {
+                                    return Err(format!(
+                                    "receive queue {}: num_buffers {}, only {} used within {} ms",
+                                    rxq,
+                                    nb,
+                                    buffers,
+                                    QUIET_US / 1000
+                                ))
+                                }
+                                None => {}
+                            }
                         };
                         up.rx[q].read(v.buf, v.len, &mut got);
                         up.rx[q].release(v.buf);
