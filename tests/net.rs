@@ -18,9 +18,14 @@ const BUS: &str = "fe.0.0002";
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x01];
 
 fn echo(name: &str, misbehaviour: Misbehaviour) -> Scenario {
+    echo_only(name, misbehaviour, "net")
+}
+
+/// The echo device, running the checks `only` selects.
+fn echo_only(name: &str, misbehaviour: Misbehaviour, only: &str) -> Scenario {
     scenario(name)
         .net_echo(BUS, MAC, Backend::Dgram, misbehaviour)
-        .append("only=net")
+        .append(format!("only={only}"))
 }
 
 #[track_caller]
@@ -187,5 +192,49 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
         &o,
         console.contains("rev2-mrg: 256 frames sent") && console.contains("on 4 pairs"),
         "64 frames on each of the 4 pairs",
+    );
+}
+
+#[test]
+fn wrong_queue_pairs_fail_net_config() {
+    let mut s = echo("net-wrong-pairs", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].pairs = 2;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &["queue pairs (max_virtqueue_pairs with MQ)"],
+    );
+}
+
+#[test]
+fn a_link_the_host_never_changes_fails_net_link() {
+    // Told the link will change, but no QMP command is sent.
+    let mut s = echo_only("net-link-unchanged", Misbehaviour::None, "net.link");
+    s.nets[0].link = true;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.link",
+        &[
+            "configuration change for the link set down",
+            "neither within 5 s",
+        ],
+    );
+}
+
+#[test]
+fn a_user_network_that_is_not_there_fails_net_user() {
+    // Told QEMU's user-mode network is there; the echo peer is.
+    let mut s = echo_only("net-user-missing", Misbehaviour::None, "net.user");
+    s.nets[0].peer = qemu_runner::net::NetPeer::User;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.user",
+        &[
+            "ARP request for the gateway 10.0.2.2",
+            "no answer within 5 s",
+        ],
     );
 }

@@ -472,7 +472,7 @@ pub fn control(m: &mut Machine) -> Outcome {
 }
 
 /// How long the host has to change the link.
-const LINK_WAIT_US: u64 = 10_000_000;
+const LINK_WAIT_US: u64 = 5_000_000;
 
 /// The link set down and up by the host (`:link` in `nets=`): each time
 /// the configuration-change indicator and an interrupt, then the new
