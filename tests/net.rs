@@ -9,9 +9,7 @@
 mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
-use qemu_runner::net::{
-    netdev_offered, tap_namespace_available, Backend, Misbehaviour, NetScenario,
-};
+use qemu_runner::net::{netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario};
 use qemu_runner::{Run, Scenario};
 
 const BUS: &str = "fe.0.0002";
@@ -24,7 +22,7 @@ fn echo(name: &str, misbehaviour: Misbehaviour) -> Scenario {
 /// The echo device, running the checks `only` selects.
 fn echo_only(name: &str, misbehaviour: Misbehaviour, only: &str) -> Scenario {
     scenario(name)
-        .net_echo(BUS, MAC, Backend::Dgram, misbehaviour)
+        .net_echo(BUS, MAC, Echo::dgram().misbehave(misbehaviour))
         .append(format!("only={only}"))
 }
 
@@ -65,7 +63,8 @@ fn dgram_echo_passes_every_setup() {
     }
     check(
         &o,
-        console.contains("rev0: 64 frames sent") && console.contains("header 10 bytes"),
+        console.contains("rev0: 64 frames of 60 to 1514 bytes sent")
+            && console.contains("header 10 bytes"),
         "the legacy setup without MRG_RXBUF with its 10-byte header",
     );
     let peer = &o.peers[0];
@@ -169,7 +168,7 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
     }
     let o = boot(
         &scenario("net-tap-mq")
-            .net_echo(BUS, MAC, Backend::Tap { queues: 4 }, Misbehaviour::None)
+            .net_echo(BUS, MAC, Echo::tap(4))
             .append("only=net"),
         &elf(),
     );
@@ -190,7 +189,8 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
     }
     check(
         &o,
-        console.contains("rev2-mrg: 256 frames sent") && console.contains("on 4 pairs"),
+        console.contains("rev2-mrg: 256 frames of 60 to 1514 bytes sent")
+            && console.contains("on 4 pairs"),
         "64 frames on each of the 4 pairs",
     );
 }
@@ -235,6 +235,46 @@ fn a_user_network_that_is_not_there_fails_net_user() {
         &[
             "ARP request for the gateway 10.0.2.2",
             "no answer within 5 s",
+        ],
+    );
+}
+
+#[test]
+fn jumbo_frames_where_the_mtu_allows() {
+    let o = boot(
+        &scenario("net-echo-mtu")
+            .net_echo(BUS, MAC, Echo::dgram().mtu(9000))
+            .append("only=net"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    let console = o.console();
+    check(
+        &o,
+        console.contains("rev2-mrg: 64 frames of 60 to 9014 bytes sent")
+            && console.contains("num_buffers up to 36"),
+        "frames up to 9014 bytes, the longest in 36 receive buffers of 256 bytes",
+    );
+    check(
+        &o,
+        o.peers[0].figure("frames_received") == Some(256.0),
+        "every frame at the peer",
+    );
+}
+
+#[test]
+fn a_wrong_mtu_expectation_fails_net_config() {
+    let mut s = echo("net-wrong-mtu", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].mtu = Some(1500);
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &[
+            "VIRTIO_NET_F_MTU and mtu",
+            "MTU 1500 offered",
+            "no MTU offered",
         ],
     );
 }

@@ -5,7 +5,7 @@
 //! resized twice over QMP and the diag288 watchdog, so that every check
 //! that can run on this host runs.
 
-use crate::net::{Backend, Misbehaviour, NetScenario};
+use crate::net::{Echo, NetScenario};
 use crate::scenario::{CcwDevice, Diag288, Scenario};
 use std::fs;
 use std::io;
@@ -120,9 +120,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
                 .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
             "virtio-net-ccw" => match crate::net::netdev_offered(&s, "dgram") {
-                Ok(()) => s
-                    .net_echo(bus, ECHO_MAC, Backend::Dgram, Misbehaviour::None)
-                    .net_link(bus),
+                Ok(()) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
                 Err(why) => {
                     left_out.push(("the echo peer of virtio-net-ccw", why));
                     s.ccw_device(model, bus, name)

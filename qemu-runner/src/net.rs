@@ -51,6 +51,49 @@ pub enum Backend {
     Tap { queues: u16 },
 }
 
+/// How a scenario's echo device is set up: its back-end, the MTU it is
+/// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes), and
+/// what its peer does wrong on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo {
+    pub backend: Backend,
+    pub mtu: Option<u16>,
+    pub misbehaviour: Misbehaviour,
+}
+
+impl Echo {
+    /// Over `-netdev dgram`, the standard MTU, every frame answered right.
+    pub fn dgram() -> Self {
+        Echo {
+            backend: Backend::Dgram,
+            mtu: None,
+            misbehaviour: Misbehaviour::None,
+        }
+    }
+
+    /// Over a tap with `queues` queues (`mq=on` where more than one).
+    pub fn tap(queues: u16) -> Self {
+        Echo {
+            backend: Backend::Tap { queues },
+            ..Echo::dgram()
+        }
+    }
+
+    pub fn mtu(self, mtu: u16) -> Self {
+        Echo {
+            mtu: Some(mtu),
+            ..self
+        }
+    }
+
+    pub fn misbehave(self, misbehaviour: Misbehaviour) -> Self {
+        Echo {
+            misbehaviour,
+            ..self
+        }
+    }
+}
+
 /// The echo peer of one net device.
 #[derive(Debug, Clone)]
 pub struct EchoPeer {
@@ -60,6 +103,8 @@ pub struct EchoPeer {
     pub guest: Mac,
     pub backend: Backend,
     pub misbehaviour: Misbehaviour,
+    /// The longest frame the generator makes (the firmware's too).
+    pub max_frame: usize,
 }
 
 /// The tap's name inside the peer's namespace.
@@ -74,11 +119,13 @@ impl PeerSpec for EchoPeer {
 
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut state = EchoState::new(ctx.seed, self.guest, self.misbehaviour);
+        let mut state = EchoState::new(ctx.seed, self.guest, self.misbehaviour, self.max_frame);
         let deadline = ctx.deadline;
         let (args, thread, netns) = match self.backend {
             Backend::Dgram => {
                 let sock = UdpSocket::bind("127.0.0.1:0")?;
+                // Room for a window of jumbo frames; the default where refused.
+                let _ = set_receive_buffer(&sock, 4 << 20);
                 sock.set_read_timeout(Some(POLL))?;
                 let port = sock.local_addr()?.port();
                 let args = vec![
@@ -120,12 +167,13 @@ impl PeerSpec for EchoPeer {
                 (args, thread, None)
             }
             Backend::Tap { queues } => {
+                let max_frame = self.max_frame;
                 let (tx, rx) = std::sync::mpsc::channel();
                 let stop2 = stop.clone();
                 let thread = std::thread::Builder::new()
                     .name("net-echo-tap".into())
                     .spawn(move || {
-                        let sock = match tap::enter_and_open(queues) {
+                        let sock = match tap::enter_and_open(queues, max_frame) {
                             Ok(s) => {
                                 let _ = tx.send(Ok(tap::own_netns()));
                                 s
@@ -180,6 +228,25 @@ impl PeerSpec for EchoPeer {
             deadline,
         }))
     }
+}
+
+/// SO_RCVBUF (the kernel doubles and caps it).
+fn set_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and an int option of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -247,6 +314,7 @@ impl Peer for RunningEcho {
 /// What the peer saw and did.
 struct EchoState {
     seed: u64,
+    max_frame: usize,
     guest: Mac,
     misbehaviour: Misbehaviour,
     received: u64,
@@ -264,9 +332,10 @@ struct EchoState {
 }
 
 impl EchoState {
-    fn new(seed: u64, guest: Mac, misbehaviour: Misbehaviour) -> Self {
+    fn new(seed: u64, guest: Mac, misbehaviour: Misbehaviour, max_frame: usize) -> Self {
         EchoState {
             seed,
+            max_frame,
             guest,
             misbehaviour,
             received: 0,
@@ -300,7 +369,7 @@ impl EchoState {
             self.guest,
             pair,
             seq,
-            MAX_FRAME,
+            self.max_frame,
             &mut self.expected,
         );
         if let Some(d) = first_difference(&self.expected, frame) {
@@ -478,7 +547,7 @@ mod tap {
     /// Moves this thread into a new network namespace, makes the
     /// multi-queue tap there (persistent, for QEMU to attach its queues),
     /// brings it up and opens a packet socket on it.
-    pub fn enter_and_open(_queues: u16) -> io::Result<Packet> {
+    pub fn enter_and_open(_queues: u16, max_frame: usize) -> io::Result<Packet> {
         // SAFETY: unshare affects only this thread's namespaces.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(last("unshare(CLONE_NEWNET)"));
@@ -511,9 +580,14 @@ mod tap {
         if s < 0 {
             return Err(last("socket(AF_INET)"));
         }
+        // The tap's MTU, the frames' (the kernel refuses longer ones we send).
+        let mut m = ifreq(0);
+        m.ifr_ifru.ifru_mtu = max_frame.saturating_sub(14).max(68) as libc::c_int;
+        // SAFETY: s is ours; m a valid ifreq with the MTU set.
+        let mut ok = unsafe { libc::ioctl(s, libc::SIOCSIFMTU, &mut m) } == 0;
         let mut r = ifreq(0);
         // SAFETY: s is ours; r a valid ifreq.
-        let mut ok = unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS, &mut r) } == 0;
+        ok = ok && unsafe { libc::ioctl(s, libc::SIOCGIFFLAGS, &mut r) } == 0;
         if ok {
             // SAFETY: the union's flags member was just read.
             unsafe { r.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
@@ -584,7 +658,7 @@ mod tap {
 /// Whether this machine lets the runner make a network namespace with a
 /// multi-queue tap (a throwaway thread tries); the error says why not.
 pub fn tap_namespace_available() -> Result<(), String> {
-    std::thread::spawn(|| tap::enter_and_open(2).map(drop))
+    std::thread::spawn(|| tap::enter_and_open(2, MAX_FRAME).map(drop))
         .join()
         .map_err(|_| "the probe thread panicked".to_string())?
         .map_err(|e| e.to_string())
@@ -623,10 +697,10 @@ pub fn netdev_offered(scenario: &Scenario, kind: &str) -> Result<(), String> {
 
 /// Net devices in a scenario.
 pub trait NetScenario {
-    /// A `virtio-net-ccw` at `bus` with `mac=`, on a back-end of the
-    /// echo peer `peer` makes (its `netdev` is set here), told to the
-    /// firmware as `BUS:MAC:echo[:pairs=N]`.
-    fn net_echo(self, bus: &str, mac: Mac, backend: Backend, misbehaviour: Misbehaviour) -> Self;
+    /// A `virtio-net-ccw` at `bus` with `mac=` (and `host_mtu=`, `mq=on`
+    /// as `echo` says), on a back-end the runner's echo peer makes, told
+    /// to the firmware as `BUS:MAC:echo[:pairs=N][:mtu=N]`.
+    fn net_echo(self, bus: &str, mac: Mac, echo: Echo) -> Self;
     /// A `virtio-net-ccw` at `bus` with `mac=` on QEMU's user-mode
     /// network (`restrict=on`), told as `BUS:MAC:user`.
     fn net_user(self, bus: &str, mac: Mac) -> Self;
@@ -640,7 +714,7 @@ fn net_device(
     bus: &str,
     mac: Mac,
     peer: NetPeer,
-    pairs: u16,
+    (pairs, mtu): (u16, Option<u16>),
     backend_args: Vec<String>,
 ) -> Scenario {
     let bus_id = match bus.parse() {
@@ -659,6 +733,9 @@ fn net_device(
     if pairs > 1 {
         d.properties.push(("mq".to_string(), "on".to_string()));
     }
+    if let Some(m) = mtu {
+        d.properties.push(("host_mtu".to_string(), m.to_string()));
+    }
     d.backend_args = backend_args;
     s.expected_devices
         .get_or_insert_with(Vec::new)
@@ -670,23 +747,26 @@ fn net_device(
         peer,
         pairs,
         link: false,
+        mtu,
     });
     s
 }
 
 impl NetScenario for Scenario {
-    fn net_echo(self, bus: &str, mac: Mac, backend: Backend, misbehaviour: Misbehaviour) -> Self {
-        let pairs = match backend {
+    fn net_echo(self, bus: &str, mac: Mac, echo: Echo) -> Self {
+        let pairs = match echo.backend {
             Backend::Dgram => 1,
             Backend::Tap { queues } => queues,
         };
-        let s = net_device(self, bus, mac, NetPeer::Echo, pairs, Vec::new());
+        let s = net_device(self, bus, mac, NetPeer::Echo, (pairs, echo.mtu), Vec::new());
+        let max_frame = s.nets.last().map_or(MAX_FRAME, NetConfig::max_frame);
         let netdev = format!("ccw-{bus}-net");
         s.peer(EchoPeer {
             netdev,
             guest: mac,
-            backend,
-            misbehaviour,
+            backend: echo.backend,
+            misbehaviour: echo.misbehaviour,
+            max_frame,
         })
     }
 
@@ -696,7 +776,7 @@ impl NetScenario for Scenario {
             "-netdev".to_string(),
             format!("user,id={netdev},restrict=on"),
         ];
-        net_device(self, bus, mac, NetPeer::User, 1, args)
+        net_device(self, bus, mac, NetPeer::User, (1, None), args)
     }
 
     fn net_link(mut self, bus: &str) -> Self {
@@ -733,7 +813,7 @@ mod tests {
 
     #[test]
     fn answers_checks_and_misbehaviours() {
-        let mut s = EchoState::new(9, GUEST, Misbehaviour::None);
+        let mut s = EchoState::new(9, GUEST, Misbehaviour::None, MAX_FRAME);
         let f = frame(0, 3);
         let mut want = Vec::new();
         answer_of(&f, &mut want);
@@ -758,14 +838,16 @@ mod tests {
                 seq: 3,
                 offset: 25,
             },
+            MAX_FRAME,
         );
         let a = flip.handle(&f).unwrap();
         assert_eq!(first_difference(&want, &a).unwrap().offset, 25);
-        let mut drop = EchoState::new(9, GUEST, Misbehaviour::Drop { pair: 0, seq: 3 });
+        let mut drop = EchoState::new(9, GUEST, Misbehaviour::Drop { pair: 0, seq: 3 }, MAX_FRAME);
         assert_eq!(drop.handle(&f), None);
         assert_eq!(drop.dropped, 1);
         assert!(drop.handle(&frame(0, 5)).is_some());
-        let mut close = EchoState::new(9, GUEST, Misbehaviour::CloseAfter { answers: 1 });
+        let mut close =
+            EchoState::new(9, GUEST, Misbehaviour::CloseAfter { answers: 1 }, MAX_FRAME);
         assert!(close.handle(&frame(0, 0)).is_some());
         assert_eq!(close.handle(&frame(0, 1)), None);
         assert!(close.closed);
@@ -774,7 +856,7 @@ mod tests {
     #[test]
     fn scenarios_tell_the_firmware() {
         let s = Scenario::new("n")
-            .net_echo("fe.0.0002", GUEST, Backend::Dgram, Misbehaviour::None)
+            .net_echo("fe.0.0002", GUEST, Echo::dgram())
             .net_link("fe.0.0002");
         let line = s.command_line();
         assert!(

@@ -427,7 +427,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "nets",
-        "comma-separated BUSID:MAC[:echo|:user][:pairs=N][:link], the MAC with dashes (fe.0.0002:52-54-00-12-34-56:echo)",
+        "comma-separated BUSID:MAC[:echo|:user][:pairs=N][:mtu=N][:link], the MAC with dashes (fe.0.0002:52-54-00-12-34-56:echo)",
         |c, v| {
             for item in v.split(',') {
                 let n = crate::net::NetConfig::parse(item)?;
@@ -1131,13 +1131,15 @@ mod tests {
                 prop::sample::select(&[NetPeer::None, NetPeer::Echo, NetPeer::User][..]),
                 1u16..=crate::net::MAX_PAIRS as u16,
                 any::<bool>(),
+                proptest::option::of(crate::net::MIN_MTU as u16..=crate::net::MAX_MTU as u16),
             )
-                .prop_map(|(bus, mac, peer, pairs, link)| NetConfig {
+                .prop_map(|(bus, mac, peer, pairs, link, mtu)| NetConfig {
                     bus,
                     mac,
                     peer,
                     pairs,
                     link,
+                    mtu,
                 })
         }
 

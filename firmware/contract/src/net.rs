@@ -84,10 +84,19 @@ pub struct NetConfig {
     /// The host sets the link down and up again (QMP `set_link`) after
     /// the [`NET_LINK_READY`](crate::checks::markers::NET_LINK_READY) lines.
     pub link: bool,
+    /// QEMU's `host_mtu=` (VIRTIO_NET_F_MTU offered with it): echo frames
+    /// then go up to `14 + mtu` bytes.
+    pub mtu: Option<u16>,
 }
 
 impl NetConfig {
-    /// `fe.0.0002:52-54-00-12-34-56[:echo|:user][:pairs=N][:link]`.
+    /// The longest echo frame: the MTU's plus the Ethernet header, else
+    /// [`MAX_FRAME`].
+    pub fn max_frame(&self) -> usize {
+        self.mtu.map_or(MAX_FRAME, |m| 14 + usize::from(m))
+    }
+
+    /// `fe.0.0002:52-54-00-12-34-56[:echo|:user][:pairs=N][:mtu=N][:link]`.
     pub fn parse(item: &str) -> Option<NetConfig> {
         let mut parts = item.split(':');
         let bus = parse_bus_id(parts.next()?)?;
@@ -98,8 +107,15 @@ impl NetConfig {
             peer: NetPeer::None,
             pairs: 1,
             link: false,
+            mtu: None,
         };
         let (mut peer, mut pairs) = (false, false);
+        let number = |n: &str, lo: u64, hi: u64| {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            n.parse::<u64>().ok().filter(|n| (lo..=hi).contains(n))
+        };
         for p in parts {
             match p {
                 "echo" | "user" if !peer => {
@@ -111,17 +127,13 @@ impl NetConfig {
                     };
                 }
                 "link" if !c.link => c.link = true,
+                _ if p.starts_with("mtu=") && c.mtu.is_none() => {
+                    c.mtu = Some(number(&p[4..], MIN_MTU, MAX_MTU)? as u16);
+                }
                 _ => {
                     let n = p.strip_prefix("pairs=").filter(|_| !pairs)?;
                     pairs = true;
-                    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                        return None;
-                    }
-                    c.pairs = n
-                        .parse::<u64>()
-                        .ok()
-                        .filter(|n| (1..=MAX_PAIRS).contains(n))?
-                        as u16;
+                    c.pairs = number(n, 1, MAX_PAIRS)? as u16;
                 }
             }
         }
@@ -149,12 +161,19 @@ impl NetConfig {
         if self.pairs != 1 {
             s.push_str(&crate::format!(":pairs={}", self.pairs));
         }
+        if let Some(m) = self.mtu {
+            s.push_str(&crate::format!(":mtu={}", m));
+        }
         if self.link {
             s.push_str(":link");
         }
         s
     }
 }
+
+/// The MTUs `mtu=` takes: the smallest IPv4 allows, and a jumbo frame's.
+pub const MIN_MTU: u64 = 68;
+pub const MAX_MTU: u64 = 9216;
 
 /// The most queue pairs `pairs=` takes (the spec's limit is 0x8000; our
 /// queues are at most 256).
@@ -526,10 +545,17 @@ mod tests {
 
     #[test]
     fn config_items_round_trip() {
-        let c = NetConfig::parse("fe.0.0002:52-54-00-12-34-56:echo:pairs=4:link").unwrap();
+        let c = NetConfig::parse("fe.0.0002:52-54-00-12-34-56:echo:link:mtu=9000:pairs=4").unwrap();
         assert_eq!(c.mac, GUEST);
-        assert_eq!((c.peer, c.pairs, c.link), (NetPeer::Echo, 4, true));
-        assert_eq!(c.item(), "fe.0.0002:52-54-00-12-34-56:echo:pairs=4:link");
+        assert_eq!(
+            (c.peer, c.pairs, c.link, c.mtu),
+            (NetPeer::Echo, 4, true, Some(9000))
+        );
+        assert_eq!(
+            c.item(),
+            "fe.0.0002:52-54-00-12-34-56:echo:pairs=4:mtu=9000:link"
+        );
+        assert_eq!(c.max_frame(), 9014);
         let plain = NetConfig::parse("fe.0.0002:52-54-00-12-34-56").unwrap();
         assert_eq!(
             (plain.peer, plain.pairs, plain.link),
@@ -546,6 +572,10 @@ mod tests {
             "fe.0.0002:52-54-00-12-34-56:pairs=128",
             "fe.0.0002:52-54-00-12-34-56:pairs=2:pairs=2",
             "fe.0.0002:52-54-00-12-34-56:link:link",
+            "fe.0.0002:52-54-00-12-34-56:mtu=67",
+            "fe.0.0002:52-54-00-12-34-56:mtu=9217",
+            "fe.0.0002:52-54-00-12-34-56:mtu=1500:mtu=1500",
+            "fe.0.0002:52-54-00-12-34-56:mtu=+1500",
             "fe.0.0002:52-54-00-12-34-56:fast",
         ] {
             assert_eq!(NetConfig::parse(bad), None, "{bad}");

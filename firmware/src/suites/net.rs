@@ -146,6 +146,19 @@ pub fn config(m: &mut Machine) -> Outcome {
                 );
             }
             if let Some(n) = d.cfg {
+                let offered = has(offer, dev::F_MTU);
+                let (want, got) = (n.mtu, offered.then_some(c.mtu).flatten());
+                if want != got {
+                    let show = |m: Option<u16>| match m {
+                        Some(m) => format!("MTU {} offered", m),
+                        None => String::from("no MTU offered"),
+                    };
+                    return Outcome::mismatch(
+                        &format!("{} rev {}: VIRTIO_NET_F_MTU and mtu", d.bus, rev),
+                        show(want).as_str(),
+                        show(got).as_str(),
+                    );
+                }
                 let pairs = c.pairs(features);
                 if rev == 2 && pairs != n.pairs {
                     return Outcome::mismatch(
@@ -193,7 +206,7 @@ fn bring_up(
     rev: u8,
     wanted: u64,
     pairs: u16,
-    buf_len: usize,
+    (buf_len, max_frame): (usize, usize),
 ) -> Result<Option<Up>, String> {
     let mut t = CcwTransport::open(d.sid, rev).map_err(|e| text("open", &e))?;
     if t.revision() != rev {
@@ -208,7 +221,7 @@ fn bring_up(
     let pairs = pairs.min(max_pairs).max(1);
     let hdr = header_len(rev, features);
     let buf_len = if buf_len == 0 {
-        hdr + MAX_FRAME
+        hdr + max_frame
     } else {
         buf_len
     };
@@ -219,7 +232,7 @@ fn bring_up(
             .map_err(|e| text(&format!("receive queue {}", dev::rx_queue(p)), &e))?;
         r.queue.enable_interrupts(false);
         rx.push(r);
-        let mut s = TxPool::setup(&mut t, dev::tx_queue(p), features, MAX_FRAME)
+        let mut s = TxPool::setup(&mut t, dev::tx_queue(p), features, max_frame)
             .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(p)), &e))?;
         s.queue.enable_interrupts(false);
         tx.push(s);
@@ -274,7 +287,7 @@ pub fn control(m: &mut Machine) -> Outcome {
     }
     let mut done = Vec::new();
     for d in &found {
-        let mut up = match bring_up(d, 2, dev::FEATURES, 1, 0) {
+        let mut up = match bring_up(d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
             Ok(Some(up)) => up,
             Ok(None) => continue,
             Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
@@ -487,7 +500,7 @@ pub fn link(m: &mut Machine) -> Outcome {
     else {
         return Outcome::skip("no nets= device marked :link (the host changes no link)");
     };
-    let mut up = match bring_up(&d, 2, dev::FEATURES, 1, 0) {
+    let mut up = match bring_up(&d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
         Ok(Some(up)) => up,
         Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
         Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
@@ -595,7 +608,8 @@ fn echo_round(
     if s.mrg {
         wanted |= 1 << dev::F_MRG_RXBUF;
     }
-    let Some(mut up) = bring_up(d, s.rev, wanted, n.pairs, s.buf_len)? else {
+    let max_frame = n.max_frame();
+    let Some(mut up) = bring_up(d, s.rev, wanted, n.pairs, (s.buf_len, max_frame))? else {
         return Ok(None);
     };
     if s.mrg && !has(up.features, dev::F_MRG_RXBUF) {
@@ -618,7 +632,7 @@ fn echo_round(
     }
     let hdr = up.hdr;
     let buf_len = up.rx[0].buf_len;
-    let per_frame = (hdr + MAX_FRAME).div_ceil(buf_len);
+    let per_frame = (hdr + max_frame).div_ceil(buf_len);
     let window = (up.rx[0].buffers() / per_frame).clamp(1, 32) / usize::from(pairs);
     let window = window.max(1) as u32;
     let p = usize::from(pairs);
@@ -644,7 +658,7 @@ fn echo_round(
         for i in 0..p {
             while sent[i] < frames && sent[i] - answers[i] < window && up.tx[i].has_room() {
                 let seq = seq0 + sent[i];
-                echo_frame(seed, up.mac, i as u16, seq, MAX_FRAME, &mut frame);
+                echo_frame(seed, up.mac, i as u16, seq, max_frame, &mut frame);
                 let ok = up.tx[i]
                     .send(&mut up.t, &header[..hdr], &frame)
                     .map_err(|e| {
@@ -761,7 +775,7 @@ fn echo_round(
                         rxq
                     ));
                 }
-                echo_frame(seed, up.mac, pair, seq, MAX_FRAME, &mut frame);
+                echo_frame(seed, up.mac, pair, seq, max_frame, &mut frame);
                 answer_of(&frame, &mut expected);
                 if body.len() != expected.len() {
                     return Err(format!(
@@ -819,7 +833,7 @@ fn echo_round(
                 return Err(format!(
                     "{} ({} bytes) never answered: {} of {} frames unanswered ({} sent) after {} ms of silence",
                     name(pi, seq).as_str(),
-                    echo_len(seed, pi as u16, seq, MAX_FRAME),
+                    echo_len(seed, pi as u16, seq, max_frame),
                     unanswered,
                     total,
                     sent_all,
@@ -908,10 +922,11 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 crate::out!("# net {} tx{} {}: {}\n", d.bus, i, s.label, tx);
             }
             crate::out!(
-                "# net {} {}: {} frames sent ({} bytes) on {} pairs, {} answers received, {} dropped, header {} bytes, {} frames in several buffers (num_buffers up to {})\n",
+                "# net {} {}: {} frames of 60 to {} bytes sent ({} bytes) on {} pairs, {} answers received, {} dropped, header {} bytes, {} frames in several buffers (num_buffers up to {})\n",
                 d.bus,
                 s.label,
                 r.sent,
+                n.max_frame(),
                 r.bytes,
                 r.pairs,
                 r.answers,
@@ -997,7 +1012,13 @@ pub fn user(m: &mut Machine) -> Outcome {
     else {
         return Outcome::skip("no nets= device on QEMU's user-mode network (:user)");
     };
-    let mut up = match bring_up(&d, 2, dev::FEATURES & !(1 << dev::F_MRG_RXBUF), 1, 0) {
+    let mut up = match bring_up(
+        &d,
+        2,
+        dev::FEATURES & !(1 << dev::F_MRG_RXBUF),
+        1,
+        (0, MAX_FRAME),
+    ) {
         Ok(Some(up)) => up,
         Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
         Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
