@@ -48,7 +48,13 @@ fn fails_naming(o: &Run, check_name: &str, words: &[&str]) {
 fn dgram_echo_passes_every_setup() {
     let o = boot(&echo("net-echo", Misbehaviour::None).net_link(BUS), &elf());
     assert_pass(&o);
-    for c in ["net.config", "net.control", "net.link", "net.echo"] {
+    for c in [
+        "net.config",
+        "net.control",
+        "net.link",
+        "net.echo",
+        "net.filter",
+    ] {
         check_ran(&o, c);
     }
     let console = o.console();
@@ -70,9 +76,9 @@ fn dgram_echo_passes_every_setup() {
     let peer = &o.peers[0];
     check(
         &o,
-        peer.figure("frames_received") == Some(256.0)
-            && peer.figure("frames_answered") == Some(256.0),
-        "the peer's counts of 4 x 64 frames received and answered",
+        peer.figure("frames_received") == Some(260.0)
+            && peer.figure("frames_answered") == Some(260.0),
+        "the peer's counts: 4 x 64 echo frames and 4 of net.filter received and answered",
     );
 }
 
@@ -258,7 +264,7 @@ fn jumbo_frames_where_the_mtu_allows() {
     );
     check(
         &o,
-        o.peers[0].figure("frames_received") == Some(256.0),
+        o.peers[0].figure("frames_received") == Some(260.0),
         "every frame at the peer",
     );
 }
@@ -275,6 +281,30 @@ fn a_wrong_mtu_expectation_fails_net_config() {
             "VIRTIO_NET_F_MTU and mtu",
             "MTU 1500 offered",
             "no MTU offered",
+        ],
+    );
+}
+
+#[test]
+fn an_answer_that_passes_the_filter_is_named() {
+    // The answer net.filter expects the filter to drop goes to the
+    // broadcast address, which every filter takes.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 1;
+    let o = boot(
+        &echo_only(
+            "net-filter-broadcast",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "promiscuous mode off",
+            &format!("the answer to frame {seq}"),
+            &format!("frames [{seq}]"),
         ],
     );
 }

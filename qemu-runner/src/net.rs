@@ -23,9 +23,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zvtest_contract::checks::markers::NET_LINK_READY;
 use zvtest_contract::net::{
-    answer_of, echo_frame, echo_id, first_difference, EchoKind, MacText, MAX_FRAME,
+    alternate_mac, answer_of, echo_frame, echo_id, first_difference, EchoKind, MacText, MAX_FRAME,
 };
-pub use zvtest_contract::net::{Mac, NetConfig, NetPeer};
+pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, FILTER_SEQ0};
 
 /// What the echo peer does wrong on purpose, to prove the firmware's
 /// checks fail (and say what went wrong).
@@ -38,6 +38,9 @@ pub enum Misbehaviour {
     Flip { pair: u16, seq: u32, offset: usize },
     /// Never answers frame `seq` of `pair`.
     Drop { pair: u16, seq: u32 },
+    /// Sends the answer to frame `seq` of `pair` to the broadcast address
+    /// (which every receive filter takes) instead of the sender's.
+    Broadcast { pair: u16, seq: u32 },
     /// Closes its socket after answering `answers` frames.
     CloseAfter { answers: u64 },
 }
@@ -364,9 +367,16 @@ impl EchoState {
         self.last = Some(now);
         self.received += 1;
         self.bytes += frame.len() as u64;
+        // From the guest's address, or the other one net.filter uses.
+        let other = alternate_mac(self.guest);
+        let src = if frame[6..12] == other {
+            other
+        } else {
+            self.guest
+        };
         echo_frame(
             self.seed,
-            self.guest,
+            src,
             pair,
             seq,
             self.max_frame,
@@ -405,6 +415,12 @@ impl EchoState {
                 answer[offset] ^= 1;
                 self.notes.push(format!(
                     "flipped byte {offset} of the answer to pair {pair} frame {seq} on purpose"
+                ));
+            }
+            Misbehaviour::Broadcast { pair: p, seq: s } if (p, s) == (pair, seq) => {
+                answer[..6].copy_from_slice(&[0xff; 6]);
+                self.notes.push(format!(
+                    "sent the answer to pair {pair} frame {seq} to the broadcast address on purpose"
                 ));
             }
             Misbehaviour::CloseAfter { answers } if self.answered >= answers => {
@@ -846,6 +862,18 @@ mod tests {
         assert_eq!(drop.handle(&f), None);
         assert_eq!(drop.dropped, 1);
         assert!(drop.handle(&frame(0, 5)).is_some());
+        let mut bcast = EchoState::new(
+            9,
+            GUEST,
+            Misbehaviour::Broadcast { pair: 0, seq: 3 },
+            MAX_FRAME,
+        );
+        assert_eq!(bcast.handle(&f).unwrap()[..6], [0xff; 6]);
+        // Frames from the alternate address are checked as from it.
+        let mut alt = Vec::new();
+        echo_frame(9, alternate_mac(GUEST), 0, 8, MAX_FRAME, &mut alt);
+        assert!(s.handle(&alt).is_some());
+        assert_eq!(s.reasons.len(), 2, "{:?}", s.reasons);
         let mut close =
             EchoState::new(9, GUEST, Misbehaviour::CloseAfter { answers: 1 }, MAX_FRAME);
         assert!(close.handle(&frame(0, 0)).is_some());

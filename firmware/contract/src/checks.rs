@@ -38,6 +38,7 @@ pub const NAMES: &[&str] = &[
     "net.control",
     "net.link",
     "net.echo",
+    "net.filter",
     "net.user",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",

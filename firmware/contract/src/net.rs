@@ -201,6 +201,20 @@ pub const MAX_FRAME: usize = 1514;
 pub const ECHO_HEADER: usize = 48;
 const PAIR_AT: usize = 42;
 
+/// The first sequence number `net.filter` sends (pair 0), apart from
+/// `net.echo`'s.
+pub const FILTER_SEQ0: u32 = 0x4000_0000;
+
+/// Another unicast address for the guest (the last byte's top bit
+/// flipped): `net.filter` moves the device there and sends some frames
+/// from it; the peer takes frames from either.
+pub fn alternate_mac(mac: Mac) -> Mac {
+    let mut m = mac;
+    m[5] ^= 0x80;
+    m[0] &= !1;
+    m
+}
+
 /// Which way an echo frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EchoKind {
@@ -617,6 +631,16 @@ mod tests {
         assert_ne!(a, b);
         echo_frame(7, GUEST, 2, 3, MAX_FRAME, &mut b);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_alternate_address_is_another_unicast_one() {
+        let a = alternate_mac(GUEST);
+        assert_ne!(a, GUEST);
+        assert_eq!(a[0] & 1, 0);
+        assert_eq!(a[..5], GUEST[..5]);
+        assert_eq!(alternate_mac(a), GUEST);
+        const { assert!(FILTER_SEQ0 > 1 << 20, "apart from net.echo numbers") };
     }
 
     #[test]

@@ -67,6 +67,7 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("net.echo", net::echo)
         .timeout(120_000)
         .stressed(),
+    Check::new("net.filter", net::filter).timeout(20_000),
     Check::new("net.user", net::user).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
