@@ -50,6 +50,21 @@ pub const SCRATCH_BLK_BYTES: u64 = 64 << 20;
 /// Each of the SCSI controller's two scratch LUNs (target 0, LUNs 0 and 1).
 pub const SCRATCH_LUN_BYTES: u64 = 32 << 20;
 
+/// The serial device's ports, each on a socket the runner serves: a
+/// console and two named ports, 32 KiB each way on each (a few tens of
+/// milliseconds under TCG), the emergency write, and port 2 closed by the
+/// host at the firmware's marker.
+pub fn default_serial(bus: &str) -> crate::serial::SerialPorts {
+    crate::serial::SerialPorts::new(bus)
+        .max_ports(4)
+        .emergency_write(true)
+        .bytes(32 << 10)
+        .console(0, Some("org.zvtest.console"))
+        .port(1, "org.zvtest.port1")
+        .port(2, "org.zvtest.port2")
+        .close(2)
+}
+
 /// Does `qemu` (with data directory `data_dir`) offer device `model`?
 /// `-device MODEL,help` exits 0 even for a model it does not know (it says
 /// so on stderr), so both are read. The error says why not.
@@ -126,6 +141,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                     s.ccw_device(model, bus, name)
                 }
             },
+            "virtio-serial-ccw" => s.virtio_serial(default_serial(bus)),
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {

@@ -73,6 +73,7 @@ pub mod qemu_args;
 pub mod qmp;
 pub mod run;
 pub mod scenario;
+pub mod serial;
 pub mod version;
 
 /// TAP, read (and written, by the firmware): the contract's.

@@ -40,6 +40,11 @@ pub const NAMES: &[&str] = &[
     "net.echo",
     "net.filter",
     "net.user",
+    "serial.config",
+    "serial.control",
+    "serial.stress",
+    "serial.emergency",
+    "serial.close",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -120,6 +125,17 @@ pub mod markers {
         "# zvtest: net link ready down",
         "# zvtest: net link ready up",
     ];
+    /// Followed by ` <bus id> <bytes>`: the firmware starts moving the
+    /// streams of every port of that virtio-serial device, each `<bytes>`
+    /// long (`bytes=` times `stress=`; `serial.stress`): the host's peer
+    /// sends its streams from then on and holds the guest's to that length.
+    pub const SERIAL_STRESS: &str = "# zvtest: serial stress";
+    /// Followed by ` <bus id> <port>`: close the host side of that port
+    /// now (`serial.close`).
+    pub const SERIAL_CLOSE: &str = "# zvtest: serial close";
+    /// Followed by ` <bus id>`: the emergency-write bytes of that device
+    /// were written (`serial.emergency`); the console's peer must have them.
+    pub const SERIAL_EMERGENCY: &str = "# zvtest: serial emergency written";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 }

@@ -147,6 +147,10 @@ pub struct Config {
     /// How the host configured each net device (`nets=`): its MAC, its
     /// peer, queue pairs, link changes (crate::net).
     pub nets: Vec<crate::net::NetConfig>,
+    /// The virtio-serial devices the host configured (`serial=`): ports,
+    /// names, consoles, `max_ports`, emergency write, the bytes each port
+    /// carries and the port the host closes.
+    pub serial: Vec<crate::serial::SerialConfig>,
 }
 
 impl Default for Config {
@@ -176,6 +180,7 @@ impl Default for Config {
             disks: Vec::new(),
             scsi_hotplug: None,
             nets: Vec::new(),
+            serial: Vec::new(),
         }
     }
 }
@@ -440,6 +445,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "serial",
+        "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::serial::SerialConfig::parse(item)?;
+                if c.serial.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.serial.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -655,6 +674,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.nets.iter().map(|n| n.item()).collect();
         word("nets", &items.join(","));
     }
+    if !cfg.serial.is_empty() {
+        let items: Vec<String> = cfg.serial.iter().map(|d| d.item()).collect();
+        word("serial", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -785,6 +808,39 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn serial_devices() {
+        let c =
+            parse(b"serial=fe.0.0003:max=4:emerg:c0=zv.con:p1=zv.a,fe.0.0004:max=1:c0").unwrap();
+        assert_eq!(c.serial.len(), 2);
+        assert_eq!(c.serial[0].ports.len(), 2);
+        assert!(c.serial[0].emergency && !c.serial[1].multiport());
+        assert_eq!(
+            write(&c),
+            "serial=fe.0.0003:max=4:emerg:c0=zv.con:p1=zv.a,fe.0.0004:max=1:c0"
+        );
+        for bad in [
+            &b"serial=fe.0.0003:p1,fe.0.0003:p2"[..],
+            b"serial=fe.0.0003:max=1:p1",
+            b"serial=fe.0.0003:p1=a:p2=a",
+            b"serial=fe.0.0003:close=1",
+            b"serial=",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    CmdlineError::BadValue {
+                        option: "serial",
+                        ..
+                    }
+                ),
+                "{:?}: {e:?}",
+                core::str::from_utf8(bad)
+            );
+        }
     }
 
     #[test]
@@ -1094,6 +1150,50 @@ mod tests {
                 })
         }
 
+        /// A virtio-serial device: ports below `max`, distinct names, the
+        /// closed port a serial port.
+        fn serial_device() -> impl Strategy<Value = crate::serial::SerialConfig> {
+            (
+                bus(),
+                1u32..=511,
+                any::<bool>(),
+                0u32..=64 << 20,
+                prop::collection::btree_map(
+                    0u32..511,
+                    (any::<bool>(), proptest::option::of("[a-zA-Z0-9._-]{1,12}")),
+                    0..5,
+                ),
+                any::<prop::sample::Index>(),
+                any::<bool>(),
+            )
+                .prop_map(|(bus, max, emergency, bytes, ports, pick, close)| {
+                    let mut c = crate::serial::SerialConfig::new(bus);
+                    c.max_ports = max;
+                    c.emergency = emergency;
+                    c.bytes = bytes;
+                    for (i, (id, (console, name))) in ports.into_iter().enumerate() {
+                        c.ports.push(crate::serial::PortConfig {
+                            id: id % max,
+                            // Distinct: the index makes them so.
+                            name: name.map(|n| std::format!("{n}{i}")),
+                            console,
+                        });
+                    }
+                    c.ports.sort_by_key(|p| p.id);
+                    c.ports.dedup_by_key(|p| p.id);
+                    let serial: Vec<u32> = c
+                        .ports
+                        .iter()
+                        .filter(|p| !p.console)
+                        .map(|p| p.id)
+                        .collect();
+                    if close && !serial.is_empty() {
+                        c.close = Some(serial[pick.index(serial.len())]);
+                    }
+                    c
+                })
+        }
+
         fn benches() -> impl Strategy<Value = Vec<Bench>> {
             Just(Bench::ALL.iter().map(|(_, b)| *b).collect::<Vec<_>>())
                 .prop_shuffle()
@@ -1171,6 +1271,7 @@ mod tests {
                     prop::collection::btree_map(disk_id(), disk(), 0..3),
                     prop::option::of(disk_id().prop_filter("a LUN", |d| d.lun.is_some())),
                     prop::collection::btree_map(bus(), net(), 0..3),
+                    prop::collection::btree_map(bus(), serial_device(), 0..3),
                 ),
             );
             (selection, host, devices).prop_map(
@@ -1189,7 +1290,7 @@ mod tests {
                         hotplug,
                         ram_end,
                         legacy_devices,
-                        (scratch, disks, scsi_hotplug, nets),
+                        (scratch, disks, scsi_hotplug, nets, serial),
                     ),
                 )| {
                     let (devices, virtio) = match devices {
@@ -1232,6 +1333,13 @@ mod tests {
                             .map(|(bus, mut n)| {
                                 n.bus = bus;
                                 n
+                            })
+                            .collect(),
+                        serial: serial
+                            .into_iter()
+                            .map(|(bus, mut d)| {
+                                d.bus = bus;
+                                d
                             })
                             .collect(),
                     }

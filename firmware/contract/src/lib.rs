@@ -18,6 +18,7 @@ pub mod hypercalls;
 pub mod inventory;
 pub mod net;
 pub mod sccb;
+pub mod serial;
 pub mod stress;
 pub mod tap;
 pub mod verdict;

@@ -16,6 +16,7 @@ mod legacy;
 mod net;
 mod rng;
 mod scsi;
+mod serial;
 mod setups;
 mod timer;
 mod virtio;
@@ -69,6 +70,13 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("net.filter", net::filter).timeout(20_000),
     Check::new("net.user", net::user).timeout(20_000),
+    Check::new("serial.config", serial::config),
+    Check::new("serial.control", serial::control).timeout(20_000),
+    Check::new("serial.stress", serial::stress)
+        .timeout(120_000)
+        .stressed(),
+    Check::new("serial.emergency", serial::emergency),
+    Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

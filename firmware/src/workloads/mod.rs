@@ -3,3 +3,4 @@
 
 pub mod blk;
 pub mod scsi;
+pub mod serial;

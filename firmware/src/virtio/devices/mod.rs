@@ -10,3 +10,4 @@ pub mod net;
 pub mod order;
 pub mod rng;
 pub mod scsi;
+pub mod serial;

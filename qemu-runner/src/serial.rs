@@ -1,0 +1,900 @@
+//! The host end of a virtio-serial device: every port (virtserialport or
+//! virtconsole) on a `-chardev socket` whose unix socket a runner thread
+//! serves. Once the firmware's stress marker says how long the streams
+//! are (`bytes=` times `stress=`), each port's thread sends the port's
+//! seeded stream to the guest in seeded chunk sizes; it keeps what the
+//! guest sends; after QEMU exits
+//! every byte is checked against the stream the firmware must have sent
+//! (and, on the console, the emergency-write bytes after it). At the
+//! firmware's close marker the thread closes its socket.
+//!
+//! ```
+//! use qemu_runner::serial::{SerialPorts, Fault};
+//! use qemu_runner::Scenario;
+//!
+//! let ports = SerialPorts::new("fe.0.0003")
+//!     .max_ports(4)
+//!     .console(0, Some("zv.con"))
+//!     .port(1, "zv.a")
+//!     .port(2, "zv.b")
+//!     .close(2)
+//!     .fault(Fault::Flip { port: 1, offset: 100 });
+//! let s = Scenario::new("serial").virtio_serial(ports);
+//! assert!(s.command_line().contains("serial=fe.0.0003:max=4:close=2:c0=zv.con:p1=zv.a:p2=zv.b"));
+//! ```
+
+use crate::peers::{Peer, PeerContext, PeerEnd, PeerOutcome, PeerSpec};
+use crate::scenario::Scenario;
+use std::io::{self, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use zvtest_contract::checks::markers;
+use zvtest_contract::cmdline::{self, Config};
+use zvtest_contract::inventory::BusId;
+use zvtest_contract::serial::{
+    emergency_bytes, Chunks, Cutter, Dir, PortConfig, SerialConfig, Stream,
+};
+
+/// Something wrong a peer does on purpose, to prove a check can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Sends the byte at `offset` of `port`'s stream inverted.
+    Flip { port: u32, offset: u64 },
+    /// Leaves out `len` bytes of `port`'s stream from `offset`.
+    Drop { port: u32, offset: u64, len: u64 },
+    /// Closes `port`'s socket once `after` bytes came from the guest.
+    CloseEarly { port: u32, after: u64 },
+    /// Leaves `port`'s socket open at the firmware's close marker.
+    KeepOpen { port: u32 },
+}
+
+/// A virtio-serial-ccw device, its ports and the peer serving them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialPorts {
+    pub config: SerialConfig,
+    pub faults: Vec<Fault>,
+    /// Errors found while building (a malformed bus id, a bad name).
+    pub errors: Vec<String>,
+}
+
+/// How long a socket operation may block before the thread looks at the
+/// clock and its stop flag again.
+const TICK: Duration = Duration::from_millis(50);
+
+impl SerialPorts {
+    /// A device at `bus` with QEMU's defaults (31 ports at most) and
+    /// emergency write off.
+    pub fn new(bus: &str) -> Self {
+        let (bus, errors) = match bus.parse::<BusId>() {
+            Ok(b) => (b, Vec::new()),
+            Err(e) => (
+                BusId {
+                    cssid: 0,
+                    ssid: 0,
+                    devno: 0,
+                },
+                vec![e.to_string()],
+            ),
+        };
+        SerialPorts {
+            config: SerialConfig::new(bus),
+            faults: Vec::new(),
+            errors,
+        }
+    }
+
+    /// QEMU's `max_ports` (MULTIPORT is offered above 1).
+    pub fn max_ports(mut self, n: u32) -> Self {
+        self.config.max_ports = n;
+        self
+    }
+
+    /// QEMU's `emergency-write=on` (QEMU 11 has no such property and
+    /// always offers the emergency write: see [`Scenario::virtio_serial`]).
+    pub fn emergency_write(mut self, on: bool) -> Self {
+        self.config.emergency = on;
+        self
+    }
+
+    /// Bytes each port carries each way.
+    pub fn bytes(mut self, n: u32) -> Self {
+        self.config.bytes = n;
+        self
+    }
+
+    /// The port whose socket closes at the firmware's close marker.
+    pub fn close(mut self, port: u32) -> Self {
+        self.config.close = Some(port);
+        self
+    }
+
+    fn add(mut self, id: u32, name: Option<&str>, console: bool) -> Self {
+        if let Some(n) = name.filter(|n| !zvtest_contract::serial::valid_port_name(n)) {
+            self.errors.push(format!("port {id}: bad name {n:?}"));
+        }
+        self.config.ports.push(PortConfig {
+            id,
+            name: name.map(String::from),
+            console,
+        });
+        self.config.ports.sort_by_key(|p| p.id);
+        self
+    }
+
+    /// A virtserialport `nr=id` with `name=`.
+    pub fn port(self, id: u32, name: &str) -> Self {
+        self.add(id, Some(name), false)
+    }
+
+    /// A virtconsole `nr=id`, with `name=` if given.
+    pub fn console(self, id: u32, name: Option<&str>) -> Self {
+        self.add(id, name, true)
+    }
+
+    pub fn fault(mut self, f: Fault) -> Self {
+        self.faults.push(f);
+        self
+    }
+
+    /// The `serial=` word the firmware is told.
+    pub fn word(&self) -> String {
+        let cfg = Config {
+            serial: vec![self.config.clone()],
+            ..Config::default()
+        };
+        cmdline::words(&cfg).join(" ")
+    }
+
+    /// QEMU's id of the device.
+    fn device_id(&self) -> String {
+        crate::devices::CcwDevice::default_id(self.config.bus)
+    }
+
+    fn chardev_id(&self, port: u32) -> String {
+        format!("{}-port{port}", self.device_id())
+    }
+
+    /// `port 1 (zv.a)`: how failures name a port.
+    fn label(&self, p: &PortConfig) -> String {
+        match &p.name {
+            Some(n) => format!("port {} ({n})", p.id),
+            None => format!("port {}", p.id),
+        }
+    }
+}
+
+impl Scenario {
+    /// A virtio-serial-ccw device with `ports`, each served by the
+    /// runner (see [`crate::serial`]), and `serial=` telling the firmware.
+    /// Where the scenario's QEMU has no `emergency-write` property (11.x:
+    /// the feature is always offered) the device is held to offering it.
+    pub fn virtio_serial(self, mut ports: SerialPorts) -> Self {
+        let property = has_emergency_property(&self.qemu, self.data_dir.as_deref());
+        if !property {
+            ports.config.emergency = true;
+        }
+        let mut s = self.ccw_device(
+            "virtio-serial-ccw",
+            &ports.config.bus.to_string(),
+            "console",
+        );
+        s.errors.extend(ports.errors.iter().cloned());
+        if SerialConfig::parse(&ports.config.item()).as_ref() != Some(&ports.config) {
+            s.errors.push(format!(
+                "virtio-serial {}: the ports do not make a valid serial= item ({})",
+                ports.config.bus,
+                ports.config.item()
+            ));
+        }
+        if let Some(dev) = s.ccw_devices.iter_mut().find(|d| d.bus == ports.config.bus) {
+            dev.properties
+                .push(("max_ports".into(), ports.config.max_ports.to_string()));
+            if property {
+                let on = if ports.config.emergency { "on" } else { "off" };
+                dev.properties.push(("emergency-write".into(), on.into()));
+            }
+        }
+        let word = ports.word();
+        s.append(word).peer(ports)
+    }
+}
+
+/// Whether `qemu`'s virtio-serial-ccw has the `emergency-write` property
+/// (7.2 and 10.0 do, default on; 11.1 has none and always offers the
+/// feature). Asked once per binary; a QEMU that cannot be asked is taken
+/// to have it (QEMU then names the problem when it starts).
+fn has_emergency_property(qemu: &std::path::Path, data: Option<&std::path::Path>) -> bool {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, bool>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&v) = map.get(qemu) {
+        return v;
+    }
+    let mut cmd = std::process::Command::new(qemu);
+    if let Some(d) = data {
+        cmd.arg("-L").arg(d);
+    }
+    let out = cmd
+        .args(["-machine", "s390-ccw-virtio", "-nodefaults", "-device"])
+        .arg("virtio-serial-ccw,help")
+        .stdin(std::process::Stdio::null())
+        .output();
+    let v = match out {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).contains("emergency-write=")
+        }
+        _ => true,
+    };
+    map.insert(qemu.to_path_buf(), v);
+    v
+}
+
+/// What one port's thread saw.
+#[derive(Debug, Default)]
+struct PortLog {
+    connected: bool,
+    /// Bytes the guest sent.
+    received: Vec<u8>,
+    first_byte: Option<Instant>,
+    last_byte: Option<Instant>,
+    /// Bytes of the stream sent to the guest, and the writes.
+    sent: u64,
+    writes: u64,
+    /// The socket was closed by us: at the marker, or early on purpose.
+    closed: Option<String>,
+    error: Option<String>,
+}
+
+struct PortRun {
+    config: PortConfig,
+    log: Arc<Mutex<PortLog>>,
+    /// A handle to shut the socket down from outside the thread.
+    socket: Arc<Mutex<Option<UnixStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Running {
+    spec: SerialPorts,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    ports: Vec<PortRun>,
+    args: Vec<String>,
+    /// The streams' length, from the firmware's stress marker: the port
+    /// threads wait for it before sending.
+    streams: Arc<(Mutex<Option<u64>>, Condvar)>,
+    emergency_seen: bool,
+}
+
+impl PeerSpec for SerialPorts {
+    fn name(&self) -> String {
+        format!("serial {}", self.config.bus)
+    }
+
+    fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new((Mutex::new(None), Condvar::new()));
+        let mut ports = Vec::new();
+        let mut args = Vec::new();
+        for p in &self.config.ports {
+            let path = ctx
+                .dir
+                .join(format!("s{:04x}-{}.sock", self.config.bus.devno, p.id));
+            // A port that cannot start stops the threads already serving.
+            let failed = |e: io::Error| {
+                stop.store(true, Ordering::SeqCst);
+                io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
+            };
+            let listener = UnixListener::bind(&path).map_err(failed)?;
+            listener.set_nonblocking(true).map_err(failed)?;
+            let chr = self.chardev_id(p.id);
+            args.push("-chardev".into());
+            args.push(format!(
+                "socket,id={chr},path={}",
+                path.to_string_lossy().replace(',', ",,")
+            ));
+            let model = if p.console {
+                "virtconsole"
+            } else {
+                "virtserialport"
+            };
+            let mut dev = format!(
+                "{model},bus={}.0,nr={},chardev={chr},id={chr}-dev",
+                self.device_id(),
+                p.id
+            );
+            if let Some(n) = &p.name {
+                dev.push_str(&format!(",name={n}"));
+            }
+            args.push("-device".into());
+            args.push(dev);
+            let log = Arc::new(Mutex::new(PortLog::default()));
+            let socket = Arc::new(Mutex::new(None));
+            let job = PortJob {
+                listener,
+                path,
+                stream: Stream::new(ctx.seed, self.config.bus, p.id, Dir::Rx),
+                chunks: Chunks::new(ctx.seed, self.config.bus, p.id, Cutter::HostWrite),
+                streams: Arc::clone(&streams),
+                limit: u64::from(self.config.bytes) * 1000,
+                faults: self
+                    .faults
+                    .iter()
+                    .copied()
+                    .filter(|f| fault_port(f) == p.id)
+                    .collect(),
+                log: Arc::clone(&log),
+                socket: Arc::clone(&socket),
+                stop: Arc::clone(&stop),
+                deadline: ctx.deadline,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("serial-port{}", p.id))
+                .spawn(move || job.serve())
+                .inspect_err(|_| stop.store(true, Ordering::SeqCst))?;
+            ports.push(PortRun {
+                config: p.clone(),
+                log,
+                socket,
+                thread: Some(thread),
+            });
+        }
+        Ok(Box::new(Running {
+            spec: self.clone(),
+            seed: ctx.seed,
+            stop,
+            ports,
+            args,
+            streams,
+            emergency_seen: false,
+        }))
+    }
+}
+
+fn fault_port(f: &Fault) -> u32 {
+    match *f {
+        Fault::Flip { port, .. }
+        | Fault::Drop { port, .. }
+        | Fault::CloseEarly { port, .. }
+        | Fault::KeepOpen { port } => port,
+    }
+}
+
+/// One port's socket, served on its own thread.
+struct PortJob {
+    listener: UnixListener,
+    path: PathBuf,
+    stream: Stream,
+    chunks: Chunks,
+    /// The streams' length once the firmware said it.
+    streams: Arc<(Mutex<Option<u64>>, Condvar)>,
+    /// The most `bytes=` with `stress=` can make: what the guest may send.
+    limit: u64,
+    faults: Vec<Fault>,
+    log: Arc<Mutex<PortLog>>,
+    socket: Arc<Mutex<Option<UnixStream>>>,
+    stop: Arc<AtomicBool>,
+    deadline: Instant,
+}
+
+impl PortJob {
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::SeqCst) && Instant::now() < self.deadline
+    }
+
+    fn serve(self) {
+        let conn = loop {
+            match self.listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.running() {
+                        return;
+                    }
+                    std::thread::sleep(TICK);
+                }
+                Err(e) => {
+                    self.log.lock().unwrap().error = Some(format!("accept: {e}"));
+                    return;
+                }
+            }
+        };
+        let _ = std::fs::remove_file(&self.path);
+        let setup = conn
+            .set_nonblocking(false)
+            .and_then(|_| conn.set_read_timeout(Some(TICK)))
+            .and_then(|_| conn.set_write_timeout(Some(TICK)))
+            .and_then(|_| conn.try_clone());
+        let writer = match setup {
+            Ok(w) => w,
+            Err(e) => {
+                self.log.lock().unwrap().error = Some(format!("socket set-up: {e}"));
+                return;
+            }
+        };
+        if let Ok(c) = conn.try_clone() {
+            *self.socket.lock().unwrap() = Some(c);
+        }
+        self.log.lock().unwrap().connected = true;
+        std::thread::scope(|s| {
+            s.spawn(|| self.send(writer));
+            self.receive(conn);
+        });
+    }
+
+    /// Waits for the firmware's stress marker (or the stop): the length.
+    fn stream_len(&self) -> Option<u64> {
+        let (lock, ready) = &*self.streams;
+        let mut len = lock.lock().unwrap();
+        while len.is_none() {
+            if !self.running() {
+                return None;
+            }
+            len = ready.wait_timeout(len, TICK).unwrap().0;
+        }
+        *len
+    }
+
+    /// The stream to the guest, chunk by chunk, faults applied.
+    fn send(&self, mut w: UnixStream) {
+        let Some(bytes) = self.stream_len() else {
+            return;
+        };
+        let mut offset = 0u64;
+        let mut n = 0u64;
+        let mut buf = Vec::new();
+        while offset < bytes && self.running() {
+            let len = u64::from(self.chunks.len(n)).min(bytes - offset);
+            n += 1;
+            buf.clear();
+            for at in offset..offset + len {
+                let mut b = self.stream.byte(at);
+                let mut keep = true;
+                for f in &self.faults {
+                    match *f {
+                        Fault::Flip { offset, .. } if offset == at => b = !b,
+                        Fault::Drop { offset, len, .. } if (offset..offset + len).contains(&at) => {
+                            keep = false
+                        }
+                        _ => {}
+                    }
+                }
+                if keep {
+                    buf.push(b);
+                }
+            }
+            if !self.write_all(&mut w, &buf) {
+                return;
+            }
+            offset += len;
+            let mut log = self.log.lock().unwrap();
+            log.sent = offset;
+            log.writes = n;
+        }
+    }
+
+    /// Writes all of `buf`, retrying on timeouts until stopped.
+    fn write_all(&self, w: &mut UnixStream, mut buf: &[u8]) -> bool {
+        while !buf.is_empty() {
+            if !self.running() {
+                return false;
+            }
+            match w.write(buf) {
+                Ok(0) => return false,
+                Ok(k) => buf = &buf[k..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    let mut log = self.log.lock().unwrap();
+                    if log.closed.is_none() {
+                        log.error = Some(format!("write: {e}"));
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// What the guest sends, kept until EOF, the deadline, or a quiet
+    /// tick once stopped (QEMU has exited: what it sent is all buffered).
+    fn receive(&self, mut r: UnixStream) {
+        let mut buf = [0u8; 16384];
+        while Instant::now() < self.deadline {
+            match r.read(&mut buf) {
+                Ok(0) => return,
+                Ok(k) => {
+                    let mut log = self.log.lock().unwrap();
+                    let now = Instant::now();
+                    log.first_byte.get_or_insert(now);
+                    log.last_byte = Some(now);
+                    // Bounded: a guest that never stops is cut off.
+                    if (log.received.len() as u64) < self.limit + (1 << 20) {
+                        log.received.extend_from_slice(&buf[..k]);
+                    }
+                    let early = self.faults.iter().find_map(|f| match *f {
+                        Fault::CloseEarly { after, .. } => Some(after),
+                        _ => None,
+                    });
+                    if let Some(after) = early.filter(|&a| log.received.len() as u64 >= a) {
+                        log.closed = Some(format!(
+                            "closed early on purpose once {} bytes had come",
+                            log.received.len()
+                        ));
+                        let _ = r.shutdown(std::net::Shutdown::Both);
+                        let _ = after;
+                        return;
+                    }
+                }
+                // QEMU's end going away with our bytes unread: its exit.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if self.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let mut log = self.log.lock().unwrap();
+                    if log.closed.is_none() {
+                        log.error = Some(format!("read: {e}"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Running {
+    fn bus(&self) -> String {
+        self.spec.config.bus.to_string()
+    }
+}
+
+impl Peer for Running {
+    fn qemu_args(&self) -> Vec<String> {
+        self.args.clone()
+    }
+
+    fn line(&mut self, line: &str) {
+        let line = line.trim_end();
+        let bus = self.bus();
+        let after = |marker: &str| {
+            line.strip_prefix(marker)
+                .and_then(|r| r.strip_prefix(' '))
+                .map(str::to_string)
+        };
+        if let Some(rest) = after(markers::SERIAL_STRESS) {
+            let mut words = rest.split(' ');
+            if words.next() == Some(bus.as_str()) {
+                if let Some(n) = words.next().and_then(|w| w.parse().ok()) {
+                    let (lock, ready) = &*self.streams;
+                    *lock.lock().unwrap() = Some(n);
+                    ready.notify_all();
+                }
+            }
+        }
+        if after(markers::SERIAL_EMERGENCY).as_deref() == Some(bus.as_str()) {
+            self.emergency_seen = true;
+        }
+        if let Some(rest) = after(markers::SERIAL_CLOSE) {
+            let mut words = rest.split(' ');
+            if words.next() == Some(bus.as_str()) {
+                let id: Option<u32> = words.next().and_then(|w| w.parse().ok());
+                let keep = |p: &PortRun| {
+                    self.spec
+                        .faults
+                        .contains(&Fault::KeepOpen { port: p.config.id })
+                };
+                if let Some(p) = self.ports.iter().find(|p| Some(p.config.id) == id) {
+                    if keep(p) {
+                        p.log.lock().unwrap().closed =
+                            Some("left open at the firmware's marker on purpose".into());
+                        return;
+                    }
+                    p.log.lock().unwrap().closed = Some("closed at the firmware's marker".into());
+                    if let Some(s) = p.socket.lock().unwrap().as_ref() {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(mut self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
+        self.stop.store(true, Ordering::SeqCst);
+        // Each thread looks at the stop flag every TICK.
+        let until = Instant::now() + 10 * TICK;
+        let mut o = PeerOutcome::new(self.spec.name());
+        for p in &mut self.ports {
+            if let Some(t) = p.thread.take() {
+                while !t.is_finished() && Instant::now() < until {
+                    std::thread::sleep(TICK / 5);
+                }
+                if t.is_finished() {
+                    let _ = t.join();
+                } else {
+                    o.reasons
+                        .push(format!("port {}: its thread did not stop", p.config.id));
+                }
+            }
+        }
+        let bus = self.spec.config.bus;
+        // QEMU hands emergency bytes to the first console port plugged.
+        let emergency_port = self
+            .spec
+            .config
+            .ports
+            .iter()
+            .find(|p| p.console)
+            .map(|p| p.id);
+        let ports_with_streams: Vec<u32> = if self.spec.config.multiport() {
+            self.spec.config.ports.iter().map(|p| p.id).collect()
+        } else {
+            vec![0]
+        };
+        let emergency_all = emergency_bytes(self.seed, bus);
+        let stream_len = *self.streams.0.lock().unwrap();
+        // A failed serial.stress may have sent only part of a stream: then
+        // what came is checked as a prefix of it.
+        let stress_passed = end
+            .tap
+            .result("serial.stress")
+            .is_some_and(|r| r.ok && !r.is_skip());
+        for p in &self.ports {
+            let log = p.log.lock().unwrap();
+            let label = self.spec.label(&p.config);
+            let streams = stream_len.is_some() && ports_with_streams.contains(&p.config.id);
+            let mut stream = Vec::new();
+            if let Some(n) = stream_len.filter(|_| streams) {
+                stream.resize(n as usize, 0);
+                Stream::new(self.seed, bus, p.config.id, Dir::Tx).fill(0, &mut stream);
+            }
+            let emergency: &[u8] = if self.emergency_seen && emergency_port == Some(p.config.id) {
+                &emergency_all
+            } else {
+                &[]
+            };
+            let got = &log.received;
+            // Where the stream ends in what came: all of it, or (after a
+            // failed stress) whatever came before the emergency bytes.
+            let stream_got = if stress_passed || !streams {
+                stream.len()
+            } else if !emergency.is_empty() && got.ends_with(emergency) {
+                got.len() - emergency.len()
+            } else {
+                got.len().min(stream.len())
+            };
+            let mut expected = stream[..stream_got.min(stream.len())].to_vec();
+            let stream_len = expected.len();
+            expected.extend_from_slice(emergency);
+            let rate = match (log.first_byte, log.last_byte) {
+                (Some(a), Some(b)) if b > a => got.len() as f64 / (b - a).as_secs_f64(),
+                _ => 0.0,
+            };
+            o.lines.push(format!(
+                "{label}: {} bytes from the guest ({} in a full run), {} bytes sent in {} writes{}{}",
+                got.len(),
+                stream.len() + emergency.len(),
+                log.sent,
+                log.writes,
+                log.closed
+                    .as_ref()
+                    .map_or(String::new(), |c| format!("; {c}")),
+                log.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; {e}"))
+            ));
+            o.figures
+                .push((format!("port{}_tx_bytes", p.config.id), got.len() as f64));
+            o.figures
+                .push((format!("port{}_tx_bytes_per_s", p.config.id), rate));
+            o.figures.push((
+                format!("port{}_rx_bytes_sent", p.config.id),
+                log.sent as f64,
+            ));
+            if !log.connected {
+                if end.complete {
+                    o.reasons
+                        .push(format!("{label}: QEMU never connected to its socket"));
+                }
+                continue;
+            }
+            let replay = format!("seed={:#x}", self.seed);
+            let what = |at: usize| {
+                if at < stream_len || emergency.is_empty() {
+                    format!("stream offset {at}")
+                } else {
+                    format!("emergency byte {}", at - stream_len)
+                }
+            };
+            if let Some(i) = got.iter().zip(&expected).position(|(g, e)| g != e) {
+                o.reasons.push(format!(
+                    "{label} tx (guest to host): byte at {} expected {:#04x} got {:#04x} ({replay})",
+                    what(i),
+                    expected[i],
+                    got[i]
+                ));
+            } else if got.len() > expected.len() {
+                o.reasons.push(format!(
+                    "{label} tx (guest to host): {} bytes arrived, {} expected: extra bytes from offset {} ({replay})",
+                    got.len(),
+                    expected.len(),
+                    expected.len()
+                ));
+            } else if got.len() < stream.len() + emergency.len()
+                && log.closed.as_deref().is_some_and(|c| c.contains("early"))
+            {
+                o.reasons.push(format!(
+                    "{label} tx (guest to host): {} of {} bytes arrived before this peer closed the port early ({replay})",
+                    got.len(),
+                    stream.len() + emergency.len()
+                ));
+            } else if got.len() < expected.len() && end.complete {
+                o.reasons.push(format!(
+                    "{label} tx (guest to host): {} of {} bytes arrived: missing from {} ({replay})",
+                    got.len(),
+                    expected.len(),
+                    what(got.len())
+                ));
+            }
+            if let Some(e) = &log.error {
+                if end.complete {
+                    o.reasons.push(format!("{label}: {e}"));
+                }
+            }
+        }
+        o
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scenario_gets_the_device_the_word_and_the_peer() {
+        let ports = SerialPorts::new("fe.0.0003")
+            .max_ports(4)
+            .emergency_write(true)
+            .console(0, None)
+            .port(1, "zv.a");
+        let s = Scenario::new("t").virtio_serial(ports);
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.peers.len(), 1);
+        let dev = &s.ccw_devices[0];
+        let arg = dev.device_arg();
+        assert!(arg.ends_with("max_ports=4,emergency-write=on") || arg.ends_with("max_ports=4"));
+        assert!(s
+            .command_line()
+            .ends_with("serial=fe.0.0003:max=4:emerg:c0:p1=zv.a"));
+    }
+
+    #[test]
+    fn bad_ports_are_refused_before_qemu() {
+        let s = Scenario::new("t")
+            .virtio_serial(SerialPorts::new("fe.0.0003").max_ports(1).port(1, "a"));
+        assert!(s.validate().is_err());
+        let s = Scenario::new("t").virtio_serial(SerialPorts::new("fe.0.0003").port(1, "a b"));
+        assert!(s.validate().is_err());
+    }
+
+    /// The console's emergency bytes after its stream: one wrong is named.
+    #[test]
+    fn wrong_emergency_bytes_are_named() {
+        let dir = std::env::temp_dir().join(format!("zv-serial-e-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed: 3,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let spec = SerialPorts::new("fe.0.0003")
+            .max_ports(1)
+            .bytes(100)
+            .emergency_write(true)
+            .console(0, None);
+        let mut peer = spec.start(&ctx).unwrap();
+        let mut guest = UnixStream::connect(dir.join("s0003-0.sock")).unwrap();
+        let bus: BusId = "fe.0.0003".parse().unwrap();
+        let mut sent = vec![0u8; 100];
+        Stream::new(3, bus, 0, Dir::Tx).fill(0, &mut sent);
+        let mut e = emergency_bytes(3, bus);
+        e[3] ^= 0x40;
+        sent.extend_from_slice(&e);
+        guest.write_all(&sent).unwrap();
+        drop(guest);
+        peer.line(&format!("{} fe.0.0003 100", markers::SERIAL_STRESS));
+        peer.line(&format!("{} fe.0.0003", markers::SERIAL_EMERGENCY));
+        let tap = crate::tap::TapReport::default();
+        let out = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: true,
+        });
+        assert_eq!(out.reasons.len(), 1, "{out:?}");
+        assert!(
+            out.reasons[0].contains("port 0 tx (guest to host): byte at emergency byte 3"),
+            "{:?}",
+            out.reasons
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A peer against a fake guest: the guest side connects, reads the
+    /// stream (a flipped byte shows), sends its own stream short, and the
+    /// peer's verdict names the port, direction and offset.
+    #[test]
+    fn the_peer_checks_what_the_guest_sent_and_sends_the_stream() {
+        let dir = std::env::temp_dir().join(format!("zv-serial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed: 7,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let spec = SerialPorts::new("fe.0.0003")
+            .max_ports(2)
+            .bytes(3000)
+            .port(1, "zv.a")
+            .fault(Fault::Flip {
+                port: 1,
+                offset: 1234,
+            });
+        let mut peer = spec.start(&ctx).unwrap();
+        peer.line(&format!("{} fe.0.0003 3000", markers::SERIAL_STRESS));
+        let args = peer.qemu_args();
+        assert!(args[1].starts_with("socket,id=ccw-fe.0.0003-port1,path="));
+        let path = dir.join("s0003-1.sock");
+        let mut guest = UnixStream::connect(&path).unwrap();
+        guest
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = vec![0u8; 3000];
+        guest.read_exact(&mut got).unwrap();
+        let bus: BusId = "fe.0.0003".parse().unwrap();
+        let rx = Stream::new(7, bus, 1, Dir::Rx);
+        assert_eq!(rx.first_difference(0, &got).map(|d| d.0), Some(1234));
+        let mut sent = vec![0u8; 2000];
+        Stream::new(7, bus, 1, Dir::Tx).fill(0, &mut sent);
+        sent[10] ^= 1;
+        guest.write_all(&sent).unwrap();
+        // The reader takes what is buffered up to the guest's close.
+        drop(guest);
+        let tap = crate::tap::TapReport::default();
+        let out = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: true,
+        });
+        assert_eq!(out.reasons.len(), 1, "{:?}", out);
+        assert!(
+            out.reasons[0].contains("port 1 (zv.a) tx (guest to host): byte at stream offset 10"),
+            "{:?}",
+            out.reasons
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
