@@ -9,7 +9,10 @@
 mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
-use qemu_runner::net::{netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario};
+use qemu_runner::net::{
+    netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario, DGRAM_PROBE,
+    USER_PROBE,
+};
 use qemu_runner::{Run, Scenario};
 
 const BUS: &str = "fe.0.0002";
@@ -151,7 +154,7 @@ fn a_wrong_mac_expectation_fails_net_config() {
 #[test]
 fn user_mode_network_answers_arp_and_dhcp() {
     let s = scenario("net-user").net_user(BUS, MAC).append("only=net");
-    if let Err(why) = netdev_offered(&s, "user") {
+    if let Err(why) = netdev_offered(&s, USER_PROBE) {
         eprintln!("SKIP net-user: {why}");
         return;
     }
@@ -307,4 +310,17 @@ fn an_answer_that_passes_the_filter_is_named() {
             &format!("frames [{seq}]"),
         ],
     );
+}
+
+#[test]
+fn the_back_end_probe_tells_known_from_unknown() {
+    let s = scenario("net-probe");
+    // Both back-ends the scenarios use exist on every QEMU we run (7.2 on).
+    for probe in [DGRAM_PROBE, USER_PROBE] {
+        if let Err(why) = netdev_offered(&s, probe) {
+            panic!("{probe}: {why}");
+        }
+    }
+    let why = netdev_offered(&s, "nosuchbackend,id=probe").expect_err("an unknown back-end");
+    assert!(why.contains("nosuchbackend"), "{why}");
 }

@@ -134,7 +134,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 .ccw_device(model, bus, name)
                 .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
                 .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
-            "virtio-net-ccw" => match crate::net::netdev_offered(&s, "dgram") {
+            "virtio-net-ccw" => match crate::net::netdev_offered(&s, crate::net::DGRAM_PROBE) {
                 Ok(()) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
                 Err(why) => {
                     left_out.push(("the echo peer of virtio-net-ccw", why));
@@ -146,7 +146,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
         };
         if model == "virtio-net-ccw" {
             let (_, bus, _) = USER_NET;
-            match crate::net::netdev_offered(&s, "user") {
+            match crate::net::netdev_offered(&s, crate::net::USER_PROBE) {
                 Ok(()) => s = s.net_user(bus, USER_MAC),
                 Err(why) => left_out.push(("virtio-net-ccw on -netdev user", why)),
             }

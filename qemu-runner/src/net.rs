@@ -680,36 +680,67 @@ pub fn tap_namespace_available() -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// The back-ends `qemu -netdev help` lists (`user`, `dgram`, `tap`...).
-pub fn netdevs(scenario: &Scenario) -> Result<Vec<String>, String> {
-    let mut cmd = std::process::Command::new(&scenario.qemu);
+/// Whether this QEMU takes the back-end `-netdev <netdev>` (e.g.
+/// `user,id=probe,restrict=on`): a QEMU without a machine is started with
+/// it, stopped, and told to quit over QMP; the error is QEMU's word. (Not
+/// `-netdev help`: a QEMU unpacked beside the system's one aborts there,
+/// loading the system's modules.)
+pub fn netdev_offered(scenario: &Scenario, netdev: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(&scenario.qemu);
     if let Some(dir) = &scenario.data_dir {
         cmd.arg("-L").arg(dir);
     }
-    let out = cmd
-        .args(["-machine", "none", "-netdev", "help"])
-        .output()
+    let mut child = cmd
+        .args(["-machine", "none", "-nodefaults", "-display", "none", "-S"])
+        .args(["-qmp", "stdio", "-netdev", netdev])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run {}: {e}", scenario.qemu.display()))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip_while(|l| !l.contains("netdev backend types"))
-        .skip(1)
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect())
-}
-
-/// Whether `qemu -netdev help` lists back-end `kind`; the error says why not.
-pub fn netdev_offered(scenario: &Scenario, kind: &str) -> Result<(), String> {
-    if netdevs(scenario)?.iter().any(|k| k == kind) {
+    if let Some(mut stdin) = child.stdin.take() {
+        // QEMU may have exited already (an unknown back-end): no matter.
+        let _ = stdin.write_all(b"{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"quit\"}\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "QEMU with -netdev {netdev} did not quit within 10 s"
+        ));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    if status.success() {
         Ok(())
     } else {
         Err(format!(
-            "{} -netdev help does not list '{kind}'",
-            scenario.qemu.display()
+            "this QEMU does not take -netdev {netdev}: {}",
+            err.lines()
+                .find(|l| l.contains("netdev") || l.contains("Parameter"))
+                .or_else(|| err.lines().next())
+                .unwrap_or("(no message)")
         ))
     }
 }
+
+/// The probe arguments of the back-ends scenarios use.
+pub const USER_PROBE: &str = "user,id=probe,restrict=on";
+pub const DGRAM_PROBE: &str =
+    "dgram,id=probe,local.type=inet,local.host=127.0.0.1,local.port=0,remote.type=inet,remote.host=127.0.0.1,remote.port=9";
 
 /// Net devices in a scenario.
 pub trait NetScenario {
