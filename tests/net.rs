@@ -11,7 +11,7 @@ mod common;
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::net::{
     netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario, DGRAM_PROBE,
-    USER_PROBE,
+    SOCKET_UDP_PROBE, USER_PROBE,
 };
 use qemu_runner::{Run, Scenario};
 
@@ -316,11 +316,29 @@ fn an_answer_that_passes_the_filter_is_named() {
 fn the_back_end_probe_tells_known_from_unknown() {
     let s = scenario("net-probe");
     // Both back-ends the scenarios use exist on every QEMU we run (7.2 on).
-    for probe in [DGRAM_PROBE, USER_PROBE] {
+    for probe in [DGRAM_PROBE, SOCKET_UDP_PROBE, USER_PROBE] {
         if let Err(why) = netdev_offered(&s, probe) {
             panic!("{probe}: {why}");
         }
     }
     let why = netdev_offered(&s, "nosuchbackend,id=probe").expect_err("an unknown back-end");
     assert!(why.contains("nosuchbackend"), "{why}");
+}
+
+#[test]
+fn socket_udp_echo_passes() {
+    // The back-end of QEMUs before 7.2, which have no dgram.
+    let o = boot(
+        &scenario("net-echo-socket")
+            .net_echo(BUS, MAC, Echo::socket_udp())
+            .append("only=net.echo"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    check(
+        &o,
+        o.peers[0].figure("frames_received") == Some(256.0),
+        "every frame at the peer",
+    );
 }

@@ -134,9 +134,14 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 .ccw_device(model, bus, name)
                 .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
                 .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
-            "virtio-net-ccw" => match crate::net::netdev_offered(&s, crate::net::DGRAM_PROBE) {
-                Ok(()) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
-                Err(why) => {
+            // The echo peer over dgram, or socket,udp= on QEMUs before 7.2.
+            "virtio-net-ccw" => match (
+                crate::net::netdev_offered(&s, crate::net::DGRAM_PROBE),
+                crate::net::netdev_offered(&s, crate::net::SOCKET_UDP_PROBE),
+            ) {
+                (Ok(()), _) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
+                (Err(_), Ok(())) => s.net_echo(bus, ECHO_MAC, Echo::socket_udp()).net_link(bus),
+                (Err(why), Err(_)) => {
                     left_out.push(("the echo peer of virtio-net-ccw", why));
                     s.ccw_device(model, bus, name)
                 }

@@ -50,6 +50,9 @@ pub enum Misbehaviour {
 pub enum Backend {
     /// `-netdev dgram` over UDP on 127.0.0.1.
     Dgram,
+    /// `-netdev socket,udp=` over UDP on 127.0.0.1: for QEMUs before 7.2,
+    /// which have no `dgram`.
+    SocketUdp,
     /// `-netdev tap` with `queues` queues, in a namespace of the peer's.
     Tap { queues: u16 },
 }
@@ -71,6 +74,14 @@ impl Echo {
             backend: Backend::Dgram,
             mtu: None,
             misbehaviour: Misbehaviour::None,
+        }
+    }
+
+    /// Over `-netdev socket,udp=` (QEMUs without `dgram`).
+    pub fn socket_udp() -> Self {
+        Echo {
+            backend: Backend::SocketUdp,
+            ..Echo::dgram()
         }
     }
 
@@ -125,20 +136,26 @@ impl PeerSpec for EchoPeer {
         let mut state = EchoState::new(ctx.seed, self.guest, self.misbehaviour, self.max_frame);
         let deadline = ctx.deadline;
         let (args, thread, netns) = match self.backend {
-            Backend::Dgram => {
+            Backend::Dgram | Backend::SocketUdp => {
                 let sock = UdpSocket::bind("127.0.0.1:0")?;
                 // Room for a window of jumbo frames; the default where refused.
                 let _ = set_receive_buffer(&sock, 4 << 20);
                 sock.set_read_timeout(Some(POLL))?;
                 let port = sock.local_addr()?.port();
-                let args = vec![
-                    "-netdev".to_string(),
-                    format!(
+                // QEMU binds a port of its own; the peer answers where
+                // each frame came from.
+                let netdev = match self.backend {
+                    Backend::SocketUdp => format!(
+                        "socket,id={},udp=127.0.0.1:{port},localaddr=127.0.0.1:0",
+                        self.netdev
+                    ),
+                    _ => format!(
                         "dgram,id={},local.type=inet,local.host=127.0.0.1,local.port=0,\
                          remote.type=inet,remote.host=127.0.0.1,remote.port={port}",
                         self.netdev
                     ),
-                ];
+                };
+                let args = vec!["-netdev".to_string(), netdev];
                 let stop2 = stop.clone();
                 let thread =
                     std::thread::Builder::new()
@@ -739,6 +756,7 @@ pub fn netdev_offered(scenario: &Scenario, netdev: &str) -> Result<(), String> {
 
 /// The probe arguments of the back-ends scenarios use.
 pub const USER_PROBE: &str = "user,id=probe,restrict=on";
+pub const SOCKET_UDP_PROBE: &str = "socket,id=probe,udp=127.0.0.1:9,localaddr=127.0.0.1:0";
 pub const DGRAM_PROBE: &str =
     "dgram,id=probe,local.type=inet,local.host=127.0.0.1,local.port=0,remote.type=inet,remote.host=127.0.0.1,remote.port=9";
 
@@ -802,7 +820,7 @@ fn net_device(
 impl NetScenario for Scenario {
     fn net_echo(self, bus: &str, mac: Mac, echo: Echo) -> Self {
         let pairs = match echo.backend {
-            Backend::Dgram => 1,
+            Backend::Dgram | Backend::SocketUdp => 1,
             Backend::Tap { queues } => queues,
         };
         let s = net_device(self, bus, mac, NetPeer::Echo, (pairs, echo.mtu), Vec::new());
