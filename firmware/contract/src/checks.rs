@@ -138,6 +138,28 @@ pub mod markers {
     pub const SERIAL_EMERGENCY: &str = "# zvtest: serial emergency written";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
+
+    /// The check that prints `line` (a marker, with or without the words
+    /// some markers are followed by): a marker whose check did not run is
+    /// not awaited.
+    pub fn owner(line: &str) -> Option<&'static str> {
+        let line = line.trim();
+        let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
+        let owners: [(&[&str], &'static str); 8] = [
+            (&[HOTPLUG_READY], "css.hotplug"),
+            (&CONFIG_CHANGE_READY, "virtio.config-change"),
+            (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
+            (&NET_LINK_READY, "net.link"),
+            (&[SERIAL_STRESS], "serial.stress"),
+            (&[SERIAL_CLOSE], "serial.close"),
+            (&[SERIAL_EMERGENCY], "serial.emergency"),
+            (&[MCCK_READY], "inject.mcck"),
+        ];
+        owners
+            .iter()
+            .find(|(ms, _)| ms.iter().any(|m| is(m)))
+            .map(|&(_, check)| check)
+    }
 }
 
 /// Whether `a` and `b` are equal, in a const context.
@@ -167,5 +189,27 @@ mod tests {
             assert!(n.contains('.'), "{n} has no group");
         }
         assert!(same("a.b", "a.b") && !same("a.b", "a.c") && !same("a", "ab"));
+    }
+
+    #[test]
+    fn every_marker_has_a_check_that_prints_it() {
+        use markers::*;
+        for (line, check) in [
+            (HOTPLUG_READY, "css.hotplug"),
+            (CONFIG_CHANGE_READY[1], "virtio.config-change"),
+            (SCSI_HOTPLUG_READY[0], "scsi.hotplug"),
+            (NET_LINK_READY[1], "net.link"),
+            ("# zvtest: serial stress fe.0.0003 4096", "serial.stress"),
+            ("# zvtest: serial close fe.0.0003 2", "serial.close"),
+            (SERIAL_EMERGENCY, "serial.emergency"),
+            (MCCK_READY, "inject.mcck"),
+        ] {
+            assert_eq!(owner(line), Some(check), "{line}");
+            assert!(NAMES.contains(&check) || check.starts_with("inject."));
+        }
+        assert_eq!(owner("# zvtest: hotplug ready now"), Some("css.hotplug"));
+        assert_eq!(owner("# zvtest: hotplug readyx"), None);
+        assert_eq!(owner("# zvtest: something else"), None);
+        assert_eq!(owner(DISK_WRITTEN), None);
     }
 }
