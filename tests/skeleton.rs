@@ -80,6 +80,7 @@ fn default_scenario_runs_every_check_it_can() {
         "scsi.errors",
         "scsi.control",
         "scsi.stress",
+        "net.",
     ] {
         check(
             &o,

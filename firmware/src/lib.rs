@@ -13,7 +13,7 @@ extern crate alloc;
 // What the host side shares, under the names the firmware has always used.
 pub use zvtest_contract::{
     check, checks, cmdline, disk, ebcdic, fmt, format, format_fixed, glob, host, hypercalls,
-    inventory, sccb, tap, verdict,
+    inventory, net, sccb, tap, verdict,
 };
 
 pub mod css;

@@ -5,6 +5,7 @@
 //! resized twice over QMP and the diag288 watchdog, so that every check
 //! that can run on this host runs.
 
+use crate::net::{Echo, NetScenario};
 use crate::scenario::{CcwDevice, Diag288, Scenario};
 use std::fs;
 use std::io;
@@ -32,6 +33,13 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
 /// it, else left out with the reason.
 pub const HOST_DEVICES: &[(&str, &str, &str, &str)] =
     &[("vhost-vsock-ccw", "fe.0.000c", "vsock", "/dev/vhost-vsock")];
+
+/// A second net device, on QEMU's user-mode network (`net.user`); the
+/// first one (fe.0.0002) has the runner's echo peer on a datagram back-end.
+pub const USER_NET: (&str, &str, &str) = ("virtio-net-ccw", "fe.0.000d", "net");
+/// The MACs of the echo and the user-mode net device (locally administered).
+pub const ECHO_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x02];
+pub const USER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x0d];
 
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
@@ -128,9 +136,28 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 .ccw_device(model, bus, name)
                 .scratch_scsi(bus, 0, 0, SCRATCH_LUN_BYTES)
                 .scratch_scsi(bus, 0, 1, SCRATCH_LUN_BYTES),
+            // The echo peer over dgram, or socket,udp= on QEMUs before 7.2.
+            "virtio-net-ccw" => match (
+                crate::net::netdev_offered(&s, crate::net::DGRAM_PROBE),
+                crate::net::netdev_offered(&s, crate::net::SOCKET_UDP_PROBE),
+            ) {
+                (Ok(()), _) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
+                (Err(_), Ok(())) => s.net_echo(bus, ECHO_MAC, Echo::socket_udp()).net_link(bus),
+                (Err(why), Err(_)) => {
+                    left_out.push(("the echo peer of virtio-net-ccw", why));
+                    s.ccw_device(model, bus, name)
+                }
+            },
             "virtio-serial-ccw" => s.virtio_serial(default_serial(bus)),
             _ => s.ccw_device(model, bus, name),
         };
+        if model == "virtio-net-ccw" {
+            let (_, bus, _) = USER_NET;
+            match crate::net::netdev_offered(&s, crate::net::USER_PROBE) {
+                Ok(()) => s = s.net_user(bus, USER_MAC),
+                Err(why) => left_out.push(("virtio-net-ccw on -netdev user", why)),
+            }
+        }
         if model == "virtio-9p-ccw" {
             let dev = s.ccw_devices.last_mut().expect("just added");
             scratch_share(dev, &share);
@@ -204,12 +231,12 @@ mod tests {
     fn every_device_has_its_own_bus_id() {
         let mut buses: Vec<BusId> = DEVICES
             .iter()
-            .chain([&HOT_PLUGGED])
+            .chain([&HOT_PLUGGED, &USER_NET])
             .map(|(_, b, _)| b.parse().unwrap())
             .collect();
         buses.sort();
         buses.dedup();
-        assert_eq!(buses.len(), DEVICES.len() + 1);
+        assert_eq!(buses.len(), DEVICES.len() + 2);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct Scenario {
     /// Programs of the runner at the host end of devices
     /// ([`Scenario::peer`]), heard in the verdict.
     pub peers: Vec<crate::peers::PeerRef>,
+    /// What `nets=` tells the firmware of each net device ([`crate::net`]).
+    pub nets: Vec<zvtest_contract::net::NetConfig>,
 }
 
 /// Where the firmware's `qemu-version=` word comes from.
@@ -228,6 +230,7 @@ impl Scenario {
             disk_dir: None,
             errors: Vec::new(),
             peers: Vec::new(),
+            nets: Vec::new(),
         }
     }
 
@@ -726,6 +729,7 @@ impl Scenario {
             c.seed = seed;
         }
         c.disks = self.disks.iter().map(|(id, d)| d.config(*id)).collect();
+        c.nets = self.nets.clone();
         c.scratch = self
             .disks
             .iter()

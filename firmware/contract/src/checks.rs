@@ -34,6 +34,12 @@ pub const NAMES: &[&str] = &[
     "scsi.control",
     "scsi.stress",
     "scsi.hotplug",
+    "net.config",
+    "net.control",
+    "net.link",
+    "net.echo",
+    "net.filter",
+    "net.user",
     "serial.config",
     "serial.control",
     "serial.stress",
@@ -114,6 +120,12 @@ pub mod markers {
         "# zvtest: scsi hotplug ready plug",
         "# zvtest: scsi hotplug ready unplug",
     ];
+    /// Set the link of the `nets=` device marked `:link` down, then up
+    /// again (QMP `set_link`), now (`net.link`).
+    pub const NET_LINK_READY: [&str; 2] = [
+        "# zvtest: net link ready down",
+        "# zvtest: net link ready up",
+    ];
     /// Followed by ` <bus id> <end> <setup>`: the firmware starts a round
     /// of `serial.stress` on that virtio-serial device (one per setup,
     /// after a reset), moving every port's streams on to offset `<end>`
@@ -134,6 +146,30 @@ pub mod markers {
     pub const SERIAL_PLUG: &str = "# zvtest: serial plug";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
+
+    /// The check that prints `line` (a marker, with or without the words
+    /// some markers are followed by): a marker whose check did not run is
+    /// not awaited.
+    pub fn owner(line: &str) -> Option<&'static str> {
+        let line = line.trim();
+        let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
+        let owners: [(&[&str], &'static str); 10] = [
+            (&[HOTPLUG_READY], "css.hotplug"),
+            (&CONFIG_CHANGE_READY, "virtio.config-change"),
+            (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
+            (&NET_LINK_READY, "net.link"),
+            (&[SERIAL_STRESS], "serial.stress"),
+            (&[SERIAL_CLOSE], "serial.close"),
+            (&[SERIAL_EMERGENCY], "serial.emergency"),
+            (&[SERIAL_UNPLUG], "serial.hotplug"),
+            (&[SERIAL_PLUG], "serial.hotplug"),
+            (&[MCCK_READY], "inject.mcck"),
+        ];
+        owners
+            .iter()
+            .find(|(ms, _)| ms.iter().any(|m| is(m)))
+            .map(|&(_, check)| check)
+    }
 }
 
 /// Whether `a` and `b` are equal, in a const context.
@@ -163,5 +199,32 @@ mod tests {
             assert!(n.contains('.'), "{n} has no group");
         }
         assert!(same("a.b", "a.b") && !same("a.b", "a.c") && !same("a", "ab"));
+    }
+
+    #[test]
+    fn every_marker_has_a_check_that_prints_it() {
+        use markers::*;
+        for (line, check) in [
+            (HOTPLUG_READY, "css.hotplug"),
+            (CONFIG_CHANGE_READY[1], "virtio.config-change"),
+            (SCSI_HOTPLUG_READY[0], "scsi.hotplug"),
+            (NET_LINK_READY[1], "net.link"),
+            (
+                "# zvtest: serial stress fe.0.0003 4096 rev 2 split classic polled",
+                "serial.stress",
+            ),
+            ("# zvtest: serial unplug fe.0.0003 2", "serial.hotplug"),
+            ("# zvtest: serial plug fe.0.0003 5", "serial.hotplug"),
+            ("# zvtest: serial close fe.0.0003 2", "serial.close"),
+            (SERIAL_EMERGENCY, "serial.emergency"),
+            (MCCK_READY, "inject.mcck"),
+        ] {
+            assert_eq!(owner(line), Some(check), "{line}");
+            assert!(NAMES.contains(&check) || check.starts_with("inject."));
+        }
+        assert_eq!(owner("# zvtest: hotplug ready now"), Some("css.hotplug"));
+        assert_eq!(owner("# zvtest: hotplug readyx"), None);
+        assert_eq!(owner("# zvtest: something else"), None);
+        assert_eq!(owner(DISK_WRITTEN), None);
     }
 }

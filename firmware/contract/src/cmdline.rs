@@ -144,6 +144,9 @@ pub struct Config {
     /// The SCSI LUN the host plugs after `SCSI_HOTPLUG_READY[0]` and
     /// unplugs after `[1]` (`scsi-hotplug=`; `scsi.hotplug` checks).
     pub scsi_hotplug: Option<crate::disk::DiskId>,
+    /// How the host configured each net device (`nets=`): its MAC, its
+    /// peer, queue pairs, link changes (crate::net).
+    pub nets: Vec<crate::net::NetConfig>,
     /// The virtio-serial devices the host configured (`serial=`): ports,
     /// names, consoles, `max_ports`, emergency write, the bytes each port
     /// carries and the port the host closes.
@@ -176,6 +179,7 @@ impl Default for Config {
             scratch: Vec::new(),
             disks: Vec::new(),
             scsi_hotplug: None,
+            nets: Vec::new(),
             serial: Vec::new(),
         }
     }
@@ -427,6 +431,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "nets",
+        "comma-separated BUSID:MAC[:echo|:user][:pairs=N][:mtu=N][:link], the MAC with dashes (fe.0.0002:52-54-00-12-34-56:echo)",
+        |c, v| {
+            for item in v.split(',') {
+                let n = crate::net::NetConfig::parse(item)?;
+                if c.nets.iter().any(|x| x.bus == n.bus) {
+                    return None;
+                }
+                c.nets.push(n);
+            }
+            Some(())
+        },
+    ),
+    (
         "serial",
         "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N][:unplug=N][:plug=N[=NAME]] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
         |c, v| {
@@ -651,6 +669,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     }
     if let Some(id) = &cfg.scsi_hotplug {
         word("scsi-hotplug", &format!("{}", id));
+    }
+    if !cfg.nets.is_empty() {
+        let items: Vec<String> = cfg.nets.iter().map(|n| n.item()).collect();
+        word("nets", &items.join(","));
     }
     if !cfg.serial.is_empty() {
         let items: Vec<String> = cfg.serial.iter().map(|d| d.item()).collect();
@@ -1201,6 +1223,26 @@ mod tests {
             )
         }
 
+        fn net() -> impl Strategy<Value = crate::net::NetConfig> {
+            use crate::net::{NetConfig, NetPeer};
+            (
+                bus(),
+                any::<[u8; 6]>(),
+                prop::sample::select(&[NetPeer::None, NetPeer::Echo, NetPeer::User][..]),
+                1u16..=crate::net::MAX_PAIRS as u16,
+                any::<bool>(),
+                proptest::option::of(crate::net::MIN_MTU as u16..=crate::net::MAX_MTU as u16),
+            )
+                .prop_map(|(bus, mac, peer, pairs, link, mtu)| NetConfig {
+                    bus,
+                    mac,
+                    peer,
+                    pairs,
+                    link,
+                    mtu,
+                })
+        }
+
         fn config() -> impl Strategy<Value = Config> {
             let selection = (
                 selectors(),
@@ -1228,6 +1270,7 @@ mod tests {
                     prop::collection::btree_set(disk_id(), 0..3),
                     prop::collection::btree_map(disk_id(), disk(), 0..3),
                     prop::option::of(disk_id().prop_filter("a LUN", |d| d.lun.is_some())),
+                    prop::collection::btree_map(bus(), net(), 0..3),
                     prop::collection::btree_map(bus(), serial_device(), 0..3),
                 ),
             );
@@ -1247,7 +1290,7 @@ mod tests {
                         hotplug,
                         ram_end,
                         legacy_devices,
-                        (scratch, disks, scsi_hotplug, serial),
+                        (scratch, disks, scsi_hotplug, nets, serial),
                     ),
                 )| {
                     let (devices, virtio) = match devices {
@@ -1285,6 +1328,13 @@ mod tests {
                             })
                             .collect(),
                         scsi_hotplug,
+                        nets: nets
+                            .into_iter()
+                            .map(|(bus, mut n)| {
+                                n.bus = bus;
+                                n
+                            })
+                            .collect(),
                         serial: serial
                             .into_iter()
                             .map(|(bus, mut d)| {

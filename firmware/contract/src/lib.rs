@@ -16,6 +16,7 @@ pub mod glob;
 pub mod host;
 pub mod hypercalls;
 pub mod inventory;
+pub mod net;
 pub mod sccb;
 pub mod serial;
 pub mod stress;

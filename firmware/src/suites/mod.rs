@@ -13,6 +13,7 @@ mod heap;
 mod hypercalls;
 mod inject;
 mod legacy;
+mod net;
 mod rng;
 mod scsi;
 mod serial;
@@ -61,6 +62,14 @@ const CHECKS: &[Check<Machine>] = &[
         .timeout(120_000)
         .stressed(),
     Check::new("scsi.hotplug", scsi::hotplug).timeout(60_000),
+    Check::new("net.config", net::config).timeout(20_000),
+    Check::new("net.control", net::control).timeout(20_000),
+    Check::new("net.link", net::link).timeout(30_000),
+    Check::new("net.echo", net::echo)
+        .timeout(120_000)
+        .stressed(),
+    Check::new("net.filter", net::filter).timeout(20_000),
+    Check::new("net.user", net::user).timeout(20_000),
     Check::new("serial.config", serial::config),
     Check::new("serial.control", serial::control).timeout(20_000),
     Check::new("serial.stress", serial::stress)

@@ -25,6 +25,9 @@ pub(crate) struct Report {
     pub commands_done: bool,
     /// Every event QEMU sent while we were connected.
     pub events: Vec<QmpEvent>,
+    /// Console lines that never came, each with its reason (also in
+    /// `errors`): the runner forgives those of checks that did not run.
+    pub unseen: Vec<(String, String)>,
 }
 
 /// What the QMP thread does besides connecting.
@@ -189,21 +192,27 @@ fn perform_on_lines<L: FnMut(String)>(
         } else {
             format!("the console never showed '{HOTPLUG_READY}'")
         };
-        report.errors.push(format!(
+        let e = format!(
             "hot plug not performed: {why} ({} left undone)",
             steps_text(job.steps.len())
-        ));
+        );
+        if !dead {
+            report.unseen.push((HOTPLUG_READY.to_string(), e.clone()));
+        }
+        report.errors.push(e);
     }
     for (c, _) in job.commands.iter().zip(&pending).filter(|(_, p)| **p) {
         commands_failed = true;
         report.errors.push(if dead {
             format!("QMP {} not sent: the QMP connection failed first", c.wire())
         } else {
-            format!(
+            let e = format!(
                 "QMP {} not sent: the console never showed '{}'",
                 c.wire(),
                 c.line.trim()
-            )
+            );
+            report.unseen.push((c.line.trim().to_string(), e.clone()));
+            e
         });
     }
     report.commands_done = !job.commands.is_empty() && !commands_failed;

@@ -1,0 +1,1362 @@
+//! virtio-net: the configuration against `nets=`, the control queue's
+//! commands and their answers, a link set down and up by the host, echo
+//! frames through a peer of the host's (every byte of every answer
+//! checked, in several setups: revisions, header sizes, mergeable receive
+//! buffers, every queue pair), and QEMU's user-mode network (ARP, DHCP).
+
+use super::virtio::WANTED;
+use crate::check::Outcome;
+use crate::fmt::{Hex, ToText};
+use crate::format;
+use crate::inventory::BusId;
+use crate::machine::Machine;
+use crate::net::{
+    alternate_mac, answer_of, arp_request, dhcp_discover, echo_frame, echo_id, echo_len,
+    first_difference, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig, NetPeer,
+    DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY, SLIRP_GATEWAY_MAC,
+};
+use crate::virtio::ccw::CcwTransport;
+use crate::virtio::devices::net::{
+    self as dev, header_len, read_config, Ack, Control, Order, RxPool, TxPool, ACK_ERR, ACK_OK,
+};
+use crate::virtio::indicators::{self, IndicatorMode, Indicators};
+use crate::virtio::stress::QueueStats;
+use crate::virtio::transport::{driver_ok_status, has, negotiate, Transport};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A net device found, and what `nets=` says of it.
+struct NetDev {
+    sid: u32,
+    bus: BusId,
+    cfg: Option<NetConfig>,
+}
+
+fn devices(m: &Machine) -> Vec<NetDev> {
+    m.inventory
+        .virtio_devices(dev::DEVICE_ID)
+        .map(|d| NetDev {
+            sid: d.subchannel.sid,
+            bus: d.bus_id(),
+            cfg: m.cfg.nets.iter().find(|n| n.bus == d.bus_id()).copied(),
+        })
+        .collect()
+}
+
+fn now_us() -> u64 {
+    crate::arch::tod() / crate::arch::TOD_PER_US
+}
+
+fn text(what: &str, e: &dyn ToText) -> String {
+    format!("{}: {}", what, e.text().as_str())
+}
+
+/// The virtio features besides the device's own we ask for: the ring
+/// features of `virtio.revisions`, no packed ring (the pools drive split
+/// rings).
+fn base_features() -> u64 {
+    WANTED & !(1 << crate::virtio::transport::F_RING_PACKED)
+}
+
+/// Where a `nets=` device is missing from the inventory: a failure.
+fn missing(m: &Machine) -> Option<Outcome> {
+    let found = devices(m);
+    let lost = m
+        .cfg
+        .nets
+        .iter()
+        .find(|n| !found.iter().any(|d| d.bus == n.bus))?;
+    Some(Outcome::mismatch(
+        "nets= names a device that is not there",
+        format!("a virtio-net device at {}", lost.bus).as_str(),
+        "none",
+    ))
+}
+
+/// The configuration and features: MAC as `nets=` says (at revisions 2
+/// and 0), link up, MAC and STATUS offered, queue pairs.
+pub fn config(m: &mut Machine) -> Outcome {
+    if let Some(o) = missing(m) {
+        return o;
+    }
+    let found = devices(m);
+    if found.is_empty() {
+        return Outcome::skip("no virtio-net-ccw device");
+    }
+    let mut notes = Vec::new();
+    for d in &found {
+        for rev in [2u8, 0] {
+            let mut t = match CcwTransport::open(d.sid, rev) {
+                Ok(t) => t,
+                Err(e) => return Outcome::fail(&text(&format!("{} open", d.bus), &e)),
+            };
+            if t.revision() != rev {
+                continue;
+            }
+            let offer = match t.device_features() {
+                Ok(f) => f,
+                Err(e) => return Outcome::fail(&text(&format!("{} features", d.bus), &e)),
+            };
+            let features = match negotiate(&mut t, dev::FEATURES) {
+                Ok(f) => f,
+                Err(e) => return Outcome::fail(&text(&format!("{} negotiate", d.bus), &e)),
+            };
+            for (bit, name) in [(dev::F_MAC, "MAC"), (dev::F_STATUS, "STATUS")] {
+                if !has(offer, bit) {
+                    return Outcome::mismatch(
+                        &format!("{} rev {}: feature {} offered", d.bus, rev, name),
+                        "offered",
+                        Hex(offer),
+                    );
+                }
+            }
+            let c = match read_config(&mut t) {
+                Ok(c) => c,
+                Err(e) => return Outcome::fail(&text(&format!("{} config", d.bus), &e)),
+            };
+            let _ = t.reset();
+            crate::out!(
+                "# net {}: rev {} mac {}, status {}, max pairs {}, mtu {}, features {}\n",
+                d.bus,
+                rev,
+                MacText(c.mac),
+                c.status.map_or(Hex(u64::MAX), |s| Hex(s.into())),
+                c.max_pairs.unwrap_or(0),
+                c.mtu.unwrap_or(0),
+                Hex(features)
+            );
+            match d.cfg {
+                Some(n) if n.mac != c.mac => {
+                    return Outcome::mismatch(
+                        &format!("{} rev {}: MAC in the configuration space", d.bus, rev),
+                        MacText(n.mac),
+                        MacText(c.mac),
+                    )
+                }
+                Some(_) => {}
+                None if rev == 2 => notes.push(format!("{} mac {}", d.bus, MacText(c.mac))),
+                None => {}
+            }
+            let status = c.status.unwrap_or(0);
+            if status & dev::S_LINK_UP == 0 {
+                return Outcome::mismatch(
+                    &format!("{} rev {}: status (link up)", d.bus, rev),
+                    Hex(dev::S_LINK_UP.into()),
+                    Hex(status.into()),
+                );
+            }
+            if let Some(n) = d.cfg {
+                let offered = has(offer, dev::F_MTU);
+                let (want, got) = (n.mtu, offered.then_some(c.mtu).flatten());
+                if want != got {
+                    let show = |m: Option<u16>| match m {
+                        Some(m) => format!("MTU {} offered", m),
+                        None => String::from("no MTU offered"),
+                    };
+                    return Outcome::mismatch(
+                        &format!("{} rev {}: VIRTIO_NET_F_MTU and mtu", d.bus, rev),
+                        show(want).as_str(),
+                        show(got).as_str(),
+                    );
+                }
+                let pairs = c.pairs(features);
+                if rev == 2 && pairs != n.pairs {
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} rev {}: queue pairs (max_virtqueue_pairs with MQ)",
+                            d.bus, rev
+                        ),
+                        n.pairs,
+                        pairs,
+                    );
+                }
+            }
+        }
+    }
+    if notes.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::PassNote(format!(
+            "not in nets=, nothing to compare: {}",
+            notes.join(", ").as_str()
+        ))
+    }
+}
+
+/// A device brought to DRIVER_OK with its receive and transmit queues (a
+/// pool each) for `pairs` pairs, and the control queue where negotiated.
+struct Up {
+    t: CcwTransport,
+    features: u64,
+    order: Order,
+    hdr: usize,
+    rx: Vec<RxPool>,
+    tx: Vec<TxPool>,
+    ctrl: Option<Control>,
+    ind: Indicators,
+    mac: [u8; 6],
+    max_pairs: u16,
+}
+
+/// Opens and sets up `d` at `rev` asking for `wanted`; None where the
+/// device does not take the revision. Receive buffers: `buf_len` bytes
+/// each (0: room for a whole frame).
+fn bring_up(
+    d: &NetDev,
+    rev: u8,
+    wanted: u64,
+    pairs: u16,
+    (buf_len, max_frame): (usize, usize),
+) -> Result<Option<Up>, String> {
+    let mut t = CcwTransport::open(d.sid, rev).map_err(|e| text("open", &e))?;
+    if t.revision() != rev {
+        return Ok(None);
+    }
+    let features =
+        negotiate(&mut t, wanted | base_features()).map_err(|e| text("negotiate", &e))?;
+    let ind =
+        Indicators::install(&mut t, IndicatorMode::Classic).map_err(|e| text("indicators", &e))?;
+    let space = read_config(&mut t).map_err(|e| text("config", &e))?;
+    let max_pairs = space.pairs(features);
+    let pairs = pairs.min(max_pairs).max(1);
+    let hdr = header_len(rev, features);
+    let buf_len = if buf_len == 0 {
+        hdr + max_frame
+    } else {
+        buf_len
+    };
+    let mut rx = Vec::new();
+    let mut tx = Vec::new();
+    for p in 0..pairs {
+        let mut r = RxPool::setup(&mut t, dev::rx_queue(p), features, 128, buf_len)
+            .map_err(|e| text(&format!("receive queue {}", dev::rx_queue(p)), &e))?;
+        r.queue.enable_interrupts(false);
+        rx.push(r);
+        let mut s = TxPool::setup(&mut t, dev::tx_queue(p), features, max_frame)
+            .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(p)), &e))?;
+        s.queue.enable_interrupts(false);
+        tx.push(s);
+    }
+    let ctrl = if has(features, dev::F_CTRL_VQ) {
+        let index = dev::control_queue(features, max_pairs);
+        Some(
+            Control::setup(&mut t, index, features, false)
+                .map_err(|e| text(&format!("control queue {}", index), &e))?,
+        )
+    } else {
+        None
+    };
+    t.set_status(driver_ok_status(rev))
+        .map_err(|e| text("DRIVER_OK", &e))?;
+    for r in &mut rx {
+        r.post(&mut t)
+            .map_err(|e| text("posting receive buffers", &e))?;
+    }
+    let mac = d.cfg.map_or(space.mac, |n| n.mac);
+    Ok(Some(Up {
+        order: Order::for_revision(t.revision()),
+        t,
+        features,
+        hdr,
+        rx,
+        tx,
+        ctrl,
+        ind,
+        mac,
+        max_pairs,
+    }))
+}
+
+/// A control command and the answer expected.
+struct Cmd {
+    what: &'static str,
+    class: u8,
+    command: u8,
+    data: Vec<u8>,
+    expect: u8,
+}
+
+/// The control queue: receive modes, MAC table, MAC address (read back
+/// from the configuration space, then restored), VLAN filter, queue
+/// pairs, and commands the device must refuse with ERR (an unknown class,
+/// an unknown command, data too short, a VLAN id past 4095).
+pub fn control(m: &mut Machine) -> Outcome {
+    let found = devices(m);
+    if found.is_empty() {
+        return Outcome::skip("no virtio-net-ccw device");
+    }
+    let mut done = Vec::new();
+    for d in &found {
+        let mut up = match bring_up(d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
+            Ok(Some(up)) => up,
+            Ok(None) => continue,
+            Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
+        };
+        let Some(mut ctrl) = up.ctrl.take() else {
+            return Outcome::skip(&format!("{}: no control queue offered (CTRL_VQ)", d.bus));
+        };
+        let o = up.order;
+        let f = up.features;
+        let other_mac = [0x02, 0x7a, 0x76, 0x00, 0x00, 0x01];
+        let mut cmds = Vec::new();
+        let mut cmd = |what, class, command, data: &[u8], expect| {
+            cmds.push(Cmd {
+                what,
+                class,
+                command,
+                data: data.to_vec(),
+                expect,
+            })
+        };
+        if has(f, dev::F_CTRL_RX) {
+            cmd(
+                "promiscuous on",
+                dev::CTRL_RX,
+                dev::CTRL_RX_PROMISC,
+                &[1],
+                ACK_OK,
+            );
+            cmd(
+                "promiscuous off",
+                dev::CTRL_RX,
+                dev::CTRL_RX_PROMISC,
+                &[0],
+                ACK_OK,
+            );
+            cmd(
+                "all-multicast on",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[1],
+                ACK_OK,
+            );
+            cmd(
+                "all-multicast off",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[0],
+                ACK_OK,
+            );
+            cmd(
+                "receive mode without its byte",
+                dev::CTRL_RX,
+                dev::CTRL_RX_PROMISC,
+                &[],
+                ACK_ERR,
+            );
+            cmd(
+                "unknown receive-mode command 0x7e",
+                dev::CTRL_RX,
+                0x7e,
+                &[1],
+                ACK_ERR,
+            );
+            let table = dev::mac_table(o, &[other_mac], &[[0x01, 0, 0x5e, 0, 0, 1]]);
+            cmd(
+                "MAC table set (1 unicast, 1 multicast)",
+                dev::CTRL_MAC,
+                dev::CTRL_MAC_TABLE_SET,
+                &table,
+                ACK_OK,
+            );
+            let short = dev::mac_table(o, &[other_mac], &[]);
+            let mut short = short[..10].to_vec();
+            short[..4].copy_from_slice(&o.put32(2));
+            cmd(
+                "MAC table set counting 2 addresses, holding 1",
+                dev::CTRL_MAC,
+                dev::CTRL_MAC_TABLE_SET,
+                &short,
+                ACK_ERR,
+            );
+            let empty = dev::mac_table(o, &[], &[]);
+            cmd(
+                "MAC table emptied",
+                dev::CTRL_MAC,
+                dev::CTRL_MAC_TABLE_SET,
+                &empty,
+                ACK_OK,
+            );
+        }
+        if has(f, dev::F_CTRL_VLAN) {
+            cmd(
+                "VLAN 100 added",
+                dev::CTRL_VLAN,
+                dev::CTRL_VLAN_ADD,
+                &dev::put16(o, 100),
+                ACK_OK,
+            );
+            cmd(
+                "VLAN 100 removed",
+                dev::CTRL_VLAN,
+                dev::CTRL_VLAN_DEL,
+                &dev::put16(o, 100),
+                ACK_OK,
+            );
+            cmd(
+                "VLAN 4096 added",
+                dev::CTRL_VLAN,
+                dev::CTRL_VLAN_ADD,
+                &dev::put16(o, dev::VLAN_IDS),
+                ACK_ERR,
+            );
+        }
+        if has(f, dev::F_MQ) {
+            let max = up.max_pairs;
+            cmd(
+                "queue pairs set to 1",
+                dev::CTRL_MQ,
+                dev::CTRL_MQ_VQ_PAIRS_SET,
+                &dev::put16(o, 1),
+                ACK_OK,
+            );
+            cmd(
+                "queue pairs set to 0",
+                dev::CTRL_MQ,
+                dev::CTRL_MQ_VQ_PAIRS_SET,
+                &dev::put16(o, 0),
+                ACK_ERR,
+            );
+            let past = max.saturating_add(1);
+            cmd(
+                "queue pairs set past max_virtqueue_pairs",
+                dev::CTRL_MQ,
+                dev::CTRL_MQ_VQ_PAIRS_SET,
+                &dev::put16(o, past),
+                ACK_ERR,
+            );
+        } else {
+            cmd(
+                "queue pairs set without MQ",
+                dev::CTRL_MQ,
+                dev::CTRL_MQ_VQ_PAIRS_SET,
+                &dev::put16(o, 1),
+                ACK_ERR,
+            );
+        }
+        cmd("unknown class 0x7f", 0x7f, 0, &[0], ACK_ERR);
+        let t = &mut up.t;
+        for c in &cmds {
+            let what = format!(
+                "{} control: {} (class {}, command {})",
+                d.bus, c.what, c.class, c.command
+            );
+            match ctrl.command(t, c.class, c.command, &c.data) {
+                Err(e) => return Outcome::fail(&text(&what, &e)),
+                Ok(a) if a != c.expect => return Outcome::mismatch(&what, Ack(c.expect), Ack(a)),
+                Ok(_) => {}
+            }
+        }
+        if has(f, dev::F_CTRL_MAC_ADDR) {
+            for (mac, what) in [
+                (other_mac, "another address"),
+                (up.mac, "the configured address again"),
+            ] {
+                let label = format!("{} control: MAC address set to {}", d.bus, what);
+                match ctrl.command(t, dev::CTRL_MAC, dev::CTRL_MAC_ADDR_SET, &mac) {
+                    Err(e) => return Outcome::fail(&text(&label, &e)),
+                    Ok(a) if a != ACK_OK => return Outcome::mismatch(&label, Ack(ACK_OK), Ack(a)),
+                    Ok(_) => {}
+                }
+                match read_config(t) {
+                    Err(e) => return Outcome::fail(&text(&label, &e)),
+                    Ok(c) if c.mac != mac => {
+                        return Outcome::mismatch(
+                            &format!("{}: the configuration space's MAC after it", label.as_str()),
+                            MacText(mac),
+                            MacText(c.mac),
+                        )
+                    }
+                    Ok(_) => {}
+                }
+            }
+            let label = format!("{} control: MAC address set with 5 bytes", d.bus);
+            match ctrl.command(t, dev::CTRL_MAC, dev::CTRL_MAC_ADDR_SET, &other_mac[..5]) {
+                Err(e) => return Outcome::fail(&text(&label, &e)),
+                Ok(a) if a != ACK_ERR => return Outcome::mismatch(&label, Ack(ACK_ERR), Ack(a)),
+                Ok(_) => {}
+            }
+        }
+        let _ = t.reset();
+        done.push(format!("{}: {} commands", d.bus, cmds.len()));
+    }
+    crate::out!("# net control: {}\n", done.join(", ").as_str());
+    Outcome::Pass
+}
+
+/// How long the host has to change the link.
+const LINK_WAIT_US: u64 = 5_000_000;
+
+/// The link set down and up by the host (`:link` in `nets=`): each time
+/// the configuration-change indicator and an interrupt, then the new
+/// STATUS.
+pub fn link(m: &mut Machine) -> Outcome {
+    if let Some(o) = missing(m) {
+        return o;
+    }
+    let Some(d) = devices(m)
+        .into_iter()
+        .find(|d| d.cfg.is_some_and(|n| n.link))
+    else {
+        return Outcome::skip("no nets= device marked :link (the host changes no link)");
+    };
+    let mut up = match bring_up(&d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
+        Ok(Some(up)) => up,
+        Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
+        Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
+    };
+    let lines = crate::checks::markers::NET_LINK_READY;
+    for (line, want, name) in [(lines[0], 0, "down"), (lines[1], dev::S_LINK_UP, "up")] {
+        up.ind.acknowledge();
+        let before = indicators::subchannel_interrupts();
+        crate::out!("{}\n", line);
+        let ind = &up.ind;
+        let flagged = up.t.wait(LINK_WAIT_US, &mut || {
+            ind.config_flagged() && indicators::subchannel_interrupts() != before
+        });
+        if !flagged {
+            return Outcome::mismatch(
+                &format!("{}: configuration change for the link set {}", d.bus, name),
+                "indicator bit 0 and an I/O interrupt",
+                format!(
+                    "neither within {} s ({} interrupts)",
+                    LINK_WAIT_US / 1_000_000,
+                    indicators::subchannel_interrupts() - before
+                )
+                .as_str(),
+            );
+        }
+        let status = match read_config(&mut up.t) {
+            Ok(c) => c.status.unwrap_or(0),
+            Err(e) => return Outcome::fail(&text("config", &e)),
+        };
+        if status & dev::S_LINK_UP != want {
+            return Outcome::mismatch(
+                &format!("{}: status after the link was set {}", d.bus, name),
+                Hex(want.into()),
+                Hex(status.into()),
+            );
+        }
+    }
+    let _ = up.t.reset();
+    Outcome::Pass
+}
+
+/// One echo setup: revision, mergeable receive buffers and their size.
+struct Setup {
+    label: &'static str,
+    rev: u8,
+    mrg: bool,
+    buf_len: usize,
+}
+
+const SETUPS: [Setup; 4] = [
+    Setup {
+        label: "rev2-mrg",
+        rev: 2,
+        mrg: true,
+        buf_len: 256,
+    },
+    Setup {
+        label: "rev2",
+        rev: 2,
+        mrg: false,
+        buf_len: 0,
+    },
+    Setup {
+        label: "rev0",
+        rev: 0,
+        mrg: false,
+        buf_len: 0,
+    },
+    Setup {
+        label: "rev0-mrg",
+        rev: 0,
+        mrg: true,
+        buf_len: 256,
+    },
+];
+
+/// Bytes of echo frames unanswered at once, all pairs together: well
+/// within a host socket's default receive buffer (about 208 KiB on Linux,
+/// counting each frame's overhead).
+const WINDOW_BYTES: usize = 64 * 1024;
+
+/// How long the peer may stay silent with frames unanswered.
+const QUIET_US: u64 = 2_000_000;
+
+/// What an echo round did.
+struct EchoRound {
+    sent: u64,
+    bytes: u64,
+    answers: u64,
+    merged: u64,
+    max_buffers: u16,
+    rx: Vec<QueueStats>,
+    tx: Vec<QueueStats>,
+    pairs: u16,
+    hdr: usize,
+}
+
+/// Sends `frames` echo frames on each queue pair from `seq0` on, keeps
+/// the receive queues full and the transmit queues completed, at most a
+/// window of frames unanswered, and checks every answer byte for byte.
+fn echo_round(
+    d: &NetDev,
+    n: &NetConfig,
+    s: &Setup,
+    seed: u64,
+    seq0: u32,
+    frames: u32,
+) -> Result<Option<EchoRound>, String> {
+    let mut wanted = dev::FEATURES & !(1 << dev::F_MRG_RXBUF);
+    if s.mrg {
+        wanted |= 1 << dev::F_MRG_RXBUF;
+    }
+    let max_frame = n.max_frame();
+    let Some(mut up) = bring_up(d, s.rev, wanted, n.pairs, (s.buf_len, max_frame))? else {
+        return Ok(None);
+    };
+    if s.mrg && !has(up.features, dev::F_MRG_RXBUF) {
+        let _ = up.t.reset();
+        return Ok(None);
+    }
+    let pairs = up.rx.len() as u16;
+    if pairs > 1 {
+        let ctrl = up.ctrl.as_mut().ok_or("MQ without a control queue")?;
+        match ctrl.command(
+            &mut up.t,
+            dev::CTRL_MQ,
+            dev::CTRL_MQ_VQ_PAIRS_SET,
+            &dev::put16(up.order, pairs),
+        ) {
+            Ok(ACK_OK) => {}
+            Ok(a) => return Err(format!("MQ_VQ_PAIRS_SET {}: answered {}", pairs, Ack(a))),
+            Err(e) => return Err(text("MQ_VQ_PAIRS_SET", &e)),
+        }
+    }
+    let hdr = up.hdr;
+    let buf_len = up.rx[0].buf_len;
+    let per_frame = (hdr + max_frame).div_ceil(buf_len);
+    // Frames unanswered at once: what one receive queue holds, and no
+    // more bytes than a host socket buffers (QEMU's back-end socket drops
+    // what does not fit, and nothing tells the device).
+    let window = (up.rx[0].buffers() / per_frame)
+        .min(WINDOW_BYTES / max_frame)
+        .clamp(1, 32)
+        / usize::from(pairs);
+    let window = window.max(1) as u32;
+    let p = usize::from(pairs);
+    let mut sent = alloc::vec![0u32; p];
+    let mut answered = alloc::vec![alloc::vec![false; frames as usize]; p];
+    let mut answers = alloc::vec![0u32; p];
+    let mut rx_stats = alloc::vec![QueueStats::default(); p];
+    let mut tx_stats = alloc::vec![QueueStats::default(); p];
+    let kicks0: Vec<(u64, u64)> = (0..p)
+        .map(|i| (up.rx[i].queue.kicks(), up.tx[i].queue.kicks()))
+        .collect();
+    let (mut frame, mut expected, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    let header = dev::tx_header();
+    let (mut merged, mut max_buffers, mut bytes) = (0u64, 0u16, 0u64);
+    let start = now_us();
+    let mut last = start;
+    let mut idle = 0u32;
+    let total = u64::from(frames) * p as u64;
+    let mut done = 0u64;
+    let name = |pair: usize, seq: u32| format!("pair {} frame {}", pair, seq);
+    while done < total {
+        let mut progress = false;
+        for i in 0..p {
+            while sent[i] < frames && sent[i] - answers[i] < window && up.tx[i].has_room() {
+                let seq = seq0 + sent[i];
+                echo_frame(seed, up.mac, i as u16, seq, max_frame, &mut frame);
+                let ok = up.tx[i]
+                    .send(&mut up.t, &header[..hdr], &frame)
+                    .map_err(|e| {
+                        text(&format!("transmit queue {}", dev::tx_queue(i as u16)), &e)
+                    })?;
+                if !ok {
+                    break;
+                }
+                sent[i] += 1;
+                bytes += frame.len() as u64;
+                tx_stats[i].requests += 1;
+                tx_stats[i].bytes += frame.len() as u64;
+                tx_stats[i].max_depth = tx_stats[i].max_depth.max(up.tx[i].in_flight() as u16);
+                progress = true;
+            }
+            let n = up.tx[i]
+                .reclaim()
+                .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(i as u16)), &e))?;
+            tx_stats[i].completed += u64::from(n);
+        }
+        // q names the pool, its figures and its queue number alike.
+        #[allow(clippy::needless_range_loop)]
+        for q in 0..p {
+            let mut any = false;
+            loop {
+                let rxq = dev::rx_queue(q as u16);
+                let Some(u) = up.rx[q]
+                    .try_used()
+                    .map_err(|e| text(&format!("receive queue {}", rxq), &e))?
+                else {
+                    break;
+                };
+                any = true;
+                got.clear();
+                up.rx[q].read(u.buf, u.len, &mut got);
+                up.rx[q].release(u.buf);
+                if got.len() < hdr {
+                    return Err(format!(
+                        "receive queue {}: {} bytes used, less than the {}-byte header",
+                        rxq, u.len, hdr
+                    ));
+                }
+                let mut buffers = 1u16;
+                if has(up.features, dev::F_MRG_RXBUF) {
+                    let nb = up.order.u16(&got[dev::NUM_BUFFERS_AT..]);
+                    if nb == 0 || usize::from(nb) > up.rx[q].buffers() {
+                        return Err(format!(
+                            "receive queue {}: num_buffers {} ({} buffers posted)",
+                            rxq,
+                            nb,
+                            up.rx[q].buffers()
+                        ));
+                    }
+                    while buffers < nb {
+                        // The rest of the frame's buffers, soon if not yet.
+                        let end = now_us() + QUIET_US;
+                        let v = loop {
+                            let next = up.rx[q]
+                                .try_used()
+                                .map_err(|e| text(&format!("receive queue {}", rxq), &e))?;
+                            match next {
+                                Some(v) => break v,
+                                None if now_us() > end => {
+                                    return Err(format!(
+                                    "receive queue {}: num_buffers {}, only {} used within {} ms",
+                                    rxq,
+                                    nb,
+                                    buffers,
+                                    QUIET_US / 1000
+                                ))
+                                }
+                                None => {}
+                            }
+                        };
+                        up.rx[q].read(v.buf, v.len, &mut got);
+                        up.rx[q].release(v.buf);
+                        buffers += 1;
+                    }
+                    if nb > 1 {
+                        merged += 1;
+                    }
+                    max_buffers = max_buffers.max(nb);
+                }
+                let body = &got[hdr..];
+                rx_stats[q].completed += 1;
+                rx_stats[q].requests += 1;
+                rx_stats[q].bytes += body.len() as u64;
+                let id = echo_id(body).filter(|&(kind, pair, seq)| {
+                    kind == EchoKind::Answer
+                        && usize::from(pair) < p
+                        && seq >= seq0
+                        && seq - seq0 < sent[usize::from(pair)]
+                });
+                let Some((_, pair, seq)) = id else {
+                    let head: Vec<String> = body
+                        .iter()
+                        .take(24)
+                        .map(|b| format!("{}", crate::fmt::HexW((*b).into(), 2)))
+                        .collect();
+                    return Err(format!(
+                        "receive queue {}: a {}-byte frame that answers no frame sent (header {} bytes; it starts {})",
+                        rxq,
+                        body.len(),
+                        hdr,
+                        head.join("").as_str()
+                    ));
+                };
+                let pi = usize::from(pair);
+                let k = (seq - seq0) as usize;
+                if answered[pi][k] {
+                    return Err(format!(
+                        "{}: answered twice (receive queue {})",
+                        name(pi, seq).as_str(),
+                        rxq
+                    ));
+                }
+                echo_frame(seed, up.mac, pair, seq, max_frame, &mut frame);
+                answer_of(&frame, &mut expected);
+                if body.len() != expected.len() {
+                    return Err(format!(
+                        "{}: {} bytes used for a {}-byte answer: the header took {} bytes, expected {} (revision {}{})",
+                        name(pi, seq).as_str(),
+                        got.len(),
+                        expected.len(),
+                        got.len() as i64 - expected.len() as i64,
+                        hdr,
+                        s.rev,
+                        if s.mrg { ", MRG_RXBUF" } else { "" }
+                    ));
+                }
+                if let Some(diff) = first_difference(&expected, body) {
+                    return Err(format!(
+                        "{} ({} bytes, receive queue {}): answer {}",
+                        name(pi, seq).as_str(),
+                        expected.len(),
+                        rxq,
+                        diff
+                    ));
+                }
+                answered[pi][k] = true;
+                answers[pi] += 1;
+                done += 1;
+            }
+            if any {
+                progress = true;
+                up.rx[q]
+                    .post(&mut up.t)
+                    .map_err(|e| text("posting receive buffers", &e))?;
+            }
+        }
+        if progress {
+            idle = 0;
+            last = u64::MAX;
+            continue;
+        }
+        idle += 1;
+        if idle.is_multiple_of(64) {
+            let now = now_us();
+            if last == u64::MAX {
+                last = now;
+            } else if now - last > QUIET_US {
+                let unanswered = total - done;
+                let (pi, k) = (0..p)
+                    .find_map(|i| {
+                        (0..sent[i] as usize)
+                            .find(|&k| !answered[i][k])
+                            .map(|k| (i, k))
+                    })
+                    .unwrap_or((0, 0));
+                let seq = seq0 + k as u32;
+                let sent_all: u32 = sent.iter().sum();
+                return Err(format!(
+                    "{} ({} bytes) never answered: {} of {} frames unanswered ({} sent) after {} ms of silence",
+                    name(pi, seq).as_str(),
+                    echo_len(seed, pi as u16, seq, max_frame),
+                    unanswered,
+                    total,
+                    sent_all,
+                    QUIET_US / 1000
+                ));
+            }
+        }
+    }
+    // Every frame sent is taken back from the transmit queues.
+    let end = now_us() + QUIET_US;
+    for (i, tx) in up.tx.iter_mut().enumerate() {
+        while tx.in_flight() > 0 {
+            let n = tx
+                .reclaim()
+                .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(i as u16)), &e))?;
+            tx_stats[i].completed += u64::from(n);
+            if n == 0 && now_us() > end {
+                return Err(format!(
+                    "transmit queue {}: {} frames never completed (all were answered)",
+                    dev::tx_queue(i as u16),
+                    tx.in_flight()
+                ));
+            }
+        }
+    }
+    let elapsed = now_us() - start;
+    for i in 0..p {
+        rx_stats[i].max_depth = up.rx[i].buffers() as u16;
+        rx_stats[i].kicks = up.rx[i].queue.kicks() - kicks0[i].0;
+        tx_stats[i].kicks = up.tx[i].queue.kicks() - kicks0[i].1;
+        rx_stats[i].elapsed_us = elapsed;
+        tx_stats[i].elapsed_us = elapsed;
+    }
+    let _ = up.t.reset();
+    Ok(Some(EchoRound {
+        sent: total,
+        bytes,
+        answers: done,
+        merged,
+        max_buffers,
+        rx: rx_stats,
+        tx: tx_stats,
+        pairs,
+        hdr,
+    }))
+}
+
+/// Echo frames through the host's peer (`:echo` in `nets=`) in every
+/// setup the device takes: revisions 2 and 0, with and without mergeable
+/// receive buffers (small ones, so that long frames span several), every
+/// queue pair; every answer checked byte for byte, its header length
+/// against the revision's.
+pub fn echo(m: &mut Machine) -> Outcome {
+    if let Some(o) = missing(m) {
+        return o;
+    }
+    let found: Vec<NetDev> = devices(m)
+        .into_iter()
+        .filter(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::Echo))
+        .collect();
+    if found.is_empty() {
+        return Outcome::skip("no nets= device with an echo peer (:echo)");
+    }
+    let frames = 64 * m.cfg.stress;
+    let seed = m.cfg.seed;
+    for d in &found {
+        let Some(n) = d.cfg else { continue };
+        let mut seq0 = 0u32;
+        let mut ran = 0;
+        for s in &SETUPS {
+            let r = match echo_round(d, &n, s, seed, seq0, frames) {
+                Ok(Some(r)) => r,
+                Ok(None) => continue,
+                Err(e) => {
+                    return Outcome::mismatch(
+                        &format!("{} echo {} (replay: seed={})", d.bus, s.label, Hex(seed)),
+                        "every frame answered, byte for byte",
+                        e.as_str(),
+                    )
+                }
+            };
+            seq0 += frames;
+            ran += 1;
+            for (i, (rx, tx)) in r.rx.iter().zip(&r.tx).enumerate() {
+                crate::out!("# net {} rx{} {}: {}\n", d.bus, i, s.label, rx);
+                crate::out!("# net {} tx{} {}: {}\n", d.bus, i, s.label, tx);
+            }
+            crate::out!(
+                "# net {} {}: {} frames of 60 to {} bytes sent ({} bytes) on {} pairs, {} answers received, {} dropped, header {} bytes, {} frames in several buffers (num_buffers up to {})\n",
+                d.bus,
+                s.label,
+                r.sent,
+                n.max_frame(),
+                r.bytes,
+                r.pairs,
+                r.answers,
+                r.sent - r.answers,
+                r.hdr,
+                r.merged,
+                r.max_buffers
+            );
+            if s.mrg && r.merged == 0 {
+                return Outcome::mismatch(
+                    &format!(
+                        "{} echo {}: frames longer than a {}-byte buffer",
+                        d.bus, s.label, s.buf_len
+                    ),
+                    "num_buffers > 1",
+                    "every frame in one buffer",
+                );
+            }
+        }
+        if ran == 0 {
+            return Outcome::fail(&format!("{}: no echo setup could be driven", d.bus));
+        }
+    }
+    Outcome::Pass
+}
+
+/// Sends echo frame `seq` of pair 0 with source address `src`.
+fn send_one(
+    up: &mut Up,
+    seed: u64,
+    src: [u8; 6],
+    seq: u32,
+    max_frame: usize,
+) -> Result<(), String> {
+    let header = dev::tx_header();
+    let hdr = up.hdr;
+    let mut frame = Vec::new();
+    echo_frame(seed, src, 0, seq, max_frame, &mut frame);
+    if !up.tx[0]
+        .send(&mut up.t, &header[..hdr], &frame)
+        .map_err(|e| text("transmit queue 1", &e))?
+    {
+        return Err(String::from("no room in transmit queue 1"));
+    }
+    Ok(())
+}
+
+/// Waits for the answer to frame `seq` of pair 0 (sent from `src`) and
+/// checks it byte for byte; returns the sequence numbers of the other
+/// answers that came first (`u32::MAX` for a frame that is no answer).
+fn wait_answer(
+    up: &mut Up,
+    seed: u64,
+    src: [u8; 6],
+    seq: u32,
+    max_frame: usize,
+) -> Result<Vec<u32>, String> {
+    let hdr = up.hdr;
+    let (mut frame, mut expected, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    echo_frame(seed, src, 0, seq, max_frame, &mut frame);
+    answer_of(&frame, &mut expected);
+    let end = now_us() + QUIET_US;
+    let mut others = Vec::new();
+    loop {
+        up.tx[0]
+            .reclaim()
+            .map_err(|e| text("transmit queue 1", &e))?;
+        if let Some(u) = up.rx[0]
+            .try_used()
+            .map_err(|e| text("receive queue 0", &e))?
+        {
+            got.clear();
+            up.rx[0].read(u.buf, u.len, &mut got);
+            up.rx[0].release(u.buf);
+            up.rx[0]
+                .post(&mut up.t)
+                .map_err(|e| text("posting receive buffers", &e))?;
+            let body = &got[hdr.min(got.len())..];
+            match echo_id(body) {
+                Some((EchoKind::Answer, 0, s)) if s == seq => {
+                    if let Some(diff) = first_difference(&expected, body) {
+                        return Err(format!(
+                            "frame {} ({} bytes): answer {}",
+                            seq,
+                            expected.len(),
+                            diff
+                        ));
+                    }
+                    return Ok(others);
+                }
+                Some((EchoKind::Answer, _, s)) => others.push(s),
+                _ => others.push(u32::MAX),
+            }
+            continue;
+        }
+        if now_us() > end {
+            return Err(format!(
+                "frame {} (from {}): no answer within {} ms",
+                seq,
+                MacText(src),
+                QUIET_US / 1000
+            ));
+        }
+    }
+}
+
+/// The receive filter at work, through the echo peer (which answers to
+/// each frame's source address): with the device's MAC set elsewhere,
+/// promiscuous mode takes an answer to the configured address; with it
+/// off, that answer is dropped while one to the device's address comes
+/// (the peer answers in order, so the first was filtered by then); a MAC
+/// table holding the configured address takes it again.
+pub fn filter(m: &mut Machine) -> Outcome {
+    if let Some(o) = missing(m) {
+        return o;
+    }
+    let Some(d) = devices(m)
+        .into_iter()
+        .find(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::Echo))
+    else {
+        return Outcome::skip("no nets= device with an echo peer (:echo)");
+    };
+    let Some(n) = d.cfg else {
+        return Outcome::skip("no nets= device with an echo peer (:echo)");
+    };
+    let max_frame = n.max_frame();
+    let wanted = dev::FEATURES & !(1 << dev::F_MRG_RXBUF | 1 << dev::F_MQ);
+    let mut up = match bring_up(&d, 2, wanted, 1, (0, max_frame)) {
+        Ok(Some(up)) => up,
+        Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
+        Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
+    };
+    for (bit, name) in [
+        (dev::F_CTRL_VQ, "CTRL_VQ"),
+        (dev::F_CTRL_RX, "CTRL_RX"),
+        (dev::F_CTRL_MAC_ADDR, "CTRL_MAC_ADDR"),
+    ] {
+        if !has(up.features, bit) {
+            return Outcome::skip(&format!("{}: {} not offered", d.bus, name));
+        }
+    }
+    let Some(mut ctrl) = up.ctrl.take() else {
+        return Outcome::skip(&format!("{}: no control queue", d.bus));
+    };
+    let seed = m.cfg.seed;
+    let mac = up.mac;
+    let other = alternate_mac(mac);
+    let o = up.order;
+    let s0 = FILTER_SEQ0;
+    let bus = d.bus;
+    let mut run = || -> Result<(), (String, String, String)> {
+        let plain = |e: String| {
+            (
+                format!("{} filter", bus),
+                String::from("every frame answered as the filter says"),
+                e,
+            )
+        };
+        let mut command = |up: &mut Up, what: &str, class, cmd, data: &[u8]| match ctrl
+            .command(&mut up.t, class, cmd, data)
+        {
+            Ok(ACK_OK) => Ok(()),
+            Ok(a) => Err((
+                format!("{} control: {}", bus, what),
+                format!("{}", Ack(ACK_OK)),
+                format!("{}", Ack(a)),
+            )),
+            Err(e) => Err(plain(text(&format!("{} control: {}", bus, what), &e))),
+        };
+        command(
+            &mut up,
+            "MAC address set",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_ADDR_SET,
+            &other,
+        )?;
+        command(
+            &mut up,
+            "promiscuous on",
+            dev::CTRL_RX,
+            dev::CTRL_RX_PROMISC,
+            &[1],
+        )?;
+        send_one(&mut up, seed, mac, s0, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, mac, s0, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!("{} filter: frames before the answer to frame {}", bus, s0),
+                String::from("none"),
+                format!("{} frames", others.len()),
+            ));
+        }
+        command(
+            &mut up,
+            "promiscuous off",
+            dev::CTRL_RX,
+            dev::CTRL_RX_PROMISC,
+            &[0],
+        )?;
+        send_one(&mut up, seed, mac, s0 + 1, max_frame).map_err(plain)?;
+        send_one(&mut up, seed, other, s0 + 2, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, other, s0 + 2, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: promiscuous mode off, the device's MAC {}: answers before frame {}'s (to that MAC)",
+                    bus,
+                    MacText(other),
+                    s0 + 2
+                ),
+                format!("none (the answer to frame {}, sent to {}, dropped)", s0 + 1, MacText(mac)),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        let table = dev::mac_table(o, &[mac], &[]);
+        command(
+            &mut up,
+            "MAC table set",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_TABLE_SET,
+            &table,
+        )?;
+        send_one(&mut up, seed, mac, s0 + 3, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, mac, s0 + 3, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: frames before the answer to frame {}",
+                    bus,
+                    s0 + 3
+                ),
+                String::from("none"),
+                format!("{} frames", others.len()),
+            ));
+        }
+        let empty = dev::mac_table(o, &[], &[]);
+        command(
+            &mut up,
+            "MAC table emptied",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_TABLE_SET,
+            &empty,
+        )?;
+        command(
+            &mut up,
+            "MAC address restored",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_ADDR_SET,
+            &mac,
+        )?;
+        command(
+            &mut up,
+            "promiscuous on again",
+            dev::CTRL_RX,
+            dev::CTRL_RX_PROMISC,
+            &[1],
+        )
+    };
+    let result = run();
+    let _ = up.t.reset();
+    match result {
+        Ok(()) => {
+            crate::out!(
+                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table\n",
+                d.bus,
+                MacText(other),
+                MacText(mac)
+            );
+            Outcome::Pass
+        }
+        Err((what, expected, got)) => Outcome::mismatch(
+            &format!("{} (replay: seed={})", what.as_str(), Hex(seed)),
+            expected.as_str(),
+            got.as_str(),
+        ),
+    }
+}
+
+/// How long QEMU's user-mode network has to answer.
+const USER_WAIT_US: u64 = 5_000_000;
+
+/// Sends `frame` and waits for a received frame `pick` accepts (others
+/// are passed over and counted).
+fn exchange<R>(
+    up: &mut Up,
+    frame: &[u8],
+    pick: &mut dyn FnMut(&[u8]) -> Option<R>,
+) -> Result<(R, u32), String> {
+    let header = dev::tx_header();
+    let hdr = up.hdr;
+    if !up.tx[0]
+        .send(&mut up.t, &header[..hdr], frame)
+        .map_err(|e| text("send", &e))?
+    {
+        return Err("no room in the transmit queue".into());
+    }
+    let end = now_us() + USER_WAIT_US;
+    let mut others = 0;
+    let mut got = Vec::new();
+    loop {
+        up.tx[0].reclaim().map_err(|e| text("transmit queue", &e))?;
+        if let Some(u) = up.rx[0].try_used().map_err(|e| text("receive queue", &e))? {
+            got.clear();
+            up.rx[0].read(u.buf, u.len, &mut got);
+            up.rx[0].release(u.buf);
+            up.rx[0].post(&mut up.t).map_err(|e| text("posting", &e))?;
+            if got.len() >= hdr {
+                if let Some(r) = pick(&got[hdr..]) {
+                    return Ok((r, others));
+                }
+            }
+            others += 1;
+            continue;
+        }
+        if now_us() > end {
+            return Err(format!(
+                "no answer within {} s ({} other frames)",
+                USER_WAIT_US / 1_000_000,
+                others
+            ));
+        }
+    }
+}
+
+/// QEMU's user-mode network (`:user` in `nets=`): an ARP request for the
+/// gateway answered with its MAC, a DHCPDISCOVER answered with an offer
+/// of the first client address.
+pub fn user(m: &mut Machine) -> Outcome {
+    if let Some(o) = missing(m) {
+        return o;
+    }
+    let Some(d) = devices(m)
+        .into_iter()
+        .find(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::User))
+    else {
+        return Outcome::skip("no nets= device on QEMU's user-mode network (:user)");
+    };
+    let mut up = match bring_up(
+        &d,
+        2,
+        dev::FEATURES & !(1 << dev::F_MRG_RXBUF),
+        1,
+        (0, MAX_FRAME),
+    ) {
+        Ok(Some(up)) => up,
+        Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
+        Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
+    };
+    let mac = up.mac;
+    let arp = arp_request(mac, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY);
+    let reply = exchange(&mut up, &arp, &mut |f| {
+        parse_arp_reply(f).filter(|r| r.sender_ip == SLIRP_GATEWAY)
+    });
+    let (reply, others) = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            return Outcome::mismatch(
+                &format!("{}: ARP request for the gateway {}", d.bus, "10.0.2.2"),
+                "an ARP reply",
+                e.as_str(),
+            )
+        }
+    };
+    if reply.sender_mac != SLIRP_GATEWAY_MAC {
+        return Outcome::mismatch(
+            &format!("{}: the gateway's MAC in its ARP reply", d.bus),
+            MacText(SLIRP_GATEWAY_MAC),
+            MacText(reply.sender_mac),
+        );
+    }
+    if reply.target_mac != mac || reply.target_ip != SLIRP_FIRST_CLIENT {
+        return Outcome::mismatch(
+            &format!("{}: the ARP reply's target", d.bus),
+            MacText(mac),
+            MacText(reply.target_mac),
+        );
+    }
+    let xid = (m.cfg.seed as u32) | 1;
+    let offer = exchange(&mut up, &dhcp_discover(mac, xid), &mut |f| {
+        parse_dhcp_answer(f).filter(|a| a.xid == xid)
+    });
+    let (offer, others2) = match offer {
+        Ok(o) => o,
+        Err(e) => {
+            return Outcome::mismatch(
+                &format!("{}: DHCPDISCOVER (xid {})", d.bus, Hex(xid.into())),
+                "a DHCP answer",
+                e.as_str(),
+            )
+        }
+    };
+    let _ = up.t.reset();
+    let ip = |a: [u8; 4]| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]);
+    crate::out!(
+        "# net {} user: gateway {} at {}, offer of {} from {} ({} other frames passed over)\n",
+        d.bus,
+        ip(reply.sender_ip).as_str(),
+        MacText(reply.sender_mac),
+        ip(offer.yiaddr).as_str(),
+        ip(offer.server.unwrap_or([0; 4])).as_str(),
+        others + others2
+    );
+    if offer.kind != DHCP_OFFER {
+        return Outcome::mismatch(
+            &format!("{}: DHCP message type answering DISCOVER", d.bus),
+            DHCP_OFFER,
+            offer.kind,
+        );
+    }
+    if offer.chaddr != mac {
+        return Outcome::mismatch(
+            &format!("{}: DHCP offer's chaddr", d.bus),
+            MacText(mac),
+            MacText(offer.chaddr),
+        );
+    }
+    Outcome::expect_eq(
+        &format!("{}: address offered by DHCP", d.bus),
+        ip(SLIRP_FIRST_CLIENT).as_str(),
+        ip(offer.yiaddr).as_str(),
+    )
+}

@@ -1,0 +1,344 @@
+//! virtio-net with peers: the runner's echo peer over a datagram back-end
+//! (configuration, control queue, link down and up over QMP, echo frames
+//! in every setup), and the same peer misbehaving on purpose (a flipped
+//! byte, a dropped frame, a peer that closes early), each a failing
+//! verdict that names the frame; a wrong MAC expectation; QEMU's
+//! user-mode network (ARP, DHCP); a tap with several queue pairs in a
+//! network namespace the runner makes.
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use qemu_runner::net::{
+    netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario, DGRAM_PROBE,
+    SOCKET_UDP_PROBE, USER_PROBE,
+};
+use qemu_runner::{Run, Scenario};
+
+const BUS: &str = "fe.0.0002";
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x01];
+
+fn echo(name: &str, misbehaviour: Misbehaviour) -> Scenario {
+    echo_only(name, misbehaviour, "net")
+}
+
+/// The echo device, running the checks `only` selects.
+fn echo_only(name: &str, misbehaviour: Misbehaviour, only: &str) -> Scenario {
+    scenario(name)
+        .net_echo(BUS, MAC, Echo::dgram().misbehave(misbehaviour))
+        .append(format!("only={only}"))
+}
+
+#[track_caller]
+fn fails_naming(o: &Run, check_name: &str, words: &[&str]) {
+    check(o, !o.passed(), "a failing verdict");
+    check(
+        o,
+        o.tap.result(check_name).is_some_and(|r| !r.ok),
+        &format!("`not ok ... - {check_name}`"),
+    );
+    let text = failure_text(o);
+    for w in words {
+        check(
+            o,
+            text.contains(w),
+            &format!("the failure to say {w:?}, not:\n{text}"),
+        );
+    }
+}
+
+#[test]
+fn dgram_echo_passes_every_setup() {
+    let o = boot(&echo("net-echo", Misbehaviour::None).net_link(BUS), &elf());
+    assert_pass(&o);
+    for c in [
+        "net.config",
+        "net.control",
+        "net.link",
+        "net.echo",
+        "net.filter",
+    ] {
+        check_ran(&o, c);
+    }
+    let console = o.console();
+    for setup in ["rev2-mrg", "rev2", "rev0", "rev0-mrg"] {
+        for q in ["rx0", "tx0"] {
+            check(
+                &o,
+                console.contains(&format!("# net {BUS} {q} {setup}: ")),
+                &format!("a figures line for {q} in setup {setup}"),
+            );
+        }
+    }
+    check(
+        &o,
+        console.contains("rev0: 64 frames of 60 to 1514 bytes sent")
+            && console.contains("header 10 bytes"),
+        "the legacy setup without MRG_RXBUF with its 10-byte header",
+    );
+    let peer = &o.peers[0];
+    check(
+        &o,
+        peer.figure("frames_received") == Some(260.0)
+            && peer.figure("frames_answered") == Some(260.0),
+        "the peer's counts: 4 x 64 echo frames and 4 of net.filter received and answered",
+    );
+}
+
+#[test]
+fn a_flipped_byte_is_named() {
+    let o = boot(
+        &echo(
+            "net-echo-flip",
+            Misbehaviour::Flip {
+                pair: 0,
+                seq: 5,
+                offset: 30,
+            },
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 5", "answer byte 30", "seed="],
+    );
+}
+
+#[test]
+fn a_dropped_frame_is_named() {
+    let o = boot(
+        &echo("net-echo-drop", Misbehaviour::Drop { pair: 0, seq: 7 }),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 7", "never answered", "1 of 64"],
+    );
+}
+
+#[test]
+fn a_peer_that_closes_early_is_named() {
+    let o = boot(
+        &echo("net-echo-close", Misbehaviour::CloseAfter { answers: 10 }),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.echo",
+        &["pair 0 frame 10", "never answered", "54 of 64"],
+    );
+    check(
+        &o,
+        o.peers[0]
+            .lines
+            .iter()
+            .any(|l| l.contains("closed on purpose")),
+        "the peer's word that it closed",
+    );
+}
+
+#[test]
+fn a_wrong_mac_expectation_fails_net_config() {
+    let mut s = echo("net-wrong-mac", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].mac = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x02];
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &["MAC", "52:54:00:7a:76:02", "52:54:00:7a:76:01"],
+    );
+}
+
+#[test]
+fn user_mode_network_answers_arp_and_dhcp() {
+    let s = scenario("net-user").net_user(BUS, MAC).append("only=net");
+    if let Err(why) = netdev_offered(&s, USER_PROBE) {
+        eprintln!("SKIP net-user: {why}");
+        return;
+    }
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "net.user");
+    check(
+        &o,
+        o.console()
+            .contains("gateway 10.0.2.2 at 52:55:0a:00:02:02, offer of 10.0.2.15"),
+        "the gateway's MAC and the address offered",
+    );
+}
+
+#[test]
+fn tap_with_four_queue_pairs_in_a_namespace() {
+    if let Err(why) = tap_namespace_available() {
+        eprintln!("SKIP net-tap-mq: cannot make a network namespace with a tap: {why}");
+        return;
+    }
+    let o = boot(
+        &scenario("net-tap-mq")
+            .net_echo(BUS, MAC, Echo::tap(4))
+            .append("only=net"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    let console = o.console();
+    for q in 0..4 {
+        for dir in ["rx", "tx"] {
+            let head = format!("# net {BUS} {dir}{q} rev2-mrg: ");
+            check(
+                &o,
+                console
+                    .lines()
+                    .any(|l| l.starts_with(&head) && !l[head.len()..].starts_with("0 requests")),
+                &format!("frames on {dir}{q} (every pair stressed)"),
+            );
+        }
+    }
+    check(
+        &o,
+        console.contains("rev2-mrg: 256 frames of 60 to 1514 bytes sent")
+            && console.contains("on 4 pairs"),
+        "64 frames on each of the 4 pairs",
+    );
+}
+
+#[test]
+fn wrong_queue_pairs_fail_net_config() {
+    let mut s = echo("net-wrong-pairs", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].pairs = 2;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &["queue pairs (max_virtqueue_pairs with MQ)"],
+    );
+}
+
+#[test]
+fn a_link_the_host_never_changes_fails_net_link() {
+    // Told the link will change, but no QMP command is sent.
+    let mut s = echo_only("net-link-unchanged", Misbehaviour::None, "net.link");
+    s.nets[0].link = true;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.link",
+        &[
+            "configuration change for the link set down",
+            "neither within 5 s",
+        ],
+    );
+}
+
+#[test]
+fn a_user_network_that_is_not_there_fails_net_user() {
+    // Told QEMU's user-mode network is there; the echo peer is.
+    let mut s = echo_only("net-user-missing", Misbehaviour::None, "net.user");
+    s.nets[0].peer = qemu_runner::net::NetPeer::User;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.user",
+        &[
+            "ARP request for the gateway 10.0.2.2",
+            "no answer within 5 s",
+        ],
+    );
+}
+
+#[test]
+fn jumbo_frames_where_the_mtu_allows() {
+    let o = boot(
+        &scenario("net-echo-mtu")
+            .net_echo(BUS, MAC, Echo::dgram().mtu(9000))
+            .append("only=net"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    let console = o.console();
+    check(
+        &o,
+        console.contains("rev2-mrg: 64 frames of 60 to 9014 bytes sent")
+            && console.contains("num_buffers up to 36"),
+        "frames up to 9014 bytes, the longest in 36 receive buffers of 256 bytes",
+    );
+    check(
+        &o,
+        o.peers[0].figure("frames_received") == Some(260.0),
+        "every frame at the peer",
+    );
+}
+
+#[test]
+fn a_wrong_mtu_expectation_fails_net_config() {
+    let mut s = echo("net-wrong-mtu", Misbehaviour::None).append("skip=net.echo");
+    s.nets[0].mtu = Some(1500);
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.config",
+        &[
+            "VIRTIO_NET_F_MTU and mtu",
+            "MTU 1500 offered",
+            "no MTU offered",
+        ],
+    );
+}
+
+#[test]
+fn an_answer_that_passes_the_filter_is_named() {
+    // The answer net.filter expects the filter to drop goes to the
+    // broadcast address, which every filter takes.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 1;
+    let o = boot(
+        &echo_only(
+            "net-filter-broadcast",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "promiscuous mode off",
+            &format!("the answer to frame {seq}"),
+            &format!("frames [{seq}]"),
+        ],
+    );
+}
+
+#[test]
+fn the_back_end_probe_tells_known_from_unknown() {
+    let s = scenario("net-probe");
+    // Both back-ends the scenarios use exist on every QEMU we run (7.2 on).
+    for probe in [DGRAM_PROBE, SOCKET_UDP_PROBE, USER_PROBE] {
+        if let Err(why) = netdev_offered(&s, probe) {
+            panic!("{probe}: {why}");
+        }
+    }
+    let why = netdev_offered(&s, "nosuchbackend,id=probe").expect_err("an unknown back-end");
+    assert!(why.contains("nosuchbackend"), "{why}");
+}
+
+#[test]
+fn socket_udp_echo_passes() {
+    // The back-end of QEMUs before 7.2, which have no dgram.
+    let o = boot(
+        &scenario("net-echo-socket")
+            .net_echo(BUS, MAC, Echo::socket_udp())
+            .append("only=net.echo"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.echo");
+    check(
+        &o,
+        o.peers[0].figure("frames_received") == Some(256.0),
+        "every frame at the peer",
+    );
+}
