@@ -54,7 +54,8 @@ pub const SCRATCH_LUN_BYTES: u64 = 32 << 20;
 /// console and two named ports, 32 KiB each way on each spread over the
 /// 14 setups (packed too; under 200 ms under TCG, mostly the setups'
 /// bring-ups, not the bytes), the emergency write, and port 2 closed by
-/// the host at the firmware's marker.
+/// the host at the firmware's marker; port 1 unplugged and port 3 plugged
+/// over QMP at the firmware's markers (`serial.hotplug`).
 pub fn default_serial(bus: &str) -> crate::serial::SerialPorts {
     crate::serial::SerialPorts::new(bus)
         .max_ports(4)
@@ -65,6 +66,8 @@ pub fn default_serial(bus: &str) -> crate::serial::SerialPorts {
         .port(1, "org.zvtest.port1")
         .port(2, "org.zvtest.port2")
         .close(2)
+        .unplug(1)
+        .plug(3, "org.zvtest.port3")
 }
 
 /// Does `qemu` (with data directory `data_dir`) offer device `model`?
