@@ -410,3 +410,51 @@ fn a_wrong_byte_from_the_guest_is_named_by_the_peer() {
         &format!("the peer's reason {reason:?}"),
     );
 }
+
+/// The plugged port's name is not the one the firmware was told.
+#[test]
+fn a_plugged_port_with_another_name_fails() {
+    let mut s = scenario("serial-plug-name")
+        .virtio_serial(hot_ports())
+        .append("only=serial.hotplug");
+    for w in &mut s.append {
+        if w.starts_with("serial=") {
+            *w = w.replace("plug=5=org.zvtest.hot", "plug=5=org.zvtest.cold");
+        }
+    }
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        "serial.hotplug",
+        &[
+            "port 5 PORT_NAME after PORT_READY",
+            "org.zvtest.cold",
+            "org.zvtest.hot",
+        ],
+    );
+}
+
+/// A wrong byte written to the plugged port (`corrupt=`, test only): the
+/// peer names it.
+#[test]
+fn a_wrong_byte_on_the_plugged_port_is_named_by_the_peer() {
+    let seed = 0x9a7;
+    let s = scenario("serial-plug-corrupt")
+        .virtio_serial(hot_ports().corrupt(5, 10))
+        .append("only=serial.hotplug")
+        .seed(seed);
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "a failing verdict");
+    check_ran(&o, "serial.hotplug");
+    let want = Stream::new(seed, BUS.parse().unwrap(), 5, Dir::Tx).byte(10);
+    let reason = format!(
+        "port 5 (org.zvtest.hot) tx (guest to host): byte at stream offset 10 expected {:#04x} got {:#04x}",
+        want, !want
+    );
+    let reasons = o.verdict.reasons.join("\n");
+    check(
+        &o,
+        reasons.contains(&reason),
+        &format!("the peer's reason {reason:?}"),
+    );
+}

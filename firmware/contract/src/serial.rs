@@ -191,7 +191,9 @@ impl SerialConfig {
             .close
             .is_none_or(|id| c.port(id).is_some_and(|p| !p.console));
         let unplug_ok = c.unplug.is_none_or(|id| c.port(id).is_some());
-        let corrupt_ok = c.corrupt.is_none_or(|(id, _)| c.port(id).is_some());
+        let corrupt_ok = c.corrupt.is_none_or(|(id, _)| {
+            c.port(id).is_some() || c.plug.as_ref().is_some_and(|p| p.id == id)
+        });
         let plug_ok = c.plug.as_ref().is_none_or(|p| {
             p.id < c.max_ports
                 && c.port(p.id).is_none()
@@ -398,6 +400,7 @@ mod tests {
         let bad = SerialConfig::parse("fe.0.0003:corrupt=1@5000:p1").unwrap();
         assert_eq!(bad.corrupt, Some((1, 5000)));
         assert_eq!(bad.item(), "fe.0.0003:corrupt=1@5000:p1");
+        assert!(SerialConfig::parse("fe.0.0003:corrupt=2@5:plug=2:p1").is_some());
         assert_eq!(
             SerialConfig::parse("fe.0.0003:plug=3")
                 .unwrap()

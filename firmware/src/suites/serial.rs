@@ -1293,6 +1293,13 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
         let mem = Rc::new(DmaMemory::new(PLUGGED_BYTES));
         let mut data = [0u8; PLUGGED_BYTES];
         Stream::new(seed, d.bus, id, Dir::Tx).fill(0, &mut data);
+        // Test only (`corrupt=`): one byte sent wrong for the host to catch.
+        if let Some((_, bad)) = cfg
+            .corrupt
+            .filter(|&(p, o)| p == id && o < PLUGGED_BYTES as u64)
+        {
+            data[bad as usize] ^= 0xff;
+        }
         mem.write(0, &data);
         let buf = DmaBuffer {
             mem: &mem,
