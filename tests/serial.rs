@@ -458,3 +458,23 @@ fn a_wrong_byte_on_the_plugged_port_is_named_by_the_peer() {
         &format!("the peer's reason {reason:?}"),
     );
 }
+
+/// The firmware asks for no interrupts but waits for them (`mute`, test
+/// only): an interrupt round fails, naming its setup and the port. (Which
+/// one depends on timing: a round whose wait another interrupt ends, or
+/// that never waits, passes.)
+#[test]
+fn buffers_returned_without_an_interrupt_fail_the_round() {
+    let o = boot(
+        &serial("serial-mute", ports().mute_interrupts()).append("skip=serial.close"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "serial.stress",
+        &[
+            " interrupts: port ",
+            "buffers returned, but no interrupt came for them within 2000 ms",
+        ],
+    );
+}

@@ -208,6 +208,14 @@ impl SerialPorts {
         self
     }
 
+    /// Test only: tells the firmware (`serial=...:mute`) to ask for no
+    /// used-buffer interrupts in `serial.stress`'s interrupt rounds while
+    /// it waits for them, proving those rounds fail when none come.
+    pub fn mute_interrupts(mut self) -> Self {
+        self.config.mute = true;
+        self
+    }
+
     pub fn fault(mut self, f: Fault) -> Self {
         self.faults.push(f);
         self

@@ -58,6 +58,10 @@ pub struct SerialConfig {
     /// port's transmit stream inverted, so that the host's check must
     /// fail (port, offset).
     pub corrupt: Option<(u32, u64)>,
+    /// Test only: in `serial.stress`'s interrupt rounds the firmware asks
+    /// the device for no used-buffer interrupts on the data queues, so
+    /// that the round must fail for want of them.
+    pub mute: bool,
 }
 
 /// A port name the command line can carry and QEMU passes through: 1 to
@@ -106,6 +110,7 @@ impl SerialConfig {
             unplug: None,
             plug: None,
             corrupt: None,
+            mute: false,
         }
     }
 
@@ -158,6 +163,7 @@ impl SerialConfig {
             match (key, value) {
                 ("max", Some(v)) => c.max_ports = digits(v).filter(|&n| (1..=511).contains(&n))?,
                 ("emerg", None) => c.emergency = true,
+                ("mute", None) => c.mute = true,
                 ("bytes", Some(v)) => c.bytes = byte_count(v).filter(|&n| n <= 64 << 20)?,
                 ("close", Some(v)) => c.close = Some(digits(v)?),
                 ("unplug", Some(v)) => c.unplug = Some(digits(v)?),
@@ -219,6 +225,9 @@ impl SerialConfig {
         }
         if let Some(id) = self.unplug {
             s.push_str(&crate::format!(":unplug={}", id));
+        }
+        if self.mute {
+            s.push_str(":mute");
         }
         if let Some((port, offset)) = self.corrupt {
             s.push_str(&crate::format!(":corrupt={}@{}", port, offset));
@@ -397,6 +406,9 @@ mod tests {
             })
         );
         assert_eq!(hot.item(), "fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1:p2");
+        let muted = SerialConfig::parse("fe.0.0003:mute:p1").unwrap();
+        assert!(muted.mute);
+        assert_eq!(muted.item(), "fe.0.0003:mute:p1");
         let bad = SerialConfig::parse("fe.0.0003:corrupt=1@5000:p1").unwrap();
         assert_eq!(bad.corrupt, Some((1, 5000)));
         assert_eq!(bad.item(), "fe.0.0003:corrupt=1@5000:p1");
@@ -443,6 +455,7 @@ mod tests {
             "fe.0.0003:p1:corrupt=2@5",
             "fe.0.0003:p1:corrupt=1",
             "fe.0.0003:p1:corrupt=1@x",
+            "fe.0.0003:mute=1",
             "zz:p1",
         ] {
             assert_eq!(SerialConfig::parse(bad), None, "{bad} accepted");

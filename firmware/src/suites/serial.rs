@@ -670,7 +670,7 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
     for (i, &(setup, completion)) in rounds.iter().enumerate() {
         let end = bytes * (i as u64 + 1) / n;
         let label = format!("{} {}", setup.label().as_str(), completion.name());
-        let r = stress_round(d, setup, completion, &mut flows, end, &label, cfg.corrupt)
+        let r = stress_round(d, setup, completion, &mut flows, end, &label, cfg)
             .map_err(|e| format!("{}: {}", label.as_str(), e.as_str()))?;
         buffers += r.0;
         interrupts += r.1;
@@ -709,8 +709,9 @@ fn stress_round(
     flows: &mut [Flow],
     end: u64,
     label: &str,
-    corrupt: Option<(u32, u64)>,
+    cfg: &SerialConfig,
 ) -> Result<(u64, u64), String> {
+    let corrupt = cfg.corrupt;
     let ports: Vec<u32> = flows.iter().map(|f| f.port).collect();
     let ports = ports.as_slice();
     let mut s = Session::bring_up_in(d.sid, setup.revision, Some(setup), ports, &[], true)?
@@ -742,8 +743,9 @@ fn stress_round(
             .position(|(p, _, _)| *p == f.port)
             .ok_or_else(|| format!("port {}: no queues", f.port))?;
         let (_, mut rx, mut tx) = s.ports.swap_remove(i);
-        rx.enable_interrupts(interrupts);
-        tx.enable_interrupts(interrupts);
+        // Test only (`mute`): interrupts waited for but not asked for.
+        rx.enable_interrupts(interrupts && !cfg.mute);
+        tx.enable_interrupts(interrupts && !cfg.mute);
         queues.push((tx, rx));
         for l in f.lanes.iter_mut() {
             l.start_round(end);
