@@ -58,12 +58,14 @@ pub enum Backend {
 }
 
 /// How a scenario's echo device is set up: its back-end, the MTU it is
-/// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes), and
-/// what its peer does wrong on purpose.
+/// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes),
+/// whether it offers the packed ring (`packed=on`), and what its peer
+/// does wrong on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Echo {
     pub backend: Backend,
     pub mtu: Option<u16>,
+    pub packed: bool,
     pub misbehaviour: Misbehaviour,
 }
 
@@ -73,6 +75,7 @@ impl Echo {
         Echo {
             backend: Backend::Dgram,
             mtu: None,
+            packed: false,
             misbehaviour: Misbehaviour::None,
         }
     }
@@ -96,6 +99,15 @@ impl Echo {
     pub fn mtu(self, mtu: u16) -> Self {
         Echo {
             mtu: Some(mtu),
+            ..self
+        }
+    }
+
+    /// The device offers VIRTIO_F_RING_PACKED (`packed=on`), so that
+    /// `net.echo` drives its packed-ring rounds too.
+    pub fn packed(self) -> Self {
+        Echo {
+            packed: true,
             ..self
         }
     }
@@ -779,7 +791,7 @@ fn net_device(
     bus: &str,
     mac: Mac,
     peer: NetPeer,
-    (pairs, mtu): (u16, Option<u16>),
+    (pairs, mtu, packed): (u16, Option<u16>, bool),
     backend_args: Vec<String>,
 ) -> Scenario {
     let bus_id = match bus.parse() {
@@ -800,6 +812,9 @@ fn net_device(
     }
     if let Some(m) = mtu {
         d.properties.push(("host_mtu".to_string(), m.to_string()));
+    }
+    if packed {
+        d.properties.push(("packed".to_string(), "on".to_string()));
     }
     d.backend_args = backend_args;
     s.expected_devices
@@ -823,7 +838,14 @@ impl NetScenario for Scenario {
             Backend::Dgram | Backend::SocketUdp => 1,
             Backend::Tap { queues } => queues,
         };
-        let s = net_device(self, bus, mac, NetPeer::Echo, (pairs, echo.mtu), Vec::new());
+        let s = net_device(
+            self,
+            bus,
+            mac,
+            NetPeer::Echo,
+            (pairs, echo.mtu, echo.packed),
+            Vec::new(),
+        );
         let max_frame = s.nets.last().map_or(MAX_FRAME, NetConfig::max_frame);
         let netdev = format!("ccw-{bus}-net");
         s.peer(EchoPeer {
@@ -841,7 +863,7 @@ impl NetScenario for Scenario {
             "-netdev".to_string(),
             format!("user,id={netdev},restrict=on"),
         ];
-        net_device(self, bus, mac, NetPeer::User, (1, None), args)
+        net_device(self, bus, mac, NetPeer::User, (1, None, false), args)
     }
 
     fn net_link(mut self, bus: &str) -> Self {

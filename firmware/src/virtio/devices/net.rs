@@ -345,15 +345,16 @@ impl uDisplay for RxError {
 
 impl RxPool {
     /// Sets up receive queue `index` with `count` buffers (at most the
-    /// queue's size) of `buf_len` bytes; none is posted yet.
+    /// queue's size) of `buf_len` bytes, on a packed ring or a split one;
+    /// none is posted yet.
     pub fn setup<T: Transport + ?Sized>(
         t: &mut T,
-        index: u16,
+        (index, packed): (u16, bool),
         features: u64,
         count: usize,
         buf_len: usize,
     ) -> Result<Self, DriveError> {
-        let queue = setup_queue(t, index, features, false)?;
+        let queue = setup_queue(t, index, features, packed)?;
         let count = count.clamp(1, usize::from(queue.size()));
         let bufs = (0..count)
             .map(|_| Rc::new(DmaMemory::new(buf_len)))
@@ -439,14 +440,15 @@ pub struct TxPool {
 
 impl TxPool {
     /// Sets up transmit queue `index` with room for frames of up to
-    /// `max_frame` bytes behind a 12-byte header.
+    /// `max_frame` bytes behind a 12-byte header, on a packed ring or a
+    /// split one.
     pub fn setup<T: Transport + ?Sized>(
         t: &mut T,
-        index: u16,
+        (index, packed): (u16, bool),
         features: u64,
         max_frame: usize,
     ) -> Result<Self, DriveError> {
-        let queue = setup_queue(t, index, features, false)?;
+        let queue = setup_queue(t, index, features, packed)?;
         let count = usize::from(queue.size() / 2).max(1);
         let buf_len = 16 + max_frame;
         Ok(TxPool {
