@@ -125,9 +125,9 @@ fn dgram_echo_passes_every_setup() {
     let peer = &o.peers[0];
     check(
         &o,
-        peer.figure("frames_received") == Some(900.0)
-            && peer.figure("frames_answered") == Some(900.0),
-        "the peer's counts: 14 x 64 echo frames and 4 of net.filter received and answered",
+        peer.figure("frames_received") == Some(904.0)
+            && peer.figure("frames_answered") == Some(904.0),
+        "the peer's counts: 14 x 64 echo frames and 8 of net.filter received and answered",
     );
 }
 
@@ -338,7 +338,7 @@ fn jumbo_frames_where_the_mtu_allows() {
     );
     check(
         &o,
-        o.peers[0].figure("frames_received") == Some(516.0),
+        o.peers[0].figure("frames_received") == Some(520.0),
         "every frame at the peer",
     );
 }
@@ -378,6 +378,30 @@ fn an_answer_that_passes_the_filter_is_named() {
         &[
             "promiscuous mode off",
             &format!("the answer to frame {seq}"),
+            &format!("frames [{seq}]"),
+        ],
+    );
+}
+
+#[test]
+fn a_multicast_answer_that_passes_the_filter_is_named() {
+    // The answer to a group net.filter expects dropped (all-multicast
+    // off, no group in the MAC table) goes to the broadcast address.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 4;
+    let o = boot(
+        &echo_only(
+            "net-filter-multicast",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "all-multicast off, no group in the MAC table",
+            &format!("the answer to frame {seq}, sent to the group 01:00:5e:7a:76:01"),
             &format!("frames [{seq}]"),
         ],
     );

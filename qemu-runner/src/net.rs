@@ -23,7 +23,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zvtest_contract::checks::markers::NET_LINK_READY;
 use zvtest_contract::net::{
-    alternate_mac, answer_of, echo_frame, echo_id, first_difference, EchoKind, MacText, MAX_FRAME,
+    alternate_mac, answer_of, echo_frame, echo_id, first_difference, group_mac, EchoKind, MacText,
+    MAX_FRAME,
 };
 pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, FILTER_SEQ0};
 
@@ -396,10 +397,13 @@ impl EchoState {
         self.last = Some(now);
         self.received += 1;
         self.bytes += frame.len() as u64;
-        // From the guest's address, or the other one net.filter uses.
-        let other = alternate_mac(self.guest);
+        // From the guest's address, or the other one or the group
+        // net.filter uses.
+        let (other, group) = (alternate_mac(self.guest), group_mac(self.guest));
         let src = if frame[6..12] == other {
             other
+        } else if frame[6..12] == group {
+            group
         } else {
             self.guest
         };

@@ -215,6 +215,14 @@ pub fn alternate_mac(mac: Mac) -> Mac {
     m
 }
 
+/// A multicast group address for the guest (an IPv4 group's MAC, its
+/// last three bytes the guest's, their top bit clear): `net.filter`
+/// sends frames "from" it, so that the peer's answers go to the group
+/// and the all-multicast mode and the MAC table's multicast list decide.
+pub fn group_mac(mac: Mac) -> Mac {
+    [0x01, 0x00, 0x5e, mac[3] & 0x7f, mac[4], mac[5]]
+}
+
 /// Which way an echo frame goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EchoKind {
@@ -640,6 +648,12 @@ mod tests {
         assert_eq!(a[0] & 1, 0);
         assert_eq!(a[..5], GUEST[..5]);
         assert_eq!(alternate_mac(a), GUEST);
+        let g = group_mac(GUEST);
+        assert_eq!(
+            (g[0] & 1, g[..3] == [1, 0, 0x5e], g[3] & 0x80),
+            (1, true, 0)
+        );
+        assert_ne!(g, alternate_mac(GUEST));
         const { assert!(FILTER_SEQ0 > 1 << 20, "apart from net.echo numbers") };
     }
 

@@ -13,8 +13,9 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::net::{
     alternate_mac, answer_of, arp_request, dhcp_discover, echo_frame, echo_id, echo_len,
-    first_difference, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig, NetPeer,
-    DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY, SLIRP_GATEWAY_MAC,
+    first_difference, group_mac, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig,
+    NetPeer, DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY,
+    SLIRP_GATEWAY_MAC,
 };
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::net::{
@@ -1189,7 +1190,11 @@ fn wait_answer(
 /// promiscuous mode takes an answer to the configured address; with it
 /// off, that answer is dropped while one to the device's address comes
 /// (the peer answers in order, so the first was filtered by then); a MAC
-/// table holding the configured address takes it again.
+/// table holding the configured address takes it again. Then multicast
+/// (QEMU's rules: with promiscuous mode off a group address passes in
+/// all-multicast mode or when the table's multicast list holds it): an
+/// answer to a group is dropped with neither, taken in all-multicast
+/// mode, and taken with the group in the table.
 pub fn filter(m: &mut Machine) -> Outcome {
     if let Some(o) = missing(m) {
         return o;
@@ -1225,6 +1230,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
     let seed = m.cfg.seed;
     let mac = up.mac;
     let other = alternate_mac(mac);
+    let group = group_mac(mac);
     let o = up.order;
     let s0 = FILTER_SEQ0;
     let bus = d.bus;
@@ -1313,6 +1319,74 @@ pub fn filter(m: &mut Machine) -> Outcome {
                 format!("{} frames", others.len()),
             ));
         }
+        // Multicast: the table holds no group, all-multicast mode is off.
+        let s = s0 + 4;
+        send_one(&mut up, seed, group, s, max_frame).map_err(plain)?;
+        send_one(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: all-multicast off, no group in the MAC table: answers before frame {}'s",
+                    bus,
+                    s + 1
+                ),
+                format!(
+                    "none (the answer to frame {}, sent to the group {}, dropped)",
+                    s,
+                    MacText(group)
+                ),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        command(
+            &mut up,
+            "all-multicast on",
+            dev::CTRL_RX,
+            dev::CTRL_RX_ALLMULTI,
+            &[1],
+        )?;
+        send_one(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
+        command(
+            &mut up,
+            "all-multicast off",
+            dev::CTRL_RX,
+            dev::CTRL_RX_ALLMULTI,
+            &[0],
+        )?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: frames before the answer to frame {}",
+                    bus,
+                    s + 2
+                ),
+                String::from("none"),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        let table = dev::mac_table(o, &[mac], &[group]);
+        command(
+            &mut up,
+            "MAC table set with the group",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_TABLE_SET,
+            &table,
+        )?;
+        send_one(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: frames before the answer to frame {}",
+                    bus,
+                    s + 3
+                ),
+                String::from("none"),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
         let empty = dev::mac_table(o, &[], &[]);
         command(
             &mut up,
@@ -1341,10 +1415,11 @@ pub fn filter(m: &mut Machine) -> Outcome {
     match result {
         Ok(()) => {
             crate::out!(
-                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table\n",
+                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table; an answer to the group {} dropped, taken in all-multicast mode, taken with it in the table\n",
                 d.bus,
                 MacText(other),
-                MacText(mac)
+                MacText(mac),
+                MacText(group)
             );
             Outcome::Pass
         }
