@@ -10,8 +10,8 @@ mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::net::{
-    netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario, DGRAM_PROBE,
-    SOCKET_UDP_PROBE, USER_PROBE,
+    netdev_offered, tap_namespace_available, Backend, Echo, EchoPeer, Misbehaviour, NetScenario,
+    DGRAM_PROBE, SOCKET_UDP_PROBE, USER_PROBE,
 };
 use qemu_runner::{Run, Scenario};
 
@@ -435,5 +435,103 @@ fn socket_udp_echo_passes() {
         &o,
         o.peers[0].figure("frames_received") == Some(512.0),
         "every frame at the peer",
+    );
+}
+
+#[test]
+fn control_features_the_host_turned_off() {
+    // ctrl_vlan=off and ctrl_mac_addr=off, and nets= says so: net.control
+    // holds the device to it and drives the rest.
+    let o = boot(
+        &scenario("net-ctrl-off")
+            .net_echo(
+                BUS,
+                MAC,
+                Echo::dgram()
+                    .ctrl_off("ctrl_vlan")
+                    .ctrl_off("ctrl_mac_addr"),
+            )
+            .append("only=net.config,net.control"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.control");
+    check(
+        &o,
+        o.console().contains(":off=ctrl_vlan:off=ctrl_mac_addr"),
+        "nets= telling the firmware both are off",
+    );
+}
+
+#[test]
+fn a_control_feature_the_host_turned_off_fails_net_control() {
+    // The device is started with ctrl_rx=off; nets= does not say so.
+    let mut s = scenario("net-ctrl-rx-off")
+        .net_echo(BUS, MAC, Echo::dgram().ctrl_off("ctrl_rx"))
+        .append("only=net.control");
+    s.nets[0].ctrl_off = 0;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.control",
+        &[
+            "feature bit 18 (QEMU's ctrl_rx=) as the host configured it",
+            "offered (nets= has no :off= for it)",
+            "not offered",
+        ],
+    );
+}
+
+#[test]
+fn a_control_feature_claimed_off_fails_net_control() {
+    // nets= says ctrl_mac_addr=off; the device has QEMU's default (on).
+    let mut s = echo_only(
+        "net-ctrl-mac-claimed-off",
+        Misbehaviour::None,
+        "net.control",
+    );
+    s.nets[0].ctrl_off = 4;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.control",
+        &[
+            "feature bit 23 (QEMU's ctrl_mac_addr=)",
+            "not offered (nets= :off=)",
+        ],
+    );
+}
+
+#[test]
+fn a_peer_no_frame_reached_fails_the_run() {
+    // A second echo peer on a back-end no device uses: net.echo passes
+    // through the first, the runner's cross-check fails the second.
+    let s = echo_only("net-peer-unreached", Misbehaviour::None, "net.echo").peer(EchoPeer {
+        netdev: "unwired-net".to_string(),
+        guest: MAC,
+        backend: Backend::Dgram,
+        misbehaviour: Misbehaviour::None,
+        max_frame: 1514,
+    });
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "a failing verdict");
+    check(
+        &o,
+        o.tap.result("net.echo").is_some_and(|r| r.ok),
+        "net.echo itself passing",
+    );
+    check(
+        &o,
+        o.peers.iter().any(|p| {
+            p.reasons
+                .iter()
+                .any(|r| r.contains("net.echo passed, but no frame reached the peer"))
+        }),
+        "the unwired peer's reason",
+    );
+    check(
+        &o,
+        failure_text(&o).contains("no frame reached the peer"),
+        "the verdict to name it",
     );
 }

@@ -26,7 +26,7 @@ use zvtest_contract::net::{
     alternate_mac, answer_of, echo_frame, echo_id, first_difference, group_mac, EchoKind, MacText,
     MAX_FRAME,
 };
-pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, FILTER_SEQ0};
+pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, CTRL_OFF, FILTER_SEQ0};
 
 /// What the echo peer does wrong on purpose, to prove the firmware's
 /// checks fail (and say what went wrong).
@@ -60,13 +60,15 @@ pub enum Backend {
 
 /// How a scenario's echo device is set up: its back-end, the MTU it is
 /// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes),
-/// whether it offers the packed ring (`packed=on`), and what its peer
-/// does wrong on purpose.
+/// whether it offers the packed ring (`packed=on`), the control features
+/// it is started without ([`CTRL_OFF`] bits: `ctrl_rx=off`, ...), and
+/// what its peer does wrong on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Echo {
     pub backend: Backend,
     pub mtu: Option<u16>,
     pub packed: bool,
+    pub ctrl_off: u8,
     pub misbehaviour: Misbehaviour,
 }
 
@@ -77,6 +79,7 @@ impl Echo {
             backend: Backend::Dgram,
             mtu: None,
             packed: false,
+            ctrl_off: 0,
             misbehaviour: Misbehaviour::None,
         }
     }
@@ -109,6 +112,20 @@ impl Echo {
     pub fn packed(self) -> Self {
         Echo {
             packed: true,
+            ..self
+        }
+    }
+
+    /// The device is started with the control feature `word` off (a
+    /// [`CTRL_OFF`] word: `ctrl_rx`, `ctrl_vlan`, `ctrl_mac_addr`), and
+    /// `nets=` says so.
+    pub fn ctrl_off(self, word: &str) -> Self {
+        let bit = CTRL_OFF
+            .iter()
+            .find(|(w, _, _)| *w == word)
+            .map_or(0, |&(_, b, _)| b);
+        Echo {
+            ctrl_off: self.ctrl_off | bit,
             ..self
         }
     }
@@ -795,7 +812,7 @@ fn net_device(
     bus: &str,
     mac: Mac,
     peer: NetPeer,
-    (pairs, mtu, packed): (u16, Option<u16>, bool),
+    (pairs, mtu, packed, ctrl_off): (u16, Option<u16>, bool, u8),
     backend_args: Vec<String>,
 ) -> Scenario {
     let bus_id = match bus.parse() {
@@ -820,6 +837,11 @@ fn net_device(
     if packed {
         d.properties.push(("packed".to_string(), "on".to_string()));
     }
+    for (word, bit, _) in CTRL_OFF {
+        if ctrl_off & bit != 0 {
+            d.properties.push((word.to_string(), "off".to_string()));
+        }
+    }
     d.backend_args = backend_args;
     s.expected_devices
         .get_or_insert_with(Vec::new)
@@ -832,6 +854,7 @@ fn net_device(
         pairs,
         link: false,
         mtu,
+        ctrl_off,
     });
     s
 }
@@ -847,7 +870,7 @@ impl NetScenario for Scenario {
             bus,
             mac,
             NetPeer::Echo,
-            (pairs, echo.mtu, echo.packed),
+            (pairs, echo.mtu, echo.packed, echo.ctrl_off),
             Vec::new(),
         );
         let max_frame = s.nets.last().map_or(MAX_FRAME, NetConfig::max_frame);
@@ -867,7 +890,7 @@ impl NetScenario for Scenario {
             "-netdev".to_string(),
             format!("user,id={netdev},restrict=on"),
         ];
-        net_device(self, bus, mac, NetPeer::User, (1, None, false), args)
+        net_device(self, bus, mac, NetPeer::User, (1, None, false, 0), args)
     }
 
     fn net_link(mut self, bus: &str) -> Self {

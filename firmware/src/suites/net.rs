@@ -14,7 +14,7 @@ use crate::machine::Machine;
 use crate::net::{
     alternate_mac, answer_of, arp_request, dhcp_discover, echo_frame, echo_id, echo_len,
     first_difference, group_mac, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig,
-    NetPeer, DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY,
+    NetPeer, CTRL_OFF, DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY,
     SLIRP_GATEWAY_MAC,
 };
 use crate::virtio::ccw::CcwTransport;
@@ -316,6 +316,40 @@ pub fn control(m: &mut Machine) -> Outcome {
             Ok(None) => continue,
             Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
         };
+        // The control features as the host configured them (QEMU's are
+        // on unless the command line turned them off).
+        if let Some(n) = d.cfg {
+            for (word, bit, feature) in CTRL_OFF {
+                let off = n.ctrl_off & bit != 0;
+                if has(up.features, feature) == off {
+                    let _ = up.t.reset();
+                    let (want, got) = if off {
+                        ("not offered (nets= :off=)", "offered")
+                    } else {
+                        ("offered (nets= has no :off= for it)", "not offered")
+                    };
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} control: feature bit {} (QEMU's {}=) as the host configured it",
+                            d.bus, feature, word
+                        ),
+                        want,
+                        got,
+                    );
+                }
+            }
+            if n.pairs > 1 && !has(up.features, dev::F_MQ) {
+                let _ = up.t.reset();
+                return Outcome::mismatch(
+                    &format!(
+                        "{} control: VIRTIO_NET_F_MQ with nets= pairs={}",
+                        d.bus, n.pairs
+                    ),
+                    "offered",
+                    "not offered",
+                );
+            }
+        }
         let Some(mut ctrl) = up.ctrl.take() else {
             return Outcome::skip(&format!("{}: no control queue offered (CTRL_VQ)", d.bus));
         };
