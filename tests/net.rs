@@ -125,9 +125,9 @@ fn dgram_echo_passes_every_setup() {
     let peer = &o.peers[0];
     check(
         &o,
-        peer.figure("frames_received") == Some(904.0)
-            && peer.figure("frames_answered") == Some(904.0),
-        "the peer's counts: 14 x 64 echo frames and 8 of net.filter received and answered",
+        peer.figure("frames_received") == Some(908.0)
+            && peer.figure("frames_answered") == Some(908.0),
+        "the peer's counts: 14 x 64 echo frames and 12 of net.filter received and answered",
     );
 }
 
@@ -338,7 +338,7 @@ fn jumbo_frames_where_the_mtu_allows() {
     );
     check(
         &o,
-        o.peers[0].figure("frames_received") == Some(520.0),
+        o.peers[0].figure("frames_received") == Some(524.0),
         "every frame at the peer",
     );
 }
@@ -402,6 +402,30 @@ fn a_multicast_answer_that_passes_the_filter_is_named() {
         &[
             "all-multicast off, no group in the MAC table",
             &format!("the answer to frame {seq}, sent to the group 01:00:5e:7a:76:01"),
+            &format!("frames [{seq}]"),
+        ],
+    );
+}
+
+#[test]
+fn a_unicast_answer_no_unicast_must_drop_is_named() {
+    // The answer to the device's own address sent while no-unicast is on
+    // goes to the broadcast address instead.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 10;
+    let o = boot(
+        &echo_only(
+            "net-filter-nouni",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "no-unicast on",
+            &format!("the answer to frame {seq}, sent to 52:54:00:7a:76:81, dropped"),
             &format!("frames [{seq}]"),
         ],
     );

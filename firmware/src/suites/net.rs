@@ -898,6 +898,15 @@ fn echo_round(
                         rxq
                     ));
                 }
+                if let Some((field, v)) = dev::rx_header_fault(&got[..hdr]) {
+                    return Err(format!(
+                        "{} (receive queue {}): header {} {}, expected 0 (no receive offload negotiated)",
+                        name(pi, seq).as_str(),
+                        rxq,
+                        field,
+                        Hex(v.into())
+                    ));
+                }
                 echo_frame(seed, up.mac, pair, seq, max_frame, &mut frame);
                 answer_of(&frame, &mut expected);
                 if body.len() != expected.len() {
@@ -1421,6 +1430,59 @@ pub fn filter(m: &mut Machine) -> Outcome {
                 format!("frames {:?}", others.as_slice()),
             ));
         }
+        // With CTRL_RX_EXTRA: no-multicast drops a group's answer even in
+        // all-multicast mode with the group in the table; no-unicast drops
+        // one to the device's own address.
+        if has(up.features, dev::F_CTRL_RX_EXTRA) {
+            let s = s0 + 8;
+            command(
+                &mut up,
+                "all-multicast on",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[1],
+            )?;
+            for (what, cmd, (drop, take)) in [
+                (
+                    "no-multicast on (all-multicast on, the group in the MAC table)",
+                    dev::CTRL_RX_NOMULTI,
+                    ((group, s), (other, s + 1)),
+                ),
+                (
+                    "no-unicast on (the device's own address)",
+                    dev::CTRL_RX_NOUNI,
+                    ((other, s + 2), (group, s + 3)),
+                ),
+            ] {
+                command(&mut up, what, dev::CTRL_RX, cmd, &[1])?;
+                send_one(&mut up, seed, drop.0, drop.1, max_frame).map_err(plain)?;
+                send_one(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
+                let others =
+                    wait_answer(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
+                command(&mut up, what, dev::CTRL_RX, cmd, &[0])?;
+                if !others.is_empty() {
+                    return Err((
+                        format!(
+                            "{} filter: {}: answers before frame {}'s",
+                            bus, what, take.1
+                        ),
+                        format!(
+                            "none (the answer to frame {}, sent to {}, dropped)",
+                            drop.1,
+                            MacText(drop.0)
+                        ),
+                        format!("frames {:?}", others.as_slice()),
+                    ));
+                }
+            }
+            command(
+                &mut up,
+                "all-multicast off",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[0],
+            )?;
+        }
         let empty = dev::mac_table(o, &[], &[]);
         command(
             &mut up,
@@ -1446,14 +1508,20 @@ pub fn filter(m: &mut Machine) -> Outcome {
     };
     let result = run();
     let _ = up.t.reset();
+    let extra = if has(up.features, dev::F_CTRL_RX_EXTRA) {
+        "; no-multicast and no-unicast drop theirs"
+    } else {
+        "; CTRL_RX_EXTRA not offered (no-multicast, no-unicast not tried)"
+    };
     match result {
         Ok(()) => {
             crate::out!(
-                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table; an answer to the group {} dropped, taken in all-multicast mode, taken with it in the table\n",
+                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table; an answer to the group {} dropped, taken in all-multicast mode, taken with it in the table{}\n",
                 d.bus,
                 MacText(other),
                 MacText(mac),
-                MacText(group)
+                MacText(group),
+                extra
             );
             Outcome::Pass
         }
