@@ -1012,7 +1012,22 @@ fn echo_round(
         f.0 += u64::from(up.ind.queue_flagged(dev::rx_queue(i as u16)));
         f.1 += u64::from(up.ind.queue_flagged(dev::tx_queue(i as u16)));
     }
+    if by_interrupt {
+        // Buffers can all be used while the loop never waited, leaving
+        // the interrupt pending (interrupts are taken only in a wait):
+        // it must come now.
+        let _ =
+            up.t.wait(QUIET_US, &mut || indicators::interrupts_seen() != ints0);
+    }
     let interrupts = u64::from(indicators::interrupts_seen() - ints0);
+    if by_interrupt && interrupts == 0 {
+        return Err(format!(
+            "{}: {} frames answered, no interrupt within {} ms after the last (interrupts enabled)",
+            s.label().as_str(),
+            done,
+            QUIET_US / 1000
+        ));
+    }
     for i in 0..p {
         rx_stats[i].max_depth = up.rx[i].buffers() as u16;
         rx_stats[i].kicks = up.rx[i].queue.kicks() - kicks0[i].0;
