@@ -559,3 +559,24 @@ fn a_peer_no_frame_reached_fails_the_run() {
         "the verdict to name it",
     );
 }
+
+#[test]
+fn a_packed_ring_the_device_does_not_offer_fails_net_echo() {
+    // devices= says packed=on (the runner reads the first property); QEMU
+    // takes the last, packed=off.
+    let mut s = scenario("net-echo-packed-off")
+        .net_echo(BUS, MAC, Echo::dgram().packed())
+        .append("only=net.echo");
+    s.ccw_devices[0]
+        .properties
+        .push(("packed".to_string(), "off".to_string()));
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.echo",
+        &[
+            "rev 2 packed event-idx classic mrg interrupts: a packed-ring round on a device configured packed=on",
+            "not taken",
+        ],
+    );
+}

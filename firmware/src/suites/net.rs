@@ -1077,10 +1077,24 @@ pub fn echo(m: &mut Machine) -> Outcome {
         let mut seq0 = 0u32;
         let mut ran = 0;
         let mut not_taken = Vec::new();
+        // devices= says the host gave the device packed=on: its packed
+        // rounds must run.
+        let packed = m.cfg.virtio_config(d.bus).is_some_and(|c| c.packed);
         for s in &rounds {
             let label = s.label();
             let r = match echo_round(d, &n, s, seed, seq0) {
                 Ok(Some(r)) => r,
+                Ok(None) if s.drive.packed && packed => {
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} echo {}: a packed-ring round on a device configured packed=on (devices=)",
+                            d.bus,
+                            label.as_str()
+                        ),
+                        "the round driven",
+                        "not taken (VIRTIO_F_RING_PACKED, EVENT_IDX or MRG_RXBUF not offered)",
+                    )
+                }
                 Ok(None) => {
                     not_taken.push(label);
                     continue;
