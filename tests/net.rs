@@ -10,8 +10,8 @@ mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::net::{
-    netdev_offered, tap_namespace_available, Echo, Misbehaviour, NetScenario, DGRAM_PROBE,
-    SOCKET_UDP_PROBE, USER_PROBE,
+    netdev_offered, tap_namespace_available, Backend, Echo, EchoPeer, Misbehaviour, NetScenario,
+    DGRAM_PROBE, SOCKET_UDP_PROBE, USER_PROBE,
 };
 use qemu_runner::{Run, Scenario};
 
@@ -47,9 +47,45 @@ fn fails_naming(o: &Run, check_name: &str, words: &[&str]) {
     }
 }
 
+/// The echo rounds of a device with the packed ring, by label (the
+/// rounds alternate mergeable receive buffers; without `packed=on` the
+/// six packed ones are not taken).
+const ROUNDS: [&str; 14] = [
+    "rev 2 split event-idx classic mrg interrupts",
+    "rev 2 split event-idx classic polled",
+    "rev 2 split event-idx adapter mrg interrupts",
+    "rev 2 split classic interrupts",
+    "rev 2 split classic mrg polled",
+    "rev 2 split adapter interrupts",
+    "rev 2 packed event-idx classic mrg interrupts",
+    "rev 2 packed event-idx classic polled",
+    "rev 2 packed event-idx adapter mrg interrupts",
+    "rev 2 packed classic interrupts",
+    "rev 2 packed classic mrg polled",
+    "rev 2 packed adapter interrupts",
+    "rev 0 split classic mrg interrupts",
+    "rev 0 split classic polled",
+];
+
+/// The first round's label, where mergeable buffers span frames.
+const FIRST: &str = ROUNDS[0];
+
+/// The number in a QueueStats line's `N <what>` field.
+fn stat(line: &str, what: &str) -> Option<u64> {
+    line.split(", ")
+        .find_map(|f| f.strip_suffix(what))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 #[test]
 fn dgram_echo_passes_every_setup() {
-    let o = boot(&echo("net-echo", Misbehaviour::None).net_link(BUS), &elf());
+    let o = boot(
+        &scenario("net-echo")
+            .net_echo(BUS, MAC, Echo::dgram().packed())
+            .append("only=net")
+            .net_link(BUS),
+        &elf(),
+    );
     assert_pass(&o);
     for c in [
         "net.config",
@@ -61,28 +97,63 @@ fn dgram_echo_passes_every_setup() {
         check_ran(&o, c);
     }
     let console = o.console();
-    for setup in ["rev2-mrg", "rev2", "rev0", "rev0-mrg"] {
+    for setup in ROUNDS {
         for q in ["rx0", "tx0"] {
+            let head = format!("# net {BUS} {q} {setup}: ");
+            let line = console.lines().find(|l| l.starts_with(&head));
             check(
                 &o,
-                console.contains(&format!("# net {BUS} {q} {setup}: ")),
+                line.is_some(),
                 &format!("a figures line for {q} in setup {setup}"),
             );
+            // Interrupts as the round asked: the host flagged the queue
+            // by interrupt, hardly ever polled.
+            let flags = line.and_then(|l| stat(l, " interrupts")).unwrap_or(0);
+            if setup.ends_with("polled") {
+                check(&o, flags <= 34, &format!("{q} {setup}: few interrupts"));
+            } else {
+                check(&o, flags > 0, &format!("{q} {setup}: interrupts"));
+            }
         }
     }
     check(
         &o,
-        console.contains("rev0: 64 frames of 60 to 1514 bytes sent")
+        console.contains("rev 0 split classic polled: 64 frames of 60 to 1514 bytes sent")
             && console.contains("header 10 bytes"),
         "the legacy setup without MRG_RXBUF with its 10-byte header",
     );
     let peer = &o.peers[0];
     check(
         &o,
-        peer.figure("frames_received") == Some(260.0)
-            && peer.figure("frames_answered") == Some(260.0),
-        "the peer's counts: 4 x 64 echo frames and 4 of net.filter received and answered",
+        peer.figure("frames_received") == Some(908.0)
+            && peer.figure("frames_answered") == Some(908.0),
+        "the peer's counts: 14 x 64 echo frames and 12 of net.filter received and answered",
     );
+}
+
+#[test]
+fn a_ring_index_wraps_from_stress_10() {
+    // Some 66 000 frames on pair 0 in the first setup: rx0's and tx0's
+    // 16-bit available indexes pass 65535 (seconds under TCG, so only
+    // from stress=10 on).
+    let o = boot(
+        &echo_only("net-echo-wrap", Misbehaviour::None, "net.echo").append("stress=10"),
+        &elf(),
+    );
+    assert_pass(&o);
+    let console = o.console();
+    for q in ["rx0", "tx0"] {
+        let head = format!("# net {BUS} {q} {FIRST} wrap: ");
+        let wraps = console
+            .lines()
+            .find(|l| l.starts_with(&head))
+            .and_then(|l| stat(l, " index wraps"));
+        check(
+            &o,
+            wraps.is_some_and(|w| w >= 1),
+            &format!("{q}'s index wrapped in the wrap round"),
+        );
+    }
 }
 
 #[test]
@@ -186,7 +257,7 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
     let console = o.console();
     for q in 0..4 {
         for dir in ["rx", "tx"] {
-            let head = format!("# net {BUS} {dir}{q} rev2-mrg: ");
+            let head = format!("# net {BUS} {dir}{q} {FIRST}: ");
             check(
                 &o,
                 console
@@ -198,7 +269,7 @@ fn tap_with_four_queue_pairs_in_a_namespace() {
     }
     check(
         &o,
-        console.contains("rev2-mrg: 256 frames of 60 to 1514 bytes sent")
+        console.contains(&format!("{FIRST}: 256 frames of 60 to 1514 bytes sent"))
             && console.contains("on 4 pairs"),
         "64 frames on each of the 4 pairs",
     );
@@ -261,13 +332,13 @@ fn jumbo_frames_where_the_mtu_allows() {
     let console = o.console();
     check(
         &o,
-        console.contains("rev2-mrg: 64 frames of 60 to 9014 bytes sent")
+        console.contains(&format!("{FIRST}: 64 frames of 60 to 9014 bytes sent"))
             && console.contains("num_buffers up to 36"),
         "frames up to 9014 bytes, the longest in 36 receive buffers of 256 bytes",
     );
     check(
         &o,
-        o.peers[0].figure("frames_received") == Some(260.0),
+        o.peers[0].figure("frames_received") == Some(524.0),
         "every frame at the peer",
     );
 }
@@ -313,6 +384,54 @@ fn an_answer_that_passes_the_filter_is_named() {
 }
 
 #[test]
+fn a_multicast_answer_that_passes_the_filter_is_named() {
+    // The answer to a group net.filter expects dropped (all-multicast
+    // off, no group in the MAC table) goes to the broadcast address.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 4;
+    let o = boot(
+        &echo_only(
+            "net-filter-multicast",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "all-multicast off, no group in the MAC table",
+            &format!("the answer to frame {seq}, sent to the group 01:00:5e:7a:76:01"),
+            &format!("frames [{seq}]"),
+        ],
+    );
+}
+
+#[test]
+fn a_unicast_answer_no_unicast_must_drop_is_named() {
+    // The answer to the device's own address sent while no-unicast is on
+    // goes to the broadcast address instead.
+    let seq = qemu_runner::net::FILTER_SEQ0 + 10;
+    let o = boot(
+        &echo_only(
+            "net-filter-nouni",
+            Misbehaviour::Broadcast { pair: 0, seq },
+            "net.filter",
+        ),
+        &elf(),
+    );
+    fails_naming(
+        &o,
+        "net.filter",
+        &[
+            "no-unicast on",
+            &format!("the answer to frame {seq}, sent to 52:54:00:7a:76:81, dropped"),
+            &format!("frames [{seq}]"),
+        ],
+    );
+}
+
+#[test]
 fn the_back_end_probe_tells_known_from_unknown() {
     let s = scenario("net-probe");
     // Both back-ends the scenarios use exist on every QEMU we run (7.2 on).
@@ -338,7 +457,126 @@ fn socket_udp_echo_passes() {
     check_ran(&o, "net.echo");
     check(
         &o,
-        o.peers[0].figure("frames_received") == Some(256.0),
+        o.peers[0].figure("frames_received") == Some(512.0),
         "every frame at the peer",
+    );
+}
+
+#[test]
+fn control_features_the_host_turned_off() {
+    // ctrl_vlan=off and ctrl_mac_addr=off, and nets= says so: net.control
+    // holds the device to it and drives the rest.
+    let o = boot(
+        &scenario("net-ctrl-off")
+            .net_echo(
+                BUS,
+                MAC,
+                Echo::dgram()
+                    .ctrl_off("ctrl_vlan")
+                    .ctrl_off("ctrl_mac_addr"),
+            )
+            .append("only=net.config,net.control"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "net.control");
+    check(
+        &o,
+        o.console().contains(":off=ctrl_vlan:off=ctrl_mac_addr"),
+        "nets= telling the firmware both are off",
+    );
+}
+
+#[test]
+fn a_control_feature_the_host_turned_off_fails_net_control() {
+    // The device is started with ctrl_rx=off; nets= does not say so.
+    let mut s = scenario("net-ctrl-rx-off")
+        .net_echo(BUS, MAC, Echo::dgram().ctrl_off("ctrl_rx"))
+        .append("only=net.control");
+    s.nets[0].ctrl_off = 0;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.control",
+        &[
+            "feature bit 18 (QEMU's ctrl_rx=) as the host configured it",
+            "offered (nets= has no :off= for it)",
+            "not offered",
+        ],
+    );
+}
+
+#[test]
+fn a_control_feature_claimed_off_fails_net_control() {
+    // nets= says ctrl_mac_addr=off; the device has QEMU's default (on).
+    let mut s = echo_only(
+        "net-ctrl-mac-claimed-off",
+        Misbehaviour::None,
+        "net.control",
+    );
+    s.nets[0].ctrl_off = 4;
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.control",
+        &[
+            "feature bit 23 (QEMU's ctrl_mac_addr=)",
+            "not offered (nets= :off=)",
+        ],
+    );
+}
+
+#[test]
+fn a_peer_no_frame_reached_fails_the_run() {
+    // A second echo peer on a back-end no device uses: net.echo passes
+    // through the first, the runner's cross-check fails the second.
+    let s = echo_only("net-peer-unreached", Misbehaviour::None, "net.echo").peer(EchoPeer {
+        netdev: "unwired-net".to_string(),
+        guest: MAC,
+        backend: Backend::Dgram,
+        misbehaviour: Misbehaviour::None,
+        max_frame: 1514,
+    });
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "a failing verdict");
+    check(
+        &o,
+        o.tap.result("net.echo").is_some_and(|r| r.ok),
+        "net.echo itself passing",
+    );
+    check(
+        &o,
+        o.peers.iter().any(|p| {
+            p.reasons
+                .iter()
+                .any(|r| r.contains("net.echo passed, but no frame reached the peer"))
+        }),
+        "the unwired peer's reason",
+    );
+    check(
+        &o,
+        failure_text(&o).contains("no frame reached the peer"),
+        "the verdict to name it",
+    );
+}
+
+#[test]
+fn a_packed_ring_the_device_does_not_offer_fails_net_echo() {
+    // devices= says packed=on (the runner reads the first property); QEMU
+    // takes the last, packed=off.
+    let mut s = scenario("net-echo-packed-off")
+        .net_echo(BUS, MAC, Echo::dgram().packed())
+        .append("only=net.echo");
+    s.ccw_devices[0]
+        .properties
+        .push(("packed".to_string(), "off".to_string()));
+    let o = boot(&s, &elf());
+    fails_naming(
+        &o,
+        "net.echo",
+        &[
+            "rev 2 packed event-idx classic mrg interrupts: a packed-ring round on a device configured packed=on",
+            "not taken",
+        ],
     );
 }

@@ -374,6 +374,25 @@ pub fn stress_phase(
     Ok(())
 }
 
+/// What one queue of a `net.echo` round must show beyond its answers:
+/// taken by interrupt (`polled` false), the host flagged the queue in the
+/// indicators (`s.interrupts` counts those flags) whenever it used
+/// anything; polled, and with `wrap`, what [`stress_phase`] asks.
+pub fn echo_queue(
+    queue: &str,
+    (polled, wrap): (bool, bool),
+    s: &zvtest_contract::stress::QueueStats,
+) -> Result<(), String> {
+    if !polled && s.completed > 0 && s.interrupts == 0 {
+        return Err(crate::format!(
+            "{} interrupts: {} buffers used, none flagged in the indicators for an interrupt",
+            queue,
+            s.completed
+        ));
+    }
+    stress_phase(queue, wrap, polled, s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -702,5 +721,27 @@ mod tests {
             "{e}"
         );
         assert!(stress_phase("q1", true, false, &s(66048, 10, 1)).is_ok());
+    }
+
+    #[test]
+    fn echo_queues_by_interrupt_must_be_flagged() {
+        let s = |completed, interrupts, wraps| zvtest_contract::stress::QueueStats {
+            completed,
+            interrupts,
+            wraps,
+            ..Default::default()
+        };
+        assert!(echo_queue("rx0", (false, false), &s(64, 3, 0)).is_ok());
+        let e = echo_queue("rx0 rev 2", (false, false), &s(64, 0, 0)).unwrap_err();
+        assert!(
+            e.contains("rx0 rev 2 interrupts: 64 buffers used, none flagged"),
+            "{e}"
+        );
+        assert!(echo_queue("tx0", (false, false), &s(0, 0, 0)).is_ok());
+        let e = echo_queue("rx0", (true, false), &s(64, 40, 0)).unwrap_err();
+        assert!(e.contains("40 interrupts for 64 requests"), "{e}");
+        let e = echo_queue("rx0", (false, true), &s(66048, 900, 0)).unwrap_err();
+        assert!(e.contains("never wrapped"), "{e}");
+        assert!(echo_queue("rx0", (false, true), &s(66048, 900, 1)).is_ok());
     }
 }

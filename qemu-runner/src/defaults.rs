@@ -144,8 +144,12 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 crate::net::netdev_offered(&s, crate::net::DGRAM_PROBE),
                 crate::net::netdev_offered(&s, crate::net::SOCKET_UDP_PROBE),
             ) {
-                (Ok(()), _) => s.net_echo(bus, ECHO_MAC, Echo::dgram()).net_link(bus),
-                (Err(_), Ok(())) => s.net_echo(bus, ECHO_MAC, Echo::socket_udp()).net_link(bus),
+                (Ok(()), _) => s
+                    .net_echo(bus, ECHO_MAC, Echo::dgram().packed())
+                    .net_link(bus),
+                (Err(_), Ok(())) => s
+                    .net_echo(bus, ECHO_MAC, Echo::socket_udp().packed())
+                    .net_link(bus),
                 (Err(why), Err(_)) => {
                     left_out.push(("the echo peer of virtio-net-ccw", why));
                     s.ccw_device(model, bus, name)

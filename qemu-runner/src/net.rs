@@ -23,9 +23,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use zvtest_contract::checks::markers::NET_LINK_READY;
 use zvtest_contract::net::{
-    alternate_mac, answer_of, echo_frame, echo_id, first_difference, EchoKind, MacText, MAX_FRAME,
+    alternate_mac, answer_of, echo_frame, echo_id, first_difference, group_mac, EchoKind, MacText,
+    MAX_FRAME,
 };
-pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, FILTER_SEQ0};
+pub use zvtest_contract::net::{Mac, NetConfig, NetPeer, CTRL_OFF, FILTER_SEQ0};
 
 /// What the echo peer does wrong on purpose, to prove the firmware's
 /// checks fail (and say what went wrong).
@@ -58,12 +59,16 @@ pub enum Backend {
 }
 
 /// How a scenario's echo device is set up: its back-end, the MTU it is
-/// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes), and
+/// offered with (QEMU's `host_mtu=`: frames up to `14 + mtu` bytes),
+/// whether it offers the packed ring (`packed=on`), the control features
+/// it is started without ([`CTRL_OFF`] bits: `ctrl_rx=off`, ...), and
 /// what its peer does wrong on purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Echo {
     pub backend: Backend,
     pub mtu: Option<u16>,
+    pub packed: bool,
+    pub ctrl_off: u8,
     pub misbehaviour: Misbehaviour,
 }
 
@@ -73,6 +78,8 @@ impl Echo {
         Echo {
             backend: Backend::Dgram,
             mtu: None,
+            packed: false,
+            ctrl_off: 0,
             misbehaviour: Misbehaviour::None,
         }
     }
@@ -96,6 +103,29 @@ impl Echo {
     pub fn mtu(self, mtu: u16) -> Self {
         Echo {
             mtu: Some(mtu),
+            ..self
+        }
+    }
+
+    /// The device offers VIRTIO_F_RING_PACKED (`packed=on`), so that
+    /// `net.echo` drives its packed-ring rounds too.
+    pub fn packed(self) -> Self {
+        Echo {
+            packed: true,
+            ..self
+        }
+    }
+
+    /// The device is started with the control feature `word` off (a
+    /// [`CTRL_OFF`] word: `ctrl_rx`, `ctrl_vlan`, `ctrl_mac_addr`), and
+    /// `nets=` says so.
+    pub fn ctrl_off(self, word: &str) -> Self {
+        let bit = CTRL_OFF
+            .iter()
+            .find(|(w, _, _)| *w == word)
+            .map_or(0, |&(_, b, _)| b);
+        Echo {
+            ctrl_off: self.ctrl_off | bit,
             ..self
         }
     }
@@ -384,10 +414,13 @@ impl EchoState {
         self.last = Some(now);
         self.received += 1;
         self.bytes += frame.len() as u64;
-        // From the guest's address, or the other one net.filter uses.
-        let other = alternate_mac(self.guest);
+        // From the guest's address, or the other one or the group
+        // net.filter uses.
+        let (other, group) = (alternate_mac(self.guest), group_mac(self.guest));
         let src = if frame[6..12] == other {
             other
+        } else if frame[6..12] == group {
+            group
         } else {
             self.guest
         };
@@ -779,7 +812,7 @@ fn net_device(
     bus: &str,
     mac: Mac,
     peer: NetPeer,
-    (pairs, mtu): (u16, Option<u16>),
+    (pairs, mtu, packed, ctrl_off): (u16, Option<u16>, bool, u8),
     backend_args: Vec<String>,
 ) -> Scenario {
     let bus_id = match bus.parse() {
@@ -801,6 +834,14 @@ fn net_device(
     if let Some(m) = mtu {
         d.properties.push(("host_mtu".to_string(), m.to_string()));
     }
+    if packed {
+        d.properties.push(("packed".to_string(), "on".to_string()));
+    }
+    for (word, bit, _) in CTRL_OFF {
+        if ctrl_off & bit != 0 {
+            d.properties.push((word.to_string(), "off".to_string()));
+        }
+    }
     d.backend_args = backend_args;
     s.expected_devices
         .get_or_insert_with(Vec::new)
@@ -813,6 +854,7 @@ fn net_device(
         pairs,
         link: false,
         mtu,
+        ctrl_off,
     });
     s
 }
@@ -823,7 +865,14 @@ impl NetScenario for Scenario {
             Backend::Dgram | Backend::SocketUdp => 1,
             Backend::Tap { queues } => queues,
         };
-        let s = net_device(self, bus, mac, NetPeer::Echo, (pairs, echo.mtu), Vec::new());
+        let s = net_device(
+            self,
+            bus,
+            mac,
+            NetPeer::Echo,
+            (pairs, echo.mtu, echo.packed, echo.ctrl_off),
+            Vec::new(),
+        );
         let max_frame = s.nets.last().map_or(MAX_FRAME, NetConfig::max_frame);
         let netdev = format!("ccw-{bus}-net");
         s.peer(EchoPeer {
@@ -841,7 +890,7 @@ impl NetScenario for Scenario {
             "-netdev".to_string(),
             format!("user,id={netdev},restrict=on"),
         ];
-        net_device(self, bus, mac, NetPeer::User, (1, None), args)
+        net_device(self, bus, mac, NetPeer::User, (1, None, false, 0), args)
     }
 
     fn net_link(mut self, bus: &str) -> Self {

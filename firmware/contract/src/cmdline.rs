@@ -1232,14 +1232,16 @@ mod tests {
                 1u16..=crate::net::MAX_PAIRS as u16,
                 any::<bool>(),
                 proptest::option::of(crate::net::MIN_MTU as u16..=crate::net::MAX_MTU as u16),
+                0u8..8,
             )
-                .prop_map(|(bus, mac, peer, pairs, link, mtu)| NetConfig {
+                .prop_map(|(bus, mac, peer, pairs, link, mtu, ctrl_off)| NetConfig {
                     bus,
                     mac,
                     peer,
                     pairs,
                     link,
                     mtu,
+                    ctrl_off,
                 })
         }
 

@@ -87,7 +87,21 @@ pub struct NetConfig {
     /// QEMU's `host_mtu=` (VIRTIO_NET_F_MTU offered with it): echo frames
     /// then go up to `14 + mtu` bytes.
     pub mtu: Option<u16>,
+    /// Control features the host turned off ([`CTRL_OFF`] bits: QEMU's
+    /// `ctrl_rx=off`, `ctrl_vlan=off`, `ctrl_mac_addr=off`); the others
+    /// are on, as QEMU's defaults.
+    pub ctrl_off: u8,
 }
+
+/// The control features `nets=` can say the host turned off: the item's
+/// word (`:off=ctrl_rx`, QEMU's property), its bit in
+/// [`NetConfig::ctrl_off`], and the feature bit (VIRTIO_NET_F_CTRL_RX 18,
+/// CTRL_VLAN 19, CTRL_MAC_ADDR 23).
+pub const CTRL_OFF: [(&str, u8, u32); 3] = [
+    ("ctrl_rx", 1, 18),
+    ("ctrl_vlan", 2, 19),
+    ("ctrl_mac_addr", 4, 23),
+];
 
 impl NetConfig {
     /// The longest echo frame: the MTU's plus the Ethernet header, else
@@ -96,7 +110,8 @@ impl NetConfig {
         self.mtu.map_or(MAX_FRAME, |m| 14 + usize::from(m))
     }
 
-    /// `fe.0.0002:52-54-00-12-34-56[:echo|:user][:pairs=N][:mtu=N][:link]`.
+    /// `fe.0.0002:52-54-00-12-34-56[:echo|:user][:pairs=N][:mtu=N][:link]`
+    /// `[:off=ctrl_rx][:off=ctrl_vlan][:off=ctrl_mac_addr]`.
     pub fn parse(item: &str) -> Option<NetConfig> {
         let mut parts = item.split(':');
         let bus = parse_bus_id(parts.next()?)?;
@@ -108,6 +123,7 @@ impl NetConfig {
             pairs: 1,
             link: false,
             mtu: None,
+            ctrl_off: 0,
         };
         let (mut peer, mut pairs) = (false, false);
         let number = |n: &str, lo: u64, hi: u64| {
@@ -129,6 +145,13 @@ impl NetConfig {
                 "link" if !c.link => c.link = true,
                 _ if p.starts_with("mtu=") && c.mtu.is_none() => {
                     c.mtu = Some(number(&p[4..], MIN_MTU, MAX_MTU)? as u16);
+                }
+                _ if p.starts_with("off=") => {
+                    let (_, bit, _) = CTRL_OFF.iter().find(|(w, _, _)| *w == &p[4..])?;
+                    if c.ctrl_off & bit != 0 {
+                        return None;
+                    }
+                    c.ctrl_off |= bit;
                 }
                 _ => {
                     let n = p.strip_prefix("pairs=").filter(|_| !pairs)?;
@@ -166,6 +189,12 @@ impl NetConfig {
         }
         if self.link {
             s.push_str(":link");
+        }
+        for (word, bit, _) in CTRL_OFF {
+            if self.ctrl_off & bit != 0 {
+                s.push_str(":off=");
+                s.push_str(word);
+            }
         }
         s
     }
@@ -213,6 +242,14 @@ pub fn alternate_mac(mac: Mac) -> Mac {
     m[5] ^= 0x80;
     m[0] &= !1;
     m
+}
+
+/// A multicast group address for the guest (an IPv4 group's MAC, its
+/// last three bytes the guest's, their top bit clear): `net.filter`
+/// sends frames "from" it, so that the peer's answers go to the group
+/// and the all-multicast mode and the MAC table's multicast list decide.
+pub fn group_mac(mac: Mac) -> Mac {
+    [0x01, 0x00, 0x5e, mac[3] & 0x7f, mac[4], mac[5]]
 }
 
 /// Which way an echo frame goes.
@@ -576,6 +613,13 @@ mod tests {
             (NetPeer::None, 1, false)
         );
         assert_eq!(plain.item(), "fe.0.0002:52-54-00-12-34-56");
+        let off =
+            NetConfig::parse("fe.0.0002:52-54-00-12-34-56:off=ctrl_vlan:off=ctrl_rx").unwrap();
+        assert_eq!(off.ctrl_off, 3);
+        assert_eq!(
+            off.item(),
+            "fe.0.0002:52-54-00-12-34-56:off=ctrl_rx:off=ctrl_vlan"
+        );
         for bad in [
             "fe.0.0002",
             "fe.0.0002:52:54:00:12:34:56",
@@ -591,6 +635,9 @@ mod tests {
             "fe.0.0002:52-54-00-12-34-56:mtu=1500:mtu=1500",
             "fe.0.0002:52-54-00-12-34-56:mtu=+1500",
             "fe.0.0002:52-54-00-12-34-56:fast",
+            "fe.0.0002:52-54-00-12-34-56:off=ctrl_rx:off=ctrl_rx",
+            "fe.0.0002:52-54-00-12-34-56:off=mq",
+            "fe.0.0002:52-54-00-12-34-56:off=",
         ] {
             assert_eq!(NetConfig::parse(bad), None, "{bad}");
         }
@@ -640,6 +687,12 @@ mod tests {
         assert_eq!(a[0] & 1, 0);
         assert_eq!(a[..5], GUEST[..5]);
         assert_eq!(alternate_mac(a), GUEST);
+        let g = group_mac(GUEST);
+        assert_eq!(
+            (g[0] & 1, g[..3] == [1, 0, 0x5e], g[3] & 0x80),
+            (1, true, 0)
+        );
+        assert_ne!(g, alternate_mac(GUEST));
         const { assert!(FILTER_SEQ0 > 1 << 20, "apart from net.echo numbers") };
     }
 

@@ -4,6 +4,7 @@
 //! checked, in several setups: revisions, header sizes, mergeable receive
 //! buffers, every queue pair), and QEMU's user-mode network (ARP, DHCP).
 
+use super::setups::{stress_rounds, Setup as Drive};
 use super::virtio::WANTED;
 use crate::check::Outcome;
 use crate::fmt::{Hex, ToText};
@@ -12,16 +13,19 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::net::{
     alternate_mac, answer_of, arp_request, dhcp_discover, echo_frame, echo_id, echo_len,
-    first_difference, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig, NetPeer,
-    DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY, SLIRP_GATEWAY_MAC,
+    first_difference, group_mac, parse_arp_reply, parse_dhcp_answer, EchoKind, MacText, NetConfig,
+    NetPeer, CTRL_OFF, DHCP_OFFER, FILTER_SEQ0, MAX_FRAME, SLIRP_FIRST_CLIENT, SLIRP_GATEWAY,
+    SLIRP_GATEWAY_MAC,
 };
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::net::{
     self as dev, header_len, read_config, Ack, Control, Order, RxPool, TxPool, ACK_ERR, ACK_OK,
 };
 use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::stress::QueueStats;
-use crate::virtio::transport::{driver_ok_status, has, negotiate, Transport};
+use crate::virtio::stress::{Completion, QueueStats};
+use crate::virtio::transport::{
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
+};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -51,11 +55,26 @@ fn text(what: &str, e: &dyn ToText) -> String {
     format!("{}: {}", what, e.text().as_str())
 }
 
-/// The virtio features besides the device's own we ask for: the ring
-/// features of `virtio.revisions`, no packed ring (the pools drive split
-/// rings).
-fn base_features() -> u64 {
-    WANTED & !(1 << crate::virtio::transport::F_RING_PACKED)
+/// The virtio features besides the device's own we ask for in setup
+/// `s`: the ring features of `virtio.revisions`, the packed ring and
+/// EVENT_IDX as `s` says.
+fn base_features(s: &Drive) -> u64 {
+    let mut f = WANTED & !(1 << F_RING_PACKED | 1 << F_EVENT_IDX);
+    f |= u64::from(s.packed) << F_RING_PACKED;
+    f |= u64::from(s.event_idx) << F_EVENT_IDX;
+    f
+}
+
+/// The setup the checks other than `net.echo` drive: split ring,
+/// EVENT_IDX, classic indicators.
+fn plain(revision: u8) -> Drive {
+    Drive {
+        revision,
+        packed: false,
+        event_idx: true,
+        in_order: false,
+        mode: IndicatorMode::Classic,
+    }
 }
 
 /// Where a `nets=` device is missing from the inventory: a failure.
@@ -198,24 +217,29 @@ struct Up {
     max_pairs: u16,
 }
 
-/// Opens and sets up `d` at `rev` asking for `wanted`; None where the
-/// device does not take the revision. Receive buffers: `buf_len` bytes
+/// Opens and sets up `d` in setup `s` asking for `wanted`; None where
+/// the device does not take the revision, or does not offer the packed
+/// ring or EVENT_IDX that `s` asks for. Receive buffers: `buf_len` bytes
 /// each (0: room for a whole frame).
 fn bring_up(
     d: &NetDev,
-    rev: u8,
+    s: Drive,
     wanted: u64,
     pairs: u16,
     (buf_len, max_frame): (usize, usize),
 ) -> Result<Option<Up>, String> {
+    let rev = s.revision;
     let mut t = CcwTransport::open(d.sid, rev).map_err(|e| text("open", &e))?;
     if t.revision() != rev {
         return Ok(None);
     }
     let features =
-        negotiate(&mut t, wanted | base_features()).map_err(|e| text("negotiate", &e))?;
-    let ind =
-        Indicators::install(&mut t, IndicatorMode::Classic).map_err(|e| text("indicators", &e))?;
+        negotiate(&mut t, wanted | base_features(&s)).map_err(|e| text("negotiate", &e))?;
+    if (s.packed && !has(features, F_RING_PACKED)) || (s.event_idx && !has(features, F_EVENT_IDX)) {
+        let _ = t.reset();
+        return Ok(None);
+    }
+    let ind = Indicators::install(&mut t, s.mode).map_err(|e| text("indicators", &e))?;
     let space = read_config(&mut t).map_err(|e| text("config", &e))?;
     let max_pairs = space.pairs(features);
     let pairs = pairs.min(max_pairs).max(1);
@@ -228,19 +252,19 @@ fn bring_up(
     let mut rx = Vec::new();
     let mut tx = Vec::new();
     for p in 0..pairs {
-        let mut r = RxPool::setup(&mut t, dev::rx_queue(p), features, 128, buf_len)
+        let mut r = RxPool::setup(&mut t, (dev::rx_queue(p), s.packed), features, 128, buf_len)
             .map_err(|e| text(&format!("receive queue {}", dev::rx_queue(p)), &e))?;
         r.queue.enable_interrupts(false);
         rx.push(r);
-        let mut s = TxPool::setup(&mut t, dev::tx_queue(p), features, max_frame)
+        let mut w = TxPool::setup(&mut t, (dev::tx_queue(p), s.packed), features, max_frame)
             .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(p)), &e))?;
-        s.queue.enable_interrupts(false);
-        tx.push(s);
+        w.queue.enable_interrupts(false);
+        tx.push(w);
     }
     let ctrl = if has(features, dev::F_CTRL_VQ) {
         let index = dev::control_queue(features, max_pairs);
         Some(
-            Control::setup(&mut t, index, features, false)
+            Control::setup(&mut t, index, features, s.packed)
                 .map_err(|e| text(&format!("control queue {}", index), &e))?,
         )
     } else {
@@ -287,11 +311,45 @@ pub fn control(m: &mut Machine) -> Outcome {
     }
     let mut done = Vec::new();
     for d in &found {
-        let mut up = match bring_up(d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
+        let mut up = match bring_up(d, plain(2), dev::FEATURES, 1, (0, MAX_FRAME)) {
             Ok(Some(up)) => up,
             Ok(None) => continue,
             Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
         };
+        // The control features as the host configured them (QEMU's are
+        // on unless the command line turned them off).
+        if let Some(n) = d.cfg {
+            for (word, bit, feature) in CTRL_OFF {
+                let off = n.ctrl_off & bit != 0;
+                if has(up.features, feature) == off {
+                    let _ = up.t.reset();
+                    let (want, got) = if off {
+                        ("not offered (nets= :off=)", "offered")
+                    } else {
+                        ("offered (nets= has no :off= for it)", "not offered")
+                    };
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} control: feature bit {} (QEMU's {}=) as the host configured it",
+                            d.bus, feature, word
+                        ),
+                        want,
+                        got,
+                    );
+                }
+            }
+            if n.pairs > 1 && !has(up.features, dev::F_MQ) {
+                let _ = up.t.reset();
+                return Outcome::mismatch(
+                    &format!(
+                        "{} control: VIRTIO_NET_F_MQ with nets= pairs={}",
+                        d.bus, n.pairs
+                    ),
+                    "offered",
+                    "not offered",
+                );
+            }
+        }
         let Some(mut ctrl) = up.ctrl.take() else {
             return Outcome::skip(&format!("{}: no control queue offered (CTRL_VQ)", d.bus));
         };
@@ -500,7 +558,7 @@ pub fn link(m: &mut Machine) -> Outcome {
     else {
         return Outcome::skip("no nets= device marked :link (the host changes no link)");
     };
-    let mut up = match bring_up(&d, 2, dev::FEATURES, 1, (0, MAX_FRAME)) {
+    let mut up = match bring_up(&d, plain(2), dev::FEATURES, 1, (0, MAX_FRAME)) {
         Ok(Some(up)) => up,
         Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
         Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
@@ -542,41 +600,70 @@ pub fn link(m: &mut Machine) -> Outcome {
     Outcome::Pass
 }
 
-/// One echo setup: revision, mergeable receive buffers and their size.
-struct Setup {
-    label: &'static str,
-    rev: u8,
+/// One echo round: the transport setup, how answers are taken,
+/// mergeable receive buffers and their size, frames per pair, and whether
+/// the 16-bit ring indexes of rx0 and tx0 must wrap in it.
+struct Round {
+    drive: Drive,
+    completion: Completion,
     mrg: bool,
     buf_len: usize,
+    frames: u32,
+    wrap: bool,
 }
 
-const SETUPS: [Setup; 4] = [
-    Setup {
-        label: "rev2-mrg",
-        rev: 2,
-        mrg: true,
-        buf_len: 256,
-    },
-    Setup {
-        label: "rev2",
-        rev: 2,
-        mrg: false,
-        buf_len: 0,
-    },
-    Setup {
-        label: "rev0",
-        rev: 0,
-        mrg: false,
-        buf_len: 0,
-    },
-    Setup {
-        label: "rev0-mrg",
-        rev: 0,
-        mrg: true,
-        buf_len: 256,
-    },
-];
+impl Round {
+    fn label(&self) -> String {
+        format!(
+            "{}{} {}{}",
+            self.drive.label().as_str(),
+            if self.mrg { " mrg" } else { "" },
+            self.completion.name(),
+            if self.wrap { " wrap" } else { "" }
+        )
+    }
+}
 
+/// Frames on each pair for the 16-bit indexes of its queues to wrap:
+/// a receive queue posts a buffer per answer (more with mergeable
+/// buffers) beyond the 128 it starts with.
+const WRAP_FRAMES: u32 = 65_536 + 512;
+
+/// The echo rounds: every setup of `stress_rounds` (revision 2 with split
+/// and packed rings, EVENT_IDX on and off, classic and adapter indicators
+/// by interrupt and classic polled; revision 0 both ways), mergeable
+/// receive buffers of 256 bytes in every other round (so each revision
+/// has rounds with and without); from `stress=10` on first a round long
+/// enough for the ring indexes to wrap (some 66 000 frames: seconds
+/// under TCG).
+fn echo_rounds(stress: u32) -> Vec<Round> {
+    let mut all = stress_rounds(false);
+    // The last repeats the first (for the disks' final writes).
+    all.pop();
+    let frames = 64 * stress;
+    let mut rounds: Vec<Round> = all
+        .into_iter()
+        .enumerate()
+        .map(|(i, (drive, completion))| Round {
+            drive,
+            completion,
+            mrg: i % 2 == 0,
+            buf_len: if i % 2 == 0 { 256 } else { 0 },
+            frames,
+            wrap: false,
+        })
+        .collect();
+    if stress >= 10 {
+        let first = &rounds[0];
+        let wrap = Round {
+            frames: WRAP_FRAMES,
+            wrap: true,
+            ..*first
+        };
+        rounds.insert(0, wrap);
+    }
+    rounds
+}
 /// Bytes of echo frames unanswered at once, all pairs together: well
 /// within a host socket's default receive buffer (about 208 KiB on Linux,
 /// counting each frame's overhead).
@@ -596,6 +683,7 @@ struct EchoRound {
     tx: Vec<QueueStats>,
     pairs: u16,
     hdr: usize,
+    interrupts: u64,
 }
 
 /// Sends `frames` echo frames on each queue pair from `seq0` on, keeps
@@ -604,19 +692,20 @@ struct EchoRound {
 fn echo_round(
     d: &NetDev,
     n: &NetConfig,
-    s: &Setup,
+    s: &Round,
     seed: u64,
     seq0: u32,
-    frames: u32,
 ) -> Result<Option<EchoRound>, String> {
+    let frames = s.frames;
     let mut wanted = dev::FEATURES & !(1 << dev::F_MRG_RXBUF);
     if s.mrg {
         wanted |= 1 << dev::F_MRG_RXBUF;
     }
     let max_frame = n.max_frame();
-    let Some(mut up) = bring_up(d, s.rev, wanted, n.pairs, (s.buf_len, max_frame))? else {
+    let Some(mut up) = bring_up(d, s.drive, wanted, n.pairs, (s.buf_len, max_frame))? else {
         return Ok(None);
     };
+    let by_interrupt = s.completion == Completion::Interrupts;
     if s.mrg && !has(up.features, dev::F_MRG_RXBUF) {
         let _ = up.t.reset();
         return Ok(None);
@@ -655,6 +744,20 @@ fn echo_round(
     let kicks0: Vec<(u64, u64)> = (0..p)
         .map(|i| (up.rx[i].queue.kicks(), up.tx[i].queue.kicks()))
         .collect();
+    let wraps0: Vec<(u64, u64)> = (0..p)
+        .map(|i| (up.rx[i].queue.wraps(), up.tx[i].queue.wraps()))
+        .collect();
+    for i in 0..p {
+        up.rx[i].queue.enable_interrupts(by_interrupt);
+        up.tx[i].queue.enable_interrupts(by_interrupt);
+    }
+    // Times the host flagged each queue (receive, transmit) in the
+    // indicators, and interrupts of either kind meanwhile.
+    let mut flagged = alloc::vec![(0u64, 0u64); p];
+    let ints0 = indicators::interrupts_seen();
+    // Set once a wait for an interrupt ran out: what the rings hold then
+    // came back without one.
+    let mut silent = false;
     let (mut frame, mut expected, mut got) = (Vec::new(), Vec::new(), Vec::new());
     let header = dev::tx_header();
     let (mut merged, mut max_buffers, mut bytes) = (0u64, 0u16, 0u64);
@@ -666,6 +769,14 @@ fn echo_round(
     let name = |pair: usize, seq: u32| format!("pair {} frame {}", pair, seq);
     while done < total {
         let mut progress = false;
+        // What the host flagged, then cleared before the rings are looked
+        // at: an adapter interrupt comes only when the summary goes 0 -> 1.
+        for (i, f) in flagged.iter_mut().enumerate() {
+            f.0 += u64::from(up.ind.queue_flagged(dev::rx_queue(i as u16)));
+            f.1 += u64::from(up.ind.queue_flagged(dev::tx_queue(i as u16)));
+        }
+        up.ind.acknowledge();
+        let ints = indicators::interrupts_seen();
         for i in 0..p {
             while sent[i] < frames && sent[i] - answers[i] < window && up.tx[i].has_room() {
                 let seq = seq0 + sent[i];
@@ -689,6 +800,7 @@ fn echo_round(
                 .reclaim()
                 .map_err(|e| text(&format!("transmit queue {}", dev::tx_queue(i as u16)), &e))?;
             tx_stats[i].completed += u64::from(n);
+            progress |= n > 0;
         }
         // q names the pool, its figures and its queue number alike.
         #[allow(clippy::needless_range_loop)]
@@ -786,6 +898,15 @@ fn echo_round(
                         rxq
                     ));
                 }
+                if let Some((field, v)) = dev::rx_header_fault(&got[..hdr]) {
+                    return Err(format!(
+                        "{} (receive queue {}): header {} {}, expected 0 (no receive offload negotiated)",
+                        name(pi, seq).as_str(),
+                        rxq,
+                        field,
+                        Hex(v.into())
+                    ));
+                }
                 echo_frame(seed, up.mac, pair, seq, max_frame, &mut frame);
                 answer_of(&frame, &mut expected);
                 if body.len() != expected.len() {
@@ -796,7 +917,7 @@ fn echo_round(
                         expected.len(),
                         got.len() as i64 - expected.len() as i64,
                         hdr,
-                        s.rev,
+                        s.drive.revision,
                         if s.mrg { ", MRG_RXBUF" } else { "" }
                     ));
                 }
@@ -820,17 +941,33 @@ fn echo_round(
                     .map_err(|e| text("posting receive buffers", &e))?;
             }
         }
+        if progress && silent {
+            return Err(format!(
+                "{}: buffers used with no interrupt within {} ms (interrupts enabled; the host flagged rx0 {} and tx0 {} times so far)",
+                s.label().as_str(),
+                QUIET_US / 1000,
+                flagged[0].0,
+                flagged[0].1
+            ));
+        }
         if progress {
             idle = 0;
             last = u64::MAX;
             continue;
         }
+        if by_interrupt && !silent {
+            // Nothing to do until the device uses a buffer: it interrupts.
+            let woke =
+                up.t.wait(QUIET_US, &mut || indicators::interrupts_seen() != ints);
+            silent = !woke;
+            continue;
+        }
         idle += 1;
-        if idle.is_multiple_of(64) {
+        if silent || idle.is_multiple_of(64) {
             let now = now_us();
             if last == u64::MAX {
                 last = now;
-            } else if now - last > QUIET_US {
+            } else if silent || now - last > QUIET_US {
                 let unanswered = total - done;
                 let (pi, k) = (0..p)
                     .find_map(|i| {
@@ -871,10 +1008,34 @@ fn echo_round(
         }
     }
     let elapsed = now_us() - start;
+    for (i, f) in flagged.iter_mut().enumerate() {
+        f.0 += u64::from(up.ind.queue_flagged(dev::rx_queue(i as u16)));
+        f.1 += u64::from(up.ind.queue_flagged(dev::tx_queue(i as u16)));
+    }
+    if by_interrupt {
+        // Buffers can all be used while the loop never waited, leaving
+        // the interrupt pending (interrupts are taken only in a wait):
+        // it must come now.
+        let _ =
+            up.t.wait(QUIET_US, &mut || indicators::interrupts_seen() != ints0);
+    }
+    let interrupts = u64::from(indicators::interrupts_seen() - ints0);
+    if by_interrupt && interrupts == 0 {
+        return Err(format!(
+            "{}: {} frames answered, no interrupt within {} ms after the last (interrupts enabled)",
+            s.label().as_str(),
+            done,
+            QUIET_US / 1000
+        ));
+    }
     for i in 0..p {
         rx_stats[i].max_depth = up.rx[i].buffers() as u16;
         rx_stats[i].kicks = up.rx[i].queue.kicks() - kicks0[i].0;
         tx_stats[i].kicks = up.tx[i].queue.kicks() - kicks0[i].1;
+        rx_stats[i].wraps = up.rx[i].queue.wraps() - wraps0[i].0;
+        tx_stats[i].wraps = up.tx[i].queue.wraps() - wraps0[i].1;
+        rx_stats[i].interrupts = flagged[i].0;
+        tx_stats[i].interrupts = flagged[i].1;
         rx_stats[i].elapsed_us = elapsed;
         tx_stats[i].elapsed_us = elapsed;
     }
@@ -889,6 +1050,7 @@ fn echo_round(
         tx: tx_stats,
         pairs,
         hdr,
+        interrupts,
     }))
 }
 
@@ -908,34 +1070,58 @@ pub fn echo(m: &mut Machine) -> Outcome {
     if found.is_empty() {
         return Outcome::skip("no nets= device with an echo peer (:echo)");
     }
-    let frames = 64 * m.cfg.stress;
     let seed = m.cfg.seed;
+    let rounds = echo_rounds(m.cfg.stress);
     for d in &found {
         let Some(n) = d.cfg else { continue };
         let mut seq0 = 0u32;
         let mut ran = 0;
-        for s in &SETUPS {
-            let r = match echo_round(d, &n, s, seed, seq0, frames) {
+        let mut not_taken = Vec::new();
+        // devices= says the host gave the device packed=on: its packed
+        // rounds must run.
+        let packed = m.cfg.virtio_config(d.bus).is_some_and(|c| c.packed);
+        for s in &rounds {
+            let label = s.label();
+            let r = match echo_round(d, &n, s, seed, seq0) {
                 Ok(Some(r)) => r,
-                Ok(None) => continue,
+                Ok(None) if s.drive.packed && packed => {
+                    return Outcome::mismatch(
+                        &format!(
+                            "{} echo {}: a packed-ring round on a device configured packed=on (devices=)",
+                            d.bus,
+                            label.as_str()
+                        ),
+                        "the round driven",
+                        "not taken (VIRTIO_F_RING_PACKED, EVENT_IDX or MRG_RXBUF not offered)",
+                    )
+                }
+                Ok(None) => {
+                    not_taken.push(label);
+                    continue;
+                }
                 Err(e) => {
                     return Outcome::mismatch(
-                        &format!("{} echo {} (replay: seed={})", d.bus, s.label, Hex(seed)),
+                        &format!(
+                            "{} echo {} (replay: seed={})",
+                            d.bus,
+                            label.as_str(),
+                            Hex(seed)
+                        ),
                         "every frame answered, byte for byte",
                         e.as_str(),
                     )
                 }
             };
-            seq0 += frames;
+            seq0 += s.frames;
             ran += 1;
             for (i, (rx, tx)) in r.rx.iter().zip(&r.tx).enumerate() {
-                crate::out!("# net {} rx{} {}: {}\n", d.bus, i, s.label, rx);
-                crate::out!("# net {} tx{} {}: {}\n", d.bus, i, s.label, tx);
+                crate::out!("# net {} rx{} {}: {}\n", d.bus, i, label.as_str(), rx);
+                crate::out!("# net {} tx{} {}: {}\n", d.bus, i, label.as_str(), tx);
             }
             crate::out!(
-                "# net {} {}: {} frames of 60 to {} bytes sent ({} bytes) on {} pairs, {} answers received, {} dropped, header {} bytes, {} frames in several buffers (num_buffers up to {})\n",
+                "# net {} {}: {} frames of 60 to {} bytes sent ({} bytes) on {} pairs, {} answers received, {} dropped, header {} bytes, {} frames in several buffers (num_buffers up to {}), {} interrupts\n",
                 d.bus,
-                s.label,
+                label.as_str(),
                 r.sent,
                 n.max_frame(),
                 r.bytes,
@@ -944,13 +1130,33 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 r.sent - r.answers,
                 r.hdr,
                 r.merged,
-                r.max_buffers
+                r.max_buffers,
+                r.interrupts
             );
+            for (i, (rx, tx)) in r.rx.iter().zip(&r.tx).enumerate() {
+                let judged = crate::judge::echo_queue(
+                    &format!("{} rx{} {}", d.bus, i, label.as_str()),
+                    (s.completion == Completion::Polled, s.wrap && i == 0),
+                    rx,
+                )
+                .and_then(|()| {
+                    crate::judge::echo_queue(
+                        &format!("{} tx{} {}", d.bus, i, label.as_str()),
+                        (s.completion == Completion::Polled, s.wrap && i == 0),
+                        tx,
+                    )
+                });
+                if let Err(e) = judged {
+                    return Outcome::fail(&format!("{} (replay: seed={})", e.as_str(), Hex(seed)));
+                }
+            }
             if s.mrg && r.merged == 0 {
                 return Outcome::mismatch(
                     &format!(
                         "{} echo {}: frames longer than a {}-byte buffer",
-                        d.bus, s.label, s.buf_len
+                        d.bus,
+                        label.as_str(),
+                        s.buf_len
                     ),
                     "num_buffers > 1",
                     "every frame in one buffer",
@@ -959,6 +1165,13 @@ pub fn echo(m: &mut Machine) -> Outcome {
         }
         if ran == 0 {
             return Outcome::fail(&format!("{}: no echo setup could be driven", d.bus));
+        }
+        if !not_taken.is_empty() {
+            crate::out!(
+                "# net {}: setups the device does not take: {}\n",
+                d.bus,
+                not_taken.join(", ").as_str()
+            );
         }
     }
     Outcome::Pass
@@ -1049,7 +1262,11 @@ fn wait_answer(
 /// promiscuous mode takes an answer to the configured address; with it
 /// off, that answer is dropped while one to the device's address comes
 /// (the peer answers in order, so the first was filtered by then); a MAC
-/// table holding the configured address takes it again.
+/// table holding the configured address takes it again. Then multicast
+/// (QEMU's rules: with promiscuous mode off a group address passes in
+/// all-multicast mode or when the table's multicast list holds it): an
+/// answer to a group is dropped with neither, taken in all-multicast
+/// mode, and taken with the group in the table.
 pub fn filter(m: &mut Machine) -> Outcome {
     if let Some(o) = missing(m) {
         return o;
@@ -1065,7 +1282,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
     };
     let max_frame = n.max_frame();
     let wanted = dev::FEATURES & !(1 << dev::F_MRG_RXBUF | 1 << dev::F_MQ);
-    let mut up = match bring_up(&d, 2, wanted, 1, (0, max_frame)) {
+    let mut up = match bring_up(&d, plain(2), wanted, 1, (0, max_frame)) {
         Ok(Some(up)) => up,
         Ok(None) => return Outcome::fail(&format!("{}: revision 2 refused", d.bus)),
         Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
@@ -1085,6 +1302,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
     let seed = m.cfg.seed;
     let mac = up.mac;
     let other = alternate_mac(mac);
+    let group = group_mac(mac);
     let o = up.order;
     let s0 = FILTER_SEQ0;
     let bus = d.bus;
@@ -1173,6 +1391,127 @@ pub fn filter(m: &mut Machine) -> Outcome {
                 format!("{} frames", others.len()),
             ));
         }
+        // Multicast: the table holds no group, all-multicast mode is off.
+        let s = s0 + 4;
+        send_one(&mut up, seed, group, s, max_frame).map_err(plain)?;
+        send_one(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: all-multicast off, no group in the MAC table: answers before frame {}'s",
+                    bus,
+                    s + 1
+                ),
+                format!(
+                    "none (the answer to frame {}, sent to the group {}, dropped)",
+                    s,
+                    MacText(group)
+                ),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        command(
+            &mut up,
+            "all-multicast on",
+            dev::CTRL_RX,
+            dev::CTRL_RX_ALLMULTI,
+            &[1],
+        )?;
+        send_one(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
+        command(
+            &mut up,
+            "all-multicast off",
+            dev::CTRL_RX,
+            dev::CTRL_RX_ALLMULTI,
+            &[0],
+        )?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: frames before the answer to frame {}",
+                    bus,
+                    s + 2
+                ),
+                String::from("none"),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        let table = dev::mac_table(o, &[mac], &[group]);
+        command(
+            &mut up,
+            "MAC table set with the group",
+            dev::CTRL_MAC,
+            dev::CTRL_MAC_TABLE_SET,
+            &table,
+        )?;
+        send_one(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
+        let others = wait_answer(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
+        if !others.is_empty() {
+            return Err((
+                format!(
+                    "{} filter: frames before the answer to frame {}",
+                    bus,
+                    s + 3
+                ),
+                String::from("none"),
+                format!("frames {:?}", others.as_slice()),
+            ));
+        }
+        // With CTRL_RX_EXTRA: no-multicast drops a group's answer even in
+        // all-multicast mode with the group in the table; no-unicast drops
+        // one to the device's own address.
+        if has(up.features, dev::F_CTRL_RX_EXTRA) {
+            let s = s0 + 8;
+            command(
+                &mut up,
+                "all-multicast on",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[1],
+            )?;
+            for (what, cmd, (drop, take)) in [
+                (
+                    "no-multicast on (all-multicast on, the group in the MAC table)",
+                    dev::CTRL_RX_NOMULTI,
+                    ((group, s), (other, s + 1)),
+                ),
+                (
+                    "no-unicast on (the device's own address)",
+                    dev::CTRL_RX_NOUNI,
+                    ((other, s + 2), (group, s + 3)),
+                ),
+            ] {
+                command(&mut up, what, dev::CTRL_RX, cmd, &[1])?;
+                send_one(&mut up, seed, drop.0, drop.1, max_frame).map_err(plain)?;
+                send_one(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
+                let others =
+                    wait_answer(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
+                command(&mut up, what, dev::CTRL_RX, cmd, &[0])?;
+                if !others.is_empty() {
+                    return Err((
+                        format!(
+                            "{} filter: {}: answers before frame {}'s",
+                            bus, what, take.1
+                        ),
+                        format!(
+                            "none (the answer to frame {}, sent to {}, dropped)",
+                            drop.1,
+                            MacText(drop.0)
+                        ),
+                        format!("frames {:?}", others.as_slice()),
+                    ));
+                }
+            }
+            command(
+                &mut up,
+                "all-multicast off",
+                dev::CTRL_RX,
+                dev::CTRL_RX_ALLMULTI,
+                &[0],
+            )?;
+        }
         let empty = dev::mac_table(o, &[], &[]);
         command(
             &mut up,
@@ -1198,13 +1537,20 @@ pub fn filter(m: &mut Machine) -> Outcome {
     };
     let result = run();
     let _ = up.t.reset();
+    let extra = if has(up.features, dev::F_CTRL_RX_EXTRA) {
+        "; no-multicast and no-unicast drop theirs"
+    } else {
+        "; CTRL_RX_EXTRA not offered (no-multicast, no-unicast not tried)"
+    };
     match result {
         Ok(()) => {
             crate::out!(
-                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table\n",
+                "# net {} filter: device at {}: an answer to {} taken in promiscuous mode, dropped without it, taken with it in the MAC table; an answer to the group {} dropped, taken in all-multicast mode, taken with it in the table{}\n",
                 d.bus,
                 MacText(other),
-                MacText(mac)
+                MacText(mac),
+                MacText(group),
+                extra
             );
             Outcome::Pass
         }
@@ -1277,7 +1623,7 @@ pub fn user(m: &mut Machine) -> Outcome {
     };
     let mut up = match bring_up(
         &d,
-        2,
+        plain(2),
         dev::FEATURES & !(1 << dev::F_MRG_RXBUF),
         1,
         (0, MAX_FRAME),

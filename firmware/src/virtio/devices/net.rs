@@ -27,6 +27,9 @@ pub const F_CTRL_RX: u32 = 18;
 pub const F_CTRL_VLAN: u32 = 19;
 pub const F_MQ: u32 = 22;
 pub const F_CTRL_MAC_ADDR: u32 = 23;
+/// The receive-mode commands past all-multicast (all-unicast,
+/// no-multicast, no-unicast, no-broadcast).
+pub const F_CTRL_RX_EXTRA: u32 = 20;
 
 /// The device features this driver knows how to use: no offloads (every
 /// frame goes whole, its checksums as they are).
@@ -38,7 +41,8 @@ pub const FEATURES: u64 = 1 << F_MTU
     | 1 << F_CTRL_RX
     | 1 << F_CTRL_VLAN
     | 1 << F_MQ
-    | 1 << F_CTRL_MAC_ADDR;
+    | 1 << F_CTRL_MAC_ADDR
+    | 1 << F_CTRL_RX_EXTRA;
 
 /// `status` bits.
 pub const S_LINK_UP: u16 = 1;
@@ -48,6 +52,8 @@ pub const S_ANNOUNCE: u16 = 2;
 pub const CTRL_RX: u8 = 0;
 pub const CTRL_RX_PROMISC: u8 = 0;
 pub const CTRL_RX_ALLMULTI: u8 = 1;
+pub const CTRL_RX_NOMULTI: u8 = 3;
+pub const CTRL_RX_NOUNI: u8 = 4;
 pub const CTRL_MAC: u8 = 1;
 pub const CTRL_MAC_TABLE_SET: u8 = 0;
 pub const CTRL_MAC_ADDR_SET: u8 = 1;
@@ -91,6 +97,16 @@ pub fn header_len(revision: u8, features: u64) -> usize {
 
 /// Offset of `num_buffers` in a 12-byte header.
 pub const NUM_BUFFERS_AT: usize = 10;
+
+/// What a receive header must hold when the driver negotiated no receive
+/// offload (GUEST_CSUM, GUEST_TSO4/6, GUEST_UFO, ...): flags 0 and
+/// gso_type GSO_NONE (0) (virtio 1.x 5.1.6.4.1). The first field that
+/// does not, with its value.
+pub fn rx_header_fault(hdr: &[u8]) -> Option<(&'static str, u8)> {
+    [("flags", 0), ("gso_type", 1)]
+        .into_iter()
+        .find_map(|(name, at)| hdr.get(at).filter(|&&v| v != 0).map(|&v| (name, v)))
+}
 
 /// A header for a frame we send: no offload asked for, nothing else set.
 pub fn tx_header() -> [u8; 12] {
@@ -345,15 +361,16 @@ impl uDisplay for RxError {
 
 impl RxPool {
     /// Sets up receive queue `index` with `count` buffers (at most the
-    /// queue's size) of `buf_len` bytes; none is posted yet.
+    /// queue's size) of `buf_len` bytes, on a packed ring or a split one;
+    /// none is posted yet.
     pub fn setup<T: Transport + ?Sized>(
         t: &mut T,
-        index: u16,
+        (index, packed): (u16, bool),
         features: u64,
         count: usize,
         buf_len: usize,
     ) -> Result<Self, DriveError> {
-        let queue = setup_queue(t, index, features, false)?;
+        let queue = setup_queue(t, index, features, packed)?;
         let count = count.clamp(1, usize::from(queue.size()));
         let bufs = (0..count)
             .map(|_| Rc::new(DmaMemory::new(buf_len)))
@@ -439,14 +456,15 @@ pub struct TxPool {
 
 impl TxPool {
     /// Sets up transmit queue `index` with room for frames of up to
-    /// `max_frame` bytes behind a 12-byte header.
+    /// `max_frame` bytes behind a 12-byte header, on a packed ring or a
+    /// split one.
     pub fn setup<T: Transport + ?Sized>(
         t: &mut T,
-        index: u16,
+        (index, packed): (u16, bool),
         features: u64,
         max_frame: usize,
     ) -> Result<Self, DriveError> {
-        let queue = setup_queue(t, index, features, false)?;
+        let queue = setup_queue(t, index, features, packed)?;
         let count = usize::from(queue.size() / 2).max(1);
         let buf_len = 16 + max_frame;
         Ok(TxPool {
@@ -555,6 +573,19 @@ mod tests {
         assert_eq!(be.pairs(1 << F_MQ), 4);
         assert_eq!(be.pairs(0), 1);
         assert_eq!(short.pairs(1 << F_MQ), 1);
+    }
+
+    #[test]
+    fn receive_headers_without_offloads() {
+        assert_eq!(rx_header_fault(&[0; 12]), None);
+        let mut h = [0u8; 12];
+        h[10] = 3; // num_buffers is not the header's business here
+        assert_eq!(rx_header_fault(&h), None);
+        h[0] = 2; // DATA_VALID
+        assert_eq!(rx_header_fault(&h), Some(("flags", 2)));
+        h[0] = 0;
+        h[1] = 1; // GSO_TCPV4
+        assert_eq!(rx_header_fault(&h), Some(("gso_type", 1)));
     }
 
     #[test]
