@@ -748,20 +748,21 @@ impl Scenario {
     }
 
     /// How the firmware is to hold the device at `bus`, where its
-    /// properties say more than QEMU's defaults: `packed=on` (or `true`),
-    /// `max_revision=0`, `1` or `2`.
+    /// properties say more than QEMU's defaults: `packed=on` (or `true`, `yes`),
+    /// `max_revision=0`, `1` or `2`. A property given twice counts as QEMU
+    /// takes it: the last.
     fn virtio_config(&self, bus: BusId) -> Option<(BusId, VirtioConfig)> {
         let d = self.ccw_devices.iter().find(|d| d.bus == bus)?;
+        let last = |key: &str| d.properties.iter().rev().find(|(k, _)| k == key);
         let mut config = VirtioConfig::default();
         let mut said = false;
-        for (k, v) in &d.properties {
-            match (k.as_str(), v.as_str()) {
-                ("packed", "on" | "true") => config.packed = true,
-                ("max_revision", r @ ("0" | "1" | "2")) => {
-                    config.max_revision = r.as_bytes()[0] - b'0'
-                }
-                _ => continue,
-            }
+        if let Some((_, v)) = last("packed") {
+            config.packed = matches!(v.as_str(), "on" | "true" | "yes");
+            said |= config.packed;
+        }
+        if let Some((_, r @ ("0" | "1" | "2"))) = last("max_revision").map(|(k, v)| (k, v.as_str()))
+        {
+            config.max_revision = r.as_bytes()[0] - b'0';
             said = true;
         }
         said.then_some((bus, config))
@@ -1334,6 +1335,24 @@ mod tests {
         assert_eq!(
             cfg.virtio_config(bus("fe.0.0003")),
             Some(VirtioConfig::default())
+        );
+    }
+
+    /// QEMU takes the last of a property given twice; so does `devices=`.
+    #[test]
+    fn the_last_of_a_repeated_property_counts() {
+        let mut s = Scenario::new("twice")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0001", "rng")
+            .virtio_ccw("virtio-rng-ccw", "fe.0.0002", "rng");
+        for (k, v) in [("packed", "on"), ("max_revision", "1"), ("packed", "off")] {
+            s.ccw_devices[0].properties.push((k.into(), v.into()));
+        }
+        for (k, v) in [("packed", "off"), ("packed", "on")] {
+            s.ccw_devices[1].properties.push((k.into(), v.into()));
+        }
+        assert_eq!(
+            s.command_line(),
+            "expect-mem=128M expect-cpus=1 devices=fe.0.0001:rng:rev1,fe.0.0002:rng:packed"
         );
     }
 
