@@ -104,12 +104,13 @@ pub enum Command {
     /// The same as qemu 10.0
     Qemu10,
     /// Boot the default scenario N times and print the timings; `bench
-    /// blk`: the block benchmark beside a Linux guest's figures
+    /// blk`: the block benchmark beside a Linux guest's figures; `bench
+    /// streams`: net and serial queues under the echo and serial peers
     Bench {
-        /// `blk`: the block benchmark
-        #[arg(value_name = "WHAT", value_parser = ["blk"])]
+        /// `blk`: the block benchmark; `streams`: net and serial
+        #[arg(value_name = "WHAT", value_parser = ["blk", "streams"])]
         what: Option<String>,
-        /// How many boots (1 to 10000; default 10, for `blk` 3 per back-end)
+        /// How many boots (1 to 10000; default 10, for `blk` 3 per back-end, for `streams` 3)
         #[arg(long, value_name = "N", value_parser = bench::parse_runs)]
         runs: Option<u32>,
         /// `blk`: linux-anchor's JSON to compare with
@@ -118,6 +119,9 @@ pub enum Command {
         /// `blk`: milliseconds per workload (100 to 600000)
         #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
         ms: u64,
+        /// `streams`: the firmware's stress= (1 to 100): frames and bytes grow with it
+        #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+        stress: u32,
     },
     /// Make a scratch disk image, or verify one after a run
     Disk {
@@ -400,10 +404,22 @@ mod tests {
             runs,
             linux: None,
             ms: 3000,
+            stress: 8,
         };
         assert_eq!(ok(&["bench"]), bench(None, None));
         assert_eq!(ok(&["bench", "--runs=3"]), bench(None, Some(3)));
         assert_eq!(ok(&["bench", "blk"]), bench(Some("blk"), None));
+        assert_eq!(ok(&["bench", "streams"]), bench(Some("streams"), None));
+        assert_eq!(
+            ok(&["bench", "streams", "--stress", "20"]),
+            Command::Bench {
+                what: Some("streams".into()),
+                runs: None,
+                linux: None,
+                ms: 3000,
+                stress: 20,
+            }
+        );
         assert_eq!(
             ok(&["disk", "--seed", "0x10", "--size", "64M", "d.img"]),
             Command::Disk {

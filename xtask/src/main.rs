@@ -113,11 +113,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             runs,
             linux,
             ms,
+            stress,
         } => {
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
             match what.as_deref() {
                 Some("blk") => run_blk_bench(&paths, runs.unwrap_or(3), linux.as_deref(), ms),
+                Some("streams") => run_streams_bench(&paths, runs.unwrap_or(3), stress),
                 _ => run_bench(&paths, runs.unwrap_or(bench::DEFAULT_RUNS)),
             }
         }
@@ -398,6 +400,87 @@ fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The stream benchmark: `runs` boots of net's echo (dgram, packed ring
+/// where offered) and serial's ports at `stress=`, and as many of a
+/// 4-pair tap where this host can make a network namespace; every byte
+/// checked as in the tests. Per-queue medians and the peers' figures are
+/// printed and written to target/bench/streams.json. A failing boot fails
+/// the bench.
+fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> {
+    use qemu_runner::net::{Echo, NetScenario};
+    let logs = paths.target.join("bench");
+    fs::create_dir_all(&logs).map_err(|e| failed(format!("{}: {e}", logs.display())))?;
+    let timeout = Duration::from_secs(60 + 20 * u64::from(stress));
+    let words = format!("only=net.echo,serial.stress stress={stress}");
+    let mut scenarios = vec![Scenario::new("bench-streams")
+        .timeout(timeout)
+        .net_echo(
+            "fe.0.0002",
+            qemu_runner::defaults::ECHO_MAC,
+            Echo::dgram().packed(),
+        )
+        .virtio_serial(qemu_runner::defaults::default_serial("fe.0.0003").packed(true))
+        .append(&words)];
+    match qemu_runner::net::tap_namespace_available() {
+        Ok(()) => scenarios.push(
+            Scenario::new("bench-streams-tap")
+                .timeout(timeout)
+                .net_echo("fe.0.0012", qemu_runner::defaults::ECHO_MAC, Echo::tap(4))
+                .append(format!("only=net.echo stress={stress}")),
+        ),
+        Err(why) => eprintln!("xtask: bench streams: no tap scenario: {why}"),
+    }
+    let (mut samples, mut outcomes, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &scenarios {
+        eprintln!(
+            "xtask: bench streams: {runs} boots of {}, command line '{}'",
+            s.name,
+            s.command_line()
+        );
+        for i in 1..=runs {
+            let opts = RunOptions::default().log(logs.join(format!("{}-{i}.log", s.name)));
+            let o = boot_once(s, paths, &opts)?;
+            eprintln!("xtask: {} {i}/{runs}: {}", s.name, o.summary_line());
+            if !o.passed() {
+                failures.push(o.failure_report());
+            }
+            samples.extend(
+                o.tap
+                    .diagnostics
+                    .iter()
+                    .filter_map(|d| queuebench::parse(d)),
+            );
+            outcomes.extend(o.peers.iter().cloned());
+        }
+    }
+    let queues = queuebench::queues(&samples);
+    let peers = queuebench::peers(&outcomes);
+    println!("{}", queuebench::table(&queues).trim_end());
+    let report = serde_json::json!({
+        "stress": stress,
+        "runs": runs,
+        "scenarios": scenarios.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        "queues": queues,
+        "peers": peers,
+    });
+    let out = logs.join("streams.json");
+    fs::write(
+        &out,
+        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    )
+    .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    eprintln!("xtask: bench streams: wrote {}", out.display());
+    if failures.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "xtask: bench streams: {} boots failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// The block benchmark: `runs` boots on a 1 GiB scratch image and as many

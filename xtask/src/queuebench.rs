@@ -16,6 +16,16 @@ pub struct QueueSample {
     pub requests: u64,
     pub bytes: u64,
     pub millis: u64,
+    /// The rates the firmware computed from its microsecond clock (the
+    /// milliseconds are rounded: a round of a few ms is too coarse).
+    pub requests_per_s: u64,
+    pub kib_per_s: u64,
+}
+
+impl QueueSample {
+    fn timed(&self) -> bool {
+        self.millis > 0 || self.requests_per_s > 0
+    }
 }
 
 /// Parses a diagnostic (without `# `) in the `QueueStats` form; None for
@@ -44,6 +54,8 @@ pub fn parse(diagnostic: &str) -> Option<QueueSample> {
         requests: number(0, " requests")?,
         bytes: number(1, " bytes")?,
         millis,
+        requests_per_s: number(2, " req/s")?,
+        kib_per_s: number(3, " KiB/s")?,
     })
 }
 
@@ -66,19 +78,15 @@ pub fn queues(samples: &[QueueSample]) -> BTreeMap<String, QueueFigures> {
     }
     by.into_iter()
         .filter_map(|(q, v)| {
-            let timed: Vec<&&QueueSample> = v.iter().filter(|s| s.millis > 0).collect();
-            let rate = |x: fn(&QueueSample) -> u64| -> Vec<f64> {
-                timed
-                    .iter()
-                    .map(|s| x(s) as f64 * 1000.0 / s.millis as f64)
-                    .collect()
-            };
+            let timed: Vec<&&QueueSample> = v.iter().filter(|s| s.timed()).collect();
+            let rate =
+                |x: fn(&QueueSample) -> f64| -> Vec<f64> { timed.iter().map(|s| x(s)).collect() };
             let requests: Vec<f64> = v.iter().map(|s| s.requests as f64).collect();
             Some((
                 q.to_string(),
                 QueueFigures {
-                    requests_per_s: spread(&rate(|s| s.requests))?,
-                    bytes_per_s: spread(&rate(|s| s.bytes))?,
+                    requests_per_s: spread(&rate(|s| s.requests_per_s as f64))?,
+                    bytes_per_s: spread(&rate(|s| s.kib_per_s as f64 * 1024.0))?,
                     requests: spread(&requests)?.median,
                     boots: v.len(),
                 },
@@ -161,15 +169,18 @@ mod tests {
     fn rates_per_boot_then_medians() {
         let a = parse(LINE).unwrap();
         let mut b = a.clone();
-        b.millis = 100;
+        (b.requests_per_s, b.kib_per_s) = (10000, 14784);
         let mut c = a.clone();
-        c.millis = 0;
+        (c.millis, c.requests_per_s, c.kib_per_s) = (0, 0, 0);
         let q = queues(&[a, b, c]);
         let f = &q["net fe.0.0002 rx0"];
-        assert_eq!(f.boots, 3);
+        assert_eq!(
+            f.boots, 3,
+            "an untimed line counts as a boot, not as a rate"
+        );
         assert_eq!(f.requests_per_s.median, 7500.0);
         assert_eq!(f.requests_per_s.min, 5000.0);
-        assert_eq!(f.bytes_per_s.max, 15_140_000.0);
+        assert_eq!(f.bytes_per_s.max, 14784.0 * 1024.0);
         assert!(table(&q).contains("net fe.0.0002 rx0"));
     }
 
