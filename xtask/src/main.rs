@@ -465,22 +465,12 @@ fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> 
         "queues": queues,
         "peers": peers,
     });
-    let out = logs.join("streams.json");
-    fs::write(
-        &out,
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
+    finish_bench(
+        "bench streams",
+        &logs.join("streams.json"),
+        &report,
+        &failures,
     )
-    .map_err(|e| failed(format!("{}: {e}", out.display())))?;
-    eprintln!("xtask: bench streams: wrote {}", out.display());
-    if failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!(
-        "xtask: bench streams: {} boots failed; the first:\n{}",
-        failures.len(),
-        failures[0]
-    );
-    Ok(ExitCode::FAILURE)
 }
 
 /// The block benchmark: `runs` boots on a 1 GiB scratch image and as many
@@ -569,19 +559,33 @@ fn run_blk_bench(paths: &Paths, runs: u32, linux: Option<&Path>, ms: u64) -> Res
         "workloads": entries,
     });
     let out = paths.target.join("bench").join("blk.json");
-    fs::write(
-        &out,
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
-    )
-    .map_err(|e| failed(format!("{}: {e}", out.display())))?;
-    eprintln!("xtask: bench blk: wrote {}", out.display());
-    if failures.is_empty() {
+    finish_bench("bench blk", &out, &report, &failures)
+}
+
+/// Writes a benchmark's JSON report; a failing boot fails the benchmark,
+/// the first one's report shown.
+fn finish_bench(
+    what: &str,
+    out: &Path,
+    report: &serde_json::Value,
+    failures: &[String],
+) -> Result<ExitCode> {
+    out.parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| {
+            fs::write(
+                out,
+                serde_json::to_string_pretty(report).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    eprintln!("xtask: {what}: wrote {}", out.display());
+    let Some(first) = failures.first() else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     eprintln!(
-        "xtask: bench blk: {} boots failed; the first:\n{}",
-        failures.len(),
-        failures[0]
+        "xtask: {what}: {} boots failed; the first:\n{first}",
+        failures.len()
     );
     Ok(ExitCode::FAILURE)
 }
@@ -647,25 +651,7 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
         "queues": queues,
         "peers": peers,
     });
-    let out = logs.join("default.json");
-    fs::create_dir_all(&logs)
-        .and_then(|()| {
-            fs::write(
-                &out,
-                serde_json::to_string_pretty(&report).unwrap_or_default(),
-            )
-        })
-        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
-    eprintln!("xtask: bench: wrote {}", out.display());
-    if failures.is_empty() {
-        return Ok(ExitCode::SUCCESS);
-    }
-    eprintln!(
-        "xtask: bench: {} of {runs} runs failed; the first:\n{}",
-        failures.len(),
-        failures[0]
-    );
-    Ok(ExitCode::FAILURE)
+    finish_bench("bench", &logs.join("default.json"), &report, &failures)
 }
 
 /// QEMU `release` in target/qemu-X.Y, fetched if it is not there yet.

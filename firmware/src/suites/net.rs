@@ -1339,15 +1339,37 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_RX_PROMISC,
             &[1],
         )?;
-        send_one(&mut up, seed, mac, s0, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, mac, s0, max_frame).map_err(plain)?;
-        if !others.is_empty() {
-            return Err((
-                format!("{} filter: frames before the answer to frame {}", bus, s0),
-                String::from("none"),
-                format!("{} frames", others.len()),
-            ));
-        }
+        // Sends the frame whose answer the filter must drop, if any, then
+        // one whose answer it must take, and waits for the latter's.
+        let exchange = |up: &mut Up, drop: Option<([u8; 6], u32)>, take: ([u8; 6], u32)| {
+            if let Some((to, seq)) = drop {
+                send_one(up, seed, to, seq, max_frame).map_err(plain)?;
+            }
+            send_one(up, seed, take.0, take.1, max_frame).map_err(plain)?;
+            wait_answer(up, seed, take.0, take.1, max_frame).map_err(plain)
+        };
+        // Nothing may come before the taken answer.
+        let quiet = |others: Vec<u32>, what: &str, drop: Option<([u8; 6], u32)>, take: u32| {
+            if others.is_empty() {
+                return Ok(());
+            }
+            let expected = match drop {
+                Some((to, seq)) => format!(
+                    "none (the answer to frame {}, sent to {}{}, dropped)",
+                    seq,
+                    if to[0] & 1 == 1 { "the group " } else { "" },
+                    MacText(to)
+                ),
+                None => String::from("none"),
+            };
+            Err((
+                format!("{} filter: {}: answers before frame {}'s", bus, what, take),
+                expected,
+                format!("frames {:?}", others.as_slice()),
+            ))
+        };
+        let what = "promiscuous on, the device's MAC moved";
+        quiet(exchange(&mut up, None, (mac, s0))?, what, None, s0)?;
         command(
             &mut up,
             "promiscuous off",
@@ -1355,21 +1377,9 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_RX_PROMISC,
             &[0],
         )?;
-        send_one(&mut up, seed, mac, s0 + 1, max_frame).map_err(plain)?;
-        send_one(&mut up, seed, other, s0 + 2, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, other, s0 + 2, max_frame).map_err(plain)?;
-        if !others.is_empty() {
-            return Err((
-                format!(
-                    "{} filter: promiscuous mode off, the device's MAC {}: answers before frame {}'s (to that MAC)",
-                    bus,
-                    MacText(other),
-                    s0 + 2
-                ),
-                format!("none (the answer to frame {}, sent to {}, dropped)", s0 + 1, MacText(mac)),
-                format!("frames {:?}", others.as_slice()),
-            ));
-        }
+        let (drop, take) = (Some((mac, s0 + 1)), (other, s0 + 2));
+        let what = "promiscuous mode off, the device's MAC moved";
+        quiet(exchange(&mut up, drop, take)?, what, drop, take.1)?;
         let table = dev::mac_table(o, &[mac], &[]);
         command(
             &mut up,
@@ -1378,39 +1388,13 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_MAC_TABLE_SET,
             &table,
         )?;
-        send_one(&mut up, seed, mac, s0 + 3, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, mac, s0 + 3, max_frame).map_err(plain)?;
-        if !others.is_empty() {
-            return Err((
-                format!(
-                    "{} filter: frames before the answer to frame {}",
-                    bus,
-                    s0 + 3
-                ),
-                String::from("none"),
-                format!("{} frames", others.len()),
-            ));
-        }
+        let what = "the old MAC in the MAC table";
+        quiet(exchange(&mut up, None, (mac, s0 + 3))?, what, None, s0 + 3)?;
         // Multicast: the table holds no group, all-multicast mode is off.
         let s = s0 + 4;
-        send_one(&mut up, seed, group, s, max_frame).map_err(plain)?;
-        send_one(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, other, s + 1, max_frame).map_err(plain)?;
-        if !others.is_empty() {
-            return Err((
-                format!(
-                    "{} filter: all-multicast off, no group in the MAC table: answers before frame {}'s",
-                    bus,
-                    s + 1
-                ),
-                format!(
-                    "none (the answer to frame {}, sent to the group {}, dropped)",
-                    s,
-                    MacText(group)
-                ),
-                format!("frames {:?}", others.as_slice()),
-            ));
-        }
+        let (drop, take) = (Some((group, s)), (other, s + 1));
+        let what = "all-multicast off, no group in the MAC table";
+        quiet(exchange(&mut up, drop, take)?, what, drop, take.1)?;
         command(
             &mut up,
             "all-multicast on",
@@ -1418,8 +1402,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_RX_ALLMULTI,
             &[1],
         )?;
-        send_one(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, group, s + 2, max_frame).map_err(plain)?;
+        let others = exchange(&mut up, None, (group, s + 2))?;
         command(
             &mut up,
             "all-multicast off",
@@ -1427,17 +1410,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_RX_ALLMULTI,
             &[0],
         )?;
-        if !others.is_empty() {
-            return Err((
-                format!(
-                    "{} filter: frames before the answer to frame {}",
-                    bus,
-                    s + 2
-                ),
-                String::from("none"),
-                format!("frames {:?}", others.as_slice()),
-            ));
-        }
+        quiet(others, "all-multicast on", None, s + 2)?;
         let table = dev::mac_table(o, &[mac], &[group]);
         command(
             &mut up,
@@ -1446,19 +1419,8 @@ pub fn filter(m: &mut Machine) -> Outcome {
             dev::CTRL_MAC_TABLE_SET,
             &table,
         )?;
-        send_one(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
-        let others = wait_answer(&mut up, seed, group, s + 3, max_frame).map_err(plain)?;
-        if !others.is_empty() {
-            return Err((
-                format!(
-                    "{} filter: frames before the answer to frame {}",
-                    bus,
-                    s + 3
-                ),
-                String::from("none"),
-                format!("frames {:?}", others.as_slice()),
-            ));
-        }
+        let what = "the group in the MAC table";
+        quiet(exchange(&mut up, None, (group, s + 3))?, what, None, s + 3)?;
         // With CTRL_RX_EXTRA: no-multicast drops a group's answer even in
         // all-multicast mode with the group in the table; no-unicast drops
         // one to the device's own address.
@@ -1484,25 +1446,9 @@ pub fn filter(m: &mut Machine) -> Outcome {
                 ),
             ] {
                 command(&mut up, what, dev::CTRL_RX, cmd, &[1])?;
-                send_one(&mut up, seed, drop.0, drop.1, max_frame).map_err(plain)?;
-                send_one(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
-                let others =
-                    wait_answer(&mut up, seed, take.0, take.1, max_frame).map_err(plain)?;
+                let others = exchange(&mut up, Some(drop), take)?;
                 command(&mut up, what, dev::CTRL_RX, cmd, &[0])?;
-                if !others.is_empty() {
-                    return Err((
-                        format!(
-                            "{} filter: {}: answers before frame {}'s",
-                            bus, what, take.1
-                        ),
-                        format!(
-                            "none (the answer to frame {}, sent to {}, dropped)",
-                            drop.1,
-                            MacText(drop.0)
-                        ),
-                        format!("frames {:?}", others.as_slice()),
-                    ));
-                }
+                quiet(others, what, Some(drop), take.1)?;
             }
             command(
                 &mut up,
