@@ -21,6 +21,7 @@ pub mod decode;
 pub mod dma;
 pub mod judge;
 pub mod line;
+pub mod spare;
 pub mod virtio;
 pub mod workloads;
 

@@ -9,7 +9,7 @@ use crate::arch::{irq_disable, irq_restore, symbols};
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 
 pub const BIOS_RESERVE: u64 = 4 << 20;
@@ -28,33 +28,54 @@ static HEAP: IrqSafeHeap = IrqSafeHeap(UnsafeCell::new(Heap::empty()));
 /// Size of the last request the heap could not satisfy (0 if none).
 pub static EXHAUSTED_AT: AtomicU64 = AtomicU64::new(0);
 
+/// Set while the heap's free list is being changed: a restart interrupt
+/// (not maskable) that arrives then must not enter it.
+static BUSY: AtomicBool = AtomicBool::new(false);
+/// What such an interrupt's report allocates instead.
+static SPARE: crate::spare::Spare<{ 16 << 10 }> = crate::spare::Spare::new();
+
 impl IrqSafeHeap {
-    fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
+    /// None when the heap is already in use: entered from a restart
+    /// interrupt that cut through an allocation.
+    fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
         let m = irq_disable();
-        // SAFETY: interrupts are off and nothing here re-enters the heap.
+        if BUSY.swap(true, Ordering::Acquire) {
+            irq_restore(m);
+            return None;
+        }
+        // SAFETY: interrupts are off and BUSY keeps out the one interrupt
+        // that is not maskable.
         let r = f(unsafe { &mut *self.0.get() });
+        BUSY.store(false, Ordering::Release);
         irq_restore(m);
-        r
+        Some(r)
     }
 }
 
 // SAFETY: allocation is delegated to linked_list_allocator, serialised by
-// disabling interrupts.
+// disabling interrupts and BUSY; re-entry takes the spare arena.
 unsafe impl GlobalAlloc for IrqSafeHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match self.with(|h| h.allocate_first_fit(layout)) {
-            Ok(p) => p.as_ptr(),
-            Err(()) => {
-                EXHAUSTED_AT.store(layout.size() as u64, Ordering::SeqCst);
-                core::ptr::null_mut()
-            }
+        let p = match self.with(|h| h.allocate_first_fit(layout)) {
+            Some(Ok(p)) => p.as_ptr(),
+            Some(Err(())) => core::ptr::null_mut(),
+            None => SPARE.alloc(layout.size(), layout.align()),
+        };
+        if p.is_null() {
+            EXHAUSTED_AT.store(layout.size() as u64, Ordering::SeqCst);
         }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if SPARE.owns(ptr) {
+            return;
+        }
         if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: `ptr` came from `alloc` with this layout.
-            self.with(|h| unsafe { h.deallocate(p, layout) });
+            // SAFETY: `ptr` came from `alloc` with this layout. Re-entered
+            // (None), the block is left allocated: the run ends after the
+            // report that freed it.
+            let _ = self.with(|h| unsafe { h.deallocate(p, layout) });
         }
     }
 }
@@ -110,7 +131,8 @@ pub fn probe_storage_size() -> u64 {
 /// Hands `range` to the allocator. Called once, before any allocation.
 pub fn init_heap(range: HeapRange) {
     // SAFETY: `range` is free RAM that nothing else uses (see heap_range).
-    HEAP.with(|h| unsafe { h.init(range.start as *mut u8, (range.end - range.start) as usize) });
+    let _ = HEAP
+        .with(|h| unsafe { h.init(range.start as *mut u8, (range.end - range.start) as usize) });
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,10 +142,17 @@ pub struct HeapStats {
     pub free: u64,
 }
 
+/// The heap's figures; all 0 when asked from inside an allocation (a
+/// restart interrupt's report).
 pub fn heap_stats() -> HeapStats {
     HEAP.with(|h| HeapStats {
         size: h.size() as u64,
         used: h.used() as u64,
         free: h.free() as u64,
+    })
+    .unwrap_or(HeapStats {
+        size: 0,
+        used: 0,
+        free: 0,
     })
 }
