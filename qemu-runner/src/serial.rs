@@ -908,6 +908,19 @@ impl Drop for Running {
 mod tests {
     use super::*;
 
+    /// A fresh socket directory and a context with a 20 s deadline.
+    fn context(tag: &str, seed: u64) -> (PathBuf, PeerContext) {
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        (dir, ctx)
+    }
+
     #[test]
     fn the_scenario_gets_the_device_the_word_and_the_peer() {
         let ports = SerialPorts::new("fe.0.0003")
@@ -966,14 +979,7 @@ mod tests {
         ] {
             assert!(add.contains(part), "{add} lacks {part}");
         }
-        let dir = std::env::temp_dir().join(format!("zv-serial-h-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ctx = PeerContext {
-            dir: dir.clone(),
-            seed: 1,
-            deadline: Instant::now() + Duration::from_secs(20),
-        };
+        let (dir, ctx) = context("zv-serial-h", 1);
         let peer = ports.start(&ctx).unwrap();
         let args = peer.qemu_args().join(" ");
         assert!(args.contains("socket,id=ccw-fe.0.0003-port5,path="));
@@ -1016,14 +1022,7 @@ mod tests {
     /// The console's emergency bytes after its stream: one wrong is named.
     #[test]
     fn wrong_emergency_bytes_are_named() {
-        let dir = std::env::temp_dir().join(format!("zv-serial-e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ctx = PeerContext {
-            dir: dir.clone(),
-            seed: 3,
-            deadline: Instant::now() + Duration::from_secs(20),
-        };
+        let (dir, ctx) = context("zv-serial-e", 3);
         let spec = SerialPorts::new("fe.0.0003")
             .max_ports(1)
             .bytes(100)
@@ -1060,14 +1059,7 @@ mod tests {
     /// peer's verdict names the port, direction and offset.
     #[test]
     fn the_peer_checks_what_the_guest_sent_and_sends_the_stream() {
-        let dir = std::env::temp_dir().join(format!("zv-serial-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ctx = PeerContext {
-            dir: dir.clone(),
-            seed: 7,
-            deadline: Instant::now() + Duration::from_secs(20),
-        };
+        let (dir, ctx) = context("zv-serial", 7);
         let spec = SerialPorts::new("fe.0.0003")
             .max_ports(2)
             .bytes(3000)

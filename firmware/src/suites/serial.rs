@@ -20,7 +20,7 @@ use crate::virtio::devices::order::Order;
 use crate::virtio::devices::serial::{
     self, emergency_write, event_name, rx_queue, tx_queue, Config, Control, ControlQueues, Message,
     CONFIG_LEN, CONFIG_LEN_NO_EMERG, DEVICE_READY, F_EMERG_WRITE, F_MULTIPORT, F_SIZE, PORT_ADD,
-    PORT_NAME, PORT_OPEN, PORT_READY, PORT_REMOVE,
+    PORT_OPEN, PORT_READY, PORT_REMOVE,
 };
 use crate::virtio::indicators::{self, Indicators};
 use crate::virtio::queue::{setup_queue, DmaBuffer, Queue, USED_TIMEOUT_US};
@@ -28,7 +28,7 @@ use crate::virtio::stress::{Completion, QueueStats};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_IN_ORDER, F_RING_PACKED,
 };
-use crate::workloads::serial::{describe, judge_control};
+use crate::workloads::serial::{describe, judge_control, port_name};
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -1245,17 +1245,7 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
         s.send(id, PORT_READY, 1)
             .map_err(|e| plain("PORT_READY", e))?;
         let answer = s.log[seen..].to_vec();
-        let names: Vec<&str> = answer
-            .iter()
-            .filter(|m| m.control.event == PORT_NAME && m.control.id == id)
-            .filter_map(|m| m.name.as_deref())
-            .collect();
-        let want_name = p.name.as_deref().unwrap_or("(no PORT_NAME)");
-        let got_name = match names.as_slice() {
-            [] => String::from("(no PORT_NAME)"),
-            [one] => String::from(*one),
-            many => many.join(" "),
-        };
+        let (want_name, got_name) = port_name(p.name.as_deref(), &answer, id);
         if want_name != got_name {
             return Err((
                 format!("port {} PORT_NAME after PORT_READY", id),

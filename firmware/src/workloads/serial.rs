@@ -9,6 +9,24 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use zvtest_contract::serial::SerialConfig;
 
+/// The name port `id` must have (`want`, or none) and the PORT_NAMEs
+/// `log` gave it, in the words a failure shows.
+pub fn port_name<'a>(want: Option<&'a str>, log: &[Message], id: u32) -> (&'a str, String) {
+    let names: Vec<&str> = log
+        .iter()
+        .filter(|m| m.control.event == PORT_NAME && m.control.id == id)
+        .filter_map(|m| m.name.as_deref())
+        .collect();
+    let got = match names.as_slice() {
+        [] => String::from(NO_NAME),
+        [one] => String::from(*one),
+        many => format!("{} PORT_NAMEs: {}", many.len(), many.join(" ").as_str()),
+    };
+    (want.unwrap_or(NO_NAME), got)
+}
+
+const NO_NAME: &str = "(no PORT_NAME)";
+
 /// What the control protocol must show for `cfg`: PORT_ADD for exactly
 /// its ports, then per port CONSOLE_PORT for consoles only, PORT_NAME
 /// equal to its name (none without one), PORT_OPEN 1, and nothing else.
@@ -45,17 +63,7 @@ pub fn judge_control(cfg: &SerialConfig, log: &[Message]) -> Result<(), (String,
                 format!("{}", consoles),
             ));
         }
-        let names: Vec<&str> = log
-            .iter()
-            .filter(|m| m.control.event == PORT_NAME && m.control.id == p.id)
-            .filter_map(|m| m.name.as_deref())
-            .collect();
-        let want_name = p.name.as_deref().unwrap_or("(no PORT_NAME)");
-        let got_name = match names.as_slice() {
-            [] => String::from("(no PORT_NAME)"),
-            [one] => String::from(*one),
-            many => format!("{} PORT_NAMEs: {}", many.len(), many.join(" ").as_str()),
-        };
+        let (want_name, got_name) = port_name(p.name.as_deref(), log, p.id);
         if want_name != got_name {
             return Err((
                 format!("{} port {} PORT_NAME", bus, p.id),
