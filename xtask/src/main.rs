@@ -432,7 +432,7 @@ fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> 
         ),
         Err(why) => eprintln!("xtask: bench streams: no tap scenario: {why}"),
     }
-    let (mut samples, mut outcomes, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gathered, mut failures) = (queuebench::Gathered::default(), Vec::new());
     for s in &scenarios {
         eprintln!(
             "xtask: bench streams: {runs} boots of {}, command line '{}'",
@@ -446,17 +446,10 @@ fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> 
             if !o.passed() {
                 failures.push(o.failure_report());
             }
-            samples.extend(
-                o.tap
-                    .diagnostics
-                    .iter()
-                    .filter_map(|d| queuebench::parse(d)),
-            );
-            outcomes.extend(o.peers.iter().cloned());
+            gathered.add(&o);
         }
     }
-    let queues = queuebench::queues(&samples);
-    let peers = queuebench::peers(&outcomes);
+    let (queues, peers) = (gathered.queues(), gathered.peers());
     println!("{}", queuebench::table(&queues).trim_end());
     let report = serde_json::json!({
         "stress": stress,
@@ -602,7 +595,7 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     let logs = paths.target.join("bench");
     let mut m = bench::Measurements::default();
     let mut failures = Vec::new();
-    let (mut queue_samples, mut peer_outcomes) = (Vec::new(), Vec::new());
+    let mut gathered = queuebench::Gathered::default();
     eprintln!(
         "xtask: bench: {runs} boots of the default scenario, command line '{}'",
         scenario.command_line()
@@ -615,16 +608,9 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
             failures.push(o.failure_report());
         }
         m.add(&o);
-        queue_samples.extend(
-            o.tap
-                .diagnostics
-                .iter()
-                .filter_map(|d| queuebench::parse(d)),
-        );
-        peer_outcomes.extend(o.peers.iter().cloned());
+        gathered.add(&o);
     }
-    let queues = queuebench::queues(&queue_samples);
-    let peers = queuebench::peers(&peer_outcomes);
+    let (queues, peers) = (gathered.queues(), gathered.peers());
     let mut stress = Vec::new();
     for level in bench::STRESS_LEVELS {
         // heap.stress alone needs no device.

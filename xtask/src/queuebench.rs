@@ -59,6 +59,29 @@ pub fn parse(diagnostic: &str) -> Option<QueueSample> {
     })
 }
 
+/// The queue lines and peer outcomes of a benchmark's boots.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    pub samples: Vec<QueueSample>,
+    pub outcomes: Vec<qemu_runner::PeerOutcome>,
+}
+
+impl Gathered {
+    pub fn add(&mut self, o: &qemu_runner::Run) {
+        self.samples
+            .extend(o.tap.diagnostics.iter().filter_map(|d| parse(d)));
+        self.outcomes.extend(o.peers.iter().cloned());
+    }
+
+    pub fn queues(&self) -> BTreeMap<String, QueueFigures> {
+        queues(&self.samples)
+    }
+
+    pub fn peers(&self) -> BTreeMap<String, BTreeMap<String, Spread>> {
+        peers(&self.outcomes)
+    }
+}
+
 /// A queue's figures over the boots: rates from each boot's own time.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct QueueFigures {
