@@ -2,5 +2,6 @@
 //! requests to make and what every answer must be. Pure, host-tested.
 
 pub mod blk;
+pub mod rng;
 pub mod scsi;
 pub mod serial;

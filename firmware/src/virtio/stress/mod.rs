@@ -46,6 +46,14 @@ pub trait Workload {
     /// Checks the answer: what the device-writable bytes hold and the
     /// length the device reported. Returns the payload bytes moved.
     fn check(&mut self, req: &Self::Req, written: &[u8], used_len: u32) -> Result<u64, String>;
+    /// Whether the workload writes the device-writable bytes itself
+    /// before the device answers ([`Workload::prime`]) instead of the
+    /// engine's poison: a device whose answer cannot be predicted (random
+    /// bytes) is held to what it leaves of a known fill.
+    const PRIMES: bool = false;
+    /// The request's device-writable bytes before the device answers
+    /// (only where [`Workload::PRIMES`]).
+    fn prime(&mut self, _req: &Self::Req, _writable: &mut [u8]) {}
     /// [`Workload::fill`] straight into `mem`, whose device-readable
     /// elements lie at `at` (offset, length); false where the workload
     /// cannot for this layout (then `fill` is used).
@@ -251,11 +259,21 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
             let mut cursor = 0usize;
             for p in &pieces {
                 cursor += p.gap as usize;
-                if p.writable {
+                if p.writable && !W::PRIMES {
                     poison(mem, cursor, p.len as usize, opts.poison);
                 }
                 at.push((cursor, *p));
                 cursor += p.len as usize;
+            }
+            if W::PRIMES {
+                buf.clear();
+                buf.resize(plan.writable as usize, 0);
+                w.prime(&plan.req, &mut buf);
+                let mut done = 0usize;
+                for &(offset, p) in at.iter().filter(|(_, p)| p.writable) {
+                    mem.write(offset, &buf[done..done + p.len as usize]);
+                    done += p.len as usize;
+                }
             }
             parts.clear();
             parts.extend(

@@ -19,6 +19,13 @@ enum Lie {
     Silent,
     /// Writes a wrong byte into the answer of request 5.
     WrongData,
+    /// An entropy device: random bytes into every writable byte, all
+    /// reported.
+    Entropy,
+    /// An entropy device that writes half of each chain, reports it all.
+    EntropyShort,
+    /// An entropy device that writes all of each chain, reports half.
+    EntropyPast,
 }
 
 /// A chain's elements as the device sees them: address, length, writable.
@@ -113,6 +120,10 @@ impl Model {
             return;
         }
         while let Some((head, elements)) = self.taken.pop_back() {
+            if matches!(self.lie, Lie::Entropy | Lie::EntropyShort | Lie::EntropyPast) {
+                self.entropy(head, &elements);
+                continue;
+            }
             let mut input = [0u8; 8];
             let mut got = 0;
             for &(addr, len, w) in elements.iter().filter(|e| !e.2) {
@@ -151,6 +162,35 @@ impl Model {
             }
             self.answered += 1;
         }
+    }
+}
+
+impl Model {
+    /// Answers a chain of device-writable elements with xorshift bytes,
+    /// writing and reporting as the lie says.
+    fn entropy(&mut self, head: u16, elements: &Elements) {
+        let total: u32 = elements.iter().filter(|e| e.2).map(|e| e.1).sum();
+        let (write, report) = match self.lie {
+            Lie::EntropyShort => (total / 2, total),
+            Lie::EntropyPast => (total, total / 2),
+            _ => (total, total),
+        };
+        let mut x = 0x9e37_79b9_u64 ^ u64::from(self.answered) << 20;
+        let mut put = 0;
+        for &(addr, len, _) in elements.iter().filter(|e| e.2) {
+            for k in 0..u64::from(len) {
+                if put < write {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // SAFETY: inside a device-writable buffer.
+                    unsafe { core::ptr::write_volatile((addr + k) as *mut u8, x as u8) };
+                    put += 1;
+                }
+            }
+        }
+        self.push_used(head, report);
+        self.answered += 1;
     }
 }
 
@@ -316,4 +356,50 @@ fn a_device_that_lies_fails_naming_the_request() {
         f.what
     );
     assert_eq!(f.request, 0, "the oldest request in flight is named");
+}
+
+fn entropy_run(lie: Lie) -> Result<QueueStats, Failure> {
+    let mut t = Fake(Model {
+        held: DeviceHeld::default(),
+        desc: 0,
+        avail: 0,
+        used: 0,
+        size: 0,
+        last_avail: 0,
+        used_idx: 0,
+        taken: VecDeque::new(),
+        lie,
+        answered: 0,
+        kicks: 0,
+    });
+    let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
+    let opts = Options {
+        seed: 9,
+        stream: 2,
+        depth: 16,
+        requests: 200,
+        limits: ShapeLimits {
+            max_elements: 4,
+            max_len: None,
+            max_gap: 16,
+        },
+        indirect: 3,
+        completion: Completion::Interrupts,
+        poison: Poison::All,
+        until_us: None,
+        now_us: || 0,
+    };
+    let mut w = crate::workloads::rng::Entropy;
+    run(&mut t, &mut q, &mut w, &opts, &mut || {}, &mut |_, _| {})
+}
+
+#[test]
+fn entropy_answers_are_held_to_the_canary() {
+    let s = entropy_run(Lie::Entropy).unwrap_or_else(|f| panic!("{}: {}", f.request, f.what));
+    assert_eq!(s.completed, 200);
+    assert!(s.bytes >= 200 * 8 && s.bytes <= 200 * 256);
+    let f = entropy_run(Lie::EntropyShort).unwrap_err();
+    assert!(f.what.contains("still hold the canary"), "{}", f.what);
+    let f = entropy_run(Lie::EntropyPast).unwrap_err();
+    assert!(f.what.contains("past the reported length"), "{}", f.what);
 }
