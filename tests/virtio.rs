@@ -324,26 +324,56 @@ fn max_revision_2() {
     max_revision(2);
 }
 
-/// One `# virtio rng <sid> rev R RING MODE: N requests, B bytes, I
-/// interrupts in T ms` line: (`rev R RING MODE`, N, B, I).
-fn rng_line(d: &str) -> Option<(String, u64, u64, u64)> {
-    let t: Vec<&str> = d.strip_prefix("virtio rng ")?.split_whitespace().collect();
-    let [_sid, "rev", rev, ring, mode, n, "requests,", b, "bytes,", i, "interrupts", "in", _ms, "ms"] =
-        t[..]
-    else {
-        return None;
+/// One `# virtio rng <bus> <setup> <completion> <phase>: <QueueStats>`
+/// line: (`<setup> <completion> <phase>`, requests, bytes, interrupts,
+/// index wraps).
+fn rng_line(d: &str) -> Option<(String, u64, u64, u64, u64)> {
+    let (head, stats) = d.strip_prefix("virtio rng ")?.split_once(": ")?;
+    let (_bus, label) = head.split_once(' ')?;
+    let stat = |what: &str| -> Option<u64> {
+        stats
+            .split(", ")
+            .find_map(|f| f.strip_suffix(what))
+            .and_then(|n| n.trim().parse().ok())
     };
-    let mode = mode.strip_suffix(':')?;
     Some((
-        format!("rev {rev} {ring} {mode}"),
-        n.parse().ok()?,
-        b.parse().ok()?,
-        i.parse().ok()?,
+        label.to_string(),
+        stat(" requests")?,
+        stat(" bytes")?,
+        stat(" interrupts")?,
+        stat(" index wraps")?,
     ))
 }
 
+/// The rng lines one device at `max_rev` (packed offered or not) must
+/// print at stress=1: the stress rounds it takes (revision 2's at
+/// revision 1 where it stops there), each `random`.
+fn rng_setups(max_rev: u8, packed: bool) -> Vec<String> {
+    let mut want = Vec::new();
+    if max_rev >= 1 {
+        for ring in ["split", "packed"] {
+            if ring == "packed" && !packed {
+                continue;
+            }
+            for idx in [" event-idx", ""] {
+                for mode in ["classic interrupts", "classic polled", "adapter interrupts"] {
+                    want.push(format!("rev {max_rev} {ring}{idx} {mode} random"));
+                }
+            }
+        }
+    }
+    for mode in ["classic interrupts", "classic polled"] {
+        want.push(format!("rev 0 split {mode} random"));
+    }
+    want
+}
+
+/// Requests per setup and phase at stress=1 (the suite's ROUND_REQUESTS).
+const RNG_ROUND: u64 = 64;
+
 /// virtio-rng alone with `packed` and each `max_revision`: `virtio.rng`
-/// passes and reports exactly the configurations that revision allows.
+/// passes and reports exactly the setups that revision allows, each with
+/// its requests, 8 to 256 bytes each, and interrupts where taken by them.
 fn rng(packed: bool) {
     for max_rev in [0u8, 1, 2] {
         let tag = format!(
@@ -374,29 +404,84 @@ fn rng(packed: bool) {
             .filter_map(|d| rng_line(d))
             .collect();
         let got: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
-        let mut want = Vec::new();
-        for r in (0..=max_rev).rev() {
-            for ring in ["split", "packed"] {
-                if ring == "packed" && !(packed && r >= 1) {
-                    continue;
-                }
-                for mode in ["classic", "adapter"] {
-                    want.push(format!("rev {r} {ring} {mode}"));
-                }
-            }
-        }
+        let want = rng_setups(max_rev, packed);
         check(&o, got == want, &format!("rng lines {want:?}, got {got:?}"));
-        for (what, n, b, i) in &lines {
+        for (what, n, b, i, _) in &lines {
+            let polled = what.contains("polled");
             check(
                 &o,
-                *n > 0 && *b >= *n && *b <= 256 * n && *i >= 1,
+                *n == RNG_ROUND && *b >= 8 * n && *b <= 256 * n && (polled || *i >= 1),
                 &format!(
-                    "{what}: requests > 0, 1..=256 bytes each, an interrupt; \
+                    "{what}: {RNG_ROUND} requests, 8..=256 bytes each, an interrupt unless polled; \
                      got {n} requests, {b} bytes, {i} interrupts"
                 ),
             );
         }
     }
+}
+
+/// At stress=10 with a packed ring offered: the first setup's wrap phase
+/// passes the 16-bit ring index (66 048 requests, a wrap counted), and
+/// the packed ring carries its requests in every packed setup.
+#[test]
+fn rng_packed_ring_and_index_wrap_at_stress_10() {
+    let s = with_device(
+        scenario("virtio-rng-wrap-packed")
+            .append("only=virtio.rng")
+            .append("stress=10"),
+        "virtio-rng-ccw",
+        "fe.0.0001",
+        "rng",
+        &[("packed", "on")],
+    );
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "virtio.rng");
+    let lines: Vec<_> = o
+        .tap
+        .diagnostics
+        .iter()
+        .filter_map(|d| rng_line(d))
+        .collect();
+    let wrap: Vec<_> = lines.iter().filter(|l| l.0.ends_with(" wrap")).collect();
+    check(
+        &o,
+        wrap.len() == 1
+            && wrap[0].0 == "rev 2 split event-idx classic interrupts wrap"
+            && wrap[0].1 == 65_536 + 512
+            && wrap[0].4 >= 1,
+        &format!(
+            "one wrap phase in the first setup, 66048 requests, the index wrapped; got {wrap:?}"
+        ),
+    );
+    let packed: Vec<_> = lines
+        .iter()
+        .filter(|l| l.0.contains(" packed") && l.0.ends_with(" random"))
+        .collect();
+    check(
+        &o,
+        packed.len() == 6
+            && packed
+                .iter()
+                .all(|l| l.1 == 10 * RNG_ROUND && l.2 >= 8 * l.1),
+        &format!(
+            "6 packed setups with {} requests each; got {packed:?}",
+            10 * RNG_ROUND
+        ),
+    );
+    let mut got: Vec<String> = lines
+        .iter()
+        .filter(|l| l.0.ends_with(" random"))
+        .map(|l| l.0.clone())
+        .collect();
+    got.sort();
+    let mut want = rng_setups(2, true);
+    want.sort();
+    check(
+        &o,
+        got == want,
+        &format!("rng setups {want:?}, got {got:?}"),
+    );
 }
 
 #[test]
@@ -672,8 +757,18 @@ fn parsers_read_the_firmware_lines() {
         ]
     );
     assert_eq!(
-        rng_line("virtio rng 0xfe090000 rev 1 packed adapter: 16 requests, 2547 bytes, 16 interrupts in 1 ms"),
-        Some(("rev 1 packed adapter".to_string(), 16, 2547, 16))
+        rng_line(
+            "virtio rng fe.0.0004 rev 2 packed event-idx adapter interrupts wrap: 66048 requests, \
+             8749327 bytes, 25657 req/s, 3319 KiB/s, 8256 kicks, 8214 interrupts, max depth 8, \
+             1 index wraps, 2574 ms"
+        ),
+        Some((
+            "rev 2 packed event-idx adapter interrupts wrap".to_string(),
+            66048,
+            8749327,
+            8214,
+            1
+        ))
     );
     assert_eq!(
         rng_line("virtio fe.0.0001 rng: rev 2: split/classic 1q 0x1;"),

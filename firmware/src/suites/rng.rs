@@ -1,175 +1,228 @@
-//! virtio-rng: real requests in every configuration the device takes
-//! (revision, ring format, indicator mode), each answer checked for
-//! fresh bytes and nothing written past what the device reports.
+//! virtio-rng: entropy requests on the stress engine in every setup the
+//! device takes (revision, ring format, EVENT_IDX, IN_ORDER, indicator
+//! mode, interrupts or polling), up to the queue's size in flight, each
+//! answer held to its canary: the reported range overwritten, nothing
+//! past it touched. From `stress=10` on, the ring index wraps too.
 
+use super::setups::{stress_rounds, Setup};
 use super::virtio::WANTED;
 use crate::check::Outcome;
-use crate::dma::DmaMemory;
 use crate::fmt::{Hex, ToText};
 use crate::format;
+use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::devices::rng::{self, request_chain, Rng};
-use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::queue::USED_TIMEOUT_US;
+use crate::virtio::devices::rng::{self, Rng};
+use crate::virtio::indicators::{self, Indicators};
+use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
-    driver_ok_status, has, negotiate, Transport, F_INDIRECT_DESC, F_NOTIFICATION_DATA,
-    F_RING_PACKED,
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
+    F_NOTIFICATION_DATA, F_RING_PACKED,
 };
-use alloc::rc::Rc;
+use crate::workloads::rng::Entropy;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// Requests on an entropy device in one configuration; None when the
-/// device does not take it (the revision refused, no packed ring). An
-/// error (a request that never came back too) drops the transport, which
-/// resets the device before the memory it was given can go.
-fn round(
-    sid: u32,
-    rev: u8,
-    packed: bool,
-    mode: IndicatorMode,
-    rounds: u32,
-    rng: &mut u64,
-) -> Result<Option<String>, String> {
+/// Requests per setup, before `stress=`.
+const ROUND_REQUESTS: u64 = 64;
+
+/// Enough requests for the 16-bit available index to wrap once.
+const WRAP_REQUESTS: u64 = 65_536 + 512;
+
+/// The wrap costs seconds under TCG (each answer goes through QEMU's
+/// entropy backend): only from this `stress=` on.
+const WRAP_FROM_STRESS: u32 = 10;
+
+fn now_us() -> u64 {
+    crate::arch::tod() / crate::arch::TOD_PER_US
+}
+
+/// A device at DRIVER_OK with its request queue.
+struct Open {
+    t: CcwTransport,
+    ind: Indicators,
+    dev: Rng,
+    features: u64,
+}
+
+/// Opens the device as `s` says; None where it does not take that setup
+/// (revision refused, a feature not offered). An error drops the
+/// transport, which resets the device before its memory can go.
+fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
     let fail = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
-    let mut t = CcwTransport::open(sid, rev).map_err(|e| fail("open", &e))?;
-    if t.revision() != rev {
+    let mut t = CcwTransport::open(sid, s.revision).map_err(|e| fail("open", &e))?;
+    if t.revision() != s.revision {
         return Ok(None);
     }
-    // The ring format follows the negotiated features: ask for packed
-    // only when driving a packed ring.
-    let ring = if packed { 1 << F_RING_PACKED } else { 0 };
-    let wanted = (WANTED & !(1 << F_RING_PACKED)) | ring | 1 << F_NOTIFICATION_DATA;
+    let mut wanted = (WANTED & !(1 << F_RING_PACKED | 1 << F_EVENT_IDX)) | 1 << F_NOTIFICATION_DATA;
+    wanted |= u64::from(s.packed) << F_RING_PACKED;
+    wanted |= u64::from(s.event_idx) << F_EVENT_IDX;
+    wanted |= u64::from(s.in_order) << F_IN_ORDER;
     let features = negotiate(&mut t, wanted).map_err(|e| fail("negotiate", &e))?;
-    if packed && !has(features, F_RING_PACKED) {
+    let offered = |bit| !has(wanted, bit) || has(features, bit);
+    if !offered(F_RING_PACKED) || !offered(F_EVENT_IDX) || !offered(F_IN_ORDER) {
         return Ok(None);
     }
-    let mut ind = Indicators::install(&mut t, mode).map_err(|e| fail("indicators", &e))?;
-    let mut dev = Rng::setup(&mut t, features, packed).map_err(|e| fail("queue 0", &e))?;
-    let ok = driver_ok_status(rev);
-    t.set_status(ok).map_err(|e| fail("DRIVER_OK", &e))?;
-    let interrupts_before = indicators::interrupts_seen();
-    let indirect = has(features, F_INDIRECT_DESC);
-    // The device's from the first request until the reset (the transport
-    // keeps it): written and read volatile, from and into `seen`.
-    let data = Rc::new(DmaMemory::new(4096));
-    let mut seen = alloc::vec![0u8; data.len()];
-    let mut total = 0u64;
-    let mut flagged = false;
-    for round in 0..rounds {
-        *rng ^= *rng << 13;
-        *rng ^= *rng >> 7;
-        *rng ^= *rng << 17;
-        let len = 8 + (*rng % 249) as u32;
-        let base = data.addr();
-        // The whole buffer, past the chain too: nothing beyond what the
-        // device reports may change.
-        let canary_seed = *rng;
-        for (i, b) in seen.iter_mut().enumerate() {
-            *b = crate::judge::canary(canary_seed, i);
-        }
-        data.write(0, &seen);
-        // Two elements on odd rounds, indirect on every third where offered.
-        let chain = request_chain(&data, len, if round % 2 == 1 { 2 } else { 1 });
-        flagged |= ind.queue_flagged(rng::REQUEST_QUEUE);
-        ind.acknowledge();
-        let token = dev
-            .request(&mut t, &chain, indirect && round % 3 == 2)
-            .map_err(|e| fail("submit", &e))?;
-        let got = match dev.wait(&mut t, token, len).map_err(|e| fail("wait", &e))? {
-            Ok(n) => n,
-            Err(e) => return Err(format!("round {}: {}", round, e)),
+    let ind = Indicators::install(&mut t, s.mode).map_err(|e| fail("indicators", &e))?;
+    let dev = Rng::setup(&mut t, features, s.packed).map_err(|e| fail("queue 0", &e))?;
+    t.set_status(driver_ok_status(s.revision))
+        .map_err(|e| fail("DRIVER_OK", &e))?;
+    Ok(Some(Open {
+        t,
+        ind,
+        dev,
+        features,
+    }))
+}
+
+/// One phase on the request queue; counts the interrupts that came
+/// meanwhile, acknowledging the indicators before each wait (the host
+/// raises an adapter interrupt only when the summary goes 0 -> 1).
+fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
+    let ints0 = indicators::interrupts_seen();
+    let ind = &mut o.ind;
+    let mut s = stress::run(
+        &mut o.t,
+        o.dev.queue_mut(),
+        &mut Entropy,
+        opts,
+        &mut || ind.acknowledge(),
+        &mut |_, _| {},
+    )?;
+    s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+    Ok(s)
+}
+
+/// Stresses one device in every setup it takes; the number of setups.
+fn device(bus: BusId, sid: u32, seed: u64, stress: u32) -> Result<u32, String> {
+    let mut rounds = stress_rounds(true);
+    // The closing repeat of the first setup is blk's fill round: nothing
+    // new for an entropy device.
+    rounds.pop();
+    let mut driven = 0;
+    for (i, (setup, completion)) in rounds.into_iter().enumerate() {
+        // A device that stops at revision 1 takes the revision 2 setups
+        // there (packed rings and EVENT_IDX need revision 1 only).
+        let mut o = match open(sid, setup)? {
+            Some(o) => o,
+            None if setup.revision == 2 => match open(
+                sid,
+                Setup {
+                    revision: 1,
+                    ..setup
+                },
+            )? {
+                Some(o) => o,
+                None => continue,
+            },
+            None => continue,
         };
-        data.read(0, &mut seen);
-        if let Err(e) = crate::judge::entropy_fill(&seen, got as usize, canary_seed) {
-            return Err(format!(
-                "round {} (a {}-byte chain of {} elements at {}): {}",
-                round,
-                len,
-                chain.len(),
-                Hex(base),
-                e.as_str()
-            ));
+        let setup = Setup {
+            revision: o.t.revision(),
+            ..setup
+        };
+        let label = setup.label();
+        let size = o.dev.queue().size();
+        let mut phases: Vec<(&str, u64)> = Vec::new();
+        if driven == 0 && stress >= WRAP_FROM_STRESS {
+            phases.push(("wrap", WRAP_REQUESTS));
         }
-        total += u64::from(got);
+        phases.push(("random", ROUND_REQUESTS * u64::from(stress)));
+        for (phase, requests) in phases {
+            let wrap = phase == "wrap";
+            let opts = Options {
+                seed,
+                // Device and round: each round its own requests.
+                stream: u64::from(sid) << 24 | (i as u64) << 16,
+                depth: size,
+                requests,
+                // The wrap's many requests one element each; the others
+                // cut anywhere, apart, some through indirect tables.
+                limits: if wrap {
+                    ShapeLimits {
+                        max_elements: 1,
+                        ..ShapeLimits::LEAN
+                    }
+                } else {
+                    ShapeLimits {
+                        max_elements: usize::from(size).min(4),
+                        max_len: None,
+                        max_gap: 64,
+                    }
+                },
+                indirect: if !wrap && has(o.features, F_INDIRECT_DESC) {
+                    3
+                } else {
+                    0
+                },
+                completion,
+                // Unused: the workload fills the canary itself.
+                poison: Poison::All,
+                until_us: None,
+                now_us,
+            };
+            let s = drive(&mut o, &opts).map_err(|f| {
+                format!(
+                    "{} {} {} request {}: {}",
+                    label.as_str(),
+                    completion.name(),
+                    phase,
+                    f.request,
+                    f.what.as_str()
+                )
+            })?;
+            crate::out!(
+                "# virtio rng {} {} {} {}: {}\n",
+                bus,
+                label.as_str(),
+                completion.name(),
+                phase,
+                s
+            );
+            // Taken by interrupt, at least one came; polled, hardly any;
+            // the wrap wrapped.
+            crate::judge::echo_queue(
+                &format!("{} {}", label.as_str(), phase),
+                (completion == Completion::Polled, wrap),
+                &s,
+            )?;
+        }
+        driven += 1;
+        let _ = o.t.reset();
     }
-    // Buffers can be used before we ever wait, leaving the interrupt
-    // pending: wait until it arrives.
-    t.wait(USED_TIMEOUT_US, &mut || {
-        indicators::interrupts_seen() != interrupts_before
-    });
-    let interrupts = indicators::interrupts_seen() - interrupts_before;
-    flagged |= ind.queue_flagged(rng::REQUEST_QUEUE);
-    let _ = t.reset();
-    if !flagged {
-        return Err(String::from(
-            "the host never flagged queue 0 in the indicators",
-        ));
-    }
-    if interrupts == 0 {
-        return Err(String::from("no interrupt arrived for used buffers"));
-    }
-    Ok(Some(format!(
-        "{} requests, {} bytes, {} interrupts",
-        rounds, total, interrupts
-    )))
+    Ok(driven)
 }
 
 pub fn requests(m: &mut Machine) -> Outcome {
-    let devices: Vec<u32> = m
+    let devices: Vec<(BusId, u32)> = m
         .inventory
         .virtio_devices(rng::DEVICE_ID)
-        .map(|d| d.subchannel.sid)
+        .map(|d| (d.bus_id(), d.subchannel.sid))
         .collect();
     if devices.is_empty() {
         return Outcome::skip("no virtio-rng-ccw device");
     }
-    let rounds = 16 * m.cfg.stress;
-    let mut seed = m.cfg.seed | 1;
-    let mut ran = 0;
-    for sid in devices {
-        for rev in [2u8, 1, 0] {
-            for packed in [false, true] {
-                for mode in IndicatorMode::ALL {
-                    let label = format!(
-                        "{} rev {} {} {}",
-                        Hex(sid.into()),
-                        rev,
-                        if packed { "packed" } else { "split" },
-                        mode.name()
-                    );
-                    let t0 = crate::arch::tod();
-                    match round(sid, rev, packed, mode, rounds, &mut seed) {
-                        Ok(Some(summary)) => {
-                            ran += 1;
-                            let ms = (crate::arch::tod() - t0) / crate::arch::TOD_PER_US / 1000;
-                            crate::out!(
-                                "# virtio rng {}: {} in {} ms\n",
-                                label.as_str(),
-                                summary.as_str(),
-                                ms
-                            );
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            return Outcome::mismatch(
-                                &format!(
-                                    "virtio-rng {} (replay: seed={})",
-                                    label.as_str(),
-                                    Hex(m.cfg.seed)
-                                ),
-                                "every request returned with fresh data",
-                                e.as_str(),
-                            )
-                        }
-                    }
-                }
+    for (bus, sid) in devices {
+        match device(bus, sid, m.cfg.seed, m.cfg.stress) {
+            Ok(0) => {
+                return Outcome::fail(&format!(
+                    "virtio-rng {}: no setup of the device could be driven",
+                    bus
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Outcome::mismatch(
+                    &format!(
+                        "virtio-rng {} (replay: seed={} only=virtio.rng)",
+                        bus,
+                        Hex(m.cfg.seed)
+                    ),
+                    "every request answered with fresh bytes over its canary, nothing past the reported length",
+                    e.as_str(),
+                )
             }
         }
-    }
-    if ran == 0 {
-        return Outcome::fail("no configuration of the rng device could be driven");
     }
     Outcome::Pass
 }

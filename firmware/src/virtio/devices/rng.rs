@@ -77,6 +77,11 @@ impl Rng {
         &self.queue
     }
 
+    /// The request queue, for the stress engine to drive.
+    pub fn queue_mut(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+
     /// Makes a request available (through an indirect table where
     /// `indirect`) and notifies as the ring says; returns its token. The
     /// chain's memory is the device's until it is reset.

@@ -120,7 +120,10 @@ impl Model {
             return;
         }
         while let Some((head, elements)) = self.taken.pop_back() {
-            if matches!(self.lie, Lie::Entropy | Lie::EntropyShort | Lie::EntropyPast) {
+            if matches!(
+                self.lie,
+                Lie::Entropy | Lie::EntropyShort | Lie::EntropyPast
+            ) {
                 self.entropy(head, &elements);
                 continue;
             }
