@@ -14,6 +14,7 @@ use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::rng::{self, Rng};
 use crate::virtio::indicators::{self, Indicators};
+use crate::virtio::queue::USED_TIMEOUT_US;
 use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
@@ -89,6 +90,13 @@ fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
         &mut || ind.acknowledge(),
         &mut |_, _| {},
     )?;
+    // Answers can all be there before any wait, their interrupt still
+    // pending (taken only while waiting): wait for it to arrive.
+    if opts.completion == Completion::Interrupts {
+        o.t.wait(USED_TIMEOUT_US, &mut || {
+            indicators::interrupts_seen() != ints0
+        });
+    }
     s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
     Ok(s)
 }
@@ -182,7 +190,7 @@ fn device(bus: BusId, sid: u32, seed: u64, stress: u32) -> Result<u32, String> {
             // Taken by interrupt, at least one came; polled, hardly any;
             // the wrap wrapped.
             crate::judge::echo_queue(
-                &format!("{} {}", label.as_str(), phase),
+                &format!("queue 0 ({}, {})", label.as_str(), phase),
                 (completion == Completion::Polled, wrap),
                 &s,
             )?;
