@@ -47,6 +47,17 @@ fn devices(m: &Machine) -> Vec<NetDev> {
         .collect()
 }
 
+/// The devices `nets=` gives a peer of this kind, with what it says.
+fn served(m: &Machine, peer: NetPeer) -> Vec<(NetDev, NetConfig)> {
+    devices(m)
+        .into_iter()
+        .filter_map(|d| {
+            let n = d.cfg.filter(|n| n.peer == peer)?;
+            Some((d, n))
+        })
+        .collect()
+}
+
 fn now_us() -> u64 {
     crate::arch::tod() / crate::arch::TOD_PER_US
 }
@@ -1063,17 +1074,14 @@ pub fn echo(m: &mut Machine) -> Outcome {
     if let Some(o) = missing(m) {
         return o;
     }
-    let found: Vec<NetDev> = devices(m)
-        .into_iter()
-        .filter(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::Echo))
-        .collect();
+    let found = served(m, NetPeer::Echo);
     if found.is_empty() {
         return Outcome::skip("no nets= device with an echo peer (:echo)");
     }
     let seed = m.cfg.seed;
     let rounds = echo_rounds(m.cfg.stress);
-    for d in &found {
-        let Some(n) = d.cfg else { continue };
+    for (d, n) in &found {
+        let n = *n;
         let mut seq0 = 0u32;
         let mut ran = 0;
         let mut not_taken = Vec::new();
@@ -1271,13 +1279,7 @@ pub fn filter(m: &mut Machine) -> Outcome {
     if let Some(o) = missing(m) {
         return o;
     }
-    let Some(d) = devices(m)
-        .into_iter()
-        .find(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::Echo))
-    else {
-        return Outcome::skip("no nets= device with an echo peer (:echo)");
-    };
-    let Some(n) = d.cfg else {
+    let Some((d, n)) = served(m, NetPeer::Echo).into_iter().next() else {
         return Outcome::skip("no nets= device with an echo peer (:echo)");
     };
     let max_frame = n.max_frame();
@@ -1561,10 +1563,7 @@ pub fn user(m: &mut Machine) -> Outcome {
     if let Some(o) = missing(m) {
         return o;
     }
-    let Some(d) = devices(m)
-        .into_iter()
-        .find(|d| d.cfg.is_some_and(|n| n.peer == NetPeer::User))
-    else {
+    let Some((d, _)) = served(m, NetPeer::User).into_iter().next() else {
         return Outcome::skip("no nets= device on QEMU's user-mode network (:user)");
     };
     let mut up = match bring_up(
