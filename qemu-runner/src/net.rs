@@ -205,7 +205,7 @@ impl PeerSpec for EchoPeer {
                                             break;
                                         }
                                     }
-                                    Err(e) if is_timeout(&e) => {}
+                                    Err(e) if crate::peers::is_timeout(&e) => {}
                                     Err(e) => {
                                         state.reasons.push(format!("receive: {e}"));
                                         break;
@@ -297,13 +297,6 @@ fn set_receive_buffer(sock: &UdpSocket, bytes: libc::c_int) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
 }
 
 struct RunningEcho {
@@ -584,7 +577,7 @@ mod tap {
                 };
                 if n < 0 {
                     let e = io::Error::last_os_error();
-                    return if super::is_timeout(&e) {
+                    return if crate::peers::is_timeout(&e) {
                         Ok(None)
                     } else {
                         Err(e)

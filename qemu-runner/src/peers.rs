@@ -80,6 +80,15 @@ impl PeerOutcome {
     }
 }
 
+/// A socket call of a peer that timed out or was interrupted: the peer
+/// tries again until its deadline.
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// A scenario's peer: shared, compared by what it prints.
 #[derive(Clone)]
 pub struct PeerRef(pub Arc<dyn PeerSpec>);

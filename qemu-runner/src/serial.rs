@@ -599,13 +599,7 @@ impl PortJob {
             match w.write(buf) {
                 Ok(0) => return false,
                 Ok(k) => buf = &buf[k..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if crate::peers::is_timeout(&e) => {}
                 Err(e) => {
                     let mut log = self.log.lock().unwrap();
                     if log.closed.is_none() {
@@ -650,14 +644,7 @@ impl PortJob {
                 }
                 // QEMU's end going away with our bytes unread: its exit.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) =>
-                {
+                Err(e) if crate::peers::is_timeout(&e) => {
                     if self.stop.load(Ordering::SeqCst) {
                         return;
                     }
