@@ -82,6 +82,61 @@ impl PeerOutcome {
 
 /// A socket call of a peer that timed out or was interrupted: the peer
 /// tries again until its deadline.
+/// A QMP monitor of a peer's own (QEMU serves several `-qmp`): a peer
+/// commands and queries QEMU at the firmware's markers (a screendump, a
+/// balloon size, an input event) without going through the runner's.
+pub struct PeerMonitor {
+    path: PathBuf,
+    deadline: Instant,
+    client: Option<crate::qmp::Client<Box<dyn FnMut(String) + Send>>>,
+    /// Every line sent and received, for the peer's report.
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl PeerMonitor {
+    /// A monitor socket `name` in the run's directory.
+    pub fn new(ctx: &PeerContext, name: &str) -> Self {
+        PeerMonitor {
+            path: ctx.dir.join(name),
+            deadline: ctx.deadline,
+            client: None,
+            log: Arc::default(),
+        }
+    }
+
+    /// The arguments that make QEMU serve it.
+    pub fn qemu_args(&self) -> Vec<String> {
+        vec![
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", self.path.display()),
+        ]
+    }
+
+    /// Sends one command (connecting on first use) and returns its reply's
+    /// `return` member; the error's text names the command.
+    pub fn query(&mut self, what: &str, line: &str) -> Result<serde_json::Value, String> {
+        if self.client.is_none() {
+            let log = self.log.clone();
+            let sink: Box<dyn FnMut(String) + Send> = Box::new(move |l| {
+                if let Ok(mut v) = log.lock() {
+                    v.push(l);
+                }
+            });
+            let mut c = crate::qmp::Client::connect(&self.path, self.deadline, || false, sink)
+                .map_err(|e| e.to_string())?;
+            c.handshake().map_err(|e| e.to_string())?;
+            self.client = Some(c);
+        }
+        let c = self.client.as_mut().expect("connected above");
+        c.query(what, line).map_err(|e| e.to_string())
+    }
+
+    /// The lines exchanged so far (`-> ...`, `<- ...`).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
 pub(crate) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -193,6 +248,40 @@ impl Drop for Running {
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    /// A peer's own monitor: QEMU's arguments name its socket; a query
+    /// connects, negotiates and gives the reply's value; a refusal names
+    /// the command; every line is in its log.
+    #[test]
+    fn peer_monitor_queries() {
+        let sock = crate::qmp::testing::socket("monitor");
+        let dir = sock.path.parent().unwrap().to_path_buf();
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("mon.sock")).unwrap();
+        let server = crate::qmp::testing::fake_server(
+            listener,
+            vec![
+                "{\"return\": {}}\r\n",
+                "{\"return\": {\"actual\": 4096}}\r\n",
+                "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\r\n",
+            ],
+        );
+        let ctx = PeerContext {
+            dir: dir.clone(),
+            seed: 1,
+            deadline: Instant::now() + std::time::Duration::from_secs(5),
+        };
+        let mut m = PeerMonitor::new(&ctx, "mon.sock");
+        assert_eq!(
+            m.qemu_args(),
+            ["-qmp", &format!("unix:{}/mon.sock,server=on,wait=off", dir.display())]
+        );
+        let q = crate::qmp::client::command("query-balloon", &[]);
+        assert_eq!(m.query("query-balloon", &q).unwrap()["actual"], 4096);
+        assert_eq!(m.query("x", &q).unwrap_err(), "QMP x: no");
+        server.join().unwrap();
+        assert!(m.log().iter().any(|l| l.starts_with("-> ") && l.contains("query-balloon")));
+        assert!(m.log().iter().any(|l| l.contains("4096")));
+    }
 
     #[derive(Debug)]
     struct Echo {

@@ -320,6 +320,8 @@ pub struct Client<L: FnMut(String)> {
     seen: Vec<(Instant, String, Value)>,
     /// How long a reply or a `DEVICE_DELETED` event may take.
     timeout: Duration,
+    /// The `return` member of the last reply read.
+    returned: Value,
     log: L,
 }
 
@@ -367,6 +369,7 @@ impl<L: FnMut(String)> Client<L> {
             events: Vec::new(),
             seen: Vec::new(),
             timeout: TIMEOUT,
+            returned: Value::Null,
             log,
         })
     }
@@ -422,6 +425,9 @@ impl<L: FnMut(String)> Client<L> {
                     return Ok(Some(Message::Other(line)));
                 };
                 let m = classify_value(&v, &line);
+                if m == Message::Return {
+                    self.returned = v.get("return").cloned().unwrap_or(Value::Null);
+                }
                 if let Message::Event { name, .. } = &m {
                     if self.seen.len() < MAX_EVENTS {
                         let data = v.get("data").cloned().unwrap_or(Value::Null);
@@ -493,6 +499,13 @@ impl<L: FnMut(String)> Client<L> {
                 Err(e) => return Err(QmpError::during(what, e)),
             }
         }
+    }
+
+    /// Sends one command and returns its reply's `return` member (e.g.
+    /// `query-balloon`'s `{"actual": N}`).
+    pub fn query(&mut self, what: &str, line: &str) -> Result<Value, QmpError> {
+        self.execute(what, line)?;
+        Ok(std::mem::take(&mut self.returned))
     }
 
     /// Waits for `DEVICE_DELETED` naming device `id` (it may have come
@@ -608,6 +621,29 @@ mod tests {
         );
         // Every command is one line, whatever the strings hold.
         assert!(!device_add("x\n", "y\r\n", &[("k\n".into(), "v\n".into())]).contains('\n'));
+    }
+
+    /// `query` gives the reply's `return` member, skipping events read
+    /// meanwhile; a refusal is an error naming the command.
+    #[test]
+    fn query_returns_the_reply() {
+        let sock = socket("query");
+        let server = super::super::testing::fake_server(
+            UnixListener::bind(&sock.path).unwrap(),
+            vec![
+                "{\"return\": {}}\r\n",
+                "{\"event\": \"BALLOON_CHANGE\", \"data\": {\"actual\": 1}}\r\n{\"return\": {\"actual\": 268435456}}\r\n",
+                "{\"error\": {\"class\": \"DeviceNotActive\", \"desc\": \"No balloon device has been activated\"}}\r\n",
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut c = Client::connect(&sock.path, deadline, || false, |_| {}).unwrap();
+        c.handshake().unwrap();
+        let v = c.query("query-balloon", &command("query-balloon", &[])).unwrap();
+        assert_eq!(v["actual"], 268_435_456u64);
+        let e = c.query("query-balloon", &command("query-balloon", &[])).unwrap_err();
+        assert_eq!(e.to_string(), "QMP query-balloon: No balloon device has been activated");
+        server.join().unwrap();
     }
 
     #[test]

@@ -20,7 +20,7 @@
 pub mod client;
 pub(crate) mod jobs;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub(crate) use client::QmpSocket;
 pub use client::{
