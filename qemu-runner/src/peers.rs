@@ -82,13 +82,15 @@ impl PeerOutcome {
 
 /// A socket call of a peer that timed out or was interrupted: the peer
 /// tries again until its deadline.
+type LogSink = Box<dyn FnMut(String) + Send>;
+
 /// A QMP monitor of a peer's own (QEMU serves several `-qmp`): a peer
 /// commands and queries QEMU at the firmware's markers (a screendump, a
 /// balloon size, an input event) without going through the runner's.
 pub struct PeerMonitor {
     path: PathBuf,
     deadline: Instant,
-    client: Option<crate::qmp::Client<Box<dyn FnMut(String) + Send>>>,
+    client: Option<crate::qmp::Client<LogSink>>,
     /// Every line sent and received, for the peer's report.
     log: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -117,7 +119,7 @@ impl PeerMonitor {
     pub fn query(&mut self, what: &str, line: &str) -> Result<serde_json::Value, String> {
         if self.client.is_none() {
             let log = self.log.clone();
-            let sink: Box<dyn FnMut(String) + Send> = Box::new(move |l| {
+            let sink: LogSink = Box::new(move |l| {
                 if let Ok(mut v) = log.lock() {
                     v.push(l);
                 }
@@ -273,13 +275,19 @@ mod tests {
         let mut m = PeerMonitor::new(&ctx, "mon.sock");
         assert_eq!(
             m.qemu_args(),
-            ["-qmp", &format!("unix:{}/mon.sock,server=on,wait=off", dir.display())]
+            [
+                "-qmp",
+                &format!("unix:{}/mon.sock,server=on,wait=off", dir.display())
+            ]
         );
         let q = crate::qmp::client::command("query-balloon", &[]);
         assert_eq!(m.query("query-balloon", &q).unwrap()["actual"], 4096);
         assert_eq!(m.query("x", &q).unwrap_err(), "QMP x: no");
         server.join().unwrap();
-        assert!(m.log().iter().any(|l| l.starts_with("-> ") && l.contains("query-balloon")));
+        assert!(m
+            .log()
+            .iter()
+            .any(|l| l.starts_with("-> ") && l.contains("query-balloon")));
         assert!(m.log().iter().any(|l| l.contains("4096")));
     }
 

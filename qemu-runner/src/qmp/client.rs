@@ -639,10 +639,17 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut c = Client::connect(&sock.path, deadline, || false, |_| {}).unwrap();
         c.handshake().unwrap();
-        let v = c.query("query-balloon", &command("query-balloon", &[])).unwrap();
+        let v = c
+            .query("query-balloon", &command("query-balloon", &[]))
+            .unwrap();
         assert_eq!(v["actual"], 268_435_456u64);
-        let e = c.query("query-balloon", &command("query-balloon", &[])).unwrap_err();
-        assert_eq!(e.to_string(), "QMP query-balloon: No balloon device has been activated");
+        let e = c
+            .query("query-balloon", &command("query-balloon", &[]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "QMP query-balloon: No balloon device has been activated"
+        );
         server.join().unwrap();
     }
 
