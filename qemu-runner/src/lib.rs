@@ -74,6 +74,7 @@ pub mod qmp;
 pub mod run;
 pub mod scenario;
 pub mod serial;
+pub mod shares;
 pub mod version;
 
 /// TAP, read (and written, by the firmware): the contract's.

@@ -151,6 +151,10 @@ pub struct Config {
     /// names, consoles, `max_ports`, emergency write, the bytes each port
     /// carries and the port the host closes.
     pub serial: Vec<crate::serial::SerialConfig>,
+    /// The shared directories the host configured (`shares=`, 9p and
+    /// virtio-fs): tag and whether the seeded tree is laid out
+    /// (crate::share); written to only where `scratch=` names the bus.
+    pub shares: Vec<crate::share::ShareConfig>,
 }
 
 impl Default for Config {
@@ -181,6 +185,7 @@ impl Default for Config {
             scsi_hotplug: None,
             nets: Vec::new(),
             serial: Vec::new(),
+            shares: Vec::new(),
         }
     }
 }
@@ -459,6 +464,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "shares",
+        "comma-separated BUS:TAG[:tree] of 9p and virtio-fs shares, :tree when the seeded tree is laid out (fe.0.000a:zvtest:tree)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::share::ShareConfig::parse(item)?;
+                if c.shares.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.shares.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -678,6 +697,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.serial.iter().map(|d| d.item()).collect();
         word("serial", &items.join(","));
     }
+    if !cfg.shares.is_empty() {
+        let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
+        word("shares", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -808,6 +831,21 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn shares() {
+        let c = parse(b"shares=fe.0.000a:zvtest:tree,fe.0.0010:fs").unwrap();
+        assert_eq!(c.shares.len(), 2);
+        assert!(c.shares[0].tree && !c.shares[1].tree);
+        assert_eq!(write(&c), "shares=fe.0.000a:zvtest:tree,fe.0.0010:fs");
+        for bad in [
+            &b"shares=fe.0.000a:a,fe.0.000a:b"[..],
+            b"shares=fe.0.000a",
+            b"shares=fe.0.000a:t:ro",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -1245,7 +1283,31 @@ mod tests {
                 })
         }
 
+        fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
+            (bus(), "[a-zA-Z0-9._-]{1,36}", any::<bool>())
+                .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
+        }
+
+        /// Every option: the older ones, then one entry per newer device
+        /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
+            (
+                base_config(),
+                (prop::collection::btree_map(bus(), share(), 0..3),),
+            )
+                .prop_map(|(mut cfg, (shares,))| {
+                    cfg.shares = shares
+                        .into_iter()
+                        .map(|(bus, mut d)| {
+                            d.bus = bus;
+                            d
+                        })
+                        .collect();
+                    cfg
+                })
+        }
+
+        fn base_config() -> impl Strategy<Value = Config> {
             let selection = (
                 selectors(),
                 selectors(),
@@ -1344,6 +1406,7 @@ mod tests {
                                 d
                             })
                             .collect(),
+                        ..Config::default()
                     }
                 },
             )

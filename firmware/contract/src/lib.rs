@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod net;
 pub mod sccb;
 pub mod serial;
+pub mod share;
 pub mod stress;
 pub mod tap;
 pub mod verdict;
