@@ -10,7 +10,6 @@
 use crate::disk::mix;
 use crate::inventory::BusId;
 use alloc::string::{String, ToString};
-use alloc::vec::Vec;
 
 /// How the host configured a share (`shares=BUS:TAG[:tree]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +211,7 @@ pub fn out_path(device: &str, n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     #[test]
     fn config_round_trips_and_refuses() {
