@@ -155,6 +155,9 @@ pub struct Config {
     /// virtio-fs): tag and whether the seeded tree is laid out
     /// (crate::share); written to only where `scratch=` names the bus.
     pub shares: Vec<crate::share::ShareConfig>,
+    /// The virtio-crypto devices the host configured (`crypto=`): the
+    /// back-end's queues (crate::crypto).
+    pub crypto: Vec<crate::crypto::CryptoConfig>,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             nets: Vec::new(),
             serial: Vec::new(),
             shares: Vec::new(),
+            crypto: Vec::new(),
         }
     }
 }
@@ -478,6 +482,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "crypto",
+        "comma-separated BUS[:queues=N] of virtio-crypto devices on cryptodev-backend-builtin with queues=N (fe.0.0009)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::crypto::CryptoConfig::parse(item)?;
+                if c.crypto.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.crypto.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -701,6 +719,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
         word("shares", &items.join(","));
     }
+    if !cfg.crypto.is_empty() {
+        let items: Vec<String> = cfg.crypto.iter().map(|d| d.item()).collect();
+        word("crypto", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -831,6 +853,21 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn crypto() {
+        let c = parse(b"crypto=fe.0.0009,fe.0.0019:queues=2:corrupt=1@5").unwrap();
+        assert_eq!(c.crypto.len(), 2);
+        assert_eq!((c.crypto[0].queues, c.crypto[1].queues), (1, 2));
+        assert_eq!(write(&c), "crypto=fe.0.0009,fe.0.0019:queues=2:corrupt=1@5");
+        for bad in [
+            &b"crypto=fe.0.0009,fe.0.0009"[..],
+            b"crypto=fe.0.0009:queues=0",
+            b"crypto=",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -1290,12 +1327,35 @@ mod tests {
 
         /// Every option: the older ones, then one entry per newer device
         /// option (add yours to the tuple).
+        fn crypto() -> impl Strategy<Value = crate::crypto::CryptoConfig> {
+            (
+                bus(),
+                1u32..=crate::crypto::MAX_QUEUES,
+                proptest::option::of((any::<u64>(), any::<u32>())),
+            )
+                .prop_map(|(bus, queues, corrupt)| crate::crypto::CryptoConfig {
+                    bus,
+                    queues,
+                    corrupt,
+                })
+        }
+
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
-                (prop::collection::btree_map(bus(), share(), 0..3),),
+                (
+                    prop::collection::btree_map(bus(), share(), 0..3),
+                    prop::collection::btree_map(bus(), crypto(), 0..3),
+                ),
             )
-                .prop_map(|(mut cfg, (shares,))| {
+                .prop_map(|(mut cfg, (shares, crypto))| {
+                    cfg.crypto = crypto
+                        .into_iter()
+                        .map(|(bus, mut d)| {
+                            d.bus = bus;
+                            d
+                        })
+                        .collect();
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

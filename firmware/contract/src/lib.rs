@@ -8,6 +8,7 @@ extern crate alloc;
 pub mod check;
 pub mod checks;
 pub mod cmdline;
+pub mod crypto;
 pub mod css;
 pub mod disk;
 pub mod ebcdic;

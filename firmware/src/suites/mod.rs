@@ -8,6 +8,7 @@
 mod balloon;
 mod blk;
 mod boot;
+mod crypto;
 mod css;
 mod heap;
 mod hypercalls;
@@ -78,6 +79,12 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
+    Check::new("crypto.config", crypto::config),
+    Check::new("crypto.kat", crypto::kat).timeout(20_000),
+    Check::new("crypto.errors", crypto::errors).timeout(20_000),
+    Check::new("crypto.stress", crypto::stress)
+        .timeout(30_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),
