@@ -156,6 +156,10 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 }
             },
             "virtio-serial-ccw" => s.virtio_serial(default_serial(bus)),
+            // On the builtin back-end (devices.rs), held to what it offers.
+            "virtio-crypto-ccw" => s
+                .ccw_device(model, bus, name)
+                .append(format!("crypto={bus}")),
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {

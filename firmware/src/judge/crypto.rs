@@ -15,7 +15,9 @@ use alloc::vec::Vec;
 /// 512 (authentication) bytes, `max_size` LONG_MAX less the size of the
 /// back-end's operation record on a 64-bit host (24 bytes before 8.0, 64
 /// from 8.0, when it gained a queue index, a callback, its argument and a
-/// list link: include/sysemu/cryptodev.h, include/system/cryptodev.h);
+/// list link: include/sysemu/cryptodev.h, include/system/cryptodev.h),
+/// and from QEMU 11.0 1 MiB (the fix of CVE-2025-14876, which stable
+/// and distribution builds of 8.0 to 10.x may carry: there either value);
 /// hw/virtio/virtio-crypto.c: `max_dataqueues` the back-end's queues,
 /// status HW_READY.
 pub struct Builtin {
@@ -23,15 +25,24 @@ pub struct Builtin {
     /// Whether AKCIPHER (with RSA) must be offered: Some(true) before 8.0,
     /// None from 8.0 (it depends on the build).
     pub akcipher: Option<bool>,
-    pub max_size: Option<u64>,
+    /// The values `max_size` may have (empty: not compared).
+    pub max_size: Vec<u64>,
 }
+
+/// `max_size` of QEMU 11.0's builtin back-end on.
+pub const MAX_SIZE_CAPPED: u64 = 1 << 20;
 
 pub fn builtin(queues: u32, version: Option<(u16, u16)>) -> Builtin {
     let old = version.map(|v| v < (8, 0));
     Builtin {
         queues,
         akcipher: if old == Some(true) { Some(true) } else { None },
-        max_size: old.map(|old| i64::MAX as u64 - if old { 24 } else { 64 }),
+        max_size: match version {
+            None => Vec::new(),
+            Some(v) if v < (8, 0) => alloc::vec![i64::MAX as u64 - 24],
+            Some(v) if v < (11, 0) => alloc::vec![i64::MAX as u64 - 64, MAX_SIZE_CAPPED],
+            Some(_) => alloc::vec![MAX_SIZE_CAPPED],
+        },
     }
 }
 
@@ -80,8 +91,8 @@ pub fn config_differences(want: &Builtin, got: &CryptoSpace) -> Vec<(&'static st
     );
     field("max_cipher_key_len", 64, got.max_cipher_key_len.into());
     field("max_auth_key_len", 512, got.max_auth_key_len.into());
-    if let Some(max) = want.max_size {
-        field("max_size", max, got.max_size);
+    if !want.max_size.is_empty() && !want.max_size.contains(&got.max_size) {
+        field("max_size", want.max_size[0], got.max_size);
     }
     d
 }
@@ -148,6 +159,14 @@ mod tests {
         assert_eq!(config_differences(&new, &c)[0].0, "akcipher_algo");
         let c = qemu_builtin(true, 0x7fff_ffff_ffff_ffe7);
         assert_eq!(config_differences(&new, &c)[0].0, "max_size");
+        // A 10.0 build with the CVE fix; 11.1 has it, and only it.
+        assert!(config_differences(&new, &qemu_builtin(false, 1 << 20)).is_empty());
+        let newest = builtin(1, Some((11, 1)));
+        assert!(config_differences(&newest, &qemu_builtin(false, 1 << 20)).is_empty());
+        assert_eq!(
+            config_differences(&newest, &qemu_builtin(false, 0x7fff_ffff_ffff_ffbf))[0],
+            ("max_size", 1 << 20, 0x7fff_ffff_ffff_ffbf)
+        );
         assert_eq!(
             config_differences(&builtin(2, None), &qemu_builtin(true, 0))[0],
             ("max_dataqueues", 2, 1)

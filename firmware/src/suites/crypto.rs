@@ -172,7 +172,7 @@ pub fn config(m: &mut Machine) -> Outcome {
                 Hex(*g),
             );
         }
-        if want.max_size.is_none() {
+        if want.max_size.is_empty() {
             notes.push(format!(
                 "{}: max_size {} not compared (no qemu-version=)",
                 bus,
