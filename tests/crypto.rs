@@ -191,3 +191,27 @@ fn a_flipped_expected_byte_names_request_offset_and_seed() {
         check_ran(&o, c);
     }
 }
+
+#[test]
+fn a_flipped_published_byte_fails_the_known_answer_test() {
+    let Some(s) = crypto("crypto-corrupt-kat", false, ":corrupt-kat=37") else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "a failing verdict");
+    let r = o.tap.result("crypto.kat");
+    check(&o, r.is_some_and(|r| !r.ok), "`not ok ... - crypto.kat`");
+    let got = r
+        .and_then(|r| r.yaml.as_ref())
+        .and_then(|y| y.get("got"))
+        .unwrap_or("");
+    // Byte 37 of F.2.1's ciphertext is 0xc1; flipped, 0x3e is expected.
+    check(
+        &o,
+        got.contains("dq0 encrypt F.2.1 (4 blocks): offset 37: expected 0x3e, got 0xc1"),
+        "the queue, vector, offset, expected and got byte",
+    );
+    for c in ["crypto.config", "crypto.errors", "crypto.stress"] {
+        check_ran(&o, c);
+    }
+}

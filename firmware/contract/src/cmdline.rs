@@ -483,7 +483,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "crypto",
-        "comma-separated BUS[:queues=N] of virtio-crypto devices on cryptodev-backend-builtin with queues=N (fe.0.0009)",
+        "comma-separated BUS[:queues=N] of virtio-crypto devices on cryptodev-backend-builtin with queues=N; test only :corrupt=R@O, :corrupt-kat=O (fe.0.0009)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::crypto::CryptoConfig::parse(item)?;
@@ -1332,11 +1332,15 @@ mod tests {
                 bus(),
                 1u32..=crate::crypto::MAX_QUEUES,
                 proptest::option::of((any::<u64>(), any::<u32>())),
+                proptest::option::of(0u32..64),
             )
-                .prop_map(|(bus, queues, corrupt)| crate::crypto::CryptoConfig {
-                    bus,
-                    queues,
-                    corrupt,
+                .prop_map(|(bus, queues, corrupt, corrupt_kat)| {
+                    crate::crypto::CryptoConfig {
+                        bus,
+                        queues,
+                        corrupt,
+                        corrupt_kat,
+                    }
                 })
         }
 

@@ -221,12 +221,14 @@ pub mod sp800_38a {
 /// How the host configured a virtio-crypto device (`crypto=BUS[:queues=N]`):
 /// on `cryptodev-backend-builtin` with `queues=N` (default 1). Test only:
 /// `corrupt=R@O`, byte O of the expected output of `crypto.stress`'s
-/// request R flipped, to prove that check fails.
+/// request R flipped, and `corrupt-kat=O`, byte O of the published
+/// ciphertext `crypto.kat` expects flipped, to prove those checks fail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CryptoConfig {
     pub bus: BusId,
     pub queues: u32,
     pub corrupt: Option<(u64, u32)>,
+    pub corrupt_kat: Option<u32>,
 }
 
 /// The back-end's queue counts a scenario may give (QEMU's builtin back-end
@@ -246,6 +248,7 @@ impl CryptoConfig {
             bus,
             queues: 1,
             corrupt: None,
+            corrupt_kat: None,
         }
     }
 
@@ -272,6 +275,13 @@ impl CryptoConfig {
                     let (r, o) = value.split_once('@')?;
                     c.corrupt = Some((digits(r)?, u32::try_from(digits(o)?).ok()?));
                 }
+                "corrupt-kat" => {
+                    let o = u32::try_from(digits(value)?).ok()?;
+                    if o as usize >= sp800_38a::CIPHERTEXT.len() {
+                        return None;
+                    }
+                    c.corrupt_kat = Some(o);
+                }
                 _ => return None,
             }
         }
@@ -286,6 +296,9 @@ impl CryptoConfig {
         }
         if let Some((r, o)) = self.corrupt {
             s.push_str(&crate::format!(":corrupt={}@{}", r, o));
+        }
+        if let Some(o) = self.corrupt_kat {
+            s.push_str(&crate::format!(":corrupt-kat={}", o));
         }
         s
     }
@@ -357,6 +370,11 @@ mod tests {
         let c = CryptoConfig::parse("fe.0.0009:queues=2:corrupt=3@17").unwrap();
         assert_eq!((c.queues, c.corrupt), (2, Some((3, 17))));
         assert_eq!(c.item(), "fe.0.0009:queues=2:corrupt=3@17");
+        let c = CryptoConfig::parse("fe.0.0009:corrupt-kat=63").unwrap();
+        assert_eq!(
+            (c.corrupt_kat, c.item().as_str()),
+            (Some(63), "fe.0.0009:corrupt-kat=63")
+        );
         for bad in [
             "",
             "fe.0.0009:queues=0",
@@ -367,6 +385,7 @@ mod tests {
             "fe.0.0009:corrupt=a@1",
             "fe.0.0009:other=1",
             "fe.0.0009:queues",
+            "fe.0.0009:corrupt-kat=64",
         ] {
             assert_eq!(CryptoConfig::parse(bad), None, "{bad}");
         }

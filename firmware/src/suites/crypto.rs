@@ -267,16 +267,17 @@ fn cipher(
     Ok(dst)
 }
 
-/// The SP 800-38A vectors on data queue `q`.
-fn kat_queue(o: &mut Open, q: usize) -> Result<(), String> {
+/// The SP 800-38A vectors on data queue `q` (test only: byte `flip` of
+/// the expected ciphertext flipped).
+fn kat_queue(o: &mut Open, q: usize, flip: Option<u32>) -> Result<(), String> {
     let qid = q as u32;
     let enc = session(o, &sp800_38a::KEY, dev::OP_ENCRYPT, qid)?;
     let dec = session(o, &sp800_38a::KEY, dev::OP_DECRYPT, qid)?;
-    let (pt, ct, iv) = (
-        &sp800_38a::PLAINTEXT,
-        &sp800_38a::CIPHERTEXT,
-        &sp800_38a::IV,
-    );
+    let mut published = sp800_38a::CIPHERTEXT;
+    if let Some(i) = flip {
+        published[i as usize] ^= 0xff;
+    }
+    let (pt, ct, iv) = (&sp800_38a::PLAINTEXT, &published, &sp800_38a::IV);
     let got = cipher(
         o,
         "encrypt F.2.1",
@@ -342,10 +343,11 @@ pub fn kat(m: &mut Machine) -> Outcome {
         return Outcome::skip("no virtio-crypto-ccw device");
     }
     for (bus, sid, packed) in found {
+        let flip = configured(m, bus).and_then(|c| c.corrupt_kat);
         let r = open(sid, packed).and_then(|o| {
             let mut o = o.ok_or_else(|| String::from("packed ring not offered"))?;
             for q in 0..o.dev.data_queues() {
-                kat_queue(&mut o, q)?;
+                kat_queue(&mut o, q, flip)?;
             }
             let _ = o.t.reset();
             Ok(())
