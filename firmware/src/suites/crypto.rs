@@ -463,6 +463,20 @@ fn errors_device(o: &mut Open) -> Result<(), String> {
         pt,
         dev::INVSESS,
     )?;
+    // Destroyed twice: cryptodev-builtin.c refuses a session it does not
+    // have (it asserted before the 2023 fix, which stable 7.2 carries),
+    // and virtio-crypto.c answers every refused destruction with ERR.
+    let st = o
+        .dev
+        .destroy_session(&mut o.t, s, 0)
+        .map_err(|e| request_failed("CIPHER_DESTROY_SESSION of a destroyed session", e))?;
+    if st != dev::ERR {
+        return Err(format!(
+            "CIPHER_DESTROY_SESSION of a destroyed session: status {}, expected {}",
+            StatusCode(st),
+            StatusCode(dev::ERR)
+        ));
+    }
     Ok(())
 }
 
