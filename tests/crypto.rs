@@ -215,3 +215,38 @@ fn a_flipped_published_byte_fails_the_known_answer_test() {
         check_ran(&o, c);
     }
 }
+
+/// The configuration differs between QEMU's eras (AKCIPHER always before
+/// 8.0, `max_size` by era): claiming the other era's version fails
+/// `crypto.config`, naming the field.
+#[test]
+fn another_qemu_versions_configuration_names_the_field() {
+    let Some(s) = crypto("crypto-wrong-version", false, "") else {
+        return;
+    };
+    let real = qemu_runner::detect_qemu_version(&s.qemu).expect("QEMU's version");
+    // 7.2 offers AKCIPHER and max_size LONG_MAX - 24, which no later QEMU has.
+    let (claim, field) = if real >= qemu_runner::QemuVersion::new(8, 0) {
+        ("7.2", "config field crypto_services")
+    } else {
+        ("10.0", "config field max_size")
+    };
+    let o = boot(&s.claim_qemu_version(claim), &elf());
+    check(&o, !o.passed(), "a failing verdict");
+    let r = o.tap.result("crypto.config");
+    check(&o, r.is_some_and(|r| !r.ok), "`not ok ... - crypto.config`");
+    let message = r
+        .and_then(|r| r.yaml.as_ref())
+        .and_then(|y| y.get("message"))
+        .unwrap_or("");
+    // A 10.0 or 11.1 build that does RSA offers AKCIPHER; then max_size
+    // differs from 7.2's.
+    check(
+        &o,
+        message.contains(field) || message.contains("config field max_size"),
+        &format!("the message naming {field}"),
+    );
+    for c in ["crypto.kat", "crypto.errors", "crypto.stress"] {
+        check_ran(&o, c);
+    }
+}
