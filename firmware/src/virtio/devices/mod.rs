@@ -8,6 +8,7 @@ pub mod balloon;
 pub mod blk;
 pub mod net;
 pub mod order;
+pub mod p9;
 pub mod rng;
 pub mod scsi;
 pub mod serial;
