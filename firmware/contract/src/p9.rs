@@ -21,7 +21,7 @@ pub fn written_path(n: u32) -> String {
 
 /// The temporary name file `n` is written under before the rename.
 pub fn temporary_name(n: u32) -> String {
-    alloc::format!("{}-{}.tmp", DEVICE, n)
+    crate::format!("{}-{}.tmp", DEVICE, n)
 }
 
 /// Test only (`p9-corrupt=N@OFFSET`): the firmware writes byte OFFSET of
@@ -46,7 +46,7 @@ impl Corrupt {
     }
 
     pub fn item(&self) -> String {
-        alloc::format!("{}@{}", self.file, self.offset)
+        crate::format!("{}@{}", self.file, self.offset)
     }
 }
 

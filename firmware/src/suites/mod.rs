@@ -14,6 +14,7 @@ mod hypercalls;
 mod inject;
 mod legacy;
 mod net;
+mod p9;
 mod rng;
 mod scsi;
 mod serial;
@@ -78,6 +79,12 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
+    Check::new("p9.config", p9::config),
+    Check::new("p9.read", p9::read).timeout(30_000),
+    Check::new("p9.write", p9::write).timeout(30_000),
+    Check::new("p9.stress", p9::stress)
+        .timeout(120_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),
