@@ -348,6 +348,11 @@ mod tests {
     }
 
     #[test]
+    fn option_values_double_commas() {
+        assert_eq!(option_value(Path::new("/a,b/c")), "/a,,b/c");
+    }
+
+    #[test]
     fn the_scenario_says_shares_and_scratch() {
         let s = Scenario::new("t")
             .share_9p(Share9p::new("fe.0.000a", "zvtest").scratch())
