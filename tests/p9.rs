@@ -5,7 +5,8 @@
 //! flight on split and packed rings; a read-only share's write check
 //! skipped. And the proofs that the checks can fail: a byte of a tree
 //! file changed after the layout, a file removed, a written byte the
-//! runner finds wrong, a wrong tag.
+//! runner finds wrong, a wrong tag, a tree of another seed (the stress's
+//! data check), a share that refuses writes.
 
 mod common;
 
@@ -157,4 +158,36 @@ fn a_wrong_tag_fails_the_config() {
     }
     let o = boot(&s, &elf());
     fails_with(&o, Some("p9.config"), &["mount tag", "zvtest.other"]);
+}
+
+#[test]
+fn another_seed_fails_the_stress() {
+    let share = Share9p::new(BUS, "zvtest").fault(Fault::Reseed(1));
+    let o = boot(
+        &scenario("p9-reseeded")
+            .share_9p(share)
+            .append("only=p9.stress"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        Some("p9.stress"),
+        &["Tread of", ": expected 0x", "(seed 0x"],
+    );
+}
+
+#[test]
+fn a_share_refusing_writes_fails_the_write() {
+    let share = Share9p::new(BUS, "zvtest").scratch().fault(Fault::ReadOnly);
+    let o = boot(
+        &scenario("p9-refusing")
+            .share_9p(share)
+            .append("only=p9.write"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        Some("p9.write"),
+        &["Tmkdir zvtest-out: Rlerror 30 (EROFS)"],
+    );
 }

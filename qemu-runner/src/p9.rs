@@ -31,6 +31,12 @@ pub enum Fault {
     Flip { path: String, offset: u64 },
     /// The file at `path` removed.
     Remove { path: String },
+    /// The tree laid out for another seed than the firmware's: every
+    /// file's content differs.
+    Reseed(u64),
+    /// The fsdev read-only although `scratch=` names the share: every
+    /// write is refused (EROFS).
+    ReadOnly,
 }
 
 /// A virtio-9p-ccw device on a directory the runner lays out.
@@ -141,7 +147,11 @@ impl PeerSpec for Share9p {
             .dir
             .clone()
             .unwrap_or_else(|| ctx.dir.join(format!("9p-{bus}")));
-        shares::lay_out(&dir, ctx.seed)?;
+        let layout_seed = self.faults.iter().fold(ctx.seed, |s, f| match f {
+            Fault::Reseed(other) => *other,
+            _ => s,
+        });
+        shares::lay_out(&dir, layout_seed)?;
         for f in &self.faults {
             match f {
                 Fault::Flip { path, offset } => {
@@ -161,6 +171,7 @@ impl PeerSpec for Share9p {
                     fs::set_permissions(&p, mode)?;
                 }
                 Fault::Remove { path } => fs::remove_file(dir.join(path))?,
+                Fault::Reseed(_) | Fault::ReadOnly => {}
             }
         }
         let mut fsdev = format!(
@@ -168,7 +179,7 @@ impl PeerSpec for Share9p {
             fsdev_id(bus),
             option_value(&dir)
         );
-        if !self.scratch {
+        if !self.scratch || self.faults.contains(&Fault::ReadOnly) {
             fsdev.push_str(",readonly=on");
         }
         Ok(Box::new(Running {

@@ -98,7 +98,7 @@ impl Workload for Reads {
             let got = data[(at - req.offset) as usize];
             return Err(what(
                 format!(
-                    "offset {}: expected {}, got {} (seed {})",
+                    "byte at offset {}: expected {}, got {} (seed {})",
                     at,
                     Hex(u64::from(byte)),
                     Hex(u64::from(got)),
@@ -189,7 +189,7 @@ mod tests {
         bad[11 + 20] ^= 0xff;
         let e = w.check(&req, &bad, 11 + 97).unwrap_err();
         assert!(
-            e.contains("odd.bin") && e.contains("offset 4020: expected"),
+            e.contains("odd.bin") && e.contains("byte at offset 4020: expected"),
             "{e}"
         );
         assert!(e.contains("(seed 0x7)"), "{e}");

@@ -90,6 +90,11 @@ pub enum P9Error {
     Short {
         used: usize,
     },
+    /// The device says it wrote more than the room it was given.
+    PastRoom {
+        used: usize,
+        room: usize,
+    },
     /// The size field disagrees with the bytes the device wrote.
     BadSize {
         size: u32,
@@ -134,6 +139,12 @@ impl uDisplay for P9Error {
             P9Error::Short { used } => {
                 ufmt::uwrite!(f, "answer of {} bytes, shorter than a 7-byte header", used)
             }
+            P9Error::PastRoom { used, room } => ufmt::uwrite!(
+                f,
+                "the device says it wrote {} bytes into {} of room",
+                used,
+                room
+            ),
             P9Error::BadSize { size, used } => {
                 ufmt::uwrite!(f, "size field {} but the device wrote {} bytes", size, used)
             }
@@ -365,10 +376,15 @@ pub struct Reader<'a> {
 
 /// Checks an answer's header against the request (`request` type, `tag`)
 /// and returns a reader over its body: the size field must equal what
-/// the device wrote (`used`, at most `buf`'s length); Rlerror gives its
-/// error number.
+/// the device wrote (`used`, which must lie inside `buf`); Rlerror gives
+/// its error number.
 pub fn answer(buf: &[u8], used: usize, request: u8, tag: u16) -> Result<Reader<'_>, P9Error> {
-    let used = used.min(buf.len());
+    if used > buf.len() {
+        return Err(P9Error::PastRoom {
+            used,
+            room: buf.len(),
+        });
+    }
     if used < HEADER {
         return Err(P9Error::Short { used });
     }
@@ -767,11 +783,14 @@ mod tests {
                 used: 14
             })
         );
-        // A used length past the buffer is cut to it, then refused.
-        assert!(matches!(
+        // A used length past the room given.
+        assert_eq!(
             answer(&good, 1000, ty::TREAD, 6).err(),
-            None | Some(P9Error::BadSize { .. })
-        ));
+            Some(P9Error::PastRoom {
+                used: 1000,
+                room: 14
+            })
+        );
         assert_eq!(
             answer(&good, good.len(), ty::TREAD, 7).err(),
             Some(P9Error::WrongTag {
