@@ -6,7 +6,8 @@
 //! that can run on this host runs.
 
 use crate::net::{Echo, NetScenario};
-use crate::scenario::{CcwDevice, Diag288, Scenario};
+use crate::p9::{P9Scenario, Share9p};
+use crate::scenario::{Diag288, Scenario};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -104,12 +105,8 @@ pub type LeftOut = Vec<(&'static str, String)>;
 /// QEMU does not offer, left out with the reason.
 pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
     fs::create_dir_all(scratch)?;
+    // The seeded tree is laid out there afresh when the run starts.
     let share = scratch.join("scratch-9p");
-    if share.exists() {
-        fs::remove_dir_all(&share)?;
-    }
-    fs::create_dir_all(&share)?;
-    fs::write(share.join("hello.txt"), b"zvtest scratch share\n")?;
 
     let mut s = Scenario::new("default")
         .timeout(Duration::from_secs(60))
@@ -160,6 +157,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             "virtio-crypto-ccw" => s
                 .ccw_device(model, bus, name)
                 .append(format!("crypto={bus}")),
+            "virtio-9p-ccw" => s.share_9p(Share9p::new(bus, "zvtest").scratch().dir(&share)),
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {
@@ -168,10 +166,6 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 Ok(()) => s = s.net_user(bus, USER_MAC),
                 Err(why) => left_out.push(("virtio-net-ccw on -netdev user", why)),
             }
-        }
-        if model == "virtio-9p-ccw" {
-            let dev = s.ccw_devices.last_mut().expect("just added");
-            scratch_share(dev, &share);
         }
     }
     for &(model, bus, name, host) in HOST_DEVICES {
@@ -207,27 +201,6 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
     Ok((s, left_out))
 }
 
-/// 9p on a scratch directory instead of the synthetic file system.
-fn scratch_share(dev: &mut CcwDevice, dir: &Path) {
-    let fs_id = format!("{}-fs", dev.id);
-    dev.properties = vec![
-        ("fsdev".into(), fs_id.clone()),
-        ("mount_tag".into(), "zvtest".into()),
-    ];
-    dev.backend_args = vec![
-        "-fsdev".into(),
-        format!(
-            "local,id={fs_id},path={},security_model=none",
-            option_value(dir)
-        ),
-    ];
-}
-
-/// A path as a QEMU option value: commas doubled.
-fn option_value(p: &Path) -> String {
-    p.to_string_lossy().replace(',', ",,")
-}
-
 /// Where `cargo xtask` keeps the default scenario's scratch files.
 pub fn scratch_dir(target: &Path) -> PathBuf {
     target.join("zvtest-run").join("scratch")
@@ -248,10 +221,5 @@ mod tests {
         buses.sort();
         buses.dedup();
         assert_eq!(buses.len(), DEVICES.len() + 2);
-    }
-
-    #[test]
-    fn option_values_double_commas() {
-        assert_eq!(option_value(Path::new("/a,b/c")), "/a,,b/c");
     }
 }

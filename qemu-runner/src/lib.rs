@@ -68,6 +68,7 @@ pub mod defaults;
 pub mod devices;
 pub mod disks;
 pub mod net;
+pub mod p9;
 pub mod peers;
 pub mod qemu_args;
 pub mod qmp;

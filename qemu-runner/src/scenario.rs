@@ -93,6 +93,9 @@ pub struct Scenario {
     pub peers: Vec<crate::peers::PeerRef>,
     /// What `nets=` tells the firmware of each net device ([`crate::net`]).
     pub nets: Vec<zvtest_contract::net::NetConfig>,
+    /// What `shares=` tells the firmware of each shared directory, and
+    /// whether `scratch=` names it (`crate::p9`).
+    pub shares: Vec<(zvtest_contract::share::ShareConfig, bool)>,
 }
 
 /// Where the firmware's `qemu-version=` word comes from.
@@ -231,6 +234,7 @@ impl Scenario {
             errors: Vec::new(),
             peers: Vec::new(),
             nets: Vec::new(),
+            shares: Vec::new(),
         }
     }
 
@@ -736,6 +740,16 @@ impl Scenario {
             .filter(|(_, d)| d.scratch)
             .map(|(id, _)| *id)
             .collect();
+        c.shares = self.shares.iter().map(|(d, _)| d.clone()).collect();
+        c.scratch.extend(
+            self.shares
+                .iter()
+                .filter(|(_, scratch)| *scratch)
+                .map(|(d, _)| DiskId {
+                    bus: d.bus,
+                    lun: None,
+                }),
+        );
         if let Some(page) = &self.legacy_page {
             c.ram_end = Some(page.addr);
             c.legacy_devices = page

@@ -158,6 +158,9 @@ pub struct Config {
     /// The virtio-crypto devices the host configured (`crypto=`): the
     /// back-end's queues (crate::crypto).
     pub crypto: Vec<crate::crypto::CryptoConfig>,
+    /// Test only (`p9-corrupt=N@OFFSET`): `p9.write` writes that byte of
+    /// its file N inverted, so the runner's check of the share must fail.
+    pub p9_corrupt: Option<crate::p9::Corrupt>,
 }
 
 impl Default for Config {
@@ -190,6 +193,7 @@ impl Default for Config {
             serial: Vec::new(),
             shares: Vec::new(),
             crypto: Vec::new(),
+            p9_corrupt: None,
         }
     }
 }
@@ -496,6 +500,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "p9-corrupt",
+        "test only: N@OFFSET, p9.write writes that byte of its file N inverted (the runner's check must fail)",
+        |c, v| {
+            c.p9_corrupt = Some(crate::p9::Corrupt::parse(v)?);
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -723,6 +735,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.crypto.iter().map(|d| d.item()).collect();
         word("crypto", &items.join(","));
     }
+    if let Some(c) = &cfg.p9_corrupt {
+        word("p9-corrupt", &c.item());
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -880,6 +895,26 @@ mod tests {
             &b"shares=fe.0.000a:a,fe.0.000a:b"[..],
             b"shares=fe.0.000a",
             b"shares=fe.0.000a:t:ro",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn p9_corrupt() {
+        let c = parse(b"p9-corrupt=1@4095").unwrap();
+        assert_eq!(
+            c.p9_corrupt,
+            Some(crate::p9::Corrupt {
+                file: 1,
+                offset: 4095
+            })
+        );
+        assert_eq!(write(&c), "p9-corrupt=1@4095");
+        for bad in [
+            &b"p9-corrupt=1@4096"[..],
+            b"p9-corrupt=9@0",
+            b"p9-corrupt=x",
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -1350,9 +1385,10 @@ mod tests {
                 (
                     prop::collection::btree_map(bus(), share(), 0..3),
                     prop::collection::btree_map(bus(), crypto(), 0..3),
+                    prop::option::of((0u32..3, any::<u64>())),
                 ),
             )
-                .prop_map(|(mut cfg, (shares, crypto))| {
+                .prop_map(|(mut cfg, (shares, crypto, corrupt))| {
                     cfg.crypto = crypto
                         .into_iter()
                         .map(|(bus, mut d)| {
@@ -1360,6 +1396,10 @@ mod tests {
                             d
                         })
                         .collect();
+                    cfg.p9_corrupt = corrupt.map(|(file, at)| crate::p9::Corrupt {
+                        file,
+                        offset: at % crate::p9::WRITTEN[file as usize],
+                    });
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

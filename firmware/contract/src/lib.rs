@@ -18,6 +18,7 @@ pub mod host;
 pub mod hypercalls;
 pub mod inventory;
 pub mod net;
+pub mod p9;
 pub mod sccb;
 pub mod serial;
 pub mod share;

@@ -205,7 +205,8 @@ pub fn first_difference(seed: u64, path: &str, offset: u64, got: &[u8]) -> Optio
 /// (the device's short name, e.g. `9p` or `fs`), content [`byte`] of that
 /// path, so the runner needs nothing but the seed to check it.
 pub fn out_path(device: &str, n: u32) -> String {
-    alloc::format!("{}/{}-{}", OUT_DIR, device, n)
+    // ufmt's format: the firmware links no `core::fmt` formatting.
+    crate::format!("{}/{}-{}", OUT_DIR, device, n)
 }
 
 #[cfg(test)]

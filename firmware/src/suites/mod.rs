@@ -15,6 +15,7 @@ mod hypercalls;
 mod inject;
 mod legacy;
 mod net;
+mod p9;
 mod rng;
 mod scsi;
 mod serial;
@@ -84,6 +85,12 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("crypto.errors", crypto::errors).timeout(20_000),
     Check::new("crypto.stress", crypto::stress)
         .timeout(30_000)
+        .stressed(),
+    Check::new("p9.config", p9::config),
+    Check::new("p9.read", p9::read).timeout(30_000),
+    Check::new("p9.write", p9::write).timeout(30_000),
+    Check::new("p9.stress", p9::stress)
+        .timeout(120_000)
         .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(

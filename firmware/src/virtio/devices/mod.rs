@@ -9,6 +9,7 @@ pub mod blk;
 pub mod crypto;
 pub mod net;
 pub mod order;
+pub mod p9;
 pub mod rng;
 pub mod scsi;
 pub mod serial;
