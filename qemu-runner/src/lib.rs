@@ -64,6 +64,7 @@
 //! ```
 
 pub mod assess;
+pub mod balloon;
 pub mod defaults;
 pub mod devices;
 pub mod disks;

@@ -155,6 +155,11 @@ pub struct Config {
     /// virtio-fs): tag and whether the seeded tree is laid out
     /// (crate::share); written to only where `scratch=` names the bus.
     pub shares: Vec<crate::share::ShareConfig>,
+    /// How the host set up the balloon and takes part in its checks
+    /// (`balloon=`, crate::balloon).
+    pub balloon: Option<crate::balloon::BalloonConfig>,
+    /// How the host configured the virtio-mem device (`mem=`).
+    pub mem: Option<crate::balloon::MemConfig>,
 }
 
 impl Default for Config {
@@ -186,6 +191,8 @@ impl Default for Config {
             nets: Vec::new(),
             serial: Vec::new(),
             shares: Vec::new(),
+            balloon: None,
+            mem: None,
         }
     }
 }
@@ -478,6 +485,22 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "balloon",
+        "BUS[:inflate=N][:stats][:report][:hint]: the balloon, N pages inflated and held by the host's peer, statistics read by it, free-page-reporting=on, free-page-hint=on (fe.0.0005:inflate=64:stats:report)",
+        |c, v| {
+            c.balloon = Some(crate::balloon::BalloonConfig::parse(v)?);
+            Some(())
+        },
+    ),
+    (
+        "mem",
+        "BUS:block=SIZE:region=SIZE:requested=SIZE[:resize=SIZE]: the virtio-mem device, its block size, region, requested size, and the size the host sets at `# zvtest: mem resize` (fe.0.0011:block=1M:region=256M:requested=64M:resize=32M)",
+        |c, v| {
+            c.mem = Some(crate::balloon::MemConfig::parse(v)?);
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -701,6 +724,12 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
         word("shares", &items.join(","));
     }
+    if let Some(b) = &cfg.balloon {
+        word("balloon", &b.item());
+    }
+    if let Some(m) = &cfg.mem {
+        word("mem", &m.item());
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -831,6 +860,27 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn balloon_and_mem() {
+        let c = parse(
+            b"balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M",
+        )
+        .unwrap();
+        assert_eq!(c.balloon.as_ref().map(|b| b.inflate), Some(64));
+        assert_eq!(c.mem.as_ref().map(|m| m.region), Some(256 << 20));
+        assert_eq!(
+            write(&c),
+            "balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M"
+        );
+        for bad in [
+            &b"balloon=fe.0.0005:inflate=x"[..],
+            b"balloon=fe.0.0005 balloon=fe.0.0006",
+            b"mem=fe.0.0011:block=1M",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -1288,14 +1338,58 @@ mod tests {
                 .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
         }
 
+        fn balloon() -> impl Strategy<Value = crate::balloon::BalloonConfig> {
+            (
+                bus(),
+                0u32..=crate::balloon::MAX_INFLATE,
+                any::<[bool; 4]>(),
+            )
+                .prop_map(|(bus, inflate, [stats, report, hint, skew])| {
+                    crate::balloon::BalloonConfig {
+                        bus,
+                        inflate,
+                        stats,
+                        report,
+                        hint,
+                        skew,
+                    }
+                })
+        }
+
+        fn mem() -> impl Strategy<Value = crate::balloon::MemConfig> {
+            (
+                bus(),
+                0u32..12,
+                1u64..64,
+                0u64..64,
+                proptest::option::of(0u64..64),
+            )
+                .prop_map(|(bus, shift, blocks, requested, resize)| {
+                    let block = 1u64 << (20 + shift);
+                    crate::balloon::MemConfig {
+                        bus,
+                        block,
+                        region: blocks * block,
+                        requested: requested.min(blocks) * block,
+                        resize: resize.map(|r| r.min(blocks) * block),
+                    }
+                })
+        }
+
         /// Every option: the older ones, then one entry per newer device
         /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
-                (prop::collection::btree_map(bus(), share(), 0..3),),
+                (
+                    prop::collection::btree_map(bus(), share(), 0..3),
+                    proptest::option::of(balloon()),
+                    proptest::option::of(mem()),
+                ),
             )
-                .prop_map(|(mut cfg, (shares,))| {
+                .prop_map(|(mut cfg, (shares, balloon, mem))| {
+                    cfg.balloon = balloon;
+                    cfg.mem = mem;
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {
