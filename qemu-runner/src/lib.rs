@@ -68,6 +68,7 @@ pub mod balloon;
 pub mod defaults;
 pub mod devices;
 pub mod disks;
+pub mod mem;
 pub mod net;
 pub mod peers;
 pub mod qemu_args;

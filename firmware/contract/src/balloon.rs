@@ -182,29 +182,43 @@ pub fn parse_stat_line(line: &str) -> Option<(BusId, u16, u64)> {
 }
 
 /// How the host configured a virtio-mem device (`mem=BUS:block=SIZE:
-/// region=SIZE:requested=SIZE[:resize=SIZE]`): QEMU's `block-size`, the
-/// memory backend's size, `requested-size` at boot, and the size the host
-/// sets over QMP after `# zvtest: mem resize BUS` (`mem.resize`).
+/// region=SIZE:requested=SIZE:maxmem=SIZE[:resize=SIZE]`): QEMU's
+/// `block-size`, the memory backend's size, `requested-size` at boot,
+/// `-m maxmem=`, and the size the host sets over QMP after
+/// `# zvtest: mem resize BUS` (`mem.resize`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemConfig {
     pub bus: BusId,
     pub block: u64,
     pub region: u64,
     pub requested: u64,
+    pub maxmem: u64,
     pub resize: Option<u64>,
+}
+
+impl MemConfig {
+    /// Where QEMU's device memory (the memory devices' space) ends for
+    /// `storage` bytes of RAM: it starts at the RAM size rounded up to
+    /// 1 GiB and holds `maxmem` less the RAM (seen on QEMU 10.0 and 11.1:
+    /// DIAG 0x500 subcode 4 then gives this less 1).
+    pub fn device_memory_end(&self, storage: u64) -> u64 {
+        storage.next_multiple_of(1 << 30) + self.maxmem.saturating_sub(storage)
+    }
 }
 
 impl MemConfig {
     pub fn parse(v: &str) -> Option<Self> {
         let mut parts = v.split(':');
         let bus = parse_bus_id(parts.next()?)?;
-        let (mut block, mut region, mut requested, mut resize) = (None, None, None, None);
+        let (mut block, mut region, mut requested, mut maxmem, mut resize) =
+            (None, None, None, None, None);
         for attr in parts {
             let (key, value) = attr.split_once('=')?;
             let slot = match key {
                 "block" => &mut block,
                 "region" => &mut region,
                 "requested" => &mut requested,
+                "maxmem" => &mut maxmem,
                 "resize" => &mut resize,
                 _ => return None,
             };
@@ -220,6 +234,7 @@ impl MemConfig {
             block: block?,
             region: region?,
             requested: requested?,
+            maxmem: maxmem?,
             resize,
         };
         let fits = |s: u64| s <= c.region && s.is_multiple_of(c.block);
@@ -232,11 +247,12 @@ impl MemConfig {
 
     pub fn item(&self) -> String {
         let mut s = crate::format!(
-            "{}:block={}:region={}:requested={}",
+            "{}:block={}:region={}:requested={}:maxmem={}",
             self.bus,
             size_text(self.block).as_str(),
             size_text(self.region).as_str(),
-            size_text(self.requested).as_str()
+            size_text(self.requested).as_str(),
+            size_text(self.maxmem).as_str()
         );
         if let Some(r) = self.resize {
             s.push_str(&crate::format!(":resize={}", size_text(r).as_str()));
@@ -323,27 +339,30 @@ mod tests {
     #[test]
     fn mem_items_read_back() {
         let c =
-            MemConfig::parse("fe.0.0011:block=1M:region=256M:requested=64M:resize=32M").unwrap();
+            MemConfig::parse("fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G:resize=32M")
+                .unwrap();
         assert_eq!(
             (c.block, c.region, c.requested, c.resize),
             (1 << 20, 256 << 20, 64 << 20, Some(32 << 20))
         );
         assert_eq!(
             c.item(),
-            "fe.0.0011:block=1M:region=256M:requested=64M:resize=32M"
+            "fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G:resize=32M"
         );
-        let z = MemConfig::parse("fe.0.0011:block=2M:region=1G:requested=0").unwrap();
+        let z = MemConfig::parse("fe.0.0011:block=2M:region=1G:requested=0:maxmem=2G").unwrap();
         assert_eq!((z.requested, z.resize), (0, None));
         assert_eq!(MemConfig::parse(&z.item()), Some(z));
+        assert_eq!(c.device_memory_end(128 << 20), (1 << 30) + (896 << 20));
+        assert!(MemConfig::parse("fe.0.0011:block=1M:region=256M:requested=64M").is_none());
         for bad in [
             "fe.0.0011:block=1M:region=256M",
-            "fe.0.0011:block=3M:region=255M:requested=3M",
-            "fe.0.0011:block=1M:region=256M:requested=512M",
-            "fe.0.0011:block=2M:region=256M:requested=3M",
-            "fe.0.0011:block=1M:region=256M:requested=64M:resize=300M",
-            "fe.0.0011:block=1M:block=1M:region=256M:requested=64M",
-            "fe.0.0011:block=1M:region=256M:requested=64M:x=1",
-            "fe.0.0011:block=0:region=256M:requested=64M",
+            "fe.0.0011:block=3M:region=255M:requested=3M:maxmem=1G",
+            "fe.0.0011:block=1M:region=256M:requested=512M:maxmem=1G",
+            "fe.0.0011:block=2M:region=256M:requested=3M:maxmem=1G",
+            "fe.0.0011:block=1M:region=256M:requested=64M:resize=300M:maxmem=1G",
+            "fe.0.0011:block=1M:block=1M:region=256M:requested=64M:maxmem=1G",
+            "fe.0.0011:block=1M:region=256M:requested=64M:x=1:maxmem=1G",
+            "fe.0.0011:block=0:region=256M:requested=64M:maxmem=1G",
         ] {
             assert_eq!(MemConfig::parse(bad), None, "{bad}");
         }

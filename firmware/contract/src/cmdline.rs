@@ -494,7 +494,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "mem",
-        "BUS:block=SIZE:region=SIZE:requested=SIZE[:resize=SIZE]: the virtio-mem device, its block size, region, requested size, and the size the host sets at `# zvtest: mem resize` (fe.0.0011:block=1M:region=256M:requested=64M:resize=32M)",
+        "BUS:block=SIZE:region=SIZE:requested=SIZE:maxmem=SIZE[:resize=SIZE]: the virtio-mem device, its block size, region, requested size, -m maxmem=, and the size the host sets at `# zvtest: mem resize` (fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G:resize=32M)",
         |c, v| {
             c.mem = Some(crate::balloon::MemConfig::parse(v)?);
             Some(())
@@ -865,14 +865,14 @@ mod tests {
     #[test]
     fn balloon_and_mem() {
         let c = parse(
-            b"balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M",
+            b"balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G",
         )
         .unwrap();
         assert_eq!(c.balloon.as_ref().map(|b| b.inflate), Some(64));
         assert_eq!(c.mem.as_ref().map(|m| m.region), Some(256 << 20));
         assert_eq!(
             write(&c),
-            "balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M"
+            "balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G"
         );
         for bad in [
             &b"balloon=fe.0.0005:inflate=x"[..],
@@ -1363,14 +1363,16 @@ mod tests {
                 1u64..64,
                 0u64..64,
                 proptest::option::of(0u64..64),
+                1u64..64,
             )
-                .prop_map(|(bus, shift, blocks, requested, resize)| {
+                .prop_map(|(bus, shift, blocks, requested, resize, maxmem)| {
                     let block = 1u64 << (20 + shift);
                     crate::balloon::MemConfig {
                         bus,
                         block,
                         region: blocks * block,
                         requested: requested.min(blocks) * block,
+                        maxmem: maxmem << 30,
                         resize: resize.map(|r| r.min(blocks) * block),
                     }
                 })

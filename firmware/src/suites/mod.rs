@@ -14,6 +14,7 @@ mod heap;
 mod hypercalls;
 mod inject;
 mod legacy;
+mod mem;
 mod net;
 mod rng;
 mod scsi;
@@ -55,6 +56,9 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("balloon.stats", balloon_pages::stats).timeout(30_000),
     Check::new("balloon.report", balloon_pages::report).timeout(20_000),
     Check::new("balloon.hint", balloon_pages::hint),
+    Check::new("mem.config", mem::config),
+    Check::new("mem.plug", mem::plug).timeout(30_000).stressed(),
+    Check::new("mem.resize", mem::resize).timeout(30_000),
     Check::new("blk.config", blk::config),
     Check::new("blk.requests", blk::requests).timeout(20_000),
     Check::new("blk.stress", blk::stress)
