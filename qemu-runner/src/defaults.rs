@@ -84,11 +84,13 @@ pub fn default_balloon(bus: &str) -> crate::balloon::Balloon {
         .report()
 }
 
-/// virtio-mem (QEMU 10.0 and later): a 256 MiB region, 16 MiB requested
-/// at boot and plugged, then 32 MiB set over QMP and followed (a larger
-/// requested size costs TCG time: 64 MiB plugs in about 0.4 s).
+/// virtio-mem (QEMU 10.0 and later): a 256 MiB region of 2 MiB blocks
+/// (QEMU warns below the host's huge page size), 16 MiB requested at boot
+/// and plugged, then 32 MiB set over QMP and followed (a larger requested
+/// size costs TCG time: 64 MiB plugs in about 0.4 s).
 pub fn default_mem(bus: &str) -> crate::mem::VirtioMem {
     crate::mem::VirtioMem::new(bus, 256 << 20)
+        .block(2 << 20)
         .requested(16 << 20)
         .resize(32 << 20)
 }
