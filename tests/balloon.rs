@@ -211,3 +211,37 @@ fn hint_offered() {
         "balloon.hint skipped (no migration asks for hints)",
     );
 }
+
+/// The host's answer after the inflate counts 63 pages where 64 were
+/// given (a plain QMP balloon command stands in for the peer): the
+/// firmware's own check fails naming both.
+#[test]
+fn host_counting_other_pages_fails() {
+    let ram = 128u64 << 20;
+    let s = scenario("balloon-inflate-miscounted")
+        .virtio_ccw("virtio-balloon-ccw", BUS, "balloon")
+        .append(format!("only=balloon.inflate balloon={BUS}:inflate=64"))
+        .qmp_on_line(
+            &format!("# zvtest: balloon inflated {BUS} 64"),
+            &format!(
+                r#"{{"execute": "balloon", "arguments": {{"value": {}}}}}"#,
+                ram - 63 * 4096
+            ),
+        );
+    let o = boot(&s, &elf());
+    check(&o, !o.passed(), "FAIL");
+    let r = o.tap.result("balloon.inflate");
+    let y = |k: &str| {
+        r.and_then(|r| r.yaml.as_ref())
+            .and_then(|y| y.get(k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    check(
+        &o,
+        y("message").contains("pages the host counts after inflating")
+            && y("expected") == "64"
+            && y("got") == "63",
+        "a failure naming 64 pages given and 63 counted",
+    );
+}
