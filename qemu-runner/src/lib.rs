@@ -64,9 +64,11 @@
 //! ```
 
 pub mod assess;
+pub mod balloon;
 pub mod defaults;
 pub mod devices;
 pub mod disks;
+pub mod mem;
 pub mod net;
 pub mod p9;
 pub mod peers;

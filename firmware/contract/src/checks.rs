@@ -26,6 +26,13 @@ pub const NAMES: &[&str] = &[
     "virtio.rng",
     "virtio.config",
     "virtio.config-change",
+    "balloon.inflate",
+    "balloon.stats",
+    "balloon.report",
+    "balloon.hint",
+    "mem.config",
+    "mem.plug",
+    "mem.resize",
     "blk.config",
     "blk.requests",
     "blk.stress",
@@ -152,6 +159,24 @@ pub mod markers {
     /// Followed by ` <bus id> <port>`: plug that virtserialport now
     /// (`device_add`; `serial.hotplug`).
     pub const SERIAL_PLUG: &str = "# zvtest: serial plug";
+    /// Followed by ` <bus id> <pages>`: the balloon holds that many pages
+    /// and says so in `actual`; the host checks `query-balloon` and answers
+    /// with a balloon target that many pages below the guest's storage
+    /// (a configuration change) (`balloon.inflate`).
+    pub const BALLOON_INFLATED: &str = "# zvtest: balloon inflated";
+    /// Followed by ` <bus id>`: every page deflated, `actual` 0; the host
+    /// checks and answers with the full storage as target.
+    pub const BALLOON_DEFLATED: &str = "# zvtest: balloon deflated";
+    /// Followed by ` <bus id>`: the first statistics buffer is posted; the
+    /// host asks for statistics now (`balloon.stats`).
+    pub const BALLOON_STATS_READY: &str = "# zvtest: balloon stats ready";
+    /// Followed by ` <bus id>`: the statistics printed just before were
+    /// posted; the host compares QOM `guest-stats` with them and answers
+    /// with a balloon target of the full storage.
+    pub const BALLOON_STATS_POSTED: &str = "# zvtest: balloon stats posted";
+    /// Followed by ` <bus id>`: set that virtio-mem device's requested size
+    /// to `mem=`'s `resize=` now (`mem.resize`).
+    pub const MEM_RESIZE: &str = "# zvtest: mem resize";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 
@@ -161,7 +186,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 10] = [
+        let owners: [(&[&str], &'static str); 15] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -172,6 +197,11 @@ pub mod markers {
             (&[SERIAL_UNPLUG], "serial.hotplug"),
             (&[SERIAL_PLUG], "serial.hotplug"),
             (&[MCCK_READY], "inject.mcck"),
+            (&[BALLOON_INFLATED], "balloon.inflate"),
+            (&[BALLOON_DEFLATED], "balloon.inflate"),
+            (&[BALLOON_STATS_READY], "balloon.stats"),
+            (&[BALLOON_STATS_POSTED], "balloon.stats"),
+            (&[MEM_RESIZE], "mem.resize"),
         ];
         owners
             .iter()
@@ -226,6 +256,11 @@ mod tests {
             ("# zvtest: serial close fe.0.0003 2", "serial.close"),
             (SERIAL_EMERGENCY, "serial.emergency"),
             (MCCK_READY, "inject.mcck"),
+            ("# zvtest: balloon inflated fe.0.0005 64", "balloon.inflate"),
+            ("# zvtest: balloon deflated fe.0.0005", "balloon.inflate"),
+            ("# zvtest: balloon stats ready fe.0.0005", "balloon.stats"),
+            ("# zvtest: balloon stats posted fe.0.0005", "balloon.stats"),
+            ("# zvtest: mem resize fe.0.0011", "mem.resize"),
         ] {
             assert_eq!(owner(line), Some(check), "{line}");
             assert!(NAMES.contains(&check) || check.starts_with("inject."));

@@ -161,6 +161,11 @@ pub struct Config {
     /// Test only (`p9-corrupt=N@OFFSET`): `p9.write` writes that byte of
     /// its file N inverted, so the runner's check of the share must fail.
     pub p9_corrupt: Option<crate::p9::Corrupt>,
+    /// How the host set up the balloon and takes part in its checks
+    /// (`balloon=`, crate::balloon).
+    pub balloon: Option<crate::balloon::BalloonConfig>,
+    /// How the host configured the virtio-mem device (`mem=`).
+    pub mem: Option<crate::balloon::MemConfig>,
 }
 
 impl Default for Config {
@@ -194,6 +199,8 @@ impl Default for Config {
             shares: Vec::new(),
             crypto: Vec::new(),
             p9_corrupt: None,
+            balloon: None,
+            mem: None,
         }
     }
 }
@@ -500,10 +507,26 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "balloon",
+        "BUS[:inflate=N][:stats][:report][:hint]: the balloon, N pages inflated and held by the host's peer, statistics read by it, free-page-reporting=on, free-page-hint=on (fe.0.0005:inflate=64:stats:report)",
+        |c, v| {
+            c.balloon = Some(crate::balloon::BalloonConfig::parse(v)?);
+            Some(())
+        },
+    ),
+    (
         "p9-corrupt",
         "test only: N@OFFSET, p9.write writes that byte of its file N inverted (the runner's check must fail)",
         |c, v| {
             c.p9_corrupt = Some(crate::p9::Corrupt::parse(v)?);
+            Some(())
+        },
+    ),
+    (
+        "mem",
+        "BUS:block=SIZE:region=SIZE:requested=SIZE:maxmem=SIZE[:resize=SIZE]: the virtio-mem device, its block size, region, requested size, -m maxmem=, and the size the host sets at `# zvtest: mem resize` (fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G:resize=32M)",
+        |c, v| {
+            c.mem = Some(crate::balloon::MemConfig::parse(v)?);
             Some(())
         },
     ),
@@ -738,6 +761,12 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if let Some(c) = &cfg.p9_corrupt {
         word("p9-corrupt", &c.item());
     }
+    if let Some(b) = &cfg.balloon {
+        word("balloon", &b.item());
+    }
+    if let Some(m) = &cfg.mem {
+        word("mem", &m.item());
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -880,6 +909,27 @@ mod tests {
             &b"crypto=fe.0.0009,fe.0.0009"[..],
             b"crypto=fe.0.0009:queues=0",
             b"crypto=",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn balloon_and_mem() {
+        let c = parse(
+            b"balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G",
+        )
+        .unwrap();
+        assert_eq!(c.balloon.as_ref().map(|b| b.inflate), Some(64));
+        assert_eq!(c.mem.as_ref().map(|m| m.region), Some(256 << 20));
+        assert_eq!(
+            write(&c),
+            "balloon=fe.0.0005:inflate=64:stats mem=fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G"
+        );
+        for bad in [
+            &b"balloon=fe.0.0005:inflate=x"[..],
+            b"balloon=fe.0.0005 balloon=fe.0.0006",
+            b"mem=fe.0.0011:block=1M",
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -1360,8 +1410,46 @@ mod tests {
                 .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
         }
 
-        /// Every option: the older ones, then one entry per newer device
-        /// option (add yours to the tuple).
+        fn balloon() -> impl Strategy<Value = crate::balloon::BalloonConfig> {
+            (
+                bus(),
+                0u32..=crate::balloon::MAX_INFLATE,
+                any::<[bool; 4]>(),
+            )
+                .prop_map(|(bus, inflate, [stats, report, hint, skew])| {
+                    crate::balloon::BalloonConfig {
+                        bus,
+                        inflate,
+                        stats,
+                        report,
+                        hint,
+                        skew,
+                    }
+                })
+        }
+
+        fn mem() -> impl Strategy<Value = crate::balloon::MemConfig> {
+            (
+                bus(),
+                0u32..12,
+                1u64..64,
+                0u64..64,
+                proptest::option::of(0u64..64),
+                1u64..64,
+            )
+                .prop_map(|(bus, shift, blocks, requested, resize, maxmem)| {
+                    let block = 1u64 << (20 + shift);
+                    crate::balloon::MemConfig {
+                        bus,
+                        block,
+                        region: blocks * block,
+                        requested: requested.min(blocks) * block,
+                        maxmem: maxmem << 30,
+                        resize: resize.map(|r| r.min(blocks) * block),
+                    }
+                })
+        }
+
         fn crypto() -> impl Strategy<Value = crate::crypto::CryptoConfig> {
             (
                 bus(),
@@ -1379,6 +1467,8 @@ mod tests {
                 })
         }
 
+        /// Every option: the older ones, then one entry per newer device
+        /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
@@ -1386,9 +1476,11 @@ mod tests {
                     prop::collection::btree_map(bus(), share(), 0..3),
                     prop::collection::btree_map(bus(), crypto(), 0..3),
                     prop::option::of((0u32..3, any::<u64>())),
+                    proptest::option::of(balloon()),
+                    proptest::option::of(mem()),
                 ),
             )
-                .prop_map(|(mut cfg, (shares, crypto, corrupt))| {
+                .prop_map(|(mut cfg, (shares, crypto, corrupt, balloon, mem))| {
                     cfg.crypto = crypto
                         .into_iter()
                         .map(|(bus, mut d)| {
@@ -1400,6 +1492,8 @@ mod tests {
                         file,
                         offset: at % crate::p9::WRITTEN[file as usize],
                     });
+                    cfg.balloon = balloon;
+                    cfg.mem = mem;
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod balloon;
 pub mod check;
 pub mod checks;
 pub mod cmdline;

@@ -168,7 +168,14 @@ fn judge(
 ) -> Outcome {
     let name = case.short_name();
     let host = profile(m, case);
-    let want = expect(case, &host, m.memory);
+    // With a virtio-mem device (`mem=`) the storage limit is the end of
+    // QEMU's device memory, past the storage SCLP reports.
+    let limit_base = m
+        .cfg
+        .mem
+        .as_ref()
+        .map_or(m.memory, |c| c.device_memory_end(m.memory));
+    let want = expect(case, &host, limit_base);
     let got = observe(&mut *call);
     if want == Expect::Unknown {
         return Outcome::skip(&format!(

@@ -6,6 +6,7 @@
 //! what every virtio-ccw device shares (the transport).
 
 mod balloon;
+mod balloon_pages;
 mod blk;
 mod boot;
 mod crypto;
@@ -14,6 +15,7 @@ mod heap;
 mod hypercalls;
 mod inject;
 mod legacy;
+mod mem;
 mod net;
 mod p9;
 mod rng;
@@ -52,6 +54,13 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("virtio.config", balloon::config),
     Check::new("virtio.config-change", balloon::config_change).timeout(30_000),
+    Check::new("balloon.inflate", balloon_pages::inflate).timeout(30_000),
+    Check::new("balloon.stats", balloon_pages::stats).timeout(30_000),
+    Check::new("balloon.report", balloon_pages::report).timeout(20_000),
+    Check::new("balloon.hint", balloon_pages::hint),
+    Check::new("mem.config", mem::config),
+    Check::new("mem.plug", mem::plug).timeout(30_000).stressed(),
+    Check::new("mem.resize", mem::resize).timeout(30_000),
     Check::new("blk.config", blk::config),
     Check::new("blk.requests", blk::requests).timeout(20_000),
     Check::new("blk.stress", blk::stress)

@@ -28,6 +28,16 @@ fn modern_only(id: u32) -> bool {
     )
 }
 
+/// Device features a device refuses to run without when it offers them:
+/// virtio-mem's UNPLUGGED_INACCESSIBLE (QEMU fails FEATURES_OK without
+/// it, hw/virtio/virtio-mem.c virtio_mem_validate_features).
+fn required_features(id: u32) -> u64 {
+    match id {
+        ids::MEM => 1 << crate::virtio::devices::mem::F_UNPLUGGED_INACCESSIBLE,
+        _ => 0,
+    }
+}
+
 /// The transport features the suites drive when a device offers them.
 pub(super) const WANTED: u64 = 1 << F_INDIRECT_DESC | 1 << F_EVENT_IDX | 1 << F_RING_PACKED;
 
@@ -40,9 +50,10 @@ fn bring_up(
     t: &mut CcwTransport,
     packed: bool,
     mode: IndicatorMode,
+    own: u64,
 ) -> Result<Option<(u64, u16)>, DriveError> {
     let ring = if packed { 1 << F_RING_PACKED } else { 0 };
-    let features = negotiate(t, (WANTED & !(1 << F_RING_PACKED)) | ring)?;
+    let features = negotiate(t, (WANTED & !(1 << F_RING_PACKED)) | ring | own)?;
     if packed && !has(features, F_RING_PACKED) {
         return Ok(None);
     }
@@ -100,7 +111,7 @@ fn device_revisions(d: &Device, configured: Option<VirtioConfig>) -> (String, Ve
                     if packed { "packed" } else { "split" },
                     mode.name()
                 );
-                match bring_up(&mut t, packed, mode) {
+                match bring_up(&mut t, packed, mode, required_features(id)) {
                     Ok(Some((features, n))) => {
                         rev.driven = true;
                         rev.packed_offered |= packed;

@@ -7,6 +7,7 @@
 pub mod balloon;
 pub mod blk;
 pub mod crypto;
+pub mod mem;
 pub mod net;
 pub mod order;
 pub mod p9;
