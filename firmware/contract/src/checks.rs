@@ -46,6 +46,9 @@ pub const NAMES: &[&str] = &[
     "serial.emergency",
     "serial.close",
     "serial.hotplug",
+    "input.config",
+    "input.events",
+    "input.status",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -144,6 +147,10 @@ pub mod markers {
     /// Followed by ` <bus id> <port>`: plug that virtserialport now
     /// (`device_add`; `serial.hotplug`).
     pub const SERIAL_PLUG: &str = "# zvtest: serial plug";
+    /// Followed by ` <bus id> <round>`: that virtio-input device has every
+    /// event buffer posted; inject round `<round>` of its seeded sequence
+    /// now (contract `input`; `input.events`).
+    pub const INPUT_EVENTS: &str = "# zvtest: input events";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 
@@ -153,7 +160,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 10] = [
+        let owners: [(&[&str], &'static str); 11] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -164,6 +171,7 @@ pub mod markers {
             (&[SERIAL_UNPLUG], "serial.hotplug"),
             (&[SERIAL_PLUG], "serial.hotplug"),
             (&[MCCK_READY], "inject.mcck"),
+            (&[INPUT_EVENTS], "input.events"),
         ];
         owners
             .iter()
@@ -218,6 +226,7 @@ mod tests {
             ("# zvtest: serial close fe.0.0003 2", "serial.close"),
             (SERIAL_EMERGENCY, "serial.emergency"),
             (MCCK_READY, "inject.mcck"),
+            ("# zvtest: input events fe.0.000e 1", "input.events"),
         ] {
             assert_eq!(owner(line), Some(check), "{line}");
             assert!(NAMES.contains(&check) || check.starts_with("inject."));

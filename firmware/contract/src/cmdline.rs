@@ -155,6 +155,9 @@ pub struct Config {
     /// virtio-fs): tag and whether the seeded tree is laid out
     /// (crate::share); written to only where `scratch=` names the bus.
     pub shares: Vec<crate::share::ShareConfig>,
+    /// The virtio-input devices the host configured (`input=`): which
+    /// model sits at which bus id (crate::input).
+    pub input: Vec<crate::input::InputConfig>,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             nets: Vec::new(),
             serial: Vec::new(),
             shares: Vec::new(),
+            input: Vec::new(),
         }
     }
 }
@@ -464,6 +468,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "input",
+        "comma-separated BUS:MODEL of virtio-input devices, MODEL kbd, mouse or tablet (fe.0.0008:kbd,fe.0.000e:mouse)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::input::InputConfig::parse(item)?;
+                if c.input.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.input.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "shares",
         "comma-separated BUS:TAG[:tree] of 9p and virtio-fs shares, :tree when the seeded tree is laid out (fe.0.000a:zvtest:tree)",
         |c, v| {
@@ -701,6 +719,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
         word("shares", &items.join(","));
     }
+    if !cfg.input.is_empty() {
+        let items: Vec<String> = cfg.input.iter().map(|d| d.item()).collect();
+        word("input", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -831,6 +853,24 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn input_devices() {
+        let c = parse(b"input=fe.0.0008:kbd,fe.0.000e:mouse,fe.0.000f:tablet").unwrap();
+        assert_eq!(c.input.len(), 3);
+        assert_eq!(c.input[2].model, crate::input::Model::Tablet);
+        assert_eq!(
+            write(&c),
+            "input=fe.0.0008:kbd,fe.0.000e:mouse,fe.0.000f:tablet"
+        );
+        for bad in [
+            &b"input=fe.0.0008:kbd,fe.0.0008:mouse"[..],
+            b"input=fe.0.0008",
+            b"input=fe.0.0008:pen",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -1283,6 +1323,10 @@ mod tests {
                 })
         }
 
+        fn input() -> impl Strategy<Value = crate::input::Model> {
+            prop::sample::select(&crate::input::Model::ALL[..])
+        }
+
         fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
             (bus(), "[a-zA-Z0-9._-]{1,36}", any::<bool>())
                 .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
@@ -1293,9 +1337,16 @@ mod tests {
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
-                (prop::collection::btree_map(bus(), share(), 0..3),),
+                (
+                    prop::collection::btree_map(bus(), share(), 0..3),
+                    prop::collection::btree_map(bus(), input(), 0..4),
+                ),
             )
-                .prop_map(|(mut cfg, (shares,))| {
+                .prop_map(|(mut cfg, (shares, input))| {
+                    cfg.input = input
+                        .into_iter()
+                        .map(|(bus, model)| crate::input::InputConfig { bus, model })
+                        .collect();
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

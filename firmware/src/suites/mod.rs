@@ -12,6 +12,7 @@ mod css;
 mod heap;
 mod hypercalls;
 mod inject;
+mod input;
 mod legacy;
 mod net;
 mod rng;
@@ -78,6 +79,11 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
+    Check::new("input.config", input::config).timeout(20_000),
+    Check::new("input.events", input::events)
+        .timeout(60_000)
+        .stressed(),
+    Check::new("input.status", input::status).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

@@ -6,6 +6,7 @@
 
 pub mod balloon;
 pub mod blk;
+pub mod input;
 pub mod net;
 pub mod order;
 pub mod rng;
