@@ -26,6 +26,8 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
     ("virtio-keyboard-ccw", "fe.0.0008", "input"),
     ("virtio-crypto-ccw", "fe.0.0009", "crypto"),
     ("virtio-9p-ccw", "fe.0.000a", "9p"),
+    ("virtio-mouse-ccw", "fe.0.000e", "input"),
+    ("virtio-tablet-ccw", "fe.0.000f", "input"),
 ];
 
 /// Devices that need a host device QEMU opens itself (model, bus id, the
@@ -128,6 +130,8 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             .collect()
     });
     let mut left_out = Vec::new();
+    // The keyboard, mouse and tablet, with the peer that injects their events.
+    let mut input = crate::input::InputDevices::new();
     for (&(model, bus, name), probe) in DEVICES.iter().zip(probes) {
         if let Err(why) = probe {
             left_out.push((model, why));
@@ -156,6 +160,14 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 }
             },
             "virtio-serial-ccw" => s.virtio_serial(default_serial(bus)),
+            "virtio-keyboard-ccw" | "virtio-mouse-ccw" | "virtio-tablet-ccw" => {
+                let m = zvtest_contract::input::Model::ALL
+                    .into_iter()
+                    .find(|m| m.qemu_model() == model)
+                    .expect("an input model");
+                input = input.device(bus, m);
+                s
+            }
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {
@@ -170,6 +182,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             scratch_share(dev, &share);
         }
     }
+    s = s.input(input);
     for &(model, bus, name, host) in HOST_DEVICES {
         if !Path::new(host).exists() {
             left_out.push((
