@@ -9,7 +9,7 @@ mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::input::{Fault, InputDevices};
-use qemu_runner::{Run, Scenario};
+use qemu_runner::{Run, Scenario, VersionWord};
 use zvtest_contract::input::{self as contract, Model};
 
 const KBD: &str = "fe.0.0008";
@@ -193,4 +193,34 @@ fn input_naming_a_missing_device_fails() {
         .append("only=input.config");
     let o = boot(&s, &elf());
     fails_with(&o, "input.config", &[TABLET, "a virtio-input device there"]);
+}
+
+/// The button map depends on QEMU's version (BTN_TOUCH from 8.1): told
+/// the other side of 8.1, input.config must fail naming EV_KEY; told no
+/// version, it passes with a note that BTN_TOUCH was not compared.
+#[test]
+fn the_button_map_follows_the_qemu_version() {
+    let s = scenario("input-version")
+        .input(InputDevices::new().mouse(MOUSE))
+        .append("only=input.config")
+        .resolve_qemu_version()
+        .expect("QEMU's version");
+    let real = s.claimed_qemu_version().expect("detected");
+    let other = if contract::has_touch((real.major, real.minor)) {
+        "7.2"
+    } else {
+        "10.0"
+    };
+    let o = boot(&s.clone().claim_qemu_version(other), &elf());
+    fails_with(&o, "input.config", &[MOUSE, "EV_BITS EV_KEY"]);
+    let o = boot(&s.qemu_version(VersionWord::Omit), &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .result("input.config")
+            .and_then(|r| r.yaml.as_ref())
+            .is_some_and(|y| y.lines.join(" ").contains("BTN_TOUCH not compared")),
+        "a note that BTN_TOUCH was not compared",
+    );
 }
