@@ -224,3 +224,18 @@ fn the_button_map_follows_the_qemu_version() {
         "a note that BTN_TOUCH was not compared",
     );
 }
+
+/// The device must interrupt for the events it writes: asked for none
+/// (`:mute`, test only), input.events fails saying so.
+#[test]
+fn events_without_an_interrupt_fail() {
+    let o = boot(
+        &input("input-mute", InputDevices::new().keyboard(KBD).mute(KBD)),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "input.events",
+        &[KBD, "round 0", "no I/O interrupt for the subchannel"],
+    );
+}

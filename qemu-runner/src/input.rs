@@ -77,7 +77,7 @@ impl InputDevices {
 
     pub fn device(mut self, bus: &str, model: Model) -> Self {
         match bus.parse() {
-            Ok(bus) => self.devices.push(InputConfig { bus, model }),
+            Ok(bus) => self.devices.push(InputConfig::new(bus, model)),
             Err(e) => self.errors.push(format!("input device {bus}: {e}")),
         }
         self
@@ -93,6 +93,17 @@ impl InputDevices {
 
     pub fn tablet(self, bus: &str) -> Self {
         self.device(bus, Model::Tablet)
+    }
+
+    /// Test only: the firmware asks the device at `bus` for no event-queue
+    /// interrupts (`:mute`), so that `input.events` must fail for want of them.
+    pub fn mute(mut self, bus: &str) -> Self {
+        for d in &mut self.devices {
+            if d.bus.to_string() == bus {
+                d.mute = true;
+            }
+        }
+        self
     }
 
     /// Test only: a fault that must fail `input.events`.

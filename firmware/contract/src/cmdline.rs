@@ -469,7 +469,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "input",
-        "comma-separated BUS:MODEL of virtio-input devices, MODEL kbd, mouse or tablet (fe.0.0008:kbd,fe.0.000e:mouse)",
+        "comma-separated BUS:MODEL[:mute] of virtio-input devices, MODEL kbd, mouse or tablet; test only: mute, no event-queue interrupts asked for (fe.0.0008:kbd,fe.0.000e:mouse)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::input::InputConfig::parse(item)?;
@@ -1323,8 +1323,11 @@ mod tests {
                 })
         }
 
-        fn input() -> impl Strategy<Value = crate::input::Model> {
-            prop::sample::select(&crate::input::Model::ALL[..])
+        fn input() -> impl Strategy<Value = (crate::input::Model, bool)> {
+            (
+                prop::sample::select(&crate::input::Model::ALL[..]),
+                any::<bool>(),
+            )
         }
 
         fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
@@ -1345,7 +1348,7 @@ mod tests {
                 .prop_map(|(mut cfg, (shares, input))| {
                     cfg.input = input
                         .into_iter()
-                        .map(|(bus, model)| crate::input::InputConfig { bus, model })
+                        .map(|(bus, (model, mute))| crate::input::InputConfig { bus, model, mute })
                         .collect();
                     cfg.shares = shares
                         .into_iter()

@@ -143,24 +143,47 @@ impl Model {
     }
 }
 
-/// One input device as the host configured it (`input=BUS:MODEL`).
+/// One input device as the host configured it (`input=BUS:MODEL[:mute]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputConfig {
     pub bus: BusId,
     pub model: Model,
+    /// Test only: `input.events` asks the device for no used-buffer
+    /// interrupts on the event queue (and polls), so that its interrupt
+    /// check must fail.
+    pub mute: bool,
 }
 
 impl InputConfig {
+    pub fn new(bus: BusId, model: Model) -> Self {
+        InputConfig {
+            bus,
+            model,
+            mute: false,
+        }
+    }
+
     pub fn parse(item: &str) -> Option<Self> {
-        let (bus, model) = item.split_once(':')?;
-        Some(InputConfig {
-            bus: crate::inventory::parse_bus_id(bus)?,
-            model: Model::from_word(model)?,
-        })
+        let mut parts = item.split(':');
+        let bus = crate::inventory::parse_bus_id(parts.next()?)?;
+        let model = Model::from_word(parts.next()?)?;
+        let mute = match parts.next() {
+            None => false,
+            Some("mute") => true,
+            Some(_) => return None,
+        };
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(InputConfig { bus, model, mute })
     }
 
     pub fn item(&self) -> String {
-        alloc::format!("{}:{}", self.bus, self.model.word())
+        let mut s = alloc::format!("{}:{}", self.bus, self.model.word());
+        if self.mute {
+            s.push_str(":mute");
+        }
+        s
     }
 }
 
@@ -549,6 +572,9 @@ mod tests {
         assert_eq!(InputConfig::parse("fe.0.000e:pen"), None);
         assert_eq!(InputConfig::parse("fe.0.000e"), None);
         assert_eq!(InputConfig::parse("fe.0.000e:kbd:x"), None);
+        assert_eq!(InputConfig::parse("fe.0.000e:kbd:mute:mute"), None);
+        let m = InputConfig::parse("fe.0.000e:tablet:mute").unwrap();
+        assert!(m.mute && m.item() == "fe.0.000e:tablet:mute");
     }
 
     #[test]

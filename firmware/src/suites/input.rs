@@ -10,6 +10,7 @@ use crate::format;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::input::{self as dev, Event, Input, Selected};
+use crate::virtio::indicators::{self, IndicatorMode, Indicators};
 use crate::virtio::transport::{driver_ok_status, negotiate, Transport};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -308,9 +309,12 @@ pub fn config(m: &mut Machine) -> Outcome {
     }
 }
 
-/// A device at DRIVER_OK with every event buffer posted.
-fn open_ready(sid: u32) -> Result<(CcwTransport, Input), String> {
+/// A device at DRIVER_OK with every event buffer posted, its used
+/// buffers signalled with classic indicators and an I/O interrupt.
+fn open_ready(sid: u32) -> Result<(CcwTransport, Indicators, Input), String> {
     let mut t = open(sid)?;
+    let ind = Indicators::install(&mut t, IndicatorMode::Classic)
+        .map_err(|e| format!("indicators: {}", e))?;
     let mut d = Input::setup(&mut t, 0).map_err(|e| format!("queues: {}", e))?;
     for slot in 0..d.event_slots() {
         d.post(slot).map_err(|e| format!("posting: {}", e))?;
@@ -318,20 +322,27 @@ fn open_ready(sid: u32) -> Result<(CcwTransport, Input), String> {
     d.kick(&mut t).map_err(|e| format!("kick: {}", e))?;
     t.set_status(driver_ok_status(t.revision()))
         .map_err(|e| format!("DRIVER_OK: {}", e))?;
-    Ok((t, d))
+    Ok((t, ind, d))
 }
 
 /// One device's rounds: the events must come exactly as the sequence says.
 fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32, String> {
-    let (mut t, mut d) = open_ready(sid)?;
+    let (mut t, mut ind, mut d) = open_ready(sid)?;
+    if c.mute {
+        // Test only: no interrupts asked for, the ring polled.
+        d.event_interrupts(false);
+    }
     let mut total = 0;
     for r in 0..rounds {
+        let interrupts = indicators::subchannel_interrupts();
         let want = contract::expected_events(&contract::round(seed, c.bus, c.model, r));
         crate::out!("{} {} {}\n", crate::checks::markers::INPUT_EVENTS, c.bus, r);
         for (i, e) in want.iter().enumerate() {
             let mut got = None;
             let mut err = None;
-            t.poll(EVENT_WAIT_US, &mut || match d.take_event() {
+            // Taken by interrupt: the device must signal what it used.
+            ind.acknowledge();
+            let mut done = || match d.take_event() {
                 Ok(Some(x)) => {
                     got = Some(x);
                     true
@@ -341,7 +352,12 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
                     err = Some(e);
                     true
                 }
-            });
+            };
+            if c.mute {
+                t.poll(EVENT_WAIT_US, &mut done);
+            } else {
+                t.wait(EVENT_WAIT_US, &mut done);
+            }
             if let Some(e) = err {
                 return Err(format!("round {} event {}: {}", r, i, e));
             }
@@ -376,6 +392,13 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
             d.post(slot)
                 .and_then(|()| d.kick(&mut t))
                 .map_err(|e| format!("posting again: {}", e))?;
+        }
+        if indicators::subchannel_interrupts() == interrupts {
+            return Err(format!(
+                "round {}: {} events used with no I/O interrupt for the subchannel",
+                r,
+                want.len()
+            ));
         }
     }
     let _ = t.reset();
@@ -437,7 +460,7 @@ fn led_events() -> Vec<Event> {
 }
 
 fn status_device(sid: u32) -> Result<(u32, u32), String> {
-    let (mut t, mut d) = open_ready(sid)?;
+    let (mut t, mut ind, mut d) = open_ready(sid)?;
     let mut nonzero = 0;
     let events = led_events();
     for (i, e) in events.iter().enumerate() {
@@ -446,7 +469,8 @@ fn status_device(sid: u32) -> Result<(u32, u32), String> {
             .map_err(|err| format!("status {} ({}): {}", i, e, err))?;
         let mut got = None;
         let mut err = None;
-        t.poll(STATUS_WAIT_US, &mut || match d.take_status() {
+        ind.acknowledge();
+        t.wait(STATUS_WAIT_US, &mut || match d.take_status() {
             Ok(Some(x)) => {
                 got = Some(x);
                 true

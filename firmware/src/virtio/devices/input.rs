@@ -288,6 +288,11 @@ impl Input {
         self.events.kick(t)
     }
 
+    /// Asks the device for used-buffer interrupts on the event queue, or not.
+    pub fn event_interrupts(&mut self, on: bool) {
+        self.events.enable_interrupts(on);
+    }
+
     /// The next event the device returned, if any, and its slot (to post
     /// again); the used length must be the event's.
     pub fn take_event(&mut self) -> Result<Option<Taken>, DriveError> {
