@@ -239,3 +239,26 @@ fn events_without_an_interrupt_fail() {
         &[KBD, "round 0", "no I/O interrupt for the subchannel"],
     );
 }
+
+/// A device `input=` does not name is not compared, and the pass says so.
+#[test]
+fn a_device_input_does_not_name_is_noted() {
+    let s = scenario("input-unnamed")
+        .input(InputDevices::new().keyboard(KBD))
+        .ccw_device("virtio-tablet-ccw", TABLET, "input")
+        .append("only=input.config");
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .result("input.config")
+            .and_then(|r| r.yaml.as_ref())
+            .is_some_and(|y| {
+                y.lines
+                    .join(" ")
+                    .contains(&format!("not compared: {TABLET}"))
+            }),
+        "a note naming the tablet input= leaves out",
+    );
+}

@@ -303,6 +303,17 @@ pub fn config(m: &mut Machine) -> Outcome {
         }
         let _ = t.reset();
     }
+    let others = unnamed(m);
+    if !others.is_empty() {
+        let n = format!(
+            "virtio-input devices input= does not name, not compared:{}",
+            others.as_str()
+        );
+        note = Some(match note {
+            Some(a) => format!("{}; {}", a.as_str(), n.as_str()),
+            None => n,
+        });
+    }
     match note {
         Some(n) => Outcome::PassNote(n),
         None => Outcome::Pass,
