@@ -30,6 +30,8 @@ pub const DEVICES: &[(&str, &str, &str)] = &[
     ("virtio-crypto-ccw", "fe.0.0009", "crypto"),
     ("virtio-9p-ccw", "fe.0.000a", "9p"),
     ("virtio-mem-ccw", "fe.0.0011", "mem"),
+    ("virtio-mouse-ccw", "fe.0.000e", "input"),
+    ("virtio-tablet-ccw", "fe.0.000f", "input"),
 ];
 
 /// Devices that need a host device QEMU opens itself (model, bus id, the
@@ -150,6 +152,8 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             .collect()
     });
     let mut left_out = Vec::new();
+    // The keyboard, mouse and tablet, with the peer that injects their events.
+    let mut input = crate::input::InputDevices::new();
     for (&(model, bus, name), probe) in DEVICES.iter().zip(probes) {
         if let Err(why) = probe {
             left_out.push((model, why));
@@ -185,6 +189,14 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             "virtio-9p-ccw" => s.share_9p(Share9p::new(bus, "zvtest").scratch().dir(&share)),
             "virtio-balloon-ccw" => s.balloon(default_balloon(bus)),
             "virtio-mem-ccw" => s.virtio_mem(default_mem(bus)),
+            "virtio-keyboard-ccw" | "virtio-mouse-ccw" | "virtio-tablet-ccw" => {
+                let m = zvtest_contract::input::Model::ALL
+                    .into_iter()
+                    .find(|m| m.qemu_model() == model)
+                    .expect("an input model");
+                input = input.device(bus, m);
+                s
+            }
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {
@@ -195,6 +207,7 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             }
         }
     }
+    s = s.input(input);
     for &(model, bus, name, host) in HOST_DEVICES {
         if !Path::new(host).exists() {
             left_out.push((

@@ -61,6 +61,9 @@ pub const NAMES: &[&str] = &[
     "p9.read",
     "p9.write",
     "p9.stress",
+    "input.config",
+    "input.events",
+    "input.status",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -177,6 +180,10 @@ pub mod markers {
     /// Followed by ` <bus id>`: set that virtio-mem device's requested size
     /// to `mem=`'s `resize=` now (`mem.resize`).
     pub const MEM_RESIZE: &str = "# zvtest: mem resize";
+    /// Followed by ` <bus id> <round>`: that virtio-input device has every
+    /// event buffer posted; inject round `<round>` of its seeded sequence
+    /// now (contract `input`; `input.events`).
+    pub const INPUT_EVENTS: &str = "# zvtest: input events";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 
@@ -186,7 +193,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 15] = [
+        let owners: [(&[&str], &'static str); 16] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -202,6 +209,7 @@ pub mod markers {
             (&[BALLOON_STATS_READY], "balloon.stats"),
             (&[BALLOON_STATS_POSTED], "balloon.stats"),
             (&[MEM_RESIZE], "mem.resize"),
+            (&[INPUT_EVENTS], "input.events"),
         ];
         owners
             .iter()
@@ -261,6 +269,7 @@ mod tests {
             ("# zvtest: balloon stats ready fe.0.0005", "balloon.stats"),
             ("# zvtest: balloon stats posted fe.0.0005", "balloon.stats"),
             ("# zvtest: mem resize fe.0.0011", "mem.resize"),
+            ("# zvtest: input events fe.0.000e 1", "input.events"),
         ] {
             assert_eq!(owner(line), Some(check), "{line}");
             assert!(NAMES.contains(&check) || check.starts_with("inject."));

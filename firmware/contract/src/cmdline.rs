@@ -166,6 +166,9 @@ pub struct Config {
     pub balloon: Option<crate::balloon::BalloonConfig>,
     /// How the host configured the virtio-mem device (`mem=`).
     pub mem: Option<crate::balloon::MemConfig>,
+    /// The virtio-input devices the host configured (`input=`): which
+    /// model sits at which bus id (crate::input).
+    pub input: Vec<crate::input::InputConfig>,
 }
 
 impl Default for Config {
@@ -201,6 +204,7 @@ impl Default for Config {
             p9_corrupt: None,
             balloon: None,
             mem: None,
+            input: Vec::new(),
         }
     }
 }
@@ -474,6 +478,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
                     return None;
                 }
                 c.serial.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
+        "input",
+        "comma-separated BUS:MODEL[:mute] of virtio-input devices, MODEL kbd, mouse or tablet; test only: mute, no event-queue interrupts asked for (fe.0.0008:kbd,fe.0.000e:mouse)",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::input::InputConfig::parse(item)?;
+                if c.input.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.input.push(d);
             }
             Some(())
         },
@@ -767,6 +785,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if let Some(m) = &cfg.mem {
         word("mem", &m.item());
     }
+    if !cfg.input.is_empty() {
+        let items: Vec<String> = cfg.input.iter().map(|d| d.item()).collect();
+        word("input", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -930,6 +952,24 @@ mod tests {
             &b"balloon=fe.0.0005:inflate=x"[..],
             b"balloon=fe.0.0005 balloon=fe.0.0006",
             b"mem=fe.0.0011:block=1M",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn input_devices() {
+        let c = parse(b"input=fe.0.0008:kbd,fe.0.000e:mouse,fe.0.000f:tablet").unwrap();
+        assert_eq!(c.input.len(), 3);
+        assert_eq!(c.input[2].model, crate::input::Model::Tablet);
+        assert_eq!(
+            write(&c),
+            "input=fe.0.0008:kbd,fe.0.000e:mouse,fe.0.000f:tablet"
+        );
+        for bad in [
+            &b"input=fe.0.0008:kbd,fe.0.0008:mouse"[..],
+            b"input=fe.0.0008",
+            b"input=fe.0.0008:pen",
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -1405,6 +1445,13 @@ mod tests {
                 })
         }
 
+        fn input() -> impl Strategy<Value = (crate::input::Model, bool)> {
+            (
+                prop::sample::select(&crate::input::Model::ALL[..]),
+                any::<bool>(),
+            )
+        }
+
         fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
             (bus(), "[a-zA-Z0-9._-]{1,36}", any::<bool>())
                 .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
@@ -1478,31 +1525,42 @@ mod tests {
                     prop::option::of((0u32..3, any::<u64>())),
                     proptest::option::of(balloon()),
                     proptest::option::of(mem()),
+                    prop::collection::btree_map(bus(), input(), 0..4),
                 ),
             )
-                .prop_map(|(mut cfg, (shares, crypto, corrupt, balloon, mem))| {
-                    cfg.crypto = crypto
-                        .into_iter()
-                        .map(|(bus, mut d)| {
-                            d.bus = bus;
-                            d
-                        })
-                        .collect();
-                    cfg.p9_corrupt = corrupt.map(|(file, at)| crate::p9::Corrupt {
-                        file,
-                        offset: at % crate::p9::WRITTEN[file as usize],
-                    });
-                    cfg.balloon = balloon;
-                    cfg.mem = mem;
-                    cfg.shares = shares
-                        .into_iter()
-                        .map(|(bus, mut d)| {
-                            d.bus = bus;
-                            d
-                        })
-                        .collect();
-                    cfg
-                })
+                .prop_map(
+                    |(mut cfg, (shares, crypto, corrupt, balloon, mem, input))| {
+                        cfg.crypto = crypto
+                            .into_iter()
+                            .map(|(bus, mut d)| {
+                                d.bus = bus;
+                                d
+                            })
+                            .collect();
+                        cfg.p9_corrupt = corrupt.map(|(file, at)| crate::p9::Corrupt {
+                            file,
+                            offset: at % crate::p9::WRITTEN[file as usize],
+                        });
+                        cfg.balloon = balloon;
+                        cfg.mem = mem;
+                        cfg.input = input
+                            .into_iter()
+                            .map(|(bus, (model, mute))| crate::input::InputConfig {
+                                bus,
+                                model,
+                                mute,
+                            })
+                            .collect();
+                        cfg.shares = shares
+                            .into_iter()
+                            .map(|(bus, mut d)| {
+                                d.bus = bus;
+                                d
+                            })
+                            .collect();
+                        cfg
+                    },
+                )
         }
 
         fn base_config() -> impl Strategy<Value = Config> {

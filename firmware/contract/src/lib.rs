@@ -17,6 +17,7 @@ pub mod fmt;
 pub mod glob;
 pub mod host;
 pub mod hypercalls;
+pub mod input;
 pub mod inventory;
 pub mod net;
 pub mod p9;

@@ -14,6 +14,7 @@ mod css;
 mod heap;
 mod hypercalls;
 mod inject;
+mod input;
 mod legacy;
 mod mem;
 mod net;
@@ -101,6 +102,11 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("p9.stress", p9::stress)
         .timeout(120_000)
         .stressed(),
+    Check::new("input.config", input::config).timeout(20_000),
+    Check::new("input.events", input::events)
+        .timeout(60_000)
+        .stressed(),
+    Check::new("input.status", input::status).timeout(20_000),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),
