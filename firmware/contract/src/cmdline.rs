@@ -155,6 +155,10 @@ pub struct Config {
     /// virtio-fs): tag and whether the seeded tree is laid out
     /// (crate::share); written to only where `scratch=` names the bus.
     pub shares: Vec<crate::share::ShareConfig>,
+    /// Test only (`fs-corrupt=OFFSET`): `fs.write` writes that byte of its
+    /// file inverted (and reads back what it wrote), so the runner's check
+    /// of the share must fail the run.
+    pub fs_corrupt: Option<u32>,
 }
 
 impl Default for Config {
@@ -186,6 +190,7 @@ impl Default for Config {
             nets: Vec::new(),
             serial: Vec::new(),
             shares: Vec::new(),
+            fs_corrupt: None,
         }
     }
 }
@@ -465,7 +470,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "shares",
-        "comma-separated BUS:TAG[:tree] of 9p and virtio-fs shares, :tree when the seeded tree is laid out (fe.0.000a:zvtest:tree)",
+        "comma-separated BUS:TAG[:tree][:queues=N] of 9p and virtio-fs shares, :tree when the seeded tree is laid out, :queues= a virtio-fs device's request queues (fe.0.000a:zvtest:tree)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::share::ShareConfig::parse(item)?;
@@ -474,6 +479,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
                 }
                 c.shares.push(d);
             }
+            Some(())
+        },
+    ),
+    (
+        "fs-corrupt",
+        "test only: fs.write writes this byte offset of its file inverted (the runner's share check must fail)",
+        |c, v| {
+            c.fs_corrupt = Some(ranged(v, 0, crate::virtiofs::FILE_SIZE - 1)? as u32);
             Some(())
         },
     ),
@@ -701,6 +714,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
         word("shares", &items.join(","));
     }
+    if let Some(at) = cfg.fs_corrupt {
+        word("fs-corrupt", &format!("{}", at));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -831,6 +847,15 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn fs_corrupt() {
+        let c = parse(b"fs-corrupt=17").unwrap();
+        assert_eq!(c.fs_corrupt, Some(17));
+        assert_eq!(write(&c), "fs-corrupt=17");
+        assert!(parse(b"fs-corrupt=20011").is_err());
+        assert!(parse(b"fs-corrupt=x").is_err());
     }
 
     #[test]
@@ -1284,8 +1309,18 @@ mod tests {
         }
 
         fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
-            (bus(), "[a-zA-Z0-9._-]{1,36}", any::<bool>())
-                .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
+            (
+                bus(),
+                "[a-zA-Z0-9._-]{1,36}",
+                any::<bool>(),
+                proptest::option::of(1u16..=16),
+            )
+                .prop_map(|(bus, tag, tree, queues)| crate::share::ShareConfig {
+                    bus,
+                    tag,
+                    tree,
+                    queues,
+                })
         }
 
         /// Every option: the older ones, then one entry per newer device
@@ -1293,9 +1328,13 @@ mod tests {
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
-                (prop::collection::btree_map(bus(), share(), 0..3),),
+                (
+                    prop::collection::btree_map(bus(), share(), 0..3),
+                    proptest::option::of(0u32..crate::virtiofs::FILE_SIZE as u32),
+                ),
             )
-                .prop_map(|(mut cfg, (shares,))| {
+                .prop_map(|(mut cfg, (shares, fs_corrupt))| {
+                    cfg.fs_corrupt = fs_corrupt;
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

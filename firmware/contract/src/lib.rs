@@ -24,3 +24,4 @@ pub mod stress;
 pub mod tap;
 pub mod verdict;
 pub mod virtio;
+pub mod virtiofs;

@@ -9,6 +9,7 @@ mod balloon;
 mod blk;
 mod boot;
 mod css;
+mod fs;
 mod heap;
 mod hypercalls;
 mod inject;
@@ -78,6 +79,12 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
+    Check::new("fs.config", fs::config).timeout(20_000),
+    Check::new("fs.read", fs::read).timeout(30_000),
+    Check::new("fs.write", fs::write).timeout(30_000),
+    Check::new("fs.stress", fs::stress)
+        .timeout(60_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),
