@@ -125,7 +125,7 @@ fn a_changed_tree_byte_is_named() {
         &o,
         Some("fs.read"),
         &[
-            "dir1/dir2/b.bin at 0 of 65537 bytes: offset 12345: expected",
+            "READ dir1/dir2/b.bin at 0 of 32768 bytes: offset 12345: expected",
             "(seed 0x77)",
             "the share's seeded tree changed: dir1/dir2/b.bin: offset 12345",
         ],

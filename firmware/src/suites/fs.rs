@@ -377,8 +377,11 @@ pub fn config(m: &mut Machine) -> Outcome {
     Outcome::Pass
 }
 
-/// Seeded reads of the file at `path` (node `nodeid`, `size` bytes): the
-/// whole of a small file, else random offsets and sizes; then one at the
+/// Files up to this size are read whole.
+const WHOLE_MAX: u64 = 1 << 20;
+
+/// Reads of the file at `path` (node `nodeid`, `size` bytes): the whole
+/// of a small file, and seeded random offsets and sizes; then one at the
 /// end (nothing) and one across it (the rest).
 fn read_file(
     s: &mut Session,
@@ -390,8 +393,14 @@ fn read_file(
     let fh = s.open_file(nodeid, fs::O_RDONLY, false)?;
     let mut rng = Rng::new(seed ^ share::path_key(path));
     let mut reads: Vec<(u64, u32)> = Vec::new();
-    if size <= u64::from(READ_MAX) {
-        reads.push((0, size as u32));
+    // Every byte of the small files; the large one at random only.
+    if size <= WHOLE_MAX {
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(u64::from(READ_MAX));
+            reads.push((at, n as u32));
+            at += n;
+        }
     }
     if size > 0 {
         for _ in 0..4 {

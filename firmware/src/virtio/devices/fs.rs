@@ -355,7 +355,7 @@ pub fn decode_reply(buf: &[u8], used: u32, unique: u64) -> Result<Reply<'_>, Fus
     if got != unique {
         return Err(FuseError::WrongUnique { got, sent: unique });
     }
-    if error > 0 || error < -4095 {
+    if !(-4095..=0).contains(&error) {
         return Err(FuseError::BadError { error });
     }
     if error != 0 && len as usize != OUT_HEADER_LEN {
