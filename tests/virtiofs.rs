@@ -132,6 +132,31 @@ fn a_changed_tree_byte_is_named() {
     );
 }
 
+/// Every page of the large file changed on the host: `fs.stress`'s reads
+/// name one (path, offset, expected, got, seed), on their own.
+#[test]
+fn a_changed_large_file_fails_the_stress() {
+    let fault = Fault::FlipEveryPage { path: "large.bin" };
+    let Some(s) = fs_only(
+        "virtiofs-stress-changed",
+        VirtioFs::new(BUS, TAG).fault(fault),
+        "fs.stress",
+    ) else {
+        return;
+    };
+    let o = boot(&s.seed(0x99), &elf());
+    fails_with(
+        &o,
+        Some("fs.stress"),
+        &[
+            "request queue 1 request ",
+            "large.bin offset ",
+            "(seed 0x99)",
+            "the share's seeded tree changed: large.bin: offset 0:",
+        ],
+    );
+}
+
 /// The firmware writes one byte of its file wrong (test only: its own
 /// read-back agrees), and only the runner's check can see it.
 #[test]

@@ -62,6 +62,9 @@ pub enum Fault {
     /// at `path`: the firmware's read must name it (and the runner's
     /// check of the tree too).
     FlipTreeByte { path: &'static str, offset: u64 },
+    /// Inverts the first byte of every 4 KiB page of the file at `path`:
+    /// any read across a page start sees one (for `fs.stress`'s reads).
+    FlipEveryPage { path: &'static str },
 }
 
 /// A virtio-fs device as a scenario describes it.
@@ -212,8 +215,14 @@ impl PeerSpec for FsPeerSpec {
             .clone()
             .unwrap_or_else(|| ctx.dir.join(format!("fs-{}", self.bus)));
         crate::shares::lay_out(&dir, ctx.seed)?;
-        if let Some(Fault::FlipTreeByte { path, offset }) = &self.fs.fault {
-            flip(&dir.join(path), *offset)?;
+        match &self.fs.fault {
+            Some(Fault::FlipTreeByte { path, offset }) => flip(&dir.join(path), &[*offset])?,
+            Some(Fault::FlipEveryPage { path }) => {
+                let len = fs::metadata(dir.join(path))?.len();
+                let pages: Vec<u64> = (0..len).step_by(4096).collect();
+                flip(&dir.join(path), &pages)?
+            }
+            None => {}
         }
         let socket = ctx.dir.join(format!("vfs-{}.sock", self.bus));
         let log = ctx.dir.join(format!("vfs-{}.log", self.bus));
@@ -247,7 +256,7 @@ impl PeerSpec for FsPeerSpec {
             deadline: ctx.deadline,
         };
         // The socket is there before QEMU connects, or the daemon said why not.
-        let until = Instant::now() + SOCKET_WAIT;
+        let until = (Instant::now() + SOCKET_WAIT).min(ctx.deadline);
         loop {
             if peer.socket.exists() {
                 return Ok(Box::new(peer));
@@ -273,13 +282,15 @@ impl PeerSpec for FsPeerSpec {
     }
 }
 
-/// Inverts the byte at `offset` of the file `p`.
-fn flip(p: &Path, offset: u64) -> io::Result<()> {
+/// Inverts the bytes at `offsets` of the file `p`.
+fn flip(p: &Path, offsets: &[u64]) -> io::Result<()> {
     let mut data = fs::read(p)?;
-    let b = data
-        .get_mut(offset as usize)
-        .ok_or_else(|| io::Error::other(format!("{}: no byte at {offset}", p.display())))?;
-    *b ^= 0xff;
+    for &offset in offsets {
+        let b = data
+            .get_mut(offset as usize)
+            .ok_or_else(|| io::Error::other(format!("{}: no byte at {offset}", p.display())))?;
+        *b ^= 0xff;
+    }
     fs::write(p, data)
 }
 
@@ -545,6 +556,37 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(out_differences(&d, 9, Written::Complete).len(), 1);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A daemon that dies before making its socket: the run cannot start,
+    /// and the error says so (no wait past it); the tree was laid out.
+    #[test]
+    fn a_daemon_without_socket_is_named() {
+        let d = dir("nosock");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let spec = FsPeerSpec {
+            bus: "fe.0.0010".parse().unwrap(),
+            chardev: "c".into(),
+            daemon: "/bin/false".into(),
+            fs: VirtioFs::new("fe.0.0010", "t").dir(d.join("share")),
+        };
+        let ctx = PeerContext {
+            dir: d.clone(),
+            seed: 3,
+            deadline: Instant::now() + Duration::from_secs(20),
+        };
+        let e = spec.start(&ctx).err().expect("no socket, no peer");
+        assert!(
+            e.to_string()
+                .contains("/bin/false exited (exit status: 1) before making its socket"),
+            "{e}"
+        );
+        assert_eq!(
+            crate::shares::differences(&d.join("share"), 3),
+            Vec::<String>::new()
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 
