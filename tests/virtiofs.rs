@@ -70,8 +70,11 @@ fn a_scratch_share_is_read_written_and_stressed() {
     );
     check(
         &o,
-        console.contains("# fs fe.0.0010 request1: ") && console.contains(" requests, "),
-        "a QueueStats line for the request queue",
+        console.contains("# fs fe.0.0010 request1 rev 2 split event-idx classic interrupts: ")
+            && console.contains("# fs fe.0.0010 request1 rev 2 split adapter interrupts: ")
+            && console.contains("# fs fe.0.0010 request1 rev 2 split classic polled: ")
+            && console.contains(" requests, "),
+        "QueueStats lines for the request queue in each setup",
     );
     check(
         &o,
@@ -149,7 +152,7 @@ fn a_changed_large_file_fails_the_stress() {
         &o,
         Some("fs.stress"),
         &[
-            "request queue 1 request ",
+            "request queue 1 (rev 2 split event-idx classic interrupts) request ",
             "large.bin offset ",
             "(seed 0x99)",
             "the share's seeded tree changed: large.bin: offset 0:",

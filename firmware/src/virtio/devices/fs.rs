@@ -613,15 +613,17 @@ impl Answer {
 }
 
 impl Fs {
-    /// Sets up the high-priority queue and `request_queues` request queues.
+    /// Sets up the high-priority queue and `request_queues` request
+    /// queues (packed rings where asked for and negotiated).
     pub fn setup<T: Transport + ?Sized>(
         t: &mut T,
         features: u64,
         request_queues: u16,
+        packed: bool,
     ) -> Result<Self, DriveError> {
         let mut queues = Vec::new();
         for q in 0..=request_queues {
-            queues.push(setup_queue(t, q, features, false)?);
+            queues.push(setup_queue(t, q, features, packed)?);
         }
         Ok(Fs { queues })
     }
@@ -636,13 +638,17 @@ impl Fs {
     }
 
     /// Sends `message` on `queue` with room for a `reply_len`-byte reply
-    /// (none: a message without reply, such as FORGET) and waits for it.
+    /// (none: a message without reply, such as FORGET) and waits for it:
+    /// by polling the used ring (one request at a time needs no
+    /// interrupt; the stress engine takes them by interrupt), or as the
+    /// transport waits.
     pub fn call<T: Transport + ?Sized>(
         &mut self,
         t: &mut T,
         queue: u16,
         message: &[u8],
         reply_len: usize,
+        poll: bool,
     ) -> Result<Answer, FsError> {
         let q = self
             .queues
@@ -666,7 +672,11 @@ impl Fs {
             });
         }
         let token = q.submit(t, &chain, false)?;
-        let used = q.wait_used(t)?;
+        let used = if poll {
+            q.poll_used(t)?
+        } else {
+            q.wait_used(t)?
+        };
         if used.token != token {
             return Err(FsError::WrongToken {
                 used: used.token,
