@@ -33,8 +33,23 @@ pub const VIRTIOFSD_PATHS: &[&str] = &[
     "/usr/lib/virtiofsd",
 ];
 
-/// The daemon on this host, or why there is none.
+/// The daemon on this host, or why there is none (or it cannot run:
+/// QEMU 7.2's C daemon runs as root only — as another user it cannot
+/// write its pid file under /var/run/virtiofsd, seen here — and its
+/// sandbox needs a mount namespace).
 pub fn virtiofsd() -> Result<PathBuf, String> {
+    let path = find_virtiofsd()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(format!(
+            "{} runs as root only (its pid file, its sandbox), and we are not root",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn find_virtiofsd() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(VIRTIOFSD_ENV).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() {
