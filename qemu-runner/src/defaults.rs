@@ -10,6 +10,7 @@ use crate::mem::MemScenario;
 use crate::net::{Echo, NetScenario};
 use crate::p9::{P9Scenario, Share9p};
 use crate::scenario::{Diag288, Scenario};
+use crate::virtiofs::{VirtioFs, VirtioFsScenario};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,10 @@ pub const USER_NET: (&str, &str, &str) = ("virtio-net-ccw", "fe.0.000d", "net");
 /// The MACs of the echo and the user-mode net device (locally administered).
 pub const ECHO_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x02];
 pub const USER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x0d];
+
+/// virtio-fs (model, bus id, tag): on the seeded tree, scratch, where
+/// the host has a `virtiofsd` (and then guest RAM is a shared back-end).
+pub const VIRTIO_FS: (&str, &str, &str) = ("vhost-user-fs-ccw", "fe.0.0010", "zvtest-fs");
 
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
@@ -220,6 +225,20 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             s = s.ccw_device(model, bus, name);
         }
     }
+    let (model, bus, tag) = VIRTIO_FS;
+    match crate::virtiofs::virtiofsd()
+        .and_then(|d| offered(&s.qemu, s.data_dir.as_deref(), model).map(|()| d))
+    {
+        Ok(daemon) => {
+            s = s.virtio_fs(
+                VirtioFs::new(bus, tag)
+                    .scratch(true)
+                    .daemon(daemon)
+                    .dir(scratch.join("scratch-fs")),
+            )
+        }
+        Err(why) => left_out.push((model, why)),
+    }
     let (model, bus, name) = HOT_PLUGGED;
     s = s.hot_plug(model, bus, name).diag288(Diag288::Present);
     if s.ccw_devices
@@ -255,11 +274,11 @@ mod tests {
     fn every_device_has_its_own_bus_id() {
         let mut buses: Vec<BusId> = DEVICES
             .iter()
-            .chain([&HOT_PLUGGED, &USER_NET])
+            .chain([&HOT_PLUGGED, &USER_NET, &VIRTIO_FS])
             .map(|(_, b, _)| b.parse().unwrap())
             .collect();
         buses.sort();
         buses.dedup();
-        assert_eq!(buses.len(), DEVICES.len() + 2);
+        assert_eq!(buses.len(), DEVICES.len() + 3);
     }
 }

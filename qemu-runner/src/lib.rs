@@ -80,6 +80,7 @@ pub mod scenario;
 pub mod serial;
 pub mod shares;
 pub mod version;
+pub mod virtiofs;
 
 /// TAP, read (and written, by the firmware): the contract's.
 pub use zvtest_contract::tap;

@@ -102,6 +102,7 @@ impl P9Scenario for Scenario {
             bus,
             tag: share.tag.clone(),
             tree: true,
+            queues: None,
         };
         if ShareConfig::parse(&config.item()).as_ref() != Some(&config) {
             s.errors.push(format!(

@@ -5,6 +5,9 @@ use crate::scenario::{Diag288, HotplugStep, Scenario};
 use std::ffi::OsString;
 use std::path::Path;
 
+/// The id of the shared RAM back-end ([`Scenario::shared_memory`]).
+pub const SHARED_RAM_ID: &str = "zvtest-ram";
+
 impl Scenario {
     /// QEMU's arguments (without the binary) to boot `kernel`.
     ///
@@ -13,7 +16,18 @@ impl Scenario {
     pub fn qemu_args(&self, kernel: &Path) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut add = |words: &[&str]| args.extend(words.iter().map(OsString::from));
-        add(&["-machine", &self.machine, "-accel", &self.accel]);
+        if self.shared_memory {
+            // The RAM's back-end by id; `-m` must say the same size.
+            let machine = format!("{},memory-backend={SHARED_RAM_ID}", self.machine);
+            let ram = format!(
+                "memory-backend-memfd,id={SHARED_RAM_ID},size={}M,share=on",
+                self.memory_mib
+            );
+            add(&["-machine", &machine, "-object", &ram]);
+        } else {
+            add(&["-machine", &self.machine]);
+        }
+        add(&["-accel", &self.accel]);
         if let Some(cpu) = &self.cpu {
             add(&["-cpu", cpu]);
         }
@@ -176,6 +190,43 @@ mod tests {
         assert_eq!(s.qemu, PathBuf::from("/opt/qemu"));
         assert_eq!(s.timeout, Duration::from_secs(5));
         assert_eq!(s.append, ["only=boot.*", "verbose=1", "x=y"]);
+    }
+
+    /// Shared RAM: the machine names the back-end, which has `-m`'s size;
+    /// shares reach `shares=`, and `scratch=` only where they may be written.
+    #[test]
+    fn shared_memory_and_shares() {
+        use zvtest_contract::share::ShareConfig;
+        let s = Scenario::new("vfs")
+            .memory_mib(256)
+            .shared_memory(true)
+            .share(ShareConfig::parse("fe.0.0010:zv-fs:tree").unwrap(), true)
+            .share(ShareConfig::parse("fe.0.0011:ro").unwrap(), false);
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-machine", "s390-ccw-virtio,memory-backend=zvtest-ram"]));
+        assert!(args.windows(2).any(|w| w
+            == [
+                "-object",
+                "memory-backend-memfd,id=zvtest-ram,size=256M,share=on"
+            ]));
+        assert!(args.windows(2).any(|w| w == ["-m", "256"]));
+        let line = s.command_line();
+        assert!(
+            line.contains("scratch=fe.0.0010 ") && !line.contains("scratch=fe.0.0010,"),
+            "{line}"
+        );
+        assert!(
+            line.contains("shares=fe.0.0010:zv-fs:tree,fe.0.0011:ro"),
+            "{line}"
+        );
+        let plain = Scenario::new("p").qemu_args(Path::new("k"));
+        assert!(strings(&plain)
+            .windows(2)
+            .any(|w| w == ["-machine", "s390-ccw-virtio"]));
+        assert!(!strings(&plain).contains(&"-object"));
     }
 
     #[test]

@@ -93,9 +93,12 @@ pub struct Scenario {
     pub peers: Vec<crate::peers::PeerRef>,
     /// What `nets=` tells the firmware of each net device ([`crate::net`]).
     pub nets: Vec<zvtest_contract::net::NetConfig>,
-    /// What `shares=` tells the firmware of each shared directory, and
-    /// whether `scratch=` names it (`crate::p9`).
+    /// What `shares=` tells the firmware (9p, virtio-fs), and whether
+    /// `scratch=` names each ([`Scenario::share`]).
     pub shares: Vec<(zvtest_contract::share::ShareConfig, bool)>,
+    /// Guest RAM on a shared memory back-end (`memory-backend-memfd`,
+    /// `share=on`): what a vhost-user device's back-end process maps.
+    pub shared_memory: bool,
 }
 
 /// Where the firmware's `qemu-version=` word comes from.
@@ -235,6 +238,7 @@ impl Scenario {
             peers: Vec::new(),
             nets: Vec::new(),
             shares: Vec::new(),
+            shared_memory: false,
         }
     }
 
@@ -349,6 +353,19 @@ impl Scenario {
     pub fn peer(mut self, spec: impl crate::peers::PeerSpec + 'static) -> Self {
         self.peers
             .push(crate::peers::PeerRef(std::sync::Arc::new(spec)));
+        self
+    }
+
+    /// Tells the firmware of a share (`shares=`), and names it in
+    /// `scratch=` where the firmware may write to it.
+    pub fn share(mut self, config: zvtest_contract::share::ShareConfig, scratch: bool) -> Self {
+        self.shares.push((config, scratch));
+        self
+    }
+
+    /// Guest RAM on a shared memory back-end (see the field).
+    pub fn shared_memory(mut self, on: bool) -> Self {
+        self.shared_memory = on;
         self
     }
 
@@ -740,13 +757,13 @@ impl Scenario {
             .filter(|(_, d)| d.scratch)
             .map(|(id, _)| *id)
             .collect();
-        c.shares = self.shares.iter().map(|(d, _)| d.clone()).collect();
+        c.shares = self.shares.iter().map(|(s, _)| s.clone()).collect();
         c.scratch.extend(
             self.shares
                 .iter()
                 .filter(|(_, scratch)| *scratch)
-                .map(|(d, _)| DiskId {
-                    bus: d.bus,
+                .map(|(s, _)| DiskId {
+                    bus: s.bus,
                     lun: None,
                 }),
         );

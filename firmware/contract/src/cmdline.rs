@@ -169,6 +169,10 @@ pub struct Config {
     /// The virtio-input devices the host configured (`input=`): which
     /// model sits at which bus id (crate::input).
     pub input: Vec<crate::input::InputConfig>,
+    /// Test only (`fs-corrupt=OFFSET`): `fs.write` writes that byte of its
+    /// file inverted (and reads back what it wrote), so the runner's check
+    /// of the share must fail the run.
+    pub fs_corrupt: Option<u32>,
 }
 
 impl Default for Config {
@@ -205,6 +209,7 @@ impl Default for Config {
             balloon: None,
             mem: None,
             input: Vec::new(),
+            fs_corrupt: None,
         }
     }
 }
@@ -498,7 +503,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "shares",
-        "comma-separated BUS:TAG[:tree] of 9p and virtio-fs shares, :tree when the seeded tree is laid out (fe.0.000a:zvtest:tree)",
+        "comma-separated BUS:TAG[:tree][:queues=N] of 9p and virtio-fs shares, :tree when the seeded tree is laid out, :queues= a virtio-fs device's request queues (fe.0.000a:zvtest:tree)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::share::ShareConfig::parse(item)?;
@@ -545,6 +550,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         "BUS:block=SIZE:region=SIZE:requested=SIZE:maxmem=SIZE[:resize=SIZE]: the virtio-mem device, its block size, region, requested size, -m maxmem=, and the size the host sets at `# zvtest: mem resize` (fe.0.0011:block=1M:region=256M:requested=64M:maxmem=1G:resize=32M)",
         |c, v| {
             c.mem = Some(crate::balloon::MemConfig::parse(v)?);
+            Some(())
+        },
+    ),
+    (
+        "fs-corrupt",
+        "test only: fs.write writes this byte offset of its file inverted (the runner's share check must fail)",
+        |c, v| {
+            c.fs_corrupt = Some(ranged(v, 0, crate::virtiofs::FILE_SIZE - 1)? as u32);
             Some(())
         },
     ),
@@ -789,6 +802,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.input.iter().map(|d| d.item()).collect();
         word("input", &items.join(","));
     }
+    if let Some(at) = cfg.fs_corrupt {
+        word("fs-corrupt", &format!("{}", at));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -973,6 +989,15 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn fs_corrupt() {
+        let c = parse(b"fs-corrupt=17").unwrap();
+        assert_eq!(c.fs_corrupt, Some(17));
+        assert_eq!(write(&c), "fs-corrupt=17");
+        assert!(parse(b"fs-corrupt=20011").is_err());
+        assert!(parse(b"fs-corrupt=x").is_err());
     }
 
     #[test]
@@ -1453,8 +1478,18 @@ mod tests {
         }
 
         fn share() -> impl Strategy<Value = crate::share::ShareConfig> {
-            (bus(), "[a-zA-Z0-9._-]{1,36}", any::<bool>())
-                .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
+            (
+                bus(),
+                "[a-zA-Z0-9._-]{1,36}",
+                any::<bool>(),
+                proptest::option::of(1u16..=16),
+            )
+                .prop_map(|(bus, tag, tree, queues)| crate::share::ShareConfig {
+                    bus,
+                    tag,
+                    tree,
+                    queues,
+                })
         }
 
         fn balloon() -> impl Strategy<Value = crate::balloon::BalloonConfig> {
@@ -1526,10 +1561,11 @@ mod tests {
                     proptest::option::of(balloon()),
                     proptest::option::of(mem()),
                     prop::collection::btree_map(bus(), input(), 0..4),
+                    proptest::option::of(0u32..crate::virtiofs::FILE_SIZE as u32),
                 ),
             )
                 .prop_map(
-                    |(mut cfg, (shares, crypto, corrupt, balloon, mem, input))| {
+                    |(mut cfg, (shares, crypto, corrupt, balloon, mem, input, fs_corrupt))| {
                         cfg.crypto = crypto
                             .into_iter()
                             .map(|(bus, mut d)| {
@@ -1551,6 +1587,7 @@ mod tests {
                                 mute,
                             })
                             .collect();
+                        cfg.fs_corrupt = fs_corrupt;
                         cfg.shares = shares
                             .into_iter()
                             .map(|(bus, mut d)| {

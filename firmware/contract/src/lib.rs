@@ -28,3 +28,4 @@ pub mod stress;
 pub mod tap;
 pub mod verdict;
 pub mod virtio;
+pub mod virtiofs;

@@ -19,6 +19,9 @@ pub struct ShareConfig {
     pub tag: String,
     /// The runner laid out [`tree`] of `seed=` at the share's root.
     pub tree: bool,
+    /// virtio-fs: the request queues the device was given
+    /// (`:queues=N`; None: QEMU's default, 1).
+    pub queues: Option<u16>,
 }
 
 impl ShareConfig {
@@ -35,9 +38,17 @@ impl ShareConfig {
             return None;
         }
         let mut tree = false;
+        let mut queues = None;
         for word in parts {
             match word {
                 "tree" if !tree => tree = true,
+                w if w.starts_with("queues=") && queues.is_none() => {
+                    let n: u16 = w["queues=".len()..].parse().ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    queues = Some(n);
+                }
                 _ => return None,
             }
         }
@@ -45,6 +56,7 @@ impl ShareConfig {
             bus,
             tag: tag.to_string(),
             tree,
+            queues,
         })
     }
 
@@ -53,6 +65,9 @@ impl ShareConfig {
         let mut s = alloc::format!("{}:{}", self.bus, self.tag);
         if self.tree {
             s.push_str(":tree");
+        }
+        if let Some(n) = self.queues {
+            s.push_str(&alloc::format!(":queues={}", n));
         }
         s
     }
@@ -221,6 +236,9 @@ mod tests {
         assert!(c.tree);
         assert_eq!(ShareConfig::parse(&c.item()).unwrap(), c);
         assert!(!ShareConfig::parse("fe.0.0010:fs").unwrap().tree);
+        let q = ShareConfig::parse("fe.0.0010:fs:tree:queues=2").unwrap();
+        assert_eq!(q.queues, Some(2));
+        assert_eq!(q.item(), "fe.0.0010:fs:tree:queues=2");
         for bad in [
             "",
             "fe.0.000a",
@@ -228,6 +246,8 @@ mod tests {
             "fe.0.000a:a b",
             "fe.0.000a:t:tree:tree",
             "fe.0.000a:t:scratch",
+            "fe.0.0010:t:queues=0",
+            "fe.0.0010:t:queues=1:queues=2",
             "zz:t",
             "fe.0.000a:0123456789012345678901234567890123456",
         ] {

@@ -11,6 +11,7 @@ mod blk;
 mod boot;
 mod crypto;
 mod css;
+mod fs;
 mod heap;
 mod hypercalls;
 mod inject;
@@ -107,6 +108,12 @@ const CHECKS: &[Check<Machine>] = &[
         .timeout(60_000)
         .stressed(),
     Check::new("input.status", input::status).timeout(20_000),
+    Check::new("fs.config", fs::config).timeout(20_000),
+    Check::new("fs.read", fs::read).timeout(30_000),
+    Check::new("fs.write", fs::write).timeout(30_000),
+    Check::new("fs.stress", fs::stress)
+        .timeout(60_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

@@ -3,6 +3,7 @@
 
 pub mod blk;
 pub mod crypto;
+pub mod fs;
 pub mod p9;
 pub mod rng;
 pub mod scsi;
