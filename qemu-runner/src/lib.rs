@@ -67,6 +67,7 @@ pub mod assess;
 pub mod defaults;
 pub mod devices;
 pub mod disks;
+pub mod gpu;
 pub mod net;
 pub mod peers;
 pub mod qemu_args;

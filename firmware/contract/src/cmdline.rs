@@ -155,6 +155,9 @@ pub struct Config {
     /// virtio-fs): tag and whether the seeded tree is laid out
     /// (crate::share); written to only where `scratch=` names the bus.
     pub shares: Vec<crate::share::ShareConfig>,
+    /// The virtio-gpu devices the host configured (`gpu=`): scanout 0's
+    /// mode, EDID offered, and whether the runner takes a screendump.
+    pub gpu: Vec<crate::gpu::GpuConfig>,
 }
 
 impl Default for Config {
@@ -186,6 +189,7 @@ impl Default for Config {
             nets: Vec::new(),
             serial: Vec::new(),
             shares: Vec::new(),
+            gpu: Vec::new(),
         }
     }
 }
@@ -478,6 +482,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "gpu",
+        "comma-separated BUS:WxH[:edid][:dump] of virtio-gpu devices: QEMU's xres x yres, edid=on, a screendump by the runner at the gpu.scanout marker (fe.0.0007:640x480:edid:dump); test only: :flip, one pixel drawn wrong",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::gpu::GpuConfig::parse(item)?;
+                if c.gpu.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.gpu.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
         |c, v| {
@@ -701,6 +719,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
         let items: Vec<String> = cfg.shares.iter().map(|d| d.item()).collect();
         word("shares", &items.join(","));
     }
+    if !cfg.gpu.is_empty() {
+        let items: Vec<String> = cfg.gpu.iter().map(|d| d.item()).collect();
+        word("gpu", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -831,6 +853,25 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn gpu() {
+        let c = parse(b"gpu=fe.0.0007:640x480:edid:dump,fe.1.0001:1024x768").unwrap();
+        assert_eq!(c.gpu.len(), 2);
+        assert!(c.gpu[0].edid && c.gpu[0].dump && !c.gpu[1].edid);
+        assert_eq!((c.gpu[1].width, c.gpu[1].height), (1024, 768));
+        assert_eq!(
+            write(&c),
+            "gpu=fe.0.0007:640x480:edid:dump,fe.1.0001:1024x768"
+        );
+        for bad in [
+            &b"gpu=fe.0.0007:640x480,fe.0.0007:800x600"[..],
+            b"gpu=fe.0.0007",
+            b"gpu=fe.0.0007:640x480:dump:dump",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
@@ -1288,14 +1329,41 @@ mod tests {
                 .prop_map(|(bus, tag, tree)| crate::share::ShareConfig { bus, tag, tree })
         }
 
+        fn gpu() -> impl Strategy<Value = crate::gpu::GpuConfig> {
+            (
+                bus(),
+                1u32..=crate::gpu::MAX_SIDE,
+                1u32..=crate::gpu::MAX_SIDE,
+                any::<(bool, bool, bool)>(),
+            )
+                .prop_map(|(bus, w, h, (edid, dump, flip))| crate::gpu::GpuConfig {
+                    bus,
+                    width: w,
+                    height: h,
+                    edid,
+                    dump,
+                    flip,
+                })
+        }
+
         /// Every option: the older ones, then one entry per newer device
         /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
             (
                 base_config(),
-                (prop::collection::btree_map(bus(), share(), 0..3),),
+                (
+                    prop::collection::btree_map(bus(), share(), 0..3),
+                    prop::collection::btree_map(bus(), gpu(), 0..3),
+                ),
             )
-                .prop_map(|(mut cfg, (shares,))| {
+                .prop_map(|(mut cfg, (shares, gpus))| {
+                    cfg.gpu = gpus
+                        .into_iter()
+                        .map(|(bus, mut d)| {
+                            d.bus = bus;
+                            d
+                        })
+                        .collect();
                     cfg.shares = shares
                         .into_iter()
                         .map(|(bus, mut d)| {

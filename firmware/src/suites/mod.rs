@@ -9,6 +9,7 @@ mod balloon;
 mod blk;
 mod boot;
 mod css;
+mod gpu;
 mod heap;
 mod hypercalls;
 mod inject;
@@ -78,6 +79,13 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("serial.emergency", serial::emergency),
     Check::new("serial.close", serial::close).timeout(20_000),
     Check::new("serial.hotplug", serial::hotplug).timeout(30_000),
+    Check::new("gpu.display", gpu::display).timeout(20_000),
+    Check::new("gpu.scanout", gpu::scanout).timeout(40_000),
+    Check::new("gpu.cursor", gpu::cursor).timeout(20_000),
+    Check::new("gpu.errors", gpu::errors).timeout(20_000),
+    Check::new("gpu.stress", gpu::stress)
+        .timeout(60_000)
+        .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),
     Check::new(
         Case::Diag500PrintkInside.check_name(),

@@ -2,6 +2,7 @@
 //! requests to make and what every answer must be. Pure, host-tested.
 
 pub mod blk;
+pub mod gpu;
 pub mod rng;
 pub mod scsi;
 pub mod serial;

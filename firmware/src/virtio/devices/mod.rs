@@ -6,6 +6,7 @@
 
 pub mod balloon;
 pub mod blk;
+pub mod gpu;
 pub mod net;
 pub mod order;
 pub mod rng;
