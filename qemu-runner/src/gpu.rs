@@ -34,6 +34,8 @@ pub struct Gpu {
     bus: String,
     width: u32,
     height: u32,
+    /// QEMU's `max_outputs` (None: its default, 1).
+    scanouts: Option<u32>,
     edid: bool,
     /// The screendump peer (on by default).
     dump: bool,
@@ -41,6 +43,8 @@ pub struct Gpu {
     flip: bool,
     /// Test only: the peer expects the image of this seed instead.
     expect_seed: Option<u64>,
+    /// Test only: `max_outputs` the firmware is not told of.
+    untold_scanouts: Option<u32>,
 }
 
 impl Gpu {
@@ -51,16 +55,31 @@ impl Gpu {
             bus: bus.into(),
             width,
             height,
+            scanouts: None,
             edid: false,
             dump: true,
             flip: false,
             expect_seed: None,
+            untold_scanouts: None,
         }
     }
 
     /// QEMU's `edid=on` (VIRTIO_GPU_F_EDID offered).
     pub fn edid(mut self, on: bool) -> Self {
         self.edid = on;
+        self
+    }
+
+    /// QEMU's `max_outputs=N`, told to the firmware as `scanouts=N`.
+    pub fn scanouts(mut self, n: u32) -> Self {
+        self.scanouts = Some(n);
+        self
+    }
+
+    /// Test only: the device gets `max_outputs=N` while the firmware is
+    /// told QEMU's default (1 scanout).
+    pub fn scanouts_untold(mut self, n: u32) -> Self {
+        self.untold_scanouts = Some(n);
         self
     }
 
@@ -113,11 +132,15 @@ impl GpuScenario for Scenario {
                     if gpu.edid { "on" } else { "off" }.to_string(),
                 ),
             ]);
+            if let Some(n) = gpu.untold_scanouts.or(gpu.scanouts) {
+                dev.properties.push(("max_outputs".into(), n.to_string()));
+            }
         }
         let config = GpuConfig {
             bus,
             width: gpu.width,
             height: gpu.height,
+            scanouts: gpu.scanouts.unwrap_or(1),
             edid: gpu.edid,
             dump: gpu.dump,
             flip: gpu.flip,

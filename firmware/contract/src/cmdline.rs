@@ -483,7 +483,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "gpu",
-        "comma-separated BUS:WxH[:edid][:dump] of virtio-gpu devices: QEMU's xres x yres, edid=on, a screendump by the runner at the gpu.scanout marker (fe.0.0007:640x480:edid:dump); test only: :flip, one pixel drawn wrong",
+        "comma-separated BUS:WxH[:scanouts=N][:edid][:dump] of virtio-gpu devices: QEMU's xres x yres, max_outputs, edid=on, a screendump by the runner at the gpu.scanout marker (fe.0.0007:640x480:edid:dump); test only: :flip, one pixel drawn wrong",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::gpu::GpuConfig::parse(item)?;
@@ -1334,15 +1334,18 @@ mod tests {
                 bus(),
                 1u32..=crate::gpu::MAX_SIDE,
                 1u32..=crate::gpu::MAX_SIDE,
-                any::<(bool, bool, bool)>(),
+                (1u32..=crate::gpu::MAX_SCANOUTS, any::<(bool, bool, bool)>()),
             )
-                .prop_map(|(bus, w, h, (edid, dump, flip))| crate::gpu::GpuConfig {
-                    bus,
-                    width: w,
-                    height: h,
-                    edid,
-                    dump,
-                    flip,
+                .prop_map(|(bus, w, h, (scanouts, (edid, dump, flip)))| {
+                    crate::gpu::GpuConfig {
+                        bus,
+                        width: w,
+                        height: h,
+                        scanouts,
+                        edid,
+                        dump,
+                        flip,
+                    }
                 })
         }
 

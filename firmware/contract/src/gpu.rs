@@ -9,6 +9,8 @@ use alloc::string::String;
 /// The largest width and height `gpu=` takes (the image lives in guest
 /// storage: 4 bytes a pixel).
 pub const MAX_SIDE: u32 = 4096;
+/// Scanouts a virtio-gpu has at most (the display-info answer's 16).
+pub const MAX_SCANOUTS: u32 = 16;
 
 /// How the host configured a virtio-gpu device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,6 +19,8 @@ pub struct GpuConfig {
     /// QEMU's `xres` and `yres`: scanout 0's mode.
     pub width: u32,
     pub height: u32,
+    /// QEMU's `max_outputs` (default 1): the scanouts the device has.
+    pub scanouts: u32,
     /// QEMU's `edid=on`: VIRTIO_GPU_F_EDID offered (QEMU's default; the
     /// runner writes `edid=` either way).
     pub edid: bool,
@@ -36,14 +40,15 @@ impl GpuConfig {
             bus,
             width,
             height,
+            scanouts: 1,
             edid: false,
             dump: false,
             flip: false,
         }
     }
 
-    /// `BUS:WxH[:edid][:dump][:flip]`, each flag once, sides 1 to
-    /// [`MAX_SIDE`].
+    /// `BUS:WxH[:scanouts=N][:edid][:dump][:flip]`, each once, sides 1
+    /// to [`MAX_SIDE`], scanouts 1 to [`MAX_SCANOUTS`].
     pub fn parse(item: &str) -> Option<Self> {
         let mut parts = item.split(':');
         let bus = crate::inventory::parse_bus_id(parts.next()?)?;
@@ -57,7 +62,16 @@ impl GpuConfig {
                 .filter(|&v| (1..=MAX_SIDE).contains(&v))
         };
         let mut c = GpuConfig::new(bus, side(w)?, side(h)?);
+        let mut scanouts = false;
         for word in parts {
+            if let Some(n) = word.strip_prefix("scanouts=") {
+                if scanouts || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                c.scanouts = n.parse().ok().filter(|n| (1..=MAX_SCANOUTS).contains(n))?;
+                scanouts = true;
+                continue;
+            }
             let flag = match word {
                 "edid" => &mut c.edid,
                 "dump" => &mut c.dump,
@@ -75,6 +89,9 @@ impl GpuConfig {
     /// The item as `gpu=` takes it.
     pub fn item(&self) -> String {
         let mut s = alloc::format!("{}:{}x{}", self.bus, self.width, self.height);
+        if self.scanouts != 1 {
+            s.push_str(&alloc::format!(":scanouts={}", self.scanouts));
+        }
         for (on, word) in [
             (self.edid, ":edid"),
             (self.dump, ":dump"),
@@ -123,7 +140,15 @@ mod tests {
         );
         assert_eq!(c.item(), "fe.0.0007:640x480:edid:dump");
         let bare = GpuConfig::parse("fe.0.0007:1x4096").unwrap();
-        assert_eq!(bare.item(), "fe.0.0007:1x4096");
+        assert_eq!(
+            (bare.item().as_str(), bare.scanouts),
+            ("fe.0.0007:1x4096", 1)
+        );
+        let two = GpuConfig::parse("fe.0.0007:8x8:scanouts=2:edid").unwrap();
+        assert_eq!(
+            (two.scanouts, two.item().as_str()),
+            (2, "fe.0.0007:8x8:scanouts=2:edid")
+        );
         for bad in [
             "fe.0.0007",
             "fe.0.0007:640",
@@ -133,6 +158,9 @@ mod tests {
             "fe.0.0007:640x480:edid:edid",
             "fe.0.0007:640x480:vga",
             "fe.0.0007:640x480:",
+            "fe.0.0007:640x480:scanouts=0",
+            "fe.0.0007:640x480:scanouts=17",
+            "fe.0.0007:640x480:scanouts=1:scanouts=2",
         ] {
             assert_eq!(GpuConfig::parse(bad), None, "{bad}");
         }

@@ -187,6 +187,12 @@ pub fn display(m: &mut Machine) -> Outcome {
         }
         let edid = has(o.features, F_EDID);
         if let Some(cfg) = &d.cfg {
+            if c.num_scanouts != cfg.scanouts {
+                return Err(format!(
+                    "num_scanouts {}, gpu= says {} (QEMU's max_outputs)",
+                    c.num_scanouts, cfg.scanouts
+                ));
+            }
             if edid != cfg.edid {
                 return Err(format!(
                     "VIRTIO_GPU_F_EDID {} (gpu= says edid {})",
@@ -505,7 +511,9 @@ const NO_SUCH_RES: u32 = 0xdead;
 pub fn errors(m: &mut Machine) -> Outcome {
     each(m, |d, _| {
         let mut o = open(d.sid, IndicatorMode::Classic)?;
-        let scanouts = o.config.num_scanouts;
+        // The first scanout id past the configured ones (the device's
+        // own count without gpu=).
+        let scanouts = d.cfg.as_ref().map_or(o.config.num_scanouts, |c| c.scanouts);
         let h = header;
         let whole = Rect::whole(16, 16);
         use dev::{

@@ -339,7 +339,7 @@ pub struct Mode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     NoData,
-    DisplayInfo([Mode; MAX_SCANOUTS]),
+    DisplayInfo(alloc::boxed::Box<[Mode; MAX_SCANOUTS]>),
     /// The EDID blob, `size` bytes of it.
     Edid(Vec<u8>),
     /// An ERR_* type (or any type the command did not expect, with the
@@ -464,7 +464,7 @@ pub fn decode_answer(
                     flags: le32(bytes, at + 20),
                 };
             }
-            Answer::DisplayInfo(modes)
+            Answer::DisplayInfo(alloc::boxed::Box::new(modes))
         }
         _ => {
             want_len(EDID_LEN)?;
@@ -541,7 +541,7 @@ pub const EDID_HEADER: [u8; 8] = [0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0];
 pub fn parse_edid(all: &[u8]) -> Result<EdidSummary, EdidError> {
     let extensions = all.get(126).copied().unwrap_or(0);
     let len = 128 * (1 + usize::from(extensions));
-    if all.len() < len || all.len() % 128 != 0 || all[len..].iter().any(|&x| x != 0) {
+    if all.len() < len || !all.len().is_multiple_of(128) || all[len..].iter().any(|&x| x != 0) {
         return Err(EdidError::Size {
             size: all.len(),
             extensions,
