@@ -5,6 +5,7 @@
 //! resized twice over QMP and the diag288 watchdog, so that every check
 //! that can run on this host runs.
 
+use crate::gpu::GpuScenario;
 use crate::net::{Echo, NetScenario};
 use crate::scenario::{CcwDevice, Diag288, Scenario};
 use std::fs;
@@ -156,6 +157,10 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 }
             },
             "virtio-serial-ccw" => s.virtio_serial(default_serial(bus)),
+            // Its mode told to the firmware and its image checked by the
+            // runner's screendump (qemu-runner/src/gpu.rs); a small mode keeps the
+            // image and the dump cheap.
+            "virtio-gpu-ccw" => s.virtio_gpu(crate::gpu::Gpu::new(bus, 320, 240).edid(true)),
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {
