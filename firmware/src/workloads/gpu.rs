@@ -1,9 +1,11 @@
 //! virtio-gpu control traffic for the stress engine: resources living
 //! their whole life in lanes. Request `n` belongs to lane `n % lanes`;
 //! each lane runs create (2D, a seeded size), attach backing (its own
-//! pages, cut into entries), transfer, flush, detach, unref and a second
-//! unref (which must be refused with ERR_INVALID_RESOURCE_ID), then again
-//! with a new resource id. Requests of one lane conflict, so each lane's
+//! pages, cut into entries), transfer, flush, detach, unref, then a
+//! second unref in lane 0 (which must be refused with
+//! ERR_INVALID_RESOURCE_ID: one refusal a lifecycle keeps QEMU's
+//! guest-error log short) and a display-info request in the others (a
+//! longer answer), then again with a new resource id. Requests of one lane conflict, so each lane's
 //! commands reach the device in order while the lanes interleave. Every
 //! command is fenced with its number, which the answer must echo. Pure,
 //! host-tested.
@@ -90,16 +92,17 @@ impl Lifecycles {
             ),
             3 => dev::resource_flush(h(dev::CMD_RESOURCE_FLUSH), r.rect, r.id),
             4 => dev::resource_detach_backing(h(dev::CMD_RESOURCE_DETACH_BACKING), r.id),
+            6 if r.lane != 0 => dev::get_display_info(h(dev::CMD_GET_DISPLAY_INFO)),
             _ => dev::resource_unref(h(dev::CMD_RESOURCE_UNREF), r.id),
         }
     }
 
-    /// The answer type the step must get.
-    pub fn expected(step: u64) -> u32 {
-        if step == STEPS - 1 {
-            dev::RESP_ERR_INVALID_RESOURCE_ID
-        } else {
-            dev::RESP_OK_NODATA
+    /// The answer type request `r` must get.
+    pub fn expected(r: &Request) -> u32 {
+        match (r.step, r.lane) {
+            (6, 0) => dev::RESP_ERR_INVALID_RESOURCE_ID,
+            (6, _) => dev::RESP_OK_DISPLAY_INFO,
+            _ => dev::RESP_OK_NODATA,
         }
     }
 }
@@ -139,11 +142,12 @@ impl Workload for Lifecycles {
             rect,
             chunk,
         };
-        let readable = self.command(&req).0.len() as u32;
+        let c = self.command(&req);
+        let readable = c.0.len() as u32;
         Plan {
             req,
             readable,
-            writable: HEADER_LEN as u32,
+            writable: c.ok_answer().1 as u32,
             cuts: [0, 0],
             whole: [(0, 0); 2],
         }
@@ -172,9 +176,8 @@ impl Workload for Lifecycles {
         };
         let (h, answer) = decode_answer(c.kind(), written, used_len)
             .map_err(|e| format!("{}: {}", what().as_str(), e))?;
-        let want = Lifecycles::expected(req.step);
+        let want = Lifecycles::expected(req);
         let got = match answer {
-            Answer::NoData => dev::RESP_OK_NODATA,
             Answer::Error(k) => k,
             _ => h.kind,
         };
@@ -223,7 +226,8 @@ mod tests {
             let r = &p.req;
             assert_eq!((r.lane, r.step), ((n % 2) as u32, (n as u64 / 2) % STEPS));
             assert!(r.rect.x + r.rect.width <= r.width && r.rect.y + r.rect.height <= r.height);
-            assert_eq!(p.writable, 24);
+            let display = r.step == 6 && r.lane != 0;
+            assert_eq!(p.writable, if display { 408 } else { 24 });
             let mut b = alloc::vec![0u8; p.readable as usize];
             w.fill(r, &mut b);
             assert_eq!(u64::from_le_bytes(b[8..16].try_into().unwrap()), n as u64);
@@ -260,7 +264,7 @@ mod tests {
             "{e}"
         );
         let again = planned(&mut w, 6).req;
-        assert_eq!(again.step, 6);
+        assert_eq!((again.step, again.lane), (6, 0));
         let refused = nodata(dev::RESP_ERR_INVALID_RESOURCE_ID, 6);
         assert!(w.check(&again, &refused, 24).is_ok());
         let e = w
@@ -273,5 +277,16 @@ mod tests {
         assert!(e.contains("fence"), "{e}");
         let e = w.check(&create, &ok, 20).unwrap_err();
         assert!(e.contains("less than a header"), "{e}");
+        // The other lanes ask for the display info there.
+        let mut w = Lifecycles::new(9, alloc::vec![0x10000, 0x20000]);
+        let info = planned(&mut w, 13).req;
+        assert_eq!((info.step, info.lane), (6, 1));
+        let mut answer = alloc::vec![0u8; 408];
+        answer[..24].copy_from_slice(&nodata(dev::RESP_OK_DISPLAY_INFO, 13));
+        assert_eq!(w.check(&info, &answer, 408), Ok(408 + 24));
+        let e = w
+            .check(&info, &nodata(dev::RESP_OK_NODATA, 13), 24)
+            .unwrap_err();
+        assert!(e.contains("expected"), "{e}");
     }
 }
