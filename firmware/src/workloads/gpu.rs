@@ -14,7 +14,7 @@ use crate::disk::mix;
 use crate::format;
 use crate::virtio::devices::gpu::{
     self as dev, answer_name, command_name, decode_answer, Answer, Command, Header, Rect,
-    FLAG_FENCE, HEADER_LEN,
+    FLAG_FENCE,
 };
 use crate::virtio::stress::{Plan, Rng, Workload};
 use alloc::string::String;
