@@ -12,7 +12,7 @@ extern crate alloc;
 
 // What the host side shares, under the names the firmware has always used.
 pub use zvtest_contract::{
-    check, checks, cmdline, disk, ebcdic, fmt, format, format_fixed, glob, host, hypercalls,
+    check, checks, cmdline, disk, ebcdic, fmt, format, format_fixed, glob, gpu, host, hypercalls,
     inventory, net, sccb, tap, verdict,
 };
 

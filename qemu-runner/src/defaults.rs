@@ -6,6 +6,7 @@
 //! that can run on this host runs.
 
 use crate::balloon::BalloonScenario;
+use crate::gpu::GpuScenario;
 use crate::mem::MemScenario;
 use crate::net::{Echo, NetScenario};
 use crate::p9::{P9Scenario, Share9p};
@@ -202,6 +203,10 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
                 input = input.device(bus, m);
                 s
             }
+            // Its mode told to the firmware and its image checked by the
+            // runner's screendump (qemu-runner/src/gpu.rs); a small mode keeps the
+            // image and the dump cheap.
+            "virtio-gpu-ccw" => s.virtio_gpu(crate::gpu::Gpu::new(bus, 320, 240).edid(true)),
             _ => s.ccw_device(model, bus, name),
         };
         if model == "virtio-net-ccw" {

@@ -15,8 +15,12 @@
 //!    (R below), a stamp file is written, and the work folder removed.
 //!
 //! 10.0 (bookworm-backports) is built against bookworm's libraries: the
-//! two packages `qemu-system-s390x` and `qemu-system-data` are enough, and
-//! `R/usr/bin/qemu-system-s390x` runs as it is.
+//! packages `qemu-system-s390x`, `qemu-system-data` and `qemu-system-common`
+//! (its loadable modules: virtio-gpu-ccw is one) are enough;
+//! `R/usr/bin/qemu-system-s390x` runs as it is, started by the script
+//! `R/qemu-system-s390x` with `QEMU_MODULE_DIR` on R's modules (the
+//! system's 7.2 modules do not fit it). A folder fetched before the
+//! modules were (no script) is fetched afresh.
 //!
 //! 11.1 (sid) needs a newer C library than the machine's. So it comes with
 //! its whole dependency closure (about 70 packages, minus what only
@@ -79,16 +83,16 @@ impl Release {
     /// The binary to run, under the folder.
     fn binary(self, root: &Path) -> PathBuf {
         match self {
-            Release::V10_0 => root.join("usr/bin/qemu-system-s390x"),
-            Release::V11_1 => root.join(WRAPPER),
+            Release::V10_0 | Release::V11_1 => root.join(WRAPPER),
         }
     }
 }
 
 /// The package whose binary we want.
 const QEMU_PACKAGE: &str = "qemu-system-s390x";
-/// 10.0's packages: the binary and its firmware/data files.
-const PACKAGES_10_0: [&str; 2] = [QEMU_PACKAGE, "qemu-system-data"];
+/// 10.0's packages: the binary, its firmware/data files and its loadable
+/// modules (virtio-gpu-ccw among them).
+const PACKAGES_10_0: [&str; 3] = [QEMU_PACKAGE, "qemu-system-data", "qemu-system-common"];
 /// 11.1's start script, at the top of its folder.
 const WRAPPER: &str = "qemu-system-s390x";
 /// Written last: its presence says the folder is complete.
@@ -559,6 +563,21 @@ pub fn wrapper_script(loader: &Path, libdir: &Path, note: &str) -> String {
     )
 }
 
+/// The start script for an unpacked QEMU built for the machine's C
+/// library: only its modules and data are R's (paths relative to the
+/// script's folder; QEMU keeps the script's pid).
+pub fn modules_script(libdir: &str, note: &str) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # {note}\n\
+         # Written by cargo xtask: QEMU runs with the modules unpacked beside\n\
+         # it, not the system's.\n\
+         R=$(cd \"$(dirname \"$0\")\" && pwd -P) || exit 127\n\
+         export QEMU_MODULE_DIR=\"$R/{libdir}/qemu\"\n\
+         exec \"$R/usr/bin/qemu-system-s390x\" -L \"$R/usr/share/qemu\" \"$@\"\n"
+    )
+}
+
 fn deb_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
@@ -713,6 +732,32 @@ pub fn ensure(target: &Path, release: Release, root: bool) -> Result<Qemu, Strin
         x.arg("-x").arg(deb).arg(&partial);
         cmd::output_within(x, &format!("dpkg -x {}", deb.display()), DPKG_LIMIT)?;
     }
+    let note = format!(
+        "QEMU from Debian {}, unpacked by cargo xtask qemu {}",
+        entry.suite,
+        release.name()
+    );
+    if release == Release::V10_0 {
+        let libdir = fs::read_dir(partial.join("usr/lib"))
+            .ok()
+            .and_then(|d| {
+                d.filter_map(|e| e.ok())
+                    .find(|e| e.path().join("qemu").is_dir())
+            })
+            .map(|e| format!("usr/lib/{}", e.file_name().to_string_lossy()))
+            .ok_or_else(|| {
+                format!(
+                    "no loadable modules (usr/lib/*/qemu) among the unpacked packages in {}",
+                    partial.display()
+                )
+            })?;
+        let script = partial.join(WRAPPER);
+        fs::write(&script, modules_script(&libdir, &note))
+            .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot make {} executable: {e}", script.display()))?;
+    }
     if release == Release::V11_1 {
         let (loader, libdir) = find_loader(&partial).ok_or_else(|| {
             format!(
@@ -721,11 +766,6 @@ pub fn ensure(target: &Path, release: Release, root: bool) -> Result<Qemu, Strin
             )
         })?;
         let script = partial.join(WRAPPER);
-        let note = format!(
-            "QEMU from Debian {}, unpacked by cargo xtask qemu {}",
-            entry.suite,
-            release.name()
-        );
         fs::write(&script, wrapper_script(&loader, &libdir, &note))
             .map_err(|e| format!("cannot write {}: {e}", script.display()))?;
         use std::os::unix::fs::PermissionsExt;
@@ -1028,6 +1068,22 @@ systemd
                  --library-path \"$R/usr/lib/x86_64-linux-gnu\" \\\n    \
                  \"$R/usr/bin/qemu-system-s390x\" -L \"$R/usr/share/qemu\" \"$@\"\n"
             ),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn modules_start_script() {
+        let s = modules_script(
+            "usr/lib/x86_64-linux-gnu",
+            "QEMU from Debian bookworm-backports",
+        );
+        assert!(
+            s.contains("export QEMU_MODULE_DIR=\"$R/usr/lib/x86_64-linux-gnu/qemu\"\n"),
+            "{s}"
+        );
+        assert!(
+            s.ends_with("exec \"$R/usr/bin/qemu-system-s390x\" -L \"$R/usr/share/qemu\" \"$@\"\n"),
             "{s}"
         );
     }

@@ -68,6 +68,11 @@ pub const NAMES: &[&str] = &[
     "fs.read",
     "fs.write",
     "fs.stress",
+    "gpu.display",
+    "gpu.scanout",
+    "gpu.cursor",
+    "gpu.errors",
+    "gpu.stress",
     "hcall.abi.registers",
     "hcall.diag500.printk-inside",
     "hcall.diag500.printk-outside",
@@ -188,6 +193,12 @@ pub mod markers {
     /// event buffer posted; inject round `<round>` of its seeded sequence
     /// now (contract `input`; `input.events`).
     pub const INPUT_EVENTS: &str = "# zvtest: input events";
+    /// Followed by ` <bus id> <width>x<height>`: the seeded image is on
+    /// scanout 0 of that virtio-gpu (contract `gpu`); take a screendump
+    /// now, then signal with a restart interrupt (QMP `inject-nmi`), for
+    /// which the firmware waits before it lets the image go
+    /// (`gpu.scanout`).
+    pub const GPU_SCANOUT: &str = "# zvtest: gpu scanout";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
 
@@ -197,7 +208,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 16] = [
+        let owners: [(&[&str], &'static str); 17] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -207,6 +218,7 @@ pub mod markers {
             (&[SERIAL_EMERGENCY], "serial.emergency"),
             (&[SERIAL_UNPLUG], "serial.hotplug"),
             (&[SERIAL_PLUG], "serial.hotplug"),
+            (&[GPU_SCANOUT], "gpu.scanout"),
             (&[MCCK_READY], "inject.mcck"),
             (&[BALLOON_INFLATED], "balloon.inflate"),
             (&[BALLOON_DEFLATED], "balloon.inflate"),
@@ -267,6 +279,7 @@ mod tests {
             ("# zvtest: serial plug fe.0.0003 5", "serial.hotplug"),
             ("# zvtest: serial close fe.0.0003 2", "serial.close"),
             (SERIAL_EMERGENCY, "serial.emergency"),
+            ("# zvtest: gpu scanout fe.0.0007 640x480", "gpu.scanout"),
             (MCCK_READY, "inject.mcck"),
             ("# zvtest: balloon inflated fe.0.0005 64", "balloon.inflate"),
             ("# zvtest: balloon deflated fe.0.0005", "balloon.inflate"),

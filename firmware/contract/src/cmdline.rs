@@ -173,6 +173,9 @@ pub struct Config {
     /// file inverted (and reads back what it wrote), so the runner's check
     /// of the share must fail the run.
     pub fs_corrupt: Option<u32>,
+    /// The virtio-gpu devices the host configured (`gpu=`): scanout 0's
+    /// mode, EDID offered, and whether the runner takes a screendump.
+    pub gpu: Vec<crate::gpu::GpuConfig>,
 }
 
 impl Default for Config {
@@ -210,6 +213,7 @@ impl Default for Config {
             mem: None,
             input: Vec::new(),
             fs_corrupt: None,
+            gpu: Vec::new(),
         }
     }
 }
@@ -530,6 +534,20 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "gpu",
+        "comma-separated BUS:WxH[:scanouts=N][:edid][:dump] of virtio-gpu devices: QEMU's xres x yres, max_outputs, edid=on, a screendump by the runner at the gpu.scanout marker (fe.0.0007:640x480:edid:dump); test only: :flip, one pixel drawn wrong",
+        |c, v| {
+            for item in v.split(',') {
+                let d = crate::gpu::GpuConfig::parse(item)?;
+                if c.gpu.iter().any(|x| x.bus == d.bus) {
+                    return None;
+                }
+                c.gpu.push(d);
+            }
+            Some(())
+        },
+    ),
+    (
         "balloon",
         "BUS[:inflate=N][:stats][:report][:hint]: the balloon, N pages inflated and held by the host's peer, statistics read by it, free-page-reporting=on, free-page-hint=on (fe.0.0005:inflate=64:stats:report)",
         |c, v| {
@@ -805,6 +823,10 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if let Some(at) = cfg.fs_corrupt {
         word("fs-corrupt", &format!("{}", at));
     }
+    if !cfg.gpu.is_empty() {
+        let items: Vec<String> = cfg.gpu.iter().map(|d| d.item()).collect();
+        word("gpu", &items.join(","));
+    }
     if let Some(devices) = &cfg.devices {
         let items: Vec<String> = devices
             .iter()
@@ -968,6 +990,25 @@ mod tests {
             &b"balloon=fe.0.0005:inflate=x"[..],
             b"balloon=fe.0.0005 balloon=fe.0.0006",
             b"mem=fe.0.0011:block=1M",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn gpu() {
+        let c = parse(b"gpu=fe.0.0007:640x480:edid:dump,fe.1.0001:1024x768").unwrap();
+        assert_eq!(c.gpu.len(), 2);
+        assert!(c.gpu[0].edid && c.gpu[0].dump && !c.gpu[1].edid);
+        assert_eq!((c.gpu[1].width, c.gpu[1].height), (1024, 768));
+        assert_eq!(
+            write(&c),
+            "gpu=fe.0.0007:640x480:edid:dump,fe.1.0001:1024x768"
+        );
+        for bad in [
+            &b"gpu=fe.0.0007:640x480,fe.0.0007:800x600"[..],
+            b"gpu=fe.0.0007",
+            b"gpu=fe.0.0007:640x480:dump:dump",
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
@@ -1549,6 +1590,26 @@ mod tests {
                 })
         }
 
+        fn gpu() -> impl Strategy<Value = crate::gpu::GpuConfig> {
+            (
+                bus(),
+                1u32..=crate::gpu::MAX_SIDE,
+                1u32..=crate::gpu::MAX_SIDE,
+                (1u32..=crate::gpu::MAX_SCANOUTS, any::<(bool, bool, bool)>()),
+            )
+                .prop_map(|(bus, w, h, (scanouts, (edid, dump, flip)))| {
+                    crate::gpu::GpuConfig {
+                        bus,
+                        width: w,
+                        height: h,
+                        scanouts,
+                        edid,
+                        dump,
+                        flip,
+                    }
+                })
+        }
+
         /// Every option: the older ones, then one entry per newer device
         /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
@@ -1562,10 +1623,14 @@ mod tests {
                     proptest::option::of(mem()),
                     prop::collection::btree_map(bus(), input(), 0..4),
                     proptest::option::of(0u32..crate::virtiofs::FILE_SIZE as u32),
+                    prop::collection::btree_map(bus(), gpu(), 0..3),
                 ),
             )
                 .prop_map(
-                    |(mut cfg, (shares, crypto, corrupt, balloon, mem, input, fs_corrupt))| {
+                    |(
+                        mut cfg,
+                        (shares, crypto, corrupt, balloon, mem, input, fs_corrupt, gpus),
+                    )| {
                         cfg.crypto = crypto
                             .into_iter()
                             .map(|(bus, mut d)| {
@@ -1588,6 +1653,13 @@ mod tests {
                             })
                             .collect();
                         cfg.fs_corrupt = fs_corrupt;
+                        cfg.gpu = gpus
+                            .into_iter()
+                            .map(|(bus, mut d)| {
+                                d.bus = bus;
+                                d
+                            })
+                            .collect();
                         cfg.shares = shares
                             .into_iter()
                             .map(|(bus, mut d)| {

@@ -15,6 +15,7 @@ pub mod disk;
 pub mod ebcdic;
 pub mod fmt;
 pub mod glob;
+pub mod gpu;
 pub mod host;
 pub mod hypercalls;
 pub mod input;

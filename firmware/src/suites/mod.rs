@@ -12,6 +12,7 @@ mod boot;
 mod crypto;
 mod css;
 mod fs;
+mod gpu;
 mod heap;
 mod hypercalls;
 mod inject;
@@ -112,6 +113,13 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("fs.read", fs::read).timeout(30_000),
     Check::new("fs.write", fs::write).timeout(30_000),
     Check::new("fs.stress", fs::stress)
+        .timeout(60_000)
+        .stressed(),
+    Check::new("gpu.display", gpu::display).timeout(20_000),
+    Check::new("gpu.scanout", gpu::scanout).timeout(40_000),
+    Check::new("gpu.cursor", gpu::cursor).timeout(20_000),
+    Check::new("gpu.errors", gpu::errors).timeout(20_000),
+    Check::new("gpu.stress", gpu::stress)
         .timeout(60_000)
         .stressed(),
     Check::new("hcall.abi.registers", hypercalls::abi_registers),

@@ -8,6 +8,7 @@ pub mod balloon;
 pub mod blk;
 pub mod crypto;
 pub mod fs;
+pub mod gpu;
 pub mod input;
 pub mod mem;
 pub mod net;
