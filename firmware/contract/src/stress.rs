@@ -81,6 +81,16 @@ impl ShapeLimits {
         max_len: None,
         max_gap: 0,
     };
+
+    /// Up to four elements (fewer on a smaller queue), any lengths, up to
+    /// 64 bytes apart: the varied shape device suites stress with.
+    pub fn varied(queue_size: u16) -> ShapeLimits {
+        ShapeLimits {
+            max_elements: usize::from(queue_size).min(4),
+            max_len: None,
+            max_gap: 64,
+        }
+    }
 }
 
 /// Cuts a request of `readable` device-readable bytes followed by

@@ -541,11 +541,7 @@ fn stress_queue(
         session(o, &key, dev::OP_DECRYPT, qid)?,
     ];
     let mut w = Cipher::new(&key, sessions, corrupt);
-    let indirect = if has(o.features, F_INDIRECT_DESC) {
-        3
-    } else {
-        0
-    };
+    let indirect_desc = has(o.features, F_INDIRECT_DESC);
     for (completion, requests) in [
         (Completion::Interrupts, ROUND_REQUESTS),
         (Completion::Polled, POLLED_REQUESTS),
@@ -553,47 +549,31 @@ fn stress_queue(
         let queue = o.dev.data_queue(q);
         let size = queue.size();
         let opts = Options {
-            seed,
-            stream: stream | u64::from(completion == Completion::Polled) << 16,
-            depth: size,
-            requests: requests * u64::from(stress),
             limits: ShapeLimits {
                 max_elements: usize::from(size).min(8),
-                max_len: None,
-                max_gap: 64,
+                ..ShapeLimits::varied(size)
             },
-            indirect,
-            completion,
-            poison: Poison::All,
-            until_us: None,
-            now_us,
-        };
-        let ints0 = indicators::interrupts_seen();
-        let ind = &mut o.ind;
-        let mut s: QueueStats = stress::run(
-            &mut o.t,
-            queue,
-            &mut w,
-            &opts,
-            &mut || ind.acknowledge(),
-            &mut |_, _| {},
-        )
-        .map_err(|f| {
-            format!(
-                "dq{} {} {} request {}: {}",
-                q,
-                label,
-                completion.name(),
-                f.request,
-                f.what.as_str()
+            ..Options::varied(
+                seed,
+                stream | u64::from(completion == Completion::Polled) << 16,
+                size,
+                requests * u64::from(stress),
+                indirect_desc,
+                completion,
+                now_us,
             )
-        })?;
-        if completion == Completion::Interrupts {
-            o.t.wait(USED_TIMEOUT_US, &mut || {
-                indicators::interrupts_seen() != ints0
-            });
-        }
-        s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+        };
+        let s: QueueStats = stress::run_counted(&mut o.t, queue, &mut w, &opts, &mut o.ind)
+            .map_err(|f| {
+                format!(
+                    "dq{} {} {} request {}: {}",
+                    q,
+                    label,
+                    completion.name(),
+                    f.request,
+                    f.what.as_str()
+                )
+            })?;
         crate::out!(
             "# crypto {} dq{} {} {}: {}\n",
             bus,

@@ -976,39 +976,22 @@ fn stress_queues(
             .queue_mut(q)
             .map(|q| q.size())
             .ok_or_else(|| format!("queue {} missing", q))?;
-        let opts = Options {
+        let opts = Options::varied(
             seed,
             // Device round and queue: each its own reads.
-            stream: (round as u64) << 24 | u64::from(q) << 16,
-            depth: size,
-            requests: STRESS_REQUESTS * u64::from(stress),
-            limits: ShapeLimits {
-                max_elements: usize::from(size).min(4),
-                max_len: None,
-                max_gap: 64,
-            },
-            indirect: if has(s.features, F_INDIRECT_DESC) {
-                3
-            } else {
-                0
-            },
+            (round as u64) << 24 | u64::from(q) << 16,
+            size,
+            STRESS_REQUESTS * u64::from(stress),
+            has(s.features, F_INDIRECT_DESC),
             completion,
-            poison: Poison::All,
-            until_us: None,
             now_us,
-        };
-        let ints0 = indicators::interrupts_seen();
+        );
         let Session { t, ind, dev, .. } = s;
         let queue = dev.queue_mut(q).expect("looked up above");
-        let mut st = stress::run(
-            t,
-            queue,
-            &mut w,
-            &opts,
-            &mut || ind.acknowledge(),
-            &mut |_, _| {},
-        )
-        .map_err(|f| {
+        let result = stress::run_counted(t, queue, &mut w, &opts, ind);
+        // A polled phase left the queue's interrupts off.
+        queue.enable_interrupts(true);
+        let st = result.map_err(|f| {
             format!(
                 "request queue {} ({} {}) request {}: {}",
                 q,
@@ -1018,16 +1001,6 @@ fn stress_queues(
                 f.what.as_str()
             )
         })?;
-        // A polled phase left the queue's interrupts off.
-        queue.enable_interrupts(true);
-        // Answers may all be there before any wait, their interrupt
-        // still pending: wait for it.
-        if completion == Completion::Interrupts && indicators::interrupts_seen() == ints0 {
-            t.wait(USED_TIMEOUT_US, &mut || {
-                indicators::interrupts_seen() != ints0
-            });
-        }
-        st.interrupts = u64::from(indicators::interrupts_seen() - ints0);
         crate::out!(
             "# fs {} request{} {} {}: {}\n",
             bus,

@@ -647,52 +647,26 @@ pub fn stress(m: &mut Machine) -> Outcome {
             }
             let mut w = Lifecycles::new(seed ^ i as u64, lanes.iter().map(|m| m.addr()).collect());
             let size = o.gpu.control_mut().size();
-            let opts = Options {
+            let opts = Options::varied(
                 seed,
-                stream: u64::from(d.sid) << 24 | (i as u64) << 16,
-                depth: size,
-                requests: w.requests(GENERATIONS * u64::from(stress)),
-                limits: ShapeLimits {
-                    max_elements: usize::from(size).min(4),
-                    max_len: None,
-                    max_gap: 64,
-                },
-                indirect: if has(o.features, F_INDIRECT_DESC) {
-                    3
-                } else {
-                    0
-                },
+                u64::from(d.sid) << 24 | (i as u64) << 16,
+                size,
+                w.requests(GENERATIONS * u64::from(stress)),
+                has(o.features, F_INDIRECT_DESC),
                 completion,
-                poison: Poison::All,
-                until_us: None,
                 now_us,
-            };
-            let ints0 = indicators::interrupts_seen();
-            let ind = &mut o.ind;
-            let gpu = &mut o.gpu;
-            let mut s: QueueStats = stress::run(
-                &mut o.t,
-                gpu.control_mut(),
-                &mut w,
-                &opts,
-                &mut || ind.acknowledge(),
-                &mut |_, _| {},
-            )
-            .map_err(|f| {
-                format!(
-                    "controlq {} {}: request {}: {}",
-                    mode.name(),
-                    completion.name(),
-                    f.request,
-                    f.what.as_str()
-                )
-            })?;
-            if completion == Completion::Interrupts {
-                o.t.wait(crate::virtio::queue::USED_TIMEOUT_US, &mut || {
-                    indicators::interrupts_seen() != ints0
-                });
-            }
-            s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+            );
+            let s: QueueStats =
+                stress::run_counted(&mut o.t, o.gpu.control_mut(), &mut w, &opts, &mut o.ind)
+                    .map_err(|f| {
+                        format!(
+                            "controlq {} {}: request {}: {}",
+                            mode.name(),
+                            completion.name(),
+                            f.request,
+                            f.what.as_str()
+                        )
+                    })?;
             let label = format!("rev {} split {}", o.t.revision(), mode.name());
             crate::out!(
                 "# gpu {} controlq {} {}: {}\n",

@@ -922,51 +922,27 @@ fn stress_device(bus: BusId, sid: u32, seed: u64, stress: u32, packed: bool) -> 
         };
         let size = s.dev.queue().size();
         let opts = Options {
-            seed,
-            stream: u64::from(sid) << 24 | (i as u64) << 16,
             depth: size.min(STRESS_DEPTH),
-            requests: STRESS_REQUESTS * u64::from(stress),
-            limits: ShapeLimits {
-                max_elements: usize::from(size).min(4),
-                max_len: None,
-                max_gap: 64,
-            },
-            indirect: if has(s.features, F_INDIRECT_DESC) {
-                3
-            } else {
-                0
-            },
-            completion,
-            poison: Poison::All,
-            until_us: None,
-            now_us,
-        };
-        let ints0 = indicators::interrupts_seen();
-        let ind = &mut s.ind;
-        let mut st = stress::run(
-            &mut s.t,
-            s.dev.queue_mut(),
-            &mut w,
-            &opts,
-            &mut || ind.acknowledge(),
-            &mut |_, _| {},
-        )
-        .map_err(|f| {
-            format!(
-                "{} {} request {}: {}",
-                label.as_str(),
-                completion.name(),
-                f.request,
-                f.what.as_str()
+            ..Options::varied(
+                seed,
+                u64::from(sid) << 24 | (i as u64) << 16,
+                size,
+                STRESS_REQUESTS * u64::from(stress),
+                has(s.features, F_INDIRECT_DESC),
+                completion,
+                now_us,
             )
-        })?;
-        // The last answers' interrupt may still be pending.
-        if completion == Completion::Interrupts {
-            s.t.wait(USED_TIMEOUT_US, &mut || {
-                indicators::interrupts_seen() != ints0
-            });
-        }
-        st.interrupts = u64::from(indicators::interrupts_seen() - ints0);
+        };
+        let st = stress::run_counted(&mut s.t, s.dev.queue_mut(), &mut w, &opts, &mut s.ind)
+            .map_err(|f| {
+                format!(
+                    "{} {} request {}: {}",
+                    label.as_str(),
+                    completion.name(),
+                    f.request,
+                    f.what.as_str()
+                )
+            })?;
         crate::out!(
             "# p9 {} requestq {} {}: {}\n",
             bus,

@@ -80,25 +80,7 @@ fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
 /// meanwhile, acknowledging the indicators before each wait (the host
 /// raises an adapter interrupt only when the summary goes 0 -> 1).
 fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
-    let ints0 = indicators::interrupts_seen();
-    let ind = &mut o.ind;
-    let mut s = stress::run(
-        &mut o.t,
-        o.dev.queue_mut(),
-        &mut Entropy,
-        opts,
-        &mut || ind.acknowledge(),
-        &mut |_, _| {},
-    )?;
-    // Answers can all be there before any wait, their interrupt still
-    // pending (taken only while waiting): wait for it to arrive.
-    if opts.completion == Completion::Interrupts {
-        o.t.wait(USED_TIMEOUT_US, &mut || {
-            indicators::interrupts_seen() != ints0
-        });
-    }
-    s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
-    Ok(s)
+    stress::run_counted(&mut o.t, o.dev.queue_mut(), &mut Entropy, opts, &mut o.ind)
 }
 
 /// Stresses one device in every setup it takes; the number of setups.
