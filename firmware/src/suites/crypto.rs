@@ -22,9 +22,8 @@ use crate::judge::crypto::{builtin, config_differences, first_difference};
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::crypto::{self as dev, Crypto, CryptoSpace, StatusCode};
-use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::queue::USED_TIMEOUT_US;
-use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
+use crate::virtio::indicators::{IndicatorMode, Indicators};
+use crate::virtio::stress::{self, Completion, Options, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_INDIRECT_DESC, F_RING_PACKED,
 };
@@ -563,17 +562,18 @@ fn stress_queue(
                 now_us,
             )
         };
-        let s: QueueStats = stress::run_counted(&mut o.t, queue, &mut w, &opts, &mut o.ind)
-            .map_err(|f| {
-                format!(
-                    "dq{} {} {} request {}: {}",
-                    q,
-                    label,
-                    completion.name(),
-                    f.request,
-                    f.what.as_str()
-                )
-            })?;
+        let s: QueueStats =
+            crate::suites::setups::run_counted(&mut o.t, queue, &mut w, &opts, &mut o.ind)
+                .map_err(|f| {
+                    format!(
+                        "dq{} {} {} request {}: {}",
+                        q,
+                        label,
+                        completion.name(),
+                        f.request,
+                        f.what.as_str()
+                    )
+                })?;
         crate::out!(
             "# crypto {} dq{} {} {}: {}\n",
             bus,

@@ -19,9 +19,8 @@ use crate::virtio::devices::fs::{
     parse_write_out, Attr, EntryOut, Fs, FsConfig, InHeader, InitOut, Opcode, CONFIG_LEN, ENOENT,
     FUSE_MAJOR, FUSE_MINOR, HIPRIO_QUEUE, INIT_MAX_PAGES, OUT_HEADER_LEN, REQUEST_QUEUE, ROOT_ID,
 };
-use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::queue::USED_TIMEOUT_US;
-use crate::virtio::stress::{self, Completion, Options, Poison, Rng, ShapeLimits};
+use crate::virtio::indicators::{IndicatorMode, Indicators};
+use crate::virtio::stress::{Completion, Options, Rng};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED,
 };
@@ -988,7 +987,7 @@ fn stress_queues(
         );
         let Session { t, ind, dev, .. } = s;
         let queue = dev.queue_mut(q).expect("looked up above");
-        let result = stress::run_counted(t, queue, &mut w, &opts, ind);
+        let result = crate::suites::setups::run_counted(t, queue, &mut w, &opts, ind);
         // A polled phase left the queue's interrupts off.
         queue.enable_interrupts(true);
         let st = result.map_err(|f| {

@@ -21,7 +21,7 @@ use crate::virtio::devices::gpu::{
     Rect, CURSOR_SIDE, F_EDID, MAX_SCANOUTS,
 };
 use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
+use crate::virtio::stress::{Completion, Options, QueueStats};
 use crate::virtio::transport::{driver_ok_status, has, negotiate, Transport, F_INDIRECT_DESC};
 use crate::workloads::gpu::{Lifecycles, LANE_BYTES};
 use alloc::rc::Rc;
@@ -656,17 +656,22 @@ pub fn stress(m: &mut Machine) -> Outcome {
                 completion,
                 now_us,
             );
-            let s: QueueStats =
-                stress::run_counted(&mut o.t, o.gpu.control_mut(), &mut w, &opts, &mut o.ind)
-                    .map_err(|f| {
-                        format!(
-                            "controlq {} {}: request {}: {}",
-                            mode.name(),
-                            completion.name(),
-                            f.request,
-                            f.what.as_str()
-                        )
-                    })?;
+            let s: QueueStats = crate::suites::setups::run_counted(
+                &mut o.t,
+                o.gpu.control_mut(),
+                &mut w,
+                &opts,
+                &mut o.ind,
+            )
+            .map_err(|f| {
+                format!(
+                    "controlq {} {}: request {}: {}",
+                    mode.name(),
+                    completion.name(),
+                    f.request,
+                    f.what.as_str()
+                )
+            })?;
             let label = format!("rev {} split {}", o.t.revision(), mode.name());
             crate::out!(
                 "# gpu {} controlq {} {}: {}\n",

@@ -17,9 +17,8 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::p9::{self, ty, Attr, P9Error, Qid, Reader, P9};
-use crate::virtio::indicators::{self, IndicatorMode, Indicators};
-use crate::virtio::queue::USED_TIMEOUT_US;
-use crate::virtio::stress::{self, Completion, Options, Poison, ShapeLimits};
+use crate::virtio::indicators::{IndicatorMode, Indicators};
+use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED,
 };
@@ -933,16 +932,22 @@ fn stress_device(bus: BusId, sid: u32, seed: u64, stress: u32, packed: bool) -> 
                 now_us,
             )
         };
-        let st = stress::run_counted(&mut s.t, s.dev.queue_mut(), &mut w, &opts, &mut s.ind)
-            .map_err(|f| {
-                format!(
-                    "{} {} request {}: {}",
-                    label.as_str(),
-                    completion.name(),
-                    f.request,
-                    f.what.as_str()
-                )
-            })?;
+        let st = crate::suites::setups::run_counted(
+            &mut s.t,
+            s.dev.queue_mut(),
+            &mut w,
+            &opts,
+            &mut s.ind,
+        )
+        .map_err(|f| {
+            format!(
+                "{} {} request {}: {}",
+                label.as_str(),
+                completion.name(),
+                f.request,
+                f.what.as_str()
+            )
+        })?;
         crate::out!(
             "# p9 {} requestq {} {}: {}\n",
             bus,

@@ -13,8 +13,7 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::rng::{self, Rng};
-use crate::virtio::indicators::{self, Indicators};
-use crate::virtio::queue::USED_TIMEOUT_US;
+use crate::virtio::indicators::Indicators;
 use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
@@ -80,7 +79,7 @@ fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
 /// meanwhile, acknowledging the indicators before each wait (the host
 /// raises an adapter interrupt only when the summary goes 0 -> 1).
 fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
-    stress::run_counted(&mut o.t, o.dev.queue_mut(), &mut Entropy, opts, &mut o.ind)
+    crate::suites::setups::run_counted(&mut o.t, o.dev.queue_mut(), &mut Entropy, opts, &mut o.ind)
 }
 
 /// Stresses one device in every setup it takes; the number of setups.

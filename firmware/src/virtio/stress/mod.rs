@@ -11,8 +11,7 @@
 //! re-planned: the same seed replays the same requests whatever the
 //! device's timing.
 
-use super::indicators::{self, Indicators};
-use super::queue::{DmaBuffer, DriveError, Queue, USED_TIMEOUT_US};
+use super::queue::{DmaBuffer, DriveError, Queue};
 use super::ring::{QueueError, Used};
 use super::transport::Transport;
 use crate::dma::DmaMemory;
@@ -144,32 +143,6 @@ impl Options {
             now_us,
         }
     }
-}
-
-/// [`run`] with the indicators acknowledged first and before each wait
-/// (the host raises an adapter interrupt only when the summary goes
-/// 0 -> 1: a summary left set by an earlier request would hide a phase
-/// that never needs to wait) and the interrupts that came meanwhile
-/// counted. Answers can all be there before any wait, their interrupt
-/// still pending (taken only while waiting): an interrupt round waits for
-/// it.
-pub fn run_counted<T: Transport + ?Sized, W: Workload>(
-    t: &mut T,
-    q: &mut Queue,
-    w: &mut W,
-    opts: &Options,
-    ind: &mut Indicators,
-) -> Result<QueueStats, Failure> {
-    ind.acknowledge();
-    let ints0 = indicators::interrupts_seen();
-    let mut s = run(t, q, w, opts, &mut || ind.acknowledge(), &mut |_, _| {})?;
-    if opts.completion == Completion::Interrupts && indicators::interrupts_seen() == ints0 {
-        t.wait(USED_TIMEOUT_US, &mut || {
-            indicators::interrupts_seen() != ints0
-        });
-    }
-    s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
-    Ok(s)
 }
 
 /// What device-writable bytes hold before the device answers.
