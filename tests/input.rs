@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::input::{Fault, InputDevices};
 use qemu_runner::{Run, Scenario, VersionWord};
 use zvtest_contract::input::{self as contract, Model};
@@ -22,25 +22,6 @@ fn input(name: &str, devices: InputDevices) -> Scenario {
         .seed(SEED)
         .input(devices)
         .append("only=input")
-}
-
-#[track_caller]
-fn fails_with(o: &Run, check_name: &str, says: &[&str]) {
-    check(o, !o.passed(), "a failing verdict");
-    let r = o.tap.result(check_name);
-    check(
-        o,
-        r.is_some_and(|r| !r.ok),
-        &format!("{check_name} to fail"),
-    );
-    let text = failure_text(o);
-    for s in says {
-        check(
-            o,
-            text.contains(s),
-            &format!("the failure to say {s:?}:\n{text}"),
-        );
-    }
 }
 
 #[track_caller]

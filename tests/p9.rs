@@ -10,34 +10,14 @@
 
 mod common;
 
-use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::p9::{Fault, P9Scenario, Share9p};
-use qemu_runner::{Run, Scenario};
+use qemu_runner::Scenario;
 
 const BUS: &str = "fe.0.000a";
 
 fn p9(name: &str, share: Share9p) -> Scenario {
     scenario(name).share_9p(share).append("only=p9")
-}
-
-#[track_caller]
-fn fails_with(o: &Run, check_name: Option<&str>, says: &[&str]) {
-    check(o, !o.passed(), "a failing verdict");
-    if let Some(c) = check_name {
-        check(
-            o,
-            o.tap.result(c).is_some_and(|r| !r.ok),
-            &format!("{c} to fail"),
-        );
-    }
-    let text = failure_text(o);
-    for s in says {
-        check(
-            o,
-            text.contains(s),
-            &format!("the failure to say {s:?}:\n{text}"),
-        );
-    }
 }
 
 #[test]

@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::serial::{Fault, SerialPorts};
-use qemu_runner::{Run, Scenario};
+use qemu_runner::Scenario;
 use zvtest_contract::serial::{Dir, Stream};
 
 const BUS: &str = "fe.0.0003";
@@ -29,25 +29,6 @@ fn ports() -> SerialPorts {
 
 fn serial(name: &str, ports: SerialPorts) -> Scenario {
     scenario(name).virtio_serial(ports).append("only=serial")
-}
-
-#[track_caller]
-fn fails_with(o: &Run, check_name: &str, says: &[&str]) {
-    check(o, !o.passed(), "a failing verdict");
-    let r = o.tap.result(check_name);
-    check(
-        o,
-        r.is_some_and(|r| !r.ok),
-        &format!("{check_name} to fail"),
-    );
-    let text = failure_text(o);
-    for s in says {
-        check(
-            o,
-            text.contains(s),
-            &format!("the failure to say {s:?}:\n{text}"),
-        );
-    }
 }
 
 #[test]

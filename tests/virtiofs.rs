@@ -11,9 +11,9 @@
 
 mod common;
 
-use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::virtiofs::{virtiofsd, Fault, VirtioFs, VirtioFsScenario};
-use qemu_runner::{Run, Scenario};
+use qemu_runner::Scenario;
 
 const BUS: &str = "fe.0.0010";
 const TAG: &str = "zvtest-fs";
@@ -30,26 +30,6 @@ fn fs_only(name: &str, fs: VirtioFs, only: &str) -> Option<Scenario> {
         return None;
     }
     Some(scenario(name).virtio_fs(fs).append(format!("only={only}")))
-}
-
-#[track_caller]
-fn fails_with(o: &Run, check_name: Option<&str>, says: &[&str]) {
-    check(o, !o.passed(), "a failing verdict");
-    if let Some(c) = check_name {
-        check(
-            o,
-            o.tap.result(c).is_some_and(|r| !r.ok),
-            &format!("{c} to fail"),
-        );
-    }
-    let text = failure_text(o);
-    for s in says {
-        check(
-            o,
-            text.contains(s),
-            &format!("the failure to say {s:?}:\n{text}"),
-        );
-    }
 }
 
 #[test]

@@ -137,6 +137,28 @@ pub fn failure_text(o: &Run) -> String {
     text
 }
 
+/// A failing verdict, `check_name` (when given) among the failed checks,
+/// and the failure text saying each of `says`.
+#[track_caller]
+pub fn fails_with<'a>(o: &Run, check_name: impl Into<Option<&'a str>>, says: &[&str]) {
+    check(o, !o.passed(), "a failing verdict");
+    if let Some(c) = check_name.into() {
+        check(
+            o,
+            o.tap.result(c).is_some_and(|r| !r.ok),
+            &format!("{c} to fail"),
+        );
+    }
+    let text = failure_text(o);
+    for s in says {
+        check(
+            o,
+            text.contains(s),
+            &format!("the failure to say {s:?}:\n{text}"),
+        );
+    }
+}
+
 /// The firmware's last line must add up, also after a bail out.
 #[track_caller]
 pub fn check_summary(o: &Run) {
