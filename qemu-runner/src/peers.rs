@@ -124,8 +124,13 @@ impl PeerMonitor {
                     v.push(l);
                 }
             });
-            let mut c = crate::qmp::Client::connect(&self.path, self.deadline, || false, sink)
-                .map_err(|e| e.to_string())?;
+            // QEMU makes `wait=off` sockets before the guest runs: one
+            // missing at a marker is not coming, so no waiting till the
+            // run's deadline inside a console line's handler.
+            let soon = Instant::now() + std::time::Duration::from_secs(10);
+            let mut c =
+                crate::qmp::Client::connect(&self.path, soon.min(self.deadline), || false, sink)
+                    .map_err(|e| e.to_string())?;
             c.handshake().map_err(|e| e.to_string())?;
             self.client = Some(c);
         }

@@ -8,9 +8,27 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use zvtest_contract::share::{self, Kind, OUT_DIR, TREE};
 
-/// Lays out the seeded tree of `seed` in `dir` (emptied first).
+/// Lays out the seeded tree of `seed` in `dir`, emptied first — only if it
+/// is missing, empty or holds nothing but a tree laid out before (the
+/// tree's names and `OUT_DIR`): a directory of the user's is refused, never
+/// emptied.
 pub fn lay_out(dir: &Path, seed: u64) -> io::Result<()> {
     if dir.exists() {
+        let foreign = fs::read_dir(dir)?.flatten().find(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n != OUT_DIR && !share::children("").any(|t| t.path == n)
+        });
+        if let Some(e) = foreign {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} holds {:?}, which is not part of a seeded tree: not emptying a directory of the user's (give an empty or new one)",
+                    dir.display(),
+                    e.file_name()
+                ),
+            ));
+        }
         fs::remove_dir_all(dir)?;
     }
     fs::create_dir_all(dir)?;
@@ -139,6 +157,26 @@ mod tests {
 
     fn dir(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("zvtest-shares-{}-{name}", std::process::id()))
+    }
+
+    /// A directory with anything but a seeded tree in it is refused and
+    /// left as it was; one laid out before is laid out again.
+    #[test]
+    fn a_users_directory_is_never_emptied() {
+        let d = dir("users");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("thesis.tex"), b"mine").unwrap();
+        let e = lay_out(&d, 1).unwrap_err();
+        assert!(e.to_string().contains("thesis.tex"), "{e}");
+        assert_eq!(fs::read(d.join("thesis.tex")).unwrap(), b"mine");
+        fs::remove_file(d.join("thesis.tex")).unwrap();
+        lay_out(&d, 1).unwrap();
+        fs::create_dir(d.join(OUT_DIR)).unwrap();
+        lay_out(&d, 2).unwrap();
+        assert_eq!(differences(&d, 2), Vec::<String>::new());
+        assert!(!d.join(OUT_DIR).exists());
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -324,6 +324,9 @@ fn chunk_for(len: usize) -> usize {
 /// set scanout, flush; then, with `:dump`, the marker and the runner's
 /// restart interrupt once its screendump is taken.
 pub fn scanout(m: &mut Machine) -> Outcome {
+    if m.cfg.gpu.is_empty() && m.inventory.virtio_devices(dev::DEVICE_ID).next().is_some() {
+        return Outcome::skip("no gpu= item: the mode is not known, nothing put on screen");
+    }
     each(m, |d, seed| {
         let Some(cfg) = d.cfg.clone() else {
             return Ok(Some(String::from(

@@ -156,6 +156,19 @@ fn device(m: &Machine) -> Result<(&Device, Option<HostMem>), Outcome> {
     }
 }
 
+/// The requested size the plug and resize checks start from is the one
+/// `mem=` says the host configured, not just what the device reports.
+fn requested_as_told(bus: BusId, host: Option<&HostMem>, got: u64) -> Result<(), Outcome> {
+    match host {
+        Some(h) if h.requested != got => Err(Outcome::mismatch(
+            &format!("{} mem: requested_size", bus),
+            Hex(h.requested),
+            Hex(got),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn open(d: &Device) -> Result<Open, Outcome> {
     let bus = d.bus_id();
     let err = |what: &str, e: &dyn ToText| {
@@ -389,7 +402,7 @@ fn plug_range(
 /// of a plugged block and an unplug of an unplugged one (ERROR);
 /// UNPLUG_ALL (plugged_size 0, everything UNPLUGGED).
 pub fn plug(m: &mut Machine) -> Outcome {
-    let (d, _) = match device(m) {
+    let (d, host) = match device(m) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -399,6 +412,7 @@ pub fn plug(m: &mut Machine) -> Outcome {
         o.expect(Request::UnplugAll, Response::Ack, "UNPLUG_ALL first")?;
         o.plugged(0, "after UNPLUG_ALL")?;
         let c = o.config()?;
+        requested_as_told(o.bus, host.as_ref(), c.requested_size)?;
         let (bs, addr) = (c.block_size, c.addr);
         let want = c.requested_size / bs;
         let usable = c.usable_region_size / bs;
@@ -496,7 +510,7 @@ pub fn resize(m: &mut Machine) -> Outcome {
     let Some(new) = m.cfg.mem.as_ref().and_then(|c| c.resize) else {
         return Outcome::skip("no mem=...:resize=SIZE (the size the host sets mid-run)");
     };
-    let (d, _) = match device(m) {
+    let (d, host) = match device(m) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -505,6 +519,7 @@ pub fn resize(m: &mut Machine) -> Outcome {
         let mut o = open(d)?;
         o.expect(Request::UnplugAll, Response::Ack, "UNPLUG_ALL first")?;
         let c = o.config()?;
+        requested_as_told(o.bus, host.as_ref(), c.requested_size)?;
         let (bs, addr) = (c.block_size, c.addr);
         let before = c.requested_size / bs;
         plug_range(&mut o, addr, before, bs, 0)?;
