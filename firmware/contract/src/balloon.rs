@@ -5,6 +5,7 @@
 //! firmware prints for the peer to compare.
 
 use crate::inventory::{parse_bus_id, BusId};
+use crate::number::{digits, size_text, size_value};
 use alloc::string::String;
 
 /// The balloon's page: page frame numbers count 4 KiB pages
@@ -258,35 +259,6 @@ impl MemConfig {
             s.push_str(&crate::format!(":resize={}", size_text(r).as_str()));
         }
         s
-    }
-}
-
-/// Decimal digits only: no sign, no blanks.
-fn digits(v: &str, radix: u32) -> Option<u64> {
-    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(v, radix).ok()
-}
-
-/// `64M`, `1G`, `4K` or bytes; not 0.
-fn size_value(v: &str) -> Option<u64> {
-    let (num, shift) = match v.as_bytes().last()? {
-        b'K' => (&v[..v.len() - 1], 10),
-        b'M' => (&v[..v.len() - 1], 20),
-        b'G' => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
-    };
-    digits(num, 10)?.checked_mul(1 << shift).filter(|&b| b > 0)
-}
-
-fn size_text(bytes: u64) -> String {
-    match bytes {
-        0 => String::from("0"),
-        b if b % (1 << 30) == 0 => crate::format!("{}G", b >> 30),
-        b if b % (1 << 20) == 0 => crate::format!("{}M", b >> 20),
-        b if b % (1 << 10) == 0 => crate::format!("{}K", b >> 10),
-        b => crate::format!("{}", b),
     }
 }
 

@@ -618,13 +618,7 @@ fn selectors(v: &str) -> Option<Vec<String>> {
     list(v).filter(|items| items.iter().all(ok))
 }
 
-/// Digits of `radix` only: no sign, no blanks (`str::parse` takes a `+`).
-pub fn digits(v: &str, radix: u32) -> Option<u64> {
-    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(v, radix).ok()
-}
+pub use crate::number::digits;
 
 fn decimal(v: &str) -> Option<u64> {
     digits(v, 10)

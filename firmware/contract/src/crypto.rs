@@ -236,10 +236,7 @@ pub struct CryptoConfig {
 pub const MAX_QUEUES: u32 = 64;
 
 fn digits(v: &str) -> Option<u64> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
+    crate::number::digits(v, 10)
 }
 
 impl CryptoConfig {

@@ -21,6 +21,7 @@
 //! that is not so.
 
 use crate::inventory::{parse_bus_id, BusId};
+use crate::number::{digits, size_text, size_value};
 use alloc::string::String;
 use alloc::vec::Vec;
 use ufmt::{uDisplay, uWrite, Formatter};
@@ -471,41 +472,12 @@ impl DiskConfig {
     }
 }
 
-/// A number in `radix` without sign or prefix: local, so that this module
-/// (which the command line uses) does not use the command line's in turn.
-fn digits(v: &str, radix: u32) -> Option<u64> {
-    if v.is_empty() || !v.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(v, radix).ok()
-}
-
 /// A serial number QEMU passes through unchanged and the command line can
 /// carry: 1 to 20 letters, digits, `-` and `_`.
 pub fn valid_serial(s: &str) -> bool {
     (1..=20).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// `64M`, `4K`, `1G` or bytes.
-fn size_value(v: &str) -> Option<u64> {
-    let (num, shift) = match v.as_bytes().last()? {
-        b'K' => (&v[..v.len() - 1], 10),
-        b'M' => (&v[..v.len() - 1], 20),
-        b'G' => (&v[..v.len() - 1], 30),
-        _ => (v, 0),
-    };
-    digits(num, 10)?.checked_mul(1 << shift).filter(|&b| b > 0)
-}
-
-fn size_text(bytes: u64) -> String {
-    match bytes {
-        b if b % (1 << 30) == 0 => crate::format!("{}G", b >> 30),
-        b if b % (1 << 20) == 0 => crate::format!("{}M", b >> 20),
-        b if b % (1 << 10) == 0 => crate::format!("{}K", b >> 10),
-        b => crate::format!("{}", b),
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod hypercalls;
 pub mod input;
 pub mod inventory;
 pub mod net;
+pub mod number;
 pub mod p9;
 pub mod sccb;
 pub mod serial;

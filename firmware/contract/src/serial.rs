@@ -73,10 +73,7 @@ pub fn valid_port_name(s: &str) -> bool {
 }
 
 fn digits(v: &str) -> Option<u32> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
+    u32::try_from(crate::number::digits(v, 10)?).ok()
 }
 
 /// `16K`, `1M` or bytes.
