@@ -56,6 +56,24 @@ _start:
 	larl	%r1, returned_psw
 	lpswe	0(%r1)
 
+/*
+ * Where a secondary CPU starts: its restart new PSW points here until it
+ * runs (arch::smp). Its lowcore holds its stack, function and argument.
+ */
+	.globl	secondary_start
+secondary_start:
+	lg	%r15, LC_CPU_STACK
+	aghi	%r15, -STACK_FRAME_OVERHEAD
+	xc	0(8, %r15), 0(%r15)
+	larl	%r1, cr0_initial
+	lctlg	%c0, %c0, 0(%r1)
+	lfpc	fpc_zero - cr0_initial(%r1)
+	lg	%r2, LC_CPU_ARG
+	lg	%r1, LC_CPU_ENTRY
+	basr	%r14, %r1
+	larl	%r1, returned_psw
+	lpswe	0(%r1)
+
 	.balign	8
 cr0_initial:
 	.quad	CR0_INITIAL

@@ -27,6 +27,11 @@
 #define LC_SAVE_AREA_STRIDE	0x80
 #define LC_SAVE_AREA_SHIFT	7
 #define LC_RESUME_PSW		0x580
+/* A CPU's own: its number, and what secondary_start starts it with. */
+#define LC_CPU_NUMBER		0x5a0
+#define LC_CPU_STACK		0x5a8
+#define LC_CPU_ENTRY		0x5b0
+#define LC_CPU_ARG		0x5b8
 
 /* Interrupt frame: ABI save area, then struct InterruptContext. */
 #define CTX			STACK_FRAME_OVERHEAD

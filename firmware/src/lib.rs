@@ -40,4 +40,6 @@ pub mod memory;
 #[cfg(target_arch = "s390x")]
 pub mod runner;
 #[cfg(target_arch = "s390x")]
+pub mod smp;
+#[cfg(target_arch = "s390x")]
 pub mod suites;

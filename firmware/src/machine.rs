@@ -14,6 +14,8 @@ pub struct Machine {
     /// Storage size reported by SCLP.
     pub memory: u64,
     pub cpus: u16,
+    /// The CPUs found and started (smp.rs).
+    pub smp: crate::smp::Cpus,
     pub heap: HeapRange,
     pub host: HostInfo,
     pub inventory: Inventory,

@@ -5,56 +5,57 @@
 //! min(RAM, 2 GiB); we stay 4 MiB clear. Everything stays below 2 GiB so
 //! heap buffers are valid format-1 CCW data addresses.
 
-use crate::arch::{irq_disable, irq_restore, symbols};
+use crate::arch::lock::CpuLock;
+use crate::arch::symbols;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 
 pub const BIOS_RESERVE: u64 = 4 << 20;
 const LOW_LIMIT: u64 = 2 << 30;
 
-/// linked_list_allocator's heap with interrupts disabled around each call:
-/// one CPU, and a check timeout can then never cut through the free list.
-pub struct IrqSafeHeap(UnsafeCell<Heap>);
+/// linked_list_allocator's heap behind the CPUs' shared lock, with
+/// interrupts disabled while it is held: a check timeout can never cut
+/// through the free list, and another CPU waits its turn.
+pub struct LockedHeap {
+    heap: UnsafeCell<Heap>,
+    lock: CpuLock,
+}
 
-// SAFETY: one CPU; every access runs with interrupts disabled.
-unsafe impl Sync for IrqSafeHeap {}
+// SAFETY: the heap is only touched with `lock` held.
+unsafe impl Sync for LockedHeap {}
 
 #[global_allocator]
-static HEAP: IrqSafeHeap = IrqSafeHeap(UnsafeCell::new(Heap::empty()));
+static HEAP: LockedHeap = LockedHeap {
+    heap: UnsafeCell::new(Heap::empty()),
+    lock: CpuLock::new(),
+};
 
 /// Size of the last request the heap could not satisfy (0 if none).
 pub static EXHAUSTED_AT: AtomicU64 = AtomicU64::new(0);
 
-/// Set while the heap's free list is being changed: a restart interrupt
-/// (not maskable) that arrives then must not enter it.
-static BUSY: AtomicBool = AtomicBool::new(false);
-/// What such an interrupt's report allocates instead.
+/// What an interrupt that cut through this CPU's own allocation (a
+/// restart, which is not maskable) allocates for its report instead.
 static SPARE: crate::spare::Spare<{ 16 << 10 }> = crate::spare::Spare::new();
 
-impl IrqSafeHeap {
-    /// None when the heap is already in use: entered from a restart
-    /// interrupt that cut through an allocation.
+/// How long a CPU waits for another's allocation: far past any.
+const LOCK_TIMEOUT_US: u64 = 5_000_000;
+
+impl LockedHeap {
+    /// None when the heap cannot be had: this CPU is inside it already (a
+    /// restart interrupt), or another CPU kept it for the whole timeout.
     fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
-        let m = irq_disable();
-        if BUSY.swap(true, Ordering::Acquire) {
-            irq_restore(m);
-            return None;
-        }
-        // SAFETY: interrupts are off and BUSY keeps out the one interrupt
-        // that is not maskable.
-        let r = f(unsafe { &mut *self.0.get() });
-        BUSY.store(false, Ordering::Release);
-        irq_restore(m);
-        Some(r)
+        let _held = self.lock.lock(LOCK_TIMEOUT_US).ok()?;
+        // SAFETY: the lock is held, with this CPU's interrupts off.
+        Some(f(unsafe { &mut *self.heap.get() }))
     }
 }
 
 // SAFETY: allocation is delegated to linked_list_allocator, serialised by
-// disabling interrupts and BUSY; re-entry takes the spare arena.
-unsafe impl GlobalAlloc for IrqSafeHeap {
+// the lock; re-entry takes the spare arena.
+unsafe impl GlobalAlloc for LockedHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = match self.with(|h| h.allocate_first_fit(layout)) {
             Some(Ok(p)) => p.as_ptr(),

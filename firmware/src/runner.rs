@@ -85,6 +85,8 @@ fn storage_and_cpus(host: &HostInfo, raw_cmdline: &[u8]) -> (u64, u16) {
 /// Entered from boot/head.S with interrupts disabled and new PSWs installed.
 #[no_mangle]
 extern "C" fn zvtest_main() -> ! {
+    // The lowcore's CPU number names the owner of every lock.
+    arch::smp::set_cpu_number(0);
     // This function never returns: the registrations below last the run.
     let _reporter = handlers::on_unexpected(unexpected_interrupt);
     timer::init();
@@ -172,12 +174,28 @@ extern "C" fn zvtest_main() -> ! {
             &crate::format!("{}: {}", reasons::COMMAND_LINE, why.as_str()),
         );
     }
+    let refuse = if cfg.inject.contains(&Inject::Cpu) {
+        // The proof that a CPU missing its start fails smp.start.
+        sclp::read_cpu_entries()
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|i| {
+                i.configured
+                    .into_iter()
+                    .filter(|&a| a != arch::sigp::cpu_address())
+                    .max()
+            })
+    } else {
+        None
+    };
+    let smp = crate::smp::bring_up(refuse);
     let _io = channel::init();
     let inventory = crate::discovery::discover();
     inventory.print();
     let mut machine = Machine {
         memory,
         cpus,
+        smp,
         heap,
         host,
         inventory,
@@ -254,7 +272,7 @@ fn finish(abort: Option<Abort>) -> ! {
     let st = STATE.get();
     let _ = TapWriter::summary(st.tap.tally, &mut Console);
     console::flush();
-    arch::disabled_wait(wait_address(st.qemu, st.tap.tally, abort))
+    arch::smp::end_run(wait_address(st.qemu, st.tap.tally, abort))
 }
 
 /// Stops the run with a TAP bail out and `reason`.
@@ -339,7 +357,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     use core::fmt::Write;
     static PANICKING: Global<bool> = Global::new(false);
     if PANICKING.get() {
-        arch::disabled_wait(Abort::Panic.wait_address());
+        arch::smp::end_run(Abort::Panic.wait_address());
     }
     PANICKING.set(true);
     deadline::end();

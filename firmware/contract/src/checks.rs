@@ -13,6 +13,8 @@ pub const NAMES: &[&str] = &[
     "pgm.addressing",
     "sclp.memory",
     "sclp.cpus",
+    "smp.cpus",
+    "smp.start",
     "css.characteristics",
     "css.sense-id",
     "css.inventory",

@@ -33,10 +33,13 @@ pub enum Inject {
     /// SCLP Read SCP Info with an SCCB too short for its answer: the run
     /// must end with "no storage information".
     Sclp,
+    /// The CPU with the highest address is told not to come up:
+    /// `smp.start` must fail naming it.
+    Cpu,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 9] = [
+    pub const ALL: [(&'static str, Inject); 10] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
@@ -46,6 +49,7 @@ impl Inject {
         ("io", Inject::Io),
         ("mcck", Inject::Mcck),
         ("sclp", Inject::Sclp),
+        ("cpu", Inject::Cpu),
     ];
 
     pub fn name(self) -> &'static str {
@@ -581,7 +585,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "inject",
-        "fail, hang, pgm, forever, oom, ext, io, mcck or sclp",
+        "fail, hang, pgm, forever, oom, ext, io, mcck, sclp or cpu",
         |c, v| {
             for word in list(v)? {
                 let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;

@@ -20,6 +20,7 @@ pub mod host;
 pub mod hypercalls;
 pub mod input;
 pub mod inventory;
+pub mod lock;
 pub mod net;
 pub mod number;
 pub mod p9;

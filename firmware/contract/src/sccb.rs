@@ -154,6 +154,40 @@ pub fn parse_cpu_info(sccb: &[u8]) -> u16 {
     get16(sccb, 8)
 }
 
+/// Read CPU Info's answer: the configured CPUs' addresses (the first byte
+/// of each 16-byte entry) and how many are in standby.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuInfo {
+    pub configured: alloc::vec::Vec<u16>,
+    pub standby: u16,
+}
+
+/// Offsets in Read CPU Info's SCCB.
+const CPU_INFO_CONFIGURED: usize = 8;
+const CPU_INFO_OFFSET: usize = 10;
+const CPU_INFO_STANDBY: usize = 12;
+const CPU_ENTRY_LEN: usize = 16;
+
+/// Decodes Read CPU Info's answer in `sccb` (the whole SCCB as the SCLP
+/// left it); an entry list past the SCCB's own length is refused, not read.
+pub fn parse_cpu_entries(sccb: &[u8]) -> Result<CpuInfo, &'static str> {
+    if sccb.len() < 24 {
+        return Err("SCCB shorter than the Read CPU Info header");
+    }
+    let len = usize::from(get16(sccb, 0)).min(sccb.len());
+    let n = usize::from(get16(sccb, CPU_INFO_CONFIGURED));
+    let at = usize::from(get16(sccb, CPU_INFO_OFFSET));
+    if at < 16 || at + n * CPU_ENTRY_LEN > len {
+        return Err("configured CPU entries past the SCCB's length");
+    }
+    Ok(CpuInfo {
+        configured: (0..n)
+            .map(|i| u16::from(sccb[at + i * CPU_ENTRY_LEN]))
+            .collect(),
+        standby: get16(sccb, CPU_INFO_STANDBY),
+    })
+}
+
 /// What an SCLP response code means (the codes SCLP implementations,
 /// QEMU's among them, answer).
 pub fn response_meaning(code: u16) -> &'static str {
@@ -287,5 +321,39 @@ mod tests {
         assert_eq!(parse_read_info(&b).unwrap().memory, 4 << 30);
         b[104..112].fill(0);
         assert_eq!(parse_read_info(&b), None);
+    }
+}
+
+#[cfg(test)]
+mod cpu_info_tests {
+    use super::*;
+
+    fn answer(addresses: &[u8], offset: u16, len: u16) -> Vec<u8> {
+        let mut s = vec![0u8; 4096];
+        s[0..2].copy_from_slice(&len.to_be_bytes());
+        s[8..10].copy_from_slice(&(addresses.len() as u16).to_be_bytes());
+        s[10..12].copy_from_slice(&offset.to_be_bytes());
+        for (i, &a) in addresses.iter().enumerate() {
+            s[usize::from(offset) + 16 * i] = a;
+        }
+        s
+    }
+
+    #[test]
+    fn reads_each_entry_address() {
+        let s = answer(&[0, 1, 5, 7], 24, 4096);
+        let info = parse_cpu_entries(&s).unwrap();
+        assert_eq!(info.configured, vec![0, 1, 5, 7]);
+        assert_eq!(info.standby, 0);
+    }
+
+    #[test]
+    fn refuses_entries_past_the_length() {
+        // Four entries from 24 need 88 bytes.
+        let s = answer(&[0, 1, 2, 3], 24, 87);
+        assert!(parse_cpu_entries(&s).is_err());
+        assert!(parse_cpu_entries(&answer(&[0], 4090, 4096)).is_err());
+        assert!(parse_cpu_entries(&answer(&[0], 8, 4096)).is_err());
+        assert!(parse_cpu_entries(&s[..20]).is_err());
     }
 }

@@ -16,6 +16,7 @@ use super::context::{
     EXT_CPU_TIMER,
 };
 use super::global::Global;
+use super::lock::{CpuLock, Refused};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Handles the external interrupts of the code it was registered for.
@@ -109,20 +110,40 @@ pub fn release_since(mark: Mark) {
 }
 
 fn external_codes() -> impl Iterator<Item = u16> {
-    EXTERNAL.get().into_iter().flatten().map(|e| e.code)
+    quietly(|| EXTERNAL.get())
+        .into_iter()
+        .flatten()
+        .map(|e| e.code)
 }
 
 fn next_seq() -> u64 {
     NEXT_SEQ.fetch_add(1, Ordering::SeqCst)
 }
 
-/// Runs `f` with I/O and external interrupts off: a slot is never seen
-/// half updated by the dispatcher.
+/// The tables' lock: the dispatcher on any CPU never sees a slot half
+/// updated.
+static TABLES: CpuLock = CpuLock::new();
+
+/// Runs `f` with the tables locked (and this CPU's interrupts off).
 fn quietly<R>(f: impl FnOnce() -> R) -> R {
-    let m = super::irq_disable();
-    let r = f();
-    super::irq_restore(m);
-    r
+    // A handler that registers from inside the dispatcher is a firmware bug.
+    let _held = TABLES
+        .lock(1_000_000)
+        .expect("interrupt tables held too long, or re-entered");
+    f()
+}
+
+/// Reads the tables for the dispatcher. An interrupt that is not maskable
+/// (restart, machine check) may cut through this CPU's own update: it
+/// reads the tables as they are, as a single CPU always did.
+fn lookup<R>(f: impl FnOnce() -> R) -> R {
+    match TABLES.lock(1_000_000) {
+        Ok(_held) => f(),
+        Err(Refused::Reentered) => f(),
+        Err(Refused::Timeout { owner }) => {
+            panic!("interrupt tables held by CPU {} too long", owner)
+        }
+    }
 }
 
 fn release(source: Source, matches: impl Fn(u64) -> bool) {
@@ -229,30 +250,34 @@ pub fn on_unexpected(handler: UnexpectedHandler) -> Registration {
 }
 
 pub(super) fn external_handler(code: u16) -> Option<ExternalHandler> {
-    EXTERNAL
-        .get()
-        .into_iter()
-        .flatten()
-        .find(|e| e.code == code)
-        .map(|e| e.slot.handler)
+    lookup(|| {
+        EXTERNAL
+            .get()
+            .into_iter()
+            .flatten()
+            .find(|e| e.code == code)
+            .map(|e| e.slot.handler)
+    })
 }
 
 pub(super) fn io_handler() -> Option<IoHandler> {
-    IO.get().map(|s| s.handler)
+    lookup(|| IO.get().map(|s| s.handler))
 }
 
 pub(super) fn channel_report_handler() -> Option<ChannelReportHandler> {
-    CHANNEL_REPORT.get().map(|s| s.handler)
+    lookup(|| CHANNEL_REPORT.get().map(|s| s.handler))
 }
 
 pub(super) fn restart_handler() -> Option<RestartHandler> {
-    RESTART.get().map(|s| s.handler)
+    lookup(|| RESTART.get().map(|s| s.handler))
 }
 
 /// Hands an interrupt nobody owns to the reporter; never returns.
 pub(super) fn unexpected(info: &InterruptInfo, ctx: &InterruptContext) -> ! {
+    // Not under the lock: the reporter ends the run, and the interrupt
+    // may have cut through a registration on this CPU.
     match UNEXPECTED.get() {
         Some(s) => (s.handler)(info, ctx),
-        None => super::disabled_wait(WAIT_UNREPORTED),
+        None => super::smp::end_run(WAIT_UNREPORTED),
     }
 }

@@ -91,6 +91,9 @@ pub fn in_problem_state<F: FnOnce()>(f: F) {
 
 #[no_mangle]
 extern "C" fn zvtest_interrupt(ctx: &mut InterruptContext, class: u64) {
+    let signal =
+        (class == CLASS_EXTERNAL).then(|| (lowcore::external().0, lowcore::external_cpu_address()));
+    super::smp::count(class, signal);
     let info = match class {
         CLASS_EXTERNAL => external(ctx),
         CLASS_PROGRAM => program(ctx),

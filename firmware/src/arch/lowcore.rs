@@ -51,7 +51,15 @@ pub struct Lowcore {
     _free_500: [u8; 0x580 - 0x500],
     /// boot/head.S: the PSW an interrupt resumes with.
     pub resume_psw: Psw,
-    _free_590: [u8; 0x700 - 0x590],
+    _free_590: [u8; 0x5a0 - 0x590],
+    /// arch::smp: this CPU's number (0 for the one that took the IPL), and
+    /// the stack, function and argument boot/head.S's `secondary_start`
+    /// starts a CPU with.
+    pub cpu_number: u64,
+    pub cpu_stack: u64,
+    pub cpu_entry: u64,
+    pub cpu_arg: u64,
+    _free_5c0: [u8; 0x700 - 0x5c0],
     /// arch::hypercall: the caller's registers around a DIAG that sets all
     /// sixteen, and the registers the DIAG left.
     pub regs_save: [u64; 16],
@@ -93,6 +101,10 @@ const _: () = {
     assert!(1 << define("LC_SAVE_AREA_SHIFT") == define("LC_SAVE_AREA_STRIDE"));
     assert!(offset_of!(Lowcore, resume_psw) as u64 == define("LC_RESUME_PSW"));
     assert!(CLASSES as u64 == define("CLASS_IO") + 1);
+    assert!(offset_of!(Lowcore, cpu_number) as u64 == define("LC_CPU_NUMBER"));
+    assert!(offset_of!(Lowcore, cpu_stack) as u64 == define("LC_CPU_STACK"));
+    assert!(offset_of!(Lowcore, cpu_entry) as u64 == define("LC_CPU_ENTRY"));
+    assert!(offset_of!(Lowcore, cpu_arg) as u64 == define("LC_CPU_ARG"));
 };
 
 /// The save areas are 0x80 apart; the entry code indexes them by shifting.
@@ -126,9 +138,26 @@ macro_rules! read {
 }
 pub(super) use read;
 
+/// Writes a lowcore field, volatile.
+macro_rules! write {
+    ($field:ident, $value:expr) => {{
+        let p = $crate::arch::lowcore::field!($field);
+        // SAFETY: as for `read!`; the caller names a field software owns
+        // or one the architecture lets the program set (new PSWs).
+        unsafe { core::ptr::write_volatile(p, $value) }
+    }};
+}
+pub(super) use write;
+
 /// The external interruption code and both parameters.
 pub fn external() -> (u16, u32, u64) {
     (read!(ext_code), read!(ext_param), read!(ext_param64))
+}
+
+/// The CPU address an external interruption came with (external call,
+/// emergency signal).
+pub fn external_cpu_address() -> u16 {
+    read!(ext_cpu_address)
 }
 
 /// The program interruption code, instruction length (bytes) and TEID.
@@ -154,6 +183,11 @@ pub fn machine_check_code() -> u64 {
 pub fn new_psw(class: usize) -> Psw {
     let psws = read!(new_psws);
     psws[class]
+}
+
+/// This CPU's number (arch::smp; 0 on the CPU that took the IPL).
+pub fn cpu_number() -> usize {
+    read!(cpu_number) as usize
 }
 
 /// The command line QEMU copies for Linux-style images, and the size of

@@ -13,9 +13,12 @@ pub mod hypercall;
 pub mod interrupt;
 pub mod io;
 mod layout;
+pub mod lock;
 pub mod lowcore;
 pub mod probe;
 pub mod recovery;
+pub mod sigp;
+pub mod smp;
 pub mod timer;
 
 use core::arch::asm;
@@ -99,8 +102,9 @@ pub fn disable_channel_reports() {
     };
 }
 
-/// CR0 bit 49: emergency-signal external interrupts.
+/// CR0 bit 49: emergency-signal external interrupts; bit 50: external calls.
 pub const CR0_EMERGENCY_SIGNAL: u32 = 49;
+pub const CR0_EXTERNAL_CALL: u32 = 50;
 
 /// SIGP order 0x03, emergency signal, to the CPU at `addr`; returns the
 /// condition code.
@@ -196,7 +200,8 @@ pub fn enabled_wait(io: bool) {
     irq_restore(old);
 }
 
-/// Stops the CPU for good with a disabled-wait PSW whose address is `code`.
+/// Stops this CPU for good with a disabled-wait PSW whose address is
+/// `code`. Ending the run is `smp::end_run`, which stops the others first.
 pub fn disabled_wait(code: u64) -> ! {
     let psw = Psw {
         mask: PSW_MASK_64 | PSW_MASK_WAIT,

@@ -30,6 +30,16 @@ struct Alarm {
 /// The one alarm, if set. It fires once: the slot empties as it fires.
 static ALARM: Global<Option<Alarm>> = Global::new(None);
 
+/// The alarm belongs to the CPU that took the IPL (the one running the
+/// checks); other CPUs' clock comparators only end their own waits.
+fn alarm_here() -> Option<Alarm> {
+    if super::lowcore::cpu_number() == 0 {
+        ALARM.get()
+    } else {
+        None
+    }
+}
+
 /// Starts recording when the next clock-comparator interrupt is taken.
 pub fn note_next_ckc() {
     FIRST_CKC_TOD.store(0, Ordering::SeqCst);
@@ -71,7 +81,7 @@ pub fn clear_alarm() {
 }
 
 fn arm(wait_deadline: u64) {
-    let next = match ALARM.get() {
+    let next = match alarm_here() {
         Some(a) => a.at.min(wait_deadline),
         None => wait_deadline,
     };
@@ -99,13 +109,44 @@ pub fn wait_until_tod(deadline: u64, io: bool, mut done: impl FnMut() -> bool) -
     }
 }
 
+/// Spins, with external interrupts open, until `done()` holds or
+/// `timeout_us` passes: for a condition another CPU's interrupt may
+/// satisfy (an enabled wait would sleep through it). Returns whether
+/// `done()` held.
+pub fn spin_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
+    let end = deadline_after_us(timeout_us);
+    let old = super::irq_disable();
+    super::ext_enable();
+    let mut spins = 0u32;
+    let ok = loop {
+        if done() {
+            break true;
+        }
+        spins = spins.wrapping_add(1);
+        // The clock now and then: under TCG a look at it costs a call
+        // into QEMU.
+        if spins.is_multiple_of(64) && tod() >= end {
+            break done();
+        }
+        core::hint::spin_loop();
+    };
+    super::irq_restore(old);
+    ok
+}
+
 pub(super) fn on_clock_comparator(ctx: &mut InterruptContext) {
+    // Another CPU's comparator only ends its own wait; the counts and the
+    // alarm are the checking CPU's.
+    if super::lowcore::cpu_number() != 0 {
+        set_clock_comparator(u64::MAX);
+        return;
+    }
     let _ = FIRST_CKC_TOD.compare_exchange(0, tod(), Ordering::SeqCst, Ordering::SeqCst);
     CKC_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
     // The condition stays pending while TOD > CKC: quieten it, then re-arm
     // for the alarm if that is still ahead.
     set_clock_comparator(u64::MAX);
-    let Some(alarm) = ALARM.get() else {
+    let Some(alarm) = alarm_here() else {
         return;
     };
     if tod() < alarm.at {

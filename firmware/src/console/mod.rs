@@ -7,6 +7,7 @@ pub mod sclp;
 
 use crate::arch::global::Global;
 use crate::arch::handlers::{self, Registration};
+use crate::arch::smp;
 use crate::deadline::critical;
 use crate::ebcdic::CodePage;
 use crate::line::LineBuffer;
@@ -39,7 +40,14 @@ const TO_ASCII: u8 = 1;
 const TO_LINE_MODE: u8 = 2;
 static TARGETS: AtomicU8 = AtomicU8::new(TO_ASCII | TO_LINE_MODE);
 
-static LINE: Global<LineBuffer> = Global::new(LineBuffer::new());
+/// Each CPU collects its own line: lines go out whole, one SCLP write
+/// each, whichever CPUs write at once.
+static LINES: [Global<LineBuffer>; smp::MAX_CPUS] =
+    [const { Global::new(LineBuffer::new()) }; smp::MAX_CPUS];
+
+fn this_line() -> &'static Global<LineBuffer> {
+    &LINES[smp::cpu_number().min(smp::MAX_CPUS - 1)]
+}
 
 /// Takes the service signal, sets the event mask and learns which consoles
 /// exist. Without an answer both are tried on every line (z/VM advertises
@@ -91,11 +99,12 @@ fn write_line(text: &[u8]) {
 /// Writes out a partial line, if any.
 pub fn flush() {
     critical(|| {
-        let mut line = LINE.get();
+        let buf = this_line();
+        let mut line = buf.get();
         if let Some(partial) = line.cut_off() {
             write_line(partial.as_bytes());
         }
-        LINE.set(line);
+        buf.set(line);
     });
 }
 
@@ -107,13 +116,14 @@ impl ufmt::uWrite for Console {
 
     fn write_str(&mut self, s: &str) -> Result<(), Self::Error> {
         critical(|| {
-            let mut line = LINE.get();
+            let buf = this_line();
+            let mut line = buf.get();
             line.push(s.as_bytes(), |text, rest| {
                 // What an interrupt ending the run meanwhile would find.
-                LINE.set(*rest);
+                buf.set(*rest);
                 write_line(text);
             });
-            LINE.set(line);
+            buf.set(line);
         });
         Ok(())
     }
@@ -125,9 +135,10 @@ impl ufmt::uWrite for Console {
 /// so the bail-out that follows starts a line of its own.
 pub fn take_over_for_report() {
     sclp::take_over();
-    let mut line = LINE.get();
+    let buf = this_line();
+    let mut line = buf.get();
     let partial = line.cut_off();
-    LINE.set(line);
+    buf.set(line);
     if let Some(p) = partial {
         crate::out!(
             "# output cut off here: '{}'\n",

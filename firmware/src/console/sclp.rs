@@ -3,7 +3,8 @@
 
 use crate::arch::context::{ExternalInterrupt, InterruptContext};
 use crate::arch::global::Global;
-use crate::arch::{service_call, timer};
+use crate::arch::lock::{CpuLock, Refused};
+use crate::arch::{service_call, smp, timer};
 use crate::deadline::critical;
 use crate::sccb::{self, SCCB_SIZE};
 use core::cell::UnsafeCell;
@@ -15,19 +16,23 @@ use core::sync::atomic::{AtomicBool, Ordering};
 #[repr(C, align(4096))]
 struct SccbPage(UnsafeCell<[u8; 2 * SCCB_SIZE]>);
 
-// SAFETY: used by one CPU, only inside `request`, which is not re-entered
-// (guarded by BUSY, which only a completed request gives up: see take_over).
+// SAFETY: used only inside `request`, by the CPU holding LOCK, which only
+// a completed request gives up (see take_over).
 unsafe impl Sync for SccbPage {}
 
 static PAGE: SccbPage = SccbPage(UnsafeCell::new([0; 2 * SCCB_SIZE]));
 static DONE: AtomicBool = AtomicBool::new(false);
-static BUSY: AtomicBool = AtomicBool::new(false);
+/// One request at a time, whichever CPU makes it.
+static LOCK: CpuLock = CpuLock::new();
 /// Service signals that named no SCCB of ours.
 pub static STRAY_SIGNALS: Global<u32> = Global::new(0);
 
 /// How long the SCLP may take for one request.
 const TIMEOUT_US: u64 = 2_000_000;
 const BUSY_RETRIES: u32 = 100;
+/// How long another CPU's request may keep us waiting: one request's
+/// timeout and its busy retries, with room.
+const LOCK_TIMEOUT_US: u64 = 3_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SclpError {
@@ -59,10 +64,10 @@ pub(super) fn on_service_signal(ext: &ExternalInterrupt, _: &mut InterruptContex
 /// A request that never completes keeps the page: the SCLP may still
 /// write it, so nothing more is written (the wait PSW still tells).
 pub fn take_over() {
-    if BUSY.load(Ordering::SeqCst)
-        && timer::wait_until(TIMEOUT_US, false, || DONE.load(Ordering::SeqCst))
+    if LOCK.owner() == Some(smp::cpu_number() as u32)
+        && timer::spin_until(TIMEOUT_US, || DONE.load(Ordering::SeqCst))
     {
-        BUSY.store(false, Ordering::SeqCst);
+        LOCK.release_mine();
     }
 }
 
@@ -73,11 +78,13 @@ pub fn request<R>(
     build: impl FnOnce(&mut [u8]) -> usize,
     parse: impl FnOnce(&[u8]) -> R,
 ) -> Result<R, SclpError> {
-    if BUSY.swap(true, Ordering::SeqCst) {
-        return Err(SclpError::Reentered);
-    }
+    let held = match LOCK.lock(LOCK_TIMEOUT_US) {
+        Ok(h) => h,
+        Err(Refused::Reentered) => return Err(SclpError::Reentered),
+        Err(Refused::Timeout { .. }) => return Err(SclpError::Timeout),
+    };
     let r = critical(|| {
-        // SAFETY: BUSY gives us sole use of the page.
+        // SAFETY: LOCK gives us sole use of the page.
         let page = unsafe { &mut *PAGE.0.get() };
         build(page);
         let mut tries = 0;
@@ -94,13 +101,16 @@ pub fn request<R>(
                 _ => return Err(SclpError::NotOperational),
             }
         }
-        if !timer::wait_until(TIMEOUT_US, false, || DONE.load(Ordering::SeqCst)) {
+        // Spinning, external interrupts open: with several CPUs up, the
+        // service signal goes to any of them, and whichever takes it sets
+        // DONE; an enabled wait here would sleep through it.
+        if !timer::spin_until(TIMEOUT_US, || DONE.load(Ordering::SeqCst)) {
             return Err(SclpError::Timeout);
         }
         // SAFETY: the SCLP has finished with the page.
         Ok(parse(unsafe { &*PAGE.0.get() }))
     });
-    BUSY.store(false, Ordering::SeqCst);
+    drop(held);
     r
 }
 
@@ -157,6 +167,19 @@ pub fn read_scp_info(len: usize) -> Result<sccb::ScpInfo, InfoError> {
         }
     }
     Err(last)
+}
+
+/// The configured CPUs' addresses, from Read CPU Info.
+pub fn read_cpu_entries() -> Result<Result<sccb::CpuInfo, &'static str>, InfoError> {
+    let r = request(
+        sccb::CMD_READ_CPU_INFO,
+        |s| sccb::build_read_info(s, SCCB_SIZE),
+        |s| match sccb::response_code(s) {
+            sccb::RC_NORMAL_READ => Ok(sccb::parse_cpu_entries(&s[..SCCB_SIZE])),
+            code => Err(InfoError::Response(code)),
+        },
+    );
+    r.map_err(InfoError::Call)?
 }
 
 /// The configured CPUs, from Read CPU Info (whose answer fits a page for

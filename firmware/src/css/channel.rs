@@ -8,6 +8,7 @@ use crate::arch::context::IoInterrupt;
 use crate::arch::global::Global;
 use crate::arch::handlers::{self, Registration};
 use crate::arch::io::{self, Block};
+use crate::arch::lock::CpuLock;
 use crate::arch::{timer, Page};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -80,6 +81,19 @@ static COMPLETION: Global<Completion> = Global::new(Completion {
     irb: None,
     unsolicited: 0,
 });
+/// Any CPU may take a subchannel's interrupt.
+static COMPLETION_LOCK: CpuLock = CpuLock::new();
+
+/// Reads or changes the interrupt-side state under its lock.
+fn completion<R>(f: impl FnOnce(&mut Completion) -> R) -> R {
+    // Only a machine check or restart could cut through this CPU's own
+    // update, and neither changes the state: go on as one CPU would.
+    let _held = COMPLETION_LOCK.lock(1_000_000);
+    let mut c = COMPLETION.get();
+    let r = f(&mut c);
+    COMPLETION.set(c);
+    r
+}
 
 /// Interruption-word bit of an adapter (thin) interrupt: no subchannel.
 const IO_WORD_ADAPTER: u32 = 0x8000_0000;
@@ -88,6 +102,11 @@ pub static ADAPTER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
 fn on_io_interrupt(i: &IoInterrupt) -> bool {
     let sid = i.subchannel;
+    // With every CPU driving queues, the one that took this may not be
+    // the one waiting for it.
+    if crate::smp::io_shared() {
+        crate::smp::wake_busy();
+    }
     if i.word & IO_WORD_ADAPTER != 0 {
         ADAPTER_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
         return true;
@@ -98,15 +117,15 @@ fn on_io_interrupt(i: &IoInterrupt) -> bool {
         return false;
     }
     let mut irb = Block::<IRB_SIZE>::zeroed();
-    let mut c = COMPLETION.get();
     if io::test_subchannel(sid, &mut irb) == 0 {
-        if sid == c.waiting {
-            c.irb = Some(Irb::parse(&irb.0));
-        } else {
-            c.unsolicited += 1;
-        }
+        completion(|c| {
+            if sid == c.waiting {
+                c.irb = Some(Irb::parse(&irb.0));
+            } else {
+                c.unsolicited += 1;
+            }
+        });
     }
-    COMPLETION.set(c);
     true
 }
 
@@ -114,15 +133,13 @@ fn on_io_interrupt(i: &IoInterrupt) -> bool {
 fn collect_pending(sid: u32) {
     let mut irb = Block::<IRB_SIZE>::zeroed();
     if io::test_subchannel(sid, &mut irb) == 0 {
-        let mut c = COMPLETION.get();
-        c.unsolicited += 1;
-        COMPLETION.set(c);
+        completion(|c| c.unsolicited += 1);
     }
 }
 
 /// Interrupts that arrived for subchannels nobody was waiting on.
 pub fn unsolicited_interrupts() -> u32 {
-    COMPLETION.get().unsolicited
+    completion(|c| c.unsolicited)
 }
 
 /// Takes I/O interrupts and enables our ISC; the driver owns them while
@@ -242,10 +259,10 @@ pub fn start_foreign(sid: u32) -> Result<(), IoError> {
 }
 
 fn set_waiting(sid: u32) {
-    let mut c = COMPLETION.get();
-    c.waiting = sid;
-    c.irb = None;
-    COMPLETION.set(c);
+    completion(|c| {
+        c.waiting = sid;
+        c.irb = None;
+    });
 }
 
 /// Starts `program` and returns the final IRB, whatever its status. On a
@@ -281,9 +298,9 @@ fn start_and_wait(sid: u32, program: &mut ChannelProgram, timeout_us: u64) -> Re
         }
     }
     let done = timer::wait_until(timeout_us, true, || {
-        COMPLETION.get().irb.is_some_and(|irb| irb.scsw.is_final())
+        completion(|c| c.irb.is_some_and(|irb| irb.scsw.is_final()))
     });
-    let irb = COMPLETION.get().irb.filter(|_| done);
+    let irb = completion(|c| c.irb).filter(|_| done);
     set_waiting(0);
     irb.ok_or_else(|| {
         if clear(sid).is_err() {
@@ -321,8 +338,8 @@ fn function_and_wait(sid: u32, instruction: fn(u32) -> u32) -> Result<Irb, IoErr
     set_waiting(sid);
     let r = match instruction(sid) {
         0 => {
-            timer::wait_until(IO_TIMEOUT_US, true, || COMPLETION.get().irb.is_some());
-            COMPLETION.get().irb.ok_or(IoError::Timeout)
+            timer::wait_until(IO_TIMEOUT_US, true, || completion(|c| c.irb.is_some()));
+            completion(|c| c.irb).ok_or(IoError::Timeout)
         }
         1 | 2 => Err(IoError::Busy),
         _ => Err(IoError::NotOperational),

@@ -25,6 +25,7 @@ mod rng;
 mod scsi;
 mod serial;
 mod setups;
+mod smp;
 mod timer;
 mod virtio;
 
@@ -42,6 +43,8 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("pgm.addressing", boot::addressing_exception),
     Check::new("sclp.memory", boot::sclp_memory),
     Check::new("sclp.cpus", boot::sclp_cpus),
+    Check::new("smp.cpus", smp::cpus),
+    Check::new("smp.start", smp::start).timeout(20_000),
     Check::new("css.characteristics", css::characteristics),
     Check::new("css.sense-id", css::sense_id),
     Check::new("css.inventory", css::inventory),

@@ -1,0 +1,541 @@
+//! Every CPU the host gives: found with SCLP Read CPU Info, each started
+//! with SIGP (arch::smp) into an idle loop of its own, and handed work by
+//! the checking CPU (number 0, the one that took the IPL).
+//!
+//! An idle CPU sleeps in an enabled wait; work reaches it through its
+//! mailbox and an external call that wakes it. It answers the same way.
+//! Every wait for another CPU has a timeout; a CPU that misses it is
+//! stopped (so it touches nothing of the caller's any more) and named.
+
+use crate::arch::handlers::{self, Registration};
+use crate::arch::sigp::{self, Answer};
+use crate::arch::smp::{self as arch_smp, PrefixArea, StartError, MAX_CPUS};
+use crate::arch::{self, timer, TOD_PER_US};
+use crate::console::sclp;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+/// Each CPU's own stack.
+pub const STACK_SIZE: usize = 64 << 10;
+/// How long a started CPU may take to reach its idle loop: generous, for
+/// eight CPUs sharing two host cores under TCG.
+pub const START_TIMEOUT_US: u64 = 5_000_000;
+
+/// What a CPU number is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// No CPU with this number.
+    Absent = 0,
+    /// Restarted, not yet in its idle loop.
+    Starting = 1,
+    Idle = 2,
+    Busy = 3,
+    /// Stopped by us (it missed a timeout) or by itself.
+    Stopped = 4,
+}
+
+impl State {
+    fn from(v: u8) -> State {
+        match v {
+            1 => State::Starting,
+            2 => State::Idle,
+            3 => State::Busy,
+            4 => State::Stopped,
+            _ => State::Absent,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Absent => "absent",
+            State::Starting => "starting",
+            State::Idle => "idle",
+            State::Busy => "busy",
+            State::Stopped => "stopped",
+        }
+    }
+}
+
+/// Work for one CPU: `call(data)`, then `done`, then an external call to
+/// `poster`.
+struct Job {
+    call: unsafe fn(*const ()),
+    data: *const (),
+    done: AtomicBool,
+    poster: u16,
+    /// The poster's CR6, where the work takes I/O interrupts.
+    cr6: Option<u64>,
+}
+
+struct Slot {
+    /// The CPU's address + 1 (0: none).
+    address: AtomicU32,
+    state: AtomicU8,
+    job: AtomicPtr<Job>,
+    area: AtomicPtr<PrefixArea>,
+    stack_top: AtomicU64,
+    /// TOD when it reached its idle loop first.
+    up_at: AtomicU64,
+}
+
+static SLOTS: [Slot; MAX_CPUS] = [const {
+    Slot {
+        address: AtomicU32::new(0),
+        state: AtomicU8::new(0),
+        job: AtomicPtr::new(core::ptr::null_mut()),
+        area: AtomicPtr::new(core::ptr::null_mut()),
+        stack_top: AtomicU64::new(0),
+        up_at: AtomicU64::new(0),
+    }
+}; MAX_CPUS];
+
+/// Whether idle and working CPUs take I/O interrupts (a phase where every
+/// CPU drives queues); otherwise only CPU 0 does.
+static SHARED_IO: AtomicBool = AtomicBool::new(false);
+/// A CPU address told not to start (`inject=` proof), u32::MAX: none.
+static REFUSE: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn slot(n: usize) -> &'static Slot {
+    &SLOTS[n]
+}
+
+/// CPU `n`'s address, if there is one.
+pub fn address(n: usize) -> Option<u16> {
+    match SLOTS.get(n)?.address.load(Ordering::SeqCst) {
+        0 => None,
+        a => Some((a - 1) as u16),
+    }
+}
+
+pub fn state(n: usize) -> State {
+    SLOTS.get(n).map_or(State::Absent, |s| {
+        State::from(s.state.load(Ordering::SeqCst))
+    })
+}
+
+/// This CPU's number.
+pub fn this_cpu() -> usize {
+    arch_smp::cpu_number()
+}
+
+/// One CPU as start-up found it.
+#[derive(Clone, Debug)]
+pub struct CpuRecord {
+    pub number: usize,
+    pub address: u16,
+    /// Microseconds from its SIGP RESTART to its idle loop, or why not.
+    pub started: Result<u64, String>,
+}
+
+/// What start-up found and started; kept for the run (the external-call
+/// handler lives as long as this).
+pub struct Cpus {
+    /// Read CPU Info's configured CPUs (addresses), or why there is no list.
+    pub configured: Result<Vec<u16>, String>,
+    pub boot_address: u16,
+    /// Every CPU but this one, in address order.
+    pub others: Vec<CpuRecord>,
+    /// Configured CPUs past MAX_CPUS, not started.
+    pub left_out: Vec<u16>,
+    _wake: Registration,
+}
+
+impl Cpus {
+    /// The CPU numbers running their idle loop now (0 included).
+    pub fn ready(&self) -> Vec<usize> {
+        core::iter::once(0)
+            .chain(
+                self.others
+                    .iter()
+                    .map(|c| c.number)
+                    .filter(|&n| state(n) == State::Idle),
+            )
+            .collect()
+    }
+
+    /// How many CPUs there are (all configured ones).
+    pub fn count(&self) -> usize {
+        1 + self.others.len() + self.left_out.len()
+    }
+}
+
+fn on_external_call(
+    _: &crate::arch::context::ExternalInterrupt,
+    _: &mut crate::arch::context::InterruptContext,
+) {
+    // Only a wake-up: the waits look at what changed. arch counts it.
+}
+
+fn signal(addr: u16) {
+    // cc 1 with "external call pending": one is on its way already.
+    let _ = sigp::sigp(addr, sigp::EXTERNAL_CALL, 0);
+}
+
+/// Finds the configured CPUs and starts every other one into its idle
+/// loop, each with its own prefix area and stack. `refuse`: an address
+/// whose CPU is told not to come up (the proof that a missing CPU fails).
+pub fn bring_up(refuse: Option<u16>) -> Cpus {
+    arch_smp::set_cpu_number(0);
+    let boot_address = sigp::cpu_address();
+    slot(0)
+        .address
+        .store(u32::from(boot_address) + 1, Ordering::SeqCst);
+    slot(0).state.store(State::Busy as u8, Ordering::SeqCst);
+    let wake = handlers::on_external(arch_smp::EXT_EXTERNAL_CALL, on_external_call);
+    arch::cr0_subclass(arch::CR0_EXTERNAL_CALL, true);
+    REFUSE.store(refuse.map_or(u32::MAX, u32::from), Ordering::SeqCst);
+    let configured = match sclp::read_cpu_entries() {
+        Ok(Ok(info)) => Ok(info.configured),
+        Ok(Err(e)) => Err(String::from(e)),
+        Err(e) => Err(crate::format!("SCLP Read CPU Info: {}", e)),
+    };
+    let mut cpus = Cpus {
+        configured: configured.clone(),
+        boot_address,
+        others: Vec::new(),
+        left_out: Vec::new(),
+        _wake: wake,
+    };
+    let Ok(mut addresses) = configured else {
+        return cpus;
+    };
+    addresses.sort_unstable();
+    addresses.dedup();
+    for a in addresses.into_iter().filter(|&a| a != boot_address) {
+        let number = cpus.others.len() + 1;
+        if number >= MAX_CPUS {
+            cpus.left_out.push(a);
+            continue;
+        }
+        cpus.others.push(CpuRecord {
+            number,
+            address: a,
+            started: Err(String::new()),
+        });
+    }
+    let t0 = arch::tod();
+    for c in &mut cpus.others {
+        if let Err(e) = start(c.number, c.address) {
+            c.started = Err(crate::format!("{}", StartFailure(e)));
+        }
+    }
+    let deadline = t0 + START_TIMEOUT_US * TOD_PER_US;
+    timer::wait_until_tod(deadline, false, || {
+        cpus.others.iter().all(|c| {
+            c.started.as_ref().is_err_and(|e| !e.is_empty())
+                || matches!(state(c.number), State::Idle | State::Stopped)
+        })
+    });
+    for c in &mut cpus.others {
+        if c.started.as_ref().is_err_and(|e| !e.is_empty()) {
+            continue;
+        }
+        c.started = match state(c.number) {
+            State::Idle => Ok((slot(c.number).up_at.load(Ordering::SeqCst) - t0) / TOD_PER_US),
+            s => Err(crate::format!(
+                "not in its idle loop {} ms after SIGP RESTART (state {})",
+                START_TIMEOUT_US / 1000,
+                s.name()
+            )),
+        };
+    }
+    cpus
+}
+
+struct StartFailure(StartError);
+
+impl ufmt::uDisplay for StartFailure {
+    fn fmt<W: ufmt::uWrite + ?Sized>(
+        &self,
+        f: &mut ufmt::Formatter<'_, W>,
+    ) -> Result<(), W::Error> {
+        let (what, a) = match self.0 {
+            StartError::SetPrefix(a) => ("SIGP SET PREFIX", a),
+            StartError::Restart(a) => ("SIGP RESTART", a),
+        };
+        ufmt::uwrite!(f, "{}: {}", what, SigpAnswer(a))
+    }
+}
+
+/// A SIGP answer as the report shows it.
+pub struct SigpAnswer(pub Answer);
+
+impl ufmt::uDisplay for SigpAnswer {
+    fn fmt<W: ufmt::uWrite + ?Sized>(
+        &self,
+        f: &mut ufmt::Formatter<'_, W>,
+    ) -> Result<(), W::Error> {
+        if self.0.cc == 1 {
+            ufmt::uwrite!(
+                f,
+                "cc 1, status {}",
+                crate::fmt::HexW(u64::from(self.0.status), 8)
+            )
+        } else {
+            ufmt::uwrite!(f, "cc {}", self.0.cc)
+        }
+    }
+}
+
+/// Gives CPU `number` (at `addr`) a prefix area and a stack of its own,
+/// kept for the run, and restarts it into [`secondary_main`].
+fn start(number: usize, addr: u16) -> Result<(), StartError> {
+    let s = slot(number);
+    s.address.store(u32::from(addr) + 1, Ordering::SeqCst);
+    s.state.store(State::Starting as u8, Ordering::SeqCst);
+    let area = Box::into_raw(Box::new(PrefixArea([0; 8192])));
+    let stack: &'static mut [u8] = Box::leak(alloc::vec![0u8; STACK_SIZE].into_boxed_slice());
+    let top = stack.as_ptr() as u64 + STACK_SIZE as u64;
+    s.area.store(area, Ordering::SeqCst);
+    s.stack_top.store(top, Ordering::SeqCst);
+    // SAFETY: the area and the stack are leaked: that CPU's for good; the
+    // heap lies below 2 GiB.
+    unsafe { arch_smp::start(addr, number, &mut *area, top, secondary_main, number as u64) }
+}
+
+/// Restarts CPU `number` into a fresh idle loop (after it was stopped).
+fn revive(number: usize) -> Result<(), StartError> {
+    let s = slot(number);
+    let Some(addr) = address(number) else {
+        return Ok(());
+    };
+    let area = s.area.load(Ordering::SeqCst);
+    if area.is_null() {
+        return Ok(());
+    }
+    s.state.store(State::Starting as u8, Ordering::SeqCst);
+    s.job.store(core::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: the area and stack are that CPU's (see `start`), and it is
+    // stopped: whatever ran on the stack is abandoned.
+    unsafe {
+        arch_smp::restart(
+            addr,
+            number,
+            &mut *area,
+            s.stack_top.load(Ordering::SeqCst),
+            secondary_main,
+            number as u64,
+        )
+    }
+}
+
+/// Where every other CPU runs: its idle loop, taking the jobs posted to it.
+extern "C" fn secondary_main(number: u64) -> ! {
+    let n = number as usize;
+    let s = slot(n);
+    timer::init();
+    arch::cr0_subclass(arch::CR0_EXTERNAL_CALL, true);
+    if address(n).is_some_and(|a| u32::from(a) == REFUSE.load(Ordering::SeqCst)) {
+        // Told not to come up: stop as a CPU that never started would be.
+        s.state.store(State::Stopped as u8, Ordering::SeqCst);
+        loop {
+            let _ = sigp::sigp(sigp::cpu_address(), sigp::STOP, 0);
+        }
+    }
+    let _ = s
+        .up_at
+        .compare_exchange(0, arch::tod(), Ordering::SeqCst, Ordering::SeqCst);
+    s.state.store(State::Idle as u8, Ordering::SeqCst);
+    if let Some(boot) = address(0) {
+        signal(boot);
+    }
+    loop {
+        let job = s.job.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        if !job.is_null() {
+            s.state.store(State::Busy as u8, Ordering::SeqCst);
+            // SAFETY: the poster keeps the job alive until `done`, and
+            // waits for it (or stops this CPU) before it goes.
+            let j = unsafe { &*job };
+            if let Some(cr6) = j.cr6 {
+                let (cr0, _) = arch_smp::control_registers();
+                arch_smp::set_control_registers(cr0, cr6);
+            }
+            // SAFETY: `call` and `data` were made for each other by `run_each`.
+            unsafe { (j.call)(j.data) };
+            let poster = j.poster;
+            s.state.store(State::Idle as u8, Ordering::SeqCst);
+            j.done.store(true, Ordering::SeqCst);
+            signal(poster);
+            continue;
+        }
+        // A job posted after the look above comes with an external call,
+        // which stays pending until this wait opens for it.
+        arch::enabled_wait(SHARED_IO.load(Ordering::SeqCst));
+    }
+}
+
+/// A CPU that did not finish its work in time (stopped since), or could
+/// not be given it.
+#[derive(Clone, Debug)]
+pub struct Stuck {
+    pub number: usize,
+    pub address: Option<u16>,
+    pub why: String,
+}
+
+/// Runs `f(cpu, item)` for every `(cpu, item)` of `work` on that CPU, all
+/// at once (CPU 0's own items here, after the others have theirs), and
+/// returns when every one has finished. A CPU that has not finished
+/// `timeout_us` after the start is stopped and named (its item is then
+/// left as it was when it stopped), then started afresh.
+pub fn run_each<T: Send, F: Fn(usize, &mut T) + Sync>(
+    work: &mut [(usize, T)],
+    f: &F,
+    timeout_us: u64,
+) -> Result<(), Vec<Stuck>> {
+    struct Task<'a, T, F> {
+        f: &'a F,
+        item: *mut T,
+        cpu: usize,
+    }
+    unsafe fn call<T, F: Fn(usize, &mut T)>(data: *const ()) {
+        // SAFETY: `data` is a Task kept alive by `run_each` until done.
+        let t = unsafe { &*(data as *const Task<'_, T, F>) };
+        // SAFETY: each item goes to exactly one CPU.
+        (t.f)(t.cpu, unsafe { &mut *t.item });
+    }
+    let deadline = timer::deadline_after_us(timeout_us);
+    let me = sigp::cpu_address();
+    let cr6 = SHARED_IO
+        .load(Ordering::SeqCst)
+        .then(|| arch_smp::control_registers().1);
+    let mut stuck = Vec::new();
+    // Fixed before any pointer into them is handed out.
+    let mut tasks: Vec<Task<'_, T, F>> = work
+        .iter_mut()
+        .map(|(cpu, item)| Task {
+            f,
+            item: item as *mut T,
+            cpu: *cpu,
+        })
+        .collect();
+    let mut jobs: Vec<Job> = tasks
+        .iter_mut()
+        .map(|t| Job {
+            call: call::<T, F>,
+            data: t as *const Task<'_, T, F> as *const (),
+            done: AtomicBool::new(false),
+            poster: me,
+            cr6,
+        })
+        .collect();
+    let mut posted = alloc::vec![false; jobs.len()];
+    for (i, t) in tasks.iter().enumerate() {
+        if t.cpu == 0 {
+            continue;
+        }
+        let ok = t.cpu < MAX_CPUS
+            && state(t.cpu) == State::Idle
+            && slot(t.cpu)
+                .job
+                .compare_exchange(
+                    core::ptr::null_mut(),
+                    &mut jobs[i] as *mut Job,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_ok();
+        if !ok {
+            stuck.push(Stuck {
+                number: t.cpu,
+                address: address(t.cpu),
+                why: crate::format!("not ready for work (state {})", state(t.cpu).name()),
+            });
+            continue;
+        }
+        posted[i] = true;
+        if let Some(a) = address(t.cpu) {
+            signal(a);
+        }
+    }
+    for t in tasks.iter().filter(|t| t.cpu == 0) {
+        // SAFETY: the item is this task's alone.
+        (t.f)(0, unsafe { &mut *t.item });
+    }
+    let io = cr6.is_some();
+    timer::wait_until_tod(deadline, io, || {
+        jobs.iter()
+            .zip(&posted)
+            .all(|(j, &p)| !p || j.done.load(Ordering::SeqCst))
+    });
+    for i in 0..jobs.len() {
+        if !posted[i] || jobs[i].done.load(Ordering::SeqCst) {
+            continue;
+        }
+        let n = tasks[i].cpu;
+        let a = address(n);
+        let answer = a.map(|a| sigp::sigp(a, sigp::STOP, 0));
+        // Stopped (or never taken): nothing touches the item any more.
+        let taken = slot(n)
+            .job
+            .compare_exchange(
+                &mut jobs[i] as *const Job as *mut Job,
+                core::ptr::null_mut(),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_err();
+        slot(n).state.store(State::Stopped as u8, Ordering::SeqCst);
+        let stop = match answer {
+            Some(a) if a.cc == 0 => String::from("SIGP STOP accepted"),
+            Some(a) => crate::format!("SIGP STOP: {}", SigpAnswer(a)),
+            None => String::from("no address"),
+        };
+        stuck.push(Stuck {
+            number: n,
+            address: a,
+            why: crate::format!(
+                "{} within {} ms; stopped ({})",
+                if taken {
+                    "work not finished"
+                } else {
+                    "work not taken"
+                },
+                timeout_us / 1000,
+                stop.as_str()
+            ),
+        });
+    }
+    // Started afresh: the next work finds them idle (or names them).
+    for s in &stuck {
+        if state(s.number) == State::Stopped {
+            let _ = revive(s.number);
+        }
+    }
+    if stuck.is_empty() {
+        Ok(())
+    } else {
+        Err(stuck)
+    }
+}
+
+/// Lets every CPU take I/O interrupts (each in its waits) while `on`; an
+/// I/O interrupt any CPU takes then wakes the others ([`wake_busy`]).
+pub fn share_io(on: bool) {
+    SHARED_IO.store(on, Ordering::SeqCst);
+}
+
+/// Whether CPUs share I/O interrupts now.
+pub fn io_shared() -> bool {
+    SHARED_IO.load(Ordering::SeqCst)
+}
+
+/// Wakes every other CPU working now: an I/O interrupt this CPU took may
+/// be for a queue another one waits on (floating interrupts go to any
+/// CPU). Called by the I/O interrupt handler while I/O is shared.
+pub fn wake_busy() {
+    let me = this_cpu();
+    for n in 0..MAX_CPUS {
+        if n == me {
+            continue;
+        }
+        match (state(n), address(n)) {
+            (State::Busy, Some(a)) => signal(a),
+            (State::Absent, _) if n > 0 => break,
+            _ => {}
+        }
+    }
+}

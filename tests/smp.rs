@@ -1,0 +1,82 @@
+//! The CPUs: every one the host gives found (SCLP Read CPU Info, checked
+//! against -smp) and started with SIGP into its own prefix area and stack,
+//! under multi-threaded TCG with 1, 2, 4 and 8 CPUs on our 2 cores; and a
+//! CPU that does not come up fails the run, named.
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
+use qemu_runner::Scenario;
+
+/// -smp N under multi-threaded TCG, the runner telling the firmware
+/// expect-cpus=N.
+fn cpus(name: &str, n: u32) -> Scenario {
+    scenario(name)
+        .accel("tcg,thread=multi")
+        .smp(n)
+        .append("only=sclp.*,smp.*")
+}
+
+fn brought_up(n: u32) {
+    let o = boot(&cpus(&format!("smp-{n}"), n), &elf());
+    assert_pass(&o);
+    check_ran(&o, "smp.cpus");
+    if n == 1 {
+        check(
+            &o,
+            o.tap.result("smp.start").is_some_and(|r| r.is_skip()),
+            "smp.start to SKIP with one CPU",
+        );
+    } else {
+        check_ran(&o, "smp.start");
+        for a in 1..n {
+            let line = format!("# smp: CPU {a} (address {a}) up in");
+            check(
+                &o,
+                o.console().lines().any(|l| l.starts_with(&line)),
+                &format!("a line {line:?}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn one_cpu() {
+    brought_up(1);
+}
+
+#[test]
+fn two_cpus() {
+    brought_up(2);
+}
+
+#[test]
+fn four_cpus() {
+    brought_up(4);
+}
+
+#[test]
+fn eight_cpus() {
+    brought_up(8);
+}
+
+#[test]
+fn a_cpu_that_does_not_start_fails_named() {
+    let o = boot(&cpus("smp-refused", 4).append("inject=cpu"), &elf());
+    fails_with(
+        &o,
+        "smp.start",
+        &["CPU 3 (address 3)", "not in its idle loop", "state stopped"],
+    );
+    check_ran(&o, "smp.cpus");
+}
+
+#[test]
+fn a_wrong_cpu_count_fails_smp_cpus() {
+    // The runner says expect-cpus=2; a later -smp gives QEMU 3.
+    let o = boot(
+        &cpus("smp-wrong-count", 2).extra_args(["-smp", "3"]),
+        &elf(),
+    );
+    fails_with(&o, "smp.cpus", &["expect-cpus="]);
+}
