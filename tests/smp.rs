@@ -80,3 +80,29 @@ fn a_wrong_cpu_count_fails_smp_cpus() {
     );
     fails_with(&o, "smp.cpus", &["expect-cpus="]);
 }
+
+#[test]
+fn plugged_cpus_are_found_and_started() {
+    // -smp 1,maxcpus=4; the runner plugs cores 1 and 3 at the marker.
+    let s = cpus("smp-plug", 1).plug_cpus(4, &[1, 3]);
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "smp.hotplug");
+    for (n, a) in [(1, 1), (2, 3)] {
+        let line = format!("# smp: CPU {n} (address {a}) plugged, up in");
+        check(
+            &o,
+            o.console().lines().any(|l| l.starts_with(&line)),
+            &format!("a line {line:?}"),
+        );
+    }
+}
+
+#[test]
+fn a_cpu_promised_but_not_plugged_fails() {
+    // The firmware is told two CPUs come (cpu-plug=2); the host plugs one.
+    let mut s = cpus("smp-plug-short", 1).plug_cpus(4, &[2]);
+    s.plugged_cpus.push(3);
+    let o = boot(&s, &elf());
+    fails_with(&o, "smp.hotplug", &["2 new CPUs", "1 within 10 s"]);
+}

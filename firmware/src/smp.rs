@@ -539,3 +539,39 @@ pub fn wake_busy() {
         }
     }
 }
+
+/// Starts a CPU that appeared after start-up (plugged) at `address` as the
+/// next CPU number, and waits for its idle loop; the record joins `cpus`.
+pub fn start_added(cpus: &mut Cpus, address: u16) -> CpuRecord {
+    let number = cpus.others.len() + 1;
+    let mut rec = CpuRecord {
+        number,
+        address,
+        started: Err(String::new()),
+    };
+    if number >= MAX_CPUS {
+        rec.started = Err(crate::format!("past the {} CPUs zvtest drives", MAX_CPUS));
+        cpus.left_out.push(address);
+        return rec;
+    }
+    let t0 = arch::tod();
+    rec.started = match start(number, address) {
+        Err(e) => Err(crate::format!("{}", StartFailure(e))),
+        Ok(()) => {
+            let deadline = t0 + START_TIMEOUT_US * TOD_PER_US;
+            timer::wait_until_tod(deadline, false, || {
+                matches!(state(number), State::Idle | State::Stopped)
+            });
+            match state(number) {
+                State::Idle => Ok((slot(number).up_at.load(Ordering::SeqCst) - t0) / TOD_PER_US),
+                s => Err(crate::format!(
+                    "not in its idle loop {} ms after SIGP RESTART (state {})",
+                    START_TIMEOUT_US / 1000,
+                    s.name()
+                )),
+            }
+        }
+    };
+    cpus.others.push(rec.clone());
+    rec
+}

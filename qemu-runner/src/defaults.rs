@@ -141,11 +141,13 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
     // The seeded tree is laid out there afresh when the run starts.
     let share = scratch.join("scratch-9p");
 
-    // Two CPUs under multi-threaded TCG: smp.* starts and checks the
-    // second; an idle CPU waits in an enabled wait and costs no host time.
+    // Two CPUs under multi-threaded TCG and a third plugged mid-run:
+    // smp.* starts and checks them; an idle CPU waits in an enabled wait
+    // and costs no host time.
     let mut s = Scenario::new("default")
         .accel("tcg,thread=multi")
         .smp(2)
+        .plug_cpus(3, &[2])
         .timeout(Duration::from_secs(60))
         .disk_dir(scratch);
     let probes: Vec<Result<(), String>> = std::thread::scope(|sc| {

@@ -52,7 +52,11 @@ impl Scenario {
             "guest_errors",
         ]);
         add(&["-m", &self.memory_mib.to_string()]);
-        add(&["-smp", &self.smp.to_string()]);
+        let smp = match self.max_cpus {
+            Some(m) => format!("{},maxcpus={m}", self.smp),
+            None => self.smp.to_string(),
+        };
+        add(&["-smp", &smp]);
         for d in &self.devices {
             add(&["-device", d]);
         }

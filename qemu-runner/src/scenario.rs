@@ -38,6 +38,10 @@ pub struct Scenario {
     pub cpu: Option<String>,
     pub memory_mib: u32,
     pub smp: u32,
+    /// `-smp N,maxcpus=M`: room for CPUs plugged later.
+    pub max_cpus: Option<u32>,
+    /// CPUs (core ids) plugged over QMP at the firmware's `cpu plug ready`.
+    pub plugged_cpus: Vec<u32>,
     /// Values of `-device` options.
     pub devices: Vec<String>,
     /// Further QEMU arguments, passed as they are.
@@ -215,6 +219,8 @@ impl Scenario {
             cpu: None,
             memory_mib: 128,
             smp: 1,
+            max_cpus: None,
+            plugged_cpus: Vec::new(),
             devices: Vec::new(),
             extra_args: Vec::new(),
             append: Vec::new(),
@@ -264,6 +270,23 @@ impl Scenario {
 
     pub fn smp(mut self, cpus: u32) -> Self {
         self.smp = cpus;
+        self
+    }
+
+    /// Room for `max` CPUs, and `cores` (core ids, the CPU addresses)
+    /// plugged with QMP `device_add` when the firmware prints
+    /// `# zvtest: cpu plug ready`; the firmware is told `cpu-plug=<count>`
+    /// and must find and start each (`smp.hotplug`).
+    pub fn plug_cpus(mut self, max: u32, cores: &[u32]) -> Self {
+        self.max_cpus = Some(max);
+        let model = self.cpu.clone().unwrap_or_else(|| "qemu".into());
+        for &core in cores {
+            self.plugged_cpus.push(core);
+            let cmd = format!(
+                r#"{{"execute":"device_add","arguments":{{"driver":"{model}-s390x-cpu","id":"cpu{core}","core-id":{core}}}}}"#
+            );
+            self = self.qmp_on_line(zvtest_contract::checks::markers::CPU_PLUG_READY, &cmd);
+        }
         self
     }
 
@@ -728,6 +751,9 @@ impl Scenario {
         let mut c = Config {
             expect_mem: Some(u64::from(self.memory_mib) << 20),
             expect_cpus: u16::try_from(self.smp).ok(),
+            cpu_plug: u16::try_from(self.plugged_cpus.len())
+                .ok()
+                .filter(|&n| n > 0),
             qemu_version: self.claimed_qemu_version().map(|v| (v.major, v.minor)),
             balloon_pages: self.balloon_pages,
             ..Config::default()

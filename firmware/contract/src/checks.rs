@@ -15,6 +15,7 @@ pub const NAMES: &[&str] = &[
     "sclp.cpus",
     "smp.cpus",
     "smp.start",
+    "smp.hotplug",
     "css.characteristics",
     "css.sense-id",
     "css.inventory",
@@ -203,6 +204,9 @@ pub mod markers {
     pub const GPU_SCANOUT: &str = "# zvtest: gpu scanout";
     /// Plug a device now (`inject=mcck`).
     pub const MCCK_READY: &str = "# zvtest: inject mcck ready";
+    /// Plug the `cpu-plug=` CPUs now (`smp.hotplug`); the firmware waits
+    /// for the SCLP's configuration-change event.
+    pub const CPU_PLUG_READY: &str = "# zvtest: cpu plug ready";
 
     /// The check that prints `line` (a marker, with or without the words
     /// some markers are followed by): a marker whose check did not run is
@@ -210,7 +214,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 17] = [
+        let owners: [(&[&str], &'static str); 18] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -228,6 +232,7 @@ pub mod markers {
             (&[BALLOON_STATS_POSTED], "balloon.stats"),
             (&[MEM_RESIZE], "mem.resize"),
             (&[INPUT_EVENTS], "input.events"),
+            (&[CPU_PLUG_READY], "smp.hotplug"),
         ];
         owners
             .iter()

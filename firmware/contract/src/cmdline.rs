@@ -112,6 +112,9 @@ pub struct Config {
     pub expect_mem: Option<u64>,
     /// CPUs the host says it configured.
     pub expect_cpus: Option<u16>,
+    /// CPUs the host plugs when the firmware says it is ready
+    /// (`smp.hotplug`).
+    pub cpu_plug: Option<u16>,
     pub inject: Vec<Inject>,
     /// Channel-subsystem devices the host configured (`devices=`).
     pub devices: Option<Vec<crate::inventory::Entry>>,
@@ -193,6 +196,7 @@ impl Default for Config {
             timeout_ms: 5000,
             expect_mem: None,
             expect_cpus: None,
+            cpu_plug: None,
             inject: Vec::new(),
             devices: None,
             virtio: Vec::new(),
@@ -334,6 +338,10 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     ("expect-cpus", "a number from 1 to 65535", |c, v| {
         c.expect_cpus = Some(ranged(v, 1, 0xffff)? as u16);
+        Some(())
+    }),
+    ("cpu-plug", "a number from 1 to 247", |c, v| {
+        c.cpu_plug = Some(ranged(v, 1, 247)? as u16);
         Some(())
     }),
     (
@@ -736,6 +744,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
     }
     if let Some(n) = cfg.expect_cpus {
         word("expect-cpus", &format!("{}", n));
+    }
+    if let Some(n) = cfg.cpu_plug {
+        word("cpu-plug", &format!("{}", n));
     }
     if let Some((major, minor)) = cfg.qemu_version {
         word("qemu-version", &format!("{}.{}", major, minor));
@@ -1174,6 +1185,9 @@ mod tests {
         let c = parse(b"balloon-pages=16384,0x2000 expect-cpus=4").unwrap();
         assert_eq!(c.balloon_pages, Some([16384, 8192]));
         assert_eq!(c.expect_cpus, Some(4));
+        assert_eq!(parse(b"cpu-plug=3").unwrap().cpu_plug, Some(3));
+        assert!(parse(b"cpu-plug=0").is_err());
+        assert!(parse(b"cpu-plug=248").is_err());
         assert_eq!(parse(b"diag288=present").unwrap().diag288, Some(true));
         assert_eq!(parse(b"").unwrap().diag288, None);
         // Leading zeros are digits, not signs.
@@ -1622,13 +1636,15 @@ mod tests {
                     prop::collection::btree_map(bus(), input(), 0..4),
                     proptest::option::of(0u32..crate::virtiofs::FILE_SIZE as u32),
                     prop::collection::btree_map(bus(), gpu(), 0..3),
+                    proptest::option::of(1u16..248),
                 ),
             )
                 .prop_map(
                     |(
                         mut cfg,
-                        (shares, crypto, corrupt, balloon, mem, input, fs_corrupt, gpus),
+                        (shares, crypto, corrupt, balloon, mem, input, fs_corrupt, gpus, cpu_plug),
                     )| {
+                        cfg.cpu_plug = cpu_plug;
                         cfg.crypto = crypto
                             .into_iter()
                             .map(|(bus, mut d)| {

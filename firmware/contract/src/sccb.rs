@@ -66,13 +66,88 @@ pub fn event_mask_bit(t: u8, len: usize) -> u64 {
 /// Write Event Mask with 4-byte masks: we receive nothing, we send both
 /// console kinds.
 pub fn build_event_mask(sccb: &mut [u8]) -> usize {
+    build_event_mask_receiving(sccb, false)
+}
+
+/// [`build_event_mask`], also receiving configuration-management events
+/// (a CPU plugged) where `config` says so.
+pub fn build_event_mask_receiving(sccb: &mut [u8], config: bool) -> usize {
     let len = HEADER + 4 + 4 * 4;
     sccb[..len].fill(0);
     header(sccb, len);
     put16(sccb, HEADER + 2, 4);
+    if config {
+        put32(sccb, HEADER + 4, event_mask_bit(EVENT_CONFIG_MGT, 4) as u32);
+    }
     let send = event_mask_bit(EVENT_MESSAGE, 4) | event_mask_bit(EVENT_ASCII, 4);
     put32(sccb, HEADER + 4 + 4, send as u32);
     len
+}
+
+/// Configuration-management data: the event the SCLP sends when CPUs were
+/// plugged (qualifier [`CONFIG_QUALIFIER_CPU`]).
+pub const EVENT_CONFIG_MGT: u8 = 0x04;
+pub const CONFIG_QUALIFIER_CPU: u8 = 1;
+pub const CMD_READ_EVENT_DATA: u32 = 0x0077_0005;
+/// Read Event Data's answer when no event was pending.
+pub const RC_NO_EVENTS: u16 = 0x60f0;
+
+/// An event buffer whose length does not fit: where it starts, the
+/// length it gives, and the SCCB's length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadEvent {
+    pub at: usize,
+    pub len: usize,
+    pub sccb_len: usize,
+}
+
+impl ufmt::uDisplay for BadEvent {
+    fn fmt<W: ufmt::uWrite + ?Sized>(
+        &self,
+        f: &mut ufmt::Formatter<'_, W>,
+    ) -> Result<(), W::Error> {
+        ufmt::uwrite!(
+            f,
+            "event buffer at {} of length {} in an SCCB of {} bytes",
+            self.at,
+            self.len,
+            self.sccb_len
+        )
+    }
+}
+
+/// Read Event Data into an SCCB of `len` bytes.
+pub fn build_read_event(sccb: &mut [u8], len: usize) -> usize {
+    sccb[..len].fill(0);
+    header(sccb, len);
+    len
+}
+
+/// The event buffers of a Read Event Data answer: (type, the buffer's
+/// bytes after its 6-byte header), up to the SCCB's length or a buffer of
+/// length 0; a buffer running past the SCCB's length is an error.
+pub fn events(sccb: &[u8]) -> Result<alloc::vec::Vec<(u8, &[u8])>, BadEvent> {
+    let len = usize::from(get16(sccb, 0)).min(sccb.len());
+    let mut at = HEADER;
+    let mut out = alloc::vec::Vec::new();
+    while at + EVENT_HEADER <= len {
+        let n = usize::from(get16(sccb, at));
+        // QEMU leaves the SCCB's length as we gave it: the list ends at
+        // the first empty buffer.
+        if n == 0 {
+            break;
+        }
+        if n < EVENT_HEADER || at + n > len {
+            return Err(BadEvent {
+                at,
+                len: n,
+                sccb_len: len,
+            });
+        }
+        out.push((sccb[at + 2], &sccb[at + EVENT_HEADER..at + n]));
+        at += n;
+    }
+    Ok(out)
 }
 
 /// The event types the SCLP accepts from us, from a Write Event Mask reply.
@@ -355,5 +430,51 @@ mod cpu_info_tests {
         assert!(parse_cpu_entries(&answer(&[0], 4090, 4096)).is_err());
         assert!(parse_cpu_entries(&answer(&[0], 8, 4096)).is_err());
         assert!(parse_cpu_entries(&s[..20]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn the_config_event_is_received_only_when_asked() {
+        let mut b = [0u8; 64];
+        build_event_mask_receiving(&mut b, true);
+        assert_eq!(
+            get32(&b, 12),
+            0x1000_0000,
+            "type 4 is bit 3 of the receive mask"
+        );
+        assert_eq!(get32(&b, 16), 0x4000_0040);
+        build_event_mask(&mut b);
+        assert_eq!(get32(&b, 12), 0);
+    }
+
+    #[test]
+    fn event_buffers_are_walked_within_the_length() {
+        let mut b = [0u8; 64];
+        // Header (len 24), then an 8-byte config event (qualifier 1) and an
+        // 8-byte event of type 0x1a.
+        b[0..2].copy_from_slice(&24u16.to_be_bytes());
+        b[8..10].copy_from_slice(&8u16.to_be_bytes());
+        b[10] = EVENT_CONFIG_MGT;
+        b[15] = CONFIG_QUALIFIER_CPU;
+        b[16..18].copy_from_slice(&8u16.to_be_bytes());
+        b[18] = 0x1a;
+        let e = events(&b).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0], (EVENT_CONFIG_MGT, &[0u8, CONFIG_QUALIFIER_CPU][..]));
+        assert_eq!(e[1].0, 0x1a);
+        b[16..18].copy_from_slice(&9u16.to_be_bytes());
+        assert!(events(&b).is_err());
+        b[16..18].copy_from_slice(&3u16.to_be_bytes());
+        assert!(events(&b).is_err());
+        b[16..18].copy_from_slice(&0u16.to_be_bytes());
+        assert_eq!(
+            events(&b).unwrap().len(),
+            1,
+            "an empty buffer ends the list"
+        );
     }
 }

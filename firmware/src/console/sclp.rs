@@ -7,8 +7,9 @@ use crate::arch::lock::{CpuLock, Refused};
 use crate::arch::{service_call, smp, timer};
 use crate::deadline::critical;
 use crate::sccb::{self, SCCB_SIZE};
+use alloc::vec::Vec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Below 2 GiB, outside the first 8 KiB, and never crossing a page: a
 /// page-aligned static in the image satisfies all three. Two pages: Read
@@ -50,13 +51,46 @@ fn page_addr() -> u64 {
 /// The external interruption code of the service signal.
 pub const EXT_SERVICE_SIGNAL: u16 = 0x2401;
 
-/// The service signal: the parameter names the SCCB the SCLP finished.
+/// The service signal: the parameter names the SCCB the SCLP finished;
+/// its lowest bit says an event waits to be read (Read Event Data).
 pub(super) fn on_service_signal(ext: &ExternalInterrupt, _: &mut InterruptContext) {
+    if ext.param & 1 != 0 {
+        EVENT_SIGNALS.fetch_add(1, Ordering::SeqCst);
+    }
     if u64::from(ext.param & !7) == page_addr() {
         DONE.store(true, Ordering::SeqCst);
-    } else {
+    } else if ext.param & !7 != 0 || ext.param & 1 == 0 {
         STRAY_SIGNALS.set(STRAY_SIGNALS.get() + 1);
     }
+}
+
+/// Service signals that said an event is pending.
+pub static EVENT_SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+/// Receives configuration-management events (a CPU plugged) or not, the
+/// consoles staying as they are. Returns the SCLP's response code.
+pub fn receive_config_events(on: bool) -> Result<u16, SclpError> {
+    request(
+        sccb::CMD_WRITE_EVENT_MASK,
+        |s| sccb::build_event_mask_receiving(s, on),
+        sccb::response_code,
+    )
+}
+
+/// Read Event Data: the pending events' (type, data) and the response
+/// code; malformed buffers are an error naming what is wrong.
+#[allow(clippy::type_complexity)]
+pub fn read_events() -> Result<(u16, Result<Vec<(u8, Vec<u8>)>, sccb::BadEvent>), SclpError> {
+    request(
+        sccb::CMD_READ_EVENT_DATA,
+        |s| sccb::build_read_event(s, SCCB_SIZE),
+        |s| {
+            let rc = sccb::response_code(s);
+            let list = sccb::events(&s[..SCCB_SIZE])
+                .map(|l| l.into_iter().map(|(t, d)| (t, d.to_vec())).collect());
+            (rc, list)
+        },
+    )
 }
 
 /// Ends a request that an interrupt cut off (the run is about to end from

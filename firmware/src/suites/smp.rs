@@ -1,13 +1,17 @@
 //! The CPUs: what SCLP says is there, and every one started (smp.rs does
 //! the starting at start-up; these checks hold it to what it should be).
 
-use crate::arch::sigp;
+use crate::arch::{sigp, timer};
 use crate::check::Outcome;
+use crate::checks::markers;
+use crate::console::sclp;
 use crate::machine::Machine;
 use crate::out;
+use crate::sccb;
 use crate::smp::{self, State};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 /// Read CPU Info's list against Read SCP Info's count, `expect-cpus=`
 /// and this CPU's own address.
@@ -183,4 +187,171 @@ fn join(items: &[String]) -> String {
         s.push_str(t);
     }
     s
+}
+
+/// How long the host has to plug the CPUs once asked.
+const PLUG_TIMEOUT_US: u64 = 10_000_000;
+
+/// CPUs plugged while the run goes on: after `cpu plug ready` the host
+/// plugs `cpu-plug=` CPUs; each plug is announced by the SCLP (a service
+/// signal saying an event waits, then a configuration-management event
+/// "CPUs changed"), Read CPU Info then lists the new addresses, and each
+/// new CPU is started like the others and runs work as itself.
+pub fn hotplug(m: &mut Machine) -> Outcome {
+    let Some(want) = m.cfg.cpu_plug else {
+        return Outcome::skip("no cpu-plug= on the command line: the host plugs no CPU");
+    };
+    let want = usize::from(want);
+    let before = match sclp::read_cpu_entries() {
+        Ok(Ok(i)) => i.configured,
+        Ok(Err(e)) => return Outcome::mismatch("SCLP Read CPU Info", "a CPU list", e),
+        Err(e) => return Outcome::mismatch("SCLP Read CPU Info", "an answer", e),
+    };
+    match sclp::receive_config_events(true) {
+        Ok(sccb::RC_NORMAL) => {}
+        Ok(rc) => {
+            return Outcome::mismatch(
+                "Write Event Mask with configuration events",
+                crate::fmt::Hex(u64::from(sccb::RC_NORMAL)),
+                crate::fmt::Hex(u64::from(rc)),
+            )
+        }
+        Err(e) => {
+            return Outcome::mismatch(
+                "Write Event Mask with configuration events",
+                "an answer",
+                sclp::InfoError::Call(e),
+            )
+        }
+    }
+    let outcome = plugged(m, want, &before);
+    let _ = sclp::receive_config_events(false);
+    outcome
+}
+
+fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
+    let deadline = timer::deadline_after_us(PLUG_TIMEOUT_US);
+    let mut seen = sclp::EVENT_SIGNALS.load(Ordering::SeqCst);
+    out!("{}\n", markers::CPU_PLUG_READY);
+    let mut events = 0usize;
+    let mut added: Vec<u16> = Vec::new();
+    while added.len() < want {
+        // The service signal floats: any CPU may take it, so spin with
+        // external interrupts open rather than sleep in a wait.
+        let left = deadline.saturating_sub(crate::arch::tod()) / crate::arch::TOD_PER_US;
+        if !timer::spin_until(left, || sclp::EVENT_SIGNALS.load(Ordering::SeqCst) != seen) {
+            return Outcome::mismatch(
+                "CPUs plugged by the host, each announced by a service signal",
+                crate::format!("{} new CPUs", want).as_str(),
+                crate::format!(
+                    "{} within {} s ({} configuration events)",
+                    added.len(),
+                    PLUG_TIMEOUT_US / 1_000_000,
+                    events
+                )
+                .as_str(),
+            );
+        }
+        seen = sclp::EVENT_SIGNALS.load(Ordering::SeqCst);
+        match sclp::read_events() {
+            // Read Event Data answers normal completion (QEMU's event-facility.c).
+            Ok((sccb::RC_NORMAL, Ok(list))) => {
+                for (kind, data) in &list {
+                    if *kind != sccb::EVENT_CONFIG_MGT
+                        || data.get(1) != Some(&sccb::CONFIG_QUALIFIER_CPU)
+                    {
+                        return Outcome::mismatch(
+                            "Read Event Data after a CPU was plugged",
+                            "configuration-management events, qualifier 1 (CPUs changed)",
+                            crate::format!(
+                                "type {} data {:?}",
+                                crate::fmt::Hex(u64::from(*kind)),
+                                data.as_slice()
+                            )
+                            .as_str(),
+                        );
+                    }
+                    events += 1;
+                }
+            }
+            // A signal for an event another read already took.
+            Ok((sccb::RC_NO_EVENTS, _)) => {}
+            Ok((rc, list)) => {
+                return Outcome::mismatch(
+                    "Read Event Data after a CPU was plugged",
+                    "normal read completion with well-formed events",
+                    crate::format!(
+                        "response {} ({}), {}",
+                        crate::fmt::Hex(u64::from(rc)),
+                        sccb::response_meaning(rc),
+                        list.err()
+                            .map_or(String::from("events well-formed"), |e| crate::format!(
+                                "{}", e
+                            ))
+                            .as_str()
+                    )
+                    .as_str(),
+                )
+            }
+            Err(e) => {
+                return Outcome::mismatch("Read Event Data", "an answer", sclp::InfoError::Call(e))
+            }
+        }
+        let now = match sclp::read_cpu_entries() {
+            Ok(Ok(i)) => i.configured,
+            Ok(Err(e)) => {
+                return Outcome::mismatch("SCLP Read CPU Info after the plug", "a CPU list", e)
+            }
+            Err(e) => {
+                return Outcome::mismatch("SCLP Read CPU Info after the plug", "an answer", e)
+            }
+        };
+        if let Some(gone) = before.iter().find(|a| !now.contains(a)) {
+            return Outcome::mismatch(
+                "CPUs configured before the plug",
+                "all still listed",
+                crate::format!("address {} gone", gone).as_str(),
+            );
+        }
+        added = now
+            .iter()
+            .copied()
+            .filter(|a| !before.contains(a))
+            .collect();
+    }
+    if events == 0 || added.len() != want {
+        return Outcome::mismatch(
+            "new CPUs in Read CPU Info, announced by configuration events",
+            crate::format!("{} new, at least one event", want).as_str(),
+            crate::format!("{} new, {} events", added.len(), events).as_str(),
+        );
+    }
+    added.sort_unstable();
+    let mut failed = Vec::new();
+    for a in added {
+        let rec = smp::start_added(&mut m.smp, a);
+        match &rec.started {
+            Ok(us) => out!(
+                "# smp: CPU {} (address {}) plugged, up in {} us\n",
+                rec.number,
+                a,
+                us
+            ),
+            Err(e) => failed.push(crate::format!(
+                "CPU {} (address {}): {}",
+                rec.number,
+                a,
+                e.as_str()
+            )),
+        }
+    }
+    if !failed.is_empty() {
+        return Outcome::mismatch(
+            "every plugged CPU in its idle loop after SIGP RESTART",
+            want,
+            join(&failed).as_str(),
+        );
+    }
+    // Each new CPU works as itself, like the others.
+    start(m)
 }
