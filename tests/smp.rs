@@ -29,6 +29,7 @@ fn brought_up(n: u32) {
         );
     } else {
         check_ran(&o, "smp.start");
+        check_ran(&o, "smp.heap");
         for a in 1..n {
             let line = format!("# smp: CPU {a} (address {a}) up in");
             check(
@@ -105,4 +106,22 @@ fn a_cpu_promised_but_not_plugged_fails() {
     s.plugged_cpus.push(3);
     let o = boot(&s, &elf());
     fails_with(&o, "smp.hotplug", &["2 new CPUs", "1 within 10 s"]);
+}
+
+#[test]
+fn the_heap_without_its_lock_fails_smp_heap() {
+    // inject=heap leaves the heap's lock out while four CPUs churn it.
+    let o = boot(&cpus("smp-heap-unlocked", 4).append("inject=heap"), &elf());
+    // A broken free list shows as a changed block, CPUs that never finish
+    // (named), or a panic inside the check: each fails the run.
+    check(&o, !o.passed(), "a failing verdict");
+    check(
+        &o,
+        o.tap.result("smp.heap").is_some_and(|r| !r.ok)
+            || o.tap
+                .bail_out
+                .as_deref()
+                .is_some_and(|b| b.contains("smp.heap")),
+        "smp.heap to fail, or a bail out inside it",
+    );
 }

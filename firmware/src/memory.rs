@@ -10,7 +10,7 @@ use crate::arch::symbols;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::UnsafeCell;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use linked_list_allocator::Heap;
 
 pub const BIOS_RESERVE: u64 = 4 << 20;
@@ -43,10 +43,27 @@ static SPARE: crate::spare::Spare<{ 16 << 10 }> = crate::spare::Spare::new();
 /// How long a CPU waits for another's allocation: far past any.
 const LOCK_TIMEOUT_US: u64 = 5_000_000;
 
+/// `inject=heap`: the lock is left out, to prove `smp.heap` catches CPUs
+/// sharing the heap without it.
+static BYPASS: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the heap's lock out (`inject=heap` only) or puts it back.
+pub fn bypass_lock(on: bool) {
+    BYPASS.store(on, Ordering::SeqCst);
+}
+
 impl LockedHeap {
     /// None when the heap cannot be had: this CPU is inside it already (a
     /// restart interrupt), or another CPU kept it for the whole timeout.
     fn with<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
+        if BYPASS.load(Ordering::Relaxed) {
+            let m = crate::arch::irq_disable();
+            // SAFETY: none: this is the fault inject=heap asks for, and
+            // smp.heap is there to catch it.
+            let r = f(unsafe { &mut *self.heap.get() });
+            crate::arch::irq_restore(m);
+            return Some(r);
+        }
         let _held = self.lock.lock(LOCK_TIMEOUT_US).ok()?;
         // SAFETY: the lock is held, with this CPU's interrupts off.
         Some(f(unsafe { &mut *self.heap.get() }))

@@ -16,6 +16,7 @@ pub const NAMES: &[&str] = &[
     "smp.cpus",
     "smp.start",
     "smp.hotplug",
+    "smp.heap",
     "css.characteristics",
     "css.sense-id",
     "css.inventory",

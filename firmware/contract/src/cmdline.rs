@@ -36,10 +36,12 @@ pub enum Inject {
     /// The CPU with the highest address is told not to come up:
     /// `smp.start` must fail naming it.
     Cpu,
+    /// `smp.heap` runs with the heap's lock left out: it must fail.
+    Heap,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 10] = [
+    pub const ALL: [(&'static str, Inject); 11] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
@@ -50,6 +52,7 @@ impl Inject {
         ("mcck", Inject::Mcck),
         ("sclp", Inject::Sclp),
         ("cpu", Inject::Cpu),
+        ("heap", Inject::Heap),
     ];
 
     pub fn name(self) -> &'static str {
@@ -593,7 +596,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "inject",
-        "fail, hang, pgm, forever, oom, ext, io, mcck, sclp or cpu",
+        "fail, hang, pgm, forever, oom, ext, io, mcck, sclp, cpu or heap",
         |c, v| {
             for word in list(v)? {
                 let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;

@@ -355,3 +355,131 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
     // Each new CPU works as itself, like the others.
     start(m)
 }
+
+/// One CPU's share of `smp.heap`: its seed in, what it saw out.
+struct HeapWork {
+    seed: u64,
+    result: Option<Result<u64, String>>,
+}
+
+/// Blocks each CPU keeps live at most, and operations per CPU.
+const HEAP_LIVE: usize = 24;
+const HEAP_OPS: u64 = 1500;
+
+fn heap_byte(cpu: usize, tag: u64, i: usize) -> u8 {
+    (tag.wrapping_mul(0x9e37)
+        .wrapping_add(i as u64 * 13)
+        .wrapping_add(cpu as u64 * 101)
+        >> 2) as u8
+}
+
+/// Allocates, fills, checks and frees seeded blocks on this CPU; the
+/// first byte found changed names the block and offset.
+fn heap_churn(cpu: usize, seed: u64) -> Result<u64, String> {
+    let mut rng = zvtest_contract::stress::Rng::for_request(seed, 0x736d_7068, cpu as u64);
+    let mut live: Vec<(u64, Vec<u8>)> = Vec::new();
+    let check = |tag: u64, b: &[u8]| -> Result<(), String> {
+        match b.iter().enumerate().find(|&(i, &v)| v != heap_byte(cpu, tag, i)) {
+            None => Ok(()),
+            Some((i, &v)) => Err(crate::format!(
+                "CPU {}: block {} ({} bytes at {}) changed at offset {}: expected {}, got {} (seed {})",
+                cpu,
+                tag,
+                b.len(),
+                crate::fmt::Hex(b.as_ptr() as u64),
+                i,
+                heap_byte(cpu, tag, i),
+                v,
+                seed
+            )),
+        }
+    };
+    let mut allocs = 0u64;
+    for tag in 0..HEAP_OPS {
+        if live.len() < HEAP_LIVE && (live.is_empty() || rng.below(3) != 0) {
+            let len = if rng.below(16) == 0 {
+                4096 + rng.below(60 << 10)
+            } else {
+                8 + rng.below(4088)
+            } as usize;
+            let b: Vec<u8> = (0..len).map(|i| heap_byte(cpu, tag, i)).collect();
+            allocs += 1;
+            live.push((tag, b));
+        } else {
+            let (t, b) = live.swap_remove(rng.below(live.len() as u64) as usize);
+            check(t, &b)?;
+        }
+    }
+    for (t, b) in &live {
+        check(*t, b)?;
+    }
+    Ok(allocs)
+}
+
+/// The heap from every CPU at once: each allocates, fills, checks and
+/// frees seeded blocks while the others do the same; a block another
+/// CPU was also given, or a free list broken by two CPUs at once, shows
+/// as a changed byte (or a fault).
+pub fn heap(m: &mut Machine) -> Outcome {
+    let ready = m.smp.ready();
+    if ready.len() < 2 {
+        return Outcome::skip("one CPU: nothing to share the heap with");
+    }
+    let bypass = m.cfg.inject.contains(&crate::cmdline::Inject::Heap);
+    let mut work: Vec<(usize, HeapWork)> = ready
+        .iter()
+        .map(|&n| {
+            (
+                n,
+                HeapWork {
+                    seed: m.cfg.seed,
+                    result: None,
+                },
+            )
+        })
+        .collect();
+    crate::memory::bypass_lock(bypass);
+    let r = smp::run_each(
+        &mut work,
+        &|n, w: &mut HeapWork| w.result = Some(heap_churn(n, w.seed)),
+        10_000_000,
+    );
+    crate::memory::bypass_lock(false);
+    if let Err(stuck) = r {
+        let what: Vec<String> = stuck
+            .iter()
+            .map(|s| crate::format!("CPU {}: {}", s.number, s.why.as_str()))
+            .collect();
+        return Outcome::mismatch(
+            "every CPU through its heap churn",
+            ready.len(),
+            join(&what).as_str(),
+        );
+    }
+    let mut total = 0;
+    for (n, w) in &work {
+        match &w.result {
+            Some(Ok(a)) => total += a,
+            Some(Err(e)) => {
+                return Outcome::mismatch(
+                    "every block as its CPU wrote it",
+                    "unchanged",
+                    e.as_str(),
+                )
+            }
+            None => {
+                return Outcome::mismatch(
+                    "heap churn on every CPU",
+                    "a result",
+                    crate::format!("none from CPU {}", n).as_str(),
+                )
+            }
+        }
+    }
+    out!(
+        "# smp: {} CPUs made {} allocations at once, every byte checked\n",
+        ready.len(),
+        total
+    );
+    Outcome::Pass
+}
