@@ -30,6 +30,16 @@ fn brought_up(n: u32) {
     } else {
         check_ran(&o, "smp.start");
         check_ran(&o, "smp.heap");
+        check_ran(&o, "smp.console");
+        // The verdict has held every CPU's lines whole (contract smp).
+        check(
+            &o,
+            zvtest_contract::smp::check_console(&o.tap.diagnostics)
+                == Ok(Some(
+                    n as usize * zvtest_contract::smp::CONSOLE_LINES as usize,
+                )),
+            "every CPU's console lines, whole and in order",
+        );
         for a in 1..n {
             let line = format!("# smp: CPU {a} (address {a}) up in");
             check(

@@ -175,6 +175,8 @@ pub fn judge_run(exit: &Exit, tap: &TapReport, facts: &RunFacts) -> Verdict {
         ));
     }
     reasons.extend(tap.anomalies.iter().map(|a| format!("TAP: {a}")));
+    // Lines every CPU wrote at once (smp.console) must each have come whole.
+    reasons.extend(zvtest_contract::smp::check_console(&tap.diagnostics).err());
     if d.cut_lines > CUT_SAMPLES {
         reasons.push(format!(
             "TAP: {} console lines were cut in all",

@@ -17,6 +17,7 @@ pub const NAMES: &[&str] = &[
     "smp.start",
     "smp.hotplug",
     "smp.heap",
+    "smp.console",
     "css.characteristics",
     "css.sense-id",
     "css.inventory",

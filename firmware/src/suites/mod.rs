@@ -47,6 +47,7 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("smp.start", smp::start).timeout(20_000),
     Check::new("smp.hotplug", smp::hotplug).timeout(60_000),
     Check::new("smp.heap", smp::heap).timeout(30_000),
+    Check::new("smp.console", smp::console).timeout(30_000),
     Check::new("css.characteristics", css::characteristics),
     Check::new("css.sense-id", css::sense_id),
     Check::new("css.inventory", css::inventory),

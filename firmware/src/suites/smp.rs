@@ -483,3 +483,47 @@ pub fn heap(m: &mut Machine) -> Outcome {
     );
     Outcome::Pass
 }
+
+/// Every CPU writes its seeded lines at once, each line in pieces; the
+/// host checks that every line arrived whole and in its order (the
+/// runner's verdict, contract `smp::check_console`). Here: every CPU
+/// finished its lines.
+pub fn console(m: &mut Machine) -> Outcome {
+    let ready = m.smp.ready();
+    if ready.len() < 2 {
+        return Outcome::skip("one CPU: no other to write at the same time");
+    }
+    let seed = m.cfg.seed;
+    let mut work: Vec<(usize, ())> = ready.iter().map(|&n| (n, ())).collect();
+    let r = smp::run_each(
+        &mut work,
+        &|n, _: &mut ()| {
+            for k in 0..zvtest_contract::smp::CONSOLE_LINES {
+                let line = zvtest_contract::smp::console_line(seed, n, k);
+                // In pieces: a console shared mid-line would mix them.
+                let (a, rest) = line.split_at(line.len() / 3);
+                let (b, c) = rest.split_at(rest.len() / 2);
+                for piece in [a, b, c, "\n"] {
+                    out!("{}", piece);
+                }
+            }
+        },
+        10_000_000,
+    );
+    if let Err(stuck) = r {
+        let what: Vec<String> = stuck
+            .iter()
+            .map(|s| crate::format!("CPU {}: {}", s.number, s.why.as_str()))
+            .collect();
+        return Outcome::mismatch(
+            "every CPU through its lines",
+            ready.len(),
+            join(&what).as_str(),
+        );
+    }
+    out!(
+        "{}\n",
+        zvtest_contract::smp::console_summary(seed, &ready).as_str()
+    );
+    Outcome::Pass
+}
