@@ -34,7 +34,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const CONFIG: &str = "\
 ARCHMODE   z/Arch
 MAINSIZE   128
-NUMCPU     1
+NUMCPU     2
+MAXCPU     2
 LPARNAME   ZVTEST
 000C       3505    zvtest.deck ebcdic intrq
 000D       3505    spare.deck ebcdic intrq

@@ -120,18 +120,32 @@ fn a_cpu_promised_but_not_plugged_fails() {
 
 #[test]
 fn the_heap_without_its_lock_fails_smp_heap() {
-    // inject=heap leaves the heap's lock out while four CPUs churn it.
-    let o = boot(&cpus("smp-heap-unlocked", 4).append("inject=heap"), &elf());
-    // A broken free list shows as a changed block, CPUs that never finish
-    // (named), or a panic inside the check: each fails the run.
-    check(&o, !o.passed(), "a failing verdict");
-    check(
-        &o,
-        o.tap.result("smp.heap").is_some_and(|r| !r.ok)
-            || o.tap
-                .bail_out
-                .as_deref()
-                .is_some_and(|b| b.contains("smp.heap")),
-        "smp.heap to fail, or a bail out inside it",
-    );
+    // inject=heap leaves the heap's lock out while four CPUs churn it in
+    // lockstep. Whether two of them are inside the allocator at the same
+    // instant is up to the host's scheduler (two cores, other tests
+    // running): one of three boots must fail.
+    let mut last = None;
+    for attempt in 0..3 {
+        let o = boot(
+            &cpus(&format!("smp-heap-unlocked-{attempt}"), 4).append("inject=heap"),
+            &elf(),
+        );
+        if !o.passed() {
+            // A broken free list shows as a changed block, CPUs that never
+            // finish (named), or a panic inside the check.
+            check(
+                &o,
+                o.tap.result("smp.heap").is_some_and(|r| !r.ok)
+                    || o.tap
+                        .bail_out
+                        .as_deref()
+                        .is_some_and(|b| b.contains("smp.heap")),
+                "smp.heap to fail, or a bail out inside it",
+            );
+            return;
+        }
+        last = Some(o);
+    }
+    let o = last.expect("three boots");
+    check(&o, false, "a failing verdict in one of three boots");
 }

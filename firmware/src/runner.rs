@@ -270,6 +270,9 @@ fn run_check(m: &mut Machine, check: &Check<Machine>) -> Outcome {
 /// Ends the run: summary line, then the wait PSW carrying the verdict.
 fn finish(abort: Option<Abort>) -> ! {
     let st = STATE.get();
+    if abort.is_none() {
+        crate::smp::print_interrupts();
+    }
     let _ = TapWriter::summary(st.tap.tally, &mut Console);
     console::flush();
     arch::smp::end_run(wait_address(st.qemu, st.tap.tally, abort))

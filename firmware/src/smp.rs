@@ -575,3 +575,32 @@ pub fn start_added(cpus: &mut Cpus, address: u16) -> CpuRecord {
     cpus.others.push(rec.clone());
     rec
 }
+
+/// One line per CPU that ran (with more than one): the interrupts it took
+/// by class, and the external calls and emergency signals among them.
+pub fn print_interrupts() {
+    if address(1).is_none() {
+        return;
+    }
+    for n in 0..MAX_CPUS {
+        let Some(a) = address(n) else {
+            break;
+        };
+        let c = arch_smp::counters(n);
+        let by = |class: usize| c.by_class[class].load(Ordering::SeqCst);
+        crate::out!(
+            "# cpu {} (address {}, {}): interrupts restart {}, external {} (external calls {}, emergency signals {}), svc {}, program {}, machine check {}, I/O {}\n",
+            n,
+            a,
+            state(n).name(),
+            by(0),
+            by(1),
+            c.external_calls.load(Ordering::SeqCst),
+            c.emergency_signals.load(Ordering::SeqCst),
+            by(2),
+            by(3),
+            by(4),
+            by(5)
+        );
+    }
+}

@@ -263,6 +263,29 @@ pub fn parse_cpu_entries(sccb: &[u8]) -> Result<CpuInfo, &'static str> {
     })
 }
 
+/// Read SCP Info's CPU entries (count at 16, their offset at 18, 16 bytes
+/// each, the address first): the list where Read CPU Info is not known.
+pub fn parse_scp_cpu_entries(sccb: &[u8]) -> Result<CpuInfo, &'static str> {
+    if sccb.len() < 20 {
+        return Err("SCCB shorter than the Read SCP Info header");
+    }
+    let len = usize::from(get16(sccb, 0)).min(sccb.len());
+    let n = usize::from(get16(sccb, 16));
+    let at = usize::from(get16(sccb, 18));
+    if at < 20 || at + n * CPU_ENTRY_LEN > len {
+        return Err("Read SCP Info's CPU entries past the SCCB's length");
+    }
+    Ok(CpuInfo {
+        configured: (0..n)
+            .map(|i| u16::from(sccb[at + i * CPU_ENTRY_LEN]))
+            .collect(),
+        standby: 0,
+    })
+}
+
+/// Response code of a command the SCLP does not know.
+pub const RC_UNKNOWN_COMMAND: u16 = 0x01f0;
+
 /// What an SCLP response code means (the codes SCLP implementations,
 /// QEMU's among them, answer).
 pub fn response_meaning(code: u16) -> &'static str {
@@ -420,6 +443,20 @@ mod cpu_info_tests {
         let info = parse_cpu_entries(&s).unwrap();
         assert_eq!(info.configured, vec![0, 1, 5, 7]);
         assert_eq!(info.standby, 0);
+    }
+
+    #[test]
+    fn read_scp_info_lists_cpus_too() {
+        let mut s = vec![0u8; 4096];
+        s[0..2].copy_from_slice(&4096u16.to_be_bytes());
+        s[16..18].copy_from_slice(&3u16.to_be_bytes());
+        s[18..20].copy_from_slice(&128u16.to_be_bytes());
+        for (i, a) in [0u8, 2, 4].iter().enumerate() {
+            s[128 + 16 * i] = *a;
+        }
+        assert_eq!(parse_scp_cpu_entries(&s).unwrap().configured, vec![0, 2, 4]);
+        s[18..20].copy_from_slice(&4090u16.to_be_bytes());
+        assert!(parse_scp_cpu_entries(&s).is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! A single-CPU global: interrupt handlers and the main flow never hold a
-//! reference across each other.
+//! A global read and written whole: interrupt handlers and the main flow
+//! never hold a reference across each other, and where several CPUs may
+//! reach one, its owner serialises them (a lock, per-CPU copies).
 
 use core::cell::UnsafeCell;
 
 /// A value shared between the main flow and interrupt handlers.
 pub struct Global<T>(UnsafeCell<T>);
 
-// SAFETY: one CPU runs zvtest; accesses are short and never overlap.
+// SAFETY: accesses are short copies in or out; the owners of globals that
+// several CPUs reach keep them apart (arch::lock, per-CPU tables).
 unsafe impl<T> Sync for Global<T> {}
 
 impl<T: Copy> Global<T> {

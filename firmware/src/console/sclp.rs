@@ -203,13 +203,26 @@ pub fn read_scp_info(len: usize) -> Result<sccb::ScpInfo, InfoError> {
     Err(last)
 }
 
-/// The configured CPUs' addresses, from Read CPU Info.
+/// The configured CPUs' addresses, from Read CPU Info; where the SCLP
+/// does not know that command (Hercules), from Read SCP Info's entries.
 pub fn read_cpu_entries() -> Result<Result<sccb::CpuInfo, &'static str>, InfoError> {
     let r = request(
         sccb::CMD_READ_CPU_INFO,
         |s| sccb::build_read_info(s, SCCB_SIZE),
         |s| match sccb::response_code(s) {
             sccb::RC_NORMAL_READ => Ok(sccb::parse_cpu_entries(&s[..SCCB_SIZE])),
+            code => Err(InfoError::Response(code)),
+        },
+    );
+    match r.map_err(InfoError::Call)? {
+        Err(InfoError::Response(sccb::RC_UNKNOWN_COMMAND)) => {}
+        other => return other,
+    }
+    let r = request(
+        sccb::CMD_READ_SCP_INFO,
+        |s| sccb::build_read_info(s, SCCB_SIZE),
+        |s| match sccb::response_code(s) {
+            sccb::RC_NORMAL_READ => Ok(sccb::parse_scp_cpu_entries(&s[..SCCB_SIZE])),
             code => Err(InfoError::Response(code)),
         },
     );

@@ -359,7 +359,28 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
 /// One CPU's share of `smp.heap`: its seed in, what it saw out.
 struct HeapWork {
     seed: u64,
+    /// With the lock left out (`inject=heap`): the CPUs taking part, who
+    /// meet before every operation so that they enter the heap together.
+    lockstep: Option<usize>,
     result: Option<Result<u64, String>>,
+}
+
+/// Operations started, over all CPUs, for the lockstep of `inject=heap`.
+static HEAP_STEPS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Waits (at most 10 ms) until every one of `cpus` has reached step `t`.
+fn meet(cpus: usize, t: u64) {
+    HEAP_STEPS.fetch_add(1, Ordering::SeqCst);
+    let want = (t + 1) * cpus as u64;
+    let end = timer::deadline_after_us(10_000);
+    let mut spins = 0u32;
+    while HEAP_STEPS.load(Ordering::SeqCst) < want {
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(64) && crate::arch::tod() >= end {
+            break;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Blocks each CPU keeps live at most, and operations per CPU.
@@ -375,7 +396,7 @@ fn heap_byte(cpu: usize, tag: u64, i: usize) -> u8 {
 
 /// Allocates, fills, checks and frees seeded blocks on this CPU; the
 /// first byte found changed names the block and offset.
-fn heap_churn(cpu: usize, seed: u64) -> Result<u64, String> {
+fn heap_churn(cpu: usize, seed: u64, lockstep: Option<usize>) -> Result<u64, String> {
     let mut rng = zvtest_contract::stress::Rng::for_request(seed, 0x736d_7068, cpu as u64);
     let mut live: Vec<(u64, Vec<u8>)> = Vec::new();
     let check = |tag: u64, b: &[u8]| -> Result<(), String> {
@@ -396,6 +417,9 @@ fn heap_churn(cpu: usize, seed: u64) -> Result<u64, String> {
     };
     let mut allocs = 0u64;
     for tag in 0..HEAP_OPS {
+        if let Some(n) = lockstep {
+            meet(n, tag);
+        }
         if live.len() < HEAP_LIVE && (live.is_empty() || rng.below(3) != 0) {
             let len = if rng.below(16) == 0 {
                 4096 + rng.below(60 << 10)
@@ -433,15 +457,17 @@ pub fn heap(m: &mut Machine) -> Outcome {
                 n,
                 HeapWork {
                     seed: m.cfg.seed,
+                    lockstep: bypass.then_some(ready.len()),
                     result: None,
                 },
             )
         })
         .collect();
+    HEAP_STEPS.store(0, Ordering::SeqCst);
     crate::memory::bypass_lock(bypass);
     let r = smp::run_each(
         &mut work,
-        &|n, w: &mut HeapWork| w.result = Some(heap_churn(n, w.seed)),
+        &|n, w: &mut HeapWork| w.result = Some(heap_churn(n, w.seed, w.lockstep)),
         10_000_000,
     );
     crate::memory::bypass_lock(false);
