@@ -2,7 +2,6 @@
 //! service-signal external interrupt, always with a timeout.
 
 use crate::arch::context::{ExternalInterrupt, InterruptContext};
-use crate::arch::global::Global;
 use crate::arch::lock::{CpuLock, Refused};
 use crate::arch::{service_call, smp, timer};
 use crate::deadline::critical;
@@ -26,7 +25,7 @@ static DONE: AtomicBool = AtomicBool::new(false);
 /// One request at a time, whichever CPU makes it.
 static LOCK: CpuLock = CpuLock::new();
 /// Service signals that named no SCCB of ours.
-pub static STRAY_SIGNALS: Global<u32> = Global::new(0);
+pub static STRAY_SIGNALS: AtomicU32 = AtomicU32::new(0);
 
 /// How long the SCLP may take for one request.
 const TIMEOUT_US: u64 = 2_000_000;
@@ -60,7 +59,7 @@ pub(super) fn on_service_signal(ext: &ExternalInterrupt, _: &mut InterruptContex
     if u64::from(ext.param & !7) == page_addr() {
         DONE.store(true, Ordering::SeqCst);
     } else if ext.param & !7 != 0 || ext.param & 1 == 0 {
-        STRAY_SIGNALS.set(STRAY_SIGNALS.get() + 1);
+        STRAY_SIGNALS.fetch_add(1, Ordering::SeqCst);
     }
 }
 
