@@ -101,3 +101,33 @@ pub fn prefix() -> u32 {
     unsafe { asm!("stpx 0({0})", in(reg_addr) &mut p, options(nostack)) };
     p
 }
+
+/// SIGP with every operand given: `r1` is what R1 (an even register)
+/// holds before, `r3` the whole R3 (the CPU address is its low 16 bits),
+/// `order` the whole second-operand address (the order is its low 8
+/// bits), `param` the odd register R1 + 1. Returns the cc and R1 after,
+/// so a caller can see which bits the instruction changed.
+///
+/// # Safety
+/// As for [`sigp_storing`]: memory the order makes the target store into
+/// must be the caller's to give.
+pub unsafe fn sigp_raw(r1: u64, r3: u64, order: u64, param: u64) -> (u32, u64) {
+    let cc: u64;
+    let after: u64;
+    // SAFETY: the caller vouches for the memory the order may write; the
+    // instruction changes only r2 and the cc.
+    unsafe {
+        asm!(
+            "sigp %r2, %r4, 0({order})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            order = in(reg_addr) order,
+            cc = out(reg) cc,
+            inout("r2") r1 => after,
+            in("r3") param,
+            in("r4") r3,
+            options(nostack),
+        )
+    };
+    (cc as u32 & 3, after)
+}

@@ -25,6 +25,7 @@ mod rng;
 mod scsi;
 mod serial;
 mod setups;
+mod sigp;
 mod smp;
 mod timer;
 mod virtio;
@@ -45,6 +46,22 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("sclp.cpus", boot::sclp_cpus),
     Check::new("smp.cpus", smp::cpus),
     Check::new("smp.start", smp::start).timeout(20_000),
+    Check::new("sigp.sense", sigp::sense).timeout(20_000),
+    Check::new("sigp.external-call", sigp::external_call).timeout(20_000),
+    Check::new("sigp.emergency-signal", sigp::emergency_signal).timeout(20_000),
+    Check::new("sigp.conditional-emergency", sigp::conditional_emergency).timeout(20_000),
+    Check::new("sigp.start", sigp::start).timeout(20_000),
+    Check::new("sigp.stop", sigp::stop_order).timeout(20_000),
+    Check::new("sigp.stop-store-status", sigp::stop_store_status).timeout(20_000),
+    Check::new("sigp.restart", sigp::restart).timeout(20_000),
+    Check::new("sigp.restart-in-wait", sigp::restart_in_wait).timeout(20_000),
+    Check::new("sigp.set-prefix", sigp::set_prefix).timeout(20_000),
+    Check::new("sigp.store-status", sigp::store_status).timeout(20_000),
+    Check::new("sigp.set-architecture", sigp::set_architecture).timeout(20_000),
+    Check::new("sigp.sense-running", sigp::sense_running).timeout(20_000),
+    Check::new("sigp.cpu-reset", sigp::cpu_reset).timeout(20_000),
+    Check::new("sigp.no-cpu", sigp::no_cpu).timeout(20_000),
+    Check::new("sigp.invalid-order", sigp::invalid_order).timeout(20_000),
     Check::new("css.characteristics", css::characteristics),
     Check::new("css.sense-id", css::sense_id),
     Check::new("css.inventory", css::inventory),
