@@ -283,3 +283,30 @@ pub fn absolute_save_area(fill: Option<u8>) -> ([u8; 512], u8) {
     }
     (out, old)
 }
+
+/// Parks this CPU for good in a wait enabled for I/O and external
+/// interrupts at PSW address 0, with every subclass closed (CR0 keeps
+/// only the AFP bit, CR6 and CR14 cleared), so that nothing but a SIGP
+/// can end it: the state in which a CONDITIONAL EMERGENCY SIGNAL to it,
+/// once stopped, must not be generated.
+pub fn park_enabled_at_zero() -> ! {
+    let crs = [1u64 << (63 - 45), 0, 0];
+    let psw = Psw {
+        mask: PSW_MASK_64 | super::PSW_MASK_IO | super::PSW_MASK_EXT | super::PSW_MASK_WAIT,
+        addr: 0,
+    };
+    // SAFETY: with every subclass and CR6/CR14 closed no interrupt can be
+    // taken, so the PSW's address 0 is never executed; only SIGP (stop,
+    // reset, restart) ends this wait.
+    unsafe {
+        core::arch::asm!(
+            "lctlg %c0, %c0, 0({c})",
+            "lctlg %c6, %c6, 8({c})",
+            "lctlg %c14, %c14, 16({c})",
+            "lpswe 0({p})",
+            c = in(reg_addr) crs.as_ptr(),
+            p = in(reg_addr) &psw,
+            options(noreturn),
+        )
+    }
+}

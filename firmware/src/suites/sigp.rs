@@ -607,18 +607,76 @@ fn emergency_senders(m: &Machine) -> Result<(), Outcome> {
     r.and(closed)
 }
 
-/// CONDITIONAL EMERGENCY SIGNAL to operating CPUs: generated (cc 0,
-/// 0x1201 with our address). The not-generated case (a stopped CPU whose
-/// PSW is enabled for I/O and external interrupts at address 0) is not
-/// tried: see the README.
+/// CONDITIONAL EMERGENCY SIGNAL: to operating CPUs generated (cc 0,
+/// 0x1201 with our address); to a CPU stopped with a PSW enabled for I/O
+/// and external interrupts at address 0 not generated: cc 1, 0x200
+/// (incorrect state). QEMU answers that case cc 0 yet writes 0x200 into
+/// R1 (sigp_cond_emergency sets the status, then cc 0): on a QEMU TCG
+/// host that answer is reported as its bug, not compared.
 pub fn conditional_emergency(m: &mut Machine) -> Outcome {
-    match signals(m, sigp::CONDITIONAL_EMERGENCY_SIGNAL) {
-        Ok(()) => Outcome::PassNote(String::from(
-            "the not-generated case (stopped, PSW enabled for I/O and external at address 0) \
-             not compared: QEMU answers it with cc 0 (target/s390x/sigp.c sigp_cond_emergency)",
-        )),
+    match signals(m, sigp::CONDITIONAL_EMERGENCY_SIGNAL).and_then(|()| not_generated(m)) {
+        Ok(None) => Outcome::Pass,
+        Ok(Some(note)) => Outcome::PassNote(note),
         Err(o) => o,
     }
+}
+
+static PARKING: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn park(_: u64) -> ! {
+    PARKING.store(true, Ordering::SeqCst);
+    arch_smp::park_enabled_at_zero()
+}
+
+fn not_generated(m: &Machine) -> Result<Option<String>, Outcome> {
+    let mut note = None;
+    with_lent(m, |l| {
+        let a = l.address();
+        PARKING.store(false, Ordering::SeqCst);
+        l.on_restart(park, 0);
+        order(m, a, sigp::RESTART, 0, "operating, in a wait", answer(0, 0))?;
+        // Parked once it said so and then halted (SENSE RUNNING: not
+        // running; QEMU's meaning, see sense_running).
+        let parked = timer::spin_until(WAIT_US, || {
+            PARKING.load(Ordering::SeqCst)
+                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US)
+                    == answer(1, sigp::STATUS_NOT_RUNNING)
+        });
+        if !parked {
+            return Err(Outcome::mismatch(
+                crate::format!("CPU at address {} parked at PSW address 0", a).as_str(),
+                "in its wait",
+                "not there within the timeout",
+            ));
+        }
+        stop(m, l, "operating, in a wait at address 0")?;
+        let what = "stopped, PSW enabled for I/O and external at address 0";
+        let want = answer(1, sigp::STATUS_INCORRECT_STATE);
+        if m.cfg.sigp_expect.is_none() && m.host.kind == crate::host::HostKind::QemuTcg {
+            // SAFETY: the order stores nothing.
+            let (cc, r1) = unsafe {
+                sigp::sigp_raw(
+                    R1_BEFORE,
+                    u64::from(a),
+                    u64::from(sigp::CONDITIONAL_EMERGENCY_SIGNAL),
+                    0,
+                )
+            };
+            if cc == 0 && r1 == (R1_BEFORE & !0xffff_ffff) | u64::from(want.status) {
+                note = Some(crate::format!(
+                    "QEMU bug: to address {} ({}) it answers cc 0 with status {} in R1, \
+                     where cc 1 is due; not compared",
+                    a,
+                    what,
+                    HexW(u64::from(want.status), 8)
+                ));
+                return Ok(());
+            }
+        }
+        order(m, a, sigp::CONDITIONAL_EMERGENCY_SIGNAL, 0, what, want)?;
+        Ok(())
+    })?;
+    Ok(note)
 }
 
 /// START: a stopped CPU operates again where it stopped (its idle loop's
@@ -1359,7 +1417,8 @@ fn no_cpu_(m: &Machine) -> Result<(), Outcome> {
 /// Order codes the architecture does not assign (0x17, store additional
 /// status, is left out: the qemu CPU model has it with the vector
 /// facility): cc 1, 0x2 (invalid order), to this CPU and to another
-/// operating or stopped.
+/// operating or stopped. Then, last of the suite, every CPU it lent is
+/// back: each runs work as itself.
 pub fn invalid_order(m: &mut Machine) -> Outcome {
     run((|| {
         let invalid: Vec<u8> = (0..=0xffu8)
@@ -1379,6 +1438,45 @@ pub fn invalid_order(m: &mut Machine) -> Outcome {
                 order(m, l.address(), c, 0, "stopped", want)?;
             }
             Ok(())
-        })
+        })?;
+        all_back(m)
     })())
+}
+
+/// Last of the suite: every other CPU is back in its idle loop and runs
+/// work as itself (its own address, a prefix area of its own), as
+/// smp.start found them.
+fn all_back(m: &Machine) -> Result<(), Outcome> {
+    let all = all_idle(m)?;
+    let mut work: Vec<(usize, (u16, u32))> = all.iter().map(|&(n, _)| (n, (0xffff, 0))).collect();
+    smp::run_each(
+        &mut work,
+        &|_, seen: &mut (u16, u32)| *seen = (sigp::cpu_address(), sigp::prefix()),
+        WAIT_US,
+    )
+    .map_err(|stuck| {
+        let s = &stuck[0];
+        Outcome::mismatch(
+            crate::format!(
+                "CPU {} (address {}) after the SIGP checks: work in its idle loop",
+                s.number,
+                s.address.unwrap_or(0xffff)
+            )
+            .as_str(),
+            "run",
+            s.why.as_str(),
+        )
+    })?;
+    let mut prefixes = Vec::new();
+    for (&(n, (address, prefix)), &(_, a)) in work.iter().zip(&all) {
+        if address != a || prefix == 0 || prefixes.contains(&prefix) {
+            return Err(Outcome::mismatch(
+                crate::format!("CPU {} after the SIGP checks: STAP and STPX", n).as_str(),
+                crate::format!("address {}, a prefix of its own", a).as_str(),
+                crate::format!("address {}, prefix {}", address, Hex(u64::from(prefix))).as_str(),
+            ));
+        }
+        prefixes.push(prefix);
+    }
+    Ok(())
 }
