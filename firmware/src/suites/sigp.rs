@@ -155,10 +155,15 @@ fn all_idle(m: &Machine) -> Result<Vec<(usize, u16)>, Outcome> {
 }
 
 /// Lends the last CPU (the one `inject=cpu` keeps from starting, so that
-/// proof names it here too).
+/// proof names it here too), its service-signal subclass closed first:
+/// a CPU in its idle loop's wait then stays in it (the console's
+/// service signals, floating, would otherwise wake any CPU now and then)
+/// until an order reaches it. Giving it back starts it with CR0 afresh;
+/// one resumed instead gets the subclass back from [`reopen`].
 fn lend_last(m: &Machine) -> Result<Lent, Outcome> {
     let all = all_idle(m)?;
     let &(n, a) = all.last().expect("need_another");
+    subclass(&[(n, a)], arch::CR0_SERVICE_SIGNAL, false, "service-signal")?;
     smp::lend(n).ok_or_else(|| {
         Outcome::mismatch(
             crate::format!("CPU {} (address {}) lent for SIGP orders", n, a).as_str(),
@@ -166,6 +171,20 @@ fn lend_last(m: &Machine) -> Result<Lent, Outcome> {
             crate::format!("state {}", smp::state(n).name()).as_str(),
         )
     })
+}
+
+/// Gives back a CPU that was lent and has resumed its idle loop (SIGP
+/// START), with its service-signal subclass open again.
+fn reopen(l: Lent) -> Result<(), Outcome> {
+    let (n, a) = (l.number(), l.address());
+    l.resumed();
+    reopen_service(n, a)
+}
+
+/// Opens the service-signal subclass of a resumed CPU again (work run
+/// on it: it comes with an external call).
+fn reopen_service(n: usize, a: u16) -> Result<(), Outcome> {
+    subclass(&[(n, a)], arch::CR0_SERVICE_SIGNAL, true, "service-signal")
 }
 
 /// Gives a lent CPU back, failing the check if it does not come back.
@@ -454,7 +473,8 @@ fn external_call_(m: &Machine) -> Result<(), Outcome> {
         || c.external_calls.load(Ordering::SeqCst),
         before + 1,
         Some(me),
-    )
+    )?;
+    reopen_service(n, a)
 }
 
 fn on_emergency(
@@ -466,19 +486,25 @@ fn on_emergency(
 
 /// Opens (or closes) the emergency-signal subclass on `cpus`.
 fn emergency_subclass(cpus: &[(usize, u16)], on: bool) -> Result<(), Outcome> {
+    subclass(cpus, arch::CR0_EMERGENCY_SIGNAL, on, "emergency-signal")
+}
+
+/// Opens (or closes) CR0 subclass `bit` on `cpus`.
+fn subclass(cpus: &[(usize, u16)], bit: u32, on: bool, what: &str) -> Result<(), Outcome> {
     let mut work: Vec<(usize, ())> = cpus.iter().map(|&(n, _)| (n, ())).collect();
     smp::run_each(
         &mut work,
-        &|_, _: &mut ()| arch::cr0_subclass(arch::CR0_EMERGENCY_SIGNAL, on),
+        &|_, _: &mut ()| arch::cr0_subclass(bit, on),
         WAIT_US,
     )
     .map_err(|stuck| {
         let s = &stuck[0];
         Outcome::mismatch(
             crate::format!(
-                "CPU {} (address {}) setting CR0's emergency-signal subclass",
+                "CPU {} (address {}) setting CR0's {} subclass",
                 s.number,
-                s.address.unwrap_or(0xffff)
+                s.address.unwrap_or(0xffff),
+                what
             )
             .as_str(),
             "done",
@@ -574,7 +600,7 @@ fn emergency_senders(m: &Machine) -> Result<(), Outcome> {
         return Err(o);
     }
     // It goes on in its idle loop, which takes work: the subclass opened.
-    l.resumed();
+    reopen(l)?;
     emergency_subclass(&[(n, a)], true)?;
     let r = delivered(
         n,
@@ -704,7 +730,7 @@ fn start_(m: &Machine) -> Result<(), Outcome> {
     let mut work = [(n, false)];
     let r = smp::run_each(&mut work, &|_, ran: &mut bool| *ran = true, WAIT_US);
     match r {
-        Ok(()) if work[0].1 => Ok(()),
+        Ok(()) if work[0].1 => reopen_service(n, a),
         _ => Err(Outcome::mismatch(
             crate::format!(
                 "CPU {} (address {}) after SIGP STOP and START: work posted to its idle loop",
@@ -1042,25 +1068,17 @@ pub fn store_status(m: &mut Machine) -> Outcome {
         untouched(&buf.0, 0, "after the refused order")?;
         stop(m, l, "operating")?;
         if let Some(bad) = past_storage(m) {
-            let r = order(
-                m,
-                a,
-                sigp::STORE_STATUS_AT_ADDRESS,
-                bad | 0x1e00,
-                "stopped, address past storage",
-                answer(1, sigp::STATUS_INVALID_PARAMETER),
-            );
-            match r {
-                Err(_) if qemu_stores_past_storage(m, a, bad | 0x1e00) => {
-                    note = Some(
-                        "an address past storage not compared: QEMU answers cc 0 (bug: \
-                         address_space_map gives a bounce buffer there, so s390_store_status \
-                         never sees the failure it would answer 0x100 for)",
-                    )
-                }
-                r => {
-                    r?;
-                }
+            let at = bad | 0x1e00;
+            let what = "stopped, address past storage";
+            let want = answer(1, sigp::STATUS_INVALID_PARAMETER);
+            if qemu_stores_past_storage(m, a, at) {
+                note = Some(
+                    "an address past storage not compared: QEMU answers cc 0 (bug: \
+                     address_space_map gives a bounce buffer there, so s390_store_status \
+                     never sees the failure it would answer 0x100 for)",
+                );
+            } else {
+                order(m, a, sigp::STORE_STATUS_AT_ADDRESS, at, what, want)?;
             }
         }
         order(
@@ -1085,19 +1103,23 @@ pub fn store_status(m: &mut Machine) -> Outcome {
     }
 }
 
-/// Whether the host is QEMU's TCG and answered STORE STATUS AT ADDRESS
-/// past storage with cc 0 (asked again to be sure).
+/// Whether the host is QEMU's TCG and answers STORE STATUS AT ADDRESS
+/// past storage with cc 0, R1 untouched (asked once: QEMU logs each
+/// word it writes to nowhere). Any other answer is left to `order`.
 fn qemu_stores_past_storage(m: &Machine, addr: u16, at: u64) -> bool {
+    if m.host.kind != crate::host::HostKind::QemuTcg || m.cfg.sigp_expect.is_some() {
+        return false;
+    }
     // SAFETY: storage past the end: nothing of ours is there.
-    let (cc, _) = unsafe {
+    let (cc, r1) = unsafe {
         sigp::sigp_raw(
-            0,
+            R1_BEFORE,
             u64::from(addr),
             u64::from(sigp::STORE_STATUS_AT_ADDRESS),
             at,
         )
     };
-    m.host.kind == crate::host::HostKind::QemuTcg && cc == 0 && m.cfg.sigp_expect.is_none()
+    cc == 0 && r1 == R1_BEFORE
 }
 
 /// The buffer from `from` on still holds its fill.
@@ -1169,6 +1191,14 @@ pub fn sense_running(m: &mut Machine) -> Outcome {
         let all = all_idle(m)?;
         let not_running = answer(1, sigp::STATUS_NOT_RUNNING);
         for &(_, a) in &all {
+            // Other CPUs in their wait may run now and then (a floating
+            // service signal taken): asked until it says not running.
+            let end = timer::deadline_after_us(WAIT_US);
+            while arch::tod() < end
+                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US) != not_running
+            {
+                core::hint::spin_loop();
+            }
             order(
                 m,
                 a,
