@@ -164,13 +164,25 @@ fn lend_last(m: &Machine) -> Result<Lent, Outcome> {
     let all = all_idle(m)?;
     let &(n, a) = all.last().expect("need_another");
     subclass(&[(n, a)], arch::CR0_SERVICE_SIGNAL, false, "service-signal")?;
-    smp::lend(n).ok_or_else(|| {
+    let l = smp::lend(n).ok_or_else(|| {
         Outcome::mismatch(
             crate::format!("CPU {} (address {}) lent for SIGP orders", n, a).as_str(),
             "idle",
             crate::format!("state {}", smp::state(n).name()).as_str(),
         )
-    })
+    })?;
+    // The work just done may still be finishing (its answer to us on the
+    // way): wait until it is back in its wait, which SENSE RUNNING
+    // (facility 9) tells under QEMU, where a CPU in a wait is not
+    // running. Elsewhere that answer may never come: the wait is short.
+    let end = timer::deadline_after_us(200_000);
+    while arch::tod() < end
+        && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US)
+            != answer(1, sigp::STATUS_NOT_RUNNING)
+    {
+        core::hint::spin_loop();
+    }
+    Ok(l)
 }
 
 /// Gives back a CPU that was lent and has resumed its idle loop (SIGP
