@@ -1,8 +1,9 @@
 //! The SIGP suite: every order's condition code and status word, to
 //! operating and stopped CPUs, and what it did to the target, under
-//! multi-threaded TCG with 2 and 4 CPUs; and for every check a run where
-//! it must fail: a claimed wrong answer (`sigp-expect=`), a CPU that
-//! never started (`inject=cpu`), more CPUs than the runner said.
+//! multi-threaded TCG with 2, 4 and 8 CPUs and with an address hole; and
+//! for every check a run where it must fail: a claimed wrong answer
+//! (`sigp-expect=`), a CPU that never started (`inject=cpu`), more CPUs
+//! than the runner said.
 
 mod common;
 
@@ -76,6 +77,11 @@ fn four_cpus() {
         !o.console().contains("need three CPUs"),
         "emergency signals from two senders tried",
     );
+}
+
+#[test]
+fn eight_cpus() {
+    all_ran(&boot(&cpus("sigp-8", 8), &elf()));
 }
 
 /// Addresses 0, 1 and 3 (a CPU plugged at core-id 3 of four): the hole
