@@ -23,6 +23,7 @@ const CHECKS: &[&str] = &[
     "sigp.restart-in-wait",
     "sigp.set-prefix",
     "sigp.store-status",
+    "sigp.store-additional-status",
     "sigp.set-architecture",
     "sigp.sense-running",
     "sigp.cpu-reset",
@@ -177,6 +178,14 @@ const CLAIMS: &[(&str, &str, &[&str])] = &[
         "store-status:0",
         &[
             "SIGP store-status to address 1 (operating)",
+            "cc 1, status 00000200",
+        ],
+    ),
+    (
+        "sigp.store-additional-status",
+        "store-additional-status:0",
+        &[
+            "SIGP store-additional-status to address 1 (operating)",
             "cc 1, status 00000200",
         ],
     ),

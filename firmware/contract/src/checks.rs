@@ -26,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "sigp.restart-in-wait",
     "sigp.set-prefix",
     "sigp.store-status",
+    "sigp.store-additional-status",
     "sigp.set-architecture",
     "sigp.sense-running",
     "sigp.cpu-reset",

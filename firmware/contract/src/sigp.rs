@@ -20,6 +20,7 @@ pub const ORDERS: &[(u8, &str)] = &[
     (0x12, "set-architecture"),
     (0x13, "conditional-emergency"),
     (0x15, "sense-running"),
+    (0x17, "store-additional-status"),
 ];
 
 /// An order's name, or None for a code no order has here.

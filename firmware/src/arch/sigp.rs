@@ -18,6 +18,7 @@ pub const STORE_STATUS_AT_ADDRESS: u8 = 0x0e;
 pub const SET_ARCHITECTURE: u8 = 0x12;
 pub const CONDITIONAL_EMERGENCY_SIGNAL: u8 = 0x13;
 pub const SENSE_RUNNING_STATUS: u8 = 0x15;
+pub const STORE_ADDITIONAL_STATUS: u8 = 0x17;
 
 /// Status bits (with cc 1).
 pub const STATUS_EQUIPMENT_CHECK: u32 = 0x8000_0000;

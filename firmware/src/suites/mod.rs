@@ -57,6 +57,11 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("sigp.restart-in-wait", sigp::restart_in_wait).timeout(20_000),
     Check::new("sigp.set-prefix", sigp::set_prefix).timeout(20_000),
     Check::new("sigp.store-status", sigp::store_status).timeout(20_000),
+    Check::new(
+        "sigp.store-additional-status",
+        sigp::store_additional_status,
+    )
+    .timeout(20_000),
     Check::new("sigp.set-architecture", sigp::set_architecture).timeout(20_000),
     Check::new("sigp.sense-running", sigp::sense_running).timeout(20_000),
     Check::new("sigp.cpu-reset", sigp::cpu_reset).timeout(20_000),

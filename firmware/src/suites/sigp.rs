@@ -1456,16 +1456,13 @@ fn no_cpu_(m: &Machine) -> Result<(), Outcome> {
     Ok(())
 }
 
-/// Order codes the architecture does not assign (0x17, store additional
-/// status, is left out: the qemu CPU model has it with the vector
-/// facility): cc 1, 0x2 (invalid order), to this CPU and to another
+/// Order codes the architecture does not assign: cc 1, 0x2 (invalid
+/// order), to this CPU and to another
 /// operating or stopped. Then, last of the suite, every CPU it lent is
 /// back: each runs work as itself.
 pub fn invalid_order(m: &mut Machine) -> Outcome {
     run((|| {
-        let invalid: Vec<u8> = (0..=0xffu8)
-            .filter(|&c| order_name(c).is_none() && c != 0x17)
-            .collect();
+        let invalid: Vec<u8> = (0..=0xffu8).filter(|&c| order_name(c).is_none()).collect();
         let want = answer(1, sigp::STATUS_INVALID_ORDER);
         let me = sigp::cpu_address();
         for &c in &invalid {
@@ -1521,4 +1518,106 @@ fn all_back(m: &Machine) -> Result<(), Outcome> {
         prefixes.push(prefix);
     }
     Ok(())
+}
+
+/// 1 KiB on a 1 KiB boundary, and 1 KiB more that must stay as it was.
+#[repr(C, align(1024))]
+struct AdditionalBuffer([u8; 2048]);
+
+/// STORE ADDITIONAL STATUS (with the vector facility, 129, or guarded
+/// storage, 133; else cc 1, 0x2): to an operating CPU cc 1, 0x200; to a
+/// stopped one a misaligned address or a length code other than 0
+/// without guarded storage cc 1, 0x100 (QEMU: sigp_store_adtl_status);
+/// length code 0 at a 1 KiB boundary cc 0, and the area holds the 32
+/// vector registers, whose left halves are the floating-point registers
+/// STORE STATUS AT ADDRESS saw, nothing stored past its 1 KiB.
+pub fn store_additional_status(m: &mut Machine) -> Outcome {
+    let mut adtl = Box::new(AdditionalBuffer([0xa5; 2048]));
+    let mut status = Box::new(StatusBuffer([0xa5; 2 * SAVE_AREA_LEN]));
+    let at = adtl.0.as_mut_ptr() as u64;
+    let st = status.0.as_mut_ptr() as u64;
+    let vector = m.host.has_facility(129);
+    let guarded = m.host.has_facility(133);
+    let r = with_lent(m, |l| {
+        let a = l.address();
+        let code = sigp::STORE_ADDITIONAL_STATUS;
+        if !vector && !guarded {
+            let want = answer(1, sigp::STATUS_INVALID_ORDER);
+            return order(m, a, code, at, "no vector facility", want).map(|_| ());
+        }
+        order(
+            m,
+            a,
+            code,
+            at,
+            "operating",
+            answer(1, sigp::STATUS_INCORRECT_STATE),
+        )?;
+        stop(m, l, "operating")?;
+        let bad = answer(1, sigp::STATUS_INVALID_PARAMETER);
+        order(
+            m,
+            a,
+            code,
+            at + 0x200,
+            "stopped, not on a 1 KiB boundary",
+            bad,
+        )?;
+        if !guarded {
+            order(
+                m,
+                a,
+                code,
+                at | 11,
+                "stopped, length code 11, no guarded storage",
+                bad,
+            )?;
+        }
+        order(
+            m,
+            a,
+            sigp::STORE_STATUS_AT_ADDRESS,
+            st,
+            "stopped",
+            answer(0, 0),
+        )?;
+        order(m, a, code, at, "stopped", answer(0, 0))?;
+        // SAFETY: both were stored before SIGP completed.
+        let (stored, saved) = unsafe {
+            (
+                core::ptr::read_volatile(&adtl.0),
+                core::ptr::read_volatile(&status.0),
+            )
+        };
+        if let Some(i) = stored[1024..].iter().position(|&b| b != 0xa5) {
+            return Err(Outcome::mismatch(
+                crate::format!("additional-status buffer past its 1 KiB: byte {}", 1024 + i)
+                    .as_str(),
+                Hex(0xa5),
+                Hex(u64::from(stored[1024 + i])),
+            ));
+        }
+        let s = SaveArea::parse(saved[..SAVE_AREA_LEN].try_into().expect("512"));
+        for (i, fpr) in s.fprs.iter().enumerate() {
+            let v = u64::from_be_bytes(stored[16 * i..16 * i + 8].try_into().expect("8"));
+            if v != *fpr {
+                return Err(Outcome::mismatch(
+                    crate::format!(
+                        "VR{} bits 0-63 stored by SIGP store-additional-status to address {} \
+                         (FPR{} as STORE STATUS AT ADDRESS saw it)",
+                        i,
+                        a,
+                        i
+                    )
+                    .as_str(),
+                    Hex(*fpr),
+                    Hex(v),
+                ));
+            }
+        }
+        Ok(())
+    });
+    drop(adtl);
+    drop(status);
+    run(r)
 }
