@@ -132,3 +132,33 @@ pub unsafe fn sigp_raw(r1: u64, r3: u64, order: u64, param: u64) -> (u32, u64) {
     };
     (cc as u32 & 3, after)
 }
+
+/// SIGP with an odd R1 (r3): the parameter is R1 itself and the status
+/// goes there. `r2` (the even register before it) and `r4` (the one
+/// after) are set too, so a caller sees that neither is read as the
+/// parameter nor written. `r5` holds the CPU address. Returns the cc and
+/// r3 and r2 after.
+///
+/// # Safety
+/// As for [`sigp_storing`].
+pub unsafe fn sigp_raw_odd(r3: u64, r5: u64, order: u64, r2: u64, r4: u64) -> (u32, u64, u64) {
+    let cc: u64;
+    let (odd, even): (u64, u64);
+    // SAFETY: as for `sigp_raw`; the instruction changes only r3 and the
+    // cc (r2 is returned so the caller can see it did not).
+    unsafe {
+        asm!(
+            "sigp %r3, %r5, 0({order})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            order = in(reg_addr) order,
+            cc = out(reg) cc,
+            inout("r3") r3 => odd,
+            inout("r2") r2 => even,
+            in("r4") r4,
+            in("r5") r5,
+            options(nostack),
+        )
+    };
+    (cc as u32 & 3, odd, even)
+}

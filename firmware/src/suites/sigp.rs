@@ -110,6 +110,77 @@ fn order_full(
     Ok(got)
 }
 
+/// `order` with R1 an odd register (r3): the status must land there, its
+/// high word kept, the even register before it untouched; the parameter
+/// is R1 itself (`param`), the register after it holds `decoy`, which a
+/// host reading the wrong one would take.
+fn odd_r1(
+    m: &Machine,
+    addr: u16,
+    code: u8,
+    param: u64,
+    what: &str,
+    want: Answer,
+) -> Result<(), Outcome> {
+    odd_r1_decoy(m, addr, code, param, 0x7fff_e000, what, want)
+}
+
+fn odd_r1_decoy(
+    m: &Machine,
+    addr: u16,
+    code: u8,
+    param: u64,
+    decoy: u64,
+    what: &str,
+    want: Answer,
+) -> Result<(), Outcome> {
+    const EVEN: u64 = 0x0123_4567_89ab_cdef;
+    let whom = crate::format!(
+        "SIGP {} to address {} ({}; R1 odd)",
+        name(code).as_str(),
+        addr,
+        what
+    );
+    let end = timer::deadline_after_us(WAIT_US);
+    let (cc, odd, even) = loop {
+        // SAFETY: as for order_full: `param` is the caller's to give.
+        let r = unsafe { sigp::sigp_raw_odd(param, u64::from(addr), u64::from(code), EVEN, decoy) };
+        if r.0 != 2 || arch::tod() >= end {
+            break r;
+        }
+        core::hint::spin_loop();
+    };
+    let want = match m.cfg.sigp_expect {
+        Some(Claim {
+            order: o,
+            cc,
+            status,
+        }) if o == code => answer(u32::from(cc), status.unwrap_or(STATUS_NONE)),
+        _ => want,
+    };
+    let got = answer(cc, if cc == 1 { odd as u32 } else { STATUS_NONE });
+    if got != want {
+        return Err(Outcome::mismatch(
+            whom.as_str(),
+            SigpAnswer(want),
+            SigpAnswer(got),
+        ));
+    }
+    let kept = if cc == 1 {
+        odd >> 32 == param >> 32
+    } else {
+        odd == param
+    };
+    if !kept || even != EVEN {
+        return Err(Outcome::mismatch(
+            crate::format!("R1 (r3) and r2 after {} (cc {})", whom.as_str(), cc).as_str(),
+            crate::format!("{} and {}", Hex(param), Hex(EVEN)).as_str(),
+            crate::format!("{} and {}", Hex(odd), Hex(even)).as_str(),
+        ));
+    }
+    Ok(())
+}
+
 /// [`order_full`] with a plain address and order code.
 fn order(
     m: &Machine,
@@ -351,6 +422,7 @@ fn sense_(m: &Machine) -> Result<(), Outcome> {
             "stopped; R3 bits 0-47 and order bits 0-55 set",
             stopped,
         )?;
+        odd_r1(m, a, sigp::SENSE, R1_BEFORE, "stopped", stopped)?;
         Ok(())
     })?;
     let &(_, a) = all.last().expect("need_another");
@@ -1044,6 +1116,20 @@ pub fn set_prefix(m: &mut Machine) -> Outcome {
             "operating",
             answer(1, sigp::STATUS_INCORRECT_STATE),
         )?;
+        if let Some(bad) = bad {
+            // The address comes from R1 itself: the valid one there, one
+            // past storage in the next register (taken, it would answer
+            // 0x100).
+            odd_r1_decoy(
+                m,
+                a,
+                sigp::SET_PREFIX,
+                spare,
+                bad,
+                "operating",
+                answer(1, sigp::STATUS_INCORRECT_STATE),
+            )?;
+        }
         if let Some(bad) = bad {
             order(
                 m,
