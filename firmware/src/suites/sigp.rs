@@ -1094,9 +1094,11 @@ pub fn restart(m: &mut Machine) -> Outcome {
 }
 
 /// Storage past the end the orders below are given: 0x7fffe000 (the
-/// highest 8 KiB under 2 GiB), if storage ends well below it.
+/// highest 8 KiB under 2 GiB), if storage (and any device memory up to
+/// `mem=`'s maxmem) ends well below it.
 fn past_storage(m: &Machine) -> Option<u64> {
-    (m.memory < 0x7000_0000).then_some(0x7fff_e000)
+    let end = m.cfg.mem.as_ref().map_or(m.memory, |c| c.maxmem.max(m.memory));
+    (end < 0x7000_0000).then_some(0x7fff_e000)
 }
 
 /// SET PREFIX: to an operating CPU cc 1, 0x200 (incorrect state); an
