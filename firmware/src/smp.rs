@@ -545,9 +545,11 @@ pub const LEND_TIMEOUT_US: u64 = 5_000_000;
 
 /// An idle CPU lent to a check for raw SIGP orders (stop it, reset it,
 /// restart it into other code). To everyone else it counts as stopped
-/// (`run_each` names it not ready) until it is given back: stopped, its
-/// own prefix set again and restarted into a fresh idle loop. Dropping it
-/// gives it back too.
+/// (`run_each` names it not ready) until it is given back: stopped,
+/// initial-CPU-reset, its own prefix set again and restarted into a
+/// fresh idle loop (or, resumed by SIGP START where it stopped, handed
+/// back as it is). Dropping it gives it back too; a check cut short by
+/// its timeout leaves it lent (stopped) for the rest of the run.
 pub struct Lent {
     number: usize,
     address: u16,
@@ -639,8 +641,8 @@ impl Lent {
         core::mem::forget(self);
     }
 
-    /// Gives the CPU back: stopped, its own prefix set again, restarted
-    /// into a fresh idle loop, and seen there.
+    /// Gives the CPU back: stopped, reset, its own prefix set again,
+    /// restarted into a fresh idle loop, and seen there.
     pub fn give_back(self) -> Result<(), String> {
         let r = give_back(self.number, self.address);
         core::mem::forget(self);
