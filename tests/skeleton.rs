@@ -30,6 +30,9 @@ const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
     ("mem.config", "no virtio-mem-ccw device"),
     ("mem.plug", "no virtio-mem-ccw device"),
     ("mem.resize", "no mem=...:resize"),
+    // QEMU's TCG leaves a CPU stopped in a wait halted after SIGP RESTART
+    // (all versions here): the check names that bug and skips.
+    ("sigp.restart-in-wait", "QEMU bug"),
 ];
 
 #[test]

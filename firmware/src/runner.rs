@@ -253,6 +253,15 @@ fn run_check(m: &mut Machine, check: &Check<Machine>) -> Outcome {
     timer::stop_cpu_timer();
     disarm_expectations();
     handlers::release_since(mark);
+    // A CPU the check had stopped (lent, then cut short) goes back to work.
+    for (n, why) in crate::smp::reclaim() {
+        out!(
+            "# cpu {} left stopped by {}: {}\n",
+            n,
+            check.name,
+            why.as_str()
+        );
+    }
     let mut st = STATE.get();
     st.current = "";
     STATE.set(st);

@@ -604,3 +604,221 @@ pub fn print_interrupts() {
         );
     }
 }
+
+/// How long a lent CPU may take to stop, or to be back in its idle loop.
+pub const LEND_TIMEOUT_US: u64 = 5_000_000;
+
+/// An idle CPU lent to a check for raw SIGP orders (stop it, reset it,
+/// restart it into other code). To everyone else it counts as stopped
+/// (`run_each` names it not ready) until it is given back: stopped,
+/// initial-CPU-reset, its own prefix set again and restarted into a
+/// fresh idle loop (or, resumed by SIGP START where it stopped, handed
+/// back as it is). Dropping it gives it back too; a check cut short by
+/// its timeout leaves it lent (stopped) for the rest of the run.
+pub struct Lent {
+    number: usize,
+    address: u16,
+}
+
+/// A second prefix area, kept for the run, for SET PREFIX experiments.
+static SPARE_AREA: AtomicPtr<PrefixArea> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Takes idle CPU `n` out of the pool, if it is idle.
+pub fn lend(n: usize) -> Option<Lent> {
+    let s = SLOTS.get(n).filter(|_| n != 0)?;
+    let address = address(n)?;
+    s.state
+        .compare_exchange(
+            State::Idle as u8,
+            State::Stopped as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )
+        .ok()?;
+    Some(Lent { number: n, address })
+}
+
+impl Lent {
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    pub fn address(&self) -> u16 {
+        self.address
+    }
+
+    /// Its own prefix area's address.
+    pub fn area(&self) -> u64 {
+        slot(self.number).area.load(Ordering::SeqCst) as u64
+    }
+
+    /// Its stack: (lowest address, top).
+    pub fn stack(&self) -> (u64, u64) {
+        let top = slot(self.number).stack_top.load(Ordering::SeqCst);
+        (top - STACK_SIZE as u64, top)
+    }
+
+    /// Makes its next restart run `entry(arg)` on its own stack, as CPU
+    /// number `self.number()` (its prefix area left where it is).
+    pub fn on_restart(&self, entry: arch_smp::Entry, arg: u64) {
+        let s = slot(self.number);
+        // SAFETY: the area is this CPU's for the run (see `start`); only
+        // the restart fields change, which matter only at its next restart.
+        let area = unsafe { &mut *s.area.load(Ordering::SeqCst) };
+        arch_smp::prepare(
+            area,
+            self.number,
+            s.stack_top.load(Ordering::SeqCst),
+            entry,
+            arg,
+        );
+    }
+
+    /// Prepares the spare prefix area (made once, kept for the run) so
+    /// that a restart with it as prefix runs `entry(arg)`, and returns its
+    /// address: for SIGP SET PREFIX to it.
+    pub fn spare_area(&self, entry: arch_smp::Entry, arg: u64) -> u64 {
+        let mut p = SPARE_AREA.load(Ordering::SeqCst);
+        if p.is_null() {
+            p = Box::into_raw(Box::new(PrefixArea([0; 8192])));
+            SPARE_AREA.store(p, Ordering::SeqCst);
+        }
+        // SAFETY: the spare area is leaked, and only a lent CPU (one at a
+        // time, CPU 0 lends) ever has it as prefix: this one is lent now.
+        let area = unsafe { &mut *p };
+        arch_smp::prepare(
+            area,
+            self.number,
+            slot(self.number).stack_top.load(Ordering::SeqCst),
+            entry,
+            arg,
+        );
+        p as u64
+    }
+
+    /// Gives the CPU back as it is: the caller saw it resume its idle
+    /// loop where it was stopped (SIGP START of a CPU stopped in its
+    /// enabled wait). Work posted to it then shows whether it did.
+    pub fn resumed(self) {
+        slot(self.number)
+            .state
+            .store(State::Idle as u8, Ordering::SeqCst);
+        core::mem::forget(self);
+    }
+
+    /// Gives the CPU back: stopped, reset, its own prefix set again,
+    /// restarted into a fresh idle loop, and seen there.
+    pub fn give_back(self) -> Result<(), String> {
+        let r = give_back(self.number, self.address);
+        core::mem::forget(self);
+        r
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let _ = give_back(self.number, self.address);
+    }
+}
+
+/// SIGP `order` to `addr`, again while it answers busy (cc 2: another
+/// CPU's SIGP, or a stop still under way), up to `timeout_us`.
+pub fn sigp_settled(addr: u16, order: u8, timeout_us: u64) -> Answer {
+    let end = timer::deadline_after_us(timeout_us);
+    loop {
+        let a = sigp::sigp(addr, order, 0);
+        if a.cc != 2 || arch::tod() >= end {
+            return a;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Waits until SIGP SENSE says the CPU at `addr` is stopped.
+pub fn wait_stopped(addr: u16, timeout_us: u64) -> Result<(), Answer> {
+    let end = timer::deadline_after_us(timeout_us);
+    loop {
+        let a = sigp_settled(addr, sigp::SENSE, timeout_us);
+        if a.cc == 1 && a.status & sigp::STATUS_STOPPED != 0 {
+            return Ok(());
+        }
+        if arch::tod() >= end {
+            return Err(a);
+        }
+        core::hint::spin_loop();
+    }
+}
+
+fn give_back(n: usize, addr: u16) -> Result<(), String> {
+    let s = slot(n);
+    let stop = sigp_settled(addr, sigp::STOP, LEND_TIMEOUT_US);
+    if stop.cc != 0 {
+        return Err(crate::format!("SIGP STOP: {}", SigpAnswer(stop)));
+    }
+    if let Err(a) = wait_stopped(addr, LEND_TIMEOUT_US) {
+        return Err(crate::format!(
+            "not stopped {} ms after SIGP STOP (SENSE: {})",
+            LEND_TIMEOUT_US / 1000,
+            SigpAnswer(a)
+        ));
+    }
+    // A clean start, whatever the check did to it: QEMU's TCG leaves a
+    // CPU that was stopped in a wait halted after SIGP RESTART (its old
+    // PSW's wait bit keeps s390_cpu_set_state from unhalting it), and
+    // an initial CPU reset clears that PSW (and the prefix, set again).
+    let reset = sigp_settled(addr, sigp::INITIAL_CPU_RESET, LEND_TIMEOUT_US);
+    if reset.cc != 0 {
+        return Err(crate::format!(
+            "SIGP INITIAL CPU RESET: {}",
+            SigpAnswer(reset)
+        ));
+    }
+    s.state.store(State::Starting as u8, Ordering::SeqCst);
+    s.job.store(core::ptr::null_mut(), Ordering::SeqCst);
+    let area = s.area.load(Ordering::SeqCst);
+    // SAFETY: the area and stack are that CPU's (see `start`); it is
+    // stopped, whatever ran on the stack is abandoned; the reset took
+    // its prefix, so it is set again.
+    let r = unsafe {
+        arch_smp::start(
+            addr,
+            n,
+            &mut *area,
+            s.stack_top.load(Ordering::SeqCst),
+            secondary_main,
+            n as u64,
+        )
+    };
+    if let Err(e) = r {
+        s.state.store(State::Stopped as u8, Ordering::SeqCst);
+        return Err(crate::format!("{}", StartFailure(e)));
+    }
+    if !timer::wait_until(LEND_TIMEOUT_US, false, || state(n) == State::Idle) {
+        return Err(crate::format!(
+            "not back in its idle loop {} ms after SIGP RESTART (state {})",
+            LEND_TIMEOUT_US / 1000,
+            state(n).name()
+        ));
+    }
+    Ok(())
+}
+
+/// Gives back every CPU left stopped by a check that ended without doing
+/// so (cut short by its timeout while it had a CPU lent), so the next
+/// check finds it idle; a CPU told not to start stays as it is. Returns
+/// the CPUs that could not be given back, with why.
+pub fn reclaim() -> Vec<(usize, String)> {
+    let mut failed = Vec::new();
+    for n in 1..MAX_CPUS {
+        let Some(a) = address(n) else {
+            break;
+        };
+        if state(n) != State::Stopped || u32::from(a) == REFUSE.load(Ordering::SeqCst) {
+            continue;
+        }
+        if let Err(e) = give_back(n, a) {
+            failed.push((n, e));
+        }
+    }
+    failed
+}

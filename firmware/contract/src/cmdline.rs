@@ -183,6 +183,10 @@ pub struct Config {
     /// file inverted (and reads back what it wrote), so the runner's check
     /// of the share must fail the run.
     pub fs_corrupt: Option<u32>,
+    /// Test only (`sigp-expect=ORDER:CC[:STATUS]`): the sigp.* checks
+    /// expect this answer to every ORDER instead of the architecture's,
+    /// so the first comparison of that order must fail.
+    pub sigp_expect: Option<crate::sigp::Claim>,
     /// The virtio-gpu devices the host configured (`gpu=`): scanout 0's
     /// mode, EDID offered, and whether the runner takes a screendump.
     pub gpu: Vec<crate::gpu::GpuConfig>,
@@ -224,6 +228,7 @@ impl Default for Config {
             mem: None,
             input: Vec::new(),
             fs_corrupt: None,
+            sigp_expect: None,
             gpu: Vec::new(),
         }
     }
@@ -595,6 +600,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "sigp-expect",
+        "ORDER:CC[:0xSTATUS], ORDER a SIGP order's name (sense, stop, set-prefix, ...) or code (0xff), CC 0-3, STATUS only with cc 1 (test only)",
+        |c, v| {
+            c.sigp_expect = Some(crate::sigp::Claim::parse(v)?);
+            Some(())
+        },
+    ),
+    (
         "inject",
         "fail, hang, pgm, forever, oom, ext, io, mcck, sclp, cpu or heap",
         |c, v| {
@@ -835,6 +848,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if let Some(at) = cfg.fs_corrupt {
         word("fs-corrupt", &format!("{}", at));
     }
+    if let Some(claim) = &cfg.sigp_expect {
+        word("sigp-expect", &claim.item());
+    }
     if !cfg.gpu.is_empty() {
         let items: Vec<String> = cfg.gpu.iter().map(|d| d.item()).collect();
         word("gpu", &items.join(","));
@@ -1042,6 +1058,22 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn sigp_expect() {
+        let c = parse(b"sigp-expect=stop:1:0x40").unwrap();
+        assert_eq!(
+            c.sigp_expect,
+            Some(crate::sigp::Claim {
+                order: 0x05,
+                cc: 1,
+                status: Some(0x40)
+            })
+        );
+        assert_eq!(write(&c), "sigp-expect=stop:1:0x40");
+        assert!(parse(b"sigp-expect=stop:0:0x40").is_err());
+        assert!(parse(b"sigp-expect=halt:0").is_err());
     }
 
     #[test]
@@ -1625,6 +1657,16 @@ mod tests {
                 })
         }
 
+        fn sigp_claim() -> impl Strategy<Value = crate::sigp::Claim> {
+            (any::<u8>(), 0u8..4, proptest::option::of(any::<u32>())).prop_map(
+                |(order, cc, status)| crate::sigp::Claim {
+                    order,
+                    cc,
+                    status: status.filter(|_| cc == 1),
+                },
+            )
+        }
+
         /// Every option: the older ones, then one entry per newer device
         /// option (add yours to the tuple).
         fn config() -> impl Strategy<Value = Config> {
@@ -1640,12 +1682,24 @@ mod tests {
                     proptest::option::of(0u32..crate::virtiofs::FILE_SIZE as u32),
                     prop::collection::btree_map(bus(), gpu(), 0..3),
                     proptest::option::of(1u16..248),
+                    proptest::option::of(sigp_claim()),
                 ),
             )
                 .prop_map(
                     |(
                         mut cfg,
-                        (shares, crypto, corrupt, balloon, mem, input, fs_corrupt, gpus, cpu_plug),
+                        (
+                            shares,
+                            crypto,
+                            corrupt,
+                            balloon,
+                            mem,
+                            input,
+                            fs_corrupt,
+                            gpus,
+                            cpu_plug,
+                            sigp,
+                        ),
                     )| {
                         cfg.cpu_plug = cpu_plug;
                         cfg.crypto = crypto
@@ -1670,6 +1724,7 @@ mod tests {
                             })
                             .collect();
                         cfg.fs_corrupt = fs_corrupt;
+                        cfg.sigp_expect = sigp;
                         cfg.gpu = gpus
                             .into_iter()
                             .map(|(bus, mut d)| {

@@ -27,6 +27,7 @@ pub mod p9;
 pub mod sccb;
 pub mod serial;
 pub mod share;
+pub mod sigp;
 pub mod smp;
 pub mod stress;
 pub mod tap;

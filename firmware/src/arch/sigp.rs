@@ -18,6 +18,7 @@ pub const STORE_STATUS_AT_ADDRESS: u8 = 0x0e;
 pub const SET_ARCHITECTURE: u8 = 0x12;
 pub const CONDITIONAL_EMERGENCY_SIGNAL: u8 = 0x13;
 pub const SENSE_RUNNING_STATUS: u8 = 0x15;
+pub const STORE_ADDITIONAL_STATUS: u8 = 0x17;
 
 /// Status bits (with cc 1).
 pub const STATUS_EQUIPMENT_CHECK: u32 = 0x8000_0000;
@@ -100,4 +101,64 @@ pub fn prefix() -> u32 {
     // SAFETY: STPX stores four bytes into `p`.
     unsafe { asm!("stpx 0({0})", in(reg_addr) &mut p, options(nostack)) };
     p
+}
+
+/// SIGP with every operand given: `r1` is what R1 (an even register)
+/// holds before, `r3` the whole R3 (the CPU address is its low 16 bits),
+/// `order` the whole second-operand address (the order is its low 8
+/// bits), `param` the odd register R1 + 1. Returns the cc and R1 after,
+/// so a caller can see which bits the instruction changed.
+///
+/// # Safety
+/// As for [`sigp_storing`]: memory the order makes the target store into
+/// must be the caller's to give.
+pub unsafe fn sigp_raw(r1: u64, r3: u64, order: u64, param: u64) -> (u32, u64) {
+    let cc: u64;
+    let after: u64;
+    // SAFETY: the caller vouches for the memory the order may write; the
+    // instruction changes only r2 and the cc.
+    unsafe {
+        asm!(
+            "sigp %r2, %r4, 0({order})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            order = in(reg_addr) order,
+            cc = out(reg) cc,
+            inout("r2") r1 => after,
+            in("r3") param,
+            in("r4") r3,
+            options(nostack),
+        )
+    };
+    (cc as u32 & 3, after)
+}
+
+/// SIGP with an odd R1 (r3): the parameter is R1 itself and the status
+/// goes there. `r2` (the even register before it) and `r4` (the one
+/// after) are set too, so a caller sees that neither is read as the
+/// parameter nor written. `r5` holds the CPU address. Returns the cc and
+/// r3 and r2 after.
+///
+/// # Safety
+/// As for [`sigp_storing`].
+pub unsafe fn sigp_raw_odd(r3: u64, r5: u64, order: u64, r2: u64, r4: u64) -> (u32, u64, u64) {
+    let cc: u64;
+    let (odd, even): (u64, u64);
+    // SAFETY: as for `sigp_raw`; the instruction changes only r3 and the
+    // cc (r2 is returned so the caller can see it did not).
+    unsafe {
+        asm!(
+            "sigp %r3, %r5, 0({order})",
+            "ipm {cc}",
+            "srl {cc}, 28",
+            order = in(reg_addr) order,
+            cc = out(reg) cc,
+            inout("r3") r3 => odd,
+            inout("r2") r2 => even,
+            in("r4") r4,
+            in("r5") r5,
+            options(nostack),
+        )
+    };
+    (cc as u32 & 3, odd, even)
 }

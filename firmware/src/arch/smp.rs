@@ -10,7 +10,7 @@ use super::lowcore::{Lowcore, CLASSES};
 use super::sigp::{self, Answer};
 use super::{Psw, PSW_MASK_64};
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// CPU numbers go from 0 (the IPL CPU) to MAX_CPUS - 1: per-CPU tables
 /// (console lines, interrupt counts) are this long.
@@ -37,7 +37,7 @@ pub enum StartError {
 
 /// Fills `area` so that a restart runs `entry(arg)` on the stack ending
 /// at `stack_top` as CPU `number`.
-fn prepare(area: &mut PrefixArea, number: usize, stack_top: u64, entry: Entry, arg: u64) {
+pub fn prepare(area: &mut PrefixArea, number: usize, stack_top: u64, entry: Entry, arg: u64) {
     let put = |a: &mut PrefixArea, at: usize, v: u64| {
         a.0[at..at + 8].copy_from_slice(&v.to_be_bytes());
     };
@@ -195,6 +195,9 @@ pub struct CpuCounters {
     pub external_calls: AtomicU32,
     pub emergency_signals: AtomicU32,
     pub last_sender: AtomicU32,
+    /// The addresses (below 64) that sent emergency signals, one bit
+    /// each (bit n: address n).
+    pub emergency_senders: AtomicU64,
 }
 
 static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
@@ -203,6 +206,7 @@ static COUNTERS: [CpuCounters; MAX_CPUS] = [const {
         external_calls: AtomicU32::new(0),
         emergency_signals: AtomicU32::new(0),
         last_sender: AtomicU32::new(0),
+        emergency_senders: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 
@@ -223,13 +227,86 @@ pub(super) fn count(class: u64, external: Option<(u16, u16)>) {
     }
     match external {
         Some((EXT_EXTERNAL_CALL, from)) => {
-            c.external_calls.fetch_add(1, Ordering::SeqCst);
             c.last_sender.store(u32::from(from), Ordering::SeqCst);
+            c.external_calls.fetch_add(1, Ordering::SeqCst);
         }
         Some((EXT_EMERGENCY_SIGNAL, from)) => {
+            note_sender(c, from);
             c.emergency_signals.fetch_add(1, Ordering::SeqCst);
-            c.last_sender.store(u32::from(from), Ordering::SeqCst);
         }
         _ => {}
+    }
+}
+
+fn note_sender(c: &CpuCounters, from: u16) {
+    c.last_sender.store(u32::from(from), Ordering::SeqCst);
+    if from < 64 {
+        c.emergency_senders.fetch_or(1 << from, Ordering::SeqCst);
+    }
+}
+
+/// Where SIGP STOP AND STORE STATUS stores: absolute 0x1200, 512 bytes
+/// (the architecture's save area in the lowcore of absolute page 0).
+pub const STORE_STATUS_ABSOLUTE: usize = 0x1200;
+/// The architectural-mode id STOP AND STORE STATUS sets: absolute 0xA3
+/// (1: z/Architecture).
+pub const ARCH_MODE_ID_ABSOLUTE: usize = 0xa3;
+
+/// Reads (`fill` None) or fills the save area at absolute 0x1200 and the
+/// mode id byte at 0xA3, returning what they held. Only CPU 0 may: its
+/// prefix is 0, so its real addresses there are absolute ones; the two
+/// areas are the architecture's, which this firmware leaves unused.
+pub fn absolute_save_area(fill: Option<u8>) -> ([u8; 512], u8) {
+    assert!(
+        super::sigp::prefix() == 0,
+        "absolute 0x1200 is reached through prefix 0 only"
+    );
+    let area: *mut u8 = core::ptr::with_exposed_provenance_mut(STORE_STATUS_ABSOLUTE);
+    let id: *mut u8 = core::ptr::with_exposed_provenance_mut(ARCH_MODE_ID_ABSOLUTE);
+    let mut out = [0u8; 512];
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: 0x1200-0x13ff and 0xa3 are lowcore (always there with
+        // DAT off and prefix 0), left by this firmware to the
+        // store-status orders.
+        unsafe {
+            *b = core::ptr::read_volatile(area.add(i));
+            if let Some(f) = fill {
+                core::ptr::write_volatile(area.add(i), f);
+            }
+        }
+    }
+    // SAFETY: as above.
+    let old = unsafe { core::ptr::read_volatile(id) };
+    if let Some(f) = fill {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(id, f) };
+    }
+    (out, old)
+}
+
+/// Parks this CPU for good in a wait enabled for I/O and external
+/// interrupts at PSW address 0, with every subclass closed (CR0 keeps
+/// only the AFP bit, CR6 and CR14 cleared), so that nothing but a SIGP
+/// can end it: the state in which a CONDITIONAL EMERGENCY SIGNAL to it,
+/// once stopped, must not be generated.
+pub fn park_enabled_at_zero() -> ! {
+    let crs = [1u64 << (63 - 45), 0, 0];
+    let psw = Psw {
+        mask: PSW_MASK_64 | super::PSW_MASK_IO | super::PSW_MASK_EXT | super::PSW_MASK_WAIT,
+        addr: 0,
+    };
+    // SAFETY: with every subclass and CR6/CR14 closed no interrupt can be
+    // taken, so the PSW's address 0 is never executed; only SIGP (stop,
+    // reset, restart) ends this wait.
+    unsafe {
+        core::arch::asm!(
+            "lctlg %c0, %c0, 0({c})",
+            "lctlg %c6, %c6, 8({c})",
+            "lctlg %c14, %c14, 16({c})",
+            "lpswe 0({p})",
+            c = in(reg_addr) crs.as_ptr(),
+            p = in(reg_addr) &psw,
+            options(noreturn),
+        )
     }
 }

@@ -25,6 +25,7 @@ mod rng;
 mod scsi;
 mod serial;
 mod setups;
+mod sigp;
 mod smp;
 mod timer;
 mod virtio;
@@ -48,6 +49,27 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("smp.hotplug", smp::hotplug).timeout(60_000),
     Check::new("smp.heap", smp::heap).timeout(30_000),
     Check::new("smp.console", smp::console).timeout(30_000),
+    Check::new("sigp.sense", sigp::sense).timeout(20_000),
+    Check::new("sigp.external-call", sigp::external_call).timeout(20_000),
+    Check::new("sigp.emergency-signal", sigp::emergency_signal).timeout(20_000),
+    Check::new("sigp.conditional-emergency", sigp::conditional_emergency).timeout(20_000),
+    Check::new("sigp.start", sigp::start).timeout(20_000),
+    Check::new("sigp.stop", sigp::stop_order).timeout(20_000),
+    Check::new("sigp.stop-store-status", sigp::stop_store_status).timeout(20_000),
+    Check::new("sigp.restart", sigp::restart).timeout(20_000),
+    Check::new("sigp.restart-in-wait", sigp::restart_in_wait).timeout(20_000),
+    Check::new("sigp.set-prefix", sigp::set_prefix).timeout(20_000),
+    Check::new("sigp.store-status", sigp::store_status).timeout(20_000),
+    Check::new(
+        "sigp.store-additional-status",
+        sigp::store_additional_status,
+    )
+    .timeout(20_000),
+    Check::new("sigp.set-architecture", sigp::set_architecture).timeout(20_000),
+    Check::new("sigp.sense-running", sigp::sense_running).timeout(20_000),
+    Check::new("sigp.cpu-reset", sigp::cpu_reset).timeout(20_000),
+    Check::new("sigp.no-cpu", sigp::no_cpu).timeout(20_000),
+    Check::new("sigp.invalid-order", sigp::invalid_order).timeout(20_000),
     Check::new("css.characteristics", css::characteristics),
     Check::new("css.sense-id", css::sense_id),
     Check::new("css.inventory", css::inventory),
