@@ -49,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "net.echo",
     "net.filter",
     "net.user",
+    "smp.stress-blk",
     "serial.config",
     "serial.control",
     "serial.stress",

@@ -36,10 +36,13 @@ pub enum Inject {
     /// The CPU with the highest address is told not to come up:
     /// `smp.start` must fail naming it.
     Cpu,
+    /// The concurrent stress hands one CPU's queue accounting the same
+    /// used id twice: `smp.stress-blk` must fail naming it.
+    Double,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 10] = [
+    pub const ALL: [(&'static str, Inject); 11] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
@@ -50,6 +53,7 @@ impl Inject {
         ("mcck", Inject::Mcck),
         ("sclp", Inject::Sclp),
         ("cpu", Inject::Cpu),
+        ("double", Inject::Double),
     ];
 
     pub fn name(self) -> &'static str {

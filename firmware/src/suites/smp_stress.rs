@@ -1,0 +1,640 @@
+//! Every CPU at once: each CPU owns a queue of the same device and
+//! stresses it with verified data while the others do the same, all of
+//! them taking the device's floating I/O interrupts (`smp::share_io`).
+//!
+//! The device is set up whole on CPU 0 first (no channel program may run
+//! while the CPUs share I/O); each CPU then gets its queue, a lane that
+//! notifies only that queue with a cookie of its own
+//! (`virtio::lane::Lane`), and a workload touching only what no other CPU
+//! writes. Accounting: the stress engine's book takes every used id once
+//! (a second hand-out of one is a failure naming it); every request asked
+//! for completes; every subchannel interrupt a CPU takes finds status
+//! (QEMU makes a subchannel status pending and raises its interrupt only
+//! when none is pending, hw/s390x/css.c `css_conditional_io_interrupt`,
+//! and only TEST SUBCHANNEL clears it: an interrupt whose TSCH finds
+//! nothing was taken twice); and no more subchannel interrupts than
+//! completions (virtio-ccw raises at most one per used-buffer
+//! notification, hw/s390x/virtio-ccw.c `virtio_ccw_notify`). A lost
+//! interrupt leaves its CPU's wait to time out: the failure names the
+//! CPU, the device, the queue, the oldest request in flight and the seed.
+
+use super::blk::{self as blk_suite, Disk, Open};
+use super::setups::Setup;
+use crate::arch::context::CLASS_IO;
+use crate::arch::smp as arch_smp;
+use crate::check::Outcome;
+use crate::cmdline::Inject;
+use crate::css::channel;
+use crate::disk::{self, HeaderSays};
+use crate::dma::DeviceHeld;
+use crate::fmt::Hex;
+use crate::format;
+use crate::machine::Machine;
+use crate::smp;
+use crate::virtio::devices::blk::{self, Order};
+use crate::virtio::indicators::IndicatorMode;
+use crate::virtio::lane::Lane;
+use crate::virtio::queue::Queue;
+use crate::virtio::stress::{
+    self, Completion, Options, Plan, Poison, QueueStats, Rng, ShapeLimits,
+};
+use crate::virtio::transport::{has, Transport, F_INDIRECT_DESC};
+use crate::workloads::blk::{Medium, Mix, Op, Req, Traffic};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+use zvtest_contract::checks::markers;
+use zvtest_contract::disk::STRIPE;
+
+/// Random requests per CPU, before `stress=`.
+const REQUESTS: u64 = 300;
+
+/// How long the CPUs may take together (eight CPUs share two host cores
+/// under TCG); below the check's own timeout.
+const PHASE_TIMEOUT_US: u64 = 90_000_000;
+
+fn now_us() -> u64 {
+    crate::arch::tod() / crate::arch::TOD_PER_US
+}
+
+/// The CPUs as the report names them.
+fn cpu_name(n: usize) -> String {
+    match smp::address(n) {
+        Some(a) => format!("CPU {} (address {})", n, a),
+        None => format!("CPU {}", n),
+    }
+}
+
+/// Every configured CPU's number (those that are not ready included:
+/// each is given its queue, and one that cannot take it is named).
+fn all_cpus(m: &Machine) -> Vec<usize> {
+    core::iter::once(0)
+        .chain(m.smp.others.iter().map(|c| c.number))
+        .collect()
+}
+
+/// One CPU's interrupt figures at a moment.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    io: u32,
+    adapter: u32,
+    status: u32,
+    empty: u32,
+    wakeups: u32,
+}
+
+fn counts(n: usize) -> Counts {
+    let c = arch_smp::counters(n);
+    let t = channel::taken(n);
+    Counts {
+        io: c.by_class[CLASS_IO as usize].load(Ordering::SeqCst),
+        adapter: t.adapter.load(Ordering::SeqCst),
+        status: t.status.load(Ordering::SeqCst),
+        empty: t.empty.load(Ordering::SeqCst),
+        wakeups: c.external_calls.load(Ordering::SeqCst),
+    }
+}
+
+impl Counts {
+    fn since(self, before: Counts) -> Counts {
+        Counts {
+            io: self.io.wrapping_sub(before.io),
+            adapter: self.adapter.wrapping_sub(before.adapter),
+            status: self.status.wrapping_sub(before.status),
+            empty: self.empty.wrapping_sub(before.empty),
+            wakeups: self.wakeups.wrapping_sub(before.wakeups),
+        }
+    }
+}
+
+/// What one CPU drives: its queue, its lane, what it knows of the disk.
+struct BlkWork {
+    queue: Queue,
+    lane: Lane,
+    medium: Medium,
+    /// Every writable stripe of the disk and this CPU's own.
+    all_stripes: Vec<u64>,
+    per_req_max: u32,
+    flush: bool,
+    indirect: u64,
+    seed: u64,
+    stream: u64,
+    requests: u64,
+    /// Hand the engine the first used id twice (`inject=double`).
+    double: bool,
+    /// (k, n): lane k of n.
+    share: (u64, u64),
+    result: Option<Result<[QueueStats; 3], String>>,
+    counts: (u64, u64, u64),
+}
+
+/// A CPU's work, moved to that CPU and back.
+struct Owned<T>(T);
+
+// SAFETY: each item of `run_each` goes to one CPU, which alone touches it
+// until the join; its `Rc`s (queue memory, the queue's own memory list)
+// were made for it on CPU 0 and are neither cloned nor dropped by anyone
+// else meanwhile (the device's list stays on CPU 0, apart: see
+// `Queue::hold_apart`).
+unsafe impl<T> Send for Owned<T> {}
+
+/// The disk's traffic as one CPU makes it: writes into its own stripes
+/// only, reads anywhere but other CPUs' stripes (a read there is moved
+/// into one of its own, or into the never-written first stripe).
+struct Own<'m> {
+    t: Traffic<'m>,
+    all: &'m [u64],
+    /// (k, n): this CPU makes requests k, k + n, k + 2n... of the mix (a
+    /// read of the whole disk shared out); None: every one.
+    share: Option<(u64, u64)>,
+}
+
+impl Own<'_> {
+    fn others_write(&self, req: &Req) -> bool {
+        let per = STRIPE / u64::from(self.t.medium.block);
+        let first = req.block / per;
+        let last = (req.block + u64::from(req.blocks).max(1) - 1) / per;
+        (first..=last)
+            .any(|s| self.all.binary_search(&s).is_ok() && !self.t.medium.stripes.contains(&s))
+    }
+}
+
+impl stress::Workload for Own<'_> {
+    type Req = Req;
+
+    fn plan(&mut self, n: u64, rng: &mut Rng) -> Plan<Req> {
+        let n = self.share.map_or(n, |(k, lanes)| n * lanes + k);
+        let mut p = self.t.plan(n, rng);
+        if p.req.op == Op::Read && self.others_write(&p.req) {
+            let per = STRIPE / u64::from(self.t.medium.block);
+            let own = &self.t.medium.stripes;
+            let stripe = if own.is_empty() {
+                0
+            } else {
+                own[(p.req.block / per) as usize % own.len()]
+            };
+            let blocks = u64::from(p.req.blocks).min(per);
+            let within = (p.req.block % per).min(per - blocks);
+            p.req.block = stripe * per + within;
+            p.req.blocks = blocks as u32;
+            let data = p.req.blocks * self.t.medium.block;
+            p.writable = data + 1;
+            p.cuts = [p.readable, p.readable + p.writable - 1];
+        }
+        p
+    }
+
+    fn conflicts(&self, a: &Req, b: &Req) -> bool {
+        self.t.conflicts(a, b)
+    }
+
+    fn fill(&mut self, req: &Req, readable: &mut [u8]) {
+        self.t.fill(req, readable)
+    }
+
+    fn check(&mut self, req: &Req, written: &[u8], used_len: u32) -> Result<u64, String> {
+        self.t.check(req, written, used_len)
+    }
+
+    fn fill_in_place(
+        &mut self,
+        req: &Req,
+        mem: &crate::dma::DmaMemory,
+        at: &[(usize, u32)],
+    ) -> bool {
+        self.t.fill_in_place(req, mem, at)
+    }
+
+    fn check_in_place(
+        &mut self,
+        req: &Req,
+        mem: &crate::dma::DmaMemory,
+        at: &[(usize, u32)],
+        used_len: u32,
+    ) -> Option<u64> {
+        self.t.check_in_place(req, mem, at, used_len)
+    }
+}
+
+/// The largest disk whose every block the CPUs read between them.
+const READ_ALL_MAX: u64 = 64 << 20;
+
+/// One CPU's part: its share of the whole disk read (one stripe in n),
+/// random traffic, then its own stripes written whole. Returns the
+/// figures of the three.
+fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
+    if w.double {
+        w.queue.repeat_next_used();
+    }
+    let size = w.queue.size();
+    let all = core::mem::take(&mut w.all_stripes);
+    let mut read = QueueStats::default();
+    if w.medium.patterned && w.medium.size <= READ_ALL_MAX {
+        // Whole stripes (64 KiB requests): stripe s read by lane s mod n.
+        let per = (STRIPE / u64::from(w.medium.block)) as u32;
+        let mix = Mix::ReadAll { blocks: per };
+        let (k, lanes) = w.share;
+        let total = mix.requests(&w.medium).unwrap_or(0);
+        let opts = Options {
+            seed: w.seed,
+            stream: w.stream | 2 << 20,
+            depth: size,
+            requests: (total + lanes - 1 - k) / lanes,
+            limits: ShapeLimits::LEAN,
+            indirect: 0,
+            completion: Completion::Interrupts,
+            poison: Poison::Ends,
+            until_us: None,
+            now_us,
+        };
+        let mut own = Own {
+            t: Traffic::new(&mut w.medium, mix),
+            all: &all,
+            share: Some((k, lanes)),
+        };
+        read = stress::run(
+            &mut w.lane,
+            &mut w.queue,
+            &mut own,
+            &opts,
+            &mut || {},
+            &mut |_, _| {},
+        )
+        .map_err(|f| format!("read-all request {}: {}", f.request, f.what.as_str()))?;
+    }
+    let limits = ShapeLimits {
+        max_elements: 8.min(usize::from(size)).max(3),
+        max_len: None,
+        max_gap: 256,
+    };
+    let mut opts = Options {
+        seed: w.seed,
+        stream: w.stream,
+        depth: size,
+        requests: w.requests,
+        limits,
+        indirect: w.indirect,
+        completion: Completion::Interrupts,
+        poison: Poison::All,
+        until_us: None,
+        now_us,
+    };
+    let mix = Mix::Random {
+        max_blocks: w.per_req_max,
+        flush: w.flush,
+    };
+    let mut own = Own {
+        t: Traffic::new(&mut w.medium, mix),
+        all: &all,
+        share: None,
+    };
+    let random = stress::run(
+        &mut w.lane,
+        &mut w.queue,
+        &mut own,
+        &opts,
+        &mut || {},
+        &mut |_, _| {},
+    )
+    .map_err(|f| format!("random request {}: {}", f.request, f.what.as_str()));
+    w.counts = own.t.counts();
+    let random = random?;
+    let mut fill = QueueStats::default();
+    if w.medium.writable && !w.medium.stripes.is_empty() {
+        let mix = Mix::FillStripes {
+            blocks: w.per_req_max,
+        };
+        opts.requests = mix.requests(&w.medium).unwrap_or(0);
+        opts.stream |= 1 << 20;
+        opts.limits = ShapeLimits::LEAN;
+        opts.indirect = 0;
+        opts.poison = Poison::Ends;
+        let mut own = Own {
+            t: Traffic::new(&mut w.medium, mix),
+            all: &all,
+            share: None,
+        };
+        fill = stress::run(
+            &mut w.lane,
+            &mut w.queue,
+            &mut own,
+            &opts,
+            &mut || {},
+            &mut |_, _| {},
+        )
+        .map_err(|f| format!("fill request {}: {}", f.request, f.what.as_str()))?;
+        if w.medium.unwritten() != 0 {
+            return Err(format!(
+                "{} blocks of its stripes never written",
+                w.medium.unwritten()
+            ));
+        }
+    }
+    w.all_stripes = all;
+    Ok([read, random, fill])
+}
+
+/// Opens `d` with classic indicators and a split ring at the best
+/// revision it takes; None where it has a single request queue.
+fn open_multiqueue(d: &Disk) -> Result<Open, String> {
+    for revision in [2u8, 1] {
+        for event_idx in [true, false] {
+            let s = Setup {
+                revision,
+                packed: false,
+                event_idx,
+                in_order: false,
+                mode: IndicatorMode::Classic,
+            };
+            if let Some(o) = blk_suite::open(d.sid, s)? {
+                return Ok(o);
+            }
+        }
+    }
+    Err(String::from("no virtio 1 setup accepted"))
+}
+
+/// Concurrent virtio-blk: a queue per CPU of one multi-queue device.
+pub fn blk(m: &mut Machine) -> Outcome {
+    let cpus = all_cpus(m);
+    if cpus.len() < 2 {
+        return Outcome::skip("one CPU: nothing runs at once");
+    }
+    let list = blk_suite::disks(m);
+    if list.is_empty() {
+        return Outcome::skip("no virtio-blk-ccw device");
+    }
+    // The first device with a request queue for every CPU, else the one
+    // with the most.
+    let mut best: Option<(usize, Open)> = None;
+    let mut seen: Vec<String> = Vec::new();
+    for (i, d) in list.iter().enumerate() {
+        let o = match open_multiqueue(d) {
+            Ok(o) => o,
+            Err(e) => return Outcome::fail(&format!("{}: {}", d.id, e.as_str())),
+        };
+        seen.push(format!("{} has {}", d.id, o.queues.len()));
+        let more = best
+            .as_ref()
+            .is_none_or(|(_, b)| o.queues.len() > b.queues.len());
+        let enough = o.queues.len() >= cpus.len();
+        if more {
+            if let Some((_, mut old)) = best.take() {
+                let _ = old.t.reset();
+            }
+            best = Some((i, o));
+        } else {
+            let mut o = o;
+            let _ = o.t.reset();
+        }
+        if enough {
+            break;
+        }
+    }
+    let Some((i, mut o)) = best else {
+        return Outcome::skip("no virtio-blk-ccw device could be opened");
+    };
+    if o.queues.len() < 2 {
+        let _ = o.t.reset();
+        return Outcome::skip(&format!(
+            "no virtio-blk-ccw device with num-queues of 2 or more ({}): one queue cannot be owned by several CPUs",
+            seen.join(", ").as_str()
+        ));
+    }
+    let d = &list[i];
+    let r = blk_phase(m, d, &mut o, &cpus);
+    let _ = o.t.reset();
+    r
+}
+
+fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
+    let seed = m.cfg.seed;
+    let f = o.features;
+    let bs = o.config.block_size(f);
+    let order = Order::for_revision(o.t.revision());
+    let size = blk_suite::size_of(d, &o.config);
+    let first = match blk_suite::read_first(o, bs, order) {
+        Ok(b) => b,
+        Err(e) => return Outcome::fail(&format!("{}: {}", d.id, e.as_str())),
+    };
+    let patterned = disk::read_header(&first, seed, size) == HeaderSays::Scratch;
+    let writable = match blk_suite::may_write(d, &first, seed, size) {
+        Ok(w) => w && !has(f, blk::F_RO),
+        Err(e) => return Outcome::fail(&e),
+    };
+    let lanes = o.queues.len().min(cpus.len());
+    let all_stripes: Vec<u64> = if writable {
+        disk::writable_stripes(seed, size).collect()
+    } else {
+        Vec::new()
+    };
+    let per_req_max = (64 * 1024 / bs).max(1);
+    let double_on = m.cfg.inject.contains(&Inject::Double);
+    let mut queues: Vec<Queue> = core::mem::take(&mut o.queues);
+    // The device's memory list, kept here on CPU 0 while each queue keeps
+    // its own.
+    let mut device_lists = Vec::new();
+    let mut work: Vec<(usize, Owned<BlkWork>)> = Vec::new();
+    for (k, mut q) in queues.drain(..lanes).enumerate() {
+        let cpu = cpus[k];
+        device_lists.push(q.hold_apart());
+        let lane = Lane::new(d.sid, q.index, o.t.revision(), DeviceHeld::default());
+        let mut medium = Medium::new(seed, size, bs, order, patterned, writable);
+        medium.stripes = all_stripes
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(j, _)| j % lanes == k)
+            .map(|(_, s)| s)
+            .collect();
+        // Earlier checks (blk.stress) may have left B in any stripe.
+        medium.earlier_b = true;
+        medium.serial = None;
+        work.push((
+            cpu,
+            Owned(BlkWork {
+                queue: q,
+                lane,
+                medium,
+                all_stripes: all_stripes.clone(),
+                per_req_max,
+                flush: has(f, blk::F_FLUSH),
+                indirect: if has(f, F_INDIRECT_DESC) { 3 } else { 0 },
+                seed,
+                stream: (u64::from(d.sid) << 24) | 0xc0 << 16 | k as u64,
+                requests: REQUESTS * u64::from(m.cfg.stress),
+                // The last CPU's queue: not the checking CPU's.
+                double: double_on && k == lanes - 1,
+                share: (k as u64, lanes as u64),
+                result: None,
+                counts: (0, 0, 0),
+            }),
+        ));
+    }
+    let before: Vec<Counts> = cpus.iter().map(|&n| counts(n)).collect();
+    let t0 = now_us();
+    smp::share_io(true);
+    let joined = smp::run_each(
+        &mut work,
+        &|_, w: &mut Owned<BlkWork>| {
+            let r = drive_blk(&mut w.0);
+            w.0.result = Some(r);
+        },
+        PHASE_TIMEOUT_US,
+    );
+    smp::share_io(false);
+    let wall_us = now_us() - t0;
+    let after: Vec<Counts> = cpus.iter().map(|&n| counts(n)).collect();
+    // Every queue's memory back with the device's, for the reset.
+    for ((_, w), list) in work.iter_mut().zip(device_lists) {
+        w.0.queue.rejoin(list);
+    }
+    let mut failures: Vec<String> = Vec::new();
+    if let Err(stuck) = &joined {
+        for s in stuck {
+            let q = work
+                .iter()
+                .position(|(c, _)| *c == s.number)
+                .map_or(String::from("?"), |k| format!("{}", k));
+            failures.push(format!(
+                "{} could not take its queue {} of {}: {}",
+                cpu_name(s.number).as_str(),
+                q.as_str(),
+                d.id,
+                s.why.as_str()
+            ));
+        }
+    }
+    let mut total = QueueStats::default();
+    let mut completed = 0u64;
+    for (k, (cpu, w)) in work.iter_mut().enumerate() {
+        let w = &mut w.0;
+        let c = after[k].since(before[k]);
+        match w.result.take() {
+            None => {}
+            Some(Err(e)) => failures.push(format!(
+                "{} {} queue {}: {} (replay: seed={} only=smp.stress-blk)",
+                cpu_name(*cpu).as_str(),
+                d.id,
+                k,
+                e.as_str(),
+                Hex(seed)
+            )),
+            Some(Ok([read, mut random, fill])) => {
+                // The CPU's interrupts, whoever's queue they were for.
+                random.interrupts = u64::from(c.io);
+                let (r, wr, fl) = w.counts;
+                if read.completed > 0 {
+                    crate::out!("# smp {} q{} cpu{} read-all: {}\n", d.id, k, cpu, read);
+                }
+                crate::out!(
+                    "# smp {} q{} cpu{} random: {} ({} reads, {} writes, {} flushes)\n",
+                    d.id,
+                    k,
+                    cpu,
+                    random,
+                    r,
+                    wr,
+                    fl
+                );
+                if fill.completed > 0 {
+                    crate::out!("# smp {} q{} cpu{} fill: {}\n", d.id, k, cpu, fill);
+                }
+                let asked = w.requests;
+                if random.completed != asked || random.requests != asked {
+                    failures.push(format!(
+                        "{} {} queue {}: {} requests made available and {} completed, {} asked",
+                        cpu_name(*cpu).as_str(),
+                        d.id,
+                        k,
+                        random.requests,
+                        random.completed,
+                        asked
+                    ));
+                }
+                let mut both = random;
+                both.add(&fill);
+                both.add(&read);
+                completed += both.completed;
+                crate::out!(
+                    "# smp cpu {} (address {}): {} requests, {} bytes, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
+                    cpu,
+                    smp::address(*cpu).unwrap_or(0),
+                    both.completed,
+                    both.bytes,
+                    c.io,
+                    c.adapter,
+                    c.wakeups
+                );
+                total.add(&random);
+            }
+        }
+    }
+    // CPUs without a queue of their own (fewer queues than CPUs) took
+    // interrupts all the same.
+    for (k, &cpu) in cpus.iter().enumerate().skip(lanes) {
+        let c = after[k].since(before[k]);
+        crate::out!(
+            "# smp cpu {} (address {}): no queue, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
+            cpu,
+            smp::address(cpu).unwrap_or(0),
+            c.io,
+            c.adapter,
+            c.wakeups
+        );
+    }
+    // Every interrupt taken once.
+    let mut status = 0u64;
+    for (k, &cpu) in cpus.iter().enumerate() {
+        let c = after[k].since(before[k]);
+        status += u64::from(c.status);
+        if c.empty != 0 {
+            failures.push(format!(
+                "{} took {} subchannel interrupts whose TEST SUBCHANNEL found no status pending: taken twice (QEMU raises one per status)",
+                cpu_name(cpu).as_str(),
+                c.empty
+            ));
+        }
+        if c.io != c.status + c.empty + c.adapter {
+            failures.push(format!(
+                "{}: {} I/O interrupts taken, {} reached the handler",
+                cpu_name(cpu).as_str(),
+                c.io,
+                c.status + c.empty + c.adapter
+            ));
+        }
+    }
+    if status > completed {
+        failures.push(format!(
+            "{} subchannel interrupts for {} completions: more than one per used-buffer notification",
+            status, completed
+        ));
+    }
+    total.elapsed_us = wall_us;
+    crate::out!(
+        "# smp {} all {} CPUs: {}; {} subchannel interrupts\n",
+        d.id,
+        lanes,
+        total,
+        status
+    );
+    if failures.is_empty() && writable && lanes == work.len() {
+        crate::out!("{} {}\n", markers::DISK_WRITTEN, d.id);
+    }
+    match failures.first() {
+        None if lanes < cpus.len() => Outcome::PassNote(format!(
+            "{} has {} request queues for {} CPUs: CPUs {} to {} drove none",
+            d.id,
+            lanes,
+            cpus.len(),
+            cpus[lanes],
+            cpus[cpus.len() - 1]
+        )),
+        None => Outcome::Pass,
+        Some(first) => Outcome::mismatch(
+            &format!("{} failures; the first: {}", failures.len(), first.as_str()),
+            "every CPU's requests answered right, each completion and interrupt taken once",
+            failures.join("; ").as_str(),
+        ),
+    }
+}

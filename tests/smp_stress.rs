@@ -1,0 +1,195 @@
+//! Every CPU at once: a virtio-blk device with a request queue per CPU,
+//! each CPU stressing its own with verified reads and writes while the
+//! others do the same and any CPU takes the device's interrupts; and the
+//! failures that must show: a completion handed out twice, a flipped byte
+//! on the disk, a CPU that never came up.
+
+mod common;
+
+use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
+use qemu_runner::disks::Disk;
+use qemu_runner::Scenario;
+use std::os::unix::fs::FileExt;
+
+const BUS: &str = "fe.0.0001";
+const MIB: u64 = 1 << 20;
+
+/// -smp `cpus` under multi-threaded TCG, a scratch disk with `queues`
+/// request queues, the concurrent stress alone.
+fn stress(name: &str, cpus: u32, queues: u16) -> Scenario {
+    scenario(name)
+        .accel("tcg,thread=multi")
+        .smp(cpus)
+        .scratch_blk(BUS, Disk::new(8 * MIB).queues(queues))
+        .append("only=smp.stress-blk")
+}
+
+#[track_caller]
+fn every_cpu_drove_its_queue(cpus: u32) {
+    let o = boot(
+        &stress(&format!("smp-stress-{cpus}"), cpus, cpus as u16),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "smp.stress-blk");
+    let console = o.console();
+    for n in 0..cpus {
+        for line in [
+            format!("# smp cpu {n} (address {n}): "),
+            format!("# smp {BUS} q{n} cpu{n} random: "),
+            format!("# smp {BUS} q{n} cpu{n} read-all: "),
+        ] {
+            check(
+                &o,
+                console.lines().any(|l| l.starts_with(&line)),
+                &format!("a line {line:?}"),
+            );
+        }
+    }
+    check(
+        &o,
+        console.contains("# zvtest: disk written fe.0.0001"),
+        "every writable stripe written (the host verifies the image)",
+    );
+}
+
+#[test]
+fn two_cpus_each_own_a_queue() {
+    every_cpu_drove_its_queue(2);
+}
+
+#[test]
+fn four_cpus_each_own_a_queue() {
+    every_cpu_drove_its_queue(4);
+}
+
+#[test]
+fn one_cpu_or_one_queue_is_skipped_with_the_reason() {
+    let o = boot(
+        &scenario("smp-stress-1cpu")
+            .scratch_blk(BUS, Disk::new(8 * MIB).queues(2))
+            .append("only=smp.stress-blk"),
+        &elf(),
+    );
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .result("smp.stress-blk")
+            .is_some_and(|r| r.is_skip() && r.describe().contains("one CPU")),
+        "a SKIP naming one CPU",
+    );
+    let o = boot(&stress("smp-stress-1queue", 2, 1), &elf());
+    assert_pass(&o);
+    check(
+        &o,
+        o.tap
+            .result("smp.stress-blk")
+            .is_some_and(|r| r.is_skip() && r.describe().contains("num-queues")),
+        "a SKIP naming num-queues",
+    );
+}
+
+/// The accounting of CPU 1's queue handed its first used id twice.
+#[test]
+fn a_completion_taken_twice_fails_named() {
+    let o = boot(
+        &stress("smp-stress-double", 2, 2).append("inject=double"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "smp.stress-blk",
+        &[
+            "CPU 1 (address 1) fe.0.0001 queue 1",
+            "returned, but no request has it",
+            "seed=",
+        ],
+    );
+}
+
+/// The CPU with the highest address never comes up: the stress names it
+/// and its queue.
+#[test]
+fn a_cpu_that_cannot_take_its_queue_is_named() {
+    let o = boot(
+        &stress("smp-stress-refused", 4, 4).append("inject=cpu"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "smp.stress-blk",
+        &["CPU 3 (address 3) could not take its queue 3 of fe.0.0001"],
+    );
+}
+
+/// A byte flipped in a stripe nobody writes, before boot: the CPU whose
+/// share of the disk holds it fails, naming itself, its queue, the sector
+/// and the byte.
+#[test]
+fn a_flipped_byte_names_the_cpu_queue_and_sector() {
+    let dir = common::scenario_dir("smp-stress-flip");
+    let image = dir.join("disk.img");
+    let seed = 0x5eed_0042u64;
+    let size = 8 * MIB;
+    qemu_runner::disks::create(&image, seed, size).unwrap();
+    let stripe = (2..size / 65536)
+        .find(|&s| !zvtest_firmware::disk::writable_stripe(seed, size, s))
+        .unwrap();
+    let offset = stripe * 65536 + 4321;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&image)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_all_at(&[b[0] ^ 0x40], offset).unwrap();
+    let args: Vec<std::ffi::OsString> = [
+        "-M",
+        "s390-ccw-virtio",
+        "-accel",
+        "tcg,thread=multi",
+        "-smp",
+        "2",
+        "-nographic",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-m",
+        "128",
+        "-no-reboot",
+        "-kernel",
+    ]
+    .iter()
+    .map(Into::into)
+    .chain([
+        elf().into(),
+        "-drive".into(),
+        format!(
+            "file={},if=none,id=d0,format=raw,cache=writeback",
+            image.display()
+        )
+        .into(),
+        "-device".into(),
+        "virtio-blk-ccw,drive=d0,devno=fe.0.0001,num-queues=2".into(),
+        "-append".into(),
+        format!("only=smp.stress-blk seed={seed:#x} scratch=fe.0.0001").into(),
+    ])
+    .collect();
+    let out = common::run_qemu_by_hand(&args);
+    let console = String::from_utf8_lossy(&out.stdout);
+    let named = format!("sector {} byte {}", offset / 512, offset % 512);
+    for want in [
+        "not ok",
+        "smp.stress-blk",
+        named.as_str(),
+        "fe.0.0001 queue ",
+        "(address ",
+    ] {
+        assert!(
+            console.contains(want),
+            "the firmware must fail naming {want:?}:\n{console}"
+        );
+    }
+}
