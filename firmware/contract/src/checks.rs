@@ -50,6 +50,7 @@ pub const NAMES: &[&str] = &[
     "net.filter",
     "net.user",
     "smp.stress-blk",
+    "smp.stress-net",
     "serial.config",
     "serial.control",
     "serial.stress",

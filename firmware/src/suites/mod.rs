@@ -91,6 +91,9 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("smp.stress-blk", smp_stress::blk)
         .timeout(120_000)
         .stressed(),
+    Check::new("smp.stress-net", smp_stress::net)
+        .timeout(120_000)
+        .stressed(),
     Check::new("serial.config", serial::config),
     Check::new("serial.control", serial::control).timeout(20_000),
     Check::new("serial.stress", serial::stress)

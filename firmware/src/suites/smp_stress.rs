@@ -19,6 +19,7 @@
 //! CPU, the device, the queue, the oldest request in flight and the seed.
 
 use super::blk::{self as blk_suite, Disk, Open};
+use super::net as net_suite;
 use super::setups::Setup;
 use crate::arch::context::CLASS_IO;
 use crate::arch::smp as arch_smp;
@@ -30,8 +31,10 @@ use crate::dma::DeviceHeld;
 use crate::fmt::Hex;
 use crate::format;
 use crate::machine::Machine;
+use crate::net::{answer_of, echo_frame, echo_id, echo_len, first_difference, EchoKind, NetPeer};
 use crate::smp;
 use crate::virtio::devices::blk::{self, Order};
+use crate::virtio::devices::net::{self as dev, RxPool, TxPool};
 use crate::virtio::indicators::IndicatorMode;
 use crate::virtio::lane::Lane;
 use crate::virtio::queue::Queue;
@@ -394,10 +397,10 @@ pub fn blk(m: &mut Machine) -> Outcome {
     let Some((i, mut o)) = best else {
         return Outcome::skip("no virtio-blk-ccw device could be opened");
     };
-    if o.queues.len() < 2 {
+    if o.queues.is_empty() {
         let _ = o.t.reset();
         return Outcome::skip(&format!(
-            "no virtio-blk-ccw device with num-queues of 2 or more ({}): one queue cannot be owned by several CPUs",
+            "no virtio-blk-ccw device with a request queue ({})",
             seen.join(", ").as_str()
         ));
     }
@@ -583,7 +586,46 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
             c.wakeups
         );
     }
-    // Every interrupt taken once.
+    let status = interrupts_once(cpus, &before, &after, completed, &mut failures);
+    total.elapsed_us = wall_us;
+    crate::out!(
+        "# smp {} all {} CPUs: {} ({} subchannel interrupts)\n",
+        d.id,
+        lanes,
+        total,
+        status
+    );
+    if failures.is_empty() && writable && lanes == work.len() {
+        crate::out!("{} {}\n", markers::DISK_WRITTEN, d.id);
+    }
+    match failures.first() {
+        None if lanes < cpus.len() => Outcome::PassNote(format!(
+            "{} has {} request queues for {} CPUs: CPUs {} to {} drove none",
+            d.id,
+            lanes,
+            cpus.len(),
+            cpus[lanes],
+            cpus[cpus.len() - 1]
+        )),
+        None => Outcome::Pass,
+        Some(first) => Outcome::mismatch(
+            &format!("{} failures; the first: {}", failures.len(), first.as_str()),
+            "every CPU's requests answered right, each completion and interrupt taken once",
+            failures.join("; ").as_str(),
+        ),
+    }
+}
+
+/// Every interrupt taken once: each subchannel interrupt a CPU took
+/// found status, each reached the handler, and there were no more than
+/// completions. Returns the subchannel interrupts of the phase.
+fn interrupts_once(
+    cpus: &[usize],
+    before: &[Counts],
+    after: &[Counts],
+    completed: u64,
+    failures: &mut Vec<String>,
+) -> u64 {
     let mut status = 0u64;
     for (k, &cpu) in cpus.iter().enumerate() {
         let c = after[k].since(before[k]);
@@ -610,21 +652,309 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
             status, completed
         ));
     }
+    status
+}
+
+/// One CPU's net device: its first queue pair, a lane for each queue.
+struct NetWork {
+    bus: crate::inventory::BusId,
+    rx: RxPool,
+    tx: TxPool,
+    rx_lane: Lane,
+    tx_lane: Lane,
+    hdr: usize,
+    mac: [u8; 6],
+    max_frame: usize,
+    seed: u64,
+    frames: u32,
+    result: Option<Result<(QueueStats, QueueStats), String>>,
+}
+
+/// How long a peer may stay silent with frames unanswered.
+const NET_QUIET_US: u64 = 2_000_000;
+
+/// Frames per CPU, before `stress=`.
+const FRAMES: u32 = 128;
+
+/// Sends `frames` echo frames on the pair, keeps the receive queue
+/// full, takes back the transmit queue, and checks every answer byte for
+/// byte, each taken once. Waits for the CPU's own interrupts or a
+/// wake-up from the CPU that took one.
+fn drive_net(w: &mut NetWork) -> Result<(QueueStats, QueueStats), String> {
+    let me = smp::this_cpu();
+    let frames = w.frames;
+    let per_frame = (w.hdr + w.max_frame).div_ceil(w.rx.buf_len);
+    let window = (w.rx.buffers() / per_frame)
+        .min(64 * 1024 / w.max_frame)
+        .clamp(1, 32) as u32;
+    let mut answered = alloc::vec![false; frames as usize];
+    let (mut sent, mut answers) = (0u32, 0u32);
+    let (mut rx_s, mut tx_s) = (QueueStats::default(), QueueStats::default());
+    let (mut frame, mut expected, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    let header = crate::virtio::devices::net::tx_header();
+    let (rk, tk) = (w.rx.queue.kicks(), w.tx.queue.kicks());
+    w.rx.queue.enable_interrupts(true);
+    w.tx.queue.enable_interrupts(true);
+    let rxq = w.rx_lane.index();
+    let start = now_us();
+    while answers < frames || w.tx.in_flight() > 0 {
+        // Before the rings are looked at: an interrupt after this shows.
+        let seen = counts(me);
+        let mut progress = false;
+        while sent < frames && sent - answers < window && w.tx.has_room() {
+            echo_frame(w.seed, w.mac, 0, sent, w.max_frame, &mut frame);
+            let ok =
+                w.tx.send(&mut w.tx_lane, &header[..w.hdr], &frame)
+                    .map_err(|e| format!("transmit queue {}: {}", w.tx_lane.index(), e))?;
+            if !ok {
+                break;
+            }
+            sent += 1;
+            tx_s.requests += 1;
+            tx_s.bytes += frame.len() as u64;
+            tx_s.max_depth = tx_s.max_depth.max(w.tx.in_flight() as u16);
+            progress = true;
+        }
+        let n =
+            w.tx.reclaim()
+                .map_err(|e| format!("transmit queue {}: {}", w.tx_lane.index(), e))?;
+        tx_s.completed += u64::from(n);
+        progress |= n > 0;
+        let mut any = false;
+        while let Some(u) =
+            w.rx.try_used()
+                .map_err(|e| format!("receive queue {}: {}", rxq, e))?
+        {
+            any = true;
+            got.clear();
+            w.rx.read(u.buf, u.len, &mut got);
+            w.rx.release(u.buf);
+            if got.len() < w.hdr {
+                return Err(format!(
+                    "receive queue {}: {} bytes used, less than the {}-byte header",
+                    rxq, u.len, w.hdr
+                ));
+            }
+            let body = &got[w.hdr..];
+            rx_s.requests += 1;
+            rx_s.completed += 1;
+            rx_s.bytes += body.len() as u64;
+            let Some((EchoKind::Answer, 0, seq)) = echo_id(body).filter(|&(_, _, q)| q < sent)
+            else {
+                return Err(format!(
+                    "receive queue {}: a {}-byte frame that answers no frame sent",
+                    rxq,
+                    body.len()
+                ));
+            };
+            if answered[seq as usize] {
+                return Err(format!(
+                    "frame {}: answered twice (receive queue {})",
+                    seq, rxq
+                ));
+            }
+            echo_frame(w.seed, w.mac, 0, seq, w.max_frame, &mut frame);
+            answer_of(&frame, &mut expected);
+            if let Some(diff) = first_difference(&expected, body) {
+                return Err(format!(
+                    "frame {} ({} bytes, receive queue {}): answer {}",
+                    seq,
+                    expected.len(),
+                    rxq,
+                    diff
+                ));
+            }
+            answered[seq as usize] = true;
+            answers += 1;
+        }
+        if any {
+            progress = true;
+            w.rx.post(&mut w.rx_lane)
+                .map_err(|e| format!("posting receive buffers: {}", e))?;
+        }
+        if progress {
+            continue;
+        }
+        // Nothing to do until the device uses a buffer: an I/O interrupt
+        // here, or a wake-up from the CPU that took it.
+        let woke = crate::arch::timer::wait_until(NET_QUIET_US, true, || {
+            let c = counts(me);
+            c.io != seen.io || c.wakeups != seen.wakeups
+        });
+        if !woke && w.rx.queue.in_flight() > 0 {
+            let oldest = (0..sent).find(|&k| !answered[k as usize]);
+            return Err(match oldest {
+                Some(k) => format!(
+                    "frame {} ({} bytes) never answered, no interrupt or wake-up in {} ms ({} of {} sent answered)",
+                    k,
+                    echo_len(w.seed, 0, k, w.max_frame),
+                    NET_QUIET_US / 1000,
+                    answers,
+                    sent
+                ),
+                None => format!(
+                    "transmit queue {}: {} frames never completed, no interrupt or wake-up in {} ms",
+                    w.tx_lane.index(),
+                    w.tx.in_flight(),
+                    NET_QUIET_US / 1000
+                ),
+            });
+        }
+    }
+    let elapsed = now_us() - start;
+    rx_s.kicks = w.rx.queue.kicks() - rk;
+    tx_s.kicks = w.tx.queue.kicks() - tk;
+    rx_s.elapsed_us = elapsed;
+    tx_s.elapsed_us = elapsed;
+    Ok((rx_s, tx_s))
+}
+
+/// Concurrent virtio-net: each CPU owns the queue pair of a device of
+/// its own (an echo peer each), sending and checking at once.
+pub fn net(m: &mut Machine) -> Outcome {
+    let cpus = all_cpus(m);
+    if cpus.len() < 2 {
+        return Outcome::skip("one CPU: nothing runs at once");
+    }
+    let found = net_suite::served(m, NetPeer::Echo);
+    if found.len() < 2 {
+        return Outcome::skip(&format!(
+            "{} nets= device(s) with an echo peer (:echo): a CPU each needs two or more (one pair per device: a multi-queue tap's answers may come back on any pair)",
+            found.len()
+        ));
+    }
+    let seed = m.cfg.seed;
+    let lanes = found.len().min(cpus.len());
+    let mut ups = Vec::new();
+    let mut work: Vec<(usize, Owned<NetWork>)> = Vec::new();
+    let mut device_lists = Vec::new();
+    for (k, (d, n)) in found.iter().take(lanes).enumerate() {
+        let up = match net_suite::bring_up(
+            d,
+            net_suite::plain(2),
+            dev::FEATURES & !(1 << dev::F_MRG_RXBUF),
+            1,
+            (0, n.max_frame()),
+        ) {
+            Ok(Some(up)) => up,
+            Ok(None) => return Outcome::fail(&format!("{}: revision 2 not taken", d.bus)),
+            Err(e) => return Outcome::fail(&format!("{}: {}", d.bus, e.as_str())),
+        };
+        ups.push(up);
+        let up = ups.last_mut().unwrap_or_else(|| unreachable!());
+        let mut rx = up.rx.remove(0);
+        let mut tx = up.tx.remove(0);
+        device_lists.push((rx.queue.hold_apart(), tx.queue.hold_apart()));
+        let rev = up.t.revision();
+        work.push((
+            cpus[k],
+            Owned(NetWork {
+                bus: d.bus,
+                rx_lane: Lane::new(d.sid, rx.queue.index, rev, DeviceHeld::default()),
+                tx_lane: Lane::new(d.sid, tx.queue.index, rev, DeviceHeld::default()),
+                rx,
+                tx,
+                hdr: up.hdr,
+                mac: up.mac,
+                max_frame: n.max_frame(),
+                seed,
+                frames: FRAMES * m.cfg.stress,
+                result: None,
+            }),
+        ));
+    }
+    let before: Vec<Counts> = cpus.iter().map(|&n| counts(n)).collect();
+    let t0 = now_us();
+    smp::share_io(true);
+    let joined = smp::run_each(
+        &mut work,
+        &|_, w: &mut Owned<NetWork>| {
+            let r = drive_net(&mut w.0);
+            w.0.result = Some(r);
+        },
+        PHASE_TIMEOUT_US,
+    );
+    smp::share_io(false);
+    let wall_us = now_us() - t0;
+    let after: Vec<Counts> = cpus.iter().map(|&n| counts(n)).collect();
+    for ((_, w), (r, t)) in work.iter_mut().zip(device_lists) {
+        w.0.rx.queue.rejoin(r);
+        w.0.tx.queue.rejoin(t);
+    }
+    let mut failures: Vec<String> = Vec::new();
+    if let Err(stuck) = &joined {
+        for s in stuck {
+            let bus = work
+                .iter()
+                .find(|(c, _)| *c == s.number)
+                .map_or(String::from("?"), |(_, w)| format!("{}", w.0.bus));
+            failures.push(format!(
+                "{} could not take the queue pair of {}: {}",
+                cpu_name(s.number).as_str(),
+                bus.as_str(),
+                s.why.as_str()
+            ));
+        }
+    }
+    let mut total = QueueStats::default();
+    let mut completed = 0u64;
+    for (k, (cpu, w)) in work.iter_mut().enumerate() {
+        let w = &mut w.0;
+        let c = after[k].since(before[k]);
+        match w.result.take() {
+            None => {}
+            Some(Err(e)) => failures.push(format!(
+                "{} {} pair 0: {} (replay: seed={} only=smp.stress-net)",
+                cpu_name(*cpu).as_str(),
+                w.bus,
+                e.as_str(),
+                Hex(seed)
+            )),
+            Some(Ok((mut rx, tx))) => {
+                rx.interrupts = u64::from(c.io);
+                crate::out!("# smp {} rx0 cpu{}: {}\n", w.bus, cpu, rx);
+                crate::out!("# smp {} tx0 cpu{}: {}\n", w.bus, cpu, tx);
+                if tx.completed != u64::from(w.frames) || rx.completed != u64::from(w.frames) {
+                    failures.push(format!(
+                        "{} {}: {} frames asked, {} sent and taken back, {} answers",
+                        cpu_name(*cpu).as_str(),
+                        w.bus,
+                        w.frames,
+                        tx.completed,
+                        rx.completed
+                    ));
+                }
+                completed += rx.completed + tx.completed;
+                crate::out!(
+                    "# smp cpu {} (address {}): {} requests, {} bytes, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
+                    cpu,
+                    smp::address(*cpu).unwrap_or(0),
+                    rx.completed + tx.completed,
+                    rx.bytes + tx.bytes,
+                    c.io,
+                    c.adapter,
+                    c.wakeups
+                );
+                total.add(&rx);
+                total.add(&tx);
+            }
+        }
+    }
+    let status = interrupts_once(&cpus, &before, &after, completed, &mut failures);
     total.elapsed_us = wall_us;
     crate::out!(
-        "# smp {} all {} CPUs: {}; {} subchannel interrupts\n",
-        d.id,
+        "# smp net all {} CPUs: {} ({} subchannel interrupts)\n",
         lanes,
         total,
         status
     );
-    if failures.is_empty() && writable && lanes == work.len() {
-        crate::out!("{} {}\n", markers::DISK_WRITTEN, d.id);
+    drop(work);
+    for mut up in ups {
+        let _ = up.t.reset();
     }
     match failures.first() {
         None if lanes < cpus.len() => Outcome::PassNote(format!(
-            "{} has {} request queues for {} CPUs: CPUs {} to {} drove none",
-            d.id,
+            "{} echo devices for {} CPUs: CPUs {} to {} drove none",
             lanes,
             cpus.len(),
             cpus[lanes],
@@ -633,7 +963,7 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
         None => Outcome::Pass,
         Some(first) => Outcome::mismatch(
             &format!("{} failures; the first: {}", failures.len(), first.as_str()),
-            "every CPU's requests answered right, each completion and interrupt taken once",
+            "every frame of every CPU answered byte for byte, taken once",
             failures.join("; ").as_str(),
         ),
     }
