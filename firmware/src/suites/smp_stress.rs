@@ -569,7 +569,7 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
                     c.adapter,
                     c.wakeups
                 );
-                total.add(&random);
+                total.add(&both);
             }
         }
     }
