@@ -129,8 +129,9 @@ fn on_io_interrupt(i: &IoInterrupt) -> bool {
     let sid = i.subchannel;
     let mine = taken(crate::arch::smp::cpu_number());
     // With every CPU driving queues, the one that took this may not be
-    // the one waiting for it.
-    if crate::smp::io_shared() {
+    // the one waiting for it; nor where another CPU than the checking one
+    // took it after sharing ended, before its wait was made afresh.
+    if crate::smp::io_shared() || crate::arch::smp::cpu_number() != 0 {
         crate::smp::wake_busy();
     }
     if i.word & IO_WORD_ADAPTER != 0 {

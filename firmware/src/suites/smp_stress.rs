@@ -220,7 +220,7 @@ impl stress::Workload for Own<'_> {
 }
 
 /// The largest disk whose every block the CPUs read between them.
-const READ_ALL_MAX: u64 = 64 << 20;
+const READ_ALL_MAX: u64 = 16 << 20;
 
 /// One CPU's part: its share of the whole disk read (one stripe in n),
 /// random traffic, then its own stripes written whole. Returns the
