@@ -30,6 +30,8 @@ const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
     ("mem.config", "no virtio-mem-ccw device"),
     ("mem.plug", "no virtio-mem-ccw device"),
     ("mem.resize", "no mem=...:resize"),
+    // One echo device: a CPU each needs one of its own (tests/smp_stress.rs).
+    ("smp.stress-net", "a CPU each needs two or more"),
 ];
 
 #[test]

@@ -35,7 +35,7 @@ use crate::net::{answer_of, echo_frame, echo_id, echo_len, first_difference, Ech
 use crate::smp;
 use crate::virtio::devices::blk::{self, Order};
 use crate::virtio::devices::net::{self as dev, RxPool, TxPool};
-use crate::virtio::indicators::IndicatorMode;
+use crate::virtio::indicators::{IndicatorMode, SummaryClear};
 use crate::virtio::lane::Lane;
 use crate::virtio::queue::Queue;
 use crate::virtio::stress::{
@@ -111,9 +111,12 @@ impl Counts {
 }
 
 /// What one CPU drives: its queue, its lane, what it knows of the disk.
-struct BlkWork {
+struct BlkWork<'i> {
     queue: Queue,
     lane: Lane,
+    /// The adapter summary to clear before each wait (adapter indicators).
+    summary: Option<SummaryClear<'i>>,
+    read_all: bool,
     medium: Medium,
     /// Every writable stripe of the disk and this CPU's own.
     all_stripes: Vec<u64>,
@@ -219,20 +222,28 @@ impl stress::Workload for Own<'_> {
     }
 }
 
+fn clear(summary: &Option<SummaryClear<'_>>) {
+    if let Some(s) = summary {
+        s.clear();
+    }
+}
+
 /// The largest disk whose every block the CPUs read between them.
 const READ_ALL_MAX: u64 = 16 << 20;
 
 /// One CPU's part: its share of the whole disk read (one stripe in n),
 /// random traffic, then its own stripes written whole. Returns the
 /// figures of the three.
-fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
+fn drive_blk(w: &mut BlkWork<'_>) -> Result<[QueueStats; 3], String> {
     if w.double {
         w.queue.repeat_next_used();
     }
     let size = w.queue.size();
     let all = core::mem::take(&mut w.all_stripes);
+    let summary = w.summary.take();
+    let summary = &summary;
     let mut read = QueueStats::default();
-    if w.medium.patterned && w.medium.size <= READ_ALL_MAX {
+    if w.read_all && w.medium.patterned && w.medium.size <= READ_ALL_MAX {
         // Whole stripes (64 KiB requests): stripe s read by lane s mod n.
         let per = (STRIPE / u64::from(w.medium.block)) as u32;
         let mix = Mix::ReadAll { blocks: per };
@@ -260,7 +271,7 @@ fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
             &mut w.queue,
             &mut own,
             &opts,
-            &mut || {},
+            &mut || clear(summary),
             &mut |_, _| {},
         )
         .map_err(|f| format!("read-all request {}: {}", f.request, f.what.as_str()))?;
@@ -296,7 +307,7 @@ fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
         &mut w.queue,
         &mut own,
         &opts,
-        &mut || {},
+        &mut || clear(summary),
         &mut |_, _| {},
     )
     .map_err(|f| format!("random request {}: {}", f.request, f.what.as_str()));
@@ -322,7 +333,7 @@ fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
             &mut w.queue,
             &mut own,
             &opts,
-            &mut || {},
+            &mut || clear(summary),
             &mut |_, _| {},
         )
         .map_err(|f| format!("fill request {}: {}", f.request, f.what.as_str()))?;
@@ -339,7 +350,7 @@ fn drive_blk(w: &mut BlkWork) -> Result<[QueueStats; 3], String> {
 
 /// Opens `d` with classic indicators and a split ring at the best
 /// revision it takes; None where it has a single request queue.
-fn open_multiqueue(d: &Disk) -> Result<Open, String> {
+fn open_multiqueue(d: &Disk, mode: IndicatorMode) -> Result<Open, String> {
     for revision in [2u8, 1] {
         for event_idx in [true, false] {
             let s = Setup {
@@ -347,7 +358,7 @@ fn open_multiqueue(d: &Disk) -> Result<Open, String> {
                 packed: false,
                 event_idx,
                 in_order: false,
-                mode: IndicatorMode::Classic,
+                mode,
             };
             if let Some(o) = blk_suite::open(d.sid, s)? {
                 return Ok(o);
@@ -372,7 +383,7 @@ pub fn blk(m: &mut Machine) -> Outcome {
     let mut best: Option<(usize, Open)> = None;
     let mut seen: Vec<String> = Vec::new();
     for (i, d) in list.iter().enumerate() {
-        let o = match open_multiqueue(d) {
+        let o = match open_multiqueue(d, IndicatorMode::Classic) {
             Ok(o) => o,
             Err(e) => return Outcome::fail(&format!("{}: {}", d.id, e.as_str())),
         };
@@ -404,10 +415,21 @@ pub fn blk(m: &mut Machine) -> Outcome {
             seen.join(", ").as_str()
         ));
     }
+    // Classic indicators (subchannel interrupts), then adapter ones.
     let d = &list[i];
-    let r = blk_phase(m, d, &mut o, &cpus);
+    let classic = blk_phase(m, d, &mut o, &cpus);
     let _ = o.t.reset();
-    r
+    drop(o);
+    if !classic.is_pass() {
+        return classic;
+    }
+    let mut o = match open_multiqueue(d, IndicatorMode::Adapter) {
+        Ok(o) => o,
+        Err(e) => return Outcome::fail(&format!("{} adapter: {}", d.id, e.as_str())),
+    };
+    let adapter = blk_phase(m, d, &mut o, &cpus);
+    let _ = o.t.reset();
+    adapter
 }
 
 fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
@@ -433,6 +455,9 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     };
     let per_req_max = (64 * 1024 / bs).max(1);
     let double_on = m.cfg.inject.contains(&Inject::Double);
+    let adapter = o.ind.mode() == IndicatorMode::Adapter;
+    // Phase labels: the adapter round's carry its mode.
+    let tag = if adapter { " adapter" } else { "" };
     let mut queues: Vec<Queue> = core::mem::take(&mut o.queues);
     // The device's memory list, kept here on CPU 0 while each queue keeps
     // its own.
@@ -458,6 +483,9 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
             Owned(BlkWork {
                 queue: q,
                 lane,
+                summary: o.ind.summary_clear(),
+                // The whole disk in the first (classic) round only.
+                read_all: !adapter,
                 medium,
                 all_stripes: all_stripes.clone(),
                 per_req_max,
@@ -528,20 +556,28 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
                 random.interrupts = u64::from(c.io);
                 let (r, wr, fl) = w.counts;
                 if read.completed > 0 {
-                    crate::out!("# smp {} q{} cpu{} read-all: {}\n", d.id, k, cpu, read);
+                    crate::out!(
+                        "# smp {} q{} cpu{} read-all{}: {}\n",
+                        d.id,
+                        k,
+                        cpu,
+                        tag,
+                        read
+                    );
                 }
                 crate::out!(
-                    "# smp {} q{} cpu{} random: {} ({} reads, {} writes, {} flushes)\n",
+                    "# smp {} q{} cpu{} random{}: {} ({} reads, {} writes, {} flushes)\n",
                     d.id,
                     k,
                     cpu,
+                    tag,
                     random,
                     r,
                     wr,
                     fl
                 );
                 if fill.completed > 0 {
-                    crate::out!("# smp {} q{} cpu{} fill: {}\n", d.id, k, cpu, fill);
+                    crate::out!("# smp {} q{} cpu{} fill{}: {}\n", d.id, k, cpu, tag, fill);
                 }
                 let asked = w.requests;
                 if random.completed != asked || random.requests != asked {
@@ -560,9 +596,10 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
                 both.add(&read);
                 completed += both.completed;
                 crate::out!(
-                    "# smp cpu {} (address {}): {} requests, {} bytes, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
+                    "# smp cpu {} (address {}){}: {} requests, {} bytes, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
                     cpu,
                     smp::address(*cpu).unwrap_or(0),
+                    tag,
                     both.completed,
                     both.bytes,
                     c.io,
@@ -578,9 +615,10 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     for (k, &cpu) in cpus.iter().enumerate().skip(lanes) {
         let c = after[k].since(before[k]);
         crate::out!(
-            "# smp cpu {} (address {}): no queue, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
+            "# smp cpu {} (address {}){}: no queue, {} I/O interrupts, {} adapter interrupts, {} wake-ups\n",
             cpu,
             smp::address(cpu).unwrap_or(0),
+            tag,
             c.io,
             c.adapter,
             c.wakeups
@@ -589,9 +627,10 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     let status = interrupts_once(cpus, &before, &after, completed, &mut failures);
     total.elapsed_us = wall_us;
     crate::out!(
-        "# smp {} all {} CPUs: {} ({} subchannel interrupts)\n",
+        "# smp {} all {} CPUs{}: {} ({} subchannel interrupts)\n",
         d.id,
         lanes,
+        tag,
         total,
         status
     );
@@ -626,10 +665,11 @@ fn interrupts_once(
     completed: u64,
     failures: &mut Vec<String>,
 ) -> u64 {
-    let mut status = 0u64;
+    let (mut status, mut adapter) = (0u64, 0u64);
     for (k, &cpu) in cpus.iter().enumerate() {
         let c = after[k].since(before[k]);
         status += u64::from(c.status);
+        adapter += u64::from(c.adapter);
         if c.empty != 0 {
             failures.push(format!(
                 "{} took {} subchannel interrupts whose TEST SUBCHANNEL found no status pending: taken twice (QEMU raises one per status)",
@@ -645,6 +685,15 @@ fn interrupts_once(
                 c.status + c.empty + c.adapter
             ));
         }
+    }
+    // An adapter interrupt only when the summary went 0 -> 1, so at
+    // most one per used-buffer notification (virtio-ccw.c
+    // `virtio_ccw_notify`).
+    if adapter > completed {
+        failures.push(format!(
+            "{} adapter interrupts for {} completions: more than one per used-buffer notification",
+            adapter, completed
+        ));
     }
     if status > completed {
         failures.push(format!(
