@@ -64,6 +64,12 @@ fn four_cpus_each_own_a_queue() {
     every_cpu_drove_its_queue(4);
 }
 
+/// Eight vCPUs on our two host cores: slow, but every one drives.
+#[test]
+fn eight_cpus_each_own_a_queue() {
+    every_cpu_drove_its_queue(8);
+}
+
 #[test]
 fn one_cpu_is_skipped_and_one_queue_noted() {
     let o = boot(
