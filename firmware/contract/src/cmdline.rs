@@ -1198,6 +1198,15 @@ mod tests {
     }
 
     #[test]
+    fn a_double_completion_is_injected_on_request() {
+        let c = parse(b"inject=double,cpu").unwrap();
+        assert_eq!(c.inject, [Inject::Double, Inject::Cpu]);
+        assert_eq!(Inject::Double.name(), "double");
+        assert!(write(&c).contains("inject=double,cpu"));
+        assert!(parse(b"inject=doubles").is_err());
+    }
+
+    #[test]
     fn early_injections_are_found_without_parsing() {
         assert!(early_inject(
             b"seed=1 inject=fail,sclp\0garbage",
