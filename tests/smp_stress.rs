@@ -22,8 +22,12 @@ fn stress(name: &str, cpus: u32, queues: u16) -> Scenario {
         .accel("tcg,thread=multi")
         .smp(cpus)
         .scratch_blk(BUS, Disk::new(8 * MIB).queues(queues))
+        .ccw_device("virtio-rng-ccw", RNG, "rng")
         .append("only=smp.stress-blk")
 }
+
+/// The entropy device driven alongside, by the last CPU.
+const RNG: &str = "fe.0.0004";
 
 #[track_caller]
 fn every_cpu_drove_its_queue(cpus: u32) {
@@ -47,6 +51,12 @@ fn every_cpu_drove_its_queue(cpus: u32) {
             );
         }
     }
+    let entropy = format!("# smp {RNG} q0 cpu{} entropy: ", cpus - 1);
+    check(
+        &o,
+        console.lines().any(|l| l.starts_with(&entropy)),
+        &format!("a line {entropy:?}"),
+    );
     check(
         &o,
         console.contains("# zvtest: disk written fe.0.0001"),

@@ -20,6 +20,7 @@
 
 use super::blk::{self as blk_suite, Disk, Open};
 use super::net as net_suite;
+use super::rng as rng_suite;
 use super::setups::Setup;
 use crate::arch::context::CLASS_IO;
 use crate::arch::smp as arch_smp;
@@ -35,6 +36,7 @@ use crate::net::{answer_of, echo_frame, echo_id, echo_len, first_difference, Ech
 use crate::smp;
 use crate::virtio::devices::blk::{self, Order};
 use crate::virtio::devices::net::{self as dev, RxPool, TxPool};
+use crate::virtio::devices::rng::{self, Rng as RngDevice};
 use crate::virtio::indicators::{IndicatorMode, SummaryClear};
 use crate::virtio::lane::Lane;
 use crate::virtio::queue::Queue;
@@ -43,6 +45,7 @@ use crate::virtio::stress::{
 };
 use crate::virtio::transport::{has, Transport, F_INDIRECT_DESC};
 use crate::workloads::blk::{Medium, Mix, Op, Req, Traffic};
+use crate::workloads::rng::Entropy;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
@@ -117,6 +120,9 @@ struct BlkWork<'i> {
     /// The adapter summary to clear before each wait (adapter indicators).
     summary: Option<SummaryClear<'i>>,
     read_all: bool,
+    /// The entropy device's queue, driven first by this CPU (alongside
+    /// the others' disk traffic).
+    rng: Option<RngWork>,
     medium: Medium,
     /// Every writable stripe of the disk and this CPU's own.
     all_stripes: Vec<u64>,
@@ -132,6 +138,42 @@ struct BlkWork<'i> {
     share: (u64, u64),
     result: Option<Result<[QueueStats; 3], String>>,
     counts: (u64, u64, u64),
+}
+
+/// The entropy device's request queue and its lane.
+struct RngWork {
+    dev: RngDevice,
+    lane: Lane,
+    bus: crate::inventory::BusId,
+    indirect: bool,
+    seed: u64,
+    requests: u64,
+    result: Option<Result<QueueStats, String>>,
+}
+
+/// Entropy requests, each answer held to its canary.
+fn drive_rng(r: &mut RngWork, summary: &Option<SummaryClear<'_>>) {
+    let q = r.dev.queue_mut();
+    let opts = Options::varied(
+        r.seed,
+        0xe0 << 16,
+        q.size(),
+        r.requests,
+        r.indirect,
+        Completion::Interrupts,
+        now_us,
+    );
+    r.result = Some(
+        stress::run(
+            &mut r.lane,
+            q,
+            &mut Entropy,
+            &opts,
+            &mut || clear(summary),
+            &mut |_, _| {},
+        )
+        .map_err(|f| format!("request {}: {}", f.request, f.what.as_str())),
+    );
 }
 
 /// A CPU's work, moved to that CPU and back.
@@ -242,6 +284,9 @@ fn drive_blk(w: &mut BlkWork<'_>) -> Result<[QueueStats; 3], String> {
     let all = core::mem::take(&mut w.all_stripes);
     let summary = w.summary.take();
     let summary = &summary;
+    if let Some(r) = &mut w.rng {
+        drive_rng(r, summary);
+    }
     let mut read = QueueStats::default();
     if w.read_all && w.medium.patterned && w.medium.size <= READ_ALL_MAX {
         // Whole stripes (64 KiB requests): stripe s read by lane s mod n.
@@ -458,6 +503,48 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     let adapter = o.ind.mode() == IndicatorMode::Adapter;
     // Phase labels: the adapter round's carry its mode.
     let tag = if adapter { " adapter" } else { "" };
+    // The entropy device, opened here (no channel program during the
+    // phase), in the first round.
+    let mut rng_open = None;
+    let mut rng_work = None;
+    if let Some(r) = m
+        .inventory
+        .virtio_devices(rng::DEVICE_ID)
+        .next()
+        .filter(|_| !adapter)
+    {
+        let s = Setup {
+            revision: 2,
+            packed: false,
+            event_idx: true,
+            in_order: false,
+            mode: IndicatorMode::Classic,
+        };
+        match rng_suite::open(r.subchannel.sid, s) {
+            Ok(Some(ro)) => {
+                let rng_suite::Open {
+                    t,
+                    ind,
+                    mut dev,
+                    features,
+                } = ro;
+                let list = dev.queue_mut().hold_apart();
+                let index = dev.queue().index;
+                rng_work = Some(RngWork {
+                    lane: Lane::new(r.subchannel.sid, index, t.revision(), DeviceHeld::default()),
+                    dev,
+                    bus: r.bus_id(),
+                    indirect: has(features, F_INDIRECT_DESC),
+                    seed,
+                    requests: 64 * u64::from(m.cfg.stress),
+                    result: None,
+                });
+                rng_open = Some((t, ind, list));
+            }
+            Ok(None) => {}
+            Err(e) => return Outcome::fail(&format!("{} (rng): {}", r.bus_id(), e.as_str())),
+        }
+    }
     let mut queues: Vec<Queue> = core::mem::take(&mut o.queues);
     // The device's memory list, kept here on CPU 0 while each queue keeps
     // its own.
@@ -486,6 +573,12 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
                 summary: o.ind.summary_clear(),
                 // The whole disk in the first (classic) round only.
                 read_all: !adapter,
+                // The entropy device alongside, on the last CPU.
+                rng: if k == lanes - 1 {
+                    rng_work.take()
+                } else {
+                    None
+                },
                 medium,
                 all_stripes: all_stripes.clone(),
                 per_req_max,
@@ -521,6 +614,28 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
         w.0.queue.rejoin(list);
     }
     let mut failures: Vec<String> = Vec::new();
+    let rng_cpu = work.last().map_or(0, |(c, _)| *c);
+    let rng_back = work
+        .iter_mut()
+        .find_map(|(_, w)| w.0.rng.take())
+        .or(rng_work);
+    if let (Some(mut r), Some((mut t, ind, list))) = (rng_back, rng_open) {
+        r.dev.queue_mut().rejoin(list);
+        match r.result.take() {
+            Some(Ok(s)) => crate::out!("# smp {} q0 cpu{} entropy: {}\n", r.bus, rng_cpu, s),
+            Some(Err(e)) => failures.push(format!(
+                "{} {} (rng) queue 0: {} (replay: seed={} only=smp.stress-blk)",
+                cpu_name(rng_cpu).as_str(),
+                r.bus,
+                e.as_str(),
+                Hex(seed)
+            )),
+            None => {}
+        }
+        drop(r);
+        let _ = t.reset();
+        drop(ind);
+    }
     if let Err(stuck) = &joined {
         for s in stuck {
             let q = work
