@@ -127,6 +127,22 @@ fn a_completion_taken_twice_fails_named() {
     );
 }
 
+/// CPU 1 takes the disk's status behind the handler's back before each
+/// of its waits: an interrupt QEMU raised with that status finds none
+/// (TSCH cc 1), which is what an interrupt taken twice looks like.
+#[test]
+fn an_interrupt_without_status_fails_as_taken_twice() {
+    let o = boot(
+        &stress("smp-stress-steal", 2, 2).append("inject=steal"),
+        &elf(),
+    );
+    fails_with(
+        &o,
+        "smp.stress-blk",
+        &["found no status pending: taken twice"],
+    );
+}
+
 /// The CPU with the highest address never comes up: the stress names it
 /// and its queue.
 #[test]

@@ -39,10 +39,14 @@ pub enum Inject {
     /// The concurrent stress hands one CPU's queue accounting the same
     /// used id twice: `smp.stress-blk` must fail naming it.
     Double,
+    /// One CPU of the concurrent stress takes the disk's subchannel status
+    /// behind the interrupt handler's back: an interrupt then finds none,
+    /// and `smp.stress-blk` must fail calling it taken twice.
+    Steal,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 11] = [
+    pub const ALL: [(&'static str, Inject); 12] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
@@ -54,6 +58,7 @@ impl Inject {
         ("sclp", Inject::Sclp),
         ("cpu", Inject::Cpu),
         ("double", Inject::Double),
+        ("steal", Inject::Steal),
     ];
 
     pub fn name(self) -> &'static str {
@@ -1204,6 +1209,7 @@ mod tests {
         assert_eq!(Inject::Double.name(), "double");
         assert!(write(&c).contains("inject=double,cpu"));
         assert!(parse(b"inject=doubles").is_err());
+        assert_eq!(parse(b"inject=steal").unwrap().inject, [Inject::Steal]);
     }
 
     #[test]

@@ -168,6 +168,14 @@ fn collect_pending(sid: u32) {
     }
 }
 
+/// For `inject=steal`: takes `sid`'s pending status with TEST
+/// SUBCHANNEL outside its interrupt, uncounted; the interrupt QEMU queued
+/// with that status then finds none. Whether there was status.
+pub fn steal_status(sid: u32) -> bool {
+    let mut irb = Block::<IRB_SIZE>::zeroed();
+    io::test_subchannel(sid, &mut irb) == 0
+}
+
 /// Interrupts that arrived for subchannels nobody was waiting on.
 pub fn unsolicited_interrupts() -> u32 {
     completion(|c| c.unsolicited)

@@ -134,6 +134,8 @@ struct BlkWork<'i> {
     requests: u64,
     /// Hand the engine the first used id twice (`inject=double`).
     double: bool,
+    /// Take the subchannel's status before each wait (`inject=steal`).
+    steal: Option<u32>,
     /// (k, n): lane k of n.
     share: (u64, u64),
     result: Option<Result<[QueueStats; 3], String>>,
@@ -347,12 +349,18 @@ fn drive_blk(w: &mut BlkWork<'_>) -> Result<[QueueStats; 3], String> {
         all: &all,
         share: None,
     };
+    let steal = w.steal;
     let random = stress::run(
         &mut w.lane,
         &mut w.queue,
         &mut own,
         &opts,
-        &mut || clear(summary),
+        &mut || {
+            clear(summary);
+            if let Some(sid) = steal {
+                channel::steal_status(sid);
+            }
+        },
         &mut |_, _| {},
     )
     .map_err(|f| format!("random request {}: {}", f.request, f.what.as_str()));
@@ -500,6 +508,7 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     };
     let per_req_max = (64 * 1024 / bs).max(1);
     let double_on = m.cfg.inject.contains(&Inject::Double);
+    let steal_on = m.cfg.inject.contains(&Inject::Steal);
     let adapter = o.ind.mode() == IndicatorMode::Adapter;
     // Phase labels: the adapter round's carry its mode.
     let tag = if adapter { " adapter" } else { "" };
@@ -589,6 +598,7 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
                 requests: REQUESTS * u64::from(m.cfg.stress),
                 // The last CPU's queue: not the checking CPU's.
                 double: double_on && k == lanes - 1,
+                steal: (steal_on && !adapter && k == lanes - 1).then_some(d.sid),
                 share: (k as u64, lanes as u64),
                 result: None,
                 counts: (0, 0, 0),
