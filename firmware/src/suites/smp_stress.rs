@@ -182,10 +182,10 @@ fn drive_rng(r: &mut RngWork, summary: &Option<SummaryClear<'_>>) {
 struct Owned<T>(T);
 
 // SAFETY: each item of `run_each` goes to one CPU, which alone touches it
-// until the join; its `Rc`s (queue memory, the queue's own memory list)
-// were made for it on CPU 0 and are neither cloned nor dropped by anyone
-// else meanwhile (the device's list stays on CPU 0, apart: see
-// `Queue::hold_apart`).
+// until the join; its `Rc`s (queue and pool memory, the queue's own memory
+// list) were made for it on CPU 0 and are neither cloned nor dropped by
+// anyone else meanwhile (the device's list stays on CPU 0, apart: see
+// `Queue::hold_apart`); a `SummaryClear` only makes atomic byte stores.
 unsafe impl<T> Send for Owned<T> {}
 
 /// The disk's traffic as one CPU makes it: writes into its own stripes
@@ -625,6 +625,8 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     }
     let mut failures: Vec<String> = Vec::new();
     let rng_cpu = work.last().map_or(0, |(c, _)| *c);
+    // The entropy device's completions count with the disk's below.
+    let mut rng_completed = 0u64;
     let rng_back = work
         .iter_mut()
         .find_map(|(_, w)| w.0.rng.take())
@@ -632,7 +634,10 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
     if let (Some(mut r), Some((mut t, ind, list))) = (rng_back, rng_open) {
         r.dev.queue_mut().rejoin(list);
         match r.result.take() {
-            Some(Ok(s)) => crate::out!("# smp {} q0 cpu{} entropy: {}\n", r.bus, rng_cpu, s),
+            Some(Ok(s)) => {
+                rng_completed = s.completed;
+                crate::out!("# smp {} q0 cpu{} entropy: {}\n", r.bus, rng_cpu, s)
+            }
             Some(Err(e)) => failures.push(format!(
                 "{} {} (rng) queue 0: {} (replay: seed={} only=smp.stress-blk)",
                 cpu_name(rng_cpu).as_str(),
@@ -662,7 +667,7 @@ fn blk_phase(m: &Machine, d: &Disk, o: &mut Open, cpus: &[usize]) -> Outcome {
         }
     }
     let mut total = QueueStats::default();
-    let mut completed = 0u64;
+    let mut completed = rng_completed;
     for (k, (cpu, w)) in work.iter_mut().enumerate() {
         let w = &mut w.0;
         let c = after[k].since(before[k]);
