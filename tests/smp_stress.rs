@@ -248,6 +248,32 @@ fn nets(name: &str, second: Misbehaviour) -> Scenario {
         .append("only=smp.stress-net")
 }
 
+/// Four CPUs, four net devices with an echo peer each.
+#[test]
+fn four_cpus_each_own_a_net_device() {
+    let mut s = scenario("smp-stress-net-4")
+        .accel("tcg,thread=multi")
+        .smp(4);
+    for k in 0..4u8 {
+        s = s.net_echo(
+            &format!("fe.0.002{k}"),
+            [0x52, 0x54, 0x00, 0x7a, 0x76, 0x30 + k],
+            Echo::dgram(),
+        );
+    }
+    let o = boot(&s.append("only=smp.stress-net"), &elf());
+    assert_pass(&o);
+    check_ran(&o, "smp.stress-net");
+    for k in 0..4 {
+        let line = format!("# smp fe.0.002{k} rx0 cpu{k}: ");
+        check(
+            &o,
+            o.console().lines().any(|l| l.starts_with(&line)),
+            &format!("a line {line:?}"),
+        );
+    }
+}
+
 #[test]
 fn two_cpus_each_own_a_net_device() {
     let o = boot(&nets("smp-stress-net", Misbehaviour::None), &elf());
