@@ -242,6 +242,18 @@ impl DeviceHeld {
         }
     }
 
+    /// Moves everything `other` keeps into this list (still kept: only
+    /// [`DeviceHeld::release`] lets go).
+    pub fn absorb(&self, other: &DeviceHeld) {
+        if Rc::ptr_eq(&self.0, &other.0) {
+            return;
+        }
+        let moved: Vec<Rc<DmaMemory>> = other.0.borrow_mut().0.drain(..).collect();
+        for mem in moved {
+            self.keep(&mem);
+        }
+    }
+
     /// Whether any memory is kept.
     pub fn is_empty(&self) -> bool {
         self.0.borrow().0.is_empty()
@@ -337,5 +349,24 @@ mod tests {
         kept.keep(&mem);
         drop(kept);
         assert_eq!(Rc::strong_count(&mem), 2);
+    }
+
+    #[test]
+    fn absorbed_memory_stays_kept_once() {
+        let device = DeviceHeld::default();
+        let own = DeviceHeld::default();
+        let (a, b) = (Rc::new(DmaMemory::new(1)), Rc::new(DmaMemory::new(1)));
+        device.keep(&a);
+        own.keep(&a);
+        own.keep(&b);
+        device.absorb(&own);
+        assert!(own.is_empty());
+        assert_eq!(Rc::strong_count(&a), 2, "a kept once");
+        assert_eq!(Rc::strong_count(&b), 2, "b moved, kept");
+        device.absorb(&device.clone());
+        assert_eq!(Rc::strong_count(&b), 2, "absorbing itself changes nothing");
+        // SAFETY: no device was ever given this memory.
+        unsafe { device.release() };
+        assert_eq!(Rc::strong_count(&a), 1);
     }
 }

@@ -516,6 +516,20 @@ pub fn run_each<T: Send, F: Fn(usize, &mut T) + Sync>(
 /// I/O interrupt any CPU takes then wakes the others ([`wake_busy`]).
 pub fn share_io(on: bool) {
     SHARED_IO.store(on, Ordering::SeqCst);
+    if on {
+        return;
+    }
+    // An idle CPU that went into its wait while I/O was shared still
+    // takes I/O interrupts there (seen: the completion of the next channel
+    // program, leaving the waiter asleep until its timeout): wake it, so
+    // that it waits afresh without.
+    for n in 1..MAX_CPUS {
+        match (state(n), address(n)) {
+            (State::Idle, Some(a)) => signal(a),
+            (State::Absent, _) => break,
+            _ => {}
+        }
+    }
 }
 
 /// Whether CPUs share I/O interrupts now.

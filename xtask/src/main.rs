@@ -11,6 +11,7 @@ mod modgraph;
 mod qemu;
 mod queuebench;
 mod setup;
+mod smpbench;
 
 use clap::Parser;
 use cli::{Cli, Command, QemuChoice};
@@ -625,19 +626,59 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
         eprintln!("xtask: {}", o.summary_line());
         stress.push(bench::StressRun::from_outcome(level, &o));
     }
+    let smp = run_smp_series(paths, runs, &logs, &mut failures)?;
     println!("{}", m.table().trim_end());
     println!();
     println!("{}", queuebench::table(&queues).trim_end());
     println!();
     println!("{}", bench::stress_table(&stress).trim_end());
+    println!();
+    println!("{}", smpbench::table(&smp).trim_end());
     let report = serde_json::json!({
         "scenario": "default",
         "runs": runs,
         "boot": m.boot_json(),
         "queues": queues,
         "peers": peers,
+        "smp_stress_blk": smp,
     });
     finish_bench("bench", &logs.join("default.json"), &report, &failures)
+}
+
+/// `smp.stress-blk` at each of [`smpbench::CPU_COUNTS`], `runs` boots
+/// each: a request queue per CPU (the one-CPU series: one queue on two
+/// CPUs). A failing boot fails the bench.
+fn run_smp_series(
+    paths: &Paths,
+    runs: u32,
+    logs: &Path,
+    failures: &mut Vec<String>,
+) -> Result<Vec<smpbench::Series>> {
+    let mut all = Vec::new();
+    for cpus in smpbench::CPU_COUNTS {
+        let s = Scenario::new(format!("smp-blk-{cpus}"))
+            .accel("tcg,thread=multi")
+            .smp(cpus.max(2))
+            .scratch_blk(
+                "fe.0.0001",
+                qemu_runner::disks::Disk::new(16 << 20).queues(cpus as u16),
+            )
+            .append("only=smp.stress-blk stress=4")
+            .timeout(STRESS_BOOT_TIMEOUT);
+        let mut samples = Vec::new();
+        for i in 1..=runs {
+            let opts = RunOptions::default().log(logs.join(format!("smp-blk-{cpus}-{i}.log")));
+            let o = boot_once(&s, paths, &opts)?;
+            eprintln!("xtask: smp-blk-{cpus} {i}/{runs}: {}", o.summary_line());
+            if !o.passed() {
+                failures.push(o.failure_report());
+            }
+            samples.push(smpbench::sample(&o.tap.diagnostics));
+        }
+        all.push(smpbench::series(cpus, &samples));
+    }
+    smpbench::relate(&mut all);
+    Ok(all)
 }
 
 /// QEMU `release` in target/qemu-X.Y, fetched if it is not there yet.

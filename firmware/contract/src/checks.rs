@@ -69,6 +69,8 @@ pub const NAMES: &[&str] = &[
     "net.echo",
     "net.filter",
     "net.user",
+    "smp.stress-blk",
+    "smp.stress-net",
     "serial.config",
     "serial.control",
     "serial.stress",

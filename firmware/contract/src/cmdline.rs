@@ -38,10 +38,17 @@ pub enum Inject {
     Cpu,
     /// `smp.heap` runs with the heap's lock left out: it must fail.
     Heap,
+    /// The concurrent stress hands one CPU's queue accounting the same
+    /// used id twice: `smp.stress-blk` must fail naming it.
+    Double,
+    /// One CPU of the concurrent stress takes the disk's subchannel status
+    /// behind the interrupt handler's back: an interrupt then finds none,
+    /// and `smp.stress-blk` must fail calling it taken twice.
+    Steal,
 }
 
 impl Inject {
-    pub const ALL: [(&'static str, Inject); 11] = [
+    pub const ALL: [(&'static str, Inject); 13] = [
         ("fail", Inject::Fail),
         ("hang", Inject::Hang),
         ("pgm", Inject::Pgm),
@@ -53,6 +60,8 @@ impl Inject {
         ("sclp", Inject::Sclp),
         ("cpu", Inject::Cpu),
         ("heap", Inject::Heap),
+        ("double", Inject::Double),
+        ("steal", Inject::Steal),
     ];
 
     pub fn name(self) -> &'static str {
@@ -609,7 +618,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "inject",
-        "fail, hang, pgm, forever, oom, ext, io, mcck, sclp, cpu or heap",
+        "fail, hang, pgm, forever, oom, ext, io, mcck, sclp, cpu, heap, double or steal",
         |c, v| {
             for word in list(v)? {
                 let (_, inj) = Inject::ALL.iter().find(|(n, _)| *n == word)?;
@@ -1240,6 +1249,16 @@ mod tests {
             crate::format!("{}", e),
             "bad value '1\\x1b[2J' for seed: expected a number"
         );
+    }
+
+    #[test]
+    fn a_double_completion_is_injected_on_request() {
+        let c = parse(b"inject=double,cpu").unwrap();
+        assert_eq!(c.inject, [Inject::Double, Inject::Cpu]);
+        assert_eq!(Inject::Double.name(), "double");
+        assert!(write(&c).contains("inject=double,cpu"));
+        assert!(parse(b"inject=doubles").is_err());
+        assert_eq!(parse(b"inject=steal").unwrap().inject, [Inject::Steal]);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::arch::global::Global;
 use crate::arch::handlers::{self, Registration};
 use crate::arch::io::{self, Block};
 use crate::arch::lock::CpuLock;
+use crate::arch::smp::MAX_CPUS;
 use crate::arch::{timer, Page};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -100,15 +101,42 @@ const IO_WORD_ADAPTER: u32 = 0x8000_0000;
 /// Adapter interrupts seen, for any ISC.
 pub static ADAPTER_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
+/// The I/O interrupts one CPU's handler took, by what they brought.
+pub struct IoTaken {
+    /// Adapter interrupts.
+    pub adapter: AtomicU32,
+    /// Subchannel interrupts whose TEST SUBCHANNEL found status.
+    pub status: AtomicU32,
+    /// Subchannel interrupts whose TEST SUBCHANNEL found none pending
+    /// (cc 1): status another took already.
+    pub empty: AtomicU32,
+}
+
+static TAKEN: [IoTaken; MAX_CPUS] = [const {
+    IoTaken {
+        adapter: AtomicU32::new(0),
+        status: AtomicU32::new(0),
+        empty: AtomicU32::new(0),
+    }
+}; MAX_CPUS];
+
+/// What CPU `n`'s I/O interrupt handler took so far.
+pub fn taken(n: usize) -> &'static IoTaken {
+    &TAKEN[n.min(MAX_CPUS - 1)]
+}
+
 fn on_io_interrupt(i: &IoInterrupt) -> bool {
     let sid = i.subchannel;
+    let mine = taken(crate::arch::smp::cpu_number());
     // With every CPU driving queues, the one that took this may not be
-    // the one waiting for it.
-    if crate::smp::io_shared() {
+    // the one waiting for it; nor where another CPU than the checking one
+    // took it after sharing ended, before its wait was made afresh.
+    if crate::smp::io_shared() || crate::arch::smp::cpu_number() != 0 {
         crate::smp::wake_busy();
     }
     if i.word & IO_WORD_ADAPTER != 0 {
         ADAPTER_INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+        mine.adapter.fetch_add(1, Ordering::SeqCst);
         return true;
     }
     // Every subchannel we drive carries its own id as its parameter
@@ -117,7 +145,10 @@ fn on_io_interrupt(i: &IoInterrupt) -> bool {
         return false;
     }
     let mut irb = Block::<IRB_SIZE>::zeroed();
-    if io::test_subchannel(sid, &mut irb) == 0 {
+    if io::test_subchannel(sid, &mut irb) != 0 {
+        mine.empty.fetch_add(1, Ordering::SeqCst);
+    } else {
+        mine.status.fetch_add(1, Ordering::SeqCst);
         completion(|c| {
             if sid == c.waiting {
                 c.irb = Some(Irb::parse(&irb.0));
@@ -135,6 +166,14 @@ fn collect_pending(sid: u32) {
     if io::test_subchannel(sid, &mut irb) == 0 {
         completion(|c| c.unsolicited += 1);
     }
+}
+
+/// For `inject=steal`: takes `sid`'s pending status with TEST
+/// SUBCHANNEL outside its interrupt, uncounted; the interrupt QEMU queued
+/// with that status then finds none. Whether there was status.
+pub fn steal_status(sid: u32) -> bool {
+    let mut irb = Block::<IRB_SIZE>::zeroed();
+    io::test_subchannel(sid, &mut irb) == 0
 }
 
 /// Interrupts that arrived for subchannels nobody was waiting on.

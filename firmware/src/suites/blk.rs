@@ -32,14 +32,14 @@ use alloc::vec::Vec;
 use zvtest_contract::checks::markers;
 
 /// A virtio-blk device and what the command line says of it.
-struct Disk {
-    sid: u32,
-    id: DiskId,
-    configured: Option<DiskConfig>,
-    scratch: bool,
+pub(super) struct Disk {
+    pub(super) sid: u32,
+    pub(super) id: DiskId,
+    pub(super) configured: Option<DiskConfig>,
+    pub(super) scratch: bool,
 }
 
-fn disks(m: &Machine) -> Vec<Disk> {
+pub(super) fn disks(m: &Machine) -> Vec<Disk> {
     m.inventory
         .virtio_devices(blk::DEVICE_ID)
         .map(|d: &Device| {
@@ -58,17 +58,17 @@ fn disks(m: &Machine) -> Vec<Disk> {
 }
 
 /// A device brought to DRIVER_OK with all its request queues.
-struct Open {
-    t: CcwTransport,
-    ind: Indicators,
-    queues: Vec<Queue>,
-    features: u64,
-    config: BlkConfig,
+pub(super) struct Open {
+    pub(super) t: CcwTransport,
+    pub(super) ind: Indicators,
+    pub(super) queues: Vec<Queue>,
+    pub(super) features: u64,
+    pub(super) config: BlkConfig,
 }
 
 /// Opens the device as `s` says; None when it does not take that setup
 /// (revision refused, feature not offered).
-fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
+pub(super) fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
     let fail = |what: &str, e: &dyn crate::fmt::ToText| format!("{}: {}", what, e.text().as_str());
     let mut t = CcwTransport::open(sid, s.revision).map_err(|e| fail("open", &e))?;
     if t.revision() != s.revision {
@@ -193,7 +193,7 @@ fn one(o: &mut Open, q: usize, readable: &[u8], writable: usize) -> Result<(Vec<
 }
 
 /// The size the host configured, or what the device says.
-fn size_of(d: &Disk, c: &BlkConfig) -> u64 {
+pub(super) fn size_of(d: &Disk, c: &BlkConfig) -> u64 {
     d.configured
         .as_ref()
         .map_or(c.capacity * SECTOR, |k| k.size)
@@ -327,7 +327,7 @@ fn verdict(failures: Vec<String>, expected: &str) -> Outcome {
 }
 
 /// What the first sectors say; None if the read failed (said in `failures`).
-fn read_first(o: &mut Open, bs: u32, order: Order) -> Result<Vec<u8>, String> {
+pub(super) fn read_first(o: &mut Open, bs: u32, order: Order) -> Result<Vec<u8>, String> {
     let (out, _) = one(o, 0, &header(order, blk::T_IN, 0), bs as usize + 1)?;
     let status = out[bs as usize];
     if status != blk::S_OK {
@@ -337,7 +337,7 @@ fn read_first(o: &mut Open, bs: u32, order: Order) -> Result<Vec<u8>, String> {
 }
 
 /// Whether we may write `d`: named scratch, holding this seed's image.
-fn may_write(d: &Disk, first: &[u8], seed: u64, size: u64) -> Result<bool, String> {
+pub(super) fn may_write(d: &Disk, first: &[u8], seed: u64, size: u64) -> Result<bool, String> {
     if !d.scratch {
         return Ok(false);
     }

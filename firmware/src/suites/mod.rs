@@ -27,6 +27,7 @@ mod serial;
 mod setups;
 mod sigp;
 mod smp;
+mod smp_stress;
 mod timer;
 mod virtio;
 
@@ -112,6 +113,12 @@ const CHECKS: &[Check<Machine>] = &[
         .stressed(),
     Check::new("net.filter", net::filter).timeout(20_000),
     Check::new("net.user", net::user).timeout(20_000),
+    Check::new("smp.stress-blk", smp_stress::blk)
+        .timeout(120_000)
+        .stressed(),
+    Check::new("smp.stress-net", smp_stress::net)
+        .timeout(120_000)
+        .stressed(),
     Check::new("serial.config", serial::config),
     Check::new("serial.control", serial::control).timeout(20_000),
     Check::new("serial.stress", serial::stress)

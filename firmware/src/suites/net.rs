@@ -30,10 +30,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// A net device found, and what `nets=` says of it.
-struct NetDev {
-    sid: u32,
-    bus: BusId,
-    cfg: Option<NetConfig>,
+pub(super) struct NetDev {
+    pub(super) sid: u32,
+    pub(super) bus: BusId,
+    pub(super) cfg: Option<NetConfig>,
 }
 
 fn devices(m: &Machine) -> Vec<NetDev> {
@@ -48,7 +48,7 @@ fn devices(m: &Machine) -> Vec<NetDev> {
 }
 
 /// The devices `nets=` gives a peer of this kind, with what it says.
-fn served(m: &Machine, peer: NetPeer) -> Vec<(NetDev, NetConfig)> {
+pub(super) fn served(m: &Machine, peer: NetPeer) -> Vec<(NetDev, NetConfig)> {
     devices(m)
         .into_iter()
         .filter_map(|d| {
@@ -78,7 +78,7 @@ fn base_features(s: &Drive) -> u64 {
 
 /// The setup the checks other than `net.echo` drive: split ring,
 /// EVENT_IDX, classic indicators.
-fn plain(revision: u8) -> Drive {
+pub(super) fn plain(revision: u8) -> Drive {
     Drive {
         revision,
         packed: false,
@@ -215,16 +215,16 @@ pub fn config(m: &mut Machine) -> Outcome {
 
 /// A device brought to DRIVER_OK with its receive and transmit queues (a
 /// pool each) for `pairs` pairs, and the control queue where negotiated.
-struct Up {
-    t: CcwTransport,
-    features: u64,
+pub(super) struct Up {
+    pub(super) t: CcwTransport,
+    pub(super) features: u64,
     order: Order,
-    hdr: usize,
-    rx: Vec<RxPool>,
-    tx: Vec<TxPool>,
+    pub(super) hdr: usize,
+    pub(super) rx: Vec<RxPool>,
+    pub(super) tx: Vec<TxPool>,
     ctrl: Option<Control>,
     ind: Indicators,
-    mac: [u8; 6],
+    pub(super) mac: [u8; 6],
     max_pairs: u16,
 }
 
@@ -232,7 +232,7 @@ struct Up {
 /// the device does not take the revision, or does not offer the packed
 /// ring or EVENT_IDX that `s` asks for. Receive buffers: `buf_len` bytes
 /// each (0: room for a whole frame).
-fn bring_up(
+pub(super) fn bring_up(
     d: &NetDev,
     s: Drive,
     wanted: u64,

@@ -38,17 +38,17 @@ fn now_us() -> u64 {
 }
 
 /// A device at DRIVER_OK with its request queue.
-struct Open {
-    t: CcwTransport,
-    ind: Indicators,
-    dev: Rng,
-    features: u64,
+pub(super) struct Open {
+    pub(super) t: CcwTransport,
+    pub(super) ind: Indicators,
+    pub(super) dev: Rng,
+    pub(super) features: u64,
 }
 
 /// Opens the device as `s` says; None where it does not take that setup
 /// (revision refused, a feature not offered). An error drops the
 /// transport, which resets the device before its memory can go.
-fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
+pub(super) fn open(sid: u32, s: Setup) -> Result<Option<Open>, String> {
     let fail = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
     let mut t = CcwTransport::open(sid, s.revision).map_err(|e| fail("open", &e))?;
     if t.revision() != s.revision {

@@ -89,6 +89,16 @@ impl Indicators {
         (0..8).fold(0, |v, i| v << 8 | u64::from(self.mem.load(at + i)))
     }
 
+    /// The adapter summary byte, for CPUs that each clear it before they
+    /// wait on queues of their own (the concurrent stress); None with
+    /// classic indicators.
+    pub fn summary_clear(&self) -> Option<SummaryClear<'_>> {
+        (self.mode == IndicatorMode::Adapter).then(|| SummaryClear {
+            at: (self.mem.addr() as usize + SUMMARY) as *mut u8,
+            _of: core::marker::PhantomData,
+        })
+    }
+
     /// Whether the host flagged a configuration change.
     pub fn config_flagged(&self) -> bool {
         self.word(CONFIG) & 1 != 0
@@ -105,6 +115,25 @@ impl Indicators {
                     && self.mem.load(byte) & (0x80 >> (q % 8)) != 0
             }
         }
+    }
+}
+
+/// The summary byte of adapter indicators, cleared by whichever CPU is
+/// about to wait: the host raises an adapter interrupt only when it goes
+/// from 0 to 1.
+pub struct SummaryClear<'a> {
+    at: *mut u8,
+    _of: core::marker::PhantomData<&'a Indicators>,
+}
+
+impl SummaryClear<'_> {
+    pub fn clear(&self) {
+        // SAFETY: `at` is the summary byte of indicator memory the
+        // borrowed `Indicators` keeps alive (and the transport keeps for
+        // the device until a reset). While a SummaryClear lives nothing of
+        // ours touches that byte but these single-byte atomic stores, from
+        // any CPU; the host sets it with its own atomic update.
+        unsafe { core::sync::atomic::AtomicU8::from_ptr(self.at) }.store(0, Ordering::SeqCst);
     }
 }
 

@@ -16,6 +16,8 @@ pub mod ccw;
 pub mod devices;
 #[cfg(target_arch = "s390x")]
 pub mod indicators;
+#[cfg(target_arch = "s390x")]
+pub mod lane;
 pub mod legacy;
 pub mod queue;
 pub mod stress;

@@ -150,6 +150,11 @@ pub struct Queue {
     tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
     /// Available-buffer notifications sent.
     kicks: u64,
+    /// A used entry handed out once more on the next look (the proof that
+    /// the accounting refuses a completion taken twice).
+    repeat: Option<Used>,
+    /// Whether the next used entry is to be handed out twice.
+    repeat_armed: bool,
     /// Times the avail index (split) wrapped past 65535, or the ring
     /// (packed) wrapped to its start.
     wraps: u64,
@@ -256,6 +261,8 @@ pub fn setup_queue<T: Transport + ?Sized>(
         _mem: mem,
         tables: Vec::new(),
         kicks: 0,
+        repeat: None,
+        repeat_armed: false,
         wraps: 0,
     })
 }
@@ -364,6 +371,35 @@ impl Queue {
         self.wraps
     }
 
+    /// Gives the queue a memory list of its own for the buffers it makes
+    /// available from now on, and returns the device's: a queue driven by
+    /// another CPU then touches nothing it shares with the transport or
+    /// the device's other queues. [`Queue::rejoin`] moves what it kept back.
+    pub fn hold_apart(&mut self) -> DeviceHeld {
+        core::mem::take(&mut self.held)
+    }
+
+    /// Moves what the queue kept since [`Queue::hold_apart`] into
+    /// `device`'s list (the device's own) and uses that list again.
+    pub fn rejoin(&mut self, device: DeviceHeld) {
+        device.absorb(&self.held);
+        self.held = device;
+    }
+
+    /// Hands the next used entry out twice (fault injection: the caller's
+    /// accounting must refuse the second).
+    pub fn repeat_next_used(&mut self) {
+        self.repeat_armed = true;
+    }
+
+    /// Notes `u` for handing out again if that was asked for.
+    fn note_repeat(&mut self, u: Used) {
+        if self.repeat_armed {
+            self.repeat_armed = false;
+            self.repeat = Some(u);
+        }
+    }
+
     /// Asks the device for used-buffer notifications, or not (advice: see
     /// `Virtqueue::enable_interrupts`).
     pub fn enable_interrupts(&mut self, on: bool) {
@@ -372,6 +408,9 @@ impl Queue {
 
     /// The next used buffer if there is one, without waiting.
     pub fn try_used(&mut self) -> Result<Option<Used>, DriveError> {
+        if let Some(u) = self.repeat.take() {
+            return Ok(Some(u));
+        }
         let used = self.ring.pop_used().inspect_err(|e| {
             // That entry was consumed all the same: its table is free.
             if let QueueError::UsedLenTooLong { id, .. } = *e {
@@ -381,6 +420,7 @@ impl Queue {
         let used = used?;
         if let Some(u) = used {
             self.release_table(u.token);
+            self.note_repeat(u);
         }
         Ok(used)
     }
@@ -430,6 +470,9 @@ impl Queue {
         t: &mut T,
         poll: bool,
     ) -> Result<Used, DriveError> {
+        if let Some(u) = self.repeat.take() {
+            return Ok(u);
+        }
         let mut got = None;
         let mut err = None;
         let ring = &mut self.ring;
@@ -462,6 +505,7 @@ impl Queue {
         })?;
         // Its table, if it had one, may serve the next chain.
         self.release_table(used.token);
+        self.note_repeat(used);
         Ok(used)
     }
 }
