@@ -140,6 +140,8 @@ pub struct Cpus {
     pub others: Vec<CpuRecord>,
     /// Configured CPUs past MAX_CPUS, not started.
     pub left_out: Vec<u16>,
+    /// CPUs plugged since start-up (`smp.hotplug`), in `configured` now.
+    pub plugged: usize,
     _wake: Registration,
 }
 
@@ -197,6 +199,7 @@ pub fn bring_up(refuse: Option<u16>) -> Cpus {
         boot_address,
         others: Vec::new(),
         left_out: Vec::new(),
+        plugged: 0,
         _wake: wake,
     };
     let Ok(mut addresses) = configured else {

@@ -1529,8 +1529,10 @@ fn no_cpu_(m: &Machine) -> Result<(), Outcome> {
         }
     }
     if let Some(n) = m.cfg.expect_cpus {
-        if answering.len() != usize::from(n) {
-            let first_extra = answering.get(usize::from(n)).copied();
+        // The CPUs smp.hotplug saw plugged come on top of expect-cpus=.
+        let n = usize::from(n) + m.smp.plugged;
+        if answering.len() != n {
+            let first_extra = answering.get(n).copied();
             let mut list = String::new();
             for a in &answering {
                 list.push_str(&crate::format!("{} ", a));

@@ -327,6 +327,11 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
         );
     }
     added.sort_unstable();
+    // Later checks (sigp.no-cpu) hold the CPUs to the list as it is now.
+    if let Ok(list) = &mut m.smp.configured {
+        list.extend(added.iter().copied());
+    }
+    m.smp.plugged += added.len();
     let mut failed = Vec::new();
     for a in added {
         let rec = smp::start_added(&mut m.smp, a);
