@@ -233,16 +233,7 @@ fn all_idle(m: &Machine) -> Result<Vec<(usize, u16)>, Outcome> {
 /// one resumed instead gets the subclass back from [`reopen`].
 fn lend_last(m: &Machine) -> Result<Lent, Outcome> {
     let all = all_idle(m)?;
-    // A CPU started at start-up where there is one: a CPU plugged later
-    // (smp.hotplug) parked by RESTART was seen to take 5 s to report its
-    // wait (SENSE RUNNING) under QEMU 7.2, cause not yet known.
-    let from_start = m.smp.others.len() - m.smp.plugged;
-    let &(n, a) = all
-        .iter()
-        .rev()
-        .find(|&&(n, _)| n <= from_start)
-        .or(all.last())
-        .expect("need_another");
+    let &(n, a) = all.last().expect("need_another");
     subclass(&[(n, a)], arch::CR0_SERVICE_SIGNAL, false, "service-signal")?;
     let l = smp::lend(n).ok_or_else(|| {
         Outcome::mismatch(
@@ -645,13 +636,12 @@ pub fn emergency_signal(m: &mut Machine) -> Outcome {
 fn emergency_senders(m: &Machine) -> Result<(), Outcome> {
     let all = all_idle(m)?;
     let me = sigp::cpu_address();
-    let _owner = crate::arch::handlers::on_external(arch_smp::EXT_EMERGENCY_SIGNAL, on_emergency);
-    let l = lend_last(m)?;
-    // Another sender: any idle CPU but the one lent.
-    let helper = all.iter().copied().find(|&(n, _)| n != l.number());
+    let helper = all.first().copied().filter(|_| all.len() >= 2);
     if helper.is_none() {
         out!("# sigp: emergency signals from two senders need three CPUs; one sender tried\n");
     }
+    let _owner = crate::arch::handlers::on_external(arch_smp::EXT_EMERGENCY_SIGNAL, on_emergency);
+    let l = lend_last(m)?;
     let (n, a) = (l.number(), l.address());
     let c = arch_smp::counters(n);
     let before = c.emergency_signals.load(Ordering::SeqCst);
