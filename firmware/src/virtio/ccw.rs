@@ -344,19 +344,7 @@ unsafe impl Transport for CcwTransport {
         if self.cookies.len() <= slot {
             self.cookies.resize(slot + 1, 0);
         }
-        let word = match data {
-            Some(d) => (u64::from(d) << 16) | u64::from(index),
-            None => u64::from(index),
-        };
-        let r = self.notify_raw(word, self.cookies[slot]);
-        if r < 0 {
-            return Err(TransportError::Hypercall {
-                what: "virtio-ccw notify",
-                result: r,
-            });
-        }
-        self.cookies[slot] = r as u64;
-        Ok(())
+        notify_queue(self.sid, index, data, &mut self.cookies[slot])
     }
 
     /// Devices signal with I/O interrupts (subchannel or adapter).
@@ -365,19 +353,52 @@ unsafe impl Transport for CcwTransport {
     }
 
     fn poll(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
-        let end = timer::deadline_after_us(timeout_us);
-        // The clock only now and then: under TCG each STORE CLOCK is a
-        // call into QEMU that costs more than a look at the ring.
-        let mut spins = 0u32;
-        loop {
-            if done() {
-                return true;
-            }
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) && crate::arch::tod() >= end {
-                return done();
-            }
-            core::hint::spin_loop();
+        poll_until(timeout_us, done)
+    }
+}
+
+/// The virtio-ccw notification of queue `index` of subchannel `sid`
+/// (with `data` where VIRTIO_F_NOTIFICATION_DATA was negotiated), passing
+/// the queue's `cookie` and keeping the one the host returns.
+pub(crate) fn notify_queue(
+    sid: u32,
+    index: u16,
+    data: Option<u32>,
+    cookie: &mut u64,
+) -> Result<(), TransportError> {
+    let word = match data {
+        Some(d) => (u64::from(d) << 16) | u64::from(index),
+        None => u64::from(index),
+    };
+    let r = diag500(
+        HYPERCALL_CCW_NOTIFY,
+        [u64::from(sid), word, *cookie, 0, 0, 0],
+    ) as i64;
+    if r < 0 {
+        return Err(TransportError::Hypercall {
+            what: "virtio-ccw notify",
+            result: r,
+        });
+    }
+    *cookie = r as u64;
+    Ok(())
+}
+
+/// Polls `done` until it holds or `timeout_us` passes, interrupts as
+/// they were; returns whether it held.
+pub(crate) fn poll_until(timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
+    let end = timer::deadline_after_us(timeout_us);
+    // The clock only now and then: under TCG each STORE CLOCK is a call
+    // into QEMU that costs more than a look at the ring.
+    let mut spins = 0u32;
+    loop {
+        if done() {
+            return true;
         }
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(256) && crate::arch::tod() >= end {
+            return done();
+        }
+        core::hint::spin_loop();
     }
 }

@@ -8,9 +8,8 @@
 //! the buffers its queue makes available are kept by the queue's own
 //! memory list ([`Queue::hold_apart`](super::queue::Queue::hold_apart)).
 
-use super::ccw::HYPERCALL_CCW_NOTIFY;
+use super::ccw::{notify_queue, poll_until};
 use super::transport::{QueueRings, Status, Transport, TransportError};
-use crate::arch::hypercall::diag500;
 use crate::arch::timer;
 use crate::dma::DeviceHeld;
 
@@ -98,22 +97,7 @@ unsafe impl Transport for Lane {
         if index != self.index {
             return Err(TransportError::NoSuchQueue { index });
         }
-        let word = match data {
-            Some(d) => (u64::from(d) << 16) | u64::from(index),
-            None => u64::from(index),
-        };
-        let r = diag500(
-            HYPERCALL_CCW_NOTIFY,
-            [u64::from(self.sid), word, self.cookie, 0, 0, 0],
-        ) as i64;
-        if r < 0 {
-            return Err(TransportError::Hypercall {
-                what: "virtio-ccw notify",
-                result: r,
-            });
-        }
-        self.cookie = r as u64;
-        Ok(())
+        notify_queue(self.sid, index, data, &mut self.cookie)
     }
 
     /// The device signals with I/O interrupts, which any CPU may take
@@ -123,17 +107,6 @@ unsafe impl Transport for Lane {
     }
 
     fn poll(&mut self, timeout_us: u64, done: &mut dyn FnMut() -> bool) -> bool {
-        let end = timer::deadline_after_us(timeout_us);
-        let mut spins = 0u32;
-        loop {
-            if done() {
-                return true;
-            }
-            spins = spins.wrapping_add(1);
-            if spins.is_multiple_of(256) && crate::arch::tod() >= end {
-                return done();
-            }
-            core::hint::spin_loop();
-        }
+        poll_until(timeout_us, done)
     }
 }
