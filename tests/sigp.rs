@@ -9,27 +9,12 @@ mod common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::{Directive, Scenario};
+use zvtest_firmware::checks::NAMES;
 
-/// Every sigp.* check.
-const CHECKS: &[&str] = &[
-    "sigp.sense",
-    "sigp.external-call",
-    "sigp.emergency-signal",
-    "sigp.conditional-emergency",
-    "sigp.start",
-    "sigp.stop",
-    "sigp.stop-store-status",
-    "sigp.restart",
-    "sigp.restart-in-wait",
-    "sigp.set-prefix",
-    "sigp.store-status",
-    "sigp.store-additional-status",
-    "sigp.set-architecture",
-    "sigp.sense-running",
-    "sigp.cpu-reset",
-    "sigp.no-cpu",
-    "sigp.invalid-order",
-];
+/// Every sigp.* check, from the firmware's list.
+fn checks() -> impl Iterator<Item = &'static str> {
+    NAMES.iter().copied().filter(|n| n.starts_with("sigp."))
+}
 
 /// Checks that SKIP on QEMU for a bug of its own (named in the reason).
 const QEMU_BUGS: &[&str] = &["sigp.restart-in-wait"];
@@ -45,8 +30,8 @@ fn cpus(name: &str, n: u32) -> Scenario {
 /// the bug), and smp.start before them.
 fn all_ran(o: &qemu_runner::Run) {
     assert_pass(o);
-    for c in CHECKS {
-        if QEMU_BUGS.contains(c) {
+    for c in checks() {
+        if QEMU_BUGS.contains(&c) {
             check(
                 o,
                 o.tap.result(c).is_some_and(|r| {
@@ -269,11 +254,11 @@ fn restart_in_wait_fails_on_a_wrong_expectation() {
 #[test]
 fn a_cpu_that_never_started_fails_named() {
     let o = boot(&cpus("sigp-refused", 2).append("inject=cpu"), &elf());
-    for c in CHECKS {
-        if *c == "sigp.no-cpu" {
+    for c in checks() {
+        if c == "sigp.no-cpu" {
             continue;
         }
-        fails_with(&o, *c, &["address 1"]);
+        fails_with(&o, c, &["address 1"]);
     }
     check_ran(&o, "sigp.no-cpu");
 }

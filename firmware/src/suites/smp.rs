@@ -127,18 +127,7 @@ pub fn start(m: &mut Machine) -> Outcome {
         2_000_000,
     );
     if let Err(stuck) = r {
-        let what: Vec<String> = stuck
-            .iter()
-            .map(|s| {
-                crate::format!(
-                    "CPU {} (address {}): {}",
-                    s.number,
-                    s.address.unwrap_or(0xffff),
-                    s.why.as_str()
-                )
-            })
-            .collect();
-        return Outcome::mismatch("work run on every CPU", asked, join(&what).as_str());
+        return stuck_cpus("work run on every CPU", asked, &stuck);
     }
     let mut wrong = Vec::new();
     let mut prefixes: Vec<u32> = Vec::new();
@@ -176,6 +165,23 @@ pub fn start(m: &mut Machine) -> Outcome {
         return Outcome::fail("a CPU did not return to its idle loop after its work");
     }
     Outcome::Pass
+}
+
+/// The failure of work `smp::run_each` could not finish on every CPU:
+/// each CPU that missed it, by number and address, and why.
+fn stuck_cpus(what: &str, asked: usize, stuck: &[smp::Stuck]) -> Outcome {
+    let each: Vec<String> = stuck
+        .iter()
+        .map(|s| {
+            crate::format!(
+                "CPU {} (address {}): {}",
+                s.number,
+                s.address.unwrap_or(0xffff),
+                s.why.as_str()
+            )
+        })
+        .collect();
+    Outcome::mismatch(what, asked, join(&each).as_str())
 }
 
 fn join(items: &[String]) -> String {
@@ -477,15 +483,7 @@ pub fn heap(m: &mut Machine) -> Outcome {
     );
     crate::memory::bypass_lock(false);
     if let Err(stuck) = r {
-        let what: Vec<String> = stuck
-            .iter()
-            .map(|s| crate::format!("CPU {}: {}", s.number, s.why.as_str()))
-            .collect();
-        return Outcome::mismatch(
-            "every CPU through its heap churn",
-            ready.len(),
-            join(&what).as_str(),
-        );
+        return stuck_cpus("every CPU through its heap churn", ready.len(), &stuck);
     }
     let mut total = 0;
     for (n, w) in &work {
@@ -542,15 +540,7 @@ pub fn console(m: &mut Machine) -> Outcome {
         10_000_000,
     );
     if let Err(stuck) = r {
-        let what: Vec<String> = stuck
-            .iter()
-            .map(|s| crate::format!("CPU {}: {}", s.number, s.why.as_str()))
-            .collect();
-        return Outcome::mismatch(
-            "every CPU through its lines",
-            ready.len(),
-            join(&what).as_str(),
-        );
+        return stuck_cpus("every CPU through its lines", ready.len(), &stuck);
     }
     out!(
         "{}\n",
