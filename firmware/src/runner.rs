@@ -287,8 +287,18 @@ fn finish(abort: Option<Abort>) -> ! {
     arch::smp::end_run(wait_address(st.qemu, st.tap.tally, abort))
 }
 
+/// Makes this CPU the one that reports the run's end (see
+/// `arch::smp::claim_end`); a second fault while reporting ends the run
+/// at once.
+fn claim_end(abort: Abort) {
+    if arch::smp::claim_end(abort.wait_address()) == arch::smp::EndClaim::Again {
+        arch::smp::end_run(abort.wait_address());
+    }
+}
+
 /// Stops the run with a TAP bail out and `reason`.
 pub fn bail_out(abort: Abort, reason: &str) -> ! {
+    claim_end(abort);
     deadline::end();
     console::take_over_for_report();
     let _ = TapWriter::bail_out(&mut Console, reason);
@@ -297,6 +307,7 @@ pub fn bail_out(abort: Abort, reason: &str) -> ! {
 
 /// Reports an interrupt nobody owns, with the decoded context, and ends the run.
 fn unexpected_interrupt(info: &InterruptInfo, ctx: &InterruptContext) -> ! {
+    claim_end(Abort::UnexpectedInterrupt);
     deadline::end();
     disarm_expectations();
     console::take_over_for_report();
@@ -367,11 +378,7 @@ fn unexpected_interrupt(info: &InterruptInfo, ctx: &InterruptContext) -> ! {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     use core::fmt::Write;
-    static PANICKING: Global<bool> = Global::new(false);
-    if PANICKING.get() {
-        arch::smp::end_run(Abort::Panic.wait_address());
-    }
-    PANICKING.set(true);
+    claim_end(Abort::Panic);
     deadline::end();
     console::take_over_for_report();
     let _ = write!(Console, "{}{}", TapWriter::BAIL_OUT, reasons::PANIC);

@@ -181,6 +181,42 @@ pub fn stop_others() {
     }
 }
 
+/// No CPU is ending the run.
+const NOBODY: u32 = u32::MAX;
+/// The CPU number that is writing the run's last report.
+static ENDING: AtomicU32 = AtomicU32::new(NOBODY);
+
+/// Whether this CPU may write the run's last report (a bail out, a panic).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndClaim {
+    /// This CPU is the first: it reports, then calls `end_run`.
+    First,
+    /// This CPU already claimed it and came back (a fault while
+    /// reporting): end now, without reporting again.
+    Again,
+}
+
+/// Claims the run's last report for this CPU. When two CPUs fail at once
+/// (a broken heap shows on every CPU churning it) the second must not cut
+/// the first one's report off by stopping it: it waits up to a second for
+/// the first to stop it, and ends the run with `code` itself only if that
+/// never comes.
+pub fn claim_end(code: u64) -> EndClaim {
+    let me = cpu_number() as u32;
+    match ENDING.compare_exchange(NOBODY, me, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => EndClaim::First,
+        Err(owner) if owner == me => EndClaim::Again,
+        Err(_) => {
+            // Interrupts stay as they are: this CPU is failing.
+            let end = super::tod().saturating_add(1_000_000 * super::TOD_PER_US);
+            while super::tod() < end {
+                core::hint::spin_loop();
+            }
+            end_run(code)
+        }
+    }
+}
+
 /// Ends the run: every other CPU stopped, then this one in a disabled
 /// wait whose address is `code` (the verdict).
 pub fn end_run(code: u64) -> ! {

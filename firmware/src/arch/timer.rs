@@ -97,16 +97,23 @@ pub fn wait_until(timeout_us: u64, io: bool, done: impl FnMut() -> bool) -> bool
 /// [`wait_until`] a TOD `deadline`, which is what the clock comparator is
 /// armed with.
 pub fn wait_until_tod(deadline: u64, io: bool, mut done: impl FnMut() -> bool) -> bool {
-    loop {
+    // Closed between the look and the wait: an interrupt taken there (a
+    // check runs with external interrupts open) would be the wake-up the
+    // wait then sleeps through until its deadline. Held pending, it ends
+    // the wait at once.
+    let old = super::irq_disable();
+    let ok = loop {
         if done() {
-            return true;
+            break true;
         }
         if tod() >= deadline {
-            return done();
+            break done();
         }
         arm(deadline);
         enabled_wait(io);
-    }
+    };
+    super::irq_restore(old);
+    ok
 }
 
 /// Spins, with external interrupts open, until `done()` holds or
