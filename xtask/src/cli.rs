@@ -16,9 +16,15 @@ commands:
   image                   build, then the raw flat image target/zvtest.img and the
                           80-byte-card IPL deck target/zvtest.deck (z/VM reader)
   run [FIRMWARE-ARGS...]  build and boot the default scenario, console on screen
-  test [--qemu VERSION] [-- CARGO-ARGS...]
-                          build, image, then cargo test --workspace with
-                          ZVTEST_ELF and ZVTEST_IMG set; ends with 'N passed, M failed'.
+  test [--qemu VERSION] [--partition K/N] [-- NEXTEST-ARGS...]
+                          build, image, then the suite (cargo nextest run --workspace,
+                          a process and a timeout per test, tests in parallel; then
+                          the doc tests) with ZVTEST_ELF and ZVTEST_IMG set; a line per
+                          finished test (done/total, time, verdict), failing tests'
+                          output again at the end; JUnit in target/junit.xml (each
+                          firmware check of each scenario) and target/nextest/default/
+                          junit-rust-tests.xml; ends with 'N passed, M failed'.
+                          --partition K/N: part K of the tests dealt out over N machines;
                           --qemu 7.2: the system's QEMU (checked to be 7.2);
                           --qemu 10.0 or 11.1: the scenarios boot that QEMU (fetched
                           as by `qemu` if needed) through ZVTEST_QEMU and
@@ -91,7 +97,11 @@ pub enum Command {
         /// The same as --qemu 10.0
         #[arg(long, conflicts_with = "qemu")]
         qemu10: bool,
-        /// Passed on to cargo test
+        /// Run part K of N (1 <= K <= N): the tests dealt out over N
+        /// machines, each test in exactly one part
+        #[arg(long, value_name = "K/N", value_parser = parse_partition)]
+        partition: Option<(u32, u32)>,
+        /// Passed on to cargo nextest run (e.g. `--test smp`, a filter)
         #[arg(last = true, value_name = "CARGO-ARGS")]
         cargo_args: Vec<String>,
     },
@@ -164,6 +174,20 @@ pub fn test_choice(qemu: Option<QemuChoice>, qemu10: bool) -> Option<QemuChoice>
     } else {
         qemu
     }
+}
+
+/// `K/N` with 1 <= K <= N.
+pub fn parse_partition(v: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("--partition needs K/N with 1 <= K <= N (e.g. 1/2), not '{v}'");
+    let (k, n) = v.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (
+        k.parse::<u32>().map_err(|_| bad())?,
+        n.parse::<u32>().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 fn parse_test_qemu(v: &str) -> Result<QemuChoice, String> {
@@ -247,6 +271,9 @@ mod tests {
         // cargo's own go after --.
         refused(&["test", "x"], UnknownArgument, "'x'");
         refused(&["test", "--qemu"], InvalidValue, "--qemu <VERSION>");
+        for p in ["0/2", "3/2", "1", "a/b", "1/0", "1/-2"] {
+            refused(&["test", "--partition", p], ValueValidation, "K/N");
+        }
         refused(
             &["test", "--qemu", "9.0"],
             ValueValidation,
@@ -351,6 +378,7 @@ mod tests {
                 qemu,
                 qemu10,
                 cargo_args,
+                ..
             } => (test_choice(qemu, qemu10), cargo_args),
             other => panic!("{args:?}: {other:?}"),
         }
@@ -380,6 +408,10 @@ mod tests {
             )
         );
         assert_eq!(test_args(&["test", "--", "--nocapture"]).1, ["--nocapture"]);
+        match ok(&["test", "--partition", "2/3"]) {
+            Command::Test { partition, .. } => assert_eq!(partition, Some((2, 3))),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

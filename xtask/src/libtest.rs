@@ -1,6 +1,8 @@
-//! Adds up what `cargo test` printed: libtest's "test result:" lines on
-//! stdout, and cargo's "Running"/"Doc-tests" lines on stderr (to notice a
-//! test binary that died before printing its result line).
+//! Adds up what the test runners printed: cargo-nextest's `Summary` line,
+//! and for the doc tests (which nextest does not run) libtest's "test
+//! result:" lines on stdout and cargo's "Running"/"Doc-tests" lines on
+//! stderr (to notice a test binary that died before printing its result
+//! line).
 
 /// Counts over all test binaries of one `cargo test` run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +65,39 @@ pub fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
     Some((found[0]?, found[1]?, found[2].unwrap_or(0)))
 }
 
+/// What cargo-nextest's closing line says:
+/// `Summary [ 131.501s] 756 tests run: 754 passed (2 slow), 1 failed, 1 timed out, 0 skipped`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextestSummary {
+    pub run: u64,
+    pub passed: u64,
+    pub seconds: u64,
+}
+
+impl NextestSummary {
+    /// Every test that ran and did not pass: failed, timed out, crashed.
+    pub fn failed(&self) -> u64 {
+        self.run.saturating_sub(self.passed)
+    }
+}
+
+pub fn parse_nextest_summary(line: &str) -> Option<NextestSummary> {
+    let line = strip_ansi(line);
+    let rest = line.trim().strip_prefix("Summary [")?;
+    let (time, rest) = rest.split_once(']')?;
+    let seconds = time.trim().strip_suffix('s')?.parse::<f64>().ok()?;
+    let (run, rest) = rest.trim().split_once(' ')?;
+    let rest = rest
+        .strip_prefix("tests run: ")
+        .or_else(|| rest.strip_prefix("test run: "))?;
+    let (passed, _) = rest.split_once(" passed")?;
+    Some(NextestSummary {
+        run: run.parse().ok()?,
+        passed: passed.parse().ok()?,
+        seconds: seconds as u64,
+    })
+}
+
 /// Drops ANSI colour sequences (ESC [ ... letter) in case colour is forced.
 fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -109,6 +144,38 @@ mod tests {
             None
         );
         assert_eq!(parse_result_line("test result: ok."), None);
+    }
+
+    #[test]
+    fn nextest_summaries() {
+        let s = |l| parse_nextest_summary(l);
+        assert_eq!(
+            s("     Summary [ 131.501s] 756 tests run: 756 passed, 1 skipped"),
+            Some(NextestSummary {
+                run: 756,
+                passed: 756,
+                seconds: 131
+            })
+        );
+        let t = s(
+            "Summary [  20.0s] 9 tests run: 6 passed (2 slow), 2 failed, 1 timed out, 0 skipped",
+        )
+        .expect("parsed");
+        assert_eq!((t.run, t.passed, t.failed()), (9, 6, 3));
+        assert_eq!(
+            s("\u{1b}[32;1m     Summary\u{1b}[0m [   0.1s] 1 test run: 0 passed, 1 failed, 0 skipped")
+                .map(|t| t.failed()),
+            Some(1)
+        );
+        assert_eq!(
+            s("     Summary [   0.001s] 0 tests run: 0 passed, 76 skipped").map(|t| t.run),
+            Some(0)
+        );
+        assert_eq!(
+            s("        PASS [   0.012s] (71/76) xtask::bin/xtask a"),
+            None
+        );
+        assert_eq!(s("Summary [ x] 3 tests run: 3 passed"), None);
     }
 
     #[test]

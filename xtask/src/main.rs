@@ -91,6 +91,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Test {
             qemu,
             qemu10,
+            partition,
             cargo_args,
         } => {
             let choice = cli::test_choice(qemu, qemu10);
@@ -105,7 +106,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 Some(QemuChoice::System) => Some(system_qemu()?),
                 Some(QemuChoice::Fetched(r)) => Some(fetch_qemu(&paths, r)?),
             };
-            test(&paths, &cargo_args, qemu.as_ref())
+            test(&paths, &cargo_args, qemu.as_ref(), partition)
         }
         Command::Qemu { version } => fetch_only(&paths, version),
         Command::Qemu10 => fetch_only(&paths, Release::V10_0),
@@ -713,58 +714,99 @@ fn system_qemu() -> Result<qemu::Qemu> {
     })
 }
 
-/// Runs `cargo test --workspace`, passing its output through while adding up
-/// the results, and ends with the one line `N passed, M failed`. With
-/// `qemu`, every scenario boots that QEMU (the host unit tests run as ever).
-/// cargo test runs in a process group of its own, which a stop signal
-/// ends whole (see [`signals`]).
-fn test(paths: &Paths, extra: &[String], qemu: Option<&qemu::Qemu>) -> Result<ExitCode> {
-    let mut c = cargo(paths);
-    c.args(["test", "--workspace", "--no-fail-fast"])
-        .args(extra)
-        .env("ZVTEST_ELF", paths.elf())
-        .env("ZVTEST_IMG", paths.img())
-        // Not the terminal's foreground group: it must never read the terminal.
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(q) = qemu {
-        c.env(QEMU_ENV, &q.binary);
-        if q.data_dir.as_os_str().is_empty() {
-            c.env_remove(QEMU_DATA_ENV);
-        } else {
-            c.env(QEMU_DATA_ENV, &q.data_dir);
+/// Which part of the suite a machine runs: `--partition K/N`.
+pub type Partition = (u32, u32);
+
+/// Runs the suite with cargo-nextest (each test in a process of its own,
+/// as many at once as the machine has cores, a timeout on each: see
+/// .config/nextest.toml), then the doc tests with `cargo test --doc`
+/// (nextest does not run them; in the first part of a partitioned run
+/// only, and not when CARGO-ARGS choose tests), passing the output
+/// through while adding up the results, and ends with the one line `N
+/// passed, M failed`. With `qemu`, every scenario boots that QEMU.
+/// Each runner is a process group of its own, which a stop signal ends
+/// whole (see [`signals`]).
+fn test(
+    paths: &Paths,
+    extra: &[String],
+    qemu: Option<&qemu::Qemu>,
+    partition: Option<Partition>,
+) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let env = |c: &mut process::Command| {
+        c.env("ZVTEST_ELF", paths.elf())
+            .env("ZVTEST_IMG", paths.img())
+            // Not the terminal's foreground group: it must never read the terminal.
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(q) = qemu {
+            c.env(QEMU_ENV, &q.binary);
+            if q.data_dir.as_os_str().is_empty() {
+                c.env_remove(QEMU_DATA_ENV);
+            } else {
+                c.env(QEMU_DATA_ENV, &q.data_dir);
+            }
         }
+    };
+    nextest_present(paths)?;
+    let mut c = cargo(paths);
+    c.args([
+        "nextest",
+        "run",
+        "--workspace",
+        "--show-progress",
+        "counter",
+    ]);
+    if let Some((k, n)) = partition {
+        c.arg("--partition").arg(format!("count:{k}/{n}"));
     }
-    let mut child =
-        signals::spawn_group(&mut c).map_err(|e| failed(format!("cannot run cargo test: {e}")))?;
+    c.args(extra);
+    env(&mut c);
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let out = tee(child.stdout.take(), &tally, true);
-    let err = tee(child.stderr.take(), &tally, false);
-    let st = child
-        .wait()
-        .map_err(|e| failed(format!("cargo test: {e}")))?;
-    signals::wait_if_stopping();
-    let _ = (out.join(), err.join());
+    let summary = Arc::new(Mutex::new(None));
+    let nextest_ok = run_teed(&mut c, "cargo nextest run", &tally, Some(&summary))?;
+    let summary = *summary.lock().unwrap_or_else(|p| p.into_inner());
+
+    let doc_ok = if runs_doc_tests(extra, partition) {
+        let mut c = cargo(paths);
+        c.args(["test", "--doc", "--workspace", "--no-fail-fast"]);
+        env(&mut c);
+        run_teed(&mut c, "cargo test --doc", &tally, None)?
+    } else {
+        true
+    };
     let t = *tally.lock().unwrap_or_else(|p| p.into_inner());
 
-    // A test binary that crashed printed no result line: count it as one failure.
-    let failed_count = t.failed + t.crashed();
+    let mut passed = t.passed;
+    // A doc-test binary that crashed printed no result line: one failure.
+    let mut failed_count = t.failed + t.crashed();
     if t.crashed() > 0 {
         eprintln!(
-            "xtask: {} test binaries ended without a result line",
+            "xtask: {} doc-test binaries ended without a result line",
             t.crashed()
         );
     }
-    if !st.success() {
-        eprintln!("xtask: cargo test failed ({st})");
+    match summary {
+        Some(s) => {
+            passed += s.passed;
+            failed_count += s.failed();
+        }
+        None => {
+            eprintln!("xtask: cargo nextest ended without its Summary line");
+            failed_count += 1;
+        }
     }
-    if t.results == 0 {
+    if passed + failed_count == 0 {
         eprintln!("xtask: no test ran");
     }
+    eprintln!(
+        "xtask: suite done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     let _ = io::stderr().flush();
-    println!("{} passed, {failed_count} failed", t.passed);
-    let ok = st.success() && failed_count == 0 && t.results > 0;
+    println!("{passed} passed, {failed_count} failed");
+    let ok = nextest_ok && doc_ok && failed_count == 0 && passed > 0;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -772,26 +814,92 @@ fn test(paths: &Paths, extra: &[String], qemu: Option<&qemu::Qemu>) -> Result<Ex
     })
 }
 
+/// nextest's arguments for part K of N: "count" deals each test binary's
+/// tests out in turn, so the parts are near even and each test is in
+/// exactly one.
+fn partition_args(partition: Option<Partition>) -> Vec<String> {
+    partition
+        .map(|(k, n)| vec!["--partition".to_string(), format!("count:{k}/{n}")])
+        .unwrap_or_default()
+}
+
+/// The doc tests run with the whole suite, and in part 1 of a partitioned
+/// one; not when CARGO-ARGS pick tests.
+fn runs_doc_tests(extra: &[String], partition: Option<Partition>) -> bool {
+    extra.is_empty() && partition.is_none_or(|(k, _)| k == 1)
+}
+
+/// cargo-nextest runs the suite; a new machine of ours has it, others may not.
+fn nextest_present(paths: &Paths) -> Result<()> {
+    let ok = cargo(paths)
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(failed(
+            "cargo-nextest is not installed: `cargo install cargo-nextest --locked` \
+             (or a prebuilt one, see https://nexte.st) runs the suite",
+        ))
+    }
+}
+
+/// Runs `c` in a process group of its own, passing its output through
+/// while `tally` (and `summary`: nextest's closing line) add it up.
+/// Returns whether it exited with success.
+fn run_teed(
+    c: &mut process::Command,
+    what: &str,
+    tally: &Arc<Mutex<Tally>>,
+    summary: Option<&Arc<Mutex<Option<libtest::NextestSummary>>>>,
+) -> Result<bool> {
+    let mut child =
+        signals::spawn_group(c).map_err(|e| failed(format!("cannot run {what}: {e}")))?;
+    let out = tee(child.stdout.take(), tally, summary, true);
+    let err = tee(child.stderr.take(), tally, summary, false);
+    let st = child.wait().map_err(|e| failed(format!("{what}: {e}")))?;
+    signals::wait_if_stopping();
+    let _ = (out.join(), err.join());
+    if !st.success() {
+        eprintln!("xtask: {what} failed ({st})");
+    }
+    Ok(st.success())
+}
+
 /// Copies a child's pipe to our stdout or stderr line by line, counting as it goes.
 fn tee<R: io::Read + Send + 'static>(
     pipe: Option<R>,
     tally: &Arc<Mutex<Tally>>,
+    summary: Option<&Arc<Mutex<Option<libtest::NextestSummary>>>>,
     stdout: bool,
 ) -> thread::JoinHandle<()> {
     let tally = Arc::clone(tally);
+    let summary = summary.map(Arc::clone);
     thread::spawn(move || {
         let Some(pipe) = pipe else { return };
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
         while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
             let line = String::from_utf8_lossy(&buf);
-            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(summary) = &summary {
+                if let Some(s) = libtest::parse_nextest_summary(&line) {
+                    *summary.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+                }
+            } else {
+                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                if stdout {
+                    t.stdout_line(&line);
+                } else {
+                    t.stderr_line(&line);
+                }
+            }
             if stdout {
-                t.stdout_line(&line);
                 let mut o = io::stdout().lock();
                 let _ = o.write_all(&buf).and_then(|_| o.flush());
             } else {
-                t.stderr_line(&line);
                 let _ = io::stderr().lock().write_all(&buf);
             }
             buf.clear();
@@ -896,6 +1004,62 @@ mod tests {
             names(Needs::TEST, true),
             ["gcc-s390x-linux-gnu", "hercules"]
         );
+    }
+
+    /// The tests `cargo nextest list` gives for `partition`, each with
+    /// whether the partition takes it.
+    fn listed(partition: Option<Partition>) -> Vec<(String, bool)> {
+        let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = process::Command::new(cargo)
+            .args(["nextest", "list", "--workspace", "--message-format", "json"])
+            .args(partition_args(partition))
+            .current_dir(&Paths::new().root)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cargo nextest list runs");
+        assert!(out.status.success(), "cargo nextest list: {}", out.status);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("nextest's JSON");
+        let mut tests = Vec::new();
+        for (binary, suite) in v["rust-suites"].as_object().expect("rust-suites") {
+            for (name, case) in suite["testcases"].as_object().expect("testcases") {
+                if case["ignored"].as_bool() == Some(true) {
+                    continue;
+                }
+                let matches = case["filter-match"]["status"].as_str() == Some("matches");
+                tests.push((format!("{binary} {name}"), matches));
+            }
+        }
+        tests.sort();
+        tests
+    }
+
+    #[test]
+    fn two_parts_cover_the_suite_exactly_once() {
+        let all = listed(None);
+        assert!(
+            all.len() > 100 && all.iter().all(|(_, m)| *m),
+            "{}",
+            all.len()
+        );
+        let one = listed(Some((1, 2)));
+        let two = listed(Some((2, 2)));
+        let names = |l: &[(String, bool)]| l.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&one), names(&all));
+        assert_eq!(names(&two), names(&all));
+        for ((name, a), (_, b)) in one.iter().zip(&two) {
+            assert!(a ^ b, "{name}: in part 1: {a}, in part 2: {b}");
+        }
+        // Near-even parts ("count" deals each test binary's tests out in turn).
+        let in_one = one.iter().filter(|(_, m)| *m).count();
+        assert!(
+            (all.len() * 2 / 5..=all.len() * 3 / 5).contains(&in_one),
+            "{in_one} of {}",
+            all.len()
+        );
+        // The doc tests: in part 1 only.
+        assert!(runs_doc_tests(&[], None) && runs_doc_tests(&[], Some((1, 2))));
+        assert!(!runs_doc_tests(&[], Some((2, 2))));
+        assert!(!runs_doc_tests(&["--test".into(), "smp".into()], None));
     }
 
     #[test]
