@@ -751,17 +751,10 @@ fn test(
     };
     nextest_present(paths)?;
     let mut c = cargo(paths);
-    c.args([
-        "nextest",
-        "run",
-        "--workspace",
-        "--show-progress",
-        "counter",
-    ]);
-    if let Some((k, n)) = partition {
-        c.arg("--partition").arg(format!("count:{k}/{n}"));
-    }
-    c.args(extra);
+    c.args(["nextest", "run", "--workspace"])
+        .args(["--show-progress", "counter"])
+        .args(partition_args(partition))
+        .args(extra);
     env(&mut c);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let summary = Arc::new(Mutex::new(None));
