@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::models::{refused_by_qemu, usable_models, with_device};
+use common::models::{probe_line, refused_by_qemu, shared_probe, usable_models, with_device};
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, failure_text, scenario};
 use qemu_runner::Run;
 use std::io::Write;
@@ -41,24 +41,52 @@ struct Probe {
 }
 
 /// The first line QEMU printed on stderr.
+/// What QEMU says to each model with `max_revision=0`: None if it started.
+fn refusals_of_revision_0(runnable: &[(&'static str, &'static str)]) -> Vec<Option<String>> {
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = runnable
+            .iter()
+            .map(|&(model, name)| {
+                sc.spawn(move || refused_by_qemu("rev0", model, name, &[("max_revision", "0")]))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("probe thread"))
+            .collect()
+    })
+}
+
 /// Decides once per test binary which models to boot, and which of them
 /// QEMU creates with `max_revision=0`; prints what was left out and why.
 fn probe() -> &'static Probe {
     static PROBE: OnceLock<Probe> = OnceLock::new();
     PROBE.get_or_init(|| {
         let (runnable, left_out) = usable_models();
-        let no_rev0: Vec<Option<String>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = runnable
+        let lines = shared_probe("revision-0", || {
+            let said = refusals_of_revision_0(&runnable);
+            runnable
                 .iter()
-                .map(|&(model, name)| {
-                    sc.spawn(move || refused_by_qemu("rev0", model, name, &[("max_revision", "0")]))
+                .zip(said)
+                .map(|(&(m, _), r)| match r {
+                    None => probe_line(&["takes", m]),
+                    Some(said) => probe_line(&["refuses", m, &said]),
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("probe thread"))
                 .collect()
         });
+        let no_rev0: Vec<Option<String>> = runnable
+            .iter()
+            .map(|&(model, _)| {
+                lines
+                    .iter()
+                    .find_map(|l| match l.split('\t').collect::<Vec<_>>()[..] {
+                        ["takes", m] if m == model => Some(None),
+                        ["refuses", m, said] if m == model => Some(Some(said.to_string())),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| panic!("no revision-0 probe line for {model}"))
+            })
+            .collect();
         let mut p = Probe {
             usable: Vec::new(),
             left_out,

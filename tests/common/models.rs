@@ -3,7 +3,61 @@
 
 use super::{boot, elf, scenario};
 use qemu_runner::{Run, Scenario, STDERR_PREFIX};
+use std::fs;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Where `cargo xtask test` lets the tests of one suite run share what
+/// they probed (see [`shared_probe`]).
+pub const PROBE_DIR_ENV: &str = "ZVTEST_PROBE_DIR";
+
+/// `probe()`'s lines, computed once per suite run: nextest runs every test
+/// in a process of its own, and each would otherwise boot the same probes
+/// again (a dozen QEMUs a test). Where `cargo xtask test` names a
+/// directory, the first process keeps the lines in `<dir>/<name>` while
+/// the others wait on its lock, then read them; elsewhere (cargo test,
+/// nextest by hand) every process probes for itself.
+pub fn shared_probe(name: &str, probe: impl FnOnce() -> Vec<String>) -> Vec<String> {
+    let Some(dir) = std::env::var_os(PROBE_DIR_ENV).map(PathBuf::from) else {
+        return probe();
+    };
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let lock = fs::File::create(dir.join(format!("{name}.lock")))
+        .unwrap_or_else(|e| panic!("cannot create {name}.lock in {}: {e}", dir.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {name}.lock: {e}"));
+    let file = dir.join(name);
+    if let Ok(text) = fs::read_to_string(&file) {
+        return text.lines().map(String::from).collect();
+    }
+    let lines = probe();
+    // Written whole, then renamed: a reader never sees half of it.
+    let part = dir.join(format!("{name}.part"));
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(&part, text)
+        .and_then(|()| fs::rename(&part, &file))
+        .unwrap_or_else(|e| panic!("cannot keep {}: {e}", file.display()));
+    lines
+}
+
+/// One line of a shared probe: fields apart by tabs (none inside them).
+pub fn probe_line(fields: &[&str]) -> String {
+    fields
+        .iter()
+        .map(|f| f.replace(['\t', '\n', '\r'], " "))
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
+/// The candidate `model` (a name from a probe line) as the table has it.
+pub fn candidate(model: &str) -> (&'static str, &'static str) {
+    CANDIDATES
+        .iter()
+        .find(|c| c.0 == model)
+        .map(|c| (c.0, c.1))
+        .unwrap_or_else(|| panic!("{model} is not a candidate model"))
+}
 
 /// What a candidate model needs from the host besides QEMU.
 #[derive(Clone, Copy)]
@@ -111,8 +165,9 @@ pub fn refused_by_qemu(
     name: &str,
     props: &[(&str, &str)],
 ) -> Option<String> {
+    // The process id: tests in other processes may probe the same model.
     let s = with_device(
-        scenario(&format!("probe-{tag}-{model}")),
+        scenario(&format!("probe-{tag}-{model}-{}", std::process::id())),
         model,
         "fe.0.0001",
         name,
@@ -132,6 +187,26 @@ pub type LeftOut = (&'static str, String);
 /// The candidates this QEMU offers and can start here, and the others with
 /// the reason; host resources are probed by booting, side by side.
 pub fn usable_models() -> (Vec<Usable>, Vec<LeftOut>) {
+    let lines = shared_probe("models", || {
+        let (usable, left_out) = probe_models();
+        let usable = usable.iter().map(|(m, _)| probe_line(&["usable", m]));
+        let left = left_out
+            .iter()
+            .map(|(m, why)| probe_line(&["left-out", m, why]));
+        usable.chain(left).collect()
+    });
+    let (mut usable, mut left_out) = (Vec::new(), Vec::new());
+    for l in &lines {
+        match l.split('\t').collect::<Vec<_>>()[..] {
+            ["usable", m] => usable.push(candidate(m)),
+            ["left-out", m, why] => left_out.push((candidate(m).0, why.to_string())),
+            _ => panic!("a models probe line {l:?}"),
+        }
+    }
+    (usable, left_out)
+}
+
+fn probe_models() -> (Vec<Usable>, Vec<LeftOut>) {
     let mut left_out = Vec::new();
     let mut offered_models = Vec::new();
     for &(model, name, needs) in CANDIDATES {
