@@ -418,6 +418,28 @@ pub fn add_failure(suite: &mut TestSuite, name: &str, message: &str, text: &str)
     suite.add_test_case(case);
 }
 
+/// What a test made of its boot, for the boot's report: `test` (the test's
+/// name) failed → a failing `<scenario>.test` case is added, whatever the
+/// verdict; it passed on a failing verdict, so it wanted that failure →
+/// [`expect_failure`]; it passed on a passing verdict → nothing changes.
+/// Returns whether the suite changed.
+pub fn settle(suite: &mut TestSuite, verdict_passed: bool, test: &str, test_failed: bool) -> bool {
+    if test_failed {
+        let name = format!("{}.test", suite.name.as_str());
+        add_failure(
+            suite,
+            &name,
+            &format!("the scenario test {test} failed after this boot"),
+            "its output (cargo test, nextest) says why",
+        );
+    } else if !verdict_passed {
+        expect_failure(suite, &format!("{test} wants it"));
+    } else {
+        return false;
+    }
+    true
+}
+
 /// Sets a suite's counts from its cases again (after they changed).
 fn recount(suite: &mut TestSuite) {
     let cases = std::mem::take(&mut suite.test_cases);
@@ -807,6 +829,28 @@ mod tests {
             case(&s, "blk.test").classname.as_deref(),
             Some("zvtest.blk")
         );
+    }
+
+    #[test]
+    fn a_test_settles_its_boots_report() {
+        let failing = boot_suite("blk", Exit::Code(1), FAILING);
+        let passing = boot_suite("default", Exit::Code(0), PASSING);
+        // Wanted: the failures become expected ones.
+        let mut s = failing.clone();
+        assert!(settle(&mut s, false, "blk_read_fails", false));
+        assert_eq!((s.failures, s.skipped), (0, 2));
+        // A passing test on a passing boot: as it was.
+        let mut s = passing.clone();
+        assert!(!settle(&mut s, true, "t", false));
+        assert_eq!(s, passing);
+        // A failed test fails its report, whatever the verdict.
+        for (mut s, verdict_passed, failures) in [(passing, true, 1), (failing, false, 3)] {
+            assert!(settle(&mut s, verdict_passed, "t", true));
+            assert_eq!(s.failures, failures);
+            let name = format!("{}.test", s.name.as_str());
+            let (message, _) = failure(case(&s, &name));
+            assert_eq!(message, "the scenario test t failed after this boot");
+        }
     }
 
     #[test]
