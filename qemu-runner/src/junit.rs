@@ -521,12 +521,19 @@ pub fn clear(dir: &Path) -> Result<usize, String> {
 /// error naming it; no report at all writes an empty document.
 pub fn merge(dir: &Path, out: &Path) -> Result<(usize, usize, usize), String> {
     let skip = fs::canonicalize(out).ok();
+    let files: Vec<PathBuf> = reports_in(dir)?
+        .into_iter()
+        .filter(|p| skip.is_none() || fs::canonicalize(p).ok() != skip)
+        .collect();
+    merge_files(&files, out)
+}
+
+/// [`merge`] for a list of reports (e.g. nextest's own and ours), in
+/// that order.
+pub fn merge_files(files: &[PathBuf], out: &Path) -> Result<(usize, usize, usize), String> {
     let mut suites = Vec::new();
-    for path in reports_in(dir)? {
-        if skip.is_some() && fs::canonicalize(&path).ok() == skip {
-            continue;
-        }
-        suites.extend(read(&path)?.test_suites);
+    for path in files {
+        suites.extend(read(path)?.test_suites);
     }
     let counts = (
         suites.len(),
@@ -878,6 +885,17 @@ mod tests {
         fs::write(dir.join("c.junit.xml"), "<testsuites><oops").unwrap();
         let e = merge(&dir, &dir.join("x.xml")).unwrap_err();
         assert!(e.contains("c.junit.xml"), "{e}");
+        assert_eq!(
+            merge_files(&[dir.join("b.junit.xml"), dir.join("a.junit.xml")], &out),
+            Ok((2, 8, 2))
+        );
+        let names: Vec<String> = read(&out)
+            .unwrap()
+            .test_suites
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        assert_eq!(names, ["b", "a"]);
         assert_eq!(clear(&dir), Ok(4));
         assert_eq!(merge(&dir, &out), Ok((0, 0, 0)));
         assert_eq!(merge(&dir.join("none"), &dir.join("y.xml")), Ok((0, 0, 0)));
