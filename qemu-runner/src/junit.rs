@@ -222,18 +222,30 @@ fn verdict_test_case(b: &Boot) -> TestCase {
         return c;
     }
     // The failed checks have their own cases; the message names what only
-    // the verdict says, where there is something.
+    // the verdict says: a bail out first, then anything but the exit
+    // status (which follows from the rest), else the count of failures.
     let checks: HashSet<String> = b.tap.failures().map(TestResult::describe).collect();
-    let message = b
+    let host: Vec<&String> = b
         .verdict
         .reasons
         .iter()
-        .find(|r| !checks.contains(*r))
-        .cloned()
-        .unwrap_or_else(|| {
-            let n = b.tap.tally.failed;
-            format!("{n} check{} failed", if n == 1 { "" } else { "s" })
-        });
+        .filter(|r| !checks.contains(*r))
+        .collect();
+    let telling = host
+        .iter()
+        .find(|r| r.starts_with("bail out"))
+        .or_else(|| host.iter().find(|r| !r.starts_with("QEMU exit status ")));
+    let failed = b.tap.tally.failed;
+    let message = match (telling, host.first()) {
+        (Some(r), _) => r.to_string(),
+        (None, exit) if failed > 0 => format!(
+            "{failed} check{} failed{}",
+            if failed == 1 { "" } else { "s" },
+            exit.map_or_else(String::new, |e| format!(" ({e})"))
+        ),
+        (None, Some(exit)) => exit.to_string(),
+        (None, None) => b.verdict.to_string(),
+    };
     let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
     st.set_message(safe(&message));
     st.set_type("verdict");
@@ -673,7 +685,7 @@ mod tests {
         // The verdict fails too: its message is the host's reason, its
         // text every reason.
         let (message, text) = failure(case(&s, "blk.verdict"));
-        assert_eq!(message, "QEMU exit status 1");
+        assert_eq!(message, "1 check failed (QEMU exit status 1)");
         assert!(
             text.contains("not ok 2 - blk.read (sector 8 differs"),
             "{text}"

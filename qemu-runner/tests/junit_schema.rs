@@ -178,7 +178,10 @@ not ok 2 - blk.read
   got: \"0xa5\"
   ...
 1 passed, 1 failed, 0 skipped";
-    let (o, s) = boot("fail", &format!("{}\nexit 1", print(tap)));
+    // As QEMU ends a failing run: the verdict in the wait PSW on stderr.
+    let psw = "echo 'Guest crashed on cpu 0: disabled-wait' >&2\n\
+               echo 'PSW: 0x0002000180000000 0x000000000bad0002' >&2\nexit 1";
+    let (o, s) = boot("fail", &format!("{}\n{psw}", print(tap)));
     assert!(!o.passed());
     assert_eq!(o.exit, Exit::Code(1));
     assert_eq!((s.tests, s.failures), (3, 2));
@@ -191,7 +194,7 @@ not ok 2 - blk.read
         "{out}"
     );
     let (message, _) = failure_of(&s, "fail.verdict");
-    assert_eq!(message, "QEMU exit status 1");
+    assert_eq!(message, "1 check failed (QEMU exit status 1)");
 }
 
 #[test]
