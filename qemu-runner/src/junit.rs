@@ -57,6 +57,8 @@ pub struct Boot<'a> {
     pub qemu_version: Option<String>,
     /// The QEMU command line, shell-quoted.
     pub command: String,
+    /// The firmware's command line (QEMU's `-append`), if any.
+    pub firmware_args: Option<String>,
     /// When QEMU started.
     pub started: Option<SystemTime>,
     /// Boot to verdict.
@@ -77,6 +79,12 @@ impl<'a> Boot<'a> {
             scenario: &run.scenario,
             qemu_version: run.qemu_version.map(|v| v.to_string()),
             command: run.command_line(),
+            firmware_args: run
+                .command
+                .iter()
+                .position(|a| a == "-append")
+                .and_then(|i| run.command.get(i + 1))
+                .cloned(),
             started: SystemTime::now().checked_sub(run.duration),
             duration: run.duration,
             time_to_tap: run.time_to_tap,
@@ -125,6 +133,7 @@ pub fn suite(b: &Boot) -> TestSuite {
             b.qemu_version.clone().unwrap_or_else(|| "unknown".into()),
         ),
         ("qemu.command", b.command.clone()),
+        ("firmware.args", b.firmware_args.clone().unwrap_or_default()),
         ("exit", b.exit.to_string()),
         ("verdict", b.verdict.to_string()),
         ("duration", format!("{:.3} s", b.duration.as_secs_f64())),
@@ -579,6 +588,7 @@ mod tests {
             scenario: name,
             qemu_version: Some("10.0".into()),
             command: "qemu-system-s390x -kernel zvtest.elf".into(),
+            firmware_args: Some("expect-mem=128M only=boot.*".into()),
             started: None,
             duration: Duration::from_millis(1500),
             time_to_tap: Some(Duration::from_millis(300)),
@@ -660,6 +670,7 @@ mod tests {
             property(&s, "qemu.command"),
             "qemu-system-s390x -kernel zvtest.elf"
         );
+        assert_eq!(property(&s, "firmware.args"), "expect-mem=128M only=boot.*");
         assert_eq!(property(&s, "verdict"), "PASS");
         assert_eq!(property(&s, "time-to-tap"), "0.300 s");
         assert_eq!(s.system_out.as_deref(), Some(PASSING.trim_end()));
@@ -702,6 +713,7 @@ mod tests {
             scenario: "blk",
             qemu_version: None,
             command: String::new(),
+            firmware_args: None,
             started: Some(SystemTime::UNIX_EPOCH),
             duration: Duration::ZERO,
             time_to_tap: None,
@@ -754,6 +766,7 @@ mod tests {
             scenario: "net",
             qemu_version: None,
             command: String::new(),
+            firmware_args: None,
             started: None,
             duration: Duration::ZERO,
             time_to_tap: None,
@@ -771,6 +784,17 @@ mod tests {
         let pass = Verdict::default();
         b.verdict = &pass;
         assert_eq!(suite(&b).failures, 0);
+    }
+
+    #[test]
+    fn only_time_lines_give_times() {
+        let text = "TAP version 14\n1..2\n# heap: 0x181000-0x7c00000 (122 MiB)\n\
+                    # net fe.0.0002 rx: 64 requests, 4096 bytes, 10 req/s\n\
+                    # a: 12 users\n# a: 7 us\nok 1 - a\n# b: 12 ms\n# b: x us\nok 2 - b\n\
+                    2 passed, 0 failed, 0 skipped\n";
+        let s = boot_suite("t", Exit::Code(0), text);
+        assert_eq!(case(&s, "a").time, Some(Duration::from_micros(7)));
+        assert_eq!(case(&s, "b").time, None);
     }
 
     #[test]

@@ -158,6 +158,10 @@ fn a_passing_boot_with_a_skip() {
     assert!(props
         .iter()
         .any(|(k, v)| *k == "qemu.command" && v.contains("-kernel")));
+    assert!(props.contains(&(
+        "firmware.args",
+        "expect-mem=128M expect-cpus=1 qemu-version=10.0"
+    )));
     assert!(s
         .system_out
         .as_deref()
