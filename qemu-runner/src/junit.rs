@@ -164,7 +164,8 @@ pub fn suite(b: &Boot) -> TestSuite {
     }
     if b.tap.results.is_empty() {
         // `1..0 # SKIP why`: nothing was selected, and the report says why.
-        if let Some(why) = b.tap.plan.as_ref().and_then(|p| p.comment.as_deref()) {
+        let plan = b.tap.plan.as_ref().filter(|p| p.count == 0);
+        if let Some(why) = plan.and_then(|p| p.comment.as_deref()) {
             let mut status = TestCaseStatus::skipped();
             status.set_message(safe(why.strip_prefix("SKIP").unwrap_or(why).trim()));
             let mut case = TestCase::new(safe(&format!("{}.plan", b.scenario)), status);
@@ -833,6 +834,74 @@ mod tests {
                 "{c:?} in the document"
             );
         }
+    }
+
+    /// Whatever the console, the document has only characters XML 1.0
+    /// allows and reads back with a case per kept result and the verdict.
+    #[test]
+    fn any_console_gives_a_readable_document() {
+        use proptest::prelude::*;
+        let prefix = proptest::sample::select(vec![
+            "",
+            "ok 1 - ",
+            "not ok 2 - ",
+            "# ",
+            "  ",
+            "  message: ",
+            "  ---",
+            "  ...",
+            "Bail out! ",
+            "1..3",
+            "TAP version 14",
+            "ok 3 - x # SKIP ",
+        ]);
+        // Any character, and often one XML cannot carry or must escape.
+        let special: Vec<char> = ('\u{0}'..='\u{1f}')
+            .chain([
+                '\u{7f}', '\u{85}', '\u{9b}', '\u{fffe}', '\u{ffff}', '&', '<', ']', '"',
+            ])
+            .collect();
+        let body = proptest::collection::vec(
+            prop_oneof![any::<char>(), proptest::sample::select(special)],
+            0..30,
+        )
+        .prop_map(|cs| cs.into_iter().collect::<String>());
+        let console = proptest::collection::vec((prefix, body), 0..12).prop_map(|lines| {
+            lines
+                .into_iter()
+                .map(|(p, b)| format!("{p}{b}\n"))
+                .collect::<String>()
+        });
+        let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        });
+        runner
+            .run(&console, |text| {
+                let s = boot_suite("p", Exit::Code(1), &text);
+                let xml = document([s.clone()]).unwrap();
+                for c in xml.chars() {
+                    prop_assert!(
+                        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+                            || c >= '\u{10000}',
+                        "{:?} in the document", c
+                    );
+                }
+                let back = Report::deserialize_from_str(&xml)
+                    .map_err(|e| TestCaseError::fail(format!("{e}: {xml}")))?;
+                prop_assert_eq!(back.test_suites.len(), 1);
+                let tap = parse(&text);
+                let empty_plan = tap.results.is_empty()
+                    && tap.plan.as_ref().is_some_and(|p| p.count == 0 && p.comment.is_some());
+                prop_assert_eq!(
+                    back.test_suites[0].tests,
+                    tap.results.len() + 1 + usize::from(empty_plan)
+                );
+                prop_assert_eq!(back.test_suites[0].tests, s.tests);
+                Ok(())
+            })
+            .unwrap();
     }
 
     #[test]
