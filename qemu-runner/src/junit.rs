@@ -9,14 +9,20 @@
 //!   (message, expected, got), with the console lines of that check as the
 //!   case's `system-out`.
 //! - `<scenario>.verdict` passes exactly when the run's verdict does; when it
-//!   fails its message is the first host-side reason (exit status, timeout,
-//!   bail out, incomplete plan, a peer's or a disk's reason, a wait PSW that
-//!   disagrees) and its text every reason.
+//!   fails its message is the telling host-side reason (a bail out, a
+//!   timeout, an incomplete plan, a peer's or a disk's reason, a wait PSW
+//!   that disagrees; the exit status or the count of failed checks when
+//!   there is nothing else) and its text every reason.
 //! - A check's time is the one the firmware printed (`# <check>: <N> us`, at
 //!   `verbose=2`), else none; the suite's time is boot to verdict.
 //! - The suite's properties: the QEMU version, the QEMU command line, the
-//!   exit, the verdict, the time to the first TAP line, the console log's
-//!   path; its `system-out` is the console (at most [`MAX_CONSOLE`] bytes).
+//!   firmware's command line, the exit, the verdict, the time to the first
+//!   TAP line, the console log's path; its `system-out` is the console (at
+//!   most [`MAX_CONSOLE`] bytes).
+//! - Expected failures: [`settle`] (by the scenario tests) turns the
+//!   failures of a run its test wanted to fail into skipped "expected
+//!   failure" cases, and adds a failure for a test that failed after its
+//!   boot.
 //!
 //! Every text is made XML-safe here: characters XML 1.0 cannot carry (C0
 //! controls but tab, newline and carriage return; U+FFFE, U+FFFF) and the
@@ -24,7 +30,8 @@
 //! of garbage still gives a document a CI system reads.
 //!
 //! [`merge`] gathers the per-scenario files of a test run into one
-//! `testsuites` document.
+//! `testsuites` document ([`merge_files`]: a given list, e.g. nextest's
+//! report with ours).
 
 use crate::assess::{Exit, Verdict};
 use crate::run::Run;
