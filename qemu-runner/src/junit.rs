@@ -407,7 +407,7 @@ fn ceil(s: &str, mut i: usize) -> usize {
 
 /// Turns a failing run that a test expected to fail into what it is for
 /// CI: every failure (the checks' and the verdict's) becomes `skipped`
-/// with "expected failure: <message>" (pytest's xfail does the same), and
+/// with `expected failure (<why>): <message>` (pytest's xfail does the same), and
 /// the suite says so in its `expected-verdict` property.
 pub fn expect_failure(suite: &mut TestSuite, why: &str) {
     for case in &mut suite.test_cases {
