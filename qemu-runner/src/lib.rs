@@ -70,6 +70,7 @@ pub mod devices;
 pub mod disks;
 pub mod gpu;
 pub mod input;
+pub mod junit;
 pub mod mem;
 pub mod net;
 pub mod p9;

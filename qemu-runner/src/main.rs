@@ -55,6 +55,10 @@ struct Args {
     /// Console log (default: KERNEL.console.log)
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     log: Option<PathBuf>,
+    /// Also write the verdict as JUnit XML to FILE, for CI: one test
+    /// case per firmware check, one for the verdict, the console attached
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    junit: Option<PathBuf>,
     /// Do not echo the console; show it only on FAIL
     #[arg(short, long)]
     quiet: bool,
@@ -74,6 +78,7 @@ struct Cli {
     scenario: Scenario,
     kernel: PathBuf,
     log: Option<PathBuf>,
+    junit: Option<PathBuf>,
     quiet: bool,
 }
 
@@ -125,6 +130,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> 
         scenario,
         kernel: PathBuf::from(kernel),
         log: args.log,
+        junit: args.junit,
         quiet: args.quiet,
     })))
 }
@@ -261,6 +267,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The report CI reads; a run without it is no success.
+    let junit_ok = match &cli.junit {
+        Some(path) => match qemu_runner::junit::write_run(&outcome, path) {
+            Ok(()) => {
+                eprintln!("qemu-runner: JUnit report: {}", path.display());
+                true
+            }
+            Err(e) => {
+                eprintln!("qemu-runner: {e}");
+                false
+            }
+        },
+        None => true,
+    };
+    if !junit_ok {
+        return ExitCode::FAILURE;
+    }
     if outcome.passed() {
         eprintln!("qemu-runner: {}", outcome.summary_line());
         eprintln!("qemu-runner: console log: {}", outcome.log_path.display());
@@ -316,6 +339,8 @@ mod tests {
             "/q",
             "--log",
             "l.log",
+            "--junit",
+            "r.xml",
             "--quiet",
             "k.elf",
             "only=boot.*",
@@ -327,6 +352,7 @@ mod tests {
         assert_eq!(c.scenario.devices, ["virtio-net-ccw", "virtio-rng-ccw"]);
         assert_eq!(c.scenario.qemu, PathBuf::from("/q"));
         assert_eq!(c.log, Some(PathBuf::from("l.log")));
+        assert_eq!(c.junit, Some(PathBuf::from("r.xml")));
         assert!(c.quiet);
         assert_eq!(c.kernel, PathBuf::from("k.elf"));
         assert_eq!(c.scenario.append, ["only=boot.*", "--not-an-option-here"]);
@@ -369,7 +395,7 @@ mod tests {
         let c = cli(&["k"]);
         assert_eq!(c.scenario.memory_mib, 128);
         assert_eq!(c.scenario.smp, 1);
-        assert!(!c.quiet && c.log.is_none());
+        assert!(!c.quiet && c.log.is_none() && c.junit.is_none());
         assert_eq!(c.scenario.command_line(), "expect-mem=128M expect-cpus=1");
         assert_eq!(cli(&["--memory", "1024", "k"]).scenario.memory_mib, 1024);
         assert_eq!(cli(&["--memory=256M", "k"]).scenario.memory_mib, 256);
@@ -423,6 +449,7 @@ mod tests {
             "--qemu-version",
             "--diag288",
             "--log",
+            "--junit",
             "--quiet",
             "--help",
         ] {

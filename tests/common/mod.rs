@@ -2,6 +2,7 @@
 //! scenario, and fail with the verdict and the console log.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod junit;
 pub mod models;
 use qemu_runner::{run, Run, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
@@ -65,17 +66,20 @@ pub fn scenario(name: &str) -> Scenario {
     Scenario::new(name).timeout(TIMEOUT)
 }
 
-/// Boots `kernel`; the console log goes to target/tmp/scenarios/<name>.log.
+/// Boots `kernel`; the console log goes to target/tmp/scenarios/<name>.log,
+/// the JUnit report to <name>.junit.xml beside it (see [`junit`]).
 #[track_caller]
 pub fn boot(scenario: &Scenario, kernel: &Path) -> Run {
-    let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("scenarios")
-        .join(format!("{}.log", scenario.name));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenarios");
+    let log = dir.join(format!("{}.log", scenario.name));
     let opts = RunOptions::default().log(log);
-    match run(scenario, kernel, &opts) {
+    let o = match run(scenario, kernel, &opts) {
         Ok(o) => o,
         Err(e) => panic!("cannot boot scenario {}: {e}", scenario.name),
-    }
+    };
+    let report = format!("{}{}", scenario.name, qemu_runner::junit::SUFFIX);
+    junit::record(&o, dir.join(report));
+    o
 }
 
 /// Panics with the verdict's reasons and the console unless the run passed.
