@@ -733,9 +733,20 @@ fn test(
     partition: Option<Partition>,
 ) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    // Each scenario leaves its JUnit report here (tests/common's boot);
+    // those of an earlier run must not be merged into this one's.
+    let scenarios = paths.target.join("tmp").join("scenarios");
+    qemu_runner::junit::clear(&scenarios).map_err(failed)?;
+    // What the tests probe of the host once per run (tests/common/models.rs).
+    let probes = paths
+        .target
+        .join("tmp")
+        .join(format!("probes-{}", process::id()));
+    let _ = fs::remove_dir_all(&probes);
     let env = |c: &mut process::Command| {
         c.env("ZVTEST_ELF", paths.elf())
             .env("ZVTEST_IMG", paths.img())
+            .env("ZVTEST_PROBE_DIR", &probes)
             // Not the terminal's foreground group: it must never read the terminal.
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -770,6 +781,23 @@ fn test(
         true
     };
     let t = *tally.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = fs::remove_dir_all(&probes);
+
+    // One JUnit document: every firmware check of every scenario.
+    let junit = paths.target.join("junit.xml");
+    let junit_ok = match qemu_runner::junit::merge(&scenarios, &junit) {
+        Ok((suites, cases, failures)) => {
+            eprintln!(
+                "xtask: {}: {suites} scenarios, {cases} checks, {failures} failed",
+                junit.display()
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("xtask: no JUnit report: {e}");
+            false
+        }
+    };
 
     let mut passed = t.passed;
     // A doc-test binary that crashed printed no result line: one failure.
@@ -799,7 +827,7 @@ fn test(
     );
     let _ = io::stderr().flush();
     println!("{passed} passed, {failed_count} failed");
-    let ok = nextest_ok && doc_ok && failed_count == 0 && passed > 0;
+    let ok = nextest_ok && doc_ok && junit_ok && failed_count == 0 && passed > 0;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -928,20 +956,25 @@ fn is_root() -> bool {
 struct Needs {
     qemu: bool,
     hercules: bool,
+    /// xmllint: the suite validates its JUnit reports against our schema.
+    xmllint: bool,
 }
 
 impl Needs {
     const BUILD: Needs = Needs {
         qemu: false,
         hercules: false,
+        xmllint: false,
     };
     const BOOT: Needs = Needs {
         qemu: true,
         hercules: false,
+        xmllint: false,
     };
     const TEST: Needs = Needs {
         qemu: true,
         hercules: true,
+        xmllint: true,
     };
 
     /// The Debian tools to have. The cross gcc is always needed: the `cc`
@@ -954,6 +987,9 @@ impl Needs {
         }
         if self.hercules {
             t.push(&setup::HERCULES);
+        }
+        if self.xmllint {
+            t.push(&setup::XMLLINT);
         }
         t
     }
@@ -990,12 +1026,17 @@ mod tests {
         );
         assert_eq!(
             names(Needs::TEST, false),
-            ["gcc-s390x-linux-gnu", "qemu-system-misc", "hercules"]
+            [
+                "gcc-s390x-linux-gnu",
+                "qemu-system-misc",
+                "hercules",
+                "libxml2-utils"
+            ]
         );
         // ZVTEST_QEMU names the QEMU: the system's is not needed.
         assert_eq!(
             names(Needs::TEST, true),
-            ["gcc-s390x-linux-gnu", "hercules"]
+            ["gcc-s390x-linux-gnu", "hercules", "libxml2-utils"]
         );
     }
 

@@ -129,8 +129,6 @@ pub const HERCULES: Tool = Tool {
     package: "hercules",
     why: "the Hercules emulator, for the ESA/390 card-reader IPL test",
 };
-// For `cargo xtask test` (its Needs lists it once the JUnit check is wired).
-#[allow(dead_code)]
 pub const XMLLINT: Tool = Tool {
     program: "xmllint",
     package: "libxml2-utils",
