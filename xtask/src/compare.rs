@@ -1,0 +1,442 @@
+//! `cargo xtask bench --compare OLD.json`: two reports figure by figure.
+//! Each figure has a stable key (`check blk.stress`, `queue <label>
+//! req/s`, `latency diag44`, `boot to verdict`, ...), a unit and a
+//! direction: times are better lower, rates higher. A figure that got
+//! worse by more than the threshold (per cent of the old value) fails the
+//! comparison; one in only one report is listed, not judged.
+
+use crate::report::{QueueFigures, Report, Spread};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// One comparable figure of a report: a median.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    pub unit: &'static str,
+    pub better: Better,
+}
+
+/// Every figure of a report, by key.
+pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
+    let mut out = BTreeMap::new();
+    let mut put = |key: String, value: f64, unit: &'static str, better: Better| {
+        out.insert(
+            key,
+            Figure {
+                value,
+                unit,
+                better,
+            },
+        );
+    };
+    let queues = |put: &mut dyn FnMut(String, f64, &'static str, Better),
+                  prefix: &str,
+                  q: &BTreeMap<String, QueueFigures>| {
+        for (label, f) in q {
+            put(
+                format!("{prefix}{label} req/s"),
+                f.requests_per_s.median,
+                "req/s",
+                Better::Higher,
+            );
+            // A queue that moves no payload (wrap, flush) has no bandwidth.
+            if f.bytes_per_s.max > 0.0 {
+                put(
+                    format!("{prefix}{label} bytes/s"),
+                    f.bytes_per_s.median,
+                    "B/s",
+                    Better::Higher,
+                );
+            }
+        }
+    };
+    let peers = |put: &mut dyn FnMut(String, f64, &'static str, Better),
+                 prefix: &str,
+                 p: &BTreeMap<String, BTreeMap<String, Spread>>| {
+        // Only rates: the other figures are counts that say what was
+        // done, not how fast.
+        for (peer, figures) in p {
+            for (name, s) in figures.iter().filter(|(n, _)| n.ends_with("_per_s")) {
+                put(
+                    format!("{prefix}peer {peer} {name}"),
+                    s.median,
+                    "/s",
+                    Better::Higher,
+                );
+            }
+        }
+    };
+    if let Some(d) = &r.default {
+        for (what, v) in [
+            ("boot to verdict", &d.boot.to_verdict_ms),
+            ("boot to first TAP line", &d.boot.to_first_tap_ms),
+            ("boot to QEMU exit", &d.boot.to_qemu_exit_ms),
+        ] {
+            if let Some(v) = v {
+                put(what.into(), v.median, "ms", Better::Lower);
+            }
+        }
+        for (check, f) in &d.checks {
+            put(
+                format!("check {check}"),
+                f.time_us.median,
+                "us",
+                Better::Lower,
+            );
+        }
+        queues(&mut put, "queue ", &d.queues);
+        for (call, l) in &d.latencies {
+            put(
+                format!("latency {call}"),
+                l.median_ns.median,
+                "ns",
+                Better::Lower,
+            );
+        }
+        for s in &d.stress_scaling {
+            if let Some(t) = s.time_us {
+                put(
+                    format!("stress heap.stress={}", s.level),
+                    t as f64,
+                    "us",
+                    Better::Lower,
+                );
+            }
+        }
+        for s in &d.smp {
+            if let Some(t) = s.total_requests_per_s {
+                put(
+                    format!("smp {} CPUs total req/s", s.cpus),
+                    t.median,
+                    "req/s",
+                    Better::Higher,
+                );
+            }
+            for (cpu, v) in &s.per_cpu_requests_per_s {
+                put(
+                    format!("smp {} CPUs {cpu} req/s", s.cpus),
+                    v.median,
+                    "req/s",
+                    Better::Higher,
+                );
+            }
+        }
+        peers(&mut put, "", &d.peers);
+    }
+    if let Some(b) = &r.blk {
+        for (w, e) in &b.workloads {
+            for (backend, f) in [("image", &e.image), ("null-co", &e.null_co)] {
+                if let Some(f) = f {
+                    put(
+                        format!("blk {w} {backend} req/s"),
+                        f.requests_per_s.median,
+                        "req/s",
+                        Better::Higher,
+                    );
+                    put(
+                        format!("blk {w} {backend} MB/s"),
+                        f.mb_per_s.median,
+                        "MB/s",
+                        Better::Higher,
+                    );
+                }
+            }
+        }
+    }
+    if let Some(s) = &r.streams {
+        queues(&mut put, "streams queue ", &s.queues);
+        peers(&mut put, "streams ", &s.peers);
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Better,
+    Same,
+    /// Worse, within the threshold.
+    Worse,
+    /// Worse by more than the threshold.
+    Regressed,
+    /// The old value was 0: no relative change.
+    NotJudged,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub key: String,
+    pub old: f64,
+    pub new: f64,
+    pub unit: &'static str,
+    pub better: Better,
+    /// (new − old) ÷ old, per cent; None where old is 0.
+    pub percent: Option<f64>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Comparison {
+    pub changes: Vec<Change>,
+    pub only_old: Vec<String>,
+    pub only_new: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.changes
+            .iter()
+            .filter(|c| c.verdict == Verdict::Regressed)
+            .count()
+    }
+}
+
+/// How one figure moved: worse by more than `threshold` per cent of the
+/// old value is a regression (exactly the threshold is not).
+pub fn judge(old: f64, new: f64, better: Better, threshold: f64) -> (Option<f64>, Verdict) {
+    if old == 0.0 {
+        let verdict = if new == 0.0 {
+            Verdict::Same
+        } else {
+            Verdict::NotJudged
+        };
+        return (None, verdict);
+    }
+    let percent = (new - old) / old.abs() * 100.0;
+    // How much worse, in per cent of the old value (negative: better).
+    let worse_by = match better {
+        Better::Lower => percent,
+        Better::Higher => -percent,
+    };
+    let verdict = if worse_by > threshold {
+        Verdict::Regressed
+    } else if worse_by > 0.0 {
+        Verdict::Worse
+    } else if worse_by < 0.0 {
+        Verdict::Better
+    } else {
+        Verdict::Same
+    };
+    (Some(percent), verdict)
+}
+
+pub fn compare(old: &Report, new: &Report, threshold: f64) -> Comparison {
+    let (old, new) = (figures(old), figures(new));
+    let mut c = Comparison::default();
+    for (key, o) in &old {
+        match new.get(key) {
+            Some(n) => {
+                let (percent, verdict) = judge(o.value, n.value, n.better, threshold);
+                c.changes.push(Change {
+                    key: key.clone(),
+                    old: o.value,
+                    new: n.value,
+                    unit: n.unit,
+                    better: n.better,
+                    percent,
+                    verdict,
+                });
+            }
+            None => c.only_old.push(key.clone()),
+        }
+    }
+    c.only_new = new
+        .keys()
+        .filter(|k| !old.contains_key(*k))
+        .cloned()
+        .collect();
+    c
+}
+
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// One line per figure, then the figures in one report only, then the
+/// summary line.
+pub fn render(c: &Comparison, threshold: f64) -> String {
+    let width = c.changes.iter().map(|x| x.key.len()).max().unwrap_or(0) + 2;
+    let mut s = String::new();
+    for x in &c.changes {
+        let percent = x
+            .percent
+            .map_or("n/a (old 0)".to_string(), |p| format!("{p:+.1} %"));
+        let verdict = match x.verdict {
+            Verdict::Better => "better",
+            Verdict::Same => "same",
+            Verdict::Worse => "worse",
+            Verdict::Regressed => "WORSE past the threshold",
+            Verdict::NotJudged => "not judged",
+        };
+        let dir = match x.better {
+            Better::Lower => "lower is better",
+            Better::Higher => "higher is better",
+        };
+        s.push_str(&format!(
+            "{:<width$}{:>14} -> {:<14}{:<6}{percent:>12}  {verdict} ({dir})\n",
+            x.key,
+            number(x.old),
+            number(x.new),
+            x.unit,
+        ));
+    }
+    for (which, keys) in [("old", &c.only_old), ("new", &c.only_new)] {
+        for k in keys {
+            s.push_str(&format!("only in the {which} report: {k}\n"));
+        }
+    }
+    s.push_str(&format!(
+        "{} figures compared: {} worse by more than {threshold} %, {} only in the old report, {} only in the new\n",
+        c.changes.len(),
+        c.regressions(),
+        c.only_old.len(),
+        c.only_new.len()
+    ));
+    s
+}
+
+/// `--threshold`: per cent, 0 to 10000.
+pub fn parse_threshold(v: &str) -> Result<f64, String> {
+    match v.trim_end_matches('%').parse::<f64>() {
+        Ok(t) if (0.0..=10_000.0).contains(&t) => Ok(t),
+        _ => Err("--threshold is a per cent from 0 to 10000 (e.g. 10 or 2.5)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn direction_and_threshold_boundary() {
+        use Better::*;
+        // Times: lower is better.
+        assert_eq!(
+            judge(100.0, 90.0, Lower, 10.0),
+            (Some(-10.0), Verdict::Better)
+        );
+        assert_eq!(judge(100.0, 105.0, Lower, 10.0).1, Verdict::Worse);
+        // Exactly the threshold is not past it; a hair more is.
+        assert_eq!(
+            judge(100.0, 110.0, Lower, 10.0),
+            (Some(10.0), Verdict::Worse)
+        );
+        assert_eq!(judge(100.0, 110.01, Lower, 10.0).1, Verdict::Regressed);
+        // Rates: higher is better.
+        assert_eq!(judge(100.0, 120.0, Higher, 10.0).1, Verdict::Better);
+        assert_eq!(
+            judge(100.0, 90.0, Higher, 10.0),
+            (Some(-10.0), Verdict::Worse)
+        );
+        assert_eq!(judge(100.0, 89.99, Higher, 10.0).1, Verdict::Regressed);
+        assert_eq!(judge(100.0, 100.0, Higher, 0.0).1, Verdict::Same);
+        assert_eq!(judge(100.0, 100.5, Lower, 0.0).1, Verdict::Regressed);
+        assert_eq!(judge(0.0, 0.0, Higher, 10.0), (None, Verdict::Same));
+        assert_eq!(judge(0.0, 5.0, Lower, 10.0), (None, Verdict::NotJudged));
+    }
+
+    #[test]
+    fn same_report_no_change() {
+        let r = sample();
+        let c = compare(&r, &r, 10.0);
+        assert!(c.only_old.is_empty() && c.only_new.is_empty());
+        assert!(c.changes.iter().all(|x| x.verdict == Verdict::Same));
+        let keys: Vec<&str> = c.changes.iter().map(|x| x.key.as_str()).collect();
+        for k in [
+            "boot to verdict",
+            "check blk.stress",
+            "queue blk fe.0.0001 q0 split random req/s",
+            "queue blk fe.0.0001 q0 split random bytes/s",
+            "latency diag44",
+            "stress heap.stress=1",
+            "smp 2 CPUs total req/s",
+            "smp 2 CPUs cpu0 req/s",
+            "peer net-echo frames_per_s",
+            "blk randread4k_qd32 image req/s",
+            "streams queue serial fe.0.0003 port0 rx req/s",
+        ] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn worse_better_missing() {
+        let old = sample();
+        let mut new = sample();
+        let d = new.default.as_mut().unwrap();
+        // Boot 20 % slower: past 10 %.
+        let v = d.boot.to_verdict_ms.as_mut().unwrap();
+        v.median *= 1.2;
+        // A queue 5 % slower: worse, within 10 %.
+        d.queues
+            .get_mut("net fe.0.0002 rx0 packed")
+            .unwrap()
+            .requests_per_s
+            .median *= 0.95;
+        // A hypercall twice as fast.
+        d.latencies.get_mut("diag44").unwrap().median_ns.median /= 2.0;
+        // A check gone, another new.
+        let gone = d.checks.remove("boot.vectors").unwrap();
+        d.checks.insert("boot.new".into(), gone);
+        let c = compare(&old, &new, 10.0);
+        let get = |k: &str| c.changes.iter().find(|x| x.key == k).unwrap();
+        assert_eq!(get("boot to verdict").verdict, Verdict::Regressed);
+        assert_eq!(
+            get("queue net fe.0.0002 rx0 packed req/s").verdict,
+            Verdict::Worse
+        );
+        assert_eq!(get("latency diag44").verdict, Verdict::Better);
+        assert_eq!(c.only_old, ["check boot.vectors"]);
+        assert_eq!(c.only_new, ["check boot.new"]);
+        assert_eq!(c.regressions(), 1);
+        let text = render(&c, 10.0);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("boot to verdict"))
+            .unwrap();
+        assert!(
+            line.contains("6200 -> 7440")
+                && line.contains("+20.0 %")
+                && line.contains("WORSE past the threshold (lower is better)"),
+            "{line}"
+        );
+        assert!(text.contains("only in the old report: check boot.vectors"));
+        assert!(text.contains("only in the new report: check boot.new"));
+        assert!(
+            text.ends_with(
+                "1 worse by more than 10 %, 1 only in the old report, 1 only in the new\n"
+            ),
+            "{text}"
+        );
+        // A looser threshold lets the boot pass.
+        assert_eq!(compare(&old, &new, 20.0).regressions(), 0);
+        // A part missing from the new report: its figures are listed.
+        new.blk = None;
+        let c = compare(&old, &new, 50.0);
+        assert!(c
+            .only_old
+            .iter()
+            .any(|k| k == "blk randread4k_qd32 image MB/s"));
+        assert_eq!(c.regressions(), 0);
+    }
+
+    #[test]
+    fn thresholds() {
+        assert_eq!(parse_threshold("10"), Ok(10.0));
+        assert_eq!(parse_threshold("2.5%"), Ok(2.5));
+        assert_eq!(parse_threshold("0"), Ok(0.0));
+        for bad in ["-1", "x", "", "10001", "NaN"] {
+            assert!(parse_threshold(bad).is_err(), "{bad}");
+        }
+    }
+}
