@@ -122,9 +122,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             against,
             threshold,
         } => {
-            // Two saved reports: nothing to boot.
-            if let (Some(old), Some(new)) = (&compare, &against) {
-                return compare_reports(old, new, threshold);
+            // Read first: a bad file fails before the boots, and OLD may be
+            // the report the bench is about to overwrite.
+            let old = match &compare {
+                Some(f) => Some((f, report::Report::read(f).map_err(failed)?)),
+                None => None,
+            };
+            if let (Some((old_path, old)), Some(new)) = (&old, &against) {
+                // Two saved reports: nothing to boot.
+                return compare_reports(old_path, old, new, threshold);
             }
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
@@ -133,9 +139,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 Some("streams") => run_streams_bench(&paths, runs.unwrap_or(3), stress),
                 _ => run_bench(&paths, runs.unwrap_or(bench::DEFAULT_RUNS)),
             }?;
-            match compare {
-                Some(old) => {
-                    let compared = compare_reports(&old, &report_path(&paths), threshold)?;
+            match old {
+                Some((old_path, old)) => {
+                    let compared =
+                        compare_reports(old_path, &old, &report_path(&paths), threshold)?;
                     Ok(if code == ExitCode::SUCCESS {
                         compared
                     } else {
@@ -655,11 +662,8 @@ fn write_report(paths: &Paths, qemu: &Path, fill: impl FnOnce(&mut report::Repor
 
 /// `--compare OLD [--against NEW]`: every figure's change; exit status 1
 /// if one got worse by more than `threshold` per cent.
-fn compare_reports(old: &Path, new: &Path, threshold: f64) -> Result<ExitCode> {
-    let (o, n) = (
-        report::Report::read(old).map_err(failed)?,
-        report::Report::read(new).map_err(failed)?,
-    );
+fn compare_reports(old: &Path, o: &report::Report, new: &Path, threshold: f64) -> Result<ExitCode> {
+    let n = report::Report::read(new).map_err(failed)?;
     eprintln!(
         "xtask: bench: comparing {} ({}, {}, QEMU {}) with {} ({}, {}, QEMU {})",
         old.display(),
@@ -671,7 +675,7 @@ fn compare_reports(old: &Path, new: &Path, threshold: f64) -> Result<ExitCode> {
         n.host.date,
         n.qemu.version
     );
-    let c = compare::compare(&o, &n, threshold);
+    let c = compare::compare(o, &n, threshold);
     print!("{}", compare::render(&c, threshold));
     Ok(if c.regressions() == 0 {
         ExitCode::SUCCESS
