@@ -17,31 +17,46 @@ pub enum Better {
 /// One comparable figure of a report: a median.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
+    /// The median.
     pub value: f64,
+    /// The lowest and highest boot's.
+    pub min: f64,
+    pub max: f64,
     pub unit: &'static str,
     pub better: Better,
+}
+
+/// A figure measured once.
+fn one(v: f64) -> Spread {
+    Spread {
+        median: v,
+        min: v,
+        max: v,
+    }
 }
 
 /// Every figure of a report, by key.
 pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
     let mut out = BTreeMap::new();
-    let mut put = |key: String, value: f64, unit: &'static str, better: Better| {
+    let mut put = |key: String, s: Spread, unit: &'static str, better: Better| {
         out.insert(
             key,
             Figure {
-                value,
+                value: s.median,
+                min: s.min,
+                max: s.max,
                 unit,
                 better,
             },
         );
     };
-    let queues = |put: &mut dyn FnMut(String, f64, &'static str, Better),
+    let queues = |put: &mut dyn FnMut(String, Spread, &'static str, Better),
                   prefix: &str,
                   q: &BTreeMap<String, QueueFigures>| {
         for (label, f) in q {
             put(
                 format!("{prefix}{label} req/s"),
-                f.requests_per_s.median,
+                f.requests_per_s,
                 "req/s",
                 Better::Higher,
             );
@@ -49,14 +64,14 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
             if f.bytes_per_s.max > 0.0 {
                 put(
                     format!("{prefix}{label} bytes/s"),
-                    f.bytes_per_s.median,
+                    f.bytes_per_s,
                     "B/s",
                     Better::Higher,
                 );
             }
         }
     };
-    let peers = |put: &mut dyn FnMut(String, f64, &'static str, Better),
+    let peers = |put: &mut dyn FnMut(String, Spread, &'static str, Better),
                  prefix: &str,
                  p: &BTreeMap<String, BTreeMap<String, Spread>>| {
         // Only rates: the other figures are counts that say what was
@@ -65,7 +80,7 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
             for (name, s) in figures.iter().filter(|(n, _)| n.ends_with("_per_s")) {
                 put(
                     format!("{prefix}peer {peer} {name}"),
-                    s.median,
+                    *s,
                     "/s",
                     Better::Higher,
                 );
@@ -79,31 +94,26 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
             ("boot to QEMU exit", &d.boot.to_qemu_exit_ms),
         ] {
             if let Some(v) = v {
-                put(what.into(), v.median, "ms", Better::Lower);
+                let s = Spread {
+                    median: v.median,
+                    min: v.min,
+                    max: v.max,
+                };
+                put(what.into(), s, "ms", Better::Lower);
             }
         }
         for (check, f) in &d.checks {
-            put(
-                format!("check {check}"),
-                f.time_us.median,
-                "us",
-                Better::Lower,
-            );
+            put(format!("check {check}"), f.time_us, "us", Better::Lower);
         }
         queues(&mut put, "queue ", &d.queues);
         for (call, l) in &d.latencies {
-            put(
-                format!("latency {call}"),
-                l.median_ns.median,
-                "ns",
-                Better::Lower,
-            );
+            put(format!("latency {call}"), l.median_ns, "ns", Better::Lower);
         }
         for s in &d.stress_scaling {
             if let Some(t) = s.time_us {
                 put(
                     format!("stress heap.stress={}", s.level),
-                    t as f64,
+                    one(t as f64),
                     "us",
                     Better::Lower,
                 );
@@ -113,7 +123,7 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
             if let Some(t) = s.total_requests_per_s {
                 put(
                     format!("smp {} CPUs total req/s", s.cpus),
-                    t.median,
+                    t,
                     "req/s",
                     Better::Higher,
                 );
@@ -121,7 +131,7 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
             for (cpu, v) in &s.per_cpu_requests_per_s {
                 put(
                     format!("smp {} CPUs {cpu} req/s", s.cpus),
-                    v.median,
+                    *v,
                     "req/s",
                     Better::Higher,
                 );
@@ -135,13 +145,13 @@ pub fn figures(r: &Report) -> BTreeMap<String, Figure> {
                 if let Some(f) = f {
                     put(
                         format!("blk {w} {backend} req/s"),
-                        f.requests_per_s.median,
+                        f.requests_per_s,
                         "req/s",
                         Better::Higher,
                     );
                     put(
                         format!("blk {w} {backend} MB/s"),
-                        f.mb_per_s.median,
+                        f.mb_per_s,
                         "MB/s",
                         Better::Higher,
                     );
@@ -178,6 +188,9 @@ pub struct Change {
     /// (new − old) ÷ old, per cent; None where old is 0.
     pub percent: Option<f64>,
     pub verdict: Verdict,
+    /// The new median lies within the old report's lowest to highest
+    /// boot: a change the old boots already varied by.
+    pub inside_old_range: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -240,6 +253,7 @@ pub fn compare(old: &Report, new: &Report, threshold: f64) -> Comparison {
                     better: n.better,
                     percent,
                     verdict,
+                    inside_old_range: (o.min..=o.max).contains(&n.value),
                 });
             }
             None => c.only_old.push(key.clone()),
@@ -281,8 +295,14 @@ pub fn render(c: &Comparison, threshold: f64) -> String {
             Better::Lower => "lower is better",
             Better::Higher => "higher is better",
         };
+        let spread = match (x.verdict, x.inside_old_range) {
+            (Verdict::Worse | Verdict::Regressed | Verdict::Better, true) => {
+                ", inside the old boots' range"
+            }
+            _ => "",
+        };
         s.push_str(&format!(
-            "{:<width$}{:>14} -> {:<14}{:<6}{percent:>12}  {verdict} ({dir})\n",
+            "{:<width$}{:>14} -> {:<14}{:<6}{percent:>12}  {verdict} ({dir}{spread})\n",
             x.key,
             number(x.old),
             number(x.new),
@@ -409,6 +429,17 @@ mod tests {
                 && line.contains("+20.0 %")
                 && line.contains("WORSE past the threshold (lower is better)"),
             "{line}"
+        );
+        assert!(!line.contains("inside"), "{line}");
+        // 5 % slower, within the old boots' 0.9-1.1 of the median.
+        assert!(get("queue net fe.0.0002 rx0 packed req/s").inside_old_range);
+        let queue = text
+            .lines()
+            .find(|l| l.starts_with("queue net fe.0.0002 rx0 packed req/s"))
+            .unwrap();
+        assert!(
+            queue.ends_with("worse (higher is better, inside the old boots' range)"),
+            "{queue}"
         );
         assert!(text.contains("only in the old report: check boot.vectors"));
         assert!(text.contains("only in the new report: check boot.new"));

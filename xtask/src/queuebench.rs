@@ -150,15 +150,16 @@ pub fn peers<'a>(
 pub fn table(queues: &BTreeMap<String, QueueFigures>) -> String {
     let width = queues.keys().map(String::len).max().unwrap_or(0).max(5) + 2;
     let mut s = format!(
-        "{:<width$}{:>14}{:>14}{:>14}{:>7}\n",
-        "queue", "requests", "req/s", "MB/s", "boots"
+        "{:<width$}{:>14}{:>14}{:>14}{:>7}{:>7}\n",
+        "queue", "requests", "req/s", "MB/s", "depth", "boots"
     );
     for (q, f) in queues {
         s.push_str(&format!(
-            "{q:<width$}{:>14.0}{:>14.0}{:>14.2}{:>7}\n",
+            "{q:<width$}{:>14.0}{:>14.0}{:>14.2}{:>7}{:>7}\n",
             f.requests,
             f.requests_per_s.median,
             f.bytes_per_s.median / 1e6,
+            f.max_depth.map_or("-".to_string(), |d| format!("{d:.0}")),
             f.boots
         ));
     }
@@ -220,7 +221,15 @@ mod tests {
         assert_eq!(f.requests_per_s.median, 7500.0);
         assert_eq!(f.requests_per_s.min, 5000.0);
         assert_eq!(f.bytes_per_s.max, 14784.0 * 1024.0);
-        assert!(table(&q).contains("net fe.0.0002 rx0"));
+        assert_eq!(f.max_depth, Some(64.0));
+        let t = table(&q);
+        let row: Vec<&str> = t
+            .lines()
+            .find(|l| l.starts_with("net fe.0.0002 rx0"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[3..], ["1000", "7500", "11.35", "64", "3"], "{t}");
     }
 
     #[test]
