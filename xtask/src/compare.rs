@@ -198,6 +198,9 @@ pub struct Comparison {
     pub changes: Vec<Change>,
     pub only_old: Vec<String>,
     pub only_new: Vec<String>,
+    /// Parts one report lacks as a whole: (part, figures in the other).
+    pub parts_only_old: Vec<(&'static str, usize)>,
+    pub parts_only_new: Vec<(&'static str, usize)>,
 }
 
 impl Comparison {
@@ -238,32 +241,76 @@ pub fn judge(old: f64, new: f64, better: Better, threshold: f64) -> (Option<f64>
     (Some(percent), verdict)
 }
 
-pub fn compare(old: &Report, new: &Report, threshold: f64) -> Comparison {
-    let (old, new) = (figures(old), figures(new));
-    let mut c = Comparison::default();
-    for (key, o) in &old {
-        match new.get(key) {
-            Some(n) => {
-                let (percent, verdict) = judge(o.value, n.value, n.better, threshold);
-                c.changes.push(Change {
-                    key: key.clone(),
-                    old: o.value,
-                    new: n.value,
-                    unit: n.unit,
-                    better: n.better,
-                    percent,
-                    verdict,
-                    inside_old_range: (o.min..=o.max).contains(&n.value),
-                });
+/// The part of the report a figure's key comes from.
+fn part_of(key: &str) -> &'static str {
+    if key.starts_with("blk ") {
+        "blk"
+    } else if key.starts_with("streams ") {
+        "streams"
+    } else {
+        "default"
+    }
+}
+
+fn has_part(r: &Report, part: &str) -> bool {
+    match part {
+        "blk" => r.blk.is_some(),
+        "streams" => r.streams.is_some(),
+        _ => r.default.is_some(),
+    }
+}
+
+/// Figures in `keys` that `other` lacks: listed one by one, or counted per
+/// part where `other` lacks the whole part.
+fn missing<'a>(
+    keys: impl Iterator<Item = &'a String>,
+    other: &Report,
+    figures: &mut Vec<String>,
+    parts: &mut Vec<(&'static str, usize)>,
+) {
+    for key in keys {
+        let part = part_of(key);
+        if has_part(other, part) {
+            figures.push(key.clone());
+        } else {
+            match parts.iter_mut().find(|(p, _)| *p == part) {
+                Some((_, n)) => *n += 1,
+                None => parts.push((part, 1)),
             }
-            None => c.only_old.push(key.clone()),
         }
     }
-    c.only_new = new
-        .keys()
-        .filter(|k| !old.contains_key(*k))
-        .cloned()
-        .collect();
+}
+
+pub fn compare(old_report: &Report, new_report: &Report, threshold: f64) -> Comparison {
+    let (old, new) = (figures(old_report), figures(new_report));
+    let mut c = Comparison::default();
+    for (key, o) in &old {
+        if let Some(n) = new.get(key) {
+            let (percent, verdict) = judge(o.value, n.value, n.better, threshold);
+            c.changes.push(Change {
+                key: key.clone(),
+                old: o.value,
+                new: n.value,
+                unit: n.unit,
+                better: n.better,
+                percent,
+                verdict,
+                inside_old_range: (o.min..=o.max).contains(&n.value),
+            });
+        }
+    }
+    missing(
+        old.keys().filter(|k| !new.contains_key(*k)),
+        new_report,
+        &mut c.only_old,
+        &mut c.parts_only_old,
+    );
+    missing(
+        new.keys().filter(|k| !old.contains_key(*k)),
+        old_report,
+        &mut c.only_new,
+        &mut c.parts_only_new,
+    );
     c
 }
 
@@ -309,7 +356,15 @@ pub fn render(c: &Comparison, threshold: f64) -> String {
             x.unit,
         ));
     }
-    for (which, keys) in [("old", &c.only_old), ("new", &c.only_new)] {
+    for (which, keys, parts) in [
+        ("old", &c.only_old, &c.parts_only_old),
+        ("new", &c.only_new, &c.parts_only_new),
+    ] {
+        for (part, n) in parts {
+            s.push_str(&format!(
+                "only in the {which} report: its {part} part ({n} figures)\n"
+            ));
+        }
         for k in keys {
             s.push_str(&format!("only in the {which} report: {k}\n"));
         }
@@ -318,8 +373,8 @@ pub fn render(c: &Comparison, threshold: f64) -> String {
         "{} figures compared: {} worse by more than {threshold} %, {} only in the old report, {} only in the new\n",
         c.changes.len(),
         c.regressions(),
-        c.only_old.len(),
-        c.only_new.len()
+        c.only_old.len() + c.parts_only_old.iter().map(|(_, n)| n).sum::<usize>(),
+        c.only_new.len() + c.parts_only_new.iter().map(|(_, n)| n).sum::<usize>()
     ));
     s
 }
@@ -451,14 +506,24 @@ mod tests {
         );
         // A looser threshold lets the boot pass.
         assert_eq!(compare(&old, &new, 20.0).regressions(), 0);
-        // A part missing from the new report: its figures are listed.
+        // A part missing from the new report: said once, with its count.
         new.blk = None;
         let c = compare(&old, &new, 50.0);
-        assert!(c
-            .only_old
-            .iter()
-            .any(|k| k == "blk randread4k_qd32 image MB/s"));
+        assert_eq!(c.parts_only_old, [("blk", 2)]);
+        assert_eq!(c.only_old, ["check boot.vectors"]);
         assert_eq!(c.regressions(), 0);
+        let text = render(&c, 50.0);
+        assert!(
+            text.contains("only in the old report: its blk part (2 figures)\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(", 3 only in the old report, 1 only in the new\n"),
+            "{text}"
+        );
+        // And the other way round.
+        let c = compare(&new, &old, 50.0);
+        assert_eq!(c.parts_only_new, [("blk", 2)]);
     }
 
     #[test]
