@@ -40,10 +40,11 @@ commands:
                           heap.stress at stress=1, 10 and 100 and smp.stress-blk at
                           1, 2 and 4 CPUs; every bench writes its part of
                           target/bench/report.json and the plots in target/bench/plots/
-  bench ... --compare OLD.json [--threshold PCT]
+  bench ... --compare OLD.json [--threshold PCT] [--only PREFIXES]
                           then compare the new report with OLD.json figure by figure;
-                          exit 1 if one got worse by more than PCT % (default 10)
-  bench --compare OLD.json --against NEW.json [--threshold PCT]
+                          exit 1 if one got worse by more than PCT % (default 10);
+                          --only: the figures whose key starts with one of PREFIXES
+  bench --compare OLD.json --against NEW.json [--threshold PCT] [--only PREFIXES]
                           compare two saved reports, booting nothing
   disk --seed S --size N FILE
                           write a scratch disk image of N bytes (64M, 1G, bytes) for
@@ -141,6 +142,15 @@ pub enum Command {
         /// the old value (times: higher; rates: lower)
         #[arg(long, value_name = "PCT", default_value_t = 10.0, requires = "compare", value_parser = crate::compare::parse_threshold)]
         threshold: f64,
+        /// With --compare: only the figures whose key starts with one of
+        /// these (comma-separated), e.g. 'boot to verdict,latency '
+        #[arg(
+            long,
+            value_name = "PREFIXES",
+            requires = "compare",
+            value_delimiter = ','
+        )]
+        only: Vec<String>,
     },
     /// Make a scratch disk image, or verify one after a run
     Disk {
@@ -318,6 +328,11 @@ mod tests {
             "--compare <OLD.json>",
         );
         refused(
+            &["bench", "--only", "boot"],
+            MissingRequiredArgument,
+            "--compare <OLD.json>",
+        );
+        refused(
             &["bench", "--threshold", "5"],
             MissingRequiredArgument,
             "--compare <OLD.json>",
@@ -452,6 +467,7 @@ mod tests {
             compare: None,
             against: None,
             threshold: 10.0,
+            only: vec![],
         };
         assert_eq!(ok(&["bench"]), bench(None, None));
         assert_eq!(ok(&["bench", "--runs=3"]), bench(None, Some(3)));
@@ -468,6 +484,7 @@ mod tests {
                 compare: None,
                 against: None,
                 threshold: 10.0,
+                only: vec![],
             }
         );
         let compared = |args: &[&str]| match ok(args) {
@@ -476,13 +493,14 @@ mod tests {
                 compare,
                 against,
                 threshold,
+                only,
                 ..
-            } => (runs, compare, against, threshold),
+            } => (runs, compare, against, threshold, only),
             other => panic!("{args:?}: {other:?}"),
         };
         assert_eq!(
             compared(&["bench", "--runs", "2", "--compare", "old.json"]),
-            (Some(2), Some("old.json".into()), None, 10.0)
+            (Some(2), Some("old.json".into()), None, 10.0, vec![])
         );
         assert_eq!(
             compared(&[
@@ -492,9 +510,17 @@ mod tests {
                 "--against",
                 "b.json",
                 "--threshold",
-                "2.5"
+                "2.5",
+                "--only",
+                "boot to verdict,latency "
             ]),
-            (None, Some("a.json".into()), Some("b.json".into()), 2.5)
+            (
+                None,
+                Some("a.json".into()),
+                Some("b.json".into()),
+                2.5,
+                vec!["boot to verdict".to_string(), "latency ".into()]
+            )
         );
         assert_eq!(
             ok(&["disk", "--seed", "0x10", "--size", "64M", "d.img"]),

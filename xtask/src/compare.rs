@@ -201,6 +201,8 @@ pub struct Comparison {
     /// Parts one report lacks as a whole: (part, figures in the other).
     pub parts_only_old: Vec<(&'static str, usize)>,
     pub parts_only_new: Vec<(&'static str, usize)>,
+    /// Figures `--only` left out (of both reports, counted once).
+    pub left_out: usize,
 }
 
 impl Comparison {
@@ -281,9 +283,24 @@ fn missing<'a>(
     }
 }
 
-pub fn compare(old_report: &Report, new_report: &Report, threshold: f64) -> Comparison {
-    let (old, new) = (figures(old_report), figures(new_report));
+/// Compares every figure, or with `only` those whose key starts with one
+/// of its prefixes (`boot to verdict`, `latency `).
+pub fn compare(
+    old_report: &Report,
+    new_report: &Report,
+    threshold: f64,
+    only: &[String],
+) -> Comparison {
+    let (mut old, mut new) = (figures(old_report), figures(new_report));
     let mut c = Comparison::default();
+    if !only.is_empty() {
+        let wanted = |k: &String| only.iter().any(|p| k.starts_with(p.as_str()));
+        let before: std::collections::BTreeSet<String> =
+            old.keys().chain(new.keys()).cloned().collect();
+        old.retain(|k, _| wanted(k));
+        new.retain(|k, _| wanted(k));
+        c.left_out = before.iter().filter(|k| !wanted(k)).count();
+    }
     for (key, o) in &old {
         if let Some(n) = new.get(key) {
             let (percent, verdict) = judge(o.value, n.value, n.better, threshold);
@@ -376,6 +393,9 @@ pub fn render(c: &Comparison, threshold: f64) -> String {
         c.only_old.len() + c.parts_only_old.iter().map(|(_, n)| n).sum::<usize>(),
         c.only_new.len() + c.parts_only_new.iter().map(|(_, n)| n).sum::<usize>()
     ));
+    if c.left_out > 0 {
+        s.push_str(&format!("{} figures left out by --only\n", c.left_out));
+    }
     s
 }
 
@@ -423,7 +443,7 @@ mod tests {
     #[test]
     fn same_report_no_change() {
         let r = sample();
-        let c = compare(&r, &r, 10.0);
+        let c = compare(&r, &r, 10.0, &[]);
         assert!(c.only_old.is_empty() && c.only_new.is_empty());
         assert!(c.changes.iter().all(|x| x.verdict == Verdict::Same));
         let keys: Vec<&str> = c.changes.iter().map(|x| x.key.as_str()).collect();
@@ -463,7 +483,7 @@ mod tests {
         // A check gone, another new.
         let gone = d.checks.remove("boot.vectors").unwrap();
         d.checks.insert("boot.new".into(), gone);
-        let c = compare(&old, &new, 10.0);
+        let c = compare(&old, &new, 10.0, &[]);
         let get = |k: &str| c.changes.iter().find(|x| x.key == k).unwrap();
         assert_eq!(get("boot to verdict").verdict, Verdict::Regressed);
         assert_eq!(
@@ -505,10 +525,10 @@ mod tests {
             "{text}"
         );
         // A looser threshold lets the boot pass.
-        assert_eq!(compare(&old, &new, 20.0).regressions(), 0);
+        assert_eq!(compare(&old, &new, 20.0, &[]).regressions(), 0);
         // A part missing from the new report: said once, with its count.
         new.blk = None;
-        let c = compare(&old, &new, 50.0);
+        let c = compare(&old, &new, 50.0, &[]);
         assert_eq!(c.parts_only_old, [("blk", 2)]);
         assert_eq!(c.only_old, ["check boot.vectors"]);
         assert_eq!(c.regressions(), 0);
@@ -522,8 +542,27 @@ mod tests {
             "{text}"
         );
         // And the other way round.
-        let c = compare(&new, &old, 50.0);
+        let c = compare(&new, &old, 50.0, &[]);
         assert_eq!(c.parts_only_new, [("blk", 2)]);
+        // --only: the boot and the latencies; the slower boot still fails.
+        let only = ["boot to verdict".to_string(), "latency ".to_string()];
+        let c = compare(&old, &new, 10.0, &only);
+        let keys: Vec<&str> = c.changes.iter().map(|x| x.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "boot to verdict",
+                "latency diag44",
+                "latency diag500.notify"
+            ]
+        );
+        assert_eq!(c.regressions(), 1);
+        assert!(c.only_old.is_empty() && c.parts_only_old.is_empty());
+        assert!(render(&c, 10.0).ends_with("figures left out by --only\n"));
+        assert_eq!(
+            compare(&old, &new, 10.0, &["latency ".into()]).regressions(),
+            0
+        );
     }
 
     #[test]

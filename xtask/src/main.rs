@@ -121,6 +121,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             compare,
             against,
             threshold,
+            only,
         } => {
             // Read first: a bad file fails before the boots, and OLD may be
             // the report the bench is about to overwrite.
@@ -130,7 +131,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             };
             if let (Some((old_path, old)), Some(new)) = (&old, &against) {
                 // Two saved reports: nothing to boot.
-                return compare_reports(old_path, old, new, threshold);
+                return compare_reports(old_path, old, new, threshold, &only);
             }
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
@@ -142,7 +143,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             match old {
                 Some((old_path, old)) => {
                     let compared =
-                        compare_reports(old_path, &old, &report_path(&paths), threshold)?;
+                        compare_reports(old_path, &old, &report_path(&paths), threshold, &only)?;
                     Ok(if code == ExitCode::SUCCESS {
                         compared
                     } else {
@@ -662,7 +663,13 @@ fn write_report(paths: &Paths, qemu: &Path, fill: impl FnOnce(&mut report::Repor
 
 /// `--compare OLD [--against NEW]`: every figure's change; exit status 1
 /// if one got worse by more than `threshold` per cent.
-fn compare_reports(old: &Path, o: &report::Report, new: &Path, threshold: f64) -> Result<ExitCode> {
+fn compare_reports(
+    old: &Path,
+    o: &report::Report,
+    new: &Path,
+    threshold: f64,
+    only: &[String],
+) -> Result<ExitCode> {
     let n = report::Report::read(new).map_err(failed)?;
     eprintln!(
         "xtask: bench: comparing {} ({}, {}, QEMU {}) with {} ({}, {}, QEMU {})",
@@ -675,7 +682,7 @@ fn compare_reports(old: &Path, o: &report::Report, new: &Path, threshold: f64) -
         n.host.date,
         n.qemu.version
     );
-    let c = compare::compare(o, &n, threshold);
+    let c = compare::compare(o, &n, threshold, only);
     print!("{}", compare::render(&c, threshold));
     Ok(if c.regressions() == 0 {
         ExitCode::SUCCESS
