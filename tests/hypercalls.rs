@@ -126,7 +126,55 @@ fn whole_group_with_the_detected_version() {
             .any(|l| l.starts_with("latency diag500.notify: median ")),
         "a latency line for diag500.notify",
     );
+    // Its figures come from one sorted set of calls: min <= p10 <= median
+    // <= p90 <= max.
+    for l in o
+        .tap
+        .diagnostics
+        .iter()
+        .filter(|l| l.starts_with("latency "))
+    {
+        check(
+            &o,
+            latency_in_order(l),
+            &format!("min <= p10 <= median <= p90 <= max in '{l}'"),
+        );
+    }
     check_summary(&o);
+}
+
+/// `latency <call>: median M ns, min A ns, max B ns, p10 P ns, p90 Q ns
+/// (N calls)`: all five figures there and in order.
+fn latency_in_order(line: &str) -> bool {
+    let ns = |key: &str| -> Option<u64> {
+        line.split(", ").find_map(|f| {
+            let f = f
+                .rsplit(": ")
+                .next()?
+                .strip_prefix(key)?
+                .strip_prefix(' ')?;
+            f.split(' ').next()?.parse().ok()
+        })
+    };
+    let v: Vec<Option<u64>> = ["min", "p10", "median", "p90", "max"]
+        .iter()
+        .map(|k| ns(k))
+        .collect();
+    v.iter().all(Option::is_some) && v.windows(2).all(|w| w[0] <= w[1])
+}
+
+#[test]
+fn latency_order_is_checked() {
+    assert!(latency_in_order(
+        "latency diag44: median 621 ns, min 470 ns, max 1572 ns, p10 500 ns, p90 900 ns (64 calls)"
+    ));
+    // A p90 below the median, a missing p10.
+    assert!(!latency_in_order(
+        "latency diag44: median 621 ns, min 470 ns, max 1572 ns, p10 500 ns, p90 600 ns (64 calls)"
+    ));
+    assert!(!latency_in_order(
+        "latency diag44: median 621 ns, min 470 ns, max 1572 ns (64 calls)"
+    ));
 }
 
 #[test]

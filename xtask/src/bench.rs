@@ -5,10 +5,14 @@
 //! Then one boot per stress level runs only `heap.stress`, to show how its
 //! time grows with `stress=`.
 
+use crate::blkbench::spread;
+use crate::report;
 use qemu_runner::{Run, TestResult};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-pub const DEFAULT_RUNS: u32 = 10;
+/// Boot to verdict is judged as the median of 5 boots.
+pub const DEFAULT_RUNS: u32 = 5;
 const MAX_RUNS: u32 = 10_000;
 
 /// The value of `--runs`: how many boots, 1 to [`MAX_RUNS`].
@@ -49,27 +53,42 @@ pub fn parse_timing(diagnostic: &str) -> Option<CheckTiming> {
     })
 }
 
-/// One `# latency <call>: median <M> ns, min <A> ns, max <B> ns (<N> calls)`
-/// diagnostic (without `# `): a hypercall's round trip in one run.
+/// One `# latency <call>: median <M> ns, min <A> ns, max <B> ns[, p10 <P>
+/// ns, p90 <Q> ns] (<N> calls)` diagnostic (without `# `): a hypercall's
+/// round trip in one run (the percentiles where the firmware prints them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Latency {
     pub call: String,
+    pub calls: u64,
     pub median_ns: u64,
     pub min_ns: u64,
     pub max_ns: u64,
+    pub p10_ns: Option<u64>,
+    pub p90_ns: Option<u64>,
 }
 
 pub fn parse_latency(diagnostic: &str) -> Option<Latency> {
     let rest = diagnostic.strip_prefix("latency ")?;
-    let (call, rest) = rest.split_once(": median ")?;
-    let (median, rest) = rest.split_once(" ns, min ")?;
-    let (min, rest) = rest.split_once(" ns, max ")?;
-    let (max, _) = rest.split_once(" ns")?;
+    let (call, rest) = rest.split_once(": ")?;
+    let (figures, calls) = rest.split_once(" (")?;
+    let calls = calls.strip_suffix(" calls)")?.parse().ok()?;
+    let mut found: Vec<(&str, u64)> = Vec::new();
+    for f in figures.split(", ") {
+        let (key, value) = f.split_once(' ')?;
+        found.push((key, value.strip_suffix(" ns")?.parse().ok()?));
+    }
+    let get = |key: &str| found.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    if call.is_empty() || call.contains(char::is_whitespace) {
+        return None;
+    }
     Some(Latency {
         call: call.to_string(),
-        median_ns: median.parse().ok()?,
-        min_ns: min.parse().ok()?,
-        max_ns: max.parse().ok()?,
+        calls,
+        median_ns: get("median")?,
+        min_ns: get("min")?,
+        max_ns: get("max")?,
+        p10_ns: get("p10"),
+        p90_ns: get("p90"),
     })
 }
 
@@ -105,11 +124,12 @@ pub struct Measurements {
     pub runs: usize,
     pub first_tap_us: Vec<u64>,
     pub total_us: Vec<u64>,
+    /// From starting the run to its verdict (after the host's checks).
+    pub verdict_us: Vec<u64>,
     /// Per check, in the order first seen: its timings and heap figures.
     pub checks: Vec<(String, Vec<u64>, Vec<u64>)>,
-    /// Per hypercall, in the order first seen: each run's median, and the
-    /// lowest and highest single call over all runs.
-    pub latencies: Vec<(String, Vec<u64>, u64, u64)>,
+    /// Per hypercall, in the order first seen: each run's figures.
+    pub latencies: Vec<(String, Vec<Latency>)>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -117,7 +137,9 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Measurements {
-    pub fn add(&mut self, o: &Run) {
+    /// A run, and the time from starting it to its verdict.
+    pub fn add(&mut self, o: &Run, to_verdict: Duration) {
+        self.verdict_us.push(micros(to_verdict));
         self.add_parts(o.time_to_tap, o.duration, &o.tap.diagnostics);
     }
 
@@ -139,35 +161,72 @@ impl Measurements {
             self.checks[slot].2.push(t.heap_bytes);
         }
         for l in diagnostics.iter().filter_map(|d| parse_latency(d)) {
-            match self.latencies.iter_mut().find(|(c, ..)| *c == l.call) {
-                Some((_, medians, lo, hi)) => {
-                    medians.push(l.median_ns);
-                    *lo = (*lo).min(l.min_ns);
-                    *hi = (*hi).max(l.max_ns);
-                }
-                None => self
-                    .latencies
-                    .push((l.call, vec![l.median_ns], l.min_ns, l.max_ns)),
+            match self.latencies.iter_mut().find(|(c, _)| *c == l.call) {
+                Some((_, runs)) => runs.push(l),
+                None => self.latencies.push((l.call.clone(), vec![l])),
             }
         }
     }
 
-    /// Boot times and per-check times for the JSON report (microseconds).
-    pub fn boot_json(&self) -> serde_json::Value {
-        let stats = |v: &[u64]| {
-            Stats::of(v)
-                .map(|s| serde_json::json!({"median": s.median, "min": s.min, "max": s.max}))
+    /// Boot times, per-check times and hypercall latencies for the report.
+    pub fn report_parts(
+        &self,
+    ) -> (
+        report::Boot,
+        BTreeMap<String, report::CheckFigures>,
+        BTreeMap<String, report::LatencyFigures>,
+    ) {
+        let ms = |v: &[u64]| {
+            let v: Vec<f64> = v.iter().map(|us| *us as f64 / 1000.0).collect();
+            report::PerRun::of(&v)
         };
-        let checks: serde_json::Map<String, serde_json::Value> = self
+        let f = |v: &[u64]| v.iter().map(|x| *x as f64).collect::<Vec<f64>>();
+        let boot = report::Boot {
+            to_verdict_ms: ms(&self.verdict_us),
+            to_first_tap_ms: ms(&self.first_tap_us),
+            to_qemu_exit_ms: ms(&self.total_us),
+        };
+        let checks = self
             .checks
             .iter()
-            .filter_map(|(c, us, _)| Some((c.clone(), stats(us)?)))
+            .filter_map(|(c, us, heap)| {
+                Some((
+                    c.clone(),
+                    report::CheckFigures {
+                        time_us: spread(&f(us))?,
+                        heap_max_bytes: heap.iter().copied().max().unwrap_or(0),
+                        runs: us.len(),
+                    },
+                ))
+            })
             .collect();
-        serde_json::json!({
-            "first_tap_us": stats(&self.first_tap_us),
-            "boot_to_exit_us": stats(&self.total_us),
-            "checks_us": checks,
-        })
+        let latencies = self
+            .latencies
+            .iter()
+            .filter_map(|(call, runs)| {
+                let medians: Vec<u64> = runs.iter().map(|l| l.median_ns).collect();
+                Some((
+                    call.clone(),
+                    report::LatencyFigures {
+                        median_ns: spread(&f(&medians))?,
+                        min_ns: runs.iter().map(|l| l.min_ns).min()? as f64,
+                        max_ns: runs.iter().map(|l| l.max_ns).max()? as f64,
+                        runs: runs
+                            .iter()
+                            .map(|l| report::LatencyRun {
+                                calls: l.calls,
+                                min_ns: l.min_ns,
+                                p10_ns: l.p10_ns,
+                                median_ns: l.median_ns,
+                                p90_ns: l.p90_ns,
+                                max_ns: l.max_ns,
+                            })
+                            .collect(),
+                    },
+                ))
+            })
+            .collect();
+        (boot, checks, latencies)
     }
 
     /// The two tables.
@@ -180,6 +239,7 @@ impl Measurements {
         for (what, values) in [
             ("first TAP line", &self.first_tap_us),
             ("boot to exit", &self.total_us),
+            ("boot to verdict", &self.verdict_us),
         ] {
             match Stats::of(values) {
                 Some(st) => s.push_str(&format!(
@@ -231,14 +291,24 @@ impl Measurements {
                 .max("hypercall".len())
                 + 2;
             s.push_str(&format!(
-                "\n{:<width$}{:>11}{:>11}{:>11}{:>7}\n",
-                "hypercall", "median ns", "min ns", "max ns", "runs"
+                "\n{:<width$}{:>11}{:>11}{:>11}{:>11}{:>11}{:>7}\n",
+                "hypercall", "median ns", "p10 ns", "p90 ns", "min ns", "max ns", "runs"
             ));
-            for (call, medians, lo, hi) in &self.latencies {
-                if let Some(st) = Stats::of(medians) {
+            for (call, runs) in &self.latencies {
+                let medians: Vec<u64> = runs.iter().map(|l| l.median_ns).collect();
+                let lo = runs.iter().map(|l| l.min_ns).min().unwrap_or(0);
+                let hi = runs.iter().map(|l| l.max_ns).max().unwrap_or(0);
+                // The percentiles' medians over the boots that printed them.
+                let pct = |p: fn(&Latency) -> Option<u64>| {
+                    let v: Vec<u64> = runs.iter().filter_map(p).collect();
+                    Stats::of(&v).map_or("-".to_string(), |st| st.median.to_string())
+                };
+                if let Some(st) = Stats::of(&medians) {
                     s.push_str(&format!(
-                        "{call:<width$}{:>11}{:>11}{:>11}{:>7}\n",
+                        "{call:<width$}{:>11}{:>11}{:>11}{:>11}{:>11}{:>7}\n",
                         st.median,
+                        pct(|l| l.p10_ns),
+                        pct(|l| l.p90_ns),
                         lo,
                         hi,
                         medians.len()
@@ -336,11 +406,31 @@ mod tests {
             l,
             Some(Latency {
                 call: "diag500.notify".into(),
+                calls: 64,
                 median_ns: 751,
                 min_ns: 681,
-                max_ns: 53779
+                max_ns: 53779,
+                p10_ns: None,
+                p90_ns: None,
             })
         );
+        let l = parse_latency(
+            "latency diag44: median 621 ns, min 470 ns, max 1572 ns, p10 500 ns, p90 900 ns (64 calls)",
+        )
+        .unwrap();
+        assert_eq!(
+            (l.p10_ns, l.median_ns, l.p90_ns, l.calls),
+            (Some(500), 621, Some(900), 64)
+        );
+        for bad in [
+            "latency diag44: median 621 ns, min 470 ns (64 calls)",
+            "latency diag44: median 621 ns, min 470 ns, max 1572 ns",
+            "latency diag44: median 621 ns, min 470 ns, max 1572 us (64 calls)",
+            "latency diag44: median 621 ns, min 470 ns, max 1572 ns, p10 x ns (64 calls)",
+            "latency : median 1 ns, min 1 ns, max 1 ns (64 calls)",
+        ] {
+            assert_eq!(parse_latency(bad), None, "{bad}");
+        }
         assert_eq!(
             parse_latency("latency x: median a ns, min 1 ns, max 2 ns"),
             None
@@ -358,17 +448,28 @@ mod tests {
         m.add_parts(None, Duration::from_millis(1), &d(300, 200, 900));
         m.add_parts(None, Duration::from_millis(1), &d(250, 240, 400));
         m.add_parts(None, Duration::from_millis(1), &d(280, 100, 500));
+        let (_, _, lat) = m.report_parts();
+        let d = &lat["diag44"];
         assert_eq!(
-            m.latencies,
-            vec![("diag44".to_string(), vec![300, 250, 280], 100, 900)]
+            (
+                d.median_ns.median,
+                d.median_ns.min,
+                d.median_ns.max,
+                d.min_ns,
+                d.max_ns
+            ),
+            (280.0, 250.0, 300.0, 100.0, 900.0)
+        );
+        assert_eq!(d.runs.len(), 3);
+        assert_eq!(
+            (d.runs[1].median_ns, d.runs[1].max_ns, d.runs[1].calls),
+            (250, 400, 64)
         );
         let t = m.table();
         assert!(t.contains("hypercall") && t.contains("diag44"), "{t}");
         assert!(
-            t.lines().any(|l| l.starts_with("diag44")
-                && l.contains("280")
-                && l.contains("100")
-                && l.contains("900")),
+            t.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["diag44", "280", "-", "-", "100", "900", "3"]),
             "{t}"
         );
     }

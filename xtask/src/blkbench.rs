@@ -5,7 +5,9 @@
 //! lines, takes medians over the boots and sets them beside the Linux
 //! guest's figures and the targets.
 
-use serde::Serialize;
+pub use crate::report::{
+    BlkFigures as Figures, BlkWorkload as Entry, LinuxFigures as Linux, Spread,
+};
 use std::collections::BTreeMap;
 
 /// The workloads, in the firmware's `bench=` and fio's names.
@@ -55,14 +57,6 @@ pub fn parse(diagnostic: &str) -> Option<Sample> {
     })
 }
 
-/// Median, min and max of one figure over the boots.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
 pub fn spread(values: &[f64]) -> Option<Spread> {
     if values.is_empty() {
         return None;
@@ -82,15 +76,6 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Figures {
-    pub requests_per_s: Spread,
-    pub mb_per_s: Spread,
-    pub boots: usize,
-    /// Every read checked against the pattern (the image; not null-co).
-    pub verified: bool,
-}
-
 /// A workload's figures per back-end, from all boots' samples.
 pub fn figures(samples: &[Sample], workload: &str) -> Option<Figures> {
     let mine: Vec<&Sample> = samples.iter().filter(|s| s.workload == workload).collect();
@@ -105,12 +90,6 @@ pub fn figures(samples: &[Sample], workload: &str) -> Option<Figures> {
 }
 
 /// The Linux guest's medians for a workload (linux-anchor's JSON summary).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Linux {
-    pub requests_per_s: f64,
-    pub mb_per_s: f64,
-}
-
 pub fn linux(anchor: &serde_json::Value, workload: &str) -> Option<Linux> {
     let s = anchor.get("summary")?.get(workload)?;
     Some(Linux {
@@ -119,21 +98,8 @@ pub fn linux(anchor: &serde_json::Value, workload: &str) -> Option<Linux> {
     })
 }
 
-/// The targets of the issue: 10× the Linux guest's request rate, 3× its
-/// write bandwidth, half of what null-co reaches.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Entry {
-    pub image: Option<Figures>,
-    pub null_co: Option<Figures>,
-    pub linux: Option<Linux>,
-    /// Image median ÷ Linux median (requests/s), target ≥ 10.
-    pub vs_linux_rate: Option<f64>,
-    /// Image median ÷ Linux median (MB/s), target ≥ 3 for writes.
-    pub vs_linux_bandwidth: Option<f64>,
-    /// Image median ÷ null-co median (requests/s), target ≥ 0.5.
-    pub vs_null_co: Option<f64>,
-}
-
+/// A workload's entry. The targets of the issue: 10× the Linux guest's
+/// request rate, 3× its write bandwidth, half of what null-co reaches.
 pub fn entry(
     image: &[Sample],
     null: &[Sample],
@@ -149,6 +115,7 @@ pub fn entry(
     };
     let img_rps = image.as_ref().map(|f| f.requests_per_s.median);
     Entry {
+        queue_depth: crate::report::queue_depth(w),
         vs_linux_rate: ratio(img_rps, linux.map(|l| l.requests_per_s)),
         vs_linux_bandwidth: ratio(
             image.as_ref().map(|f| f.mb_per_s.median),

@@ -38,12 +38,20 @@ commands:
                           the block benchmark: randread4k_qd1/qd32, seqwrite64k_qd1/qd8
                           on a 1 GiB scratch image (every read checked) and on null-co,
                           QEMU TCG, one CPU, -m 1024; N boots each (default 3); the
-                          medians beside linux-anchor's JSON; target/bench/blk.json
-  bench [--runs N]        build, boot the default scenario N times (default 10) with
-                          verbose=2; print median/min/max of the time to the first TAP
-                          line, of boot to exit, and of each check's own timing; then
-                          boot only=heap.stress at stress=1, 10 and 100 and print its
-                          time at each level and the ratio to stress=1
+                          medians beside linux-anchor's JSON; report.json's blk part
+  bench [--runs N]        build, boot the default scenario N times (default 5) with
+                          verbose=2; print median/min/max of boot to verdict, to the
+                          first TAP line and to QEMU's exit, each check's own timing,
+                          the queues' rates and the hypercalls' latencies; then
+                          heap.stress at stress=1, 10 and 100 and smp.stress-blk at
+                          1, 2 and 4 CPUs; every bench writes its part of
+                          target/bench/report.json and the plots in target/bench/plots/
+  bench ... --compare OLD.json [--threshold PCT] [--only PREFIXES]
+                          then compare the new report with OLD.json figure by figure;
+                          exit 1 if one got worse by more than PCT % (default 10);
+                          --only: the figures whose key starts with one of PREFIXES
+  bench --compare OLD.json --against NEW.json [--threshold PCT] [--only PREFIXES]
+                          compare two saved reports, booting nothing
   disk --seed S --size N FILE
                           write a scratch disk image of N bytes (64M, 1G, bytes) for
                           seed S: header, then pattern A (what a run finds)
@@ -77,7 +85,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, PartialEq, Eq, Subcommand)]
+#[derive(Debug, PartialEq, Subcommand)]
 pub enum Command {
     /// Build the firmware: target/zvtest.elf
     Build,
@@ -120,7 +128,7 @@ pub enum Command {
         /// `blk`: the block benchmark; `streams`: net and serial
         #[arg(value_name = "WHAT", value_parser = ["blk", "streams"])]
         what: Option<String>,
-        /// How many boots (1 to 10000; default 10, for `blk` 3 per back-end, for `streams` 3)
+        /// How many boots (1 to 10000; default 5, for `blk` 3 per back-end, for `streams` 3)
         #[arg(long, value_name = "N", value_parser = bench::parse_runs)]
         runs: Option<u32>,
         /// `blk`: linux-anchor's JSON to compare with
@@ -132,6 +140,27 @@ pub enum Command {
         /// `streams`: the firmware's stress= (1 to 100): frames and bytes grow with it
         #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
         stress: u32,
+        /// Compare the new report figure by figure with this saved one;
+        /// exit 1 if a figure got worse by more than --threshold
+        #[arg(long, value_name = "OLD.json")]
+        compare: Option<std::path::PathBuf>,
+        /// With --compare: compare with this saved report instead of
+        /// running the benchmark
+        #[arg(long, value_name = "NEW.json", requires = "compare", conflicts_with_all = ["what", "runs", "linux"])]
+        against: Option<std::path::PathBuf>,
+        /// With --compare: how much worse a figure may get, per cent of
+        /// the old value (times: higher; rates: lower)
+        #[arg(long, value_name = "PCT", default_value_t = 10.0, requires = "compare", value_parser = crate::compare::parse_threshold)]
+        threshold: f64,
+        /// With --compare: only the figures whose key starts with one of
+        /// these (comma-separated), e.g. 'boot to verdict,latency '
+        #[arg(
+            long,
+            value_name = "PREFIXES",
+            requires = "compare",
+            value_delimiter = ','
+        )]
+        only: Vec<String>,
     },
     /// Make a scratch disk image, or verify one after a run
     Disk {
@@ -320,6 +349,36 @@ mod tests {
         refused(&["bench", "--runs"], InvalidValue, "--runs <N>");
         refused(&["bench", "-v"], UnknownArgument, "'-v'");
         refused(&["bench", "5"], InvalidValue, "'5'");
+        refused(
+            &["bench", "--against", "b.json"],
+            MissingRequiredArgument,
+            "--compare <OLD.json>",
+        );
+        refused(
+            &["bench", "--only", "boot"],
+            MissingRequiredArgument,
+            "--compare <OLD.json>",
+        );
+        refused(
+            &["bench", "--threshold", "5"],
+            MissingRequiredArgument,
+            "--compare <OLD.json>",
+        );
+        refused(
+            &["bench", "--compare", "a", "--threshold", "ten"],
+            ValueValidation,
+            "--threshold is a per cent from 0 to 10000",
+        );
+        refused(
+            &["bench", "--compare", "a", "--against", "b", "--runs", "3"],
+            ArgumentConflict,
+            "--runs <N>",
+        );
+        refused(
+            &["bench", "blk", "--compare", "a", "--against", "b"],
+            ArgumentConflict,
+            "[WHAT]",
+        );
         refused(&["lint", "x"], UnknownArgument, "'x'");
         refused(&["disk", "f"], MissingRequiredArgument, "--seed <S>");
         refused(
@@ -437,6 +496,10 @@ mod tests {
             linux: None,
             ms: 3000,
             stress: 8,
+            compare: None,
+            against: None,
+            threshold: 10.0,
+            only: vec![],
         };
         assert_eq!(ok(&["bench"]), bench(None, None));
         assert_eq!(ok(&["bench", "--runs=3"]), bench(None, Some(3)));
@@ -450,7 +513,46 @@ mod tests {
                 linux: None,
                 ms: 3000,
                 stress: 20,
+                compare: None,
+                against: None,
+                threshold: 10.0,
+                only: vec![],
             }
+        );
+        let compared = |args: &[&str]| match ok(args) {
+            Command::Bench {
+                runs,
+                compare,
+                against,
+                threshold,
+                only,
+                ..
+            } => (runs, compare, against, threshold, only),
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(
+            compared(&["bench", "--runs", "2", "--compare", "old.json"]),
+            (Some(2), Some("old.json".into()), None, 10.0, vec![])
+        );
+        assert_eq!(
+            compared(&[
+                "bench",
+                "--compare",
+                "a.json",
+                "--against",
+                "b.json",
+                "--threshold",
+                "2.5",
+                "--only",
+                "boot to verdict,latency "
+            ]),
+            (
+                None,
+                Some("a.json".into()),
+                Some("b.json".into()),
+                2.5,
+                vec!["boot to verdict".to_string(), "latency ".into()]
+            )
         );
         assert_eq!(
             ok(&["disk", "--seed", "0x10", "--size", "64M", "d.img"]),

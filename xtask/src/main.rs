@@ -4,12 +4,15 @@ mod bench;
 mod blkbench;
 mod cli;
 mod cmd;
+mod compare;
 mod deck;
 mod elf;
 mod libtest;
 mod modgraph;
+mod plots;
 mod qemu;
 mod queuebench;
+mod report;
 mod setup;
 mod smpbench;
 
@@ -116,13 +119,39 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             linux,
             ms,
             stress,
+            compare,
+            against,
+            threshold,
+            only,
         } => {
+            // Read first: a bad file fails before the boots, and OLD may be
+            // the report the bench is about to overwrite.
+            let old = match &compare {
+                Some(f) => Some((f, report::Report::read(f).map_err(failed)?)),
+                None => None,
+            };
+            if let (Some((old_path, old)), Some(new)) = (&old, &against) {
+                // Two saved reports: nothing to boot.
+                return compare_reports(old_path, old, new, threshold, &only);
+            }
             prerequisites(&paths, Needs::BOOT)?;
             build(&paths)?;
-            match what.as_deref() {
+            let code = match what.as_deref() {
                 Some("blk") => run_blk_bench(&paths, runs.unwrap_or(3), linux.as_deref(), ms),
                 Some("streams") => run_streams_bench(&paths, runs.unwrap_or(3), stress),
                 _ => run_bench(&paths, runs.unwrap_or(bench::DEFAULT_RUNS)),
+            }?;
+            match old {
+                Some((old_path, old)) => {
+                    let compared =
+                        compare_reports(old_path, &old, &report_path(&paths), threshold, &only)?;
+                    Ok(if code == ExitCode::SUCCESS {
+                        compared
+                    } else {
+                        code
+                    })
+                }
+                None => Ok(code),
             }
         }
         Command::Lint { verbose } => lint(&paths, verbose),
@@ -408,8 +437,8 @@ fn boot(paths: &Paths, words: &[String]) -> Result<ExitCode> {
 /// where offered) and serial's ports at `stress=`, and as many of a
 /// 4-pair tap where this host can make a network namespace; every byte
 /// checked as in the tests. Per-queue medians and the peers' figures are
-/// printed and written to target/bench/streams.json. A failing boot fails
-/// the bench.
+/// printed and written to the report's `streams` part. A failing boot
+/// fails the bench.
 fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> {
     use qemu_runner::net::{Echo, NetScenario};
     let logs = paths.target.join("bench");
@@ -446,32 +475,28 @@ fn run_streams_bench(paths: &Paths, runs: u32, stress: u32) -> Result<ExitCode> 
             let o = boot_once(s, paths, &opts)?;
             eprintln!("xtask: {} {i}/{runs}: {}", s.name, o.summary_line());
             if !o.passed() {
-                failures.push(o.failure_report());
+                failures.push((o.summary_line(), o.failure_report()));
             }
             gathered.add(&o);
         }
     }
     let (queues, peers) = (gathered.queues(), gathered.peers());
     println!("{}", queuebench::table(&queues).trim_end());
-    let report = serde_json::json!({
-        "stress": stress,
-        "runs": runs,
-        "scenarios": scenarios.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-        "queues": queues,
-        "peers": peers,
-    });
-    finish_bench(
-        "bench streams",
-        &logs.join("streams.json"),
-        &report,
-        &failures,
-    )
+    let part = report::StreamsBench {
+        measured: measured(&scenarios[0], runs, failures.iter().map(|(l, _)| l.clone())),
+        stress,
+        scenarios: scenarios.iter().map(|s| s.name.clone()).collect(),
+        queues,
+        peers,
+    };
+    write_report(paths, &scenarios[0].qemu, |r| r.streams = Some(part))?;
+    finish_bench("bench streams", &failures)
 }
 
 /// The block benchmark: `runs` boots on a 1 GiB scratch image and as many
 /// on null-co, the four workloads for `ms` each; medians beside the Linux
-/// reference (linux-anchor's JSON), the table printed and
-/// target/bench/blk.json written. A boot that fails fails the bench.
+/// reference (linux-anchor's JSON), the table printed and the report's
+/// `blk` part written. A boot that fails fails the bench.
 fn run_blk_bench(paths: &Paths, runs: u32, linux: Option<&Path>, ms: u64) -> Result<ExitCode> {
     let anchor = match linux {
         Some(f) => Some(
@@ -523,7 +548,7 @@ fn run_blk_bench(paths: &Paths, runs: u32, linux: Option<&Path>, ms: u64) -> Res
             let o = boot_once(s, paths, &opts)?;
             eprintln!("xtask: {} {i}/{runs}: {}", s.name, o.summary_line());
             if !o.passed() {
-                failures.push(o.failure_report());
+                failures.push((o.summary_line(), o.failure_report()));
             }
             samples[k].extend(o.tap.diagnostics.iter().filter_map(|d| blkbench::parse(d)));
         }
@@ -538,44 +563,25 @@ fn run_blk_bench(paths: &Paths, runs: u32, linux: Option<&Path>, ms: u64) -> Res
         })
         .collect();
     println!("{}", blkbench::table(&entries).trim_end());
-    let report = serde_json::json!({
-        "qemu": image.qemu.display().to_string(),
-        "accel": "tcg",
-        "cpus": 1,
-        "memory_mib": 1024,
-        "image": "1 GiB raw, cache=writeback, written just before boot (in the page cache)",
-        "ms_per_workload": ms,
-        "boots_per_backend": runs,
-        "linux_anchor": anchor.as_ref().map(|a| serde_json::json!({
-            "qemu": a.get("qemu"),
-            "kernel": a.get("kernel_pkg"),
-            "host_cpu": a.get("host_cpu"),
-        })),
-        "workloads": entries,
-    });
-    let out = paths.target.join("bench").join("blk.json");
-    finish_bench("bench blk", &out, &report, &failures)
+    let part = report::BlkBench {
+        measured: measured(&image, runs, failures.iter().map(|(l, _)| l.clone())),
+        ms_per_workload: ms,
+        linux_anchor: anchor.as_ref().map(|a| {
+            serde_json::json!({
+                "qemu": a.get("qemu"),
+                "kernel": a.get("kernel_pkg"),
+                "host_cpu": a.get("host_cpu"),
+            })
+        }),
+        workloads: entries,
+    };
+    write_report(paths, &image.qemu, |r| r.blk = Some(part))?;
+    finish_bench("bench blk", &failures)
 }
 
-/// Writes a benchmark's JSON report; a failing boot fails the benchmark,
-/// the first one's report shown.
-fn finish_bench(
-    what: &str,
-    out: &Path,
-    report: &serde_json::Value,
-    failures: &[String],
-) -> Result<ExitCode> {
-    out.parent()
-        .map_or(Ok(()), fs::create_dir_all)
-        .and_then(|()| {
-            fs::write(
-                out,
-                serde_json::to_string_pretty(report).unwrap_or_default(),
-            )
-        })
-        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
-    eprintln!("xtask: {what}: wrote {}", out.display());
-    let Some(first) = failures.first() else {
+/// A failing boot fails the benchmark, the first one's report shown.
+fn finish_bench(what: &str, failures: &[(String, String)]) -> Result<ExitCode> {
+    let Some((_, first)) = failures.first() else {
         return Ok(ExitCode::SUCCESS);
     };
     eprintln!(
@@ -583,6 +589,107 @@ fn finish_bench(
         failures.len()
     );
     Ok(ExitCode::FAILURE)
+}
+
+fn report_path(paths: &Paths) -> PathBuf {
+    paths.target.join("bench").join("report.json")
+}
+
+/// How a part was measured: now, the scenario's accelerator and firmware
+/// command line, the boots and the summary line of each failed one.
+fn measured(s: &Scenario, runs: u32, failed: impl IntoIterator<Item = String>) -> report::Measured {
+    report::Measured {
+        date: report::utc_now(),
+        accel: s.accel.clone(),
+        command_line: s.command_line(),
+        runs,
+        failed_boots: failed.into_iter().collect(),
+    }
+}
+
+/// `git describe --always --dirty` of the work tree, or why not.
+fn describe_commit(paths: &Paths) -> String {
+    let mut git = process::Command::new("git");
+    git.args(["describe", "--always", "--dirty"])
+        .current_dir(&paths.root);
+    match cmd::output_within(git, "git describe", Duration::from_secs(30)) {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Ok(o) => format!(
+            "unknown (git describe: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("unknown ({e})"),
+    }
+}
+
+/// Puts a part into target/bench/report.json (the earlier report's other
+/// parts kept if measured on the same host, QEMU and commit) and draws
+/// the plots beside it (target/bench/plots/).
+fn write_report(paths: &Paths, qemu: &Path, fill: impl FnOnce(&mut report::Report)) -> Result<()> {
+    let version = qemu_runner::detect_qemu_version(qemu)
+        .map_or_else(|e| format!("unknown ({e})"), |v| v.full());
+    let mut r = report::Report::new(
+        report::this_host(),
+        report::Qemu {
+            binary: qemu.display().to_string(),
+            version,
+        },
+        report::Zvtest {
+            commit: describe_commit(paths),
+        },
+    );
+    fill(&mut r);
+    let out = report_path(paths);
+    if out.exists() {
+        match report::Report::read(&out) {
+            Ok(earlier) => {
+                if let Some(note) = r.keep_parts_of(earlier) {
+                    eprintln!("xtask: bench: {note}");
+                }
+            }
+            Err(e) => eprintln!("xtask: bench: the earlier report is replaced: {e}"),
+        }
+    }
+    out.parent()
+        .map_or(Ok(()), fs::create_dir_all)
+        .and_then(|()| fs::write(&out, r.to_json()))
+        .map_err(|e| failed(format!("{}: {e}", out.display())))?;
+    eprintln!("xtask: bench: wrote {}", out.display());
+    let plots = paths.target.join("bench").join("plots");
+    for p in plots::write_all(&r, &plots).map_err(failed)? {
+        eprintln!("xtask: bench: plot {}", p.display());
+    }
+    Ok(())
+}
+
+/// `--compare OLD [--against NEW]`: every figure's change; exit status 1
+/// if one got worse by more than `threshold` per cent.
+fn compare_reports(
+    old: &Path,
+    o: &report::Report,
+    new: &Path,
+    threshold: f64,
+    only: &[String],
+) -> Result<ExitCode> {
+    let n = report::Report::read(new).map_err(failed)?;
+    eprintln!(
+        "xtask: bench: comparing {} ({}, {}, QEMU {}) with {} ({}, {}, QEMU {})",
+        old.display(),
+        o.zvtest.commit,
+        o.host.date,
+        o.qemu.version,
+        new.display(),
+        n.zvtest.commit,
+        n.host.date,
+        n.qemu.version
+    );
+    let c = compare::compare(o, &n, threshold, only);
+    print!("{}", compare::render(&c, threshold));
+    Ok(if c.regressions() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A stress boot may run far longer than a normal one.
@@ -604,12 +711,14 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     );
     for i in 1..=runs {
         let opts = RunOptions::default().log(logs.join(format!("run-{i}.log")));
+        let start = std::time::Instant::now();
         let o = boot_once(&scenario, paths, &opts)?;
+        let to_verdict = start.elapsed();
         eprintln!("xtask: run {i}/{runs}: {}", o.summary_line());
         if !o.passed() {
-            failures.push(o.failure_report());
+            failures.push((o.summary_line(), o.failure_report()));
         }
-        m.add(&o);
+        m.add(&o, to_verdict);
         gathered.add(&o);
     }
     let (queues, peers) = (gathered.queues(), gathered.peers());
@@ -635,15 +744,26 @@ fn run_bench(paths: &Paths, runs: u32) -> Result<ExitCode> {
     println!("{}", bench::stress_table(&stress).trim_end());
     println!();
     println!("{}", smpbench::table(&smp).trim_end());
-    let report = serde_json::json!({
-        "scenario": "default",
-        "runs": runs,
-        "boot": m.boot_json(),
-        "queues": queues,
-        "peers": peers,
-        "smp_stress_blk": smp,
-    });
-    finish_bench("bench", &logs.join("default.json"), &report, &failures)
+    let (boot, checks, latencies) = m.report_parts();
+    let part = report::DefaultBench {
+        measured: measured(&scenario, runs, failures.iter().map(|(l, _)| l.clone())),
+        boot,
+        checks,
+        queues,
+        latencies,
+        stress_scaling: stress
+            .iter()
+            .map(|s| report::StressLevel {
+                level: s.level,
+                time_us: s.micros,
+                result: s.result.clone(),
+            })
+            .collect(),
+        smp,
+        peers,
+    };
+    write_report(paths, &scenario.qemu, |r| r.default = Some(part))?;
+    finish_bench("bench", &failures)
 }
 
 /// `smp.stress-blk` at each of [`smpbench::CPU_COUNTS`], `runs` boots
@@ -653,7 +773,7 @@ fn run_smp_series(
     paths: &Paths,
     runs: u32,
     logs: &Path,
-    failures: &mut Vec<String>,
+    failures: &mut Vec<(String, String)>,
 ) -> Result<Vec<smpbench::Series>> {
     let mut all = Vec::new();
     for cpus in smpbench::CPU_COUNTS {
@@ -672,7 +792,7 @@ fn run_smp_series(
             let o = boot_once(&s, paths, &opts)?;
             eprintln!("xtask: smp-blk-{cpus} {i}/{runs}: {}", o.summary_line());
             if !o.passed() {
-                failures.push(o.failure_report());
+                failures.push((o.summary_line(), o.failure_report()));
             }
             samples.push(smpbench::sample(&o.tap.diagnostics));
         }

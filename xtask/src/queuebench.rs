@@ -5,7 +5,7 @@
 //! and writes them as JSON (`target/bench/default.json`).
 
 use crate::blkbench::{spread, Spread};
-use serde::Serialize;
+pub use crate::report::QueueFigures;
 use std::collections::BTreeMap;
 
 /// One queue's line in one boot.
@@ -20,6 +20,8 @@ pub struct QueueSample {
     /// milliseconds are rounded: a round of a few ms is too coarse).
     pub requests_per_s: u64,
     pub kib_per_s: u64,
+    /// The most requests in flight at once (`max depth N`), where printed.
+    pub max_depth: Option<u64>,
 }
 
 impl QueueSample {
@@ -32,12 +34,14 @@ impl QueueSample {
 /// any other line.
 pub fn parse(diagnostic: &str) -> Option<QueueSample> {
     let (queue, fields) = diagnostic.split_once(": ")?;
-    let mut words = queue.split_whitespace();
-    let (group, bus) = (words.next()?, words.next()?);
-    // A bus id (`fe.0.0002`) after the group, and a queue label after it.
-    let bus_ok =
-        bus.split('.').count() == 3 && bus.bytes().all(|b| b == b'.' || b.is_ascii_hexdigit());
-    if group.is_empty() || !bus_ok || words.next().is_none() {
+    let words: Vec<&str> = queue.split_whitespace().collect();
+    // A bus id (`fe.0.0002`) after the group (one word, or two as in
+    // `virtio rng`), and a queue label after it.
+    let is_bus = |w: &&str| {
+        w.split('.').count() == 3 && w.bytes().all(|b| b == b'.' || b.is_ascii_hexdigit())
+    };
+    let bus = words.iter().position(is_bus)?;
+    if !(1..=2).contains(&bus) || bus + 1 == words.len() {
         return None;
     }
     let f: Vec<&str> = fields.split(", ").collect();
@@ -56,6 +60,9 @@ pub fn parse(diagnostic: &str) -> Option<QueueSample> {
         millis,
         requests_per_s: number(2, " req/s")?,
         kib_per_s: number(3, " KiB/s")?,
+        max_depth: f
+            .iter()
+            .find_map(|w| w.strip_prefix("max depth ")?.parse().ok()),
     })
 }
 
@@ -82,16 +89,6 @@ impl Gathered {
     }
 }
 
-/// A queue's figures over the boots: rates from each boot's own time.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct QueueFigures {
-    pub requests_per_s: Spread,
-    pub bytes_per_s: Spread,
-    /// Requests per boot (median).
-    pub requests: f64,
-    pub boots: usize,
-}
-
 /// Per queue, the figures of its samples; a queue whose lines have no
 /// measurable time (0 ms) gets none.
 pub fn queues(samples: &[QueueSample]) -> BTreeMap<String, QueueFigures> {
@@ -105,12 +102,18 @@ pub fn queues(samples: &[QueueSample]) -> BTreeMap<String, QueueFigures> {
             let rate =
                 |x: fn(&QueueSample) -> f64| -> Vec<f64> { timed.iter().map(|s| x(s)).collect() };
             let requests: Vec<f64> = v.iter().map(|s| s.requests as f64).collect();
+            let depths: Vec<f64> = v
+                .iter()
+                .filter_map(|s| s.max_depth)
+                .map(|d| d as f64)
+                .collect();
             Some((
                 q.to_string(),
                 QueueFigures {
                     requests_per_s: spread(&rate(|s| s.requests_per_s as f64))?,
                     bytes_per_s: spread(&rate(|s| s.kib_per_s as f64 * 1024.0))?,
                     requests: spread(&requests)?.median,
+                    max_depth: spread(&depths).map(|d| d.median),
                     boots: v.len(),
                 },
             ))
@@ -147,15 +150,16 @@ pub fn peers<'a>(
 pub fn table(queues: &BTreeMap<String, QueueFigures>) -> String {
     let width = queues.keys().map(String::len).max().unwrap_or(0).max(5) + 2;
     let mut s = format!(
-        "{:<width$}{:>14}{:>14}{:>14}{:>7}\n",
-        "queue", "requests", "req/s", "MB/s", "boots"
+        "{:<width$}{:>14}{:>14}{:>14}{:>7}{:>7}\n",
+        "queue", "requests", "req/s", "MB/s", "depth", "boots"
     );
     for (q, f) in queues {
         s.push_str(&format!(
-            "{q:<width$}{:>14.0}{:>14.0}{:>14.2}{:>7}\n",
+            "{q:<width$}{:>14.0}{:>14.0}{:>14.2}{:>7}{:>7}\n",
             f.requests,
             f.requests_per_s.median,
             f.bytes_per_s.median / 1e6,
+            f.max_depth.map_or("-".to_string(), |d| format!("{d:.0}")),
             f.boots
         ));
     }
@@ -173,6 +177,17 @@ mod tests {
         let s = parse(LINE).unwrap();
         assert_eq!(s.queue, "net fe.0.0002 rx0");
         assert_eq!((s.requests, s.bytes, s.millis), (1000, 1514000, 200));
+        assert_eq!(s.max_depth, Some(64));
+        let rng = "virtio rng fe.0.0004 rev 2 split classic polled random: 64 requests, 8906 bytes, 28482 req/s, 3870 KiB/s, 11 kicks, 0 interrupts, max depth 7, 0 index wraps, 2 ms";
+        let rng = parse(rng).unwrap();
+        assert_eq!(
+            (rng.queue.as_str(), rng.requests_per_s, rng.max_depth),
+            (
+                "virtio rng fe.0.0004 rev 2 split classic polled random",
+                28482,
+                Some(7)
+            )
+        );
         let blk = "blk fe.0.0001 q0 split: 5 requests, 20480 bytes, 0 req/s, 0 KiB/s, 5 kicks, 5 interrupts, max depth 1, 0 index wraps, 0 ms";
         assert_eq!(parse(blk).unwrap().queue, "blk fe.0.0001 q0 split");
         let more = "blk fe.0.0001 q0 read-all: 1024 requests, 67108864 bytes, 2058 req/s, 131737 KiB/s, 112 kicks, 112 interrupts, max depth 27, 0 index wraps, 497 ms (1024 reads, 0 writes, 0 flushes)";
@@ -182,6 +197,8 @@ mod tests {
             "net fe.0.0002: 1 requests, 2 bytes, 0 ms",
             "net rx0 q: 1 requests, 2 bytes, 0 ms",
             "net fe.0.0002 rx0: many requests, 2 bytes, 0 ms",
+            "a b c fe.0.0002 rx0: 1 requests, 2 bytes, 0 req/s, 0 KiB/s, 0 ms",
+            "smp cpu 0 (address 0): 376 requests, 1 bytes, 38 I/O interrupts, 25 wake-ups",
             "net fe.0.0002 rx0: 1 requests, 2 bytes, 0 s",
         ] {
             assert_eq!(parse(not), None, "{not}");
@@ -204,7 +221,15 @@ mod tests {
         assert_eq!(f.requests_per_s.median, 7500.0);
         assert_eq!(f.requests_per_s.min, 5000.0);
         assert_eq!(f.bytes_per_s.max, 14784.0 * 1024.0);
-        assert!(table(&q).contains("net fe.0.0002 rx0"));
+        assert_eq!(f.max_depth, Some(64.0));
+        let t = table(&q);
+        let row: Vec<&str> = t
+            .lines()
+            .find(|l| l.starts_with("net fe.0.0002 rx0"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[3..], ["1000", "7500", "11.35", "64", "3"], "{t}");
     }
 
     #[test]

@@ -7,9 +7,8 @@
 //! (the check needs a second CPU; the other one idles and takes
 //! interrupts).
 
-use crate::blkbench::{spread, Spread};
+use crate::blkbench::spread;
 use crate::queuebench::parse;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// CPUs driving a queue in each series.
@@ -39,15 +38,7 @@ pub fn sample(diagnostics: &[String]) -> SmpSample {
 }
 
 /// A series (one CPU count) over its boots.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Series {
-    pub cpus: u32,
-    pub boots: usize,
-    pub per_cpu_requests_per_s: BTreeMap<String, Spread>,
-    pub total_requests_per_s: Option<Spread>,
-    /// The total's median over one CPU's.
-    pub total_vs_one_cpu: Option<f64>,
-}
+pub use crate::report::SmpSeries as Series;
 
 pub fn series(cpus: u32, samples: &[SmpSample]) -> Series {
     let mut by: BTreeMap<String, Vec<f64>> = BTreeMap::new();

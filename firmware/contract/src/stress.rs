@@ -364,9 +364,36 @@ impl uDisplay for QueueStats {
     }
 }
 
+/// The `percent`th percentile of ascending `sorted` by nearest rank: the
+/// smallest value with at least `percent` % of the values at or below it
+/// (a measured value, never an interpolated one). None for no values or a
+/// percentage past 100.
+pub fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
+    if sorted.is_empty() || percent > 100 {
+        return None;
+    }
+    let rank = (percent * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<u64> = (1..=64).map(|k| k * 10).collect();
+        // 64 calls: the 10th percentile is the 7th value, the 90th the 58th.
+        assert_eq!(nearest_rank(&v, 10), Some(70));
+        assert_eq!(nearest_rank(&v, 90), Some(580));
+        assert_eq!(nearest_rank(&v, 50), Some(320));
+        assert_eq!(nearest_rank(&v, 0), Some(10));
+        assert_eq!(nearest_rank(&v, 100), Some(640));
+        assert_eq!(nearest_rank(&[5], 90), Some(5));
+        assert_eq!(nearest_rank(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90), Some(9));
+        assert_eq!(nearest_rank(&[], 50), None);
+        assert_eq!(nearest_rank(&v, 101), None);
+    }
 
     fn limits(max_elements: usize, max_len: Option<u32>) -> ShapeLimits {
         ShapeLimits {

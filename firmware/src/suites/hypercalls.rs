@@ -139,7 +139,8 @@ pub fn diag288_present(m: &mut Machine) -> bool {
 
 const LATENCY_RUNS: usize = 64;
 
-/// Median, minimum and maximum of repeated calls, as a TAP diagnostic.
+/// Median, minimum, maximum and the 10th and 90th percentiles (nearest
+/// rank) of repeated calls, as a TAP diagnostic.
 fn latency(name: &str, mut call: impl FnMut() -> Observed) {
     let mut ns: Vec<u64> = (0..LATENCY_RUNS)
         .map(|_| {
@@ -149,12 +150,15 @@ fn latency(name: &str, mut call: impl FnMut() -> Observed) {
         })
         .collect();
     ns.sort_unstable();
+    let rank = |p| zvtest_contract::stress::nearest_rank(&ns, p).unwrap_or(0);
     crate::out!(
-        "# latency {}: median {} ns, min {} ns, max {} ns ({} calls)\n",
+        "# latency {}: median {} ns, min {} ns, max {} ns, p10 {} ns, p90 {} ns ({} calls)\n",
         name,
         ns[ns.len() / 2],
         ns[0],
         ns[ns.len() - 1],
+        rank(10),
+        rank(90),
         LATENCY_RUNS
     );
 }
