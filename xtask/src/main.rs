@@ -102,8 +102,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             // A fetched QEMU stands in for the system's.
             needs.qemu = !matches!(choice, Some(QemuChoice::Fetched(_)));
             prerequisites(&paths, needs)?;
-            build(&paths)?;
-            image(&paths)?;
+            // The whole suite's test binaries build while the firmware does:
+            // its build keeps one core busy for most of its time.
+            let host = if cargo_args.is_empty() {
+                Some(prebuild_suite(&paths)?)
+            } else {
+                None
+            };
+            let firmware = build(&paths).and_then(|_| image(&paths));
+            if let Some(mut host) = host {
+                // A failed build shows again, with its errors, in the run.
+                let _ = host.wait();
+                signals::wait_if_stopping();
+            }
+            firmware?;
             let qemu = match choice {
                 None => None,
                 Some(QemuChoice::System) => Some(system_qemu()?),
@@ -984,6 +996,17 @@ fn threads_args(extra: &[String]) -> Vec<String> {
 /// one; not when CARGO-ARGS pick tests.
 fn runs_doc_tests(extra: &[String], partition: Option<Partition>) -> bool {
     extra.is_empty() && partition.is_none_or(|(k, _)| k == 1)
+}
+
+/// Starts building the suite's test binaries (`cargo nextest run
+/// --no-run`, the build the run itself then finds done) in a process
+/// group of its own.
+fn prebuild_suite(paths: &Paths) -> Result<process::Child> {
+    nextest_present(paths)?;
+    let mut c = cargo(paths);
+    c.args(["nextest", "run", "--workspace", "--no-run"])
+        .stdin(Stdio::null());
+    signals::spawn_group(&mut c).map_err(|e| failed(format!("cannot run cargo nextest: {e}")))
 }
 
 /// cargo-nextest runs the suite; a new machine of ours has it, others may not.
