@@ -68,6 +68,70 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// A chart of one row per label (the first at the top) over a log-scale
+/// value axis: the queue rates and the hypercall latencies.
+struct RowChart<'a> {
+    caption: &'a str,
+    /// The value axis, low to high (> 0).
+    range: (f64, f64),
+    labels: &'a [String],
+    /// Room per character of the longest label, in pixels.
+    char_px: u32,
+    label_size: u32,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_label: &'a dyn Fn(&f64) -> String,
+}
+
+type Rows = Cartesian2d<
+    LogCoord<f64>,
+    plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordi32>,
+>;
+
+/// The row axis' value of row `i` of `n` (row 0 at the top).
+fn row_of(n: usize, i: usize) -> i32 {
+    (n - 1 - i) as i32
+}
+
+/// Builds a [`RowChart`] and draws its axes, labels and mesh.
+fn row_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    c: RowChart<'_>,
+) -> Result<ChartContext<'a, SVGBackend<'b>, Rows>, String> {
+    let n = c.labels.len().max(1);
+    let longest = c.labels.iter().map(|l| l.len()).max().unwrap_or(10) as u32;
+    let mut chart = ChartBuilder::on(root)
+        .caption(c.caption, (FONT, 22))
+        .margin(16)
+        .margin_right(40)
+        .x_label_area_size(50)
+        .y_label_area_size(longest * c.char_px + 20)
+        .build_cartesian_2d(
+            (c.range.0..c.range.1).log_scale(),
+            (0..(n as i32 - 1).max(1)).into_segmented(),
+        )
+        .map_err(err)?;
+    let name = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(k) if (*k as usize) < c.labels.len() => {
+            c.labels[c.labels.len() - 1 - *k as usize].clone()
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(n)
+        .y_label_formatter(&name)
+        .x_desc(c.x_desc)
+        .y_desc(c.y_desc)
+        .x_label_formatter(c.x_label)
+        .label_style((FONT, c.label_size))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
 /// Boot to verdict per boot (points), its median (line) and the 10 s the
 /// default scenario must stay under; QEMU's exit per boot beside it.
 fn boot_times(d: &DefaultBench, path: &Path) -> Result<(), String> {
@@ -234,35 +298,20 @@ fn queue_rates(
     let height = (140 + 18 * n as u32).max(420);
     let root = SVGBackend::new(path, (WIDTH.max(longest * 7 + 600), height)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(heading, (FONT, 22))
-        .margin(16)
-        .margin_right(40)
-        .x_label_area_size(50)
-        .y_label_area_size(longest * 7 + 20)
-        .build_cartesian_2d(
-            (lo..hi).log_scale(),
-            (0..(n as i32 - 1).max(1)).into_segmented(),
-        )
-        .map_err(err)?;
-    // Row 0 at the top.
-    let row = |i: usize| (n - 1 - i) as i32;
-    let name = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(k) if (*k as usize) < n => labels[n - 1 - *k as usize].clone(),
-        _ => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(n)
-        .y_label_formatter(&name)
-        .x_desc("requests per second (log scale)")
-        .y_desc("queue and phase (depth: most requests in flight)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .label_style((FONT, 12))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let mut chart = row_chart(
+        &root,
+        RowChart {
+            caption: heading,
+            range: (lo, hi),
+            labels: &labels,
+            char_px: 7,
+            label_size: 12,
+            x_desc: "requests per second (log scale)",
+            y_desc: "queue and phase (depth: most requests in flight)",
+            x_label: &|x| format!("{x:.0}"),
+        },
+    )?;
+    let row = |i: usize| row_of(n, i);
     chart
         .draw_series(rows.iter().enumerate().map(|(i, (l, f))| {
             let mut bar = Rectangle::new(
@@ -299,7 +348,6 @@ fn latencies(d: &DefaultBench, path: &Path) -> Result<(), String> {
     let rows: Vec<(&String, &LatencyFigures)> = d.latencies.iter().collect();
     let n = rows.len();
     let labels: Vec<String> = rows.iter().map(|(c, _)| c.to_string()).collect();
-    let longest = labels.iter().map(|l| l.len()).max().unwrap_or(10) as u32;
     let lo = rows
         .iter()
         .map(|(_, l)| l.min_ns)
@@ -309,40 +357,24 @@ fn latencies(d: &DefaultBench, path: &Path) -> Result<(), String> {
     let hi = rows.iter().map(|(_, l)| l.max_ns).fold(10.0, f64::max) * 1.5;
     let root = SVGBackend::new(path, (WIDTH, (170 + 44 * n as u32).max(360))).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "Hypercall latency ({} boots × the firmware's calls per boot)",
-                d.measured.runs
-            ),
-            (FONT, 22),
-        )
-        .margin(16)
-        .margin_right(40)
-        .x_label_area_size(50)
-        .y_label_area_size(longest * 8 + 20)
-        .build_cartesian_2d(
-            (lo..hi).log_scale(),
-            (0..(n as i32 - 1).max(1)).into_segmented(),
-        )
-        .map_err(err)?;
-    let row = |i: usize| (n - 1 - i) as i32;
-    let name = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(k) if (*k as usize) < n => labels[n - 1 - *k as usize].clone(),
-        _ => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(n)
-        .y_label_formatter(&name)
-        .x_desc("round trip of one call, nanoseconds (log scale)")
-        .x_label_formatter(&log_label)
-        .y_desc("hypercall")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()
-        .map_err(err)?;
+    let caption = format!(
+        "Hypercall latency ({} boots × the firmware's calls per boot)",
+        d.measured.runs
+    );
+    let mut chart = row_chart(
+        &root,
+        RowChart {
+            caption: &caption,
+            range: (lo, hi),
+            labels: &labels,
+            char_px: 8,
+            label_size: 14,
+            x_desc: "round trip of one call, nanoseconds (log scale)",
+            y_desc: "hypercall",
+            x_label: &log_label,
+        },
+    )?;
+    let row = |i: usize| row_of(n, i);
     let grey = RGBColor(150, 150, 150);
     chart
         .draw_series(rows.iter().enumerate().map(|(i, (_, l))| {
