@@ -441,9 +441,9 @@ fn a_wrong_byte_on_the_plugged_port_is_named_by_the_peer() {
 }
 
 /// The firmware asks for no interrupts but waits for them (`mute`, test
-/// only): an interrupt round fails, naming its setup and the port. (Which
-/// one depends on timing: a round whose wait another interrupt ends, or
-/// that never waits, passes.)
+/// only; it then waits before every look at the rings, so a fast host
+/// cannot finish a round without one): the first interrupt round fails,
+/// naming its setup and the port.
 #[test]
 fn buffers_returned_without_an_interrupt_fail_the_round() {
     let o = boot(
