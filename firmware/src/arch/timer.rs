@@ -88,6 +88,15 @@ fn arm(wait_deadline: u64) {
     set_clock_comparator(next);
 }
 
+/// Arms the comparator for `at` (or the alarm, if sooner) at once: its
+/// interrupt then comes even if the clock passes `at` before a wait would
+/// have armed it (a wait that finds its deadline gone does not arm).
+pub fn arm_at(at: u64) {
+    let old = super::irq_disable();
+    arm(at);
+    super::irq_restore(old);
+}
+
 /// Waits in an enabled wait until `done()` holds or `timeout_us` passes.
 /// Returns whether `done()` held.
 pub fn wait_until(timeout_us: u64, io: bool, done: impl FnMut() -> bool) -> bool {

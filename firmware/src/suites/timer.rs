@@ -43,7 +43,9 @@ pub fn clock_comparator(_: &mut Machine) -> Outcome {
     let before = CKC_INTERRUPTS.load(Ordering::SeqCst);
     timer::note_next_ckc();
     let deadline = timer::deadline_after_us(DELAY_US);
-    // The clock comparator is armed with exactly `deadline`.
+    // The clock comparator is armed with exactly `deadline`, before the
+    // wait: on a loaded host the clock may pass it before the wait looks.
+    timer::arm_at(deadline);
     timer::wait_until_tod(deadline, false, || false);
     // Another interrupt may have ended the wait just before the deadline
     // and the loop then seen the clock past it with the comparator's
