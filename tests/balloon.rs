@@ -5,7 +5,7 @@
 //! firmware inflating one page more than the peer expects, and posting a
 //! statistic other than the one it printed (test-only `skew`).
 
-mod common;
+use crate::common;
 use common::*;
 use qemu_runner::balloon::{Balloon, BalloonScenario};
 use qemu_runner::{detect_qemu_version, QemuVersion};

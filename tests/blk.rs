@@ -4,7 +4,7 @@
 //! scratch (left as it was), and bytes flipped before boot and after the
 //! run (both must fail, naming the offset).
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, scenario};
 use qemu_runner::disks::Disk;

@@ -6,7 +6,7 @@
 //! QEMU has announced the device's deprecation: a QEMU without it skips
 //! these scenarios, saying so.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, scenario};
 use qemu_runner::Scenario;

@@ -2,7 +2,7 @@
 //! hot plug and unplug over QMP (`css.hotplug`), and the legacy
 //! s390-virtio device page (`legacy.page`).
 
-mod common;
+use crate::common;
 
 use common::models::{usable_models, BUILT_IN};
 use common::{

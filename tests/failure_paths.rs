@@ -1,7 +1,7 @@
 //! The firmware's failure paths, injected on request: each must FAIL in its
 //! own recognisable way (and never by hanging unnoticed).
 
-mod common;
+use crate::common;
 
 use common::{boot, check, check_bail_out, check_summary, elf, failure_text, scenario};
 use std::time::Duration;

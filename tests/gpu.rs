@@ -5,7 +5,7 @@
 //! differs (one pixel drawn wrong, the runner expecting another seed), a
 //! wrong mode or EDID expected.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::gpu::{Gpu, GpuScenario};

@@ -9,7 +9,7 @@
 //! ZVTEST_HERCULES names another binary. Hercules never exits by itself: it
 //! is killed once the wait PSW is logged, or after [`TIMEOUT`].
 
-mod common;
+use crate::common;
 
 use qemu_runner::tap::{self, TapReport};
 use std::env;

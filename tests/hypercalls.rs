@@ -3,7 +3,7 @@
 //! watchdog present and expiring, and a host that differs from the table
 //! (a wrong `qemu-version=`).
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, scenario};
 use qemu_runner::{detect_qemu_version, Diag288, QemuVersion, Run, Scenario, VersionWord};

@@ -5,7 +5,7 @@
 //! changing one event, a model the command line gets wrong, a device
 //! `input=` names that is not there.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::input::{Fault, InputDevices};

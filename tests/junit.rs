@@ -3,7 +3,7 @@
 //! each case boots in a thread of its own, named as a test's would be, so
 //! that the thread's end settles the report as a test's end does.
 
-mod common;
+use crate::common;
 
 use common::{boot, elf, scenario};
 use qemu_runner::junit::{self, TestCaseStatus, TestSuite};

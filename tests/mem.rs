@@ -5,7 +5,7 @@
 //! subcode 4 covering the region. Failing proofs: a wrong block size
 //! claimed, and the host setting another size than the firmware was told.
 
-mod common;
+use crate::common;
 use common::*;
 use qemu_runner::mem::{MemScenario, VirtioMem};
 use qemu_runner::{detect_qemu_version, QemuVersion};

@@ -6,7 +6,7 @@
 //! user-mode network (ARP, DHCP); a tap with several queue pairs in a
 //! network namespace the runner makes.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario};
 use qemu_runner::net::{

@@ -8,7 +8,7 @@
 //! runner finds wrong, a wrong tag, a tree of another seed (the stress's
 //! data check), a share that refuses writes.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::p9::{Fault, P9Scenario, Share9p};

@@ -4,7 +4,7 @@
 //! scsi.commands and under stress), a header for another seed, a LUN that
 //! is not there, a wrong size.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, failure_text, scenario, scenario_dir};
 use qemu_runner::{Run, Scenario};

@@ -5,7 +5,7 @@
 //! the checks can fail: a peer that flips a byte, one that drops bytes,
 //! one that closes early, and a wrong port-name expectation.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::serial::{Fault, SerialPorts};

@@ -5,7 +5,7 @@
 //! (`sigp-expect=`), a CPU that never started (`inject=cpu`), more CPUs
 //! than the runner said.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::{Directive, Scenario};

@@ -3,7 +3,7 @@
 //! CPUs, the raw image, selections, the line-mode console, the command
 //! line's limits and the storage the firmware needs.
 
-mod common;
+use crate::common;
 
 use common::{
     assert_pass, boot, check, check_bail_out, check_ran, check_summary, elf, img, scenario,

@@ -3,7 +3,7 @@
 //! under multi-threaded TCG with 1, 2, 4 and 8 CPUs on our 2 cores; and a
 //! CPU that does not come up fails the run, named.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::Scenario;

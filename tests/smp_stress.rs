@@ -4,7 +4,7 @@
 //! failures that must show: a completion handed out twice, a flipped byte
 //! on the disk, a CPU that never came up.
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::disks::Disk;

@@ -6,7 +6,7 @@
 //! configuration-change notification when the host resizes it over QMP
 //! (`virtio.config-change`).
 
-mod common;
+use crate::common;
 
 use common::models::{probe_line, refused_by_qemu, shared_probe, usable_models, with_device};
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, failure_text, scenario};

@@ -9,7 +9,7 @@
 //! Without a `virtiofsd` on the host each test says why and passes
 //! without booting (the default scenario leaves the device out).
 
-mod common;
+use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::virtiofs::{virtiofsd, Fault, VirtioFs, VirtioFsScenario};
