@@ -142,6 +142,22 @@ fn the_heap_without_its_lock_fails_smp_heap() {
                         .is_some_and(|b| b.contains("smp.heap")),
                 "smp.heap to fail, or a bail out inside it",
             );
+            // A bail out by any CPU ends the run: every other CPU stopped,
+            // the IPL CPU too (once it went on, waited out the churn and
+            // wrote more results after the bail out).
+            if o.tap.bail_out.is_some() {
+                let console = o.console();
+                let after: Vec<&str> = console
+                    .lines()
+                    .skip_while(|l| !l.starts_with("Bail out!"))
+                    .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
+                    .collect();
+                check(
+                    &o,
+                    after.is_empty(),
+                    &format!("no result after the bail out, got {after:?}"),
+                );
+            }
             return;
         }
         last = Some(o);

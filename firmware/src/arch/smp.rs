@@ -118,9 +118,13 @@ pub unsafe fn restart(
     Ok(())
 }
 
-/// Sets this CPU's number (the IPL CPU: 0) in its lowcore.
+/// Sets this CPU's number (the IPL CPU: 0) in its lowcore. The IPL CPU's
+/// address is noted too: a CPU that ends the run must stop it as well.
 pub fn set_cpu_number(n: usize) {
     super::lowcore::write!(cpu_number, n as u64);
+    if n == 0 {
+        note_started(0, super::sigp::cpu_address());
+    }
 }
 
 /// This CPU's number.
@@ -168,16 +172,28 @@ fn note_started(number: usize, addr: u16) {
     }
 }
 
-/// Stops every CPU [`start`] started, but this one. The run ends only
-/// when no CPU runs: QEMU counts a CPU in an enabled wait as running, so
-/// the IPL CPU's final disabled wait would otherwise end nothing.
+/// Stops every CPU but this one: the IPL CPU and those [`start`]
+/// started. The run ends only when no CPU runs: QEMU counts a CPU in an
+/// enabled wait as running, so the final disabled wait would otherwise
+/// end nothing, and an IPL CPU left running (a CPU it started failed)
+/// would go on with the run after its report.
 pub fn stop_others() {
     let me = cpu_number();
     for (n, s) in STARTED.iter().enumerate() {
         let a = s.load(Ordering::SeqCst);
         if a != 0 && n != me {
-            let _ = sigp::sigp((a - 1) as u16, sigp::STOP, 0);
+            stop_cpu((a - 1) as u16);
         }
+    }
+}
+
+/// SIGP STOP to `addr`, again while the host says busy (cc 2: under
+/// QEMU, another CPU's SIGP in progress, e.g. the target polling ours),
+/// for at most 100 ms.
+fn stop_cpu(addr: u16) {
+    let end = super::tod().saturating_add(100_000 * super::TOD_PER_US);
+    while sigp::sigp(addr, sigp::STOP, 0).cc == 2 && super::tod() < end {
+        core::hint::spin_loop();
     }
 }
 
