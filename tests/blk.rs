@@ -265,3 +265,96 @@ fn in_order_where_qemu_offers_it() {
         "the IN_ORDER round's report",
     );
 }
+
+/// QEMU's blkdebug fails every read covering two chosen sectors with EIO:
+/// virtio-blk answers exactly those requests IOERR (status 1, virtio spec
+/// 5.2.6; QEMU's default rerror=report). blk.stress names each one
+/// (queue, request, sectors, status, seed), checks every other answer and
+/// runs to its end; the other checks pass and the image, never written
+/// by a failed read, passes the host's verification.
+#[test]
+fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
+    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    let size = 8 * MIB;
+    let probe = blk("blk-eio", Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // One sector in a writable stripe (not the first: blk.requests writes
+    // there) and one in a stripe nobody writes; never the header's.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let plain = (1..size / STRIPE)
+        .find(|s| !stripes.contains(s))
+        .expect("a stripe that is not writable");
+    let bad = [stripes[1] * per_stripe + 77, plain * per_stripe + 5];
+    let s = blk("blk-eio", Disk::new(size).read_errors(&bad)).qmp_events(true);
+    let o = boot(&s, &elf());
+    // The whole disk is read first, a stripe (128 sectors) a request: the
+    // read-all request k covers sectors 128k..128k+127.
+    let mut says: Vec<String> = bad
+        .iter()
+        .map(|&b| {
+            let k = b / per_stripe;
+            format!(
+                "read-all request {k}: read of sectors {}..{}: status 1 (IOERR), expected 0 (OK)",
+                k * per_stripe,
+                k * per_stripe + per_stripe - 1
+            )
+        })
+        .collect();
+    says.push(format!("(replay: seed={seed:#x} only=blk.stress)"));
+    says.push("fe.0.0001: ".into());
+    says.push(
+        "requests answered IOERR (every other answer checked, the stress run to its end)".into(),
+    );
+    let says: Vec<&str> = says.iter().map(String::as_str).collect();
+    common::fails_with(&o, "blk.stress", &says);
+    // Every request named is a read that covers a failing sector.
+    let text = common::failure_text(&o);
+    let mut named = 0;
+    for part in text.split(" of sectors ").skip(1) {
+        let range = part.split(':').next().unwrap();
+        let (a, b) = range.split_once("..").unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        check(
+            &o,
+            bad.iter().any(|s| (a..=b).contains(s)),
+            &format!("sectors {a}..{b} to cover one of {bad:?}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= bad.len(), "each failing read named");
+    check(
+        &o,
+        !text.contains("write of sectors"),
+        "no write to fail: only reads carry errors",
+    );
+    // QEMU's side: each failed request reported as a read, the VM not stopped.
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "read" && e.data["action"] == "report",
+            &format!("a read error reported, not {}", e.data),
+        );
+    }
+    // The rest ran: the other checks passed, the stress reached its fill.
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains("# blk fe.0.0001 q0 ") && o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host",
+    );
+}

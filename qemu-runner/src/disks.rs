@@ -21,6 +21,10 @@ const _: () = assert!((CHUNK as u64).is_multiple_of(STRIPE));
 /// Offsets are also given in these (what the firmware's reports count).
 pub const SECTOR: u64 = 512;
 
+/// Linux's errno for an I/O error: what `blkdebug` returns for a read of
+/// [`Disk::read_errors`].
+pub const EIO: u32 = 5;
+
 /// `64M`, `1G`, `4K` or bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let (num, shift) = match s.as_bytes().last()? {
@@ -413,6 +417,10 @@ pub struct Disk {
     pub max_revision: Option<u8>,
     /// virtio-blk `in_order=on` (VIRTIO_F_IN_ORDER; QEMU 10.0 and later).
     pub in_order: bool,
+    /// 512-byte sectors whose reads fail with EIO: the image sits under
+    /// QEMU's error-injecting `blkdebug` driver, one rule per sector
+    /// (see [`Disk::read_errors`]).
+    pub read_errors: Vec<u64>,
 }
 
 impl Disk {
@@ -429,6 +437,7 @@ impl Disk {
             packed: false,
             max_revision: None,
             in_order: false,
+            read_errors: Vec::new(),
         }
     }
 
@@ -485,6 +494,35 @@ impl Disk {
     pub fn max_revision(mut self, rev: u8) -> Self {
         self.max_revision = Some(rev);
         self
+    }
+
+    /// Every read that covers one of `sectors` (512-byte units, whatever
+    /// the block size) fails with EIO; the image itself is never changed,
+    /// so the host still verifies it after the run. A virtio-blk device
+    /// gets `request-merging=off` too: QEMU would otherwise fail every
+    /// request merged with a failing one.
+    pub fn read_errors(mut self, sectors: &[u64]) -> Self {
+        self.read_errors.extend_from_slice(sectors);
+        self
+    }
+
+    /// The `-drive` keys that put the image under `blkdebug` with a rule
+    /// for each of [`Disk::read_errors`] (none without them). The rules
+    /// are armed by the event `none`, which fires once, when the drive
+    /// opens, and never again, so they stay armed for the whole run.
+    pub fn injection_keys(&self) -> Vec<String> {
+        if self.read_errors.is_empty() {
+            return Vec::new();
+        }
+        let mut v = vec!["file.driver=blkdebug".to_string()];
+        for (i, s) in self.read_errors.iter().enumerate() {
+            let rule = format!("file.inject-error.{i}");
+            v.push(format!("{rule}.event=none"));
+            v.push(format!("{rule}.iotype=read"));
+            v.push(format!("{rule}.sector={s}"));
+            v.push(format!("{rule}.errno={EIO}"));
+        }
+        v
     }
 
     /// Properties only a virtio-blk device has (the error names them): a
@@ -546,6 +584,12 @@ impl Disk {
         }
         if let Some(r) = self.max_revision.filter(|&r| r > 2) {
             return Some(format!("max_revision {r}: virtio-ccw has revisions 0 to 2"));
+        }
+        if let Some(s) = self.read_errors.iter().find(|&&s| s >= self.size / SECTOR) {
+            return Some(format!(
+                "read error at sector {s}: the disk has {} sectors",
+                self.size / SECTOR
+            ));
         }
         None
     }
