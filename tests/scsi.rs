@@ -373,3 +373,104 @@ fn a_hot_plugged_lun_is_announced_and_removed() {
         &format!("a failure naming the LUN expected and the one the event named, not {text:?}"),
     );
 }
+
+/// QEMU's blkdebug fails every read covering two chosen sectors of a LUN
+/// with EIO: scsi-hd answers those READs CHECK CONDITION with the sense
+/// QEMU gives an I/O error (scsi_sense_from_errno: ABORTED COMMAND, ASC/ASCQ
+/// 00/06, default rerror=report). scsi.stress reads the LUN whole first,
+/// names each failed READ (queue, LUN, tag = request number, LBA, sense,
+/// seed), checks every other answer and runs to its end; the other checks
+/// pass and the image passes the host's verification.
+#[test]
+fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
+    use qemu_runner::disks::Disk;
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
+    let size = 16 * MIB;
+    let name = "scsi-eio";
+    let probe = scenario(name).scratch_scsi(BUS, 0, 0, Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // scsi.commands reads the first and last 64 KiB and writes the first
+    // two writable stripes: one sector in a later writable stripe, one in
+    // a stripe nobody writes.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let plain = (1..size / STRIPE - 1)
+        .find(|s| !stripes.contains(s))
+        .expect("a stripe that is not writable");
+    let bad = [stripes[2] * per_stripe + 31, plain * per_stripe + 100];
+    let s = scenario(name)
+        .scratch_scsi(BUS, 0, 0, Disk::new(size).read_errors(&bad))
+        .append("only=scsi")
+        .qmp_events(true);
+    let o = boot(&s, &elf());
+    // The LUN is read whole first, 64 KiB (128 blocks) a READ: read-all
+    // request k (its tag) covers LBA 128k..128k+127.
+    let text = failure_text(&o);
+    for &b in &bad {
+        let k = b / per_stripe;
+        let tag = format!("read-all: {BUS}/0/0 target 0 LUN 0 tag {k} opcode 0x");
+        let what = format!(
+            "of 128 blocks at LBA {}: status 0x2 (CHECK CONDITION), sense key b ASC/ASCQ 00/06, expected GOOD",
+            k * per_stripe
+        );
+        check(
+            &o,
+            text.contains(&tag) && text.contains(&what),
+            &format!("the failure to name {tag:?} ... {what:?}:\n{text}"),
+        );
+    }
+    common::fails_with(
+        &o,
+        "scsi.stress",
+        &[
+            &format!("{BUS} virtio-scsi: "),
+            "commands answered CHECK CONDITION for a failed I/O (every other answer checked, the stress run to its end)",
+            &format!("(replay: seed={seed:#x} only=scsi.stress)"),
+        ],
+    );
+    // Every command named is a READ that covers a failing sector.
+    let mut named = 0;
+    for part in text.split(" blocks at LBA ").skip(1) {
+        let lba: u64 = part.split(':').next().unwrap().parse().unwrap();
+        let before = text.split(" blocks at LBA ").nth(named).unwrap();
+        let blocks: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
+        check(
+            &o,
+            bad.iter().any(|s| (lba..lba + blocks).contains(s)),
+            &format!("LBA {lba}+{blocks} to cover one of {bad:?}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= bad.len(), "each failing READ named");
+    check(
+        &o,
+        !text.contains("WRITE ("),
+        "no WRITE to fail: only reads carry errors",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "read" && e.data["action"] == "report",
+            &format!("a read error reported, not {}", e.data),
+        );
+    }
+    check_ran(&o, "scsi.commands");
+    check(
+        &o,
+        o.console().contains(&format!("# scsi {BUS} q2 ")) && o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["scsi.stress"],
+        &format!("scsi.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host",
+    );
+}
