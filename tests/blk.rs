@@ -358,3 +358,82 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
         "the image verified by the host",
     );
 }
+
+/// blkdebug fails every write covering a chosen sector of a writable
+/// stripe with EIO (QEMU's default werror=enospc reports any other errno):
+/// those writes, and only they, answer IOERR; blk.stress names them, does
+/// not hold later reads of the blocks they left unknown to a pattern, and
+/// runs to its end. Nothing reached the image: the host finds the sector
+/// as it was made (pattern A) and the rest as a failed stress may leave it.
+#[test]
+fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
+    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    let size = 8 * MIB;
+    let probe = blk("blk-eio-write", Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // Not the first writable stripe: blk.requests writes there.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let bad = stripes[2] * per_stripe + 40;
+    let s = blk("blk-eio-write", Disk::new(size).write_errors(&[bad])).qmp_events(true);
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "blk.stress",
+        &[
+            "fe.0.0001: ",
+            "requests answered IOERR (every other answer checked, the stress run to its end)",
+            ": status 1 (IOERR), expected 0 (OK)",
+            &format!("(replay: seed={seed:#x} only=blk.stress)"),
+        ],
+    );
+    let text = common::failure_text(&o);
+    let mut named = 0;
+    for part in text.split(" of sectors ").skip(1) {
+        let range = part.split(':').next().unwrap();
+        let (a, b) = range.split_once("..").unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        check(
+            &o,
+            (a..=b).contains(&bad),
+            &format!("sectors {a}..{b} to cover sector {bad}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= 1, "a failing write named");
+    check(
+        &o,
+        !text.contains("read of sectors") && !text.contains("differ"),
+        "no read failed, no data mismatch (the failed writes' blocks are unknown, not wrong)",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "write" && e.data["action"] == "report",
+            &format!(
+                "a write error reported (the VM not stopped), not {}",
+                e.data
+            ),
+        );
+    }
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host, the sector still pattern A",
+    );
+}

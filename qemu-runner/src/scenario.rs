@@ -1002,7 +1002,7 @@ fn blk_properties(id: &DiskId, disk: &Disk) -> Vec<(String, String)> {
     if disk.in_order {
         p.push(("in_order".into(), "on".into()));
     }
-    if !disk.read_errors.is_empty() {
+    if disk.injects() {
         // One request per failing read: merged, its neighbours would fail too.
         p.push(("request-merging".into(), "off".into()));
     }
@@ -1545,7 +1545,12 @@ mod tests {
         let mut s = Scenario::new("eio")
             .disk_dir("/d")
             .scratch_blk("fe.0.0001", Disk::new(1 << 20).read_errors(&[9, 1000]))
-            .scratch_scsi("fe.0.0006", 0, 0, Disk::new(1 << 20).read_errors(&[7]));
+            .scratch_scsi(
+                "fe.0.0006",
+                0,
+                0,
+                Disk::new(1 << 20).read_errors(&[7]).write_errors(&[8]),
+            );
         s.data_dir = None;
         assert_eq!(s.validate(), Ok(()));
         let args = s.qemu_args(Path::new("k"));
@@ -1570,7 +1575,9 @@ mod tests {
             "file.image.driver=file,file.image.filename=/d/fe.0.0006-0-0.img,if=none,\
              id=disk-fe.0.0006-0-0,format=raw,cache=writeback,file.driver=blkdebug,\
              file.inject-error.0.event=none,file.inject-error.0.iotype=read,\
-             file.inject-error.0.sector=7,file.inject-error.0.errno=5"
+             file.inject-error.0.sector=7,file.inject-error.0.errno=5,\
+             file.inject-error.1.event=none,file.inject-error.1.iotype=write,\
+             file.inject-error.1.sector=8,file.inject-error.1.errno=5"
         ]));
         // Past the end: refused.
         let e = Scenario::new("x")
@@ -1581,6 +1588,11 @@ mod tests {
             e.contains("read error at sector 2048: the disk has 2048 sectors"),
             "{e}"
         );
+        let e = Scenario::new("x")
+            .scratch_blk("fe.0.0001", Disk::new(1 << 20).write_errors(&[4096]))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("write error at sector 4096"), "{e}");
     }
 
     #[test]
