@@ -768,18 +768,7 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         of
                     );
                 };
-                let s =
-                    drive_queue(&mut o, q, &mut traffic, &opts, &mut progress).map_err(|f| {
-                        format!(
-                            "queue {} {} {} {} request {}: {}",
-                            q,
-                            label.as_str(),
-                            completion.name(),
-                            *phase,
-                            f.request,
-                            f.what.as_str()
-                        )
-                    })?;
+                let result = drive_queue(&mut o, q, &mut traffic, &opts, &mut progress);
                 for e in &traffic.errors {
                     if device_errors.len() < ERRORS_KEPT {
                         device_errors.push(format!(
@@ -793,6 +782,27 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     }
                 }
                 error_count += traffic.error_count;
+                let s = result.map_err(|f| {
+                    // The IOERRs before the end, too: they may explain it.
+                    let earlier = if error_count > 0 {
+                        format!(
+                            "; before it {}",
+                            device_errors_text(error_count, &device_errors, "").as_str()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "queue {} {} {} {} request {}: {}{}",
+                        q,
+                        label.as_str(),
+                        completion.name(),
+                        *phase,
+                        f.request,
+                        f.what.as_str(),
+                        earlier.as_str()
+                    )
+                })?;
                 let (r, w, fl) = traffic.counts();
                 crate::out!(
                     "# blk {} q{} {} {} {}: {} ({} reads, {} writes, {} flushes)\n",
@@ -822,17 +832,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         return Err(String::from("no setup of the device could be driven"));
     }
     if error_count > 0 {
-        let more = error_count - device_errors.len() as u64;
-        return Err(format!(
-            "{} requests answered IOERR (every other answer checked, the stress run to its end): {}{}",
+        return Err(device_errors_text(
             error_count,
-            device_errors.join("; ").as_str(),
-            if more > 0 {
-                format!("; and {} more", more)
-            } else {
-                String::new()
-            }
-            .as_str()
+            &device_errors,
+            " (every other answer checked, the stress run to its end)",
         ));
     }
     if medium.writable {
@@ -858,6 +861,23 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         }
     );
     Ok(patterned)
+}
+
+/// `N requests answered IOERR<note>: <the first few>; and M more`.
+fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
+    let more = count - first.len() as u64;
+    format!(
+        "{} requests answered IOERR{}: {}{}",
+        count,
+        note,
+        first.join("; ").as_str(),
+        if more > 0 {
+            format!("; and {} more", more)
+        } else {
+            String::new()
+        }
+        .as_str()
+    )
 }
 
 /// The benchmark workloads of `bench=` on queue 0, each for `bench-ms=`:

@@ -1332,18 +1332,6 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                     );
                 };
                 let result = stress::run(t, queue, &mut traffic, &opts, &mut wake, &mut progress);
-                let mut s = result.map_err(|f| {
-                    format!(
-                        "queue {} {} {} {} request {}: {}",
-                        qno,
-                        label.as_str(),
-                        completion.name(),
-                        phase,
-                        f.request,
-                        f.what.as_str()
-                    )
-                })?;
-                s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
                 for e in &traffic.errors {
                     if device_errors.len() < ERRORS_KEPT {
                         device_errors.push(format!(
@@ -1357,6 +1345,28 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                     }
                 }
                 error_count += traffic.error_count;
+                let mut s = result.map_err(|f| {
+                    // The failed I/Os before the end, too: they may explain it.
+                    let earlier = if error_count > 0 {
+                        format!(
+                            "; before it {}",
+                            device_errors_text(error_count, &device_errors, "").as_str()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "queue {} {} {} {} request {}: {}{}",
+                        qno,
+                        label.as_str(),
+                        completion.name(),
+                        phase,
+                        f.request,
+                        f.what.as_str(),
+                        earlier.as_str()
+                    )
+                })?;
+                s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
                 let (r, w, o, long) = traffic.counts();
                 crate::out!(
                     "# scsi {} q{} {} {} {}: {} ({} reads, {} writes, {} other, {} used lengths with the data-out)\n",
@@ -1393,17 +1403,10 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
         );
     }
     if error_count > 0 {
-        let more = error_count - device_errors.len() as u64;
-        return Err(format!(
-            "{} commands answered CHECK CONDITION for a failed I/O (every other answer checked, the stress run to its end): {}{}",
+        return Err(device_errors_text(
             error_count,
-            device_errors.join("; ").as_str(),
-            if more > 0 {
-                format!("; and {} more", more)
-            } else {
-                String::new()
-            }
-            .as_str()
+            &device_errors,
+            " (every other answer checked, the stress run to its end)",
         ));
     }
     for l in &media {
@@ -1424,6 +1427,24 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
         media.iter().filter(|l| l.medium.writable).count()
     );
     Ok(())
+}
+
+/// `N commands answered CHECK CONDITION for a failed I/O<note>: <the
+/// first few>; and M more`.
+fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
+    let more = count - first.len() as u64;
+    format!(
+        "{} commands answered CHECK CONDITION for a failed I/O{}: {}{}",
+        count,
+        note,
+        first.join("; ").as_str(),
+        if more > 0 {
+            format!("; and {} more", more)
+        } else {
+            String::new()
+        }
+        .as_str()
+    )
 }
 
 /// How long the host has to plug or unplug after a ready line.
