@@ -474,3 +474,83 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
         "the image verified by the host",
     );
 }
+
+/// blkdebug fails every write covering a chosen sector of a LUN's
+/// writable stripe with EIO: those WRITEs, and only they, answer CHECK
+/// CONDITION with ABORTED COMMAND 00/06; scsi.stress names them, holds no
+/// later read of the blocks they left unknown to a pattern, and runs to
+/// its end; the host finds the sector as it was made (pattern A).
+#[test]
+fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
+    use qemu_runner::disks::Disk;
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
+    let size = 16 * MIB;
+    let name = "scsi-eio-write";
+    let probe = scenario(name).scratch_scsi(BUS, 0, 0, Disk::new(size));
+    let seed = probe.disk_seed();
+    // Not the first two writable stripes: scsi.commands writes those.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let bad = stripes[2] * (STRIPE / 512) + 7;
+    let s = scenario(name)
+        .scratch_scsi(BUS, 0, 0, Disk::new(size).write_errors(&[bad]))
+        .append("only=scsi")
+        .qmp_events(true);
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "scsi.stress",
+        &[
+            "commands answered CHECK CONDITION for a failed I/O (every other answer checked, the stress run to its end)",
+            ": status 0x2 (CHECK CONDITION), sense key b ASC/ASCQ 00/06, expected GOOD",
+            &format!("(replay: seed={seed:#x} only=scsi.stress)"),
+        ],
+    );
+    let text = failure_text(&o);
+    let mut named = 0;
+    for (i, part) in text.split(" blocks at LBA ").enumerate().skip(1) {
+        let lba: u64 = part.split(':').next().unwrap().parse().unwrap();
+        let before = text.split(" blocks at LBA ").nth(i - 1).unwrap();
+        let blocks: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
+        check(
+            &o,
+            before.contains(" WRITE (") && (lba..lba + blocks).contains(&bad),
+            &format!("a WRITE of LBA {lba}+{blocks} to cover sector {bad}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= 1, "a failing WRITE named");
+    check(
+        &o,
+        !text.contains(" READ (") && !text.contains("differ"),
+        "no READ failed, no data mismatch (the failed writes' blocks are unknown, not wrong)",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "write" && e.data["action"] == "report",
+            &format!(
+                "a write error reported (the VM not stopped), not {}",
+                e.data
+            ),
+        );
+    }
+    check_ran(&o, "scsi.commands");
+    check(
+        &o,
+        o.console().contains(" fill: "),
+        "the stress's fill reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["scsi.stress"],
+        &format!("scsi.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host, the sector still pattern A",
+    );
+}
