@@ -383,10 +383,27 @@ fn a_hot_plugged_lun_is_announced_and_removed() {
 /// pass and the image passes the host's verification.
 #[test]
 fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
+    failed_reads(
+        "scsi-eio",
+        qemu_runner::disks::EIO,
+        "sense key b ASC/ASCQ 00/06",
+    );
+}
+
+/// The same with ENODATA (61), which QEMU's scsi_sense_from_errno turns
+/// into MEDIUM ERROR, UNRECOVERED READ ERROR (03/11/00): what a disk with
+/// a bad sector answers.
+#[test]
+fn enodata_on_chosen_sectors_is_a_medium_error() {
+    failed_reads("scsi-enodata", 61, "sense key 3 ASC/ASCQ 11/00");
+}
+
+/// Reads of two chosen sectors fail with `errno`: each failed READ named
+/// with `sense`, the rest of the run as usual.
+fn failed_reads(name: &str, errno: u32, sense: &str) {
     use qemu_runner::disks::Disk;
     use zvtest_contract::disk::{writable_stripes, STRIPE};
     let size = 16 * MIB;
-    let name = "scsi-eio";
     let probe = scenario(name).scratch_scsi(BUS, 0, 0, Disk::new(size));
     let seed = probe.disk_seed();
     let per_stripe = STRIPE / 512;
@@ -399,7 +416,7 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
         .expect("a stripe that is not writable");
     let bad = [stripes[2] * per_stripe + 31, plain * per_stripe + 100];
     let s = scenario(name)
-        .scratch_scsi(BUS, 0, 0, Disk::new(size).read_errors(&bad))
+        .scratch_scsi(BUS, 0, 0, Disk::new(size).read_errors(&bad).errno(errno))
         .append("only=scsi")
         .qmp_events(true);
     let o = boot(&s, &elf());
@@ -410,7 +427,7 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
         let k = b / per_stripe;
         let tag = format!("read-all: {BUS}/0/0 target 0 LUN 0 tag {k} opcode 0x");
         let what = format!(
-            "of 128 blocks at LBA {}: status 0x2 (CHECK CONDITION), sense key b ASC/ASCQ 00/06, expected GOOD",
+            "of 128 blocks at LBA {}: status 0x2 (CHECK CONDITION), {sense}, expected GOOD",
             k * per_stripe
         );
         check(

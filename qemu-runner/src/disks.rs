@@ -22,9 +22,13 @@ const _: () = assert!((CHUNK as u64).is_multiple_of(STRIPE));
 pub const SECTOR: u64 = 512;
 
 /// Linux's errno for an I/O error: what `blkdebug` returns for a read of
-/// [`Disk::read_errors`] or a write of [`Disk::write_errors`]. (Never
-/// ENOSPC on writes: QEMU's default werror=enospc would stop the VM.)
+/// [`Disk::read_errors`] or a write of [`Disk::write_errors`] unless
+/// [`Disk::errno`] says otherwise.
 pub const EIO: u32 = 5;
+
+/// Linux's errno for "no space left": on a write, QEMU's default
+/// werror=enospc stops the VM (and retries on `cont`), so it is refused.
+pub const ENOSPC: u32 = 28;
 
 /// `64M`, `1G`, `4K` or bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
@@ -454,6 +458,8 @@ pub struct Disk {
     /// 512-byte sectors whose writes fail with EIO (see
     /// [`Disk::write_errors`]).
     pub write_errors: Vec<u64>,
+    /// The errno the injected errors carry ([`EIO`] unless set).
+    pub errno: u32,
 }
 
 impl Disk {
@@ -472,6 +478,7 @@ impl Disk {
             in_order: false,
             read_errors: Vec::new(),
             write_errors: Vec::new(),
+            errno: EIO,
         }
     }
 
@@ -550,6 +557,14 @@ impl Disk {
         self
     }
 
+    /// The injected errors fail with Linux errno `n` rather than EIO: 61
+    /// (ENODATA) is what scsi-hd turns into MEDIUM ERROR 11/00, the
+    /// unrecovered read error of a real disk.
+    pub fn errno(mut self, n: u32) -> Self {
+        self.errno = n;
+        self
+    }
+
     /// Whether errors are injected (the image sits under `blkdebug`).
     pub fn injects(&self) -> bool {
         !self.read_errors.is_empty() || !self.write_errors.is_empty()
@@ -576,7 +591,7 @@ impl Disk {
             v.push(format!("{rule}.event=none"));
             v.push(format!("{rule}.iotype={io}"));
             v.push(format!("{rule}.sector={s}"));
-            v.push(format!("{rule}.errno={EIO}"));
+            v.push(format!("{rule}.errno={}", self.errno));
         }
         v
     }
@@ -640,6 +655,14 @@ impl Disk {
         }
         if let Some(r) = self.max_revision.filter(|&r| r > 2) {
             return Some(format!("max_revision {r}: virtio-ccw has revisions 0 to 2"));
+        }
+        if self.errno == 0 {
+            return Some("errno 0 is no error".into());
+        }
+        if self.errno == ENOSPC && !self.write_errors.is_empty() {
+            return Some(format!(
+                "errno {ENOSPC} (ENOSPC) on writes: QEMU's default werror=enospc would stop the VM"
+            ));
         }
         for (what, list) in [("read", &self.read_errors), ("write", &self.write_errors)] {
             if let Some(s) = list.iter().find(|&&s| s >= self.size / SECTOR) {

@@ -1036,6 +1036,7 @@ pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disks::ENOSPC;
     use std::ffi::OsString;
     use std::path::Path;
 
@@ -1593,6 +1594,19 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.contains("write error at sector 4096"), "{e}");
+        let e = Scenario::new("x")
+            .scratch_blk(
+                "fe.0.0001",
+                Disk::new(1 << 20).write_errors(&[9]).errno(ENOSPC),
+            )
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("errno 28 (ENOSPC) on writes"), "{e}");
+        let d = Disk::new(1 << 20).read_errors(&[3]).errno(61);
+        assert!(d.problem().is_none());
+        assert!(d
+            .injection_keys()
+            .contains(&"file.inject-error.0.errno=61".to_string()));
     }
 
     #[test]
