@@ -128,6 +128,15 @@ fn flip(image: &std::path::Path, offset: u64, bit: u8) {
 /// virtio-blk device at fe.0.0001 (device properties `props`) and the
 /// firmware words `append`; returns the console.
 fn by_hand(image: &std::path::Path, props: &str, append: &str) -> String {
+    let drive = format!(
+        "file={},if=none,id=d0,format=raw,cache=writeback",
+        image.display()
+    );
+    by_hand_drive(&drive, props, append)
+}
+
+/// [`by_hand`] with the `-drive` value given whole (its id `d0`).
+fn by_hand_drive(drive: &str, props: &str, append: &str) -> String {
     let mut args: Vec<std::ffi::OsString> = [
         "-M",
         "s390-ccw-virtio",
@@ -145,13 +154,7 @@ fn by_hand(image: &std::path::Path, props: &str, append: &str) -> String {
     .collect();
     args.push(elf().into());
     args.push("-drive".into());
-    args.push(
-        format!(
-            "file={},if=none,id=d0,format=raw,cache=writeback",
-            image.display()
-        )
-        .into(),
-    );
+    args.push(drive.into());
     args.push("-device".into());
     args.push(format!("virtio-blk-ccw,drive=d0,devno=fe.0.0001,{props}").into());
     args.push("-append".into());
@@ -436,4 +439,34 @@ fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
         o.disks.iter().all(|d| d.reason.is_none()),
         "the image verified by the host, the sector still pattern A",
     );
+}
+
+/// A request that ends the stress (a GET_ID answer other than `disks=`
+/// says, in the wrap phase) after a read answered IOERR (in the read-all
+/// phase before it): the failure names both, the IOERR as "before it".
+#[test]
+fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
+    let dir = common::scenario_dir("blk-eio-then-fail");
+    let image = dir.join("disk.img");
+    qemu_runner::disks::create(&image, 7, 8 * MIB).unwrap();
+    let keys = Disk::new(8 * MIB).read_errors(&[300]).injection_keys();
+    let drive = format!(
+        "file.image.driver=file,file.image.filename={},if=none,id=d0,format=raw,cache=writeback,{}",
+        image.display(),
+        keys.join(",")
+    );
+    let console = by_hand_drive(
+        &drive,
+        "serial=zv-real,request-merging=off",
+        "only=blk.stress seed=7 disks=fe.0.0001:8M:serial=zv-told",
+    );
+    // Read-all request 2 covers sectors 256..383 (128 a request).
+    for want in [
+        "not ok 1 - blk.stress",
+        " wrap request ",
+        "GET_ID: expected 'zv-told', got 'zv-real'; before it 1 requests answered IOERR: queue 0 ",
+        " read-all request 2: read of sectors 256..383: status 1 (IOERR), expected 0 (OK) (replay: seed=0x7 only=blk.stress)",
+    ] {
+        assert!(console.contains(want), "{want:?} missing from:\n{console}");
+    }
 }
