@@ -128,6 +128,15 @@ fn flip(image: &std::path::Path, offset: u64, bit: u8) {
 /// virtio-blk device at fe.0.0001 (device properties `props`) and the
 /// firmware words `append`; returns the console.
 fn by_hand(image: &std::path::Path, props: &str, append: &str) -> String {
+    let drive = format!(
+        "file={},if=none,id=d0,format=raw,cache=writeback",
+        image.display()
+    );
+    by_hand_drive(&drive, props, append)
+}
+
+/// [`by_hand`] with the `-drive` value given whole (its id `d0`).
+fn by_hand_drive(drive: &str, props: &str, append: &str) -> String {
     let mut args: Vec<std::ffi::OsString> = [
         "-M",
         "s390-ccw-virtio",
@@ -145,13 +154,7 @@ fn by_hand(image: &std::path::Path, props: &str, append: &str) -> String {
     .collect();
     args.push(elf().into());
     args.push("-drive".into());
-    args.push(
-        format!(
-            "file={},if=none,id=d0,format=raw,cache=writeback",
-            image.display()
-        )
-        .into(),
-    );
+    args.push(drive.into());
     args.push("-device".into());
     args.push(format!("virtio-blk-ccw,drive=d0,devno=fe.0.0001,{props}").into());
     args.push("-append".into());
@@ -264,4 +267,206 @@ fn in_order_where_qemu_offers_it() {
             .contains(" in-order adapter interrupts random: "),
         "the IN_ORDER round's report",
     );
+}
+
+/// QEMU's blkdebug fails every read covering two chosen sectors with EIO:
+/// virtio-blk answers exactly those requests IOERR (status 1, virtio spec
+/// 5.2.6; QEMU's default rerror=report). blk.stress names each one
+/// (queue, request, sectors, status, seed), checks every other answer and
+/// runs to its end; the other checks pass and the image, never written
+/// by a failed read, passes the host's verification.
+#[test]
+fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
+    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    let size = 8 * MIB;
+    let probe = blk("blk-eio", Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // One sector in a writable stripe (not the first: blk.requests writes
+    // there) and one in a stripe nobody writes; never the header's.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let plain = (1..size / STRIPE)
+        .find(|s| !stripes.contains(s))
+        .expect("a stripe that is not writable");
+    let bad = [stripes[1] * per_stripe + 77, plain * per_stripe + 5];
+    let s = blk("blk-eio", Disk::new(size).read_errors(&bad)).qmp_events(true);
+    let o = boot(&s, &elf());
+    // The whole disk is read first, a stripe (128 sectors) a request: the
+    // read-all request k covers sectors 128k..128k+127.
+    let mut says: Vec<String> = bad
+        .iter()
+        .map(|&b| {
+            let k = b / per_stripe;
+            format!(
+                "read-all request {k}: read of sectors {}..{}: status 1 (IOERR), expected 0 (OK)",
+                k * per_stripe,
+                k * per_stripe + per_stripe - 1
+            )
+        })
+        .collect();
+    says.push(format!("(replay: seed={seed:#x} only=blk.stress)"));
+    says.push("fe.0.0001: ".into());
+    says.push(
+        "requests answered IOERR (every other answer checked, the stress run to its end)".into(),
+    );
+    let says: Vec<&str> = says.iter().map(String::as_str).collect();
+    common::fails_with(&o, "blk.stress", &says);
+    // Every request named is a read that covers a failing sector.
+    let text = common::failure_text(&o);
+    let mut named = 0;
+    for part in text.split(" of sectors ").skip(1) {
+        let range = part.split(':').next().unwrap();
+        let (a, b) = range.split_once("..").unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        check(
+            &o,
+            bad.iter().any(|s| (a..=b).contains(s)),
+            &format!("sectors {a}..{b} to cover one of {bad:?}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= bad.len(), "each failing read named");
+    check(
+        &o,
+        !text.contains("write of sectors"),
+        "no write to fail: only reads carry errors",
+    );
+    // QEMU's side: each failed request reported as a read, the VM not stopped.
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "read" && e.data["action"] == "report",
+            &format!("a read error reported, not {}", e.data),
+        );
+    }
+    // The rest ran: the other checks passed, the stress reached its fill.
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains("# blk fe.0.0001 q0 ") && o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host",
+    );
+}
+
+/// blkdebug fails every write covering a chosen sector of a writable
+/// stripe with EIO (QEMU's default werror=enospc reports any other errno):
+/// those writes, and only they, answer IOERR; blk.stress names them, does
+/// not hold later reads of the blocks they left unknown to a pattern, and
+/// runs to its end. Nothing reached the image: the host finds the sector
+/// as it was made (pattern A) and the rest as a failed stress may leave it.
+#[test]
+fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
+    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    let size = 8 * MIB;
+    let probe = blk("blk-eio-write", Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // Not the first writable stripe: blk.requests writes there.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let bad = stripes[2] * per_stripe + 40;
+    let s = blk("blk-eio-write", Disk::new(size).write_errors(&[bad])).qmp_events(true);
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "blk.stress",
+        &[
+            "fe.0.0001: ",
+            "requests answered IOERR (every other answer checked, the stress run to its end)",
+            ": status 1 (IOERR), expected 0 (OK)",
+            &format!("(replay: seed={seed:#x} only=blk.stress)"),
+        ],
+    );
+    let text = common::failure_text(&o);
+    let mut named = 0;
+    for part in text.split(" of sectors ").skip(1) {
+        let range = part.split(':').next().unwrap();
+        let (a, b) = range.split_once("..").unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        check(
+            &o,
+            (a..=b).contains(&bad),
+            &format!("sectors {a}..{b} to cover sector {bad}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= 1, "a failing write named");
+    check(
+        &o,
+        !text.contains("read of sectors") && !text.contains("differ"),
+        "no read failed, no data mismatch (the failed writes' blocks are unknown, not wrong)",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "write" && e.data["action"] == "report",
+            &format!(
+                "a write error reported (the VM not stopped), not {}",
+                e.data
+            ),
+        );
+    }
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host, the sector still pattern A",
+    );
+}
+
+/// A request that ends the stress (a GET_ID answer other than `disks=`
+/// says, in the wrap phase) after a read answered IOERR (in the read-all
+/// phase before it): the failure names both, the IOERR as "before it".
+#[test]
+fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
+    let dir = common::scenario_dir("blk-eio-then-fail");
+    let image = dir.join("disk.img");
+    qemu_runner::disks::create(&image, 7, 8 * MIB).unwrap();
+    let keys = Disk::new(8 * MIB).read_errors(&[300]).injection_keys();
+    let drive = format!(
+        "file.image.driver=file,file.image.filename={},if=none,id=d0,format=raw,cache=writeback,{}",
+        image.display(),
+        keys.join(",")
+    );
+    let console = by_hand_drive(
+        &drive,
+        "serial=zv-real,request-merging=off",
+        "only=blk.stress seed=7 disks=fe.0.0001:8M:serial=zv-told",
+    );
+    // Read-all request 2 covers sectors 256..383 (128 a request).
+    for want in [
+        "not ok 1 - blk.stress",
+        " wrap request ",
+        "GET_ID: expected 'zv-told', got 'zv-real'; before it 1 requests answered IOERR: queue 0 ",
+        " read-all request 2: read of sectors 256..383: status 1 (IOERR), expected 0 (OK) (replay: seed=0x7 only=blk.stress)",
+    ] {
+        assert!(console.contains(want), "{want:?} missing from:\n{console}");
+    }
 }

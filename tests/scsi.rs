@@ -373,3 +373,201 @@ fn a_hot_plugged_lun_is_announced_and_removed() {
         &format!("a failure naming the LUN expected and the one the event named, not {text:?}"),
     );
 }
+
+/// QEMU's blkdebug fails every read covering two chosen sectors of a LUN
+/// with EIO: scsi-hd answers those READs CHECK CONDITION with the sense
+/// QEMU gives an I/O error (scsi_sense_from_errno: ABORTED COMMAND, ASC/ASCQ
+/// 00/06, default rerror=report). scsi.stress reads the LUN whole first,
+/// names each failed READ (queue, LUN, tag = request number, LBA, sense,
+/// seed), checks every other answer and runs to its end; the other checks
+/// pass and the image passes the host's verification.
+#[test]
+fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
+    failed_reads(
+        "scsi-eio",
+        qemu_runner::disks::EIO,
+        "sense key b ASC/ASCQ 00/06",
+    );
+}
+
+/// The same with ENODATA (61), which QEMU's scsi_sense_from_errno turns
+/// into MEDIUM ERROR, UNRECOVERED READ ERROR (03/11/00): what a disk with
+/// a bad sector answers.
+#[test]
+fn enodata_on_chosen_sectors_is_a_medium_error() {
+    failed_reads("scsi-enodata", 61, "sense key 3 ASC/ASCQ 11/00");
+}
+
+/// Reads of two chosen sectors fail with `errno`: each failed READ named
+/// with `sense`, the rest of the run as usual.
+fn failed_reads(name: &str, errno: u32, sense: &str) {
+    use qemu_runner::disks::Disk;
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
+    let size = 16 * MIB;
+    let probe = scenario(name).scratch_scsi(BUS, 0, 0, Disk::new(size));
+    let seed = probe.disk_seed();
+    let per_stripe = STRIPE / 512;
+    // scsi.commands reads the first and last 64 KiB and writes the first
+    // two writable stripes: one sector in a later writable stripe, one in
+    // a stripe nobody writes.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let plain = (1..size / STRIPE - 1)
+        .find(|s| !stripes.contains(s))
+        .expect("a stripe that is not writable");
+    let bad = [stripes[2] * per_stripe + 31, plain * per_stripe + 100];
+    let s = scenario(name)
+        .scratch_scsi(BUS, 0, 0, Disk::new(size).read_errors(&bad).errno(errno))
+        .append("only=scsi")
+        .qmp_events(true);
+    let o = boot(&s, &elf());
+    // The LUN is read whole first, 64 KiB (128 blocks) a READ: read-all
+    // request k (its tag) covers LBA 128k..128k+127.
+    let text = failure_text(&o);
+    for &b in &bad {
+        let k = b / per_stripe;
+        let tag = format!("read-all: {BUS}/0/0 target 0 LUN 0 tag {k} opcode 0x");
+        let what = format!(
+            "of 128 blocks at LBA {}: status 0x2 (CHECK CONDITION), {sense}, expected GOOD",
+            k * per_stripe
+        );
+        check(
+            &o,
+            text.contains(&tag) && text.contains(&what),
+            &format!("the failure to name {tag:?} ... {what:?}:\n{text}"),
+        );
+    }
+    common::fails_with(
+        &o,
+        "scsi.stress",
+        &[
+            &format!("{BUS} virtio-scsi: "),
+            "commands answered CHECK CONDITION for a failed I/O (every other answer checked, the stress run to its end)",
+            &format!("(replay: seed={seed:#x} only=scsi.stress)"),
+        ],
+    );
+    // Every command named is a READ that covers a failing sector.
+    let mut named = 0;
+    for part in text.split(" blocks at LBA ").skip(1) {
+        let lba: u64 = part.split(':').next().unwrap().parse().unwrap();
+        let before = text.split(" blocks at LBA ").nth(named).unwrap();
+        let blocks: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
+        check(
+            &o,
+            bad.iter().any(|s| (lba..lba + blocks).contains(s)),
+            &format!("LBA {lba}+{blocks} to cover one of {bad:?}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= bad.len(), "each failing READ named");
+    check(
+        &o,
+        !text.contains("WRITE ("),
+        "no WRITE to fail: only reads carry errors",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "read" && e.data["action"] == "report",
+            &format!("a read error reported, not {}", e.data),
+        );
+    }
+    check_ran(&o, "scsi.commands");
+    check(
+        &o,
+        o.console().contains(&format!("# scsi {BUS} q2 ")) && o.console().contains(" fill: "),
+        "the stress's last phase (fill) reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["scsi.stress"],
+        &format!("scsi.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host",
+    );
+}
+
+/// blkdebug fails every write covering a chosen sector of a LUN's
+/// writable stripe with EIO: those WRITEs, and only they, answer CHECK
+/// CONDITION with ABORTED COMMAND 00/06; scsi.stress names them, holds no
+/// later read of the blocks they left unknown to a pattern, and runs to
+/// its end; the host finds the sector as it was made (pattern A).
+#[test]
+fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
+    use qemu_runner::disks::Disk;
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
+    let size = 16 * MIB;
+    let name = "scsi-eio-write";
+    let probe = scenario(name).scratch_scsi(BUS, 0, 0, Disk::new(size));
+    let seed = probe.disk_seed();
+    // Not the first two writable stripes: scsi.commands writes those.
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let bad = stripes[2] * (STRIPE / 512) + 7;
+    let s = scenario(name)
+        .scratch_scsi(BUS, 0, 0, Disk::new(size).write_errors(&[bad]))
+        .append("only=scsi")
+        .qmp_events(true);
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "scsi.stress",
+        &[
+            "commands answered CHECK CONDITION for a failed I/O (every other answer checked, the stress run to its end)",
+            ": status 0x2 (CHECK CONDITION), sense key b ASC/ASCQ 00/06, expected GOOD",
+            &format!("(replay: seed={seed:#x} only=scsi.stress)"),
+        ],
+    );
+    let text = failure_text(&o);
+    let mut named = 0;
+    for (i, part) in text.split(" blocks at LBA ").enumerate().skip(1) {
+        let lba: u64 = part.split(':').next().unwrap().parse().unwrap();
+        let before = text.split(" blocks at LBA ").nth(i - 1).unwrap();
+        let blocks: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
+        check(
+            &o,
+            before.contains(" WRITE (") && (lba..lba + blocks).contains(&bad),
+            &format!("a WRITE of LBA {lba}+{blocks} to cover sector {bad}"),
+        );
+        named += 1;
+    }
+    check(&o, named >= 1, "a failing WRITE named");
+    check(
+        &o,
+        !text.contains(" READ (") && !text.contains("differ"),
+        "no READ failed, no data mismatch (the failed writes' blocks are unknown, not wrong)",
+    );
+    let events: Vec<_> = o.events("BLOCK_IO_ERROR").collect();
+    check(&o, !events.is_empty(), "BLOCK_IO_ERROR events");
+    for e in &events {
+        check(
+            &o,
+            e.data["operation"] == "write" && e.data["action"] == "report",
+            &format!(
+                "a write error reported (the VM not stopped), not {}",
+                e.data
+            ),
+        );
+    }
+    check_ran(&o, "scsi.commands");
+    check(
+        &o,
+        o.console().contains(" fill: "),
+        "the stress's fill reported",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["scsi.stress"],
+        &format!("scsi.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host, the sector still pattern A",
+    );
+}

@@ -21,6 +21,15 @@ const _: () = assert!((CHUNK as u64).is_multiple_of(STRIPE));
 /// Offsets are also given in these (what the firmware's reports count).
 pub const SECTOR: u64 = 512;
 
+/// Linux's errno for an I/O error: what `blkdebug` returns for a read of
+/// [`Disk::read_errors`] or a write of [`Disk::write_errors`] unless
+/// [`Disk::errno`] says otherwise.
+pub const EIO: u32 = 5;
+
+/// Linux's errno for "no space left": on a write, QEMU's default
+/// werror=enospc stops the VM (and retries on `cont`), so it is refused.
+pub const ENOSPC: u32 = 28;
+
 /// `64M`, `1G`, `4K` or bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let (num, shift) = match s.as_bytes().last()? {
@@ -367,6 +376,35 @@ impl Verified {
     }
 }
 
+/// Where a sector every write to which failed (a [`Disk::write_errors`]
+/// one) holds anything but what the image was made with: each must hold
+/// pattern A, whatever the run wrote around it.
+pub fn failed_writes_changed(path: &Path, seed: u64, sectors: &[u64]) -> Option<String> {
+    if sectors.is_empty() {
+        return None;
+    }
+    let check = || -> io::Result<Option<String>> {
+        use std::os::unix::fs::FileExt;
+        let f = File::open(path)?;
+        let size = f.metadata()?.len();
+        let (mut got, mut want) = ([0u8; SECTOR as usize], [0u8; SECTOR as usize]);
+        for &s in sectors {
+            f.read_exact_at(&mut got, s * SECTOR)?;
+            disk::fill_image(seed, size, s * SECTOR, false, &mut want);
+            if let Some(i) = got.iter().zip(&want).position(|(g, w)| g != w) {
+                let at = s * SECTOR + i as u64;
+                return Ok(Some(format!(
+                    "sector {s}, where every write failed, changed: offset {at:#x} ({at}): \
+                     expected {:#04x} (pattern A), got {:#04x}",
+                    want[i], got[i]
+                )));
+            }
+        }
+        Ok(None)
+    };
+    check().unwrap_or_else(|e| Some(format!("cannot read it: {e}")))
+}
+
 /// Reads until `buf` is full or the file ends; how much was read.
 fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -413,6 +451,15 @@ pub struct Disk {
     pub max_revision: Option<u8>,
     /// virtio-blk `in_order=on` (VIRTIO_F_IN_ORDER; QEMU 10.0 and later).
     pub in_order: bool,
+    /// 512-byte sectors whose reads fail with EIO: the image sits under
+    /// QEMU's error-injecting `blkdebug` driver, one rule per sector
+    /// (see [`Disk::read_errors`]).
+    pub read_errors: Vec<u64>,
+    /// 512-byte sectors whose writes fail with EIO (see
+    /// [`Disk::write_errors`]).
+    pub write_errors: Vec<u64>,
+    /// The errno the injected errors carry ([`EIO`] unless set).
+    pub errno: u32,
 }
 
 impl Disk {
@@ -429,6 +476,9 @@ impl Disk {
             packed: false,
             max_revision: None,
             in_order: false,
+            read_errors: Vec::new(),
+            write_errors: Vec::new(),
+            errno: EIO,
         }
     }
 
@@ -485,6 +535,65 @@ impl Disk {
     pub fn max_revision(mut self, rev: u8) -> Self {
         self.max_revision = Some(rev);
         self
+    }
+
+    /// Every read that covers one of `sectors` (512-byte units, whatever
+    /// the block size) fails with EIO; the image itself is never changed,
+    /// so the host still verifies it after the run. A virtio-blk device
+    /// gets `request-merging=off` too: QEMU would otherwise fail every
+    /// request merged with a failing one.
+    pub fn read_errors(mut self, sectors: &[u64]) -> Self {
+        self.read_errors.extend_from_slice(sectors);
+        self
+    }
+
+    /// Every write that covers one of `sectors` fails with EIO, and
+    /// writes nothing: after the run the host holds those sectors to what
+    /// they held before (pattern A), whatever else it expects. A
+    /// virtio-blk device gets `request-merging=off` as for
+    /// [`Disk::read_errors`].
+    pub fn write_errors(mut self, sectors: &[u64]) -> Self {
+        self.write_errors.extend_from_slice(sectors);
+        self
+    }
+
+    /// The injected errors fail with Linux errno `n` rather than EIO: 61
+    /// (ENODATA) is what scsi-hd turns into MEDIUM ERROR 11/00, the
+    /// unrecovered read error of a real disk.
+    pub fn errno(mut self, n: u32) -> Self {
+        self.errno = n;
+        self
+    }
+
+    /// Whether errors are injected (the image sits under `blkdebug`).
+    pub fn injects(&self) -> bool {
+        !self.read_errors.is_empty() || !self.write_errors.is_empty()
+    }
+
+    /// The `-drive` keys that put the image under `blkdebug` with a rule
+    /// for each of [`Disk::read_errors`] and [`Disk::write_errors`] (none
+    /// without them). The rules are armed by the event `none`, which
+    /// fires once, when the drive opens, and never again, so they stay
+    /// armed for the whole run; each names its I/O type (without one a
+    /// rule fails every kind of request).
+    pub fn injection_keys(&self) -> Vec<String> {
+        if !self.injects() {
+            return Vec::new();
+        }
+        let mut v = vec!["file.driver=blkdebug".to_string()];
+        let rules = self
+            .read_errors
+            .iter()
+            .map(|s| ("read", s))
+            .chain(self.write_errors.iter().map(|s| ("write", s)));
+        for (i, (io, s)) in rules.enumerate() {
+            let rule = format!("file.inject-error.{i}");
+            v.push(format!("{rule}.event=none"));
+            v.push(format!("{rule}.iotype={io}"));
+            v.push(format!("{rule}.sector={s}"));
+            v.push(format!("{rule}.errno={}", self.errno));
+        }
+        v
     }
 
     /// Properties only a virtio-blk device has (the error names them): a
@@ -546,6 +655,22 @@ impl Disk {
         }
         if let Some(r) = self.max_revision.filter(|&r| r > 2) {
             return Some(format!("max_revision {r}: virtio-ccw has revisions 0 to 2"));
+        }
+        if self.errno == 0 {
+            return Some("errno 0 is no error".into());
+        }
+        if self.errno == ENOSPC && !self.write_errors.is_empty() {
+            return Some(format!(
+                "errno {ENOSPC} (ENOSPC) on writes: QEMU's default werror=enospc would stop the VM"
+            ));
+        }
+        for (what, list) in [("read", &self.read_errors), ("write", &self.write_errors)] {
+            if let Some(s) = list.iter().find(|&&s| s >= self.size / SECTOR) {
+                return Some(format!(
+                    "{what} error at sector {s}: the disk has {} sectors",
+                    self.size / SECTOR
+                ));
+            }
         }
         None
     }
@@ -689,7 +814,7 @@ pub fn check_after_run(
             } else {
                 " (the run was incomplete)"
             };
-            let (line, reason) = match verify(&image, seed, expect) {
+            let (mut line, mut reason) = match verify(&image, seed, expect) {
                 Ok(v) if v.is_clean() => {
                     let why = match expect {
                         Expect::Complete => String::new(),
@@ -715,6 +840,16 @@ pub fn check_after_run(
                     (msg.clone(), Some(msg))
                 }
             };
+            if reason.is_none() && !disk.write_errors.is_empty() {
+                reason = failed_writes_changed(&image, seed, &disk.write_errors)
+                    .map(|e| format!("disk {id}: image {}: {e}", image.display()));
+                if reason.is_none() {
+                    line.push_str(&format!(
+                        "; sectors {:?}, where writes failed, hold pattern A",
+                        disk.write_errors
+                    ));
+                }
+            }
             DiskCheck {
                 id: *id,
                 image,
@@ -902,6 +1037,27 @@ mod tests {
         poke(&p, plain, 0x02);
         let bad = verify(&p, seed, Expect::Partial).unwrap().first.unwrap();
         assert_eq!((bad.offset, bad.pattern), (plain, Some(Pattern::Before)));
+    }
+
+    #[test]
+    fn a_sector_whose_writes_failed_must_hold_pattern_a() {
+        let p = dir("failed-writes").join("d.img");
+        let (seed, size) = (9, 1 << 20);
+        create(&p, seed, size).unwrap();
+        let s = disk::writable_stripes(seed, size).next().unwrap() * STRIPE / SECTOR + 3;
+        assert_eq!(failed_writes_changed(&p, seed, &[s]), None);
+        run_completely(&p, seed);
+        let e = failed_writes_changed(&p, seed, &[1, s]).unwrap();
+        assert!(
+            e.starts_with(&format!(
+                "sector {s}, where every write failed, changed: offset {:#x}",
+                s * SECTOR
+            )),
+            "{e}"
+        );
+        assert!(e.contains("(pattern A), got"), "{e}");
+        let e = failed_writes_changed(&dir("failed-writes").join("none.img"), seed, &[1]);
+        assert!(e.unwrap().starts_with("cannot read it:"));
     }
 
     #[test]

@@ -504,12 +504,22 @@ impl Scenario {
     pub(crate) fn drive_args(&self) -> Vec<std::ffi::OsString> {
         let mut args = Vec::new();
         for (id, disk) in &self.disks {
-            let mut v = std::ffi::OsString::from("file=");
+            let injection = disk.injection_keys();
+            // Under blkdebug the image is the injecting node's child.
+            let mut v = std::ffi::OsString::from(if injection.is_empty() {
+                "file="
+            } else {
+                "file.image.driver=file,file.image.filename="
+            });
             v.push(self.disk_image(id).to_string_lossy().replace(',', ",,"));
             v.push(format!(
                 ",if=none,id={},format=raw,cache=writeback",
                 drive_id(id)
             ));
+            for k in injection {
+                v.push(",");
+                v.push(k);
+            }
             if disk.read_only {
                 v.push(",readonly=on");
             }
@@ -992,6 +1002,10 @@ fn blk_properties(id: &DiskId, disk: &Disk) -> Vec<(String, String)> {
     if disk.in_order {
         p.push(("in_order".into(), "on".into()));
     }
+    if disk.injects() {
+        // One request per failing read: merged, its neighbours would fail too.
+        p.push(("request-merging".into(), "off".into()));
+    }
     p
 }
 
@@ -1022,6 +1036,7 @@ pub(crate) fn default_disk_dir(name: &str, n: Option<usize>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disks::ENOSPC;
     use std::ffi::OsString;
     use std::path::Path;
 
@@ -1522,6 +1537,76 @@ mod tests {
             s.disk_image(&"fe.0.0006/0/1".parse().unwrap()),
             PathBuf::from("/d,x/fe.0.0006-0-1.img")
         );
+    }
+
+    /// Read errors put blkdebug between the drive and its image, one rule
+    /// per sector armed at open, and turn request merging off.
+    #[test]
+    fn read_errors_inject_eio_through_blkdebug() {
+        let mut s = Scenario::new("eio")
+            .disk_dir("/d")
+            .scratch_blk("fe.0.0001", Disk::new(1 << 20).read_errors(&[9, 1000]))
+            .scratch_scsi(
+                "fe.0.0006",
+                0,
+                0,
+                Disk::new(1 << 20).read_errors(&[7]).write_errors(&[8]),
+            );
+        s.data_dir = None;
+        assert_eq!(s.validate(), Ok(()));
+        let args = s.qemu_args(Path::new("k"));
+        let args = strings(&args);
+        let has = |pair: [&str; 2]| args.windows(2).any(|w| w == pair);
+        assert!(has([
+            "-drive",
+            "file.image.driver=file,file.image.filename=/d/fe.0.0001.img,if=none,\
+             id=disk-fe.0.0001,format=raw,cache=writeback,file.driver=blkdebug,\
+             file.inject-error.0.event=none,file.inject-error.0.iotype=read,\
+             file.inject-error.0.sector=9,file.inject-error.0.errno=5,\
+             file.inject-error.1.event=none,file.inject-error.1.iotype=read,\
+             file.inject-error.1.sector=1000,file.inject-error.1.errno=5"
+        ]));
+        assert!(has([
+            "-device",
+            "virtio-blk-ccw,devno=fe.0.0001,id=ccw-fe.0.0001,drive=disk-fe.0.0001,\
+             request-merging=off"
+        ]));
+        assert!(has([
+            "-drive",
+            "file.image.driver=file,file.image.filename=/d/fe.0.0006-0-0.img,if=none,\
+             id=disk-fe.0.0006-0-0,format=raw,cache=writeback,file.driver=blkdebug,\
+             file.inject-error.0.event=none,file.inject-error.0.iotype=read,\
+             file.inject-error.0.sector=7,file.inject-error.0.errno=5,\
+             file.inject-error.1.event=none,file.inject-error.1.iotype=write,\
+             file.inject-error.1.sector=8,file.inject-error.1.errno=5"
+        ]));
+        // Past the end: refused.
+        let e = Scenario::new("x")
+            .scratch_blk("fe.0.0001", Disk::new(1 << 20).read_errors(&[2048]))
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.contains("read error at sector 2048: the disk has 2048 sectors"),
+            "{e}"
+        );
+        let e = Scenario::new("x")
+            .scratch_blk("fe.0.0001", Disk::new(1 << 20).write_errors(&[4096]))
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("write error at sector 4096"), "{e}");
+        let e = Scenario::new("x")
+            .scratch_blk(
+                "fe.0.0001",
+                Disk::new(1 << 20).write_errors(&[9]).errno(ENOSPC),
+            )
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("errno 28 (ENOSPC) on writes"), "{e}");
+        let d = Disk::new(1 << 20).read_errors(&[3]).errno(61);
+        assert!(d.problem().is_none());
+        assert!(d
+            .injection_keys()
+            .contains(&"file.inject-error.0.errno=61".to_string()));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
     F_RING_PACKED,
 };
-use crate::workloads::blk::{Medium, Mix, Traffic};
+use crate::workloads::blk::{Medium, Mix, Traffic, ERRORS_KEPT};
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
@@ -655,6 +655,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
     let rounds = super::setups::stress_rounds(true);
     let mut driven = 0;
     let mut total = QueueStats::default();
+    // Reads and writes the device answered IOERR: the first few named,
+    // all counted; the stress goes on and fails at its end.
+    let mut device_errors: Vec<String> = Vec::new();
+    let mut error_count = 0u64;
     let last = rounds.len() - 1;
     for (i, (setup, completion)) in rounds.into_iter().enumerate() {
         let mut o = match open(d.sid, setup)? {
@@ -752,7 +756,7 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     until_us: None,
                     now_us,
                 };
-                let mut traffic = Traffic::new(&mut medium, *mix);
+                let mut traffic = Traffic::new(&mut medium, *mix).record_device_errors();
                 let mut progress = |s: &QueueStats, of: u64| {
                     crate::out!(
                         "# blk {} q{} {} {}: {} of {} requests so far\n",
@@ -764,18 +768,41 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         of
                     );
                 };
-                let s =
-                    drive_queue(&mut o, q, &mut traffic, &opts, &mut progress).map_err(|f| {
-                        format!(
-                            "queue {} {} {} {} request {}: {}",
+                let result = drive_queue(&mut o, q, &mut traffic, &opts, &mut progress);
+                for e in &traffic.errors {
+                    if device_errors.len() < ERRORS_KEPT {
+                        device_errors.push(format!(
+                            "queue {} {} {} {} {}",
                             q,
                             label.as_str(),
                             completion.name(),
                             *phase,
-                            f.request,
-                            f.what.as_str()
+                            e.describe().as_str()
+                        ));
+                    }
+                }
+                error_count += traffic.error_count;
+                let s = result.map_err(|f| {
+                    // The IOERRs before the end, too: they may explain it.
+                    let earlier = if error_count > 0 {
+                        format!(
+                            "; before it {}",
+                            device_errors_text(error_count, &device_errors, "").as_str()
                         )
-                    })?;
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "queue {} {} {} {} request {}: {}{}",
+                        q,
+                        label.as_str(),
+                        completion.name(),
+                        *phase,
+                        f.request,
+                        f.what.as_str(),
+                        earlier.as_str()
+                    )
+                })?;
                 let (r, w, fl) = traffic.counts();
                 crate::out!(
                     "# blk {} q{} {} {} {}: {} ({} reads, {} writes, {} flushes)\n",
@@ -804,6 +831,13 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
     if driven == 0 {
         return Err(String::from("no setup of the device could be driven"));
     }
+    if error_count > 0 {
+        return Err(device_errors_text(
+            error_count,
+            &device_errors,
+            " (every other answer checked, the stress run to its end)",
+        ));
+    }
     if medium.writable {
         if medium.unwritten() != 0 {
             return Err(format!(
@@ -827,6 +861,23 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         }
     );
     Ok(patterned)
+}
+
+/// `N requests answered IOERR<note>: <the first few>; and M more`.
+fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
+    let more = count - first.len() as u64;
+    format!(
+        "{} requests answered IOERR{}: {}{}",
+        count,
+        note,
+        first.join("; ").as_str(),
+        if more > 0 {
+            format!("; and {} more", more)
+        } else {
+            String::new()
+        }
+        .as_str()
+    )
 }
 
 /// The benchmark workloads of `bench=` on queue 0, each for `bench-ms=`:

@@ -29,7 +29,7 @@ use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED,
 };
 use crate::workloads::blk::Medium;
-use crate::workloads::scsi::{Lun as StressLun, Mix, Traffic};
+use crate::workloads::scsi::{Lun as StressLun, Mix, Traffic, ERRORS_KEPT};
 use alloc::string::String;
 use alloc::vec::Vec;
 use zvtest_contract::disk::{self, DiskConfig, HeaderSays, Pattern, STRIPE};
@@ -1156,6 +1156,9 @@ const WRAP_REQUESTS: u64 = 65_536 + 512;
 /// Random requests per queue per round, before `stress=`.
 const ROUND_REQUESTS: u64 = 128;
 
+/// The most bytes of all LUNs together read whole before the stress.
+const READ_ALL_MAX: u64 = 256 << 20;
+
 fn now_us() -> u64 {
     crate::arch::tod() / crate::arch::TOD_PER_US
 }
@@ -1223,9 +1226,12 @@ fn media(d: &Device, luns: &[Lun], seed: u64) -> Result<Vec<StressLun>, String> 
 }
 
 /// Every request queue of the adapter at `d` in every setup it takes:
-/// random reads and writes over all `luns`; the ring index wrapped (on
-/// the first request queue where `wrap`, on all from stress=10 on); and
-/// every writable stripe written whole in the last round.
+/// every LUN read whole first (where they are small enough), random reads
+/// and writes over all `luns`; the ring index wrapped (on the first
+/// request queue where `wrap`, on all from stress=10 on); and every
+/// writable stripe written whole in the last round. A READ or WRITE that
+/// fails with the sense of a failed I/O is named at the end; the stress
+/// goes on.
 fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<(), String> {
     let seed = m.cfg.seed;
     let stress = u64::from(m.cfg.stress);
@@ -1238,6 +1244,9 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
     let mut driven = 0u64;
     let mut total = QueueStats::default();
     let mut per_queue: Vec<QueueStats> = Vec::new();
+    let mut device_errors: Vec<String> = Vec::new();
+    let mut error_count = 0u64;
+    let read_all = media.iter().map(|l| l.medium.size).sum::<u64>() <= READ_ALL_MAX;
     for (i, (setup, completion)) in rounds.into_iter().enumerate() {
         let mut h = match Hba::open_as(d, setup)? {
             Some(h) => h,
@@ -1254,6 +1263,9 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
         let layout = h.dev.layout;
         let max_bytes = (MAX_XFER as u32).min(cfg.max_sectors.saturating_mul(512).max(4096));
         let mut phases: Vec<(&str, Mix, u64)> = Vec::new();
+        if driven == 0 && read_all {
+            phases.push(("read-all", Mix::ReadAll { bytes: max_bytes }, 0));
+        }
         if driven == 0 && (wrap || stress >= 10) {
             phases.push(("wrap", Mix::TestUnitReady, WRAP_REQUESTS));
         }
@@ -1282,7 +1294,7 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                 // The wrap's many requests in the lean shape: as many in
                 // flight as the ring holds.
                 let lean = phase == "wrap";
-                let mut traffic = Traffic::new(&mut media, layout, mix);
+                let mut traffic = Traffic::new(&mut media, layout, mix).record_device_errors();
                 let opts = Options {
                     seed,
                     // Each round its own requests; the same on a replay.
@@ -1320,15 +1332,38 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
                     );
                 };
                 let result = stress::run(t, queue, &mut traffic, &opts, &mut wake, &mut progress);
+                for e in &traffic.errors {
+                    if device_errors.len() < ERRORS_KEPT {
+                        device_errors.push(format!(
+                            "queue {} {} {} {}: {}",
+                            qno,
+                            label.as_str(),
+                            completion.name(),
+                            phase,
+                            e.describe().as_str()
+                        ));
+                    }
+                }
+                error_count += traffic.error_count;
                 let mut s = result.map_err(|f| {
+                    // The failed I/Os before the end, too: they may explain it.
+                    let earlier = if error_count > 0 {
+                        format!(
+                            "; before it {}",
+                            device_errors_text(error_count, &device_errors, "").as_str()
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "queue {} {} {} {} request {}: {}",
+                        "queue {} {} {} {} request {}: {}{}",
                         qno,
                         label.as_str(),
                         completion.name(),
                         phase,
                         f.request,
-                        f.what.as_str()
+                        f.what.as_str(),
+                        earlier.as_str()
                     )
                 })?;
                 s.interrupts = u64::from(indicators::interrupts_seen() - ints0);
@@ -1367,6 +1402,13 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
             driven
         );
     }
+    if error_count > 0 {
+        return Err(device_errors_text(
+            error_count,
+            &device_errors,
+            " (every other answer checked, the stress run to its end)",
+        ));
+    }
     for l in &media {
         if l.medium.writable && l.medium.unwritten() != 0 {
             return Err(format!(
@@ -1385,6 +1427,24 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
         media.iter().filter(|l| l.medium.writable).count()
     );
     Ok(())
+}
+
+/// `N commands answered CHECK CONDITION for a failed I/O<note>: <the
+/// first few>; and M more`.
+fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
+    let more = count - first.len() as u64;
+    format!(
+        "{} commands answered CHECK CONDITION for a failed I/O{}: {}{}",
+        count,
+        note,
+        first.join("; ").as_str(),
+        if more > 0 {
+            format!("; and {} more", more)
+        } else {
+            String::new()
+        }
+        .as_str()
+    )
 }
 
 /// How long the host has to plug or unplug after a ready line.

@@ -34,6 +34,9 @@ pub struct Medium {
     pub stripes: Vec<u64>,
     /// Blocks that hold pattern B, one bit each.
     written: Vec<u64>,
+    /// Blocks a failed write may have changed in part: what they hold is
+    /// unknown until a write succeeds there, so reads are not compared.
+    unknown: Vec<u64>,
     /// What GET_ID must answer, where the host said.
     pub serial: Option<String>,
     /// Blocks of the writable stripes we have not written may hold B an
@@ -67,6 +70,7 @@ impl Medium {
             writable,
             stripes,
             written: vec![0; blocks.div_ceil(64) as usize],
+            unknown: vec![0; blocks.div_ceil(64) as usize],
             serial: None,
             earlier_b: false,
             by_block: false,
@@ -88,6 +92,20 @@ impl Medium {
     pub fn mark_written(&mut self, block: u64, n: u32) {
         for b in block..block + u64::from(n) {
             self.written[(b / 64) as usize] |= 1 << (b % 64);
+            self.unknown[(b / 64) as usize] &= !(1 << (b % 64));
+        }
+    }
+
+    /// Whether a failed write left `block` unknown.
+    pub fn is_unknown(&self, block: u64) -> bool {
+        self.unknown[(block / 64) as usize] & (1 << (block % 64)) != 0
+    }
+
+    /// `n` blocks from `block` a write failed on: each may hold what it
+    /// held, what the write carried, or a mix.
+    pub fn mark_unknown(&mut self, block: u64, n: u32) {
+        for b in block..block + u64::from(n) {
+            self.unknown[(b / 64) as usize] |= 1 << (b % 64);
         }
     }
 
@@ -127,6 +145,9 @@ impl Medium {
         for (i, chunk) in got.chunks(bs).enumerate() {
             let b = block + i as u64;
             let offset = b * u64::from(self.block);
+            if self.is_unknown(b) {
+                continue;
+            }
             let bad = if offset < disk::HEADER_LEN as u64 {
                 // The header's block: the slow way, with what must be there.
                 let mut want = vec![0u8; chunk.len()];
@@ -207,6 +228,46 @@ pub struct Req {
     pub op: Op,
     pub block: u64,
     pub blocks: u32,
+    /// The request's number in its run (what replays it).
+    pub n: u64,
+}
+
+/// A read or write the device answered IOERR where
+/// [`Traffic::record_device_errors`] is on: an answer a disk may give (a
+/// medium error) that fails the check, but not the requests after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceError {
+    pub req: Req,
+    /// The request's first and last 512-byte sector.
+    pub sectors: (u64, u64),
+    pub status: u8,
+}
+
+impl DeviceError {
+    /// `request 16: read of sectors 2048..2175: status 1 (IOERR), expected 0 (OK)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "request {}: {} of sectors {}..{}: status {}, expected {}",
+            self.req.n,
+            op_name(self.req.op),
+            self.sectors.0,
+            self.sectors.1,
+            StatusByte(self.status),
+            StatusByte(blk::S_OK)
+        )
+    }
+}
+
+/// Device errors a [`Traffic`] keeps (it counts them all).
+pub const ERRORS_KEPT: usize = 8;
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Read => "read",
+        Op::Write => "write",
+        Op::Flush => "flush",
+        Op::GetId => "GET_ID",
+    }
 }
 
 /// What traffic to make.
@@ -251,6 +312,12 @@ pub struct Traffic<'m> {
     reads: u64,
     writes: u64,
     flushes: u64,
+    /// IOERR on a read or write is recorded, not the end of the run.
+    record_errors: bool,
+    /// The first [`ERRORS_KEPT`] of them ...
+    pub errors: Vec<DeviceError>,
+    /// ... and how many there were.
+    pub error_count: u64,
 }
 
 impl<'m> Traffic<'m> {
@@ -261,7 +328,19 @@ impl<'m> Traffic<'m> {
             reads: 0,
             writes: 0,
             flushes: 0,
+            record_errors: false,
+            errors: Vec::new(),
+            error_count: 0,
         }
+    }
+
+    /// A read or write answered IOERR becomes a [`DeviceError`] (kept in
+    /// `errors`, counted in `error_count`) and the run goes on; the caller
+    /// must fail the check on any. A failed read changes nothing we know;
+    /// a failed write leaves its blocks unknown.
+    pub fn record_device_errors(mut self) -> Self {
+        self.record_errors = true;
+        self
     }
 
     /// Reads, writes and flushes answered.
@@ -279,6 +358,7 @@ impl<'m> Traffic<'m> {
             op: Op::Write,
             block: stripe * per + first,
             blocks,
+            n: 0,
         }
     }
 
@@ -290,6 +370,7 @@ impl<'m> Traffic<'m> {
             op: Op::Read,
             block,
             blocks,
+            n: 0,
         }
     }
 }
@@ -305,6 +386,7 @@ impl Workload for Traffic<'_> {
                     op: Op::Flush,
                     block: 0,
                     blocks: 0,
+                    n: 0,
                 },
                 1..=9 if can_write => self.random_write(rng, max_blocks),
                 _ => self.random_read(rng, max_blocks),
@@ -324,6 +406,7 @@ impl Workload for Traffic<'_> {
                     op: Op::Read,
                     block,
                     blocks: (u64::from(blocks).min(self.medium.blocks() - block)) as u32,
+                    n: 0,
                 }
             }
             Mix::FillStripes { blocks } => {
@@ -335,6 +418,7 @@ impl Workload for Traffic<'_> {
                     op: Op::Write,
                     block: stripe * per + first,
                     blocks: u64::from(blocks).min(per - first) as u32,
+                    n: 0,
                 }
             }
             Mix::RandomWrites { blocks } if can_write => {
@@ -357,6 +441,7 @@ impl Workload for Traffic<'_> {
                     op: Op::Write,
                     block: stripe * per + first,
                     blocks: u64::from(blocks).min(per - first) as u32,
+                    n: 0,
                 }
             }
             Mix::SeqWrites { blocks } => self.random_read(rng, blocks),
@@ -364,8 +449,10 @@ impl Workload for Traffic<'_> {
                 op: Op::GetId,
                 block: 0,
                 blocks: 0,
+                n: 0,
             },
         };
+        let req = Req { n, ..req };
         let data = req.blocks * self.medium.block;
         let (readable, writable) = match req.op {
             Op::Read => (HEADER_LEN as u32, data + 1),
@@ -462,14 +549,25 @@ impl Workload for Traffic<'_> {
     }
 
     fn check(&mut self, req: &Req, written: &[u8], used_len: u32) -> Result<u64, String> {
-        let what = |op: Op| match op {
-            Op::Read => "read",
-            Op::Write => "write",
-            Op::Flush => "flush",
-            Op::GetId => "GET_ID",
-        };
+        let what = op_name;
         let status = written[written.len() - 1];
         let at = req.block * u64::from(self.medium.block) / SECTOR;
+        if status == blk::S_IOERR && self.record_errors && matches!(req.op, Op::Read | Op::Write) {
+            if req.op == Op::Write {
+                self.medium.mark_unknown(req.block, req.blocks);
+            }
+            let per = u64::from(self.medium.block) / SECTOR;
+            let sectors = (at, at + u64::from(req.blocks) * per - 1);
+            if self.errors.len() < ERRORS_KEPT {
+                self.errors.push(DeviceError {
+                    req: *req,
+                    sectors,
+                    status,
+                });
+            }
+            self.error_count += 1;
+            return Ok(0);
+        }
         if status != blk::S_OK {
             return Err(format!(
                 "{} of {} blocks at sector {}: status {}, expected {}{}",
@@ -700,6 +798,81 @@ mod tests {
         assert!(e.contains("never written"), "{e}");
     }
 
+    /// With device errors recorded: IOERR on a read or write is kept and
+    /// counted and the run goes on; any other wrong status still ends it.
+    #[test]
+    fn device_errors_are_named_and_the_rest_still_verified() {
+        let mut img = image();
+        let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
+        let mut t = Traffic::new(&mut m, Mix::ReadAll { blocks: 8 }).record_device_errors();
+        let mut failed = Vec::new();
+        for n in 0..t.mix.requests(t.medium).unwrap() {
+            let plan = t.plan(n, &mut Rng::for_request(1, 2, n));
+            let mut out = serve(t.medium, &mut img, &plan, &[]);
+            // The device fails requests 3 and 5..=14 (more than are kept).
+            if n == 3 || (5..=14).contains(&n) {
+                out.iter_mut().for_each(|b| *b = 0xee);
+                *out.last_mut().unwrap() = blk::S_IOERR;
+                failed.push(n);
+            }
+            // A flipped byte in a later request is still found.
+            if n == 20 {
+                out[100] ^= 1;
+                let e = t.check(&plan.req, &out, plan.writable).unwrap_err();
+                assert!(e.contains("sector 160 byte 100"), "{e}");
+                continue;
+            }
+            let r = t.check(&plan.req, &out, plan.writable);
+            assert!(r.is_ok(), "request {n}: {r:?}");
+        }
+        assert_eq!(t.error_count, 11);
+        assert_eq!(t.errors.len(), ERRORS_KEPT);
+        assert_eq!(
+            t.errors[0].describe(),
+            "request 3: read of sectors 24..31: status 1 (IOERR), expected 0 (OK)"
+        );
+        assert_eq!(t.errors[1].req.n, 5);
+        // UNSUPP is no medium error: it ends the run as before.
+        let plan = t.plan(0, &mut Rng::new(1));
+        let mut out = vec![0u8; plan.writable as usize];
+        *out.last_mut().unwrap() = blk::S_UNSUPP;
+        assert!(t.check(&plan.req, &out, plan.writable).is_err());
+    }
+
+    /// A failed write leaves its blocks unknown: a later read there is not
+    /// compared, until a write succeeds there again.
+    #[test]
+    fn a_failed_write_leaves_its_blocks_unknown() {
+        let mut m = Medium::new(SEED, SIZE, 4096, Order::Little, true, true);
+        let s = m.stripes[0];
+        let block = s * STRIPE / 4096;
+        let mut t = Traffic::new(&mut m, Mix::FillStripes { blocks: 2 }).record_device_errors();
+        let w = Req {
+            op: Op::Write,
+            block,
+            blocks: 2,
+            n: 7,
+        };
+        assert_eq!(t.check(&w, &[blk::S_IOERR], 1), Ok(0));
+        assert_eq!(
+            t.errors[0].describe(),
+            std::format!(
+                "request 7: write of sectors {}..{}: status 1 (IOERR), expected 0 (OK)",
+                block * 8,
+                block * 8 + 15
+            )
+        );
+        let r = Req { op: Op::Read, ..w };
+        let mut out = vec![0x5au8; 8193];
+        out[8192] = blk::S_OK;
+        assert_eq!(t.check(&r, &out, 8193), Ok(8192));
+        // The same write succeeds: B is what must be there now.
+        assert_eq!(t.check(&w, &[blk::S_OK], 1), Ok(8192));
+        let e = t.check(&r, &out, 8193).unwrap_err();
+        assert!(e.contains("pattern B"), "{e}");
+        assert_eq!(t.error_count, 1);
+    }
+
     #[test]
     fn writes_stay_in_writable_stripes_and_never_touch_a_read_only_disk() {
         let mut img = image();
@@ -740,7 +913,12 @@ mod tests {
     fn writes_conflict_with_what_they_overlap() {
         let mut m = Medium::new(SEED, SIZE, 512, Order::Little, true, true);
         let t = Traffic::new(&mut m, Mix::RandomReads { blocks: 1 });
-        let r = |op, block, blocks| Req { op, block, blocks };
+        let r = |op, block, blocks| Req {
+            op,
+            block,
+            blocks,
+            n: 0,
+        };
         assert!(t.conflicts(&r(Op::Write, 10, 4), &r(Op::Read, 13, 1)));
         assert!(!t.conflicts(&r(Op::Write, 10, 4), &r(Op::Read, 14, 1)));
         assert!(!t.conflicts(&r(Op::Read, 10, 4), &r(Op::Read, 11, 1)));

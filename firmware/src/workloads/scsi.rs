@@ -10,7 +10,8 @@
 
 use crate::format;
 use crate::virtio::devices::scsi::{
-    cdb, command_request, lun_field, response, CmdResponse, Layout, GOOD,
+    cdb, command_request, lun_field, response, CmdResponse, Layout, Sense, CHECK_CONDITION, GOOD,
+    KEY_ABORTED_COMMAND, KEY_HARDWARE_ERROR, KEY_MEDIUM_ERROR,
 };
 use crate::virtio::stress::{Plan, Rng, Workload};
 use crate::workloads::blk::Medium;
@@ -59,6 +60,8 @@ pub enum Mix {
     /// Every writable stripe of every LUN we may write written whole,
     /// `bytes` at a time, in order.
     FillStripes { bytes: u32 },
+    /// Every LUN read whole, `bytes` at a time, in order.
+    ReadAll { bytes: u32 },
 }
 
 /// The fill's requests in order: (LUN, first block, blocks).
@@ -83,6 +86,51 @@ fn fill_list(luns: &[Lun], bytes: u32) -> Vec<(usize, u64, u32)> {
     list
 }
 
+/// The whole-LUN reads in order: (LUN, first block, blocks).
+fn read_list(luns: &[Lun], bytes: u32) -> Vec<(usize, u64, u32)> {
+    let mut list = Vec::new();
+    for (i, l) in luns.iter().enumerate() {
+        let m = &l.medium;
+        let step = u64::from((bytes / m.block).max(1));
+        let mut first = 0;
+        while first < m.blocks() {
+            let n = step.min(m.blocks() - first);
+            list.push((i, first, n as u32));
+            first += n;
+        }
+    }
+    list
+}
+
+/// A READ or WRITE the device answered CHECK CONDITION with the sense of
+/// a failed I/O (MEDIUM ERROR, HARDWARE ERROR, ABORTED COMMAND) where
+/// [`Traffic::record_device_errors`] is on: what a disk may answer, that
+/// fails the check but not the requests after it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceError {
+    /// The request as failures name it (LUN, tag = request number, LBA).
+    pub whence: String,
+    pub status: u8,
+    pub sense: Sense,
+}
+
+impl DeviceError {
+    /// `fe.0.0006/0/1 target 0 LUN 1 tag 12 opcode 0x28 READ (10) of 128
+    /// blocks at LBA 1536: status 0x2 (CHECK CONDITION), sense key 0xb
+    /// ASC/ASCQ 0x00/0x06, expected GOOD`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: status {} (CHECK CONDITION), {}, expected GOOD",
+            self.whence.as_str(),
+            Hex(u64::from(self.status)),
+            self.sense
+        )
+    }
+}
+
+/// Device errors a [`Traffic`] keeps (it counts them all).
+pub const ERRORS_KEPT: usize = 8;
+
 pub struct Traffic<'l> {
     pub luns: &'l mut [Lun],
     pub layout: Layout,
@@ -93,12 +141,19 @@ pub struct Traffic<'l> {
     others: u64,
     /// Writes whose used length counted the data-out (QEMU's way).
     long_used_lens: u64,
+    /// A failed I/O's CHECK CONDITION is recorded, not the end of the run.
+    record_errors: bool,
+    /// The first [`ERRORS_KEPT`] of them ...
+    pub errors: Vec<DeviceError>,
+    /// ... and how many there were.
+    pub error_count: u64,
 }
 
 impl<'l> Traffic<'l> {
     pub fn new(luns: &'l mut [Lun], layout: Layout, mix: Mix) -> Self {
         let fill = match mix {
             Mix::FillStripes { bytes } => fill_list(luns, bytes),
+            Mix::ReadAll { bytes } => read_list(luns, bytes),
             _ => Vec::new(),
         };
         Traffic {
@@ -110,13 +165,26 @@ impl<'l> Traffic<'l> {
             writes: 0,
             others: 0,
             long_used_lens: 0,
+            record_errors: false,
+            errors: Vec::new(),
+            error_count: 0,
         }
+    }
+
+    /// A READ or WRITE answered CHECK CONDITION with the sense of a failed
+    /// I/O becomes a [`DeviceError`] (kept in `errors`, counted in
+    /// `error_count`) and the run goes on; the caller must fail the check
+    /// on any. A failed read changes nothing we know; a failed write
+    /// leaves its blocks unknown.
+    pub fn record_device_errors(mut self) -> Self {
+        self.record_errors = true;
+        self
     }
 
     /// Requests the mix needs to be complete (None: as many as asked).
     pub fn requests(&self) -> Option<u64> {
         match self.mix {
-            Mix::FillStripes { .. } => Some(self.fill.len() as u64),
+            Mix::FillStripes { .. } | Mix::ReadAll { .. } => Some(self.fill.len() as u64),
             _ => None,
         }
     }
@@ -216,11 +284,15 @@ impl Workload for Traffic<'_> {
                 sixteen: false,
                 tag: 0,
             },
-            Mix::FillStripes { .. } => {
+            Mix::FillStripes { .. } | Mix::ReadAll { .. } => {
                 let (lun, block, blocks) = self.fill[n as usize];
                 Req {
                     lun,
-                    op: Op::Write,
+                    op: if matches!(self.mix, Mix::ReadAll { .. }) {
+                        Op::Read
+                    } else {
+                        Op::Write
+                    },
                     block,
                     blocks,
                     sixteen: rng.chance(1, 2) || block + u64::from(blocks) > u64::from(u32::MAX),
@@ -292,6 +364,31 @@ impl Workload for Traffic<'_> {
     fn check(&mut self, req: &Req, written: &[u8], used_len: u32) -> Result<u64, String> {
         let resp_len = self.layout.response_len();
         let r = CmdResponse::decode(&written[..resp_len], self.layout.order);
+        let io_failed = r.response == response::OK
+            && r.status == CHECK_CONDITION
+            && matches!(req.op, Op::Read | Op::Write)
+            && r.sense().is_some_and(|s| {
+                matches!(
+                    s.key,
+                    KEY_MEDIUM_ERROR | KEY_HARDWARE_ERROR | KEY_ABORTED_COMMAND
+                )
+            });
+        if let (true, true, Some(sense)) = (self.record_errors, io_failed, r.sense()) {
+            if req.op == Op::Write {
+                self.luns[req.lun]
+                    .medium
+                    .mark_unknown(req.block, req.blocks);
+            }
+            if self.errors.len() < ERRORS_KEPT {
+                self.errors.push(DeviceError {
+                    whence: self.whence(req),
+                    status: r.status,
+                    sense,
+                });
+            }
+            self.error_count += 1;
+            return Ok(0);
+        }
         if r.response != response::OK || r.status != GOOD || r.resid != 0 {
             let sense = r.sense().map(|s| format!(", {}", s)).unwrap_or_default();
             let never = if r.response == 0xa5 && r.status == 0xa5 {
@@ -487,6 +584,90 @@ mod tests {
         assert!(e.contains("fe.0.0006/0/1 target 0 LUN 1"), "{e}");
         assert!(e.contains("block 5 byte 17 (image offset 0xa11)"), "{e}");
         assert!(e.contains("pattern A"), "{e}");
+    }
+
+    /// With device errors recorded: CHECK CONDITION with the sense of a
+    /// failed I/O is kept and counted and the run goes on; other senses
+    /// and statuses still end it. A failed write leaves its blocks unknown.
+    #[test]
+    fn check_conditions_of_failed_io_are_named_and_the_rest_still_verified() {
+        let mut luns = [lun(0, 0, 512, true)];
+        let mut imgs = [image()];
+        let mut t =
+            Traffic::new(&mut luns, LAYOUT, Mix::ReadAll { bytes: 4096 }).record_device_errors();
+        assert_eq!(t.requests(), Some(SIZE / 4096));
+        let fail = |out: &mut Vec<u8>, key: u8, asc: u8, ascq: u8| {
+            out[..4].copy_from_slice(&18u32.to_le_bytes());
+            out[10] = CHECK_CONDITION;
+            out[12] = 0x70;
+            out[14] = key;
+            out[19] = 10;
+            out[24] = asc;
+            out[25] = ascq;
+        };
+        for n in 0..t.requests().unwrap() {
+            let plan = t.plan(n, &mut Rng::for_request(1, 2, n));
+            let mut readable = vec![0u8; plan.readable as usize];
+            t.fill(&plan.req, &mut readable);
+            let mut out = serve(t.luns, &mut imgs, &plan, &readable);
+            if n == 3 {
+                fail(&mut out, KEY_ABORTED_COMMAND, 0x00, 0x06);
+            }
+            if n == 9 {
+                fail(&mut out, KEY_MEDIUM_ERROR, 0x11, 0x00);
+            }
+            // A flipped byte in a later request is still found.
+            if n == 20 {
+                let r = LAYOUT.response_len();
+                out[r + 100] ^= 1;
+                let e = t.check(&plan.req, &out, plan.writable).unwrap_err();
+                assert!(e.contains("block 160 byte 100"), "{e}");
+                continue;
+            }
+            let r = t.check(&plan.req, &out, plan.writable);
+            assert!(r.is_ok(), "request {n}: {r:?}");
+        }
+        assert_eq!(t.error_count, 2);
+        let d = t.errors[0].describe();
+        assert!(
+            d.ends_with(
+                "tag 3 opcode 0x28 READ (10) of 8 blocks at LBA 24: status 0x2 (CHECK CONDITION), \
+                 sense key b ASC/ASCQ 00/06, expected GOOD"
+            ) || d.ends_with(
+                "tag 3 opcode 0x88 READ (16) of 8 blocks at LBA 24: status 0x2 (CHECK CONDITION), \
+                 sense key b ASC/ASCQ 00/06, expected GOOD"
+            ),
+            "{d}"
+        );
+        assert!(
+            t.errors[1]
+                .describe()
+                .contains("sense key 3 ASC/ASCQ 11/00"),
+            "{}",
+            t.errors[1].describe()
+        );
+        // Not a failed I/O: ILLEGAL REQUEST still ends the run.
+        let plan = t.plan(0, &mut Rng::new(1));
+        let mut out = vec![0u8; plan.writable as usize];
+        fail(&mut out, 0x5, 0x24, 0x00);
+        assert!(t.check(&plan.req, &out, plan.writable).is_err());
+        // A failed write: its blocks are not compared until written again.
+        let s = t.luns[0].medium.stripes[0];
+        let w = Req {
+            op: Op::Write,
+            block: s * 128,
+            blocks: 2,
+            ..read(0, 0, 0)
+        };
+        let mut out = vec![0u8; LAYOUT.response_len()];
+        fail(&mut out, KEY_MEDIUM_ERROR, 0x0c, 0x00);
+        assert_eq!(t.check(&w, &out, out.len() as u32), Ok(0));
+        assert!(t.luns[0].medium.is_unknown(s * 128 + 1));
+        let r = read(0, s * 128, 2);
+        let mut got = vec![0x5au8; LAYOUT.response_len() + 1024];
+        got[..LAYOUT.response_len()].fill(0);
+        assert_eq!(t.check(&r, &got, got.len() as u32), Ok(1024));
+        assert_eq!(t.error_count, 3);
     }
 
     #[test]

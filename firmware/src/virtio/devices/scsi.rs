@@ -191,6 +191,9 @@ pub struct Sense {
 pub const KEY_NOT_READY: u8 = 0x2;
 pub const KEY_ILLEGAL_REQUEST: u8 = 0x5;
 pub const KEY_UNIT_ATTENTION: u8 = 0x6;
+pub const KEY_MEDIUM_ERROR: u8 = 0x3;
+pub const KEY_HARDWARE_ERROR: u8 = 0x4;
+pub const KEY_ABORTED_COMMAND: u8 = 0xb;
 
 impl Sense {
     /// Fixed format (response code 0x70/0x71: key in byte 2, ASC/ASCQ in
