@@ -1,0 +1,283 @@
+//! The echo back-end on rust-vmm's vhost-user framework: each chain's
+//! device-readable bytes written back into its device-writable part, the
+//! chain returned with the bytes written. At one chosen request it lies
+//! instead, by [`Lie`]; the framework's own `add_used` refuses ids past
+//! the queue, so a lie about the id is written into the used ring here.
+
+use super::Lie;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost_user_backend::{VhostUserBackendMut, VringRwLock, VringT};
+use virtio_queue::{QueueOwnedT, QueueT};
+use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap, Le32};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{
+    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+};
+
+/// VIRTIO_F_VERSION_1 (the virtio spec): QEMU's vhost-user-fs wants it.
+const F_VERSION_1: u64 = 1 << 32;
+/// The most queues QEMU may ask for: the high-priority queue and up to
+/// this many minus one request queues.
+pub const QUEUES: usize = 3;
+/// The largest queue size we take (QEMU's default is 128).
+const MAX_QUEUE_SIZE: usize = 1024;
+
+/// What the back-end did, for the peer's report.
+#[derive(Debug, Default)]
+pub struct Log {
+    pub requests: u64,
+    pub bytes: u64,
+    /// The lie told, as the report says it.
+    pub lied: Option<String>,
+    /// Guest memory the back-end could not use (never expected).
+    pub errors: Vec<String>,
+}
+
+pub struct Echo {
+    mem: Option<GuestMemoryAtomic<GuestMemoryMmap>>,
+    lie: Option<(Lie, u64)>,
+    /// `Lie::UsedTwice`: the id returned at the lie's request, returned
+    /// again in place of the next request's (the count of used entries
+    /// stays that of the chains, so only the id is wrong).
+    again: Option<u16>,
+    log: Arc<Mutex<Log>>,
+    exit: (EventConsumer, EventNotifier),
+}
+
+impl Echo {
+    pub fn new(lie: Option<(Lie, u64)>, log: Arc<Mutex<Log>>) -> io::Result<Self> {
+        Ok(Echo {
+            mem: None,
+            lie,
+            again: None,
+            log,
+            exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK)?,
+        })
+    }
+
+    /// Wakes the worker thread to end it (after the connection closed).
+    pub fn exit_notifier(&self) -> io::Result<EventNotifier> {
+        self.exit.1.try_clone()
+    }
+
+    fn note(&self, f: impl FnOnce(&mut Log)) {
+        if let Ok(mut l) = self.log.lock() {
+            f(&mut l);
+        }
+    }
+
+    /// Serves every chain the ring has on `vring`; says whether it used any.
+    fn serve(&mut self, vring: &VringRwLock) -> io::Result<()> {
+        let Some(atomic) = self.mem.as_ref() else {
+            return Ok(());
+        };
+        let mem = atomic.memory();
+        loop {
+            let chains: Vec<_> = vring
+                .get_mut()
+                .get_queue_mut()
+                .iter(mem.clone())
+                .map_err(io::Error::other)?
+                .collect();
+            if chains.is_empty() {
+                return Ok(());
+            }
+            for chain in chains {
+                let head = chain.head_index();
+                let mut read = Vec::new();
+                let mut writable = Vec::new();
+                let mut second = None;
+                for (i, d) in chain.clone().enumerate() {
+                    if i == 0 && d.has_next() {
+                        second = Some(d.next());
+                    }
+                    if d.is_write_only() {
+                        writable.push((d.addr(), d.len()));
+                    } else {
+                        let at = read.len();
+                        read.resize(at + d.len() as usize, 0);
+                        mem.read_slice(&mut read[at..], d.addr())
+                            .map_err(io::Error::other)?;
+                    }
+                }
+                let mut written = 0usize;
+                for &(addr, len) in &writable {
+                    let n = (len as usize).min(read.len() - written);
+                    mem.write_slice(&read[written..written + n], addr)
+                        .map_err(io::Error::other)?;
+                    written += n;
+                }
+                let room: u64 = writable.iter().map(|&(_, l)| u64::from(l)).sum();
+                let n = self.log.lock().map(|l| l.requests).unwrap_or(0);
+                self.note(|l| {
+                    l.requests += 1;
+                    l.bytes += written as u64;
+                });
+                let written = written as u32;
+                if let Some(id) = self.again.take() {
+                    vring
+                        .get_mut()
+                        .get_queue_mut()
+                        .add_used(&*mem, id, written)
+                        .map_err(io::Error::other)?;
+                    self.note(|l| {
+                        if let Some(said) = l.lied.as_mut() {
+                            said.push_str(&format!(", again for request {n} (head {head})"));
+                        }
+                    });
+                    continue;
+                }
+                match self.lie {
+                    Some((lie, at)) if at == n => {
+                        let said = self.lie_about(vring, &mem, lie, head, second, written, room)?;
+                        self.note(|l| l.lied = Some(format!("request {n}: {said}")));
+                    }
+                    _ => vring
+                        .get_mut()
+                        .get_queue_mut()
+                        .add_used(&*mem, head, written)
+                        .map_err(io::Error::other)?,
+                }
+            }
+        }
+    }
+
+    /// Tells `lie` about the chain at `head`; says what it wrote.
+    #[allow(clippy::too_many_arguments)]
+    fn lie_about(
+        &mut self,
+        vring: &VringRwLock,
+        mem: &GuestMemoryMmap,
+        lie: Lie,
+        head: u16,
+        second: Option<u16>,
+        written: u32,
+        room: u64,
+    ) -> io::Result<String> {
+        let size = vring.get_ref().get_queue().size();
+        Ok(match lie {
+            Lie::IdOutOfRange => {
+                raw_used(vring, mem, u32::from(size), written, 1)?;
+                format!("used id {size} (queue size {size}) for head {head}")
+            }
+            Lie::IdNotInFlight => {
+                let id = second.ok_or_else(|| {
+                    io::Error::other(format!("chain at {head} has one descriptor"))
+                })?;
+                raw_used(vring, mem, u32::from(id), written, 1)?;
+                format!("used id {id} (the second descriptor of the chain at {head})")
+            }
+            Lie::UsedTwice => {
+                vring
+                    .get_mut()
+                    .get_queue_mut()
+                    .add_used(mem, head, written)
+                    .map_err(io::Error::other)?;
+                self.again = Some(head);
+                format!("used id {head}")
+            }
+            Lie::LenPastWritable => {
+                let len = u32::try_from(room + 1).unwrap_or(u32::MAX);
+                vring
+                    .get_mut()
+                    .get_queue_mut()
+                    .add_used(mem, head, len)
+                    .map_err(io::Error::other)?;
+                format!("used length {len} for id {head} ({room} writable bytes)")
+            }
+            Lie::IndexJump => {
+                let step = size + 1;
+                raw_used(vring, mem, u32::from(head), written, step)?;
+                format!("used index moved by {step} (queue size {size}) for id {head}")
+            }
+            Lie::NeverReturned => format!("id {head} never returned"),
+        })
+    }
+}
+
+/// Writes one used element (`id`, `len`) at the next used slot and moves
+/// the used index by `step` (1 for one element), as `add_used` would but
+/// without its checks; the framework's index follows.
+fn raw_used(
+    vring: &VringRwLock,
+    mem: &GuestMemoryMmap,
+    id: u32,
+    len: u32,
+    step: u16,
+) -> io::Result<()> {
+    let mut g = vring.get_mut();
+    let q = g.get_queue_mut();
+    let (used, size, next) = (q.used_ring(), q.size(), q.next_used());
+    let slot = u64::from(next % size);
+    // The split ring's used area: le16 flags, le16 idx, then size
+    // elements of le32 id, le32 len (the virtio spec).
+    let elem = used + 4 + 8 * slot;
+    mem.write_obj(Le32::from(id), GuestAddress(elem))
+        .map_err(io::Error::other)?;
+    mem.write_obj(Le32::from(len), GuestAddress(elem + 4))
+        .map_err(io::Error::other)?;
+    let idx = next.wrapping_add(step);
+    // The element is visible before the index that hands it out.
+    mem.store(idx.to_le(), GuestAddress(used + 2), Ordering::Release)
+        .map_err(io::Error::other)?;
+    q.set_next_used(idx);
+    Ok(())
+}
+
+impl VhostUserBackendMut for Echo {
+    type Vring = VringRwLock;
+    type Bitmap = ();
+
+    fn num_queues(&self) -> usize {
+        QUEUES
+    }
+
+    fn max_queue_size(&self) -> usize {
+        MAX_QUEUE_SIZE
+    }
+
+    fn features(&self) -> u64 {
+        // No EVENT_IDX: the back-end signals after every batch and never
+        // needs the driver's event index.
+        F_VERSION_1 | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+    }
+
+    fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        // Not CONFIG: QEMU serves vhost-user-fs's configuration itself.
+        VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK
+    }
+
+    fn set_event_idx(&mut self, _enabled: bool) {}
+
+    fn update_memory(&mut self, mem: GuestMemoryAtomic<GuestMemoryMmap>) -> io::Result<()> {
+        self.mem = Some(mem);
+        Ok(())
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        Some((self.exit.0.try_clone().ok()?, self.exit.1.try_clone().ok()?))
+    }
+
+    fn handle_event(
+        &mut self,
+        device_event: u16,
+        evset: EventSet,
+        vrings: &[VringRwLock],
+        _thread_id: usize,
+    ) -> io::Result<()> {
+        if evset != EventSet::IN {
+            return Err(io::Error::other(format!("unexpected events {evset:?}")));
+        }
+        let Some(vring) = vrings.get(usize::from(device_event)) else {
+            return Ok(());
+        };
+        if let Err(e) = self.serve(vring) {
+            self.note(|l| l.errors.push(format!("queue {device_event}: {e}")));
+            return Err(e);
+        }
+        vring.signal_used_queue()
+    }
+}

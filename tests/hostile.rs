@@ -1,0 +1,195 @@
+//! The hostile device: the runner's own vhost-user back-end behind a
+//! `vhost-user-fs-ccw` (tag `zv-hostile`), guest RAM shared. Behaving, it
+//! passes `hostile.echo` (and the virtio-fs suite leaves it alone); told
+//! to lie once, the firmware names the lie (what, queue, used entry, id),
+//! marks the queue broken, and the run goes on to its later checks and
+//! its summary line.
+//!
+//! Where this QEMU has no `vhost-user-fs-ccw`, each test says why and
+//! passes without booting.
+
+use crate::common;
+
+use common::models::offered;
+use common::{assert_pass, boot, check, check_ran, check_summary, elf, fails_with, scenario};
+use qemu_runner::hostile::{Hostile, HostileScenario, Lie};
+use qemu_runner::{Run, Scenario};
+
+const BUS: &str = "fe.0.0020";
+/// The checks run: the virtio-fs ones (which must leave the device
+/// alone), ours, and a later one that needs no device.
+const ONLY: &str = "only=fs,hostile,timer.cpu-timer";
+/// The request the lies are told at: not the last of its batch of 8, so
+/// later requests of the batch are in flight too.
+const AT: u64 = 13;
+
+fn hostile_scenario(name: &str, h: Hostile) -> Option<Scenario> {
+    if let Err(why) = offered("vhost-user-fs-ccw") {
+        eprintln!("{name}: not booted: {why}");
+        return None;
+    }
+    Some(scenario(name).hostile(h).append(ONLY).seed(0x5eed))
+}
+
+/// The rest of the run happened: fs left the device alone, a later check
+/// ran, and the summary line came.
+fn went_on(o: &Run) {
+    check(
+        o,
+        o.tap.result("fs.config").is_some_and(|r| r.is_skip()),
+        "fs.config to SKIP (the hostile device is no share)",
+    );
+    check_ran(o, "timer.cpu-timer");
+    check_summary(o);
+}
+
+/// What the back-end said it did.
+fn lied(o: &Run) -> String {
+    o.peers[0]
+        .lines
+        .iter()
+        .find_map(|l| l.strip_prefix("lied at "))
+        .unwrap_or_else(|| panic!("no lie in the peer's lines: {:?}", o.peers[0].lines))
+        .to_string()
+}
+
+#[test]
+fn a_behaving_device_echoes_every_byte() {
+    let Some(s) = hostile_scenario("hostile-echo", Hostile::new(BUS)) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "hostile.echo");
+    went_on(&o);
+    check(
+        &o,
+        o.console().lines().any(|l| {
+            l.starts_with("# hostile fe.0.0020: 256 requests echoed, ")
+                && l.ends_with(" bytes, every byte and canary checked, 0 in flight at the end")
+        }),
+        "the echo line",
+    );
+    check(
+        &o,
+        o.peers[0].figure("requests") == Some(256.0),
+        "the back-end to have served 256 requests",
+    );
+}
+
+fn lie(name: &str, l: Lie) -> Option<(Run, String)> {
+    let s = hostile_scenario(name, Hostile::new(BUS).lie(l, AT))?;
+    let o = boot(&s, &elf());
+    let said = lied(&o);
+    Some((o, said))
+}
+
+/// The id the back-end says it wrote: "request 13: used id 11 (...)".
+fn id_in(said: &str) -> String {
+    said.split("used id ")
+        .nth(1)
+        .and_then(|r| r.split([' ', ',']).next())
+        .unwrap_or_else(|| panic!("no id in {said:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_used_id_past_the_queue_is_named() {
+    let Some((o, said)) = lie("hostile-id-out-of-range", Lie::IdOutOfRange) else {
+        return;
+    };
+    assert!(said.starts_with("request 13: used id 128 "), "{said}");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: device returned id 128, but the queue has only 128 entries; queue marked broken"],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_used_id_not_in_flight_is_named() {
+    let Some((o, said)) = lie("hostile-id-not-in-flight", Lie::IdNotInFlight) else {
+        return;
+    };
+    let id = id_in(&said);
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: device returned id {id}, which is not a chain in flight; queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn an_id_used_twice_is_named() {
+    let Some((o, said)) = lie("hostile-used-twice", Lie::UsedTwice) else {
+        return;
+    };
+    // "request 13: used id I, again for request 14 (head H)"
+    let id = id_in(&said);
+    check(
+        &o,
+        said.contains(", again for request 14 (head "),
+        &format!("the id used again for request 14: {said}"),
+    );
+    // The first use is request 13's answer; the second is entry 14.
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 14 (seed 0x5eed): virtqueue: device returned id {id}, which is not a chain in flight; queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_used_length_past_the_writable_bytes_is_named() {
+    let Some((o, said)) = lie("hostile-len-past", Lie::LenPastWritable) else {
+        return;
+    };
+    // "request 13: used length L for id I (W writable bytes)"
+    let words: Vec<&str> = said.split(' ').collect();
+    let (len, id, writable) = (words[4], words[7], words[8].trim_start_matches('('));
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: device says it wrote {len} bytes to id {id}, which has only {writable} device-writable bytes; queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_used_index_jump_is_named() {
+    let Some((o, said)) = lie("hostile-index-jump", Lie::IndexJump) else {
+        return;
+    };
+    assert!(
+        said.starts_with("request 13: used index moved by 129"),
+        "{said}"
+    );
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[
+            "hostile fe.0.0020 queue 1: used entry ",
+            " (seed 0x5eed): virtqueue: used index ",
+            " past the last one seen (",
+            " chains are in flight; queue marked broken",
+        ],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_buffer_never_returned_is_named() {
+    let Some((o, said)) = lie("hostile-never-returned", Lie::NeverReturned) else {
+        return;
+    };
+    assert!(said.starts_with("request 13: id "), "{said}");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020 queue 1: used entry 15 (seed 0x5eed): queue 1: no used buffer within the timeout (1 in flight); queue marked broken"],
+    );
+    went_on(&o);
+}
