@@ -193,3 +193,44 @@ fn a_buffer_never_returned_is_named() {
     );
     went_on(&o);
 }
+
+#[test]
+fn a_write_into_a_readable_buffer_is_named() {
+    let Some((o, said)) = lie("hostile-writes-readable", Lie::WritesReadable) else {
+        return;
+    };
+    // "... inverted: 0xAB -> 0xCD"
+    let (was, now) = bytes_in(&said);
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: request 13: readable byte 0 changed by the device: expected {was}, got {now} (seed 0x5eed); queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_write_past_a_writable_buffer_hits_the_canary() {
+    let Some((o, said)) = lie("hostile-writes-past", Lie::WritesPastBuffer) else {
+        return;
+    };
+    let (was, now) = bytes_in(&said);
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: request 13: canary after the writable buffer byte 0: expected {was}, got {now} (seed 0x5eed); queue marked broken")],
+    );
+    went_on(&o);
+}
+
+/// The byte before and after a lie's write, in decimal as the firmware
+/// says them: "... inverted: 0xa5 -> 0x5a".
+fn bytes_in(said: &str) -> (u8, u8) {
+    let tail = said
+        .split("inverted: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{said}"));
+    let (a, b) = tail.split_once(" -> ").unwrap_or_else(|| panic!("{said}"));
+    let hex = |x: &str| u8::from_str_radix(x.trim_start_matches("0x"), 16).unwrap();
+    (hex(a), hex(b))
+}

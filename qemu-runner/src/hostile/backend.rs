@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackendMut, VringRwLock, VringT};
 use virtio_queue::{QueueOwnedT, QueueT};
-use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap, Le32};
+use vm_memory::{
+    Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap, Le32,
+};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
@@ -103,6 +105,7 @@ impl Echo {
                             .map_err(io::Error::other)?;
                     }
                 }
+                let first_read = chain.clone().find(|d| !d.is_write_only()).map(|d| d.addr());
                 let mut written = 0usize;
                 for &(addr, len) in &writable {
                     let n = (len as usize).min(read.len() - written);
@@ -132,7 +135,15 @@ impl Echo {
                 }
                 match self.lie {
                     Some((lie, at)) if at == n => {
-                        let said = self.lie_about(vring, &mem, lie, head, second, written, room)?;
+                        let places = Places {
+                            head,
+                            second,
+                            first_read,
+                            past_write: writable
+                                .last()
+                                .and_then(|&(a, l)| a.checked_add(u64::from(l))),
+                        };
+                        let said = self.lie_about(vring, &mem, lie, places, written, room)?;
                         self.note(|l| l.lied = Some(format!("request {n}: {said}")));
                     }
                     _ => vring
@@ -146,17 +157,16 @@ impl Echo {
     }
 
     /// Tells `lie` about the chain at `head`; says what it wrote.
-    #[allow(clippy::too_many_arguments)]
     fn lie_about(
         &mut self,
         vring: &VringRwLock,
         mem: &GuestMemoryMmap,
         lie: Lie,
-        head: u16,
-        second: Option<u16>,
+        at: Places,
         written: u32,
         room: u64,
     ) -> io::Result<String> {
+        let Places { head, second, .. } = at;
         let size = vring.get_ref().get_queue().size();
         Ok(match lie {
             Lie::IdOutOfRange => {
@@ -194,8 +204,41 @@ impl Echo {
                 format!("used index moved by {step} (queue size {size}) for id {head}")
             }
             Lie::NeverReturned => format!("id {head} never returned"),
+            Lie::WritesReadable | Lie::WritesPastBuffer => {
+                let (addr, what) = if lie == Lie::WritesReadable {
+                    (at.first_read, "the first byte of the readable buffer")
+                } else {
+                    (at.past_write, "the byte past the writable buffer")
+                };
+                let addr = addr.ok_or_else(|| {
+                    io::Error::other(format!("chain at {head}: no place for {what}"))
+                })?;
+                let b: u8 = mem.read_obj(addr).map_err(io::Error::other)?;
+                mem.write_obj(!b, addr).map_err(io::Error::other)?;
+                vring
+                    .get_mut()
+                    .get_queue_mut()
+                    .add_used(mem, head, written)
+                    .map_err(io::Error::other)?;
+                format!(
+                    "{what} of id {head} ({:#x}) inverted: {b:#04x} -> {:#04x}",
+                    addr.0, !b
+                )
+            }
         })
     }
+}
+
+/// Where in a chain a lie may write.
+#[derive(Clone, Copy)]
+struct Places {
+    head: u16,
+    /// The second descriptor's index, for a chain of two or more.
+    second: Option<u16>,
+    /// The first device-readable buffer.
+    first_read: Option<GuestAddress>,
+    /// Just past the last device-writable buffer.
+    past_write: Option<GuestAddress>,
 }
 
 /// Writes one used element (`id`, `len`) at the next used slot and moves

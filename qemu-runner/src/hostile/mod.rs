@@ -37,6 +37,12 @@ pub enum Lie {
     IndexJump,
     /// The chain never returned.
     NeverReturned,
+    /// The first byte of the chain's device-readable buffer inverted
+    /// (then an honest echo of what was there before).
+    WritesReadable,
+    /// The byte just past the chain's device-writable buffer inverted
+    /// (then an honest echo).
+    WritesPastBuffer,
 }
 
 /// The hostile device as a scenario describes it.
