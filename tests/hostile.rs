@@ -13,7 +13,8 @@ use crate::common;
 use common::models::offered;
 use common::{assert_pass, boot, check, check_ran, check_summary, elf, fails_with, scenario};
 use qemu_runner::hostile::{Hostile, HostileScenario, Lie};
-use qemu_runner::{Run, Scenario};
+use qemu_runner::virtiofs::{virtiofsd, VirtioFs, VirtioFsScenario};
+use qemu_runner::{Directive, Run, Scenario};
 
 const BUS: &str = "fe.0.0020";
 /// The checks run: the virtio-fs ones (which must leave the device
@@ -36,7 +37,11 @@ fn hostile_scenario(name: &str, h: Hostile) -> Option<Scenario> {
 fn went_on(o: &Run) {
     check(
         o,
-        o.tap.result("fs.config").is_some_and(|r| r.is_skip()),
+        o.tap.result("fs.config").is_some_and(|r| {
+            r.is_skip()
+                && matches!(&r.directive, Some(Directive::Skip(why))
+                    if why == "no vhost-user-fs-ccw share (the hostile device is hostile.echo's)")
+        }),
         "fs.config to SKIP (the hostile device is no share)",
     );
     check_ran(o, "timer.cpu-timer");
@@ -233,4 +238,65 @@ fn bytes_in(said: &str) -> (u8, u8) {
     let (a, b) = tail.split_once(" -> ").unwrap_or_else(|| panic!("{said}"));
     let hex = |x: &str| u8::from_str_radix(x.trim_start_matches("0x"), 16).unwrap();
     (hex(a), hex(b))
+}
+
+/// A device whose configuration has another tag than the one `shares=`
+/// gives: the firmware names the difference and sends it nothing.
+#[test]
+fn a_device_with_another_tag_is_left_alone() {
+    let Some(s) = hostile_scenario(
+        "hostile-other-tag",
+        Hostile::new(BUS).device_tag("not-hostile"),
+    ) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020: tag: expected 'zv-hostile', got 'not-hostile' (not ours: left untouched)"],
+    );
+    check(
+        &o,
+        o.peers[0].figure("requests") == Some(0.0),
+        "the back-end to have seen no request",
+    );
+    went_on(&o);
+}
+
+/// Beside a real share: the virtio-fs suite works on the share only, the
+/// echo on the hostile device only.
+#[test]
+fn a_real_share_beside_it_is_the_file_systems_alone() {
+    if let Err(why) = virtiofsd() {
+        eprintln!("hostile-beside-share: not booted: {why}");
+        return;
+    }
+    let Some(s) = hostile_scenario("hostile-beside-share", Hostile::new(BUS)) else {
+        return;
+    };
+    let s = s.virtio_fs(VirtioFs::new("fe.0.0010", "zvtest-fs"));
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    for c in [
+        "fs.config",
+        "fs.read",
+        "fs.stress",
+        "hostile.echo",
+        "timer.cpu-timer",
+    ] {
+        check_ran(&o, c);
+    }
+    let console = o.console();
+    check(
+        &o,
+        console.contains("# fs fe.0.0010: tag 'zvtest-fs'") && !console.contains("# fs fe.0.0020"),
+        "the virtio-fs suite on the share only",
+    );
+    check(
+        &o,
+        console.contains("# hostile fe.0.0020: 256 requests echoed")
+            && !console.contains("# hostile fe.0.0010"),
+        "the echo on the hostile device only",
+    );
 }

@@ -52,6 +52,9 @@ pub struct Hostile {
     /// The lie and the request (from 0, in the order the back-end takes
     /// them) it is told at.
     pub lie: Option<(Lie, u64)>,
+    /// The tag the device gets (None: ours), to prove the firmware leaves
+    /// a device whose tag is not ours alone (it is still told ours).
+    pub device_tag: Option<String>,
 }
 
 impl Hostile {
@@ -59,7 +62,13 @@ impl Hostile {
         Hostile {
             bus: bus.into(),
             lie: None,
+            device_tag: None,
         }
+    }
+
+    pub fn device_tag(mut self, tag: &str) -> Self {
+        self.device_tag = Some(tag.into());
+        self
     }
 
     pub fn lie(mut self, lie: Lie, at_request: u64) -> Self {
@@ -94,7 +103,10 @@ impl HostileScenario for Scenario {
         let chardev = format!("{}-hostile", d.id);
         d.properties = vec![
             ("chardev".into(), chardev.clone()),
-            ("tag".into(), TAG.into()),
+            (
+                "tag".into(),
+                h.device_tag.clone().unwrap_or_else(|| TAG.into()),
+            ),
         ];
         self.expected_devices
             .get_or_insert_with(Vec::new)
