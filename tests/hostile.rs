@@ -70,15 +70,27 @@ fn a_behaving_device_echoes_every_byte() {
     check(
         &o,
         o.console().lines().any(|l| {
-            l.starts_with("# hostile fe.0.0020: 256 requests echoed, ")
-                && l.ends_with(" bytes, every byte and canary checked, 0 in flight at the end")
+            l.starts_with("# hostile fe.0.0020: 256 requests echoed in batches, ")
+                && l.ends_with(
+                    " bytes, every byte and canary checked, 0 in flight at the end; 512 echoed under stress",
+                )
         }),
         "the echo line",
     );
+    let console = o.console();
+    for phase in ["interrupts", "polled"] {
+        check(
+            &o,
+            console.contains(&format!(
+                "# hostile fe.0.0020 request1 {phase}: 256 requests, "
+            )),
+            &format!("a QueueStats line for the {phase} phase"),
+        );
+    }
     check(
         &o,
-        o.peers[0].figure("requests") == Some(256.0),
-        "the back-end to have served 256 requests",
+        o.peers[0].figure("requests") == Some(768.0),
+        "the back-end to have served 768 requests",
     );
 }
 
@@ -295,8 +307,34 @@ fn a_real_share_beside_it_is_the_file_systems_alone() {
     );
     check(
         &o,
-        console.contains("# hostile fe.0.0020: 256 requests echoed")
+        console.contains("# hostile fe.0.0020: 256 requests echoed in batches")
             && !console.contains("# hostile fe.0.0010"),
         "the echo on the hostile device only",
     );
+}
+
+/// A lie in the stress phase (request 400: the interrupt phase's 144th)
+/// is named by the stress engine, with its request number.
+#[test]
+fn a_lie_under_stress_is_named_by_the_engine() {
+    let Some(s) = hostile_scenario(
+        "hostile-stress-lie",
+        Hostile::new(BUS).lie(Lie::IdNotInFlight, 400),
+    ) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    let said = lied(&o);
+    let id = id_in(&said);
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 request1 interrupts: request 144 (seed 0x5eed): virtqueue: device returned id {id}, which is not a chain in flight; queue marked broken")],
+    );
+    check(
+        &o,
+        !o.console().contains("# hostile fe.0.0020 request1 polled"),
+        "no polled phase on the broken queue",
+    );
+    went_on(&o);
 }

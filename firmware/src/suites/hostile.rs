@@ -8,6 +8,7 @@
 //! broken: nothing more goes on it, the device is reset before its
 //! memory is looked at again, and the check fails saying where.
 
+use super::setups::run_counted;
 use super::virtio::WANTED;
 use crate::check::Outcome;
 use crate::dma::DmaMemory;
@@ -20,9 +21,11 @@ use crate::virtio::devices::fs::{self, Fs, FsConfig, CONFIG_LEN};
 use crate::virtio::indicators::{IndicatorMode, Indicators};
 use crate::virtio::queue::{DmaBuffer, Queue};
 use crate::virtio::stress::Rng;
+use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
     driver_ok_status, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
 };
+use crate::workloads::hostile::Echoes;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -147,6 +150,8 @@ fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> 
 struct Echoed {
     requests: u64,
     bytes: u64,
+    /// Echoes under the stress engine (its own checks, no canaries).
+    stressed: u64,
     /// Failures, each naming device, queue and request.
     failures: Vec<String>,
 }
@@ -237,6 +242,73 @@ fn run(
     Vec::new()
 }
 
+/// Echoes per stress phase, before `stress=`.
+const STRESS_REQUESTS: u64 = 256;
+
+/// The request queue under the stress engine, by interrupt then polled,
+/// the queue kept full; one QueueStats line per phase.
+fn stress(
+    t: &mut CcwTransport,
+    q: &mut Queue,
+    ind: &mut Indicators,
+    (seed, factor): (u64, u32),
+    bus: BusId,
+    out: &mut Echoed,
+) {
+    for (phase, completion) in [Completion::Interrupts, Completion::Polled]
+        .into_iter()
+        .enumerate()
+    {
+        let mut w = Echoes {
+            seed,
+            // Past the batches' numbers: each phase its own payloads.
+            base: (phase as u64 + 1) << 32,
+            max_len: MAX_LEN as u32,
+        };
+        let opts = Options::varied(
+            seed,
+            u64::from(REQUEST_QUEUE) << 16 | phase as u64,
+            q.size(),
+            STRESS_REQUESTS * u64::from(factor.max(1)),
+            false,
+            completion,
+            now_us,
+        );
+        let result = run_counted(t, q, &mut w, &opts, ind);
+        // A polled phase left the queue's interrupts off.
+        q.enable_interrupts(true);
+        let label = format!("request{} {}", REQUEST_QUEUE, completion.name());
+        match result {
+            Ok(st) => {
+                crate::out!("# hostile {} {}: {}\n", bus, label.as_str(), st);
+                out.stressed += st.requests;
+                if let Err(e) = crate::judge::echo_queue(
+                    &format!("hostile {} {}", bus, label.as_str()),
+                    (completion == Completion::Polled, false),
+                    &st,
+                ) {
+                    out.failures.push(e);
+                }
+            }
+            Err(f) => {
+                out.failures.push(format!(
+                    "hostile {} {}: request {} (seed {}): {}; queue marked broken",
+                    bus,
+                    label.as_str(),
+                    f.request,
+                    Hex(seed),
+                    f.what.as_str()
+                ));
+                return;
+            }
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    crate::arch::tod() / crate::arch::TOD_PER_US
+}
+
 pub fn echo(m: &mut Machine) -> Outcome {
     let seed = m.cfg.seed;
     let found: Vec<(BusId, u32)> = m
@@ -256,7 +328,7 @@ pub fn echo(m: &mut Machine) -> Outcome {
     let mut failures = Vec::new();
     for (bus, sid) in found {
         let what = format!("hostile {} queue {}", bus, REQUEST_QUEUE);
-        let (mut t, _ind, mut dev) = match open(sid, bus) {
+        let (mut t, mut ind, mut dev) = match open(sid, bus) {
             Ok(x) => x,
             Err(e) => {
                 failures.push(e);
@@ -266,10 +338,18 @@ pub fn echo(m: &mut Machine) -> Outcome {
         let mut out = Echoed {
             requests: 0,
             bytes: 0,
+            stressed: 0,
             failures: Vec::new(),
         };
         let left = match dev.queue_mut(REQUEST_QUEUE) {
-            Some(q) => run(&mut t, q, seed, &what, &mut out),
+            Some(q) => {
+                let left = run(&mut t, q, seed, &what, &mut out);
+                // A queue that lied is broken: no stress on it.
+                if out.failures.is_empty() {
+                    stress(&mut t, q, &mut ind, (seed, m.cfg.stress), bus, &mut out);
+                }
+                left
+            }
             None => {
                 out.failures
                     .push(format!("{}: no such queue", what.as_str()));
@@ -287,11 +367,12 @@ pub fn echo(m: &mut Machine) -> Outcome {
             }
         }
         crate::out!(
-            "# hostile {}: {} requests echoed, {} bytes, every byte and canary checked, {} in flight at the end\n",
+            "# hostile {}: {} requests echoed in batches, {} bytes, every byte and canary checked, {} in flight at the end; {} echoed under stress\n",
             bus,
             out.requests,
             out.bytes,
-            left.len()
+            left.len(),
+            out.stressed
         );
         failures.extend(out.failures);
     }
