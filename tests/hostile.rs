@@ -11,7 +11,9 @@
 use crate::common;
 
 use common::models::offered;
-use common::{assert_pass, boot, check, check_ran, check_summary, elf, fails_with, scenario};
+use common::{
+    assert_pass, boot, check, check_ran, check_summary, elf, fails_with, failure_text, scenario,
+};
 use qemu_runner::hostile::{Hostile, HostileScenario, Lie};
 use qemu_runner::virtiofs::{virtiofsd, VirtioFs, VirtioFsScenario};
 use qemu_runner::{Directive, Run, Scenario};
@@ -70,7 +72,7 @@ fn a_behaving_device_echoes_every_byte() {
     check(
         &o,
         o.console().lines().any(|l| {
-            l.starts_with("# hostile fe.0.0020: 256 requests echoed in batches, ")
+            l.starts_with("# hostile fe.0.0020: 256 requests echoed in batches on 1 request queues, ")
                 && l.ends_with(
                     " bytes, every byte and canary checked, 0 in flight at the end; 512 echoed under stress",
                 )
@@ -95,7 +97,11 @@ fn a_behaving_device_echoes_every_byte() {
 }
 
 fn lie(name: &str, l: Lie) -> Option<(Run, String)> {
-    let s = hostile_scenario(name, Hostile::new(BUS).lie(l, AT))?;
+    lie_on(name, Hostile::new(BUS), l)
+}
+
+fn lie_on(name: &str, h: Hostile, l: Lie) -> Option<(Run, String)> {
+    let s = hostile_scenario(name, h.lie(l, AT))?;
     let o = boot(&s, &elf());
     let said = lied(&o);
     Some((o, said))
@@ -335,6 +341,45 @@ fn a_lie_under_stress_is_named_by_the_engine() {
         &o,
         !o.console().contains("# hostile fe.0.0020 request1 polled"),
         "no polled phase on the broken queue",
+    );
+    went_on(&o);
+}
+
+/// Two request queues, the first lies: it is broken, the second still
+/// echoes in batches and under stress.
+#[test]
+fn a_broken_queue_leaves_the_other_queue_working() {
+    let Some((o, said)) = lie_on(
+        "hostile-two-queues",
+        Hostile::new(BUS).request_queues(2),
+        Lie::IdOutOfRange,
+    ) else {
+        return;
+    };
+    assert!(said.starts_with("request 13: used id 128 "), "{said}");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: device returned id 128, but the queue has only 128 entries; queue marked broken"],
+    );
+    let console = o.console();
+    check(
+        &o,
+        console.contains("# hostile fe.0.0020 request2 interrupts: 256 requests, ")
+            && console.contains("# hostile fe.0.0020 request2 polled: 256 requests, ")
+            && !console.contains("# hostile fe.0.0020 request1 "),
+        "stress on queue 2 only",
+    );
+    check(
+        &o,
+        console
+            .contains("# hostile fe.0.0020: 269 requests echoed in batches on 2 request queues, "),
+        "13 batch echoes on queue 1 and 256 on queue 2",
+    );
+    check(
+        &o,
+        !failure_text(&o).contains("queue 2"),
+        "no failure on queue 2",
     );
     went_on(&o);
 }

@@ -19,7 +19,7 @@ use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::fs::{self, Fs, FsConfig, CONFIG_LEN};
 use crate::virtio::indicators::{IndicatorMode, Indicators};
-use crate::virtio::queue::{DmaBuffer, Queue};
+use crate::virtio::queue::{DmaBuffer, Queue, MAX_QUEUES};
 use crate::virtio::stress::Rng;
 use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
@@ -42,12 +42,14 @@ const MAX_LEN: u64 = 1024;
 /// One request in flight.
 struct Request {
     n: u64,
+    /// Added to `n` for its payload: the queue's own.
+    base: u64,
     layout: Layout,
     mem: Rc<DmaMemory>,
 }
 
 impl Request {
-    fn new(seed: u64, n: u64, len: usize) -> Self {
+    fn new(seed: u64, (base, n): (u64, u64), len: usize) -> Self {
         let layout = Layout::new(len);
         let mem = Rc::new(DmaMemory::new(layout.total));
         let mut bytes = alloc::vec![0u8; layout.total];
@@ -56,10 +58,15 @@ impl Request {
                 bytes[at + i] = canary_byte(i);
             }
         }
-        let p = payload(seed, n, len);
+        let p = payload(seed, base + n, len);
         bytes[layout.read_at..layout.read_at + len].copy_from_slice(&p);
         mem.write(0, &bytes);
-        Request { n, layout, mem }
+        Request {
+            n,
+            base,
+            layout,
+            mem,
+        }
     }
 
     fn bytes(&self) -> Vec<u8> {
@@ -94,7 +101,7 @@ impl Request {
             ));
         }
         let b = self.bytes();
-        let want = payload(seed, self.n, l.len);
+        let want = payload(seed, self.base + self.n, l.len);
         for (i, &w) in want.iter().enumerate() {
             if b[l.read_at + i] != w {
                 return Err(format!(
@@ -138,9 +145,21 @@ fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> 
             bus, TAG, tag
         ));
     }
+    // At most the queues a CCW device has, whatever the device says.
+    let queues = u16::try_from(config.num_request_queues)
+        .ok()
+        .filter(|&n| (1..MAX_QUEUES).contains(&n))
+        .ok_or_else(|| {
+            format!(
+                "hostile {}: num_request_queues: expected 1 to {}, got {}",
+                bus,
+                MAX_QUEUES - 1,
+                config.num_request_queues
+            )
+        })?;
     let ind =
         Indicators::install(&mut t, IndicatorMode::Classic).map_err(|x| e("indicators", &x))?;
-    let dev = Fs::setup(&mut t, features, REQUEST_QUEUE, false).map_err(|x| e("queues", &x))?;
+    let dev = Fs::setup(&mut t, features, queues, false).map_err(|x| e("queues", &x))?;
     t.set_status(driver_ok_status(t.revision()))
         .map_err(|x| e("DRIVER_OK", &x))?;
     Ok((t, ind, dev))
@@ -161,18 +180,18 @@ struct Echoed {
 fn run(
     t: &mut CcwTransport,
     q: &mut Queue,
-    seed: u64,
+    (seed, base): (u64, u64),
     what: &str,
     out: &mut Echoed,
 ) -> Vec<Request> {
-    let mut rng = Rng::new(seed ^ 0x6057_11e0);
+    let mut rng = Rng::new(seed ^ 0x6057_11e0 ^ base);
     let mut n = 0u64;
     let mut completions = 0u64;
     for _ in 0..BATCHES {
         let mut flight: Vec<Option<Request>> = (0..q.size()).map(|_| None).collect();
         for _ in 0..DEPTH {
             let len = rng.range(1, MAX_LEN + 1) as usize;
-            let r = Request::new(seed, n, len);
+            let r = Request::new(seed, (base, n), len);
             let chain = [
                 DmaBuffer {
                     mem: &r.mem,
@@ -252,7 +271,7 @@ fn stress(
     q: &mut Queue,
     ind: &mut Indicators,
     (seed, factor): (u64, u32),
-    bus: BusId,
+    (bus, queue): (BusId, u16),
     out: &mut Echoed,
 ) {
     for (phase, completion) in [Completion::Interrupts, Completion::Polled]
@@ -261,13 +280,13 @@ fn stress(
     {
         let mut w = Echoes {
             seed,
-            // Past the batches' numbers: each phase its own payloads.
-            base: (phase as u64 + 1) << 32,
+            // Past the batches' numbers: each queue and phase its own payloads.
+            base: u64::from(queue) << 40 | (phase as u64 + 1) << 32,
             max_len: MAX_LEN as u32,
         };
         let opts = Options::varied(
             seed,
-            u64::from(REQUEST_QUEUE) << 16 | phase as u64,
+            u64::from(queue) << 16 | phase as u64,
             q.size(),
             STRESS_REQUESTS * u64::from(factor.max(1)),
             false,
@@ -277,7 +296,7 @@ fn stress(
         let result = run_counted(t, q, &mut w, &opts, ind);
         // A polled phase left the queue's interrupts off.
         q.enable_interrupts(true);
-        let label = format!("request{} {}", REQUEST_QUEUE, completion.name());
+        let label = format!("request{} {}", queue, completion.name());
         match result {
             Ok(st) => {
                 crate::out!("# hostile {} {}: {}\n", bus, label.as_str(), st);
@@ -327,7 +346,6 @@ pub fn echo(m: &mut Machine) -> Outcome {
     }
     let mut failures = Vec::new();
     for (bus, sid) in found {
-        let what = format!("hostile {} queue {}", bus, REQUEST_QUEUE);
         let (mut t, mut ind, mut dev) = match open(sid, bus) {
             Ok(x) => x,
             Err(e) => {
@@ -341,37 +359,55 @@ pub fn echo(m: &mut Machine) -> Outcome {
             stressed: 0,
             failures: Vec::new(),
         };
-        let left = match dev.queue_mut(REQUEST_QUEUE) {
-            Some(q) => {
-                let left = run(&mut t, q, seed, &what, &mut out);
-                // A queue that lied is broken: no stress on it.
-                if out.failures.is_empty() {
-                    stress(&mut t, q, &mut ind, (seed, m.cfg.stress), bus, &mut out);
-                }
-                left
-            }
-            None => {
+        // What each queue left in flight, checked after the reset.
+        let mut left: Vec<(String, Vec<Request>)> = Vec::new();
+        for q in REQUEST_QUEUE..dev.queue_count() {
+            let what = format!("hostile {} queue {}", bus, q);
+            let Some(queue) = dev.queue_mut(q) else {
                 out.failures
                     .push(format!("{}: no such queue", what.as_str()));
-                Vec::new()
+                continue;
+            };
+            let before = out.failures.len();
+            // Each queue its own payloads.
+            let base = u64::from(q) << 40;
+            left.push((
+                what.clone(),
+                run(&mut t, queue, (seed, base), &what, &mut out),
+            ));
+            // A queue that lied is broken: nothing more on it; the others go on.
+            if out.failures.len() == before {
+                stress(
+                    &mut t,
+                    queue,
+                    &mut ind,
+                    (seed, m.cfg.stress),
+                    (bus, q),
+                    &mut out,
+                );
             }
-        };
+        }
         // The device lets go of what it holds before we look at it again.
         if let Err(e) = t.reset() {
             out.failures
                 .push(format!("hostile {}: reset: {}", bus, e.text().as_str()));
         }
-        for r in &left {
-            if let Err(f) = r.canaries(&what) {
-                out.failures.push(format!("{} (at the end)", f.as_str()));
+        let mut in_flight = 0;
+        for (what, requests) in &left {
+            in_flight += requests.len();
+            for r in requests {
+                if let Err(f) = r.canaries(what) {
+                    out.failures.push(format!("{} (at the end)", f.as_str()));
+                }
             }
         }
         crate::out!(
-            "# hostile {}: {} requests echoed in batches, {} bytes, every byte and canary checked, {} in flight at the end; {} echoed under stress\n",
+            "# hostile {}: {} requests echoed in batches on {} request queues, {} bytes, every byte and canary checked, {} in flight at the end; {} echoed under stress\n",
             bus,
             out.requests,
+            dev.queue_count() - REQUEST_QUEUE,
             out.bytes,
-            left.len(),
+            in_flight,
             out.stressed
         );
         failures.extend(out.failures);

@@ -55,6 +55,9 @@ pub struct Hostile {
     /// The tag the device gets (None: ours), to prove the firmware leaves
     /// a device whose tag is not ours alone (it is still told ours).
     pub device_tag: Option<String>,
+    /// The device's `num-request-queues` (None: QEMU's default, 1; the
+    /// back-end serves up to two).
+    pub request_queues: Option<u16>,
 }
 
 impl Hostile {
@@ -63,7 +66,13 @@ impl Hostile {
             bus: bus.into(),
             lie: None,
             device_tag: None,
+            request_queues: None,
         }
+    }
+
+    pub fn request_queues(mut self, n: u16) -> Self {
+        self.request_queues = Some(n);
+        self
     }
 
     pub fn device_tag(mut self, tag: &str) -> Self {
@@ -108,6 +117,17 @@ impl HostileScenario for Scenario {
                 h.device_tag.clone().unwrap_or_else(|| TAG.into()),
             ),
         ];
+        if let Some(n) = h.request_queues {
+            if usize::from(n) + 1 > backend::QUEUES {
+                self.errors.push(format!(
+                    "hostile device {bus}: {n} request queues, the back-end serves {} at most",
+                    backend::QUEUES - 1
+                ));
+                return self;
+            }
+            d.properties
+                .push(("num-request-queues".into(), n.to_string()));
+        }
         self.expected_devices
             .get_or_insert_with(Vec::new)
             .push(d.entry());
@@ -257,6 +277,12 @@ mod tests {
         assert_eq!(s.peers.len(), 1);
         let bad = Scenario::new("b").hostile(Hostile::new("x"));
         assert!(bad.validate().is_err());
+        let two = Scenario::new("t").hostile(Hostile::new("fe.0.0020").request_queues(2));
+        assert!(two.ccw_devices[0]
+            .device_arg()
+            .ends_with(",tag=zv-hostile,num-request-queues=2"));
+        let many = Scenario::new("m").hostile(Hostile::new("fe.0.0020").request_queues(3));
+        assert!(many.validate().unwrap_err().contains("2 at most"));
     }
 
     /// Started without QEMU: the peer ends its back-end within the wait
