@@ -383,3 +383,26 @@ fn a_broken_queue_leaves_the_other_queue_working() {
     );
     went_on(&o);
 }
+
+#[test]
+fn a_used_index_going_backwards_is_named() {
+    let Some((o, said)) = lie("hostile-index-backwards", Lie::IndexBackwards) else {
+        return;
+    };
+    assert!(
+        said.starts_with("request 13: used index moved back by 64, 13 -> 65485"),
+        "{said}"
+    );
+    // Back by 64 is, modulo 2^16, far ahead of what is in flight.
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[
+            "hostile fe.0.0020 queue 1: used entry ",
+            " (seed 0x5eed): virtqueue: used index 6548",
+            " past the last one seen (",
+            " chains are in flight; queue marked broken",
+        ],
+    );
+    went_on(&o);
+}

@@ -24,6 +24,9 @@ const F_VERSION_1: u64 = 1 << 32;
 /// The most queues QEMU may ask for: the high-priority queue and up to
 /// this many minus one request queues.
 pub const QUEUES: usize = 3;
+/// How far `Lie::IndexBackwards` moves the used index back: more than a
+/// batch of the firmware's, so that no entry it has yet to take is there.
+const BACK: u16 = 64;
 /// The largest queue size we take (QEMU's default is 128).
 const MAX_QUEUE_SIZE: usize = 1024;
 
@@ -202,6 +205,16 @@ impl Echo {
                 let step = size + 1;
                 raw_used(vring, mem, u32::from(head), written, step)?;
                 format!("used index moved by {step} (queue size {size}) for id {head}")
+            }
+            Lie::IndexBackwards => {
+                let mut g = vring.get_mut();
+                let q = g.get_queue_mut();
+                let (used, next) = (q.used_ring(), q.next_used());
+                let idx = next.wrapping_sub(BACK);
+                mem.store(idx.to_le(), GuestAddress(used + 2), Ordering::Release)
+                    .map_err(io::Error::other)?;
+                q.set_next_used(idx);
+                format!("used index moved back by {BACK}, {next} -> {idx}, id {head} not returned")
             }
             Lie::NeverReturned => format!("id {head} never returned"),
             Lie::WritesReadable | Lie::WritesPastBuffer => {

@@ -35,6 +35,9 @@ pub enum Lie {
     LenPastWritable,
     /// The used index moved by more than the queue size.
     IndexJump,
+    /// The used index moved back by 64 (and on from there: the chain is
+    /// not returned).
+    IndexBackwards,
     /// The chain never returned.
     NeverReturned,
     /// The first byte of the chain's device-readable buffer inverted
