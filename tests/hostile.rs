@@ -94,6 +94,14 @@ fn a_behaving_device_echoes_every_byte() {
         o.peers[0].figure("requests") == Some(768.0),
         "the back-end to have served 768 requests",
     );
+    check(
+        &o,
+        o.peers[0]
+            .lines
+            .iter()
+            .any(|l| l == "back-end ended with the connection"),
+        "the back-end to end with QEMU's connection",
+    );
 }
 
 fn lie(name: &str, l: Lie) -> Option<(Run, String)> {

@@ -177,10 +177,14 @@ impl PeerSpec for HostileSpec {
         std::thread::Builder::new()
             .name(format!("hostile {}", self.bus))
             .spawn(move || {
-                let r = daemon
-                    .start(&mut listener)
-                    .and_then(|()| daemon.wait())
-                    .map_err(|e| e.to_string());
+                // The front-end closing its connection is the normal end.
+                let r = match daemon.start(&mut listener).and_then(|()| daemon.wait()) {
+                    Err(vhost_user_backend::Error::HandleRequest(
+                        vhost::vhost_user::Error::Disconnected
+                        | vhost::vhost_user::Error::PartialMessage,
+                    )) => Ok(()),
+                    r => r.map_err(|e| e.to_string()),
+                };
                 let _ = done.send(r);
             })?;
         Ok(Box::new(HostilePeer {
