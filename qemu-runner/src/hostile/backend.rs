@@ -81,12 +81,16 @@ impl Echo {
         };
         let mem = atomic.memory();
         loop {
-            let chains: Vec<_> = vring
-                .get_mut()
-                .get_queue_mut()
-                .iter(mem.clone())
-                .map_err(io::Error::other)?
-                .collect();
+            let chains: Vec<_> = {
+                let mut g = vring.get_mut();
+                let q = g.get_queue_mut();
+                // A kick that comes after the ring was stopped (a reset
+                // by another check, or QEMU's stop) has nothing to serve.
+                if !q.ready() {
+                    return Ok(());
+                }
+                q.iter(mem.clone()).map_err(io::Error::other)?.collect()
+            };
             if chains.is_empty() {
                 return Ok(());
             }
@@ -325,15 +329,20 @@ impl VhostUserBackendMut for Echo {
         _thread_id: usize,
     ) -> io::Result<()> {
         if evset != EventSet::IN {
-            return Err(io::Error::other(format!("unexpected events {evset:?}")));
+            self.note(|l| {
+                l.errors
+                    .push(format!("queue {device_event}: unexpected events {evset:?}"))
+            });
+            return Ok(());
         }
         let Some(vring) = vrings.get(usize::from(device_event)) else {
             return Ok(());
         };
-        if let Err(e) = self.serve(vring) {
+        // An error is the verdict's (the peer's reasons), not the end of
+        // the worker thread: an Err here would stop every queue.
+        if let Err(e) = self.serve(vring).and_then(|()| vring.signal_used_queue()) {
             self.note(|l| l.errors.push(format!("queue {device_event}: {e}")));
-            return Err(e);
         }
-        vring.signal_used_queue()
+        Ok(())
     }
 }
