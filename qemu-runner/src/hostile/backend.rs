@@ -37,7 +37,7 @@ pub struct Log {
     pub bytes: u64,
     /// The lie told, as the report says it.
     pub lied: Option<String>,
-    /// Guest memory the back-end could not use (never expected).
+    /// What went wrong serving (never expected): each a reason in the verdict.
     pub errors: Vec<String>,
 }
 
@@ -74,7 +74,7 @@ impl Echo {
         }
     }
 
-    /// Serves every chain the ring has on `vring`; says whether it used any.
+    /// Serves every chain the ring has on `vring`, lying where told to.
     fn serve(&mut self, vring: &VringRwLock) -> io::Result<()> {
         let Some(atomic) = self.mem.as_ref() else {
             return Ok(());
