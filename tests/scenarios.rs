@@ -12,6 +12,7 @@ mod discovery;
 mod failure_paths;
 mod gpu;
 mod hercules;
+mod hostile;
 mod hypercalls;
 mod input;
 mod junit;

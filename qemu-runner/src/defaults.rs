@@ -7,6 +7,7 @@
 
 use crate::balloon::BalloonScenario;
 use crate::gpu::GpuScenario;
+use crate::hostile::{Hostile, HostileScenario};
 use crate::mem::MemScenario;
 use crate::net::{Echo, NetScenario};
 use crate::p9::{P9Scenario, Share9p};
@@ -52,6 +53,10 @@ pub const USER_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x7a, 0x76, 0x0d];
 /// virtio-fs (model, bus id, tag): on the seeded tree, scratch, where
 /// the host has a `virtiofsd` (and then guest RAM is a shared back-end).
 pub const VIRTIO_FS: (&str, &str, &str) = ("vhost-user-fs-ccw", "fe.0.0010", "zvtest-fs");
+
+/// The hostile device (model, bus id), behaving: the runner's own
+/// vhost-user back-end (crate::hostile), guest RAM shared.
+pub const HOSTILE: (&str, &str) = ("vhost-user-fs-ccw", "fe.0.0012");
 
 /// The device plugged once the firmware says it is ready (`css.hotplug`).
 pub const HOT_PLUGGED: (&str, &str, &str) = ("virtio-rng-ccw", "fe.0.000b", "rng");
@@ -249,6 +254,11 @@ pub fn default_scenario(scratch: &Path) -> io::Result<(Scenario, LeftOut)> {
             )
         }
         Err(why) => left_out.push((model, why)),
+    }
+    let (model, bus) = HOSTILE;
+    match offered(&s.qemu, s.data_dir.as_deref(), model) {
+        Ok(()) => s = s.hostile(Hostile::new(bus)),
+        Err(why) => left_out.push(("vhost-user-fs-ccw (the hostile device)", why)),
     }
     let (model, bus, name) = HOT_PLUGGED;
     s = s.hot_plug(model, bus, name).diag288(Diag288::Present);

@@ -69,6 +69,7 @@ pub mod defaults;
 pub mod devices;
 pub mod disks;
 pub mod gpu;
+pub mod hostile;
 pub mod input;
 pub mod junit;
 pub mod mem;

@@ -92,6 +92,7 @@ pub const NAMES: &[&str] = &[
     "fs.read",
     "fs.write",
     "fs.stress",
+    "hostile.echo",
     "gpu.display",
     "gpu.scanout",
     "gpu.cursor",

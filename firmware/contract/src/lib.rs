@@ -17,6 +17,7 @@ pub mod fmt;
 pub mod glob;
 pub mod gpu;
 pub mod host;
+pub mod hostile;
 pub mod hypercalls;
 pub mod input;
 pub mod inventory;

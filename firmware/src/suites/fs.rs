@@ -49,9 +49,27 @@ struct Found {
     scratch: bool,
 }
 
+/// Why there is nothing to check: no device, or only hostile ones.
+fn no_device(m: &Machine) -> &'static str {
+    if m.inventory.virtio_devices(fs::DEVICE_ID).next().is_some() {
+        "no vhost-user-fs-ccw share (the hostile device is hostile.echo's)"
+    } else {
+        "no vhost-user-fs-ccw device"
+    }
+}
+
+/// The virtio-fs devices that are shares: the hostile device (a
+/// `shares=` item with the hostile tag) is `hostile.echo`'s, not a FUSE
+/// server, and is left alone here.
 fn devices(m: &Machine) -> Vec<Found> {
     m.inventory
         .virtio_devices(fs::DEVICE_ID)
+        .filter(|d| {
+            !m.cfg
+                .shares
+                .iter()
+                .any(|s| s.bus == d.bus_id() && s.tag.as_str() == zvtest_contract::hostile::TAG)
+        })
         .map(|d| {
             let bus = d.bus_id();
             Found {
@@ -364,7 +382,7 @@ fn share_of(d: &Found) -> Result<&ShareConfig, Outcome> {
 pub fn config(m: &mut Machine) -> Outcome {
     let found = devices(m);
     if found.is_empty() {
-        return Outcome::skip("no vhost-user-fs-ccw device");
+        return Outcome::skip(no_device(m));
     }
     for d in &found {
         let share = match share_of(d) {
@@ -651,7 +669,7 @@ fn octal(mode: u32) -> u32 {
 fn tree_devices(m: &Machine) -> Result<Vec<Found>, Outcome> {
     let found = devices(m);
     if found.is_empty() {
-        return Err(Outcome::skip("no vhost-user-fs-ccw device"));
+        return Err(Outcome::skip(no_device(m)));
     }
     let mut with_tree = Vec::new();
     for d in found {

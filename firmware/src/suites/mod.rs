@@ -14,6 +14,7 @@ mod css;
 mod fs;
 mod gpu;
 mod heap;
+mod hostile;
 mod hypercalls;
 mod inject;
 mod input;
@@ -150,6 +151,7 @@ const CHECKS: &[Check<Machine>] = &[
     Check::new("fs.stress", fs::stress)
         .timeout(60_000)
         .stressed(),
+    Check::new("hostile.echo", hostile::echo).timeout(60_000),
     Check::new("gpu.display", gpu::display).timeout(20_000),
     Check::new("gpu.scanout", gpu::scanout).timeout(40_000),
     Check::new("gpu.cursor", gpu::cursor).timeout(20_000),

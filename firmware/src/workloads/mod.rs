@@ -5,6 +5,7 @@ pub mod blk;
 pub mod crypto;
 pub mod fs;
 pub mod gpu;
+pub mod hostile;
 pub mod p9;
 pub mod rng;
 pub mod scsi;
