@@ -650,6 +650,8 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         return bench(m, d, &mut medium).map(|()| medium.patterned);
     }
     let per_req_max = (64 * 1024 / bs).max(1);
+    // The runner's cue for faults during the stress; nothing waits for it.
+    crate::out!("{} {}\n", markers::BLK_STRESS, d.id);
     // Every setup the device takes (IN_ORDER too, where offered), the
     // last one writing every writable stripe.
     let rounds = super::setups::stress_rounds(true);
