@@ -224,6 +224,116 @@ impl Peer for Pausing {
     }
 }
 
+/// Overwrites `len` bytes at byte `offset` of one virtio-blk disk with
+/// `byte`, behind the guest's back, when `blk.stress` starts on it:
+/// QEMU's `qemu-io` monitor command (HMP through QMP's
+/// `human-monitor-command`) on the device's own block backend
+/// (`-d <device id>/virtio-backend`: the BlockBackend of a virtio-blk-ccw
+/// proxy is its inner device's), quiet (`-q`: qemu-io prints to QEMU's
+/// stdout, our console). The write runs in QEMU's main loop before the
+/// reply. The guest's next read covering it must fail naming the offset,
+/// and so must the host's verification of the image after the run.
+#[derive(Debug, Clone)]
+pub struct CorruptDuringStress {
+    bus: String,
+    offset: u64,
+    len: u64,
+    byte: u8,
+}
+
+impl CorruptDuringStress {
+    pub fn new(bus: &str, offset: u64, len: u64, byte: u8) -> Self {
+        CorruptDuringStress {
+            bus: bus.into(),
+            offset,
+            len,
+            byte,
+        }
+    }
+
+    /// The HMP command line: qemu-io on the disk's device backend.
+    pub fn command_line(&self) -> String {
+        format!(
+            "qemu-io -d ccw-{}/virtio-backend \"write -q -P {:#04x} {} {}\"",
+            self.bus, self.byte, self.offset, self.len
+        )
+    }
+}
+
+impl PeerSpec for CorruptDuringStress {
+    fn name(&self) -> String {
+        format!("corrupt {}", self.bus)
+    }
+
+    fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
+        Ok(Box::new(Corrupting {
+            monitor: PeerMonitor::new(ctx, &format!("corrupt-{}.qmp", self.bus)),
+            spec: self.clone(),
+            done: false,
+            lines: Vec::new(),
+            reasons: Vec::new(),
+        }))
+    }
+}
+
+struct Corrupting {
+    spec: CorruptDuringStress,
+    monitor: PeerMonitor,
+    done: bool,
+    lines: Vec<String>,
+    reasons: Vec<String>,
+}
+
+impl Peer for Corrupting {
+    fn qemu_args(&self) -> Vec<String> {
+        self.monitor.qemu_args()
+    }
+
+    fn line(&mut self, line: &str) {
+        let marker = format!("{BLK_STRESS} {}", self.spec.bus);
+        if line.trim() != marker || self.done {
+            return;
+        }
+        self.done = true;
+        let cmd = self.spec.command_line();
+        let q = serde_json::json!({
+            "execute": "human-monitor-command",
+            "arguments": { "command-line": cmd },
+        })
+        .to_string();
+        // HMP answers with its text: empty when the command did its work,
+        // the error otherwise (an unknown device, a permission refused).
+        match self.monitor.query("human-monitor-command", &q) {
+            Ok(serde_json::Value::String(t)) if t.trim().is_empty() => self.lines.push(format!(
+                "at `{marker}`: wrote {} bytes of {:#04x} at offset {} ({:#x}) of {} behind the guest's back (HMP `{cmd}`)",
+                self.spec.len, self.spec.byte, self.spec.offset, self.spec.offset, self.spec.bus
+            )),
+            Ok(v) => self.reasons.push(format!(
+                "HMP `{cmd}` at `{marker}` answered {v}: the disk was not corrupted"
+            )),
+            Err(e) => self
+                .reasons
+                .push(format!("HMP `{cmd}` at `{marker}`: {e}")),
+        }
+    }
+
+    fn finish(self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
+        let this = *self;
+        let mut o = PeerOutcome::new(this.spec.name());
+        o.lines = this.lines;
+        o.reasons = this.reasons;
+        if !this.done && end.complete && end.tap.result("blk.stress").is_some() {
+            o.reasons.push(format!(
+                "blk.stress ran but `{BLK_STRESS} {}` never came: the disk was not corrupted",
+                this.spec.bus
+            ));
+        }
+        o.figures
+            .push(("corruptions".into(), f64::from(u8::from(this.done))));
+        o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +444,73 @@ mod tests {
             o.reasons.iter().any(|r| r.contains("the stress of fe.0.0001 did not go on after the VM resumed (0 reports after RESUME, end line missing)")),
             "{:?}",
             o.reasons
+        );
+    }
+
+    fn corrupt_with(test: &str, replies: Vec<&'static str>, marker: bool) -> PeerOutcome {
+        let sock = socket(test);
+        let dir = sock.path.parent().unwrap().to_path_buf();
+        // No marker, no connection: no server to wait for one.
+        let server = marker.then(|| {
+            let listener =
+                std::os::unix::net::UnixListener::bind(dir.join("corrupt-fe.0.0001.qmp")).unwrap();
+            fake_server(listener, replies)
+        });
+        let ctx = PeerContext {
+            dir,
+            seed: 1,
+            deadline: Instant::now() + Duration::from_secs(2),
+        };
+        let spec = CorruptDuringStress::new("fe.0.0001", 65536, 512, 0x5a);
+        let mut peer = spec.start(&ctx).unwrap();
+        if marker {
+            peer.line("# zvtest: blk stress fe.0.0001");
+        }
+        let tap = crate::tap::parse("TAP version 14\n1..1\nnot ok 1 - blk.stress\n");
+        let o = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: true,
+        });
+        if let Some(server) = server {
+            let got = server.join().unwrap();
+            assert!(
+                got[1].contains(
+                    "qemu-io -d ccw-fe.0.0001/virtio-backend \\\"write -q -P 0x5a 65536 512\\\""
+                ),
+                "{got:?}"
+            );
+        }
+        o
+    }
+
+    #[test]
+    fn a_corruption_qemu_did_is_reported_and_one_it_refused_fails() {
+        let o = corrupt_with("corrupt-ok", vec![OK, "{\"return\": \"\"}\r\n"], true);
+        assert!(o.reasons.is_empty(), "{:?}", o.reasons);
+        assert!(
+            o.lines[0].contains("wrote 512 bytes of 0x5a at offset 65536 (0x10000) of fe.0.0001")
+        );
+        let o = corrupt_with(
+            "corrupt-refused",
+            vec![
+                OK,
+                "{\"return\": \"Device 'ccw-fe.0.0001/virtio-backend' not found\\r\\n\"}\r\n",
+            ],
+            true,
+        );
+        assert!(
+            o.reasons[0].contains("answered \"Device 'ccw-fe.0.0001/virtio-backend' not found\\r\\n\": the disk was not corrupted"),
+            "{:?}",
+            o.reasons
+        );
+    }
+
+    #[test]
+    fn a_stress_without_its_marker_fails_the_corruption() {
+        let o = corrupt_with("corrupt-none", vec![], false);
+        assert_eq!(
+            o.reasons,
+            ["blk.stress ran but `# zvtest: blk stress fe.0.0001` never came: the disk was not corrupted"]
         );
     }
 }
