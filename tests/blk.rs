@@ -670,3 +670,73 @@ fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
         &format!("the host's verification to name offset {first}: {reason:?}"),
     );
 }
+
+/// A disk hot-unplugged (QMP `device_del`, which the css bridge does at
+/// once, without asking the guest) as blk.stress starts on it: the
+/// firmware says it was removed with its requests in flight (how many
+/// were outstanding, how many the device completed as it went, how it
+/// knew: STSCH), does not hang, and stresses the other disk to its end.
+#[test]
+fn a_disk_unplugged_under_stress_is_reported_removed_and_the_rest_runs() {
+    use qemu_runner::faults::UnplugDuringStress;
+    const OTHER: &str = "fe.0.0002";
+    let name = "blk-unplug";
+    let s = scenario(name)
+        .scratch_blk(BUS, Disk::new(8 * MIB))
+        .scratch_blk(OTHER, Disk::new(8 * MIB))
+        .append("only=blk")
+        .peer(UnplugDuringStress::new(BUS))
+        .qmp_events(true);
+    let seed = s.disk_seed();
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "blk.stress",
+        &[
+            &format!("{BUS}: queue 0 "),
+            " requests in flight (",
+            " completed by the device as it went, ",
+            " never answered; the subchannel is gone: STSCH ",
+            "; first seen as: ",
+            &format!("(replay: seed={seed:#x} only=blk.stress)"),
+        ],
+    );
+    let text = common::failure_text(&o);
+    check(
+        &o,
+        text.contains(": removed with "),
+        &format!("the removal named: {text}"),
+    );
+    let peer = o
+        .peers
+        .iter()
+        .find(|p| p.name == format!("unplug {BUS}"))
+        .expect("the unplugging peer's outcome");
+    check(
+        &o,
+        peer.lines.iter().any(|l| {
+            l.starts_with(&format!(
+                "device_del ccw-{BUS} at `# zvtest: blk stress {BUS}`: DEVICE_DELETED "
+            ))
+        }),
+        &format!("the peer's word of the unplug: {:?}", peer.lines),
+    );
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains(&format!("# blk {OTHER}: ")) && o.console().contains(" rounds, "),
+        "the other disk's stress ran to its end",
+    );
+    check(
+        &o,
+        !text.contains(&format!("{OTHER}: ")),
+        "the other disk not named in the failure",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+}

@@ -99,7 +99,7 @@ impl Pausing {
         let sent = Instant::now();
         // Connects on first use: no event of ours can come before.
         self.monitor.query("stop", &stop)?;
-        let Some((_, stopped)) =
+        let Some((_, stopped, _)) =
             self.monitor
                 .wait_event(&["STOP"], 0, Instant::now() + EVENT_WAIT)?
         else {
@@ -112,7 +112,7 @@ impl Pausing {
         self.expect_status("after STOP", false)?;
         // The hold: QEMU's events are read meanwhile; one that ends the
         // pause before its time is a fault of its own.
-        if let Some((what, at)) =
+        if let Some((what, at, _)) =
             self.monitor
                 .wait_event(&["RESUME", "SHUTDOWN", "RESET"], since, stopped + hold)?
         {
@@ -127,7 +127,7 @@ impl Pausing {
         let cont = crate::qmp::client::command("cont", &[]);
         let sent = Instant::now();
         self.monitor.query("cont", &cont)?;
-        let Some((_, resumed)) =
+        let Some((_, resumed, _)) =
             self.monitor
                 .wait_event(&["RESUME"], since, Instant::now() + EVENT_WAIT)?
         else {
@@ -334,6 +334,111 @@ impl Peer for Corrupting {
     }
 }
 
+/// Unplugs one virtio-blk disk (QMP `device_del` of its proxy) when
+/// `blk.stress` starts on it, while its queue is busy: the css bridge
+/// unplugs at once, without asking the guest; the firmware must say the
+/// device was removed with its requests in flight, not hang, and go on
+/// with the other disks. Waits for `DEVICE_DELETED` naming the proxy.
+#[derive(Debug, Clone)]
+pub struct UnplugDuringStress {
+    bus: String,
+}
+
+impl UnplugDuringStress {
+    pub fn new(bus: &str) -> Self {
+        UnplugDuringStress { bus: bus.into() }
+    }
+}
+
+impl PeerSpec for UnplugDuringStress {
+    fn name(&self) -> String {
+        format!("unplug {}", self.bus)
+    }
+
+    fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
+        Ok(Box::new(Unplugging {
+            monitor: PeerMonitor::new(ctx, &format!("unplug-{}.qmp", self.bus)),
+            spec: self.clone(),
+            done: false,
+            lines: Vec::new(),
+            reasons: Vec::new(),
+        }))
+    }
+}
+
+struct Unplugging {
+    spec: UnplugDuringStress,
+    monitor: PeerMonitor,
+    done: bool,
+    lines: Vec<String>,
+    reasons: Vec<String>,
+}
+
+impl Unplugging {
+    fn unplug(&mut self, marker: &str) -> Result<(), String> {
+        let id = format!("ccw-{}", self.spec.bus);
+        let sent = Instant::now();
+        self.monitor.query(
+            &format!("device_del {id}"),
+            &crate::qmp::client::device_del(&id),
+        )?;
+        let mut since = 0;
+        loop {
+            let Some((_, at, data)) =
+                self.monitor
+                    .wait_event(&["DEVICE_DELETED"], since, sent + EVENT_WAIT)?
+            else {
+                return Err(format!(
+                    "no DEVICE_DELETED for {id} in the {} ms after device_del",
+                    sent.elapsed().as_millis()
+                ));
+            };
+            since = self.monitor.events_read();
+            if data["device"] == id.as_str() {
+                self.lines.push(format!(
+                    "device_del {id} at `{marker}`: DEVICE_DELETED {} ms after it was sent",
+                    at.saturating_duration_since(sent).as_millis()
+                ));
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Peer for Unplugging {
+    fn qemu_args(&self) -> Vec<String> {
+        self.monitor.qemu_args()
+    }
+
+    fn line(&mut self, line: &str) {
+        let marker = format!("{BLK_STRESS} {}", self.spec.bus);
+        if line.trim() != marker || self.done {
+            return;
+        }
+        self.done = true;
+        if let Err(e) = self.unplug(&marker) {
+            self.reasons
+                .push(format!("the unplug at `{marker}` failed: {e}"));
+        }
+    }
+
+    fn finish(self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
+        let this = *self;
+        let mut o = PeerOutcome::new(this.spec.name());
+        o.lines = this.lines;
+        o.reasons = this.reasons;
+        if !this.done && end.complete && end.tap.result("blk.stress").is_some() {
+            o.reasons.push(format!(
+                "blk.stress ran but `{BLK_STRESS} {}` never came: nothing was unplugged",
+                this.spec.bus
+            ));
+        }
+        o.figures
+            .push(("unplugs".into(), f64::from(u8::from(this.done))));
+        o
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +616,51 @@ mod tests {
         assert_eq!(
             o.reasons,
             ["blk.stress ran but `# zvtest: blk stress fe.0.0001` never came: the disk was not corrupted"]
+        );
+    }
+
+    fn unplug_with(test: &str, replies: Vec<&'static str>) -> PeerOutcome {
+        let sock = socket(test);
+        let dir = sock.path.parent().unwrap().to_path_buf();
+        let listener =
+            std::os::unix::net::UnixListener::bind(dir.join("unplug-fe.0.0001.qmp")).unwrap();
+        let server = fake_server(listener, replies);
+        let ctx = PeerContext {
+            dir,
+            seed: 1,
+            deadline: Instant::now() + Duration::from_secs(2),
+        };
+        let mut peer = UnplugDuringStress::new("fe.0.0001").start(&ctx).unwrap();
+        peer.line("# zvtest: blk stress fe.0.0001");
+        let tap = crate::tap::parse("TAP version 14\n1..1\nnot ok 1 - blk.stress\n");
+        let o = peer.finish(&PeerEnd {
+            tap: &tap,
+            complete: true,
+        });
+        drop(server);
+        o
+    }
+
+    #[test]
+    fn an_unplug_waits_for_the_proxys_deleted_event_and_a_refusal_fails() {
+        let o = unplug_with(
+            "unplug-ok",
+            vec![
+                OK,
+                "{\"event\": \"DEVICE_DELETED\", \"data\": {\"path\": \"/machine/peripheral/ccw-fe.0.0001/virtio-backend\"}}\r\n{\"return\": {}}\r\n{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"ccw-fe.0.0001\", \"path\": \"/machine/peripheral/ccw-fe.0.0001\"}}\r\n",
+            ],
+        );
+        assert!(o.reasons.is_empty(), "{:?}", o.reasons);
+        assert!(o.lines[0].starts_with(
+            "device_del ccw-fe.0.0001 at `# zvtest: blk stress fe.0.0001`: DEVICE_DELETED "
+        ));
+        let o = unplug_with(
+            "unplug-refused",
+            vec![OK, "{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device 'ccw-fe.0.0001' not found\"}}\r\n"],
+        );
+        assert_eq!(
+            o.reasons,
+            ["the unplug at `# zvtest: blk stress fe.0.0001` failed: QMP device_del ccw-fe.0.0001: Device 'ccw-fe.0.0001' not found"]
         );
     }
 }

@@ -140,14 +140,14 @@ impl PeerMonitor {
 
     /// Reads QEMU's events until one named in `names` has been read (the
     /// ones read while waiting for earlier replies count, from the
-    /// `since`-th on) or `deadline` passes: that event's name and when it
-    /// was read, or `None`. Needs a connection (a query made first).
+    /// `since`-th on) or `deadline` passes: that event's name, when it was
+    /// read and its data, or `None`. Needs a connection (a query made first).
     pub fn wait_event(
         &mut self,
         names: &[&str],
         since: usize,
         deadline: Instant,
-    ) -> Result<Option<(String, Instant)>, String> {
+    ) -> Result<Option<(String, Instant, serde_json::Value)>, String> {
         let c = self
             .client
             .as_mut()
@@ -159,8 +159,8 @@ impl PeerMonitor {
                 .iter()
                 .skip(since)
                 .find(|(_, n, _)| names.contains(&n.as_str()));
-            if let Some((at, n, _)) = found {
-                return Ok(Some((n.clone(), *at)));
+            if let Some((at, n, data)) = found {
+                return Ok(Some((n.clone(), *at, data.clone())));
             }
             if Instant::now() >= deadline {
                 return Ok(None);

@@ -784,6 +784,32 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     }
                 }
                 error_count += traffic.error_count;
+                // A device unplugged under the stress: its kicks are
+                // refused or its answers stop. Said as such, with what the
+                // ring held: the requests outstanding when it was noticed,
+                // and how many of them the device completed as it went
+                // (into our memory, before it was gone).
+                if let (Err(f), Some(how)) = (&result, removed(d.sid)) {
+                    let queue = &mut o.queues[q];
+                    let outstanding = queue.in_flight();
+                    let mut completed = 0u16;
+                    while completed < queue.size() && matches!(queue.try_used(), Ok(Some(_))) {
+                        completed += 1;
+                    }
+                    return Err(format!(
+                        "queue {} {} {} {} request {}: removed with {} requests in flight ({} completed by the device as it went, {} never answered; {}; first seen as: {})",
+                        q,
+                        label.as_str(),
+                        completion.name(),
+                        *phase,
+                        f.request,
+                        outstanding,
+                        completed,
+                        outstanding - completed,
+                        how,
+                        f.what.as_str()
+                    ));
+                }
                 let s = result.map_err(|f| {
                     // The IOERRs before the end, too: they may explain it.
                     let earlier = if error_count > 0 {
@@ -863,6 +889,18 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         }
     );
     Ok(patterned)
+}
+
+/// How the subchannel `sid` says its device is gone (hot-unplugged), if
+/// it is: STSCH cc 3, or a SCHIB whose device number is not valid.
+fn removed(sid: u32) -> Option<&'static str> {
+    match crate::css::channel::store_schib(sid) {
+        None => Some("the subchannel is gone: STSCH cc 3"),
+        Some(s) if !crate::css::blocks::parse_pmcw(&s.0).devno_valid() => {
+            Some("the subchannel is gone: STSCH says its device number is not valid")
+        }
+        Some(_) => None,
+    }
 }
 
 /// `N requests answered IOERR<note>: <the first few>; and M more`.
