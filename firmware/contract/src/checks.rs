@@ -228,9 +228,10 @@ pub mod markers {
     /// Plug the `cpu-plug=` CPUs now (`smp.hotplug`); the firmware waits
     /// for the SCLP's configuration-change event.
     pub const CPU_PLUG_READY: &str = "# zvtest: cpu plug ready";
-    /// Followed by ` <bus id>`: `blk.stress` starts its rounds on that
-    /// virtio-blk device now, without waiting: the runner's faults during
-    /// the stress (a VM stop and cont) take this as their cue.
+    /// Followed by ` <bus id>`: `blk.stress` starts the first phase of its
+    /// first round on that virtio-blk device now (set up, its queue about
+    /// to be busy), without waiting: the runner's faults during the stress
+    /// (a VM stop and cont, a corruption, an unplug) take this as their cue.
     pub const BLK_STRESS: &str = "# zvtest: blk stress";
 
     /// The check that prints `line` (a marker, with or without the words

@@ -601,12 +601,23 @@ pub fn stress(m: &mut Machine) -> Outcome {
         match device_stress(m, d, i == 0) {
             Ok(true) => {}
             Ok(false) => unchecked.push(format!("{}", d.id)),
-            Err(e) => failures.push(format!(
-                "{}: {} (replay: seed={} only=blk.stress)",
-                d.id,
-                e.as_str(),
-                Hex(m.cfg.seed)
-            )),
+            Err(e) => {
+                // Gone outside a queue's phase (setting up, between
+                // rounds): said too, whatever failed first.
+                let gone = match removed(d.sid) {
+                    Some(how) if !e.contains(" removed with ") => {
+                        format!(" (the device was removed: {})", how)
+                    }
+                    _ => String::new(),
+                };
+                failures.push(format!(
+                    "{}: {}{} (replay: seed={} only=blk.stress)",
+                    d.id,
+                    e.as_str(),
+                    gone.as_str(),
+                    Hex(m.cfg.seed)
+                ))
+            }
         }
     }
     let outcome = verdict(
@@ -650,8 +661,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         return bench(m, d, &mut medium).map(|()| medium.patterned);
     }
     let per_req_max = (64 * 1024 / bs).max(1);
-    // The runner's cue for faults during the stress; nothing waits for it.
-    crate::out!("{} {}\n", markers::BLK_STRESS, d.id);
+    // The runner's cue for faults during the stress, given as the first
+    // phase starts (the device set up, its queue about to be busy);
+    // nothing waits for it.
+    let mut cue = true;
     // Every setup the device takes (IN_ORDER too, where offered), the
     // last one writing every writable stripe.
     let rounds = super::setups::stress_rounds(true);
@@ -770,6 +783,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         of
                     );
                 };
+                if cue {
+                    cue = false;
+                    crate::out!("{} {}\n", markers::BLK_STRESS, d.id);
+                }
                 let result = drive_queue(&mut o, q, &mut traffic, &opts, &mut progress);
                 for e in &traffic.errors {
                     if device_errors.len() < ERRORS_KEPT {
