@@ -472,12 +472,15 @@ fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
 }
 
 /// The whole VM stopped (QMP `stop`) as blk.stress starts on the disk,
-/// held longer than the firmware waits for a used buffer, then continued
-/// (`cont`): QEMU completes what it had before STOP and the guest's TOD
-/// stands still meanwhile (research: the clock is the virtual one), so
-/// nothing is lost and no firmware timeout fires. Every request verifies,
-/// the image verifies, and the stop fell inside the stress: STOP and
-/// RESUME came, and the disk's stress reports and end line after RESUME.
+/// held a second longer than the firmware waits for a used buffer, then
+/// continued (`cont`): QEMU completes what it had before STOP and the
+/// guest's TOD stands still meanwhile (it follows QEMU's virtual clock),
+/// so nothing is lost and no firmware timeout fires (a TOD running
+/// through the stop would end the stress with "no used buffer within the
+/// timeout"). Every request verifies, the image verifies, and the stop
+/// fell inside the stress: STOP and RESUME came, and the disk's stress
+/// reports and end line after RESUME. (The firmware's own stress time is
+/// no measure of the stop: on a loaded host it may exceed it.)
 #[test]
 fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
     use qemu_runner::faults::PauseDuringStress;
@@ -517,22 +520,6 @@ fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
             &format!("{want:?} in the peer's lines:\n{says}"),
         );
     }
-    // The guest's clock stood still: the stress's own time (the sum of its
-    // phases by the TOD) is shorter than the stop, which fell inside it.
-    // (Had the stop fallen between two phases, this proves nothing but
-    // cannot fail either; a TOD running through a stop within a phase
-    // fails it.)
-    let console = o.console();
-    let stress_ms: f64 = console
-        .lines()
-        .find(|l| l.starts_with(&format!("# blk {BUS}: ")) && l.contains(" rounds, "))
-        .and_then(|l| l.split(" ms;").next()?.rsplit(' ').next()?.parse().ok())
-        .expect("the stress's end line with its time");
-    check(
-        &o,
-        stress_ms < paused,
-        &format!("the firmware's stress time ({stress_ms} ms) shorter than the stop ({paused} ms)"),
-    );
     // The runner's own monitor saw them too, in that order.
     let stop = o.events("STOP").next().map(|e| e.after);
     let resume = o.events("RESUME").next().map(|e| e.after);
