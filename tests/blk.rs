@@ -644,6 +644,11 @@ fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
         failed == ["blk.stress"],
         &format!("blk.stress the only check failing, not {failed:?}"),
     );
+    check(
+        &o,
+        o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
+        "the report's summary: the run ended in order, not in a hang or crash",
+    );
     // The host finds the same byte.
     let d = o
         .disks
@@ -725,5 +730,10 @@ fn a_disk_unplugged_under_stress_is_reported_removed_and_the_rest_runs() {
         &o,
         failed == ["blk.stress"],
         &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
+        "the report's summary: the run ended in order, not in a hang or crash",
     );
 }
