@@ -470,3 +470,270 @@ fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
         assert!(console.contains(want), "{want:?} missing from:\n{console}");
     }
 }
+
+/// The whole VM stopped (QMP `stop`) as blk.stress starts on the disk,
+/// held a second longer than the firmware waits for a used buffer, then
+/// continued (`cont`): QEMU completes what it had before STOP and the
+/// guest's TOD stands still meanwhile (it follows QEMU's virtual clock),
+/// so nothing is lost and no firmware timeout fires (a TOD running
+/// through the stop would end the stress with "no used buffer within the
+/// timeout"). Every request verifies, the image verifies, and the stop
+/// fell inside the stress: STOP and RESUME came, and the disk's stress
+/// reports and end line after RESUME. (The firmware's own stress time is
+/// no measure of the stop: on a loaded host it may exceed it.)
+#[test]
+fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
+    use qemu_runner::faults::PauseDuringStress;
+    use std::time::Duration;
+    let firmware_wait = Duration::from_micros(zvtest_firmware::virtio::queue::USED_TIMEOUT_US);
+    let hold = firmware_wait + Duration::from_secs(1);
+    let s = blk("blk-stop-cont", Disk::new(8 * MIB))
+        .peer(PauseDuringStress::new(BUS, hold))
+        .qmp_events(true);
+    let o = boot(&s, &elf());
+    all_blk_checks_ran(&o);
+    let peer = o
+        .peers
+        .iter()
+        .find(|p| p.name == format!("pause {BUS}"))
+        .expect("the pause peer's outcome");
+    check(&o, peer.figure("stops") == Some(1.0), "one stop performed");
+    let paused = peer.figure("paused ms").unwrap_or(0.0);
+    check(
+        &o,
+        paused >= hold.as_millis() as f64,
+        &format!("stopped for at least the hold ({paused} ms)"),
+    );
+    let says = peer.lines.join("\n");
+    for want in [
+        "stopped the VM at `# zvtest: blk stress fe.0.0001`: STOP ",
+        &format!(
+            "query-status paused then and after the {} ms hold; RESUME after `cont`",
+            hold.as_millis()
+        ),
+        "; 1 stop",
+        "stress reports of fe.0.0001 read after RESUME, its end line too",
+    ] {
+        check(
+            &o,
+            says.contains(want),
+            &format!("{want:?} in the peer's lines:\n{says}"),
+        );
+    }
+    // The runner's own monitor saw them too, in that order.
+    let stop = o.events("STOP").next().map(|e| e.after);
+    let resume = o.events("RESUME").next().map(|e| e.after);
+    check(
+        &o,
+        matches!((stop, resume), (Some(a), Some(b)) if a < b),
+        &format!("a STOP then a RESUME event ({stop:?}, {resume:?})"),
+    );
+    check(
+        &o,
+        o.disks.iter().all(|d| d.reason.is_none()),
+        "the image verified by the host",
+    );
+}
+
+/// A stripe nobody writes, overwritten through QEMU's `qemu-io` monitor
+/// command as blk.stress starts (the last such stripe: the whole-disk
+/// read reaches it last): the next read covering it fails naming the
+/// first byte that differs (sector, byte, image offset, pattern A
+/// expected, the byte written got) with the replay seed; the second
+/// disk's stress still runs to its end; the host's verification of the
+/// image names the same offset.
+#[test]
+fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
+    use qemu_runner::faults::CorruptDuringStress;
+    use zvtest_firmware::disk::{byte, writable_stripes, Pattern, STRIPE};
+    const OTHER: &str = "fe.0.0002";
+    let size = 8 * MIB;
+    let name = "blk-corrupt";
+    let probe = scenario(name).scratch_blk(BUS, Disk::new(size));
+    let seed = probe.disk_seed();
+    let stripes: Vec<u64> = writable_stripes(seed, size).collect();
+    let stripe = (1..size / STRIPE)
+        .rev()
+        .find(|s| !stripes.contains(s))
+        .expect("a stripe nobody writes");
+    let (at, value) = (stripe * STRIPE, 0x5a);
+    // The first byte of the stripe that pattern A does not already hold.
+    let first = (at..at + STRIPE)
+        .find(|&o| byte(seed, Pattern::Before, o) != value)
+        .unwrap();
+    let s = scenario(name)
+        .scratch_blk(BUS, Disk::new(size))
+        .scratch_blk(OTHER, Disk::new(size))
+        .append("only=blk")
+        .peer(CorruptDuringStress::new(BUS, at, STRIPE, value))
+        .disk_dir(common::scenario_dir(name));
+    assert_eq!(s.disk_seed(), seed);
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "blk.stress",
+        &[
+            &format!("{BUS}: queue 0 "),
+            &format!(", got {value:#x}; "),
+            &format!("(replay: seed={seed:#x} only=blk.stress)"),
+        ],
+    );
+    // The read that found it names the first byte it read that differs:
+    // the stripe's first such byte for the whole-disk read (which reads it
+    // after the write, the runner acting within milliseconds of the
+    // marker), a later one for a random read starting inside the stripe.
+    let text = common::failure_text(&o);
+    let found: u64 = text
+        .split("(image offset ")
+        .nth(1)
+        .and_then(|t| u64::from_str_radix(t.split(')').next()?.trim_start_matches("0x"), 16).ok())
+        .expect("an image offset in the failure");
+    check(
+        &o,
+        (first..at + STRIPE).contains(&found),
+        &format!("offset {found:#x} within the written bytes from {first:#x}"),
+    );
+    let named = format!(
+        "sector {} byte {} (image offset {found:#x}): expected {:#x} (pattern A), got {value:#x}; ",
+        found / 512,
+        found % 512,
+        byte(seed, Pattern::Before, found)
+    );
+    check(
+        &o,
+        text.contains(&named),
+        &format!("{named:?} in the failure"),
+    );
+    if text.contains(" read-all request ") {
+        check(
+            &o,
+            found == first,
+            "the whole-disk read names the stripe's first differing byte",
+        );
+    }
+    let peer = o
+        .peers
+        .iter()
+        .find(|p| p.name == format!("corrupt {BUS}"))
+        .expect("the corrupting peer's outcome");
+    let says = peer.lines.join("\n");
+    check(
+        &o,
+        says.contains(&format!(
+            "at `# zvtest: blk stress {BUS}`: wrote 65536 bytes of 0x5a at offset {at} ({at:#x}) of {BUS} behind the guest's back (HMP `qemu-io -d ccw-{BUS}/virtio-backend \"write -q -P 0x5a {at} 65536\"`)"
+        )),
+        &format!("the peer's word of the write:\n{says}"),
+    );
+    // The rest ran: the other checks passed, the other disk's stress
+    // reached its end; only blk.stress failed, and only for this disk.
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains(&format!("# blk {OTHER}: ")) && o.console().contains(" rounds, "),
+        "the other disk's stress ran to its end",
+    );
+    check(
+        &o,
+        !text.contains(&format!("{OTHER}: ")),
+        "the other disk not named in the failure",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
+        "the report's summary: the run ended in order, not in a hang or crash",
+    );
+    // The host finds the same byte.
+    let d = o
+        .disks
+        .iter()
+        .find(|d| d.id == BUS.parse::<DiskId>().unwrap())
+        .expect("the disk's verification");
+    let reason = d.reason.clone().unwrap_or_default();
+    check(
+        &o,
+        reason.contains(&format!("the first at offset {first:#x} ({first}; ")),
+        &format!("the host's verification to name offset {first}: {reason:?}"),
+    );
+}
+
+/// A disk hot-unplugged (QMP `device_del`, which the css bridge does at
+/// once, without asking the guest) as blk.stress starts on it: the
+/// firmware says it was removed with its requests in flight (how many
+/// were outstanding, how many the device completed as it went, how it
+/// knew: STSCH), does not hang, and stresses the other disk to its end.
+#[test]
+fn a_disk_unplugged_under_stress_is_reported_removed_and_the_rest_runs() {
+    use qemu_runner::faults::UnplugDuringStress;
+    const OTHER: &str = "fe.0.0002";
+    let name = "blk-unplug";
+    let s = scenario(name)
+        .scratch_blk(BUS, Disk::new(8 * MIB))
+        .scratch_blk(OTHER, Disk::new(8 * MIB))
+        .append("only=blk")
+        .peer(UnplugDuringStress::new(BUS))
+        .qmp_events(true);
+    let seed = s.disk_seed();
+    let o = boot(&s, &elf());
+    common::fails_with(
+        &o,
+        "blk.stress",
+        &[
+            &format!("{BUS}: queue 0 "),
+            " requests in flight (",
+            " completed by the device as it went, ",
+            " never answered; the subchannel is gone: STSCH ",
+            "; first seen as: ",
+            &format!("(replay: seed={seed:#x} only=blk.stress)"),
+        ],
+    );
+    let text = common::failure_text(&o);
+    check(
+        &o,
+        text.contains(": removed with "),
+        &format!("the removal named: {text}"),
+    );
+    let peer = o
+        .peers
+        .iter()
+        .find(|p| p.name == format!("unplug {BUS}"))
+        .expect("the unplugging peer's outcome");
+    check(
+        &o,
+        peer.lines.iter().any(|l| {
+            l.starts_with(&format!(
+                "device_del ccw-{BUS} at `# zvtest: blk stress {BUS}`: DEVICE_DELETED "
+            ))
+        }),
+        &format!("the peer's word of the unplug: {:?}", peer.lines),
+    );
+    check_ran(&o, "blk.config");
+    check_ran(&o, "blk.requests");
+    check(
+        &o,
+        o.console().contains(&format!("# blk {OTHER}: ")) && o.console().contains(" rounds, "),
+        "the other disk's stress ran to its end",
+    );
+    check(
+        &o,
+        !text.contains(&format!("{OTHER}: ")),
+        "the other disk not named in the failure",
+    );
+    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
+    check(
+        &o,
+        failed == ["blk.stress"],
+        &format!("blk.stress the only check failing, not {failed:?}"),
+    );
+    check(
+        &o,
+        o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
+        "the report's summary: the run ended in order, not in a hang or crash",
+    );
+}

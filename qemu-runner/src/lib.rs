@@ -68,6 +68,7 @@ pub mod balloon;
 pub mod defaults;
 pub mod devices;
 pub mod disks;
+pub mod faults;
 pub mod gpu;
 pub mod hostile;
 pub mod input;

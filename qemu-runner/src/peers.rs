@@ -138,6 +138,42 @@ impl PeerMonitor {
         c.query(what, line).map_err(|e| e.to_string())
     }
 
+    /// Reads QEMU's events until one named in `names` has been read (the
+    /// ones read while waiting for earlier replies count, from the
+    /// `since`-th on) or `deadline` passes: that event's name, when it was
+    /// read and its data, or `None`. Needs a connection (a query made first).
+    pub fn wait_event(
+        &mut self,
+        names: &[&str],
+        since: usize,
+        deadline: Instant,
+    ) -> Result<Option<(String, Instant, serde_json::Value)>, String> {
+        let c = self
+            .client
+            .as_mut()
+            .ok_or("the monitor is not connected yet")?;
+        let deadline = deadline.min(self.deadline);
+        loop {
+            let found = c
+                .events_seen()
+                .iter()
+                .skip(since)
+                .find(|(_, n, _)| names.contains(&n.as_str()));
+            if let Some((at, n, data)) = found {
+                return Ok(Some((n.clone(), *at, data.clone())));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            c.read_message(deadline).map_err(|e| e.to_string())?;
+        }
+    }
+
+    /// How many events have been read so far (for [`Self::wait_event`]).
+    pub fn events_read(&self) -> usize {
+        self.client.as_ref().map_or(0, |c| c.events_seen().len())
+    }
+
     /// The lines exchanged so far (`-> ...`, `<- ...`).
     pub fn log(&self) -> Vec<String> {
         self.log.lock().map(|v| v.clone()).unwrap_or_default()

@@ -229,6 +229,11 @@ pub mod markers {
     /// Plug the `cpu-plug=` CPUs now (`smp.hotplug`); the firmware waits
     /// for the SCLP's configuration-change event.
     pub const CPU_PLUG_READY: &str = "# zvtest: cpu plug ready";
+    /// Followed by ` <bus id>`: `blk.stress` starts the first phase of its
+    /// first round on that virtio-blk device now (set up, its queue about
+    /// to be busy), without waiting: the runner's faults during the stress
+    /// (a VM stop and cont, a corruption, an unplug) take this as their cue.
+    pub const BLK_STRESS: &str = "# zvtest: blk stress";
 
     /// The check that prints `line` (a marker, with or without the words
     /// some markers are followed by): a marker whose check did not run is
@@ -236,7 +241,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 18] = [
+        let owners: [(&[&str], &'static str); 19] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
@@ -255,6 +260,7 @@ pub mod markers {
             (&[MEM_RESIZE], "mem.resize"),
             (&[INPUT_EVENTS], "input.events"),
             (&[CPU_PLUG_READY], "smp.hotplug"),
+            (&[BLK_STRESS], "blk.stress"),
         ];
         owners
             .iter()
@@ -316,6 +322,7 @@ mod tests {
             ("# zvtest: balloon stats posted fe.0.0005", "balloon.stats"),
             ("# zvtest: mem resize fe.0.0011", "mem.resize"),
             ("# zvtest: input events fe.0.000e 1", "input.events"),
+            ("# zvtest: blk stress fe.0.0001", "blk.stress"),
         ] {
             assert_eq!(owner(line), Some(check), "{line}");
             assert!(NAMES.contains(&check) || check.starts_with("inject."));

@@ -601,12 +601,23 @@ pub fn stress(m: &mut Machine) -> Outcome {
         match device_stress(m, d, i == 0) {
             Ok(true) => {}
             Ok(false) => unchecked.push(format!("{}", d.id)),
-            Err(e) => failures.push(format!(
-                "{}: {} (replay: seed={} only=blk.stress)",
-                d.id,
-                e.as_str(),
-                Hex(m.cfg.seed)
-            )),
+            Err(e) => {
+                // Gone outside a queue's phase (setting up, between
+                // rounds): said too, whatever failed first.
+                let gone = match removed(d.sid) {
+                    Some(how) if !e.contains(" removed with ") => {
+                        format!(" (the device was removed: {})", how)
+                    }
+                    _ => String::new(),
+                };
+                failures.push(format!(
+                    "{}: {}{} (replay: seed={} only=blk.stress)",
+                    d.id,
+                    e.as_str(),
+                    gone.as_str(),
+                    Hex(m.cfg.seed)
+                ))
+            }
         }
     }
     let outcome = verdict(
@@ -650,6 +661,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         return bench(m, d, &mut medium).map(|()| medium.patterned);
     }
     let per_req_max = (64 * 1024 / bs).max(1);
+    // The runner's cue for faults during the stress, given as the first
+    // phase starts (the device set up, its queue about to be busy);
+    // nothing waits for it.
+    let mut cue = true;
     // Every setup the device takes (IN_ORDER too, where offered), the
     // last one writing every writable stripe.
     let rounds = super::setups::stress_rounds(true);
@@ -768,6 +783,10 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         of
                     );
                 };
+                if cue {
+                    cue = false;
+                    crate::out!("{} {}\n", markers::BLK_STRESS, d.id);
+                }
                 let result = drive_queue(&mut o, q, &mut traffic, &opts, &mut progress);
                 for e in &traffic.errors {
                     if device_errors.len() < ERRORS_KEPT {
@@ -782,6 +801,32 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                     }
                 }
                 error_count += traffic.error_count;
+                // A device unplugged under the stress: its kicks are
+                // refused or its answers stop. Said as such, with what the
+                // ring held: the requests outstanding when it was noticed,
+                // and how many of them the device completed as it went
+                // (into our memory, before it was gone).
+                if let (Err(f), Some(how)) = (&result, removed(d.sid)) {
+                    let queue = &mut o.queues[q];
+                    let outstanding = queue.in_flight();
+                    let mut completed = 0u16;
+                    while completed < queue.size() && matches!(queue.try_used(), Ok(Some(_))) {
+                        completed += 1;
+                    }
+                    return Err(format!(
+                        "queue {} {} {} {} request {}: removed with {} requests in flight ({} completed by the device as it went, {} never answered; {}; first seen as: {})",
+                        q,
+                        label.as_str(),
+                        completion.name(),
+                        *phase,
+                        f.request,
+                        outstanding,
+                        completed,
+                        outstanding - completed,
+                        how,
+                        f.what.as_str()
+                    ));
+                }
                 let s = result.map_err(|f| {
                     // The IOERRs before the end, too: they may explain it.
                     let earlier = if error_count > 0 {
@@ -861,6 +906,18 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         }
     );
     Ok(patterned)
+}
+
+/// How the subchannel `sid` says its device is gone (hot-unplugged), if
+/// it is: STSCH cc 3, or a SCHIB whose device number is not valid.
+fn removed(sid: u32) -> Option<&'static str> {
+    match crate::css::channel::store_schib(sid) {
+        None => Some("the subchannel is gone: STSCH cc 3"),
+        Some(s) if !crate::css::blocks::parse_pmcw(&s.0).devno_valid() => {
+            Some("the subchannel is gone: STSCH says its device number is not valid")
+        }
+        Some(_) => None,
+    }
 }
 
 /// `N requests answered IOERR<note>: <the first few>; and M more`.
