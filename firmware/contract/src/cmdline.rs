@@ -508,7 +508,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "serial",
-        "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N][:unplug=N][:plug=N[=NAME]] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
+        "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N][:drop=N][:unplug=N][:plug=N[=NAME]] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::serial::SerialConfig::parse(item)?;
