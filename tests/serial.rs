@@ -602,3 +602,23 @@ fn a_wrong_byte_after_the_resume_is_caught() {
         &format!("the peer's reason {reason:?}"),
     );
 }
+
+/// The firmware told a drop is coming (`drop=2`), and the host never
+/// drops: serial.stress fails saying so.
+#[test]
+fn a_drop_that_never_comes_fails() {
+    let mut s = scenario("serial-drop-none")
+        .virtio_serial(ports())
+        .append("only=serial.stress");
+    for w in &mut s.append {
+        if w.starts_with("serial=") {
+            *w = w.replace(":close=3:", ":close=3:drop=2:");
+        }
+    }
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        "serial.stress",
+        &["drop= says the host side of port 2 drops and comes back during the streams; it never dropped"],
+    );
+}
