@@ -1273,6 +1273,88 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The drop against a fake guest: the peer stops taking bytes at the
+    /// drop (EOF to the guest, what follows thrown away), takes the new
+    /// connection, sends from the marker's rx offset and checks what
+    /// comes against the stream from its tx offset: a wrong byte there is
+    /// named by its stream offset, and the bytes lost in the drop are named.
+    #[test]
+    fn a_drop_resumes_where_the_marker_says() {
+        for flip in [None, Some(10usize)] {
+            let (dir, ctx) = context(&format!("zv-serial-d{}", flip.is_some() as u8), 5);
+            let spec = SerialPorts::new("fe.0.0003")
+                .max_ports(2)
+                .bytes(3000)
+                .port(1, "zv.a")
+                .drop_and_reconnect(1, 1000);
+            assert!(spec.word().contains(":drop=1:"));
+            let mut peer = spec.start(&ctx).unwrap();
+            let bus: BusId = "fe.0.0003".parse().unwrap();
+            let tx = Stream::new(5, bus, 1, Dir::Tx);
+            let rx = Stream::new(5, bus, 1, Dir::Rx);
+            let mut out = vec![0u8; 3000];
+            tx.fill(0, &mut out);
+            let path = dir.join("s0003-1.sock");
+            let mut guest = UnixStream::connect(&path).unwrap();
+            guest
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            // 1200 bytes: the peer keeps 1000, throws 200 away, and stops
+            // sending (EOF here); the guest then closes, as QEMU does.
+            guest.write_all(&out[..1200]).unwrap();
+            let mut rest = Vec::new();
+            guest.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+            drop(guest);
+            // The firmware resumes tx at 1500 and wants rx from 0.
+            let mut guest = UnixStream::connect(&path).unwrap();
+            guest
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            peer.line(&format!(
+                "{} fe.0.0003 1 tx 1500 rx 0",
+                markers::SERIAL_DROP
+            ));
+            peer.line(&format!("{} fe.0.0003 3000", markers::SERIAL_STRESS));
+            let mut got = vec![0u8; 3000];
+            guest.read_exact(&mut got).unwrap();
+            assert_eq!(rx.first_difference(0, &got), None);
+            let mut after = out[1500..].to_vec();
+            if let Some(i) = flip {
+                after[i] ^= 0x20;
+            }
+            guest.write_all(&after).unwrap();
+            drop(guest);
+            let tap = crate::tap::TapReport::default();
+            let o = peer.finish(&PeerEnd {
+                tap: &tap,
+                complete: true,
+            });
+            let lines = o.lines.join("\n");
+            assert!(
+                lines.contains("port 1 (zv.a): dropped on purpose once 1000 bytes had come (200 more thrown away until QEMU closed)")
+                    && lines.contains("resumed tx at 1500 (500 bytes lost in the drop, offsets 1000 to 1500) and rx at 0")
+                    && lines.contains("QEMU reconnected"),
+                "{lines}"
+            );
+            match flip {
+                None => assert!(o.reasons.is_empty(), "{:?}", o.reasons),
+                Some(i) => {
+                    assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
+                    assert!(
+                        o.reasons[0].contains(&format!(
+                            "port 1 (zv.a) tx (guest to host): byte at stream offset {}",
+                            1500 + i
+                        )),
+                        "{:?}",
+                        o.reasons
+                    );
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     /// A peer against a fake guest: the guest side connects, reads the
     /// stream (a flipped byte shows), sends its own stream short, and the
     /// peer's verdict names the port, direction and offset.
