@@ -214,7 +214,11 @@ fn a_peer_that_closes_early_fails_without_a_hang() {
     fails_with(
         &o,
         "serial.stress",
-        &["the host closed port 2 (PORT_OPEN 0) with tx at"],
+        &[
+            "the host closed port 2 (PORT_OPEN 0) with tx at",
+            " bytes (port 2 (org.zvtest.two): ",
+            " buffers in flight, ",
+        ],
     );
     check(
         &o,
@@ -548,6 +552,8 @@ fn a_dropped_port_that_never_comes_back_fails_naming_it() {
         "serial.stress",
         &[
             &format!("the host closed port 2 (PORT_OPEN 0) with tx at {tx} and rx at {rx} of "),
+            " bytes (port 2 (org.zvtest.two): ",
+            " tx bytes in ",
             "and it did not come back (no PORT_OPEN 1) within 10 s",
         ],
     );

@@ -904,12 +904,17 @@ fn stress_round(
                 continue;
             }
             let f = &flows[i];
+            let [tx, rx] = &f.lanes;
             return Err(format!(
-                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes{}",
+                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight, {} rx buffers posted){}",
                 id,
-                f.lanes[0].done,
-                f.lanes[1].offset,
+                tx.done,
+                rx.offset,
                 end,
+                port_label(cfg, id).as_str(),
+                tx.offset - tx.done,
+                tx.in_flight(),
+                rx.in_flight(),
                 if cfg.drop == Some(id) {
                     " (drop= allows one drop: this is another)"
                 } else {
@@ -923,11 +928,14 @@ fn stress_round(
             .filter(|(_, down)| now_us() - down.since > DROP_WAIT_US)
         {
             return Err(format!(
-                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes, and it did not come back (no PORT_OPEN 1) within {} s",
+                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight), and it did not come back (no PORT_OPEN 1) within {} s",
                 f.port,
                 down.tx,
                 down.rx,
                 end,
+                port_label(cfg, f.port).as_str(),
+                down.out.1,
+                down.out.0,
                 DROP_WAIT_US / 1_000_000
             ));
         }
