@@ -757,14 +757,25 @@ impl PortJob {
     fn receive(&self, mut r: UnixStream, again: bool) -> bool {
         let mut buf = [0u8; 16384];
         let drop_at = self.drop.filter(|_| !again);
+        let early = self.faults.iter().find_map(|f| match *f {
+            Fault::CloseEarly { after, .. } => Some(after),
+            _ => None,
+        });
+        // Reads end exactly at the drop or the early close: what came is
+        // then just what the fault says, whatever QEMU had written.
+        let stop_at = drop_at.or(early.filter(|&a| a > 0));
         while Instant::now() < self.deadline {
-            let want = match drop_at {
+            let want = match stop_at {
                 Some(at) => {
                     let got = self.log.lock().unwrap().received.len() as u64;
                     (at.saturating_sub(got) as usize).min(buf.len())
                 }
                 None => buf.len(),
             };
+            if want == 0 && drop_at.is_none() {
+                // Closed early at this offset already (below): never here.
+                return false;
+            }
             if want == 0 {
                 {
                     let mut log = self.log.lock().unwrap();
@@ -789,17 +800,12 @@ impl PortJob {
                             log.received.extend_from_slice(&buf[..k]);
                         }
                     }
-                    let early = self.faults.iter().find_map(|f| match *f {
-                        Fault::CloseEarly { after, .. } => Some(after),
-                        _ => None,
-                    });
-                    if let Some(after) = early.filter(|&a| log.received.len() as u64 >= a) {
+                    if early.is_some_and(|a| log.received.len() as u64 >= a) {
                         log.closed = Some(format!(
                             "closed early on purpose once {} bytes had come",
                             log.received.len()
                         ));
                         let _ = r.shutdown(std::net::Shutdown::Both);
-                        let _ = after;
                         return false;
                     }
                 }

@@ -395,8 +395,8 @@ struct Lane {
     /// Token and length of the buffer in each slot.
     slots: [Option<(u16, u32)>; DEPTH],
     /// Transmit buffers out when the host side dropped (`drop=`): the
-    /// device may still return them (unsent) this round, or keep the one
-    /// it was writing (QEMU drops that at a close).
+    /// device may still return them this round, or keep the one it was
+    /// writing (QEMU 7.2 drops that at a close, never to return it).
     orphans: Vec<u16>,
     /// Of them, returned.
     orphans_back: usize,
@@ -1515,7 +1515,7 @@ fn came_back(bus: BusId, cfg: &SerialConfig, f: &mut Flow, down: Down) {
     let label = port_label(cfg, f.port);
     let tx = &f.lanes[0];
     crate::out!(
-        "# serial {} {} back (PORT_OPEN 1) after {} ms: tx resumes at {}, rx at {}; {} of the {} tx buffers out at the drop returned unsent\n",
+        "# serial {} {} back (PORT_OPEN 1) after {} ms: tx resumes at {}, rx at {}; {} of the {} tx buffers out at the drop came back (QEMU keeps the one it was writing at a close)\n",
         bus,
         label.as_str(),
         ms,
