@@ -3,7 +3,9 @@
 //! of every port checked at both ends, the emergency write, a port the
 //! host closes mid-run; `max_ports=1` (port 0 alone). And the proofs that
 //! the checks can fail: a peer that flips a byte, one that drops bytes,
-//! one that closes early, and a wrong port-name expectation.
+//! one that closes early, and a wrong port-name expectation. A port whose
+//! host side drops and reconnects (expected: `drop=`): the streams resume
+//! and are checked; one that never comes back; a wrong byte after it.
 
 use crate::common;
 
@@ -212,7 +214,11 @@ fn a_peer_that_closes_early_fails_without_a_hang() {
     fails_with(
         &o,
         "serial.stress",
-        &["the host closed port 2 (PORT_OPEN 0) with tx at"],
+        &[
+            "the host closed port 2 (PORT_OPEN 0) with tx at",
+            " bytes (port 2 (org.zvtest.two): ",
+            " buffers in flight, ",
+        ],
     );
     check(
         &o,
@@ -457,5 +463,168 @@ fn buffers_returned_without_an_interrupt_fail_the_round() {
             " interrupts: port ",
             "buffers returned, but no interrupt came for them within 2000 ms",
         ],
+    );
+}
+
+/// The drop marker's offsets, `tx D rx R`, from the console.
+fn drop_marker(log: &str) -> Option<(u64, u64)> {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(&format!("# zvtest: serial drop {BUS} 2 ")))?;
+    let w: Vec<&str> = line.split(' ').collect();
+    Some((w[7].parse().ok()?, w[9].parse().ok()?))
+}
+
+/// Port 2's peer drops its connection once 5000 bytes came from the
+/// guest, and QEMU connects again (its chardev's reconnect); the firmware,
+/// told to expect it (`drop=2`), names the drop and the offsets, resumes
+/// both streams there once PORT_OPEN 1 came, and passes; the peer names
+/// the bytes lost in the drop and checks everything after the resume.
+#[test]
+fn a_port_dropped_and_reconnected_resumes_its_streams() {
+    let o = boot(
+        &serial("serial-drop-reconnect", ports().drop_and_reconnect(2, 5000)),
+        &elf(),
+    );
+    assert_pass(&o);
+    check_ran(&o, "serial.stress");
+    let log = o.console();
+    let marker = drop_marker(&log);
+    check(&o, marker.is_some(), "the drop marker with both offsets");
+    let (tx, rx) = marker.unwrap_or_default();
+    check(
+        &o,
+        log.contains(&format!(
+            "# serial {BUS} port 2 (org.zvtest.two) dropped by the host: tx at {tx} ("
+        )) && log.contains(&format!(", rx at {rx} ("))
+            && log.contains(&format!(
+                "# serial {BUS} port 2 (org.zvtest.two) back (PORT_OPEN 1) after "
+            ))
+            && log.contains(&format!(": tx resumes at {tx}, rx at {rx};")),
+        "the firmware's lines naming the drop and the resume",
+    );
+    check(
+        &o,
+        log.contains(&format!(
+            "port 2 (org.zvtest.two) dropped by the host at tx {tx} ("
+        )) && log.contains("both streams resumed there"),
+        "serial.stress's note naming the drop",
+    );
+    let peer = &o.peers[0];
+    check(
+        &o,
+        (5000..=16384).contains(&tx)
+            && peer.lines.iter().any(|l| {
+                l.contains("port 2 (org.zvtest.two): dropped on purpose once 5000 bytes had come (")
+                    && l.contains(&format!(
+                    "resumed tx at {tx} ({} bytes lost in the drop, offsets 5000 to {tx}) and rx at {rx}",
+                    tx - 5000
+                )) && l.contains("QEMU reconnected")
+            }),
+        "the peer's line naming the drop, the bytes lost and the resume",
+    );
+    // Every byte after the resume came, and was the stream's.
+    check(
+        &o,
+        peer.figure("port2_tx_bytes") == Some((5000 + 16384 - tx) as f64)
+            && peer.figure("port2_rx_bytes_sent") == Some(16384.0),
+        "port 2's stream up to the drop and from the resume to its end, both ways",
+    );
+}
+
+/// The drop expected, but QEMU cannot connect again (the socket is gone):
+/// the firmware waits its 10 s and fails naming the port and the offsets.
+#[test]
+fn a_dropped_port_that_never_comes_back_fails_naming_it() {
+    let o = boot(
+        &serial(
+            "serial-drop-gone",
+            ports()
+                .drop_and_reconnect(2, 5000)
+                .fault(Fault::NoReconnect { port: 2 }),
+        )
+        .append("skip=serial.close,serial.emergency"),
+        &elf(),
+    );
+    let (tx, rx) = drop_marker(&o.console()).unwrap_or_default();
+    fails_with(
+        &o,
+        "serial.stress",
+        &[
+            &format!("the host closed port 2 (PORT_OPEN 0) with tx at {tx} and rx at {rx} of "),
+            " bytes (port 2 (org.zvtest.two): ",
+            " tx bytes in ",
+            "and it did not come back (no PORT_OPEN 1) within 10 s",
+        ],
+    );
+    check(
+        &o,
+        o.tap.summary.is_some(),
+        "a complete report (no hang, no timeout)",
+    );
+}
+
+/// After the drop and the resume a wrong byte is still caught, each way:
+/// one flipped by the peer (the firmware names it), one sent wrong by the
+/// firmware (`corrupt=`; the peer names it).
+#[test]
+fn a_wrong_byte_after_the_resume_is_caught() {
+    let seed = 0xd209;
+    let o = boot(
+        &serial(
+            "serial-drop-flip",
+            ports()
+                .drop_and_reconnect(2, 5000)
+                .fault(Fault::Flip {
+                    port: 2,
+                    offset: 15_000,
+                })
+                .corrupt(2, 14_000),
+        )
+        .seed(seed),
+        &elf(),
+    );
+    check(
+        &o,
+        o.console().contains(&format!(
+            "# serial {BUS} port 2 (org.zvtest.two) back (PORT_OPEN 1)"
+        )),
+        "the drop and the resume before the wrong bytes",
+    );
+    fails_with(
+        &o,
+        "serial.stress",
+        &["port 2 rx: byte at stream offset 15000", "seed="],
+    );
+    let want = Stream::new(seed, BUS.parse().unwrap(), 2, Dir::Tx).byte(14_000);
+    let reason = format!(
+        "port 2 (org.zvtest.two) tx (guest to host): byte at stream offset 14000 expected {:#04x} got {:#04x} (seed={seed:#x})",
+        want, !want
+    );
+    let reasons = o.verdict.reasons.join("\n");
+    check(
+        &o,
+        reasons.contains(&reason),
+        &format!("the peer's reason {reason:?}"),
+    );
+}
+
+/// The firmware told a drop is coming (`drop=2`), and the host never
+/// drops: serial.stress fails saying so.
+#[test]
+fn a_drop_that_never_comes_fails() {
+    let mut s = scenario("serial-drop-none")
+        .virtio_serial(ports())
+        .append("only=serial.stress");
+    for w in &mut s.append {
+        if w.starts_with("serial=") {
+            *w = w.replace(":close=3:", ":close=3:drop=2:");
+        }
+    }
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        "serial.stress",
+        &["drop= says the host side of port 2 drops and comes back during the streams; it never dropped"],
     );
 }

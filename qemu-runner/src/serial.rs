@@ -27,6 +27,7 @@
 
 use crate::peers::{Peer, PeerContext, PeerEnd, PeerOutcome, PeerSpec};
 use crate::scenario::Scenario;
+use crate::version::QemuVersion;
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -52,6 +53,9 @@ pub enum Fault {
     CloseEarly { port: u32, after: u64 },
     /// Leaves `port`'s socket open at the firmware's close marker.
     KeepOpen { port: u32 },
+    /// After the drop of [`SerialPorts::drop_and_reconnect`] the socket
+    /// path is gone: QEMU's reconnects fail, the port stays closed.
+    NoReconnect { port: u32 },
 }
 
 /// A virtio-serial-ccw device, its ports and the peer serving them.
@@ -61,6 +65,13 @@ pub struct SerialPorts {
     /// QEMU's `packed=on`: the device offers packed rings.
     pub packed: bool,
     pub faults: Vec<Fault>,
+    /// The port whose peer drops its connection once this many bytes came
+    /// from the guest, and takes QEMU's reconnect.
+    pub drop: Option<(u32, u64)>,
+    /// The chardev option that makes QEMU reconnect the dropped port's
+    /// socket (QEMU 7.2: `reconnect=` in seconds; 9.2 on: `reconnect-ms=`,
+    /// the only one 11.x takes).
+    pub reconnect: String,
     /// Errors found while building (a malformed bus id, a bad name).
     pub errors: Vec<String>,
 }
@@ -88,6 +99,8 @@ impl SerialPorts {
             config: SerialConfig::new(bus),
             packed: false,
             faults: Vec::new(),
+            drop: None,
+            reconnect: "reconnect=1".into(),
             errors,
         }
     }
@@ -122,6 +135,18 @@ impl SerialPorts {
     /// The port whose socket closes at the firmware's close marker.
     pub fn close(mut self, port: u32) -> Self {
         self.config.close = Some(port);
+        self
+    }
+
+    /// The peer of serial port `port` drops its connection once `after`
+    /// bytes came from the guest (nothing after them kept: it stops
+    /// sending, QEMU closes, see `drain_to_close`), and takes the
+    /// connection QEMU makes again (its chardev reconnects); the firmware is told (`drop=`) to expect it, and says
+    /// where both streams resume (the drop marker): this peer sends on
+    /// from there and checks what comes against the stream from there.
+    pub fn drop_and_reconnect(mut self, port: u32, after: u64) -> Self {
+        self.config.drop = Some(port);
+        self.drop = Some((port, after));
         self
     }
 
@@ -273,6 +298,16 @@ impl Scenario {
                 ports.config.item()
             ));
         }
+        if ports.drop.is_some() {
+            // reconnect-ms= from 9.2 on (11.x has nothing else); a QEMU
+            // whose version cannot be told keeps the older option.
+            let ms = crate::version::detect(&s.qemu).is_ok_and(|v| v >= QemuVersion::new(9, 2));
+            ports.reconnect = if ms {
+                "reconnect-ms=100".into()
+            } else {
+                "reconnect=1".into()
+            };
+        }
         if let Some(dev) = s.ccw_devices.iter_mut().find(|d| d.bus == ports.config.bus) {
             dev.properties
                 .push(("max_ports".into(), ports.config.max_ports.to_string()));
@@ -337,6 +372,17 @@ struct PortLog {
     writes: u64,
     /// The socket was closed by us: at the marker, or early on purpose.
     closed: Option<String>,
+    /// Dropped on purpose ([`SerialPorts::drop_and_reconnect`]): bytes
+    /// received, bytes of the stream sent by then.
+    dropped: Option<(u64, u64)>,
+    /// Bytes QEMU wrote after the drop, until it closed: thrown away.
+    discarded: u64,
+    /// QEMU connected again after the drop.
+    back: bool,
+    /// Bytes the guest sent after the drop, on the new connection.
+    resumed: Vec<u8>,
+    /// Where the stream to the guest went on from after the drop.
+    resent_from: Option<u64>,
     error: Option<String>,
 }
 
@@ -360,7 +406,12 @@ struct Running {
     emergency_seen: bool,
     /// The firmware's plug marker came.
     plug_seen: bool,
+    /// The firmware's drop marker: port, where its transmit stream goes
+    /// on after the drop, where it expects the receive stream from.
+    resume: Resume,
 }
+
+type Resume = Arc<(Mutex<Option<(u32, u64, u64)>>, Condvar)>;
 
 impl PeerSpec for SerialPorts {
     fn name(&self) -> String {
@@ -370,6 +421,7 @@ impl PeerSpec for SerialPorts {
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         let stop = Arc::new(AtomicBool::new(false));
         let streams = Arc::new((Mutex::new(None), Condvar::new()));
+        let resume: Resume = Arc::new((Mutex::new(None), Condvar::new()));
         let mut ports = Vec::new();
         let mut args = Vec::new();
         // The ports at boot, then the one plugged later: its chardev is
@@ -388,10 +440,16 @@ impl PeerSpec for SerialPorts {
             let listener = UnixListener::bind(&path).map_err(failed)?;
             listener.set_nonblocking(true).map_err(failed)?;
             let chr = self.chardev_id(p.id);
+            let drop = self.drop.filter(|d| d.0 == p.id).map(|d| d.1);
             args.push("-chardev".into());
             args.push(format!(
-                "socket,id={chr},path={}",
-                path.to_string_lossy().replace(',', ",,")
+                "socket,id={chr},path={}{}",
+                path.to_string_lossy().replace(',', ",,"),
+                if drop.is_some() {
+                    format!(",{}", self.reconnect)
+                } else {
+                    String::new()
+                }
             ));
             let model = if p.console {
                 "virtconsole"
@@ -427,6 +485,9 @@ impl PeerSpec for SerialPorts {
                     .copied()
                     .filter(|f| fault_port(f) == p.id)
                     .collect(),
+                drop,
+                reconnect: !self.faults.contains(&Fault::NoReconnect { port: p.id }),
+                resume: Arc::clone(&resume),
                 log: Arc::clone(&log),
                 socket: Arc::clone(&socket),
                 stop: Arc::clone(&stop),
@@ -452,6 +513,7 @@ impl PeerSpec for SerialPorts {
             streams,
             emergency_seen: false,
             plug_seen: false,
+            resume,
         }))
     }
 }
@@ -461,7 +523,8 @@ fn fault_port(f: &Fault) -> u32 {
         Fault::Flip { port, .. }
         | Fault::Drop { port, .. }
         | Fault::CloseEarly { port, .. }
-        | Fault::KeepOpen { port } => port,
+        | Fault::KeepOpen { port }
+        | Fault::NoReconnect { port } => port,
     }
 }
 
@@ -479,6 +542,11 @@ struct PortJob {
     /// The most `bytes=` with `stress=` can make: what the guest may send.
     limit: u64,
     faults: Vec<Fault>,
+    /// Drop the connection once this many bytes came from the guest.
+    drop: Option<u64>,
+    /// Take QEMU's connection after the drop.
+    reconnect: bool,
+    resume: Resume,
     log: Arc<Mutex<PortLog>>,
     socket: Arc<Mutex<Option<UnixStream>>>,
     stop: Arc<AtomicBool>,
@@ -490,23 +558,63 @@ impl PortJob {
         !self.stop.load(Ordering::SeqCst) && Instant::now() < self.deadline
     }
 
-    fn serve(self) {
-        let conn = loop {
+    /// QEMU's connection, or None once stopped (or on an error, logged).
+    fn accept(&self) -> Option<UnixStream> {
+        loop {
             match self.listener.accept() {
-                Ok((c, _)) => break c,
+                Ok((c, _)) => return Some(c),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.running() {
-                        return;
+                        return None;
                     }
                     std::thread::sleep(TICK);
                 }
                 Err(e) => {
                     self.log.lock().unwrap().error = Some(format!("accept: {e}"));
-                    return;
+                    return None;
                 }
             }
-        };
+        }
+    }
+
+    fn serve(self) {
+        let Some(conn) = self.accept() else { return };
+        // The path stays while QEMU is to connect again.
+        if self.drop.is_none() || !self.reconnect {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.log.lock().unwrap().connected = true;
+        if !self.exchange(conn, 0, false) {
+            return;
+        }
+        if !self.reconnect {
+            return;
+        }
+        let Some(conn) = self.accept() else { return };
         let _ = std::fs::remove_file(&self.path);
+        self.log.lock().unwrap().back = true;
+        // The stream to the guest goes on where the firmware says it
+        // received up to (its drop marker).
+        let (lock, ready) = &*self.resume;
+        let mut resume = lock.lock().unwrap();
+        let from = loop {
+            if !self.running() {
+                return;
+            }
+            if let Some((_, _, rx)) = *resume {
+                break rx;
+            }
+            resume = ready.wait_timeout(resume, TICK).unwrap().0;
+        };
+        drop(resume);
+        self.log.lock().unwrap().resent_from = Some(from);
+        self.exchange(conn, from, true);
+    }
+
+    /// One connection: the stream to the guest from `from`, what the
+    /// guest sends kept (after a drop: as resumed). True if this peer
+    /// dropped it on purpose.
+    fn exchange(&self, conn: UnixStream, from: u64, again: bool) -> bool {
         let setup = conn
             .set_nonblocking(false)
             .and_then(|_| conn.set_read_timeout(Some(TICK)))
@@ -516,27 +624,32 @@ impl PortJob {
             Ok(w) => w,
             Err(e) => {
                 self.log.lock().unwrap().error = Some(format!("socket set-up: {e}"));
-                return;
+                return false;
             }
         };
         if let Ok(c) = conn.try_clone() {
             *self.socket.lock().unwrap() = Some(c);
         }
-        self.log.lock().unwrap().connected = true;
+        let gone = AtomicBool::new(false);
         std::thread::scope(|s| {
-            s.spawn(|| self.send(writer));
-            self.receive(conn);
-        });
+            s.spawn(|| self.send(writer, from, &gone));
+            let dropped = self.receive(conn, again);
+            if dropped {
+                gone.store(true, Ordering::SeqCst);
+            }
+            dropped
+        })
     }
 
     /// Waits until a stress marker of the firmware puts the streams' end
     /// beyond `offset` (or the stop): that end.
-    fn stream_end(&self, offset: u64) -> Option<u64> {
+    fn stream_end(&self, offset: u64, gone: &AtomicBool) -> Option<u64> {
         let (lock, ready) = &*self.streams;
         let mut end = lock.lock().unwrap();
         loop {
-            // Stopped: nothing more is sent, whatever the markers said.
-            if !self.running() {
+            // Stopped (or dropped): nothing more is sent, whatever the
+            // markers said.
+            if !self.running() || gone.load(Ordering::SeqCst) {
                 return None;
             }
             if end.is_some_and(|e| e > offset) {
@@ -549,14 +662,14 @@ impl PortJob {
     /// The stream to the guest, chunk by chunk, faults applied: each
     /// round's segment once its marker came, never beyond it (what the
     /// guest has no buffers for stays in the socket across its resets).
-    fn send(&self, mut w: UnixStream) {
+    fn send(&self, mut w: UnixStream, from: u64, gone: &AtomicBool) {
         if !self.sends {
             return;
         }
-        let mut offset = 0u64;
+        let mut offset = from;
         let mut n = 0u64;
         let mut buf = Vec::new();
-        while let Some(end) = self.stream_end(offset) {
+        while let Some(end) = self.stream_end(offset, gone) {
             while offset < end && self.running() {
                 let len = u64::from(self.chunks.len(n)).min(end - offset);
                 n += 1;
@@ -579,7 +692,7 @@ impl PortJob {
                         buf.push(b);
                     }
                 }
-                if !self.write_all(&mut w, &buf) {
+                if !self.write_all(&mut w, &buf, gone) {
                     return;
                 }
                 offset += len;
@@ -591,9 +704,9 @@ impl PortJob {
     }
 
     /// Writes all of `buf`, retrying on timeouts until stopped.
-    fn write_all(&self, w: &mut UnixStream, mut buf: &[u8]) -> bool {
+    fn write_all(&self, w: &mut UnixStream, mut buf: &[u8], gone: &AtomicBool) -> bool {
         while !buf.is_empty() {
-            if !self.running() {
+            if !self.running() || gone.load(Ordering::SeqCst) {
                 return false;
             }
             match w.write(buf) {
@@ -602,7 +715,7 @@ impl PortJob {
                 Err(e) if crate::peers::is_timeout(&e) => {}
                 Err(e) => {
                     let mut log = self.log.lock().unwrap();
-                    if log.closed.is_none() {
+                    if log.closed.is_none() && log.dropped.is_none() {
                         log.error = Some(format!("write: {e}"));
                     }
                     return false;
@@ -614,39 +727,93 @@ impl PortJob {
 
     /// What the guest sends, kept until EOF, the deadline, or a quiet
     /// tick once stopped (QEMU has exited: what it sent is all buffered).
-    fn receive(&self, mut r: UnixStream) {
+    /// The drop: this end stops sending (QEMU reads EOF and closes the
+    /// connection, PORT_OPEN 0 to the guest); what QEMU still writes
+    /// until then is read and thrown away, counted. Not a full close: a
+    /// write QEMU 7.2 finds failing while the guest has no receive
+    /// buffer disconnects inside the write and leaves the port throttled
+    /// for good, so the guest's bytes never flow again after the
+    /// reconnect; the half close keeps QEMU's writes succeeding.
+    fn drain_to_close(&self, r: &mut UnixStream) {
+        let _ = r.shutdown(std::net::Shutdown::Write);
         let mut buf = [0u8; 16384];
         while Instant::now() < self.deadline {
             match r.read(&mut buf) {
-                Ok(0) => return,
+                Ok(0) => break,
+                Ok(k) => self.log.lock().unwrap().discarded += k as u64,
+                Err(e) if crate::peers::is_timeout(&e) => {
+                    if self.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = r.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// True if it dropped the connection on purpose (the first one, at
+    /// `drop`): reads stop exactly there.
+    fn receive(&self, mut r: UnixStream, again: bool) -> bool {
+        let mut buf = [0u8; 16384];
+        let drop_at = self.drop.filter(|_| !again);
+        let early = self.faults.iter().find_map(|f| match *f {
+            Fault::CloseEarly { after, .. } => Some(after),
+            _ => None,
+        });
+        // Reads end exactly at the drop or the early close: what came is
+        // then just what the fault says, whatever QEMU had written.
+        let stop_at = drop_at.or(early.filter(|&a| a > 0));
+        while Instant::now() < self.deadline {
+            let want = match stop_at {
+                Some(at) => {
+                    let got = self.log.lock().unwrap().received.len() as u64;
+                    (at.saturating_sub(got) as usize).min(buf.len())
+                }
+                None => buf.len(),
+            };
+            if want == 0 && drop_at.is_none() {
+                // Closed early at this offset already (below): never here.
+                return false;
+            }
+            if want == 0 {
+                {
+                    let mut log = self.log.lock().unwrap();
+                    log.dropped = Some((log.received.len() as u64, log.sent));
+                }
+                self.drain_to_close(&mut r);
+                return true;
+            }
+            match r.read(&mut buf[..want]) {
+                Ok(0) => return false,
                 Ok(k) => {
                     let mut log = self.log.lock().unwrap();
                     let now = Instant::now();
                     log.first_byte.get_or_insert(now);
                     log.last_byte = Some(now);
                     // Bounded: a guest that never stops is cut off.
-                    if (log.received.len() as u64) < self.limit + (1 << 20) {
-                        log.received.extend_from_slice(&buf[..k]);
+                    let kept = (log.received.len() + log.resumed.len()) as u64;
+                    if kept < self.limit + (1 << 20) {
+                        if again {
+                            log.resumed.extend_from_slice(&buf[..k]);
+                        } else {
+                            log.received.extend_from_slice(&buf[..k]);
+                        }
                     }
-                    let early = self.faults.iter().find_map(|f| match *f {
-                        Fault::CloseEarly { after, .. } => Some(after),
-                        _ => None,
-                    });
-                    if let Some(after) = early.filter(|&a| log.received.len() as u64 >= a) {
+                    if early.is_some_and(|a| log.received.len() as u64 >= a) {
                         log.closed = Some(format!(
                             "closed early on purpose once {} bytes had come",
                             log.received.len()
                         ));
                         let _ = r.shutdown(std::net::Shutdown::Both);
-                        let _ = after;
-                        return;
+                        return false;
                     }
                 }
                 // QEMU's end going away with our bytes unread: its exit.
-                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return false,
                 Err(e) if crate::peers::is_timeout(&e) => {
                     if self.stop.load(Ordering::SeqCst) {
-                        return;
+                        return false;
                     }
                 }
                 Err(e) => {
@@ -654,10 +821,11 @@ impl PortJob {
                     if log.closed.is_none() {
                         log.error = Some(format!("read: {e}"));
                     }
-                    return;
+                    return false;
                 }
             }
         }
+        false
     }
 }
 
@@ -689,6 +857,19 @@ impl Peer for Running {
                     let mut end = lock.lock().unwrap();
                     *end = Some(end.map_or(n, |e| e.max(n)));
                     ready.notify_all();
+                }
+            }
+        }
+        if let Some(rest) = after(markers::SERIAL_DROP) {
+            // `<bus> <port> tx <D> rx <R>`
+            let w: Vec<&str> = rest.split(' ').collect();
+            if let [b, port, "tx", tx, "rx", rx] = w.as_slice() {
+                if *b == bus {
+                    if let (Ok(p), Ok(tx), Ok(rx)) = (port.parse(), tx.parse(), rx.parse()) {
+                        let (lock, ready) = &*self.resume;
+                        *lock.lock().unwrap() = Some((p, tx, rx));
+                        ready.notify_all();
+                    }
                 }
             }
         }
@@ -758,6 +939,7 @@ impl Peer for Running {
         };
         let emergency_all = emergency_bytes(self.seed, bus);
         let stream_len = *self.streams.0.lock().unwrap();
+        let resume = *self.resume.0.lock().unwrap();
         // A failed serial.stress may have sent only part of a stream: then
         // what came is checked as a prefix of it.
         let stress_passed = end
@@ -782,17 +964,72 @@ impl Peer for Running {
             };
             let streams =
                 stream_len.is_some() && (hot || ports_with_streams.contains(&p.config.id));
-            let mut stream = Vec::new();
-            if let Some(n) = stream_len.filter(|_| streams) {
-                stream.resize(n as usize, 0);
-                Stream::new(self.seed, bus, p.config.id, Dir::Tx).fill(0, &mut stream);
+            // The stream offsets of what should come, in order: all of
+            // them; after a drop, up to the drop, then on from where the
+            // firmware resumed (what it had handed QEMU and this peer did
+            // not get was lost with the connection, and is named so).
+            let total = stream_len.filter(|_| streams).unwrap_or(0);
+            let mut offsets: Vec<u64> = (0..total).collect();
+            let dropped = self.spec.drop.filter(|d| d.0 == p.config.id);
+            let resumed_at = resume.filter(|r| Some(r.0) == dropped.map(|d| d.0));
+            if let Some((x, sent)) = log.dropped {
+                let resent = log
+                    .resent_from
+                    .map_or(String::from("nothing sent again"), |r| {
+                        format!(
+                            "{} bytes sent again from offset {r}",
+                            sent.saturating_sub(r)
+                        )
+                    });
+                match resumed_at {
+                    Some((_, d, _)) if d < x => o.reasons.push(format!(
+                        "{label}: the firmware resumed tx at offset {d}, before the {x} bytes that came before the drop"
+                    )),
+                    Some((_, d, r)) => {
+                        o.lines.push(format!(
+                            "{label}: dropped on purpose once {x} bytes had come ({} more thrown away until QEMU closed), {sent} sent; the firmware resumed tx at {d} ({} bytes lost in the drop, offsets {x} to {d}) and rx at {r} ({resent}); {}",
+                            log.discarded,
+                            d - x,
+                            if log.back { "QEMU reconnected" } else { "QEMU did not reconnect" }
+                        ));
+                        offsets.truncate(x as usize);
+                        offsets.extend(d..total.max(d));
+                    }
+                    None => {
+                        o.lines.push(format!(
+                            "{label}: dropped on purpose once {x} bytes had come, {sent} sent; no drop marker from the firmware{}",
+                            if log.back { "; QEMU reconnected" } else { "" }
+                        ));
+                        offsets.truncate(x as usize);
+                    }
+                }
+                if !log.back
+                    && end.complete
+                    && !self
+                        .spec
+                        .faults
+                        .contains(&Fault::NoReconnect { port: p.config.id })
+                {
+                    o.reasons.push(format!(
+                        "{label}: QEMU did not connect again after the drop"
+                    ));
+                }
+            } else if let Some((_, x)) = dropped.filter(|_| end.complete) {
+                o.reasons.push(format!(
+                    "{label}: to drop once {x} bytes had come, but {} came",
+                    log.received.len()
+                ));
             }
+            let full = Stream::new(self.seed, bus, p.config.id, Dir::Tx);
+            let stream: Vec<u8> = offsets.iter().map(|&at| full.byte(at)).collect();
             let emergency: &[u8] = if self.emergency_seen && emergency_port == Some(p.config.id) {
                 &emergency_all
             } else {
                 &[]
             };
-            let got = &log.received;
+            let mut all = log.received.clone();
+            all.extend_from_slice(&log.resumed);
+            let got = &all;
             // Where the stream ends in what came: all of it, or (after a
             // failed stress) whatever came before the emergency bytes.
             let stream_got = if stress_passed || !streams {
@@ -840,7 +1077,8 @@ impl Peer for Running {
             let replay = format!("seed={:#x}", self.seed);
             let what = |at: usize| {
                 if at < stream_len || emergency.is_empty() {
-                    format!("stream offset {at}")
+                    let off = offsets.get(at).copied().unwrap_or(at as u64);
+                    format!("stream offset {off}")
                 } else {
                     format!("emergency byte {}", at - stream_len)
                 }
@@ -1039,6 +1277,88 @@ mod tests {
             out.reasons
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The drop against a fake guest: the peer stops taking bytes at the
+    /// drop (EOF to the guest, what follows thrown away), takes the new
+    /// connection, sends from the marker's rx offset and checks what
+    /// comes against the stream from its tx offset: a wrong byte there is
+    /// named by its stream offset, and the bytes lost in the drop are named.
+    #[test]
+    fn a_drop_resumes_where_the_marker_says() {
+        for flip in [None, Some(10usize)] {
+            let (dir, ctx) = context(&format!("zv-serial-d{}", flip.is_some() as u8), 5);
+            let spec = SerialPorts::new("fe.0.0003")
+                .max_ports(2)
+                .bytes(3000)
+                .port(1, "zv.a")
+                .drop_and_reconnect(1, 1000);
+            assert!(spec.word().contains(":drop=1:"));
+            let mut peer = spec.start(&ctx).unwrap();
+            let bus: BusId = "fe.0.0003".parse().unwrap();
+            let tx = Stream::new(5, bus, 1, Dir::Tx);
+            let rx = Stream::new(5, bus, 1, Dir::Rx);
+            let mut out = vec![0u8; 3000];
+            tx.fill(0, &mut out);
+            let path = dir.join("s0003-1.sock");
+            let mut guest = UnixStream::connect(&path).unwrap();
+            guest
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            // 1200 bytes: the peer keeps 1000, throws 200 away, and stops
+            // sending (EOF here); the guest then closes, as QEMU does.
+            guest.write_all(&out[..1200]).unwrap();
+            let mut rest = Vec::new();
+            guest.read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty());
+            drop(guest);
+            // The firmware resumes tx at 1500 and wants rx from 0.
+            let mut guest = UnixStream::connect(&path).unwrap();
+            guest
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            peer.line(&format!(
+                "{} fe.0.0003 1 tx 1500 rx 0",
+                markers::SERIAL_DROP
+            ));
+            peer.line(&format!("{} fe.0.0003 3000", markers::SERIAL_STRESS));
+            let mut got = vec![0u8; 3000];
+            guest.read_exact(&mut got).unwrap();
+            assert_eq!(rx.first_difference(0, &got), None);
+            let mut after = out[1500..].to_vec();
+            if let Some(i) = flip {
+                after[i] ^= 0x20;
+            }
+            guest.write_all(&after).unwrap();
+            drop(guest);
+            let tap = crate::tap::TapReport::default();
+            let o = peer.finish(&PeerEnd {
+                tap: &tap,
+                complete: true,
+            });
+            let lines = o.lines.join("\n");
+            assert!(
+                lines.contains("port 1 (zv.a): dropped on purpose once 1000 bytes had come (200 more thrown away until QEMU closed)")
+                    && lines.contains("resumed tx at 1500 (500 bytes lost in the drop, offsets 1000 to 1500) and rx at 0")
+                    && lines.contains("QEMU reconnected"),
+                "{lines}"
+            );
+            match flip {
+                None => assert!(o.reasons.is_empty(), "{:?}", o.reasons),
+                Some(i) => {
+                    assert_eq!(o.reasons.len(), 1, "{:?}", o.reasons);
+                    assert!(
+                        o.reasons[0].contains(&format!(
+                            "port 1 (zv.a) tx (guest to host): byte at stream offset {}",
+                            1500 + i
+                        )),
+                        "{:?}",
+                        o.reasons
+                    );
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// A peer against a fake guest: the guest side connects, reads the

@@ -187,6 +187,12 @@ pub mod markers {
     /// Followed by ` <bus id> <port>`: close the host side of that port
     /// now (`serial.close`).
     pub const SERIAL_CLOSE: &str = "# zvtest: serial close";
+    /// Followed by ` <bus id> <port> tx <D> rx <R>`: the host side of that
+    /// port (`drop=`) dropped during `serial.stress`; once it is back the
+    /// firmware sends its stream on from offset D (what it had handed to
+    /// the device: bytes the host did not get before the drop are lost
+    /// with it) and expects the host's from offset R (what it received).
+    pub const SERIAL_DROP: &str = "# zvtest: serial drop";
     /// Followed by ` <bus id>`: the emergency-write bytes of that device
     /// were written (`serial.emergency`); the console's peer must have them.
     pub const SERIAL_EMERGENCY: &str = "# zvtest: serial emergency written";
@@ -248,6 +254,7 @@ pub mod markers {
             (&NET_LINK_READY, "net.link"),
             (&[SERIAL_STRESS], "serial.stress"),
             (&[SERIAL_CLOSE], "serial.close"),
+            (&[SERIAL_DROP], "serial.stress"),
             (&[SERIAL_EMERGENCY], "serial.emergency"),
             (&[SERIAL_UNPLUG], "serial.hotplug"),
             (&[SERIAL_PLUG], "serial.hotplug"),
@@ -313,6 +320,10 @@ mod tests {
             ("# zvtest: serial unplug fe.0.0003 2", "serial.hotplug"),
             ("# zvtest: serial plug fe.0.0003 5", "serial.hotplug"),
             ("# zvtest: serial close fe.0.0003 2", "serial.close"),
+            (
+                "# zvtest: serial drop fe.0.0003 2 tx 5 rx 7",
+                "serial.stress",
+            ),
             (SERIAL_EMERGENCY, "serial.emergency"),
             ("# zvtest: gpu scanout fe.0.0007 640x480", "gpu.scanout"),
             (MCCK_READY, "inject.mcck"),

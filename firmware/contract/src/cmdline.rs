@@ -508,7 +508,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     ),
     (
         "serial",
-        "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N][:unplug=N][:plug=N[=NAME]] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
+        "comma-separated BUS[:max=N][:emerg][:bytes=N][:close=N][:drop=N][:unplug=N][:plug=N[=NAME]] then :cN[=NAME] (console) or :pN[=NAME] (port) per port (fe.0.0003:max=4:c0:p1=zv.a)",
         |c, v| {
             for item in v.split(',') {
                 let d = crate::serial::SerialConfig::parse(item)?;
@@ -1483,7 +1483,7 @@ mod tests {
         }
 
         /// A virtio-serial device: ports below `max`, distinct names, the
-        /// closed port a serial port.
+        /// closed and the dropped port serial ports.
         fn serial_device() -> impl Strategy<Value = crate::serial::SerialConfig> {
             (
                 bus(),
@@ -1497,8 +1497,9 @@ mod tests {
                 ),
                 any::<prop::sample::Index>(),
                 any::<bool>(),
+                any::<bool>(),
             )
-                .prop_map(|(bus, max, emergency, bytes, ports, pick, close)| {
+                .prop_map(|(bus, max, emergency, bytes, ports, pick, close, drop)| {
                     let mut c = crate::serial::SerialConfig::new(bus);
                     c.max_ports = max;
                     c.emergency = emergency;
@@ -1521,6 +1522,9 @@ mod tests {
                         .collect();
                     if close && !serial.is_empty() {
                         c.close = Some(serial[pick.index(serial.len())]);
+                    }
+                    if drop && !serial.is_empty() {
+                        c.drop = Some(serial[serial.len() - 1 - pick.index(serial.len())]);
                     }
                     c
                 })

@@ -19,6 +19,10 @@ pub const DEFAULT_MAX_PORTS: u32 = 31;
 pub const DEFAULT_BYTES: u32 = 4096;
 /// The longest chunk either end cuts a stream into.
 pub const MAX_CHUNK: u32 = 2048;
+/// How long the firmware waits for the host side of a dropped port
+/// (`drop=`) to come back (PORT_OPEN 1) before it fails the run: QEMU 7.2
+/// reconnects a client socket a whole number of seconds after it lost it.
+pub const DROP_WAIT_US: u64 = 10_000_000;
 /// Bytes written through the emergency-write field.
 pub const EMERGENCY_LEN: usize = 16;
 /// Bytes of its transmit stream the firmware writes to a port plugged
@@ -48,6 +52,11 @@ pub struct SerialConfig {
     pub bytes: u32,
     /// The port whose host side closes after the close marker.
     pub close: Option<u32>,
+    /// The port whose host side drops its connection once during
+    /// `serial.stress` and comes back (`drop=N`): expected, so the
+    /// streams resume where both ends know (see [`DROP_WAIT_US`]) instead
+    /// of the disconnect failing the run.
+    pub drop: Option<u32>,
     /// Ports, in ascending id order.
     pub ports: Vec<PortConfig>,
     /// The port the host unplugs at the unplug marker (`serial.hotplug`).
@@ -103,6 +112,7 @@ impl SerialConfig {
             emergency: false,
             bytes: DEFAULT_BYTES,
             close: None,
+            drop: None,
             ports: Vec::new(),
             unplug: None,
             plug: None,
@@ -121,10 +131,10 @@ impl SerialConfig {
     }
 
     /// Parses one `serial=` item: `BUS[:max=N][:emerg][:bytes=N][:close=N]
-    /// [:unplug=N][:plug=N[=NAME]]{:cN[=NAME]|:pN[=NAME]}`, `c` a console
-    /// port, `p` a serial port, N its number. Ports must fit `max=`, each
-    /// once; the closed port must be a serial port (QEMU keeps a console
-    /// open whatever its back-end does); the unplugged port one of them;
+    /// [:drop=N][:unplug=N][:plug=N[=NAME]]{:cN[=NAME]|:pN[=NAME]}`, `c` a
+    /// console port, `p` a serial port, N its number. Ports must fit
+    /// `max=`, each once; the closed and the dropped port must be serial
+    /// ports (QEMU keeps a console open whatever its back-end does); the unplugged port one of them;
     /// the plugged port (a serial port) none of them, within `max=`.
     pub fn parse(item: &str) -> Option<Self> {
         let mut fields = item.split(':');
@@ -163,6 +173,7 @@ impl SerialConfig {
                 ("mute", None) => c.mute = true,
                 ("bytes", Some(v)) => c.bytes = byte_count(v).filter(|&n| n <= 64 << 20)?,
                 ("close", Some(v)) => c.close = Some(digits(v)?),
+                ("drop", Some(v)) => c.drop = Some(digits(v)?),
                 ("unplug", Some(v)) => c.unplug = Some(digits(v)?),
                 ("corrupt", Some(v)) => {
                     let (port, offset) = v.split_once('@')?;
@@ -193,6 +204,9 @@ impl SerialConfig {
         let close_ok = c
             .close
             .is_none_or(|id| c.port(id).is_some_and(|p| !p.console));
+        let drop_ok = c
+            .drop
+            .is_none_or(|id| c.port(id).is_some_and(|p| !p.console));
         let unplug_ok = c.unplug.is_none_or(|id| c.port(id).is_some());
         let corrupt_ok = c.corrupt.is_none_or(|(id, _)| {
             c.port(id).is_some() || c.plug.as_ref().is_some_and(|p| p.id == id)
@@ -202,7 +216,8 @@ impl SerialConfig {
                 && c.port(p.id).is_none()
                 && (p.name.is_none() || c.ports.iter().all(|q| q.name != p.name))
         });
-        (fits && close_ok && unplug_ok && plug_ok && corrupt_ok && !names_twice).then_some(c)
+        (fits && close_ok && drop_ok && unplug_ok && plug_ok && corrupt_ok && !names_twice)
+            .then_some(c)
     }
 
     /// The item [`SerialConfig::parse`] reads back as `self`.
@@ -219,6 +234,9 @@ impl SerialConfig {
         }
         if let Some(id) = self.close {
             s.push_str(&crate::format!(":close={}", id));
+        }
+        if let Some(id) = self.drop {
+            s.push_str(&crate::format!(":drop={}", id));
         }
         if let Some(id) = self.unplug {
             s.push_str(&crate::format!(":unplug={}", id));
@@ -403,6 +421,9 @@ mod tests {
             })
         );
         assert_eq!(hot.item(), "fe.0.0003:max=8:unplug=2:plug=5=zv.hot:p1:p2");
+        let dropped = SerialConfig::parse("fe.0.0003:drop=2:p1:p2").unwrap();
+        assert_eq!(dropped.drop, Some(2));
+        assert_eq!(dropped.item(), "fe.0.0003:drop=2:p1:p2");
         let muted = SerialConfig::parse("fe.0.0003:mute:p1").unwrap();
         assert!(muted.mute);
         assert_eq!(muted.item(), "fe.0.0003:mute:p1");
@@ -441,6 +462,9 @@ mod tests {
             "fe.0.0003:bytes=+5",
             "fe.0.0003:close=1",
             "fe.0.0003:c0:close=0",
+            "fe.0.0003:p1:drop=2",
+            "fe.0.0003:c0:drop=0",
+            "fe.0.0003:p1:drop=x",
             "fe.0.0003:max=4:max=5",
             "fe.0.0003:unplug=1",
             "fe.0.0003:p1:unplug=x",

@@ -6,6 +6,13 @@
 //! checks what we send); the emergency write; and a port whose host side
 //! closes: PORT_OPEN 0, and what we write there discarded.
 //!
+//! A port whose host side drops mid-stream fails `serial.stress`, naming
+//! the offsets; unless `drop=` says the host will drop it and come back:
+//! then the drop is named (offsets, bytes in flight), and once PORT_OPEN 1
+//! comes (within [`DROP_WAIT_US`]) both streams go on from where the
+//! firmware stood, which the drop marker tells the host's peer, so every
+//! byte after the resume is still checked at both ends.
+//!
 //! Every port of a `serial=` device is taken to have its host side
 //! connected from boot (the runner serves each on a socket).
 
@@ -35,7 +42,8 @@ use alloc::vec::Vec;
 use zvtest_contract::checks::markers;
 use zvtest_contract::inventory::BusId;
 use zvtest_contract::serial::{
-    emergency_bytes, Chunks, Cutter, Dir, SerialConfig, Stream, MAX_CHUNK, PLUGGED_BYTES,
+    emergency_bytes, Chunks, Cutter, Dir, SerialConfig, Stream, DROP_WAIT_US, MAX_CHUNK,
+    PLUGGED_BYTES,
 };
 
 /// A virtio-serial device and what `serial=` says of it.
@@ -386,6 +394,12 @@ struct Lane {
     mem: Rc<DmaMemory>,
     /// Token and length of the buffer in each slot.
     slots: [Option<(u16, u32)>; DEPTH],
+    /// Transmit buffers out when the host side dropped (`drop=`): the
+    /// device may still return them this round, or keep the one it was
+    /// writing (QEMU 7.2 drops that at a close, never to return it).
+    orphans: Vec<u16>,
+    /// Of them, returned.
+    orphans_back: usize,
     /// Chunks made available so far.
     next: u64,
     /// Transmit: bytes made available; receive: bytes received.
@@ -411,6 +425,8 @@ impl Lane {
             chunks: Chunks::new(seed, bus, port, cutter),
             mem: Rc::new(DmaMemory::new(DEPTH * MAX_CHUNK as usize)),
             slots: [None; DEPTH],
+            orphans: Vec::new(),
+            orphans_back: 0,
             next: 0,
             offset: 0,
             done: 0,
@@ -436,6 +452,8 @@ impl Lane {
     /// Starts a round whose segment ends at `end`.
     fn start_round(&mut self, end: u64) {
         self.end = end;
+        self.orphans.clear();
+        self.orphans_back = 0;
         self.stats = QueueStats::default();
         self.finished_us = (self.at() >= end).then_some(0);
     }
@@ -445,6 +463,22 @@ impl Lane {
 struct Flow {
     port: u32,
     lanes: [Lane; 2],
+    /// Its host side is away (`drop=`): since when (us), and where the
+    /// streams resume.
+    down: Option<Down>,
+    /// What the drop came to, once the host side was back.
+    dropped: Option<String>,
+}
+
+/// A port whose host side dropped: the offsets both streams resume at
+/// (the marker tells the host's peer).
+#[derive(Clone, Copy)]
+struct Down {
+    since: u64,
+    tx: u64,
+    rx: u64,
+    /// Transmit buffers and bytes out at the drop.
+    out: (usize, u64),
 }
 
 fn now_us() -> u64 {
@@ -463,6 +497,10 @@ fn top_up<T: Transport + ?Sized>(
 ) -> Result<bool, String> {
     let port = f.port;
     let mut any = false;
+    if f.down.is_some() {
+        // Nothing new for a port whose host side is away.
+        return Ok(false);
+    }
     for (lane, q) in f.lanes.iter_mut().zip([tx, rx]) {
         let mut added = false;
         while lane.in_flight() < DEPTH {
@@ -528,6 +566,12 @@ fn take_back(f: &mut Flow, tx: &mut Queue, rx: &mut Queue, start: u64) -> Result
     for (lane, q) in f.lanes.iter_mut().zip([tx, rx]) {
         while let Some(used) = q.try_used().map_err(|e| err(lane.dir.name(), &e))? {
             any = true;
+            if let Some(i) = lane.orphans.iter().position(|&t| t == used.token) {
+                // Out at the drop: its bytes are accounted as lost with it.
+                lane.orphans.swap_remove(i);
+                lane.orphans_back += 1;
+                continue;
+            }
             let slot = lane
                 .slots
                 .iter()
@@ -661,6 +705,8 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
                 Lane::new(seed, d.bus, port, Dir::Tx),
                 Lane::new(seed, d.bus, port, Dir::Rx),
             ],
+            down: None,
+            dropped: None,
         })
         .collect();
     let n = rounds.len() as u64;
@@ -675,6 +721,19 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
         buffers += r.0;
         interrupts += r.1;
     }
+    // drop= promised a drop: one that never came is no pass.
+    let mut drops = String::new();
+    if let Some(p) = cfg.drop {
+        match flows.iter().find(|f| f.port == p).map(|f| &f.dropped) {
+            Some(Some(note)) => drops = format!("; {}", note.as_str()),
+            _ => {
+                return Err(format!(
+                    "drop= says the host side of port {} drops and comes back during the streams; it never dropped",
+                    p
+                ))
+            }
+        }
+    }
     let skipped: Vec<String> = all
         .iter()
         .zip(&taken)
@@ -682,7 +741,7 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
         .map(|((s, c), _)| format!("{} {}", s.label().as_str(), c.name()))
         .collect();
     Ok(format!(
-        "{}: {} ports, {} bytes each way each over {} setups, {} buffers, {} interrupts, {} ms{}",
+        "{}: {} ports, {} bytes each way each over {} setups, {} buffers, {} interrupts, {} ms{}{}",
         d.bus,
         flows.len(),
         bytes,
@@ -695,7 +754,8 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
         } else {
             format!(" (not offered: {})", skipped.join(", ").as_str())
         }
-        .as_str()
+        .as_str(),
+        drops.as_str()
     ))
 }
 
@@ -716,6 +776,8 @@ fn stress_round(
     let ports = ports.as_slice();
     let mut s = Session::bring_up_in(d.sid, setup.revision, Some(setup), ports, &[], true)?
         .ok_or("the device no longer takes this setup")?;
+    // A port whose host side is away is not announced open.
+    let mut away = Vec::new();
     if s.control.is_some() {
         for &p in ports {
             let open = s
@@ -724,6 +786,14 @@ fn stress_round(
                 .rev()
                 .find(|m| m.control.event == PORT_OPEN && m.control.id == p)
                 .map(|m| m.control.value);
+            let expected_drop = cfg.drop == Some(p)
+                && flows
+                    .iter()
+                    .any(|f| f.port == p && f.dropped.is_none() && f.down.is_none());
+            if open != Some(1) && expected_drop {
+                away.push(p);
+                continue;
+            }
             if open != Some(1) {
                 return Err(format!(
                     "port {}: its host side is not connected ({}) before the streams start",
@@ -758,6 +828,12 @@ fn stress_round(
     crate::out!("{} {} {} {}\n", markers::SERIAL_STRESS, d.bus, end, label);
     let ints0 = indicators::interrupts_seen();
     let start = now_us();
+    // The host side dropped between rounds (drop=): the streams stand
+    // where the last round left them, nothing in flight.
+    for f in flows.iter_mut().filter(|f| away.contains(&f.port)) {
+        went_down(d.bus, cfg, f, end, start, start);
+    }
+    let mut ctl_seen = s.log.len();
     let mut last = start;
     let mut spins = 0u32;
     // An interrupt-driven wait ran out: what the device returned by now
@@ -800,32 +876,74 @@ fn stress_round(
             }
             progress |= came;
         }
-        if s.drain()? > 0 {
-            if let Some(m) = s
-                .log
-                .iter()
-                .find(|m| m.control.event == PORT_OPEN && m.control.value == 0)
-            {
-                let id = m.control.id;
-                let at = flows
-                    .iter()
-                    .find(|f| f.port == id)
-                    .map_or(String::new(), |f| {
-                        format!(
-                            " with tx at {} and rx at {} of {} bytes",
-                            f.lanes[0].done, f.lanes[1].offset, end
-                        )
-                    });
-                return Err(format!(
-                    "the host closed port {} (PORT_OPEN 0){}",
-                    id,
-                    at.as_str()
-                ));
-            }
-        }
-        if flows
+        s.drain()?;
+        let news: Vec<(u32, u16)> = s.log[ctl_seen..]
             .iter()
-            .all(|f| f.lanes.iter().all(|l| l.finished_us.is_some()))
+            .filter(|m| m.control.event == PORT_OPEN)
+            .map(|m| (m.control.id, m.control.value))
+            .collect();
+        ctl_seen = s.log.len();
+        for (id, value) in news {
+            let Some(i) = flows.iter().position(|f| f.port == id) else {
+                continue;
+            };
+            if value != 0 {
+                if let Some(down) = flows[i].down.take() {
+                    came_back(d.bus, cfg, &mut flows[i], down);
+                    last = now_us();
+                }
+                continue;
+            }
+            let expected = cfg.drop == Some(id) && flows[i].dropped.is_none();
+            if expected && flows[i].down.is_none() {
+                // What the device returned before it said so is in the
+                // rings: the offsets count it.
+                let (tx, rx) = &mut queues[i];
+                take_back(&mut flows[i], tx, rx, start)?;
+                went_down(d.bus, cfg, &mut flows[i], end, start, now_us());
+                continue;
+            }
+            let f = &flows[i];
+            let [tx, rx] = &f.lanes;
+            return Err(format!(
+                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight, {} rx buffers posted){}",
+                id,
+                tx.done,
+                rx.offset,
+                end,
+                port_label(cfg, id).as_str(),
+                tx.offset - tx.done,
+                tx.in_flight(),
+                rx.in_flight(),
+                if cfg.drop == Some(id) {
+                    " (drop= allows one drop: this is another)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some((f, down)) = flows
+            .iter()
+            .find_map(|f| f.down.map(|d| (f, d)))
+            .filter(|(_, down)| now_us() - down.since > DROP_WAIT_US)
+        {
+            return Err(format!(
+                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight), and it did not come back (no PORT_OPEN 1) within {} s",
+                f.port,
+                down.tx,
+                down.rx,
+                end,
+                port_label(cfg, f.port).as_str(),
+                down.out.1,
+                down.out.0,
+                DROP_WAIT_US / 1_000_000
+            ));
+        }
+        let waiting = flows.iter().any(|f| f.down.is_some());
+        if !waiting
+            && flows
+                .iter()
+                .all(|f| f.lanes.iter().all(|l| l.finished_us.is_some()))
         {
             break;
         }
@@ -836,6 +954,17 @@ fn stress_round(
             continue;
         }
         if !interrupts && !spins.is_multiple_of(256) {
+            continue;
+        }
+        if waiting {
+            // The reconnect wait has its own deadline (above); the other
+            // ports' streams are judged again once it is over.
+            last = now_us();
+            if interrupts {
+                s.t.wait(USED_TIMEOUT_US, &mut || {
+                    indicators::interrupts_seen() != seen
+                });
+            }
             continue;
         }
         let idle = now_us() - last;
@@ -1321,4 +1450,86 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
     }
     let _ = s.t.reset();
     Ok(format!("{}: {}", d.bus, notes.join("; ").as_str()))
+}
+
+/// `port 2 (org.zvtest.two)`.
+fn port_label(cfg: &SerialConfig, port: u32) -> String {
+    match cfg.port(port).and_then(|p| p.name.as_deref()) {
+        Some(n) => format!("port {} ({})", port, n),
+        None => format!("port {}", port),
+    }
+}
+
+/// `f`'s host side dropped (`drop=`): the transmit buffers out are given
+/// up (their bytes reached the host before the drop or are lost with
+/// it), and both streams resume where the firmware stands: transmit
+/// after every byte it handed to the device, receive after every byte
+/// it received and checked. The marker tells the host's peer so.
+fn went_down(bus: BusId, cfg: &SerialConfig, f: &mut Flow, end: u64, start: u64, now: u64) {
+    let [tx, rx] = &mut f.lanes;
+    let out_bytes = tx.offset - tx.done;
+    let mut out = 0;
+    for slot in tx.slots.iter_mut() {
+        if let Some((token, _)) = slot.take() {
+            tx.orphans.push(token);
+            out += 1;
+        }
+    }
+    tx.done = tx.offset;
+    if tx.done >= tx.end && tx.finished_us.is_none() {
+        tx.finished_us = Some(now - start);
+    }
+    let down = Down {
+        since: now,
+        tx: tx.offset,
+        rx: rx.offset,
+        out: (out, out_bytes),
+    };
+    crate::out!(
+        "# serial {} {} dropped by the host: tx at {} ({} buffers, {} bytes in flight), rx at {} ({} buffers posted) of {} bytes; waiting up to {} s for it to come back\n",
+        bus,
+        port_label(cfg, f.port).as_str(),
+        down.tx,
+        out,
+        out_bytes,
+        down.rx,
+        rx.in_flight(),
+        end,
+        DROP_WAIT_US / 1_000_000
+    );
+    crate::out!(
+        "{} {} {} tx {} rx {}\n",
+        markers::SERIAL_DROP,
+        bus,
+        f.port,
+        down.tx,
+        down.rx
+    );
+    f.down = Some(down);
+}
+
+/// `f`'s host side is back (PORT_OPEN 1): its streams go on from the
+/// offsets of the drop.
+fn came_back(bus: BusId, cfg: &SerialConfig, f: &mut Flow, down: Down) {
+    let ms = (now_us() - down.since) / 1000;
+    let label = port_label(cfg, f.port);
+    let tx = &f.lanes[0];
+    crate::out!(
+        "# serial {} {} back (PORT_OPEN 1) after {} ms: tx resumes at {}, rx at {}; {} of the {} tx buffers out at the drop came back (QEMU keeps the one it was writing at a close)\n",
+        bus,
+        label.as_str(),
+        ms,
+        down.tx,
+        down.rx,
+        tx.orphans_back,
+        down.out.0
+    );
+    f.dropped = Some(format!(
+        "{} dropped by the host at tx {} ({} bytes in flight), rx {}, back after {} ms; both streams resumed there",
+        label.as_str(),
+        down.tx,
+        down.out.1,
+        down.rx,
+        ms
+    ));
 }
