@@ -247,7 +247,7 @@ pub mod markers {
     pub fn owner(line: &str) -> Option<&'static str> {
         let line = line.trim();
         let is = |m: &str| line == m || line.strip_prefix(m).is_some_and(|r| r.starts_with(' '));
-        let owners: [(&[&str], &'static str); 19] = [
+        let owners: [(&[&str], &'static str); 20] = [
             (&[HOTPLUG_READY], "css.hotplug"),
             (&CONFIG_CHANGE_READY, "virtio.config-change"),
             (&SCSI_HOTPLUG_READY, "scsi.hotplug"),
