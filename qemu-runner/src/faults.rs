@@ -267,34 +267,77 @@ impl PeerSpec for CorruptDuringStress {
 
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         Ok(Box::new(Corrupting {
-            monitor: PeerMonitor::new(ctx, &format!("corrupt-{}.qmp", self.bus)),
+            at: AtStress::new(ctx, "corrupt", &self.bus),
             spec: self.clone(),
-            done: false,
-            lines: Vec::new(),
-            reasons: Vec::new(),
         }))
     }
 }
 
-struct Corrupting {
-    spec: CorruptDuringStress,
+/// What the corruption and the unplug share: a monitor of their own, one
+/// action at the disk's cue, and the outcome's lines and reasons.
+struct AtStress {
+    bus: String,
     monitor: PeerMonitor,
     done: bool,
     lines: Vec<String>,
     reasons: Vec<String>,
 }
 
+impl AtStress {
+    fn new(ctx: &PeerContext, kind: &str, bus: &str) -> Self {
+        AtStress {
+            bus: bus.into(),
+            monitor: PeerMonitor::new(ctx, &format!("{kind}-{bus}.qmp")),
+            done: false,
+            lines: Vec::new(),
+            reasons: Vec::new(),
+        }
+    }
+
+    /// The cue when `line` is it and nothing was done yet (it is done from
+    /// here on: one attempt per run).
+    fn cue(&mut self, line: &str) -> Option<String> {
+        let marker = format!("{BLK_STRESS} {}", self.bus);
+        if line.trim() != marker || self.done {
+            return None;
+        }
+        self.done = true;
+        Some(marker)
+    }
+
+    /// The outcome as `name`: a reason when blk.stress ran but the cue
+    /// never came (`undone` says what that left undone); `figure` counts
+    /// the actions done (0 or 1).
+    fn outcome(self, name: String, end: &PeerEnd<'_>, undone: &str, figure: &str) -> PeerOutcome {
+        let mut o = PeerOutcome::new(name);
+        o.lines = self.lines;
+        o.reasons = self.reasons;
+        if !self.done && end.complete && end.tap.result("blk.stress").is_some() {
+            o.reasons.push(format!(
+                "blk.stress ran but `{BLK_STRESS} {}` never came: {undone}",
+                self.bus
+            ));
+        }
+        o.figures
+            .push((figure.into(), f64::from(u8::from(self.done))));
+        o
+    }
+}
+
+struct Corrupting {
+    spec: CorruptDuringStress,
+    at: AtStress,
+}
+
 impl Peer for Corrupting {
     fn qemu_args(&self) -> Vec<String> {
-        self.monitor.qemu_args()
+        self.at.monitor.qemu_args()
     }
 
     fn line(&mut self, line: &str) {
-        let marker = format!("{BLK_STRESS} {}", self.spec.bus);
-        if line.trim() != marker || self.done {
+        let Some(marker) = self.at.cue(line) else {
             return;
-        }
-        self.done = true;
+        };
         let cmd = self.spec.command_line();
         let q = serde_json::json!({
             "execute": "human-monitor-command",
@@ -303,34 +346,27 @@ impl Peer for Corrupting {
         .to_string();
         // HMP answers with its text: empty when the command did its work,
         // the error otherwise (an unknown device, a permission refused).
-        match self.monitor.query("human-monitor-command", &q) {
-            Ok(serde_json::Value::String(t)) if t.trim().is_empty() => self.lines.push(format!(
+        let at = &mut self.at;
+        match at.monitor.query("human-monitor-command", &q) {
+            Ok(serde_json::Value::String(t)) if t.trim().is_empty() => at.lines.push(format!(
                 "at `{marker}`: wrote {} bytes of {:#04x} at offset {} ({:#x}) of {} behind the guest's back (HMP `{cmd}`)",
                 self.spec.len, self.spec.byte, self.spec.offset, self.spec.offset, self.spec.bus
             )),
-            Ok(v) => self.reasons.push(format!(
+            Ok(v) => at.reasons.push(format!(
                 "HMP `{cmd}` at `{marker}` answered {v}: the disk was not corrupted"
             )),
-            Err(e) => self
-                .reasons
-                .push(format!("HMP `{cmd}` at `{marker}`: {e}")),
+            Err(e) => at.reasons.push(format!("HMP `{cmd}` at `{marker}`: {e}")),
         }
     }
 
     fn finish(self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
         let this = *self;
-        let mut o = PeerOutcome::new(this.spec.name());
-        o.lines = this.lines;
-        o.reasons = this.reasons;
-        if !this.done && end.complete && end.tap.result("blk.stress").is_some() {
-            o.reasons.push(format!(
-                "blk.stress ran but `{BLK_STRESS} {}` never came: the disk was not corrupted",
-                this.spec.bus
-            ));
-        }
-        o.figures
-            .push(("corruptions".into(), f64::from(u8::from(this.done))));
-        o
+        this.at.outcome(
+            this.spec.name(),
+            end,
+            "the disk was not corrupted",
+            "corruptions",
+        )
     }
 }
 
@@ -357,35 +393,30 @@ impl PeerSpec for UnplugDuringStress {
 
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         Ok(Box::new(Unplugging {
-            monitor: PeerMonitor::new(ctx, &format!("unplug-{}.qmp", self.bus)),
+            at: AtStress::new(ctx, "unplug", &self.bus),
             spec: self.clone(),
-            done: false,
-            lines: Vec::new(),
-            reasons: Vec::new(),
         }))
     }
 }
 
 struct Unplugging {
     spec: UnplugDuringStress,
-    monitor: PeerMonitor,
-    done: bool,
-    lines: Vec<String>,
-    reasons: Vec<String>,
+    at: AtStress,
 }
 
 impl Unplugging {
     fn unplug(&mut self, marker: &str) -> Result<(), String> {
         let id = format!("ccw-{}", self.spec.bus);
         let sent = Instant::now();
-        self.monitor.query(
+        self.at.monitor.query(
             &format!("device_del {id}"),
             &crate::qmp::client::device_del(&id),
         )?;
         let mut since = 0;
         loop {
             let Some((_, at, data)) =
-                self.monitor
+                self.at
+                    .monitor
                     .wait_event(&["DEVICE_DELETED"], since, sent + EVENT_WAIT)?
             else {
                 return Err(format!(
@@ -393,9 +424,9 @@ impl Unplugging {
                     sent.elapsed().as_millis()
                 ));
             };
-            since = self.monitor.events_read();
+            since = self.at.monitor.events_read();
             if data["device"] == id.as_str() {
-                self.lines.push(format!(
+                self.at.lines.push(format!(
                     "device_del {id} at `{marker}`: DEVICE_DELETED {} ms after it was sent",
                     at.saturating_duration_since(sent).as_millis()
                 ));
@@ -407,35 +438,24 @@ impl Unplugging {
 
 impl Peer for Unplugging {
     fn qemu_args(&self) -> Vec<String> {
-        self.monitor.qemu_args()
+        self.at.monitor.qemu_args()
     }
 
     fn line(&mut self, line: &str) {
-        let marker = format!("{BLK_STRESS} {}", self.spec.bus);
-        if line.trim() != marker || self.done {
+        let Some(marker) = self.at.cue(line) else {
             return;
-        }
-        self.done = true;
+        };
         if let Err(e) = self.unplug(&marker) {
-            self.reasons
+            self.at
+                .reasons
                 .push(format!("the unplug at `{marker}` failed: {e}"));
         }
     }
 
     fn finish(self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
         let this = *self;
-        let mut o = PeerOutcome::new(this.spec.name());
-        o.lines = this.lines;
-        o.reasons = this.reasons;
-        if !this.done && end.complete && end.tap.result("blk.stress").is_some() {
-            o.reasons.push(format!(
-                "blk.stress ran but `{BLK_STRESS} {}` never came: nothing was unplugged",
-                this.spec.bus
-            ));
-        }
-        o.figures
-            .push(("unplugs".into(), f64::from(u8::from(this.done))));
-        o
+        this.at
+            .outcome(this.spec.name(), end, "nothing was unplugged", "unplugs")
     }
 }
 
