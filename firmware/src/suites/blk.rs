@@ -922,19 +922,7 @@ fn removed(sid: u32) -> Option<&'static str> {
 
 /// `N requests answered IOERR<note>: <the first few>; and M more`.
 fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
-    let more = count - first.len() as u64;
-    format!(
-        "{} requests answered IOERR{}: {}{}",
-        count,
-        note,
-        first.join("; ").as_str(),
-        if more > 0 {
-            format!("; and {} more", more)
-        } else {
-            String::new()
-        }
-        .as_str()
-    )
+    crate::workloads::device_errors_text(count, "requests answered IOERR", first, note)
 }
 
 /// The benchmark workloads of `bench=` on queue 0, each for `bench-ms=`:

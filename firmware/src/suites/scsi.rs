@@ -1432,18 +1432,11 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
 /// `N commands answered CHECK CONDITION for a failed I/O<note>: <the
 /// first few>; and M more`.
 fn device_errors_text(count: u64, first: &[String], note: &str) -> String {
-    let more = count - first.len() as u64;
-    format!(
-        "{} commands answered CHECK CONDITION for a failed I/O{}: {}{}",
+    crate::workloads::device_errors_text(
         count,
+        "commands answered CHECK CONDITION for a failed I/O",
+        first,
         note,
-        first.join("; ").as_str(),
-        if more > 0 {
-            format!("; and {} more", more)
-        } else {
-            String::new()
-        }
-        .as_str()
     )
 }
 
