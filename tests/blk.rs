@@ -626,29 +626,7 @@ fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
     );
     // The rest ran: the other checks passed, the other disk's stress
     // reached its end; only blk.stress failed, and only for this disk.
-    check_ran(&o, "blk.config");
-    check_ran(&o, "blk.requests");
-    check(
-        &o,
-        o.console().contains(&format!("# blk {OTHER}: ")) && o.console().contains(" rounds, "),
-        "the other disk's stress ran to its end",
-    );
-    check(
-        &o,
-        !text.contains(&format!("{OTHER}: ")),
-        "the other disk not named in the failure",
-    );
-    let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
-    check(
-        &o,
-        failed == ["blk.stress"],
-        &format!("blk.stress the only check failing, not {failed:?}"),
-    );
-    check(
-        &o,
-        o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
-        "the report's summary: the run ended in order, not in a hang or crash",
-    );
+    the_rest_ran(&o, &text, OTHER);
     // The host finds the same byte.
     let d = o
         .disks
@@ -713,26 +691,33 @@ fn a_disk_unplugged_under_stress_is_reported_removed_and_the_rest_runs() {
         }),
         &format!("the peer's word of the unplug: {:?}", peer.lines),
     );
-    check_ran(&o, "blk.config");
-    check_ran(&o, "blk.requests");
+    the_rest_ran(&o, &text, OTHER);
+}
+
+/// A fault on one of two disks: the other checks passed, the other disk's
+/// stress reached its end and is not named in the failure (`text`),
+/// blk.stress is the only failing check, and the report ended in order.
+fn the_rest_ran(o: &qemu_runner::Run, text: &str, other: &str) {
+    check_ran(o, "blk.config");
+    check_ran(o, "blk.requests");
     check(
-        &o,
-        o.console().contains(&format!("# blk {OTHER}: ")) && o.console().contains(" rounds, "),
+        o,
+        o.console().contains(&format!("# blk {other}: ")) && o.console().contains(" rounds, "),
         "the other disk's stress ran to its end",
     );
     check(
-        &o,
-        !text.contains(&format!("{OTHER}: ")),
+        o,
+        !text.contains(&format!("{other}: ")),
         "the other disk not named in the failure",
     );
     let failed: Vec<&str> = o.tap.failures().map(|r| r.name.as_str()).collect();
     check(
-        &o,
+        o,
         failed == ["blk.stress"],
         &format!("blk.stress the only check failing, not {failed:?}"),
     );
     check(
-        &o,
+        o,
         o.console().contains("\n2 passed, 1 failed, 0 skipped\n"),
         "the report's summary: the run ended in order, not in a hang or crash",
     );
