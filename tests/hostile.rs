@@ -80,6 +80,13 @@ fn a_behaving_device_echoes_every_byte() {
         "the echo line",
     );
     let console = o.console();
+    check(
+        &o,
+        o.console().lines().any(|l| {
+            l == "# hostile fe.0.0020 queue 1: 16 requests one at a time, each taken on its interrupt; 0 interrupts with nothing used"
+        }),
+        "the interrupt phase's line, no interrupt with nothing used",
+    );
     for phase in ["interrupts", "polled"] {
         check(
             &o,
@@ -91,8 +98,8 @@ fn a_behaving_device_echoes_every_byte() {
     }
     check(
         &o,
-        o.peers[0].figure("requests") == Some(768.0),
-        "the back-end to have served 768 requests",
+        o.peers[0].figure("requests") == Some(784.0),
+        "the back-end to have served 784 requests (768, then 16 one at a time)",
     );
     check(
         &o,
@@ -411,6 +418,83 @@ fn a_used_index_going_backwards_is_named() {
             " past the last one seen (",
             " chains are in flight; queue marked broken",
         ],
+    );
+    went_on(&o);
+}
+
+/// The back-end's request 773: the interrupt phase's request 5 (after
+/// 256 in batches and 2 x 256 under stress).
+const IN_IRQ_PHASE: u64 = 773;
+
+/// One call-eventfd write with nothing used (the chain held): named with
+/// the request in flight and the used index, the queue broken, the run
+/// goes on.
+#[test]
+fn an_interrupt_with_nothing_used_is_named() {
+    let Some(s) = hostile_scenario(
+        "hostile-irq-nothing-used",
+        Hostile::new(BUS).lie(Lie::InterruptNothingUsed, IN_IRQ_PHASE),
+    ) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    let said = lied(&o);
+    assert!(
+        said.starts_with("request 773: signalled with nothing used, id "),
+        "{said}"
+    );
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020 queue 1: interrupt with nothing used (used index 5, as before) while request 5 was in flight (seed 0x5eed); queue marked broken"],
+    );
+    check(
+        &o,
+        !failure_text(&o).contains("notification storm"),
+        "one interrupt, not a storm",
+    );
+    went_on(&o);
+}
+
+/// The call eventfd written in a tight loop for 300 ms: QEMU collapses
+/// the writes, the firmware sees one interrupt per indicator it clears,
+/// counts them for 20 ms, names the storm, and the run ends in bounded
+/// time.
+#[test]
+fn a_notification_storm_is_named_and_outlived() {
+    let Some(s) = hostile_scenario(
+        "hostile-irq-storm",
+        Hostile::new(BUS).lie(Lie::NotificationStorm, IN_IRQ_PHASE),
+    ) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    let said = lied(&o);
+    assert!(said.starts_with("request 773: signalled "), "{said}");
+    let text = failure_text(&o);
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[
+            "hostile fe.0.0020 queue 1: ",
+            " interrupts with nothing used within 20 ms (a notification storm), the first while request 5 was in flight (used index 5) (seed 0x5eed); queue marked broken",
+        ],
+    );
+    let n: u32 = text
+        .split("hostile fe.0.0020 queue 1: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    check(
+        &o,
+        n >= 2,
+        &format!("more than one interrupt counted: {text}"),
+    );
+    check(
+        &o,
+        o.duration < std::time::Duration::from_secs(60),
+        &format!("the run to end in bounded time ({:?})", o.duration),
     );
     went_on(&o);
 }

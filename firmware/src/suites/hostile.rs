@@ -8,6 +8,8 @@
 //! broken: nothing more goes on it, the device is reset before its
 //! memory is looked at again, and the check fails saying where.
 
+mod irq;
+
 use super::setups::run_counted;
 use super::virtio::WANTED;
 use crate::check::Outcome;
@@ -361,6 +363,8 @@ pub fn echo(m: &mut Machine) -> Outcome {
         };
         // What each queue left in flight, checked after the reset.
         let mut left: Vec<(String, Vec<Request>)> = Vec::new();
+        // The queues that failed: no interrupt phase on them.
+        let mut broken = Vec::new();
         for q in REQUEST_QUEUE..dev.queue_count() {
             let what = format!("hostile {} queue {}", bus, q);
             let Some(queue) = dev.queue_mut(q) else {
@@ -386,6 +390,9 @@ pub fn echo(m: &mut Machine) -> Outcome {
                     &mut out,
                 );
             }
+            if out.failures.len() != before {
+                broken.push(q);
+            }
         }
         // The device lets go of what it holds before we look at it again.
         if let Err(e) = t.reset() {
@@ -410,11 +417,54 @@ pub fn echo(m: &mut Machine) -> Outcome {
             in_flight,
             out.stressed
         );
+        drop((t, ind, dev));
+        // Opened afresh: no notification from the phases above reaches it.
+        match open(sid, bus) {
+            Ok(opened) => irq::audit(
+                opened,
+                (bus, seed),
+                &broken,
+                // Payloads past the batches' and the stress phases'.
+                &mut |q, n, len| Request::new(seed, (u64::from(q) << 40 | 3 << 32, n), len),
+                &mut out.failures,
+            ),
+            Err(e) => out
+                .failures
+                .push(format!("{} (reopened for the interrupt phase)", e.as_str())),
+        }
         failures.extend(out.failures);
     }
     if failures.is_empty() {
         Outcome::Pass
     } else {
         Outcome::fail(&failures.join("; "))
+    }
+}
+
+impl irq::Echo for Request {
+    fn buffers(&self) -> [DmaBuffer<'_>; 2] {
+        let (l, len) = (self.layout, self.layout.len as u32);
+        [
+            DmaBuffer {
+                mem: &self.mem,
+                offset: l.read_at,
+                len,
+                device_writable: false,
+            },
+            DmaBuffer {
+                mem: &self.mem,
+                offset: l.write_at,
+                len,
+                device_writable: true,
+            },
+        ]
+    }
+
+    fn check(&self, seed: u64, used: u32, what: &str) -> Result<(), String> {
+        Request::check(self, seed, used, what)
+    }
+
+    fn canaries(&self, what: &str) -> Result<(), String> {
+        Request::canaries(self, what)
     }
 }

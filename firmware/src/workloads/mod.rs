@@ -6,6 +6,7 @@ pub mod crypto;
 pub mod fs;
 pub mod gpu;
 pub mod hostile;
+pub mod notifications;
 pub mod p9;
 pub mod rng;
 pub mod scsi;

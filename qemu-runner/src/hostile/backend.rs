@@ -8,6 +8,7 @@ use super::Lie;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackendMut, VringRwLock, VringT};
 use virtio_queue::{QueueOwnedT, QueueT};
@@ -29,6 +30,10 @@ pub const QUEUES: usize = 3;
 const BACK: u16 = 64;
 /// The largest queue size we take (QEMU's default is 128).
 const MAX_QUEUE_SIZE: usize = 1024;
+/// `Lie::NotificationStorm`: how long the back-end writes the call
+/// eventfd, and at most how many times.
+const STORM: Duration = Duration::from_millis(300);
+const STORM_WRITES: u64 = 1_000_000;
 
 /// What the back-end did, for the peer's report.
 #[derive(Debug, Default)]
@@ -221,6 +226,17 @@ impl Echo {
                 format!("used index moved back by {BACK}, {next} -> {idx}, id {head} not returned")
             }
             Lie::NeverReturned => format!("id {head} never returned"),
+            Lie::InterruptNothingUsed => {
+                vring.signal_used_queue()?;
+                format!("signalled with nothing used, id {head} held")
+            }
+            Lie::NotificationStorm => {
+                let (writes, took) = storm(vring)?;
+                format!(
+                    "signalled {writes} times in {} ms with nothing used, id {head} held",
+                    took.as_millis()
+                )
+            }
             Lie::WritesReadable | Lie::WritesPastBuffer => {
                 let (addr, what) = if lie == Lie::WritesReadable {
                     (at.first_read, "the first byte of the readable buffer")
@@ -244,6 +260,22 @@ impl Echo {
             }
         })
     }
+}
+
+/// Writes the call eventfd in a tight loop for [`STORM`] (at most
+/// [`STORM_WRITES`] times), stopping early once the ring is stopped (the
+/// guest's reset: the eventfd is gone then); the writes and the time.
+fn storm(vring: &VringRwLock) -> io::Result<(u64, Duration)> {
+    let started = Instant::now();
+    let mut writes = 0;
+    while writes < STORM_WRITES && started.elapsed() < STORM {
+        if !vring.get_ref().get_queue().ready() {
+            break;
+        }
+        vring.signal_used_queue()?;
+        writes += 1;
+    }
+    Ok((writes, started.elapsed()))
 }
 
 /// Where in a chain a lie may write.
@@ -340,7 +372,17 @@ impl VhostUserBackendMut for Echo {
         };
         // An error is the verdict's (the peer's reasons), not the end of
         // the worker thread: an Err here would stop every queue.
-        if let Err(e) = self.serve(vring).and_then(|()| vring.signal_used_queue()) {
+        // Signalled only when the used index moved: an honest device never
+        // interrupts with nothing new used (the firmware counts those).
+        let before = vring.get_ref().get_queue().next_used();
+        let served = self.serve(vring).and_then(|()| {
+            if vring.get_ref().get_queue().next_used() != before {
+                vring.signal_used_queue()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = served {
             self.note(|l| l.errors.push(format!("queue {device_event}: {e}")));
         }
         Ok(())

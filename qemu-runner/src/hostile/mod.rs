@@ -46,6 +46,12 @@ pub enum Lie {
     /// The byte just past the chain's device-writable buffer inverted
     /// (then an honest echo).
     WritesPastBuffer,
+    /// The call eventfd written once with nothing used; the chain held
+    /// (never returned).
+    InterruptNothingUsed,
+    /// The call eventfd written in a tight loop for a bounded time (or
+    /// until the ring stops) with nothing used; the chain held.
+    NotificationStorm,
 }
 
 /// The hostile device as a scenario describes it.
