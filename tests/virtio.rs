@@ -9,7 +9,9 @@
 use crate::common;
 
 use common::models::{probe_line, refused_by_qemu, shared_probe, usable_models, with_device};
-use common::{assert_pass, boot, check, check_ran, check_summary, elf, failure_text, scenario};
+use common::{
+    assert_pass, boot, check, check_ran, check_summary, elf, fails_with, failure_text, scenario,
+};
 use qemu_runner::Run;
 use std::io::Write;
 use std::sync::OnceLock;
@@ -802,4 +804,42 @@ fn parsers_read_the_firmware_lines() {
         rng_line("virtio fe.0.0001 rng: rev 2: split/classic 1q 0x1;"),
         None
     );
+}
+
+/// `rng-loop=` (test only): one looped descriptor chain on the virtio-rng
+/// after its first setup. QEMU's own device takes it for a guest error
+/// (its virtio_error path: a looped chain), sets DEVICE_NEEDS_RESET and
+/// signals a configuration change; no host route sets NEEDS_RESET on
+/// virtio-ccw otherwise. The firmware names it after the interrupt,
+/// leaves the device, and the run goes on.
+#[test]
+fn a_device_that_needs_a_reset_is_named() {
+    let s = with_device(
+        scenario("virtio-rng-needs-reset")
+            .append("only=virtio.rng,timer.cpu-timer")
+            .append("rng-loop=fe.0.0001"),
+        "virtio-rng-ccw",
+        "fe.0.0001",
+        "rng",
+        &[],
+    );
+    let o = boot(&s, &elf());
+    fails_with(
+        &o,
+        Some("virtio.rng"),
+        &["device fe.0.0001: the device set DEVICE_NEEDS_RESET (status 0x4f) after a configuration-change interrupt; its queues marked broken"],
+    );
+    let setups: Vec<_> = o
+        .tap
+        .diagnostics
+        .iter()
+        .filter_map(|d| rng_line(d))
+        .collect();
+    check(
+        &o,
+        setups.len() == 1 && setups[0].0 == "rev 2 split event-idx classic interrupts random",
+        &format!("the first setup only, then the device left; got {setups:?}"),
+    );
+    check_ran(&o, "timer.cpu-timer");
+    check_summary(&o);
 }

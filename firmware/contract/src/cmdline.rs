@@ -196,6 +196,12 @@ pub struct Config {
     /// expect this answer to every ORDER instead of the architecture's,
     /// so the first comparison of that order must fail.
     pub sigp_expect: Option<crate::sigp::Claim>,
+    /// Test only (`rng-loop=BUS`): `virtio.rng` puts one looped descriptor
+    /// chain (a descriptor whose next is itself) on the virtio-rng at BUS
+    /// after its first setup, so that QEMU's own device sets
+    /// DEVICE_NEEDS_RESET mid-run (its error path; no host route sets it
+    /// on virtio-ccw otherwise) and the check must name it.
+    pub rng_loop: Option<crate::inventory::BusId>,
     /// The virtio-gpu devices the host configured (`gpu=`): scanout 0's
     /// mode, EDID offered, and whether the runner takes a screendump.
     pub gpu: Vec<crate::gpu::GpuConfig>,
@@ -238,6 +244,7 @@ impl Default for Config {
             input: Vec::new(),
             fs_corrupt: None,
             sigp_expect: None,
+            rng_loop: None,
             gpu: Vec::new(),
         }
     }
@@ -609,6 +616,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         },
     ),
     (
+        "rng-loop",
+        "test only: BUS, virtio.rng puts one looped descriptor chain on that virtio-rng after its first setup: QEMU's device sets DEVICE_NEEDS_RESET, the check must name it",
+        |c, v| {
+            c.rng_loop = Some(v.parse().ok()?);
+            Some(())
+        },
+    ),
+    (
         "sigp-expect",
         "ORDER:CC[:0xSTATUS], ORDER a SIGP order's name (sense, stop, set-prefix, ...) or code (0xff), CC 0-3, STATUS only with cc 1 (test only)",
         |c, v| {
@@ -857,6 +872,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if let Some(at) = cfg.fs_corrupt {
         word("fs-corrupt", &format!("{}", at));
     }
+    if let Some(bus) = cfg.rng_loop {
+        word("rng-loop", &format!("{}", bus));
+    }
     if let Some(claim) = &cfg.sigp_expect {
         word("sigp-expect", &claim.item());
     }
@@ -1083,6 +1101,15 @@ mod tests {
         assert_eq!(write(&c), "sigp-expect=stop:1:0x40");
         assert!(parse(b"sigp-expect=stop:0:0x40").is_err());
         assert!(parse(b"sigp-expect=halt:0").is_err());
+    }
+
+    #[test]
+    fn rng_loop() {
+        let c = parse(b"rng-loop=fe.0.0004").unwrap();
+        assert_eq!(c.rng_loop, Some("fe.0.0004".parse().unwrap()));
+        assert_eq!(write(&c), "rng-loop=fe.0.0004");
+        assert!(parse(b"rng-loop=4").is_err());
+        assert!(parse(b"rng-loop=").is_err());
     }
 
     #[test]
@@ -1706,6 +1733,7 @@ mod tests {
                     prop::collection::btree_map(bus(), gpu(), 0..3),
                     proptest::option::of(1u16..248),
                     proptest::option::of(sigp_claim()),
+                    proptest::option::of(bus()),
                 ),
             )
                 .prop_map(
@@ -1722,8 +1750,10 @@ mod tests {
                             gpus,
                             cpu_plug,
                             sigp,
+                            rng_loop,
                         ),
                     )| {
+                        cfg.rng_loop = rng_loop;
                         cfg.cpu_plug = cpu_plug;
                         cfg.crypto = crypto
                             .into_iter()

@@ -7,19 +7,23 @@
 use super::setups::{stress_rounds, Setup};
 use super::virtio::WANTED;
 use crate::check::Outcome;
+use crate::dma::DmaMemory;
 use crate::fmt::{Hex, ToText};
 use crate::format;
 use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::rng::{self, Rng};
+use crate::virtio::health;
 use crate::virtio::indicators::Indicators;
+use crate::virtio::queue::{DmaBuffer, USED_TIMEOUT_US};
 use crate::virtio::stress::{self, Completion, Options, Poison, QueueStats, ShapeLimits};
 use crate::virtio::transport::{
     driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_INDIRECT_DESC, F_IN_ORDER,
     F_NOTIFICATION_DATA, F_RING_PACKED,
 };
 use crate::workloads::rng::Entropy;
+use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -82,8 +86,54 @@ fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
     crate::suites::setups::run_counted(&mut o.t, o.dev.queue_mut(), &mut Entropy, opts, &mut o.ind)
 }
 
+/// Test only (`rng-loop=`): one looped descriptor chain on the request
+/// queue. QEMU's device takes it for a guest error: it sets
+/// DEVICE_NEEDS_RESET and signals a configuration change, which is waited
+/// for before the status is read. The failure, in every case.
+fn looped_chain(o: &mut Open, bus: BusId) -> String {
+    let mem = Rc::new(DmaMemory::new(64));
+    o.ind.acknowledge();
+    let buf = DmaBuffer {
+        mem: &mem,
+        offset: 0,
+        len: 64,
+        device_writable: true,
+    };
+    let q = o.dev.queue_mut();
+    match q.add_looped(buf) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return format!(
+                "rng-loop: no looped chain on this ring ({} free)",
+                q.free_descriptors()
+            )
+        }
+        Err(e) => return format!("rng-loop: {}", e.text().as_str()),
+    }
+    if let Err(e) = q.kick(&mut o.t) {
+        return format!("rng-loop: notify: {}", e.text().as_str());
+    }
+    let ind = &o.ind;
+    let when = if o.t.wait(USED_TIMEOUT_US, &mut || ind.config_flagged()) {
+        "after a configuration-change interrupt"
+    } else {
+        "with no configuration-change interrupt within the timeout"
+    };
+    match health::needs_reset(&mut o.t, bus, when) {
+        Err(e) => e,
+        Ok(Some(note)) => note,
+        Ok(None) => format!(
+            "device {}: a looped descriptor chain (rng-loop=), and no DEVICE_NEEDS_RESET {}",
+            bus, when
+        ),
+    }
+}
+
 /// Stresses one device in every setup it takes; the number of setups.
-fn device(bus: BusId, sid: u32, seed: u64, stress: u32) -> Result<u32, String> {
+/// A device that sets DEVICE_NEEDS_RESET (looked at after each setup) is
+/// named and left.
+fn device(bus: BusId, sid: u32, seed: u64, stress: u32, looped: bool) -> Result<u32, String> {
+    let mut noted = false;
     let mut rounds = stress_rounds(true);
     // The closing repeat of the first setup is blk's fill round: nothing
     // new for an entropy device.
@@ -176,6 +226,24 @@ fn device(bus: BusId, sid: u32, seed: u64, stress: u32) -> Result<u32, String> {
                 &s,
             )?;
         }
+        if looped && driven == 0 {
+            let e = looped_chain(&mut o, bus);
+            let _ = o.t.reset();
+            return Err(e);
+        }
+        match health::needs_reset(&mut o.t, bus, "at the end of a setup") {
+            Ok(None) => {}
+            Ok(Some(note)) => {
+                if !noted {
+                    crate::out!("# {}\n", note.as_str());
+                }
+                noted = true;
+            }
+            Err(e) => {
+                let _ = o.t.reset();
+                return Err(format!("{}: {}", label.as_str(), e.as_str()));
+            }
+        }
         driven += 1;
         let _ = o.t.reset();
     }
@@ -192,7 +260,8 @@ pub fn requests(m: &mut Machine) -> Outcome {
         return Outcome::skip("no virtio-rng-ccw device");
     }
     for (bus, sid) in devices {
-        match device(bus, sid, m.cfg.seed, m.cfg.stress) {
+        let looped = m.cfg.rng_loop == Some(bus);
+        match device(bus, sid, m.cfg.seed, m.cfg.stress, looped) {
             Ok(0) => {
                 return Outcome::fail(&format!(
                     "virtio-rng {}: no setup of the device could be driven",

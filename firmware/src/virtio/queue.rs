@@ -339,6 +339,16 @@ impl Queue {
         Ok(token)
     }
 
+    /// Test only: makes `buf` available as a looped chain (one
+    /// descriptor whose next is itself, `Virtqueue::add_looped`), its
+    /// memory kept with the device's; the token, None where the ring has
+    /// no room or no such chain. Never returned by a sound device.
+    pub fn add_looped(&mut self, buf: DmaBuffer<'_>) -> Result<Option<u16>, DriveError> {
+        let b = buf.buffer(0)?;
+        self.held.keep(buf.mem);
+        Ok(self.ring.add_looped(b))
+    }
+
     /// Notifies the device of what was made available since the last
     /// kick, if the ring says it wants to know.
     pub fn kick<T: Transport + ?Sized>(&mut self, t: &mut T) -> Result<(), DriveError> {

@@ -340,6 +340,14 @@ pub trait Virtqueue {
     fn desc_area(&self) -> u64;
     fn driver_area(&self) -> u64;
     fn device_area(&self) -> u64;
+
+    /// Test only: makes `buf` available as a malformed chain, one
+    /// descriptor whose next is itself, to provoke a device's error path.
+    /// The token, or None where the ring format has no such chain (or no
+    /// free descriptor). The device should never return it.
+    fn add_looped(&mut self, _buf: Buffer) -> Option<u16> {
+        None
+    }
 }
 
 /// Checks a chain against the spec's rules for drivers and returns its

@@ -375,6 +375,21 @@ impl Virtqueue for SplitQueue {
         Ok(head)
     }
 
+    fn add_looped(&mut self, buf: Buffer) -> Option<u16> {
+        if self.num_free == 0 {
+            return None;
+        }
+        let head = self.take(1);
+        let mut flags = DESC_F_NEXT;
+        if buf.device_writable {
+            flags |= DESC_F_WRITE;
+        }
+        self.write_desc(head, buf.addr, buf.len, flags, head);
+        let writable = if buf.device_writable { buf.len } else { 0 };
+        self.publish(head, 1, u64::from(writable));
+        Some(head)
+    }
+
     fn add_indirect(&mut self, chain: &[Buffer], table: RingMemory) -> Result<u16, QueueError> {
         let writable = check_chain(chain)?;
         check_table(chain.len(), self.size, &table)?;

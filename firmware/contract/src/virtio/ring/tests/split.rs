@@ -687,3 +687,27 @@ fn in_order_batches_and_ring_order() {
     assert_eq!(q.pop_used(), Err(QueueError::NotInFlight { id: b }));
     let _ = a;
 }
+
+/// The test-only looped chain: one descriptor, NEXT set, next itself,
+/// published like any chain (in flight, a descriptor taken); none once
+/// the ring is full.
+#[test]
+fn a_looped_chain_points_at_itself() {
+    let mem = TestMem::default();
+    let mut q = queue(&mem, 2, Endian::Big, false, false);
+    let w = buf(&mem, 0x10, true);
+    q.add(&[buf(&mem, 4, false)]).unwrap();
+    let t = q.add_looped(w).unwrap();
+    assert_eq!(t, 1);
+    let d = mem.read(q.desc_area() + 16, 16);
+    let want: Vec<u8> = [
+        &w.addr.to_be_bytes()[..],
+        &0x10u32.to_be_bytes(),
+        &[0, 3, 0, 1],
+    ]
+    .concat();
+    assert_eq!(d, want, "NEXT|WRITE, next = 1");
+    assert_eq!(mem.read(q.driver_area() + 2, 2), [0, 2]);
+    assert_eq!((q.in_flight(), q.free_descriptors()), (2, 0));
+    assert_eq!(q.add_looped(w), None);
+}
