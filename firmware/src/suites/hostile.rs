@@ -394,6 +394,12 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 broken.push(q);
             }
         }
+        // A device that asked for a reset says so in its status.
+        if let Err(e) =
+            crate::virtio::health::needs_reset(&mut t, bus, "at the end of hostile.echo")
+        {
+            out.failures.push(e);
+        }
         // The device lets go of what it holds before we look at it again.
         if let Err(e) = t.reset() {
             out.failures
