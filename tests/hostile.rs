@@ -453,6 +453,7 @@ fn an_interrupt_with_nothing_used_is_named() {
         !failure_text(&o).contains("notification storm"),
         "one interrupt, not a storm",
     );
+    nothing_more_after_the_lie(&o);
     went_on(&o);
 }
 
@@ -496,5 +497,17 @@ fn a_notification_storm_is_named_and_outlived() {
         o.duration < std::time::Duration::from_secs(60),
         &format!("the run to end in bounded time ({:?})", o.duration),
     );
+    nothing_more_after_the_lie(&o);
     went_on(&o);
+}
+
+/// The broken queue got nothing after the lie: the back-end took 768
+/// requests before the interrupt phase and its requests 0 to 5 (the
+/// lie's, held), none more.
+fn nothing_more_after_the_lie(o: &Run) {
+    check(
+        o,
+        o.peers[0].figure("requests") == Some(774.0),
+        "the back-end to have taken 774 requests (nothing after the lie)",
+    );
 }
