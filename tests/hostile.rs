@@ -414,3 +414,32 @@ fn a_used_index_going_backwards_is_named() {
     );
     went_on(&o);
 }
+
+/// On a packed ring (`packed=on`, the back-end offering it) the behaving
+/// device passes the same echo.
+#[test]
+fn a_behaving_packed_device_echoes_every_byte() {
+    let Some(s) = hostile_scenario("hostile-packed-echo", Hostile::new(BUS).packed()) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "hostile.echo");
+    went_on(&o);
+    let console = o.console();
+    check(
+        &o,
+        console.contains("# hostile fe.0.0020: packed rings\n")
+            && console.contains(
+                "# hostile fe.0.0020: 256 requests echoed in batches on 1 request queues, ",
+            )
+            && console.contains(" 0 in flight at the end; 512 echoed under stress"),
+        "the packed echo lines",
+    );
+    check(
+        &o,
+        o.peers[0].lines.iter().any(|l| l == "packed rings")
+            && o.peers[0].figure("requests") == Some(768.0),
+        "the back-end to have served 768 requests on packed rings",
+    );
+}

@@ -23,7 +23,7 @@ use crate::virtio::queue::{DmaBuffer, Queue, MAX_QUEUES};
 use crate::virtio::stress::Rng;
 use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
-    driver_ok_status, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
 };
 use crate::workloads::hostile::Echoes;
 use alloc::rc::Rc;
@@ -132,7 +132,8 @@ impl Request {
 fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> {
     let e = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
     let mut t = CcwTransport::open(sid, 2).map_err(|x| e("open", &x))?;
-    let wanted = WANTED & !(1 << F_RING_PACKED | 1 << F_EVENT_IDX);
+    // A packed ring where the device offers one (`packed=on`).
+    let wanted = WANTED & !(1 << F_EVENT_IDX);
     let features = negotiate(&mut t, wanted).map_err(|x| e("negotiate", &x))?;
     let mut raw = [0u8; CONFIG_LEN];
     t.read_config(&mut raw)
@@ -159,7 +160,8 @@ fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> 
         })?;
     let ind =
         Indicators::install(&mut t, IndicatorMode::Classic).map_err(|x| e("indicators", &x))?;
-    let dev = Fs::setup(&mut t, features, queues, false).map_err(|x| e("queues", &x))?;
+    let packed = has(features, F_RING_PACKED);
+    let dev = Fs::setup(&mut t, features, queues, packed).map_err(|x| e("queues", &x))?;
     t.set_status(driver_ok_status(t.revision()))
         .map_err(|x| e("DRIVER_OK", &x))?;
     Ok((t, ind, dev))
@@ -353,6 +355,9 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 continue;
             }
         };
+        if dev.queue_mut(REQUEST_QUEUE).is_some_and(|q| q.packed) {
+            crate::out!("# hostile {}: packed rings\n", bus);
+        }
         let mut out = Echoed {
             requests: 0,
             bytes: 0,
