@@ -17,9 +17,9 @@ use crate::format;
 use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::devices::fs::{self, Fs, FsConfig, CONFIG_LEN};
+use crate::virtio::devices::fs::{self, FsConfig, CONFIG_LEN};
 use crate::virtio::indicators::{IndicatorMode, Indicators};
-use crate::virtio::queue::{DmaBuffer, Queue, MAX_QUEUES};
+use crate::virtio::queue::{setup_guarded_queue, DmaBuffer, Queue, MAX_QUEUES};
 use crate::virtio::stress::Rng;
 use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
@@ -129,7 +129,7 @@ impl Request {
 }
 
 /// The device at DRIVER_OK with its queues, if its configuration has our tag.
-fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> {
+fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Vec<Queue>), String> {
     let e = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
     let mut t = CcwTransport::open(sid, 2).map_err(|x| e("open", &x))?;
     // A packed ring where the device offers one (`packed=on`).
@@ -161,7 +161,12 @@ fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> 
     let ind =
         Indicators::install(&mut t, IndicatorMode::Classic).map_err(|x| e("indicators", &x))?;
     let packed = has(features, F_RING_PACKED);
-    let dev = Fs::setup(&mut t, features, queues, packed).map_err(|x| e("queues", &x))?;
+    // The high-priority queue and the request queues, each ring between
+    // canaries.
+    let mut dev = Vec::new();
+    for q in 0..=queues {
+        dev.push(setup_guarded_queue(&mut t, q, features, packed).map_err(|x| e("queues", &x))?);
+    }
     t.set_status(driver_ok_status(t.revision()))
         .map_err(|x| e("DRIVER_OK", &x))?;
     Ok((t, ind, dev))
@@ -259,8 +264,28 @@ fn run(
             out.requests += 1;
             out.bytes += used.len as u64;
         }
+        if let Err(f) = ring_canaries(q, what) {
+            out.failures.push(format!(
+                "{} after request {} (seed {}); queue marked broken",
+                f.as_str(),
+                n - 1,
+                Hex(seed)
+            ));
+            return Vec::new();
+        }
     }
     Vec::new()
+}
+
+/// The canaries around the queue's ring, or the first one hit, named.
+fn ring_canaries(q: &Queue, what: &str) -> Result<(), String> {
+    match q.ring_canary_hit() {
+        None => Ok(()),
+        Some((area, i, want, got)) => Err(format!(
+            "{}: ring canary {} byte {}: expected {}, got {}",
+            what, area, i, want, got
+        )),
+    }
 }
 
 /// Echoes per stress phase, before `stress=`.
@@ -355,7 +380,10 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 continue;
             }
         };
-        if dev.queue_mut(REQUEST_QUEUE).is_some_and(|q| q.packed) {
+        if dev
+            .get(usize::from(REQUEST_QUEUE))
+            .is_some_and(|q| q.packed)
+        {
             crate::out!("# hostile {}: packed rings\n", bus);
         }
         let mut out = Echoed {
@@ -366,9 +394,10 @@ pub fn echo(m: &mut Machine) -> Outcome {
         };
         // What each queue left in flight, checked after the reset.
         let mut left: Vec<(String, Vec<Request>)> = Vec::new();
-        for q in REQUEST_QUEUE..dev.queue_count() {
+        let count = dev.len() as u16;
+        for q in REQUEST_QUEUE..count {
             let what = format!("hostile {} queue {}", bus, q);
-            let Some(queue) = dev.queue_mut(q) else {
+            let Some(queue) = dev.get_mut(usize::from(q)) else {
                 out.failures
                     .push(format!("{}: no such queue", what.as_str()));
                 continue;
@@ -391,6 +420,15 @@ pub fn echo(m: &mut Machine) -> Outcome {
                     &mut out,
                 );
             }
+            if out.failures.len() == before {
+                if let Err(f) = ring_canaries(queue, &what) {
+                    out.failures.push(format!(
+                        "{} after the stress (seed {}); queue marked broken",
+                        f.as_str(),
+                        Hex(seed)
+                    ));
+                }
+            }
         }
         // The device lets go of what it holds before we look at it again.
         if let Err(e) = t.reset() {
@@ -398,6 +436,11 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 .push(format!("hostile {}: reset: {}", bus, e.text().as_str()));
         }
         let mut in_flight = 0;
+        for (q, queue) in dev.iter().enumerate() {
+            if let Err(f) = ring_canaries(queue, &format!("hostile {} queue {}", bus, q)) {
+                out.failures.push(format!("{} (at the end)", f.as_str()));
+            }
+        }
         for (what, requests) in &left {
             in_flight += requests.len();
             for r in requests {
@@ -410,7 +453,7 @@ pub fn echo(m: &mut Machine) -> Outcome {
             "# hostile {}: {} requests echoed in batches on {} request queues, {} bytes, every byte and canary checked, {} in flight at the end; {} echoed under stress\n",
             bus,
             out.requests,
-            dev.queue_count() - REQUEST_QUEUE,
+            count - REQUEST_QUEUE,
             out.bytes,
             in_flight,
             out.stressed

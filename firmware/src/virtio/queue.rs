@@ -145,6 +145,8 @@ pub struct Queue {
     held: DeviceHeld,
     /// The ring's memory, where the driver placed it (None: the host did).
     _mem: Option<Rc<DmaMemory>>,
+    /// A guarded queue: the ring's length, between canaries in `_mem`.
+    guard: Option<usize>,
     /// Indirect tables, each with the token of the chain it serves (None:
     /// free).
     tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
@@ -190,6 +192,37 @@ pub fn setup_queue<T: Transport + ?Sized>(
     features: u64,
     packed: bool,
 ) -> Result<Queue, DriveError> {
+    setup(t, index, features, packed, false)
+}
+
+/// Canary bytes right before the descriptor table and right after the
+/// device area of a guarded queue.
+pub const RING_CANARY: usize = 16;
+
+/// The canary byte at `i` of a ring canary.
+pub fn ring_canary_byte(i: usize) -> u8 {
+    0x3c ^ (i as u8).wrapping_mul(41)
+}
+
+/// Like [`setup_queue`], with [`RING_CANARY`] known bytes right before and
+/// after the ring (where the driver places it): a device that writes past
+/// its areas is caught by [`Queue::ring_canary_hit`].
+pub fn setup_guarded_queue<T: Transport + ?Sized>(
+    t: &mut T,
+    index: u16,
+    features: u64,
+    packed: bool,
+) -> Result<Queue, DriveError> {
+    setup(t, index, features, packed, true)
+}
+
+fn setup<T: Transport + ?Sized>(
+    t: &mut T,
+    index: u16,
+    features: u64,
+    packed: bool,
+    guarded: bool,
+) -> Result<Queue, DriveError> {
     let max = t.queue_max(index)?;
     if max == 0 {
         return Err(DriveError::NoQueue { queue: index });
@@ -210,14 +243,30 @@ pub fn setup_queue<T: Transport + ?Sized>(
     } else {
         RingFormat::Split
     };
+    let guard = if guarded && host.is_none() && !legacy {
+        RING_CANARY
+    } else {
+        0
+    };
+    let mut ring_len = 0;
     // The driver's own memory for the ring, unless the host placed it.
-    let place = |total: usize| match &host {
+    let mut place = |total: usize| match &host {
         Some(ring) => (ring.memory(), None),
         None => {
-            let mem = Rc::new(DmaMemory::new(total));
-            // SAFETY: `mem` is new; only the ring made over it writes it,
-            // and the queue it goes into holds it (`_mem`).
-            (unsafe { ring_memory(&mem) }, Some(mem))
+            ring_len = total;
+            let mem = Rc::new(DmaMemory::new(total + 2 * guard));
+            if guard > 0 {
+                let c: Vec<u8> = (0..guard).map(ring_canary_byte).collect();
+                mem.write(0, &c);
+                mem.write(guard + total, &c);
+            }
+            // SAFETY: `mem` is new; only the ring made over its middle
+            // writes that part (the canaries around it are ours), and the
+            // queue it goes into holds it (`_mem`). The guard keeps the
+            // ring's start aligned as its layout needs (16, at most the
+            // page `DmaMemory` gives).
+            let at = unsafe { RingMemory::new(mem.addr() + guard as u64, total) };
+            (at, Some(mem))
         }
     };
     if packed && has(features, F_IN_ORDER) {
@@ -259,6 +308,7 @@ pub fn setup_queue<T: Transport + ?Sized>(
         notification_data: has(features, F_NOTIFICATION_DATA),
         held: t.held(),
         _mem: mem,
+        guard: (guard > 0).then_some(ring_len),
         tables: Vec::new(),
         kicks: 0,
         repeat: None,
@@ -266,6 +316,10 @@ pub fn setup_queue<T: Transport + ?Sized>(
         wraps: 0,
     })
 }
+
+/// Empty looks at the ring between looks for a fault it shows (see
+/// `Virtqueue::stalled`) while waiting.
+const STALL_LOOK_EVERY: u32 = 64;
 
 /// How long a device may take to return a buffer.
 pub const USED_TIMEOUT_US: u64 = 2_000_000;
@@ -439,6 +493,25 @@ impl Queue {
         }
     }
 
+    /// The first ring canary of a guarded queue that is not what we
+    /// wrote: (where, byte, expected, got).
+    pub fn ring_canary_hit(&self) -> Option<(&'static str, usize, u8, u8)> {
+        let (len, mem) = (self.guard?, self._mem.as_ref()?);
+        let mut c = [0u8; RING_CANARY];
+        for (at, what) in [
+            (0, "before the descriptor table"),
+            (RING_CANARY + len, "after the device area"),
+        ] {
+            mem.read(at, &mut c);
+            for (i, &got) in c.iter().enumerate() {
+                if got != ring_canary_byte(i) {
+                    return Some((what, i, ring_canary_byte(i), got));
+                }
+            }
+        }
+        None
+    }
+
     /// Chains made available and not yet returned.
     pub fn in_flight(&self) -> u16 {
         self.ring.in_flight()
@@ -476,12 +549,21 @@ impl Queue {
         let mut got = None;
         let mut err = None;
         let ring = &mut self.ring;
+        let mut empty = 0u32;
         let mut done = || match ring.pop_used() {
             Ok(Some(u)) => {
                 got = Some(u);
                 true
             }
-            Ok(None) => false,
+            Ok(None) => {
+                // Now and then, a fault the ring shows ends the wait early
+                // (a look costs a read per slot in flight: not every time).
+                empty = empty.wrapping_add(1);
+                if empty.is_multiple_of(STALL_LOOK_EVERY) {
+                    err = ring.stalled();
+                }
+                err.is_some()
+            }
             Err(e) => {
                 err = Some(e);
                 true
@@ -498,6 +580,12 @@ impl Queue {
                 self.release_table(id);
             }
             return Err(e.into());
+        }
+        if got.is_none() {
+            // A fault the ring shows is named rather than the wait.
+            if let Some(e) = self.ring.stalled() {
+                return Err(e.into());
+            }
         }
         let used = got.ok_or(DriveError::Timeout {
             queue: self.index,
