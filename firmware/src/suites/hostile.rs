@@ -4,7 +4,9 @@
 //! the runner's command it lies once. `hostile.echo` sends seeded
 //! requests in batches, checks every byte and the canaries around every
 //! buffer it hands the device, and lets the ring code's own checks (ids,
-//! lengths, indexes against our shadow) name a lie. A queue that lied is
+//! lengths, indexes against our shadow) name a lie. Each ring (split, or
+//! packed where the device offers it) lies between canaries too, checked
+//! after each batch, after the stress and at the end. A queue that lied is
 //! broken: nothing more goes on it, the device is reset before its
 //! memory is looked at again, and the check fails saying where.
 

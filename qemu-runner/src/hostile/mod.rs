@@ -3,7 +3,8 @@
 //! served on a thread of the runner. It echoes (the firmware's
 //! `hostile.echo` checks every byte) and, where the scenario says so,
 //! lies once, at a chosen request, in one precise way ([`Lie`]): the
-//! firmware must name it, and go on.
+//! firmware must name it, and go on. With [`Hostile::packed`] the device
+//! runs a packed ring, served by our own code (module `packed`).
 
 mod backend;
 mod packed;

@@ -406,3 +406,62 @@ fn entropy_answers_are_held_to_the_canary() {
     let f = entropy_run(Lie::EntropyPast).unwrap_err();
     assert!(f.what.contains("past the reported length"), "{}", f.what);
 }
+
+/// A guarded queue's ring lies between canaries: intact they name
+/// nothing; a byte changed right before the descriptor table or right
+/// after the device area (the used ring's last byte + 1) is named with
+/// its place, byte, expected and got. An unguarded queue has none.
+#[test]
+fn ring_canaries_name_a_write_past_the_ring() {
+    use crate::virtio::queue::{ring_canary_byte, setup_guarded_queue, RING_CANARY};
+    let mut t = Fake(Model {
+        held: DeviceHeld::default(),
+        desc: 0,
+        avail: 0,
+        used: 0,
+        size: 0,
+        last_avail: 0,
+        used_idx: 0,
+        taken: VecDeque::new(),
+        lie: Lie::None,
+        answered: 0,
+        kicks: 0,
+    });
+    let plain = setup_queue(&mut t, 0, 0, false).unwrap();
+    assert_eq!(plain.ring_canary_hit(), None);
+    let q = setup_guarded_queue(&mut t, 0, 0, false).unwrap();
+    assert_eq!(q.ring_canary_hit(), None);
+    let flip = |addr: u64| {
+        // SAFETY: a canary byte of the queue's own ring memory, which
+        // stands in for a device writing there.
+        unsafe {
+            let p = addr as *mut u8;
+            core::ptr::write_volatile(p, !core::ptr::read_volatile(p));
+        }
+    };
+    let before = t.0.desc - 1;
+    flip(before);
+    let last = RING_CANARY - 1;
+    assert_eq!(
+        q.ring_canary_hit(),
+        Some((
+            "before the descriptor table",
+            last,
+            ring_canary_byte(last),
+            !ring_canary_byte(last)
+        ))
+    );
+    flip(before);
+    // The used ring: flags, idx, 16 elements of 8 bytes, avail_event.
+    let past = t.0.used + 6 + 8 * 16;
+    flip(past);
+    assert_eq!(
+        q.ring_canary_hit(),
+        Some((
+            "after the device area",
+            0,
+            ring_canary_byte(0),
+            !ring_canary_byte(0)
+        ))
+    );
+}
