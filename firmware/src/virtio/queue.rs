@@ -16,7 +16,7 @@
 //! device's too.
 
 use super::ring::packed::PackedQueue;
-use super::ring::split::{split_layout, SplitQueue};
+use super::ring::split::{split_layout, split_layout_spaced, SplitQueue};
 use super::ring::{
     Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, DESC_LEN, LEGACY_ALIGN,
 };
@@ -145,8 +145,9 @@ pub struct Queue {
     held: DeviceHeld,
     /// The ring's memory, where the driver placed it (None: the host did).
     _mem: Option<Rc<DmaMemory>>,
-    /// A guarded queue: the ring's length, between canaries in `_mem`.
-    guard: Option<usize>,
+    /// A guarded queue's canaries in `_mem`: where each starts, and what
+    /// the report calls it.
+    guards: Vec<(usize, &'static str)>,
     /// Indirect tables, each with the token of the chain it serves (None:
     /// free).
     tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
@@ -195,8 +196,8 @@ pub fn setup_queue<T: Transport + ?Sized>(
     setup(t, index, features, packed, false)
 }
 
-/// Canary bytes right before the descriptor table and right after the
-/// device area of a guarded queue.
+/// Canary bytes right before and right after each part of a guarded
+/// queue's ring (descriptors, driver area, device area).
 pub const RING_CANARY: usize = 16;
 
 /// The canary byte at `i` of a ring canary.
@@ -205,8 +206,8 @@ pub fn ring_canary_byte(i: usize) -> u8 {
 }
 
 /// Like [`setup_queue`], with [`RING_CANARY`] known bytes right before and
-/// after the ring (where the driver places it): a device that writes past
-/// its areas is caught by [`Queue::ring_canary_hit`].
+/// after each part of the ring (where the driver places it, virtio 1.x): a
+/// device that writes past its areas is caught by [`Queue::ring_canary_hit`].
 pub fn setup_guarded_queue<T: Transport + ?Sized>(
     t: &mut T,
     index: u16,
@@ -248,25 +249,15 @@ fn setup<T: Transport + ?Sized>(
     } else {
         0
     };
-    let mut ring_len = 0;
     // The driver's own memory for the ring, unless the host placed it.
-    let mut place = |total: usize| match &host {
+    let place = |total: usize| match &host {
         Some(ring) => (ring.memory(), None),
         None => {
-            ring_len = total;
-            let mem = Rc::new(DmaMemory::new(total + 2 * guard));
-            if guard > 0 {
-                let c: Vec<u8> = (0..guard).map(ring_canary_byte).collect();
-                mem.write(0, &c);
-                mem.write(guard + total, &c);
-            }
-            // SAFETY: `mem` is new; only the ring made over its middle
-            // writes that part (the canaries around it are ours), and the
-            // queue it goes into holds it (`_mem`). The guard keeps the
-            // ring's start aligned as its layout needs (16, at most the
-            // page `DmaMemory` gives).
-            let at = unsafe { RingMemory::new(mem.addr() + guard as u64, total) };
-            (at, Some(mem))
+            let mem = Rc::new(DmaMemory::new(total));
+            // SAFETY: `mem` is new; only the ring made over it writes it
+            // (but for the canaries, written before the device sees it),
+            // and the queue it goes into holds it (`_mem`).
+            (unsafe { ring_memory(&mem) }, Some(mem))
         }
     };
     if packed && has(features, F_IN_ORDER) {
@@ -277,17 +268,46 @@ fn setup<T: Transport + ?Sized>(
         .into());
     }
     let (ring, mem): (Box<dyn Virtqueue>, Option<Rc<DmaMemory>>) = if packed {
-        let layout = super::ring::packed::packed_layout(size)?;
+        let layout = if guard > 0 {
+            super::ring::packed::packed_layout_spaced(size, guard)?
+        } else {
+            super::ring::packed::packed_layout(size)?
+        };
         let (at, mem) = place(layout.total);
-        (Box::new(PackedQueue::new(at, size, event_idx)?), mem)
+        let ring = PackedQueue::with_layout(at, size, layout, event_idx)?;
+        (Box::new(ring), mem)
     } else {
-        let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
+        let layout = if guard > 0 {
+            split_layout_spaced(size, guard)?
+        } else {
+            split_layout(size, legacy.then_some(LEGACY_ALIGN))?
+        };
         let (at, mem) = place(layout.total);
         let endian = if legacy { Endian::Big } else { Endian::Little };
-        let mut split = SplitQueue::new(at, size, endian, legacy, event_idx)?;
+        let mut split = SplitQueue::with_layout(at, size, layout, endian, event_idx)?;
         split.set_in_order(has(features, F_IN_ORDER));
         (Box::new(split), mem)
     };
+    // The canaries, before and after each part (the ring zeroed its memory).
+    let mut guards = Vec::new();
+    if let (true, Some(mem)) = (guard > 0, &mem) {
+        let c: Vec<u8> = (0..guard).map(ring_canary_byte).collect();
+        let areas = [ring.desc_area(), ring.driver_area(), ring.device_area()];
+        let names = [
+            ("before the descriptor table", "after the descriptor table"),
+            ("before the driver area", "after the driver area"),
+            ("before the device area", "after the device area"),
+        ];
+        for ((addr, len), (before, after)) in
+            areas.into_iter().zip(format.area_lens(size)).zip(names)
+        {
+            let off = (addr - mem.addr()) as usize;
+            for (at, name) in [(off - guard, before), (off + len, after)] {
+                mem.write(at, &c);
+                guards.push((at, name));
+            }
+        }
+    }
     let at = QueueAddresses {
         desc: ring.desc_area(),
         driver: ring.driver_area(),
@@ -308,7 +328,7 @@ fn setup<T: Transport + ?Sized>(
         notification_data: has(features, F_NOTIFICATION_DATA),
         held: t.held(),
         _mem: mem,
-        guard: (guard > 0).then_some(ring_len),
+        guards,
         tables: Vec::new(),
         kicks: 0,
         repeat: None,
@@ -496,12 +516,9 @@ impl Queue {
     /// The first ring canary of a guarded queue that is not what we
     /// wrote: (where, byte, expected, got).
     pub fn ring_canary_hit(&self) -> Option<(&'static str, usize, u8, u8)> {
-        let (len, mem) = (self.guard?, self._mem.as_ref()?);
+        let mem = self._mem.as_ref()?;
         let mut c = [0u8; RING_CANARY];
-        for (at, what) in [
-            (0, "before the descriptor table"),
-            (RING_CANARY + len, "after the device area"),
-        ] {
+        for &(at, what) in &self.guards {
             mem.read(at, &mut c);
             for (i, &got) in c.iter().enumerate() {
                 if got != ring_canary_byte(i) {

@@ -61,6 +61,25 @@ pub fn packed_layout(size: u16) -> Result<PackedLayout, QueueError> {
     })
 }
 
+/// The layout of a packed ring of `size` entries with `gap` free bytes
+/// before, between and after its three parts (for canaries around each).
+/// `gap` must keep the descriptors' 16-byte alignment.
+pub fn packed_layout_spaced(size: u16, gap: usize) -> Result<PackedLayout, QueueError> {
+    let plain = packed_layout(size)?;
+    if !gap.is_multiple_of(DESC_LEN) {
+        return Err(QueueError::BadAlign { align: gap as u32 });
+    }
+    let driver_event = gap + plain.driver_event + 2 * gap;
+    let device_event = driver_event + 4 + 2 * gap;
+    Ok(PackedLayout {
+        desc: gap,
+        driver_event,
+        device_event,
+        total: device_event + 4 + gap,
+        align: plain.align,
+    })
+}
+
 /// What we remember about a buffer id in flight.
 #[derive(Clone, Copy, Debug, Default)]
 struct Chain {
@@ -98,7 +117,17 @@ impl PackedQueue {
     /// A queue of `size` entries in `mem`, which it zeroes (the spec wants
     /// the ring zero-initialised).
     pub fn new(mem: RingMemory, size: u16, event_idx: bool) -> Result<Self, QueueError> {
-        let layout = packed_layout(size)?;
+        Self::with_layout(mem, size, packed_layout(size)?, event_idx)
+    }
+
+    /// Like [`PackedQueue::new`] with the parts where `layout` puts them
+    /// (one of [`packed_layout`] or [`packed_layout_spaced`] for `size`).
+    pub fn with_layout(
+        mem: RingMemory,
+        size: u16,
+        layout: PackedLayout,
+        event_idx: bool,
+    ) -> Result<Self, QueueError> {
         if mem.len() < layout.total {
             return Err(QueueError::MemoryTooSmall {
                 needed: layout.total,

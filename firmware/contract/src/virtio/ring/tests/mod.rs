@@ -246,3 +246,34 @@ fn error_messages() {
         assert!(msg(e).len() > "virtqueue: ".len() + 5, "{e:?}");
     }
 }
+
+/// Spaced layouts keep each part's alignment and `gap` free bytes before,
+/// between and after the parts; a gap that would misalign is refused.
+#[test]
+fn spaced_layouts_leave_gaps_around_each_part() {
+    let s = split_layout_spaced(16, 16).unwrap();
+    assert_eq!(
+        (s.desc, s.avail, s.used),
+        (16, 16 + 256 + 32, 16 + 256 + 32 + 38 + 34)
+    );
+    assert_eq!(s.used % 4, 0);
+    assert_eq!(s.total, s.used + 134 + 16);
+    let p = packed_layout_spaced(16, 16).unwrap();
+    assert_eq!(
+        (p.desc, p.driver_event, p.device_event, p.total),
+        (
+            16,
+            16 + 256 + 32,
+            16 + 256 + 32 + 4 + 32,
+            16 + 256 + 32 + 4 + 32 + 4 + 16
+        )
+    );
+    assert_eq!(
+        split_layout_spaced(16, 8),
+        Err(QueueError::BadAlign { align: 8 })
+    );
+    assert_eq!(
+        packed_layout_spaced(16, 4),
+        Err(QueueError::BadAlign { align: 4 })
+    );
+}
