@@ -511,3 +511,185 @@ fn nothing_more_after_the_lie(o: &Run) {
         "the back-end to have taken 774 requests (nothing after the lie)",
     );
 }
+
+/// On a packed ring (`packed=on`, the back-end offering it) the behaving
+/// device passes the same echo.
+#[test]
+fn a_behaving_packed_device_echoes_every_byte() {
+    let Some(s) = hostile_scenario("hostile-packed-echo", Hostile::new(BUS).packed()) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    assert_pass(&o);
+    check_ran(&o, "hostile.echo");
+    went_on(&o);
+    let console = o.console();
+    check(
+        &o,
+        console.contains("# hostile fe.0.0020: packed rings\n")
+            && console.contains(
+                "# hostile fe.0.0020: 256 requests echoed in batches on 1 request queues, ",
+            )
+            && console.contains(" 0 in flight at the end; 512 echoed under stress"),
+        "the packed echo lines",
+    );
+    check(
+        &o,
+        o.peers[0].lines.iter().any(|l| l == "packed rings")
+            && o.peers[0].figure("requests") == Some(784.0),
+        "the back-end to have served 784 requests on packed rings (768, then 16 one at a time)",
+    );
+}
+
+/// A lie told on a packed ring.
+fn packed_lie(name: &str, l: Lie) -> Option<(Run, String)> {
+    lie_on(name, Hostile::new(BUS).packed(), l)
+}
+
+/// The number after `word` in what the back-end said.
+fn number_after(said: &str, word: &str) -> String {
+    said.split(word)
+        .nth(1)
+        .and_then(|r| r.split([' ', ',', ')']).next())
+        .unwrap_or_else(|| panic!("no {word:?} in {said:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_packed_used_id_past_the_queue_is_named() {
+    let Some((o, said)) = packed_lie("hostile-packed-id-out-of-range", Lie::IdOutOfRange) else {
+        return;
+    };
+    assert!(said.starts_with("request 13: used id 128 "), "{said}");
+    let slot = number_after(&said, "at ring index ");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: packed descriptor {slot} (flags 0x8080): id: expected below the queue size 128, got 128; queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_packed_used_id_not_in_flight_is_named() {
+    let Some((o, said)) = packed_lie("hostile-packed-id-not-in-flight", Lie::IdNotInFlight) else {
+        return;
+    };
+    let (id, slot) = (id_in(&said), number_after(&said, "at ring index "));
+    // Requests 13, 14 and 15 of the batch are in flight.
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: packed descriptor {slot} (flags 0x8080): id: expected one of the 3 chains in flight, got {id}, which is none of them; queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_packed_used_descriptor_of_the_previous_lap_is_named() {
+    let Some((o, said)) = packed_lie("hostile-packed-wrong-wrap", Lie::PackedWrongWrap) else {
+        return;
+    };
+    // "request 13: used descriptor for id I at ring index S with flags 0x0 (...)"
+    let (id, slot) = (
+        number_after(&said, "for id "),
+        number_after(&said, "at ring index "),
+    );
+    assert!(said.contains(" with flags 0x0 "), "{said}");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: packed descriptor {slot} (id {id}): flags: expected 0x8080 (used) or 0x80 (still available) with wrap counter 1, got 0x0 (avail 0, used 0): neither available nor used in this lap (3 chains in flight); queue marked broken")],
+    );
+    went_on(&o);
+}
+
+/// The used position skipping ahead leaves ours looking available, which
+/// alone is a wait; the ring names the skip when the wait ends.
+#[test]
+fn a_packed_used_position_skipping_ahead_is_named() {
+    let Some((o, said)) = packed_lie("hostile-packed-skip", Lie::PackedUsedSkipsAhead) else {
+        return;
+    };
+    // "request 13: used descriptor for id I at ring index T, ring index S skipped"
+    let (id, to) = (
+        number_after(&said, "for id "),
+        number_after(&said, "at ring index "),
+    );
+    let skipped = number_after(&said, ", ring index ");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: used entry 13 (seed 0x5eed): virtqueue: the device's used position skipped ahead: expected the next used descriptor at {skipped}, which is still available, got one at {to} (id {id}, flags 0x8080); queue marked broken")],
+    );
+    went_on(&o);
+}
+
+/// The byte the back-end inverted past the ring: "... inverted: 0x3c -> 0xc3 (...)".
+fn ring_bytes_in(said: &str) -> (u8, u8) {
+    let tail = said
+        .split("inverted: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{said}"));
+    let mut words = tail.split(' ');
+    let hex = |x: Option<&str>| {
+        u8::from_str_radix(
+            x.unwrap_or_else(|| panic!("{said}"))
+                .trim_start_matches("0x"),
+            16,
+        )
+        .unwrap()
+    };
+    let was = hex(words.next());
+    assert_eq!(words.next(), Some("->"), "{said}");
+    (was, hex(words.next()))
+}
+
+fn a_write_past_the_ring(name: &str, h: Hostile, area: &str) {
+    let Some((o, said)) = lie_on(name, h, Lie::WritesPastRing) else {
+        return;
+    };
+    assert!(
+        said.starts_with(&format!("request 13: the byte past the {area} (")),
+        "{said}"
+    );
+    let (was, now) = ring_bytes_in(&said);
+    // Found after request 13's batch (requests 8 to 15).
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 queue 1: ring canary after the device area byte 0: expected {was}, got {now} after request 15 (seed 0x5eed); queue marked broken")],
+    );
+    went_on(&o);
+}
+
+#[test]
+fn a_write_past_the_used_ring_hits_the_ring_canary() {
+    a_write_past_the_ring("hostile-writes-past-ring", Hostile::new(BUS), "used ring");
+}
+
+#[test]
+fn a_write_past_the_packed_device_area_hits_the_ring_canary() {
+    a_write_past_the_ring(
+        "hostile-packed-writes-past-ring",
+        Hostile::new(BUS).packed(),
+        "device area",
+    );
+}
+
+/// A packed chain that never comes back leaves its descriptor looking
+/// available, as one not yet used does: the wait ends in the timeout
+/// naming the queue, not a hang.
+#[test]
+fn a_packed_buffer_never_returned_ends_in_the_timeout() {
+    let Some((o, said)) = packed_lie("hostile-packed-never-returned", Lie::NeverReturned) else {
+        return;
+    };
+    assert!(said.starts_with("request 13: id "), "{said}");
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &["hostile fe.0.0020 queue 1: used entry 15 (seed 0x5eed): queue 1: no used buffer within the timeout (1 in flight); queue marked broken"],
+    );
+    went_on(&o);
+}

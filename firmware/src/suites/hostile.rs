@@ -4,7 +4,9 @@
 //! the runner's command it lies once. `hostile.echo` sends seeded
 //! requests in batches, checks every byte and the canaries around every
 //! buffer it hands the device, and lets the ring code's own checks (ids,
-//! lengths, indexes against our shadow) name a lie. A queue that lied is
+//! lengths, indexes against our shadow) name a lie. Each ring (split, or
+//! packed where the device offers it) lies between canaries too, checked
+//! after each batch, after the stress and at the end. A queue that lied is
 //! broken: nothing more goes on it, the device is reset before its
 //! memory is looked at again, and the check fails saying where.
 
@@ -19,13 +21,13 @@ use crate::format;
 use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::devices::fs::{self, Fs, FsConfig, CONFIG_LEN};
+use crate::virtio::devices::fs::{self, FsConfig, CONFIG_LEN};
 use crate::virtio::indicators::{IndicatorMode, Indicators};
-use crate::virtio::queue::{DmaBuffer, Queue, MAX_QUEUES};
+use crate::virtio::queue::{setup_guarded_queue, DmaBuffer, Queue, MAX_QUEUES};
 use crate::virtio::stress::Rng;
 use crate::virtio::stress::{Completion, Options};
 use crate::virtio::transport::{
-    driver_ok_status, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
+    driver_ok_status, has, negotiate, Transport, F_EVENT_IDX, F_RING_PACKED,
 };
 use crate::workloads::hostile::Echoes;
 use alloc::rc::Rc;
@@ -131,10 +133,11 @@ impl Request {
 }
 
 /// The device at DRIVER_OK with its queues, if its configuration has our tag.
-fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> {
+fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Vec<Queue>), String> {
     let e = |what: &str, e: &dyn ToText| format!("{}: {}", what, e.text().as_str());
     let mut t = CcwTransport::open(sid, 2).map_err(|x| e("open", &x))?;
-    let wanted = WANTED & !(1 << F_RING_PACKED | 1 << F_EVENT_IDX);
+    // A packed ring where the device offers one (`packed=on`).
+    let wanted = WANTED & !(1 << F_EVENT_IDX);
     let features = negotiate(&mut t, wanted).map_err(|x| e("negotiate", &x))?;
     let mut raw = [0u8; CONFIG_LEN];
     t.read_config(&mut raw)
@@ -161,7 +164,13 @@ fn open(sid: u32, bus: BusId) -> Result<(CcwTransport, Indicators, Fs), String> 
         })?;
     let ind =
         Indicators::install(&mut t, IndicatorMode::Classic).map_err(|x| e("indicators", &x))?;
-    let dev = Fs::setup(&mut t, features, queues, false).map_err(|x| e("queues", &x))?;
+    let packed = has(features, F_RING_PACKED);
+    // The high-priority queue and the request queues, each ring between
+    // canaries.
+    let mut dev = Vec::new();
+    for q in 0..=queues {
+        dev.push(setup_guarded_queue(&mut t, q, features, packed).map_err(|x| e("queues", &x))?);
+    }
     t.set_status(driver_ok_status(t.revision()))
         .map_err(|x| e("DRIVER_OK", &x))?;
     Ok((t, ind, dev))
@@ -259,8 +268,28 @@ fn run(
             out.requests += 1;
             out.bytes += used.len as u64;
         }
+        if let Err(f) = ring_canaries(q, what) {
+            out.failures.push(format!(
+                "{} after request {} (seed {}); queue marked broken",
+                f.as_str(),
+                n - 1,
+                Hex(seed)
+            ));
+            return Vec::new();
+        }
     }
     Vec::new()
+}
+
+/// The canaries around the queue's ring, or the first one hit, named.
+fn ring_canaries(q: &Queue, what: &str) -> Result<(), String> {
+    match q.ring_canary_hit() {
+        None => Ok(()),
+        Some((area, i, want, got)) => Err(format!(
+            "{}: ring canary {} byte {}: expected {}, got {}",
+            what, area, i, want, got
+        )),
+    }
 }
 
 /// Echoes per stress phase, before `stress=`.
@@ -355,6 +384,12 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 continue;
             }
         };
+        if dev
+            .get(usize::from(REQUEST_QUEUE))
+            .is_some_and(|q| q.packed)
+        {
+            crate::out!("# hostile {}: packed rings\n", bus);
+        }
         let mut out = Echoed {
             requests: 0,
             bytes: 0,
@@ -365,9 +400,10 @@ pub fn echo(m: &mut Machine) -> Outcome {
         let mut left: Vec<(String, Vec<Request>)> = Vec::new();
         // The queues that failed: no interrupt phase on them.
         let mut broken = Vec::new();
-        for q in REQUEST_QUEUE..dev.queue_count() {
+        let count = dev.len() as u16;
+        for q in REQUEST_QUEUE..count {
             let what = format!("hostile {} queue {}", bus, q);
-            let Some(queue) = dev.queue_mut(q) else {
+            let Some(queue) = dev.get_mut(usize::from(q)) else {
                 out.failures
                     .push(format!("{}: no such queue", what.as_str()));
                 continue;
@@ -390,6 +426,15 @@ pub fn echo(m: &mut Machine) -> Outcome {
                     &mut out,
                 );
             }
+            if out.failures.len() == before {
+                if let Err(f) = ring_canaries(queue, &what) {
+                    out.failures.push(format!(
+                        "{} after the stress (seed {}); queue marked broken",
+                        f.as_str(),
+                        Hex(seed)
+                    ));
+                }
+            }
             if out.failures.len() != before {
                 broken.push(q);
             }
@@ -406,6 +451,11 @@ pub fn echo(m: &mut Machine) -> Outcome {
                 .push(format!("hostile {}: reset: {}", bus, e.text().as_str()));
         }
         let mut in_flight = 0;
+        for (q, queue) in dev.iter().enumerate() {
+            if let Err(f) = ring_canaries(queue, &format!("hostile {} queue {}", bus, q)) {
+                out.failures.push(format!("{} (at the end)", f.as_str()));
+            }
+        }
         for (what, requests) in &left {
             in_flight += requests.len();
             for r in requests {
@@ -418,7 +468,7 @@ pub fn echo(m: &mut Machine) -> Outcome {
             "# hostile {}: {} requests echoed in batches on {} request queues, {} bytes, every byte and canary checked, {} in flight at the end; {} echoed under stress\n",
             bus,
             out.requests,
-            dev.queue_count() - REQUEST_QUEUE,
+            count - REQUEST_QUEUE,
             out.bytes,
             in_flight,
             out.stressed

@@ -16,7 +16,7 @@
 //! device's too.
 
 use super::ring::packed::PackedQueue;
-use super::ring::split::{split_layout, SplitQueue};
+use super::ring::split::{split_layout, split_layout_spaced, SplitQueue};
 use super::ring::{
     Buffer, Endian, QueueError, RingMemory, Used, Virtqueue, DESC_LEN, LEGACY_ALIGN,
 };
@@ -145,6 +145,9 @@ pub struct Queue {
     held: DeviceHeld,
     /// The ring's memory, where the driver placed it (None: the host did).
     _mem: Option<Rc<DmaMemory>>,
+    /// A guarded queue's canaries in `_mem`: where each starts, and what
+    /// the report calls it.
+    guards: Vec<(usize, &'static str)>,
     /// Indirect tables, each with the token of the chain it serves (None:
     /// free).
     tables: Vec<(Rc<DmaMemory>, Option<u16>)>,
@@ -190,6 +193,37 @@ pub fn setup_queue<T: Transport + ?Sized>(
     features: u64,
     packed: bool,
 ) -> Result<Queue, DriveError> {
+    setup(t, index, features, packed, false)
+}
+
+/// Canary bytes right before and right after each part of a guarded
+/// queue's ring (descriptors, driver area, device area).
+pub const RING_CANARY: usize = 16;
+
+/// The canary byte at `i` of a ring canary.
+pub fn ring_canary_byte(i: usize) -> u8 {
+    0x3c ^ (i as u8).wrapping_mul(41)
+}
+
+/// Like [`setup_queue`], with [`RING_CANARY`] known bytes right before and
+/// after each part of the ring (where the driver places it, virtio 1.x): a
+/// device that writes past its areas is caught by [`Queue::ring_canary_hit`].
+pub fn setup_guarded_queue<T: Transport + ?Sized>(
+    t: &mut T,
+    index: u16,
+    features: u64,
+    packed: bool,
+) -> Result<Queue, DriveError> {
+    setup(t, index, features, packed, true)
+}
+
+fn setup<T: Transport + ?Sized>(
+    t: &mut T,
+    index: u16,
+    features: u64,
+    packed: bool,
+    guarded: bool,
+) -> Result<Queue, DriveError> {
     let max = t.queue_max(index)?;
     if max == 0 {
         return Err(DriveError::NoQueue { queue: index });
@@ -210,12 +244,18 @@ pub fn setup_queue<T: Transport + ?Sized>(
     } else {
         RingFormat::Split
     };
+    let guard = if guarded && host.is_none() && !legacy {
+        RING_CANARY
+    } else {
+        0
+    };
     // The driver's own memory for the ring, unless the host placed it.
     let place = |total: usize| match &host {
         Some(ring) => (ring.memory(), None),
         None => {
             let mem = Rc::new(DmaMemory::new(total));
-            // SAFETY: `mem` is new; only the ring made over it writes it,
+            // SAFETY: `mem` is new; only the ring made over it writes it
+            // (but for the canaries, written before the device sees it),
             // and the queue it goes into holds it (`_mem`).
             (unsafe { ring_memory(&mem) }, Some(mem))
         }
@@ -228,17 +268,46 @@ pub fn setup_queue<T: Transport + ?Sized>(
         .into());
     }
     let (ring, mem): (Box<dyn Virtqueue>, Option<Rc<DmaMemory>>) = if packed {
-        let layout = super::ring::packed::packed_layout(size)?;
+        let layout = if guard > 0 {
+            super::ring::packed::packed_layout_spaced(size, guard)?
+        } else {
+            super::ring::packed::packed_layout(size)?
+        };
         let (at, mem) = place(layout.total);
-        (Box::new(PackedQueue::new(at, size, event_idx)?), mem)
+        let ring = PackedQueue::with_layout(at, size, layout, event_idx)?;
+        (Box::new(ring), mem)
     } else {
-        let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
+        let layout = if guard > 0 {
+            split_layout_spaced(size, guard)?
+        } else {
+            split_layout(size, legacy.then_some(LEGACY_ALIGN))?
+        };
         let (at, mem) = place(layout.total);
         let endian = if legacy { Endian::Big } else { Endian::Little };
-        let mut split = SplitQueue::new(at, size, endian, legacy, event_idx)?;
+        let mut split = SplitQueue::with_layout(at, size, layout, endian, event_idx)?;
         split.set_in_order(has(features, F_IN_ORDER));
         (Box::new(split), mem)
     };
+    // The canaries, before and after each part (the ring zeroed its memory).
+    let mut guards = Vec::new();
+    if let (true, Some(mem)) = (guard > 0, &mem) {
+        let c: Vec<u8> = (0..guard).map(ring_canary_byte).collect();
+        let areas = [ring.desc_area(), ring.driver_area(), ring.device_area()];
+        let names = [
+            ("before the descriptor table", "after the descriptor table"),
+            ("before the driver area", "after the driver area"),
+            ("before the device area", "after the device area"),
+        ];
+        for ((addr, len), (before, after)) in
+            areas.into_iter().zip(format.area_lens(size)).zip(names)
+        {
+            let off = (addr - mem.addr()) as usize;
+            for (at, name) in [(off - guard, before), (off + len, after)] {
+                mem.write(at, &c);
+                guards.push((at, name));
+            }
+        }
+    }
     let at = QueueAddresses {
         desc: ring.desc_area(),
         driver: ring.driver_area(),
@@ -259,6 +328,7 @@ pub fn setup_queue<T: Transport + ?Sized>(
         notification_data: has(features, F_NOTIFICATION_DATA),
         held: t.held(),
         _mem: mem,
+        guards,
         tables: Vec::new(),
         kicks: 0,
         repeat: None,
@@ -266,6 +336,10 @@ pub fn setup_queue<T: Transport + ?Sized>(
         wraps: 0,
     })
 }
+
+/// Empty looks at the ring between looks for a fault it shows (see
+/// `Virtqueue::stalled`) while waiting.
+const STALL_LOOK_EVERY: u32 = 64;
 
 /// How long a device may take to return a buffer.
 pub const USED_TIMEOUT_US: u64 = 2_000_000;
@@ -449,6 +523,22 @@ impl Queue {
         }
     }
 
+    /// The first ring canary of a guarded queue that is not what we
+    /// wrote: (where, byte, expected, got).
+    pub fn ring_canary_hit(&self) -> Option<(&'static str, usize, u8, u8)> {
+        let mem = self._mem.as_ref()?;
+        let mut c = [0u8; RING_CANARY];
+        for &(at, what) in &self.guards {
+            mem.read(at, &mut c);
+            for (i, &got) in c.iter().enumerate() {
+                if got != ring_canary_byte(i) {
+                    return Some((what, i, ring_canary_byte(i), got));
+                }
+            }
+        }
+        None
+    }
+
     /// Chains made available and not yet returned.
     pub fn in_flight(&self) -> u16 {
         self.ring.in_flight()
@@ -486,12 +576,21 @@ impl Queue {
         let mut got = None;
         let mut err = None;
         let ring = &mut self.ring;
+        let mut empty = 0u32;
         let mut done = || match ring.pop_used() {
             Ok(Some(u)) => {
                 got = Some(u);
                 true
             }
-            Ok(None) => false,
+            Ok(None) => {
+                // Now and then, a fault the ring shows ends the wait early
+                // (a look costs a read per slot in flight: not every time).
+                empty = empty.wrapping_add(1);
+                if empty.is_multiple_of(STALL_LOOK_EVERY) {
+                    err = ring.stalled();
+                }
+                err.is_some()
+            }
             Err(e) => {
                 err = Some(e);
                 true
@@ -508,6 +607,12 @@ impl Queue {
                 self.release_table(id);
             }
             return Err(e.into());
+        }
+        if got.is_none() {
+            // A fault the ring shows is named rather than the wait.
+            if let Some(e) = self.ring.stalled() {
+                return Err(e.into());
+            }
         }
         let used = got.ok_or(DriveError::Timeout {
             queue: self.index,

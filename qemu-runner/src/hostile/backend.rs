@@ -4,6 +4,7 @@
 //! instead, by [`Lie`]; the framework's own `add_used` refuses ids past
 //! the queue, so a lie about the id is written into the used ring here.
 
+use super::packed::{self, Chain, Ring, F_RING_PACKED};
 use super::Lie;
 use std::io;
 use std::sync::atomic::Ordering;
@@ -44,6 +45,8 @@ pub struct Log {
     pub lied: Option<String>,
     /// What went wrong serving (never expected): each a reason in the verdict.
     pub errors: Vec<String>,
+    /// Whether the driver took the packed ring.
+    pub packed: bool,
 }
 
 pub struct Echo {
@@ -55,6 +58,11 @@ pub struct Echo {
     again: Option<u16>,
     log: Arc<Mutex<Log>>,
     exit: (EventConsumer, EventNotifier),
+    /// Whether VIRTIO_F_RING_PACKED is offered, and whether it was taken.
+    offer_packed: bool,
+    packed: bool,
+    /// Our own state of each packed ring.
+    rings: [Option<Ring>; QUEUES],
 }
 
 impl Echo {
@@ -65,7 +73,16 @@ impl Echo {
             again: None,
             log,
             exit: new_event_consumer_and_notifier(EventFlag::NONBLOCK)?,
+            offer_packed: false,
+            packed: false,
+            rings: [None; QUEUES],
         })
+    }
+
+    /// Offers VIRTIO_F_RING_PACKED (the device needs `packed=on` too).
+    pub fn with_packed(mut self, on: bool) -> Self {
+        self.offer_packed = on;
+        self
     }
 
     /// Wakes the worker thread to end it (after the connection closed).
@@ -237,6 +254,23 @@ impl Echo {
                     took.as_millis()
                 )
             }
+            Lie::WritesPastRing => {
+                // The used ring: le16 flags, le16 idx, size elements of 8
+                // bytes, le16 avail_event.
+                let used = vring.get_ref().get_queue().used_ring();
+                let said = invert_past_ring(mem, used + 6 + 8 * u64::from(size), "used ring")?;
+                vring
+                    .get_mut()
+                    .get_queue_mut()
+                    .add_used(mem, head, written)
+                    .map_err(io::Error::other)?;
+                format!("{said} (id {head} returned)")
+            }
+            Lie::PackedWrongWrap | Lie::PackedUsedSkipsAhead => {
+                return Err(io::Error::other(format!(
+                    "{lie:?} is a packed-ring lie, this ring is split"
+                )))
+            }
             Lie::WritesReadable | Lie::WritesPastBuffer => {
                 let (addr, what) = if lie == Lie::WritesReadable {
                     (at.first_read, "the first byte of the readable buffer")
@@ -276,6 +310,165 @@ fn storm(vring: &VringRwLock) -> io::Result<(u64, Duration)> {
         writes += 1;
     }
     Ok((writes, started.elapsed()))
+}
+
+impl Echo {
+    /// Where the device's next used entry goes on ring `index` (packed: the
+    /// position and its wrap counter).
+    fn used_position(&self, index: usize, vring: &VringRwLock) -> (u16, bool) {
+        if self.packed {
+            self.rings
+                .get(index)
+                .copied()
+                .flatten()
+                .map_or((0, false), |r| (r.used, r.used_wrap))
+        } else {
+            (vring.get_ref().get_queue().next_used(), false)
+        }
+    }
+
+    /// Serves every chain on packed ring `index`, lying where told to.
+    fn serve_packed(&mut self, index: usize, vring: &VringRwLock) -> io::Result<()> {
+        let Some(atomic) = self.mem.as_ref() else {
+            return Ok(());
+        };
+        let mem = atomic.memory();
+        let (ready, desc, device_area, size, base) = {
+            let g = vring.get_ref();
+            let q = g.get_queue();
+            (
+                q.ready(),
+                q.desc_table(),
+                q.used_ring(),
+                q.size(),
+                q.next_avail(),
+            )
+        };
+        if !ready || index >= QUEUES {
+            return Ok(());
+        }
+        // A ring we have not seen, or one SET_VRING_BASE started anew.
+        let mut ring = match self.rings[index] {
+            Some(r) if r.desc == desc && r.avail_base() == base => r,
+            _ => Ring::new(desc, device_area, size, base),
+        };
+        let r = self.serve_ring(&mut ring, &mem);
+        self.rings[index] = Some(ring);
+        // What GET_VRING_BASE reports.
+        vring
+            .get_mut()
+            .get_queue_mut()
+            .set_next_avail(ring.avail_base());
+        r
+    }
+
+    fn serve_ring(&mut self, ring: &mut Ring, mem: &GuestMemoryMmap) -> io::Result<()> {
+        loop {
+            let mut chains = Vec::new();
+            while chains.len() < usize::from(ring.size) {
+                let Some(c) = ring.available(mem)? else {
+                    break;
+                };
+                ring.take(c.slots);
+                chains.push(c);
+            }
+            if chains.is_empty() {
+                return Ok(());
+            }
+            for (k, c) in chains.iter().enumerate() {
+                let (written, room) = packed::echo(mem, c)?;
+                let n = self.log.lock().map(|l| l.requests).unwrap_or(0);
+                self.note(|l| {
+                    l.requests += 1;
+                    l.bytes += u64::from(written);
+                });
+                match self.lie {
+                    Some((lie, at)) if at == n => {
+                        // The ids the driver still has in flight when it
+                        // reads this used descriptor: this chain's and the
+                        // later ones'.
+                        let pending: Vec<u16> = chains[k..].iter().map(|c| c.id).collect();
+                        let said = lie_packed(ring, mem, lie, c, (written, room), &pending)?;
+                        self.note(|l| l.lied = Some(format!("request {n}: {said}")));
+                    }
+                    _ => ring.push_used(mem, c.id, written, c.slots)?,
+                }
+            }
+        }
+    }
+}
+
+/// Tells `lie` about chain `c` on a packed ring; says what it wrote.
+fn lie_packed(
+    ring: &mut Ring,
+    mem: &GuestMemoryMmap,
+    lie: Lie,
+    c: &Chain,
+    (written, room): (u32, u64),
+    pending: &[u16],
+) -> io::Result<String> {
+    let (slot, wrap, size, id) = (ring.used, ring.used_wrap, ring.size, c.id);
+    let flags = packed::used_flags(wrap);
+    // A used descriptor at our position, which then moves on as for `c`.
+    let put = |ring: &mut Ring, d: (u16, u32, u16)| -> io::Result<()> {
+        ring.write_used(mem, slot, d)?;
+        (ring.used, ring.used_wrap) = ring.advance(slot, wrap, c.slots);
+        Ok(())
+    };
+    Ok(match lie {
+        Lie::IdOutOfRange => {
+            put(ring, (size, written, flags))?;
+            format!("used id {size} (queue size {size}) for id {id} at ring index {slot}")
+        }
+        Lie::IdNotInFlight => {
+            let other = (0..size)
+                .find(|i| !pending.contains(i))
+                .ok_or_else(|| io::Error::other(format!("every id of the {size} is in flight")))?;
+            put(ring, (other, written, flags))?;
+            format!("used id {other} (not in flight) for id {id} at ring index {slot}")
+        }
+        Lie::LenPastWritable => {
+            let len = u32::try_from(room + 1).unwrap_or(u32::MAX);
+            put(ring, (id, len, flags))?;
+            format!("used length {len} for id {id} ({room} writable bytes)")
+        }
+        Lie::NeverReturned => format!("id {id} never returned"),
+        Lie::PackedWrongWrap => {
+            let old = packed::used_flags(!wrap);
+            put(ring, (id, written, old))?;
+            format!(
+                "used descriptor for id {id} at ring index {slot} with flags {old:#x} (the previous lap's; this lap's are {flags:#x})"
+            )
+        }
+        Lie::PackedUsedSkipsAhead => {
+            let (to, to_wrap) = ring.advance(slot, wrap, c.slots);
+            ring.write_used(mem, to, (id, written, packed::used_flags(to_wrap)))?;
+            (ring.used, ring.used_wrap) = ring.advance(to, to_wrap, c.slots);
+            format!("used descriptor for id {id} at ring index {to}, ring index {slot} skipped")
+        }
+        Lie::WritesPastRing => {
+            let at = ring.device_area + packed::DEVICE_AREA_LEN;
+            let said = invert_past_ring(mem, at, "device area")?;
+            put(ring, (id, written, flags))?;
+            format!("{said} (id {id} returned)")
+        }
+        other => {
+            return Err(io::Error::other(format!(
+                "{other:?} is not told on a packed ring"
+            )))
+        }
+    })
+}
+
+/// Inverts the byte at `at`, just past the ring's `area`; says so.
+fn invert_past_ring(mem: &GuestMemoryMmap, at: u64, area: &str) -> io::Result<String> {
+    let b: u8 = mem.read_obj(GuestAddress(at)).map_err(io::Error::other)?;
+    mem.write_obj(!b, GuestAddress(at))
+        .map_err(io::Error::other)?;
+    Ok(format!(
+        "the byte past the {area} ({at:#x}) inverted: {b:#04x} -> {:#04x}",
+        !b
+    ))
 }
 
 /// Where in a chain a lie may write.
@@ -334,7 +527,15 @@ impl VhostUserBackendMut for Echo {
     fn features(&self) -> u64 {
         // No EVENT_IDX: the back-end signals after every batch and never
         // needs the driver's event index.
-        F_VERSION_1 | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+        let packed = if self.offer_packed { F_RING_PACKED } else { 0 };
+        F_VERSION_1 | packed | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+    }
+
+    fn acked_features(&mut self, features: u64) {
+        self.packed = features & F_RING_PACKED != 0;
+        if self.packed {
+            self.note(|l| l.packed = true);
+        }
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
@@ -372,11 +573,17 @@ impl VhostUserBackendMut for Echo {
         };
         // An error is the verdict's (the peer's reasons), not the end of
         // the worker thread: an Err here would stop every queue.
-        // Signalled only when the used index moved: an honest device never
-        // interrupts with nothing new used (the firmware counts those).
-        let before = vring.get_ref().get_queue().next_used();
-        let served = self.serve(vring).and_then(|()| {
-            if vring.get_ref().get_queue().next_used() != before {
+        // Signalled only when the used position moved: an honest device
+        // never interrupts with nothing new used (the firmware counts those).
+        let index = usize::from(device_event);
+        let before = self.used_position(index, vring);
+        let served = if self.packed {
+            self.serve_packed(index, vring)
+        } else {
+            self.serve(vring)
+        };
+        let served = served.and_then(|()| {
+            if self.used_position(index, vring) != before {
                 vring.signal_used_queue()
             } else {
                 Ok(())

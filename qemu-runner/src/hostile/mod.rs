@@ -3,9 +3,11 @@
 //! served on a thread of the runner. It echoes (the firmware's
 //! `hostile.echo` checks every byte) and, where the scenario says so,
 //! lies once, at a chosen request, in one precise way ([`Lie`]): the
-//! firmware must name it, and go on.
+//! firmware must name it, and go on. With [`Hostile::packed`] the device
+//! runs a packed ring, served by our own code (module `packed`).
 
 mod backend;
+mod packed;
 
 use crate::peers::{Peer, PeerContext, PeerEnd, PeerOutcome, PeerSpec};
 use crate::scenario::{CcwDevice, Scenario};
@@ -52,6 +54,15 @@ pub enum Lie {
     /// The call eventfd written in a tight loop for a bounded time (or
     /// until the ring stops) with nothing used; the chain held.
     NotificationStorm,
+    /// Packed ring: the used descriptor written with both wrap bits of the
+    /// previous lap (it looks neither available nor used in this one).
+    PackedWrongWrap,
+    /// Packed ring: the used descriptor written one chain further on than
+    /// the device's used position, which then goes on from there.
+    PackedUsedSkipsAhead,
+    /// The byte just past the ring's device area (split: the used ring;
+    /// packed: the device event structure) inverted (then an honest echo).
+    WritesPastRing,
 }
 
 /// The hostile device as a scenario describes it.
@@ -67,6 +78,8 @@ pub struct Hostile {
     /// The device's `num-request-queues` (None: QEMU's default, 1; the
     /// back-end serves up to two).
     pub request_queues: Option<u16>,
+    /// `packed=on` on the device and VIRTIO_F_RING_PACKED offered.
+    pub packed: bool,
 }
 
 impl Hostile {
@@ -76,7 +89,14 @@ impl Hostile {
             lie: None,
             device_tag: None,
             request_queues: None,
+            packed: false,
         }
+    }
+
+    /// A packed ring: `packed=on` and the back-end offering it.
+    pub fn packed(mut self) -> Self {
+        self.packed = true;
+        self
     }
 
     pub fn request_queues(mut self, n: u16) -> Self {
@@ -137,6 +157,9 @@ impl HostileScenario for Scenario {
             d.properties
                 .push(("num-request-queues".into(), n.to_string()));
         }
+        if h.packed {
+            d.properties.push(("packed".into(), "on".into()));
+        }
         self.expected_devices
             .get_or_insert_with(Vec::new)
             .push(d.entry());
@@ -146,6 +169,7 @@ impl HostileScenario for Scenario {
             bus,
             chardev,
             lie: h.lie,
+            packed: h.packed,
         })
     }
 }
@@ -155,6 +179,7 @@ struct HostileSpec {
     bus: BusId,
     chardev: String,
     lie: Option<(Lie, u64)>,
+    packed: bool,
 }
 
 /// How long the back-end may take to end once QEMU has gone.
@@ -168,7 +193,7 @@ impl PeerSpec for HostileSpec {
     fn start(&self, ctx: &PeerContext) -> io::Result<Box<dyn Peer>> {
         let socket = ctx.dir.join(format!("hostile-{}.sock", self.bus));
         let log = Arc::new(Mutex::new(Log::default()));
-        let echo = Echo::new(self.lie, log.clone())?;
+        let echo = Echo::new(self.lie, log.clone())?.with_packed(self.packed);
         let exit = echo.exit_notifier()?;
         let mut daemon = VhostUserDaemon::new(
             "zv-hostile".into(),
@@ -252,11 +277,19 @@ impl Peer for HostilePeer {
         // The worker thread ends on this.
         let _ = self.exit.notify();
         let _ = std::fs::remove_file(&self.socket);
-        let log = self
-            .log
-            .lock()
-            .map(|l| (l.requests, l.bytes, l.lied.clone(), l.errors.clone()));
-        if let Ok((requests, bytes, lied, errors)) = log {
+        let log = self.log.lock().map(|l| {
+            (
+                l.requests,
+                l.bytes,
+                l.lied.clone(),
+                l.errors.clone(),
+                l.packed,
+            )
+        });
+        if let Ok((requests, bytes, lied, errors, packed)) = log {
+            if packed {
+                o.lines.push("packed rings".into());
+            }
             o.lines
                 .push(format!("{requests} requests echoed, {bytes} bytes"));
             o.figures.push(("requests".into(), requests as f64));
@@ -308,6 +341,7 @@ mod tests {
             bus: "fe.0.0020".parse().unwrap(),
             chardev: "c".into(),
             lie: None,
+            packed: false,
         };
         let ctx = PeerContext {
             dir: dir.clone(),

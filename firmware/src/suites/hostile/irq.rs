@@ -11,7 +11,6 @@ use crate::fmt::{Hex, ToText};
 use crate::format;
 use crate::inventory::BusId;
 use crate::virtio::ccw::CcwTransport;
-use crate::virtio::devices::fs::Fs;
 use crate::virtio::indicators::Indicators;
 use crate::virtio::queue::{DmaBuffer, Queue, USED_TIMEOUT_US};
 use crate::virtio::stress::Rng;
@@ -48,14 +47,15 @@ pub(super) trait Echo {
 /// sparing the queues in `broken`; `make(queue, n, len)` is request `n`
 /// of a queue. Resets the device at the end.
 pub(super) fn audit<R: Echo>(
-    (mut t, mut ind, mut dev): (CcwTransport, Indicators, Fs),
+    (mut t, mut ind, mut dev): (CcwTransport, Indicators, Vec<Queue>),
     (bus, seed): (BusId, u64),
     broken: &[u16],
     make: &mut dyn FnMut(u16, u64, usize) -> R,
     failures: &mut Vec<String>,
 ) {
     let mut held = Vec::new();
-    for q in REQUEST_QUEUE..dev.queue_count() {
+    let count = u16::try_from(dev.len()).unwrap_or(u16::MAX);
+    for q in REQUEST_QUEUE..count {
         if broken.contains(&q) {
             crate::out!(
                 "# hostile {} queue {}: broken earlier, no interrupt phase\n",
@@ -64,7 +64,7 @@ pub(super) fn audit<R: Echo>(
             );
             continue;
         }
-        let Some(queue) = dev.queue_mut(q) else {
+        let Some(queue) = dev.get_mut(usize::from(q)) else {
             continue;
         };
         let what = format!("hostile {} queue {}", bus, q);

@@ -406,3 +406,74 @@ fn entropy_answers_are_held_to_the_canary() {
     let f = entropy_run(Lie::EntropyPast).unwrap_err();
     assert!(f.what.contains("past the reported length"), "{}", f.what);
 }
+
+/// A guarded queue's ring parts lie between canaries: the model device
+/// drives it as any other and leaves them intact; a byte changed right
+/// before or after any part is named with its place, byte, expected and
+/// got. An unguarded queue has none.
+#[test]
+fn ring_canaries_name_a_write_past_each_part() {
+    use crate::virtio::queue::{ring_canary_byte, setup_guarded_queue, RING_CANARY};
+    let mut t = Fake(Model {
+        held: DeviceHeld::default(),
+        desc: 0,
+        avail: 0,
+        used: 0,
+        size: 0,
+        last_avail: 0,
+        used_idx: 0,
+        taken: VecDeque::new(),
+        lie: Lie::None,
+        answered: 0,
+        kicks: 0,
+    });
+    let plain = setup_queue(&mut t, 0, 0, false).unwrap();
+    assert_eq!(plain.ring_canary_hit(), None);
+    let mut q = setup_guarded_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
+    assert_eq!(q.ring_canary_hit(), None);
+    let mut w = Echo { checked: 0 };
+    let opts = Options {
+        seed: 7,
+        stream: 1,
+        depth: 16,
+        requests: 100,
+        limits: ShapeLimits {
+            max_elements: 4,
+            max_len: None,
+            max_gap: 16,
+        },
+        indirect: 3,
+        completion: Completion::Interrupts,
+        poison: Poison::All,
+        until_us: None,
+        now_us: || 0,
+    };
+    let r = run(&mut t, &mut q, &mut w, &opts, &mut || {}, &mut |_, _| {});
+    assert_eq!(r.map(|s| s.completed).map_err(|f| f.what), Ok(100));
+    assert_eq!(q.ring_canary_hit(), None);
+    let flip = |addr: u64| {
+        // SAFETY: a canary byte of the queue's own ring memory, which
+        // stands in for a device writing there.
+        unsafe {
+            let p = addr as *mut u8;
+            core::ptr::write_volatile(p, !core::ptr::read_volatile(p));
+        }
+    };
+    // 16 entries: descriptors 256 bytes, avail 6 + 32, used 6 + 128.
+    let (d, a, u) = (t.0.desc, t.0.avail, t.0.used);
+    let last = RING_CANARY - 1;
+    for (addr, what, i) in [
+        (d - 1, "before the descriptor table", last),
+        (d + 256, "after the descriptor table", 0),
+        (a - 1, "before the driver area", last),
+        (a + 38, "after the driver area", 0),
+        (u - 1, "before the device area", last),
+        (u + 134, "after the device area", 0),
+    ] {
+        flip(addr);
+        let want = ring_canary_byte(i);
+        assert_eq!(q.ring_canary_hit(), Some((what, i, want, !want)), "{what}");
+        flip(addr);
+        assert_eq!(q.ring_canary_hit(), None);
+    }
+}

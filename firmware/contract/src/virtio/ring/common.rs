@@ -171,6 +171,31 @@ pub enum QueueError {
         flags: u16,
         wrap: bool,
         in_flight: u16,
+        /// The id field of that descriptor, as found.
+        id: u16,
+    },
+    /// Packed: a used descriptor whose id names no buffer id.
+    PackedUnknownId {
+        offset: u16,
+        flags: u16,
+        id: u16,
+        size: u16,
+    },
+    /// Packed: a used descriptor whose id is no chain in flight.
+    PackedNotInFlight {
+        offset: u16,
+        flags: u16,
+        id: u16,
+        in_flight: u16,
+    },
+    /// Packed: the descriptor where the next used one belongs is still
+    /// available while one further on is used: the device's used position
+    /// skipped ahead (an honest device writes them in ring order).
+    UsedSkippedAhead {
+        expected: u16,
+        found: u16,
+        id: u16,
+        flags: u16,
     },
 }
 
@@ -269,23 +294,82 @@ impl uDisplay for QueueError {
                 flags,
                 wrap,
                 in_flight,
+                id,
             } => {
+                let bit = |b: u16| u8::from(flags & b != 0);
+                ufmt::uwrite!(f, "packed descriptor {} (id {}): flags: expected ", offset, id)?;
+                if in_flight == 0 {
+                    ufmt::uwrite!(f, "avail {} (nothing in flight)", u8::from(!wrap))?;
+                } else {
+                    let (used, avail) = if wrap {
+                        (DESC_F_AVAIL | DESC_F_USED, DESC_F_AVAIL)
+                    } else {
+                        (0, DESC_F_USED)
+                    };
+                    ufmt::uwrite!(
+                        f,
+                        "{} (used) or {} (still available)",
+                        Hex(u64::from(used)),
+                        Hex(u64::from(avail))
+                    )?;
+                }
                 ufmt::uwrite!(
                     f,
-                    "packed descriptor {} has flags {} (avail {}, used {}) with wrap counter {} and {} chains in flight: ",
-                    offset,
-                    Hex(u64::from(flags)),
-                    u8::from(flags & DESC_F_AVAIL != 0),
-                    u8::from(flags & DESC_F_USED != 0),
+                    " with wrap counter {}, got {} (avail {}, used {}): ",
                     u8::from(wrap),
-                    in_flight
+                    Hex(u64::from(flags)),
+                    bit(DESC_F_AVAIL),
+                    bit(DESC_F_USED)
                 )?;
-                f.write_str(if in_flight == 0 {
-                    "a used or available descriptor where none can be"
+                if in_flight == 0 {
+                    f.write_str("a used or available descriptor where none can be")
                 } else {
-                    "neither available nor used in this lap"
-                })
+                    ufmt::uwrite!(
+                        f,
+                        "neither available nor used in this lap ({} chains in flight)",
+                        in_flight
+                    )
+                }
             }
+            QueueError::PackedUnknownId {
+                offset,
+                flags,
+                id,
+                size,
+            } => ufmt::uwrite!(
+                f,
+                "packed descriptor {} (flags {}): id: expected below the queue size {}, got {}",
+                offset,
+                Hex(u64::from(flags)),
+                size,
+                id
+            ),
+            QueueError::PackedNotInFlight {
+                offset,
+                flags,
+                id,
+                in_flight,
+            } => ufmt::uwrite!(
+                f,
+                "packed descriptor {} (flags {}): id: expected one of the {} chains in flight, got {}, which is none of them",
+                offset,
+                Hex(u64::from(flags)),
+                in_flight,
+                id
+            ),
+            QueueError::UsedSkippedAhead {
+                expected,
+                found,
+                id,
+                flags,
+            } => ufmt::uwrite!(
+                f,
+                "the device's used position skipped ahead: expected the next used descriptor at {}, which is still available, got one at {} (id {}, flags {})",
+                expected,
+                found,
+                id,
+                Hex(u64::from(flags))
+            ),
         }
     }
 }
@@ -333,6 +417,13 @@ pub trait Virtqueue {
     /// after enabling, check [`Virtqueue::pop_used`] once more, since a
     /// buffer may have been used just before the device saw the change.
     fn enable_interrupts(&mut self, on: bool);
+
+    /// Why nothing came back, where the ring itself shows a fault that
+    /// `pop_used` cannot see (asked when a wait for a used buffer timed
+    /// out); None where nothing is wrong but the wait.
+    fn stalled(&self) -> Option<QueueError> {
+        None
+    }
 
     /// Addresses of the three areas, as the transport hands them to the
     /// device: descriptors, driver area (avail ring / driver event

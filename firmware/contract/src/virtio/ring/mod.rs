@@ -16,8 +16,8 @@ pub mod packed;
 pub mod split;
 
 pub use common::*;
-pub use packed::{packed_layout, PackedLayout, PackedQueue};
-pub use split::{split_layout, SplitLayout, SplitQueue};
+pub use packed::{packed_layout, packed_layout_spaced, PackedLayout, PackedQueue};
+pub use split::{split_layout, split_layout_spaced, SplitLayout, SplitQueue};
 
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,25 @@ pub fn packed_layout(size: u16) -> Result<PackedLayout, QueueError> {
     })
 }
 
+/// The layout of a packed ring of `size` entries with `gap` free bytes
+/// before, between and after its three parts (for canaries around each).
+/// `gap` must keep the descriptors' 16-byte alignment.
+pub fn packed_layout_spaced(size: u16, gap: usize) -> Result<PackedLayout, QueueError> {
+    let plain = packed_layout(size)?;
+    if !gap.is_multiple_of(DESC_LEN) {
+        return Err(QueueError::BadAlign { align: gap as u32 });
+    }
+    let driver_event = gap + plain.driver_event + 2 * gap;
+    let device_event = driver_event + 4 + 2 * gap;
+    Ok(PackedLayout {
+        desc: gap,
+        driver_event,
+        device_event,
+        total: device_event + 4 + gap,
+        align: plain.align,
+    })
+}
+
 /// What we remember about a buffer id in flight.
 #[derive(Clone, Copy, Debug, Default)]
 struct Chain {
@@ -98,7 +117,17 @@ impl PackedQueue {
     /// A queue of `size` entries in `mem`, which it zeroes (the spec wants
     /// the ring zero-initialised).
     pub fn new(mem: RingMemory, size: u16, event_idx: bool) -> Result<Self, QueueError> {
-        let layout = packed_layout(size)?;
+        Self::with_layout(mem, size, packed_layout(size)?, event_idx)
+    }
+
+    /// Like [`PackedQueue::new`] with the parts where `layout` puts them
+    /// (one of [`packed_layout`] or [`packed_layout_spaced`] for `size`).
+    pub fn with_layout(
+        mem: RingMemory,
+        size: u16,
+        layout: PackedLayout,
+        event_idx: bool,
+    ) -> Result<Self, QueueError> {
         if mem.len() < layout.total {
             return Err(QueueError::MemoryTooSmall {
                 needed: layout.total,
@@ -323,6 +352,7 @@ impl Virtqueue for PackedQueue {
             flags,
             wrap: w,
             in_flight: self.in_flight,
+            id: self.ram.r16(at + 12),
         };
         if self.in_flight == 0 {
             // The slot still holds the previous lap (or zeroes): its AVAIL
@@ -342,14 +372,21 @@ impl Virtqueue for PackedQueue {
         let id = self.ram.r16(at + 12);
         let len = self.ram.r32(at + 8);
         if id >= self.size {
-            return Err(QueueError::UnknownId {
-                id: u32::from(id),
+            return Err(QueueError::PackedUnknownId {
+                offset: self.next_used,
+                flags,
+                id,
                 size: self.size,
             });
         }
         let chain = self.chains[usize::from(id)];
         if chain.slots == 0 {
-            return Err(QueueError::NotInFlight { id });
+            return Err(QueueError::PackedNotInFlight {
+                offset: self.next_used,
+                flags,
+                id,
+                in_flight: self.in_flight,
+            });
         }
         let (slot, wrap) = self.advance(self.next_used, w, chain.slots);
         self.next_used = slot;
@@ -373,6 +410,40 @@ impl Virtqueue for PackedQueue {
 
     fn in_flight(&self) -> u16 {
         self.in_flight
+    }
+
+    /// A used descriptor further on in the slots in flight while the one
+    /// at our position is still available: the device skipped ahead.
+    fn stalled(&self) -> Option<QueueError> {
+        let (w, here) = (self.used_wrap, self.next_used);
+        let available = |slot: u16, wrap: bool| {
+            let f = self.ram.r16(self.desc_at(slot) + 14);
+            (f & DESC_F_AVAIL != 0) == wrap && (f & DESC_F_USED != 0) != wrap
+        };
+        if self.in_flight == 0 || !available(here, w) {
+            return None;
+        }
+        let window = self.size - self.free_slots;
+        for k in 1..window {
+            let (slot, wrap) = self.advance(here, w, k);
+            let at = self.desc_at(slot);
+            let flags = self.ram.r16(at + 14);
+            if (flags & DESC_F_AVAIL != 0) == wrap && (flags & DESC_F_USED != 0) == wrap {
+                // Seen used there first: an honest device wrote ours
+                // before it, so ours still available is the device's fault.
+                fence(Ordering::Acquire);
+                if available(here, w) {
+                    return Some(QueueError::UsedSkippedAhead {
+                        expected: here,
+                        found: slot,
+                        id: self.ram.r16(at + 12),
+                        flags,
+                    });
+                }
+                return None;
+            }
+        }
+        None
     }
 
     fn free_descriptors(&self) -> u16 {

@@ -89,6 +89,27 @@ pub fn split_layout(size: u16, legacy_align: Option<u32>) -> Result<SplitLayout,
     })
 }
 
+/// The virtio 1.x layout of a split ring of `size` entries with `gap`
+/// free bytes before, between and after its three parts (for canaries
+/// around each). `gap` must keep the descriptors' 16-byte alignment.
+pub fn split_layout_spaced(size: u16, gap: usize) -> Result<SplitLayout, QueueError> {
+    let plain = split_layout(size, None)?;
+    if !gap.is_multiple_of(DESC_LEN) {
+        return Err(QueueError::BadAlign { align: gap as u32 });
+    }
+    let n = usize::from(size);
+    let desc = gap;
+    let avail = desc + DESC_LEN * n + 2 * gap;
+    let used = align_up(avail + 6 + 2 * n + 2 * gap, 4);
+    Ok(SplitLayout {
+        desc,
+        avail,
+        used,
+        total: used + 6 + USED_ELEM_LEN * n + gap,
+        align: plain.align,
+    })
+}
+
 /// What we remember about a chain in flight, indexed by its head.
 #[derive(Clone, Copy, Debug, Default)]
 struct Chain {
@@ -143,6 +164,18 @@ impl SplitQueue {
         event_idx: bool,
     ) -> Result<Self, QueueError> {
         let layout = split_layout(size, legacy.then_some(LEGACY_ALIGN))?;
+        Self::with_layout(mem, size, layout, endian, event_idx)
+    }
+
+    /// Like [`SplitQueue::new`] with the parts where `layout` puts them
+    /// (one of [`split_layout`] or [`split_layout_spaced`] for `size`).
+    pub fn with_layout(
+        mem: RingMemory,
+        size: u16,
+        layout: SplitLayout,
+        endian: Endian,
+        event_idx: bool,
+    ) -> Result<Self, QueueError> {
         if mem.len() < layout.total {
             return Err(QueueError::MemoryTooSmall {
                 needed: layout.total,

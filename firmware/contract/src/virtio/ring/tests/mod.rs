@@ -177,17 +177,48 @@ fn error_messages() {
             offset: 5,
             flags: 0x8000,
             wrap: true,
-            in_flight: 2
+            in_flight: 2,
+            id: 3,
         }),
-        "virtqueue: packed descriptor 5 has flags 0x8000 (avail 0, used 1) with wrap counter 1 and 2 chains in flight: neither available nor used in this lap"
+        "virtqueue: packed descriptor 5 (id 3): flags: expected 0x8080 (used) or 0x80 (still available) with wrap counter 1, got 0x8000 (avail 0, used 1): neither available nor used in this lap (2 chains in flight)"
     );
-    assert!(msg(QueueError::BadUsedFlags {
-        offset: 0,
-        flags: 0x8080,
-        wrap: true,
-        in_flight: 0
-    })
-    .ends_with("a used or available descriptor where none can be"));
+    assert_eq!(
+        msg(QueueError::BadUsedFlags {
+            offset: 0,
+            flags: 0x8080,
+            wrap: false,
+            in_flight: 0,
+            id: 1,
+        }),
+        "virtqueue: packed descriptor 0 (id 1): flags: expected avail 1 (nothing in flight) with wrap counter 0, got 0x8080 (avail 1, used 1): a used or available descriptor where none can be"
+    );
+    assert_eq!(
+        msg(QueueError::PackedUnknownId {
+            offset: 7,
+            flags: 0x8080,
+            id: 128,
+            size: 128
+        }),
+        "virtqueue: packed descriptor 7 (flags 0x8080): id: expected below the queue size 128, got 128"
+    );
+    assert_eq!(
+        msg(QueueError::PackedNotInFlight {
+            offset: 7,
+            flags: 0,
+            id: 9,
+            in_flight: 3
+        }),
+        "virtqueue: packed descriptor 7 (flags 0x0): id: expected one of the 3 chains in flight, got 9, which is none of them"
+    );
+    assert_eq!(
+        msg(QueueError::UsedSkippedAhead {
+            expected: 26,
+            found: 28,
+            id: 2,
+            flags: 0x8080
+        }),
+        "virtqueue: the device's used position skipped ahead: expected the next used descriptor at 26, which is still available, got one at 28 (id 2, flags 0x8080)"
+    );
     // Every variant formats to something.
     for e in [
         QueueError::BadAlign { align: 3 },
@@ -214,4 +245,35 @@ fn error_messages() {
     ] {
         assert!(msg(e).len() > "virtqueue: ".len() + 5, "{e:?}");
     }
+}
+
+/// Spaced layouts keep each part's alignment and `gap` free bytes before,
+/// between and after the parts; a gap that would misalign is refused.
+#[test]
+fn spaced_layouts_leave_gaps_around_each_part() {
+    let s = split_layout_spaced(16, 16).unwrap();
+    assert_eq!(
+        (s.desc, s.avail, s.used),
+        (16, 16 + 256 + 32, 16 + 256 + 32 + 38 + 34)
+    );
+    assert_eq!(s.used % 4, 0);
+    assert_eq!(s.total, s.used + 134 + 16);
+    let p = packed_layout_spaced(16, 16).unwrap();
+    assert_eq!(
+        (p.desc, p.driver_event, p.device_event, p.total),
+        (
+            16,
+            16 + 256 + 32,
+            16 + 256 + 32 + 4 + 32,
+            16 + 256 + 32 + 4 + 32 + 4 + 16
+        )
+    );
+    assert_eq!(
+        split_layout_spaced(16, 8),
+        Err(QueueError::BadAlign { align: 8 })
+    );
+    assert_eq!(
+        packed_layout_spaced(16, 4),
+        Err(QueueError::BadAlign { align: 4 })
+    );
 }

@@ -355,7 +355,7 @@ impl<'m> PackedDevice<'m> {
         }
     }
 
-    fn at(&self, slot: u16) -> u64 {
+    pub fn at(&self, slot: u16) -> u64 {
         self.desc + 16 * u64::from(slot)
     }
 

@@ -369,6 +369,7 @@ fn hostile_device() {
         flags,
         wrap: true,
         in_flight,
+        id: 0,
     };
 
     // USED flipped without AVAIL, and a slot that looks a lap old.
@@ -391,18 +392,27 @@ fn hostile_device() {
 
     // Ids that name nothing, or nothing in flight.
     let (mut q, dev) = hostile_setup(&mem);
-    dev.write_used_raw(4, 0, dev.used_flags());
-    assert_eq!(q.pop_used(), Err(QueueError::UnknownId { id: 4, size: 4 }));
-    dev.write_used_raw(0xffff, 0, dev.used_flags());
+    let f = dev.used_flags();
+    let unknown = |id| QueueError::PackedUnknownId {
+        offset: 0,
+        flags: f,
+        id,
+        size: 4,
+    };
+    dev.write_used_raw(4, 0, f);
+    assert_eq!(q.pop_used(), Err(unknown(4)));
+    dev.write_used_raw(0xffff, 0, f);
+    assert_eq!(q.pop_used(), Err(unknown(0xffff)));
+    dev.write_used_raw(2, 0, f);
     assert_eq!(
         q.pop_used(),
-        Err(QueueError::UnknownId {
-            id: 0xffff,
-            size: 4
+        Err(QueueError::PackedNotInFlight {
+            offset: 0,
+            flags: f,
+            id: 2,
+            in_flight: 2
         })
     );
-    dev.write_used_raw(2, 0, dev.used_flags());
-    assert_eq!(q.pop_used(), Err(QueueError::NotInFlight { id: 2 }));
     assert_eq!((q.in_flight(), q.free_descriptors()), (2, 1));
 
     // The same id twice.
@@ -420,7 +430,15 @@ fn hostile_device() {
     dev.complete(&c1, 8);
     assert_eq!(q.pop_used(), Ok(Some(Used { token: 1, len: 8 })));
     dev.write_used_raw(1, 8, dev.used_flags() | 2);
-    assert_eq!(q.pop_used(), Err(QueueError::NotInFlight { id: 1 }));
+    assert_eq!(
+        q.pop_used(),
+        Err(QueueError::PackedNotInFlight {
+            offset: 1,
+            flags: dev.used_flags() | 2,
+            id: 1,
+            in_flight: 1
+        })
+    );
 
     // Too long with WRITE: reported, chain released, queue goes on.
     let (mut q, dev) = hostile_setup(&mem);
@@ -450,4 +468,32 @@ fn hostile_device() {
     // slot 1, which still holds id 0's second descriptor, available.
     assert_eq!(q.pop_used(), Ok(None));
     mem.check_guards();
+}
+
+/// The device writes its used descriptor one chain further on: the slot
+/// at our position stays available, so `pop_used` sees nothing, and the
+/// ring names the skip when the wait ends; an honest ring names nothing.
+#[test]
+fn a_used_position_skipping_ahead_is_named() {
+    let mem = TestMem::default();
+    let (q, dev) = hostile_setup(&mem);
+    assert_eq!(q.stalled(), None);
+    // Id 1's chain sits at slot 2, after id 0's two slots.
+    let at = dev.at(2);
+    mem.w16(at + 12, 1, Endian::Little);
+    mem.w16(at + 14, dev.used_flags(), Endian::Little);
+    let mut q = q;
+    assert_eq!(q.pop_used(), Ok(None));
+    assert_eq!(
+        q.stalled(),
+        Some(QueueError::UsedSkippedAhead {
+            expected: 0,
+            found: 2,
+            id: 1,
+            flags: AVAIL | USED
+        })
+    );
+    // Where the device has written ours too, it is no skip.
+    dev.write_used_raw(0, 16, dev.used_flags());
+    assert_eq!(q.stalled(), None);
 }
