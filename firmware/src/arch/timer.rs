@@ -150,6 +150,37 @@ pub fn spin_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
     ok
 }
 
+/// How long [`poll_until`] spins before it sleeps between looks.
+const POLL_SPIN_US: u64 = 5_000;
+/// How long it sleeps between looks after that.
+const POLL_EVERY_US: u64 = 1_000;
+
+/// [`spin_until`] for the first few milliseconds, then enabled waits of
+/// a millisecond between looks: for a condition another CPU may satisfy
+/// that can take seconds (or never come). A spinning vCPU costs the host
+/// a core for the whole wait; one in a wait costs nothing. Arms the clock
+/// comparator: not for a caller that set it itself.
+pub fn poll_until(timeout_us: u64, mut done: impl FnMut() -> bool) -> bool {
+    let end = deadline_after_us(timeout_us);
+    if spin_until(timeout_us.min(POLL_SPIN_US), &mut done) {
+        return true;
+    }
+    let old = super::irq_disable();
+    let ok = loop {
+        if done() {
+            break true;
+        }
+        let now = tod();
+        if now >= end {
+            break done();
+        }
+        arm(end.min(now.saturating_add(POLL_EVERY_US * TOD_PER_US)));
+        enabled_wait(false);
+    };
+    super::irq_restore(old);
+    ok
+}
+
 pub(super) fn on_clock_comparator(ctx: &mut InterruptContext) {
     // Another CPU's comparator only ends its own wait; the counts and the
     // alarm are the checking CPU's.

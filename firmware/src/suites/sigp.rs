@@ -350,7 +350,7 @@ fn run_probe(m: &Machine, l: &Lent, what: &str, prefix: u64) -> Result<(), Outco
     let before = PROBE.runs.load(Ordering::SeqCst);
     PROBE.release.store(false, Ordering::SeqCst);
     order(m, l.address(), sigp::RESTART, 0, what, answer(0, 0))?;
-    if !timer::spin_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before) {
+    if !timer::poll_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before) {
         return Err(Outcome::mismatch(
             crate::format!(
                 "CPU at address {} after SIGP RESTART ({})",
@@ -441,7 +441,7 @@ fn delivered(
     sender: Option<u16>,
 ) -> Result<(), Outcome> {
     let c = arch_smp::counters(n);
-    timer::spin_until(WAIT_US, || count() >= want);
+    timer::poll_until(WAIT_US, || count() >= want);
     let got = count();
     if got != want {
         return Err(Outcome::mismatch(
@@ -776,7 +776,7 @@ fn not_generated(m: &Machine) -> Result<Option<String>, Outcome> {
         order(m, a, sigp::RESTART, 0, "operating, in a wait", answer(0, 0))?;
         // Parked once it said so and then halted (SENSE RUNNING: not
         // running; QEMU's meaning, see sense_running).
-        let parked = timer::spin_until(WAIT_US, || {
+        let parked = timer::poll_until(WAIT_US, || {
             PARKING.load(Ordering::SeqCst)
                 && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US)
                     == answer(1, sigp::STATUS_NOT_RUNNING)
@@ -925,13 +925,13 @@ pub fn restart_in_wait(m: &mut Machine) -> Outcome {
         PROBE.release.store(false, Ordering::SeqCst);
         let before = PROBE.runs.load(Ordering::SeqCst);
         order(m, a, sigp::RESTART, 0, "stopped in a wait", answer(0, 0))?;
-        if timer::spin_until(RESTART_US, || PROBE.runs.load(Ordering::SeqCst) != before) {
+        if timer::poll_until(RESTART_US, || PROBE.runs.load(Ordering::SeqCst) != before) {
             return Ok(());
         }
         // Left halted: operating (SENSE cc 0) but running nothing.
         order(m, a, sigp::SENSE, 0, "restarted, nothing run", answer(0, 0))?;
         order(m, a, sigp::RESTART, 0, "operating, halted", answer(0, 0))?;
-        let woke = timer::spin_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before);
+        let woke = timer::poll_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before);
         let seen = if woke {
             "its restart code ran only after a second SIGP RESTART"
         } else {

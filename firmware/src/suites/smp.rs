@@ -242,10 +242,10 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
     let mut events = 0usize;
     let mut added: Vec<u16> = Vec::new();
     while added.len() < want {
-        // The service signal floats: any CPU may take it, so spin with
-        // external interrupts open rather than sleep in a wait.
+        // The service signal floats: any CPU may take it, so the wait
+        // looks again every millisecond rather than sleep until its end.
         let left = deadline.saturating_sub(crate::arch::tod()) / crate::arch::TOD_PER_US;
-        if !timer::spin_until(left, || sclp::EVENT_SIGNALS.load(Ordering::SeqCst) != seen) {
+        if !timer::poll_until(left, || sclp::EVENT_SIGNALS.load(Ordering::SeqCst) != seen) {
             return Outcome::mismatch(
                 "CPUs plugged by the host, each announced by a service signal",
                 crate::format!("{} new CPUs", want).as_str(),
