@@ -814,13 +814,14 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
                         completed += 1;
                     }
                     return Err(format!(
-                        "queue {} {} {} {} request {}: removed with {} requests in flight ({} completed by the device as it went, {} never answered; {}; first seen as: {})",
+                        "queue {} {} {} {} request {}: removed with {} {} in flight ({} completed by the device as it went, {} never answered; {}; first seen as: {})",
                         q,
                         label.as_str(),
                         completion.name(),
                         *phase,
                         f.request,
                         outstanding,
+                        if outstanding == 1 { "request" } else { "requests" },
                         completed,
                         outstanding - completed,
                         how,
