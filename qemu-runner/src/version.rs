@@ -170,15 +170,27 @@ fn query(qemu: &Path) -> Result<QemuVersion, String> {
     parse_version_output(&text)
 }
 
+/// What [`detect`] found, per binary.
+fn cache() -> &'static Mutex<HashMap<PathBuf, QemuVersion>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, QemuVersion>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Tells [`detect`] the version of `qemu` that another process of the
+/// same run has already asked it for (the test suite runs each test in a
+/// process of its own: some 400 `--version` runs otherwise).
+pub fn remember(qemu: &Path, v: QemuVersion) {
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
+    map.insert(qemu.to_path_buf(), v);
+}
+
 /// The version of the QEMU binary `qemu` (a path, or a name looked up in
 /// PATH as `Command` does), from `<qemu> --version`. Asked once per binary
 /// and process; successes are cached (a failure is asked again next time).
 /// The error is a whole sentence naming the binary.
 pub fn detect(qemu: &Path) -> Result<QemuVersion, String> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, QemuVersion>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     // Held while asking, so that parallel runs ask once.
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(v) = map.get(qemu) {
         return Ok(*v);
     }

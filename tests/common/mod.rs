@@ -70,6 +70,7 @@ pub fn scenario(name: &str) -> Scenario {
 /// the JUnit report to <name>.junit.xml beside it (see [`junit`]).
 #[track_caller]
 pub fn boot(scenario: &Scenario, kernel: &Path) -> Run {
+    share_version(&scenario.qemu);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenarios");
     let log = dir.join(format!("{}.log", scenario.name));
     let opts = RunOptions::default().log(log);
@@ -80,6 +81,30 @@ pub fn boot(scenario: &Scenario, kernel: &Path) -> Run {
     let report = format!("{}{}", scenario.name, qemu_runner::junit::SUFFIX);
     junit::record(&o, dir.join(report));
     o
+}
+
+/// The QEMU's version asked once per suite run, not once per test
+/// process ([`models::shared_probe`]); one that cannot be told is left to
+/// the run, which fails saying why.
+fn share_version(qemu: &Path) {
+    let name: String = format!("qemu-version-{}", qemu.display())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let lines = models::shared_probe(&name, || {
+        qemu_runner::version::detect(qemu)
+            .map(|v| vec![v.full()])
+            .unwrap_or_default()
+    });
+    if let Some(v) = lines.first().and_then(|l| l.parse().ok()) {
+        qemu_runner::version::remember(qemu, v);
+    }
 }
 
 /// Panics with the verdict's reasons and the console unless the run passed.
