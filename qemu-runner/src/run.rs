@@ -244,6 +244,7 @@ fn running() -> std::sync::MutexGuard<'static, Vec<u32>> {
 pub fn kill_running_qemus() -> usize {
     let pids = running();
     for &pid in pids.iter() {
+        kill_descendants(pid);
         if let Ok(pid) = libc::pid_t::try_from(pid) {
             // SAFETY: kill() has no memory effects; `pid` is a child we
             // have not reaped (see RUNNING), so it is ours.
@@ -251,6 +252,49 @@ pub fn kill_running_qemus() -> usize {
         }
     }
     pids.len()
+}
+
+/// The processes below `pid` (children first found, then theirs), from
+/// /proc/PID/task/TID/children; none where that cannot be read.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(text) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for c in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                // Bounded: a process tree that keeps forking is not followed
+                // for ever.
+                if !found.contains(&c) && found.len() < 4096 {
+                    found.push(c);
+                    next.push(c);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILLs everything below `pid`, before `pid` itself is killed: a
+/// `ZVTEST_QEMU` wrapper that forks (`time`, `strace -f`, a script without
+/// `exec`) would otherwise leave QEMU running, orphaned, when the wrapper
+/// is killed (PR_SET_PDEATHSIG does not pass to a fork's child).
+fn kill_descendants(pid: u32) {
+    for d in descendants(pid) {
+        if let Ok(d) = libc::pid_t::try_from(d) {
+            // SAFETY: kill() has no memory effects; `d` was found below a
+            // child of ours an instant ago.
+            unsafe { libc::kill(d, libc::SIGKILL) };
+        }
+    }
 }
 
 /// QEMU while it is ours: registered in [`RUNNING`], killed and reaped on
@@ -316,6 +360,7 @@ impl Qemu {
     /// Kills and reaps QEMU.
     fn kill(&mut self) -> io::Result<ExitStatus> {
         let mut pids = running();
+        kill_descendants(self.0.id());
         // kill() fails only if it exited meanwhile; wait() reaps either way.
         let _ = self.0.kill();
         let status = self.0.wait();

@@ -145,6 +145,35 @@ fn hang_is_killed_at_the_timeout() {
 }
 
 #[test]
+fn a_wrapper_that_forks_takes_its_qemu_with_it() {
+    // ZVTEST_QEMU may be a wrapper that forks (time, strace -f): killed at
+    // the timeout, its QEMU must not go on as an orphan.
+    let pid_file = dir("forks").join("qemu.pid");
+    let script = format!(
+        "echo 'TAP version 14'\nsleep 60 &\necho $! > {}\nwait",
+        pid_file.display()
+    );
+    let scenario = Scenario::new("forks").timeout(Duration::from_secs(1));
+    let o = boot("forks", &script, scenario);
+    assert!(o.exit.is_timed_out());
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alive = || {
+        fs::read_to_string(&stat).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(), "the wrapper's child {} still runs", pid.trim());
+}
+
+#[test]
 fn silent_hang_with_closed_pipes_is_killed_too() {
     // QEMU closed its output but keeps running: only the timeout ends it.
     let script = "exec >/dev/null 2>&1\nexec sleep 60";
