@@ -79,6 +79,8 @@ pub struct SerialPorts {
 /// How long a socket operation may block before the thread looks at the
 /// clock and its stop flag again.
 const TICK: Duration = Duration::from_millis(50);
+/// How long [`Peer::finish`] waits for the port threads to stop.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl SerialPorts {
     /// A device at `bus` with QEMU's defaults (31 ports at most) and
@@ -907,8 +909,10 @@ impl Peer for Running {
 
     fn finish(mut self: Box<Self>, end: &PeerEnd<'_>) -> PeerOutcome {
         self.stop.store(true, Ordering::SeqCst);
-        // Each thread looks at the stop flag every TICK.
-        let until = Instant::now() + 10 * TICK;
+        // Each thread looks at the stop flag every TICK; the bound is for
+        // a thread that never will, and is generous: on a loaded machine
+        // (two cores, a build beside the suite) 10 TICKs were once too few.
+        let until = Instant::now() + STOP_WAIT;
         let mut o = PeerOutcome::new(self.spec.name());
         for p in &mut self.ports {
             if let Some(t) = p.thread.take() {
