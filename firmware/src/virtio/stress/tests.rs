@@ -286,8 +286,9 @@ impl Workload for Echo {
     }
 }
 
-fn run_with(lie: Lie, depth: u16, requests: u64) -> (Result<QueueStats, Failure>, u64, u32) {
-    let mut t = Fake(Model {
+/// The model device, telling `lie`, behind the fake transport.
+fn fake(lie: Lie) -> Fake {
+    Fake(Model {
         held: DeviceHeld::default(),
         desc: 0,
         avail: 0,
@@ -299,12 +300,15 @@ fn run_with(lie: Lie, depth: u16, requests: u64) -> (Result<QueueStats, Failure>
         lie,
         answered: 0,
         kicks: 0,
-    });
-    let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
-    let mut w = Echo { checked: 0 };
-    let opts = Options {
-        seed: 42,
-        stream: 1,
+    })
+}
+
+/// The model's runs: up to four elements with indirect tables, on
+/// interrupts, every buffer poisoned, no deadline.
+fn options(seed: u64, stream: u64, depth: u16, requests: u64) -> Options {
+    Options {
+        seed,
+        stream,
         depth,
         requests,
         limits: ShapeLimits {
@@ -317,7 +321,14 @@ fn run_with(lie: Lie, depth: u16, requests: u64) -> (Result<QueueStats, Failure>
         poison: Poison::All,
         until_us: None,
         now_us: || 0,
-    };
+    }
+}
+
+fn run_with(lie: Lie, depth: u16, requests: u64) -> (Result<QueueStats, Failure>, u64, u32) {
+    let mut t = fake(lie);
+    let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
+    let mut w = Echo { checked: 0 };
+    let opts = options(42, 1, depth, requests);
     let r = run(&mut t, &mut q, &mut w, &opts, &mut || {}, &mut |_, _| {});
     let kicks = t.0.kicks;
     (r, w.checked, kicks)
@@ -362,36 +373,9 @@ fn a_device_that_lies_fails_naming_the_request() {
 }
 
 fn entropy_run(lie: Lie) -> Result<QueueStats, Failure> {
-    let mut t = Fake(Model {
-        held: DeviceHeld::default(),
-        desc: 0,
-        avail: 0,
-        used: 0,
-        size: 0,
-        last_avail: 0,
-        used_idx: 0,
-        taken: VecDeque::new(),
-        lie,
-        answered: 0,
-        kicks: 0,
-    });
+    let mut t = fake(lie);
     let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
-    let opts = Options {
-        seed: 9,
-        stream: 2,
-        depth: 16,
-        requests: 200,
-        limits: ShapeLimits {
-            max_elements: 4,
-            max_len: None,
-            max_gap: 16,
-        },
-        indirect: 3,
-        completion: Completion::Interrupts,
-        poison: Poison::All,
-        until_us: None,
-        now_us: || 0,
-    };
+    let opts = options(9, 2, 16, 200);
     let mut w = crate::workloads::rng::Entropy;
     run(&mut t, &mut q, &mut w, &opts, &mut || {}, &mut |_, _| {})
 }
@@ -414,40 +398,13 @@ fn entropy_answers_are_held_to_the_canary() {
 #[test]
 fn ring_canaries_name_a_write_past_each_part() {
     use crate::virtio::queue::{ring_canary_byte, setup_guarded_queue, RING_CANARY};
-    let mut t = Fake(Model {
-        held: DeviceHeld::default(),
-        desc: 0,
-        avail: 0,
-        used: 0,
-        size: 0,
-        last_avail: 0,
-        used_idx: 0,
-        taken: VecDeque::new(),
-        lie: Lie::None,
-        answered: 0,
-        kicks: 0,
-    });
+    let mut t = fake(Lie::None);
     let plain = setup_queue(&mut t, 0, 0, false).unwrap();
     assert_eq!(plain.ring_canary_hit(), None);
     let mut q = setup_guarded_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
     assert_eq!(q.ring_canary_hit(), None);
     let mut w = Echo { checked: 0 };
-    let opts = Options {
-        seed: 7,
-        stream: 1,
-        depth: 16,
-        requests: 100,
-        limits: ShapeLimits {
-            max_elements: 4,
-            max_len: None,
-            max_gap: 16,
-        },
-        indirect: 3,
-        completion: Completion::Interrupts,
-        poison: Poison::All,
-        until_us: None,
-        now_us: || 0,
-    };
+    let opts = options(7, 1, 16, 100);
     let r = run(&mut t, &mut q, &mut w, &opts, &mut || {}, &mut |_, _| {});
     assert_eq!(r.map(|s| s.completed).map_err(|f| f.what), Ok(100));
     assert_eq!(q.ring_canary_hit(), None);
