@@ -116,6 +116,11 @@ pub struct Config {
     pub seed: u64,
     /// Multiplier for stress loops, 1..=1000.
     pub stress: u32,
+    /// Whether the stress wraps the 16-bit ring indexes (`index-wrap=`):
+    /// blk.stress and scsi.stress on their first device's first queue
+    /// always, every stress from `stress=10` on. Some 66 000 requests
+    /// each: `no` leaves them out of a run about something else.
+    pub index_wrap: bool,
     /// 0 quiet, 1 normal, 2 chatty diagnostics.
     pub verbose: u8,
     /// Default per-check timeout.
@@ -214,6 +219,7 @@ impl Default for Config {
             skip: Vec::new(),
             seed: 0x5a76_7465_7374, // "Zvtest"
             stress: 1,
+            index_wrap: true,
             verbose: 1,
             timeout_ms: 5000,
             expect_mem: None,
@@ -342,6 +348,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     }),
     ("stress", "a number from 1 to 1000", |c, v| {
         c.stress = ranged(v, 1, 1000)? as u32;
+        Some(())
+    }),
+    ("index-wrap", "yes or no", |c, v| {
+        c.index_wrap = match v {
+            "yes" => true,
+            "no" => false,
+            _ => return None,
+        };
         Some(())
     }),
     ("verbose", "0, 1 or 2", |c, v| {
@@ -809,6 +823,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if cfg.stress != default.stress {
         word("stress", &format!("{}", cfg.stress));
     }
+    if !cfg.index_wrap {
+        word("index-wrap", "no");
+    }
     if cfg.verbose != default.verbose {
         word("verbose", &format!("{}", cfg.verbose));
     }
@@ -1101,6 +1118,18 @@ mod tests {
         assert_eq!(write(&c), "sigp-expect=stop:1:0x40");
         assert!(parse(b"sigp-expect=stop:0:0x40").is_err());
         assert!(parse(b"sigp-expect=halt:0").is_err());
+    }
+
+    #[test]
+    fn index_wrap() {
+        assert!(Config::default().index_wrap);
+        let c = parse(b"index-wrap=no").unwrap();
+        assert!(!c.index_wrap);
+        assert_eq!(write(&c), "index-wrap=no");
+        assert!(parse(b"index-wrap=yes").unwrap().index_wrap);
+        assert_eq!(write(&parse(b"index-wrap=yes").unwrap()), "");
+        assert!(parse(b"index-wrap=0").is_err());
+        assert!(parse(b"index-wrap=").is_err());
     }
 
     #[test]
@@ -1806,6 +1835,7 @@ mod tests {
                 0u8..=2,
                 1u64..=600_000,
                 injections(),
+                any::<bool>(),
             );
             let host = (
                 proptest::option::of(1u64..=u64::MAX >> 30),
@@ -1830,7 +1860,7 @@ mod tests {
             );
             (selection, host, devices).prop_map(
                 |(
-                    (only, skip, seed, stress, verbose, timeout_ms, inject),
+                    (only, skip, seed, stress, verbose, timeout_ms, inject, index_wrap),
                     (
                         mem,
                         cpus,
@@ -1856,6 +1886,7 @@ mod tests {
                         skip,
                         seed,
                         stress,
+                        index_wrap,
                         verbose,
                         timeout_ms,
                         // Whole KiB, MiB or bytes alike.

@@ -714,7 +714,11 @@ fn device_stress(m: &Machine, d: &Disk, wrap: bool) -> Result<bool, String> {
         // The 16-bit ring index wraps past 65535: on queue 0 of the first
         // round, and on every queue from stress=10 on (see below).
         if driven == 0 && (wrap || stress >= 10) {
-            phases.push(("wrap", Mix::GetIds, WRAP_REQUESTS));
+            if m.cfg.index_wrap {
+                phases.push(("wrap", Mix::GetIds, WRAP_REQUESTS));
+            } else {
+                crate::out!("# blk {}: index-wrap=no: no ring index wrapped\n", d.id);
+            }
         }
         phases.push((
             "random",

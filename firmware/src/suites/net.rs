@@ -646,8 +646,8 @@ const WRAP_FRAMES: u32 = 65_536 + 512;
 /// receive buffers of 256 bytes in every other round (so each revision
 /// has rounds with and without); from `stress=10` on first a round long
 /// enough for the ring indexes to wrap (some 66 000 frames: seconds
-/// under TCG).
-fn echo_rounds(stress: u32) -> Vec<Round> {
+/// under TCG) unless `index_wrap` is off.
+fn echo_rounds(stress: u32, index_wrap: bool) -> Vec<Round> {
     let mut all = stress_rounds(false);
     // The last repeats the first (for the disks' final writes).
     all.pop();
@@ -664,7 +664,7 @@ fn echo_rounds(stress: u32) -> Vec<Round> {
             wrap: false,
         })
         .collect();
-    if stress >= 10 {
+    if stress >= 10 && index_wrap {
         let first = &rounds[0];
         let wrap = Round {
             frames: WRAP_FRAMES,
@@ -1079,7 +1079,7 @@ pub fn echo(m: &mut Machine) -> Outcome {
         return Outcome::skip("no nets= device with an echo peer (:echo)");
     }
     let seed = m.cfg.seed;
-    let rounds = echo_rounds(m.cfg.stress);
+    let rounds = echo_rounds(m.cfg.stress, m.cfg.index_wrap);
     for (d, n) in &found {
         let n = *n;
         let mut seq0 = 0u32;

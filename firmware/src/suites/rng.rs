@@ -132,7 +132,14 @@ fn looped_chain(o: &mut Open, bus: BusId) -> String {
 /// Stresses one device in every setup it takes; the number of setups.
 /// A device that sets DEVICE_NEEDS_RESET (looked at after each setup) is
 /// named and left.
-fn device(bus: BusId, sid: u32, seed: u64, stress: u32, looped: bool) -> Result<u32, String> {
+/// `wrap`: whether the index may wrap (`index-wrap=`).
+fn device(
+    bus: BusId,
+    sid: u32,
+    seed: u64,
+    (stress, wrap): (u32, bool),
+    looped: bool,
+) -> Result<u32, String> {
     let mut noted = false;
     let mut rounds = stress_rounds(true);
     // The closing repeat of the first setup is blk's fill round: nothing
@@ -163,7 +170,7 @@ fn device(bus: BusId, sid: u32, seed: u64, stress: u32, looped: bool) -> Result<
         let label = setup.label();
         let size = o.dev.queue().size();
         let mut phases: Vec<(&str, u64)> = Vec::new();
-        if driven == 0 && stress >= WRAP_FROM_STRESS {
+        if driven == 0 && wrap && stress >= WRAP_FROM_STRESS {
             phases.push(("wrap", WRAP_REQUESTS));
         }
         phases.push(("random", ROUND_REQUESTS * u64::from(stress)));
@@ -261,7 +268,7 @@ pub fn requests(m: &mut Machine) -> Outcome {
     }
     for (bus, sid) in devices {
         let looped = m.cfg.rng_loop == Some(bus);
-        match device(bus, sid, m.cfg.seed, m.cfg.stress, looped) {
+        match device(bus, sid, m.cfg.seed, (m.cfg.stress, m.cfg.index_wrap), looped) {
             Ok(0) => {
                 return Outcome::fail(&format!(
                     "virtio-rng {}: no setup of the device could be driven",

@@ -1267,7 +1267,14 @@ fn device_stress(m: &Machine, d: &Device, luns: &[Lun], wrap: bool) -> Result<()
             phases.push(("read-all", Mix::ReadAll { bytes: max_bytes }, 0));
         }
         if driven == 0 && (wrap || stress >= 10) {
-            phases.push(("wrap", Mix::TestUnitReady, WRAP_REQUESTS));
+            if m.cfg.index_wrap {
+                phases.push(("wrap", Mix::TestUnitReady, WRAP_REQUESTS));
+            } else {
+                crate::out!(
+                    "# scsi {}: index-wrap=no: no ring index wrapped\n",
+                    bus.as_str()
+                );
+            }
         }
         phases.push(("random", Mix::Random { max_bytes }, ROUND_REQUESTS * stress));
         if i == last && media.iter().any(|l| l.medium.writable) {
