@@ -55,7 +55,7 @@ fn injected_hang_is_caught_by_the_firmware() {
 fn endless_loop_is_caught_by_the_host_timeout() {
     let s = scenario("inject-forever")
         .append("inject=forever")
-        .timeout(Duration::from_secs(5));
+        .timeout(Duration::from_secs(2));
     let o = boot(&s, &elf());
     check(&o, o.exit.is_timed_out(), "the host timeout to kill QEMU");
     check(&o, !o.passed(), "FAIL");

@@ -902,16 +902,22 @@ fn test(
     env(&mut c);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let summary = Arc::new(Mutex::new(None));
-    let nextest_ok = run_teed(&mut c, "cargo nextest run", &tally, Some(&summary))?;
-    let summary = *summary.lock().unwrap_or_else(|p| p.into_inner());
-
-    let doc_ok = if runs_doc_tests(extra, partition) {
+    // The doc tests beside the suite (their compiling is seconds of one
+    // core), their output held back and shown after it.
+    let doc = if runs_doc_tests(extra, partition) {
         let mut c = cargo(paths);
         c.args(["test", "--doc", "--workspace", "--no-fail-fast"]);
         env(&mut c);
-        run_teed(&mut c, "cargo test --doc", &tally, None)?
+        Some(Teed::spawn(&mut c, "cargo test --doc", &tally, None, true)?)
     } else {
-        true
+        None
+    };
+    let nextest_ok =
+        Teed::spawn(&mut c, "cargo nextest run", &tally, Some(&summary), false)?.finish()?;
+    let summary = *summary.lock().unwrap_or_else(|p| p.into_inner());
+    let doc_ok = match doc {
+        Some(d) => d.finish()?,
+        None => true,
     };
     let t = *tally.lock().unwrap_or_else(|p| p.into_inner());
     let _ = fs::remove_dir_all(&probes);
@@ -1030,31 +1036,72 @@ fn nextest_present(paths: &Paths) -> Result<()> {
 /// Runs `c` in a process group of its own, passing its output through
 /// while `tally` (and `summary`: nextest's closing line) add it up.
 /// Returns whether it exited with success.
-fn run_teed(
-    c: &mut process::Command,
-    what: &str,
-    tally: &Arc<Mutex<Tally>>,
-    summary: Option<&Arc<Mutex<Option<libtest::NextestSummary>>>>,
-) -> Result<bool> {
-    let mut child =
-        signals::spawn_group(c).map_err(|e| failed(format!("cannot run {what}: {e}")))?;
-    let out = tee(child.stdout.take(), tally, summary, true);
-    let err = tee(child.stderr.take(), tally, summary, false);
-    let st = child.wait().map_err(|e| failed(format!("{what}: {e}")))?;
-    signals::wait_if_stopping();
-    let _ = (out.join(), err.join());
-    if !st.success() {
-        eprintln!("xtask: {what} failed ({st})");
-    }
-    Ok(st.success())
+/// A child whose output is copied through line by line and counted.
+struct Teed {
+    child: process::Child,
+    what: String,
+    copiers: [thread::JoinHandle<()>; 2],
+    /// Output kept until [`Teed::finish`] (stdout, stderr) instead of
+    /// copied at once.
+    held: Option<[Held; 2]>,
 }
 
-/// Copies a child's pipe to our stdout or stderr line by line, counting as it goes.
+type Held = Arc<Mutex<Vec<u8>>>;
+
+impl Teed {
+    fn spawn(
+        c: &mut process::Command,
+        what: &str,
+        tally: &Arc<Mutex<Tally>>,
+        summary: Option<&Arc<Mutex<Option<libtest::NextestSummary>>>>,
+        hold: bool,
+    ) -> Result<Teed> {
+        let mut child =
+            signals::spawn_group(c).map_err(|e| failed(format!("cannot run {what}: {e}")))?;
+        let held = hold.then(|| [Held::default(), Held::default()]);
+        let keep = |i: usize| held.as_ref().map(|h| Arc::clone(&h[i]));
+        let out = tee(child.stdout.take(), tally, summary, true, keep(0));
+        let err = tee(child.stderr.take(), tally, summary, false, keep(1));
+        Ok(Teed {
+            child,
+            what: what.to_string(),
+            copiers: [out, err],
+            held,
+        })
+    }
+
+    /// Waits for the child and its output; shows what was held. Whether
+    /// it succeeded.
+    fn finish(mut self) -> Result<bool> {
+        let what = &self.what;
+        let st = self
+            .child
+            .wait()
+            .map_err(|e| failed(format!("{what}: {e}")))?;
+        signals::wait_if_stopping();
+        let [out, err] = self.copiers;
+        let _ = (out.join(), err.join());
+        if let Some([out, err]) = &self.held {
+            let take = |h: &Held| std::mem::take(&mut *h.lock().unwrap_or_else(|p| p.into_inner()));
+            let _ = io::stderr().lock().write_all(&take(err));
+            let mut o = io::stdout().lock();
+            let _ = o.write_all(&take(out)).and_then(|_| o.flush());
+        }
+        if !st.success() {
+            eprintln!("xtask: {what} failed ({st})");
+        }
+        Ok(st.success())
+    }
+}
+
+/// Copies a child's pipe to our stdout or stderr (or into `held`) line
+/// by line, counting as it goes.
 fn tee<R: io::Read + Send + 'static>(
     pipe: Option<R>,
     tally: &Arc<Mutex<Tally>>,
     summary: Option<&Arc<Mutex<Option<libtest::NextestSummary>>>>,
     stdout: bool,
+    held: Option<Held>,
 ) -> thread::JoinHandle<()> {
     let tally = Arc::clone(tally);
     let summary = summary.map(Arc::clone);
@@ -1076,7 +1123,11 @@ fn tee<R: io::Read + Send + 'static>(
                     t.stderr_line(&line);
                 }
             }
-            if stdout {
+            if let Some(h) = &held {
+                h.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(&buf);
+            } else if stdout {
                 let mut o = io::stdout().lock();
                 let _ = o.write_all(&buf).and_then(|_| o.flush());
             } else {

@@ -1220,48 +1220,48 @@ fn wait_answer(
     let (mut frame, mut expected, mut got) = (Vec::new(), Vec::new(), Vec::new());
     echo_frame(seed, src, 0, seq, max_frame, &mut frame);
     answer_of(&frame, &mut expected);
-    let end = now_us() + QUIET_US;
     let mut others = Vec::new();
-    loop {
-        up.tx[0]
-            .reclaim()
-            .map_err(|e| text("transmit queue 1", &e))?;
-        if let Some(u) = up.rx[0]
-            .try_used()
-            .map_err(|e| text("receive queue 0", &e))?
-        {
-            got.clear();
-            up.rx[0].read(u.buf, u.len, &mut got);
-            up.rx[0].release(u.buf);
-            up.rx[0]
-                .post(&mut up.t)
-                .map_err(|e| text("posting receive buffers", &e))?;
-            let body = &got[hdr.min(got.len())..];
-            match echo_id(body) {
-                Some((EchoKind::Answer, 0, s)) if s == seq => {
-                    if let Some(diff) = first_difference(&expected, body) {
-                        return Err(format!(
-                            "frame {} ({} bytes): answer {}",
-                            seq,
-                            expected.len(),
-                            diff
-                        ));
-                    }
-                    return Ok(others);
-                }
-                Some((EchoKind::Answer, _, s)) => others.push(s),
-                _ => others.push(u32::MAX),
+    let answer = await_step(QUIET_US, || loop {
+        if let Err(e) = up.tx[0].reclaim() {
+            return Some(Err(text("transmit queue 1", &e)));
+        }
+        let u = match up.rx[0].try_used() {
+            Ok(Some(u)) => u,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(text("receive queue 0", &e))),
+        };
+        got.clear();
+        up.rx[0].read(u.buf, u.len, &mut got);
+        up.rx[0].release(u.buf);
+        if let Err(e) = up.rx[0].post(&mut up.t) {
+            return Some(Err(text("posting receive buffers", &e)));
+        }
+        let body = &got[hdr.min(got.len())..];
+        match echo_id(body) {
+            Some((EchoKind::Answer, 0, s)) if s == seq => {
+                return Some(match first_difference(&expected, body) {
+                    Some(diff) => Err(format!(
+                        "frame {} ({} bytes): answer {}",
+                        seq,
+                        expected.len(),
+                        diff
+                    )),
+                    None => Ok(()),
+                });
             }
-            continue;
+            Some((EchoKind::Answer, _, s)) => others.push(s),
+            _ => others.push(u32::MAX),
         }
-        if now_us() > end {
-            return Err(format!(
-                "frame {} (from {}): no answer within {} ms",
-                seq,
-                MacText(src),
-                QUIET_US / 1000
-            ));
-        }
+    });
+    match answer {
+        Some(Ok(())) => Ok(others),
+        Some(Err(e)) => Err(e),
+        None => Err(format!(
+            "frame {} (from {}): no answer within {} ms",
+            seq,
+            MacText(src),
+            QUIET_US / 1000
+        )),
     }
 }
 
@@ -1528,32 +1528,54 @@ fn exchange<R>(
     {
         return Err("no room in the transmit queue".into());
     }
-    let end = now_us() + USER_WAIT_US;
     let mut others = 0;
     let mut got = Vec::new();
-    loop {
-        up.tx[0].reclaim().map_err(|e| text("transmit queue", &e))?;
-        if let Some(u) = up.rx[0].try_used().map_err(|e| text("receive queue", &e))? {
-            got.clear();
-            up.rx[0].read(u.buf, u.len, &mut got);
-            up.rx[0].release(u.buf);
-            up.rx[0].post(&mut up.t).map_err(|e| text("posting", &e))?;
-            if got.len() >= hdr {
-                if let Some(r) = pick(&got[hdr..]) {
-                    return Ok((r, others));
-                }
+    let answer = await_step(USER_WAIT_US, || loop {
+        if let Err(e) = up.tx[0].reclaim() {
+            return Some(Err(text("transmit queue", &e)));
+        }
+        let u = match up.rx[0].try_used() {
+            Ok(Some(u)) => u,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(text("receive queue", &e))),
+        };
+        got.clear();
+        up.rx[0].read(u.buf, u.len, &mut got);
+        up.rx[0].release(u.buf);
+        if let Err(e) = up.rx[0].post(&mut up.t) {
+            return Some(Err(text("posting", &e)));
+        }
+        if got.len() >= hdr {
+            if let Some(r) = pick(&got[hdr..]) {
+                return Some(Ok(r));
             }
-            others += 1;
-            continue;
         }
-        if now_us() > end {
-            return Err(format!(
-                "no answer within {} s ({} other frames)",
-                USER_WAIT_US / 1_000_000,
-                others
-            ));
-        }
+        others += 1;
+    });
+    match answer {
+        Some(Ok(r)) => Ok((r, others)),
+        Some(Err(e)) => Err(e),
+        None => Err(format!(
+            "no answer within {} s ({} other frames)",
+            USER_WAIT_US / 1_000_000,
+            others
+        )),
     }
+}
+
+/// Looks with `step` until it gives something or `timeout_us` passes (then
+/// None): spinning a few milliseconds, then a look every millisecond from
+/// an enabled wait, so that an answer that never comes does not keep a
+/// host core busy for the whole timeout.
+fn await_step<T>(timeout_us: u64, mut step: impl FnMut() -> Option<T>) -> Option<T> {
+    let mut out = None;
+    crate::arch::timer::poll_until(timeout_us, || {
+        if out.is_none() {
+            out = step();
+        }
+        out.is_some()
+    });
+    out
 }
 
 /// QEMU's user-mode network (`:user` in `nets=`): an ARP request for the
