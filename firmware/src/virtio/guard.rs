@@ -1,0 +1,438 @@
+//! Canaries around the buffers a device is given: known bytes in the
+//! memory right before, between and after them, written when the buffers
+//! are made available and compared when the device is done (or when a run
+//! ends with them still out). A device that stores outside what it was
+//! given changes them, and the place is named: which guard, which byte,
+//! what was there and what is now.
+//!
+//! A guard region is any stretch of memory no buffer covers. Regions up
+//! to two [`GUARD`]s long carry the canary whole; a longer one at its two
+//! ends only (a stray write lands next to a buffer, and the cost per
+//! request stays a few dozen bytes however far apart the buffers are).
+//! Only guard bytes are written and read, never the buffers' data.
+
+use crate::dma::DmaMemory;
+use crate::format;
+use alloc::string::String;
+use zvtest_contract::fmt::HexW;
+use zvtest_contract::stress::Piece;
+
+/// Canary bytes on each side of a buffer.
+pub const GUARD: usize = 16;
+
+/// Two periods of the canary, so that any [`GUARD`] bytes of it from any
+/// position are one slice.
+const PATTERN: [u8; 2 * GUARD] = {
+    let mut p = [0u8; 2 * GUARD];
+    let mut i = 0;
+    while i < 2 * GUARD {
+        p[i] = 0x5c_u8.wrapping_add(((i % GUARD) as u8).wrapping_mul(0x3d));
+        i += 1;
+    }
+    p
+};
+
+/// The canary byte at `i` of a guard region: position-dependent, never
+/// 0x00, 0xff or the poison 0xa5 of device-writable bytes.
+pub fn canary_byte(i: usize) -> u8 {
+    PATTERN[i % GUARD]
+}
+
+/// A canary byte a device changed: its offset in the guard region, what
+/// was written there, what is there now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub byte: usize,
+    pub expected: u8,
+    pub got: u8,
+}
+
+impl Hit {
+    /// "the canary PLACE byte B: expected 0xEE, got 0xGG".
+    pub fn text(&self, place: &str) -> String {
+        format!(
+            "the canary {} byte {}: expected 0x{}, got 0x{}",
+            place,
+            self.byte,
+            HexW(self.expected.into(), 2),
+            HexW(self.got.into(), 2)
+        )
+    }
+}
+
+/// The spans of region [`from`, `to`) that carry the canary, as offsets
+/// into the region (the second empty where the first is the whole).
+fn spans(from: usize, to: usize) -> [(usize, usize); 2] {
+    let len = to.saturating_sub(from);
+    if len <= 2 * GUARD {
+        [(0, len), (0, 0)]
+    } else {
+        [(0, GUARD), (len - GUARD, len)]
+    }
+}
+
+/// Writes the canary into region [`from`, `to`) of `mem`.
+pub fn lay(mem: &DmaMemory, from: usize, to: usize) {
+    for (a, b) in spans(from, to) {
+        let mut i = a;
+        while i < b {
+            let n = (b - i).min(GUARD);
+            let p = i % GUARD;
+            mem.write(from + i, &PATTERN[p..p + n]);
+            i += n;
+        }
+    }
+}
+
+/// The first canary byte of region [`from`, `to`) of `mem` that is not
+/// what [`lay`] wrote.
+pub fn hit(mem: &DmaMemory, from: usize, to: usize) -> Option<Hit> {
+    let mut got = [0u8; GUARD];
+    for (a, b) in spans(from, to) {
+        let mut i = a;
+        while i < b {
+            let n = (b - i).min(GUARD);
+            let p = i % GUARD;
+            mem.read(from + i, &mut got[..n]);
+            if got[..n] != PATTERN[p..p + n] {
+                let k = (0..n).find(|&k| got[k] != PATTERN[p + k]).unwrap_or(0);
+                return Some(Hit {
+                    byte: i + k,
+                    expected: PATTERN[p + k],
+                    got: got[k],
+                });
+            }
+            i += n;
+        }
+    }
+    None
+}
+
+/// Where a chain's guard lies, for the failure text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    BeforeChain,
+    /// Between element k - 1 and element k (elements counted from 0).
+    GapBefore(usize),
+    AfterChain,
+}
+
+impl Place {
+    pub fn text(self) -> String {
+        match self {
+            Place::BeforeChain => String::from("before the chain"),
+            Place::GapBefore(k) => format!("in the gap before element {}", k),
+            Place::AfterChain => String::from("after the chain"),
+        }
+    }
+}
+
+/// What every report of a stray store begins with (the scenarios look
+/// for it on the console).
+pub const WROTE_OUTSIDE: &str = "the device wrote outside the";
+
+/// What a stray store into a chain's guards is reported as.
+pub const OUTSIDE_CHAIN: &str = "the device wrote outside the chain's buffers";
+
+/// Memory a chain of `pieces` takes with its guards: [`GUARD`] bytes
+/// before the first element, between each two (on top of the shape's
+/// gap) and after the last.
+pub fn chain_footprint(pieces: &[Piece]) -> usize {
+    zvtest_contract::stress::footprint(pieces) + (pieces.len() + 1) * GUARD
+}
+
+/// Where element `k` of a guarded chain starts, given where the element
+/// before it ended (0 for the first) and its gap.
+pub fn element_offset(prev_end: usize, gap: u32) -> usize {
+    prev_end + GUARD + gap as usize
+}
+
+/// The guard regions of a chain whose elements lie at `at` (offset,
+/// piece; laid out by [`element_offset`]): (place, from, to).
+fn regions(at: &[(usize, Piece)]) -> impl Iterator<Item = (Place, usize, usize)> + '_ {
+    let before = at.iter().enumerate().map(|(k, &(o, _))| {
+        let from = if k == 0 {
+            0
+        } else {
+            at[k - 1].0 + at[k - 1].1.len as usize
+        };
+        let place = if k == 0 {
+            Place::BeforeChain
+        } else {
+            Place::GapBefore(k)
+        };
+        (place, from, o)
+    });
+    let end = at.last().map_or(0, |&(o, p)| o + p.len as usize);
+    before.chain(core::iter::once((Place::AfterChain, end, end + GUARD)))
+}
+
+/// Writes the canaries of a chain laid out at `at` in `mem`.
+pub fn lay_chain(mem: &DmaMemory, at: &[(usize, Piece)]) {
+    for (_, from, to) in regions(at) {
+        lay(mem, from, to);
+    }
+}
+
+/// The first canary of a chain laid out at `at` in `mem` that changed.
+pub fn chain_hit(mem: &DmaMemory, at: &[(usize, Piece)]) -> Option<(Place, Hit)> {
+    regions(at).find_map(|(place, from, to)| hit(mem, from, to).map(|h| (place, h)))
+}
+
+/// [`chain_hit`] as failure text: "the device wrote outside the chain's
+/// buffers: the canary PLACE byte B: expected 0xEE, got 0xGG".
+pub fn chain_hit_text(mem: &DmaMemory, at: &[(usize, Piece)]) -> Option<String> {
+    chain_hit(mem, at).map(|(place, h)| {
+        format!(
+            "{}: {}",
+            OUTSIDE_CHAIN,
+            h.text(place.text().as_str()).as_str()
+        )
+    })
+}
+
+/// What a stray store around a lone buffer ([`Slots`]) is reported as.
+pub const OUTSIDE_BUFFER: &str = "the device wrote outside the buffer";
+
+/// Lone buffers of up to `max` bytes, each in a slot of its own: a
+/// [`GUARD`], the buffer, then the rest of the slot and another
+/// [`GUARD`] (a buffer shorter than `max` is guarded right at its end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub max: usize,
+}
+
+impl Slots {
+    pub fn stride(self) -> usize {
+        GUARD + self.max + GUARD
+    }
+
+    /// Memory for `n` slots.
+    pub fn bytes(self, n: usize) -> usize {
+        n * self.stride()
+    }
+
+    /// Where the buffer of slot `slot` starts.
+    pub fn buffer(self, slot: usize) -> usize {
+        slot * self.stride() + GUARD
+    }
+
+    fn regions(self, slot: usize, len: usize) -> [(&'static str, usize, usize); 2] {
+        let at = self.buffer(slot);
+        [
+            ("before the buffer", at - GUARD, at),
+            ("after the buffer", at + len, at + self.max + GUARD),
+        ]
+    }
+
+    /// Writes the canaries around slot `slot`'s buffer of `len` bytes.
+    pub fn lay(self, mem: &DmaMemory, slot: usize, len: usize) {
+        for (_, from, to) in self.regions(slot, len) {
+            lay(mem, from, to);
+        }
+    }
+
+    /// The first changed canary around slot `slot`'s buffer of `len`
+    /// bytes, as failure text: "the device wrote outside the buffer: the
+    /// canary after the buffer byte B: expected 0xEE, got 0xGG".
+    pub fn hit(self, mem: &DmaMemory, slot: usize, len: usize) -> Option<String> {
+        self.regions(slot, len)
+            .iter()
+            .find_map(|&(place, from, to)| {
+                hit(mem, from, to)
+                    .map(|h| format!("{}: {}", OUTSIDE_BUFFER, h.text(place).as_str()))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn every_report_begins_alike() {
+        assert!(OUTSIDE_CHAIN.starts_with(WROTE_OUTSIDE));
+        assert!(OUTSIDE_BUFFER.starts_with(WROTE_OUTSIDE));
+    }
+
+    #[test]
+    fn the_canary_is_never_poison_zero_or_ones() {
+        let bytes: Vec<u8> = (0..GUARD).map(canary_byte).collect();
+        for b in &bytes {
+            assert!(![0x00, 0xa5, 0xff].contains(b), "{b:#x}");
+        }
+        let mut sorted = bytes.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), GUARD, "position-dependent: all differ");
+        assert_eq!(canary_byte(GUARD + 3), canary_byte(3));
+    }
+
+    /// Short regions are guarded whole, long ones at both ends; a changed
+    /// guard byte is named with its offset in the region, a byte in the
+    /// unguarded middle of a long region is not looked at.
+    #[test]
+    fn a_changed_guard_byte_is_named_by_its_offset() {
+        let mem = DmaMemory::new(4096);
+        for (from, to) in [(0, 1), (3, 19), (8, 40), (100, 133), (200, 500)] {
+            lay(&mem, from, to);
+            assert_eq!(hit(&mem, from, to), None, "{from}..{to}");
+            let len = to - from;
+            let guarded: Vec<usize> = if len <= 2 * GUARD {
+                (0..len).collect()
+            } else {
+                (0..GUARD).chain(len - GUARD..len).collect()
+            };
+            for &i in &guarded {
+                let was = mem.load(from + i);
+                assert_eq!(was, canary_byte(i));
+                mem.store(from + i, !was);
+                assert_eq!(
+                    hit(&mem, from, to),
+                    Some(Hit {
+                        byte: i,
+                        expected: was,
+                        got: !was
+                    }),
+                    "{from}..{to} byte {i}"
+                );
+                mem.store(from + i, was);
+            }
+            if len > 2 * GUARD {
+                mem.store(from + GUARD, 0);
+                assert_eq!(hit(&mem, from, to), None, "the middle is not guarded");
+            }
+            // Nothing outside the region is written.
+            assert_eq!(mem.load(to), 0);
+        }
+    }
+
+    #[test]
+    fn a_hit_reads_as_place_byte_expected_got() {
+        let h = Hit {
+            byte: 3,
+            expected: 0x5c,
+            got: 0,
+        };
+        assert_eq!(
+            h.text(Place::AfterChain.text().as_str()),
+            "the canary after the chain byte 3: expected 0x5c, got 0x00"
+        );
+        assert_eq!(Place::GapBefore(2).text(), "in the gap before element 2");
+    }
+
+    /// A chain's guards: before the first element, in each gap, after the
+    /// last, each named; the elements themselves are never touched.
+    #[test]
+    fn a_chain_has_a_guard_before_between_and_after() {
+        let pieces = [
+            Piece {
+                len: 5,
+                writable: false,
+                gap: 3,
+            },
+            Piece {
+                len: 7,
+                writable: true,
+                gap: 0,
+            },
+            Piece {
+                len: 2,
+                writable: true,
+                gap: 60,
+            },
+        ];
+        let mut at = Vec::new();
+        let mut end = 0;
+        for p in pieces {
+            let o = element_offset(end, p.gap);
+            at.push((o, p));
+            end = o + p.len as usize;
+        }
+        assert_eq!(end + GUARD, chain_footprint(&pieces));
+        let mem = DmaMemory::new(chain_footprint(&pieces));
+        for &(o, p) in &at {
+            mem.write(o, &alloc::vec![0xa5; p.len as usize]);
+        }
+        lay_chain(&mem, &at);
+        for &(o, p) in &at {
+            for i in 0..p.len as usize {
+                assert_eq!(mem.load(o + i), 0xa5, "element bytes untouched");
+            }
+        }
+        assert_eq!(chain_hit(&mem, &at), None);
+        let cases = [
+            (at[0].0 - 1, Place::BeforeChain, at[0].0 - 1),
+            (at[1].0 - 1, Place::GapBefore(1), GUARD - 1),
+            (at[1].0 + 7, Place::GapBefore(2), 0),
+            (at[2].0 - 1, Place::GapBefore(2), GUARD + 60 - 1),
+            (end, Place::AfterChain, 0),
+            (end + GUARD - 1, Place::AfterChain, GUARD - 1),
+        ];
+        for (addr, place, byte) in cases {
+            let was = mem.load(addr);
+            mem.store(addr, was ^ 0x10);
+            assert_eq!(
+                chain_hit(&mem, &at),
+                Some((
+                    place,
+                    Hit {
+                        byte,
+                        expected: was,
+                        got: was ^ 0x10
+                    }
+                )),
+                "{place:?}"
+            );
+            mem.store(addr, was);
+        }
+        mem.store(end + 2, 0);
+        assert_eq!(
+            chain_hit_text(&mem, &at).as_deref(),
+            Some(
+                "the device wrote outside the chain's buffers: the canary after the chain byte 2: expected 0xd6, got 0x00"
+            )
+        );
+    }
+
+    /// Slots keep their buffers apart by two guards; a store right
+    /// before a buffer or right after its length (not its slot's end) is
+    /// named; neighbouring slots are untouched.
+    #[test]
+    fn a_slot_names_a_store_before_or_past_its_buffer() {
+        let slots = Slots { max: 100 };
+        assert_eq!(slots.stride(), 132);
+        let mem = DmaMemory::new(slots.bytes(3));
+        slots.lay(&mem, 0, 100);
+        slots.lay(&mem, 2, 100);
+        slots.lay(&mem, 1, 10);
+        for s in 0..3 {
+            let len = if s == 1 { 10 } else { 100 };
+            assert_eq!(slots.hit(&mem, s, len), None);
+        }
+        let at = slots.buffer(1);
+        assert_eq!(at, 132 + GUARD);
+        mem.store(at + 10, 0);
+        assert_eq!(
+            slots.hit(&mem, 1, 10).as_deref(),
+            Some("the device wrote outside the buffer: the canary after the buffer byte 0: expected 0x5c, got 0x00")
+        );
+        assert_eq!(slots.hit(&mem, 0, 100), None);
+        assert_eq!(slots.hit(&mem, 2, 100), None);
+        slots.lay(&mem, 1, 10);
+        mem.store(at - 1, 0);
+        assert_eq!(
+            slots.hit(&mem, 1, 10).as_deref(),
+            Some("the device wrote outside the buffer: the canary before the buffer byte 15: expected 0xef, got 0x00")
+        );
+        slots.lay(&mem, 1, 10);
+        // The end of slot 0's guard is right before slot 1's.
+        mem.store(at - GUARD - 1, 0);
+        assert_eq!(slots.hit(&mem, 1, 10), None);
+        assert!(slots
+            .hit(&mem, 0, 100)
+            .unwrap()
+            .contains("after the buffer byte 15"));
+    }
+}
