@@ -108,6 +108,17 @@ pub fn hit(mem: &DmaMemory, from: usize, to: usize) -> Option<Hit> {
     None
 }
 
+/// The first changed canary of the regions (from, to, name) of `mem`,
+/// each laid by [`lay`]: its name and the byte.
+pub fn first_hit<'a>(
+    mem: &DmaMemory,
+    regions: impl IntoIterator<Item = (usize, usize, &'a str)>,
+) -> Option<(&'a str, Hit)> {
+    regions
+        .into_iter()
+        .find_map(|(from, to, name)| hit(mem, from, to).map(|h| (name, h)))
+}
+
 /// Where a chain's guard lies, for the failure text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
@@ -434,5 +445,41 @@ mod tests {
             .hit(&mem, 0, 100)
             .unwrap()
             .contains("after the buffer byte 15"));
+    }
+
+    /// The hostile suite's layout (canary, readable, canary, canary,
+    /// writable, canary): its four canaries laid and looked at as named
+    /// regions; a changed byte in any is named, the buffers are not
+    /// looked at.
+    #[test]
+    fn the_hostile_layouts_canaries_are_named_regions() {
+        use zvtest_contract::hostile::{Layout, CANARY};
+        let l = Layout::new(5);
+        let mem = DmaMemory::new(l.total);
+        let regions = || l.canaries().map(|(at, name)| (at, at + CANARY, name));
+        for (from, to, _) in regions() {
+            lay(&mem, from, to);
+        }
+        mem.write(l.read_at, &[0xa5; 5]);
+        mem.write(l.write_at, &[0; 5]);
+        assert_eq!(first_hit(&mem, regions()), None);
+        mem.store(l.write_at + 5 + 3, canary_byte(3) ^ 1);
+        assert_eq!(
+            first_hit(&mem, regions()),
+            Some((
+                "after the writable buffer",
+                Hit {
+                    byte: 3,
+                    expected: canary_byte(3),
+                    got: canary_byte(3) ^ 1
+                }
+            ))
+        );
+        mem.store(l.write_at + 5 + 3, canary_byte(3));
+        mem.store(l.read_at - 1, 0);
+        assert_eq!(
+            first_hit(&mem, regions()).map(|(n, h)| (n, h.byte, h.got)),
+            Some(("before the readable buffer", CANARY - 1, 0))
+        );
     }
 }
