@@ -58,7 +58,7 @@ impl Request {
         let mut bytes = alloc::vec![0u8; layout.total];
         for (at, _) in layout.canaries() {
             for i in 0..CANARY {
-                bytes[at + i] = guard::canary_byte(i);
+                bytes[at + i] = guard::canary_at(at + i);
             }
         }
         let p = payload(seed, base + n, len);

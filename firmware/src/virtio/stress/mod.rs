@@ -286,13 +286,17 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
             let mut cursor = 0usize;
             for p in &pieces {
                 cursor = guard::element_offset(cursor, p.gap);
-                if p.writable && !W::PRIMES {
-                    poison(mem, cursor, p.len as usize, opts.poison);
-                }
                 at.push((cursor, *p));
                 cursor += p.len as usize;
             }
+            // The guards first: their doublewords may spill into the
+            // elements, which the poison and the fill then write whole.
             guard::lay_chain(mem, &at);
+            if !W::PRIMES {
+                for &(offset, p) in at.iter().filter(|(_, p)| p.writable) {
+                    poison(mem, offset, p.len as usize, opts.poison);
+                }
+            }
             if W::PRIMES {
                 buf.clear();
                 buf.resize(plan.writable as usize, 0);

@@ -56,6 +56,8 @@ struct Model {
     kicks: u32,
     /// Chains taken and never to be answered.
     kept: Vec<(u16, Elements)>,
+    /// Where a lie stored outside a chain.
+    stray: Option<u64>,
 }
 
 // The model reads and writes the rings and buffers by their addresses:
@@ -198,6 +200,7 @@ impl Model {
         // SAFETY: a guard byte of the slot the engine made the chain in
         // (it keeps guards around every chain): what the lie is about.
         unsafe { core::ptr::write_volatile(at as *mut u8, 0) };
+        self.stray = Some(at);
         self.lie == Lie::StrayKept
     }
 
@@ -333,6 +336,7 @@ fn fake(lie: Lie) -> Fake {
         answered: 0,
         kicks: 0,
         kept: Vec::new(),
+        stray: None,
     })
 }
 
@@ -474,43 +478,53 @@ fn ring_canaries_name_a_write_past_each_part() {
 /// keeps the request has the run time out naming it as in flight.
 #[test]
 fn a_store_outside_a_chain_is_named_with_its_place() {
-    use crate::virtio::guard::canary_byte;
-    let (r, _, _) = run_with(Lie::StrayPast, 4, 50);
-    let f = r.unwrap_err();
+    use crate::virtio::guard::{canary_at, GUARD};
+    // The run, and the canary byte the lie overwrote (slots are
+    // page-aligned: an address's offset in its slot is congruent to it).
+    let stray = |lie| {
+        let mut t = fake(lie);
+        let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
+        let mut w = Echo { checked: 0 };
+        let r = run(
+            &mut t,
+            &mut q,
+            &mut w,
+            &options(42, 1, 4, 50),
+            &mut || {},
+            &mut |_, _| {},
+        );
+        let was = canary_at(t.0.stray.expect("the lie stored") as usize);
+        (r.unwrap_err(), was, w.checked)
+    };
+    let (f, was, _) = stray(Lie::StrayPast);
     assert_eq!(
         crate::format!("{}", f),
-        "request 5: the device wrote outside the chain's buffers: the canary after the chain byte 0: expected 0x5c, got 0x00"
+        std::format!("request 5: the device wrote outside the chain's buffers: the canary after the chain byte 0: expected {was:#04x}, got 0x00")
     );
-    let (r, _, _) = run_with(Lie::StrayGap, 4, 50);
-    let f = r.unwrap_err();
+    let (f, was, _) = stray(Lie::StrayGap);
     assert_eq!(
         crate::format!("{}", f),
-        "request 5: the device wrote outside the chain's buffers: the canary in the gap before element 1 byte 0: expected 0x5c, got 0x00"
+        std::format!("request 5: the device wrote outside the chain's buffers: the canary in the gap before element 1 byte 0: expected {was:#04x}, got 0x00")
     );
     // Before the chain: the last byte of its guard, whose length the
     // shape's gap decides.
-    let (r, _, _) = run_with(Lie::StrayBefore, 4, 50);
-    let f = r.unwrap_err();
+    let (f, was, _) = stray(Lie::StrayBefore);
     let text = crate::format!("{}", f);
     let head = "request 5: the device wrote outside the chain's buffers: the canary before the chain byte ";
     let rest = text.strip_prefix(head).unwrap_or_else(|| panic!("{text}"));
     let byte: usize = rest.split(':').next().unwrap().parse().unwrap();
-    assert!(byte >= crate::virtio::guard::GUARD - 1, "{text}");
+    assert!(byte >= GUARD - 1, "{text}");
     assert!(
-        rest.ends_with(&std::format!(
-            ": expected {:#04x}, got 0x00",
-            canary_byte(byte)
-        )),
+        rest.ends_with(&std::format!(": expected {was:#04x}, got 0x00")),
         "{text}"
     );
 
-    let (r, checked, _) = run_with(Lie::StrayKept, 4, 50);
-    let f = r.unwrap_err();
+    let (f, was, checked) = stray(Lie::StrayKept);
     assert_eq!(f.request, 5, "{}", f.what);
     assert!(checked >= 5, "the others were answered: {checked}");
     assert_eq!(
         f.what,
-        "queue 0: no used buffer within the timeout (1 in flight) (requests in flight, the oldest 5); request 5 (in flight): the device wrote outside the chain's buffers: the canary after the chain byte 0: expected 0x5c, got 0x00"
+        std::format!("queue 0: no used buffer within the timeout (1 in flight) (requests in flight, the oldest 5); request 5 (in flight): the device wrote outside the chain's buffers: the canary after the chain byte 0: expected {was:#04x}, got 0x00")
     );
 }
 
