@@ -47,9 +47,10 @@ pub fn canary_at(x: usize) -> u8 {
     PATTERN[x % GUARD]
 }
 
-/// The canary doubleword at an 8-aligned offset `w`, as the big-endian
-/// number [`DmaMemory::fill_words`] and [`DmaMemory::scan_words`] take.
-fn word_at(w: usize) -> u64 {
+/// The canary's two doublewords, as the big-endian numbers
+/// [`DmaMemory::fill_words`] and [`DmaMemory::scan_words`] take: the one
+/// at an 8-aligned offset `w` is `WORDS[(w / 8) & 1]`.
+const WORDS: [u64; 2] = {
     const fn be(at: usize) -> u64 {
         let mut v = 0u64;
         let mut i = 0;
@@ -59,7 +60,11 @@ fn word_at(w: usize) -> u64 {
         }
         v
     }
-    const WORDS: [u64; 2] = [be(0), be(8)];
+    [be(0), be(8)]
+};
+
+/// The canary doubleword at an 8-aligned offset `w`.
+fn word_at(w: usize) -> u64 {
     WORDS[(w / 8) & 1]
 }
 
@@ -92,68 +97,69 @@ impl Hit {
     }
 }
 
-/// The spans of region [`from`, `to`) that carry the canary, as offsets
-/// into the region (the second empty where the first is the whole).
-fn spans(from: usize, to: usize) -> [(usize, usize); 2] {
-    let len = to.saturating_sub(from);
-    if len <= 2 * GUARD {
-        [(0, len), (0, 0)]
-    } else {
-        [(0, GUARD), (len - GUARD, len)]
-    }
+/// Stores the canary doublewords that cover bytes `s..e` (s < e).
+#[inline(always)]
+fn lay_words(mem: &DmaMemory, s: usize, e: usize) {
+    let w0 = s & !7;
+    let mut w = w0;
+    mem.fill_words(w0, (e + 7 - w0) / 8, || {
+        let v = word_at(w);
+        w += 8;
+        v
+    });
+}
+
+/// The first byte of `s..e` (s < e; offsets in `mem`, `from` where the
+/// region starts) that does not hold the canary.
+#[inline(always)]
+fn hit_words(mem: &DmaMemory, from: usize, s: usize, e: usize) -> Option<Hit> {
+    let w0 = s & !7;
+    let mut w = w0;
+    let (mut diff, mut got) = (0, 0);
+    mem.scan_words(w0, (e + 7 - w0) / 8, |word| {
+        let d = (word ^ word_at(w)) & byte_mask(s.saturating_sub(w), (e - w).min(8));
+        if d != 0 {
+            (diff, got) = (d, word);
+            return false;
+        }
+        w += 8;
+        true
+    })?;
+    let j = diff.leading_zeros() as usize / 8;
+    let shift = 56 - 8 * j as u32;
+    Some(Hit {
+        byte: w + j - from,
+        expected: (word_at(w) >> shift) as u8,
+        got: (got >> shift) as u8,
+    })
 }
 
 /// Writes the canary into region [`from`, `to`) of `mem`, by whole
 /// doublewords: the bytes of a straddling one outside the region get
 /// canary bytes too (module notes: lay before filling the buffers).
 pub fn lay(mem: &DmaMemory, from: usize, to: usize) {
-    for (a, b) in spans(from, to) {
-        if a == b {
-            continue;
-        }
-        let (w0, w1) = ((from + a) & !7, (from + b + 7) & !7);
-        let mut w = w0;
-        mem.fill_words(w0, (w1 - w0) / 8, || {
-            let v = word_at(w);
-            w += 8;
-            v
-        });
+    if to <= from {
+        return;
+    }
+    if to - from <= 2 * GUARD {
+        lay_words(mem, from, to);
+    } else {
+        lay_words(mem, from, from + GUARD);
+        lay_words(mem, to - GUARD, to);
     }
 }
 
 /// The first canary byte of region [`from`, `to`) of `mem` that is not
 /// what [`lay`] wrote (the region's own bytes only).
 pub fn hit(mem: &DmaMemory, from: usize, to: usize) -> Option<Hit> {
-    for (a, b) in spans(from, to) {
-        if a == b {
-            continue;
-        }
-        let (s, e) = (from + a, from + b);
-        let w0 = s & !7;
-        let mut w = w0;
-        let mut found = None;
-        mem.scan_words(w0, (((e + 7) & !7) - w0) / 8, |got| {
-            let want = word_at(w);
-            let mask = byte_mask(s.saturating_sub(w), (e - w).min(8));
-            let diff = (got ^ want) & mask;
-            if diff != 0 {
-                let j = diff.leading_zeros() as usize / 8;
-                let shift = 56 - 8 * j as u32;
-                found = Some(Hit {
-                    byte: w + j - from,
-                    expected: (want >> shift) as u8,
-                    got: (got >> shift) as u8,
-                });
-                return false;
-            }
-            w += 8;
-            true
-        });
-        if found.is_some() {
-            return found;
-        }
+    if to <= from {
+        return None;
     }
-    None
+    if to - from <= 2 * GUARD {
+        hit_words(mem, from, from, to)
+    } else {
+        hit_words(mem, from, from, from + GUARD).or_else(|| hit_words(mem, from, to - GUARD, to))
+    }
 }
 
 /// The first changed canary of the regions (from, to, name) of `mem`,
@@ -206,36 +212,31 @@ pub fn element_offset(prev_end: usize, gap: u32) -> usize {
     prev_end + GUARD + gap as usize
 }
 
-/// The guard regions of a chain whose elements lie at `at` (offset,
-/// piece; laid out by [`element_offset`]): (place, from, to).
-fn regions(at: &[(usize, Piece)]) -> impl Iterator<Item = (Place, usize, usize)> + '_ {
-    let before = at.iter().enumerate().map(|(k, &(o, _))| {
-        let from = if k == 0 {
-            0
-        } else {
-            at[k - 1].0 + at[k - 1].1.len as usize
-        };
-        let place = if k == 0 {
-            Place::BeforeChain
-        } else {
-            Place::GapBefore(k)
-        };
-        (place, from, o)
-    });
-    let end = at.last().map_or(0, |&(o, p)| o + p.len as usize);
-    before.chain(core::iter::once((Place::AfterChain, end, end + GUARD)))
-}
-
 /// Writes the canaries of a chain laid out at `at` in `mem`.
 pub fn lay_chain(mem: &DmaMemory, at: &[(usize, Piece)]) {
-    for (_, from, to) in regions(at) {
-        lay(mem, from, to);
+    let mut end = 0;
+    for &(offset, p) in at {
+        lay(mem, end, offset);
+        end = offset + p.len as usize;
     }
+    lay(mem, end, end + GUARD);
 }
 
 /// The first canary of a chain laid out at `at` in `mem` that changed.
 pub fn chain_hit(mem: &DmaMemory, at: &[(usize, Piece)]) -> Option<(Place, Hit)> {
-    regions(at).find_map(|(place, from, to)| hit(mem, from, to).map(|h| (place, h)))
+    let mut end = 0;
+    for (k, &(offset, p)) in at.iter().enumerate() {
+        if let Some(h) = hit(mem, end, offset) {
+            let place = if k == 0 {
+                Place::BeforeChain
+            } else {
+                Place::GapBefore(k)
+            };
+            return Some((place, h));
+        }
+        end = offset + p.len as usize;
+    }
+    hit(mem, end, end + GUARD).map(|h| (Place::AfterChain, h))
 }
 
 /// [`chain_hit`] as failure text: "the device wrote outside the chain's
