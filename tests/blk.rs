@@ -317,6 +317,7 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
     let bad = [stripes[1] * per_stripe + 77, plain * per_stripe + 5];
     let s = blk("blk-eio", Disk::new(size).read_errors(&bad)).qmp_events(true);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     // The whole disk is read first, a stripe (128 sectors) a request: the
     // read-all request k covers sectors 128k..128k+127.
     let mut says: Vec<String> = bad
@@ -406,6 +407,7 @@ fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
     let bad = stripes[2] * per_stripe + 40;
     let s = blk("blk-eio-write", Disk::new(size).write_errors(&[bad])).qmp_events(true);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     common::fails_with(
         &o,
         "blk.stress",
@@ -486,6 +488,7 @@ fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
         "serial=zv-real,request-merging=off",
         "only=blk.stress seed=7 disks=fe.0.0001:8M:serial=zv-told",
     );
+    assert_eq!(common::stray_write(&console), None, "{console}");
     // Read-all request 2 covers sectors 256..383 (128 a request).
     for want in [
         "not ok 1 - blk.stress",
@@ -517,6 +520,7 @@ fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
         .peer(PauseDuringStress::new(BUS, hold))
         .qmp_events(true);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     all_blk_checks_ran(&o);
     let peer = o
         .peers
@@ -595,6 +599,7 @@ fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
         .disk_dir(common::scenario_dir(name));
     assert_eq!(s.disk_seed(), seed);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     common::fails_with(
         &o,
         "blk.stress",
@@ -685,6 +690,7 @@ fn a_disk_unplugged_under_stress_is_reported_removed_and_the_rest_runs() {
         .qmp_events(true);
     let seed = s.disk_seed();
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     common::fails_with(
         &o,
         "blk.stress",

@@ -693,3 +693,38 @@ fn a_packed_buffer_never_returned_ends_in_the_timeout() {
     );
     went_on(&o);
 }
+
+/// A store just past a stress request's chain: the back-end's request
+/// 261 is the stress's request 5 of its interrupt phase (after the 256
+/// batch echoes). The engine's guard after the chain names it (request,
+/// place, byte, expected, got), the queue is marked broken, the run goes
+/// on; and the console holds what the QEMU-fault scenarios assert is
+/// absent (`common::stray_write`), so that assertion can fail.
+#[test]
+fn a_write_past_a_stress_chain_hits_its_guard() {
+    let Some(s) = hostile_scenario(
+        "hostile-writes-past-chain",
+        Hostile::new(BUS).lie(Lie::WritesPastBuffer, 256 + 5),
+    ) else {
+        return;
+    };
+    let o = boot(&s, &elf());
+    let said = lied(&o);
+    let (was, now) = bytes_in(&said);
+    check(
+        &o,
+        said.starts_with("request 261: the byte past the writable buffer "),
+        &format!("the back-end to invert the guard's first byte: {said}"),
+    );
+    fails_with(
+        &o,
+        Some("hostile.echo"),
+        &[&format!("hostile fe.0.0020 request1 interrupts: request 5 (seed 0x5eed): the device wrote outside the chain's buffers: the canary after the chain byte 0: expected 0x{was:02x}, got 0x{now:02x}; queue marked broken")],
+    );
+    check(
+        &o,
+        common::stray_write(&o.console()).is_some(),
+        "the stray store visible to common::check_no_stray_writes",
+    );
+    went_on(&o);
+}

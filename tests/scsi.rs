@@ -429,6 +429,7 @@ fn failed_reads(name: &str, errno: u32, sense: &str) {
         .append("only=scsi index-wrap=no")
         .qmp_events(true);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     // The LUN is read whole first, 64 KiB (128 blocks) a READ: read-all
     // request k (its tag) covers LBA 128k..128k+127.
     let text = failure_text(&o);
@@ -522,6 +523,7 @@ fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
         .append("only=scsi index-wrap=no")
         .qmp_events(true);
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     common::fails_with(
         &o,
         "scsi.stress",

@@ -211,6 +211,7 @@ fn a_peer_that_closes_early_fails_without_a_hang() {
         ),
         &elf(),
     );
+    common::check_no_stray_writes(&o);
     fails_with(
         &o,
         "serial.stress",
@@ -486,6 +487,7 @@ fn a_port_dropped_and_reconnected_resumes_its_streams() {
         &serial("serial-drop-reconnect", ports().drop_and_reconnect(2, 5000)),
         &elf(),
     );
+    common::check_no_stray_writes(&o);
     assert_pass(&o);
     check_ran(&o, "serial.stress");
     let log = o.console();

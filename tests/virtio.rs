@@ -824,6 +824,7 @@ fn a_device_that_needs_a_reset_is_named() {
         &[],
     );
     let o = boot(&s, &elf());
+    common::check_no_stray_writes(&o);
     fails_with(
         &o,
         Some("virtio.rng"),

@@ -240,3 +240,35 @@ pub fn with_legacy_page(scenario: Scenario, devices: &[LegacyDeviceSpec]) -> Sce
     let list: Vec<(&str, u32)> = names.iter().map(|(n, q)| (n.as_str(), *q)).collect();
     scenario.legacy_page(file, LEGACY_PAGE_ADDR, &list)
 }
+
+/// The first console line where the firmware says a device stored
+/// outside the buffers it was given: a changed canary around a stress
+/// request's chain, a serial chunk or rng-loop's buffer.
+pub fn stray_write(console: &str) -> Option<&str> {
+    use zvtest_firmware::virtio::guard::WROTE_OUTSIDE;
+    console.lines().find(|l| l.contains(WROTE_OUTSIDE))
+}
+
+/// No canary around the buffers a device was given was hit: a fault
+/// injected into QEMU's device made it fail requests, never store
+/// outside them.
+#[track_caller]
+pub fn check_no_stray_writes(o: &Run) {
+    let console = o.console();
+    let hit = stray_write(&console);
+    check(
+        o,
+        hit.is_none(),
+        &format!("no store outside the buffers a device was given, not {hit:?}"),
+    );
+}
+
+#[test]
+fn a_stray_write_line_is_found() {
+    let console = "ok 1 - blk.stress\nnot ok 2 - scsi.stress\n  got: 'request 17: the device wrote outside the chain's buffers: the canary after the chain byte 3: expected 0x5c, got 0x00'\n";
+    assert_eq!(
+        stray_write(console),
+        Some("  got: 'request 17: the device wrote outside the chain's buffers: the canary after the chain byte 3: expected 0x5c, got 0x00'")
+    );
+    assert_eq!(stray_write("ok 1 - blk.stress\n"), None);
+}

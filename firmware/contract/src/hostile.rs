@@ -51,29 +51,10 @@ impl Layout {
     }
 }
 
-/// The canary byte at `i` of a canary (no echo byte pattern repeats it).
-pub fn canary_byte(i: usize) -> u8 {
-    0xa5 ^ (i as u8).wrapping_mul(29)
-}
-
 /// The readable bytes of request `n`.
 pub fn payload(seed: u64, n: u64, len: usize) -> Vec<u8> {
     let mut rng = Rng::for_request(seed, 0x4e5c, n);
     (0..len).map(|_| rng.next_u64() as u8).collect()
-}
-
-/// The first canary of `mem` laid out as `l` that is not what we wrote:
-/// (where, offset in the canary, got).
-pub fn canary_hit(l: &Layout, bytes: &[u8]) -> Option<(&'static str, usize, u8)> {
-    for (at, name) in l.canaries() {
-        for i in 0..CANARY {
-            let got = bytes[at + i];
-            if got != canary_byte(i) {
-                return Some((name, i, got));
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -88,30 +69,6 @@ mod tests {
             assert!(l.read_at + len + CANARY <= l.write_at - CANARY, "{len}");
             assert_eq!(l.total, l.write_at + len + CANARY);
         }
-    }
-
-    /// A canary byte changed anywhere is found and named; intact is none.
-    #[test]
-    fn a_canary_hit_is_named() {
-        let l = Layout::new(5);
-        let mut b = alloc::vec![0u8; l.total];
-        for (at, _) in l.canaries() {
-            for i in 0..CANARY {
-                b[at + i] = canary_byte(i);
-            }
-        }
-        assert_eq!(canary_hit(&l, &b), None);
-        b[l.write_at + 5 + 3] ^= 1;
-        assert_eq!(
-            canary_hit(&l, &b),
-            Some(("after the writable buffer", 3, canary_byte(3) ^ 1))
-        );
-        b[l.write_at + 5 + 3] ^= 1;
-        b[l.read_at - 1] = 0;
-        assert_eq!(
-            canary_hit(&l, &b),
-            Some(("before the readable buffer", CANARY - 1, 0))
-        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::fs::{self, FsConfig, CONFIG_LEN};
+use crate::virtio::guard;
 use crate::virtio::indicators::{IndicatorMode, Indicators};
 use crate::virtio::queue::{setup_guarded_queue, DmaBuffer, Queue, MAX_QUEUES};
 use crate::virtio::stress::Rng;
@@ -33,9 +34,7 @@ use crate::workloads::hostile::Echoes;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
-use zvtest_contract::hostile::{
-    canary_byte, canary_hit, payload, Layout, CANARY, REQUEST_QUEUE, TAG,
-};
+use zvtest_contract::hostile::{payload, Layout, CANARY, REQUEST_QUEUE, TAG};
 
 /// Requests made available before one notification.
 const DEPTH: usize = 8;
@@ -59,7 +58,7 @@ impl Request {
         let mut bytes = alloc::vec![0u8; layout.total];
         for (at, _) in layout.canaries() {
             for i in 0..CANARY {
-                bytes[at + i] = canary_byte(i);
+                bytes[at + i] = guard::canary_at(at + i);
             }
         }
         let p = payload(seed, base + n, len);
@@ -81,16 +80,15 @@ impl Request {
 
     /// A canary overwritten, named.
     fn canaries(&self, what: &str) -> Result<(), String> {
-        match canary_hit(&self.layout, &self.bytes()) {
+        let regions = self
+            .layout
+            .canaries()
+            .map(|(at, name)| (at, at + CANARY, name));
+        match guard::first_hit(&self.mem, regions) {
             None => Ok(()),
-            Some((name, i, got)) => Err(format!(
+            Some((name, h)) => Err(format!(
                 "{}: request {}: canary {} byte {}: expected {}, got {}",
-                what,
-                self.n,
-                name,
-                i,
-                canary_byte(i),
-                got
+                what, self.n, name, h.byte, h.expected, h.got
             )),
         }
     }

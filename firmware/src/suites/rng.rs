@@ -14,6 +14,7 @@ use crate::inventory::BusId;
 use crate::machine::Machine;
 use crate::virtio::ccw::CcwTransport;
 use crate::virtio::devices::rng::{self, Rng};
+use crate::virtio::guard::Slots;
 use crate::virtio::health;
 use crate::virtio::indicators::Indicators;
 use crate::virtio::queue::{DmaBuffer, USED_TIMEOUT_US};
@@ -89,13 +90,16 @@ fn drive(o: &mut Open, opts: &Options) -> Result<QueueStats, stress::Failure> {
 /// Test only (`rng-loop=`): one looped descriptor chain on the request
 /// queue. QEMU's device takes it for a guest error: it sets
 /// DEVICE_NEEDS_RESET and signals a configuration change, which is waited
-/// for before the status is read. The failure, in every case.
+/// for before the status is read. The failure, in every case; the
+/// buffer lies between canaries, looked at once the status was.
 fn looped_chain(o: &mut Open, bus: BusId) -> String {
-    let mem = Rc::new(DmaMemory::new(64));
+    let slots = Slots { max: 64 };
+    let mem = Rc::new(DmaMemory::new(slots.bytes(1)));
+    slots.lay(&mem, 0, 64);
     o.ind.acknowledge();
     let buf = DmaBuffer {
         mem: &mem,
-        offset: 0,
+        offset: slots.buffer(0),
         len: 64,
         device_writable: true,
     };
@@ -119,13 +123,17 @@ fn looped_chain(o: &mut Open, bus: BusId) -> String {
     } else {
         "with no configuration-change interrupt within the timeout"
     };
-    match health::needs_reset(&mut o.t, bus, when) {
+    let said = match health::needs_reset(&mut o.t, bus, when) {
         Err(e) => e,
         Ok(Some(note)) => note,
         Ok(None) => format!(
             "device {}: a looped descriptor chain (rng-loop=), and no DEVICE_NEEDS_RESET {}",
             bus, when
         ),
+    };
+    match slots.hit(&mem, 0, 64) {
+        Some(hit) => format!("{}; rng-loop: {}", said.as_str(), hit.as_str()),
+        None => said,
     }
 }
 

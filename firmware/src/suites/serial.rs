@@ -29,6 +29,7 @@ use crate::virtio::devices::serial::{
     CONFIG_LEN, CONFIG_LEN_NO_EMERG, DEVICE_READY, F_EMERG_WRITE, F_MULTIPORT, F_SIZE, PORT_ADD,
     PORT_OPEN, PORT_READY, PORT_REMOVE,
 };
+use crate::virtio::guard::Slots;
 use crate::virtio::indicators::{self, Indicators};
 use crate::virtio::queue::{setup_queue, DmaBuffer, Queue, USED_TIMEOUT_US};
 use crate::virtio::stress::{Completion, QueueStats};
@@ -385,8 +386,15 @@ pub fn control(m: &mut Machine) -> Outcome {
 /// Buffers in flight per queue.
 const DEPTH: usize = 8;
 
-/// One stream's traffic, kept across rounds: slots of [`MAX_CHUNK`]
-/// bytes in its memory, the stream offset reached, the chunk count.
+/// A lane's slots: a chunk of up to [`MAX_CHUNK`] bytes each, between
+/// canaries (checked as each chunk comes back, and for the chunks still
+/// out when a round ends or fails).
+const SLOTS: Slots = Slots {
+    max: MAX_CHUNK as usize,
+};
+
+/// One stream's traffic, kept across rounds: [`SLOTS`] in its memory,
+/// the stream offset reached, the chunk count.
 struct Lane {
     dir: Dir,
     stream: Stream,
@@ -394,6 +402,8 @@ struct Lane {
     mem: Rc<DmaMemory>,
     /// Token and length of the buffer in each slot.
     slots: [Option<(u16, u32)>; DEPTH],
+    /// The number of the chunk in each slot.
+    chunk: [u64; DEPTH],
     /// Transmit buffers out when the host side dropped (`drop=`): the
     /// device may still return them this round, or keep the one it was
     /// writing (QEMU 7.2 drops that at a close, never to return it).
@@ -423,8 +433,9 @@ impl Lane {
             dir,
             stream: Stream::new(seed, bus, port, dir),
             chunks: Chunks::new(seed, bus, port, cutter),
-            mem: Rc::new(DmaMemory::new(DEPTH * MAX_CHUNK as usize)),
+            mem: Rc::new(DmaMemory::new(SLOTS.bytes(DEPTH))),
             slots: [None; DEPTH],
+            chunk: [0; DEPTH],
             orphans: Vec::new(),
             orphans_back: 0,
             next: 0,
@@ -438,6 +449,15 @@ impl Lane {
 
     fn in_flight(&self) -> usize {
         self.slots.iter().flatten().count()
+    }
+
+    /// A store by the device around slot `slot`'s chunk, named: "chunk
+    /// N: the device wrote outside the buffer: the canary ...".
+    fn stray(&self, slot: usize) -> Option<String> {
+        let (_, len) = self.slots[slot]?;
+        SLOTS
+            .hit(&self.mem, slot, len as usize)
+            .map(|t| format!("chunk {}: {}", self.chunk[slot], t.as_str()))
     }
 
     /// Where the stream stands: transmit bytes taken back, receive bytes
@@ -521,7 +541,8 @@ fn top_up<T: Transport + ?Sized>(
             }
             let len = (lane.chunks.len(lane.next) as u64).min(lane.end - sent) as u32;
             let slot = lane.slots.iter().position(Option::is_none).unwrap_or(0);
-            let at = slot * MAX_CHUNK as usize;
+            let at = SLOTS.buffer(slot);
+            SLOTS.lay(&lane.mem, slot, len as usize);
             if lane.dir == Dir::Tx {
                 let mut data = [0u8; MAX_CHUNK as usize];
                 lane.stream.fill(lane.offset, &mut data[..len as usize]);
@@ -543,6 +564,7 @@ fn top_up<T: Transport + ?Sized>(
             };
             let token = q.add(&[buf], false).map_err(|e| err("add", &e))?;
             lane.slots[slot] = Some((token, len));
+            lane.chunk[slot] = lane.next;
             lane.next += 1;
             lane.stats.requests += 1;
             lane.stats.max_depth = lane.stats.max_depth.max(lane.in_flight() as u16);
@@ -583,6 +605,10 @@ fn take_back(f: &mut Flow, tx: &mut Queue, rx: &mut Queue, start: u64) -> Result
                         used.token
                     )
                 })?;
+            // A store outside the chunk first: the more basic fault.
+            if let Some(e) = lane.stray(slot) {
+                return Err(format!("port {} {}: {}", port, lane.dir.name(), e.as_str()));
+            }
             let (_, len) = lane.slots[slot].take().unwrap_or((0, 0));
             lane.stats.completed += 1;
             match lane.dir {
@@ -599,7 +625,7 @@ fn take_back(f: &mut Flow, tx: &mut Queue, rx: &mut Queue, start: u64) -> Result
                         ));
                     }
                     let mut got = [0u8; MAX_CHUNK as usize];
-                    lane.mem.read(slot * MAX_CHUNK as usize, &mut got[..n]);
+                    lane.mem.read(SLOTS.buffer(slot), &mut got[..n]);
                     if lane.offset + n as u64 > lane.end {
                         return Err(format!(
                             "port {} rx: {} bytes at offset {}, past the {} the host sends",
@@ -716,8 +742,14 @@ fn stress_device(d: &Device, cfg: &SerialConfig, seed: u64, stress: u32) -> Resu
     for (i, &(setup, completion)) in rounds.iter().enumerate() {
         let end = bytes * (i as u64 + 1) / n;
         let label = format!("{} {}", setup.label().as_str(), completion.name());
-        let r = stress_round(d, setup, completion, &mut flows, end, &label, cfg)
-            .map_err(|e| format!("{}: {}", label.as_str(), e.as_str()))?;
+        let r = stress_round(d, setup, completion, &mut flows, end, &label, cfg).map_err(|e| {
+            // The chunks still out, too: a stray store may be the cause.
+            let stray = match strays(&flows) {
+                Some(s) => format!("; {} (in flight)", s.as_str()),
+                None => String::new(),
+            };
+            format!("{}: {}{}", label.as_str(), e.as_str(), stray.as_str())
+        })?;
         buffers += r.0;
         interrupts += r.1;
     }
@@ -1004,6 +1036,13 @@ fn stress_round(
                 indicators::interrupts_seen() != seen
             });
         }
+    }
+    // The chunks still out at the end: their canaries too.
+    if let Some(e) = strays(flows) {
+        return Err(format!(
+            "{} (in flight at the end of the round)",
+            e.as_str()
+        ));
     }
     let elapsed = now_us() - start;
     let mut buffers = 0;
@@ -1450,6 +1489,19 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
     }
     let _ = s.t.reset();
     Ok(format!("{}: {}", d.bus, notes.join("; ").as_str()))
+}
+
+/// The first chunk in flight on any port whose canaries the device
+/// changed: "port P DIR: chunk N: the device wrote outside the buffer: ...".
+fn strays(flows: &[Flow]) -> Option<String> {
+    flows.iter().find_map(|f| {
+        f.lanes.iter().find_map(|l| {
+            (0..DEPTH).find_map(|slot| {
+                l.stray(slot)
+                    .map(|e| format!("port {} {}: {}", f.port, l.dir.name(), e.as_str()))
+            })
+        })
+    })
 }
 
 /// `port 2 (org.zvtest.two)`.

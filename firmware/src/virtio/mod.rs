@@ -14,6 +14,7 @@
 #[cfg(target_arch = "s390x")]
 pub mod ccw;
 pub mod devices;
+pub mod guard;
 pub mod health;
 #[cfg(target_arch = "s390x")]
 pub mod indicators;

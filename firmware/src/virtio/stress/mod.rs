@@ -11,6 +11,7 @@
 //! re-planned: the same seed replays the same requests whatever the
 //! device's timing.
 
+use super::guard;
 use super::queue::{DmaBuffer, DriveError, Queue};
 use super::ring::{QueueError, Used};
 use super::transport::Transport;
@@ -211,11 +212,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
     let mut last_progress = start;
     let mut n = 0u64;
     q.enable_interrupts(opts.completion == Completion::Interrupts);
-    let fail = |n: u64, what: String, book: &Book<InFlight<W::Req>>| Failure {
-        request: n,
-        what,
-        stats: book.stats,
-    };
+    let fail = failure::<W::Req>;
     let mut requests = opts.requests;
     loop {
         // One look at the clock a round (a call into the host under TCG):
@@ -258,6 +255,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                                 plan.writable
                             ),
                             &book,
+                            &slots,
                         ));
                     };
                     let indirect = opts.indirect > 0
@@ -274,7 +272,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                 pending = Some((k, plan, pieces, indirect));
                 break;
             }
-            let footprint = zvtest_contract::stress::footprint(&pieces);
+            let footprint = guard::chain_footprint(&pieces);
             let slot = match free.iter().position(|&s| slots[s].len() >= footprint) {
                 Some(i) => free.swap_remove(i),
                 None => {
@@ -287,12 +285,17 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
             at.clear();
             let mut cursor = 0usize;
             for p in &pieces {
-                cursor += p.gap as usize;
-                if p.writable && !W::PRIMES {
-                    poison(mem, cursor, p.len as usize, opts.poison);
-                }
+                cursor = guard::element_offset(cursor, p.gap);
                 at.push((cursor, *p));
                 cursor += p.len as usize;
+            }
+            // The guards first: their doublewords may spill into the
+            // elements, which the poison and the fill then write whole.
+            guard::lay_chain(mem, &at);
+            if !W::PRIMES {
+                for &(offset, p) in at.iter().filter(|(_, p)| p.writable) {
+                    poison(mem, offset, p.len as usize, opts.poison);
+                }
             }
             if W::PRIMES {
                 buf.clear();
@@ -338,7 +341,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                 let chain: Vec<DmaBuffer<'_>> = at.iter().map(element).collect();
                 q.add(&chain, indirect)
             };
-            let token = added.map_err(|e| fail(k, crate::format!("{}", e), &book))?;
+            let token = added.map_err(|e| fail(k, crate::format!("{}", e), &book, &slots))?;
             book.start(
                 token,
                 InFlight {
@@ -348,11 +351,11 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                     at,
                 },
             )
-            .map_err(|e| fail(k, crate::format!("{}", e), &book))?;
+            .map_err(|e| fail(k, crate::format!("{}", e), &book, &slots))?;
         }
         // One notification for the whole batch.
         q.kick(t)
-            .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
+            .map_err(|e| fail(n, crate::format!("{}", e), &book, &slots))?;
         if book.in_flight() == 0 {
             if pending.is_none() && n >= requests {
                 break;
@@ -378,7 +381,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                         None => {
                             let e = QueueError::UsedLenTooLong { id, len, writable };
                             let k = f.map_or(n, |f| f.n);
-                            return Err(fail(k, crate::format!("{}", e), &book));
+                            return Err(fail(k, crate::format!("{}", e), &book, &slots));
                         }
                     }
                 }
@@ -390,13 +393,17 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                         }
                         e => crate::format!("{}", e),
                     };
-                    return Err(fail(oldest, what, &book));
+                    return Err(fail(oldest, what, &book, &slots));
                 }
             };
             let f = book
                 .finish(used.token)
-                .map_err(|e| fail(n, crate::format!("{}", e), &book))?;
+                .map_err(|e| fail(n, crate::format!("{}", e), &book, &slots))?;
             let mem = &slots[f.slot];
+            // A store outside the chain first: the more basic fault.
+            if let Some(text) = guard::chain_hit_text(mem, &f.at) {
+                return Err(fail(f.n, text, &book, &slots));
+            }
             parts.clear();
             parts.extend(
                 f.at.iter()
@@ -413,7 +420,7 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
                         mem.read(offset, &mut buf[from..]);
                     }
                     w.check(&f.req, &buf, used.len)
-                        .map_err(|e| fail(f.n, e, &book))?
+                        .map_err(|e| fail(f.n, e, &book, &slots))?
                 }
             };
             book.stats.bytes += bytes;
@@ -431,6 +438,29 @@ pub fn run<T: Transport + ?Sized, W: Workload>(
     stats.wraps = q.wraps() - wraps0;
     stats.elapsed_us = (opts.now_us)() - start;
     Ok(stats)
+}
+
+/// A failure of request `n`: `what`, and the first request still in
+/// flight (lowest number) whose guards the device wrote into, if any.
+fn failure<R>(n: u64, what: String, book: &Book<InFlight<R>>, slots: &[Rc<DmaMemory>]) -> Failure {
+    let hit = book
+        .iter()
+        .filter_map(|f| guard::chain_hit_text(&slots[f.slot], &f.at).map(|t| (f.n, t)))
+        .min_by_key(|(k, _)| *k);
+    let what = match hit {
+        Some((k, text)) => crate::format!(
+            "{}; request {} (in flight): {}",
+            what.as_str(),
+            k,
+            text.as_str()
+        ),
+        None => what,
+    };
+    Failure {
+        request: n,
+        what,
+        stats: book.stats,
+    }
 }
 
 /// Chains up to this long are built without allocating.

@@ -26,6 +26,16 @@ enum Lie {
     EntropyShort,
     /// An entropy device that writes all of each chain, reports half.
     EntropyPast,
+    /// Request 5's answer, and a zero byte right before its first element.
+    StrayBefore,
+    /// Request 5's answer, and a zero byte right after its first element
+    /// (the gap before element 1).
+    StrayGap,
+    /// Request 5's answer, and a zero byte right after its last element.
+    StrayPast,
+    /// A zero byte right after request 5's last element, and request 5
+    /// never answered (the others are).
+    StrayKept,
 }
 
 /// A chain's elements as the device sees them: address, length, writable.
@@ -44,6 +54,10 @@ struct Model {
     lie: Lie,
     answered: u32,
     kicks: u32,
+    /// Chains taken and never to be answered.
+    kept: Vec<(u16, Elements)>,
+    /// Where a lie stored outside a chain.
+    stray: Option<u64>,
 }
 
 // The model reads and writes the rings and buffers by their addresses:
@@ -141,6 +155,10 @@ impl Model {
                 }
             }
             let n = u64::from_le_bytes(input);
+            if n == 5 && self.stray(&elements) {
+                self.kept.push((head, elements));
+                continue;
+            }
             let mut out = (n * 3).to_le_bytes();
             if self.lie == Lie::WrongData && n == 5 {
                 out[2] ^= 1;
@@ -169,6 +187,23 @@ impl Model {
 }
 
 impl Model {
+    /// A lie's stray store into request 5's memory, outside its chain;
+    /// true if the chain is kept, never to be answered.
+    fn stray(&mut self, elements: &Elements) -> bool {
+        let (first, last) = (elements[0], elements[elements.len() - 1]);
+        let at = match self.lie {
+            Lie::StrayBefore => first.0 - 1,
+            Lie::StrayGap => first.0 + u64::from(first.1),
+            Lie::StrayPast | Lie::StrayKept => last.0 + u64::from(last.1),
+            _ => return false,
+        };
+        // SAFETY: a guard byte of the slot the engine made the chain in
+        // (it keeps guards around every chain): what the lie is about.
+        unsafe { core::ptr::write_volatile(at as *mut u8, 0) };
+        self.stray = Some(at);
+        self.lie == Lie::StrayKept
+    }
+
     /// Answers a chain of device-writable elements with xorshift bytes,
     /// writing and reporting as the lie says.
     fn entropy(&mut self, head: u16, elements: &Elements) {
@@ -300,6 +335,8 @@ fn fake(lie: Lie) -> Fake {
         lie,
         answered: 0,
         kicks: 0,
+        kept: Vec::new(),
+        stray: None,
     })
 }
 
@@ -433,4 +470,69 @@ fn ring_canaries_name_a_write_past_each_part() {
         flip(addr);
         assert_eq!(q.ring_canary_hit(), None);
     }
+}
+
+/// A device that stores one byte outside request 5's chain (before it,
+/// into the gap after its first element, past its last) fails that
+/// request naming the place, byte, expected and got; one that also
+/// keeps the request has the run time out naming it as in flight.
+#[test]
+fn a_store_outside_a_chain_is_named_with_its_place() {
+    use crate::virtio::guard::{canary_at, GUARD};
+    // The run, and the canary byte the lie overwrote (slots are
+    // page-aligned: an address's offset in its slot is congruent to it).
+    let stray = |lie| {
+        let mut t = fake(lie);
+        let mut q = setup_queue(&mut t, 0, 1 << F_INDIRECT_DESC, false).unwrap();
+        let mut w = Echo { checked: 0 };
+        let r = run(
+            &mut t,
+            &mut q,
+            &mut w,
+            &options(42, 1, 4, 50),
+            &mut || {},
+            &mut |_, _| {},
+        );
+        let was = canary_at(t.0.stray.expect("the lie stored") as usize);
+        (r.unwrap_err(), was, w.checked)
+    };
+    let (f, was, _) = stray(Lie::StrayPast);
+    assert_eq!(
+        crate::format!("{}", f),
+        std::format!("request 5: the device wrote outside the chain's buffers: the canary after the chain byte 0: expected {was:#04x}, got 0x00")
+    );
+    let (f, was, _) = stray(Lie::StrayGap);
+    assert_eq!(
+        crate::format!("{}", f),
+        std::format!("request 5: the device wrote outside the chain's buffers: the canary in the gap before element 1 byte 0: expected {was:#04x}, got 0x00")
+    );
+    // Before the chain: the last byte of its guard, whose length the
+    // shape's gap decides.
+    let (f, was, _) = stray(Lie::StrayBefore);
+    let text = crate::format!("{}", f);
+    let head = "request 5: the device wrote outside the chain's buffers: the canary before the chain byte ";
+    let rest = text.strip_prefix(head).unwrap_or_else(|| panic!("{text}"));
+    let byte: usize = rest.split(':').next().unwrap().parse().unwrap();
+    assert!(byte >= GUARD - 1, "{text}");
+    assert!(
+        rest.ends_with(&std::format!(": expected {was:#04x}, got 0x00")),
+        "{text}"
+    );
+
+    let (f, was, checked) = stray(Lie::StrayKept);
+    assert_eq!(f.request, 5, "{}", f.what);
+    assert!(checked >= 5, "the others were answered: {checked}");
+    assert_eq!(
+        f.what,
+        std::format!("queue 0: no used buffer within the timeout (1 in flight) (requests in flight, the oldest 5); request 5 (in flight): the device wrote outside the chain's buffers: the canary after the chain byte 0: expected {was:#04x}, got 0x00")
+    );
+}
+
+/// A run that fails for another reason with no guard hit says nothing of
+/// guards.
+#[test]
+fn a_failure_without_a_stray_store_names_no_guard() {
+    let (r, _, _) = run_with(Lie::Silent, 4, 50);
+    let f = r.unwrap_err();
+    assert!(!f.what.contains("outside"), "{}", f.what);
 }
