@@ -1209,12 +1209,21 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     crate::out!("{} {} {}\n", markers::SERIAL_CLOSE, d.bus, port);
     let start = now_us();
     let mut closed = None;
-    while closed.is_none() && now_us() - start < 5_000_000 {
-        s.drain()?;
+    let mut error = None;
+    // A look a millisecond after the first few: the host may take seconds.
+    crate::arch::timer::poll_until(5_000_000, || {
+        if let Err(e) = s.drain() {
+            error = Some(e);
+            return true;
+        }
         closed = s.log[seen..]
             .iter()
             .find(|m| m.control.event == PORT_OPEN && m.control.id == port && m.control.value == 0)
             .map(|_| now_us() - start);
+        closed.is_some()
+    });
+    if let Some(e) = error {
+        return Err(e);
     }
     let Some(after) = closed else {
         return Err(format!(
@@ -1314,14 +1323,21 @@ fn after_marker(
     let seen = s.log.len();
     crate::out!("{} {} {}\n", marker, bus, port);
     let start = now_us();
-    loop {
-        s.drain()?;
-        if let Some(_m) = s.log[seen..].iter().find(|m| wanted(m)) {
-            return Ok((s.log[seen..].to_vec(), Some(now_us() - start)));
+    let (mut after, mut error) = (None, None);
+    // A look a millisecond after the first few: the host may take seconds.
+    crate::arch::timer::poll_until(HOTPLUG_WAIT_US, || {
+        if let Err(e) = s.drain() {
+            error = Some(e);
+            return true;
         }
-        if now_us() - start >= HOTPLUG_WAIT_US {
-            return Ok((s.log[seen..].to_vec(), None));
+        if s.log[seen..].iter().any(&wanted) {
+            after = Some(now_us() - start);
         }
+        after.is_some()
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok((s.log[seen..].to_vec(), after)),
     }
 }
 
