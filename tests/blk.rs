@@ -10,7 +10,7 @@ use common::{assert_pass, boot, check, check_ran, elf, scenario};
 use qemu_runner::disks::Disk;
 use qemu_runner::Scenario;
 use std::os::unix::fs::FileExt;
-use zvtest_firmware::disk::DiskId;
+use zvtest_contract::disk::DiskId;
 
 const BUS: &str = "fe.0.0001";
 const MIB: u64 = 1 << 20;
@@ -303,7 +303,7 @@ fn in_order_where_qemu_offers_it() {
 /// by a failed read, passes the host's verification.
 #[test]
 fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
-    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
     let size = 8 * MIB;
     let probe = blk("blk-eio", Disk::new(size));
     let seed = probe.disk_seed();
@@ -397,7 +397,7 @@ fn eio_on_chosen_sectors_fails_exactly_the_reads_covering_them() {
 /// as it was made (pattern A) and the rest as a failed stress may leave it.
 #[test]
 fn eio_on_writes_of_a_chosen_sector_fails_exactly_those_writes() {
-    use zvtest_firmware::disk::{writable_stripes, STRIPE};
+    use zvtest_contract::disk::{writable_stripes, STRIPE};
     let size = 8 * MIB;
     let probe = blk("blk-eio-write", Disk::new(size));
     let seed = probe.disk_seed();
@@ -514,7 +514,7 @@ fn a_failure_that_ends_the_stress_names_the_ioerrs_before_it() {
 fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
     use qemu_runner::faults::PauseDuringStress;
     use std::time::Duration;
-    let firmware_wait = Duration::from_micros(zvtest_firmware::virtio::queue::USED_TIMEOUT_US);
+    let firmware_wait = Duration::from_micros(zvtest_contract::virtio::USED_TIMEOUT_US);
     let hold = firmware_wait + Duration::from_secs(1);
     let s = blk_wrapping("blk-stop-cont", Disk::new(8 * MIB))
         .peer(PauseDuringStress::new(BUS, hold))
@@ -575,7 +575,7 @@ fn a_vm_stopped_and_continued_during_the_stress_loses_nothing() {
 #[test]
 fn data_corrupted_behind_the_guests_back_fails_the_next_read_naming_it() {
     use qemu_runner::faults::CorruptDuringStress;
-    use zvtest_firmware::disk::{byte, writable_stripes, Pattern, STRIPE};
+    use zvtest_contract::disk::{byte, writable_stripes, Pattern, STRIPE};
     const OTHER: &str = "fe.0.0002";
     let size = 8 * MIB;
     let name = "blk-corrupt";

@@ -13,8 +13,8 @@ use qemu_runner::Directive;
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
-use zvtest_firmware::virtio::ids;
-use zvtest_firmware::virtio::legacy_page::LegacyDeviceSpec;
+use zvtest_contract::virtio::ids;
+use zvtest_contract::virtio::legacy_page::LegacyDeviceSpec;
 
 struct Probe {
     usable: Vec<(&'static str, &'static str)>,

@@ -143,7 +143,7 @@ fn unexpected_machine_check_is_reported() {
     let s = scenario("inject-mcck")
         .append("inject=mcck only=boot.vectors")
         .qmp_on_line(
-            zvtest_firmware::checks::markers::MCCK_READY,
+            zvtest_contract::checks::markers::MCCK_READY,
             r#"{"execute": "device_add", "arguments": {"driver": "virtio-rng-ccw", "devno": "fe.0.0009", "id": "plugged"}}"#,
         )
         .timeout(Duration::from_secs(45));

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
-use zvtest_firmware::tap::Tally;
-use zvtest_firmware::verdict;
+use zvtest_contract::tap::Tally;
+use zvtest_contract::verdict;
 
 const HERCULES_ENV: &str = "ZVTEST_HERCULES";
 const INSTALL: &str = "apt-get install -y hercules";

@@ -9,10 +9,10 @@ use common::{assert_pass, boot, check, check_ran, check_summary, elf, scenario};
 use qemu_runner::{detect_qemu_version, Diag288, QemuVersion, Run, Scenario, VersionWord};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use zvtest_firmware::hypercalls::Case;
+use zvtest_contract::hypercalls::Case;
 
 /// The check that lets the watchdog expire: not in the table.
-const EXPIRY: &str = zvtest_firmware::checks::DIAG288_EXPIRY;
+const EXPIRY: &str = zvtest_contract::checks::DIAG288_EXPIRY;
 
 /// The register-preservation check of the kvm_para ABI: not in the table
 /// (it uses the table's function-0 rows).

@@ -298,7 +298,7 @@ fn a_missing_lun_and_a_wrong_size_fail() {
     );
 }
 
-use zvtest_firmware::checks::markers::SCSI_HOTPLUG_READY;
+use zvtest_contract::checks::markers::SCSI_HOTPLUG_READY;
 
 const ALL: [&str; 4] = [
     "scsi.commands",

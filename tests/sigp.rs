@@ -9,7 +9,7 @@ use crate::common;
 
 use common::{assert_pass, boot, check, check_ran, elf, fails_with, scenario};
 use qemu_runner::{Directive, Scenario};
-use zvtest_firmware::checks::NAMES;
+use zvtest_contract::checks::NAMES;
 
 /// Every sigp.* check, from the firmware's list.
 fn checks() -> impl Iterator<Item = &'static str> {

@@ -11,7 +11,7 @@ use common::{
 };
 use qemu_runner::default_scenario;
 use qemu_runner::Directive;
-use zvtest_firmware::checks::NAMES;
+use zvtest_contract::checks::NAMES;
 
 /// Checks that skip in the default scenario, and why that is right here.
 const SKIPPED_BY_DEFAULT: &[(&str, &str)] = &[
@@ -267,7 +267,7 @@ fn command_line_of(len: usize) -> String {
 /// used to be dropped in silence and the run passed with the defaults).
 #[test]
 fn long_command_lines_arrive_or_are_refused_by_qemu() {
-    let longest = command_line_of(zvtest_firmware::cmdline::AREA_SIZE - 1);
+    let longest = command_line_of(zvtest_contract::cmdline::AREA_SIZE - 1);
     assert_eq!(longest.len(), 2943);
     let out = boot_by_hand_with("append-2943", &longest);
     let console = String::from_utf8_lossy(&out.stdout);

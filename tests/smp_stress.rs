@@ -169,7 +169,7 @@ fn a_flipped_byte_names_the_cpu_queue_and_sector() {
     let size = 8 * MIB;
     qemu_runner::disks::create(&image, seed, size).unwrap();
     let stripe = (2..size / 65536)
-        .find(|&s| !zvtest_firmware::disk::writable_stripe(seed, size, s))
+        .find(|&s| !zvtest_contract::disk::writable_stripe(seed, size, s))
         .unwrap();
     let offset = stripe * 65536 + 4321;
     let f = std::fs::OpenOptions::new()

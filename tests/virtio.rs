@@ -15,7 +15,7 @@ use common::{
 use qemu_runner::Run;
 use std::io::Write;
 use std::sync::OnceLock;
-use zvtest_firmware::checks::markers::CONFIG_CHANGE_READY;
+use zvtest_contract::checks::markers::CONFIG_CHANGE_READY;
 
 /// What a candidate model needs from the host besides QEMU (as in
 /// tests/discovery.rs, whose probe this repeats: it is local to that file).

@@ -7,8 +7,8 @@ pub mod models;
 use qemu_runner::{run, Run, RunOptions, Scenario};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use zvtest_firmware::virtio::ids;
-use zvtest_firmware::virtio::legacy_page::{LegacyDeviceSpec, LegacyPageBuilder};
+use zvtest_contract::virtio::ids;
+use zvtest_contract::virtio::legacy_page::{LegacyDeviceSpec, LegacyPageBuilder};
 
 /// TCG boots in about a second; two QEMUs run at once on CI's two cores.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -245,7 +245,7 @@ pub fn with_legacy_page(scenario: Scenario, devices: &[LegacyDeviceSpec]) -> Sce
 /// outside the buffers it was given: a changed canary around a stress
 /// request's chain, a serial chunk or rng-loop's buffer.
 pub fn stray_write(console: &str) -> Option<&str> {
-    use zvtest_firmware::virtio::guard::WROTE_OUTSIDE;
+    use zvtest_contract::virtio::WROTE_OUTSIDE;
     console.lines().find(|l| l.contains(WROTE_OUTSIDE))
 }
 

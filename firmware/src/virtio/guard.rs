@@ -192,9 +192,7 @@ impl Place {
     }
 }
 
-/// What every report of a stray store begins with (the scenarios look
-/// for it on the console).
-pub const WROTE_OUTSIDE: &str = "the device wrote outside the";
+pub use zvtest_contract::virtio::WROTE_OUTSIDE;
 
 /// What a stray store into a chain's guards is reported as.
 pub const OUTSIDE_CHAIN: &str = "the device wrote outside the chain's buffers";

@@ -341,8 +341,7 @@ fn setup<T: Transport + ?Sized>(
 /// `Virtqueue::stalled`) while waiting.
 const STALL_LOOK_EVERY: u32 = 64;
 
-/// How long a device may take to return a buffer.
-pub const USED_TIMEOUT_US: u64 = 2_000_000;
+pub use zvtest_contract::virtio::USED_TIMEOUT_US;
 
 impl Queue {
     /// Makes `chain` available (through an indirect table of the queue's
