@@ -1222,19 +1222,10 @@ fn wait_answer(
     answer_of(&frame, &mut expected);
     let mut others = Vec::new();
     let answer = await_step(QUIET_US, || loop {
-        if let Err(e) = up.tx[0].reclaim() {
-            return Some(Err(text("transmit queue 1", &e)));
-        }
-        let u = match up.rx[0].try_used() {
-            Ok(Some(u)) => u,
-            Ok(None) => return None,
-            Err(e) => return Some(Err(text("receive queue 0", &e))),
-        };
-        got.clear();
-        up.rx[0].read(u.buf, u.len, &mut got);
-        up.rx[0].release(u.buf);
-        if let Err(e) = up.rx[0].post(&mut up.t) {
-            return Some(Err(text("posting receive buffers", &e)));
+        match next_received(up, &mut got) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
         }
         let body = &got[hdr.min(got.len())..];
         match echo_id(body) {
@@ -1531,19 +1522,10 @@ fn exchange<R>(
     let mut others = 0;
     let mut got = Vec::new();
     let answer = await_step(USER_WAIT_US, || loop {
-        if let Err(e) = up.tx[0].reclaim() {
-            return Some(Err(text("transmit queue", &e)));
-        }
-        let u = match up.rx[0].try_used() {
-            Ok(Some(u)) => u,
-            Ok(None) => return None,
-            Err(e) => return Some(Err(text("receive queue", &e))),
-        };
-        got.clear();
-        up.rx[0].read(u.buf, u.len, &mut got);
-        up.rx[0].release(u.buf);
-        if let Err(e) = up.rx[0].post(&mut up.t) {
-            return Some(Err(text("posting", &e)));
+        match next_received(up, &mut got) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
         }
         if got.len() >= hdr {
             if let Some(r) = pick(&got[hdr..]) {
@@ -1561,6 +1543,28 @@ fn exchange<R>(
             others
         )),
     }
+}
+
+/// Takes back pair 0's sent frames, and the next frame received into
+/// `got` (header included) with its buffer posted again; false when none
+/// is there.
+fn next_received(up: &mut Up, got: &mut Vec<u8>) -> Result<bool, String> {
+    up.tx[0]
+        .reclaim()
+        .map_err(|e| text("transmit queue 1", &e))?;
+    let Some(u) = up.rx[0]
+        .try_used()
+        .map_err(|e| text("receive queue 0", &e))?
+    else {
+        return Ok(false);
+    };
+    got.clear();
+    up.rx[0].read(u.buf, u.len, got);
+    up.rx[0].release(u.buf);
+    up.rx[0]
+        .post(&mut up.t)
+        .map_err(|e| text("posting receive buffers", &e))?;
+    Ok(true)
 }
 
 /// Looks with `step` until it gives something or `timeout_us` passes (then
