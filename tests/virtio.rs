@@ -354,6 +354,15 @@ fn max_revision_2() {
     max_revision(2);
 }
 
+/// Every [`rng_line`] of a run's report, in order.
+fn rng_lines(o: &Run) -> Vec<(String, u64, u64, u64, u64)> {
+    o.tap
+        .diagnostics
+        .iter()
+        .filter_map(|d| rng_line(d))
+        .collect()
+}
+
 /// One `# virtio rng <bus> <setup> <completion> <phase>: <QueueStats>`
 /// line: (`<setup> <completion> <phase>`, requests, bytes, interrupts,
 /// index wraps).
@@ -427,12 +436,7 @@ fn rng(packed: bool) {
             takes_revision_0: true,
         };
         check_virtio_lines(&o, &[(rng, max_rev)], packed, 0);
-        let lines: Vec<_> = o
-            .tap
-            .diagnostics
-            .iter()
-            .filter_map(|d| rng_line(d))
-            .collect();
+        let lines: Vec<_> = rng_lines(&o);
         let got: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
         let want = rng_setups(max_rev, packed);
         check(&o, got == want, &format!("rng lines {want:?}, got {got:?}"));
@@ -467,12 +471,7 @@ fn rng_packed_ring_and_index_wrap_at_stress_10() {
     let o = boot(&s, &elf());
     assert_pass(&o);
     check_ran(&o, "virtio.rng");
-    let lines: Vec<_> = o
-        .tap
-        .diagnostics
-        .iter()
-        .filter_map(|d| rng_line(d))
-        .collect();
+    let lines: Vec<_> = rng_lines(&o);
     let wrap: Vec<_> = lines.iter().filter(|l| l.0.ends_with(" wrap")).collect();
     check(
         &o,
@@ -830,12 +829,7 @@ fn a_device_that_needs_a_reset_is_named() {
         Some("virtio.rng"),
         &["device fe.0.0001: the device set DEVICE_NEEDS_RESET (status 0x4f) after a configuration-change interrupt; its queues marked broken"],
     );
-    let setups: Vec<_> = o
-        .tap
-        .diagnostics
-        .iter()
-        .filter_map(|d| rng_line(d))
-        .collect();
+    let setups: Vec<_> = rng_lines(&o);
     check(
         &o,
         setups.len() == 1 && setups[0].0 == "rev 2 split event-idx classic interrupts random",
