@@ -313,24 +313,11 @@ fn storm(vring: &VringRwLock) -> io::Result<(u64, Duration)> {
 }
 
 impl Echo {
-    /// Where the device's next used entry goes on ring `index` (packed: the
-    /// position and its wrap counter).
-    fn used_position(&self, index: usize, vring: &VringRwLock) -> (u16, bool) {
-        if self.packed {
-            self.rings
-                .get(index)
-                .copied()
-                .flatten()
-                .map_or((0, false), |r| (r.used, r.used_wrap))
-        } else {
-            (vring.get_ref().get_queue().next_used(), false)
-        }
-    }
-
-    /// Serves every chain on packed ring `index`, lying where told to.
-    fn serve_packed(&mut self, index: usize, vring: &VringRwLock) -> io::Result<()> {
+    /// Serves every chain on packed ring `index`, lying where told to;
+    /// whether its used position moved.
+    fn serve_packed(&mut self, index: usize, vring: &VringRwLock) -> io::Result<bool> {
         let Some(atomic) = self.mem.as_ref() else {
-            return Ok(());
+            return Ok(false);
         };
         let mem = atomic.memory();
         let (ready, desc, device_area, size, base) = {
@@ -345,14 +332,19 @@ impl Echo {
             )
         };
         if !ready || index >= QUEUES {
-            return Ok(());
+            return Ok(false);
         }
         // A ring we have not seen, or one SET_VRING_BASE started anew.
         let mut ring = match self.rings[index] {
             Some(r) if r.desc == desc && r.avail_base() == base => r,
             _ => Ring::new(desc, device_area, size, base),
         };
-        let r = self.serve_ring(&mut ring, &mem);
+        // Measured on the ring as served, not as it stood before a reset:
+        // a kick left over from before it must not look like a use.
+        let before = (ring.used, ring.used_wrap);
+        let r = self
+            .serve_ring(&mut ring, &mem)
+            .map(|()| (ring.used, ring.used_wrap) != before);
         self.rings[index] = Some(ring);
         // What GET_VRING_BASE reports.
         vring
@@ -576,19 +568,14 @@ impl VhostUserBackendMut for Echo {
         // Signalled only when the used position moved: an honest device
         // never interrupts with nothing new used (the firmware counts those).
         let index = usize::from(device_event);
-        let before = self.used_position(index, vring);
-        let served = if self.packed {
+        let moved = if self.packed {
             self.serve_packed(index, vring)
         } else {
-            self.serve(vring)
+            let next_used = || vring.get_ref().get_queue().next_used();
+            let before = next_used();
+            self.serve(vring).map(|()| next_used() != before)
         };
-        let served = served.and_then(|()| {
-            if self.used_position(index, vring) != before {
-                vring.signal_used_queue()
-            } else {
-                Ok(())
-            }
-        });
+        let served = moved.and_then(|m| if m { vring.signal_used_queue() } else { Ok(()) });
         if let Err(e) = served {
             self.note(|l| l.errors.push(format!("queue {device_event}: {e}")));
         }
