@@ -10,13 +10,15 @@
 //! xtask's child) and runs its own `cargo build`, which finds the work
 //! done, or fails again with the errors in view.
 //!
-//! Std only, so that this binary builds in a second.
+//! Std and libc only (libc is xtask's too), so that this binary builds
+//! in seconds.
 
 use std::env;
 use std::ffi::OsString;
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
 /// The commands that build the firmware first (xtask's `build()`).
 const BUILDS_FIRMWARE: [&str; 5] = ["build", "image", "run", "test", "bench"];
@@ -33,8 +35,10 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = env::args_os().skip(1).collect();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let root = workspace_root();
+    let plan = Plan::of(&args);
+    stop::install();
 
-    let early = if builds_firmware(&args) && can_build_firmware(&root) {
+    let early = if plan.firmware && can_build_firmware(&root) {
         early_build(&cargo, &root)
     } else {
         None
@@ -43,24 +47,18 @@ fn main() -> ExitCode {
     // For the whole suite, its test binaries (xtask among them) in the
     // same build: one cargo keeps both cores busy, and xtask's own
     // prebuild then finds them done.
-    let suite = whole_suite(&args) && nextest_present(&cargo, &root);
-    let built = if suite {
-        Command::new(&cargo)
+    let built = plan.suite
+        && nextest_present(&cargo, &root)
+        && run(Command::new(&cargo)
             .args(["nextest", "run", "--workspace", "--no-run"])
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    } else {
-        false
-    };
+            .current_dir(&root))
+        .is_ok_and(|s| s.success());
     // Otherwise, or when a test failed to build (nextest shows that again
     // in the run), xtask alone.
     if !built {
-        let status = Command::new(&cargo)
+        let status = run(Command::new(&cargo)
             .args(["build", "--quiet", "--package", "xtask"])
-            .current_dir(&root)
-            .status();
+            .current_dir(&root));
         match status {
             Ok(s) if s.success() => {}
             Ok(s) => return ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
@@ -85,10 +83,43 @@ fn main() -> ExitCode {
         Some(pid) => c.env(EARLY_ENV, pid.to_string()),
         None => c.env_remove(EARLY_ENV),
     };
-    // Returns only when the exec failed.
+    // Returns only when the exec failed. After it, xtask's own handlers
+    // (xtask/src/signals.rs) stop its descendants, the early build among
+    // them.
     let e = c.exec();
     eprintln!("xtask: cannot run {}: {e}", xtask.display());
     ExitCode::FAILURE
+}
+
+/// What a command line needs built before xtask runs it.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    /// The firmware (xtask's `build()`): `build`, `image`, `run`,
+    /// `test`, `bench`.
+    firmware: bool,
+    /// The whole suite's test binaries: `test` without CARGO-ARGS (after
+    /// `--`), as xtask's `test` prebuilds them.
+    suite: bool,
+}
+
+impl Plan {
+    /// Not for `--help` or an unknown or missing command: xtask only
+    /// prints its usage then.
+    fn of(args: &[OsString]) -> Plan {
+        let first = args.first().and_then(|a| a.to_str());
+        let mut options = args.iter().take_while(|a| *a != "--");
+        let help = options.any(|a| a == "-h" || a == "--help");
+        let firmware = !help && first.is_some_and(|c| BUILDS_FIRMWARE.contains(&c));
+        let suite = firmware && first == Some("test") && !args.iter().any(|a| a == "--");
+        Plan { firmware, suite }
+    }
+}
+
+/// A build, in a process group of its own that [`stop`] can end whole.
+fn run(c: &mut Command) -> io::Result<ExitStatus> {
+    let mut child = c.stdin(Stdio::null()).process_group(0).spawn()?;
+    stop::watch(child.id());
+    child.wait()
 }
 
 /// xtask/launch sits two levels below the workspace root.
@@ -98,20 +129,6 @@ fn workspace_root() -> PathBuf {
         .nth(2)
         .expect("xtask/launch sits in the workspace")
         .to_path_buf()
-}
-
-/// `cargo xtask test ...` and the like; not `--help` or a bare command
-/// line (xtask only prints its usage then).
-fn builds_firmware(args: &[OsString]) -> bool {
-    let first = args.first().and_then(|a| a.to_str());
-    let help = args.iter().any(|a| a == "-h" || a == "--help");
-    !help && first.is_some_and(|c| BUILDS_FIRMWARE.contains(&c))
-}
-
-/// `cargo xtask test [OPTIONS]`: the whole suite, as xtask's `test`
-/// prebuilds it (not with CARGO-ARGS after `--`).
-fn whole_suite(args: &[OsString]) -> bool {
-    args.first().is_some_and(|a| a == "test") && !args.iter().any(|a| a == "--")
 }
 
 /// Without cargo-nextest xtask says how to install it.
@@ -159,7 +176,95 @@ fn early_build(cargo: &OsString, root: &Path) -> Option<u32> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .ok()?;
+    stop::watch(child.id());
     Some(child.id())
+}
+
+/// A stop signal (Ctrl-C, a CI cancel, a closed terminal) ends the builds
+/// started here, not only this process: each runs in a process group of
+/// its own (cargo and its rustc processes), which gets SIGTERM; then this
+/// process exits as one killed by the signal would.
+mod stop {
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    /// The early build's group and the current build's.
+    static GROUPS: [AtomicI32; 2] = [AtomicI32::new(0), AtomicI32::new(0)];
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+    pub fn install() {
+        let handler: extern "C" fn(libc::c_int) = on_stop;
+        for sig in SIGNALS {
+            // SAFETY: `on_stop` has the handler type signal() takes and
+            // calls only async-signal-safe functions (kill, _exit) and
+            // atomics.
+            unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+        }
+    }
+
+    /// A group leader's pid: the early build's first, then the build's.
+    pub fn watch(pid: u32) {
+        let Ok(pid) = i32::try_from(pid) else { return };
+        let slot = usize::from(GROUPS[0].load(Ordering::SeqCst) != 0);
+        GROUPS[slot].store(pid, Ordering::SeqCst);
+    }
+
+    extern "C" fn on_stop(sig: libc::c_int) {
+        for g in &GROUPS {
+            let pid = g.load(Ordering::SeqCst);
+            if pid > 0 {
+                // SAFETY: kill is async-signal-safe; a negative pid names
+                // the group the child leads.
+                unsafe { libc::kill(-pid, libc::SIGTERM) };
+            }
+        }
+        // SAFETY: _exit is async-signal-safe and ends the process at once.
+        unsafe { libc::_exit(128 + sig) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(line: &str) -> Plan {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        Plan::of(&args)
+    }
+
+    #[test]
+    fn what_each_command_line_builds_first() {
+        let both = Plan {
+            firmware: true,
+            suite: true,
+        };
+        let firmware = Plan {
+            firmware: true,
+            suite: false,
+        };
+        let nothing = Plan {
+            firmware: false,
+            suite: false,
+        };
+        assert_eq!(plan("test"), both);
+        assert_eq!(plan("test --qemu 10.0 --partition 1/2"), both);
+        assert_eq!(plan("test -- net::"), firmware);
+        assert_eq!(plan("test -- --help"), firmware);
+        for c in ["build", "image", "run", "bench", "run only=blk"] {
+            assert_eq!(plan(c), firmware, "{c}");
+        }
+        for c in [
+            "",
+            "lint",
+            "disk --size 1M x.img",
+            "qemu 10.0",
+            "test --help",
+            "run -h",
+            "tset",
+        ] {
+            assert_eq!(plan(c), nothing, "{c:?}");
+        }
+    }
 }
