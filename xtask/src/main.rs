@@ -27,7 +27,6 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{self, ExitCode, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -56,8 +55,6 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    // Read before any thread starts (removing a variable is not thread-safe).
-    take_early_build();
     if let Err(e) = signals::install() {
         eprintln!("xtask: cannot set up signal handling: {e}");
         return ExitCode::FAILURE;
@@ -280,37 +277,7 @@ fn status(mut cmd: process::Command, what: &str) -> Result<()> {
     }
 }
 
-/// Set by `cargo xtask` (xtask/launch) when it started the firmware's
-/// build before building xtask: that build's pid, since the exec a child
-/// of ours.
-const EARLY_ENV: &str = "ZVTEST_EARLY_BUILD";
-static EARLY_BUILD: AtomicI32 = AtomicI32::new(0);
-
-fn take_early_build() {
-    if let Some(pid) = env::var(EARLY_ENV).ok().and_then(|p| p.parse().ok()) {
-        EARLY_BUILD.store(pid, Ordering::Relaxed);
-    }
-    env::remove_var(EARLY_ENV);
-}
-
-/// Waits for the early build, so that ours finds its work done instead of
-/// blocking on cargo's lock. What it printed was dropped: a failure shows
-/// again, with its errors, in our build.
-fn join_early_build() {
-    let pid = EARLY_BUILD.swap(0, Ordering::Relaxed);
-    if pid <= 0 {
-        return;
-    }
-    let mut status = 0;
-    // SAFETY: waitpid writes only `status`, a local; a pid that is not a
-    // child of ours fails with ECHILD.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
-        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-    {}
-}
-
 fn build(paths: &Paths) -> Result<PathBuf> {
-    join_early_build();
     let mut c = cargo(paths);
     c.args([
         "build",
