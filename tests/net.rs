@@ -296,13 +296,13 @@ fn a_link_the_host_never_changes_fails_net_link() {
     // Told the link will change, but no QMP command is sent.
     let mut s = echo_only("net-link-unchanged", Misbehaviour::None, "net.link");
     s.nets[0].link = true;
-    let o = boot(&s, &elf());
+    let o = boot(&s.append("host-wait=1500"), &elf());
     fails_naming(
         &o,
         "net.link",
         &[
             "configuration change for the link set down",
-            "neither within 5 s",
+            "neither within 1500 ms",
         ],
     );
 }
@@ -312,13 +312,13 @@ fn a_user_network_that_is_not_there_fails_net_user() {
     // Told QEMU's user-mode network is there; the echo peer is.
     let mut s = echo_only("net-user-missing", Misbehaviour::None, "net.user");
     s.nets[0].peer = qemu_runner::net::NetPeer::User;
-    let o = boot(&s, &elf());
+    let o = boot(&s.append("host-wait=1500"), &elf());
     fails_naming(
         &o,
         "net.user",
         &[
             "ARP request for the gateway 10.0.2.2",
-            "no answer within 5 s",
+            "no answer within 1500 ms",
         ],
     );
 }

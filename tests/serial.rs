@@ -242,13 +242,13 @@ fn a_port_left_open_fails_the_close_check() {
             "serial-keep-open",
             ports().fault(Fault::KeepOpen { port: 3 }),
         )
-        .append("skip=serial.stress,serial.emergency"),
+        .append("skip=serial.stress,serial.emergency host-wait=1500"),
         &elf(),
     );
     fails_with(
         &o,
         "serial.close",
-        &["port 3 closed by the host", "no PORT_OPEN 0 within 5 s"],
+        &["port 3 closed by the host", "no PORT_OPEN 0 within 1500 ms"],
     );
 }
 
@@ -330,7 +330,7 @@ fn ports_unplugged_and_plugged_are_announced() {
 fn a_removal_that_never_comes_fails_naming_the_port() {
     let mut s = scenario("serial-no-unplug")
         .virtio_serial(hot_ports())
-        .append("only=serial.hotplug");
+        .append("only=serial.hotplug host-wait=1500");
     s.line_commands.clear();
     let o = boot(&s, &elf());
     fails_with(
@@ -339,7 +339,7 @@ fn a_removal_that_never_comes_fails_naming_the_port() {
         &[
             "port 2 unplugged by the host",
             "PORT_REMOVE for port 2",
-            "none within 5 s of the marker",
+            "none within 1500 ms of the marker",
         ],
     );
 }
@@ -535,7 +535,8 @@ fn a_port_dropped_and_reconnected_resumes_its_streams() {
 }
 
 /// The drop expected, but QEMU cannot connect again (the socket is gone):
-/// the firmware waits its 10 s and fails naming the port and the offsets.
+/// the firmware waits the `host-wait=` it was given (its own is 10 s) and
+/// fails naming the port and the offsets.
 #[test]
 fn a_dropped_port_that_never_comes_back_fails_naming_it() {
     let o = boot(
@@ -545,7 +546,7 @@ fn a_dropped_port_that_never_comes_back_fails_naming_it() {
                 .drop_and_reconnect(2, 5000)
                 .fault(Fault::NoReconnect { port: 2 }),
         )
-        .append("skip=serial.close,serial.emergency"),
+        .append("skip=serial.close,serial.emergency host-wait=1500"),
         &elf(),
     );
     let (tx, rx) = drop_marker(&o.console()).unwrap_or_default();
@@ -556,7 +557,7 @@ fn a_dropped_port_that_never_comes_back_fails_naming_it() {
             &format!("the host closed port 2 (PORT_OPEN 0) with tx at {tx} and rx at {rx} of "),
             " bytes (port 2 (org.zvtest.two): ",
             " tx bytes in ",
-            "and it did not come back (no PORT_OPEN 1) within 10 s",
+            "and it did not come back (no PORT_OPEN 1) within 1500 ms",
         ],
     );
     check(

@@ -703,7 +703,7 @@ fn balloon_config_change() {
 fn balloon_config_change_missing_fails() {
     let s = scenario("virtio-balloon-config-change-missing")
         .virtio_ccw("virtio-balloon-ccw", "fe.0.0001", "balloon")
-        .append("only=virtio.config-change balloon-pages=16384,24576")
+        .append("only=virtio.config-change balloon-pages=16384,24576 host-wait=2500")
         .qmp_on_line(
             CONFIG_CHANGE_READY[0],
             r#"{"execute": "balloon", "arguments": {"value": 67108864}}"#,
@@ -720,6 +720,11 @@ fn balloon_config_change_missing_fails() {
         &o,
         message.contains("adapter indicators for the queues"),
         &format!("a failure naming the adapter round, not {message:?}"),
+    ); // After the wait it was given, not its own 10 s.
+    check(
+        &o,
+        o.console().contains("after 2500 ms: "),
+        "the round given up after host-wait=2500",
     );
 }
 

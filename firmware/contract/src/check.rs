@@ -96,14 +96,18 @@ impl<C> Check<C> {
     }
 
     /// Its timeout under `cfg`: its own or the command line's, times the
-    /// stress level if its work scales with it.
+    /// stress level if its work scales with it, plus `host-wait=` when
+    /// given. A check's own timeout covers its work and one default wait
+    /// for the host (a wait that runs out ends the check), so a longer
+    /// host wait must not be cut short by it.
     pub fn timeout_ms(&self, cfg: &Config) -> u64 {
         let base = self.timeout_ms.unwrap_or(cfg.timeout_ms);
-        if self.stressed {
+        let base = if self.stressed {
             base.saturating_mul(u64::from(cfg.stress))
         } else {
             base
-        }
+        };
+        base.saturating_add(cfg.host_wait_ms.unwrap_or(0))
     }
 
     pub const fn timeout(mut self, ms: u64) -> Self {
@@ -242,6 +246,9 @@ mod tests {
         assert_eq!(plain.timeout_ms(&cfg), 300);
         assert_eq!(heavy.timeout_ms(&cfg), 80_000);
         assert_eq!(heavy.timeout_ms(&parse(b"").unwrap()), 5000);
+        let waits = parse(b"stress=40 timeout=2000 host-wait=60000").unwrap();
+        assert_eq!(plain.timeout_ms(&waits), 60_300);
+        assert_eq!(heavy.timeout_ms(&waits), 140_000);
     }
 
     #[test]

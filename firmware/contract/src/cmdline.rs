@@ -125,6 +125,10 @@ pub struct Config {
     pub verbose: u8,
     /// Default per-check timeout.
     pub timeout_ms: u64,
+    /// How long a check waits for a change it asked the host for (a plug,
+    /// a resize, a link change, a reconnect, an input event); None: each
+    /// wait's own default, 5 to 20 s (`host-wait=`).
+    pub host_wait_ms: Option<u64>,
     /// Memory size the host says it configured, in bytes.
     pub expect_mem: Option<u64>,
     /// CPUs the host says it configured.
@@ -222,6 +226,7 @@ impl Default for Config {
             index_wrap: true,
             verbose: 1,
             timeout_ms: 5000,
+            host_wait_ms: None,
             expect_mem: None,
             expect_cpus: None,
             cpu_plug: None,
@@ -366,6 +371,14 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
         c.timeout_ms = ranged(v, 1, 600_000)?;
         Some(())
     }),
+    (
+        "host-wait",
+        "milliseconds from 1 to 600000 a check waits for a change asked of the host",
+        |c, v| {
+            c.host_wait_ms = Some(ranged(v, 1, 600_000)?);
+            Some(())
+        },
+    ),
     (
         "expect-mem",
         "a size such as 134217728, 128M or 2G",
@@ -832,6 +845,9 @@ pub fn words(cfg: &Config) -> Vec<String> {
     if cfg.timeout_ms != default.timeout_ms {
         word("timeout", &format!("{}", cfg.timeout_ms));
     }
+    if let Some(ms) = cfg.host_wait_ms {
+        word("host-wait", &format!("{}", ms));
+    }
     if !cfg.inject.is_empty() {
         let names: Vec<&str> = cfg.inject.iter().map(|i| i.name()).collect();
         word("inject", &names.join(","));
@@ -991,6 +1007,8 @@ mod tests {
         assert_eq!(c.stress, 7);
         assert_eq!(c.verbose, 2);
         assert_eq!(c.timeout_ms, 250);
+        assert_eq!(c.host_wait_ms, None);
+        assert_eq!(parse(b"host-wait=1500").unwrap().host_wait_ms, Some(1500));
         assert_eq!(c.expect_mem, Some(128 << 20));
         assert_eq!(c.inject, [Inject::Fail, Inject::Hang]);
         assert_eq!(parse(b"expect-mem=2G").unwrap().expect_mem, Some(2 << 30));
@@ -1234,6 +1252,7 @@ mod tests {
             &b"seed=+5"[..],
             b"stress=+2",
             b"timeout=+100",
+            b"host-wait=+100",
             b"expect-mem=+128M",
             b"expect-cpus=+1",
             b"qemu-version=+7.2",
@@ -1371,6 +1390,9 @@ mod tests {
             b"seed=0x",
             b"seed=12a",
             b"timeout=0",
+            b"host-wait=0",
+            b"host-wait=600001",
+            b"host-wait=2s",
             b"expect-mem=0",
             b"expect-mem=12Q",
             b"expect-mem=99999999999999G",
@@ -1833,7 +1855,7 @@ mod tests {
                 any::<u64>(),
                 1u32..=1000,
                 0u8..=2,
-                1u64..=600_000,
+                (1u64..=600_000, proptest::option::of(1u64..=600_000)),
                 injections(),
                 any::<bool>(),
             );
@@ -1860,7 +1882,16 @@ mod tests {
             );
             (selection, host, devices).prop_map(
                 |(
-                    (only, skip, seed, stress, verbose, timeout_ms, inject, index_wrap),
+                    (
+                        only,
+                        skip,
+                        seed,
+                        stress,
+                        verbose,
+                        (timeout_ms, host_wait_ms),
+                        inject,
+                        index_wrap,
+                    ),
                     (
                         mem,
                         cpus,
@@ -1889,6 +1920,7 @@ mod tests {
                         index_wrap,
                         verbose,
                         timeout_ms,
+                        host_wait_ms,
                         // Whole KiB, MiB or bytes alike.
                         expect_mem: mem.map(|m| m << (m % 3 * 10)),
                         expect_cpus: cpus,
@@ -1975,6 +2007,7 @@ mod tests {
                 (1u64..=1000).prop_map(|n| ("stress", crate::format!("stress={}", n))),
                 (0u64..=2).prop_map(|n| ("verbose", crate::format!("verbose={}", n))),
                 (1u64..=600_000).prop_map(|n| ("timeout", crate::format!("timeout={}", n))),
+                (1u64..=600_000).prop_map(|n| ("host-wait", crate::format!("host-wait={}", n))),
                 (1u64..=4096).prop_map(|n| ("expect-mem", crate::format!("expect-mem={}M", n))),
                 (1u64..=248).prop_map(|n| ("expect-cpus", crate::format!("expect-cpus={}", n))),
                 (0u8..=0xff, 0u8..=3, 0u16..=0xffff, any::<bool>(), 0u8..=3).prop_map(

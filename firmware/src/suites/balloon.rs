@@ -124,7 +124,7 @@ fn config_change_round(
     let before = indicators::subchannel_interrupts();
     let adapter_before = indicators::adapter_interrupts();
     crate::out!("{}\n", ready_line(mode));
-    let flagged = t.wait(CONFIG_CHANGE_WAIT_US, &mut || {
+    let flagged = t.wait(super::host_wait::us(CONFIG_CHANGE_WAIT_US), &mut || {
         ind.config_flagged() && indicators::subchannel_interrupts() != before
     });
     let interrupts = indicators::subchannel_interrupts() - before;
@@ -168,8 +168,8 @@ pub fn config_change(m: &mut Machine) -> Outcome {
                     ),
                     "indicator bit 0 set and an I/O interrupt",
                     format!(
-                        "after {} s: {} interrupts",
-                        CONFIG_CHANGE_WAIT_US / 1_000_000,
+                        "after {}: {} interrupts",
+                        super::host_wait::shown(super::host_wait::us(CONFIG_CHANGE_WAIT_US)).as_str(),
                         interrupts
                     )
                     .as_str(),

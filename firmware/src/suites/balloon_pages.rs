@@ -89,12 +89,18 @@ impl Open {
     /// marker) and returns `num_pages`.
     fn host_answer(&mut self, after: &str) -> Result<u32, Outcome> {
         let ind = &self.ind;
-        let came = self.t.wait(HOST_WAIT_US, &mut || ind.config_flagged());
+        let came = self.t.wait(super::host_wait::us(HOST_WAIT_US), &mut || {
+            ind.config_flagged()
+        });
         if !came {
             return Err(Outcome::mismatch(
                 &format!("{} balloon: the host's answer to '{}'", self.bus, after),
                 "a configuration change (the host's peer sets a balloon target)",
-                format!("none within {} s", HOST_WAIT_US / 1_000_000).as_str(),
+                format!(
+                    "none within {}",
+                    super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()
+                )
+                .as_str(),
             ));
         }
         self.ind.acknowledge();
@@ -452,17 +458,20 @@ pub fn stats(m: &mut Machine) -> Outcome {
         let mut err = None;
         {
             let q = o.queues.get_mut(usize::from(index)).expect("set up");
-            o.t.wait(HOST_WAIT_US, &mut || match q.try_used() {
-                Ok(Some(u)) => {
-                    used = Some(u);
-                    true
-                }
-                Ok(None) => false,
-                Err(e) => {
-                    err = Some(e);
-                    true
-                }
-            });
+            o.t.wait(
+                super::host_wait::us(HOST_WAIT_US),
+                &mut || match q.try_used() {
+                    Ok(Some(u)) => {
+                        used = Some(u);
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        err = Some(e);
+                        true
+                    }
+                },
+            );
         }
         if let Some(e) = err {
             return Err(Outcome::mismatch(
@@ -482,7 +491,7 @@ pub fn stats(m: &mut Machine) -> Outcome {
                         o.bus, index
                     ),
                     "the first buffer given back",
-                    format!("nothing within {} s", HOST_WAIT_US / 1_000_000).as_str(),
+                    format!("nothing within {}", super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()).as_str(),
                 ))
             }
             Some(u) if u.token != token => {

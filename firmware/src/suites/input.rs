@@ -365,20 +365,20 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
                 }
             };
             if c.mute {
-                t.poll(EVENT_WAIT_US, &mut done);
+                t.poll(super::host_wait::us(EVENT_WAIT_US), &mut done);
             } else {
-                t.wait(EVENT_WAIT_US, &mut done);
+                t.wait(super::host_wait::us(EVENT_WAIT_US), &mut done);
             }
             if let Some(e) = err {
                 return Err(format!("round {} event {}: {}", r, i, e));
             }
             let Some((slot, ev)) = got else {
                 return Err(format!(
-                    "round {} event {}: expected {}, got nothing within {} s",
+                    "round {} event {}: expected {}, got nothing within {}",
                     r,
                     i,
                     e,
-                    EVENT_WAIT_US / 1_000_000
+                    super::host_wait::shown(super::host_wait::us(EVENT_WAIT_US)).as_str()
                 ));
             };
             match ev {

@@ -526,11 +526,17 @@ pub fn resize(m: &mut Machine) -> Outcome {
         o.ind.acknowledge();
         crate::out!("{} {}\n", markers::MEM_RESIZE, o.bus);
         let ind = &o.ind;
-        if !o.t.wait(HOST_WAIT_US, &mut || ind.config_flagged()) {
+        if !o.t.wait(super::host_wait::us(HOST_WAIT_US), &mut || {
+            ind.config_flagged()
+        }) {
             return Err(Outcome::mismatch(
                 &format!("{} mem: the host's new requested size", o.bus),
                 "a configuration change",
-                format!("none within {} s", HOST_WAIT_US / 1_000_000).as_str(),
+                format!(
+                    "none within {}",
+                    super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()
+                )
+                .as_str(),
             ));
         }
         o.ind.acknowledge();

@@ -14,6 +14,7 @@ mod css;
 mod fs;
 mod gpu;
 mod heap;
+pub(crate) mod host_wait;
 mod hostile;
 mod hypercalls;
 mod inject;

@@ -1455,7 +1455,8 @@ const EVENT_SLOTS: usize = 4;
 
 /// Waits for the next event; the slot it came in goes back on the queue.
 fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::Event, String> {
-    let deadline = crate::arch::tod() + HOTPLUG_WAIT_US * crate::arch::TOD_PER_US;
+    let deadline =
+        crate::arch::tod() + super::host_wait::us(HOTPLUG_WAIT_US) * crate::arch::TOD_PER_US;
     let used = loop {
         h.ind.acknowledge();
         match h.dev.event.wait_used(&mut h.t) {
@@ -1463,10 +1464,10 @@ fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::E
             Err(DriveError::Timeout { .. }) if crate::arch::tod() < deadline => continue,
             Err(e) => {
                 return Err(format!(
-                    "{} event queue 1: {} (no event within {} s)",
+                    "{} event queue 1: {} (no event within {})",
                     h.bus.as_str(),
                     e,
-                    HOTPLUG_WAIT_US / 1_000_000
+                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str()
                 ))
             }
         }

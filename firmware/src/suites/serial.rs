@@ -957,10 +957,10 @@ fn stress_round(
         if let Some((f, down)) = flows
             .iter()
             .find_map(|f| f.down.map(|d| (f, d)))
-            .filter(|(_, down)| now_us() - down.since > DROP_WAIT_US)
+            .filter(|(_, down)| now_us() - down.since > super::host_wait::us(DROP_WAIT_US))
         {
             return Err(format!(
-                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight), and it did not come back (no PORT_OPEN 1) within {} s",
+                "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight), and it did not come back (no PORT_OPEN 1) within {}",
                 f.port,
                 down.tx,
                 down.rx,
@@ -968,7 +968,7 @@ fn stress_round(
                 port_label(cfg, f.port).as_str(),
                 down.out.1,
                 down.out.0,
-                DROP_WAIT_US / 1_000_000
+                super::host_wait::shown(super::host_wait::us(DROP_WAIT_US)).as_str()
             ));
         }
         let waiting = flows.iter().any(|f| f.down.is_some());
@@ -1211,7 +1211,7 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     let mut closed = None;
     let mut error = None;
     // A look a millisecond after the first few: the host may take seconds.
-    crate::arch::timer::poll_until(5_000_000, || {
+    crate::arch::timer::poll_until(super::host_wait::us(CLOSE_WAIT_US), || {
         if let Err(e) = s.drain() {
             error = Some(e);
             return true;
@@ -1227,7 +1227,8 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     }
     let Some(after) = closed else {
         return Err(format!(
-            "no PORT_OPEN 0 within 5 s of the marker (came: {})",
+            "no PORT_OPEN 0 within {} of the marker (came: {})",
+            super::host_wait::shown(super::host_wait::us(CLOSE_WAIT_US)).as_str(),
             if s.log.len() > seen {
                 describe(&s.log[seen..])
             } else {
@@ -1274,6 +1275,8 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
 
 /// How long the host has to act on a hot-plug marker.
 const HOTPLUG_WAIT_US: u64 = 5_000_000;
+/// How long the host has to close a port after our marker asked it to.
+const CLOSE_WAIT_US: u64 = 5_000_000;
 
 /// The host unplugs the `unplug=` port (PORT_REMOVE for exactly that
 /// port must come) and plugs the `plug=` port (PORT_ADD for it; once we
@@ -1325,7 +1328,7 @@ fn after_marker(
     let start = now_us();
     let (mut after, mut error) = (None, None);
     // A look a millisecond after the first few: the host may take seconds.
-    crate::arch::timer::poll_until(HOTPLUG_WAIT_US, || {
+    crate::arch::timer::poll_until(super::host_wait::us(HOTPLUG_WAIT_US), || {
         if let Err(e) = s.drain() {
             error = Some(e);
             return true;
@@ -1374,8 +1377,8 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 what,
                 format!("PORT_REMOVE for port {}", id),
                 format!(
-                    "none within {} s of the marker (came: {})",
-                    HOTPLUG_WAIT_US / 1_000_000,
+                    "none within {} of the marker (came: {})",
+                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1416,8 +1419,8 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 what,
                 format!("PORT_ADD for port {}", id),
                 format!(
-                    "none within {} s of the marker (came: {})",
-                    HOTPLUG_WAIT_US / 1_000_000,
+                    "none within {} of the marker (came: {})",
+                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1554,7 +1557,7 @@ fn went_down(bus: BusId, cfg: &SerialConfig, f: &mut Flow, end: u64, start: u64,
         out: (out, out_bytes),
     };
     crate::out!(
-        "# serial {} {} dropped by the host: tx at {} ({} buffers, {} bytes in flight), rx at {} ({} buffers posted) of {} bytes; waiting up to {} s for it to come back\n",
+        "# serial {} {} dropped by the host: tx at {} ({} buffers, {} bytes in flight), rx at {} ({} buffers posted) of {} bytes; waiting up to {} for it to come back\n",
         bus,
         port_label(cfg, f.port).as_str(),
         down.tx,
@@ -1563,7 +1566,7 @@ fn went_down(bus: BusId, cfg: &SerialConfig, f: &mut Flow, end: u64, start: u64,
         down.rx,
         rx.in_flight(),
         end,
-        DROP_WAIT_US / 1_000_000
+        super::host_wait::shown(super::host_wait::us(DROP_WAIT_US)).as_str()
     );
     crate::out!(
         "{} {} {} tx {} rx {}\n",

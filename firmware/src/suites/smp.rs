@@ -236,7 +236,7 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
 }
 
 fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
-    let deadline = timer::deadline_after_us(PLUG_TIMEOUT_US);
+    let deadline = timer::deadline_after_us(super::host_wait::us(PLUG_TIMEOUT_US));
     let mut seen = sclp::EVENT_SIGNALS.load(Ordering::SeqCst);
     out!("{}\n", markers::CPU_PLUG_READY);
     let mut events = 0usize;
@@ -250,9 +250,9 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
                 "CPUs plugged by the host, each announced by a service signal",
                 crate::format!("{} new CPUs", want).as_str(),
                 crate::format!(
-                    "{} within {} s ({} configuration events)",
+                    "{} within {} ({} configuration events)",
                     added.len(),
-                    PLUG_TIMEOUT_US / 1_000_000,
+                    super::host_wait::shown(super::host_wait::us(PLUG_TIMEOUT_US)).as_str(),
                     events
                 )
                 .as_str(),

@@ -1,0 +1,35 @@
+//! `host-wait=`: how long a check waits for a change it asked the host
+//! for (a plug, a resize, a link change, a reconnect, an input event).
+//! Each such wait has a default of its own; the command line replaces them
+//! all, shorter for a test whose change never comes, longer for a slow
+//! host. Set once, before the first check runs.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cmdline::Config;
+
+/// Microseconds; 0 when `host-wait=` was not given.
+static GIVEN_US: AtomicU64 = AtomicU64::new(0);
+
+pub fn set(cfg: &Config) {
+    let us = cfg.host_wait_ms.map_or(0, |ms| ms.saturating_mul(1000));
+    GIVEN_US.store(us, Ordering::Relaxed);
+}
+
+/// How long to wait where the check's own default is `default_us`.
+pub fn us(default_us: u64) -> u64 {
+    match GIVEN_US.load(Ordering::Relaxed) {
+        0 => default_us,
+        given => given,
+    }
+}
+
+/// A wait as failure messages give it: "10 s", or "1500 ms" when it is
+/// not whole seconds.
+pub fn shown(us: u64) -> alloc::string::String {
+    if us.is_multiple_of(1_000_000) {
+        crate::format!("{} s", us / 1_000_000)
+    } else {
+        crate::format!("{} ms", us / 1000)
+    }
+}
