@@ -15,6 +15,9 @@ pub enum Exit {
     Signal(i32),
     /// Still running at the scenario's timeout; we killed it.
     TimedOut(Duration),
+    /// Still running this long after it reported the guest's disabled
+    /// wait (the run's end); we killed it.
+    HungAfterWait(Duration),
 }
 
 impl Exit {
@@ -41,6 +44,12 @@ impl fmt::Display for Exit {
             Exit::Code(c) => write!(f, "QEMU exit status {c}"),
             Exit::Signal(s) => write!(f, "QEMU killed by signal {s}"),
             Exit::TimedOut(d) => write!(f, "timed out after {}", seconds(*d)),
+            Exit::HungAfterWait(d) => write!(
+                f,
+                "QEMU did not exit in the {} after it reported the guest's \
+                 disabled wait (hung in its own exit; killed)",
+                seconds(*d)
+            ),
         }
     }
 }

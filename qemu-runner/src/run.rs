@@ -41,6 +41,11 @@ const CHANNEL_LINES: usize = 64;
 /// After QEMU is gone, how long we wait for the pipes to reach end of file
 /// (something else may hold them open).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long QEMU may take to exit once it has reported the guest's
+/// disabled wait (milliseconds, as a rule). QEMU 7.2 was seen to hang
+/// there when a QMP command came in at that moment; without this bound
+/// the run would sit out its whole timeout.
+pub const EXIT_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(10);
 
 /// How to run: where the console log goes, whether to echo it.
@@ -50,6 +55,9 @@ pub struct RunOptions {
     pub log: Option<PathBuf>,
     /// Echo the console to our stdout (QEMU's stderr to our stderr) as it comes.
     pub echo: bool,
+    /// How long QEMU may take to exit after reporting the guest's disabled
+    /// wait before it is killed; by default [`EXIT_GRACE`].
+    pub exit_grace: Option<Duration>,
 }
 
 impl RunOptions {
@@ -60,6 +68,11 @@ impl RunOptions {
 
     pub fn echo(mut self, echo: bool) -> Self {
         self.echo = echo;
+        self
+    }
+
+    pub fn exit_grace(mut self, grace: Duration) -> Self {
+        self.exit_grace = Some(grace);
         self
     }
 }
@@ -435,6 +448,7 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
 
     let mut args = scenario.qemu_args(kernel);
     let psw_reported = reports_wait_psw(&args);
+    let exits_at_wait = exits_at_disabled_wait(&args);
     // Peers bind before QEMU starts: their sockets are there to connect to.
     let peer_dir = peer_dir(scenario)?;
     let peers = match &peer_dir {
@@ -545,7 +559,15 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
             )?)
         }
     };
-    let (status, timed_out) = supervise(&mut child, &rx, &mut console, start + scenario.timeout)?;
+    let exit_grace = opts.exit_grace.unwrap_or(EXIT_GRACE);
+    let exit_grace = exits_at_wait.then_some(exit_grace);
+    let (status, ending) = supervise(
+        &mut child,
+        &rx,
+        &mut console,
+        start + scenario.timeout,
+        exit_grace,
+    )?;
     let duration = start.elapsed();
     // QEMU is gone: a job still waiting for a console line stops now, one
     // in the middle of a step or command sees the socket close.
@@ -560,8 +582,10 @@ pub fn run(scenario: &Scenario, kernel: &Path, opts: &RunOptions) -> io::Result<
     console.drain_qmp()?;
     console.finish_log()?;
 
-    let exit = if timed_out {
+    let exit = if ending == Ending::TimedOut {
         Exit::TimedOut(scenario.timeout)
+    } else if let (Ending::HungAfterWait, Some(grace)) = (ending, exit_grace) {
+        Exit::HungAfterWait(grace)
     } else if let Some(code) = status.code() {
         Exit::Code(code)
     } else {
@@ -754,6 +778,37 @@ fn watchdog_reason(tap: &TapReport, events: &[QmpEvent]) -> Option<String> {
 
 /// Whether QEMU's arguments make it print a crash's wait PSW: the last
 /// `-d` (each replaces the one before) names `guest_errors`.
+/// Whether QEMU exits by itself when the guest enters its disabled wait:
+/// a `panic` action of `exit-failure`, or `shutdown` (QEMU's default)
+/// while shutting down exits (no `-no-shutdown`, no `shutdown=pause`).
+fn exits_at_disabled_wait(args: &[std::ffi::OsString]) -> bool {
+    let actions: Vec<(String, String)> = args
+        .windows(2)
+        .filter(|w| w[0] == "-action")
+        .flat_map(|w| {
+            w[1].to_string_lossy()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let last = |key: &str| {
+        actions
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    match last("panic").unwrap_or("shutdown") {
+        "exit-failure" => true,
+        "shutdown" => {
+            !args.iter().any(|a| a == "-no-shutdown") && last("shutdown") != Some("pause")
+        }
+        _ => false,
+    }
+}
+
 fn reports_wait_psw(args: &[std::ffi::OsString]) -> bool {
     let last = args.windows(2).rfind(|w| w[0] == "-d");
     last.is_some_and(|w| {
@@ -783,30 +838,49 @@ fn shutdown_cause(stderr: &StderrFacts, events: &[QmpEvent]) -> Option<String> {
     (!causes.is_empty()).then(|| causes.join("; "))
 }
 
+/// How [`supervise`] saw QEMU end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// By itself.
+    Exited,
+    /// Killed at the deadline.
+    TimedOut,
+    /// Killed [`EXIT_GRACE`] after it reported the guest's disabled wait.
+    HungAfterWait,
+}
+
 /// Pumps console lines until QEMU has exited and its pipes are drained, or
-/// until the deadline, when QEMU is killed. Returns QEMU's status and
-/// whether we killed it.
+/// until the deadline or `exit_grace` after the guest's disabled wait (when
+/// QEMU is set to exit there), when QEMU is killed. Returns QEMU's status and how it ended.
 fn supervise(
     child: &mut Qemu,
     rx: &Receiver<Event>,
     console: &mut Capture,
     deadline: Instant,
-) -> io::Result<(ExitStatus, bool)> {
-    // QEMU's status, whether we killed it, and when to stop waiting for the pipes.
-    let mut ended: Option<(ExitStatus, bool, Instant)> = None;
+    exit_grace: Option<Duration>,
+) -> io::Result<(ExitStatus, Ending)> {
+    // QEMU's status, how it ended, and when to stop waiting for the pipes.
+    let mut ended: Option<(ExitStatus, Ending, Instant)> = None;
     let mut pipes_open = true;
     loop {
         if ended.is_none() {
+            let now = Instant::now();
+            let hung = match (exit_grace, console.stderr.wait_psw_at) {
+                (Some(grace), Some(at)) => now.duration_since(at) >= grace,
+                _ => false,
+            };
             if let Some(status) = child.try_wait()? {
-                ended = Some((status, false, Instant::now() + DRAIN_GRACE));
-            } else if Instant::now() >= deadline {
-                ended = Some((child.kill()?, true, Instant::now() + DRAIN_GRACE));
+                ended = Some((status, Ending::Exited, now + DRAIN_GRACE));
+            } else if now >= deadline {
+                ended = Some((child.kill()?, Ending::TimedOut, now + DRAIN_GRACE));
+            } else if hung {
+                ended = Some((child.kill()?, Ending::HungAfterWait, now + DRAIN_GRACE));
             }
         }
-        if let Some((status, killed, drain_until)) = ended {
+        if let Some((status, ending, drain_until)) = ended {
             // Something other than QEMU may hold the pipes open: stop reading then.
             if !pipes_open || Instant::now() >= drain_until {
-                return Ok((status, killed));
+                return Ok((status, ending));
             }
         }
         console.drain_qmp()?;
@@ -859,6 +933,8 @@ struct StderrFacts {
     crash_line: bool,
     /// The PSW line that followed it: `PSW: 0x<mask> 0x<address>`.
     wait_psw: Option<(u64, u64)>,
+    /// When that PSW line came: QEMU should exit right after.
+    wait_psw_at: Option<Instant>,
     /// "qemu-system-s390x: terminating on signal 15 from pid ...".
     terminated: Option<String>,
 }
@@ -873,6 +949,7 @@ impl StderrFacts {
             self.crash_line = true;
         } else if crash_line && self.wait_psw.is_none() {
             self.wait_psw = parse_psw_line(line);
+            self.wait_psw_at = self.wait_psw.map(|_| Instant::now());
         } else if line.contains("terminating on signal") && self.terminated.is_none() {
             self.terminated = Some(line.chars().take(QUOTE).collect());
         }
@@ -1244,6 +1321,31 @@ mod tests {
             "unimp"
         ])));
         assert!(!reports_wait_psw(&args(&["-m", "1"])));
+    }
+
+    #[test]
+    fn which_qemus_exit_at_the_disabled_wait() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let exits = |a: &[&str]| exits_at_disabled_wait(&args(a));
+        assert!(exits(&["-m", "1"]), "QEMU's default: shutdown");
+        assert!(exits(&["-action", "panic=exit-failure"]));
+        assert!(exits(&["-action", "reboot=shutdown,panic=exit-failure"]));
+        assert!(exits(&[
+            "-action",
+            "panic=pause",
+            "-action",
+            "panic=shutdown"
+        ]));
+        assert!(!exits(&[
+            "-action",
+            "panic=exit-failure",
+            "-action",
+            "panic=pause"
+        ]));
+        assert!(!exits(&["-action", "panic=none"]));
+        assert!(!exits(&["-no-shutdown"]));
+        assert!(!exits(&["-action", "shutdown=pause"]));
+        assert!(exits(&["-no-shutdown", "-action", "panic=exit-failure"]));
     }
 
     #[test]

@@ -1113,6 +1113,61 @@ fn crash_stderr(address: u64) -> String {
     )
 }
 
+/// QEMU 7.2 was seen to hang in its own exit after the guest's disabled
+/// wait (a QMP command coming in at that moment): the run ends the exit
+/// grace after the wait PSW, with the verdict the TAP and PSW give and the
+/// hang as a reason, not at the scenario's timeout.
+#[test]
+fn a_qemu_hanging_after_the_disabled_wait_is_killed_after_the_grace() {
+    let script = format!(
+        "{}\n{}exec sleep 60",
+        print_tap(FAILED_TAP),
+        crash_stderr(0x0bad_0002)
+    );
+    let qemu = fake_qemu("hung-exit", &script);
+    let opts = RunOptions::default()
+        .log(dir("hung-exit").join("console.log"))
+        .exit_grace(Duration::from_millis(300));
+    let scenario = Scenario::new("hung-exit")
+        .qemu(qemu)
+        .timeout(Duration::from_secs(30));
+    let t = Instant::now();
+    let o = run(&scenario, &kernel("hung-exit"), &opts).expect("run");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(o.exit, Exit::HungAfterWait(Duration::from_millis(300)));
+    assert_eq!(
+        o.verdict.reasons,
+        [
+            "QEMU did not exit in the 0.3 s after it reported the guest's disabled wait \
+             (hung in its own exit; killed)",
+            "not ok 2 - inject.fail",
+        ],
+        "{}",
+        o.failure_report()
+    );
+}
+
+/// Where QEMU is told to stay after a guest's crash (`panic=pause`), it
+/// staying is no hang: only the timeout ends it.
+#[test]
+fn a_qemu_told_to_pause_at_the_disabled_wait_is_left_to_the_timeout() {
+    let script = format!(
+        "{}\n{}exec sleep 60",
+        print_tap(FAILED_TAP),
+        crash_stderr(0x0bad_0002)
+    );
+    let qemu = fake_qemu("paused-exit", &script);
+    let opts = RunOptions::default()
+        .log(dir("paused-exit").join("console.log"))
+        .exit_grace(Duration::from_millis(100));
+    let scenario = Scenario::new("paused-exit")
+        .qemu(qemu)
+        .extra_args(["-action", "panic=pause"])
+        .timeout(Duration::from_secs(1));
+    let o = run(&scenario, &kernel("paused-exit"), &opts).expect("run");
+    assert_eq!(o.exit, Exit::TimedOut(Duration::from_secs(1)));
+}
+
 #[test]
 fn the_wait_psw_on_stderr_is_checked_against_the_tap() {
     let script = format!(
