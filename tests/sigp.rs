@@ -253,7 +253,10 @@ fn restart_in_wait_fails_on_a_wrong_expectation() {
 /// another CPU fails naming it; the count of addresses still holds.
 #[test]
 fn a_cpu_that_never_started_fails_named() {
-    let o = boot(&cpus("sigp-refused", 2).append("inject=cpu"), &elf());
+    let o = boot(
+        &cpus("sigp-refused", 2).append("inject=cpu host-wait=1500"),
+        &elf(),
+    );
     for c in checks() {
         if c == "sigp.no-cpu" {
             continue;

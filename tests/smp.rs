@@ -73,11 +73,19 @@ fn eight_cpus() {
 
 #[test]
 fn a_cpu_that_does_not_start_fails_named() {
-    let o = boot(&cpus("smp-refused", 4).append("inject=cpu"), &elf());
+    // host-wait=: the CPU left out is given up on after that, not 5 s.
+    let o = boot(
+        &cpus("smp-refused", 4).append("inject=cpu host-wait=1500"),
+        &elf(),
+    );
     fails_with(
         &o,
         "smp.start",
-        &["CPU 3 (address 3)", "not in its idle loop", "state stopped"],
+        &[
+            "CPU 3 (address 3)",
+            "not in its idle loop 1500 ms after SIGP RESTART",
+            "state stopped",
+        ],
     );
     check_ran(&o, "smp.cpus");
 }

@@ -148,7 +148,7 @@ fn an_interrupt_without_status_fails_as_taken_twice() {
 #[test]
 fn a_cpu_that_cannot_take_its_queue_is_named() {
     let o = boot(
-        &stress("smp-stress-refused", 4, 4).append("inject=cpu"),
+        &stress("smp-stress-refused", 4, 4).append("inject=cpu host-wait=1500"),
         &elf(),
     );
     fails_with(

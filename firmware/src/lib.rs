@@ -19,6 +19,7 @@ pub use zvtest_contract::{
 pub mod css;
 pub mod decode;
 pub mod dma;
+pub mod host_wait;
 pub mod judge;
 pub mod line;
 pub mod spare;

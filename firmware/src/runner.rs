@@ -165,7 +165,7 @@ extern "C" fn zvtest_main() -> ! {
             &crate::format!("{}: {}", reasons::COMMAND_LINE, e),
         ),
     };
-    suites::host_wait::set(&cfg);
+    crate::host_wait::set(&cfg);
     let (injected, regular): (Vec<&Check<Machine>>, Vec<&Check<Machine>>) =
         suites::ALL.iter().partition(|c| c.inject.is_some());
     let names = |checks: &[&Check<Machine>]| checks.iter().map(|c| c.name).collect::<Vec<_>>();

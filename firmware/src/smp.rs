@@ -225,7 +225,9 @@ pub fn bring_up(refuse: Option<u16>) -> Cpus {
             c.started = Err(crate::format!("{}", StartFailure(e)));
         }
     }
-    let deadline = t0 + START_TIMEOUT_US * TOD_PER_US;
+    // A CPU's start is a change asked of the host: `host-wait=` bounds it.
+    let wait_us = crate::host_wait::us(START_TIMEOUT_US);
+    let deadline = t0 + wait_us * TOD_PER_US;
     timer::wait_until_tod(deadline, false, || {
         cpus.others.iter().all(|c| {
             c.started.as_ref().is_err_and(|e| !e.is_empty())
@@ -240,7 +242,7 @@ pub fn bring_up(refuse: Option<u16>) -> Cpus {
             State::Idle => Ok((slot(c.number).up_at.load(Ordering::SeqCst) - t0) / TOD_PER_US),
             s => Err(crate::format!(
                 "not in its idle loop {} ms after SIGP RESTART (state {})",
-                START_TIMEOUT_US / 1000,
+                wait_us / 1000,
                 s.name()
             )),
         };
@@ -575,7 +577,8 @@ pub fn start_added(cpus: &mut Cpus, address: u16) -> CpuRecord {
     rec.started = match start(number, address) {
         Err(e) => Err(crate::format!("{}", StartFailure(e))),
         Ok(()) => {
-            let deadline = t0 + START_TIMEOUT_US * TOD_PER_US;
+            let wait_us = crate::host_wait::us(START_TIMEOUT_US);
+            let deadline = t0 + wait_us * TOD_PER_US;
             timer::wait_until_tod(deadline, false, || {
                 matches!(state(number), State::Idle | State::Stopped)
             });
@@ -583,7 +586,7 @@ pub fn start_added(cpus: &mut Cpus, address: u16) -> CpuRecord {
                 State::Idle => Ok((slot(number).up_at.load(Ordering::SeqCst) - t0) / TOD_PER_US),
                 s => Err(crate::format!(
                     "not in its idle loop {} ms after SIGP RESTART (state {})",
-                    START_TIMEOUT_US / 1000,
+                    wait_us / 1000,
                     s.name()
                 )),
             }

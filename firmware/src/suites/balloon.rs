@@ -124,7 +124,7 @@ fn config_change_round(
     let before = indicators::subchannel_interrupts();
     let adapter_before = indicators::adapter_interrupts();
     crate::out!("{}\n", ready_line(mode));
-    let flagged = t.wait(super::host_wait::us(CONFIG_CHANGE_WAIT_US), &mut || {
+    let flagged = t.wait(crate::host_wait::us(CONFIG_CHANGE_WAIT_US), &mut || {
         ind.config_flagged() && indicators::subchannel_interrupts() != before
     });
     let interrupts = indicators::subchannel_interrupts() - before;
@@ -169,7 +169,7 @@ pub fn config_change(m: &mut Machine) -> Outcome {
                     "indicator bit 0 set and an I/O interrupt",
                     format!(
                         "after {}: {} interrupts",
-                        super::host_wait::shown(super::host_wait::us(CONFIG_CHANGE_WAIT_US)).as_str(),
+                        crate::host_wait::shown(crate::host_wait::us(CONFIG_CHANGE_WAIT_US)).as_str(),
                         interrupts
                     )
                     .as_str(),

@@ -89,7 +89,7 @@ impl Open {
     /// marker) and returns `num_pages`.
     fn host_answer(&mut self, after: &str) -> Result<u32, Outcome> {
         let ind = &self.ind;
-        let came = self.t.wait(super::host_wait::us(HOST_WAIT_US), &mut || {
+        let came = self.t.wait(crate::host_wait::us(HOST_WAIT_US), &mut || {
             ind.config_flagged()
         });
         if !came {
@@ -98,7 +98,7 @@ impl Open {
                 "a configuration change (the host's peer sets a balloon target)",
                 format!(
                     "none within {}",
-                    super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()
+                    crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()
                 )
                 .as_str(),
             ));
@@ -459,7 +459,7 @@ pub fn stats(m: &mut Machine) -> Outcome {
         {
             let q = o.queues.get_mut(usize::from(index)).expect("set up");
             o.t.wait(
-                super::host_wait::us(HOST_WAIT_US),
+                crate::host_wait::us(HOST_WAIT_US),
                 &mut || match q.try_used() {
                     Ok(Some(u)) => {
                         used = Some(u);
@@ -491,7 +491,7 @@ pub fn stats(m: &mut Machine) -> Outcome {
                         o.bus, index
                     ),
                     "the first buffer given back",
-                    format!("nothing within {}", super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()).as_str(),
+                    format!("nothing within {}", crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()).as_str(),
                 ))
             }
             Some(u) if u.token != token => {

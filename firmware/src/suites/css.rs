@@ -193,7 +193,7 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
         let _reports = handlers::on_channel_report(on_channel_report);
         crate::out!("{}\n", crate::checks::markers::HOTPLUG_READY);
         let started = arch::tod();
-        let deadline = timer::deadline_after_us(super::host_wait::us(HOTPLUG_WAIT_US));
+        let deadline = timer::deadline_after_us(crate::host_wait::us(HOTPLUG_WAIT_US));
         // Reports counted before "ready" was printed are taken as new too.
         let mut handled = reports_before;
         loop {

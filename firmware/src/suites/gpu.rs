@@ -391,14 +391,14 @@ pub fn scanout(m: &mut Machine) -> Outcome {
                 cfg.width,
                 cfg.height
             );
-            let signalled = timer::wait_until(super::host_wait::us(DUMP_WAIT_US), false, || {
+            let signalled = timer::wait_until(crate::host_wait::us(DUMP_WAIT_US), false, || {
                 RESTARTS.load(Ordering::SeqCst) != before
             });
             drop(restarts);
             if !signalled {
                 return Err(format!(
                     "no restart interrupt from the runner within {} of the marker (its signal that the screendump is taken)",
-                    super::host_wait::shown(super::host_wait::us(DUMP_WAIT_US)).as_str()
+                    crate::host_wait::shown(crate::host_wait::us(DUMP_WAIT_US)).as_str()
                 ));
             }
             None

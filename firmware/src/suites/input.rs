@@ -365,9 +365,9 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
                 }
             };
             if c.mute {
-                t.poll(super::host_wait::us(EVENT_WAIT_US), &mut done);
+                t.poll(crate::host_wait::us(EVENT_WAIT_US), &mut done);
             } else {
-                t.wait(super::host_wait::us(EVENT_WAIT_US), &mut done);
+                t.wait(crate::host_wait::us(EVENT_WAIT_US), &mut done);
             }
             if let Some(e) = err {
                 return Err(format!("round {} event {}: {}", r, i, e));
@@ -378,7 +378,7 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
                     r,
                     i,
                     e,
-                    super::host_wait::shown(super::host_wait::us(EVENT_WAIT_US)).as_str()
+                    crate::host_wait::shown(crate::host_wait::us(EVENT_WAIT_US)).as_str()
                 ));
             };
             match ev {

@@ -526,7 +526,7 @@ pub fn resize(m: &mut Machine) -> Outcome {
         o.ind.acknowledge();
         crate::out!("{} {}\n", markers::MEM_RESIZE, o.bus);
         let ind = &o.ind;
-        if !o.t.wait(super::host_wait::us(HOST_WAIT_US), &mut || {
+        if !o.t.wait(crate::host_wait::us(HOST_WAIT_US), &mut || {
             ind.config_flagged()
         }) {
             return Err(Outcome::mismatch(
@@ -534,7 +534,7 @@ pub fn resize(m: &mut Machine) -> Outcome {
                 "a configuration change",
                 format!(
                     "none within {}",
-                    super::host_wait::shown(super::host_wait::us(HOST_WAIT_US)).as_str()
+                    crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()
                 )
                 .as_str(),
             ));

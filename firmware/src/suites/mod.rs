@@ -14,7 +14,6 @@ mod css;
 mod fs;
 mod gpu;
 mod heap;
-pub(crate) mod host_wait;
 mod hostile;
 mod hypercalls;
 mod inject;

@@ -580,7 +580,7 @@ pub fn link(m: &mut Machine) -> Outcome {
         let before = indicators::subchannel_interrupts();
         crate::out!("{}\n", line);
         let ind = &up.ind;
-        let flagged = up.t.wait(super::host_wait::us(LINK_WAIT_US), &mut || {
+        let flagged = up.t.wait(crate::host_wait::us(LINK_WAIT_US), &mut || {
             ind.config_flagged() && indicators::subchannel_interrupts() != before
         });
         if !flagged {
@@ -589,7 +589,7 @@ pub fn link(m: &mut Machine) -> Outcome {
                 "indicator bit 0 and an I/O interrupt",
                 format!(
                     "neither within {} ({} interrupts)",
-                    super::host_wait::shown(super::host_wait::us(LINK_WAIT_US)).as_str(),
+                    crate::host_wait::shown(crate::host_wait::us(LINK_WAIT_US)).as_str(),
                     indicators::subchannel_interrupts() - before
                 )
                 .as_str(),
@@ -1521,7 +1521,7 @@ fn exchange<R>(
     }
     let mut others = 0;
     let mut got = Vec::new();
-    let answer = await_step(super::host_wait::us(USER_WAIT_US), || loop {
+    let answer = await_step(crate::host_wait::us(USER_WAIT_US), || loop {
         match next_received(up, &mut got) {
             Ok(true) => {}
             Ok(false) => return None,
@@ -1539,7 +1539,7 @@ fn exchange<R>(
         Some(Err(e)) => Err(e),
         None => Err(format!(
             "no answer within {} ({} other frames)",
-            super::host_wait::shown(super::host_wait::us(USER_WAIT_US)).as_str(),
+            crate::host_wait::shown(crate::host_wait::us(USER_WAIT_US)).as_str(),
             others
         )),
     }

@@ -1456,7 +1456,7 @@ const EVENT_SLOTS: usize = 4;
 /// Waits for the next event; the slot it came in goes back on the queue.
 fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::Event, String> {
     let deadline =
-        crate::arch::tod() + super::host_wait::us(HOTPLUG_WAIT_US) * crate::arch::TOD_PER_US;
+        crate::arch::tod() + crate::host_wait::us(HOTPLUG_WAIT_US) * crate::arch::TOD_PER_US;
     let used = loop {
         h.ind.acknowledge();
         match h.dev.event.wait_used(&mut h.t) {
@@ -1467,7 +1467,7 @@ fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::E
                     "{} event queue 1: {} (no event within {})",
                     h.bus.as_str(),
                     e,
-                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str()
+                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str()
                 ))
             }
         }

@@ -957,7 +957,7 @@ fn stress_round(
         if let Some((f, down)) = flows
             .iter()
             .find_map(|f| f.down.map(|d| (f, d)))
-            .filter(|(_, down)| now_us() - down.since > super::host_wait::us(DROP_WAIT_US))
+            .filter(|(_, down)| now_us() - down.since > crate::host_wait::us(DROP_WAIT_US))
         {
             return Err(format!(
                 "the host closed port {} (PORT_OPEN 0) with tx at {} and rx at {} of {} bytes ({}: {} tx bytes in {} buffers in flight), and it did not come back (no PORT_OPEN 1) within {}",
@@ -968,7 +968,7 @@ fn stress_round(
                 port_label(cfg, f.port).as_str(),
                 down.out.1,
                 down.out.0,
-                super::host_wait::shown(super::host_wait::us(DROP_WAIT_US)).as_str()
+                crate::host_wait::shown(crate::host_wait::us(DROP_WAIT_US)).as_str()
             ));
         }
         let waiting = flows.iter().any(|f| f.down.is_some());
@@ -1211,7 +1211,7 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     let mut closed = None;
     let mut error = None;
     // A look a millisecond after the first few: the host may take seconds.
-    crate::arch::timer::poll_until(super::host_wait::us(CLOSE_WAIT_US), || {
+    crate::arch::timer::poll_until(crate::host_wait::us(CLOSE_WAIT_US), || {
         if let Err(e) = s.drain() {
             error = Some(e);
             return true;
@@ -1228,7 +1228,7 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     let Some(after) = closed else {
         return Err(format!(
             "no PORT_OPEN 0 within {} of the marker (came: {})",
-            super::host_wait::shown(super::host_wait::us(CLOSE_WAIT_US)).as_str(),
+            crate::host_wait::shown(crate::host_wait::us(CLOSE_WAIT_US)).as_str(),
             if s.log.len() > seen {
                 describe(&s.log[seen..])
             } else {
@@ -1328,7 +1328,7 @@ fn after_marker(
     let start = now_us();
     let (mut after, mut error) = (None, None);
     // A look a millisecond after the first few: the host may take seconds.
-    crate::arch::timer::poll_until(super::host_wait::us(HOTPLUG_WAIT_US), || {
+    crate::arch::timer::poll_until(crate::host_wait::us(HOTPLUG_WAIT_US), || {
         if let Err(e) = s.drain() {
             error = Some(e);
             return true;
@@ -1378,7 +1378,7 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 format!("PORT_REMOVE for port {}", id),
                 format!(
                     "none within {} of the marker (came: {})",
-                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
+                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1420,7 +1420,7 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 format!("PORT_ADD for port {}", id),
                 format!(
                     "none within {} of the marker (came: {})",
-                    super::host_wait::shown(super::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
+                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1566,7 +1566,7 @@ fn went_down(bus: BusId, cfg: &SerialConfig, f: &mut Flow, end: u64, start: u64,
         down.rx,
         rx.in_flight(),
         end,
-        super::host_wait::shown(super::host_wait::us(DROP_WAIT_US)).as_str()
+        crate::host_wait::shown(crate::host_wait::us(DROP_WAIT_US)).as_str()
     );
     crate::out!(
         "{} {} {} tx {} rx {}\n",

@@ -236,7 +236,7 @@ pub fn hotplug(m: &mut Machine) -> Outcome {
 }
 
 fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
-    let deadline = timer::deadline_after_us(super::host_wait::us(PLUG_TIMEOUT_US));
+    let deadline = timer::deadline_after_us(crate::host_wait::us(PLUG_TIMEOUT_US));
     let mut seen = sclp::EVENT_SIGNALS.load(Ordering::SeqCst);
     out!("{}\n", markers::CPU_PLUG_READY);
     let mut events = 0usize;
@@ -252,7 +252,7 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
                 crate::format!(
                     "{} within {} ({} configuration events)",
                     added.len(),
-                    super::host_wait::shown(super::host_wait::us(PLUG_TIMEOUT_US)).as_str(),
+                    crate::host_wait::shown(crate::host_wait::us(PLUG_TIMEOUT_US)).as_str(),
                     events
                 )
                 .as_str(),

@@ -1,5 +1,6 @@
 //! `host-wait=`: how long a check waits for a change it asked the host
-//! for (a plug, a resize, a link change, a reconnect, an input event).
+//! for (a CPU started, a plug, a resize, a link change, a reconnect, an
+//! input event).
 //! Each such wait has a default of its own; the command line replaces them
 //! all, shorter for a test whose change never comes, longer for a slow
 //! host. Set once, before the first check runs.
@@ -31,5 +32,24 @@ pub fn shown(us: u64) -> alloc::string::String {
         crate::format!("{} s", us / 1_000_000)
     } else {
         crate::format!("{} ms", us / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_given_wait_replaces_every_default_and_is_shown_as_given() {
+        set(&crate::cmdline::parse(b"").unwrap());
+        assert_eq!(us(10_000_000), 10_000_000);
+        assert_eq!(shown(us(10_000_000)), "10 s");
+        set(&crate::cmdline::parse(b"host-wait=1500").unwrap());
+        assert_eq!(us(10_000_000), 1_500_000);
+        assert_eq!(us(5_000_000), 1_500_000);
+        assert_eq!(shown(us(5_000_000)), "1500 ms");
+        set(&crate::cmdline::parse(b"host-wait=20000").unwrap());
+        assert_eq!(shown(us(5_000_000)), "20 s");
+        set(&crate::cmdline::parse(b"").unwrap());
     }
 }
