@@ -625,8 +625,13 @@ pub fn print_interrupts() {
     }
 }
 
-/// How long a lent CPU may take to stop, or to be back in its idle loop.
-pub const LEND_TIMEOUT_US: u64 = 5_000_000;
+/// How long a lent CPU may take to stop, or to be back in its idle loop,
+/// unless `host-wait=` says.
+const LEND_TIMEOUT_US: u64 = 5_000_000;
+
+fn lend_wait_us() -> u64 {
+    crate::host_wait::us(LEND_TIMEOUT_US)
+}
 
 /// An idle CPU lent to a check for raw SIGP orders (stop it, reset it,
 /// restart it into other code). To everyone else it counts as stopped
@@ -771,14 +776,14 @@ pub fn wait_stopped(addr: u16, timeout_us: u64) -> Result<(), Answer> {
 
 fn give_back(n: usize, addr: u16) -> Result<(), String> {
     let s = slot(n);
-    let stop = sigp_settled(addr, sigp::STOP, LEND_TIMEOUT_US);
+    let stop = sigp_settled(addr, sigp::STOP, lend_wait_us());
     if stop.cc != 0 {
         return Err(crate::format!("SIGP STOP: {}", SigpAnswer(stop)));
     }
-    if let Err(a) = wait_stopped(addr, LEND_TIMEOUT_US) {
+    if let Err(a) = wait_stopped(addr, lend_wait_us()) {
         return Err(crate::format!(
             "not stopped {} ms after SIGP STOP (SENSE: {})",
-            LEND_TIMEOUT_US / 1000,
+            lend_wait_us() / 1000,
             SigpAnswer(a)
         ));
     }
@@ -786,7 +791,7 @@ fn give_back(n: usize, addr: u16) -> Result<(), String> {
     // CPU that was stopped in a wait halted after SIGP RESTART (its old
     // PSW's wait bit keeps s390_cpu_set_state from unhalting it), and
     // an initial CPU reset clears that PSW (and the prefix, set again).
-    let reset = sigp_settled(addr, sigp::INITIAL_CPU_RESET, LEND_TIMEOUT_US);
+    let reset = sigp_settled(addr, sigp::INITIAL_CPU_RESET, lend_wait_us());
     if reset.cc != 0 {
         return Err(crate::format!(
             "SIGP INITIAL CPU RESET: {}",
@@ -813,10 +818,10 @@ fn give_back(n: usize, addr: u16) -> Result<(), String> {
         s.state.store(State::Stopped as u8, Ordering::SeqCst);
         return Err(crate::format!("{}", StartFailure(e)));
     }
-    if !timer::wait_until(LEND_TIMEOUT_US, false, || state(n) == State::Idle) {
+    if !timer::wait_until(lend_wait_us(), false, || state(n) == State::Idle) {
         return Err(crate::format!(
             "not back in its idle loop {} ms after SIGP RESTART (state {})",
-            LEND_TIMEOUT_US / 1000,
+            lend_wait_us() / 1000,
             state(n).name()
         ));
     }

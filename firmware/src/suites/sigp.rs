@@ -26,8 +26,13 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use zvtest_contract::sigp::{order_name, plausible_psw_mask, Claim, SaveArea, SAVE_AREA_LEN};
 
-/// How long a target may take to show what an order did.
-const WAIT_US: u64 = 5_000_000;
+/// How long a target may take to show what an order did, unless
+/// `host-wait=` says (the host carries the order out).
+const DEFAULT_WAIT_US: u64 = 5_000_000;
+
+fn wait_us() -> u64 {
+    crate::host_wait::us(DEFAULT_WAIT_US)
+}
 /// R1 before every order: cc 1 must keep its high word, cc 0/2/3 all of it.
 const R1_BEFORE: u64 = 0x5a5a_0f0f_c3c3_3c3c;
 
@@ -51,7 +56,7 @@ fn name(order: u8) -> String {
 /// claim for that order), and R1 to what SIGP may change of it. `what`
 /// says the target's state. A busy answer (cc 2: another CPU's SIGP at
 /// the same moment, or a stop still under way; the order was not
-/// performed) is asked again, up to WAIT_US. Returns the answer.
+/// performed) is asked again, up to [`wait_us`]. Returns the answer.
 fn order_full(
     m: &Machine,
     r3: u64,
@@ -61,7 +66,7 @@ fn order_full(
     want: Answer,
 ) -> Result<Answer, Outcome> {
     let order = order_field as u8;
-    let end = timer::deadline_after_us(WAIT_US);
+    let end = timer::deadline_after_us(wait_us());
     let (cc, r1) = loop {
         // SAFETY: the orders that store (set prefix, store status at
         // address) get a `param` the caller owns for that purpose (the
@@ -141,7 +146,7 @@ fn odd_r1_decoy(
         addr,
         what
     );
-    let end = timer::deadline_after_us(WAIT_US);
+    let end = timer::deadline_after_us(wait_us());
     let (cc, odd, even) = loop {
         // SAFETY: as for order_full: `param` is the caller's to give.
         let r = unsafe { sigp::sigp_raw_odd(param, u64::from(addr), u64::from(code), EVEN, decoy) };
@@ -248,7 +253,7 @@ fn lend_last(m: &Machine) -> Result<Lent, Outcome> {
     // running. Elsewhere that answer may never come: the wait is short.
     let end = timer::deadline_after_us(200_000);
     while arch::tod() < end
-        && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US)
+        && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, wait_us())
             != answer(1, sigp::STATUS_NOT_RUNNING)
     {
         core::hint::spin_loop();
@@ -298,7 +303,7 @@ fn stop(m: &Machine, l: &Lent, what: &str) -> Result<(), Outcome> {
 }
 
 fn stopped(l: &Lent) -> Result<(), Outcome> {
-    smp::wait_stopped(l.address(), WAIT_US).map_err(|a| {
+    smp::wait_stopped(l.address(), wait_us()).map_err(|a| {
         Outcome::mismatch(
             crate::format!("SIGP SENSE to address {} after SIGP STOP", l.address()).as_str(),
             "cc 1, status 00000040 (stopped)",
@@ -323,14 +328,14 @@ static PROBE: Probe = Probe {
 };
 
 /// A lent CPU's restart: notes its address and prefix, runs (operating,
-/// not waiting) until released or WAIT_US twice over, then stops itself.
+/// not waiting) until released or [`wait_us`] twice over, then stops itself.
 extern "C" fn probe(_: u64) -> ! {
     PROBE
         .address
         .store(u32::from(sigp::cpu_address()), Ordering::SeqCst);
     PROBE.prefix.store(sigp::prefix(), Ordering::SeqCst);
     PROBE.runs.fetch_add(1, Ordering::SeqCst);
-    let end = timer::deadline_after_us(2 * WAIT_US);
+    let end = timer::deadline_after_us(2 * wait_us());
     let mut spins = 0u32;
     while !PROBE.release.load(Ordering::SeqCst) {
         spins = spins.wrapping_add(1);
@@ -350,7 +355,7 @@ fn run_probe(m: &Machine, l: &Lent, what: &str, prefix: u64) -> Result<(), Outco
     let before = PROBE.runs.load(Ordering::SeqCst);
     PROBE.release.store(false, Ordering::SeqCst);
     order(m, l.address(), sigp::RESTART, 0, what, answer(0, 0))?;
-    if !timer::poll_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before) {
+    if !timer::poll_until(wait_us(), || PROBE.runs.load(Ordering::SeqCst) != before) {
         return Err(Outcome::mismatch(
             crate::format!(
                 "CPU at address {} after SIGP RESTART ({})",
@@ -359,7 +364,7 @@ fn run_probe(m: &Machine, l: &Lent, what: &str, prefix: u64) -> Result<(), Outco
             )
             .as_str(),
             "its restart new PSW's code running",
-            crate::format!("nothing ran within {} ms", WAIT_US / 1000).as_str(),
+            crate::format!("nothing ran within {} ms", wait_us() / 1000).as_str(),
         ));
     }
     let (a, p) = (
@@ -441,7 +446,7 @@ fn delivered(
     sender: Option<u16>,
 ) -> Result<(), Outcome> {
     let c = arch_smp::counters(n);
-    timer::poll_until(WAIT_US, || count() >= want);
+    timer::poll_until(wait_us(), || count() >= want);
     let got = count();
     if got != want {
         return Err(Outcome::mismatch(
@@ -579,7 +584,7 @@ fn subclass(cpus: &[(usize, u16)], bit: u32, on: bool, what: &str) -> Result<(),
     smp::run_each(
         &mut work,
         &|_, _: &mut ()| arch::cr0_subclass(bit, on),
-        WAIT_US,
+        wait_us(),
     )
     .map_err(|stuck| {
         let s = &stuck[0];
@@ -664,7 +669,7 @@ fn emergency_senders(m: &Machine) -> Result<(), Outcome> {
         let _ = smp::run_each(
             &mut work,
             &|_, cc: &mut u32| *cc = arch::sigp_emergency_signal(a),
-            WAIT_US,
+            wait_us(),
         );
         if work[0].1 != 0 {
             return Err(Outcome::mismatch(
@@ -716,7 +721,7 @@ fn emergency_senders(m: &Machine) -> Result<(), Outcome> {
         // before it (an emergency signal goes before the external call
         // that brings the work).
         let mut work = [(n, ())];
-        let _ = smp::run_each(&mut work, &|_, _: &mut ()| {}, WAIT_US);
+        let _ = smp::run_each(&mut work, &|_, _: &mut ()| {}, wait_us());
         let got = c.emergency_signals.load(Ordering::SeqCst);
         if got != want {
             return Err(Outcome::mismatch(
@@ -776,9 +781,9 @@ fn not_generated(m: &Machine) -> Result<Option<String>, Outcome> {
         order(m, a, sigp::RESTART, 0, "operating, in a wait", answer(0, 0))?;
         // Parked once it said so and then halted (SENSE RUNNING: not
         // running; QEMU's meaning, see sense_running).
-        let parked = timer::poll_until(WAIT_US, || {
+        let parked = timer::poll_until(wait_us(), || {
             PARKING.load(Ordering::SeqCst)
-                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US)
+                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, wait_us())
                     == answer(1, sigp::STATUS_NOT_RUNNING)
         });
         if !parked {
@@ -841,7 +846,7 @@ fn start_(m: &Machine) -> Result<(), Outcome> {
     }
     l.resumed();
     let mut work = [(n, false)];
-    let r = smp::run_each(&mut work, &|_, ran: &mut bool| *ran = true, WAIT_US);
+    let r = smp::run_each(&mut work, &|_, ran: &mut bool| *ran = true, wait_us());
     match r {
         Ok(()) if work[0].1 => reopen_service(n, a),
         _ => Err(Outcome::mismatch(
@@ -931,7 +936,7 @@ pub fn restart_in_wait(m: &mut Machine) -> Outcome {
         // Left halted: operating (SENSE cc 0) but running nothing.
         order(m, a, sigp::SENSE, 0, "restarted, nothing run", answer(0, 0))?;
         order(m, a, sigp::RESTART, 0, "operating, halted", answer(0, 0))?;
-        let woke = timer::poll_until(WAIT_US, || PROBE.runs.load(Ordering::SeqCst) != before);
+        let woke = timer::poll_until(wait_us(), || PROBE.runs.load(Ordering::SeqCst) != before);
         let seen = if woke {
             "its restart code ran only after a second SIGP RESTART"
         } else {
@@ -1326,9 +1331,9 @@ pub fn sense_running(m: &mut Machine) -> Outcome {
         for &(_, a) in &all {
             // Other CPUs in their wait may run now and then (a floating
             // service signal taken): asked until it says not running.
-            let end = timer::deadline_after_us(WAIT_US);
+            let end = timer::deadline_after_us(wait_us());
             while arch::tod() < end
-                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, WAIT_US) != not_running
+                && smp::sigp_settled(a, sigp::SENSE_RUNNING_STATUS, wait_us()) != not_running
             {
                 core::hint::spin_loop();
             }
@@ -1507,7 +1512,7 @@ fn no_cpu_(m: &Machine) -> Result<(), Outcome> {
     };
     let mut answering: Vec<u16> = Vec::new();
     for a in 0..=0xffffu16 {
-        let got = smp::sigp_settled(a, sigp::SENSE, WAIT_US);
+        let got = smp::sigp_settled(a, sigp::SENSE, wait_us());
         if got.cc != 3 {
             answering.push(a);
             if !configured.contains(&a) {
@@ -1614,7 +1619,7 @@ fn all_back(m: &Machine) -> Result<(), Outcome> {
     smp::run_each(
         &mut work,
         &|_, seen: &mut (u16, u32)| *seen = (sigp::cpu_address(), sigp::prefix()),
-        WAIT_US,
+        wait_us(),
     )
     .map_err(|stuck| {
         let s = &stuck[0];
