@@ -15,8 +15,8 @@ pub enum Exit {
     Signal(i32),
     /// Still running at the scenario's timeout; we killed it.
     TimedOut(Duration),
-    /// Still running this long after it reported the guest's disabled
-    /// wait (the run's end); we killed it.
+    /// Still running, idle this long, after it reported the guest's
+    /// disabled wait (the run's end); we killed it.
     HungAfterWait(Duration),
 }
 
@@ -46,8 +46,8 @@ impl fmt::Display for Exit {
             Exit::TimedOut(d) => write!(f, "timed out after {}", seconds(*d)),
             Exit::HungAfterWait(d) => write!(
                 f,
-                "QEMU did not exit in the {} after it reported the guest's \
-                 disabled wait (hung in its own exit; killed)",
+                "QEMU did not exit after it reported the guest's disabled \
+                 wait, idle for {} (hung in its own exit; killed)",
                 seconds(*d)
             ),
         }

@@ -41,11 +41,16 @@ const CHANNEL_LINES: usize = 64;
 /// After QEMU is gone, how long we wait for the pipes to reach end of file
 /// (something else may hold them open).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-/// How long QEMU may take to exit once it has reported the guest's
-/// disabled wait (milliseconds, as a rule). QEMU 7.2 was seen to hang
-/// there when a QMP command came in at that moment; without this bound
-/// the run would sit out its whole timeout.
+/// How long QEMU may sit idle after it reported the guest's disabled wait
+/// before it counts as hung (it exits in milliseconds, as a rule). QEMU
+/// 7.2 and 10.0 were seen to hang there, in monitor_cleanup(), when a QMP
+/// command came in at that moment; without this bound the run would sit
+/// out its whole timeout. A QEMU still working on its exit (CPU time
+/// growing, a thread waiting on the disk: flushing images) gets more.
 pub const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// CPU time (in clock ticks, 10 ms) over one [`EXIT_GRACE`] that counts as
+/// QEMU still working on its exit.
+const EXIT_WORK_TICKS: u64 = 5;
 const POLL: Duration = Duration::from_millis(10);
 
 /// How to run: where the console log goes, whether to echo it.
@@ -55,8 +60,8 @@ pub struct RunOptions {
     pub log: Option<PathBuf>,
     /// Echo the console to our stdout (QEMU's stderr to our stderr) as it comes.
     pub echo: bool,
-    /// How long QEMU may take to exit after reporting the guest's disabled
-    /// wait before it is killed; by default [`EXIT_GRACE`].
+    /// How long QEMU may sit idle after reporting the guest's disabled
+    /// wait before it is killed as hung; by default [`EXIT_GRACE`].
     pub exit_grace: Option<Duration>,
 }
 
@@ -294,6 +299,33 @@ fn descendants(pid: u32) -> Vec<u32> {
         }
     }
     found
+}
+
+/// The CPU time (clock ticks) of `pid` and the processes below it, and
+/// whether any of their threads waits on the disk (state D): what tells a
+/// QEMU still finishing its exit from one hung in it.
+fn activity(pid: u32) -> (u64, bool) {
+    let (mut ticks, mut disk) = (0, false);
+    for p in std::iter::once(pid).chain(descendants(pid)) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // After the command name's closing parenthesis: the state
+            // (field 3), ..., utime and stime (fields 14 and 15).
+            let Some((_, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            disk |= fields.first() == Some(&"D");
+            let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+            ticks += field(11).unwrap_or(0) + field(12).unwrap_or(0);
+        }
+    }
+    (ticks, disk)
 }
 
 /// SIGKILLs everything below `pid`, before `pid` itself is killed: a
@@ -845,13 +877,14 @@ enum Ending {
     Exited,
     /// Killed at the deadline.
     TimedOut,
-    /// Killed [`EXIT_GRACE`] after it reported the guest's disabled wait.
+    /// Killed after sitting idle for the exit grace once it had reported
+    /// the guest's disabled wait.
     HungAfterWait,
 }
 
 /// Pumps console lines until QEMU has exited and its pipes are drained, or
-/// until the deadline or `exit_grace` after the guest's disabled wait (when
-/// QEMU is set to exit there), when QEMU is killed. Returns QEMU's status and how it ended.
+/// until the deadline or `exit_grace` without work after the guest's
+/// disabled wait (when QEMU is set to exit there), when QEMU is killed. Returns QEMU's status and how it ended.
 fn supervise(
     child: &mut Qemu,
     rx: &Receiver<Event>,
@@ -862,13 +895,27 @@ fn supervise(
     // QEMU's status, how it ended, and when to stop waiting for the pipes.
     let mut ended: Option<(ExitStatus, Ending, Instant)> = None;
     let mut pipes_open = true;
+    // Once the guest's disabled wait is reported: since when QEMU is
+    // watched for the work of its exit, and its CPU time then.
+    let mut exit_watch: Option<(Instant, u64)> = None;
     loop {
         if ended.is_none() {
             let now = Instant::now();
-            let hung = match (exit_grace, console.stderr.wait_psw_at) {
-                (Some(grace), Some(at)) => now.duration_since(at) >= grace,
-                _ => false,
-            };
+            let mut hung = false;
+            if let (Some(grace), true) = (exit_grace, console.stderr.wait_psw.is_some()) {
+                match exit_watch {
+                    None => exit_watch = Some((now, activity(child.0.id()).0)),
+                    Some((since, ticks)) if now.duration_since(since) >= grace => {
+                        let (now_ticks, disk) = activity(child.0.id());
+                        if disk || now_ticks >= ticks + EXIT_WORK_TICKS {
+                            exit_watch = Some((now, now_ticks));
+                        } else {
+                            hung = true;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
             if let Some(status) = child.try_wait()? {
                 ended = Some((status, Ending::Exited, now + DRAIN_GRACE));
             } else if now >= deadline {
@@ -933,8 +980,6 @@ struct StderrFacts {
     crash_line: bool,
     /// The PSW line that followed it: `PSW: 0x<mask> 0x<address>`.
     wait_psw: Option<(u64, u64)>,
-    /// When that PSW line came: QEMU should exit right after.
-    wait_psw_at: Option<Instant>,
     /// "qemu-system-s390x: terminating on signal 15 from pid ...".
     terminated: Option<String>,
 }
@@ -949,7 +994,6 @@ impl StderrFacts {
             self.crash_line = true;
         } else if crash_line && self.wait_psw.is_none() {
             self.wait_psw = parse_psw_line(line);
-            self.wait_psw_at = self.wait_psw.map(|_| Instant::now());
         } else if line.contains("terminating on signal") && self.terminated.is_none() {
             self.terminated = Some(line.chars().take(QUOTE).collect());
         }
