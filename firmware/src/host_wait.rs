@@ -25,9 +25,13 @@ pub fn us(default_us: u64) -> u64 {
     }
 }
 
-/// A wait as failure messages give it: "10 s", or "1500 ms" when it is
-/// not whole seconds.
-pub fn shown(us: u64) -> alloc::string::String {
+/// The wait where the default is `default_us`, as failure messages give
+/// it: "10 s", or "1500 ms" when it is not whole seconds.
+pub fn text(default_us: u64) -> alloc::string::String {
+    shown(us(default_us))
+}
+
+fn shown(us: u64) -> alloc::string::String {
     if us.is_multiple_of(1_000_000) {
         crate::format!("{} s", us / 1_000_000)
     } else {
@@ -43,13 +47,13 @@ mod tests {
     fn the_given_wait_replaces_every_default_and_is_shown_as_given() {
         set(&crate::cmdline::parse(b"").unwrap());
         assert_eq!(us(10_000_000), 10_000_000);
-        assert_eq!(shown(us(10_000_000)), "10 s");
+        assert_eq!(text(10_000_000), "10 s");
         set(&crate::cmdline::parse(b"host-wait=1500").unwrap());
         assert_eq!(us(10_000_000), 1_500_000);
         assert_eq!(us(5_000_000), 1_500_000);
-        assert_eq!(shown(us(5_000_000)), "1500 ms");
+        assert_eq!(text(5_000_000), "1500 ms");
         set(&crate::cmdline::parse(b"host-wait=20000").unwrap());
-        assert_eq!(shown(us(5_000_000)), "20 s");
+        assert_eq!(text(5_000_000), "20 s");
         set(&crate::cmdline::parse(b"").unwrap());
     }
 }

@@ -169,7 +169,7 @@ pub fn config_change(m: &mut Machine) -> Outcome {
                     "indicator bit 0 set and an I/O interrupt",
                     format!(
                         "after {}: {} interrupts",
-                        crate::host_wait::shown(crate::host_wait::us(CONFIG_CHANGE_WAIT_US)).as_str(),
+                        crate::host_wait::text(CONFIG_CHANGE_WAIT_US).as_str(),
                         interrupts
                     )
                     .as_str(),

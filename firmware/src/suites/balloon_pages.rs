@@ -98,7 +98,7 @@ impl Open {
                 "a configuration change (the host's peer sets a balloon target)",
                 format!(
                     "none within {}",
-                    crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()
+                    crate::host_wait::text(HOST_WAIT_US).as_str()
                 )
                 .as_str(),
             ));
@@ -491,7 +491,7 @@ pub fn stats(m: &mut Machine) -> Outcome {
                         o.bus, index
                     ),
                     "the first buffer given back",
-                    format!("nothing within {}", crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()).as_str(),
+                    format!("nothing within {}", crate::host_wait::text(HOST_WAIT_US).as_str()).as_str(),
                 ))
             }
             Some(u) if u.token != token => {

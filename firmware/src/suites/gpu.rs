@@ -398,7 +398,7 @@ pub fn scanout(m: &mut Machine) -> Outcome {
             if !signalled {
                 return Err(format!(
                     "no restart interrupt from the runner within {} of the marker (its signal that the screendump is taken)",
-                    crate::host_wait::shown(crate::host_wait::us(DUMP_WAIT_US)).as_str()
+                    crate::host_wait::text(DUMP_WAIT_US).as_str()
                 ));
             }
             None

@@ -378,7 +378,7 @@ fn events_device(c: InputConfig, sid: u32, seed: u64, rounds: u32) -> Result<u32
                     r,
                     i,
                     e,
-                    crate::host_wait::shown(crate::host_wait::us(EVENT_WAIT_US)).as_str()
+                    crate::host_wait::text(EVENT_WAIT_US).as_str()
                 ));
             };
             match ev {

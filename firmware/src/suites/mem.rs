@@ -534,7 +534,7 @@ pub fn resize(m: &mut Machine) -> Outcome {
                 "a configuration change",
                 format!(
                     "none within {}",
-                    crate::host_wait::shown(crate::host_wait::us(HOST_WAIT_US)).as_str()
+                    crate::host_wait::text(HOST_WAIT_US).as_str()
                 )
                 .as_str(),
             ));

@@ -589,7 +589,7 @@ pub fn link(m: &mut Machine) -> Outcome {
                 "indicator bit 0 and an I/O interrupt",
                 format!(
                     "neither within {} ({} interrupts)",
-                    crate::host_wait::shown(crate::host_wait::us(LINK_WAIT_US)).as_str(),
+                    crate::host_wait::text(LINK_WAIT_US).as_str(),
                     indicators::subchannel_interrupts() - before
                 )
                 .as_str(),
@@ -1539,7 +1539,7 @@ fn exchange<R>(
         Some(Err(e)) => Err(e),
         None => Err(format!(
             "no answer within {} ({} other frames)",
-            crate::host_wait::shown(crate::host_wait::us(USER_WAIT_US)).as_str(),
+            crate::host_wait::text(USER_WAIT_US).as_str(),
             others
         )),
     }

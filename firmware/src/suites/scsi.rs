@@ -1467,7 +1467,7 @@ fn next_event(h: &mut Hba, slots: &[Slot], tokens: &mut [u16]) -> Result<scsi::E
                     "{} event queue 1: {} (no event within {})",
                     h.bus.as_str(),
                     e,
-                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str()
+                    crate::host_wait::text(HOTPLUG_WAIT_US).as_str()
                 ))
             }
         }

@@ -968,7 +968,7 @@ fn stress_round(
                 port_label(cfg, f.port).as_str(),
                 down.out.1,
                 down.out.0,
-                crate::host_wait::shown(crate::host_wait::us(DROP_WAIT_US)).as_str()
+                crate::host_wait::text(DROP_WAIT_US).as_str()
             ));
         }
         let waiting = flows.iter().any(|f| f.down.is_some());
@@ -1228,7 +1228,7 @@ fn close_port(d: &Device, port: u32, seed: u64) -> Result<String, String> {
     let Some(after) = closed else {
         return Err(format!(
             "no PORT_OPEN 0 within {} of the marker (came: {})",
-            crate::host_wait::shown(crate::host_wait::us(CLOSE_WAIT_US)).as_str(),
+            crate::host_wait::text(CLOSE_WAIT_US).as_str(),
             if s.log.len() > seen {
                 describe(&s.log[seen..])
             } else {
@@ -1378,7 +1378,7 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 format!("PORT_REMOVE for port {}", id),
                 format!(
                     "none within {} of the marker (came: {})",
-                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
+                    crate::host_wait::text(HOTPLUG_WAIT_US).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1420,7 +1420,7 @@ fn hotplug_device(d: &Device, cfg: &SerialConfig, seed: u64) -> Result<String, M
                 format!("PORT_ADD for port {}", id),
                 format!(
                     "none within {} of the marker (came: {})",
-                    crate::host_wait::shown(crate::host_wait::us(HOTPLUG_WAIT_US)).as_str(),
+                    crate::host_wait::text(HOTPLUG_WAIT_US).as_str(),
                     came(&log).as_str()
                 ),
             ));
@@ -1566,7 +1566,7 @@ fn went_down(bus: BusId, cfg: &SerialConfig, f: &mut Flow, end: u64, start: u64,
         down.rx,
         rx.in_flight(),
         end,
-        crate::host_wait::shown(crate::host_wait::us(DROP_WAIT_US)).as_str()
+        crate::host_wait::text(DROP_WAIT_US).as_str()
     );
     crate::out!(
         "{} {} {} tx {} rx {}\n",

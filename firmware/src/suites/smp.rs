@@ -252,7 +252,7 @@ fn plugged(m: &mut Machine, want: usize, before: &[u16]) -> Outcome {
                 crate::format!(
                     "{} within {} ({} configuration events)",
                     added.len(),
-                    crate::host_wait::shown(crate::host_wait::us(PLUG_TIMEOUT_US)).as_str(),
+                    crate::host_wait::text(PLUG_TIMEOUT_US).as_str(),
                     events
                 )
                 .as_str(),
