@@ -808,8 +808,6 @@ fn watchdog_reason(tap: &TapReport, events: &[QmpEvent]) -> Option<String> {
     ))
 }
 
-/// Whether QEMU's arguments make it print a crash's wait PSW: the last
-/// `-d` (each replaces the one before) names `guest_errors`.
 /// Whether QEMU exits by itself when the guest enters its disabled wait:
 /// a `panic` action of `exit-failure`, or `shutdown` (QEMU's default)
 /// while shutting down exits (no `-no-shutdown`, no `shutdown=pause`).
@@ -841,6 +839,8 @@ fn exits_at_disabled_wait(args: &[std::ffi::OsString]) -> bool {
     }
 }
 
+/// Whether QEMU's arguments make it print a crash's wait PSW: the last
+/// `-d` (each replaces the one before) names `guest_errors`.
 fn reports_wait_psw(args: &[std::ffi::OsString]) -> bool {
     let last = args.windows(2).rfind(|w| w[0] == "-d");
     last.is_some_and(|w| {
@@ -884,7 +884,8 @@ enum Ending {
 
 /// Pumps console lines until QEMU has exited and its pipes are drained, or
 /// until the deadline or `exit_grace` without work after the guest's
-/// disabled wait (when QEMU is set to exit there), when QEMU is killed. Returns QEMU's status and how it ended.
+/// disabled wait (when QEMU is set to exit there), when QEMU is killed.
+/// Returns QEMU's status and how it ended.
 fn supervise(
     child: &mut Qemu,
     rx: &Receiver<Event>,
