@@ -10,6 +10,7 @@ use qemu_runner::{
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -221,6 +222,7 @@ fn exit_on_signals() -> std::io::Result<()> {
         .name("signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
+                STOPPING.store(true, Ordering::SeqCst);
                 let killed = kill_running_qemus();
                 let name = match sig {
                     SIGINT => "SIGINT",
@@ -232,6 +234,17 @@ fn exit_on_signals() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Set by the signal thread before it kills QEMU: the run that then ends
+/// is not judged, the signal thread's exit status is the one that counts.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Waits for the signal thread to end the process, if it is doing so.
+fn wait_if_stopping() {
+    while STOPPING.load(Ordering::SeqCst) {
+        thread::park();
+    }
 }
 
 fn main() -> ExitCode {
@@ -260,7 +273,11 @@ fn main() -> ExitCode {
         PathBuf::from(name)
     });
     let opts = RunOptions::default().log(log).echo(!cli.quiet);
-    let outcome = match run(&cli.scenario, &cli.kernel, &opts) {
+    let outcome = run(&cli.scenario, &cli.kernel, &opts);
+    // QEMU killed by a stop signal: no verdict, and not exit status 1
+    // before the signal thread's 128 + the signal.
+    wait_if_stopping();
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
             eprintln!("qemu-runner: {e}");
