@@ -373,7 +373,7 @@ const OPTIONS: &[(&str, &str, Setter)] = &[
     }),
     (
         "host-wait",
-        "milliseconds from 1 to 600000 a check waits for a change asked of the host",
+        "milliseconds a check waits for a change asked of the host, 1 to 600000",
         |c, v| {
             c.host_wait_ms = Some(ranged(v, 1, 600_000)?);
             Some(())
