@@ -1,9 +1,9 @@
 //! `host-wait=`: how long a check waits for a change it asked the host
-//! for (a CPU started, a plug, a resize, a link change, a reconnect, an
-//! input event).
-//! Each such wait has a default of its own; the command line replaces them
-//! all, shorter for a test whose change never comes, longer for a slow
-//! host. Set once, before the first check runs.
+//! for (a CPU started, stopped or reset by SIGP, a plug, a resize, a link
+//! change, a reconnect, an input event). Each such wait has a default of
+//! its own; the command line replaces them all, shorter for a test whose
+//! change never comes, longer for a slow host. Set once, before the first
+//! check runs (and before the other CPUs are started).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
